@@ -35,7 +35,7 @@ class LoadConfig:
     behaviour: str = "normal"
     slow_interval: float = 0.05  # "slow": seconds between the bytes of a request
     timeout: float = 10.0
-    together: bool = False  # all clients connect before any sends
+    together: bool = False  # all clients connect before any sends, and close after all are done
     paths: list[str] = field(default_factory=list)  # default: the URL's path
 
     def check(self) -> None:
@@ -206,6 +206,9 @@ class _Client:
                 self.run_half_close()
             else:
                 self.run_requests()
+            if config.together:  # hold the connection until every client is done
+                assert self.barrier is not None
+                self.barrier.wait(config.timeout * max(1, config.requests))
         except threading.BrokenBarrierError:
             self.count(failed=1, error="not all clients connected in time")
         finally:
@@ -233,8 +236,9 @@ class _Client:
             try:
                 if self.sock is None:
                     self.connect()
-                last = left - batch == 0
-                self.send(self.request_bytes(batch, last_closes=last))
+                # Keep-alive clients never ask the server to close: they close
+                # themselves after the last answer (so the TIME_WAIT is theirs).
+                self.send(self.request_bytes(batch, last_closes=False))
                 answers, eof = self.read_responses(batch)
             except (OSError, httptools.HttpParserError) as exc:
                 self.count(failed=left, error=_describe(exc))
@@ -248,8 +252,10 @@ class _Client:
             left -= batch
             done += batch
             server_closes = eof or any(not keep for _, keep in answers)
-            if not config.keep_alive or server_closes or left == 0:
-                self.close("short" if not config.keep_alive else "done")
+            if not config.keep_alive or server_closes:
+                self.close("short" if not config.keep_alive else "server closed")
+            elif left == 0 and not config.together:
+                self.close("done")
 
     def run_abort(self) -> None:
         """Send requests, then reset the connection (SO_LINGER 0) without reading."""

@@ -1,0 +1,72 @@
+"""Shared fixtures. Qt needs a platform: tests run offscreen, never on a display."""
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from typing import Iterator
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import pytest
+
+from engine import MemorySink, Probe, ServerConfig, create_server
+from engine.server import Server
+
+# Every mode, and both triggers of epoll.
+ALL_MODES = [("threaded", "level"), ("nonblocking", "level"), ("epoll", "level"),
+             ("epoll", "edge"), ("selectors", "level")]
+MODE_IDS = [m if m != "epoll" else f"epoll-{t}" for m, t in ALL_MODES]
+
+
+@contextlib.contextmanager
+def running_server(mode: str = "epoll", trigger: str = "level", **options: object
+                   ) -> Iterator[tuple[Server, MemorySink]]:
+    """A real server on 127.0.0.1 (free port) recording into a memory sink."""
+    if mode == "nonblocking":
+        options.setdefault("sweep_pause", 0.001)  # spare the CPU other tests share
+    config = ServerConfig(mode=mode, trigger=trigger, port=0, **options)  # type: ignore[arg-type]
+    sink = MemorySink()
+    probe = Probe("server")
+    probe.add_sink(sink)
+    server = create_server(config, probe).start()
+    try:
+        yield server, sink
+    finally:
+        server.stop()
+
+
+@pytest.fixture(autouse=True)
+def no_leftovers() -> Iterator[None]:
+    """Fail a test that leaves threads or child processes behind."""
+    before = set(threading.enumerate())
+    yield
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        extra = [t for t in threading.enumerate() if t not in before and t.is_alive()]
+        if not extra:
+            break
+        time.sleep(0.02)
+    else:
+        pytest.fail(f"test left threads running: {[t.name for t in extra]}")
+    children = _child_pids()
+    if children:
+        pytest.fail(f"test left child processes running: {children}")
+
+
+def _child_pids() -> list[int]:
+    """Live (non-zombie) children of this process; Linux /proc, elsewhere none known."""
+    me = os.getpid()
+    pids = []
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else ():
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == me and fields[0] != "Z":
+            pids.append(int(entry))
+    return pids

@@ -1,0 +1,264 @@
+"""Every mode, over real loopback sockets: answers, keep-alive, pipelining,
+partial sends, 1,000 concurrent connections, events and connection ids."""
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from engine.clients import LoadConfig, run_load
+from engine.events import KINDS, MemorySink, Probe
+from tests.conftest import ALL_MODES, MODE_IDS, running_server
+
+SITE = Path(__file__).resolve().parents[2] / "html"
+BIG = (SITE / "images" / "big.bmp").read_bytes()
+
+
+def fetch_raw(address: tuple, request: bytes, timeout: float = 5.0) -> bytes:
+    """Send ``request`` on a new connection and read until the server closes."""
+    with socket.create_connection(address[:2], timeout=timeout) as sock:
+        sock.sendall(request)
+        chunks = []
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            data = sock.recv(1 << 20)
+            if not data:
+                break
+            chunks.append(data)
+        return b"".join(chunks)
+
+
+def split_responses(raw: bytes) -> list[tuple[bytes, dict[bytes, bytes], bytes]]:
+    """Split a byte stream of responses by Content-Length."""
+    out = []
+    while raw:
+        head, sep, rest = raw.partition(b"\r\n\r\n")
+        assert sep, f"incomplete head: {raw[:200]!r}"
+        lines = head.split(b"\r\n")
+        headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(b":") for ln in lines[1:])}
+        length = int(headers[b"content-length"])
+        out.append((lines[0], headers, rest[:length]))
+        raw = rest[length:]
+    return out
+
+
+@pytest.mark.parametrize("mode,trigger", ALL_MODES, ids=MODE_IDS)
+def test_pipelined_requests_are_answered_in_order(mode: str, trigger: str) -> None:
+    paths = ["/robots.txt", "/css/style.css", "/", "/data/sample.json"]
+    request = b"".join(f"GET {p} HTTP/1.1\r\nHost: t\r\n\r\n".encode() for p in paths[:-1])
+    request += f"GET {paths[-1]} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".encode()
+    with running_server(mode, trigger) as (server, _):
+        responses = split_responses(fetch_raw(server.address, request))
+    expected = [(SITE / "robots.txt").read_bytes(), (SITE / "css/style.css").read_bytes(),
+                (SITE / "index.html").read_bytes(), (SITE / "data/sample.json").read_bytes()]
+    assert [body for _, _, body in responses] == expected
+    assert all(status == b"HTTP/1.1 200 OK" for status, _, _ in responses)
+    assert responses[-1][1][b"connection"] == b"close"
+
+
+@pytest.mark.parametrize("mode,trigger", ALL_MODES, ids=MODE_IDS)
+def test_request_split_into_single_bytes(mode: str, trigger: str) -> None:
+    request = b"GET /robots.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+    with running_server(mode, trigger) as (server, sink):
+        with socket.create_connection(server.address[:2], timeout=5) as sock:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            for i in range(len(request)):
+                sock.sendall(request[i:i + 1])
+                time.sleep(0.001)
+            raw = b""
+            for _ in range(100):
+                data = sock.recv(65536)
+                if not data:
+                    break
+                raw += data
+        recvs = [e for e in sink.of_kind("recv") if e.data["bytes"]]
+    (status, headers, body), = split_responses(raw)
+    assert status.endswith(b"200 OK") and body == (SITE / "robots.txt").read_bytes()
+    assert len(recvs) > 3, "the request really arrived in pieces"
+
+
+@pytest.mark.parametrize("mode,trigger", ALL_MODES, ids=MODE_IDS)
+def test_large_file_streams_intact_to_a_slow_reader(mode: str, trigger: str) -> None:
+    """A 1.5 MiB answer to a client that reads slowly: sends go partial (or
+    block), the bytes arrive intact, and memory stays bounded meanwhile."""
+    with running_server(mode, trigger) as (server, sink):
+        with socket.create_connection(server.address[:2], timeout=5) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+            sock.sendall(b"GET /images/big.bmp HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            time.sleep(0.2)  # let the server fill the socket buffers
+            conn = next(iter(server.conns.values()), None)
+            if conn is not None:
+                assert len(conn.out) <= 64 * 1024 + 1024, "unsent bytes must stay bounded"
+            raw = b""
+            for _ in range(10_000):
+                data = sock.recv(65536)
+                if not data:
+                    break
+                raw += data
+    (status, headers, body), = split_responses(raw)
+    assert int(headers[b"content-length"]) == len(BIG) and body == BIG
+    sends = sink.of_kind("send")
+    if mode != "threaded":
+        assert any(e.data["bytes"] < e.data["wanted"] for e in sends) or sink.of_kind("eagain"), \
+            "a non-blocking server must meet a full socket buffer on 1.5 MiB"
+
+
+@pytest.mark.parametrize("mode,trigger", ALL_MODES, ids=MODE_IDS)
+def test_keep_alive_and_short_connections(mode: str, trigger: str) -> None:
+    with running_server(mode, trigger) as (server, sink):
+        keep = run_load(LoadConfig(server.url, clients=4, requests=25, keep_alive=True, timeout=5))
+        short = run_load(LoadConfig(server.url, clients=4, requests=25, keep_alive=False, timeout=5))
+    assert (keep.ok, keep.failed, keep.connections) == (100, 0, 4)
+    assert (short.ok, short.failed, short.connections) == (100, 0, 100)
+    assert server.stats.accepted == 104
+
+
+@pytest.mark.parametrize("mode,trigger", ALL_MODES, ids=MODE_IDS)
+def test_policy_close_forces_short_connections(mode: str, trigger: str) -> None:
+    with running_server(mode, trigger, policy="close") as (server, sink):
+        result = run_load(LoadConfig(server.url, clients=2, requests=5, keep_alive=True, timeout=5))
+    assert result.ok == 10 and result.failed == 0
+    assert result.connections == 10, "every answer said close, so every request needed a connection"
+    assert all(e.data["reason"] == "keep-alive off" for e in sink.of_kind("close")
+               if e.src == "server")
+
+
+@pytest.mark.parametrize("mode,trigger", ALL_MODES, ids=MODE_IDS)
+def test_thousand_concurrent_keep_alive_connections(mode: str, trigger: str) -> None:
+    # together: all connect, then send, then all close once every one is answered
+    config = LoadConfig("", clients=1000, requests=3, keep_alive=True, together=True, timeout=30)
+    with running_server(mode, trigger) as (server, sink):
+        config.url = server.url
+        result = run_load(config)
+        assert sink.wait_for(lambda evs: sum(e.kind == "close" for e in evs) >= 1000, 10)
+    assert (result.ok, result.failed, result.connections) == (3000, 0, 1000)
+    open_now = peak = 0
+    for event in sink.events:  # in emission order
+        if event.kind == "accept":
+            open_now += 1
+            peak = max(peak, open_now)
+        elif event.kind == "close":
+            open_now -= 1
+    assert peak == 1000, f"only {peak} connections were open at once"
+
+
+@pytest.mark.parametrize("mode,trigger", ALL_MODES, ids=MODE_IDS)
+def test_events_follow_the_vocabulary_and_share_connection_ids(mode: str, trigger: str) -> None:
+    client_sink = MemorySink()
+    client_probe = Probe("client")
+    client_probe.add_sink(client_sink)
+    with running_server(mode, trigger) as (server, sink):
+        result = run_load(LoadConfig(server.url, clients=3, requests=2, keep_alive=True),
+                          client_probe)
+        assert result.ok == 6
+        assert sink.wait_for(lambda evs: sum(e.kind == "close" for e in evs) >= 3, 5)
+    events = list(sink.events)
+    for e in events + list(client_sink.events):
+        assert e.kind in KINDS, e
+        assert set(KINDS[e.kind]) <= set(e.data), f"{e.kind} lacks {set(KINDS[e.kind]) - set(e.data)}"
+    kinds = {e.kind for e in events}
+    expected = {"listen", "accept", "recv", "send", "request", "response", "close", "mode"}
+    expected |= {"thread_start", "thread_exit"} if mode == "threaded" else set()
+    expected |= {"poll_sweep", "eagain"} if mode == "nonblocking" else set()
+    expected |= {"epoll_ctl", "epoll_wait"} if mode in ("epoll", "selectors") else set()
+    assert expected <= kinds, expected - kinds
+    seqs = [e.seq for e in events]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+    server_ids = {e.conn for e in events if e.kind == "accept"}
+    client_ids = {e.conn for e in client_sink.events if e.kind == "connect"}
+    assert len(server_ids) == 3 and server_ids == client_ids
+    for conn_id in server_ids:  # one connection's story, in order
+        story = [e.kind for e in events if e.conn == conn_id and e.kind in
+                 ("accept", "request", "response", "close")]
+        assert story == ["accept", "request", "response", "request", "response", "close"]
+    if mode == "epoll":
+        waits = [e for e in events if e.kind == "epoll_wait" and e.data["ready"]]
+        fds = {e.fd for e in events if e.kind == "accept"}
+        assert any(fd in fds for w in waits for fd, _ in w.data["ready"])
+        masks = {e.data["mask"] for e in events if e.kind == "epoll_ctl" and e.data["op"] == "ADD"
+                 and e.conn}
+        assert masks == ({"IN|ET"} if trigger == "edge" else {"IN"})
+
+
+def test_edge_triggered_reads_until_eagain() -> None:
+    """Edge: after each readable report the loop drains that fd until recv says
+    EAGAIN (or the peer closed), before it waits again."""
+    with running_server("epoll", "edge") as (server, sink):
+        run_load(LoadConfig(server.url, clients=3, requests=5))
+    events = list(sink.events)
+    conn_fds = {e.fd for e in events if e.kind == "accept"}
+    waits = [i for i, e in enumerate(events) if e.kind == "epoll_wait"] + [len(events)]
+    checked = 0
+    for start, end in zip(waits, waits[1:]):
+        for fd, mask in events[start].data["ready"]:
+            if fd in conn_fds and mask & 1:
+                window = events[start + 1:end]
+                assert any(e.fd == fd and (e.kind == "close" or
+                                           (e.kind == "eagain" and e.data["op"] == "recv"))
+                           for e in window), f"fd {fd} reported readable but not drained"
+                checked += 1
+    assert checked >= 5
+    with running_server("epoll", "level") as (server, sink):
+        run_load(LoadConfig(server.url, clients=3, requests=5))
+    assert not [e for e in sink.of_kind("eagain") if e.data["op"] == "recv"], \
+        "level-triggered reads once per report and never needs to hit EAGAIN"
+
+
+def test_nonblocking_sweeps_count_wasted_tries() -> None:
+    with running_server("nonblocking", sweep_pause=0.002) as (server, sink):
+        with socket.create_connection(server.address[:2], timeout=5):
+            time.sleep(0.2)  # an idle connection: every sweep asks it in vain
+    sweeps = sink.of_kind("poll_sweep")
+    assert len(sweeps) >= 20
+    idle = [s for s in sweeps if s.data["sockets"] == 2]
+    assert idle and all(s.data["eagain"] >= 2 and s.data["useful"] == 0 for s in idle[1:-1])
+
+
+def test_threaded_mode_joins_its_threads_on_stop() -> None:
+    with running_server("threaded") as (server, sink):
+        socks = [socket.create_connection(server.address[:2], timeout=5) for _ in range(5)]
+        assert sink.wait_for(lambda evs: sum(e.kind == "thread_start" for e in evs) >= 6, 5)
+        threads = list(server.threads)
+        assert len(threads) == 5
+    for s in socks:
+        s.close()
+    assert not any(t.is_alive() for t in threads)
+    assert len(sink.of_kind("thread_exit")) == 6
+
+
+@pytest.mark.parametrize("mode,trigger", ALL_MODES, ids=MODE_IDS)
+def test_stop_is_immediate(mode: str, trigger: str) -> None:
+    with running_server(mode, trigger, sweep_pause=5.0 if mode == "nonblocking" else 0.0) as (server, _):
+        with socket.create_connection(server.address[:2], timeout=5):
+            time.sleep(0.05)
+            started = time.monotonic()
+            server.stop()
+            took = time.monotonic() - started
+    assert took < 0.5, f"stopping took {took:.2f} s"
+
+
+def test_head_has_headers_and_no_body() -> None:
+    with running_server() as (server, _):
+        raw = fetch_raw(server.address, b"HEAD / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert b"Content-Length: %d" % len((SITE / "index.html").read_bytes()) in head
+    assert body == b""
+
+
+def test_reuseaddr_off_meets_time_wait() -> None:
+    """Without SO_REUSEADDR, a port with a TIME_WAIT socket cannot be bound again."""
+    with running_server(policy="close") as (server, _):
+        port = server.address[1]
+        fetch_raw(server.address, b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")  # server closes first
+    from engine import ServerConfig, create_server
+    again = create_server(ServerConfig(port=port, reuseaddr=False))
+    with pytest.raises(OSError) as info:
+        again.bind()
+    import errno
+    assert info.value.errno == errno.EADDRINUSE
+    reuse = create_server(ServerConfig(port=port, reuseaddr=True))
+    reuse.bind()
+    reuse.listener.close()
