@@ -1,0 +1,348 @@
+"""One client connection, shared by every I/O mode.
+
+The modes differ only in *when* they call ``handle_read`` and ``handle_write``
+(a thread blocked in recv, a polling sweep, epoll's ready list). What a
+connection does with the bytes is here, once: parse, answer in order, buffer
+what the socket did not take, stream large files, time out, and close.
+
+The lecture's servers had four bugs this class must not have: ``recv(1024)``
+taken as a whole request, partial ``send`` results ignored, no
+Content-Length on keep-alive, and a path joined onto the root unchecked.
+"""
+from __future__ import annotations
+
+import socket
+import time
+from collections import deque
+from typing import TYPE_CHECKING, BinaryIO
+
+from .http import (ALLOWED_METHODS, HttpError, Request, RequestParser, error_body,
+                   response_head)
+from .static import content_type
+
+if TYPE_CHECKING:
+    from .server import Server
+
+RECV_SIZE = 64 * 1024
+FILE_CHUNK = 64 * 1024
+OUT_HIGH = 64 * 1024  # answer further pipelined requests only below this much unsent
+MAX_PENDING = 64  # pipelined requests waiting for an answer; stop reading beyond
+
+
+class Connection:
+    __slots__ = ("server", "sock", "fd", "id", "peer", "tid", "parser", "pending", "out",
+                 "body", "body_left", "close_after", "closed", "deadline", "deadline_why",
+                 "requests", "bytes_in", "bytes_out", "mask", "read_paused", "blocking",
+                 "__weakref__")
+
+    def __init__(self, server: "Server", sock: socket.socket, conn_id: str, peer: str,
+                 tid: int, blocking: bool = False) -> None:
+        self.server = server
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.id = conn_id
+        self.peer = peer
+        self.tid = tid
+        self.parser = RequestParser()
+        self.pending: deque[Request | HttpError] = deque()
+        self.out = b""  # bytes the socket has not taken yet
+        self.body: BinaryIO | None = None  # a large file being streamed
+        self.body_left = 0
+        self.close_after = False  # close once everything queued is sent
+        self.closed = False
+        self.deadline = time.monotonic() + server.config.header_timeout
+        self.deadline_why = "header_timeout"
+        self.requests = 0
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self.mask = 0  # the epoll/selectors interest currently registered
+        self.read_paused = False
+        self.blocking = blocking
+
+    # ------------------------------------------------------------ reading
+    def wants_read(self) -> bool:
+        return not self.closed and not self.close_after and len(self.pending) < MAX_PENDING
+
+    def wants_write(self) -> bool:
+        return not self.closed and (bool(self.out) or self.body is not None)
+
+    def handle_read(self, drain: bool = False) -> None:
+        """Receive once (or until EAGAIN when ``drain``), answer what completed."""
+        sock = self.sock
+        probe = self.server.probe
+        while True:
+            if not self.wants_read():
+                self.read_paused = True
+                return
+            try:
+                data = sock.recv(RECV_SIZE)
+            except BlockingIOError:
+                self.server.stats.eagain += 1
+                if probe.active:
+                    probe.emit("eagain", self.id, self.fd, self.tid, op="recv")
+                return
+            except TimeoutError:
+                self._time_out()
+                return
+            except OSError as exc:
+                self._fail_io("recv", exc)
+                return
+            if probe.active:
+                probe.emit("recv", self.id, self.fd, self.tid, bytes=len(data))
+            if not data:
+                self.close("peer closed")
+                return
+            self.bytes_in += len(data)
+            self.read_paused = False
+            self._feed(data)
+            if self.closed:
+                return
+            self.handle_write()
+            if not drain or self.closed:
+                return
+
+    def _feed(self, data: bytes) -> None:
+        try:
+            requests = self.parser.feed(data)
+        except HttpError as exc:
+            requests = self.parser.take_done()
+            self.pending.extend(requests)
+            self._note_requests(requests)
+            self.pending.append(exc)
+            probe = self.server.probe
+            if probe.active:
+                probe.emit("error", self.id, self.fd, self.tid, what=exc.what, detail=exc.detail,
+                           status=exc.status)
+            self.server.stats.bad_requests += 1
+            return
+        if requests:
+            self.pending.extend(requests)
+            self._note_requests(requests)
+        elif self.deadline_why != "header_timeout" and self.parser.in_head:
+            self._set_deadline("header_timeout")
+
+    def _note_requests(self, requests: list[Request]) -> None:
+        probe = self.server.probe
+        if probe.active:
+            for req in requests:
+                probe.emit("request", self.id, self.fd, self.tid, method=req.method,
+                           path=req.target.decode("latin-1"), version=req.version,
+                           keep_alive=req.keep_alive)
+
+    # ------------------------------------------------------------ answering
+    def _answer_next(self) -> None:
+        """Queue the answer to the oldest pending request (or refusal)."""
+        item = self.pending.popleft()
+        server = self.server
+        if isinstance(item, HttpError):
+            self._queue_error(item.status, item.detail or item.what, "", keep_alive=False)
+            return
+        self.requests += 1
+        keep_alive = item.keep_alive and server.keep_alive_policy
+        if not keep_alive:
+            self.close_after = True
+        if item.method not in ALLOWED_METHODS:
+            self._queue_error(405, f"method {item.method} is not allowed", item.target,
+                              keep_alive, (("Allow", ", ".join(ALLOWED_METHODS)),))
+            return
+        site = server.site
+        resolved = site.resolve(item.target)
+        if resolved.status == 301:
+            self._queue_error(301, "", item.target, keep_alive,
+                              (("Location", resolved.location or "/"),))
+            return
+        if resolved.status != 200 or resolved.path is None:
+            self._queue_not_found(resolved.status, item, keep_alive)
+            return
+        head_only = item.method == "HEAD"
+        date = server.date.now()
+        cached = site.small_file(resolved.path, time.monotonic())
+        if cached is not None:
+            head = response_head(200, cached.size, cached.ctype, date, keep_alive)
+            self._queue(head if head_only else head + cached.body)
+            self._note_response(200, cached.size, item.target)
+            return
+        try:
+            f = open(resolved.path, "rb")
+            size = f.seek(0, 2)
+            f.seek(0)
+        except OSError:
+            site.forget()
+            self._queue_not_found(404, item, keep_alive)
+            return
+        self._queue(response_head(200, size, content_type(resolved.path), date, keep_alive))
+        self._note_response(200, size, item.target)
+        if head_only or size == 0:
+            f.close()
+        else:
+            self.body = f
+            self.body_left = size
+
+    def _queue_not_found(self, status: int, item: Request, keep_alive: bool) -> None:
+        body = b""
+        if status == 404:
+            page = self.server.site.resolve(b"/404.html")
+            cached = self.server.site.small_file(page.path, time.monotonic()) if page.path else None
+            if cached is not None:
+                body = cached.body
+        if not body:
+            body = error_body(status)
+        ctype = "text/html; charset=utf-8" if body.startswith(b"<") else "text/plain; charset=utf-8"
+        head = response_head(status, len(body), ctype, self.server.date.now(), keep_alive)
+        self._queue(head if item.method == "HEAD" else head + body)
+        self._note_response(status, len(body), item.target)
+
+    def _queue_error(self, status: int, detail: str, target: bytes | str, keep_alive: bool,
+                     extra: tuple[tuple[str, str], ...] = ()) -> None:
+        body = error_body(status, detail if status >= 400 else "")
+        if not keep_alive:
+            self.close_after = True
+        head = response_head(status, len(body), "text/plain; charset=utf-8",
+                             self.server.date.now(), keep_alive, extra)
+        self._queue(head + body)
+        if isinstance(target, bytes):
+            target = target.decode("latin-1")
+        self._note_response(status, len(body), target)
+
+    def _queue(self, data: bytes) -> None:
+        self.out = self.out + data if self.out else data
+
+    def _note_response(self, status: int, length: int, target: bytes | str) -> None:
+        self.server.stats.responses += 1
+        probe = self.server.probe
+        if probe.active:
+            if isinstance(target, bytes):
+                target = target.decode("latin-1")
+            probe.emit("response", self.id, self.fd, self.tid, status=status, length=length,
+                       path=target)
+
+    # ------------------------------------------------------------ writing
+    def handle_write(self) -> None:
+        """Send what is queued, answering pending requests as room frees up.
+
+        Non-blocking: returns when the socket would block (``wants_write``
+        then says so). Blocking (threaded mode): returns when all is sent.
+        """
+        sock = self.sock
+        probe = self.server.probe
+        while not self.closed:
+            if not self.out:
+                if self.body is not None:
+                    self._refill_from_body()
+                    continue
+                if self.pending and not self.close_after:
+                    self._answer_next()
+                    continue
+                break
+            out = self.out
+            try:
+                sent = sock.send(out)
+            except BlockingIOError:
+                self.server.stats.eagain += 1
+                if probe.active:
+                    probe.emit("eagain", self.id, self.fd, self.tid, op="send")
+                return
+            except TimeoutError:
+                self._time_out()
+                return
+            except OSError as exc:
+                self._fail_io("send", exc)
+                return
+            self.bytes_out += sent
+            if probe.active:
+                probe.emit("send", self.id, self.fd, self.tid, bytes=sent, wanted=len(out))
+            self.out = out[sent:] if sent < len(out) else b""
+            if self.pending and len(self.out) < OUT_HIGH and self.body is None \
+                    and not self.close_after:
+                self._answer_next()
+        if self.closed:
+            return
+        # Everything queued went out.
+        if self.close_after:
+            self.close("keep-alive off" if self.requests else "refused")
+        elif not self.pending:
+            if self.parser.in_head:
+                if self.deadline_why != "header_timeout":
+                    self._set_deadline("header_timeout")
+            else:
+                self._set_deadline("idle_timeout")
+
+    def _refill_from_body(self) -> None:
+        body = self.body
+        assert body is not None
+        try:
+            chunk = body.read(min(FILE_CHUNK, self.body_left))
+        except OSError as exc:
+            chunk = b""
+            self._report("error", what="file_read", detail=str(exc))
+        if not chunk:
+            # The file shrank under us: the promised length cannot be kept.
+            body.close()
+            self.body = None
+            if self.body_left:
+                self.close("file truncated while sending")
+            return
+        self.body_left -= len(chunk)
+        self.out = chunk
+        if self.body_left <= 0:
+            body.close()
+            self.body = None
+
+    # ------------------------------------------------------------ ending
+    def _set_deadline(self, why: str) -> None:
+        config = self.server.config
+        timeout = config.idle_timeout if why == "idle_timeout" else config.header_timeout
+        self.deadline = time.monotonic() + timeout
+        self.deadline_why = why
+        if self.blocking:
+            self.sock.settimeout(timeout)
+
+    def expire_if_due(self, now: float) -> bool:
+        """Close the connection if its deadline passed; returns whether it did."""
+        if self.closed or now < self.deadline:
+            return False
+        if self.wants_write():
+            if self.deadline_why != "send_timeout":  # progress resets the clock
+                self.deadline = now + self.server.config.send_timeout
+                self.deadline_why = "send_timeout"
+                return False
+        self._time_out()
+        return True
+
+    def _time_out(self) -> None:
+        why = self.deadline_why
+        self._report("error", what=why, detail=f"no progress within the {why.replace('_', ' ')}")
+        if why == "header_timeout" and self.parser.in_head and not self.out:
+            # A request was started and never finished: say so before closing.
+            try:
+                self.sock.send(response_head(408, 0, "text/plain", self.server.date.now(), False))
+            except OSError:
+                pass
+        self.close(why)
+
+    def _fail_io(self, op: str, exc: OSError) -> None:
+        what = {ConnectionResetError: "reset", BrokenPipeError: "epipe"}.get(type(exc), "oserror")
+        self.server.stats.io_errors += 1
+        self._report("error", what=what, detail=f"{op}: {exc.strerror or exc}")
+        self.close(what)
+
+    def _report(self, kind: str, **data: object) -> None:
+        probe = self.server.probe
+        if probe.active:
+            probe.emit(kind, self.id, self.fd, self.tid, **data)
+
+    def close(self, reason: str) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self.body is not None:
+            self.body.close()
+            self.body = None
+        self.out = b""
+        self.pending.clear()
+        self._report("close", reason=reason)
+        self.server._forget(self)  # before close: the mode may unregister the fd
+        try:
+            self.sock.close()
+        except OSError:
+            pass

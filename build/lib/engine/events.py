@@ -1,0 +1,148 @@
+"""The event vocabulary and the probe that emits it.
+
+Every event is an immutable ``Event`` tuple. The common fields are the same
+for every kind; kind-specific fields live in ``data`` (a dict nobody mutates
+after emission). ``KINDS`` documents the vocabulary: the visualizer and the
+trace reader rely on these names, so keep them stable once shipped.
+"""
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections import deque
+from typing import Any, Callable, NamedTuple
+
+SOURCES = ("server", "client", "kernel", "capture", "engine")
+
+# kind -> the kind-specific fields it carries (documentation and test oracle).
+KINDS: dict[str, tuple[str, ...]] = {
+    "listen": ("host", "port", "backlog", "reuseaddr"),
+    "accept": ("peer",),
+    "connect": ("peer",),
+    "recv": ("bytes",),
+    "send": ("bytes", "wanted"),
+    "eagain": ("op",),
+    "shutdown": ("how",),
+    "close": ("reason",),
+    "epoll_ctl": ("op", "mask"),
+    "epoll_wait": ("timeout", "ready"),
+    "poll_sweep": ("sockets", "tries", "eagain", "useful"),
+    "thread_start": ("name",),
+    "thread_exit": ("name",),
+    "request": ("method", "path", "version", "keep_alive"),
+    "response": ("status", "length", "path"),
+    "tcp_state": ("side", "state", "previous"),
+    "packet": ("sport", "dport", "flags", "tcp_seq", "ack", "len", "win", "origin"),
+    "gate": ("action",),
+    "mode": ("mode", "trigger", "policy", "multiplexer"),
+    "error": ("what", "detail"),
+    "dropped": ("count", "sink"),
+}
+
+
+class Event(NamedTuple):
+    seq: int
+    t_ns: int
+    src: str
+    kind: str
+    conn: str | None
+    fd: int
+    thread: int
+    data: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        row = {"seq": self.seq, "t_ns": self.t_ns, "src": self.src, "kind": self.kind,
+               "conn": self.conn, "fd": self.fd, "thread": self.thread}
+        row.update(self.data)
+        return row
+
+    @classmethod
+    def from_dict(cls, row: dict[str, Any]) -> "Event":
+        data = {k: v for k, v in row.items() if k not in _COMMON}
+        if "ready" in data and data["ready"] is not None:
+            data["ready"] = [tuple(pair) for pair in data["ready"]]
+        return cls(int(row["seq"]), int(row["t_ns"]), str(row["src"]), str(row["kind"]),
+                   row.get("conn"), int(row.get("fd", -1)), int(row.get("thread", 0)), data)
+
+
+_COMMON = frozenset(Event._fields) - {"data"}
+
+Sink = Callable[[Event], None]
+
+
+class Probe:
+    """Where the engine reports what it does.
+
+    Call sites guard with ``if probe.active:`` so that emitting costs one
+    attribute read when nobody listens. Sinks must not block; a sink that
+    raises is removed and the failure is counted, never propagated into the
+    server's loop.
+    """
+
+    def __init__(self, src: str = "server") -> None:
+        self.src = src
+        self.active = False
+        self._sinks: tuple[Sink, ...] = ()
+        self._seq = itertools.count(1)
+        self._lock = threading.Lock()
+        self.failed_sinks: list[tuple[Sink, BaseException]] = []
+
+    def add_sink(self, sink: Sink) -> None:
+        with self._lock:
+            self._sinks = self._sinks + (sink,)
+            self.active = True
+
+    def remove_sink(self, sink: Sink) -> None:
+        with self._lock:
+            self._sinks = tuple(s for s in self._sinks if s is not sink)
+            self.active = bool(self._sinks)
+
+    def emit(self, kind: str, conn: str | None = None, fd: int = -1, thread: int = 0,
+             **data: Any) -> None:
+        event = Event(next(self._seq), time.monotonic_ns(), self.src, kind, conn, fd, thread, data)
+        for sink in self._sinks:
+            try:
+                sink(event)
+            except Exception as exc:  # a broken sink must never break the server
+                self.failed_sinks.append((sink, exc))
+                self.remove_sink(sink)
+
+
+class MemorySink:
+    """Keeps events in memory (tests, scripts). Bounded: counts what it drops."""
+
+    def __init__(self, maxlen: int | None = None) -> None:
+        self.events: deque[Event] = deque()
+        self.maxlen = maxlen
+        self.dropped = 0
+        self._cond = threading.Condition()
+
+    def __call__(self, event: Event) -> None:
+        if self.maxlen is not None and len(self.events) >= self.maxlen:
+            self.dropped += 1
+            return
+        self.events.append(event)
+        if self._waiting:
+            with self._cond:
+                self._cond.notify_all()
+
+    _waiting = 0
+
+    def of_kind(self, *kinds: str) -> list[Event]:
+        return [e for e in list(self.events) if e.kind in kinds]
+
+    def wait_for(self, predicate: Callable[[list[Event]], bool], timeout: float = 5.0) -> bool:
+        """Wait (bounded) until ``predicate(events)`` holds; returns whether it did."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            self._waiting += 1
+            try:
+                while not predicate(list(self.events)):
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return False
+                    self._cond.wait(min(left, 0.05))
+                return True
+            finally:
+                self._waiting -= 1

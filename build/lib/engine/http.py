@@ -1,0 +1,222 @@
+"""HTTP/1.x without sockets: requests in, response heads out.
+
+``RequestParser`` wraps httptools (llhttp). It is fed whatever bytes arrived
+(a request split over many reads, or many requests in one read) and returns
+the requests completed so far, in order. Anything it cannot accept raises
+``HttpError`` carrying the status to answer with; the connection then sends
+that answer and closes. Nothing here touches a socket, so it is tested byte by
+byte.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from email.utils import formatdate
+
+import httptools
+
+SERVER_NAME = "SockScope"
+MAX_REQUEST_LINE = 8 * 1024
+MAX_HEADER_BYTES = 16 * 1024
+ALLOWED_METHODS = ("GET", "HEAD")
+HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+REASONS = {
+    200: "OK", 301: "Moved Permanently", 304: "Not Modified", 400: "Bad Request",
+    403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 408: "Request Timeout",
+    414: "URI Too Long", 431: "Request Header Fields Too Large", 500: "Internal Server Error",
+    503: "Service Unavailable", 505: "HTTP Version Not Supported",
+}
+
+_TOKEN_CHARS = frozenset(b"!#$%&'*+-.^_`|~0123456789"
+                         b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+
+
+class HttpError(Exception):
+    """Input the server refuses. ``what`` names it in the trace (``malformed``,
+    ``tls_client_hello``...); ``status`` is the answer."""
+
+    def __init__(self, status: int, what: str, detail: str = "") -> None:
+        super().__init__(f"{status} {what}: {detail}" if detail else f"{status} {what}")
+        self.status = status
+        self.what = what
+        self.detail = detail
+
+
+@dataclass(slots=True)
+class Request:
+    method: str
+    target: bytes  # the request-target exactly as sent
+    version: str  # "1.0" or "1.1"
+    keep_alive: bool
+    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+
+    def header(self, name: bytes) -> bytes | None:
+        name = name.lower()
+        for key, value in self.headers:
+            if key.lower() == name:
+                return value
+        return None
+
+
+def sniff_foreign_protocol(first_bytes: bytes) -> HttpError | None:
+    """Recognise the protocols browsers and tools send to a plain HTTP/1 port."""
+    if len(first_bytes) >= 3 and first_bytes[0] == 0x16 and first_bytes[1] == 0x03 \
+            and first_bytes[2] <= 0x04:
+        return HttpError(400, "tls_client_hello", "a TLS handshake reached the plain-HTTP port")
+    if first_bytes[:len(HTTP2_PREFACE)] == HTTP2_PREFACE[:len(first_bytes)] and len(first_bytes) >= 4:
+        if first_bytes.startswith(b"PRI "):
+            return HttpError(400, "http2_preface", "an HTTP/2 connection preface (prior knowledge)")
+    return None
+
+
+class RequestParser:
+    """Turns received bytes into ``Request`` objects (pipelining included)."""
+
+    __slots__ = ("_parser", "_done", "_url", "_url_len", "_headers", "_header_bytes",
+                 "_in_head", "_began_now", "_head_bytes", "_seen_any", "closed")
+
+    def __init__(self) -> None:
+        self._parser = httptools.HttpRequestParser(self)
+        self._done: list[Request] = []
+        self._url: list[bytes] = []
+        self._url_len = 0
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._header_bytes = 0
+        self._in_head = False
+        self._began_now = False
+        self._head_bytes = 0
+        self._seen_any = False
+        self.closed = False  # a request said "close": later bytes are ignored
+
+    # httptools callbacks -------------------------------------------------
+    def on_message_begin(self) -> None:
+        self._url = []
+        self._url_len = 0
+        self._headers = []
+        self._header_bytes = 0
+        self._in_head = True
+        self._began_now = True
+
+    def on_url(self, chunk: bytes) -> None:
+        self._url.append(chunk)
+        self._url_len += len(chunk)
+        if self._url_len > MAX_REQUEST_LINE:
+            raise HttpError(414, "uri_too_long", f"request line over {MAX_REQUEST_LINE} bytes")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._header_bytes += len(name) + len(value) + 4
+        if self._header_bytes > MAX_HEADER_BYTES:
+            raise HttpError(431, "headers_too_large", f"headers over {MAX_HEADER_BYTES} bytes")
+        self._headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        self._head_bytes = 0
+
+    def on_message_complete(self) -> None:
+        parser = self._parser
+        version = parser.get_http_version()
+        if version not in ("1.1", "1.0"):
+            if version.startswith("0."):
+                raise HttpError(400, "malformed", "HTTP/0.9 requests are not served")
+            raise HttpError(505, "bad_version", f"HTTP/{version} is not supported here")
+        keep_alive = parser.should_keep_alive()
+        url = self._url[0] if len(self._url) == 1 else b"".join(self._url)
+        self._done.append(Request(parser.get_method().decode("ascii"), url, version,
+                                  keep_alive, self._headers))
+        if not keep_alive:
+            self.closed = True
+
+    # ---------------------------------------------------------------------
+    @property
+    def in_head(self) -> bool:
+        """A request has begun and its head is not complete yet."""
+        return self._in_head
+
+    def take_done(self) -> list[Request]:
+        """Requests completed before an error was raised in the same ``feed``."""
+        done, self._done = self._done, []
+        return done
+
+    def feed(self, data: bytes) -> list[Request]:
+        """Parse ``data``; return the requests it completed (possibly none)."""
+        if self.closed:
+            return []
+        if not self._seen_any and data:
+            self._seen_any = True
+            foreign = sniff_foreign_protocol(data)
+            if foreign is not None:
+                self.closed = True
+                raise foreign
+        self._began_now = False
+        try:
+            self._parser.feed_data(data)
+        except HttpError:
+            self.closed = True
+            raise
+        except httptools.HttpParserUpgrade:
+            # "Upgrade:" or CONNECT: answer what was asked in HTTP/1.1, then close.
+            self.closed = True
+            if self._done:
+                self._done[-1].keep_alive = False
+        except httptools.HttpParserInvalidMethodError:
+            if not self.closed:
+                self.closed = True
+                raise _method_error(data) from None
+        except httptools.HttpParserError as exc:
+            if not self.closed:  # bytes after a "close" request are not an error
+                detail = str(exc) or exc.__class__.__name__
+                self.closed = True
+                raise HttpError(400, "malformed", detail) from None
+        if self._in_head and not self._began_now:
+            # A head still incomplete across reads: httptools buffers the partial
+            # header internally, so bound it here (at most one read beyond).
+            self._head_bytes += len(data)
+            if self._head_bytes > MAX_HEADER_BYTES + MAX_REQUEST_LINE:
+                raise HttpError(431, "headers_too_large", "request head too large")
+        done = self._done
+        if done:
+            self._done = []
+        return done
+
+
+def _method_error(data: bytes) -> HttpError:
+    """A method llhttp does not know: 405 if it is a well-formed token, else 400."""
+    token, space, _ = data.partition(b" ")
+    if space and token and len(token) <= 32 and all(c in _TOKEN_CHARS for c in token):
+        return HttpError(405, "method_not_allowed", f"method {token.decode('ascii')}")
+    return HttpError(400, "malformed", "not an HTTP request line")
+
+
+class DateCache:
+    """The ``Date`` header value, formatted at most once a second."""
+
+    __slots__ = ("_second", "value")
+
+    def __init__(self) -> None:
+        self._second = -1
+        self.value = ""
+
+    def now(self) -> str:
+        second = int(time.time())
+        if second != self._second:
+            self._second = second
+            self.value = formatdate(second, usegmt=True)
+        return self.value
+
+
+def response_head(status: int, length: int, content_type: str, date: str, keep_alive: bool,
+                  extra: tuple[tuple[str, str], ...] = ()) -> bytes:
+    lines = [f"HTTP/1.1 {status} {REASONS.get(status, 'Unknown')}",
+             f"Server: {SERVER_NAME}", f"Date: {date}", f"Content-Type: {content_type}",
+             f"Content-Length: {length}",
+             "Connection: keep-alive" if keep_alive else "Connection: close"]
+    lines.extend(f"{k}: {v}" for k, v in extra)
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+def error_body(status: int, detail: str = "") -> bytes:
+    reason = REASONS.get(status, "Error")
+    text = f"{status} {reason}\n" + (f"{detail}\n" if detail else "")
+    return text.encode("utf-8")

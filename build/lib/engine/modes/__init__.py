@@ -1,0 +1,1 @@
+"""One module per I/O model; each holds only its loop (see ``engine.server``)."""

@@ -1,0 +1,312 @@
+"""What every I/O mode shares: configuration, the listening socket, accepting,
+time-outs, statistics and stopping. Each mode's own file holds only its loop.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+
+from .connection import Connection
+from .events import Probe
+from .http import DateCache, response_head
+from .static import Site
+
+MODES = ("threaded", "nonblocking", "epoll", "selectors")
+TRIGGERS = ("level", "edge")
+POLICIES = ("keep-alive", "close")
+DEFAULT_PORT = 7890
+
+
+REFUSED: "Connection" = object()  # type: ignore[assignment]  # accepted, then turned away
+
+
+def default_mode() -> str:
+    import select
+    return "epoll" if hasattr(select, "epoll") else "selectors"
+
+
+@dataclass
+class ServerConfig:
+    mode: str = field(default_factory=default_mode)
+    trigger: str = "level"  # epoll only
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    root: str | None = None
+    policy: str = "keep-alive"
+    backlog: int = 4096
+    reuseaddr: bool = True
+    sweep_pause: float = 0.0  # nonblocking mode: seconds between sweeps (0 = busy loop)
+    header_timeout: float = 10.0
+    idle_timeout: float = 15.0
+    send_timeout: float = 60.0
+    max_connections: int = 10_000
+
+    def check(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"unknown mode {self.mode!r}: choose one of {', '.join(MODES)}")
+        if self.trigger not in TRIGGERS:
+            raise ValueError(f"unknown trigger {self.trigger!r}: level or edge")
+        if self.policy not in POLICIES:
+            raise ValueError(f"unknown policy {self.policy!r}: keep-alive or close")
+        if self.mode == "epoll" and not _has_epoll():
+            raise ValueError("epoll mode needs Linux: use --mode selectors here")
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port {self.port} is out of range")
+        if self.backlog < 0:
+            raise ValueError("backlog cannot be negative")
+        if self.sweep_pause < 0:
+            raise ValueError("sweep pause cannot be negative")
+
+
+def _has_epoll() -> bool:
+    import select
+    return hasattr(select, "epoll")
+
+
+@dataclass
+class Stats:
+    accepted: int = 0
+    responses: int = 0
+    eagain: int = 0
+    bad_requests: int = 0
+    io_errors: int = 0
+    refused: int = 0  # over max_connections
+
+
+def connection_id(client: tuple, server: tuple) -> str:
+    """The id of a connection, from its 4-tuple, as both ends compute it."""
+    return f"{_endpoint(client)}>{_endpoint(server)}"
+
+
+def _endpoint(addr: tuple) -> str:
+    host, port = addr[0], addr[1]
+    if host.startswith("::ffff:") and "." in host:
+        host = host[7:]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def raise_fd_limit(wanted: int = 65536) -> None:
+    """Thousands of connections need thousands of fds; the soft limit is often 1024."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError):
+            pass
+
+
+class Server:
+    """Base of every mode. ``start()`` runs the loop in a thread; ``serve()``
+    runs it in the calling thread. ``stop()`` is immediate: it writes to a
+    wakeup socket the loop always watches."""
+
+    mode = "?"
+
+    def __init__(self, config: ServerConfig, probe: Probe | None = None) -> None:
+        config.check()
+        self.config = config
+        self.probe = probe if probe is not None else Probe("server")
+        self.site = Site(config.root)
+        self.date = DateCache()
+        self.stats = Stats()
+        self.keep_alive_policy = config.policy == "keep-alive"
+        self.conns: dict[int, Connection] = {}
+        self.listener: socket.socket | None = None
+        self.address: tuple = ()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._started = threading.Event()
+        self._loop_error: BaseException | None = None
+        self._local_name: tuple | None = None
+
+    # ------------------------------------------------------------ lifecycle
+    @property
+    def url(self) -> str:
+        host, port = self.address[0], self.address[1]
+        shown = f"[{host}]" if ":" in host else host
+        return f"http://{shown}:{port}/"
+
+    def bind(self) -> None:
+        """Create the listening socket. Raises OSError (EADDRINUSE...) as is."""
+        config = self.config
+        raise_fd_limit()
+        family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
+        listener = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            if config.reuseaddr and os.name != "nt":
+                listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listener.bind((config.host, config.port))
+            listener.listen(config.backlog)
+        except OSError:
+            listener.close()
+            raise
+        listener.setblocking(self.mode == "threaded")
+        self.listener = listener
+        self.address = listener.getsockname()
+        if config.host not in ("0.0.0.0", "::", ""):
+            self._local_name = self.address
+        p = self.probe
+        if p.active:
+            p.emit("mode", None, -1, threading.get_native_id(), mode=self.mode,
+                   trigger=config.trigger if self.mode == "epoll" else None,
+                   policy=config.policy, multiplexer=self.multiplexer_name())
+            p.emit("listen", None, listener.fileno(), threading.get_native_id(),
+                   host=self.address[0], port=self.address[1], backlog=config.backlog,
+                   reuseaddr=config.reuseaddr)
+
+    def multiplexer_name(self) -> str | None:
+        return None
+
+    def start(self) -> "Server":
+        """Bind, then run the loop in a background thread; returns once accepting."""
+        if self.listener is None:
+            self.bind()
+        self._thread = threading.Thread(target=self.serve, name=f"sockscope-{self.mode}",
+                                        daemon=True)
+        self._thread.start()
+        self._started.wait(5)
+        return self
+
+    def serve(self) -> None:
+        if self.listener is None:
+            self.bind()
+        tid = threading.get_native_id()
+        if self.probe.active:
+            self.probe.emit("thread_start", None, -1, tid, name="loop")
+        self._started.set()
+        try:
+            self._run(tid)
+        except BaseException as exc:
+            self._loop_error = exc
+            if self.probe.active:
+                self.probe.emit("error", None, -1, tid, what="loop_crashed", detail=repr(exc))
+            raise
+        finally:
+            self._shutdown()
+            if self.probe.active:
+                self.probe.emit("thread_exit", None, -1, tid, name="loop")
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stopping = True
+        try:
+            self._wake_w.send(b"x")
+        except OSError:
+            pass
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+
+    def _shutdown(self) -> None:
+        for conn in list(self.conns.values()):
+            conn.close("server stopping")
+        self.conns.clear()
+        if self.listener is not None:
+            self.listener.close()
+        for s in (self._wake_r, self._wake_w):
+            s.close()
+
+    def _run(self, tid: int) -> None:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------ shared steps
+    def accept_one(self, tid: int, blocking: bool = False) -> Connection | None:
+        """Accept one connection.
+
+        Returns None when none is waiting (EAGAIN, or out of fds for now) and
+        ``REFUSED`` when one was taken off the queue but not kept (over the
+        connection limit, or it aborted while queued).
+        """
+        assert self.listener is not None
+        try:
+            sock, peer = self.listener.accept()
+        except BlockingIOError:
+            self.stats.eagain += 1
+            if self.probe.active:
+                self.probe.emit("eagain", None, self.listener.fileno(), tid, op="accept")
+            return None
+        except OSError as exc:
+            if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                if self.probe.active:
+                    self.probe.emit("error", None, -1, tid, what="accept_failed",
+                                    detail=exc.strerror or str(exc))
+                time.sleep(0.01)  # out of fds: let closing connections free some
+                return None
+            if exc.errno in (errno.ECONNABORTED, errno.EPROTO, errno.EINTR):
+                return REFUSED
+            raise
+        local = self._local_name or sock.getsockname()
+        conn_id = connection_id(peer, local)
+        self.stats.accepted += 1
+        if len(self.conns) >= self.config.max_connections:
+            self._refuse(sock, conn_id, tid)
+            return REFUSED
+        sock.setblocking(blocking)
+        if not blocking and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        conn = Connection(self, sock, conn_id, _endpoint(peer), tid, blocking=blocking)
+        if blocking:
+            sock.settimeout(self.config.header_timeout)
+        self.conns[conn.fd] = conn
+        if self.probe.active:
+            self.probe.emit("accept", conn_id, conn.fd, tid, peer=conn.peer)
+        return conn
+
+    def _refuse(self, sock: socket.socket, conn_id: str, tid: int) -> None:
+        """Over max connections: a short 503, then close. Never blocks the loop."""
+        self.stats.refused += 1
+        body = b"503 Service Unavailable\nthe server is at its connection limit\n"
+        head = response_head(503, len(body), "text/plain; charset=utf-8", self.date.now(), False)
+        p = self.probe
+        if p.active:
+            p.emit("accept", conn_id, sock.fileno(), tid, peer=conn_id.split(">")[0])
+            p.emit("error", conn_id, sock.fileno(), tid, what="over_capacity",
+                   detail=f"{len(self.conns)} connections open (max {self.config.max_connections})")
+            p.emit("response", conn_id, sock.fileno(), tid, status=503, length=len(body), path="")
+        try:
+            sock.setblocking(False)
+            sock.send(head + body)
+        except OSError:
+            pass
+        if p.active:
+            p.emit("close", conn_id, sock.fileno(), tid, reason="over capacity")
+        sock.close()
+
+    def expire(self, now: float) -> None:
+        for conn in [c for c in self.conns.values() if now >= c.deadline]:
+            conn.expire_if_due(now)
+
+    def _forget(self, conn: Connection) -> None:
+        if self.conns.get(conn.fd) is conn:
+            del self.conns[conn.fd]
+
+    def drain_wakeup(self) -> None:
+        try:
+            while self._wake_r.recv(4096):
+                pass
+        except OSError:
+            pass
+
+
+def create_server(config: ServerConfig, probe: Probe | None = None) -> Server:
+    config.check()
+    if config.mode == "threaded":
+        from .modes.threaded import ThreadedServer as cls
+    elif config.mode == "nonblocking":
+        from .modes.nonblocking import NonBlockingServer as cls  # type: ignore[assignment]
+    elif config.mode == "epoll":
+        from .modes.epoll import EpollServer as cls  # type: ignore[assignment]
+    else:
+        from .modes.selectors import SelectorsServer as cls  # type: ignore[assignment]
+    return cls(config, probe)
+

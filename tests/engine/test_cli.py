@@ -1,0 +1,135 @@
+"""The command-line contract other tools depend on, run as real processes."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from engine.trace import read_trace
+
+ROOT = Path(__file__).resolve().parents[2]
+CLI = [sys.executable, "-m", "engine"]
+
+
+class Served:
+    def __init__(self, *args: str) -> None:
+        self.proc = subprocess.Popen([*CLI, "serve", "--port", "0", *args], cwd=ROOT,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.first_line = self.proc.stdout.readline()  # type: ignore[union-attr]
+        assert "http://" in self.first_line, self.proc.stderr.read()  # type: ignore[union-attr]
+        self.url = self.first_line[self.first_line.index("http://"):].split()[0]
+
+    def stop(self, sig: int = signal.SIGINT) -> tuple[int, str]:
+        self.proc.send_signal(sig)
+        out, _ = self.proc.communicate(timeout=10)
+        return self.proc.returncode, out
+
+
+@pytest.fixture
+def served() -> Iterator[type[Served]]:
+    made: list[Served] = []
+
+    def make(*args: str) -> Served:
+        s = Served(*args)
+        made.append(s)
+        return s
+
+    yield make  # type: ignore[misc]
+    for s in made:
+        if s.proc.poll() is None:
+            s.proc.kill()
+        s.proc.communicate(timeout=10)
+
+
+def load(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, "load", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("mode", ["threaded", "nonblocking", "epoll", "selectors"])
+def test_serve_prints_url_and_stops_cleanly_with_complete_trace(served, tmp_path: Path,
+                                                                 mode: str, sig: int) -> None:
+    trace = tmp_path / "t.jsonl"
+    server = served("--mode", mode, "--sweep-pause", "0.001", "--trace", str(trace))
+    assert server.url.startswith("http://127.0.0.1:") and server.url.endswith("/")
+    done = load(server.url, "--clients", "3", "--requests", "4", "--trace", str(tmp_path / "c.jsonl"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "requests: 12 ok, 0 failed" in done.stdout
+    code, out = server.stop(sig)
+    assert code == 0 and "stopped: 3 connections, 12 responses" in out
+    events = read_trace(trace).events
+    assert events[-1].kind == "thread_exit" and events[0].kind == "mode"
+    assert sum(e.kind == "response" for e in events) == 12
+    client = read_trace(tmp_path / "c.jsonl").events
+    assert {e.conn for e in client if e.kind == "connect"} == \
+        {e.conn for e in events if e.kind == "accept"}
+
+
+def test_serve_port_in_use_says_so(served) -> None:
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    port = holder.getsockname()[1]
+    try:
+        proc = subprocess.run([*CLI, "serve", "--port", str(port), "--no-reuseaddr"], cwd=ROOT,
+                              capture_output=True, text=True, timeout=20)
+    finally:
+        holder.close()
+    assert proc.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in proc.stderr and "EADDRINUSE" in proc.stderr
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--mode", "kqueue-ish"], "invalid choice"),
+    (["--root", "/definitely/not/here"], "is not a directory"),
+    (["--port", "70000"], "out of range")])
+def test_serve_bad_arguments_get_a_clear_answer(args: list[str], message: str) -> None:
+    proc = subprocess.run([*CLI, "serve", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=20)
+    assert proc.returncode == 2 and message in proc.stderr
+
+
+def test_serve_other_root_and_policy_close(served, tmp_path: Path) -> None:
+    (tmp_path / "index.html").write_text("<p>elsewhere</p>")
+    server = served("--root", str(tmp_path), "--policy", "close")
+    assert str(tmp_path.resolve()) in server.first_line
+    done = load(server.url, "--clients", "2", "--requests", "3")
+    assert "requests: 6 ok" in done.stdout and "connections opened: 6" in done.stdout
+    server.stop()
+
+
+def test_load_reports_failures_with_nonzero_exit(served) -> None:
+    server = served()
+    ok = load(server.url + "robots.txt", "--short", "--clients", "2", "--requests", "5")
+    assert ok.returncode == 0
+    for needle in ("requests: 10 ok, 0 failed", "connections opened: 10", "req/s",
+                   "latency: p50", "p99"):
+        assert needle in ok.stdout
+    missing = load(server.url + "no-such-page", "--requests", "2")
+    assert missing.returncode == 1 and "requests: 0 ok, 2 failed" in missing.stdout
+    assert "404: 2" in missing.stdout
+    code, _ = server.stop()
+    refused = load(server.url, "--timeout", "2")  # nobody listens any more
+    assert refused.returncode == 1 and "Connection refused" in refused.stdout
+
+
+def test_load_bad_url_is_refused() -> None:
+    proc = load("ftp://example/")
+    assert proc.returncode == 2 and "not an http:// URL" in proc.stderr
+
+
+def test_serve_and_load_never_import_qt() -> None:
+    code = ("import sys, engine.cli, engine.clients, engine.trace, engine.modes.epoll, "
+            "engine.modes.threaded, engine.modes.nonblocking, engine.modes.selectors;"
+            "bad=[m for m in sys.modules if m.split('.')[0] in ('PySide6','pyqtgraph','visualizer')];"
+            "print(bad); sys.exit(1 if bad else 0)")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                          timeout=30, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
