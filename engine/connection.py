@@ -27,12 +27,14 @@ RECV_SIZE = 64 * 1024
 FILE_CHUNK = 64 * 1024
 OUT_HIGH = 64 * 1024  # answer further pipelined requests only below this much unsent
 MAX_PENDING = 64  # pipelined requests waiting for an answer; stop reading beyond
+LINGER = 2.0  # seconds a refused client gets to stop sending before we close
 
 
 class Connection:
     __slots__ = ("server", "sock", "fd", "id", "peer", "tid", "parser", "pending", "out",
                  "body", "body_left", "close_after", "closed", "deadline", "deadline_why",
                  "requests", "bytes_in", "bytes_out", "mask", "read_paused", "blocking",
+                 "refused", "lingering",
                  "__weakref__")
 
     def __init__(self, server: "Server", sock: socket.socket, conn_id: str, peer: str,
@@ -58,9 +60,13 @@ class Connection:
         self.mask = 0  # the epoll/selectors interest currently registered
         self.read_paused = False
         self.blocking = blocking
+        self.refused = False  # the last answer refused bad input
+        self.lingering = False  # after a refusal: writing shut, reading to EOF
 
     # ------------------------------------------------------------ reading
     def wants_read(self) -> bool:
+        if self.lingering:
+            return not self.closed
         return not self.closed and not self.close_after and len(self.pending) < MAX_PENDING
 
     def wants_write(self) -> bool:
@@ -90,9 +96,11 @@ class Connection:
             if probe.active:
                 probe.emit("recv", self.id, self.fd, self.tid, bytes=len(data))
             if not data:
-                self.close("peer closed")
+                self.close("lingered" if self.lingering else "peer closed")
                 return
             self.bytes_in += len(data)
+            if self.lingering:  # discard what the refused client still sends
+                continue
             self.read_paused = False
             self._feed(data)
             if self.closed:
@@ -135,6 +143,7 @@ class Connection:
         item = self.pending.popleft()
         server = self.server
         if isinstance(item, HttpError):
+            self.refused = True
             self._queue_error(item.status, item.detail or item.what, "", keep_alive=False)
             return
         self.requests += 1
@@ -259,7 +268,10 @@ class Connection:
             return
         # Everything queued went out.
         if self.close_after:
-            self.close("keep-alive off" if self.requests else "refused")
+            if self.refused:
+                self._linger()
+            else:
+                self.close("keep-alive off")
         elif not self.pending:
             if self.parser.in_head:
                 if self.deadline_why != "header_timeout":
@@ -289,6 +301,28 @@ class Connection:
             self.body = None
 
     # ------------------------------------------------------------ ending
+    def _linger(self) -> None:
+        """Close after a refusal without losing the answer.
+
+        Closing a socket with unread input makes the kernel send RST, and an
+        RST can destroy the 400 before the client reads it. So: shut down
+        writing (FIN after the answer), read and discard until the client
+        closes or ``LINGER`` seconds pass, then close.
+        """
+        if self.lingering:
+            return
+        self.lingering = True
+        try:
+            self.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            self.close("refused")
+            return
+        self._report("shutdown", how="SHUT_WR")
+        self.deadline = time.monotonic() + LINGER
+        self.deadline_why = "linger"
+        if self.blocking:
+            self.sock.settimeout(LINGER)
+
     def _set_deadline(self, why: str) -> None:
         config = self.server.config
         timeout = config.idle_timeout if why == "idle_timeout" else config.header_timeout
@@ -311,6 +345,9 @@ class Connection:
 
     def _time_out(self) -> None:
         why = self.deadline_why
+        if why == "linger":
+            self.close("refused")
+            return
         self._report("error", what=why, detail=f"no progress within the {why.replace('_', ' ')}")
         if why == "header_timeout" and self.parser.in_head and not self.out:
             # A request was started and never finished: say so before closing.

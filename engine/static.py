@@ -10,6 +10,7 @@ from __future__ import annotations
 import mimetypes
 import os
 import stat
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote_to_bytes
@@ -73,10 +74,15 @@ class Site:
             raise FileNotFoundError(f"site root {self.root} is not a directory")
         self._root_str = str(self.root)
         self._resolved: dict[bytes, Resolved] = {}
+        self._resolved_at = 0.0
         self._files: dict[str, CachedFile] = {}
 
     def resolve(self, target: bytes) -> Resolved:
         """Map a request-target to a file under the root, or to the status to answer."""
+        now = time.monotonic()
+        if now - self._resolved_at > 1.0:  # the site may change: look again each second
+            self._resolved.clear()
+            self._resolved_at = now
         hit = self._resolved.get(target)
         if hit is not None:
             return hit
