@@ -167,8 +167,7 @@ class Connection:
         date = server.date.now()
         cached = site.small_file(resolved.path, time.monotonic())
         if cached is not None:
-            head = response_head(200, cached.size, cached.ctype, date, keep_alive)
-            self._queue(head if head_only else head + cached.body)
+            self._queue(cached.answer(date, keep_alive, head_only))
             self._note_response(200, cached.size, item.target)
             return
         try:

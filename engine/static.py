@@ -11,11 +11,13 @@ import mimetypes
 import os
 import stat
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote_to_bytes
 
 import httptools
+
+from .http import response_head
 
 SMALL_FILE = 256 * 1024  # files up to this size are cached in memory and sent in one write
 
@@ -65,6 +67,20 @@ class CachedFile:
     size: int
     checked: float
     ctype: str
+    _date: str = ""
+    _answers: dict[tuple[bool, bool], bytes] = field(default_factory=dict)
+
+    def answer(self, date: str, keep_alive: bool, head_only: bool) -> bytes:
+        """The whole 200 response, built once per second per variant."""
+        if date != self._date:
+            self._date = date
+            self._answers = {}
+        key = (keep_alive, head_only)
+        answer = self._answers.get(key)
+        if answer is None:
+            head = response_head(200, self.size, self.ctype, date, keep_alive)
+            answer = self._answers[key] = head if head_only else head + self.body
+        return answer
 
 
 class Site:
