@@ -80,6 +80,14 @@ class Connection:
             if not self.wants_read():
                 self.read_paused = True
                 return
+            if self.blocking:
+                # A blocking recv's timeout is per call; the deadline is absolute,
+                # so a client dribbling a byte at a time still runs out of time.
+                left = self.deadline - time.monotonic()
+                if left <= 0:
+                    self._time_out()
+                    return
+                sock.settimeout(left)
             try:
                 data = sock.recv(RECV_SIZE)
             except BlockingIOError:
@@ -144,7 +152,8 @@ class Connection:
         server = self.server
         if isinstance(item, HttpError):
             self.refused = True
-            self._queue_error(item.status, item.detail or item.what, "", keep_alive=False)
+            extra = (("Allow", ", ".join(ALLOWED_METHODS)),) if item.status == 405 else ()
+            self._queue_error(item.status, item.detail or item.what, "", False, extra)
             return
         self.requests += 1
         keep_alive = item.keep_alive and server.keep_alive_policy
@@ -233,6 +242,8 @@ class Connection:
         """
         sock = self.sock
         probe = self.server.probe
+        if self.blocking and (self.out or self.pending or self.body is not None):
+            sock.settimeout(self.server.config.send_timeout)
         while not self.closed:
             if not self.out:
                 if self.body is not None:
@@ -251,6 +262,7 @@ class Connection:
                     probe.emit("eagain", self.id, self.fd, self.tid, op="send")
                 return
             except TimeoutError:
+                self.deadline_why = "send_timeout"
                 self._time_out()
                 return
             except OSError as exc:
@@ -319,16 +331,12 @@ class Connection:
         self._report("shutdown", how="SHUT_WR")
         self.deadline = time.monotonic() + LINGER
         self.deadline_why = "linger"
-        if self.blocking:
-            self.sock.settimeout(LINGER)
 
     def _set_deadline(self, why: str) -> None:
         config = self.server.config
         timeout = config.idle_timeout if why == "idle_timeout" else config.header_timeout
         self.deadline = time.monotonic() + timeout
         self.deadline_why = why
-        if self.blocking:
-            self.sock.settimeout(timeout)
 
     def expire_if_due(self, now: float) -> bool:
         """Close the connection if its deadline passed; returns whether it did."""

@@ -59,14 +59,22 @@ class Request:
         return None
 
 
-def sniff_foreign_protocol(first_bytes: bytes) -> HttpError | None:
-    """Recognise the protocols browsers and tools send to a plain HTTP/1 port."""
-    if len(first_bytes) >= 3 and first_bytes[0] == 0x16 and first_bytes[1] == 0x03 \
-            and first_bytes[2] <= 0x04:
-        return HttpError(400, "tls_client_hello", "a TLS handshake reached the plain-HTTP port")
-    if first_bytes[:len(HTTP2_PREFACE)] == HTTP2_PREFACE[:len(first_bytes)] and len(first_bytes) >= 4:
-        if first_bytes.startswith(b"PRI "):
-            return HttpError(400, "http2_preface", "an HTTP/2 connection preface (prior knowledge)")
+def sniff_foreign_protocol(first_bytes: bytes) -> HttpError | None | bool:
+    """Recognise the protocols browsers and tools send to a plain HTTP/1 port.
+
+    Returns the refusal, None for plain HTTP, or True while too few bytes have
+    arrived to tell (a client may send one byte at a time).
+    """
+    if first_bytes[:1] == b"\x16":  # TLS record type "handshake", then version 3.x
+        if len(first_bytes) < 3:
+            return True if first_bytes[1:2] in (b"", b"\x03") else None
+        if first_bytes[1] == 0x03 and first_bytes[2] <= 0x04:
+            return HttpError(400, "tls_client_hello", "a TLS handshake reached the plain-HTTP port")
+        return None
+    if len(first_bytes) < 4 and b"PRI ".startswith(first_bytes):
+        return True
+    if first_bytes.startswith(b"PRI "):
+        return HttpError(400, "http2_preface", "an HTTP/2 connection preface (prior knowledge)")
     return None
 
 
@@ -74,7 +82,8 @@ class RequestParser:
     """Turns received bytes into ``Request`` objects (pipelining included)."""
 
     __slots__ = ("_parser", "_done", "_url", "_url_len", "_headers", "_header_bytes",
-                 "_in_head", "_began_now", "_head_bytes", "_seen_any", "closed")
+                 "_in_head", "_began_now", "_head_bytes", "_sniff", "_in_message", "_prefix",
+                 "_bad_method", "closed")
 
     def __init__(self) -> None:
         self._parser = httptools.HttpRequestParser(self)
@@ -86,7 +95,10 @@ class RequestParser:
         self._in_head = False
         self._began_now = False
         self._head_bytes = 0
-        self._seen_any = False
+        self._sniff: bytes | None = b""  # first bytes, until we know it is HTTP/1
+        self._in_message = False
+        self._prefix = b""  # the start of a message whose method is not parsed yet
+        self._bad_method: bytes | None = None  # an unknown method, waiting for its end
         self.closed = False  # a request said "close": later bytes are ignored
 
     # httptools callbacks -------------------------------------------------
@@ -97,6 +109,7 @@ class RequestParser:
         self._header_bytes = 0
         self._in_head = True
         self._began_now = True
+        self._in_message = True
 
     def on_url(self, chunk: bytes) -> None:
         self._url.append(chunk)
@@ -115,6 +128,7 @@ class RequestParser:
         self._head_bytes = 0
 
     def on_message_complete(self) -> None:
+        self._in_message = False
         parser = self._parser
         version = parser.get_http_version()
         if version not in ("1.1", "1.0"):
@@ -143,50 +157,87 @@ class RequestParser:
         """Parse ``data``; return the requests it completed (possibly none)."""
         if self.closed:
             return []
-        if not self._seen_any and data:
-            self._seen_any = True
-            foreign = sniff_foreign_protocol(data)
-            if foreign is not None:
+        if self._sniff is not None:
+            data = self._sniff + data
+            verdict = sniff_foreign_protocol(data)
+            if verdict is True:
+                self._sniff = data
+                return []
+            self._sniff = None
+            if isinstance(verdict, HttpError):
                 self.closed = True
-                raise foreign
+                raise verdict
+        if self._bad_method is not None:
+            self._bad_method += data
+            self._judge_method(self._bad_method)
+            return []
+        was_in_message = self._in_message
         self._began_now = False
         try:
             self._parser.feed_data(data)
-        except HttpError:
-            self.closed = True
-            raise
         except httptools.HttpParserUpgrade:
             # "Upgrade:" or CONNECT: answer what was asked in HTTP/1.1, then close.
             self.closed = True
             if self._done:
                 self._done[-1].keep_alive = False
         except httptools.HttpParserInvalidMethodError:
+            if not self.closed:  # bytes after a "close" request are not an error
+                self._bad_method = self._message_start(data, was_in_message)
+                self._judge_method(self._bad_method)
+        except httptools.HttpParserError as exc:
+            # httptools wraps what a callback raised: our own refusals come back here.
+            if isinstance(exc.__context__, HttpError):
+                self.closed = True
+                raise exc.__context__ from None
             if not self.closed:
                 self.closed = True
-                raise _method_error(data) from None
-        except httptools.HttpParserError as exc:
-            if not self.closed:  # bytes after a "close" request are not an error
-                detail = str(exc) or exc.__class__.__name__
-                self.closed = True
-                raise HttpError(400, "malformed", detail) from None
+                raise HttpError(400, "malformed", str(exc) or type(exc).__name__) from None
+        if self._in_message and not self._url:
+            # The feed ended before the method was parsed: keep its first bytes,
+            # should it turn out to be a method llhttp does not know.
+            self._prefix = self._message_start(data, was_in_message)[:64]
+        elif self._prefix:
+            self._prefix = b""
         if self._in_head and not self._began_now:
             # A head still incomplete across reads: httptools buffers the partial
             # header internally, so bound it here (at most one read beyond).
             self._head_bytes += len(data)
             if self._head_bytes > MAX_HEADER_BYTES + MAX_REQUEST_LINE:
+                self.closed = True
                 raise HttpError(431, "headers_too_large", "request head too large")
         done = self._done
         if done:
             self._done = []
         return done
 
+    def _message_start(self, data: bytes, was_in_message: bool) -> bytes:
+        """The bytes of the message in progress at the end of ``data``, from its start.
 
-def _method_error(data: bytes) -> HttpError:
-    """A method llhttp does not know: 405 if it is a well-formed token, else 400."""
-    token, space, _ = data.partition(b" ")
-    if space and token and len(token) <= 32 and all(c in _TOKEN_CHARS for c in token):
-        return HttpError(405, "method_not_allowed", f"method {token.decode('ascii')}")
-    return HttpError(400, "malformed", "not an HTTP request line")
+        Counts head ends (CRLF CRLF) of the messages completed in ``data``; a
+        message with a body would confuse it, which costs only the choice
+        between 400 and 405 for the request after it.
+        """
+        start = 0
+        for _ in range(len(self._done)):
+            end = data.find(b"\r\n\r\n", start)
+            if end < 0:
+                break
+            start = end + 4
+        if start == 0 and was_in_message:
+            return self._prefix + data
+        return data[start:].lstrip(b"\r\n")
+
+    def _judge_method(self, start: bytes) -> None:
+        """A method llhttp does not know: 405 if it is a well-formed token, else
+        400. Raises once the token has ended; returns while it may go on."""
+        token, space, _ = start.partition(b" ")
+        well_formed = bool(token) and len(token) <= 32 and all(c in _TOKEN_CHARS for c in token)
+        if space and well_formed:
+            self.closed = True
+            raise HttpError(405, "method_not_allowed", f"method {token.decode('ascii')}")
+        if not well_formed or len(start) > 32:
+            self.closed = True
+            raise HttpError(400, "malformed", "not an HTTP request line")
 
 
 class DateCache:

@@ -255,8 +255,6 @@ class Server:
         if not blocking and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         conn = Connection(self, sock, conn_id, _endpoint(peer), tid, blocking=blocking)
-        if blocking:
-            sock.settimeout(self.config.header_timeout)
         self.conns[conn.fd] = conn
         if self.probe.active:
             self.probe.emit("accept", conn_id, conn.fd, tid, peer=conn.peer)

@@ -152,7 +152,9 @@ class Site:
             return Resolved(403, reason=exc.strerror or "unreadable")
         if stat.S_ISDIR(st.st_mode):
             if not text.endswith("/"):
-                return Resolved(301, location=text + "/")
+                # Rebuilt from the checked segments: "//host" must not become
+                # "Location: //host/", which browsers read as another site.
+                return Resolved(301, location="/" + "".join(p + "/" for p in parts))
             index = os.path.join(real, "index.html")
             if os.path.isfile(index):
                 return Resolved(200, path=index)
