@@ -88,6 +88,7 @@ class Run:
     problem: str = ""  # stall, abort, crash... (reported, never hidden)
     server_cpu: float | None = None  # % of one core, server process tree
     client_cpu: float | None = None  # % of one core, wrk or ab
+    rnd: int = 0  # round number, from 1
 
     @property
     def error_total(self) -> int:
@@ -96,6 +97,10 @@ class Run:
     @property
     def failed(self) -> bool:
         return self.error_total > 0 or bool(self.problem)
+
+    @property
+    def stalled(self) -> bool:
+        return "aborted" in self.problem or "killed" in self.problem
 
 
 @dataclass
@@ -154,21 +159,6 @@ def cpu_ticks(pid: int) -> int | None:
 CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
-class CpuMeter:
-    """CPU use of a server's process tree over a window, as % of one core."""
-
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-        self.t0 = time.monotonic()
-        self.c0 = cpu_ticks(pid)
-
-    def percent(self) -> float | None:
-        c1, t1 = cpu_ticks(self.pid), time.monotonic()
-        if self.c0 is None or c1 is None or t1 <= self.t0:
-            return None
-        return 100.0 * (c1 - self.c0) / CLK_TCK / (t1 - self.t0)
-
-
 def children_cpu_seconds() -> float:
     ru = resource.getrusage(resource.RUSAGE_CHILDREN)
     return ru.ru_utime + ru.ru_stime
@@ -193,7 +183,7 @@ def tail(path: Path, limit: int = 600) -> str:
         text = path.read_text(errors="replace").strip()
     except OSError:
         return ""
-    return text[-limit:].replace("\n", " | ")
+    return re.sub(r"\s*\n\s*", " | ", re.sub(r"[ \t]+", " ", text))[-limit:]
 
 
 class Proc:
@@ -243,26 +233,61 @@ class Proc:
             pass
 
 
-def run_tool(argv: list[str], timeout: float) -> tuple[int | None, str, str, float, float]:
-    """Run wrk/ab; returns (returncode or None if killed at timeout, stdout, stderr,
-    wall seconds, CPU seconds of the tool)."""
+SAMPLE_EVERY = 0.25  # seconds between CPU samples of the server during a load
+
+
+def run_tool(argv: list[str], timeout: float, server_pid: int
+             ) -> tuple[int | None, str, str, float, float, float | None]:
+    """Run wrk/ab while sampling the server's CPU.
+
+    Returns (returncode, or None if killed at ``timeout``; stdout; stderr; wall
+    seconds; CPU seconds of the tool; server CPU as % of one core). The server's
+    CPU is taken between the first and the last sample made while the tool ran
+    (steady state, without the tool's start and exit), or over the whole window
+    when the run was too short for two samples.
+    """
     cpu0, t0 = children_cpu_seconds(), time.monotonic()
+    first = (t0, cpu_ticks(server_pid))
+    samples: list[tuple[float, int | None]] = []
     p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, start_new_session=True)
+    out_parts: list[bytes] = []
+    err_parts: list[bytes] = []
+    rc: int | None = None
     try:
-        out, err = p.communicate(timeout=timeout)
-        rc: int | None = p.returncode
-    except subprocess.TimeoutExpired:
-        p.kill()
-        out, err = p.communicate(timeout=STOP_TIMEOUT)
-        rc = None
+        deadline = t0 + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                p.kill()
+                o, e = p.communicate(timeout=STOP_TIMEOUT)
+                out_parts.append(o or b"")
+                err_parts.append(e or b"")
+                rc = None
+                break
+            try:
+                o, e = p.communicate(timeout=min(SAMPLE_EVERY, left))
+            except subprocess.TimeoutExpired:
+                samples.append((time.monotonic(), cpu_ticks(server_pid)))
+                continue
+            out_parts.append(o or b"")
+            err_parts.append(e or b"")
+            rc = p.returncode
+            break
     finally:
         if p.poll() is None:
             p.kill()
             p.wait(STOP_TIMEOUT)
-    wall = time.monotonic() - t0
-    return (rc, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"), wall,
-            children_cpu_seconds() - cpu0)
+    end = (time.monotonic(), cpu_ticks(server_pid))
+    wall = end[0] - t0
+    samples = [s for s in samples if s[1] is not None]
+    a, b = (samples[0], samples[-1]) if len(samples) >= 2 else (first, end)
+    server_cpu = None
+    if a[1] is not None and b[1] is not None and b[0] > a[0]:
+        server_cpu = 100.0 * (b[1] - a[1]) / CLK_TCK / (b[0] - a[0])
+    return (rc, b"".join(out_parts).decode("utf-8", "replace"),
+            b"".join(err_parts).decode("utf-8", "replace"), wall,
+            children_cpu_seconds() - cpu0, server_cpu)
 
 
 # ---------------------------------------------------------------------------- servers
@@ -367,8 +392,11 @@ def start_server(key: str, env: Env) -> Server:
 
         try:
             if not wait_until(announced, time.monotonic() + START_TIMEOUT, proc):
-                raise RuntimeError(f"no URL line within {START_TIMEOUT:.0f}s "
-                                   f"(alive={proc.alive()}; stderr: {tail(err)})")
+                if proc.alive():
+                    raise RuntimeError(f"no URL line within {START_TIMEOUT:.0f}s "
+                                       f"(stderr: {tail(err)})")
+                raise RuntimeError(f"exited with code {proc.popen.returncode} before printing "
+                                   f"its URL (stderr: {tail(err, 300)})")
         except BaseException:
             proc.stop()
             raise
@@ -427,9 +455,8 @@ def check_page(server: Server, body: bytes) -> str:
 def run_wrk(env: Env, server: Server, duration: int) -> Run:
     assert env.wrk
     argv = [env.wrk, "-t1", f"-c{CONCURRENCY}", f"-d{duration}s", server.url]
-    meter = CpuMeter(server.proc.pid)
-    rc, out, err, wall, tool_cpu = run_tool(argv, duration + 30)
-    run = Run(server_cpu=meter.percent(), client_cpu=100.0 * tool_cpu / wall if wall else None)
+    rc, out, err, wall, tool_cpu, server_cpu = run_tool(argv, duration + 30, server.proc.pid)
+    run = Run(server_cpu=server_cpu, client_cpu=100.0 * tool_cpu / wall if wall else None)
     m = re.search(r"Requests/sec:\s*([\d.]+)", out)
     if m:
         run.rate = float(m.group(1))
@@ -452,9 +479,9 @@ def run_ab(env: Env, server: Server, requests: int) -> Run:
     assert env.ab
     argv = [env.ab, "-q", "-n", str(requests), "-c", str(CONCURRENCY), "-s", str(AB_TIMEOUT),
             server.url]
-    meter = CpuMeter(server.proc.pid)
-    rc, out, err, wall, tool_cpu = run_tool(argv, 60 + requests / 100)
-    run = Run(server_cpu=meter.percent(), client_cpu=100.0 * tool_cpu / wall if wall else None)
+    rc, out, err, wall, tool_cpu, server_cpu = run_tool(argv, 60 + requests / 100,
+                                                        server.proc.pid)
+    run = Run(server_cpu=server_cpu, client_cpu=100.0 * tool_cpu / wall if wall else None)
     m = re.search(r"Requests per second:\s*([\d.]+)", out)
     if m:
         run.rate = float(m.group(1))
@@ -601,10 +628,14 @@ def errors_cell(runs: list[Run]) -> str:
     parts = [f"{k} {v:,}" for k, v in total.items()]
     if problems:
         parts.append(f"{problems} run(s) with problems")
-    stalls = sum(1 for r in runs if "aborted" in r.problem or "killed" in r.problem)
+    stalls = sum(1 for r in runs if r.stalled)
     if stalls:
         parts.append(f"**{stalls} stalled run(s)**")
     return ", ".join(parts) if parts else "0"
+
+
+def stalled(res: Results, key: str, load: str) -> bool:
+    return any(r.stalled and r.rate is not None for r in res.runs.get((key, load), []))
 
 
 def table(res: Results, load: str, servers: list[str], client: str) -> list[str]:
@@ -620,8 +651,12 @@ def table(res: Results, load: str, servers: list[str], client: str) -> list[str]
         med = res.median(key, load)
         spread = f" [{fmt_rate(min(rates))}–{fmt_rate(max(rates))}]" if len(rates) > 1 else ""
         n = f" ({len(rates)}/{len(runs)} runs)" if len(rates) != len(runs) else ""
-        lines.append(f"| {SERVERS[key][0]} | {fmt_rate(med)}{spread}{n} | {fmt_ratio(med, ng)} "
-                     f"| {fmt_ratio(med, hs)} | {errors_cell(runs)} "
+        star = "\\*" if any(r.stalled and r.rate is not None for r in runs) else ""
+        ng_star = "\\*" if star or stalled(res, "nginx", load) else ""
+        hs_star = "\\*" if star or stalled(res, "http.server", load) else ""
+        lines.append(f"| {SERVERS[key][0]} | {fmt_rate(med)}{star}{spread}{n} "
+                     f"| {fmt_ratio(med, ng)}{ng_star if med and ng else ''} "
+                     f"| {fmt_ratio(med, hs)}{hs_star if med and hs else ''} | {errors_cell(runs)} "
                      f"| {fmt_pct([r.server_cpu for r in runs])} "
                      f"| {fmt_pct([r.client_cpu for r in runs])} | {bound_by(runs, client)} |")
     return lines
@@ -637,7 +672,11 @@ def targets(res: Results, servers: list[str], loads: list[str]) -> list[str]:
             rows.append(f"| {what} | not measured ({missing} under wrk) | SKIP |")
             return
         r = ma / mb
-        rows.append(f"| {what} | {r:.2f}x ({ma:,.0f} / {mb:,.0f} req/s) "
+        per_round = [x.rate / y.rate for x in res.runs[(a, "wrk")] for y in res.runs[(b, "wrk")]
+                     if x.rnd == y.rnd and x.rate and y.rate]
+        spread = (f"; per round {min(per_round):.2f}–{max(per_round):.2f}x"
+                  if len(per_round) > 1 else "")
+        rows.append(f"| {what} | {r:.2f}x ({ma:,.0f} / {mb:,.0f} req/s{spread}) "
                     f"| {'PASS' if r >= need else 'FAIL'} |")
 
     ratio_target("epoll (no trace) keep-alive ≥ 0.7x nginx", "epoll", "nginx", 0.7)
@@ -651,9 +690,10 @@ def targets(res: Results, servers: list[str], loads: list[str]) -> list[str]:
         if any(r.failed for r in runs):
             bad.append(f"{s}/{ld}: {errors_cell(runs)}")
     for s in ours:
-        for text in res.notes.get(s, []):
-            if text.startswith("check failed") or text.startswith("did not start"):
-                bad.append(f"{s}: {text}")
+        for what in ("did not start", "check failed", "server died", "server exited"):
+            count = sum(1 for text in res.notes.get(s, []) if text.startswith(what))
+            if count:
+                bad.append(f"{s}: {what} ({count} round(s), see Notes)")
     want = "zero failed requests in every SockScope mode under wrk and ab"
     complete = set(loads) == set(LOADS) and set(ours) == {k for k, v in SERVERS.items()
                                                            if v[1] == "sockscope"}
@@ -769,21 +809,24 @@ def main(argv: list[str] | None = None) -> int:
             loads.remove("ab")
         for s in res.skipped:
             log(f"SKIP {s}")
+        args.server_list, args.load_list = servers, loads  # what the report covers
         if "ab" in loads:
             tw.setup()
             log(tw.message)
         if not loads or not servers:
             log("nothing to run")
-        total = args.rounds * len(servers)
+        total = args.rounds * len(servers) if loads else 0
         n = 0
-        for rnd in range(args.rounds):
+        for rnd in range(args.rounds if loads else 0):
             order = servers if rnd % 2 == 0 else list(reversed(servers))
             for key in order:
                 n += 1
                 log(f"[round {rnd + 1}/{args.rounds}, {n}/{total}] {SERVERS[key][0]}")
-                if not loads:
-                    break
-                bench_one(key, env, args, loads, res, tw)
+                try:
+                    bench_one(key, env, args, loads, res, tw, rnd + 1)
+                except Exception as exc:  # a bug here must not lose the other results
+                    log(f"  ! benchmark error: {exc!r}")
+                    res.note(key, f"benchmark error (not the server's): {exc!r}")
     except KeyboardInterrupt as exc:
         interrupted = True
         log(f"interrupted ({exc or 'Ctrl-C'}): reporting what was measured")
@@ -809,7 +852,7 @@ def env_tools(args: argparse.Namespace) -> str:
 
 
 def bench_one(key: str, env: Env, args: argparse.Namespace, loads: list[str], res: Results,
-              tw: TimeWait) -> None:
+              tw: TimeWait, rnd: int) -> None:
     try:
         server = start_server(key, env)
     except RuntimeError as exc:
@@ -833,6 +876,7 @@ def bench_one(key: str, env: Env, args: argparse.Namespace, loads: list[str], re
             else:
                 tw.before_ab(args.ab_requests)
                 run = run_ab(env, server, args.ab_requests)
+            run.rnd = rnd
             res.add(key, load, run)
             log(f"  {load}: {fmt_rate(run.rate)} req/s, errors {run.errors or 0}"
                 + (f", {run.problem}" if run.problem else "")
@@ -884,6 +928,9 @@ def report(args: argparse.Namespace, command: str, res: Results, tw: TimeWait,
                 "/proc/PID/stat) and the load tool's, as % of one core over the run (median of "
                 f"rounds); CPU-bound means ≥ {CPU_BOUND:.0f}%. `python3 -m http.server` answers "
                 "HTTP/1.0 and closes every connection, so under wrk it gets no keep-alive."]
+    if any(r.stalled and r.rate is not None for runs in res.runs.values() for r in runs):
+        out += ["", "\\* includes a stalled run (ab gave up or was stopped): its rate is the "
+                    "requests completed divided by the wall time, the stall included (see Notes)."]
     out += ["", "### Targets", ""]
     out += targets(res, servers, args.load_list)
     notes: list[str] = []
@@ -891,9 +938,9 @@ def report(args: argparse.Namespace, command: str, res: Results, tw: TimeWait,
         notes.append(f"- skipped {s}")
     for key in servers:
         for load in args.load_list:
-            for i, r in enumerate(res.runs.get((key, load), [])):
+            for r in res.runs.get((key, load), []):
                 if r.problem:
-                    notes.append(f"- {key} {load} run {i + 1}: {r.problem}")
+                    notes.append(f"- {key} {load} round {r.rnd}: {r.problem}")
     for key in servers:
         seen: list[str] = []
         for text in res.notes.get(key, []):

@@ -52,10 +52,8 @@ class Event(NamedTuple):
     data: dict[str, Any]
 
     def to_dict(self) -> dict[str, Any]:
-        row = {"seq": self.seq, "t_ns": self.t_ns, "src": self.src, "kind": self.kind,
-               "conn": self.conn, "fd": self.fd, "thread": self.thread}
-        row.update(self.data)
-        return row
+        return {"seq": self[0], "t_ns": self[1], "src": self[2], "kind": self[3],
+                "conn": self[4], "fd": self[5], "thread": self[6], **self[7]}
 
     @classmethod
     def from_dict(cls, row: dict[str, Any]) -> "Event":
@@ -67,6 +65,8 @@ class Event(NamedTuple):
 
 
 _COMMON = frozenset(Event._fields) - {"data"}
+_new_tuple = tuple.__new__
+_monotonic_ns = time.monotonic_ns
 
 Sink = Callable[[Event], None]
 
@@ -100,7 +100,9 @@ class Probe:
 
     def emit(self, kind: str, conn: str | None = None, fd: int = -1, thread: int = 0,
              **data: Any) -> None:
-        event = Event(next(self._seq), time.monotonic_ns(), self.src, kind, conn, fd, thread, data)
+        # tuple.__new__ skips NamedTuple's Python-level __new__: this runs per event.
+        event = _new_tuple(Event, (next(self._seq), _monotonic_ns(), self.src, kind, conn, fd,
+                                   thread, data))
         for sink in self._sinks:
             try:
                 sink(event)

@@ -103,7 +103,7 @@ def test_not_a_trace(tmp_path: Path, content: bytes, problem: str) -> None:
 
 def test_full_writer_counts_what_it_drops(tmp_path: Path) -> None:
     path = tmp_path / "small.jsonl"
-    writer = TraceWriter(path, flush_interval=60, max_pending=10)
+    writer = TraceWriter(path, flush_interval=60, max_pending=10, batch=5)
     probe = Probe()
     probe.add_sink(writer)
     for i in range(25):
