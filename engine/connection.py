@@ -34,7 +34,7 @@ class Connection:
     __slots__ = ("server", "sock", "fd", "id", "peer", "tid", "parser", "pending", "out",
                  "body", "body_left", "close_after", "closed", "deadline", "deadline_why",
                  "requests", "bytes_in", "bytes_out", "mask", "read_paused", "blocking",
-                 "refused", "lingering",
+                 "refused", "lingering", "peer_eof",
                  "__weakref__")
 
     def __init__(self, server: "Server", sock: socket.socket, conn_id: str, peer: str,
@@ -62,12 +62,14 @@ class Connection:
         self.blocking = blocking
         self.refused = False  # the last answer refused bad input
         self.lingering = False  # after a refusal: writing shut, reading to EOF
+        self.peer_eof = False  # the client shut down its side (half-close)
 
     # ------------------------------------------------------------ reading
     def wants_read(self) -> bool:
         if self.lingering:
             return not self.closed
-        return not self.closed and not self.close_after and len(self.pending) < MAX_PENDING
+        return not (self.closed or self.close_after or self.peer_eof) \
+            and len(self.pending) < MAX_PENDING
 
     def wants_write(self) -> bool:
         return not self.closed and (bool(self.out) or self.body is not None)
@@ -104,7 +106,13 @@ class Connection:
             if probe.active:
                 probe.emit("recv", self.id, self.fd, self.tid, bytes=len(data))
             if not data:
-                self.close("lingered" if self.lingering else "peer closed")
+                if self.lingering:
+                    self.close("lingered")
+                elif self.wants_write() or self.pending:
+                    # Half-closed: the client still reads. Finish answering first.
+                    self.peer_eof = self.close_after = True
+                else:
+                    self.close("peer closed")
                 return
             self.bytes_in += len(data)
             if self.lingering:  # discard what the refused client still sends
@@ -282,7 +290,7 @@ class Connection:
             if self.refused:
                 self._linger()
             else:
-                self.close("keep-alive off")
+                self.close("peer closed" if self.peer_eof else "keep-alive off")
         elif not self.pending:
             if self.parser.in_head:
                 if self.deadline_why != "header_timeout":

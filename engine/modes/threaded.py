@@ -49,7 +49,12 @@ class ThreadedServer(Server):
             probe.emit("thread_start", conn.id, conn.fd, tid, name=name)
         try:
             while not conn.closed:
-                conn.handle_read()  # blocks in recv, then sends everything it can
+                if conn.wants_read():
+                    conn.handle_read()  # blocks in recv, then sends all it can
+                elif conn.wants_write() or conn.pending:
+                    conn.handle_write()
+                else:  # nothing to read or send: the peer is gone
+                    conn.close("peer closed")
         except Exception as exc:  # one connection's bug must not take the server down
             if probe.active:
                 probe.emit("error", conn.id, conn.fd, tid, what="thread_crashed", detail=repr(exc))

@@ -43,6 +43,20 @@ def test_half_close_still_gets_every_answer(mode: str, trigger: str) -> None:
     assert close.data["reason"] == "peer closed"
 
 
+@pytest.mark.parametrize("mode,trigger", ALL_MODES, ids=MODE_IDS)
+def test_half_close_gets_a_large_answer_whole(mode: str, trigger: str) -> None:
+    """The client's FIN arrives while 1.5 MiB are still being sent: the server
+    finishes the answer before it closes."""
+    with running_server(mode, trigger) as (server, sink):
+        result = run_load(LoadConfig(server.url + "images/big.bmp", requests=2,
+                                     behaviour="half-close"))
+        assert sink.wait_for(lambda evs: any(e.kind == "close" for e in evs), 5)
+    assert result.ok == 2 and result.failed == 0, result.summary()
+    sent = sum(e.data["bytes"] for e in sink.of_kind("send"))
+    assert sent > 2 * 1_500_000
+    assert sink.of_kind("close")[0].data["reason"] == "peer closed"
+
+
 def test_slow_client_is_served_when_under_the_header_timeout() -> None:
     probe, csink = client_probe()
     with running_server(header_timeout=5.0) as (server, sink):
