@@ -32,8 +32,14 @@ KINDS: dict[str, tuple[str, ...]] = {
     "thread_exit": ("name",),
     "request": ("method", "path", "version", "keep_alive"),
     "response": ("status", "length", "path"),
-    "tcp_state": ("side", "state", "previous"),
+    # TCP state of one end of a connection; "source" is "observed" (sock_diag,
+    # /proc) or "inferred" (from syscalls, where the kernel cannot be asked).
+    "tcp_state": ("side", "state", "previous", "source"),
+    # The listening socket's accept queue: connections waiting for accept().
+    "accept_queue": ("length", "backlog", "source"),
+    # A TCP segment. flags like "SYN|ACK"; origin "captured" or "derived".
     "packet": ("sport", "dport", "flags", "tcp_seq", "ack", "len", "win", "origin"),
+    # The gate released one held action (accept, recv, send, close...).
     "gate": ("action",),
     "mode": ("mode", "trigger", "policy", "multiplexer"),
     "error": ("what", "detail"),
