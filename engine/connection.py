@@ -34,12 +34,13 @@ class Connection:
     __slots__ = ("server", "sock", "fd", "id", "peer", "tid", "parser", "pending", "out",
                  "body", "body_left", "close_after", "closed", "deadline", "deadline_why",
                  "requests", "bytes_in", "bytes_out", "mask", "read_paused", "blocking",
-                 "refused", "lingering", "peer_eof",
+                 "refused", "lingering", "peer_eof", "gate",
                  "__weakref__")
 
     def __init__(self, server: "Server", sock: socket.socket, conn_id: str, peer: str,
                  tid: int, blocking: bool = False) -> None:
         self.server = server
+        self.gate = server.gate
         self.sock = sock
         self.fd = sock.fileno()
         self.id = conn_id
@@ -90,6 +91,8 @@ class Connection:
                     self._time_out()
                     return
                 sock.settimeout(left)
+            if self.gate.enabled:
+                self.gate.wait("recv", self.id, self.fd, self.tid)
             try:
                 data = sock.recv(RECV_SIZE)
             except BlockingIOError:
@@ -262,6 +265,8 @@ class Connection:
                     continue
                 break
             out = self.out
+            if self.gate.enabled:
+                self.gate.wait("send", self.id, self.fd, self.tid)
             try:
                 sent = sock.send(out)
             except BlockingIOError:
@@ -386,6 +391,8 @@ class Connection:
     def close(self, reason: str) -> None:
         if self.closed:
             return
+        if self.gate.enabled:
+            self.gate.wait("close", self.id, self.fd, self.tid)
         self.closed = True
         if self.body is not None:
             self.body.close()

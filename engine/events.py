@@ -39,8 +39,9 @@ KINDS: dict[str, tuple[str, ...]] = {
     "accept_queue": ("length", "backlog", "source"),
     # A TCP segment. flags like "SYN|ACK"; origin "captured" or "derived".
     "packet": ("sport", "dport", "flags", "tcp_seq", "ack", "len", "win", "origin"),
-    # The gate released one held action (accept, recv, send, close...).
-    "gate": ("action",),
+    # Stepping: an action (accept, recv, send, close, wait) is "held" before it
+    # runs, then "released" by a step (or "running" when stepping was turned off).
+    "gate": ("action", "state"),
     "mode": ("mode", "trigger", "policy", "multiplexer"),
     "error": ("what", "detail"),
     "dropped": ("count", "sink"),

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from .connection import Connection
 from .events import Probe
+from .gate import Gate
 from .http import DateCache, response_head
 from .static import Site
 
@@ -118,6 +119,7 @@ class Server:
         self.site = Site(config.root)
         self.date = DateCache()
         self.stats = Stats()
+        self.gate = Gate(self.probe)
         self.keep_alive_policy = config.policy == "keep-alive"
         self.conns: dict[int, Connection] = {}
         self.listener: socket.socket | None = None
@@ -200,6 +202,7 @@ class Server:
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stopping = True
+        self.gate.disable()  # anything held goes on, and sees the server stopping
         try:
             self._wake_w.send(b"x")
         except OSError:
@@ -228,6 +231,10 @@ class Server:
         connection limit, or it aborted while queued).
         """
         assert self.listener is not None
+        if self.gate.enabled:
+            self.gate.wait("accept", None, self.listener.fileno(), tid)
+            if self._stopping:
+                return None
         try:
             sock, peer = self.listener.accept()
         except BlockingIOError:

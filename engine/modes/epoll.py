@@ -50,6 +50,8 @@ class EpollServer(Server):
         try:
             while not self._stopping:
                 timeout = TICK if conns else -1
+                if self.gate.enabled:
+                    self.gate.wait("epoll_wait", None, -1, tid)
                 ready = ep.poll(timeout)
                 if probe.active:
                     probe.emit("epoll_wait", None, -1, tid, timeout=timeout, ready=ready)

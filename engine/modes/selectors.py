@@ -39,6 +39,8 @@ class SelectorsServer(Server):
         try:
             while not self._stopping:
                 timeout = TICK if conns else None
+                if self.gate.enabled:
+                    self.gate.wait("select", None, -1, tid)
                 ready = sel.select(timeout)
                 if probe.active:
                     probe.emit("epoll_wait", None, -1, tid, timeout=timeout if timeout else -1,
