@@ -118,6 +118,18 @@ class Probe:
                 self.remove_sink(sink)
 
 
+    def emit_at(self, t_ns: int, kind: str, conn: str | None = None, fd: int = -1,
+                thread: int = 0, **data: Any) -> None:
+        """Emit an event that happened at ``t_ns`` (derived after the fact)."""
+        event = _new_tuple(Event, (next(self._seq), t_ns, self.src, kind, conn, fd, thread, data))
+        for sink in self._sinks:
+            try:
+                sink(event)
+            except Exception as exc:
+                self.failed_sinks.append((sink, exc))
+                self.remove_sink(sink)
+
+
 class MemorySink:
     """Keeps events in memory (tests, scripts). Bounded: counts what it drops."""
 
