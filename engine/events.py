@@ -73,6 +73,7 @@ class Event(NamedTuple):
 
 _COMMON = frozenset(Event._fields) - {"data"}
 _new_tuple = tuple.__new__
+_SEQUENCE = itertools.count(1)
 _monotonic_ns = time.monotonic_ns
 
 Sink = Callable[[Event], None]
@@ -91,7 +92,7 @@ class Probe:
         self.src = src
         self.active = False
         self._sinks: tuple[Sink, ...] = ()
-        self._seq = itertools.count(1)
+        self._seq = _SEQUENCE  # one sequence for every probe of the process
         self._lock = threading.Lock()
         self.failed_sinks: list[tuple[Sink, BaseException]] = []
 
