@@ -4,11 +4,13 @@ from __future__ import annotations
 import argparse
 import errno
 import gc
+import shlex
 import signal
 import sys
 from pathlib import Path
 
 from . import __version__
+from .capture.derived import PacketDeriver
 from .events import Probe
 from .server import MODES, POLICIES, TRIGGERS, DEFAULT_PORT, ServerConfig, create_server, default_mode
 
@@ -40,6 +42,25 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
                    help="answer 503 beyond this many open connections (default 10000)")
     p.add_argument("--trace", type=Path, default=None, metavar="FILE",
                    help="record every event to FILE (JSON Lines)")
+    p.add_argument("--kernel", action=argparse.BooleanOptionalAction, default=True,
+                   help="observe TCP states with sock_diag (default: on where available)")
+    p.add_argument("--kernel-interval", type=float, default=0.005, metavar="SECONDS",
+                   help="how often the kernel is asked (default 0.005)")
+    p.add_argument("--packets", choices=("auto", "captured", "derived", "off"), default="auto",
+                   help="auto: captured where allowed (root, CAP_NET_RAW, the lab), else derived")
+    p.add_argument("--step", action="store_true",
+                   help="start held: the server waits before each action; Enter on stdin "
+                        "releases one, a number that many, c runs freely, s steps again, q quits")
+    p.add_argument("--lab", action="store_true",
+                   help="run in a private network namespace, where packets are captured "
+                        "without root; only the built-in clients (--load) can reach it")
+    p.add_argument("--fault", action="append", default=[], metavar="FAULT",
+                   help="in the lab, drop one segment: drop-syn, drop-synack, drop-ack, "
+                        "drop-fin, drop-server-fin (repeatable)")
+    p.add_argument("--load", default=None, metavar="ARGS",
+                   help='run the built-in clients inside, e.g. --load "--clients 2 --short"')
+    p.add_argument("--exit-after-load", action="store_true",
+                   help="stop the server once --load has finished")
 
 
 def _load_parser(sub: argparse._SubParsersAction) -> None:
@@ -59,6 +80,8 @@ def _load_parser(sub: argparse._SubParsersAction) -> None:
                    help="total requests per second (default: as fast as possible)")
     p.add_argument("--think", type=float, default=0.0, metavar="MS",
                    help="milliseconds each client waits between requests")
+    p.add_argument("--wait-after-connect", type=float, default=0.0, metavar="MS",
+                   help="milliseconds between connecting and sending the first request")
     p.add_argument("--path", action="append", default=[], metavar="PATH",
                    help="path(s) to request in turn (default: the URL's path)")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds per network step")
@@ -85,6 +108,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _serve_parser(sub)
     _load_parser(sub)
+    exp = sub.add_parser("export", help="write a trace's packets as pcapng (Wireshark, tshark)")
+    exp.add_argument("trace", type=Path)
+    exp.add_argument("--pcapng", type=Path, required=True, metavar="OUT")
+    exp.add_argument("--origin", choices=("captured", "derived"), default=None,
+                     help="only captured or only derived segments (default: captured if any)")
+    imp = sub.add_parser("import", help="turn a pcap or pcapng capture into a trace")
+    imp.add_argument("capture", type=Path)
+    imp.add_argument("--trace", type=Path, required=True, metavar="OUT")
     return parser
 
 
@@ -103,6 +134,28 @@ def cmd_serve(args: argparse.Namespace) -> int:
                           backlog=args.backlog, reuseaddr=args.reuseaddr,
                           sweep_pause=args.sweep_pause, header_timeout=args.header_timeout,
                           idle_timeout=args.idle_timeout, max_connections=args.max_connections)
+    if args.load is not None:
+        try:
+            load_args = build_parser().parse_args(["load", "http://127.0.0.1/", *shlex.split(args.load)])
+        except SystemExit:
+            print(f"sockscope: --load {args.load!r} is not valid for sockscope load", file=sys.stderr)
+            return 2
+    if args.fault and not args.lab:
+        print("sockscope: --fault needs --lab (faults are only injected in the lab)", file=sys.stderr)
+        return 2
+    if args.lab:
+        # Everything the lab needs is imported first: inside a user namespace,
+        # files owned by an unmapped user (root's Python) may be unreadable.
+        import encodings.idna  # noqa: F401  (socket encodes host names with it)
+
+        from . import clients, lab, trace  # noqa: F401
+        from .capture import derived, live  # noqa: F401
+        from .kernel import observer  # noqa: F401
+        try:
+            lab.enter_lab()
+        except lab.LabError as exc:
+            print(f"sockscope: the lab is not available: {exc}", file=sys.stderr)
+            return 1
     probe = Probe("server")
     try:
         writer = _open_trace(args.trace, probe, "server")
@@ -140,11 +193,36 @@ def cmd_serve(args: argparse.Namespace) -> int:
     detail = f"{config.mode}" + (f", {config.trigger}-triggered" if config.mode == "epoll" else "")
     print(f"SockScope serving {server.site.root} at {server.url} ({detail}, {config.policy})",
           flush=True)
+    sinks = [writer] if writer else []
+    port = server.address[1]
+    helpers = _start_observers(args, probe, port, sinks)
+    deriver = next((h for h in helpers if isinstance(h, PacketDeriver)), None)
+    if args.lab:
+        print("lab: a private network namespace; only the built-in clients (--load) reach it",
+              flush=True)
+        if args.fault:
+            from .lab import LabError, install_faults
+            try:
+                for lesson in install_faults(port, args.fault):
+                    print(f"fault: {lesson}", flush=True)
+            except LabError as exc:
+                print(f"sockscope: {exc}", file=sys.stderr)
+                server.stop()
     if writer:
         print(f"recording events to {args.trace}", flush=True)
+    if args.step:
+        _start_stepping(server)
+    load_thread = None
+    if args.load is not None:
+        load_thread = _start_load(load_args, server, sinks + ([deriver] if deriver else []),
+                                  args.exit_after_load)
     try:
         server.serve()
     finally:
+        for helper in helpers:
+            helper.stop()
+        if load_thread is not None:
+            load_thread.join(60)
         if writer:
             writer.close()
         s = server.stats
@@ -155,13 +233,121 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _start_observers(args: argparse.Namespace, probe: Probe, port: int, sinks: list) -> list:  # type: ignore[type-arg]
+    """The kernel observer and the packet source; prints what each one is."""
+    started = []
+    kernel_probe = Probe("kernel")
+    packet_probe = Probe("capture")
+    for sink in sinks:
+        kernel_probe.add_sink(sink)
+        packet_probe.add_sink(sink)
+    if args.kernel:
+        from .kernel.observer import KernelObserver
+        ok, reason = KernelObserver.available()
+        if ok:
+            observer = KernelObserver(kernel_probe, port, interval=args.kernel_interval,
+                                      host=args.host)
+            observer.start()
+            started.append(observer)
+            print(f"kernel states: observed via {observer.backend} every "
+                  f"{args.kernel_interval * 1000:g} ms", flush=True)
+        else:
+            print(f"kernel states: not observed ({reason}); the app infers them", flush=True)
+    if args.packets in ("auto", "captured"):
+        from .capture.live import CaptureError, LoopbackCapture, can_capture
+        ok, reason = can_capture()
+        if ok:
+            try:
+                started.append(LoopbackCapture(packet_probe, port).start())
+                print("packets: captured on lo (AF_PACKET)", flush=True)
+                return started
+            except CaptureError as exc:
+                reason = str(exc)
+        if args.packets == "captured":
+            print(f"packets: cannot capture ({reason})", flush=True)
+            return started
+        print(f"packets: derived from syscalls and states, marked derived "
+              f"(capture: {reason})", flush=True)
+    if args.packets in ("auto", "derived"):
+        deriver = PacketDeriver(Probe("engine"))
+        for sink in sinks:
+            deriver.probe.add_sink(sink)
+        probe.add_sink(deriver)
+        kernel_probe.add_sink(deriver)
+        started.append(deriver.start())
+        if args.packets == "derived":
+            print("packets: derived from syscalls and states, marked derived", flush=True)
+    return started
+
+
+def _start_stepping(server) -> None:  # type: ignore[no-untyped-def]
+    """Step the live server from the terminal: each held action is printed."""
+    import threading
+    gate = server.gate
+    gate.enable()
+
+    def show(event) -> None:  # type: ignore[no-untyped-def]
+        if event.kind == "gate" and event.data.get("state") == "held":
+            print(f"held before {event.data['action']}"
+                  + (f" on {event.conn}" if event.conn else ""), flush=True)
+
+    server.probe.add_sink(show)
+    print("stepping: Enter releases one action, a number that many, "
+          "c runs freely, s steps again, q stops", flush=True)
+
+    def read_commands() -> None:
+        for line in sys.stdin:
+            word = line.strip().lower()
+            if word in ("q", "quit"):
+                server.stop()
+                return
+            if word in ("c", "run"):
+                gate.disable()
+            elif word in ("s", "step"):
+                gate.enable()
+            elif word.isdigit() and int(word) > 0:
+                gate.step(int(word))
+            elif not word:
+                gate.step()
+            else:
+                print(f"? {word!r}: Enter, a number, c, s or q", flush=True)
+
+    threading.Thread(target=read_commands, name="sockscope-stdin", daemon=True).start()
+
+
+def _start_load(load_args: argparse.Namespace, server, sinks: list, exit_after: bool):  # type: ignore[no-untyped-def]
+    """The built-in clients, in this process (in the lab, nothing else can reach the server)."""
+    import threading
+    from .clients import run_load
+    config = _load_config(load_args, server.url)
+    client_probe = Probe("client")
+    for sink in sinks:
+        client_probe.add_sink(sink)
+
+    def run() -> None:
+        result = run_load(config, client_probe)
+        print(result.summary(), flush=True)
+        if exit_after:
+            server.stop()
+
+    thread = threading.Thread(target=run, name="sockscope-load", daemon=True)
+    thread.start()
+    return thread
+
+
+def _load_config(args: argparse.Namespace, url: str | None = None):  # type: ignore[no-untyped-def]
+    from .clients import LoadConfig
+    return LoadConfig(url=url or args.url, clients=args.clients, requests=args.requests,
+                      keep_alive=args.keep_alive, pipeline=args.pipeline, rate=args.rate,
+                      think=args.think / 1000.0, behaviour=args.behaviour or "normal",
+                      slow_interval=args.slow_interval, timeout=args.timeout,
+                      together=args.together, paths=args.path,
+                      linger_after_connect=args.wait_after_connect / 1000.0)
+
+
 def cmd_load(args: argparse.Namespace) -> int:
-    from .clients import LoadConfig, run_load
-    config = LoadConfig(url=args.url, clients=args.clients, requests=args.requests,
-                        keep_alive=args.keep_alive, pipeline=args.pipeline, rate=args.rate,
-                        think=args.think / 1000.0, behaviour=args.behaviour or "normal",
-                        slow_interval=args.slow_interval, timeout=args.timeout,
-                        together=args.together, paths=args.path)
+    from .clients import run_load
+    config = _load_config(args)
     try:
         config.check()
     except ValueError as exc:
@@ -178,6 +364,40 @@ def cmd_load(args: argparse.Namespace) -> int:
     return 1 if result.failed else 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from .capture.pcapng import export_pcapng
+    from .trace import TraceError, read_trace
+    try:
+        trace = read_trace(args.trace)
+    except (OSError, TraceError) as exc:
+        print(f"sockscope export: {exc}", file=sys.stderr)
+        return 1
+    packets = [e for e in trace.events if e.kind == "packet"]
+    origin = args.origin or ("captured" if any(e.data.get("origin") == "captured" for e in packets)
+                             else "derived")
+    count = export_pcapng(trace.events, args.pcapng, trace.header, origin=origin)
+    if not count:
+        print(f"sockscope export: {args.trace} holds no {origin} packets", file=sys.stderr)
+        return 1
+    print(f"wrote {count} {origin} segments to {args.pcapng}")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from .capture.pcapng import write_trace_from_capture
+    from .trace import TraceError
+    try:
+        events = write_trace_from_capture(args.capture, args.trace)
+    except (OSError, TraceError) as exc:
+        print(f"sockscope import: {exc}", file=sys.stderr)
+        return 1
+    conns = {e.conn for e in events}
+    print(f"wrote {len(events)} segments of {len(conns)} connections to {args.trace}")
+    for problem in events.problems:
+        print(f"note: {problem}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -187,6 +407,10 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_serve(args)
     if args.command == "load":
         return cmd_load(args)
+    if args.command == "export":
+        return cmd_export(args)
+    if args.command == "import":
+        return cmd_import(args)
     parser.print_help()
     return 2
 

@@ -32,6 +32,7 @@ class LoadConfig:
     pipeline: int = 1  # requests sent back to back before reading (keep-alive)
     rate: float = 0.0  # total requests per second across clients; 0 = as fast as possible
     think: float = 0.0  # seconds a client waits between requests
+    linger_after_connect: float = 0.0  # seconds between connecting and the first send
     behaviour: str = "normal"
     slow_interval: float = 0.05  # "slow": seconds between the bytes of a request
     timeout: float = 10.0
@@ -211,6 +212,8 @@ class _Client:
                 self.barrier.wait(config.timeout * max(1, config.requests))
         except threading.BrokenBarrierError:
             self.count(failed=1, error="not all clients connected in time")
+        except Exception as exc:  # a client's bug is a failed request, not a silent thread death
+            self.count(failed=1, error=f"client error: {exc!r}")
         finally:
             self.close("done")
 
@@ -236,6 +239,8 @@ class _Client:
             try:
                 if self.sock is None:
                     self.connect()
+                    if config.linger_after_connect:
+                        time.sleep(config.linger_after_connect)
                 # Keep-alive clients never ask the server to close: they close
                 # themselves after the last answer (so the TIME_WAIT is theirs).
                 self.send(self.request_bytes(batch, last_closes=False))

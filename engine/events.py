@@ -34,8 +34,11 @@ KINDS: dict[str, tuple[str, ...]] = {
     "response": ("status", "length", "path"),
     # TCP state of one end of a connection; "source" is "observed" (sock_diag,
     # /proc) or "inferred" (from syscalls, where the kernel cannot be asked).
+    # Observed ones also carry timer, expires_ms (TIME_WAIT's countdown),
+    # rqueue and wqueue; inferred ones the syscall that implied them ("via").
     "tcp_state": ("side", "state", "previous", "source"),
-    # The listening socket's accept queue: connections waiting for accept().
+    # The listening socket's accept queue: connections waiting for accept()
+    # (sock_diag's rqueue of the LISTEN socket) and the backlog (its wqueue).
     "accept_queue": ("length", "backlog", "source"),
     # A TCP segment. flags like "SYN|ACK"; origin "captured" or "derived".
     "packet": ("sport", "dport", "flags", "tcp_seq", "ack", "len", "win", "origin"),

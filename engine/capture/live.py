@@ -1,0 +1,353 @@
+"""Live capture of the server's TCP segments on the loopback interface.
+
+SockScope shows what the kernel actually put on the wire next to what the
+server asked of it. On Linux the wire of a local connection is `lo`, and an
+``AF_PACKET`` socket sees every frame that crosses it. That needs root or the
+``CAP_NET_RAW`` capability; ``can_capture()`` says plainly whether this
+process has it, and why not.
+
+Three things keep the capture cheap and exact:
+
+* ``lo`` hands a packet socket every frame twice, once leaving
+  (``PACKET_OUTGOING``) and once arriving. Only the arriving copy is kept,
+  otherwise every segment would appear to have been sent twice.
+* A classic BPF program attached with ``SO_ATTACH_FILTER`` drops, inside the
+  kernel, the outgoing copies and every frame that is not TCP to or from the
+  server port, and cuts the frames it keeps to their first ``SNAPLEN`` bytes
+  (the headers): a bulk transfer on `lo` moves 64 KiB frames, and copying
+  them into Python only to read 60 bytes of headers would fill the socket
+  buffer and make the kernel drop frames. The same checks run again in
+  Python, so a kernel that refuses the filter loses speed, not correctness.
+* Frames the kernel dropped anyway (socket buffer full) are counted with
+  ``PACKET_STATISTICS`` and reported, never silently lost.
+"""
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import platform
+import select
+import socket
+import struct
+import threading
+import time
+from typing import Any
+
+from ..events import Probe
+from ..server import connection_id
+from .frames import FrameError, parse_frame
+
+ETH_P_ALL = 0x0003
+SOL_PACKET = getattr(socket, "SOL_PACKET", 263)
+PACKET_STATISTICS = 6
+PACKET_OUTGOING = getattr(socket, "PACKET_OUTGOING", 4)
+SO_ATTACH_FILTER = getattr(socket, "SO_ATTACH_FILTER", 26)
+SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
+
+# Bytes of each frame kept: Ethernet 14 + IPv4 up to 60 (IPv6 40 plus room for
+# extension headers) + TCP up to 60 all fit. The payload length is read from
+# the IP header, so nothing SockScope shows is lost by the cut.
+SNAPLEN = 256
+# The queue is charged each frame's whole buffer even after the snap cut, so a
+# bulk transfer on lo (64 KiB frames) needs room: measured on a 2 GB transfer
+# in-process, 4 MiB lost ~1% of frames, 16 MiB none. SO_RCVBUFFORCE (root /
+# CAP_NET_ADMIN) may exceed net.core.rmem_max; otherwise SO_RCVBUF is capped there.
+RCVBUF = 16 * 1024 * 1024
+_BATCH = 512  # frames read per wakeup before looking at the stop signal again
+_FINAL_DRAIN_S = 0.2  # at stop, time spent reading what the kernel still holds
+_STATS_EVERY_S = 1.0
+
+
+class CaptureError(RuntimeError):
+    """Live capture cannot start (no permission, no such interface, not Linux)."""
+
+
+def can_capture(iface: str = "lo") -> tuple[bool, str]:
+    """Whether this process can capture on ``iface``, and a sentence saying why (not).
+
+    It tries what capturing does, opening an ``AF_PACKET`` raw socket,
+    because only the kernel knows the answer: uid 0 in a container may lack
+    ``CAP_NET_RAW``, and a non-root process may have been granted it.
+    """
+    if not hasattr(socket, "AF_PACKET") or not platform.system() == "Linux":
+        return False, (f"live capture uses Linux AF_PACKET sockets; this system is "
+                       f"{platform.system() or 'unknown'}: import a pcap file instead")
+    try:
+        # Protocol 0: the socket receives nothing, so the probe costs nothing.
+        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+    except OSError as exc:
+        return False, _open_failure(exc)
+    sock.close()
+    try:
+        socket.if_nametoindex(iface)
+    except OSError:
+        return False, f"no network interface named {iface!r} on this host"
+    return True, f"AF_PACKET raw socket opened (euid {os.geteuid()}); can capture on {iface}"
+
+
+def _open_failure(exc: OSError) -> str:
+    name = errno.errorcode.get(exc.errno or 0, str(exc.errno))
+    what = f"opening an AF_PACKET raw socket failed: {exc.strerror or exc} ({name})"
+    if exc.errno in (errno.EPERM, errno.EACCES):
+        return (f"{what}: permission denied; capturing needs root or the CAP_NET_RAW "
+                f"capability (this process runs as euid {os.geteuid()})")
+    if exc.errno in (errno.EAFNOSUPPORT, errno.EPROTONOSUPPORT, errno.EINVAL):
+        return f"{what}: this kernel or sandbox does not offer packet sockets"
+    return what
+
+
+# ------------------------------------------------------------------ BPF
+def bpf_program(port: int, snaplen: int = SNAPLEN) -> list[tuple[int, int, int, int]]:
+    """A classic BPF program: keep TCP to/from ``port`` arriving on an Ethernet-framed link.
+
+    It is what ``tcpdump -d 'inbound and tcp port P'`` compiles to on `lo`,
+    written out so that no libpcap is needed: IPv6 (no extension headers, as
+    tcpdump), IPv4 except later fragments, and it rejects outgoing copies by
+    the packet type the kernel attaches. Returns ``(code, jt, jf, k)``.
+    """
+    ld_w_abs, ldh_abs, ldb_abs, ldh_ind, ldxb_msh = 0x20, 0x28, 0x30, 0x48, 0xB1
+    jeq, jset, ret = 0x15, 0x45, 0x06
+    skf_pkttype = 0xFFFFF000 + 4  # SKF_AD_OFF + SKF_AD_PKTTYPE
+    prog: list[tuple[Any, ...]] = [
+        (ld_w_abs, None, None, skf_pkttype),
+        (jeq, "reject", None, PACKET_OUTGOING),
+        (ldh_abs, None, None, 12),  # EtherType
+        (jeq, None, "ipv4", 0x86DD),
+        (ldb_abs, None, None, 20),  # IPv6 next header
+        (jeq, None, "reject", 6),
+        (ldh_abs, None, None, 54),
+        (jeq, "accept", None, port),
+        (ldh_abs, None, None, 56),
+        (jeq, "accept", "reject", port),
+        ("ipv4", jeq, None, "reject", 0x0800),
+        (ldb_abs, None, None, 23),  # IPv4 protocol
+        (jeq, None, "reject", 6),
+        (ldh_abs, None, None, 20),  # flags + fragment offset
+        (jset, "reject", None, 0x1FFF),
+        (ldxb_msh, None, None, 14),  # X = IPv4 header length
+        (ldh_ind, None, None, 14),
+        (jeq, "accept", None, port),
+        (ldh_ind, None, None, 16),
+        (jeq, "accept", "reject", port),
+        ("accept", ret, None, None, snaplen),
+        ("reject", ret, None, None, 0),
+    ]
+    labels = {ins[0]: pc for pc, ins in enumerate(prog) if isinstance(ins[0], str)}
+    out = []
+    for pc, ins in enumerate(prog):
+        code, jt, jf, k = ins[1:] if isinstance(ins[0], str) else ins
+        rel = [0 if j is None else labels[j] - pc - 1 for j in (jt, jf)]
+        assert all(0 <= r < 256 for r in rel), "BPF jump out of range"
+        out.append((code, rel[0], rel[1], k))
+    return out
+
+
+def attach_filter(sock: socket.socket, program: list[tuple[int, int, int, int]]) -> None:
+    """Attach a classic BPF program (``SO_ATTACH_FILTER``; the kernel copies it)."""
+    insns = b"".join(struct.pack("=HBBI", *ins) for ins in program)
+    buf = ctypes.create_string_buffer(insns, len(insns))
+    fprog = struct.pack("@HP", len(program), ctypes.addressof(buf))  # struct sock_fprog
+    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
+
+
+# -------------------------------------------------------------- capture
+class LoopbackCapture:
+    """Capture the segments of one server port on ``iface`` and emit ``packet`` events.
+
+    Each kept frame becomes ``probe.emit("packet", conn, -1, tid, ...)`` with
+    the fields of ``frames.parse_frame`` and ``origin="captured"``; ``conn``
+    is oriented client>server, the server being the end that uses ``port``,
+    so it equals the id the server gave the connection when it accepted it.
+    The event's ``t_ns`` is stamped on receipt (the probe's monotonic clock),
+    so captured and server events interleave on one time line.
+
+    ``use_bpf=False`` skips the kernel filter (every frame on the interface
+    then crosses into Python); it exists to measure what the filter saves.
+    """
+
+    def __init__(self, probe: Probe, port: int, iface: str = "lo", *, use_bpf: bool = True,
+                 snaplen: int = SNAPLEN) -> None:
+        self.probe = probe
+        self.port = int(port)
+        self.iface = iface
+        self.use_bpf = use_bpf
+        self.snaplen = snaplen
+        self.bpf_attached = False
+        self.rcvbuf = 0
+        self.stats = {"frames": 0, "outgoing_dropped": 0, "other_dropped": 0,
+                      "malformed": 0, "emitted": 0, "kernel_packets": 0, "kernel_drops": 0}
+        self.error: str | None = None
+        self._sock: socket.socket | None = None
+        self._wake_r: socket.socket | None = None
+        self._wake_w: socket.socket | None = None
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._drops_reported = 0
+        self._result: dict[str, Any] | None = None
+
+    # ----------------------------------------------------------- control
+    def start(self) -> "LoopbackCapture":
+        """Open the socket, attach the filter, start the thread. Raises ``CaptureError``."""
+        if self._thread is not None:
+            raise CaptureError("this capture was already started")
+        if not hasattr(socket, "AF_PACKET"):
+            raise CaptureError(can_capture(self.iface)[1])
+        try:
+            # Protocol 0 until bind: no frame can arrive before the filter is in place.
+            sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+        except OSError as exc:
+            raise CaptureError(_open_failure(exc)) from exc
+        try:
+            if self.use_bpf:
+                try:
+                    attach_filter(sock, bpf_program(self.port, self.snaplen))
+                    self.bpf_attached = True
+                except OSError as exc:  # filtering in Python still gives the same events
+                    self.error = f"BPF filter refused ({exc}); filtering in Python"
+            for opt in (SO_RCVBUFFORCE, socket.SO_RCVBUF):
+                try:
+                    sock.setsockopt(socket.SOL_SOCKET, opt, RCVBUF)
+                    break
+                except OSError:
+                    continue
+            self.rcvbuf = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+            try:
+                sock.bind((self.iface, ETH_P_ALL))
+            except OSError as exc:
+                if exc.errno == errno.ENODEV:
+                    raise CaptureError(f"no network interface named {self.iface!r}") from exc
+                raise CaptureError(f"cannot bind a packet socket to {self.iface!r}: {exc}") from exc
+            sock.setblocking(False)
+            self._sock = sock
+            self._read_kernel_stats()  # start counting from zero (reading resets them)
+            self.stats["kernel_packets"] = self.stats["kernel_drops"] = 0
+            self._wake_r, self._wake_w = socket.socketpair()
+        except BaseException:
+            self._sock = None
+            sock.close()
+            raise
+        self._thread = threading.Thread(target=self._run, name="sockscope-capture", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> dict[str, Any]:
+        """Stop within a fraction of a second and return the counts.
+
+        Frames already queued in the kernel are still read (for at most
+        0.2 s), so a segment that arrived just before ``stop()`` is not lost.
+        Keys: ``frames`` (reached Python), ``outgoing_dropped``,
+        ``other_dropped`` (not TCP of this port), ``malformed``, ``emitted``,
+        ``kernel_packets`` / ``kernel_drops`` (PACKET_STATISTICS: what passed
+        the filter, and what the full socket buffer lost), ``bpf`` (whether the
+        kernel filter is attached), ``rcvbuf`` (the socket buffer the kernel
+        granted), ``error``, ``thread_alive`` (True only if the thread failed
+        to end within 1 s).
+        """
+        if self._result is not None:
+            return self._result
+        if self._thread is None:
+            raise CaptureError("this capture was not started")
+        self._stopping.set()
+        try:
+            assert self._wake_w is not None
+            self._wake_w.send(b"x")
+        except OSError:
+            pass
+        self._thread.join(timeout=1.0)
+        alive = self._thread.is_alive()
+        if not alive:
+            self._read_kernel_stats()
+            self._report_drops()
+            for s in (self._sock, self._wake_r, self._wake_w):
+                if s is not None:
+                    s.close()
+        self._result = {**self.stats, "bpf": self.bpf_attached, "rcvbuf": self.rcvbuf,
+                        "error": self.error, "thread_alive": alive}
+        return self._result
+
+    def __enter__(self) -> "LoopbackCapture":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------ thread
+    def _run(self) -> None:
+        assert self._sock is not None and self._wake_r is not None
+        poller = select.poll()
+        poller.register(self._sock.fileno(), select.POLLIN)
+        poller.register(self._wake_r.fileno(), select.POLLIN)
+        next_stats = time.monotonic() + _STATS_EVERY_S
+        try:
+            while not self._stopping.is_set():
+                poller.poll(int(_STATS_EVERY_S * 1000))  # woken by a frame or by stop()
+                self._read_batch(_BATCH)
+                if time.monotonic() >= next_stats:
+                    next_stats = time.monotonic() + _STATS_EVERY_S
+                    self._read_kernel_stats()
+                    self._report_drops()
+            deadline = time.monotonic() + _FINAL_DRAIN_S
+            while time.monotonic() < deadline and self._read_batch(_BATCH) == _BATCH:
+                pass
+        except OSError as exc:  # the interface went away, the socket was closed...
+            self.error = f"capture stopped: {exc}"
+            if self.probe.active:
+                self.probe.emit("error", None, -1, threading.get_native_id(),
+                                what="capture_failed", detail=str(exc))
+
+    def _read_batch(self, limit: int) -> int:
+        """Read up to ``limit`` frames without blocking; returns how many were read."""
+        sock = self._sock
+        assert sock is not None
+        stats = self.stats
+        port = self.port
+        probe = self.probe
+        tid = threading.get_native_id()
+        count = 0
+        while count < limit:
+            try:
+                frame, addr = sock.recvfrom(self.snaplen)
+            except (BlockingIOError, InterruptedError):
+                break
+            count += 1
+            stats["frames"] += 1
+            if addr[2] == PACKET_OUTGOING:  # lo's second copy of the same frame
+                stats["outgoing_dropped"] += 1
+                continue
+            try:
+                fields = parse_frame(frame)
+            except FrameError:
+                stats["malformed"] += 1
+                continue
+            if fields is None or (fields["sport"] != port and fields["dport"] != port):
+                stats["other_dropped"] += 1
+                continue
+            if fields["sport"] == port:
+                conn = connection_id((fields["dst_ip"], fields["dport"]), (fields["src_ip"], port))
+            else:
+                conn = connection_id((fields["src_ip"], fields["sport"]), (fields["dst_ip"], port))
+            stats["emitted"] += 1
+            if probe.active:
+                probe.emit("packet", conn, -1, tid, origin="captured", **fields)
+        return count
+
+    def _read_kernel_stats(self) -> None:
+        """Add PACKET_STATISTICS to the totals (the kernel resets them on each read)."""
+        if self._sock is None or self._sock.fileno() < 0:
+            return
+        try:
+            packets, drops = struct.unpack("II", self._sock.getsockopt(SOL_PACKET,
+                                                                       PACKET_STATISTICS, 8))
+        except OSError:
+            return
+        self.stats["kernel_packets"] += packets
+        self.stats["kernel_drops"] += drops
+
+    def _report_drops(self) -> None:
+        new = self.stats["kernel_drops"] - self._drops_reported
+        if new > 0:
+            self._drops_reported = self.stats["kernel_drops"]
+            if self.probe.active:
+                self.probe.emit("dropped", None, -1, threading.get_native_id(), count=new,
+                                sink="capture")
