@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from .http import (ALLOWED_METHODS, HttpError, Request, RequestParser, error_body,
                    response_head)
+from .kernel.tcpinfo import tcp_info
 from .static import content_type
 
 if TYPE_CHECKING:
@@ -27,6 +28,8 @@ RECV_SIZE = 64 * 1024
 FILE_CHUNK = 64 * 1024
 OUT_HIGH = 64 * 1024  # answer further pipelined requests only below this much unsent
 MAX_PENDING = 64  # pipelined requests waiting for an answer; stop reading beyond
+TCP_INFO_ON_CLOSE = ("segs_in", "segs_out", "total_retrans", "rtt_us", "bytes_acked",
+                     "bytes_received")
 LINGER = 2.0  # seconds a refused client gets to stop sending before we close
 
 
@@ -399,7 +402,13 @@ class Connection:
             self.body = None
         self.out = b""
         self.pending.clear()
-        self._report("close", reason=reason)
+        probe = self.server.probe
+        if probe.active:
+            # What the kernel counted for this connection, just before it goes
+            # (a few microseconds, and only when someone listens).
+            info = tcp_info(self.sock)
+            extra = {k: info[k] for k in TCP_INFO_ON_CLOSE if k in info} if info else {}
+            probe.emit("close", self.id, self.fd, self.tid, reason=reason, **extra)
         self.server._forget(self)  # before close: the mode may unregister the fd
         try:
             self.sock.close()

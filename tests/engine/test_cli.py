@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -133,3 +134,71 @@ def test_serve_and_load_never_import_qt() -> None:
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                           timeout=30, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def _first_lines(prefix: list[str]) -> str:
+    proc = subprocess.Popen([*prefix, *CLI, "serve", "--port", "0"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        lines = [proc.stdout.readline() for _ in range(3)]  # type: ignore[union-attr]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=10)
+    return "".join(lines)
+
+
+def test_serve_says_where_packets_and_states_come_from() -> None:
+    from engine.capture.live import can_capture
+    lines = _first_lines([])
+    assert "kernel states: observed via sockdiag" in lines
+    if can_capture()[0]:
+        assert "packets: captured on lo (AF_PACKET)" in lines
+    else:
+        assert "packets: derived from syscalls" in lines
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"),
+                    reason="dropping CAP_NET_RAW needs root and setpriv")
+def test_serve_without_capture_rights_derives_packets() -> None:
+    lines = _first_lines(["setpriv", "--bounding-set=-net_raw", "--inh-caps=-net_raw"])
+    assert "packets: derived from syscalls and states, marked derived" in lines
+    assert "CAP_NET_RAW" in lines
+
+
+def test_export_and_import_round_trip(tmp_path: Path) -> None:
+    trace, pcap, back = tmp_path / "t.jsonl", tmp_path / "t.pcapng", tmp_path / "back.jsonl"
+    served = subprocess.run([*CLI, "serve", "--port", "0", "--packets", "derived",
+                             "--load=--clients 2 --requests 2", "--exit-after-load",
+                             "--trace", str(trace)], cwd=ROOT, capture_output=True, text=True,
+                            timeout=60)
+    assert served.returncode == 0 and "requests: 4 ok" in served.stdout, served.stdout
+    packets = [e for e in read_trace(trace).events if e.kind == "packet"]
+    assert packets and all(e.data["origin"] == "derived" for e in packets)
+    exported = subprocess.run([*CLI, "export", str(trace), "--pcapng", str(pcap)], cwd=ROOT,
+                              capture_output=True, text=True, timeout=60)
+    assert exported.returncode == 0, exported.stderr
+    assert f"wrote {len(packets)} derived segments" in exported.stdout
+    if shutil.which("tshark"):
+        shown = subprocess.run(["tshark", "-r", str(pcap), "-T", "fields", "-e", "tcp.flags.str"],
+                               capture_output=True, text=True, timeout=60)
+        assert shown.returncode == 0 and len(shown.stdout.split("\n")) - 1 == len(packets)
+    imported = subprocess.run([*CLI, "import", str(pcap), "--trace", str(back)], cwd=ROOT,
+                              capture_output=True, text=True, timeout=60)
+    assert imported.returncode == 0, imported.stderr
+    assert f"wrote {len(packets)} segments of 2 connections" in imported.stdout
+    again = [e for e in read_trace(back).events if e.kind == "packet"]
+    assert [(e.conn, e.data["flags"], e.data["len"]) for e in again] == \
+        [(e.conn, e.data["flags"], e.data["len"]) for e in packets]
+
+
+def test_export_and_import_refuse_bad_files_clearly(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("not a trace\n")
+    proc = subprocess.run([*CLI, "export", str(bad), "--pcapng", str(tmp_path / "x")], cwd=ROOT,
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 1 and "line 1" in proc.stderr
+    garbage = tmp_path / "garbage.pcap"
+    garbage.write_bytes(b"\x00" * 100)
+    proc = subprocess.run([*CLI, "import", str(garbage), "--trace", str(tmp_path / "y")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 1 and "garbage.pcap" in proc.stderr
