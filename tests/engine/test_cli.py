@@ -202,3 +202,51 @@ def test_export_and_import_refuse_bad_files_clearly(tmp_path: Path) -> None:
     proc = subprocess.run([*CLI, "import", str(garbage), "--trace", str(tmp_path / "y")],
                           cwd=ROOT, capture_output=True, text=True, timeout=30)
     assert proc.returncode == 1 and "garbage.pcap" in proc.stderr
+
+
+def test_serve_step_is_driven_from_stdin() -> None:
+    import threading
+    proc = subprocess.Popen([*CLI, "serve", "--port", "0", "--step", "--no-kernel",
+                             "--packets", "off"], cwd=ROOT, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1)
+    try:
+        first = proc.stdout.readline()  # type: ignore[union-attr]
+        url = first[first.index("http://"):].split()[0]
+        early = []  # the loop may be held before the "stepping:" line is read
+        for _ in range(5):
+            line = proc.stdout.readline()  # type: ignore[union-attr]
+            if line.startswith("stepping:"):
+                break
+            early.append(line)
+        else:
+            raise AssertionError(f"no stepping line: {early}")
+        answer: dict = {}
+
+        def fetch() -> None:
+            import urllib.request
+            with urllib.request.urlopen(url + "robots.txt", timeout=20) as r:
+                answer["status"] = r.status
+
+        client = threading.Thread(target=fetch)
+        client.start()
+        held = []
+        pending = [line for line in early if line.startswith("held before ")]
+        for _ in range(4):  # step through the first actions one at a time
+            line = pending.pop(0) if pending else proc.stdout.readline()  # type: ignore[union-attr]
+            assert line.startswith("held before "), line
+            held.append(line.split()[2])
+            proc.stdin.write("\n")  # type: ignore[union-attr]
+            proc.stdin.flush()  # type: ignore[union-attr]
+        assert "answer" not in answer and "status" not in answer
+        proc.stdin.write("c\n")  # type: ignore[union-attr]
+        proc.stdin.flush()  # type: ignore[union-attr]
+        client.join(20)
+        assert answer.get("status") == 200
+        assert held[0] == "epoll_wait" and "accept" in held
+        proc.stdin.write("q\n")  # type: ignore[union-attr]
+        proc.stdin.flush()  # type: ignore[union-attr]
+        assert proc.wait(10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=10)
