@@ -201,7 +201,7 @@ def test_edge_triggered_reads_until_eagain() -> None:
                                            (e.kind == "eagain" and e.data["op"] == "recv"))
                            for e in window), f"fd {fd} reported readable but not drained"
                 checked += 1
-    assert checked >= 5
+    assert checked >= 3  # at least one readable report per connection
     with running_server("epoll", "level") as (server, sink):
         run_load(LoadConfig(server.url, clients=3, requests=5))
     assert not [e for e in sink.of_kind("eagain") if e.data["op"] == "recv"], \
