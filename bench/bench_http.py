@@ -48,8 +48,11 @@ SERVERS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "http.server": ("python3 -m http.server", "http.server", ()),
     "nginx": ("nginx (1 worker)", "nginx", ()),
     "epoll": ("SockScope epoll level", "sockscope", ("--mode", "epoll", "--trigger", "level")),
-    "epoll-trace": ("SockScope epoll level + --trace", "sockscope",
-                    ("--mode", "epoll", "--trigger", "level")),
+    "epoll-trace": ("SockScope epoll level + --trace (server events)", "sockscope",
+                    ("--mode", "epoll", "--trigger", "level", "--states", "off",
+                     "--packets", "off")),
+    "epoll-trace-all": ("SockScope epoll level + --trace, states and packets", "sockscope",
+                        ("--mode", "epoll", "--trigger", "level")),
     "epoll-edge": ("SockScope epoll edge", "sockscope", ("--mode", "epoll", "--trigger", "edge")),
     "selectors": ("SockScope selectors", "sockscope", ("--mode", "selectors")),
     "threaded": ("SockScope threaded", "sockscope", ("--mode", "threaded")),
@@ -59,8 +62,8 @@ SERVERS: dict[str, tuple[str, str, tuple[str, ...]]] = {
 # Run order inside a round: the peers first, each SockScope variant right after
 # them; every other round runs in reverse so slow drift of a noisy machine
 # does not always favour the same servers.
-ORDER = ["http.server", "nginx", "epoll", "epoll-trace", "epoll-edge", "selectors", "threaded",
-         "nonblocking"]
+ORDER = ["http.server", "nginx", "epoll", "epoll-trace", "epoll-trace-all", "epoll-edge",
+         "selectors", "threaded", "nonblocking"]
 ALIASES = {"httpserver": "http.server", "http-server": "http.server", "http_server": "http.server",
            "epoll-level": "epoll", "trace": "epoll-trace", "edge": "epoll-edge"}
 LOADS = ("wrk", "ab")
@@ -375,7 +378,7 @@ def start_server(key: str, env: Env) -> Server:
         argv = [sys.executable, "-m", "engine", "serve", *SERVERS[key][2], "--host", HOST,
                 "--port", "0", "--root", str(env.www), "--policy", "keep-alive"]
         trace = None
-        if key == "epoll-trace":
+        if key in ("epoll-trace", "epoll-trace-all"):
             trace = env.dir / f"{out.stem}.trace.jsonl"
             argv += ["--trace", str(trace)]
         proc = Proc(argv, REPO, out, err, signal.SIGINT)

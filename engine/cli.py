@@ -42,8 +42,9 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
                    help="answer 503 beyond this many open connections (default 10000)")
     p.add_argument("--trace", type=Path, default=None, metavar="FILE",
                    help="record every event to FILE (JSON Lines)")
-    p.add_argument("--kernel", action=argparse.BooleanOptionalAction, default=True,
-                   help="observe TCP states with sock_diag (default: on where available)")
+    p.add_argument("--states", choices=("auto", "observed", "inferred", "off"), default="auto",
+                   help="TCP states: observed (sock_diag), inferred (from syscalls), "
+                        "auto (observed where the kernel allows), off")
     p.add_argument("--kernel-interval", type=float, default=0.005, metavar="SECONDS",
                    help="how often the kernel is asked (default 0.005)")
     p.add_argument("--packets", choices=("auto", "captured", "derived", "off"), default="auto",
@@ -195,8 +196,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
           flush=True)
     sinks = [writer] if writer else []
     port = server.address[1]
-    helpers = _start_observers(args, probe, port, sinks)
-    deriver = next((h for h in helpers if isinstance(h, PacketDeriver)), None)
+    if sinks:
+        helpers, both_ends = _start_observers(args, probe, port, sinks)
+    else:  # nobody would read them: asking the kernel and capturing would only cost
+        helpers, both_ends = [], []
+        print("kernel states and packets: recorded with --trace", flush=True)
     if args.lab:
         print("lab: a private network namespace; only the built-in clients (--load) reach it",
               flush=True)
@@ -214,8 +218,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         _start_stepping(server)
     load_thread = None
     if args.load is not None:
-        load_thread = _start_load(load_args, server, sinks + ([deriver] if deriver else []),
-                                  args.exit_after_load)
+        load_thread = _start_load(load_args, server, sinks + both_ends, args.exit_after_load)
     try:
         server.serve()
     finally:
@@ -233,26 +236,39 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _start_observers(args: argparse.Namespace, probe: Probe, port: int, sinks: list) -> list:  # type: ignore[type-arg]
-    """The kernel observer and the packet source; prints what each one is."""
-    started = []
+def _start_observers(args: argparse.Namespace, probe: Probe, port: int, sinks: list
+                     ) -> tuple[list, list]:  # type: ignore[type-arg]
+    """Start the kernel observer and the packet source, and print what each is.
+
+    Returns what to stop at the end, and the sinks that also want the
+    built-in clients' events (inference and derivation use both ends)."""
+    from .kernel.inferred import StateInference
+    from .kernel.observer import KernelObserver
+    started: list = []  # type: ignore[type-arg]
+    both_ends: list = []  # type: ignore[type-arg]
     kernel_probe = Probe("kernel")
     packet_probe = Probe("capture")
     for sink in sinks:
         kernel_probe.add_sink(sink)
         packet_probe.add_sink(sink)
-    if args.kernel:
-        from .kernel.observer import KernelObserver
-        ok, reason = KernelObserver.available()
-        if ok:
-            observer = KernelObserver(kernel_probe, port, interval=args.kernel_interval,
-                                      host=args.host)
-            observer.start()
-            started.append(observer)
-            print(f"kernel states: observed via {observer.backend} every "
-                  f"{args.kernel_interval * 1000:g} ms", flush=True)
-        else:
-            print(f"kernel states: not observed ({reason}); the app infers them", flush=True)
+    ok, reason = KernelObserver.available() if args.states in ("auto", "observed") \
+        else (False, f"--states {args.states}")
+    if args.states == "off":
+        pass
+    elif ok:
+        observer = KernelObserver(kernel_probe, port, interval=args.kernel_interval,
+                                  host=args.host)
+        started.append(observer.start())
+        print(f"kernel states: observed via {observer.backend} every "
+              f"{args.kernel_interval * 1000:g} ms", flush=True)
+    elif args.states == "observed":
+        print(f"kernel states: cannot be observed ({reason})", flush=True)
+    else:
+        # The states the syscalls imply, marked inferred; the kernel is not asked.
+        inference = StateInference(kernel_probe)
+        probe.add_sink(inference)
+        both_ends.append(inference)
+        print(f"kernel states: inferred from syscalls, marked inferred ({reason})", flush=True)
     if args.packets in ("auto", "captured"):
         from .capture.live import CaptureError, LoopbackCapture, can_capture
         ok, reason = can_capture()
@@ -260,12 +276,12 @@ def _start_observers(args: argparse.Namespace, probe: Probe, port: int, sinks: l
             try:
                 started.append(LoopbackCapture(packet_probe, port).start())
                 print("packets: captured on lo (AF_PACKET)", flush=True)
-                return started
+                return started, both_ends
             except CaptureError as exc:
                 reason = str(exc)
         if args.packets == "captured":
             print(f"packets: cannot capture ({reason})", flush=True)
-            return started
+            return started, both_ends
         print(f"packets: derived from syscalls and states, marked derived "
               f"(capture: {reason})", flush=True)
     if args.packets in ("auto", "derived"):
@@ -275,9 +291,10 @@ def _start_observers(args: argparse.Namespace, probe: Probe, port: int, sinks: l
         probe.add_sink(deriver)
         kernel_probe.add_sink(deriver)
         started.append(deriver.start())
+        both_ends.append(deriver)
         if args.packets == "derived":
             print("packets: derived from syscalls and states, marked derived", flush=True)
-    return started
+    return started, both_ends
 
 
 def _start_stepping(server) -> None:  # type: ignore[no-untyped-def]

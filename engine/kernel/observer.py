@@ -155,7 +155,7 @@ class KernelObserver:
     def __init__(self, probe: Probe, port: int, *, interval: float = 0.005,
                  backend: str = "auto", host: str | None = None,
                  families: Iterable[int] | None = None, resync: float = 1.0,
-                 skip_idle_scans: bool = True) -> None:
+                 skip_idle_scans: bool = True, max_busy: float = 0.1) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}")
         if interval <= 0:
@@ -164,6 +164,10 @@ class KernelObserver:
         self.port = port
         self.interval = interval
         self.resync = resync
+        self.max_busy = max_busy  # at most this share of a core spent dumping
+        self.throttled = 0
+        self._scan_allowed_at = 0.0
+        self._deferred: str | None = None
         self.host = None if host in (None, "", "0.0.0.0", "::") else _plain_ip(host)
         self.families = tuple(families) if families is not None else _families_for(host)
         self._port_bytes = port.to_bytes(2, "big")
@@ -253,7 +257,8 @@ class KernelObserver:
 
     def stats(self) -> dict[str, Any]:
         return {"backend": self.backend, "polls": self.polls, "scans": dict(self.scans),
-                "scan_seconds": self.scan_seconds, "cpu_seconds": self.cpu_seconds}
+                "scan_seconds": self.scan_seconds, "cpu_seconds": self.cpu_seconds,
+                "throttled": self.throttled}
 
     # ------------------------------------------------------------ the loop
     def _run(self) -> None:
@@ -313,10 +318,20 @@ class KernelObserver:
                 reason = "timer"
             elif now >= self._resync_due:
                 reason = "resync"
+        # Under constant traffic the counters move at every poll; a dump of a
+        # big table costs milliseconds, so dumps are spaced to keep this
+        # thread under ``max_busy`` of a core. A deferred trigger is kept.
+        if reason is not None and now < self._scan_allowed_at:
+            self._deferred = self._deferred or reason
+            self.throttled += 1
+            reason = None
+        elif reason is None and self._deferred is not None and now >= self._scan_allowed_at:
+            reason, self._deferred = self._deferred, None
         if reason is not None or self._queue_waiting:
             self._poll_listeners(tid)
         if reason is not None:
             self._scan(tid, reason)
+            self._scan_allowed_at = now + (time.monotonic() - now) / self.max_busy
 
     def _guarded(self, step: Any, *args: Any) -> Any:
         """Run one step; report a failure once (as an ``error`` event) and carry on."""

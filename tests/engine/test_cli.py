@@ -136,11 +136,11 @@ def test_serve_and_load_never_import_qt() -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-def _first_lines(prefix: list[str]) -> str:
-    proc = subprocess.Popen([*prefix, *CLI, "serve", "--port", "0"], cwd=ROOT,
+def _first_lines(prefix: list[str], *args: str, count: int = 3) -> str:
+    proc = subprocess.Popen([*prefix, *CLI, "serve", "--port", "0", *args], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        lines = [proc.stdout.readline() for _ in range(3)]  # type: ignore[union-attr]
+        lines = [proc.stdout.readline() for _ in range(count)]  # type: ignore[union-attr]
     finally:
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=10)
@@ -149,7 +149,8 @@ def _first_lines(prefix: list[str]) -> str:
 
 def test_serve_says_where_packets_and_states_come_from() -> None:
     from engine.capture.live import can_capture
-    lines = _first_lines([])
+    assert "kernel states and packets: recorded with --trace" in _first_lines([], count=2)
+    lines = _first_lines([], "--trace", os.devnull)
     assert "kernel states: observed via sockdiag" in lines
     if can_capture()[0]:
         assert "packets: captured on lo (AF_PACKET)" in lines
@@ -160,9 +161,21 @@ def test_serve_says_where_packets_and_states_come_from() -> None:
 @pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"),
                     reason="dropping CAP_NET_RAW needs root and setpriv")
 def test_serve_without_capture_rights_derives_packets() -> None:
-    lines = _first_lines(["setpriv", "--bounding-set=-net_raw", "--inh-caps=-net_raw"])
+    lines = _first_lines(["setpriv", "--bounding-set=-net_raw", "--inh-caps=-net_raw"],
+                         "--trace", os.devnull)
     assert "packets: derived from syscalls and states, marked derived" in lines
     assert "CAP_NET_RAW" in lines
+
+
+def test_serve_without_the_kernel_infers_states(tmp_path: Path) -> None:
+    trace = tmp_path / "t.jsonl"
+    proc = subprocess.run([*CLI, "serve", "--port", "0", "--states", "inferred", "--packets", "off",
+                           "--load=--requests 2", "--exit-after-load", "--trace", str(trace)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert "kernel states: inferred from syscalls, marked inferred" in proc.stdout
+    states = [e for e in read_trace(trace).events if e.kind == "tcp_state"]
+    assert states and all(e.data["source"] == "inferred" for e in states)
+    assert {"ESTABLISHED"} <= {e.data["state"] for e in states}
 
 
 def test_export_and_import_round_trip(tmp_path: Path) -> None:
@@ -206,7 +219,7 @@ def test_export_and_import_refuse_bad_files_clearly(tmp_path: Path) -> None:
 
 def test_serve_step_is_driven_from_stdin() -> None:
     import threading
-    proc = subprocess.Popen([*CLI, "serve", "--port", "0", "--step", "--no-kernel",
+    proc = subprocess.Popen([*CLI, "serve", "--port", "0", "--step", "--states", "off",
                              "--packets", "off"], cwd=ROOT, stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1)
     try:
