@@ -1,1 +1,0 @@
-"""One module per I/O model; each holds only its loop (see ``engine.server``)."""
