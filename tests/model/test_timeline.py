@@ -1,0 +1,116 @@
+"""The Qt-free timeline: stepping anywhere gives the same state as folding."""
+from __future__ import annotations
+
+import dataclasses
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from engine.capture.derived import PacketDeriver
+from engine.clients import LoadConfig, run_load
+from engine.events import Event, MemorySink, Probe
+from tests.conftest import running_server
+from visualizer.model import EventLog, ServerState, Timeline, apply
+
+
+@pytest.fixture(scope="module")
+def recorded() -> list[Event]:
+    """A real run: server, clients and derived packets, short and keep-alive."""
+    sink = MemorySink()
+    client = Probe("client")
+    deriver = PacketDeriver(Probe("engine"))
+    for p in (client, deriver.probe):
+        p.add_sink(sink)
+    client.add_sink(deriver)
+    with running_server("epoll") as (server, server_sink):
+        server.probe.add_sink(deriver)
+        run_load(LoadConfig(server.url, clients=3, requests=4), client)
+        run_load(LoadConfig(server.url, clients=2, requests=2, keep_alive=False), client)
+        assert server_sink.wait_for(lambda evs: sum(e.kind == "close" for e in evs) >= 7, 5)
+    return list(server_sink.events) + list(sink.events)
+
+
+def fold(events: list[Event], upto: int) -> ServerState:
+    state = ServerState()
+    for i, e in enumerate(events[:upto + 1]):
+        apply(state, e, i)
+    return state
+
+
+def same(a: ServerState, b: ServerState) -> bool:
+    return dataclasses.asdict(a) == dataclasses.asdict(b)
+
+
+def test_log_orders_every_source_by_time(recorded: list[Event]) -> None:
+    shuffled = recorded[:]
+    random.Random(4).shuffle(shuffled)
+    log = EventLog()
+    for i in range(0, len(shuffled), 37):  # batches arrive in any order
+        log.extend(shuffled[i:i + 37])
+    times = [(e.t_ns, e.seq) for e in log]
+    assert times == sorted(times) and len(log) == len(recorded)
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=st.data())
+def test_stepping_anywhere_equals_folding(recorded: list[Event], data: st.DataObject) -> None:
+    log = EventLog(recorded)
+    ordered = list(log)
+    timeline = Timeline(log, every=50)
+    timeline.live = False
+    n = data.draw(st.integers(0, len(log) - 1))
+    m = data.draw(st.integers(0, n + 1))
+    timeline.seek(n)
+    assert same(timeline.state, fold(ordered, n))
+    timeline.step(-m)
+    assert timeline.cursor == n - m
+    assert same(timeline.state, fold(ordered, n - m))
+    timeline.step(m)
+    assert same(timeline.state, fold(ordered, n))
+
+
+def test_late_batches_refold_history(recorded: list[Event]) -> None:
+    ordered = list(EventLog(recorded))
+    timeline = Timeline(every=25)
+    late = ordered[10:40]  # e.g. derived packets dated in the past, or a slower process
+    rest = ordered[:10] + ordered[40:]
+    for i in range(0, len(rest), 20):
+        timeline.add(rest[i:i + 20])
+    timeline.add(late)
+    assert timeline.cursor == len(ordered) - 1
+    assert same(timeline.state, fold(ordered, len(ordered) - 1))
+
+
+def test_state_holds_what_the_views_draw(recorded: list[Event]) -> None:
+    timeline = Timeline(EventLog(recorded))
+    timeline.seek(len(timeline.log) - 1)
+    state = timeline.state
+    conns = [c for c in state.connections.values() if c.opened_ns is not None]
+    assert len(conns) == 3 + 4  # three keep-alive clients, four short connections
+    assert sum(len(c.requests) for c in conns) == 3 * 4 + 2 * 2
+    assert all(status == 200 for c in conns for _, status, _ in c.responses)
+    assert state.open_connections == 0 and not state.fds
+    assert all(c.packets >= 7 for c in conns)  # handshake, data, teardown
+    assert state.mode["mode"] == "epoll"
+    # Midway: the first connection accepted and registered for reading.
+    first_accept = next(i for i, e in enumerate(timeline.log) if e.kind == "accept")
+    state = timeline.seek(first_accept + 1)
+    conn_id = timeline.log[first_accept].conn
+    assert state.connections[conn_id].open
+    assert state.interest.get(timeline.log[first_accept].fd) == "IN"
+
+
+def test_next_and_previous_event_of_a_connection(recorded: list[Event]) -> None:
+    timeline = Timeline(EventLog(recorded))
+    timeline.live = False
+    timeline.seek(-1)
+    conn = next(e.conn for e in timeline.log if e.kind == "accept")
+    i = timeline.next_of(conn, 1)
+    assert i is not None and timeline.log[i].conn == conn
+    timeline.seek(i)
+    j = timeline.next_of(conn, 1)
+    assert j is not None and j > i and timeline.log[j].conn == conn
+    timeline.seek(j)
+    assert timeline.next_of(conn, -1) == i

@@ -1,0 +1,158 @@
+"""Reducers: the server as it stood after a given event.
+
+``apply(state, event)`` folds one event into a ``ServerState`` in place;
+``ServerState.clone()`` copies what ``apply`` mutates, for snapshots. The
+state holds what the views draw: connections with both ends' TCP states and
+their requests, the fd table, the epoll interest and ready lists, threads,
+the accept queue, what the gate holds, and counters.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from engine.events import Event
+
+
+@dataclass(slots=True)
+class ConnectionState:
+    id: str
+    fd: int = -1
+    client: str = "CLOSED"  # TCP state of the client's end
+    server: str = "CLOSED"
+    client_source: str | None = None  # "observed" / "inferred" / None (not reported)
+    server_source: str | None = None
+    opened_ns: int | None = None
+    closed_ns: int | None = None  # the server closed its socket
+    time_wait_ms: int | None = None  # TIME_WAIT countdown when last observed
+    requests: list[tuple[int, str, str]] = field(default_factory=list)  # (t_ns, method, path)
+    responses: list[tuple[int, int, int]] = field(default_factory=list)  # (t_ns, status, length)
+    bytes_in: int = 0
+    bytes_out: int = 0
+    packets: int = 0
+    thread: int = 0
+
+    def clone(self) -> "ConnectionState":
+        return replace(self, requests=list(self.requests), responses=list(self.responses))
+
+    @property
+    def open(self) -> bool:
+        return self.closed_ns is None and self.opened_ns is not None
+
+
+@dataclass(slots=True)
+class ServerState:
+    index: int = -1  # the last event folded in
+    t_ns: int = 0
+    mode: dict[str, Any] = field(default_factory=dict)
+    listen: dict[str, Any] = field(default_factory=dict)
+    connections: dict[str, ConnectionState] = field(default_factory=dict)
+    fds: dict[int, str] = field(default_factory=dict)  # fd -> connection id
+    interest: dict[int, str] = field(default_factory=dict)  # fd -> mask ("IN", "IN|ET"...)
+    ready: list[tuple[int, int]] = field(default_factory=list)  # the last wait's ready list
+    threads: dict[int, str] = field(default_factory=dict)  # thread -> what it does now
+    accept_queue: tuple[int, int] = (0, 0)  # (length, backlog)
+    held: list[tuple[str, str | None]] = field(default_factory=list)  # gate: (action, conn)
+    counts: dict[str, int] = field(default_factory=dict)  # events per kind
+    eagain: int = 0
+    dropped: int = 0
+    last_sweep: dict[str, Any] = field(default_factory=dict)
+
+    def clone(self) -> "ServerState":
+        return replace(self, mode=dict(self.mode), listen=dict(self.listen),
+                       connections={k: c.clone() for k, c in self.connections.items()},
+                       fds=dict(self.fds), interest=dict(self.interest), ready=list(self.ready),
+                       threads=dict(self.threads), held=list(self.held),
+                       counts=dict(self.counts), last_sweep=dict(self.last_sweep))
+
+    @property
+    def open_connections(self) -> int:
+        return sum(1 for c in self.connections.values() if c.open)
+
+    def connection(self, conn_id: str) -> ConnectionState:
+        conn = self.connections.get(conn_id)
+        if conn is None:
+            conn = self.connections[conn_id] = ConnectionState(conn_id)
+        return conn
+
+
+def apply(state: ServerState, event: Event, index: int | None = None) -> ServerState:
+    """Fold ``event`` into ``state`` (in place) and return it."""
+    kind, data, conn_id, t = event.kind, event.data, event.conn, event.t_ns
+    state.index = index if index is not None else state.index + 1
+    state.t_ns = t
+    state.counts[kind] = state.counts.get(kind, 0) + 1
+    src = event.src
+    if kind == "mode":
+        state.mode = dict(data)
+    elif kind == "listen":
+        state.listen = dict(data)
+        state.accept_queue = (0, int(data.get("backlog", 0)))
+    elif kind == "dropped":
+        state.dropped += int(data.get("count", 0))
+    elif kind == "epoll_wait":
+        state.ready = [tuple(pair) for pair in data.get("ready") or []]  # type: ignore[misc]
+        state.threads[event.thread] = "working" if state.ready else "waiting"
+    elif kind == "epoll_ctl":
+        if data.get("op") == "DEL":
+            state.interest.pop(event.fd, None)
+        else:
+            state.interest[event.fd] = str(data.get("mask"))
+    elif kind == "poll_sweep":
+        state.last_sweep = dict(data)
+    elif kind == "accept_queue":
+        state.accept_queue = (int(data.get("length", 0)), int(data.get("backlog", 0)))
+    elif kind == "thread_start":
+        state.threads[event.thread] = "started"
+    elif kind == "thread_exit":
+        state.threads.pop(event.thread, None)
+    elif kind == "gate":
+        if data.get("state") == "held":
+            state.held.append((str(data.get("action")), conn_id))
+        else:
+            item = (str(data.get("action")), conn_id)
+            if item in state.held:
+                state.held.remove(item)
+    elif kind == "eagain":
+        state.eagain += 1
+    if conn_id is None:
+        return state
+    conn = state.connection(conn_id)
+    if kind == "accept" and src == "server":
+        conn.fd = event.fd
+        conn.opened_ns = conn.opened_ns or t
+        conn.thread = event.thread
+        state.fds[event.fd] = conn_id
+        if conn.server_source is None:
+            conn.server = "ESTABLISHED"
+        if conn.client_source is None and conn.client == "CLOSED":
+            conn.client = "ESTABLISHED"
+    elif kind == "connect":
+        conn.opened_ns = conn.opened_ns or t
+        if conn.client_source is None:
+            conn.client = "ESTABLISHED"
+    elif kind == "recv" and src == "server":
+        conn.bytes_in += int(data.get("bytes", 0))
+        state.threads[event.thread] = "recv"
+    elif kind == "send" and src == "server":
+        conn.bytes_out += int(data.get("bytes", 0))
+        state.threads[event.thread] = "send"
+    elif kind == "request":
+        conn.requests.append((t, str(data.get("method")), str(data.get("path"))))
+    elif kind == "response":
+        conn.responses.append((t, int(data.get("status", 0)), int(data.get("length", 0))))
+    elif kind == "close" and src == "server":
+        conn.closed_ns = t
+        if state.fds.get(event.fd) == conn_id:
+            del state.fds[event.fd]
+        state.interest.pop(event.fd, None)
+    elif kind == "tcp_state":
+        side = data.get("side")
+        if side in ("client", "server"):
+            setattr(conn, side, str(data.get("state")))
+            setattr(conn, f"{side}_source", data.get("source"))
+            if data.get("state") == "TIME_WAIT":
+                conn.time_wait_ms = data.get("expires_ms")
+    elif kind == "packet":
+        conn.packets += 1
+    return state

@@ -1,0 +1,73 @@
+"""The cursor over the event log, with snapshots so that seeking is cheap.
+
+The state at index i is the snapshot at or before i, cloned, with the events
+after it folded in: at most ``every`` events of work wherever the cursor
+goes, forward or back. Snapshots are taken as the cursor passes them and
+redone from the point a late batch changed the log.
+"""
+from __future__ import annotations
+
+from bisect import bisect_right
+
+from .log import EventLog
+from .state import ServerState, apply
+
+
+class Timeline:
+    def __init__(self, log: EventLog | None = None, every: int = 1000) -> None:
+        self.log = log if log is not None else EventLog()
+        self.every = every
+        self._snap_index: list[int] = [-1]  # snapshot i holds the state after event _snap_index[i]
+        self._snaps: list[ServerState] = [ServerState()]
+        self._state = ServerState()
+        self.cursor = -1  # the last event folded in; -1 before the first
+        self.live = True  # follow the newest event as batches arrive
+
+    # ------------------------------------------------------------ input
+    def add(self, batch) -> None:  # type: ignore[no-untyped-def]
+        """Add events (any order); keep the cursor where it was, or at the end when live."""
+        target = self.cursor
+        changed = self.log.extend(batch)
+        if changed <= self._snap_index[-1]:  # a late event rewrote folded history
+            keep = bisect_right(self._snap_index, changed - 1)
+            del self._snap_index[keep:], self._snaps[keep:]
+        if self.cursor >= changed:  # the state at the cursor is stale: refold it
+            self._state = self._snaps[-1].clone()
+            self.cursor = self._snap_index[-1]
+        self.seek(len(self.log) - 1 if self.live else target)
+
+    # ------------------------------------------------------------ cursor
+    @property
+    def state(self) -> ServerState:
+        return self._state
+
+    def seek(self, index: int) -> ServerState:
+        """Move the cursor to ``index`` (clamped) and return the state there."""
+        index = max(-1, min(index, len(self.log) - 1))
+        i = bisect_right(self._snap_index, index) - 1
+        if index < self.cursor or self._snap_index[i] > self.cursor:
+            # Back, or far ahead past a snapshot: start from the nearest one.
+            self._state = self._snaps[i].clone()
+            self.cursor = self._snap_index[i]
+        log, state = self.log, self._state
+        every = self.every
+        while self.cursor < index:
+            self.cursor += 1
+            apply(state, log[self.cursor], self.cursor)
+            if self.cursor % every == every - 1 and self.cursor > self._snap_index[-1]:
+                self._snap_index.append(self.cursor)
+                self._snaps.append(state.clone())
+        return state
+
+    def step(self, count: int = 1) -> ServerState:
+        return self.seek(self.cursor + count)
+
+    def next_of(self, conn: str, direction: int = 1) -> int | None:
+        """Index of the next (or previous) event of connection ``conn``."""
+        i = self.cursor + direction
+        log = self.log
+        while 0 <= i < len(log):
+            if log[i].conn == conn:
+                return i
+            i += direction
+        return None
