@@ -41,7 +41,8 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-connections", type=int, default=10_000,
                    help="answer 503 beyond this many open connections (default 10000)")
     p.add_argument("--trace", type=Path, default=None, metavar="FILE",
-                   help="record every event to FILE (JSON Lines)")
+                   help="record every event to FILE (JSON Lines); - is standard output, "
+                        "and messages then go to standard error")
     p.add_argument("--states", choices=("auto", "observed", "inferred", "off"), default="auto",
                    help="TCP states: observed (sock_diag), inferred (from syscalls), "
                         "auto (observed where the kernel allows), off")
@@ -49,6 +50,8 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
                    help="how often the kernel is asked (default 0.005)")
     p.add_argument("--packets", choices=("auto", "captured", "derived", "off"), default="auto",
                    help="auto: captured where allowed (root, CAP_NET_RAW, the lab), else derived")
+    p.add_argument("--control", action="store_true",
+                   help="read stepping commands on stdin (Enter/N/c/s/q) without starting held")
     p.add_argument("--step", action="store_true",
                    help="start held: the server waits before each action; Enter on stdin "
                         "releases one, a number that many, c runs freely, s steps again, q quits")
@@ -126,6 +129,10 @@ def _open_trace(path: Path | None, probe: Probe, role: str):  # type: ignore[no-
     from .trace import TraceWriter
     writer = TraceWriter(path, header={"role": role, "argv": sys.argv[1:]})
     probe.add_sink(writer)
+    if str(path) == "-":
+        # Standard output carries the events (the channel to a SockScope
+        # window); every message for people goes to standard error instead.
+        sys.stdout = sys.stderr
     return writer
 
 
@@ -214,8 +221,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 server.stop()
     if writer:
         print(f"recording events to {args.trace}", flush=True)
-    if args.step:
-        _start_stepping(server)
+    if args.step or args.control:
+        _start_stepping(server, held=args.step)
     load_thread = None
     if args.load is not None:
         load_thread = _start_load(load_args, server, sinks + both_ends, args.exit_after_load)
@@ -297,11 +304,13 @@ def _start_observers(args: argparse.Namespace, probe: Probe, port: int, sinks: l
     return started, both_ends
 
 
-def _start_stepping(server) -> None:  # type: ignore[no-untyped-def]
-    """Step the live server from the terminal: each held action is printed."""
+def _start_stepping(server, held: bool = True) -> None:  # type: ignore[no-untyped-def]
+    """Step the live server from stdin (a terminal, or a SockScope window):
+    each held action is printed."""
     import threading
     gate = server.gate
-    gate.enable()
+    if held:
+        gate.enable()
 
     def show(event) -> None:  # type: ignore[no-untyped-def]
         if event.kind == "gate" and event.data.get("state") == "held":

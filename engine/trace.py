@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import platform
+import sys
 import threading
 import time
 from collections import deque
@@ -74,7 +75,9 @@ class TraceWriter:
                  flush_interval: float = 0.05, max_pending: int = 1_000_000,
                  batch: int = 1024) -> None:
         self.path = Path(path)
-        self._file: IO[bytes] = open(self.path, "wb")
+        # "-" is standard output: the channel to a SockScope window is a live trace.
+        self._owns_file = str(path) != "-"
+        self._file: IO[bytes] = open(self.path, "wb") if self._owns_file else sys.stdout.buffer
         self._file.write(orjson.dumps(make_header(**(header or {}))) + b"\n")
         self._file.flush()
         self._pending: list[Event] = []
@@ -121,16 +124,28 @@ class TraceWriter:
                 return
             while self._chunks:
                 count, data = self._chunks.popleft()
-                self._file.write(data)
                 self._queued -= count
-                self.written += count
+                if self._write(data):
+                    self.written += count
+                else:  # the reader went away (a closed pipe): count, carry on
+                    self.dropped += count
             if self.dropped != self._dropped_reported:
                 count = self.dropped - self._dropped_reported
                 self._dropped_reported = self.dropped
                 marker = Event(self._last_seq, time.monotonic_ns(), "engine", "dropped",
                                None, -1, 0, {"count": count, "sink": "trace"})
-                self._file.write(serialize([marker]))
-            self._file.flush()
+                self._write(serialize([marker]))
+            try:
+                self._file.flush()
+            except (BrokenPipeError, ValueError):
+                pass
+
+    def _write(self, data: bytes) -> bool:
+        try:
+            self._file.write(data)
+            return True
+        except (BrokenPipeError, ValueError):
+            return False
 
     def _run(self) -> None:
         while not self._stop.wait(self._interval):
@@ -141,7 +156,10 @@ class TraceWriter:
         self._thread.join()
         self._drain()
         with self._write_lock:
-            self._file.close()
+            if self._owns_file:
+                self._file.close()
+            else:
+                self._file.flush()
 
     def __enter__(self) -> "TraceWriter":
         return self
