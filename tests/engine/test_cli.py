@@ -66,7 +66,8 @@ def test_serve_prints_url_and_stops_cleanly_with_complete_trace(served, tmp_path
     code, out = server.stop(sig)
     assert code == 0 and "stopped: 3 connections, 12 responses" in out
     events = read_trace(trace).events
-    assert events[-1].kind == "thread_exit" and events[0].kind == "mode"
+    server_events = [e for e in events if e.src == "server"]
+    assert server_events[-1].kind == "thread_exit" and server_events[0].kind == "mode"
     assert sum(e.kind == "response" for e in events) == 12
     client = read_trace(tmp_path / "c.jsonl").events
     assert {e.conn for e in client if e.kind == "connect"} == \
