@@ -428,7 +428,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:  # no subcommand: the server on its default site
-        args = parser.parse_args(["serve", *(argv or [])])
+        args = parser.parse_args(["serve"])
     if args.command == "serve":
         return cmd_serve(args)
     if args.command == "load":

@@ -1,0 +1,193 @@
+"""The window with its real engine: drive it, watch it, step back and forth, replay."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QSettings, QTimer
+from PySide6.QtWidgets import QApplication
+
+from visualizer.app import MODES, MainWindow
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def window(qtbot, tmp_path: Path):  # type: ignore[no-untyped-def]
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    w = MainWindow(settings=settings)
+    qtbot.addWidget(w)
+    w.show()
+    yield w
+    w.close()
+
+
+def responses(w: MainWindow) -> int:
+    return sum(1 for e in w.timeline.log if e.kind == "response")
+
+
+def test_window_starts_engine_and_shows_traffic(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    assert window.host is not None and window.host.url
+    assert window.host.url.startswith("http://127.0.0.1:")
+    window.count_box.setValue(2)
+    window.traffic_buttons["Keep-alive"].click()
+    qtbot.waitUntil(lambda: responses(window) >= 10, timeout=10_000)
+    qtbot.waitUntil(lambda: window.timeline.state.open_connections == 0, timeout=10_000)
+    state = window.timeline.state
+    served = [c for c in state.connections.values() if c.requests]
+    assert len(served) == 2 and all(len(c.requests) == 5 for c in served)
+    assert window.connections.rowCount() >= 2
+    assert "mode: epoll" in window.status_label.text()
+    assert window.host.url in window.status_label.text()
+    # Step back and forth: the model and the widgets follow the cursor.
+    end = window.timeline.cursor
+    window.step(-5)
+    assert window.timeline.cursor == end - 5 and not window.timeline.live
+    assert not window.live_button.isChecked()
+    assert window.slider.value() == end - 5
+    assert window.position_label.text() == f"{end - 4} / {len(window.timeline.log)}"
+    window.step(5)
+    assert window.timeline.cursor == end
+    first_request = next(i for i, e in enumerate(window.timeline.log) if e.kind == "request")
+    window.seek(first_request - 1)
+    before = sum(len(c.requests) for c in window.timeline.state.connections.values())
+    window.step(1)
+    after = sum(len(c.requests) for c in window.timeline.state.connections.values())
+    assert after == before + 1
+
+
+def test_keyboard_and_clicking_a_row_move_the_cursor(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    window.traffic_buttons["One request"].click()
+    qtbot.waitUntil(lambda: responses(window) >= 1, timeout=10_000)
+    from PySide6.QtCore import Qt
+    qtbot.keyClick(window, Qt.Key.Key_Home)
+    assert window.timeline.cursor == 0
+    qtbot.keyClick(window, Qt.Key.Key_PageDown)  # a presentation clicker
+    qtbot.keyClick(window, Qt.Key.Key_Right)
+    assert window.timeline.cursor == 2
+    qtbot.keyClick(window, Qt.Key.Key_PageUp)
+    assert window.timeline.cursor == 1
+    index = window.table_model.index(3, 0)
+    window._row_clicked(index)
+    assert window.timeline.cursor == window.table_model.rows[3]
+
+
+def test_mode_switch_restarts_the_engine_and_keeps_the_timeline(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    window.traffic_buttons["One request"].click()
+    qtbot.waitUntil(lambda: responses(window) >= 1, timeout=10_000)
+    recorded = len(window.timeline.log)
+    window.mode_box.setCurrentIndex([m for _, m, _ in MODES].index("threaded"))
+    window.restart_button.click()
+    assert window.host is not None and window.host.url
+    qtbot.waitUntil(lambda: window.timeline.state.mode.get("mode") == "threaded", timeout=10_000)
+    window.traffic_buttons["One request"].click()
+    qtbot.waitUntil(lambda: responses(window) >= 2, timeout=10_000)
+    assert len(window.timeline.log) > recorded
+    modes = [e.data["mode"] for e in window.timeline.log if e.kind == "mode"]
+    assert modes[0] == "epoll" and modes[-1] == "threaded"
+    assert any(e.kind == "thread_start" and e.conn for e in window.timeline.log)
+
+
+def test_engine_crash_is_reported_and_restartable(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    window.traffic_buttons["One request"].click()
+    qtbot.waitUntil(lambda: responses(window) >= 1, timeout=10_000)
+    recorded = len(window.timeline.log)
+    assert window.host is not None and window.host.channel is not None
+    os.kill(window.host.channel.proc.pid, signal.SIGKILL)
+    qtbot.waitUntil(lambda: window.banner.isVisible(), timeout=10_000)
+    assert "The engine stopped" in window.banner.text()
+    assert len(window.timeline.log) >= recorded  # nothing recorded is lost
+    window.banner_button.click()
+    assert not window.banner.isVisible() and window.host.url
+    window.traffic_buttons["One request"].click()
+    qtbot.waitUntil(lambda: responses(window) >= 2, timeout=10_000)
+
+
+def test_step_the_server_from_the_window(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    window.gate_box.setChecked(True)
+    window.traffic_buttons["One request"].click()
+    held = lambda: [e for e in window.timeline.log  # noqa: E731
+                    if e.kind == "gate" and e.data["state"] == "held"]
+    qtbot.waitUntil(lambda: len(held()) >= 1, timeout=10_000)
+    for n in range(2, 6):
+        window.release_button.click()
+        qtbot.waitUntil(lambda: len(held()) >= n, timeout=10_000)
+    released = [e for e in window.timeline.log if e.kind == "gate" and e.data["state"] == "released"]
+    closes = [e for e in window.timeline.log if e.kind == "close" and e.src == "server"]
+    assert len(released) == 4 and not closes  # four steps cannot finish a request
+    window.gate_box.setChecked(False)
+    qtbot.waitUntil(lambda: responses(window) >= 1, timeout=10_000)
+
+
+def close_next_message(box_texts: list[str]) -> None:
+    def close() -> None:
+        widget = QApplication.activeModalWidget()
+        if widget is None:
+            QTimer.singleShot(50, close)
+            return
+        box_texts.append(widget.text())  # type: ignore[attr-defined]
+        widget.close()
+    QTimer.singleShot(50, close)
+
+
+def test_replay_a_trace_and_refuse_a_corrupt_one(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    trace = tmp_path / "t.jsonl"
+    subprocess.run([sys.executable, "-m", "engine", "serve", "--port", "0", "--states", "off",
+                    "--packets", "derived", "--load=--requests 3", "--exit-after-load",
+                    "--trace", str(trace)], cwd=ROOT, check=True, capture_output=True, timeout=60)
+    settings = QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)
+    w = MainWindow(engine=False, settings=settings)
+    qtbot.addWidget(w)
+    assert w.load_trace(str(trace))
+    assert not w.timeline.live and w.timeline.cursor == len(w.timeline.log) - 1
+    assert sum(len(c.requests) for c in w.timeline.state.connections.values()) == 3
+    assert w.table_model.rowCount() == len(w.timeline.log)
+    w.filter_edit.setText("packet")
+    assert 0 < w.table_model.rowCount() < len(w.timeline.log)
+    lines = trace.read_text().splitlines()
+    lines[5] = "{broken"
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("\n".join(lines) + "\n")
+    texts: list[str] = []
+    close_next_message(texts)
+    assert not w.load_trace(str(bad))
+    assert texts and "line 6" in texts[0]
+    assert len(w.timeline.log) > 0  # the app stays usable, with what it had
+    saved = tmp_path / "saved.jsonl"
+    assert w.save_trace(str(saved)) == len(w.timeline.log)
+
+
+def test_replay_command_writes_a_screenshot(tmp_path: Path) -> None:
+    trace, png = tmp_path / "t.jsonl", tmp_path / "shot.png"
+    subprocess.run([sys.executable, "-m", "engine", "serve", "--port", "0", "--states", "off",
+                    "--packets", "off", "--load=--requests 2", "--exit-after-load",
+                    "--trace", str(trace)], cwd=ROOT, check=True, capture_output=True, timeout=60)
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    ok = subprocess.run([sys.executable, "-m", "visualizer.cli", "replay", str(trace), "--seek",
+                         "10", "--screenshot", str(png)], cwd=ROOT, capture_output=True, text=True,
+                        timeout=60, env=env)
+    assert ok.returncode == 0, ok.stderr
+    assert png.stat().st_size > 10_000 and png.read_bytes()[:4] == b"\x89PNG"
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"format": "sockscope-trace", "version": 99}\n')
+    refused = subprocess.run([sys.executable, "-m", "visualizer.cli", "replay", str(bad),
+                              "--screenshot", str(tmp_path / "x.png")], cwd=ROOT,
+                             capture_output=True, text=True, timeout=60, env=env)
+    assert refused.returncode == 1 and "version 99" in refused.stderr
+
+
+def test_settings_persist(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    path = str(tmp_path / "settings.ini")
+    first = MainWindow(settings=QSettings(path, QSettings.Format.IniFormat))
+    qtbot.addWidget(first)
+    first.mode_box.setCurrentIndex([label for label, _, _ in MODES].index("selectors"))
+    first.restart_button.click()
+    first.close()
+    second = MainWindow(engine=False, settings=QSettings(path, QSettings.Format.IniFormat))
+    qtbot.addWidget(second)
+    second._saved_engine_settings()
+    assert second.mode_box.currentText() == "selectors"

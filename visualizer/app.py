@@ -1,0 +1,481 @@
+"""SockScope's main window: drive the engine, record, pause, step, rewind, replay.
+
+Every picture renders ``timeline.state`` at the cursor; the window keeps no
+history of its own. Events from the child processes reach the GUI thread in
+one place only: ``_drain``, on a 33 ms timer.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from PySide6.QtCore import QSettings, Qt, QTimer, QUrl
+from PySide6.QtGui import QAction, QDesktopServices, QKeySequence
+from PySide6.QtWidgets import (QApplication, QCheckBox, QComboBox, QFileDialog, QHBoxLayout,
+                               QHeaderView, QLabel, QLineEdit, QMainWindow, QMessageBox,
+                               QPushButton, QSlider, QSpinBox, QSplitter, QTableView, QTableWidget,
+                               QTableWidgetItem, QToolBar, QVBoxLayout, QWidget)
+
+from engine.events import Event
+from engine.trace import TraceError, TraceWriter, read_trace
+
+from .eventtable import EventTableModel
+from .host import EngineHost, EngineSettings
+from .model import EventLog, Timeline
+
+MODES = [("epoll (level)", "epoll", "level"), ("epoll (edge)", "epoll", "edge"),
+         ("selectors", "selectors", "level"), ("threaded", "threaded", "level"),
+         ("non-blocking polling", "nonblocking", "level")]
+SPEEDS = [("0.01x", 0.01), ("0.1x", 0.1), ("0.5x", 0.5), ("1x", 1.0), ("2x", 2.0),
+          ("1 event/s", -1), ("5 events/s", -5), ("20 events/s", -20)]
+TRAFFIC = [("One request", ["--requests", "1", "--short"]),
+           ("Short", ["--short", "--requests", "1"]),
+           ("Keep-alive", ["--requests", "5"]),
+           ("Pipelined", ["--requests", "8", "--pipeline", "4"]),
+           ("Aborting", ["--abort"]),
+           ("Half-closing", ["--half-close", "--requests", "2"]),
+           ("Slow", ["--slow", "--slow-interval", "0.1"])]
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, *, engine: bool = True, settings: QSettings | None = None) -> None:
+        super().__init__()
+        self.setWindowTitle("SockScope")
+        self.setAcceptDrops(True)
+        self.qsettings = settings or QSettings("SockScope", "SockScope")
+        self.timeline = Timeline()
+        self.host: EngineHost | None = None
+        self.recorded = 0
+        self._rate_window: list[tuple[float, int]] = []
+        self._engine_exit_reported = False
+        self.table_model = EventTableModel(self.timeline.log)
+        self._build()
+        self.drain_timer = QTimer(self)
+        self.drain_timer.setInterval(33)
+        self.drain_timer.timeout.connect(self._drain)
+        self.play_timer = QTimer(self)
+        self.play_timer.timeout.connect(self._play_tick)
+        self._play_started: tuple[float, int] | None = None
+        geometry = self.qsettings.value("geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1280, 800)
+        if engine:
+            self.start_engine(self._saved_engine_settings())
+        else:  # replaying a trace: nothing to drive
+            for bar in (self.engine_bar, self.traffic_bar):
+                bar.setEnabled(False)
+                bar.setToolTip(self.tr("Replaying a recorded trace"))
+            self.gate_box.setEnabled(False)
+        self.drain_timer.start()
+
+    # ------------------------------------------------------------ layout
+    def _build(self) -> None:
+        menu = self.menuBar().addMenu(self.tr("&File"))
+        open_action = QAction(self.tr("&Open trace…"), self)
+        open_action.setShortcut(QKeySequence.StandardKey.Open)
+        open_action.triggered.connect(self._open_dialog)
+        save_action = QAction(self.tr("&Save session as trace…"), self)
+        save_action.setShortcut(QKeySequence.StandardKey.Save)
+        save_action.triggered.connect(self._save_dialog)
+        quit_action = QAction(self.tr("&Quit"), self)
+        quit_action.setShortcut(QKeySequence.StandardKey.Quit)
+        quit_action.triggered.connect(self.close)
+        for a in (open_action, save_action, quit_action):
+            menu.addAction(a)
+
+        self.engine_bar = engine_bar = QToolBar(self.tr("Engine"), self)
+        engine_bar.setObjectName("engine")
+        self.mode_box = QComboBox()
+        for label, _, _ in MODES:
+            self.mode_box.addItem(self.tr(label))
+        self.policy_box = QComboBox()
+        self.policy_box.addItems(["keep-alive", "close"])
+        self.backlog_box = QSpinBox()
+        self.backlog_box.setRange(0, 65535)
+        self.backlog_box.setValue(4096)
+        self.backlog_box.setPrefix(self.tr("backlog "))
+        self.reuse_box = QCheckBox("SO_REUSEADDR")
+        self.reuse_box.setChecked(True)
+        self.pause_box = QSpinBox()
+        self.pause_box.setRange(0, 1000)
+        self.pause_box.setValue(1)
+        self.pause_box.setPrefix(self.tr("sweep pause "))
+        self.pause_box.setSuffix(" ms")
+        self.restart_button = QPushButton(self.tr("Apply (restart engine)"))
+        self.restart_button.clicked.connect(self._apply_settings)
+        self.url_label = QLabel()
+        self.url_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.browser_button = QPushButton(self.tr("Open in browser"))
+        self.browser_button.clicked.connect(self._open_browser)
+        for w in (self.mode_box, self.policy_box, self.backlog_box, self.reuse_box,
+                  self.pause_box, self.restart_button, self.url_label, self.browser_button):
+            engine_bar.addWidget(w)
+        self.addToolBar(engine_bar)
+
+        self.traffic_bar = traffic_bar = QToolBar(self.tr("Traffic"), self)
+        traffic_bar.setObjectName("traffic")
+        self.count_box = QSpinBox()
+        self.count_box.setRange(1, 1000)
+        self.count_box.setValue(3)
+        self.count_box.setPrefix(self.tr("clients "))
+        traffic_bar.addWidget(self.count_box)
+        self.traffic_buttons: dict[str, QPushButton] = {}
+        for label, args in TRAFFIC:
+            button = QPushButton(self.tr(label))
+            button.clicked.connect(lambda _=False, a=args, l=label: self.run_traffic(l, a))
+            traffic_bar.addWidget(button)
+            self.traffic_buttons[label] = button
+        self.addToolBarBreak()
+        self.addToolBar(traffic_bar)
+
+        self.banner = QLabel()
+        self.banner.setStyleSheet("background:#fde68a;color:#111;padding:6px;font-weight:bold")
+        self.banner.hide()
+        self.banner_button = QPushButton(self.tr("Restart engine"))
+        self.banner_button.clicked.connect(lambda: self.start_engine(self._current_settings()))
+        self.banner_button.hide()
+
+        self.connections = QTableWidget(0, 5)
+        self.connections.setHorizontalHeaderLabels(
+            [self.tr("connection"), self.tr("client"), self.tr("server"), self.tr("requests"),
+             self.tr("packets")])
+        self.connections.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.connections.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.filter_edit = QLineEdit()
+        self.filter_edit.setPlaceholderText(self.tr("filter: kind, source, connection, fd=7…"))
+        self.filter_edit.textChanged.connect(self.table_model.set_filter)
+        self.table = QTableView()
+        self.table.setModel(self.table_model)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.setSelectionBehavior(QTableView.SelectionBehavior.SelectRows)
+        self.table.clicked.connect(self._row_clicked)
+        log_panel = QWidget()
+        log_layout = QVBoxLayout(log_panel)
+        log_layout.setContentsMargins(0, 0, 0, 0)
+        log_layout.addWidget(self.filter_edit)
+        log_layout.addWidget(self.table)
+        splitter = QSplitter()
+        splitter.addWidget(self.connections)
+        splitter.addWidget(log_panel)
+        splitter.setSizes([500, 780])
+
+        controls = QWidget()
+        row = QHBoxLayout(controls)
+        self.live_button = QPushButton(self.tr("Live"))
+        self.live_button.setCheckable(True)
+        self.live_button.setChecked(True)
+        self.live_button.toggled.connect(self._set_live)
+        self.play_button = QPushButton(self.tr("Play"))
+        self.play_button.setCheckable(True)
+        self.play_button.toggled.connect(self._set_playing)
+        self.back_button = QPushButton("◀")
+        self.back_button.setToolTip(self.tr("Step back one event (Left, PageUp)"))
+        self.back_button.clicked.connect(lambda: self.step(-1))
+        self.forward_button = QPushButton("▶")
+        self.forward_button.setToolTip(self.tr("Step forward one event (Right, PageDown)"))
+        self.forward_button.clicked.connect(lambda: self.step(1))
+        self.speed_box = QComboBox()
+        for label, _ in SPEEDS:
+            self.speed_box.addItem(self.tr(label))
+        self.speed_box.setCurrentIndex(3)
+        self.slider = QSlider(Qt.Orientation.Horizontal)
+        self.slider.setRange(-1, -1)
+        self.slider.valueChanged.connect(self._slider_moved)
+        self.position_label = QLabel()
+        self.gate_box = QCheckBox(self.tr("Step the server"))
+        self.gate_box.toggled.connect(self._set_gate)
+        self.release_button = QPushButton(self.tr("Release one action"))
+        self.release_button.clicked.connect(lambda: self.host and self.host.step(1))
+        self.release_button.setEnabled(False)
+        for w in (self.live_button, self.play_button, self.back_button, self.forward_button,
+                  self.speed_box, self.slider, self.position_label, self.gate_box,
+                  self.release_button):
+            row.addWidget(w, 1 if w is self.slider else 0)
+
+        central = QWidget()
+        layout = QVBoxLayout(central)
+        banner_row = QHBoxLayout()
+        banner_row.addWidget(self.banner, 1)
+        banner_row.addWidget(self.banner_button)
+        layout.addLayout(banner_row)
+        layout.addWidget(splitter, 1)
+        layout.addWidget(controls)
+        self.setCentralWidget(central)
+        self.status_label = QLabel()
+        self.statusBar().addPermanentWidget(self.status_label, 1)
+
+    # ------------------------------------------------------------ engine
+    def _saved_engine_settings(self) -> EngineSettings:
+        s = EngineSettings()
+        mode = self.qsettings.value("mode")
+        if mode:
+            index = next((i for i, (label, _, _) in enumerate(MODES) if label == mode), 0)
+            self.mode_box.setCurrentIndex(index)
+        return self._current_settings(base=s)
+
+    def _current_settings(self, base: EngineSettings | None = None) -> EngineSettings:
+        s = base or EngineSettings()
+        _, s.mode, s.trigger = MODES[self.mode_box.currentIndex()]
+        s.policy = self.policy_box.currentText()
+        s.backlog = self.backlog_box.value()
+        s.reuseaddr = self.reuse_box.isChecked()
+        s.sweep_pause = self.pause_box.value() / 1000
+        return s
+
+    def start_engine(self, settings: EngineSettings) -> None:
+        if self.host is not None:
+            self.host.stop()
+        self.host = EngineHost(settings)
+        self.host.start()
+        self.host.wait_url(10)
+        self._engine_exit_reported = False
+        self.banner.hide()
+        self.banner_button.hide()
+        self.gate_box.setChecked(False)
+        url = self.host.url or self.tr("(not started)")
+        self.url_label.setText(f"  {url}  ")
+        self.qsettings.setValue("mode", MODES[self.mode_box.currentIndex()][0])
+
+    def _apply_settings(self) -> None:
+        """A change of settings restarts the engine; the timeline keeps everything."""
+        self.start_engine(self._current_settings())
+
+    def _open_browser(self) -> None:
+        if self.host and self.host.url:
+            QDesktopServices.openUrl(QUrl(self.host.url))
+
+    def run_traffic(self, label: str, args: list[str]) -> None:
+        if self.host is None or not self.host.url:
+            self.statusBar().showMessage(self.tr("No engine is running"), 5000)
+            return
+        clients = self.count_box.value() if label != "One request" else 1
+        self.host.run_traffic(["--clients", str(clients), *args])
+
+    def _set_gate(self, on: bool) -> None:
+        if self.host:
+            self.host.set_stepping(on)
+        self.release_button.setEnabled(on)
+
+    # ------------------------------------------------------------ events
+    def _drain(self) -> None:
+        if self.host is None:
+            self._update_status()
+            return
+        batch = self.host.drain()
+        if batch:
+            self.add_events(batch)
+        code = self.host.channel.exit_code if self.host.channel else None
+        if code is not None and not self._engine_exit_reported:
+            self._engine_exit_reported = True
+            last = [m for m in self.host.poll_messages() if m][-3:]
+            self.banner.setText(self.tr("The engine stopped (exit code {0}). Nothing recorded "
+                                        "is lost. {1}").format(code, " | ".join(last)))
+            self.banner.show()
+            self.banner_button.show()
+        self._update_status()
+
+    def add_events(self, batch: list[Event]) -> None:
+        self.recorded += len(batch)
+        self._rate_window.append((time.monotonic(), len(batch)))
+        self.timeline.add(batch)
+        self.table_model.sync(self.timeline.log.changed_from)
+        self._refresh()
+
+    def load_trace(self, path: str) -> bool:
+        """Replace the timeline with a recorded trace; a bad file gets a message."""
+        try:
+            trace = read_trace(path)
+        except (OSError, TraceError) as exc:
+            QMessageBox.warning(self, self.tr("Cannot open trace"), str(exc))
+            return False
+        self.timeline = Timeline(EventLog(trace.events))
+        self.timeline.live = False
+        self.live_button.setChecked(False)
+        self.table_model.set_log(self.timeline.log)
+        self.timeline.seek(len(self.timeline.log) - 1)
+        if trace.problems:
+            self.statusBar().showMessage("; ".join(trace.problems), 10000)
+        self.setWindowTitle(f"SockScope — {Path(path).name}")
+        self._refresh()
+        return True
+
+    def save_trace(self, path: str) -> int:
+        with TraceWriter(path, header={"role": "session"}) as writer:
+            for e in self.timeline.log:
+                writer(e)
+        return len(self.timeline.log)
+
+    def _open_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, self.tr("Open trace"), "",
+                                              self.tr("SockScope traces (*.jsonl);;All files (*)"))
+        if path:
+            self.load_trace(path)
+
+    def _save_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, self.tr("Save session"), "session.jsonl",
+                                              self.tr("SockScope traces (*.jsonl)"))
+        if path:
+            count = self.save_trace(path)
+            self.statusBar().showMessage(self.tr("Saved {0} events").format(count), 5000)
+
+    def dragEnterEvent(self, event) -> None:  # type: ignore[no-untyped-def]  # noqa: N802
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:  # type: ignore[no-untyped-def]  # noqa: N802
+        urls = event.mimeData().urls()
+        if urls:
+            self.load_trace(urls[0].toLocalFile())
+
+    # ------------------------------------------------------------ playback
+    def _set_live(self, on: bool) -> None:
+        self.timeline.live = on
+        if on:
+            self.play_button.setChecked(False)
+            self.timeline.seek(len(self.timeline.log) - 1)
+            self._refresh()
+
+    def pause(self) -> None:
+        """Any manual navigation pauses playing and leaves live."""
+        self.play_button.setChecked(False)
+        if self.live_button.isChecked():
+            self.live_button.setChecked(False)
+
+    def step(self, count: int) -> None:
+        self.pause()
+        self.timeline.step(count)
+        self._refresh()
+
+    def seek(self, index: int) -> None:
+        self.pause()
+        self.timeline.seek(index)
+        self._refresh()
+
+    def _set_playing(self, on: bool) -> None:
+        if on:
+            self.live_button.setChecked(False)
+            self._play_started = None
+            self.play_timer.start(20)
+        else:
+            self.play_timer.stop()
+
+    def _play_tick(self) -> None:
+        log, tl = self.timeline.log, self.timeline
+        if tl.cursor >= len(log) - 1:
+            self.play_button.setChecked(False)
+            return
+        _, speed = SPEEDS[self.speed_box.currentIndex()]
+        now = time.monotonic()
+        if self._play_started is None:
+            self._play_started = (now, tl.cursor)
+            self._play_base_t = log[max(tl.cursor, 0)].t_ns
+        start_wall, start_index = self._play_started
+        if speed < 0:  # event-paced: N events per second
+            target = start_index + int((now - start_wall) * -speed)
+        else:  # real time scaled: events microseconds apart need event pacing instead
+            t = self._play_base_t + int((now - start_wall) * speed * 1e9)
+            target = max(log.index_at_time(t), tl.cursor)
+        if target != tl.cursor:
+            tl.seek(min(target, len(log) - 1))
+            self._refresh()
+
+    def _slider_moved(self, value: int) -> None:
+        if value != self.timeline.cursor and self.slider.isSliderDown():
+            self.seek(value)
+
+    def _row_clicked(self, index) -> None:  # type: ignore[no-untyped-def]
+        self.seek(self.table_model.rows[index.row()])
+
+    def keyPressEvent(self, event) -> None:  # type: ignore[no-untyped-def]  # noqa: N802
+        key = event.key()
+        if key == Qt.Key.Key_Space:
+            self.play_button.toggle()
+        elif key in (Qt.Key.Key_Right, Qt.Key.Key_PageDown):
+            self.step(1)
+        elif key in (Qt.Key.Key_Left, Qt.Key.Key_PageUp):
+            self.step(-1)
+        elif key == Qt.Key.Key_Home:
+            self.seek(0)
+        elif key == Qt.Key.Key_End:
+            self.seek(len(self.timeline.log) - 1)
+        else:
+            super().keyPressEvent(event)
+
+    # ------------------------------------------------------------ rendering
+    def _refresh(self) -> None:
+        tl = self.timeline
+        self.slider.blockSignals(True)  # code moves the slider: no feedback loop
+        self.slider.setRange(-1, len(tl.log) - 1)
+        self.slider.setValue(tl.cursor)
+        self.slider.blockSignals(False)
+        self.position_label.setText(f"{tl.cursor + 1} / {len(tl.log)}")
+        state = tl.state
+        conns = sorted(state.connections.values(), key=lambda c: c.opened_ns or 0)[-200:]
+        self.connections.setRowCount(len(conns))
+        for r, c in enumerate(conns):
+            client = c.client + ("*" if c.client_source == "inferred" else "")
+            server = c.server + ("*" if c.server_source == "inferred" else "")
+            for col, text in enumerate((c.id, client, server, str(len(c.requests)),
+                                        str(c.packets))):
+                item = self.connections.item(r, col)
+                if item is None:
+                    self.connections.setItem(r, col, QTableWidgetItem(text))
+                elif item.text() != text:
+                    item.setText(text)
+        if not tl.live and self.table_model.rows:
+            self.table.selectRow(self.table_model.row_of(tl.cursor))
+        self._update_status()
+
+    def _update_status(self) -> None:
+        now = time.monotonic()
+        self._rate_window = [(t, n) for t, n in self._rate_window if now - t < 2.0]
+        rate = sum(n for _, n in self._rate_window) / 2.0
+        state = self.timeline.state
+        mode = state.mode.get("mode", "—")
+        if state.mode.get("trigger"):
+            mode += f" ({state.mode['trigger']})"
+        url = self.host.url if self.host and self.host.url else "—"
+        self.status_label.setText(self.tr(
+            "mode: {0}   URL: {1}   open connections: {2}   events/s: {3:.0f}   "
+            "dropped: {4}").format(mode, url, state.open_connections, rate, state.dropped))
+
+    def closeEvent(self, event) -> None:  # type: ignore[no-untyped-def]  # noqa: N802
+        self.qsettings.setValue("geometry", self.saveGeometry())
+        self.drain_timer.stop()
+        self.play_timer.stop()
+        if self.host:
+            self.host.stop()
+            self.host = None
+        super().closeEvent(event)
+
+
+def main(argv: list[str] | None = None) -> int:
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    window = MainWindow()
+    window.show()
+    return app.exec()
+
+
+def replay(path: str, seek: int | None = None, screenshot: str | None = None,
+           view: str | None = None) -> int:
+    """``sockscope replay``: open a trace; with --screenshot, write the picture and exit."""
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    try:
+        read_trace(path)
+    except (OSError, TraceError) as exc:
+        print(f"sockscope replay: {exc}", file=sys.stderr)
+        return 1
+    window = MainWindow(engine=False, settings=QSettings("SockScope", "SockScope-replay"))
+    window.load_trace(path)
+    if seek is not None:
+        window.seek(seek)
+    window.show()
+    if screenshot:
+        app.processEvents()
+        window.grab().save(screenshot)
+        window.close()
+        return 0
+    return app.exec()

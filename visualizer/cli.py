@@ -1,0 +1,36 @@
+"""The ``sockscope`` command: the window with no subcommand, ``replay`` for a
+trace, and every engine subcommand (serve, load, export, import) as is.
+Qt is imported only when a window is made, so ``serve`` and ``load`` stay
+headless."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "replay":
+        parser = argparse.ArgumentParser(prog="sockscope replay",
+                                         description="Open a recorded trace in the window.")
+        parser.add_argument("trace")
+        parser.add_argument("--view", default=None, help="the view to show")
+        parser.add_argument("--seek", type=int, default=None, metavar="N",
+                            help="put the cursor on event N")
+        parser.add_argument("--screenshot", default=None, metavar="OUT.png",
+                            help="write the window as a picture and exit")
+        args = parser.parse_args(argv[1:])
+        if args.screenshot and "QT_QPA_PLATFORM" not in os.environ and not os.environ.get("DISPLAY"):
+            os.environ["QT_QPA_PLATFORM"] = "offscreen"  # a picture needs no screen
+        from .app import replay
+        return replay(args.trace, seek=args.seek, screenshot=args.screenshot, view=args.view)
+    if not argv or argv[0] in ("app", "window"):
+        from .app import main as app_main
+        return app_main()
+    from engine.cli import main as engine_main
+    return engine_main(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

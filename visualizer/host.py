@@ -1,0 +1,132 @@
+"""The engine and the built-in clients as child processes of the window.
+
+``EngineHost`` starts ``sockscope serve`` with the window's settings, on
+7890 or the next free port, streaming its trace over the channel and taking
+stepping commands on stdin. A change of settings restarts it. Traffic runs
+``sockscope load`` in its own child process, so a loaded client never slows
+the window or the server.
+"""
+from __future__ import annotations
+
+import re
+import socket
+import time
+from dataclasses import asdict, dataclass, field
+
+from engine.server import DEFAULT_PORT, default_mode
+
+from .channel import ProcessChannel
+
+URL_RE = re.compile(r"(http://\S+/) \(")
+
+
+@dataclass
+class EngineSettings:
+    mode: str = field(default_factory=default_mode)
+    trigger: str = "level"
+    policy: str = "keep-alive"
+    backlog: int = 4096
+    reuseaddr: bool = True
+    sweep_pause: float = 0.001
+    lab: bool = False
+    root: str | None = None
+
+    def args(self, port: int) -> list[str]:
+        out = ["serve", "--port", str(port), "--mode", self.mode, "--trigger", self.trigger,
+               "--policy", self.policy, "--backlog", str(self.backlog),
+               "--sweep-pause", str(self.sweep_pause), "--trace", "-", "--control"]
+        out.append("--reuseaddr" if self.reuseaddr else "--no-reuseaddr")
+        if self.root:
+            out += ["--root", self.root]
+        return out
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def free_port(start: int = DEFAULT_PORT, tries: int = 20) -> int:
+    """The first port from ``start`` nobody listens on (0 if none)."""
+    for port in range(start, start + tries):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                continue
+    return 0
+
+
+class EngineHost:
+    def __init__(self, settings: EngineSettings | None = None) -> None:
+        self.settings = settings or EngineSettings()
+        self.channel: ProcessChannel | None = None
+        self.traffic: list[ProcessChannel] = []
+        self.url: str | None = None
+        self.stepping = False
+
+    def start(self) -> None:
+        port = free_port()
+        self.channel = ProcessChannel(self.settings.args(port), "engine")
+        self.url = None
+
+    def wait_url(self, timeout: float = 10.0) -> str | None:
+        deadline = time.monotonic() + timeout
+        while self.url is None and time.monotonic() < deadline:
+            self.poll_messages()
+            if self.channel is None or self.channel.exit_code is not None:
+                break
+            time.sleep(0.01)
+        return self.url
+
+    def poll_messages(self) -> list[str]:
+        """New messages from the engine (and the URL once it is announced)."""
+        if self.channel is None:
+            return []
+        lines = list(self.channel.messages)
+        for line in lines:
+            m = URL_RE.search(line)
+            if m and self.url is None:
+                self.url = m.group(1)
+        return lines
+
+    def restart(self, settings: EngineSettings) -> None:
+        self.stop_engine()
+        self.settings = settings
+        self.start()
+
+    def set_stepping(self, on: bool) -> None:
+        self.stepping = on
+        if self.channel:
+            self.channel.send("s" if on else "c")
+
+    def step(self, count: int = 1) -> None:
+        if self.channel:
+            self.channel.send(str(count))
+
+    def run_traffic(self, load_args: list[str]) -> ProcessChannel | None:
+        if not self.url:
+            return None
+        channel = ProcessChannel(["load", self.url, *load_args, "--trace", "-"], "traffic")
+        self.traffic.append(channel)
+        return channel
+
+    def drain(self) -> list:
+        """Every event that arrived from the engine and the clients."""
+        batch = self.channel.drain() if self.channel else []
+        for t in list(self.traffic):
+            batch.extend(t.drain())
+            if t.exit_code is not None and not t.events:
+                t.stop()
+                self.traffic.remove(t)
+        return batch
+
+    def stop_engine(self) -> None:
+        if self.channel is not None:
+            self.channel.stop()
+            self.channel = None
+
+    def stop(self) -> None:
+        for t in self.traffic:
+            t.stop()
+        self.traffic.clear()
+        self.stop_engine()
