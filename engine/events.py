@@ -8,6 +8,7 @@ trace reader rely on these names, so keep them stable once shipped.
 from __future__ import annotations
 
 import itertools
+import sys
 import threading
 import time
 from collections import deque
@@ -70,12 +71,16 @@ class Event(NamedTuple):
         data = {k: v for k, v in row.items() if k not in _COMMON}
         if "ready" in data and data["ready"] is not None:
             data["ready"] = [tuple(pair) for pair in data["ready"]]
-        return cls(int(row["seq"]), int(row["t_ns"]), str(row["src"]), str(row["kind"]),
-                   row.get("conn"), int(row.get("fd", -1)), int(row.get("thread", 0)), data)
+        conn = row.get("conn")
+        # A million events name a few kinds and connections: one string each.
+        return cls(int(row["seq"]), int(row["t_ns"]), _intern(str(row["src"])),
+                   _intern(str(row["kind"])), _intern(conn) if isinstance(conn, str) else conn,
+                   int(row.get("fd", -1)), int(row.get("thread", 0)), data)
 
 
 _COMMON = frozenset(Event._fields) - {"data"}
 _new_tuple = tuple.__new__
+_intern = sys.intern
 _SEQUENCE = itertools.count(1)
 _monotonic_ns = time.monotonic_ns
 
