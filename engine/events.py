@@ -68,17 +68,20 @@ class Event(NamedTuple):
 
     @classmethod
     def from_dict(cls, row: dict[str, Any]) -> "Event":
-        data = {k: v for k, v in row.items() if k not in _COMMON}
-        if "ready" in data and data["ready"] is not None:
-            data["ready"] = [tuple(pair) for pair in data["ready"]]
-        conn = row.get("conn")
+        """Build an event from a parsed trace line; ``row`` becomes its data."""
+        pop = row.pop
+        seq, t_ns, src, kind = int(pop("seq")), int(pop("t_ns")), pop("src"), pop("kind")
+        conn, fd, thread = pop("conn", None), int(pop("fd", -1)), int(pop("thread", 0))
+        if not isinstance(src, str) or not isinstance(kind, str):
+            raise TypeError("src and kind must be strings")
+        ready = row.get("ready")
+        if ready is not None:
+            row["ready"] = [tuple(pair) for pair in ready]
         # A million events name a few kinds and connections: one string each.
-        return cls(int(row["seq"]), int(row["t_ns"]), _intern(str(row["src"])),
-                   _intern(str(row["kind"])), _intern(conn) if isinstance(conn, str) else conn,
-                   int(row.get("fd", -1)), int(row.get("thread", 0)), data)
+        return cls(seq, t_ns, _intern(src), _intern(kind),
+                   _intern(conn) if isinstance(conn, str) else conn, fd, thread, row)
 
 
-_COMMON = frozenset(Event._fields) - {"data"}
 _new_tuple = tuple.__new__
 _intern = sys.intern
 _SEQUENCE = itertools.count(1)

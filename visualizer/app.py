@@ -418,7 +418,7 @@ class MainWindow(QMainWindow):
         for r, c in enumerate(conns):
             client = c.client + ("*" if c.client_source == "inferred" else "")
             server = c.server + ("*" if c.server_source == "inferred" else "")
-            for col, text in enumerate((c.id, client, server, str(len(c.requests)),
+            for col, text in enumerate((c.id, client, server, str(c.requests),
                                         str(c.packets))):
                 item = self.connections.item(r, col)
                 if item is None:

@@ -89,8 +89,8 @@ def test_state_holds_what_the_views_draw(recorded: list[Event]) -> None:
     state = timeline.state
     conns = [c for c in state.connections.values() if c.opened_ns is not None]
     assert len(conns) == 3 + 4  # three keep-alive clients, four short connections
-    assert sum(len(c.requests) for c in conns) == 3 * 4 + 2 * 2
-    assert all(status == 200 for c in conns for _, status, _ in c.responses)
+    assert sum(c.requests for c in conns) == 3 * 4 + 2 * 2
+    assert all(set(c.statuses) == {200} and c.responses == c.requests for c in conns)
     assert state.open_connections == 0 and not state.fds
     assert all(c.packets >= 7 for c in conns)  # handshake, data, teardown
     assert state.mode["mode"] == "epoll"

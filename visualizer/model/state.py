@@ -25,15 +25,20 @@ class ConnectionState:
     opened_ns: int | None = None
     closed_ns: int | None = None  # the server closed its socket
     time_wait_ms: int | None = None  # TIME_WAIT countdown when last observed
-    requests: list[tuple[int, str, str]] = field(default_factory=list)  # (t_ns, method, path)
-    responses: list[tuple[int, int, int]] = field(default_factory=list)  # (t_ns, status, length)
+    # Counts and the latest only: a snapshot copies the state, so nothing in it
+    # may grow with history (the log has every request; views ask it).
+    requests: int = 0
+    responses: int = 0
+    last_request: tuple[int, str, str] | None = None  # (t_ns, method, path)
+    last_response: tuple[int, int, int] | None = None  # (t_ns, status, length)
+    statuses: dict[int, int] = field(default_factory=dict)  # status -> count
     bytes_in: int = 0
     bytes_out: int = 0
     packets: int = 0
     thread: int = 0
 
     def clone(self) -> "ConnectionState":
-        return replace(self, requests=list(self.requests), responses=list(self.responses))
+        return replace(self, statuses=dict(self.statuses))
 
     @property
     def open(self) -> bool:
@@ -138,9 +143,13 @@ def apply(state: ServerState, event: Event, index: int | None = None) -> ServerS
         conn.bytes_out += int(data.get("bytes", 0))
         state.threads[event.thread] = "send"
     elif kind == "request":
-        conn.requests.append((t, str(data.get("method")), str(data.get("path"))))
+        conn.requests += 1
+        conn.last_request = (t, str(data.get("method")), str(data.get("path")))
     elif kind == "response":
-        conn.responses.append((t, int(data.get("status", 0)), int(data.get("length", 0))))
+        status = int(data.get("status", 0))
+        conn.responses += 1
+        conn.last_response = (t, status, int(data.get("length", 0)))
+        conn.statuses[status] = conn.statuses.get(status, 0) + 1
     elif kind == "close" and src == "server":
         conn.closed_ns = t
         if state.fds.get(event.fd) == conn_id:
