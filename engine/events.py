@@ -74,16 +74,19 @@ class Event(NamedTuple):
         conn, fd, thread = pop("conn", None), int(pop("fd", -1)), int(pop("thread", 0))
         if not isinstance(src, str) or not isinstance(kind, str):
             raise TypeError("src and kind must be strings")
-        ready = row.get("ready")
+        data = dict(row)  # sized for what is left: the parsed row's table is twice as big
+        ready = data.get("ready")
         if ready is not None:
-            row["ready"] = [tuple(pair) for pair in ready]
-        # A million events name a few kinds and connections: one string each.
+            data["ready"] = [tuple(pair) for pair in ready]
+        # A million events name a few kinds, connections and threads: one object each.
         return cls(seq, t_ns, _intern(src), _intern(kind),
-                   _intern(conn) if isinstance(conn, str) else conn, fd, thread, row)
+                   _intern(conn) if isinstance(conn, str) else conn, fd,
+                   _THREADS.setdefault(thread, thread), data)
 
 
 _new_tuple = tuple.__new__
 _intern = sys.intern
+_THREADS: dict[int, int] = {}
 _SEQUENCE = itertools.count(1)
 _monotonic_ns = time.monotonic_ns
 

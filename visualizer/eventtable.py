@@ -1,6 +1,7 @@
 """The event log as a Qt table: every event of the timeline, filterable."""
 from __future__ import annotations
 
+from bisect import bisect_right
 from typing import Any
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
@@ -23,7 +24,7 @@ class EventTableModel(QAbstractTableModel):
     def __init__(self, log: EventLog) -> None:
         super().__init__()
         self.log = log
-        self.rows: list[int] = []
+        self.rows: list[int] | range = range(0)  # a range while unfiltered: no list of 1M ints
         self.filter_text = ""
         self._t0: int | None = None
 
@@ -48,7 +49,10 @@ class EventTableModel(QAbstractTableModel):
         self.endResetModel()
 
     def _refilter(self) -> None:
-        self.rows = [i for i, e in enumerate(self.log) if self.matches(e)]
+        if not self.filter_text:
+            self.rows = range(len(self.log))
+        else:
+            self.rows = [i for i, e in enumerate(self.log) if self.matches(e)]
 
     def sync(self, changed_from: int | None) -> None:
         """Bring the rows up to date after the log grew (or merged from ``changed_from``)."""
@@ -59,15 +63,25 @@ class EventTableModel(QAbstractTableModel):
             self._refilter()
             self.endResetModel()
             return
+        if not self.filter_text:
+            count = len(self.log) - len(self.rows)
+            if count > 0:
+                first = len(self.rows)
+                self.beginInsertRows(QModelIndex(), first, first + count - 1)
+                self.rows = range(len(self.log))
+                self.endInsertRows()
+            return
         new = [i for i in range(changed_from, len(self.log)) if self.matches(self.log[i])]
         if new:
             first = len(self.rows)
             self.beginInsertRows(QModelIndex(), first, first + len(new) - 1)
+            assert isinstance(self.rows, list)
             self.rows.extend(new)
             self.endInsertRows()
 
     def row_of(self, log_index: int) -> int:
-        from bisect import bisect_right
+        if isinstance(self.rows, range):
+            return max(0, min(log_index, len(self.rows) - 1))
         return max(0, bisect_right(self.rows, log_index) - 1)
 
     # Qt --------------------------------------------------------------
