@@ -198,6 +198,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     gc.set_threshold(50_000, 20, 100)
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
+    # A signal may land on any thread (capture, kernel observer, trace writer);
+    # only the main thread runs Python handlers, and it may sleep in epoll_wait
+    # with no timeout. The wakeup fd makes any signal wake the server's loop.
+    signal.set_wakeup_fd(server.wakeup_fd, warn_on_full_buffer=False)
     detail = f"{config.mode}" + (f", {config.trigger}-triggered" if config.mode == "epoll" else "")
     print(f"SockScope serving {server.site.root} at {server.url} ({detail}, {config.policy})",
           flush=True)

@@ -295,6 +295,11 @@ class Server:
         if self.conns.get(conn.fd) is conn:
             del self.conns[conn.fd]
 
+    @property
+    def wakeup_fd(self) -> int:
+        """The fd whose readability wakes the loop (for ``signal.set_wakeup_fd``)."""
+        return self._wake_w.fileno()
+
     def drain_wakeup(self) -> None:
         try:
             while self._wake_r.recv(4096):

@@ -268,3 +268,18 @@ def test_serve_step_is_driven_from_stdin() -> None:
         if proc.poll() is None:
             proc.kill()
         proc.communicate(timeout=10)
+
+
+def test_a_signal_landing_on_a_helper_thread_still_stops_the_server() -> None:
+    """The kernel may deliver SIGINT to any thread; the loop must still wake."""
+    script = (
+        "import signal, sys, threading, time\n"
+        "from engine.cli import main\n"
+        "def later():\n"
+        "    time.sleep(1.0)\n"
+        "    signal.pthread_kill(threading.get_ident(), signal.SIGINT)\n"
+        "threading.Thread(target=later, daemon=True).start()\n"
+        "sys.exit(main(['serve', '--port', '0', '--trace', '/dev/null']))\n")
+    proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
+                          text=True, timeout=30)
+    assert proc.returncode == 0 and "stopped:" in proc.stdout, proc.stderr
