@@ -38,6 +38,12 @@ TRAFFIC = [("One request", ["--requests", "1", "--short"]),
            ("Slow", ["--slow", "--slow-interval", "0.1"])]
 
 
+def short_id(conn_id: str) -> str:
+    """"client port → server port": what tells connections apart on one machine."""
+    client, _, server = conn_id.partition(">")
+    return f"{client.rsplit(':', 1)[-1]} → {server.rsplit(':', 1)[-1]}" if server else conn_id
+
+
 class MainWindow(QMainWindow):
     def __init__(self, *, engine: bool = True, settings: QSettings | None = None) -> None:
         super().__init__()
@@ -140,7 +146,7 @@ class MainWindow(QMainWindow):
 
         self.connections = QTableWidget(0, 5)
         self.connections.setHorizontalHeaderLabels(
-            [self.tr("connection"), self.tr("client"), self.tr("server"), self.tr("requests"),
+            [self.tr("ports"), self.tr("client"), self.tr("server"), self.tr("requests"),
              self.tr("packets")])
         self.connections.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.connections.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
@@ -418,13 +424,16 @@ class MainWindow(QMainWindow):
         for r, c in enumerate(conns):
             client = c.client + ("*" if c.client_source == "inferred" else "")
             server = c.server + ("*" if c.server_source == "inferred" else "")
-            for col, text in enumerate((c.id, client, server, str(c.requests),
+            for col, text in enumerate((short_id(c.id), client, server, str(c.requests),
                                         str(c.packets))):
                 item = self.connections.item(r, col)
                 if item is None:
-                    self.connections.setItem(r, col, QTableWidgetItem(text))
+                    item = QTableWidgetItem(text)
+                    self.connections.setItem(r, col, item)
                 elif item.text() != text:
                     item.setText(text)
+                if col == 0:
+                    item.setToolTip(c.id)
         if not tl.live and self.table_model.rows:
             self.table.selectRow(self.table_model.row_of(tl.cursor))
         self._update_status()
