@@ -37,6 +37,17 @@ def running_server(mode: str = "epoll", trigger: str = "level", **options: objec
         server.stop()
 
 
+def read_to_eof(sock, max_reads: int = 10_000) -> bytes:  # type: ignore[no-untyped-def]
+    """Everything the peer sends until it closes (bounded by reads and the socket timeout)."""
+    chunks = []
+    for _ in range(max_reads):
+        chunk = sock.recv(1 << 16)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 @pytest.fixture(autouse=True)
 def no_leftovers() -> Iterator[None]:
     """Fail a test that leaves threads or child processes behind."""

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests.conftest import ALL_MODES, MODE_IDS, running_server
+from tests.conftest import ALL_MODES, MODE_IDS, read_to_eof, running_server
 
 REQUEST = b"GET /robots.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
 
@@ -16,13 +16,7 @@ def client(address: tuple, out: dict, key: str = "answer") -> threading.Thread:
     def run() -> None:
         with socket.create_connection(address[:2], timeout=10) as sock:
             sock.sendall(REQUEST)
-            data = b""
-            for _ in range(100):
-                chunk = sock.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-            out[key] = data
+            out[key] = read_to_eof(sock)
     thread = threading.Thread(target=run)
     thread.start()
     return thread
@@ -85,13 +79,7 @@ def test_threaded_gate_lets_one_thread_through_per_step() -> None:
         gate.disable()
         answers = []
         for s in socks:
-            data = b""
-            for _ in range(50):
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-            answers.append(data)
+            answers.append(read_to_eof(s))
             s.close()
     assert all(a.startswith(b"HTTP/1.1 200") for a in answers)
     del out

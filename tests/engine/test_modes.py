@@ -3,7 +3,6 @@ partial sends, 1,000 concurrent connections, events and connection ids."""
 from __future__ import annotations
 
 import socket
-import threading
 import time
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import pytest
 
 from engine.clients import LoadConfig, run_load
 from engine.events import KINDS, MemorySink, Probe
-from tests.conftest import ALL_MODES, MODE_IDS, running_server
+from tests.conftest import ALL_MODES, MODE_IDS, read_to_eof, running_server
 
 SITE = Path(__file__).resolve().parents[2] / "html"
 BIG = (SITE / "images" / "big.bmp").read_bytes()
@@ -21,14 +20,7 @@ def fetch_raw(address: tuple, request: bytes, timeout: float = 5.0) -> bytes:
     """Send ``request`` on a new connection and read until the server closes."""
     with socket.create_connection(address[:2], timeout=timeout) as sock:
         sock.sendall(request)
-        chunks = []
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            data = sock.recv(1 << 20)
-            if not data:
-                break
-            chunks.append(data)
-        return b"".join(chunks)
+        return read_to_eof(sock)
 
 
 def split_responses(raw: bytes) -> list[tuple[bytes, dict[bytes, bytes], bytes]]:
@@ -68,12 +60,7 @@ def test_request_split_into_single_bytes(mode: str, trigger: str) -> None:
             for i in range(len(request)):
                 sock.sendall(request[i:i + 1])
                 time.sleep(0.001)
-            raw = b""
-            for _ in range(100):
-                data = sock.recv(65536)
-                if not data:
-                    break
-                raw += data
+            raw = read_to_eof(sock)
         recvs = [e for e in sink.of_kind("recv") if e.data["bytes"]]
     (status, headers, body), = split_responses(raw)
     assert status.endswith(b"200 OK") and body == (SITE / "robots.txt").read_bytes()
@@ -92,12 +79,7 @@ def test_large_file_streams_intact_to_a_slow_reader(mode: str, trigger: str) -> 
             conn = next(iter(server.conns.values()), None)
             if conn is not None:
                 assert len(conn.out) <= 64 * 1024 + 1024, "unsent bytes must stay bounded"
-            raw = b""
-            for _ in range(10_000):
-                data = sock.recv(65536)
-                if not data:
-                    break
-                raw += data
+            raw = read_to_eof(sock)
     (status, headers, body), = split_responses(raw)
     assert int(headers[b"content-length"]) == len(BIG) and body == BIG
     sends = sink.of_kind("send")

@@ -1,7 +1,6 @@
 """Trace files: written as events happen, read back, damaged files named by line."""
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
