@@ -178,7 +178,8 @@ class Connection:
                               keep_alive, (("Allow", ", ".join(ALLOWED_METHODS)),))
             return
         site = server.site
-        resolved = site.resolve(item.target)
+        now = time.monotonic()
+        resolved = site.resolve(item.target, now)
         if resolved.status == 301:
             self._queue_error(301, "", item.target, keep_alive,
                               (("Location", resolved.location or "/"),))
@@ -188,7 +189,7 @@ class Connection:
             return
         head_only = item.method == "HEAD"
         date = server.date.now()
-        cached = site.small_file(resolved.path, time.monotonic())
+        cached = site.small_file(resolved.path, now)
         if cached is not None:
             self._queue(cached.answer(date, keep_alive, head_only))
             self._note_response(200, cached.size, item.target)

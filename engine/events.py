@@ -153,6 +153,7 @@ class MemorySink:
         self.maxlen = maxlen
         self.dropped = 0
         self._cond = threading.Condition()
+        self._waiting = 0  # threads in wait_for: only then is appending followed by a notify
 
     def __call__(self, event: Event) -> None:
         if self.maxlen is not None and len(self.events) >= self.maxlen:
@@ -162,8 +163,6 @@ class MemorySink:
         if self._waiting:
             with self._cond:
                 self._cond.notify_all()
-
-    _waiting = 0
 
     def of_kind(self, *kinds: str) -> list[Event]:
         return [e for e in list(self.events) if e.kind in kinds]

@@ -93,9 +93,10 @@ class Site:
         self._resolved_at = 0.0
         self._files: dict[str, CachedFile] = {}
 
-    def resolve(self, target: bytes) -> Resolved:
+    def resolve(self, target: bytes, now: float | None = None) -> Resolved:
         """Map a request-target to a file under the root, or to the status to answer."""
-        now = time.monotonic()
+        if now is None:
+            now = time.monotonic()
         if now - self._resolved_at > 1.0:  # the site may change: look again each second
             self._resolved.clear()
             self._resolved_at = now

@@ -58,7 +58,10 @@ class _Flow:
     server: _Side
     reset: bool = False
     done: bool = False
-    sides: dict[str, _Side] = field(default_factory=dict)
+    sides: dict[str, _Side] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.sides = {"client": self.client, "server": self.server}
 
     def other(self, name: str) -> str:
         return "server" if name == "client" else "client"
@@ -141,7 +144,6 @@ class PacketDeriver:
     def _open(self, conn: str, t: int) -> _Flow:
         cport, sport = _split_conn(conn)
         flow = _Flow(conn, _Side(cport), _Side(sport))
-        flow.sides = {"client": flow.client, "server": flow.server}
         self._flows[conn] = flow
         c, s = flow.client, flow.server
         self._emit(flow, "client", "SYN", 0, 0, t - 3)
