@@ -70,18 +70,19 @@ class Event(NamedTuple):
     def from_dict(cls, row: dict[str, Any]) -> "Event":
         """Build an event from a parsed trace line; ``row`` becomes its data."""
         pop = row.pop
-        seq, t_ns, src, kind = int(pop("seq")), int(pop("t_ns")), pop("src"), pop("kind")
-        conn, fd, thread = pop("conn", None), int(pop("fd", -1)), int(pop("thread", 0))
-        if not isinstance(src, str) or not isinstance(kind, str):
+        seq, t_ns, src, kind = pop("seq"), pop("t_ns"), pop("src"), pop("kind")
+        conn, fd, thread = pop("conn", None), pop("fd", -1), pop("thread", 0)
+        if type(seq) is not int or type(t_ns) is not int or type(fd) is not int \
+                or type(thread) is not int:
+            seq, t_ns, fd, thread = int(seq), int(t_ns), int(fd), int(thread)
+        if type(src) is not str or type(kind) is not str:
             raise TypeError("src and kind must be strings")
-        data = dict(row)  # sized for what is left: the parsed row's table is twice as big
-        ready = data.get("ready")
-        if ready is not None:
-            data["ready"] = [tuple(pair) for pair in ready]
+        if "ready" in row:
+            row["ready"] = [tuple(pair) for pair in row["ready"] or ()]
         # A million events name a few kinds, connections and threads: one object each.
-        return cls(seq, t_ns, _intern(src), _intern(kind),
-                   _intern(conn) if isinstance(conn, str) else conn, fd,
-                   _THREADS.setdefault(thread, thread), data)
+        return _new_tuple(cls, (seq, t_ns, _intern(src), _intern(kind),
+                                _intern(conn) if type(conn) is str else conn, fd,
+                                _THREADS.setdefault(thread, thread), row))
 
 
 _new_tuple = tuple.__new__

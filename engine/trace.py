@@ -182,6 +182,15 @@ def iter_trace(path: str | os.PathLike[str], problems: list[str] | None = None
     A last line that does not parse and has no newline is a write cut short by a
     crash: it is reported in ``problems`` and skipped.
     """
+    items = iter_lines(path, problems)
+    yield next(items)[0]  # type: ignore[misc]
+    for event, _ in items:
+        yield event
+
+
+def iter_lines(path: str | os.PathLike[str], problems: list[str] | None = None
+               ) -> Iterator[tuple[Event | dict[str, Any], bytes]]:
+    """Like ``iter_trace``, with each event's line as read (``(header, b"")`` first)."""
     with open(path, "rb") as f:
         first = f.readline()
         if not first.strip():
@@ -196,26 +205,29 @@ def iter_trace(path: str | os.PathLike[str], problems: list[str] | None = None
         if not isinstance(version, int) or version > VERSION or version < 1:
             raise TraceError(path, 1, f"trace version {version} is not supported: this SockScope "
                                       f"reads versions 1 to {VERSION}; a newer SockScope wrote it")
-        yield header
+        yield header, b""
         line_no = 1
+        loads, make = orjson.loads, Event.from_dict
         for raw in f:
             line_no += 1
-            if not raw.strip():
-                continue
             try:
-                row = orjson.loads(raw)
-                if not isinstance(row, dict):
-                    raise ValueError("an event must be a JSON object")
-                event = Event.from_dict(row)
-            except (ValueError, KeyError, TypeError) as exc:
+                event = make(loads(raw))
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                if not raw.strip():
+                    continue
                 if not raw.endswith(b"\n") and f.read(1) == b"":
                     if problems is not None:
                         problems.append(f"line {line_no}: truncated last line skipped "
                                         f"(the writer stopped mid-line)")
                     return
-                detail = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
+                if isinstance(exc, AttributeError):  # not an object: no .pop
+                    detail = "an event must be a JSON object"
+                elif isinstance(exc, KeyError):
+                    detail = f"missing field {exc}"
+                else:
+                    detail = str(exc)
                 raise TraceError(path, line_no, f"not a valid event: {detail}") from None
-            yield event
+            yield event, raw
 
 
 def read_trace(path: str | os.PathLike[str]) -> Trace:

@@ -18,11 +18,11 @@ from PySide6.QtWidgets import (QApplication, QCheckBox, QComboBox, QFileDialog, 
                                QTableWidgetItem, QToolBar, QVBoxLayout, QWidget)
 
 from engine.events import Event
-from engine.trace import TraceError, TraceWriter, read_trace
+from engine.trace import TraceError, TraceWriter
 
 from .eventtable import EventTableModel
 from .host import EngineHost, EngineSettings
-from .model import EventLog, Timeline
+from .model import Timeline, open_trace
 
 MODES = [("epoll (level)", "epoll", "level"), ("epoll (edge)", "epoll", "edge"),
          ("selectors", "selectors", "level"), ("threaded", "threaded", "level"),
@@ -293,20 +293,22 @@ class MainWindow(QMainWindow):
     def load_trace(self, path: str) -> bool:
         """Replace the timeline with a recorded trace; a bad file gets a message."""
         try:
-            trace = read_trace(path)
+            timeline, _, problems = open_trace(path)
         except (OSError, TraceError) as exc:
             QMessageBox.warning(self, self.tr("Cannot open trace"), str(exc))
             return False
-        self.timeline = Timeline(EventLog(trace.events))
-        self.timeline.live = False
+        self.show_timeline(timeline, Path(path).name, problems)
+        return True
+
+    def show_timeline(self, timeline: Timeline, name: str, problems: list[str] = ()) -> None:
+        """Replace the timeline (a trace was opened): the cursor goes to its end."""
+        self.timeline = timeline
         self.live_button.setChecked(False)
         self.table_model.set_log(self.timeline.log)
-        self.timeline.seek(len(self.timeline.log) - 1)
-        if trace.problems:
-            self.statusBar().showMessage("; ".join(trace.problems), 10000)
-        self.setWindowTitle(f"SockScope — {Path(path).name}")
+        if problems:
+            self.statusBar().showMessage("; ".join(problems), 10000)
+        self.setWindowTitle(f"SockScope — {name}")
         self._refresh()
-        return True
 
     def save_trace(self, path: str) -> int:
         with TraceWriter(path, header={"role": "session"}) as writer:
@@ -473,12 +475,12 @@ def replay(path: str, seek: int | None = None, screenshot: str | None = None,
     """``sockscope replay``: open a trace; with --screenshot, write the picture and exit."""
     app = QApplication.instance() or QApplication(sys.argv[:1])
     try:
-        read_trace(path)
+        timeline, _, problems = open_trace(path)
     except (OSError, TraceError) as exc:
         print(f"sockscope replay: {exc}", file=sys.stderr)
         return 1
     window = MainWindow(engine=False, settings=QSettings("SockScope", "SockScope-replay"))
-    window.load_trace(path)
+    window.show_timeline(timeline, Path(path).name, problems)
     if seek is not None:
         window.seek(seek)
     window.show()

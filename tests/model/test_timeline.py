@@ -12,7 +12,8 @@ from engine.capture.derived import PacketDeriver
 from engine.clients import LoadConfig, run_load
 from engine.events import Event, MemorySink, Probe
 from tests.conftest import running_server
-from visualizer.model import EventLog, ServerState, Timeline, apply
+from engine.trace import TraceWriter
+from visualizer.model import EventLog, ServerState, Timeline, apply, open_trace
 
 
 @pytest.fixture(scope="module")
@@ -114,3 +115,49 @@ def test_next_and_previous_event_of_a_connection(recorded: list[Event]) -> None:
     assert j is not None and j > i and timeline.log[j].conn == conn
     timeline.seek(j)
     assert timeline.next_of(conn, -1) == i
+
+
+def test_a_trace_opens_to_the_same_timeline(recorded: list[Event], tmp_path) -> None:
+    path = tmp_path / "run.jsonl"
+    with TraceWriter(path) as writer:
+        for e in recorded:
+            writer(e)
+    timeline, header, problems = open_trace(path, batch=50)  # many batches, some reaching back
+    assert header["format"] and problems == []
+    ordered = list(EventLog(recorded))
+    assert [tuple(e) for e in timeline.log] == [tuple(e) for e in ordered]
+    assert timeline.cursor == len(ordered) - 1 and not timeline.live
+    assert same(timeline.state, fold(ordered, len(ordered) - 1))
+    # Columnar: the data of an event costs its JSON, not a dict per event.
+    assert timeline.log.nbytes < 200 * len(ordered) + 200_000
+
+
+def test_indices_answer_like_a_scan(recorded: list[Event]) -> None:
+    log = EventLog(recorded)
+    conn = next(e.conn for e in log if e.kind == "accept")
+    fd = next(e.fd for e in log if e.kind == "accept")
+    assert list(log.indices(conn=conn)) == [i for i, e in enumerate(log) if e.conn == conn]
+    assert list(log.indices(kinds=["request", "response"], src="server", start=10, stop=400)) \
+        == [i for i, e in enumerate(log) if 10 <= i < 400 and e.src == "server"
+            and e.kind in ("request", "response")]
+    assert list(log.indices(fd=fd, kinds=["recv"])) == \
+        [i for i, e in enumerate(log) if e.fd == fd and e.kind == "recv"]
+    assert len(log.indices(conn="nobody")) == 0 and len(log.indices(kinds=["nothing"])) == 0
+    assert conn in log.connection_ids()
+    assert list(log.column("t_ns")) == [e.t_ns for e in log]
+
+
+def test_finished_connections_retire_from_big_states() -> None:
+    """Thousands of short connections: snapshots stay small, the count stays right."""
+    events, seq = [], 0
+    for n in range(2500):
+        conn = f"127.0.0.1:{20000 + n}>127.0.0.1:80"
+        for kind in ("accept", "request", "close"):
+            seq += 1
+            events.append(Event(seq, seq, "server", kind, conn, 7, 1,
+                                 {"method": "GET", "path": "/"} if kind == "request" else {}))
+    timeline = Timeline(EventLog(events), every=100)
+    state = timeline.seek(len(events) - 1)
+    assert len(state.connections) <= 1001
+    assert state.retired + len(state.connections) == 2500
+    assert same(state, fold(list(timeline.log), len(events) - 1))

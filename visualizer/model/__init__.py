@@ -8,6 +8,6 @@ and keep no history of their own.
 """
 from .log import EventLog
 from .state import ConnectionState, ServerState, apply
-from .timeline import Timeline
+from .timeline import Timeline, open_trace
 
-__all__ = ["EventLog", "ConnectionState", "ServerState", "apply", "Timeline"]
+__all__ = ["EventLog", "ConnectionState", "ServerState", "apply", "Timeline", "open_trace"]

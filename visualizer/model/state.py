@@ -62,6 +62,11 @@ class ServerState:
     eagain: int = 0
     dropped: int = 0
     last_sweep: dict[str, Any] = field(default_factory=dict)
+    # Connections finished (closed at both ends) are retired from ``connections``
+    # once there are more than ``retire_above``, so that snapshots stay small under
+    # thousands of short connections; the log still has all of them.
+    retired: int = 0
+    retire_above: int = 1000
 
     def clone(self) -> "ServerState":
         return replace(self, mode=dict(self.mode), listen=dict(self.listen),
@@ -155,6 +160,8 @@ def apply(state: ServerState, event: Event, index: int | None = None) -> ServerS
         if state.fds.get(event.fd) == conn_id:
             del state.fds[event.fd]
         state.interest.pop(event.fd, None)
+        if len(state.connections) > state.retire_above:
+            _retire(state)
     elif kind == "tcp_state":
         side = data.get("side")
         if side in ("client", "server"):
@@ -165,3 +172,17 @@ def apply(state: ServerState, event: Event, index: int | None = None) -> ServerS
     elif kind == "packet":
         conn.packets += 1
     return state
+
+
+def finished(conn: ConnectionState) -> bool:
+    """Closed by the server, and the client's end gone too (or never reported)."""
+    return conn.closed_ns is not None and (conn.client_source is None or conn.client == "CLOSED") \
+        and (conn.server_source is None or conn.server == "CLOSED")
+
+
+def _retire(state: ServerState) -> None:
+    done = [k for k, c in state.connections.items() if finished(c)]
+    for k in done:
+        del state.connections[k]
+    state.retired += len(done)
+    state.retire_above = max(1000, 2 * len(state.connections))

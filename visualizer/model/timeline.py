@@ -7,7 +7,11 @@ redone from the point a late batch changed the log.
 """
 from __future__ import annotations
 
+import gc
 from bisect import bisect_right
+from itertools import islice
+
+import numpy as np
 
 from .log import EventLog
 from .state import ServerState, apply
@@ -24,10 +28,10 @@ class Timeline:
         self.live = True  # follow the newest event as batches arrive
 
     # ------------------------------------------------------------ input
-    def add(self, batch) -> None:  # type: ignore[no-untyped-def]
+    def add(self, batch, lines=None) -> None:  # type: ignore[no-untyped-def]
         """Add events (any order); keep the cursor where it was, or at the end when live."""
         target = self.cursor
-        changed = self.log.extend(batch)
+        changed = self.log.extend(batch, lines)
         if changed <= self._snap_index[-1]:  # a late event rewrote folded history
             keep = bisect_right(self._snap_index, changed - 1)
             del self._snap_index[keep:], self._snaps[keep:]
@@ -52,10 +56,14 @@ class Timeline:
         log, state = self.log, self._state
         every = self.every
         while self.cursor < index:
-            self.cursor += 1
-            apply(state, log[self.cursor], self.cursor)
-            if self.cursor % every == every - 1 and self.cursor > self._snap_index[-1]:
-                self._snap_index.append(self.cursor)
+            # Fold up to the next snapshot boundary (or the target) in one go.
+            first = self.cursor + 1
+            last = min(index, first + every - 1 - first % every)
+            for i, e in enumerate(log.events(first, last + 1), first):
+                apply(state, e, i)
+            self.cursor = last
+            if last % every == every - 1 and last > self._snap_index[-1]:
+                self._snap_index.append(last)
                 self._snaps.append(state.clone())
         return state
 
@@ -64,10 +72,41 @@ class Timeline:
 
     def next_of(self, conn: str, direction: int = 1) -> int | None:
         """Index of the next (or previous) event of connection ``conn``."""
-        i = self.cursor + direction
-        log = self.log
-        while 0 <= i < len(log):
-            if log[i].conn == conn:
-                return i
-            i += direction
-        return None
+        mine = self.log.indices(conn=conn)
+        if direction > 0:
+            k = int(np.searchsorted(mine, self.cursor, side="right"))
+            return int(mine[k]) if k < len(mine) else None
+        k = int(np.searchsorted(mine, self.cursor, side="left")) - 1
+        return int(mine[k]) if k >= 0 else None
+
+def open_trace(path, batch: int = 16384, progress=None):  # type: ignore[no-untyped-def]
+    """Read a trace into a new timeline, folding as it goes (snapshots all built).
+
+    Returns ``(timeline, header, problems)``; raises ``TraceError`` naming the
+    line of a corrupt file. ``progress(events_so_far)`` is called per batch.
+    Reading streams: the file's events never exist all at once as objects.
+    """
+    from engine.trace import iter_lines
+
+    problems: list[str] = []
+    items = iter_lines(path, problems)
+    header = next(items)[0]
+    timeline = Timeline()
+    # Reading makes millions of short-lived tuples and dicts, none in a cycle:
+    # the cyclic collector would only walk them again and again (a third of the time).
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        while True:
+            pairs = list(islice(items, batch))
+            if not pairs:
+                break
+            events, lines = zip(*pairs)
+            timeline.add(events, lines)
+            if progress is not None:
+                progress(len(timeline.log))
+    finally:
+        if collecting:
+            gc.enable()
+    timeline.live = False
+    return timeline, header, problems
