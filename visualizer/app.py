@@ -15,7 +15,7 @@ from PySide6.QtGui import QAction, QDesktopServices, QKeySequence
 from PySide6.QtWidgets import (QApplication, QCheckBox, QComboBox, QFileDialog, QHBoxLayout,
                                QHeaderView, QLabel, QLineEdit, QMainWindow, QMessageBox,
                                QPushButton, QSlider, QSpinBox, QSplitter, QTableView, QTableWidget,
-                               QTableWidgetItem, QToolBar, QVBoxLayout, QWidget)
+                               QTableWidgetItem, QTabWidget, QToolBar, QVBoxLayout, QWidget)
 
 from engine.events import Event
 from engine.trace import TraceError, TraceWriter
@@ -23,6 +23,7 @@ from engine.trace import TraceError, TraceWriter
 from .eventtable import EventTableModel
 from .host import EngineHost, EngineSettings
 from .model import Timeline, open_trace
+from .views import View, view_classes
 
 MODES = [("epoll (level)", "epoll", "level"), ("epoll (edge)", "epoll", "edge"),
          ("selectors", "selectors", "level"), ("threaded", "threaded", "level"),
@@ -167,6 +168,23 @@ class MainWindow(QMainWindow):
         splitter.addWidget(self.connections)
         splitter.addWidget(log_panel)
         splitter.setSizes([500, 780])
+        self.connections.cellClicked.connect(self._connection_clicked)
+
+        self.view_tabs = QTabWidget()
+        self.views: dict[str, View] = {}
+        for cls in view_classes():
+            view = cls()
+            view.connection_selected.connect(self.select_connection)
+            self.views[cls.name] = view
+            self.view_tabs.addTab(view, self.tr(cls.title))
+        self.view_tabs.currentChanged.connect(lambda _: self._refresh())
+        self.selected: str | None = None
+        self.main_split = QSplitter(Qt.Orientation.Vertical)
+        self.main_split.addWidget(self.view_tabs)
+        self.main_split.addWidget(splitter)
+        self.main_split.setStretchFactor(0, 3)
+        self.main_split.setStretchFactor(1, 1)
+        self.main_split.setSizes([560, 240])
 
         controls = QWidget()
         row = QHBoxLayout(controls)
@@ -207,7 +225,7 @@ class MainWindow(QMainWindow):
         banner_row.addWidget(self.banner, 1)
         banner_row.addWidget(self.banner_button)
         layout.addLayout(banner_row)
-        layout.addWidget(splitter, 1)
+        layout.addWidget(self.main_split, 1)
         layout.addWidget(controls)
         self.setCentralWidget(central)
         self.status_label = QLabel()
@@ -397,6 +415,24 @@ class MainWindow(QMainWindow):
     def _row_clicked(self, index) -> None:  # type: ignore[no-untyped-def]
         self.seek(self.table_model.rows[index.row()])
 
+    def _connection_clicked(self, row: int, _column: int) -> None:
+        item = self.connections.item(row, 0)
+        if item is not None:
+            self.select_connection(item.toolTip())
+
+    def select_connection(self, conn: str | None) -> None:
+        """Select a connection in every view (and the table)."""
+        self.selected = conn or None
+        for view in self.views.values():
+            view.select(self.selected)
+
+    def show_view(self, name: str) -> bool:
+        view = self.views.get(name)
+        if view is None:
+            return False
+        self.view_tabs.setCurrentWidget(view)
+        return True
+
     def keyPressEvent(self, event) -> None:  # type: ignore[no-untyped-def]  # noqa: N802
         key = event.key()
         if key == Qt.Key.Key_Space:
@@ -438,6 +474,9 @@ class MainWindow(QMainWindow):
                     item.setToolTip(c.id)
         if not tl.live and self.table_model.rows:
             self.table.selectRow(self.table_model.row_of(tl.cursor))
+        view = self.view_tabs.currentWidget()
+        if isinstance(view, View):
+            view.show_state(tl)
         self._update_status()
 
     def _update_status(self) -> None:
@@ -481,6 +520,11 @@ def replay(path: str, seek: int | None = None, screenshot: str | None = None,
         return 1
     window = MainWindow(engine=False, settings=QSettings("SockScope", "SockScope-replay"))
     window.show_timeline(timeline, Path(path).name, problems)
+    if view and not window.show_view(view):
+        print(f"sockscope replay: no view named {view!r} (views: "
+              f"{', '.join(window.views) or 'none'})", file=sys.stderr)
+        window.close()
+        return 2
     if seek is not None:
         window.seek(seek)
     window.show()

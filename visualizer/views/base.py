@@ -1,0 +1,62 @@
+"""What every view is: a widget that draws the timeline at its cursor.
+
+A view keeps no history of its own. ``show_state(timeline)`` is called
+whenever the cursor moves or events arrive (at most 30 times a second); the
+view draws ``timeline.state`` and may ask ``timeline.log`` about events up to
+the cursor (``log.indices(conn=..., kinds=..., stop=timeline.cursor + 1)``
+answers from columns, without decoding events). Selecting a connection in one
+view selects it in every view: the view emits ``connection_selected`` and the
+window calls ``select`` on all of them.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+from PySide6.QtCore import QRect, QSize, Signal
+from PySide6.QtGui import QPainter
+from PySide6.QtSvg import QSvgGenerator
+from PySide6.QtWidgets import QWidget
+
+from ..model import Timeline
+
+
+class View(QWidget):
+    name: ClassVar[str] = ""  # for ``sockscope replay --view NAME``
+    title: ClassVar[str] = ""  # the tab's label (translated by the window)
+
+    connection_selected = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.timeline: Timeline | None = None
+        self.selected: str | None = None
+
+    def show_state(self, timeline: Timeline) -> None:
+        """Draw ``timeline.state`` (the cursor's moment). Subclasses extend."""
+        self.timeline = timeline
+        self.update()
+
+    def select(self, conn: str | None) -> None:
+        """Highlight connection ``conn`` (None: nothing); no signal back."""
+        self.selected = conn
+        if self.timeline is not None:
+            self.show_state(self.timeline)
+
+    def export(self, path: str | Path) -> None:
+        """Write the view as it stands to PNG (or JPEG...) or SVG, by the file's suffix."""
+        path = Path(path)
+        if path.suffix.lower() == ".svg":
+            size = self.size() if self.width() > 10 else QSize(1280, 720)
+            generator = QSvgGenerator()
+            generator.setFileName(str(path))
+            generator.setSize(size)
+            generator.setViewBox(QRect(0, 0, size.width(), size.height()))
+            generator.setTitle(f"SockScope — {self.name}")
+            painter = QPainter(generator)
+            try:
+                self.render(painter)
+            finally:
+                painter.end()
+        elif not self.grab().save(str(path)):
+            raise OSError(f"cannot write {path}")
