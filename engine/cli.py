@@ -225,18 +225,28 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 server.stop()
     if writer:
         print(f"recording events to {args.trace}", flush=True)
+    loads: list = []  # the built-in clients' threads: --load, and "load ARGS" commands
+
+    def start_load(text: str) -> str | None:
+        """Run ``sockscope load`` options inside this process; an error message if invalid."""
+        try:
+            parsed = build_parser().parse_args(["load", "http://127.0.0.1/", *shlex.split(text)])
+        except SystemExit:
+            return f"load {text!r} is not valid for sockscope load"
+        loads.append(_start_load(parsed, server, sinks + both_ends, False))
+        return None
+
     if args.step or args.control:
-        _start_stepping(server, held=args.step)
-    load_thread = None
+        _start_stepping(server, held=args.step, start_load=start_load)
     if args.load is not None:
-        load_thread = _start_load(load_args, server, sinks + both_ends, args.exit_after_load)
+        loads.append(_start_load(load_args, server, sinks + both_ends, args.exit_after_load))
     try:
         server.serve()
     finally:
         for helper in helpers:
             helper.stop()
-        if load_thread is not None:
-            load_thread.join(60)
+        for thread in loads:
+            thread.join(60)
         if writer:
             writer.close()
         s = server.stats
@@ -308,9 +318,10 @@ def _start_observers(args: argparse.Namespace, probe: Probe, port: int, sinks: l
     return started, both_ends
 
 
-def _start_stepping(server, held: bool = True) -> None:  # type: ignore[no-untyped-def]
+def _start_stepping(server, held: bool = True, start_load=None) -> None:  # type: ignore[no-untyped-def]
     """Step the live server from stdin (a terminal, or a SockScope window):
-    each held action is printed."""
+    each held action is printed. ``load OPTIONS`` runs the built-in clients in
+    this process (the only way to reach a server in the lab)."""
     import threading
     gate = server.gate
     if held:
@@ -323,7 +334,7 @@ def _start_stepping(server, held: bool = True) -> None:  # type: ignore[no-untyp
 
     server.probe.add_sink(show)
     print("stepping: Enter releases one action, a number that many, "
-          "c runs freely, s steps again, q stops", flush=True)
+          "c runs freely, s steps again, load OPTIONS runs clients, q stops", flush=True)
 
     def read_commands() -> None:
         for line in sys.stdin:
@@ -339,8 +350,13 @@ def _start_stepping(server, held: bool = True) -> None:  # type: ignore[no-untyp
                 gate.step(int(word))
             elif not word:
                 gate.step()
+            elif word.startswith("load") and start_load is not None and \
+                    (word == "load" or word[4].isspace()):
+                problem = start_load(line.strip()[4:])
+                if problem:
+                    print(f"? {problem}", flush=True)
             else:
-                print(f"? {word!r}: Enter, a number, c, s or q", flush=True)
+                print(f"? {word!r}: Enter, a number, c, s, load OPTIONS or q", flush=True)
 
     threading.Thread(target=read_commands, name="sockscope-stdin", daemon=True).start()
 

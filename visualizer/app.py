@@ -17,12 +17,14 @@ from PySide6.QtWidgets import (QApplication, QCheckBox, QComboBox, QFileDialog, 
                                QPushButton, QSlider, QSpinBox, QSplitter, QTableView, QTableWidget,
                                QTableWidgetItem, QTabWidget, QToolBar, QVBoxLayout, QWidget)
 
-from engine.events import Event
+from engine.events import KINDS, SOURCES, Event
+from engine.lab import FAULTS, faults_available, lab_available
 from engine.trace import TraceError, TraceWriter
 
 from .eventtable import EventTableModel
 from .host import EngineHost, EngineSettings
 from .model import Timeline, open_trace
+from .timeslider import TimelineSlider
 from .views import View, view_classes
 
 MODES = [("epoll (level)", "epoll", "level"), ("epoll (edge)", "epoll", "edge"),
@@ -56,6 +58,7 @@ class MainWindow(QMainWindow):
         self.recorded = 0
         self._rate_window: list[tuple[float, int]] = []
         self._engine_exit_reported = False
+        self._marks_for: tuple[int, list[int]] = (-1, [])
         self.table_model = EventTableModel(self.timeline.log)
         self._build()
         self.drain_timer = QTimer(self)
@@ -87,6 +90,10 @@ class MainWindow(QMainWindow):
         save_action = QAction(self.tr("&Save session as trace…"), self)
         save_action.setShortcut(QKeySequence.StandardKey.Save)
         save_action.triggered.connect(self._save_dialog)
+        export_action = QAction(self.tr("&Export view as picture…"), self)
+        export_action.setShortcut(QKeySequence("Ctrl+E"))
+        export_action.triggered.connect(self._export_dialog)
+        menu.addAction(export_action)
         quit_action = QAction(self.tr("&Quit"), self)
         quit_action.setShortcut(QKeySequence.StandardKey.Quit)
         quit_action.triggered.connect(self.close)
@@ -111,6 +118,24 @@ class MainWindow(QMainWindow):
         self.pause_box.setValue(1)
         self.pause_box.setPrefix(self.tr("sweep pause "))
         self.pause_box.setSuffix(" ms")
+        lab_ok, lab_reason = lab_available()
+        self.lab_box = QCheckBox(self.tr("Lab"))
+        self.lab_box.setEnabled(lab_ok)
+        self.lab_box.setToolTip(
+            self.tr("A private network namespace: real packets captured without root; only "
+                    "SockScope's own clients reach it") if lab_ok
+            else self.tr("The lab is not available: {0}").format(lab_reason))
+        self.fault_box = QComboBox()
+        self.fault_box.addItem(self.tr("no fault"), None)
+        faults_ok, faults_reason = faults_available()
+        for name, (_, lesson) in FAULTS.items():
+            self.fault_box.addItem(name, name)
+            self.fault_box.setItemData(self.fault_box.count() - 1, lesson,
+                                       Qt.ItemDataRole.ToolTipRole)
+        self.fault_box.setEnabled(False)
+        self.fault_box.setToolTip(self.tr("In the lab, drop one segment") if faults_ok
+                                  else faults_reason)
+        self.lab_box.toggled.connect(lambda on: self.fault_box.setEnabled(on and faults_ok))
         self.restart_button = QPushButton(self.tr("Apply (restart engine)"))
         self.restart_button.clicked.connect(self._apply_settings)
         self.url_label = QLabel()
@@ -118,7 +143,7 @@ class MainWindow(QMainWindow):
         self.browser_button = QPushButton(self.tr("Open in browser"))
         self.browser_button.clicked.connect(self._open_browser)
         for w in (self.mode_box, self.policy_box, self.backlog_box, self.reuse_box,
-                  self.pause_box, self.restart_button, self.url_label, self.browser_button):
+                  self.pause_box, self.lab_box, self.fault_box, self.restart_button, self.url_label, self.browser_button):
             engine_bar.addWidget(w)
         self.addToolBar(engine_bar)
 
@@ -152,7 +177,7 @@ class MainWindow(QMainWindow):
         self.connections.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.connections.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.filter_edit = QLineEdit()
-        self.filter_edit.setPlaceholderText(self.tr("filter: kind, source, connection, fd=7…"))
+        self.filter_edit.setPlaceholderText(self.tr("words: GET, 404, 54321…"))
         self.filter_edit.textChanged.connect(self.table_model.set_filter)
         self.table = QTableView()
         self.table.setModel(self.table_model)
@@ -162,7 +187,29 @@ class MainWindow(QMainWindow):
         log_panel = QWidget()
         log_layout = QVBoxLayout(log_panel)
         log_layout.setContentsMargins(0, 0, 0, 0)
-        log_layout.addWidget(self.filter_edit)
+        filters = QHBoxLayout()
+        self.kind_filter = QComboBox()
+        self.kind_filter.addItem(self.tr("every kind"), None)
+        for kind in sorted(KINDS):
+            self.kind_filter.addItem(kind, kind)
+        self.source_filter = QComboBox()
+        self.source_filter.addItem(self.tr("every source"), None)
+        for src in SOURCES:
+            self.source_filter.addItem(src, src)
+        self.fd_filter = QSpinBox()
+        self.fd_filter.setRange(-1, 1 << 20)
+        self.fd_filter.setValue(-1)
+        self.fd_filter.setSpecialValueText(self.tr("every fd"))
+        self.fd_filter.setPrefix("fd ")
+        self.conn_filter = QCheckBox(self.tr("selected connection only"))
+        for box in (self.kind_filter, self.source_filter):
+            box.currentIndexChanged.connect(self._apply_filters)
+        self.fd_filter.valueChanged.connect(self._apply_filters)
+        self.conn_filter.toggled.connect(self._apply_filters)
+        for w in (self.kind_filter, self.source_filter, self.fd_filter, self.conn_filter):
+            filters.addWidget(w)
+        filters.addWidget(self.filter_edit, 1)
+        log_layout.addLayout(filters)
         log_layout.addWidget(self.table)
         splitter = QSplitter()
         splitter.addWidget(self.connections)
@@ -205,7 +252,7 @@ class MainWindow(QMainWindow):
         for label, _ in SPEEDS:
             self.speed_box.addItem(self.tr(label))
         self.speed_box.setCurrentIndex(3)
-        self.slider = QSlider(Qt.Orientation.Horizontal)
+        self.slider = TimelineSlider()
         self.slider.setRange(-1, -1)
         self.slider.valueChanged.connect(self._slider_moved)
         self.position_label = QLabel()
@@ -247,6 +294,8 @@ class MainWindow(QMainWindow):
         s.backlog = self.backlog_box.value()
         s.reuseaddr = self.reuse_box.isChecked()
         s.sweep_pause = self.pause_box.value() / 1000
+        s.lab = self.lab_box.isEnabled() and self.lab_box.isChecked()
+        s.fault = self.fault_box.currentData() if s.lab else None
         return s
 
     def start_engine(self, settings: EngineSettings) -> None:
@@ -260,7 +309,12 @@ class MainWindow(QMainWindow):
         self.banner_button.hide()
         self.gate_box.setChecked(False)
         url = self.host.url or self.tr("(not started)")
+        if settings.lab:
+            url += self.tr(" (in the lab)")
         self.url_label.setText(f"  {url}  ")
+        self.browser_button.setEnabled(not settings.lab)
+        self.browser_button.setToolTip(self.tr("A browser cannot reach the lab's private network")
+                                       if settings.lab else "")
         self.qsettings.setValue("mode", MODES[self.mode_box.currentIndex()][0])
 
     def _apply_settings(self) -> None:
@@ -347,6 +401,21 @@ class MainWindow(QMainWindow):
             count = self.save_trace(path)
             self.statusBar().showMessage(self.tr("Saved {0} events").format(count), 5000)
 
+    def _export_dialog(self) -> None:
+        view = self.view_tabs.currentWidget()
+        if not isinstance(view, View):
+            return
+        path, _ = QFileDialog.getSaveFileName(
+            self, self.tr("Export view"), f"{view.name}.png",
+            self.tr("PNG picture (*.png);;SVG drawing (*.svg)"))
+        if path:
+            try:
+                view.export(path)
+            except OSError as exc:
+                QMessageBox.warning(self, self.tr("Cannot export"), str(exc))
+            else:
+                self.statusBar().showMessage(self.tr("Wrote {0}").format(path), 5000)
+
     def dragEnterEvent(self, event) -> None:  # type: ignore[no-untyped-def]  # noqa: N802
         if event.mimeData().hasUrls():
             event.acceptProposedAction()
@@ -425,6 +494,16 @@ class MainWindow(QMainWindow):
         self.selected = conn or None
         for view in self.views.values():
             view.select(self.selected)
+        self.conn_filter.setToolTip(self.selected or self.tr("no connection selected"))
+        if self.conn_filter.isChecked():
+            self._apply_filters()
+
+    def _apply_filters(self) -> None:
+        fd = self.fd_filter.value()
+        self.table_model.set_criteria(
+            kind=self.kind_filter.currentData(), src=self.source_filter.currentData(),
+            fd=fd if fd >= 0 else None,
+            conn=self.selected if self.conn_filter.isChecked() and self.selected else None)
 
     def show_view(self, name: str) -> bool:
         view = self.views.get(name)
@@ -454,6 +533,7 @@ class MainWindow(QMainWindow):
         self.slider.blockSignals(True)  # code moves the slider: no feedback loop
         self.slider.setRange(-1, len(tl.log) - 1)
         self.slider.setValue(tl.cursor)
+        self.slider.set_marks(self._restart_marks())
         self.slider.blockSignals(False)
         self.position_label.setText(f"{tl.cursor + 1} / {len(tl.log)}")
         state = tl.state
@@ -478,6 +558,15 @@ class MainWindow(QMainWindow):
         if isinstance(view, View):
             view.show_state(tl)
         self._update_status()
+
+    def _restart_marks(self) -> list[int]:
+        """Where the engine (re)started: its ``mode`` events, marked on the slider."""
+        log = self.timeline.log
+        if len(log) == self._marks_for[0]:
+            return self._marks_for[1]
+        marks = log.indices(kinds=["mode"], src="server").tolist()
+        self._marks_for = (len(log), marks)
+        return marks
 
     def _update_status(self) -> None:
         now = time.monotonic()

@@ -26,6 +26,8 @@ class EventTableModel(QAbstractTableModel):
         self.log = log
         self.rows: list[int] | range = range(0)  # a range while unfiltered: no list of 1M ints
         self.filter_text = ""
+        # Structured criteria, answered from the log's columns (no decoding).
+        self.criteria: dict[str, Any] = {}
         self._t0: int | None = None
 
     def set_log(self, log: EventLog) -> None:
@@ -48,11 +50,34 @@ class EventTableModel(QAbstractTableModel):
         self._refilter()
         self.endResetModel()
 
+    def set_criteria(self, *, kind: str | None = None, src: str | None = None,
+                     conn: str | None = None, fd: int | None = None) -> None:
+        """Only events of this kind, source, connection and fd (None: any)."""
+        criteria = {k: v for k, v in (("kinds", [kind] if kind else None), ("src", src),
+                                      ("conn", conn), ("fd", fd)) if v is not None}
+        if criteria == self.criteria:
+            return
+        self.beginResetModel()
+        self.criteria = criteria
+        self._refilter()
+        self.endResetModel()
+
+    def _select(self, start: int) -> list[int]:
+        """Indices from ``start`` that pass the criteria and the text."""
+        if self.criteria:
+            found = self.log.indices(start=start, **self.criteria).tolist()
+        else:
+            found = list(range(start, len(self.log)))
+        if self.filter_text:
+            log = self.log
+            found = [i for i in found if self.matches(log[i])]
+        return found
+
     def _refilter(self) -> None:
-        if not self.filter_text:
+        if not self.filter_text and not self.criteria:
             self.rows = range(len(self.log))
         else:
-            self.rows = [i for i, e in enumerate(self.log) if self.matches(e)]
+            self.rows = self._select(0)
 
     def sync(self, changed_from: int | None) -> None:
         """Bring the rows up to date after the log grew (or merged from ``changed_from``)."""
@@ -63,7 +88,7 @@ class EventTableModel(QAbstractTableModel):
             self._refilter()
             self.endResetModel()
             return
-        if not self.filter_text:
+        if isinstance(self.rows, range):
             count = len(self.log) - len(self.rows)
             if count > 0:
                 first = len(self.rows)
@@ -71,11 +96,10 @@ class EventTableModel(QAbstractTableModel):
                 self.rows = range(len(self.log))
                 self.endInsertRows()
             return
-        new = [i for i in range(changed_from, len(self.log)) if self.matches(self.log[i])]
+        new = self._select(changed_from)
         if new:
             first = len(self.rows)
             self.beginInsertRows(QModelIndex(), first, first + len(new) - 1)
-            assert isinstance(self.rows, list)
             self.rows.extend(new)
             self.endInsertRows()
 

@@ -9,6 +9,7 @@ the window or the server.
 from __future__ import annotations
 
 import re
+import shlex
 import socket
 import time
 from dataclasses import asdict, dataclass, field
@@ -28,7 +29,8 @@ class EngineSettings:
     backlog: int = 4096
     reuseaddr: bool = True
     sweep_pause: float = 0.001
-    lab: bool = False
+    lab: bool = False  # a private network namespace: only the engine's own clients reach it
+    fault: str | None = None  # in the lab: drop-syn, drop-synack, drop-ack, drop-fin...
     root: str | None = None
 
     def args(self, port: int) -> list[str]:
@@ -38,6 +40,10 @@ class EngineSettings:
         out.append("--reuseaddr" if self.reuseaddr else "--no-reuseaddr")
         if self.root:
             out += ["--root", self.root]
+        if self.lab:
+            out.append("--lab")
+            if self.fault:
+                out += ["--fault", self.fault]
         return out
 
     def to_dict(self) -> dict:
@@ -104,8 +110,13 @@ class EngineHost:
             self.channel.send(str(count))
 
     def run_traffic(self, load_args: list[str]) -> ProcessChannel | None:
+        """Clients in their own process; in the lab, inside the engine (nothing else reaches it)."""
         if not self.url:
             return None
+        if self.settings.lab:
+            if self.channel:
+                self.channel.send("load " + shlex.join(load_args))
+            return self.channel
         channel = ProcessChannel(["load", self.url, *load_args, "--trace", "-"], "traffic")
         self.traffic.append(channel)
         return channel

@@ -14,6 +14,8 @@ import pytest
 
 from engine.trace import read_trace
 
+from engine.trace import read_trace
+
 ROOT = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "engine"]
 
@@ -283,3 +285,44 @@ def test_a_signal_landing_on_a_helper_thread_still_stops_the_server() -> None:
     proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
                           text=True, timeout=30)
     assert proc.returncode == 0 and "stopped:" in proc.stdout, proc.stderr
+
+
+@pytest.mark.parametrize("lab", [False, True], ids=["loopback", "lab"])
+def test_control_load_runs_clients_inside_the_server_process(tmp_path: Path, lab: bool) -> None:
+    """``load OPTIONS`` on stdin: the way a window reaches a server in the lab."""
+    if lab:
+        from engine.lab import lab_available
+        ok, reason = lab_available()
+        if not ok:
+            pytest.skip(f"the lab is not available here: {reason}")
+    trace = tmp_path / "t.jsonl"
+    proc = subprocess.Popen([*CLI, "serve", "--port", "0", "--control", "--states", "off",
+                             "--packets", "off", "--trace", str(trace), *(["--lab"] if lab else [])],
+                            cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, bufsize=1)
+    try:
+        lines = []
+        for _ in range(10):
+            lines.append(proc.stdout.readline())  # type: ignore[union-attr]
+            if lines[-1].startswith("stepping:"):
+                break
+        assert "load OPTIONS" in lines[-1], lines
+        proc.stdin.write("load --clients 2 --requests 3 --bogus\n")  # type: ignore[union-attr]
+        proc.stdin.write("load --clients 2 --requests 3\n")  # type: ignore[union-attr]
+        proc.stdin.flush()  # type: ignore[union-attr]
+        said = []
+        for _ in range(20):
+            said.append(proc.stdout.readline())  # type: ignore[union-attr]
+            if said[-1].startswith("requests:"):
+                break
+        assert any("is not valid for sockscope load" in s for s in said), said
+        proc.stdin.write("q\n")  # type: ignore[union-attr]
+        proc.stdin.flush()  # type: ignore[union-attr]
+        assert proc.wait(20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=10)
+    events = read_trace(trace).events
+    assert sum(e.kind == "response" and e.src == "server" for e in events) == 6
+    assert sum(e.kind == "connect" and e.src == "client" for e in events) == 2

@@ -90,6 +90,61 @@ def test_mode_switch_restarts_the_engine_and_keeps_the_timeline(qtbot, window: M
     modes = [e.data["mode"] for e in window.timeline.log if e.kind == "mode"]
     assert modes[0] == "epoll" and modes[-1] == "threaded"
     assert any(e.kind == "thread_start" and e.conn for e in window.timeline.log)
+    # The restart is marked on the timeline: one mark per engine start, at its mode event.
+    window._refresh()
+    marks = window.slider.marks
+    assert len(marks) == 2 and [window.timeline.log[i].data["mode"] for i in marks] == \
+        ["epoll", "threaded"]
+    assert window.slider.mark_x(marks[0]) < window.slider.mark_x(marks[1])
+
+
+def test_event_log_filters_by_kind_source_fd_and_connection(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    window.count_box.setValue(2)
+    window.traffic_buttons["Keep-alive"].click()
+    qtbot.waitUntil(lambda: responses(window) >= 10, timeout=10_000)
+    log, model = window.timeline.log, window.table_model
+    window.kind_filter.setCurrentIndex(window.kind_filter.findData("request"))
+    assert len(model.rows) == 10 and all(log[i].kind == "request" for i in model.rows)
+    window.source_filter.setCurrentIndex(window.source_filter.findData("client"))
+    assert len(model.rows) == 0  # requests are the server's events
+    window.source_filter.setCurrentIndex(0)
+    conn = log[model.rows[0]].conn
+    fd = log[model.rows[0]].fd
+    window.select_connection(conn)
+    window.conn_filter.setChecked(True)
+    assert len(model.rows) == 5 and {log[i].conn for i in model.rows} == {conn}
+    window.kind_filter.setCurrentIndex(0)
+    window.fd_filter.setValue(fd)
+    assert model.rows and all(log[i].fd == fd and log[i].conn == conn for i in model.rows)
+    assert any(log[i].kind == "accept" for i in model.rows)
+    window.filter_edit.setText("GET")
+    assert model.rows and all(log[i].kind == "request" for i in model.rows)
+    # New events keep arriving into a filtered table.
+    window.conn_filter.setChecked(False)
+    window.fd_filter.setValue(-1)
+    before = len(model.rows)
+    window.traffic_buttons["One request"].click()
+    qtbot.waitUntil(lambda: len(model.rows) > before, timeout=10_000)
+    assert model.rowCount() == len(model.rows) == 11
+
+
+def test_lab_is_a_switch_greyed_with_its_reason(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    from engine.lab import lab_available
+    ok, reason = lab_available()
+    assert window.lab_box.isEnabled() == ok
+    if not ok:
+        assert reason in window.lab_box.toolTip()
+        return
+    window.lab_box.setChecked(True)
+    window.fault_box.setCurrentIndex(window.fault_box.findData("drop-syn"))
+    window.restart_button.click()
+    assert window.host is not None and window.host.settings.lab
+    assert "lab" in window.url_label.text() and not window.browser_button.isEnabled()
+    window.traffic_buttons["One request"].click()  # clients run inside the engine's namespace
+    qtbot.waitUntil(lambda: responses(window) >= 1, timeout=15_000)
+    syns = [e for e in window.timeline.log if e.kind == "packet" and e.data["flags"] == "SYN"]
+    assert len(syns) >= 2 and syns[0].data["tcp_seq"] == syns[1].data["tcp_seq"]  # retransmitted
+    assert all(e.data["origin"] == "captured" for e in syns)
 
 
 def test_engine_crash_is_reported_and_restartable(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
