@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
-from PySide6.QtCore import QRect, QSize, Signal
+from PySide6.QtCore import QPoint, QRect, QSize, Signal
 from PySide6.QtGui import QPainter
 from PySide6.QtSvg import QSvgGenerator
 from PySide6.QtWidgets import QWidget
@@ -55,7 +55,7 @@ class View(QWidget):
             generator.setTitle(f"SockScope — {self.name}")
             painter = QPainter(generator)
             try:
-                self.render(painter)
+                self.render(painter, QPoint(0, 0))
             finally:
                 painter.end()
         elif not self.grab().save(str(path)):
