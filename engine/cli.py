@@ -50,6 +50,9 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
                    help="how often the kernel is asked (default 0.005)")
     p.add_argument("--packets", choices=("auto", "captured", "derived", "off"), default="auto",
                    help="auto: captured where allowed (root, CAP_NET_RAW, the lab), else derived")
+    p.add_argument("--cpu-interval", type=float, default=0.1, metavar="SECONDS",
+                   help="with --trace, sample the process's CPU use this often "
+                        "(0: never; default 0.1)")
     p.add_argument("--control", action="store_true",
                    help="read stepping commands on stdin (Enter/N/c/s/q) without starting held")
     p.add_argument("--step", action="store_true",
@@ -209,6 +212,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     port = server.address[1]
     if sinks:
         helpers, both_ends = _start_observers(args, probe, port, sinks)
+        if args.cpu_interval > 0:
+            from .cpu import CpuSampler
+            cpu_probe = Probe("engine")
+            for sink in sinks:
+                cpu_probe.add_sink(sink)
+            helpers.append(CpuSampler(cpu_probe, args.cpu_interval).start())
     else:  # nobody would read them: asking the kernel and capturing would only cost
         helpers, both_ends = [], []
         print("kernel states and packets: recorded with --trace", flush=True)

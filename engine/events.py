@@ -47,6 +47,9 @@ KINDS: dict[str, tuple[str, ...]] = {
     # runs, then "released" by a step (or "running" when stepping was turned off).
     "gate": ("action", "state"),
     "mode": ("mode", "trigger", "policy", "multiplexer"),
+    # The serving process's CPU use over the last interval (100 = one core),
+    # sampled by the engine with --trace; user_s/system_s are cumulative.
+    "cpu": ("percent", "user_s", "system_s", "interval_s"),
     "error": ("what", "detail"),
     "dropped": ("count", "sink"),
 }

@@ -326,3 +326,26 @@ def test_control_load_runs_clients_inside_the_server_process(tmp_path: Path, lab
     events = read_trace(trace).events
     assert sum(e.kind == "response" and e.src == "server" for e in events) == 6
     assert sum(e.kind == "connect" and e.src == "client" for e in events) == 2
+
+
+def test_cpu_samples_show_a_busy_sweep_burning_a_core_and_epoll_sleeping(tmp_path: Path) -> None:
+    import statistics
+    import time
+    percents = {}
+    for mode in ("nonblocking", "epoll"):
+        trace = tmp_path / f"{mode}.jsonl"
+        proc = subprocess.Popen([*CLI, "serve", "--port", "0", "--mode", mode, "--sweep-pause",
+                                 "0", "--states", "off", "--packets", "off", "--trace",
+                                 str(trace)], cwd=ROOT, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+        try:
+            time.sleep(1.5)  # idle: no client at all
+        finally:
+            proc.send_signal(signal.SIGINT)
+            proc.communicate(timeout=20)
+        samples = [e for e in read_trace(trace).events if e.kind == "cpu"]
+        assert len(samples) >= 8 and all(e.src == "engine" for e in samples)
+        assert all(0.05 < e.data["interval_s"] < 0.5 for e in samples)
+        percents[mode] = statistics.median(e.data["percent"] for e in samples[2:])
+    assert percents["nonblocking"] > 50, percents  # the sweep never sleeps
+    assert percents["epoll"] < 25, percents  # epoll_wait sleeps until something happens

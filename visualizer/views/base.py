@@ -53,6 +53,7 @@ class View(QWidget):
             generator.setSize(size)
             generator.setViewBox(QRect(0, 0, size.width(), size.height()))
             generator.setTitle(f"SockScope — {self.name}")
+            generator.setResolution(self.logicalDpiX())  # text laid out at the widget's size
             painter = QPainter(generator)
             try:
                 self.render(painter, QPoint(0, 0))

@@ -69,3 +69,9 @@ def state_colour(state: str | None) -> QColor:
 
 def kind_colour(kind: str) -> QColor:
     return QColor(KIND_COLOURS.get(kind, GREY))
+
+# I/O view: an fd that the previous epoll_wait reported too (highlighter, black text).
+AGAIN = YELLOW
+
+# Something went wrong: a reset, an error (the colour errors already have).
+WARNING = VERMILION

@@ -1,0 +1,1248 @@
+"""The server's I/O model at work: one picture per mode.
+
+- epoll / selectors: the interest list (every fd registered, with its mask),
+  and the latest ``epoll_wait``'s ready list with the server working through
+  it; fds reported by this wait *and* the previous one are marked "again"
+  (level-triggered repeats an fd while it has unread data; edge-triggered
+  reports it once per arrival).
+- threaded: a lane per thread (the accept loop, then one per connection),
+  each saying what the thread does now and for which connection.
+- nonblocking: the latest sweep over the sockets, each try marked useful or
+  EAGAIN, and the running totals of wasted vs useful tries.
+
+Everything is read from ``timeline.state`` and from the log's columns up to
+the cursor; the only things kept are caches keyed by log index
+(``EventSeries``), so stepping back un-draws what came after.
+"""
+from __future__ import annotations
+
+import time
+import weakref
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtGui import (
+    QColor,
+    QFontMetricsF,
+    QMouseEvent,
+    QPainter,
+    QPaintEvent,
+    QPen,
+)
+from PySide6.QtWidgets import QWidget
+
+from ..model import Timeline
+from . import style
+from .base import View
+
+# epoll's bits as the engine reports them in a ready list; selectors use 1/2.
+_EPOLL_BITS = ((0x001, "IN"), (0x002, "PRI"), (0x004, "OUT"), (0x008, "ERR"), (0x010, "HUP"),
+               (0x2000, "RDHUP"))
+_SELECTOR_BITS = ((1, "IN"), (2, "OUT"))
+
+
+def ready_mask_text(mask: int, selectors: bool = False) -> str:
+    names = [n for bit, n in (_SELECTOR_BITS if selectors else _EPOLL_BITS) if mask & bit]
+    return "|".join(names) or str(mask)
+
+
+def short_conn(conn: str | None) -> str:
+    """"client port → server port" (what tells connections apart on one machine)."""
+    if not conn:
+        return ""
+    client, _, server = conn.partition(">")
+    return f"{client.rsplit(':', 1)[-1]} → {server.rsplit(':', 1)[-1]}" if server else conn
+
+
+def _percent(value: float) -> str:
+    """A share in percent, never rounded to a false 0 % or 100 %."""
+    text = f"{value:.0f} %"
+    if text in ("0 %", "100 %") and 0 < value < 100:
+        text = f"{value:.1f} %" if 0.05 <= value <= 99.95 else f"{value:.2f} %"
+    return text
+
+
+# ---------------------------------------------------------------- log helpers
+def kind_codes(log: Any, kinds: Iterable[str]) -> list[int]:
+    codes = log.kinds.codes
+    return [codes[k] for k in kinds if k in codes]
+
+
+def last_index(log: Any, kinds: Iterable[str], stop: int, *, src: str | None = "server",
+               thread: int | None = None, before: int = 0, no_conn: bool = False) -> int:
+    """Index of the last event of ``kinds`` in ``[before, stop)`` (-1: none).
+
+    Scans back from ``stop`` through the columns in growing windows, so that
+    the usual answer (a recent event) costs microseconds even in a huge log.
+    """
+    codes = kind_codes(log, kinds)
+    if not codes or stop <= before:
+        return -1
+    kind = log.column("kind")
+    src_col = log.column("src") if src is not None else None
+    src_code = log.sources.codes.get(src) if src is not None else None
+    if src is not None and src_code is None:
+        return -1
+    thread_col = log.column("thread") if thread is not None else None
+    conn_col = log.column("conn") if no_conn else None
+    none_code = log.conns.codes.get(None)
+    if no_conn and none_code is None:
+        return -1
+    hi, window = stop, 512
+    while hi > before:
+        lo = max(before, hi - window)
+        part = kind[lo:hi]
+        mask = part == codes[0] if len(codes) == 1 else np.isin(part, codes)
+        if src_col is not None:
+            mask &= src_col[lo:hi] == src_code
+        if thread_col is not None:
+            mask &= thread_col[lo:hi] == thread
+        if conn_col is not None:
+            mask &= conn_col[lo:hi] == none_code
+        hits = np.flatnonzero(mask)
+        if len(hits):
+            return lo + int(hits[-1])
+        hi, window = lo, window * 4
+    return -1
+
+
+class EventSeries:
+    """Values taken from the events of some kinds, read once and kept by log index.
+
+    ``update(log, stop)`` reads the matching events in ``[0, stop)`` that it has
+    not read yet (decoding them only when ``value`` needs their data) and keeps
+    per entry: the log index, t_ns, fd, kind code and value(s). ``count(cursor)``
+    is how many entries lie at or before the cursor: the view slices its arrays
+    there, so stepping back shrinks what is drawn without reading anything.
+
+    The cache survives late events merged into the log: it remembers the key
+    (t_ns, seq) of what it read and rereads from where the log changed.
+    Decoding is bounded per call by ``budget_s``: ``complete`` says whether
+    everything up to ``stop`` has been read (a huge log takes a few calls).
+    """
+
+    def __init__(self, kinds: Iterable[str], *, src: str | None = "server",
+                 value: Callable[[Any], float | tuple[float, ...]] | None = None,
+                 width: int = 1, budget_s: float = 0.008) -> None:
+        self.kinds = tuple(kinds)
+        self.src = src
+        self.value = value
+        self.width = width
+        self.budget_s = budget_s
+        self._log_ref: Callable[[], Any] | None = None
+        self.complete = True
+        self._reset()
+
+    def _reset(self) -> None:
+        self.n = 0
+        self.upto = 0  # log indices below this have been read
+        self._upto_key: tuple[int, int] | None = None
+        self._idx = np.empty(256, np.int64)
+        self._t = np.empty(256, np.int64)
+        self._seq = np.empty(256, np.int64)
+        self._fd = np.empty(256, np.int32)
+        self._kind = np.empty(256, np.int16)
+        self._v = np.empty((256, self.width), np.float64)
+        # matches found but not read yet: (from, scanned up to, key of scanned-1, indices)
+        self._pending: tuple[int, int, Any, np.ndarray] | None = None
+
+    # the filled parts
+    @property
+    def idx(self) -> np.ndarray:
+        return self._idx[:self.n]
+
+    @property
+    def t(self) -> np.ndarray:
+        return self._t[:self.n]
+
+    @property
+    def seq(self) -> np.ndarray:
+        return self._seq[:self.n]
+
+    @property
+    def fd(self) -> np.ndarray:
+        return self._fd[:self.n]
+
+    @property
+    def kind(self) -> np.ndarray:
+        return self._kind[:self.n]
+
+    @property
+    def v(self) -> np.ndarray:
+        return self._v[:self.n]
+
+    def count(self, cursor: int) -> int:
+        """Entries at or before log index ``cursor``."""
+        return int(np.searchsorted(self._idx[:self.n], cursor, side="right"))
+
+    def _truncate(self, n: int, upto: int, log: Any) -> None:
+        self.n = n
+        self.upto = upto
+        self._pending = None
+        self._upto_key = self._key(log, upto - 1) if upto > 0 else None
+
+    @staticmethod
+    def _key(log: Any, i: int) -> tuple[int, int]:
+        return int(log.column("t_ns")[i]), int(log.column("seq")[i])
+
+    def _check(self, log: Any) -> None:
+        """Forget what a merge into the log made stale."""
+        owner = self._log_ref() if self._log_ref is not None else None
+        if owner is not log or len(log) < self.upto:
+            self._log_ref = weakref.ref(log)
+            self._reset()
+            return
+        if self.upto == 0 or self._key(log, self.upto - 1) == self._upto_key:
+            return  # nothing was inserted at or before what we read
+        # Something was inserted before ``upto``: entries before the insertion
+        # point still sit at their index; find the first that moved (bisect).
+        times, seqs = log.column("t_ns"), log.column("seq")
+        lo, hi = 0, self.n
+        while lo < hi:
+            mid = (lo + hi) // 2
+            i = int(self._idx[mid])
+            if int(times[i]) == int(self._t[mid]) and int(seqs[i]) == int(self._seq[mid]):
+                lo = mid + 1
+            else:
+                hi = mid
+        upto = int(self._idx[lo - 1]) + 1 if lo > 0 else 0
+        self._truncate(lo, upto, log)
+
+    def _grow(self, need: int) -> None:
+        if need <= len(self._idx):
+            return
+        size = max(need, 2 * len(self._idx))
+        for name in ("_idx", "_t", "_seq", "_fd", "_kind"):
+            old = getattr(self, name)
+            new = np.empty(size, old.dtype)
+            new[:self.n] = old[:self.n]
+            setattr(self, name, new)
+        v = np.empty((size, self.width), np.float64)
+        v[:self.n] = self._v[:self.n]
+        self._v = v
+
+    def _matches(self, log: Any, codes: list[int], start: int, stop: int) -> np.ndarray:
+        kind = log.column("kind")[start:stop]
+        mask = kind == codes[0] if len(codes) == 1 else np.isin(kind, codes)
+        if self.src is not None:
+            code = log.sources.codes.get(self.src)
+            mask &= (log.column("src")[start:stop] == code) if code is not None else False
+        return np.flatnonzero(mask) + start
+
+    def update(self, log: Any, stop: int, deadline: float | None = None) -> EventSeries:
+        """Read the matching events in ``[upto, stop)``, decoding until ``deadline``
+        (``time.perf_counter()``; default: ``budget_s`` from now)."""
+        self._check(log)
+        stop = min(stop, len(log))
+        if stop <= self.upto:
+            self.complete = True
+            return self
+        codes = kind_codes(log, self.kinds)
+        if not codes:
+            self._truncate(self.n, stop, log)
+            self.complete = True
+            return self
+        # The matches not read yet are kept between calls (a huge log takes a few):
+        # finding them again would cost more than the budget for reading them.
+        pending = self._pending
+        if pending is None or pending[0] != self.upto or \
+                self._key(log, pending[1] - 1) != pending[2]:
+            pending = (self.upto, self.upto, None, np.empty(0, np.int64))
+        _, scanned, _, found = pending
+        if stop > scanned:
+            found = np.concatenate([found, self._matches(log, codes, scanned, stop)])
+            scanned = stop
+        now = found[:int(np.searchsorted(found, stop))]
+        values = None
+        complete = True
+        if self.value is not None and len(now):
+            if deadline is None:
+                deadline = time.perf_counter() + self.budget_s
+            value = self.value
+            parts: list[list[Any]] = []
+            k = 0
+            while k < len(now):  # slices of 128, the clock read between them
+                part = now[k:k + 128].tolist()
+                parts.append([value(log[i]) for i in part])
+                k += len(part)
+                if k < len(now) and time.perf_counter() > deadline:
+                    complete = False
+                    break
+            now = now[:k]
+            values = np.array([v for part in parts for v in part], np.float64).reshape(
+                k, self.width)
+        read_to = int(now[-1]) + 1 if not complete else stop
+        m, n0 = len(now), self.n
+        self._grow(n0 + m)
+        self._idx[n0:n0 + m] = now
+        self._t[n0:n0 + m] = log.column("t_ns")[now]
+        self._seq[n0:n0 + m] = log.column("seq")[now]
+        self._fd[n0:n0 + m] = log.column("fd")[now]
+        self._kind[n0:n0 + m] = log.column("kind")[now]
+        if values is not None:
+            self._v[n0:n0 + m] = values
+        else:
+            self._v[n0:n0 + m] = 1.0
+        self._truncate(n0 + m, read_to, log)
+        rest = found[m:]
+        self._pending = (read_to, scanned, self._key(log, scanned - 1), rest) \
+            if scanned > read_to else None
+        self.complete = complete
+        return self
+
+
+# ---------------------------------------------------------------- drawn model
+@dataclass
+class InterestItem:
+    fd: int
+    mask: str
+    role: str  # "listen", "wake" (the server's own stop signal) or "conn"
+    conn: str | None = None
+
+
+@dataclass
+class ReadyItem:
+    fd: int
+    mask: str
+    status: str  # "done", "now", "next"
+    again: bool  # also reported by the previous wait
+    role: str
+    conn: str | None = None
+    action: str = ""  # what the server did with it so far (e.g. "recv 93 B")
+
+
+@dataclass
+class Lane:
+    thread: int
+    role: str  # "accept" (the main loop) or "conn"
+    conn: str | None
+    fd: int
+    activity: str  # "recv_blocked", "working", "sending", "closing", "accepting", "held", "error"
+    text: str  # what it does now, in words
+    last: str = ""  # the last call it made
+    current: bool = False  # its last call is the event at the cursor
+
+
+@dataclass
+class SweepCell:
+    fd: int
+    outcome: str  # "useful", "eagain", "untried"
+    role: str
+    conn: str | None = None
+
+
+# What the loop does with a ready fd: its calls.
+_CALL_KINDS = ("accept", "recv", "send", "eagain", "close", "shutdown", "epoll_ctl", "gate",
+               "error")
+
+# What a thread lane reads: the calls and steps of the server's threads.
+_LANE_KINDS = ("thread_start", "accept", "recv", "send", "request", "response", "close",
+               "shutdown", "gate", "error", "eagain")
+
+ACTIVITY_COLOURS = {
+    "recv_blocked": style.WAIT, "accepting": style.WAIT, "working": style.CLIENT,
+    "sending": style.SERVER, "closing": style.FOREGROUND, "held": style.CONTROL,
+    "error": style.SERVER, "started": style.WAIT,
+}
+HISTORY = 60  # sweeps in the nonblocking picture's bar chart
+SWEEP_WINDOW = 200_000  # events looked at for the sweep at the cursor, at most
+OUTCOME_COLOURS = {"useful": style.DATA, "eagain": style.WASTE, "untried": style.GRID}
+
+
+class IoView(View):
+    name = "io"
+    title = "I/O model"
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setMinimumSize(640, 400)
+        self.setMouseTracking(False)
+        self._reset_model()
+        self._listen_cache: tuple[Any, int, int] | None = None  # (log ref, index, fd)
+        self._sweeps = EventSeries(["poll_sweep"], value=lambda e: (
+            float(e.data.get("tries", 0)), float(e.data.get("eagain", 0)),
+            float(e.data.get("useful", 0))), width=3)
+        self._hits: list[tuple[QRectF, str]] = []
+        self._s = 1.0  # type scale: the view's size against 1280 x 720
+        self.last_draw_ms = 0.0
+
+    def _reset_model(self) -> None:
+        self.mode = ""
+        self.trigger: str | None = None
+        self.heading = ""
+        self.explanation = ""
+        self.badge = ""
+        self.listen_fd = -1
+        self.interest: list[InterestItem] = []
+        self.ready: list[ReadyItem] = []
+        self.wait_number = 0
+        self.wait_index = -1
+        self.wait_timeout: Any = None
+        self.previous_ready: list[int] = []  # the fds the wait before this one reported
+        self.now_fd: int | None = None
+        self.now_text = ""
+        self.lanes: list[Lane] = []
+        self.hidden_lanes = 0
+        self.thread_count = 0
+        self.sweep: list[SweepCell] = []
+        self.sweep_complete = False
+        self.sweep_number = 0
+        self.totals = {"sweeps": 0, "tries": 0, "eagain": 0, "useful": 0}
+        self.wasted_percent: float | None = None
+        self.history: list[tuple[int, int]] = []  # (eagain, useful) of the latest sweeps
+        self.ratio_text = ""
+        self.note = ""
+
+    # ---------------------------------------------------------------- model
+    def show_state(self, timeline: Timeline) -> None:
+        started = time.perf_counter()
+        self.timeline = timeline
+        self._reset_model()
+        state, log, cursor = timeline.state, timeline.log, timeline.cursor
+        mode = str(state.mode.get("mode") or "")
+        self.mode = mode
+        self.trigger = state.mode.get("trigger") or ("level" if mode in ("epoll", "selectors")
+                                                      else None)
+        self.listen_fd = self._listen_fd(log, cursor)
+        if mode == "epoll":
+            edge = self.trigger == "edge"
+            self.heading = self.tr("epoll, edge-triggered") if edge else \
+                self.tr("epoll, level-triggered")
+            self.badge = self.tr("EDGE") if edge else self.tr("LEVEL")
+            self.explanation = self.tr(
+                "The kernel reports an fd once, when new data arrives: the server must read "
+                "until EAGAIN.") if edge else self.tr(
+                "The kernel reports an fd in every wait while it still has unread data.")
+            self._epoll(state, log, cursor, selectors=False)
+        elif mode == "selectors":
+            mux = state.mode.get("multiplexer") or "selector"
+            self.heading = self.tr("selectors ({0}), level-triggered").format(mux)
+            self.badge = self.tr("LEVEL")
+            self.explanation = self.tr(
+                "The portable selector waits on every registered socket and returns the ready "
+                "ones, again and again while data is unread.")
+            self._epoll(state, log, cursor, selectors=True)
+        elif mode == "threaded":
+            self.heading = self.tr("A thread per connection")
+            self.explanation = self.tr(
+                "Each connection has its own thread, blocked in recv() until its client sends; "
+                "the main thread only accepts.")
+            self._threaded(state, log, cursor)
+        elif mode == "nonblocking":
+            self.heading = self.tr("Non-blocking polling")
+            self.explanation = self.tr(
+                "One thread tries every socket in turn; nothing says which is ready, so most "
+                "tries find nothing (EAGAIN).")
+            self._nonblocking(state, log, cursor)
+        else:
+            self.heading = self.tr("I/O model")
+            self.explanation = self.tr("Waiting for the server to say which I/O model it runs.")
+        self.last_draw_ms = (time.perf_counter() - started) * 1e3
+        self.update()
+
+    def _listen_fd(self, log: Any, cursor: int) -> int:
+        cache = self._listen_cache
+        if cache is not None and cache[0]() is log and cache[1] <= cursor:
+            i = cache[1]
+            if i < len(log) and log[i].kind == "listen":
+                later = last_index(log, ["listen"], cursor + 1, before=i + 1)
+                if later < 0:
+                    return cache[2]
+        i = last_index(log, ["listen"], cursor + 1)
+        if i < 0:
+            self._listen_cache = None
+            return -1
+        fd = log[i].fd
+        self._listen_cache = (weakref.ref(log), i, fd)
+        return fd
+
+    def _role(self, fd: int, conn: str | None) -> str:
+        if fd == self.listen_fd:
+            return "listen"
+        return "conn" if conn else "wake"
+
+    # epoll / selectors -------------------------------------------------
+    def _epoll(self, state: Any, log: Any, cursor: int, selectors: bool) -> None:
+        fds = state.fds
+        self.interest = [InterestItem(fd, mask, self._role(fd, fds.get(fd)), fds.get(fd))
+                         for fd, mask in sorted(state.interest.items())]
+        call = "select()" if selectors else "epoll_wait"
+        wait = last_index(log, ["epoll_wait"], cursor + 1)
+        if wait < 0:
+            self.now_text = self.tr("Not waiting yet: the server is registering its sockets.")
+            return
+        event = log[wait]
+        self.wait_index = wait
+        self.wait_timeout = event.data.get("timeout")
+        self.wait_number = state.counts.get("epoll_wait", 0)
+        ready = [(int(fd), int(mask)) for fd, mask in state.ready]
+        previous = last_index(log, ["epoll_wait"], wait, thread=event.thread)
+        self.previous_ready = [int(fd) for fd, _ in log[previous].data.get("ready") or ()] \
+            if previous >= 0 else []
+        before = set(self.previous_ready)
+        # What the loop did since the wait: its own events after it, up to the cursor.
+        position = {fd: k for k, (fd, _) in enumerate(ready)}
+        listen_pos = position.get(self.listen_fd)
+        actions: dict[int, list[str]] = {}
+        now_pos, now_event = -1, None
+        accepted: list[int] = []
+        drained = False
+        conn_of: dict[int, str] = {}  # a ready fd's connection, also once it closed
+        thread_col = log.column("thread")[wait + 1:cursor + 1]
+        src_code = log.sources.codes.get("server")
+        mine = np.flatnonzero((thread_col == event.thread)
+                              & (log.column("src")[wait + 1:cursor + 1] == src_code)
+                              & np.isin(log.column("kind")[wait + 1:cursor + 1],
+                                        kind_codes(log, _CALL_KINDS))) + wait + 1
+        for i in mine[-2000:].tolist():
+            e = log[i]
+            k = position.get(e.fd)
+            if e.kind == "accept" or (e.kind == "epoll_ctl" and e.fd not in position):
+                k = listen_pos if k is None else k
+            if k is None:
+                continue
+            if e.conn and k != listen_pos:
+                conn_of[e.fd] = e.conn
+            if k == listen_pos and e.kind != "close":  # the listener: a summary
+                if e.kind == "accept":
+                    accepted.append(e.fd)
+                elif e.kind == "eagain":
+                    drained = True
+            else:
+                actions.setdefault(k, []).append(self._action_text(e))
+            if k >= now_pos:
+                now_pos, now_event = k, e
+        if listen_pos is not None and (accepted or drained):
+            text = self.tr("accept → fd {0}").format(", ".join(map(str, accepted[-6:]))) \
+                if len(accepted) <= 6 else self.tr("accepted {0}, the last fd {1}").format(
+                    len(accepted), accepted[-1])
+            if drained:
+                text = (text + ", " if accepted else "") + self.tr("accept EAGAIN")
+            actions[listen_pos] = [text]
+        for k, (fd, mask) in enumerate(ready):
+            conn = fds.get(fd) or conn_of.get(fd)
+            status = "now" if k == now_pos else "done" if k < now_pos else "next"
+            done = actions.get(k, [])
+            text = ", ".join(done[-3:]) if len(done) <= 3 else \
+                "…, " + ", ".join(done[-2:])
+            self.ready.append(ReadyItem(fd, ready_mask_text(mask, selectors), status,
+                                        fd in before, self._role(fd, conn), conn, text))
+        if now_event is not None:
+            self.now_fd = ready[now_pos][0]
+            who = self._fd_words(self.now_fd, fds.get(self.now_fd) or conn_of.get(self.now_fd))
+            what = self._action_text(now_event, long=True)
+            if now_pos == listen_pos and now_event.kind in ("accept", "epoll_ctl"):
+                what = actions[listen_pos][0] + (self.tr(", watched with epoll_ctl ADD")
+                                                 if now_event.kind == "epoll_ctl" else "")
+            self.now_text = self.tr("Now: fd {0} ({1}): {2}").format(self.now_fd, who, what)
+        elif not ready:
+            self.now_text = self.tr("{0} returned nothing (timed out after {1} s): "
+                                    "no fd is ready.").format(call, self.wait_timeout)
+        else:
+            self.now_text = self.tr("{0} returned {1} ready fd(s): the server "
+                                    "takes them in order.").format(call, len(ready))
+
+    def _fd_words(self, fd: int, conn: str | None) -> str:
+        if fd == self.listen_fd:
+            return self.tr("listening socket")
+        if conn:
+            return short_conn(conn)
+        return self.tr("wake-up pipe")
+
+    def _action_text(self, e: Any, long: bool = False) -> str:
+        kind, data = e.kind, e.data
+        if kind == "recv":
+            n = int(data.get("bytes", 0))
+            if n == 0:
+                return self.tr("recv → 0: peer closed") if long else self.tr("recv 0")
+            return self.tr("recv {0} bytes").format(n) if long else self.tr("recv {0} B").format(n)
+        if kind == "send":
+            n, wanted = int(data.get("bytes", 0)), int(data.get("wanted", 0))
+            if long and wanted > n:
+                return self.tr("send {0} of {1} bytes (buffer full)").format(n, wanted)
+            return self.tr("send {0} bytes").format(n) if long else self.tr("send {0} B").format(n)
+        if kind == "eagain":
+            op = data.get("op", "")
+            if long:
+                return self.tr("{0} → EAGAIN: nothing more, drained").format(op)
+            return self.tr("{0} EAGAIN").format(op)
+        if kind == "accept":
+            return self.tr("accept → new fd {0}").format(e.fd)
+        if kind == "close":
+            return self.tr("close ({0})").format(data.get("reason", "")) if long else \
+                self.tr("close")
+        if kind == "epoll_ctl":
+            op, mask = data.get("op", ""), data.get("mask", "")
+            if not long:
+                return f"{op} {mask}" if op != "DEL" else "DEL"
+            if op == "DEL":
+                return self.tr("epoll_ctl DEL fd {0}: no longer watched").format(e.fd)
+            if op == "MOD":
+                return self.tr("epoll_ctl MOD fd {0}: now watch {1}").format(e.fd, mask)
+            return self.tr("epoll_ctl ADD fd {0} {1}: now watched").format(e.fd, mask)
+        if kind == "request":
+            return f"{data.get('method', '')} {data.get('path', '')}"
+        if kind == "response":
+            return self.tr("answer {0}").format(data.get("status", ""))
+        if kind == "gate":
+            return self.tr("held before {0}").format(data.get("action", ""))
+        return kind
+
+    # threaded ------------------------------------------------------------
+    def _threaded(self, state: Any, log: Any, cursor: int) -> None:
+        threads = list(state.threads)
+        self.thread_count = len(threads)
+        if not threads:
+            return
+        # The last server event of every thread, from the tail of the columns.
+        stop = cursor + 1
+        window = max(20_000, 40 * len(threads))
+        lo = max(0, stop - window)
+        src_code = log.sources.codes.get("server")
+        th = log.column("thread")[lo:stop]
+        ok = log.column("src")[lo:stop] == src_code
+        ok &= np.isin(log.column("kind")[lo:stop], kind_codes(log, _LANE_KINDS))
+        pos = np.flatnonzero(ok)
+        last: dict[int, int] = {}
+        if len(pos):
+            rev = th[pos][::-1]
+            uniq, first = np.unique(rev, return_index=True)
+            last = {int(u): lo + int(pos[len(pos) - 1 - f]) for u, f in zip(uniq, first)}
+        main_tid = None
+        k = last_index(log, ["thread_start"], stop, no_conn=True)
+        if k >= 0:
+            main_tid = log[k].thread
+        # Threads idle since before the window: look each up (a bounded number).
+        for tid in [t for t in threads if t not in last][:64]:
+            i = last_index(log, _LANE_KINDS, lo, thread=tid)
+            if i >= 0:
+                last[tid] = i
+        order = ([main_tid] if main_tid in state.threads else []) + \
+            [t for t in threads if t != main_tid]
+        for tid in order:
+            i = last.get(tid, -1)
+            self.lanes.append(self._lane(log, tid, i, cursor, tid == main_tid,
+                                         state.threads.get(tid, "")))
+
+    def _lane(self, log: Any, tid: int, i: int, cursor: int, main: bool, coarse: str) -> Lane:
+        e = log[i] if i >= 0 else None
+        current = i == cursor
+        if main:
+            lane = Lane(tid, "accept", None, self.listen_fd, "accepting",
+                        self.tr("waiting in accept() for a new connection"), current=current)
+            if e is not None and e.kind == "accept":
+                lane.last = self.tr("accepted fd {0} ({1}), started its thread").format(
+                    e.fd, short_conn(e.conn))
+                if current:
+                    lane.activity = "working"
+                    lane.text = self.tr("accept() → fd {0}: a new thread will serve it").format(
+                        e.fd)
+            return lane
+        conn = e.conn if e is not None else None
+        fd = e.fd if e is not None else -1
+        lane = Lane(tid, "conn", conn, fd, "recv_blocked",
+                    self.tr("blocked in recv(): waiting for the client"), current=current)
+        if e is None:
+            lane.activity, lane.text = "started", self.tr("started ({0})").format(coarse)
+            return lane
+        kind, data = e.kind, e.data
+        lane.last = self._action_text(e, long=True)
+        if kind == "thread_start":
+            lane.last = self.tr("started for fd {0}").format(fd)
+        elif kind == "recv":
+            if int(data.get("bytes", 0)) == 0:
+                lane.activity, lane.text = "closing", self.tr("the client closed: closing")
+            else:
+                lane.activity = "working"
+                lane.text = self.tr("read {0} bytes: answering").format(int(data.get("bytes", 0)))
+        elif kind in ("request", "response"):
+            lane.activity, lane.text = "working", self.tr("answering {0}").format(
+                self._action_text(e))
+        elif kind == "send":
+            if int(data.get("wanted", 0)) > int(data.get("bytes", 0)):
+                lane.activity = "sending"
+                lane.text = self.tr("blocked in send(): the client's window is full")
+            elif current:
+                lane.activity = "sending"
+                lane.text = self.tr("send() {0} bytes").format(int(data.get("bytes", 0)))
+            else:
+                lane.text = self.tr("blocked in recv(): waiting for the next request")
+        elif kind in ("close", "shutdown"):
+            lane.activity, lane.text = "closing", self.tr("closing the connection")
+        elif kind == "gate":
+            lane.activity = "held"
+            lane.text = self.tr("held before {0} (stepping)").format(data.get("action", ""))
+        elif kind == "error":
+            lane.activity, lane.text = "error", self.tr("error: {0}").format(data.get("what", ""))
+        return lane
+
+    # nonblocking -------------------------------------------------------
+    def _nonblocking(self, state: Any, log: Any, cursor: int) -> None:
+        series = self._sweeps.update(log, cursor + 1)
+        k = series.count(cursor)
+        sums = series.v[:k].sum(axis=0) if k else np.zeros(3)
+        self.totals = {"sweeps": k, "tries": int(sums[0]), "eagain": int(sums[1]),
+                       "useful": int(sums[2])}
+        if not series.complete:
+            self.note = self.tr("(still counting: {0} sweeps read so far)").format(k)
+        tried = self.totals["eagain"] + self.totals["useful"]
+        if tried:
+            self.wasted_percent = 100.0 * self.totals["eagain"] / tried
+            if self.totals["useful"]:
+                ratio = self.totals["eagain"] / self.totals["useful"]
+                self.ratio_text = self.tr("{0:.1f} wasted tries for every useful one").format(
+                    ratio) if ratio < 10 else self.tr("{0:,.0f} wasted tries for every useful "
+                                                      "one").format(ratio)
+            else:
+                self.ratio_text = self.tr("no useful try yet")
+        self.sweep_number = k
+        recent = series.v[max(0, k - HISTORY):k]
+        self.history = [(int(e), int(u)) for _, e, u in recent.tolist()]
+        # The sweep at the cursor: in progress after the last poll_sweep, or the one it closed.
+        p = int(series.idx[k - 1]) if k else -1
+        src_code = log.sources.codes.get("server")
+        codes = kind_codes(log, ["accept", "eagain", "recv", "send", "close"])
+
+        def tries(a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
+            a = max(a, b - SWEEP_WINDOW)  # a sweep is a few tries per socket, not millions
+            kinds = log.column("kind")[a:b]
+            m = np.isin(kinds, codes) & (log.column("src")[a:b] == src_code)
+            hit = np.flatnonzero(m)
+            return kinds[hit], log.column("fd")[a:b][hit]
+
+        kinds, fdcol = tries(p + 1, cursor + 1)
+        if len(kinds):
+            self.sweep_complete = False
+            self.sweep_number = k + 1
+        elif k:
+            self.sweep_complete = True
+            prev = int(series.idx[k - 2]) if k >= 2 else -1
+            kinds, fdcol = tries(prev + 1, p + 1)
+        names = log.kinds.names
+        outcome: dict[int, str] = {}
+        for code, fd in zip(kinds.tolist(), fdcol.tolist()):
+            kind = names[code]
+            if kind == "accept":
+                fd_key, good = self.listen_fd, True
+            else:
+                fd_key, good = fd, kind != "eagain"
+            if good:
+                outcome[fd_key] = "useful"
+            else:
+                outcome.setdefault(fd_key, "eagain")
+        fds = state.fds
+        cells: list[SweepCell] = []
+        order = list(outcome)
+        if self.listen_fd >= 0 and self.listen_fd not in outcome:
+            order.insert(0, self.listen_fd)
+        if not self.sweep_complete:
+            order += [fd for fd in fds if fd not in outcome]
+        for fd in order:
+            cells.append(SweepCell(fd, outcome.get(fd, "untried"),
+                                   self._role(fd, fds.get(fd)) if fd != self.listen_fd
+                                   else "listen", fds.get(fd)))
+        self.sweep = cells
+
+    # ---------------------------------------------------------------- drawing
+    def select(self, conn: str | None) -> None:
+        super().select(conn)
+        self.update()
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:
+        point = event.position()
+        for rect, conn in self._hits:
+            if rect.contains(point):
+                self.connection_selected.emit(conn)
+                return
+        super().mousePressEvent(event)
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        p = QPainter(self)
+        try:
+            p.setRenderHint(QPainter.RenderHint.Antialiasing)
+            p.setRenderHint(QPainter.RenderHint.TextAntialiasing)
+            self._paint(p, QRectF(0, 0, self.width(), self.height()))
+        finally:
+            p.end()
+
+    def _font(self, scale: float = 1.0, bold: bool = False, mono: bool = False) -> Any:
+        """style.font, scaled with the view: a small window shrinks the type, a
+        full-screen projector enlarges it."""
+        return style.font(scale * self._s, bold, mono)
+
+    def _paint(self, p: QPainter, area: QRectF) -> None:
+        self._hits = []
+        self._s = max(0.75, min(1.6, area.width() / 1280, area.height() / 720))
+        p.fillRect(area, QColor(style.BACKGROUND))
+        margin = 18.0
+        x, y, w = margin, margin, area.width() - 2 * margin
+        # Title, and the trigger in large type on the right.
+        badge_w = 0.0
+        if self.badge:
+            f = self._font(2.2, bold=True)
+            badge_w = QFontMetricsF(f).horizontalAdvance(self.badge) + 36
+            rect = QRectF(x + w - badge_w, y, badge_w, QFontMetricsF(f).height() + 12)
+            p.setPen(QPen(QColor(style.FOREGROUND), 3))
+            p.setBrush(QColor(style.BACKGROUND))
+            p.drawRoundedRect(rect, 8, 8)
+            p.setFont(f)
+            p.drawText(rect, Qt.AlignmentFlag.AlignCenter, self.badge)
+        y = self._text(p, QRectF(x, y, w - badge_w - 12, 0), self.heading, self._font(2.0, True))
+        y = self._text(p, QRectF(x, y + 2, w - badge_w - 12, 0), self.explanation,
+                       self._font(1.1), style.MUTED, wrap=True)
+        y += 14
+        body = QRectF(x, y, w, area.bottom() - margin - y)
+        if self.mode in ("epoll", "selectors"):
+            self._paint_epoll(p, body)
+        elif self.mode == "threaded":
+            self._paint_threads(p, body)
+        elif self.mode == "nonblocking":
+            self._paint_sweep(p, body)
+
+    def _text(self, p: QPainter, rect: QRectF, text: str, font: Any, colour: str = style.FOREGROUND,
+              wrap: bool = False, align: Qt.AlignmentFlag = Qt.AlignmentFlag.AlignLeft) -> float:
+        """Draw text at the top of ``rect``; returns the y below it."""
+        p.setFont(font)
+        p.setPen(QColor(colour))
+        fm = QFontMetricsF(font)
+        flags = align | Qt.AlignmentFlag.AlignTop
+        if wrap:
+            flags |= Qt.TextFlag.TextWordWrap
+            bound = fm.boundingRect(QRectF(rect.x(), rect.y(), rect.width(), 10_000), int(flags),
+                                    text)
+            height = bound.height()
+        else:
+            text = fm.elidedText(text, Qt.TextElideMode.ElideRight, rect.width())
+            height = fm.height()
+        p.drawText(QRectF(rect.x(), rect.y(), rect.width(), height), int(flags), text)
+        return rect.y() + height
+
+    def _chip(self, p: QPainter, rect: QRectF, top: str, bottom: str, *, fill: str,
+              border: str, border_width: float = 1.5, selected: bool = False,
+              top_scale: float = 1.3, text_colour: str = style.FOREGROUND,
+              caption: str = "") -> None:
+        if selected:
+            p.fillRect(rect.adjusted(-4, -4, 4, 4), QColor(style.SELECTED))
+        p.setPen(QPen(QColor(border), border_width))
+        p.setBrush(QColor(fill))
+        p.drawRoundedRect(rect, 6, 6)
+        if rect.height() < 18 or rect.width() < 18:
+            return
+        p.setPen(QColor(text_colour))
+        if bottom and rect.height() >= 44 * self._s:
+            f1 = self._font(top_scale, True, mono=True)
+            f2 = self._font(0.85, mono=True)
+            f0 = self._font(0.75)
+            h1 = QFontMetricsF(f1).height()
+            h2 = QFontMetricsF(f2).height()
+            h0 = QFontMetricsF(f0).height() if caption and rect.height() >= 64 * self._s else 0.0
+            top_y = rect.center().y() - (h0 + h1 + h2) / 2 + h0
+            if h0:
+                p.setFont(f0)
+                p.drawText(QRectF(rect.x(), top_y - h0, rect.width(), h0),
+                           Qt.AlignmentFlag.AlignCenter,
+                           QFontMetricsF(f0).elidedText(caption, Qt.TextElideMode.ElideRight,
+                                                        rect.width() - 4))
+            p.setFont(f1)
+            p.drawText(QRectF(rect.x(), top_y, rect.width(), h1), Qt.AlignmentFlag.AlignCenter,
+                       top)
+            p.setFont(f2)
+            p.drawText(QRectF(rect.x(), top_y + h1, rect.width(), h2),
+                       Qt.AlignmentFlag.AlignCenter,
+                       QFontMetricsF(f2).elidedText(bottom, Qt.TextElideMode.ElideRight,
+                                                    rect.width() - 4))
+        else:
+            scale = top_scale if rect.height() >= 30 * self._s else 0.8
+            p.setFont(self._font(scale, True, mono=True))
+            p.drawText(rect, Qt.AlignmentFlag.AlignCenter, top)
+
+    @staticmethod
+    def _grid(count: int, area: QRectF, big: tuple[float, float], gap: float
+              ) -> tuple[float, float, int, int]:
+        """Cell size and columns for ``count`` cells in ``area``: as big as fits."""
+        w, h = big
+        while True:
+            cols = max(1, int((area.width() + gap) // (w + gap)))
+            rows = max(1, int((area.height() + gap) // (h + gap)))
+            if cols * rows >= count or w <= 10:
+                return w, h, cols, rows
+            w, h = w * 0.85, h * 0.85
+
+    def _paint_epoll(self, p: QPainter, body: QRectF) -> None:
+        gap = 28.0
+        foot = 64 * self._s + 8
+        left = QRectF(body.x(), body.y(), body.width() * 0.40 - gap / 2, body.height() - foot)
+        right = QRectF(left.right() + gap, body.y(), body.width() - left.width() - gap,
+                       body.height() - foot)
+        # Interest list.
+        y = self._text(p, left, self.tr("Interest list: {0} fds registered").format(
+            len(self.interest)), self._font(1.3, True))
+        y = self._text(p, QRectF(left.x(), y, left.width(), 0),
+                       self.tr("added by epoll_ctl; the mask is what to watch"),
+                       self._font(0.95), style.MUTED)
+        area = QRectF(left.x(), y + 10, left.width(), left.bottom() - y - 10)
+        count = len(self.interest)
+        cw, ch, cols, rows = self._grid(count, area, (128.0 * self._s, 76.0 * self._s), 10.0)
+        if cw < 44:  # too many to label: a summary, and one small square per fd
+            self._paint_interest_squares(p, area)
+        else:
+            self._paint_interest_chips(p, area, cw, ch, cols, rows)
+        # Ready list.
+        call = "epoll_wait" if self.mode == "epoll" else "select()"
+        if self.wait_index >= 0:
+            head = self.tr("Ready list: {0} #{1} returned {2}").format(
+                call, self.wait_number, len(self.ready))
+        else:
+            head = self.tr("Ready list: no {0} yet").format(call)
+        y = self._text(p, right, head, self._font(1.3, True))
+        y = self._text(p, QRectF(right.x(), y, right.width(), 0),
+                       self.tr("the server handles them in order, then waits again"),
+                       self._font(0.95), style.MUTED)
+        self._paint_ready(p, QRectF(right.x(), y + 10, right.width(), right.bottom() - y - 10))
+        # Now: the whole width, up to two lines.
+        bottom = QRectF(body.x(), body.bottom() - 64 * self._s + 8, body.width(), 64 * self._s)
+        p.setPen(QPen(QColor(style.GRID), 1))
+        p.drawLine(QPointF(bottom.x(), bottom.y() - 4), QPointF(bottom.right(), bottom.y() - 4))
+        self._text(p, QRectF(bottom.x(), bottom.y() + 4, bottom.width(), 0), self.now_text,
+                   self._font(1.3, True), wrap=True)
+
+    def _paint_interest_chips(self, p: QPainter, area: QRectF, cw: float, ch: float, cols: int,
+                              rows: int) -> None:
+        for k, item in enumerate(self.interest):
+            r = QRectF(area.x() + (k % cols) * (cw + 10), area.y() + (k // cols) * (ch + 10),
+                       cw, ch)
+            now = item.fd == self.now_fd
+            label = self.tr("listen") if item.role == "listen" else \
+                self.tr("wake") if item.role == "wake" else ""
+            border = style.DATA if now else style.SERVER if "OUT" in item.mask else style.GREY
+            self._chip(p, r, str(item.fd), item.mask, fill=style.BACKGROUND, border=border,
+                       border_width=4 if now else 2 if "OUT" in item.mask else 1.5,
+                       selected=item.conn is not None and item.conn == self.selected,
+                       text_colour=style.MUTED if item.role == "wake" else style.FOREGROUND,
+                       caption=label)
+            if item.conn:
+                self._hits.append((r, item.conn))
+
+    def _paint_interest_squares(self, p: QPainter, area: QRectF) -> None:
+        masks: dict[str, int] = {}
+        for item in self.interest:
+            masks[item.mask] = masks.get(item.mask, 0) + 1
+        summary = "   ".join(f"{mask} × {n:,}" for mask, n in
+                             sorted(masks.items(), key=lambda kv: -kv[1]))
+        y = self._text(p, area, summary, self._font(1.15, True, mono=True), wrap=True)
+        y = self._text(p, QRectF(area.x(), y + 2, area.width(), 0), self.tr(
+            "one square per fd: grey = IN, red = also OUT (a send is waiting), "
+            "green = handled now"), self._font(0.85), style.MUTED, wrap=True)
+        grid = QRectF(area.x(), y + 8, area.width(), area.bottom() - y - 8)
+        cw, ch, cols, rows = self._grid(len(self.interest), grid, (24.0 * self._s, 24.0 * self._s), 3.0)
+        p.setPen(Qt.PenStyle.NoPen)
+        for k, item in enumerate(self.interest[:cols * rows]):
+            r = QRectF(grid.x() + (k % cols) * (cw + 3), grid.y() + (k // cols) * (ch + 3),
+                       cw, ch)
+            colour = style.DATA if item.fd == self.now_fd else \
+                style.SERVER if "OUT" in item.mask else style.GREY
+            if item.conn is not None and item.conn == self.selected:
+                p.fillRect(r.adjusted(-2, -2, 2, 2), QColor(style.FOREGROUND))
+            p.setBrush(QColor(colour))
+            p.drawRect(r)
+            if item.conn:
+                self._hits.append((r, item.conn))
+
+    def _again_badge(self, p: QPainter, rect: QRectF) -> None:
+        rect = QRectF(rect.x(), rect.center().y() - rect.height() * self._s / 2,
+                      rect.width() * self._s, rect.height() * self._s)
+        p.setPen(QPen(QColor(style.FOREGROUND), 1))
+        p.setBrush(QColor(style.AGAIN))
+        p.drawRoundedRect(rect, 5, 5)
+        p.setFont(self._font(0.85, True))
+        p.setPen(QColor(style.FOREGROUND))
+        p.drawText(rect, Qt.AlignmentFlag.AlignCenter, self.tr("again"))
+
+    def _paint_ready(self, p: QPainter, area: QRectF) -> None:
+        items = self.ready
+        row_h = min(60.0 * self._s, max(26.0, (area.height() - 50) / max(1, len(items)) - 6))
+        fits = max(1, int((area.height() - 44) // (row_h + 6)))
+        start = 0
+        if len(items) > fits:  # keep the one being handled in view
+            now = next((k for k, it in enumerate(items) if it.status == "now"), 0)
+            start = max(0, min(now - fits // 3, len(items) - fits + 1))
+            fits -= 1  # room for the "more" line
+        shown = items[start:start + fits]
+        big = row_h >= 40 * self._s
+        for k, item in enumerate(shown):
+            r = QRectF(area.x(), area.y() + k * (row_h + 6), area.width(), row_h)
+            if item.conn is not None and item.conn == self.selected:
+                p.fillRect(r.adjusted(-4, -3, 4, 3), QColor(style.SELECTED))
+            if item.conn:
+                self._hits.append((r, item.conn))
+            # position in the list
+            p.setFont(self._font(1.0 if big else 0.8, mono=True))
+            p.setPen(QColor(style.MUTED))
+            p.drawText(QRectF(r.x(), r.y(), 36 * self._s, r.height()),
+                       Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignRight,
+                       f"{start + k + 1}.")
+            chip = QRectF(r.x() + 42 * self._s, r.y(), (86 if big else 70) * self._s, r.height())
+            now, done = item.status == "now", item.status == "done"
+            fill = style.DATA if now else style.GRID if done else style.BACKGROUND
+            self._chip(p, chip, str(item.fd), "", fill=fill,
+                       border=style.DATA if now else style.GREY, border_width=2,
+                       top_scale=1.3 if big else 0.9,
+                       text_colour=style.BACKGROUND if now else style.FOREGROUND)
+            x = chip.right() + 12
+            f = self._font(1.05 if big else 0.85, mono=True)
+            p.setFont(f)
+            p.setPen(QColor(style.FOREGROUND))
+            mask_w = QFontMetricsF(f).horizontalAdvance("IN|OUT|HUP") * (0.6 if big else 0.55)
+            p.drawText(QRectF(x, r.y(), mask_w, r.height()), Qt.AlignmentFlag.AlignVCenter,
+                       item.mask)
+            x += mask_w + 8
+            if item.again:
+                self._again_badge(p, QRectF(x, r.center().y() - 13, 60, 26))
+            x += 70 * self._s
+            # what happened to it first (the point of the picture), then whose it is
+            who = self._fd_words(item.fd, item.conn)
+            status = {"now": self.tr("◀ now"), "done": self.tr("✓ done"),
+                      "next": self.tr("next")}[item.status]
+            text = status + (f":  {item.action}" if item.action else "")
+            f = self._font(1.05 if big else 0.85, now)
+            fm = QFontMetricsF(f)
+            width = r.right() - x
+            text_w = min(fm.horizontalAdvance(text), width)
+            colour = style.FOREGROUND if not done else style.MUTED
+            ty = r.center().y() - fm.height() / 2
+            self._text(p, QRectF(x, ty, width, 0), text, f, colour)
+            if width - text_w > 80 * self._s:
+                self._text(p, QRectF(x + text_w + 16 * self._s, ty, width - text_w - 16 * self._s,
+                                     0), who, self._font(1.05 if big else 0.85, mono=False),
+                           style.MUTED)
+        y = area.y() + len(shown) * (row_h + 6)
+        if len(items) > len(shown):
+            hidden = len(items) - len(shown)
+            y = self._text(p, QRectF(area.x() + 42, y, area.width() - 42, 0),
+                           self.tr("… {0} more in this ready list").format(hidden),
+                           self._font(0.95), style.MUTED)
+        if self.wait_number > 1 and y + 40 < area.bottom():
+            fds = ", ".join(map(str, self.previous_ready[:12])) + \
+                (" …" if len(self.previous_ready) > 12 else "")
+            y = self._text(p, QRectF(area.x() + 42, y + 14, area.width() - 42, 0),
+                           self.tr("the wait before reported: {0}").format(
+                               fds or self.tr("nothing")), self._font(1.0), style.MUTED)
+        if any(item.again for item in items) and y + 36 * self._s < area.bottom():
+            badge = QRectF(area.x() + 42, y + 10 * self._s, 60, 26)
+            self._again_badge(p, badge)
+            legend = self.tr("= reported by the wait before too") if self.trigger != "edge" \
+                else self.tr("= reported by the wait before too: new data came")
+            self._text(p, QRectF(area.x() + 42 + 68 * self._s, y + 10 * self._s + 13 * self._s
+                                 - QFontMetricsF(self._font(0.9)).height() / 2,
+                                 area.width() - 110, 0), legend, self._font(0.9), style.MUTED)
+
+    def _paint_threads(self, p: QPainter, body: QRectF) -> None:
+        lanes = self.lanes
+        y = self._text(p, body, self.tr("{0} threads").format(len(lanes)) if lanes else
+                       self.tr("No thread yet"), self._font(1.3, True))
+        area = QRectF(body.x(), y + 10, body.width(), body.bottom() - y - 10)
+        if not lanes:
+            return
+        lane_h = min(64.0 * self._s, max(40.0 * self._s, area.height() / len(lanes) - 8))
+        fits = int((area.height() + 8) // (lane_h + 8))
+        if len(lanes) <= fits:
+            self._paint_lanes(p, lanes, area, lane_h)
+            return
+        # Many threads: the main thread and the selected one as lanes, the rest as a grid.
+        keep = [ln for ln in lanes if ln.role == "accept" or (ln.conn and ln.conn == self.selected)
+                or ln.current]
+        keep = keep[:max(1, fits - 3)]
+        self.hidden_lanes = len(lanes) - len(keep)
+        lanes_h = len(keep) * (lane_h + 8)
+        self._paint_lanes(p, keep, QRectF(area.x(), area.y(), area.width(), lanes_h), lane_h)
+        rest = [ln for ln in lanes if ln not in keep]
+        grid = QRectF(area.x(), area.y() + lanes_h + 8, area.width(),
+                      area.bottom() - area.y() - lanes_h - 8)
+        counts: dict[str, int] = {}
+        for ln in rest:
+            counts[ln.activity] = counts.get(ln.activity, 0) + 1
+        words = {"recv_blocked": self.tr("blocked in recv()"), "working": self.tr("answering"),
+                 "sending": self.tr("sending"), "closing": self.tr("closing"),
+                 "held": self.tr("held"), "error": self.tr("error"),
+                 "started": self.tr("starting"), "accepting": self.tr("accepting")}
+        # "299 more threads:" then a swatch and a count per activity (the grid's legend)
+        f = self._font(1.05, True)
+        fm = QFontMetricsF(f)
+        head = self.tr("{0} more threads:").format(len(rest))
+        self._text(p, grid, head, f)
+        x = grid.x() + fm.horizontalAdvance(head) + 16
+        for activity, n in sorted(counts.items(), key=lambda kv: -kv[1]):
+            label = f"{n} {words.get(activity, activity)}"
+            p.setPen(Qt.PenStyle.NoPen)
+            p.setBrush(QColor(ACTIVITY_COLOURS.get(activity, style.GREY)))
+            side = fm.height() * 0.7
+            p.drawRoundedRect(QRectF(x, grid.y() + (fm.height() - side) / 2, side, side), 3, 3)
+            self._text(p, QRectF(x + side + 6, grid.y(), grid.right() - x, 0), label, f)
+            x += side + 6 + fm.horizontalAdvance(label) + 22
+        y = grid.y() + fm.height()
+        cells = QRectF(grid.x(), y + 8, grid.width(), grid.bottom() - y - 8)
+        cw, ch, cols, rows = self._grid(len(rest), cells, (40.0 * self._s, 26.0 * self._s), 4.0)
+        for k, ln in enumerate(rest[:cols * rows]):
+            r = QRectF(cells.x() + (k % cols) * (cw + 4), cells.y() + (k // cols) * (ch + 4),
+                       cw, ch)
+            p.setPen(Qt.PenStyle.NoPen)
+            p.setBrush(QColor(ACTIVITY_COLOURS.get(ln.activity, style.GREY)))
+            p.drawRoundedRect(r, 3, 3)
+            if ln.conn:
+                self._hits.append((r, ln.conn))
+
+    def _paint_lanes(self, p: QPainter, lanes: list[Lane], area: QRectF, lane_h: float) -> None:
+        label_w = 250.0 * self._s
+        conn_w = 230.0 * self._s
+        for k, ln in enumerate(lanes):
+            r = QRectF(area.x(), area.y() + k * (lane_h + 8), area.width(), lane_h)
+            if ln.conn is not None and ln.conn == self.selected:
+                p.fillRect(r.adjusted(-4, -3, 4, 3), QColor(style.SELECTED))
+            if ln.conn:
+                self._hits.append((r, ln.conn))
+            name = self.tr("main thread") if ln.role == "accept" else \
+                self.tr("thread {0}").format(ln.thread)
+            sub = self.tr("accept loop") if ln.role == "accept" else \
+                self.tr("fd {0}").format(ln.fd) if ln.fd >= 0 else ""
+            f1, f2 = self._font(1.15, True), self._font(0.9)
+            h1, h2 = QFontMetricsF(f1).height(), QFontMetricsF(f2).height()
+            top = r.center().y() - (h1 + (h2 if lane_h >= 52 else 0)) / 2
+            self._text(p, QRectF(r.x(), top, label_w - 10, 0), name, f1)
+            if lane_h >= 52:
+                self._text(p, QRectF(r.x(), top + h1, label_w - 10, 0), sub, f2, style.MUTED)
+            box = QRectF(r.x() + label_w, r.y(), r.width() - label_w - conn_w, lane_h)
+            colour = QColor(ACTIVITY_COLOURS.get(ln.activity, style.GREY))
+            waiting = ln.activity in ("recv_blocked", "accepting", "started")
+            p.setPen(QPen(colour, 4 if ln.current else 2))
+            fill = QColor(colour)
+            fill.setAlpha(40 if waiting else 70)
+            p.setBrush(fill)
+            p.drawRoundedRect(box, 8, 8)
+            f = self._font(1.2 if lane_h >= 52 else 1.0, bold=not waiting)
+            fm = QFontMetricsF(f)
+            main_h = fm.height()
+            last_f = self._font(0.85)
+            show_last = bool(ln.last) and lane_h >= 56
+            text_top = box.center().y() - (main_h + (QFontMetricsF(last_f).height()
+                                                     if show_last else 0)) / 2
+            self._text(p, QRectF(box.x() + 14, text_top, box.width() - 28, 0), ln.text, f)
+            if show_last:
+                self._text(p, QRectF(box.x() + 14, text_top + main_h, box.width() - 28, 0),
+                           self.tr("last: {0}").format(ln.last), last_f, style.MUTED)
+            conn_text = short_conn(ln.conn) if ln.conn else ""
+            self._text(p, QRectF(box.right() + 14, r.center().y() - h1 / 2, conn_w - 14, 0),
+                       conn_text, self._font(1.1, mono=True))
+
+    def _paint_sweep(self, p: QPainter, body: QRectF) -> None:
+        # Totals on the right, in large type; the sweep on the left.
+        side_w = min(420.0 * self._s, body.width() * 0.36)
+        side = QRectF(body.right() - side_w, body.y(), side_w, body.height())
+        left = QRectF(body.x(), body.y(), body.width() - side_w - 30, body.height())
+        t = self.totals
+        y = self._text(p, side, self.tr("So far ({0:,} sweeps)").format(t["sweeps"]),
+                       self._font(1.2, True))
+        if self.wasted_percent is not None:
+            y = self._text(p, QRectF(side.x(), y + 6, side.width(), 0),
+                           _percent(self.wasted_percent), self._font(4.0, True), style.WASTE)
+            y = self._text(p, QRectF(side.x(), y, side.width(), 0),
+                           self.tr("of the tries were wasted (EAGAIN)"), self._font(1.1))
+            y += 16
+            rows = ((self.tr("wasted (EAGAIN)"), t["eagain"], style.WASTE),
+                    (self.tr("useful"), t["useful"], style.DATA))
+            f = self._font(1.4, True, mono=True)
+            fm = QFontMetricsF(f)
+            num_w = max(fm.horizontalAdvance(f"{n:,}") for _, n, _ in rows) + 8
+            for label, n, colour in rows:
+                p.setPen(Qt.PenStyle.NoPen)
+                p.setBrush(QColor(colour))
+                p.drawRoundedRect(QRectF(side.x(), y + 6, 22, fm.height() - 12), 3, 3)
+                p.setFont(f)
+                p.setPen(QColor(style.FOREGROUND))
+                p.drawText(QRectF(side.x() + 32, y, num_w, fm.height()),
+                           Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, f"{n:,}")
+                lx = side.x() + 32 + num_w + 12
+                self._text(p, QRectF(lx, y + (fm.height() - QFontMetricsF(
+                    self._font(1.1)).height()) / 2, side.right() - lx, 0), label,
+                    self._font(1.1))
+                y += fm.height() + 4
+            y = self._text(p, QRectF(side.x(), y + 10, side.width(), 0), self.ratio_text,
+                           self._font(1.1, True), wrap=True)
+        else:
+            y = self._text(p, QRectF(side.x(), y + 6, side.width(), 0),
+                           self.tr("no sweep yet"), self._font(1.4), style.MUTED)
+        if self.note:
+            self._text(p, QRectF(side.x(), y + 8, side.width(), 0), self.note, self._font(0.9),
+                       style.MUTED, wrap=True)
+        # The sweep.
+        cells = self.sweep
+        tried = sum(1 for c in cells if c.outcome != "untried")
+        useful = sum(1 for c in cells if c.outcome == "useful")
+        if self.sweep_number:
+            head = self.tr("Sweep #{0}: tried {1} of {2} sockets").format(
+                self.sweep_number, tried, len(cells)) if not self.sweep_complete else \
+                self.tr("Sweep #{0}: tried {1} sockets, {2} useful").format(
+                    self.sweep_number, tried, useful)
+        else:
+            head = self.tr("No sweep yet")
+        y = self._text(p, left, head, self._font(1.3, True))
+        # legend
+        ly = y + 6
+        x = left.x()
+        for label, colour in ((self.tr("useful: data moved or accepted"), style.DATA),
+                              (self.tr("EAGAIN: nothing there"), style.WASTE),
+                              (self.tr("not tried yet"), style.GRID)):
+            p.setPen(Qt.PenStyle.NoPen)
+            p.setBrush(QColor(colour))
+            p.drawRoundedRect(QRectF(x, ly + 4, 18, 18), 3, 3)
+            f = self._font(0.95)
+            self._text(p, QRectF(x + 24, ly, 400, 0), label, f)
+            x += 24 + QFontMetricsF(f).horizontalAdvance(label) + 26
+        y = ly + 34
+        chart_h = min(190.0 * self._s, max(0.0, (left.bottom() - y) * 0.45)) if self.history else 0.0
+        area = QRectF(left.x(), y, left.width(), left.bottom() - y - chart_h)
+        if chart_h >= 90:
+            self._paint_history(p, QRectF(left.x(), left.bottom() - chart_h + 16, left.width(),
+                                          chart_h - 16))
+        cw, ch, cols, rows = self._grid(len(cells), area, (104.0 * self._s, 76.0 * self._s), 10.0)
+        for k, cell in enumerate(cells[:cols * rows]):
+            r = QRectF(area.x() + (k % cols) * (cw + 10), area.y() + (k // cols) * (ch + 10),
+                       cw, ch)
+            colour = OUTCOME_COLOURS[cell.outcome]
+            label = "EAGAIN" if cell.outcome == "eagain" else \
+                self.tr("useful") if cell.outcome == "useful" else ""
+            self._chip(p, r, str(cell.fd), label, fill=colour, border=colour,
+                       caption=self.tr("listen") if cell.role == "listen" else "",
+                       selected=cell.conn is not None and cell.conn == self.selected,
+                       text_colour=style.BACKGROUND if cell.outcome == "useful"
+                       else style.FOREGROUND)
+            if cell.conn:
+                self._hits.append((r, cell.conn))
+
+    def _paint_history(self, p: QPainter, area: QRectF) -> None:
+        """The latest sweeps as stacked bars: EAGAIN tries on top of useful ones."""
+        history = self.history
+        y = self._text(p, area, self.tr("The last {0} sweeps: tries per sweep").format(
+            len(history)), self._font(1.05, True))
+        chart = QRectF(area.x(), y + 6, area.width(), area.bottom() - y - 6)
+        top = max(1, max(e + u for e, u in history))
+        slot = chart.width() / HISTORY
+        bar_w = max(2.0, slot * 0.75)
+        p.setPen(QPen(QColor(style.GRID), 1))
+        p.drawLine(QPointF(chart.x(), chart.bottom()), QPointF(chart.right(), chart.bottom()))
+        p.setPen(Qt.PenStyle.NoPen)
+        for k, (eagain, useful) in enumerate(history):
+            x = chart.x() + (HISTORY - len(history) + k) * slot
+            hu = chart.height() * useful / top
+            he = chart.height() * eagain / top
+            p.setBrush(QColor(style.DATA))
+            p.drawRect(QRectF(x, chart.bottom() - hu, bar_w, hu))
+            p.setBrush(QColor(style.WASTE))
+            p.drawRect(QRectF(x, chart.bottom() - hu - he, bar_w, he))
+        p.setFont(self._font(0.9))
+        p.setPen(QColor(style.MUTED))
+        p.drawText(QRectF(area.x(), area.y(), area.width(), y - area.y()),
+                   Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
+                   self.tr("tallest: {0} tries · newest on the right").format(top))
