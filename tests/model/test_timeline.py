@@ -161,3 +161,25 @@ def test_finished_connections_retire_from_big_states() -> None:
     assert len(state.connections) <= 1001
     assert state.retired + len(state.connections) == 2500
     assert same(state, fold(list(timeline.log), len(events) - 1))
+
+
+def test_a_closed_end_nobody_reports_on_reads_closed() -> None:
+    """Without observed states, accept() implies ESTABLISHED and close() CLOSED;
+    an observed end keeps what the kernel said."""
+    conn = "127.0.0.1:40000>127.0.0.1:80"
+    events = [Event(1, 1, "client", "connect", conn, 4, 2, {}),
+              Event(2, 2, "server", "accept", conn, 7, 1, {}),
+              Event(3, 3, "server", "close", conn, 7, 1, {"reason": "done"}),
+              Event(4, 4, "kernel", "tcp_state", conn, -1, 0,
+                    {"side": "server", "state": "TIME_WAIT", "previous": "FIN_WAIT_2",
+                     "source": "observed", "expires_ms": 60000}),
+              Event(5, 5, "client", "close", conn, 4, 2, {})]
+    timeline = Timeline(EventLog(events))
+    state = timeline.seek(1)
+    assert (state.connections[conn].client, state.connections[conn].server) == \
+        ("ESTABLISHED", "ESTABLISHED")
+    state = timeline.seek(2)
+    assert state.connections[conn].server == "CLOSED"
+    state = timeline.seek(4)
+    assert (state.connections[conn].client, state.connections[conn].server) == \
+        ("CLOSED", "TIME_WAIT")

@@ -155,8 +155,13 @@ def apply(state: ServerState, event: Event, index: int | None = None) -> ServerS
         conn.responses += 1
         conn.last_response = (t, status, int(data.get("length", 0)))
         conn.statuses[status] = conn.statuses.get(status, 0) + 1
+    elif kind == "close" and src == "client":
+        if conn.client_source is None:  # nobody reports this end's states: its socket is gone
+            conn.client = "CLOSED"
     elif kind == "close" and src == "server":
         conn.closed_ns = t
+        if conn.server_source is None:
+            conn.server = "CLOSED"
         if state.fds.get(event.fd) == conn_id:
             del state.fds[event.fd]
         state.interest.pop(event.fd, None)
