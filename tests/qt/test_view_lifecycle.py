@@ -1,0 +1,383 @@
+"""The lifecycle view: bars, requests, TIME_WAIT tails and the short vs keep-alive costs."""
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QPoint, Qt
+
+from engine.events import Event
+from engine.trace import iter_lines
+from visualizer.model import EventLog, Timeline
+from visualizer.views import view_classes
+from visualizer.views.lifecycle import KEEP_ALIVE, SHORT, LifecycleView, TimeAxis
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVER = "127.0.0.1:7890"
+A = f"127.0.0.1:40001>{SERVER}"  # short, packets captured, the server waits in TIME_WAIT
+B = f"127.0.0.1:40002>{SERVER}"  # keep-alive (3 requests), no packets, client TIME_WAIT
+C = f"127.0.0.1:40003>{SERVER}"  # one request asking keep-alive, still open
+D = f"127.0.0.1:40004>{SERVER}"  # asks keep-alive, the response refuses: short
+
+
+class Trace:
+    """Events written by hand, times in microseconds."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    def add(self, t_us: float, src: str, kind: str, conn: str | None = None, **data) -> int:  # type: ignore[no-untyped-def]
+        self.events.append(Event(len(self.events) + 1, int(t_us * 1000), src, kind, conn, -1, 0,
+                                 data))
+        return len(self.events) - 1
+
+    def packet(self, t_us: float, conn: str, flags: str, to_server: bool = True,
+               length: int = 0) -> int:
+        client_port, server_port = int(conn.split(">")[0].rsplit(":", 1)[1]), 7890
+        sport, dport = (client_port, server_port) if to_server else (server_port, client_port)
+        return self.add(t_us, "capture", "packet", conn, sport=sport, dport=dport, flags=flags,
+                        tcp_seq=0, ack=0, len=length, win=65535, origin="captured")
+
+    def state(self, t_us: float, conn: str, side: str, state: str, source: str = "observed",
+              expires_ms: int | None = None) -> int:
+        return self.add(t_us, "kernel", "tcp_state", conn, side=side, state=state,
+                        previous=None, source=source, timer="time_wait" if expires_ms else "off",
+                        expires_ms=expires_ms, rqueue=0, wqueue=0)
+
+
+def request(tr: Trace, t: float, conn: str, keep_alive: bool) -> int:
+    return tr.add(t, "server", "request", conn, method="GET", path="/", version="1.1",
+                  keep_alive=keep_alive, head="GET / HTTP/1.1\r\n\r\n")
+
+
+def response(tr: Trace, t: float, conn: str, keep_alive: bool) -> int:
+    head = f"HTTP/1.1 200 OK\r\nConnection: {'keep-alive' if keep_alive else 'close'}\r\n\r\n"
+    return tr.add(t, "server", "response", conn, status=200, length=10, path="/", head=head,
+                  preview="")
+
+
+@pytest.fixture
+def synthetic():  # type: ignore[no-untyped-def]
+    tr = Trace()
+    at: dict[str, int] = {}
+    tr.add(0, "server", "listen", None, host="127.0.0.1", port=7890, backlog=128, reuseaddr=True)
+    # A: short, with its handshake captured.
+    at["A syn"] = tr.packet(1000, A, "SYN")
+    at["A synack"] = tr.packet(1010, A, "SYN|ACK", to_server=False)
+    at["A ack"] = tr.packet(1020, A, "ACK")
+    tr.add(1030, "client", "connect", A, peer=SERVER)
+    at["A accept"] = tr.add(1040, "server", "accept", A, peer="127.0.0.1:40001")
+    tr.packet(1050, A, "PSH|ACK", length=80)  # data: not a handshake segment
+    at["A request"] = request(tr, 1100, A, False)
+    response(tr, 1200, A, False)
+    at["A close"] = tr.add(1300, "server", "close", A, reason="keep-alive off")
+    at["A client close"] = tr.add(1400, "client", "close", A, reason="short")
+    at["A tw"] = tr.state(1500, A, "server", "TIME_WAIT", expires_ms=60000)
+    tr.state(1510, A, "client", "CLOSED")
+    # B: keep-alive, three requests, no packets recorded, inferred states.
+    at["B connect"] = tr.add(2000, "client", "connect", B, peer=SERVER)
+    tr.add(2010, "server", "accept", B, peer="127.0.0.1:40002")
+    for k in range(3):
+        at[f"B request {k}"] = request(tr, 2100 + 100 * k, B, True)
+        response(tr, 2150 + 100 * k, B, True)
+    at["B client close"] = tr.add(2500, "client", "close", B, reason="done")
+    at["B close"] = tr.add(2600, "server", "close", B, reason="peer closed")
+    at["B tw"] = tr.state(2610, B, "client", "TIME_WAIT", source="inferred")
+    tr.state(2620, B, "server", "CLOSED", source="inferred")
+    # C: one request that asks to keep the connection; still open.
+    tr.add(3000, "client", "connect", C, peer=SERVER)
+    tr.add(3010, "server", "accept", C, peer="127.0.0.1:40003")
+    at["C request"] = request(tr, 3100, C, True)
+    response(tr, 3150, C, True)
+    # D: asks for keep-alive, the server refuses (--policy close).
+    tr.add(4000, "client", "connect", D, peer=SERVER)
+    tr.add(4010, "server", "accept", D, peer="127.0.0.1:40004")
+    at["D request"] = request(tr, 4100, D, True)
+    at["D response"] = response(tr, 4150, D, False)
+    tr.add(4200, "server", "close", D, reason="keep-alive off")
+    at["D client close"] = tr.add(4300, "client", "close", D, reason="server closed")
+    # 20 s later: the TIME_WAIT countdowns have moved on.
+    at["later"] = tr.add(20_004_300, "server", "epoll_wait", None, timeout=-1, ready=[])
+    # 61 s after B's inferred TIME_WAIT began: the kernel's timer has run out.
+    at["much later"] = tr.add(64_000_000, "server", "epoll_wait", None, timeout=-1, ready=[])
+    timeline = Timeline(EventLog(tr.events))
+    return timeline, at
+
+
+def show(view: LifecycleView, timeline: Timeline, index: int) -> None:
+    timeline.seek(index)
+    view.show_state(timeline)
+
+
+def bar(view: LifecycleView, conn: str):  # type: ignore[no-untyped-def]
+    found = [b for b in view.bars if b.conn == conn]
+    return found[0] if found else None
+
+
+@pytest.fixture
+def view(qtbot):  # type: ignore[no-untyped-def]
+    v = LifecycleView()
+    qtbot.addWidget(v)
+    v.resize(1280, 720)
+    return v
+
+
+def test_registered() -> None:
+    assert LifecycleView in view_classes()
+    assert LifecycleView.name == "lifecycle" and LifecycleView.title
+
+
+def test_bars_marks_and_costs_follow_the_cursor(view, synthetic) -> None:  # type: ignore[no-untyped-def]
+    tl, at = synthetic
+    us = 1000
+    show(view, tl, 0)
+    assert view.bars == [] and view.costs[SHORT].connections == 0
+    # The first SYN opens the bar; the handshake is counted segment by segment.
+    show(view, tl, at["A syn"])
+    a = bar(view, A)
+    assert a is not None and a.start_ns == 1000 * us and a.end_ns is None and a.group == SHORT
+    assert a.label == "40001"
+    assert view.costs[SHORT].handshake_segments == 1
+    show(view, tl, at["A synack"])
+    assert view.costs[SHORT].handshake_segments == 2
+    show(view, tl, at["A request"])
+    a = bar(view, A)
+    assert a.requests == [1100 * us] and a.end_ns is None
+    costs = view.costs[SHORT]
+    assert (costs.connections, costs.requests, costs.handshake_segments) == (1, 1, 3)
+    assert costs.handshake_origin == "captured" and costs.handshake_assumed == 0
+    assert costs.still_open == 1 and costs.total_ns == 100 * us  # so far: to the cursor
+    # Closed by both ends; then the server's TIME_WAIT tail with its countdown.
+    show(view, tl, at["A client close"])
+    a = bar(view, A)
+    assert a.end_ns == 1400 * us and a.tw_start_ns is None
+    show(view, tl, at["A tw"])
+    a = bar(view, A)
+    assert (a.tw_side, a.tw_start_ns, a.tw_end_ns) == ("server", 1500 * us, None)
+    assert a.tw_left_s == pytest.approx(60.0)
+    assert a.tail_start_ns == 1400 * us  # the tail starts where the bar ends
+    assert view.costs[SHORT].time_wait == 1
+    # B: several requests -> keep-alive; no packets: 3 handshake segments assumed.
+    show(view, tl, at["B request 1"])
+    b = bar(view, B)
+    assert b.group == KEEP_ALIVE and b.requests == [2100 * us, 2200 * us]
+    ka = view.costs[KEEP_ALIVE]
+    assert (ka.connections, ka.requests, ka.handshake_segments, ka.handshake_assumed) == (1, 2, 3, 1)
+    # Its first request alone: already keep-alive (it asked to keep the connection).
+    show(view, tl, at["B request 0"])
+    assert bar(view, B).group == KEEP_ALIVE
+    # The end: every connection in its group.
+    show(view, tl, at["D client close"])
+    assert view.groups == {SHORT: [A, D], KEEP_ALIVE: [B, C]}
+    s, k = view.costs[SHORT], view.costs[KEEP_ALIVE]
+    assert (s.connections, s.requests, s.handshake_segments) == (2, 2, 6)
+    assert (s.handshake_counted, s.handshake_assumed) == (1, 1)
+    assert (k.connections, k.requests, k.handshake_segments) == (2, 4, 6)
+    assert s.per_request == 3.0 and k.per_request == 1.5
+    assert s.first_open_ns == 1000 * us and s.last_close_ns == 4300 * us and s.still_open == 0
+    assert s.total_ns == 3300 * us
+    assert k.still_open == 1 and k.total_ns == (4300 - 2000) * us  # C: still open, to the cursor
+    assert s.time_wait == 1 and k.time_wait == 1
+    b = bar(view, B)
+    assert (b.tw_side, b.tw_source, b.end_ns) == ("client", "inferred", 2620 * us)
+    assert bar(view, C).end_ns is None and bar(view, C).requests == [3100 * us]
+    # 20 s on: the countdowns moved with the cursor.
+    show(view, tl, at["later"])
+    assert bar(view, A).tw_left_s == pytest.approx(40.0, abs=0.01)
+    assert bar(view, B).tw_left_s == pytest.approx(40.0, abs=0.01)  # ≈: 60 s assumed
+    # Past 60 s: the inferred TIME_WAIT is over (its end is the kernel's timer, not seen).
+    show(view, tl, at["much later"])
+    b = bar(view, B)
+    assert b.tw_end_ns == b.tw_start_ns + 60_000_000_000 and b.tw_left_s is None
+    assert view.costs[KEEP_ALIVE].time_wait == 0
+    assert bar(view, A).tw_left_s == 0.0  # observed: waits for the kernel to say CLOSED
+
+
+def test_stepping_back_undraws(view, synthetic) -> None:  # type: ignore[no-untyped-def]
+    tl, at = synthetic
+    show(view, tl, len(tl.log) - 1)
+    assert {b.conn for b in view.bars} == {A, B, C, D}
+    show(view, tl, at["B connect"])
+    assert {b.conn for b in view.bars} == {A, B}
+    assert bar(view, B).requests == [] and bar(view, B).group == SHORT  # short until proven
+    assert bar(view, A).tw_side == "server"
+    show(view, tl, at["A close"])
+    a = bar(view, A)
+    assert a.tw_side is None and a.end_ns is None  # the client has not closed yet
+    assert view.costs[SHORT].time_wait == 0
+    show(view, tl, at["D request"])
+    assert bar(view, D).group == KEEP_ALIVE  # asked, and no answer yet
+    show(view, tl, at["D response"])
+    assert bar(view, D).group == SHORT  # the response said Connection: close
+    show(view, tl, at["A syn"] - 1)
+    assert view.bars == []
+
+
+def test_sockets_older_than_the_trace_are_not_counted(view) -> None:  # type: ignore[no-untyped-def]
+    tr = Trace()
+    old = f"127.0.0.1:39999>{SERVER}"  # an earlier server's TIME_WAIT on the same port
+    tr.add(5, "kernel", "tcp_state", old, side="client", state="TIME_WAIT", previous=None,
+           source="observed", timer="time_wait", expires_ms=30000, rqueue=0, wqueue=0)
+    tr.add(1000, "server", "accept", A, peer="127.0.0.1:40001")
+    request(tr, 1100, A, False)
+    tl = Timeline(EventLog(tr.events))
+    show(view, tl, len(tl.log) - 1)
+    assert view.groups == {SHORT: [A], KEEP_ALIVE: []}
+    assert view.costs[SHORT].time_wait == 0
+
+
+def test_select_and_click(view, synthetic, qtbot) -> None:  # type: ignore[no-untyped-def]
+    tl, _ = synthetic
+    show(view, tl, len(tl.log) - 1)
+    view.select(B)
+    assert [b.conn for b in view.bars if b.selected] == [B]
+    b = next(x for x in view.drawn_bars if x.conn == B)
+    assert view.conn_at(b.x0 + 2, b.y + b.h / 2) == B
+    with qtbot.waitSignal(view.connection_selected, timeout=1000) as sig:
+        qtbot.mouseClick(view, Qt.MouseButton.LeftButton,
+                         pos=QPoint(int(b.x0) + 3, int(b.y + b.h / 2)))
+    assert sig.args == [B]
+    view.select(None)
+    assert not any(b.selected for b in view.bars)
+
+
+def test_many_connections_stay_readable_and_fast(view) -> None:  # type: ignore[no-untyped-def]
+    tr = Trace()
+    n = 1000
+    for k in range(n):
+        conn = f"127.0.0.1:{20000 + k}>{SERVER}"
+        t = 1000 + k * 100
+        tr.packet(t, conn, "SYN")
+        tr.packet(t + 1, conn, "SYN|ACK", to_server=False)
+        tr.packet(t + 2, conn, "ACK")
+        tr.add(t + 3, "server", "accept", conn, peer=conn.split(">")[0])
+        request(tr, t + 10, conn, keep_alive=False)
+        response(tr, t + 20, conn, keep_alive=False)
+        tr.add(t + 30, "server", "close", conn, reason="keep-alive off")
+        tr.state(t + 40, conn, "server", "TIME_WAIT", expires_ms=60000)
+    tl = Timeline(EventLog(tr.events))
+    show(view, tl, len(tl.log) - 1)
+    s = view.costs[SHORT]
+    assert (s.connections, s.requests, s.handshake_segments, s.time_wait) == (n, n, 3 * n, n)
+    drawn = view.drawn_bars
+    assert 5 <= len(drawn) <= 40
+    assert view.hidden(SHORT) == n - len(drawn)
+    assert drawn[-1].conn == f"127.0.0.1:{20000 + n - 1}>{SERVER}"  # the latest rows
+    assert all(b.y + b.h <= view.height() for b in drawn)
+    # Stepping costs a few milliseconds (generous bound: the machine is shared).
+    worst = 0.0
+    for k in range(20):
+        tl.seek(len(tl.log) - 2 - (k % 2))
+        t0 = time.perf_counter()
+        view.show_state(tl)
+        worst = max(worst, time.perf_counter() - t0)
+    assert worst < 0.1
+    view.grab()
+
+
+def test_time_axis_cuts_idle_gaps() -> None:
+    ms = 1_000_000
+    # Two bursts of 2 ms, 10 s apart, then 5 s of TIME_WAIT up to the cursor.
+    burst = [0, ms // 2, ms, 2 * ms]
+    points = burst + [10_000 * ms + t for t in burst]
+    axis = TimeAxis(points, 0, 15_000 * ms, 100, 900)
+    breaks = axis.breaks
+    assert [(b.t0, b.t1) for b in breaks] == [(2 * ms, 10_000 * ms), (10_002 * ms, 15_000 * ms)]
+    assert axis.x(2 * ms) - axis.x(0) > 100  # each burst is wide enough to read
+    assert axis.x(10_002 * ms) - axis.x(10_000 * ms) > 100
+    xs = [axis.x(t) for t in range(0, 15_000 * ms, 7 * ms)]
+    assert xs == sorted(xs) and xs[0] == 100 and axis.x(15_000 * ms) == pytest.approx(900)
+    # Steady traffic: one linear axis, nothing cut.
+    plain = TimeAxis(list(range(0, 10 * ms, ms // 4)), 0, 10 * ms, 0, 1000)
+    assert plain.breaks == [] and plain.x(5 * ms) == pytest.approx(500)
+    # An idle keep-alive connection open across the gap does not stop the cut:
+    # nothing happens in it (its bar is drawn through the break).
+    idle = TimeAxis([0, ms, 5_000 * ms, 5_001 * ms], 0, 20_000 * ms, 0, 1000)
+    assert len(idle.breaks) == 2
+
+
+def test_export_png_and_svg(view, synthetic, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    tl, _ = synthetic
+    show(view, tl, len(tl.log) - 1)
+    view.export(tmp_path / "l.png")
+    view.export(tmp_path / "l.svg")
+    assert (tmp_path / "l.png").stat().st_size > 5000
+    svg = (tmp_path / "l.svg").read_text()
+    shapes = sum(svg.count(tag) for tag in ("<path", "<polygon", "<polyline", "<rect"))
+    assert "<svg" in svg and shapes > 20 and svg.count("<text") > 20 and "40001" in svg
+    assert "Keep-alive connections" in svg
+
+
+# ---------------------------------------------------------------- live engine
+def _serve(path: Path, load: str, *extra: str) -> subprocess.Popen:  # type: ignore[type-arg]
+    return subprocess.Popen([sys.executable, "-m", "engine", "serve", "--port", "0", "--mode",
+                             "epoll", f"--load={load}", "--trace", str(path), *extra], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _finish(proc: subprocess.Popen, linger: float = 0.4) -> str:  # type: ignore[type-arg]
+    """Wait for the load to finish, let the kernel observer see TIME_WAIT, then stop."""
+    out = []
+    deadline = time.monotonic() + 30
+    assert proc.stdout is not None
+    for line in proc.stdout:  # bounded: the server prints a few lines, then the summary
+        out.append(line)
+        if line.startswith("statuses") or time.monotonic() > deadline:
+            break
+    time.sleep(linger)
+    proc.send_signal(signal.SIGTERM)
+    rest, _ = proc.communicate(timeout=30)
+    return "".join(out) + rest
+
+
+def run_pair(tmp: Path, *extra: str) -> tuple[Path, Path]:
+    """A short and a keep-alive run, side by side (two servers: one --load each)."""
+    short, keep = tmp / "short.jsonl", tmp / "keep.jsonl"
+    procs = [_serve(short, "--clients 3 --requests 1 --short", *extra),
+             _serve(keep, "--clients 2 --requests 5", *extra)]
+    outs = [_finish(p) for p in procs]
+    assert "requests: 3 ok" in outs[0], outs[0]
+    assert "requests: 10 ok" in outs[1], outs[1]
+    return short, keep
+
+
+def merged(*paths: Path) -> Timeline:
+    events = []
+    for path in paths:
+        items = iter_lines(path, [])
+        next(items)  # the header
+        events += [e for e, _ in items]
+    return Timeline(EventLog(events))
+
+
+@pytest.mark.parametrize("options", [(), ("--states", "inferred", "--packets", "derived")],
+                         ids=["auto", "inferred-derived"])
+def test_live_short_vs_keep_alive(view, tmp_path: Path, options) -> None:  # type: ignore[no-untyped-def]
+    tl = merged(*run_pair(tmp_path, *options))
+    show(view, tl, len(tl.log) - 1)
+    s, k = view.costs[SHORT], view.costs[KEEP_ALIVE]
+    assert (s.connections, s.requests) == (3, 3)
+    assert (k.connections, k.requests) == (2, 10)
+    # Keep-alive pays the handshake once per connection; short ones once per request.
+    assert s.handshake_segments == 9 and k.handshake_segments == 6
+    assert s.per_request == 3.0 and k.per_request == pytest.approx(0.6)
+    assert s.still_open == 0 and k.still_open == 0 and 0 < s.total_ns < 5_000_000_000
+    # Every connection left a socket in TIME_WAIT (the end that closed first).
+    assert s.time_wait >= 3 and k.time_wait >= 2
+    drawn = view.drawn_bars
+    assert len(drawn) == 5
+    assert all(b.tw_side in ("client", "server") and b.tw_left_s is not None for b in drawn)
+    assert sorted(len(b.requests) for b in drawn) == [1, 1, 1, 5, 5]
+    # Back to before the first keep-alive connection (the two runs went side by side):
+    # it and its costs are gone, the short ones opened before it are still there.
+    first_keep = min(b.start_ns for b in drawn if b.group == KEEP_ALIVE)
+    earlier_short = sum(1 for b in drawn if b.group == SHORT and b.start_ns < first_keep)
+    tl.seek(tl.log.index_at_time(first_keep - 1))
+    view.show_state(tl)
+    assert view.costs[KEEP_ALIVE].connections == 0
+    assert view.costs[SHORT].connections == earlier_short
+    assert all(b.start_ns < first_keep for b in view.bars)

@@ -1,0 +1,546 @@
+"""Sockets: what ``ss -tan`` would print for the server's port at the cursor.
+
+One row for the listening socket (Recv-Q: the accept queue's length, Send-Q:
+the backlog, as ``ss`` shows them) and two rows per connection: the server's
+end (local = the server's address) and the client's end, which on a lab
+machine is a socket of this machine too (local = the client's address).
+Sockets that are CLOSED at the cursor are not listed.
+
+Where each row comes from is said in its Source column:
+
+* ``observed``: the kernel was asked (sock_diag, /proc); the queues and the
+  timer are the kernel's, as of that socket's last reported change (the
+  observer reports changes of state, so a queue may have moved since), and
+  the timer counts down from there;
+* ``inferred``: the state follows from the programs' own calls; the kernel was
+  not asked, so queues are unknown ("—") and a TIME_WAIT countdown assumes
+  Linux's 60 s (marked "≈");
+* ``—``: nobody reported a TCP state; the row shows what the server's own
+  calls imply (accept() returned: ESTABLISHED), or "unknown" when the trace
+  has no TCP states at all, which the view then says in words.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from operator import attrgetter
+
+import numpy as np
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QRectF, QSize, Qt
+from PySide6.QtGui import QColor, QFontMetricsF, QPainter, QPen
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHeaderView,
+    QLabel,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from . import style
+from .base import View
+from .lifecycle import TIME_WAIT_S, Decoded, EventIndex
+
+# ss's names and order (the kernel's state numbers; LISTEN first, as ss lists it).
+SS_NAMES = {
+    "LISTEN": "LISTEN", "ESTABLISHED": "ESTAB", "SYN_SENT": "SYN-SENT", "SYN_RECV": "SYN-RECV",
+    "FIN_WAIT_1": "FIN-WAIT-1", "FIN_WAIT_2": "FIN-WAIT-2", "TIME_WAIT": "TIME-WAIT",
+    "CLOSE": "CLOSE", "CLOSE_WAIT": "CLOSE-WAIT", "LAST_ACK": "LAST-ACK", "CLOSING": "CLOSING",
+}
+ORDER = {s: i for i, s in enumerate(
+    ("LISTEN", "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT_1", "FIN_WAIT_2", "TIME_WAIT",
+     "CLOSE", "CLOSE_WAIT", "LAST_ACK", "CLOSING"))}
+UNKNOWN = "UNKNOWN"
+TIMER_NAMES = {"time_wait": "timewait", "retransmit": "on", "keepalive": "keepalive",
+               "probe": "persist"}
+COLUMNS = ("State", "Recv-Q", "Send-Q", "Local Address:Port", "Peer Address:Port", "Timer",
+           "Source")
+SIDES = ("client", "server")
+_ROOT = QModelIndex()  # the table's (invalid) root index
+
+
+@dataclass
+class SocketRow:
+    state: str  # the TCP state's name (ESTABLISHED, TIME_WAIT, LISTEN, UNKNOWN...)
+    recv_q: str
+    send_q: str
+    local: str
+    peer: str
+    timer: str
+    source: str  # "observed", "inferred" or "—"
+    conn: str | None = None  # None: the listening socket
+    side: str | None = None  # "server" / "client"
+    order: tuple = ()  # where ss would list it
+
+    def __post_init__(self) -> None:
+        self.ss_state = SS_NAMES.get(self.state, "unknown" if self.state == UNKNOWN
+                                     else self.state)
+
+    def cells(self) -> tuple[str, ...]:
+        return (self.ss_state, self.recv_q, self.send_q, self.local, self.peer, self.timer,
+                self.source)
+
+
+def fmt_left(ms: float) -> str:
+    """A timer's time left, the way ss prints it (rounded to what reads at a glance)."""
+    if ms < 1000:
+        return f"{max(ms, 0):.0f}ms"
+    s = ms / 1000
+    if s < 60:
+        return f"{s:.0f}s"
+    return f"{int(s // 60)}min{int(s % 60)}s" if s % 60 >= 1 else f"{int(s // 60)}min"
+
+
+def _split(conn_id: str) -> tuple[str, str]:
+    client, _, server = conn_id.partition(">")
+    return client, server
+
+
+def _port(address: str) -> int:
+    try:
+        return int(address.rsplit(":", 1)[-1])
+    except ValueError:
+        return 0
+
+
+def _tcp(data: dict) -> tuple:
+    return (data.get("side"), str(data.get("state")), data.get("source"), data.get("expires_ms"),
+            data.get("timer"), data.get("rqueue"), data.get("wqueue"))
+
+
+class SocketTable(QAbstractTableModel):
+    """The rows as a Qt model: large monospaced type, the state coloured."""
+
+    def __init__(self, view: SocketsView) -> None:
+        super().__init__(view)
+        self.view = view
+        self.rows: list[SocketRow] = []
+        self.selected: str | None = None
+        self.set_scale(1.15)
+
+    def set_scale(self, scale: float) -> None:
+        """The cells' type size (the view shrinks it a little in a narrow window)."""
+        self.scale = scale
+        self._font = style.font(scale, mono=True)
+        self._bold = style.font(scale, bold=True, mono=True)
+
+    def set_rows(self, rows: list[SocketRow], selected: str | None) -> None:
+        self.beginResetModel()
+        self.rows, self.selected = rows, selected
+        self.endResetModel()
+
+    def rowCount(self, parent: QModelIndex = _ROOT) -> int:  # noqa: N802
+        return 0 if parent.isValid() else len(self.rows)
+
+    def columnCount(self, parent: QModelIndex = _ROOT) -> int:  # noqa: N802
+        return 0 if parent.isValid() else len(COLUMNS)
+
+    def headerData(self, section: int, orientation, role: int = Qt.ItemDataRole.DisplayRole):  # type: ignore[no-untyped-def]  # noqa: N802
+        if orientation == Qt.Orientation.Horizontal:
+            if role == Qt.ItemDataRole.DisplayRole:
+                return self.view.tr(COLUMNS[section])
+            if role == Qt.ItemDataRole.FontRole:
+                return style.font(1.0, bold=True)
+            if role == Qt.ItemDataRole.TextAlignmentRole:
+                return int((Qt.AlignmentFlag.AlignRight if section in (1, 2)
+                            else Qt.AlignmentFlag.AlignLeft) | Qt.AlignmentFlag.AlignVCenter)
+        return None
+
+    def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole):  # type: ignore[no-untyped-def]
+        row = self.rows[index.row()]
+        col = index.column()
+        selected = row.conn is not None and row.conn == self.selected
+        if role == Qt.ItemDataRole.DisplayRole:
+            text = row.cells()[col]
+            return self.view.tr(text) if col in (0, 6) and text in ("unknown", "observed",
+                                                                   "inferred") else text
+        if role == Qt.ItemDataRole.FontRole:
+            return self._bold if selected or col == 0 else self._font
+        if role == Qt.ItemDataRole.BackgroundRole:
+            if col == 0 and row.state != UNKNOWN:
+                return QColor(style.state_colour(row.state))
+            return None
+        if role == Qt.ItemDataRole.ForegroundRole:
+            if col == 0 and row.state != UNKNOWN:
+                return QColor(_text_on(style.STATE_COLOURS.get(row.state, style.GREY)))
+            if col in (0, 6) and row.source == "—" or row.state == UNKNOWN:
+                return QColor(style.MUTED)
+            if col == 6 and row.source == "inferred":
+                return QColor(style.MUTED)
+            return QColor(style.FOREGROUND)
+        if role == Qt.ItemDataRole.TextAlignmentRole:
+            align = Qt.AlignmentFlag.AlignRight if col in (1, 2) else Qt.AlignmentFlag.AlignLeft
+            return int(align | Qt.AlignmentFlag.AlignVCenter)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return row.conn
+        if role == SELECTED_ROLE:
+            return selected
+        return None
+
+
+class Cell(QStyledItemDelegate):
+    """Paints a cell itself (style sheets would hide the state's colour): the state as
+    a coloured chip, the selected connection's rows on the selection colour."""
+
+    PAD = 14
+
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex) -> None:
+        r = QRectF(option.rect)
+        painter.save()
+        background = index.data(Qt.ItemDataRole.BackgroundRole)
+        selected = bool(index.data(SELECTED_ROLE))
+        if selected:
+            painter.fillRect(r, QColor(style.SELECTED))
+        painter.setPen(QPen(QColor(style.GRID), 1))
+        painter.drawLine(r.bottomLeft(), r.bottomRight())
+        text = str(index.data(Qt.ItemDataRole.DisplayRole) or "")
+        painter.setFont(index.data(Qt.ItemDataRole.FontRole))
+        fm = QFontMetricsF(painter.font())
+        align = Qt.AlignmentFlag(int(index.data(Qt.ItemDataRole.TextAlignmentRole)))
+        inner = r.adjusted(self.PAD, 0, -self.PAD, 0)
+        if background is not None:
+            chip = QRectF(r.left() + 6, r.top() + 4, r.width() - 12, r.height() - 8)
+            painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(background)
+            painter.drawRoundedRect(chip, 5, 5)
+            inner = chip.adjusted(self.PAD - 6, 0, -(self.PAD - 6), 0)
+        painter.setPen(index.data(Qt.ItemDataRole.ForegroundRole) or QColor(style.FOREGROUND))
+        painter.drawText(inner, align, fm.elidedText(text, Qt.TextElideMode.ElideRight,
+                                                     inner.width()))
+        painter.restore()
+
+    def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex) -> QSize:  # noqa: N802
+        return QSize(80, 36)
+
+
+SELECTED_ROLE = Qt.ItemDataRole.UserRole + 1
+
+
+def _text_on(background: str) -> str:
+    """Black or white, whichever reads on ``background``."""
+    c = QColor(background)
+    luminance = 0.2126 * c.redF() + 0.7152 * c.greenF() + 0.0722 * c.blueF()
+    return style.FOREGROUND if luminance > 0.45 else style.BACKGROUND
+
+
+class SocketsView(View):
+    name = "sockets"
+    title = "Sockets"
+
+    KINDS = ("tcp_state", "accept_queue", "connect", "close")
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._index = EventIndex(self.KINDS)
+        self._decoded = Decoded()
+        self._sides = np.empty(0, np.int8)  # per index entry: 0 client, 1 server, -1 other
+        self._sides_filled = 0
+        self._key: tuple | None = None
+        # What is drawn (plain data, for tests).
+        self.rows: list[SocketRow] = []
+        self.counts: dict[str, int] = {}  # ss state name -> sockets
+        self.states_recorded = True  # any tcp_state at or before the cursor
+        self.header_text = ""
+        self.notice_text = ""
+
+        self.setAutoFillBackground(True)
+        pal = self.palette()
+        pal.setColor(self.backgroundRole(), QColor(style.BACKGROUND))
+        self.setPalette(pal)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(12, 10, 12, 10)
+        layout.setSpacing(6)
+        self.header = QLabel()
+        self.header.setTextFormat(Qt.TextFormat.RichText)
+        self.header.setFont(style.font(1.3, bold=True))
+        self.header.setStyleSheet(f"color: {style.FOREGROUND}")
+        self.notice = QLabel()
+        self.notice.setWordWrap(True)
+        self.notice.setFont(style.font(1.0))
+        self.notice.setStyleSheet(f"color: {style.FOREGROUND}")
+        self.notice.hide()
+        self.table_model = SocketTable(self)
+        self.table = QTableView()
+        self.table.setModel(self.table_model)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.table.verticalHeader().hide()
+        self.table.verticalHeader().setDefaultSectionSize(36)
+        self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        head = self.table.horizontalHeader()
+        head.setMinimumHeight(34)
+        head.setFont(style.font(1.0, bold=True))
+        head.setHighlightSections(False)
+        head.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)  # sized in _fit_columns:
+        head.setStretchLastSection(True)  # measuring every row's cells would be slow
+        self.table.setShowGrid(False)
+        self.table.setItemDelegate(Cell(self.table))
+        self.table.setStyleSheet(
+            f"QTableView {{ background: {style.BACKGROUND}; color: {style.FOREGROUND};"
+            f" border: none; }}"
+            f" QHeaderView::section {{ background: {style.BACKGROUND}; color: {style.MUTED};"
+            f" border: none; border-bottom: 2px solid {style.FOREGROUND}; padding: 0 14px;"
+            f" font-weight: bold; font-size: {style.BASE_POINT_SIZE}pt; }}")
+        self.table.clicked.connect(self._clicked)
+        layout.addWidget(self.header)
+        layout.addWidget(self.notice)
+        layout.addWidget(self.table, 1)
+        self.empty = QLabel(self.tr("No socket on the server's port at this point"))
+        self.empty.setFont(style.font(1.2))
+        self.empty.setStyleSheet(f"color: {style.MUTED}")
+        self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        layout.addWidget(self.empty, 1)
+        self.empty.hide()
+
+    # ------------------------------------------------------------ input
+    def _clicked(self, index: QModelIndex) -> None:
+        if 0 <= index.row() < len(self.rows):
+            conn = self.rows[index.row()].conn
+            if conn is not None:
+                self.connection_selected.emit(conn)
+
+    def click_row(self, row: int) -> None:
+        """What a click on ``row`` does (for tests and keyboard use)."""
+        self._clicked(self.table_model.index(row, 0))
+
+    def select(self, conn: str | None) -> None:
+        self.selected = conn
+        self.table_model.set_rows(self.rows, conn)
+        for k, row in enumerate(self.rows):  # bring the selected rows into sight
+            if row.conn is not None and row.conn == conn:
+                self.table.scrollTo(self.table_model.index(k, 0),
+                                    QAbstractItemView.ScrollHint.EnsureVisible)
+                break
+
+    # ------------------------------------------------------------ model
+    def show_state(self, timeline) -> None:  # type: ignore[no-untyped-def]
+        self.timeline = timeline
+        log = timeline.log
+        key = (id(log), len(log), timeline.cursor)
+        if key != self._key:
+            self._key = key
+            self._compute(timeline)
+            self.table_model.set_rows(self.rows, self.selected)
+            self._fit_columns()
+            self._show_text()
+        elif self.table_model.selected != self.selected:
+            self.table_model.set_rows(self.rows, self.selected)
+        self.update()
+
+    def _latest(self, log, cursor: int):  # type: ignore[no-untyped-def]
+        """The latest tcp_state entry of each (connection, side) at or before the cursor:
+        an array indexed by 2 * connection code + side (0 client, 1 server), -1: none."""
+        ix = self._index
+        ix.update(log)
+        m = ix.upto(cursor)
+        # Sides are decoded once per event (entries the log did not move are kept).
+        keep = min(self._sides_filled, ix.first_new)
+        n = len(ix.idx)
+        sides = np.full(n, -1, np.int8)
+        sides[:keep] = self._sides[:keep]
+        tcp_code = log.kinds.codes.get("tcp_state", -2)
+        if m > keep:
+            todo = np.flatnonzero(ix.kind[keep:m] == tcp_code) + keep
+            dec, t, seq = self._decoded, ix.t, ix.seq
+            for pos in todo.tolist():
+                side = dec.get(log, int(ix.idx[pos]), int(t[pos]), int(seq[pos]), _tcp)[0]
+                sides[pos] = 0 if side == "client" else 1 if side == "server" else -1
+        self._sides, self._sides_filled = sides, max(keep, m)
+        is_tcp = (ix.kind[:m] == tcp_code) & (sides[:m] >= 0)
+        pos = np.flatnonzero(is_tcp)
+        keys = ix.conn[pos].astype(np.int64) * 2 + sides[pos]
+        latest = np.full(2 * len(log.conns.names), -1, np.int64)
+        if len(keys):  # the last entry of each key: the first one, read backwards
+            uniq, first_back = np.unique(keys[::-1], return_index=True)
+            latest[uniq] = pos[len(pos) - 1 - first_back]
+        return latest, m
+
+    def _compute(self, timeline) -> None:  # type: ignore[no-untyped-def]
+        log, cursor, state = timeline.log, timeline.cursor, timeline.state
+        self.rows, self.counts = [], {}
+        self.states_recorded = False
+        if cursor < 0:
+            return
+        ix = self._index
+        latest, m = self._latest(log, cursor)
+        kc, sc = log.kinds.codes, log.sources.codes
+        now = int(log.column("t_ns")[cursor])
+        K, C, S = ix.kind[:m], ix.conn[:m], ix.src[:m]
+        self.states_recorded = bool((K == kc.get("tcp_state", -2)).any())
+        # The client's own calls (when its events are recorded): connected, closed.
+        n_codes = len(log.conns.names)
+        client_src = sc.get("client", -2)
+        connected = np.zeros(n_codes, bool)
+        connected[C[(K == kc.get("connect", -2)) & (S == client_src)]] = True
+        client_closed = np.zeros(n_codes, bool)
+        client_closed[C[(K == kc.get("close", -2)) & (S == client_src)]] = True
+        dec = self._decoded
+
+        idx_col, t_col, seq_col = ix.idx, ix.t, ix.seq
+
+        def report(pos: int) -> tuple:
+            return dec.get(log, int(idx_col[pos]), int(t_col[pos]), int(seq_col[pos]), _tcp)
+
+        rows: list[SocketRow] = []
+        listen = state.listen
+        if listen:
+            host, port = str(listen.get("host", "")), listen.get("port", "")
+            local = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+            aq = np.flatnonzero(K == kc.get("accept_queue", -2))
+            recv_q, source = "—", "—"
+            if len(aq):
+                length, backlog = state.accept_queue
+                recv_q, send_q = str(length), str(backlog)
+                source = str(log[int(ix.idx[aq[-1]])].data.get("source") or "—")
+            send_q = str(state.accept_queue[1] or listen.get("backlog", "—"))
+            rows.append(SocketRow("LISTEN", recv_q, send_q, local, "*:*", "", source,
+                                  order=(0, 0, 0, 0)))
+        codes = log.conns.codes
+        no_states = "tcp_state" not in log.kinds.codes  # the trace has none at all
+        for conn in state.connections.values():
+            if conn.client in ("CLOSED", "CLOSE") and conn.server in ("CLOSED", "CLOSE") \
+                    and conn.client_source and conn.server_source:
+                continue  # both ends gone (most connections, once they are over)
+            code = codes.get(conn.id)
+            if code is None:
+                continue
+            client_addr, server_addr = _split(conn.id)
+            ports = (_port(client_addr), _port(server_addr))
+            for s, side in enumerate(SIDES):
+                if s == 0:
+                    tcp_state, source = conn.client, conn.client_source
+                else:
+                    tcp_state, source = conn.server, conn.server_source
+                if source is not None and tcp_state in ("CLOSED", "CLOSE"):
+                    continue
+                pos = int(latest[2 * code + s])
+                recv_q = send_q = timer = "—"
+                if source is None:
+                    # Nobody reported a state: what the end's own calls imply.
+                    if side == "server":
+                        if not conn.open:
+                            continue
+                    elif not connected[code] or client_closed[code]:
+                        continue
+                    if no_states:
+                        tcp_state = UNKNOWN
+                    source = "—"
+                    timer = ""
+                elif pos >= 0:
+                    _, _, _, expires, timer_name, rq, wq = report(pos)
+                    waited_ms = (now - int(t_col[pos])) / 1e6
+                    if source == "observed":
+                        recv_q = "—" if rq is None else str(rq)
+                        send_q = "—" if wq is None else str(wq)
+                        timer = ""
+                        if timer_name and timer_name != "off" and expires is not None:
+                            left = expires - waited_ms
+                            if left > 0 or timer_name == "time_wait":
+                                timer = f"{TIMER_NAMES.get(timer_name, timer_name)} " \
+                                        f"{fmt_left(left)}"
+                    else:
+                        timer = ""
+                        if tcp_state == "TIME_WAIT":
+                            left = TIME_WAIT_S * 1000 - waited_ms
+                            if left <= 0:
+                                continue  # the kernel's timer ran out: the socket is gone
+                            timer = f"timewait ≈{fmt_left(left)}"
+                if tcp_state in ("CLOSED", "CLOSE"):
+                    continue
+                if s:
+                    local, peer, order = server_addr, client_addr, (ports[1], ports[0])
+                else:
+                    local, peer, order = client_addr, server_addr, ports
+                rows.append(SocketRow(tcp_state, recv_q, send_q, local, peer, timer,
+                                      str(source), conn.id, side,
+                                      (1, ORDER.get(tcp_state, 99)) + order))
+        rows.sort(key=attrgetter("order"))  # like ss: the listener, then by state and ports
+        self.rows = rows
+        counts: dict[str, int] = {}
+        for r in rows:
+            counts[r.ss_state] = counts.get(r.ss_state, 0) + 1
+        self.counts = counts
+
+    SCALES = (1.15, 1.05, 0.95, 0.85)
+
+    def _fit_columns(self) -> None:
+        """Column widths from the longest text (monospaced: characters times one advance),
+        at the largest type size with which every column fits the width."""
+        longest = [max(map(len, column)) for column in zip(*(r.cells() for r in self.rows))] \
+            if self.rows else [0] * len(COLUMNS)
+        title = QFontMetricsF(style.font(1.0, bold=True))
+        titles = [title.horizontalAdvance(self.tr(name)) for name in COLUMNS]
+        room = self.width() - 24 - 20  # margins, a scroll bar
+        for scale in self.SCALES:
+            char = QFontMetricsF(style.font(scale, bold=True, mono=True)).horizontalAdvance("M")
+            widths = [int(max(n * char, t) + 2 * Cell.PAD + 8) for n, t in zip(longest, titles)]
+            if sum(widths) <= room:
+                break
+        if scale != self.table_model.scale:
+            self.table_model.set_scale(scale)
+            self.table.verticalHeader().setDefaultSectionSize(int(36 * scale / 1.15))
+        if widths != getattr(self, "_widths", None):
+            self._widths = widths
+            for col, w in enumerate(widths):
+                self.table.setColumnWidth(col, w)
+
+    def resizeEvent(self, event) -> None:  # type: ignore[no-untyped-def]  # noqa: N802
+        super().resizeEvent(event)
+        self._fit_columns()
+
+    def _state_names(self) -> list[tuple[str, str]]:
+        """(TCP state, ss name) of the states counted, in ss order."""
+        seen: dict[str, str] = {}
+        for r in self.rows:
+            seen.setdefault(r.ss_state, r.state)
+        return [(state, name) for name, state in seen.items()]
+
+    def _show_text(self) -> None:
+        parts = [f"{name} {n}" for name, n in self.counts.items()]
+        self.header_text = " · ".join(parts) if parts else ""
+        chips = []
+        for r_state, name in self._state_names():
+            if r_state == UNKNOWN:
+                chips.append(f'<span style="color:{style.MUTED}">{self.tr("unknown")}</span>'
+                             f'&nbsp;{self.counts[name]}')
+                continue
+            colour = style.STATE_COLOURS.get(r_state, style.GREY)
+            chips.append(f'<span style="background:{colour};color:{_text_on(colour)}">'
+                         f'&nbsp;{name}&nbsp;</span>&nbsp;{self.counts[name]}')
+        self.header.setText("&nbsp;&nbsp;&nbsp;".join(chips))
+        sources = {r.source for r in self.rows if r.conn is not None}
+        log = self.timeline.log if self.timeline is not None else None
+        notice = ""
+        if not self.states_recorded and log is not None:
+            if "tcp_state" not in log.kinds.codes:
+                notice = self.tr(
+                    "This trace has no TCP states: they were not recorded (--states off). "
+                    "Listed: the listening socket and the sockets the programs hold open, "
+                    "from their own calls; their TCP states are unknown.")
+            else:
+                notice = self.tr("No TCP state reported yet at this point of the trace. "
+                                 "Listed: the sockets the programs hold open, from their own "
+                                 "calls.")
+        elif "inferred" in sources and "observed" not in sources:
+            notice = self.tr("States inferred from the programs' own calls (the kernel was not "
+                             "asked): queues unknown, TIME_WAIT countdowns assume Linux's 60 s.")
+        elif "observed" in sources:
+            notice = self.tr("Observed: states, queues and timers as the kernel last reported "
+                             "them for each socket.")
+            if "—" in sources:
+                notice += " " + self.tr("Source —: not reported (yet); the state follows from "
+                                        "accept() or connect().")
+        self.notice_text = notice
+        warn = not self.states_recorded
+        self.notice.setFont(style.font(1.05 if warn else 0.95, bold=warn))
+        self.notice.setStyleSheet(
+            f"background: {style.SELECTED}; color: {style.FOREGROUND}; padding: 8px;"
+            f" border-left: 6px solid {style.WASTE};" if warn
+            else f"color: {style.MUTED}; padding: 0 2px;")
+        self.notice.setText(notice)
+        self.notice.setVisible(bool(notice))
+        self.table.setVisible(bool(self.rows))
+        self.empty.setVisible(not self.rows)
