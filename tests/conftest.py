@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import threading
 import time
 from typing import Iterator
@@ -50,7 +51,7 @@ def read_to_eof(sock, max_reads: int = 10_000) -> bytes:  # type: ignore[no-unty
 
 @pytest.fixture(autouse=True)
 def no_leftovers() -> Iterator[None]:
-    """Fail a test that leaves threads or child processes behind."""
+    """Fail a test that leaves threads (Python's or Qt's) or child processes behind."""
     before = set(threading.enumerate())
     yield
     deadline = time.monotonic() + 5
@@ -64,6 +65,11 @@ def no_leftovers() -> Iterator[None]:
     children = _child_pids()
     if children:
         pytest.fail(f"test left child processes running: {children}")
+    qt_core = sys.modules.get("PySide6.QtCore")
+    if qt_core is not None:  # Qt's own threads: work left running in its pool
+        pool = qt_core.QThreadPool.globalInstance()
+        if not pool.waitForDone(5000):
+            pytest.fail(f"test left {pool.activeThreadCount()} Qt pool threads working")
 
 
 def _child_pids() -> list[int]:
