@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, Qt, QTimer, QUrl
+from PySide6.QtCore import QLocale, QSettings, Qt, QTimer, QUrl
 from PySide6.QtGui import QAction, QDesktopServices, QKeySequence
 from PySide6.QtWidgets import (QApplication, QCheckBox, QComboBox, QFileDialog, QHBoxLayout,
                                QHeaderView, QLabel, QLineEdit, QMainWindow, QMessageBox,
@@ -26,7 +26,8 @@ from .eventtable import EventTableModel
 from .host import EngineHost, EngineSettings
 from .model import Timeline, open_trace
 from .timeslider import TimelineSlider
-from .views import View, view_classes
+from .lessons import LANGS, Prepared
+from .views import View, style, view_classes
 
 MODES = [("epoll (level)", "epoll", "level"), ("epoll (edge)", "epoll", "edge"),
          ("selectors", "selectors", "level"), ("threaded", "threaded", "level"),
@@ -235,8 +236,30 @@ class MainWindow(QMainWindow):
             self.view_tabs.addTab(view, self.tr(cls.title))
         self.view_tabs.currentChanged.connect(lambda _: self._refresh())
         self.selected: str | None = None
+        # A lesson's narration, above the pictures (hidden outside lessons).
+        self.lesson: Prepared | None = None
+        self.lesson_step = -1
+        self.caption = QLabel()
+        self.caption.setWordWrap(True)
+        self.caption.setFont(style.font(1.5))
+        self.caption.setStyleSheet(f"background:{style.SELECTED};color:{style.FOREGROUND};"
+                                   "padding:10px")
+        self.caption_step = QLabel()
+        self.caption_step.setFont(style.font(1.2, bold=True))
+        caption_box = QWidget()
+        caption_row = QHBoxLayout(caption_box)
+        caption_row.setContentsMargins(0, 0, 0, 0)
+        caption_row.addWidget(self.caption_step)
+        caption_row.addWidget(self.caption, 1)
+        self.caption_box = caption_box
+        caption_box.hide()
+        view_area = QWidget()
+        view_layout = QVBoxLayout(view_area)
+        view_layout.setContentsMargins(0, 0, 0, 0)
+        view_layout.addWidget(caption_box)
+        view_layout.addWidget(self.view_tabs, 1)
         self.main_split = QSplitter(Qt.Orientation.Vertical)
-        self.main_split.addWidget(self.view_tabs)
+        self.main_split.addWidget(view_area)
         self.main_split.addWidget(splitter)
         self.main_split.setStretchFactor(0, 3)
         self.main_split.setStretchFactor(1, 1)
@@ -516,6 +539,41 @@ class MainWindow(QMainWindow):
             fd=fd if fd >= 0 else None,
             conn=self.selected if self.conn_filter.isChecked() and self.selected else None)
 
+    # ------------------------------------------------------------ lessons
+    @property
+    def language(self) -> str:
+        lang = self.qsettings.value("language")
+        if lang in LANGS:
+            return str(lang)
+        return "zh_CN" if QLocale.system().name().startswith("zh") else "en"
+
+    def open_lesson(self, prepared: Prepared, step: int = 0) -> None:
+        """Show a recorded lesson: its timeline, and its narration from step ``step``."""
+        self.show_timeline(prepared.timeline, prepared.lesson.name, prepared.problems)
+        self.lesson = prepared
+        self.caption_box.show()
+        self.setWindowTitle(f"SockScope — {prepared.lesson.title.get(self.language)}")
+        self.go_to_step(step)
+
+    def close_lesson(self) -> None:
+        self.lesson = None
+        self.caption_box.hide()
+
+    def go_to_step(self, k: int) -> None:
+        """Step ``k`` of the lesson: its cursor, its view, its connection, its words."""
+        lesson = self.lesson
+        if lesson is None:
+            return
+        k = max(0, min(k, len(lesson.steps) - 1))
+        self.lesson_step = k
+        step = lesson.steps[k]
+        if step.conn is not None:
+            self.select_connection(step.conn(self.timeline.log))
+        self.show_view(step.view)
+        self.caption_step.setText(f"{k + 1} / {len(lesson.steps)}")
+        self.caption.setText(lesson.text(k, self.language))
+        self.seek(lesson.at[k])
+
     def show_view(self, name: str) -> bool:
         view = self.views.get(name)
         if view is None:
@@ -525,6 +583,9 @@ class MainWindow(QMainWindow):
 
     def keyPressEvent(self, event) -> None:  # type: ignore[no-untyped-def]  # noqa: N802
         key = event.key()
+        if self.lesson is not None and key in (Qt.Key.Key_PageDown, Qt.Key.Key_PageUp):
+            self.go_to_step(self.lesson_step + (1 if key == Qt.Key.Key_PageDown else -1))
+            return
         if key == Qt.Key.Key_Space:
             self.play_button.toggle()
         elif key in (Qt.Key.Key_Right, Qt.Key.Key_PageDown):
@@ -607,6 +668,48 @@ def main(argv: list[str] | None = None) -> int:
     window = MainWindow()
     window.show()
     return app.exec()
+
+
+def lesson(name: str, step: int | None = None, lang: str | None = None,
+           screenshot: str | None = None, workdir: str | None = None) -> int:
+    """``sockscope lesson NAME``: record the lesson, open it at a step; with --screenshot,
+    write that step's picture (PNG, or SVG of the view) and exit."""
+    import tempfile
+
+    from .lessons import LessonError, all_lessons, prepare
+    lessons = all_lessons()
+    if name not in lessons:
+        print(f"sockscope lesson: no lesson named {name!r} (sockscope lessons lists them)",
+              file=sys.stderr)
+        return 2
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    with tempfile.TemporaryDirectory(prefix="sockscope-lesson-") as tmp:
+        try:
+            prepared = prepare(lessons[name], Path(workdir or tmp))
+        except LessonError as exc:
+            print(f"sockscope lesson: {exc}", file=sys.stderr)
+            return 1
+        settings = QSettings("SockScope", "SockScope-lesson")
+        if lang:
+            settings.setValue("language", lang)
+        window = MainWindow(engine=False, settings=settings)
+        window.resize(1600, 1000)
+        window.show()
+        count = len(prepared.steps)
+        if step is not None and not 1 <= step <= count:
+            print(f"sockscope lesson: {name} has steps 1 to {count}", file=sys.stderr)
+            window.close()
+            return 2
+        window.open_lesson(prepared, (step or 1) - 1)
+        if screenshot:
+            app.processEvents()
+            if screenshot.lower().endswith(".svg"):
+                window.view_tabs.currentWidget().export(screenshot)
+            else:
+                window.grab().save(screenshot)
+            window.close()
+            return 0
+        return app.exec()
 
 
 def replay(path: str, seek: int | None = None, screenshot: str | None = None,

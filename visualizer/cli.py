@@ -25,6 +25,26 @@ def main(argv: list[str] | None = None) -> int:
             os.environ["QT_QPA_PLATFORM"] = "offscreen"  # a picture needs no screen
         from .app import replay
         return replay(args.trace, seek=args.seek, screenshot=args.screenshot, view=args.view)
+    if argv and argv[0] == "lessons":
+        from .lessons import all_lessons
+        for lesson in all_lessons().values():
+            print(f"{lesson.name:14} {lesson.section:9} {lesson.title['en']}: "
+                  f"{lesson.summary['en']}")
+        return 0
+    if argv and argv[0] == "lesson":
+        parser = argparse.ArgumentParser(prog="sockscope lesson",
+                                         description="Record a lesson and open it.")
+        parser.add_argument("name")
+        parser.add_argument("--step", type=int, default=None, metavar="K",
+                            help="open at step K (from 1)")
+        parser.add_argument("--lang", choices=["en", "zh_CN"], default=None)
+        parser.add_argument("--screenshot", default=None, metavar="OUT.png|OUT.svg",
+                            help="write the step as a picture (SVG: the view) and exit")
+        args = parser.parse_args(argv[1:])
+        if args.screenshot and "QT_QPA_PLATFORM" not in os.environ and not os.environ.get("DISPLAY"):
+            os.environ["QT_QPA_PLATFORM"] = "offscreen"
+        from .app import lesson
+        return lesson(args.name, step=args.step, lang=args.lang, screenshot=args.screenshot)
     if not argv or argv[0] in ("app", "window"):
         from .app import main as app_main
         return app_main()

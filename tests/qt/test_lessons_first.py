@@ -1,0 +1,73 @@
+"""The lesson machinery, with the first lesson: recorded for real, walked step by step."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QSettings, Qt
+
+from visualizer.app import MainWindow
+from visualizer.lessons import LANGS, all_lessons, prepare
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def first(tmp_path_factory):  # type: ignore[no-untyped-def]
+    return prepare(all_lessons()["first-request"], tmp_path_factory.mktemp("lesson"))
+
+
+def test_every_lesson_is_narrated_in_both_languages() -> None:
+    lessons = all_lessons()
+    assert "first-request" in lessons
+    for lesson in lessons.values():
+        for text in (lesson.title, lesson.summary):
+            assert all(text.get(lang) for lang in LANGS), lesson.name
+
+
+def test_first_request_walks_from_syn_to_time_wait(qtbot, first, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    log = first.timeline.log
+    steps = first.steps
+    assert all(s.text.get("en") and s.text.get("zh_CN") for s in steps)
+    assert first.at == sorted(first.at)
+    assert log[first.at[0]].kind == "packet" and log[first.at[0]].data["flags"] == "SYN"
+    assert log[first.at[1]].data["flags"] == "SYN|ACK"
+    settings = QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)
+    settings.setValue("language", "zh_CN")
+    window = MainWindow(engine=False, settings=settings)
+    qtbot.addWidget(window)
+    window.show()
+    window.open_lesson(first)
+    assert window.caption_box.isVisible() and "SYN_SENT" in window.caption.text()
+    assert "客户端" in window.caption.text()
+    assert window.timeline.cursor == first.at[0]
+    seen_views = []
+    for k in range(len(steps)):  # a presentation clicker: PageDown
+        assert window.caption_step.text() == f"{k + 1} / {len(steps)}"
+        assert window.timeline.cursor == first.at[k]
+        assert window.view_tabs.currentWidget().name == steps[k].view
+        seen_views.append(steps[k].view)
+        qtbot.keyClick(window, Qt.Key.Key_PageDown)
+    assert window.lesson_step == len(steps) - 1  # stays on the last step
+    assert {"sequence", "http", "lifecycle"} <= set(seen_views)
+    qtbot.keyClick(window, Qt.Key.Key_PageUp)
+    assert window.lesson_step == len(steps) - 2 and window.timeline.cursor == first.at[-2]
+    window.close()
+
+
+def test_lessons_command_lists_and_renders(tmp_path: Path) -> None:
+    listed = subprocess.run([sys.executable, "-m", "visualizer.cli", "lessons"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=60)
+    names = [line.split()[0] for line in listed.stdout.splitlines()]
+    assert listed.returncode == 0 and names[0] == "first-request"
+    out = tmp_path / "step2.png"
+    done = subprocess.run([sys.executable, "-m", "visualizer.cli", "lesson", "first-request",
+                           "--step", "2", "--lang", "en", "--screenshot", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert out.stat().st_size > 20_000
+    bad = subprocess.run([sys.executable, "-m", "visualizer.cli", "lesson", "nothing"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "no lesson named 'nothing'" in bad.stderr

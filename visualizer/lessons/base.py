@@ -1,0 +1,135 @@
+"""Lessons: scenarios that retell the lecture on a real server, step by step.
+
+A lesson records a real run (``record`` starts the engine and its clients,
+or a script of its own, and writes a trace), then narrates it: each
+``Step`` finds the event it talks about in the recorded log, names the view
+that shows it best and says what to look at, in English and in Chinese. The
+window walks the steps with PageDown/PageUp (what a presentation clicker
+sends). ``check`` states what the run must show for the lesson to be true
+(tests call it: lesson 7 really hits EADDRINUSE...).
+
+No Qt here: lessons are recorded, checked and listed headless.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from engine.events import Event
+
+from ..model import EventLog, Timeline, open_trace
+
+REPO = Path(__file__).resolve().parents[2]
+LANGS = ("en", "zh_CN")
+Text = dict  # {"en": "...", "zh_CN": "..."}
+
+
+class LessonError(RuntimeError):
+    """The run did not show what the lesson teaches (or could not be recorded)."""
+
+
+@dataclass
+class Step:
+    text: Text  # the narration, per language
+    find: Callable[[EventLog], int | None]  # the log index the step puts the cursor on
+    view: str = "sequence"  # the view that shows it
+    conn: Callable[[EventLog], str | None] | None = None  # the connection to select
+
+
+@dataclass
+class Lesson:
+    name: str
+    title: Text
+    section: str  # where it is in the lecture, e.g. "3.1"
+    summary: Text  # one line: what it teaches
+    record: Callable[[Path], Path]  # runs the scenario into a directory; returns the trace
+    steps: Callable[[EventLog], list[Step]]
+    check: Callable[[EventLog], None] = lambda log: None  # raises LessonError if not shown
+    needs: Callable[[], tuple[bool, str]] = lambda: (True, "")  # can this machine run it?
+
+
+@dataclass
+class Prepared:
+    """A recorded lesson: its timeline and its steps, each resolved to a log index."""
+    lesson: Lesson
+    timeline: Timeline
+    trace: Path
+    steps: list[Step] = field(default_factory=list)
+    at: list[int] = field(default_factory=list)  # the log index of each step
+    problems: list[str] = field(default_factory=list)
+
+    def text(self, k: int, lang: str = "en") -> str:
+        t = self.steps[k].text
+        return t.get(lang) or t["en"]
+
+
+def prepare(lesson: Lesson, workdir: Path) -> Prepared:
+    """Record the lesson's run, check it teaches its point, resolve its steps."""
+    ok, reason = lesson.needs()
+    if not ok:
+        raise LessonError(f"{lesson.name} cannot run here: {reason}")
+    trace = lesson.record(Path(workdir))
+    timeline, _, problems = open_trace(trace)
+    log = timeline.log
+    lesson.check(log)
+    steps = lesson.steps(log)
+    at: list[int] = []
+    for k, step in enumerate(steps):
+        index = step.find(log)
+        if index is None:
+            raise LessonError(f"{lesson.name}: step {k + 1} found nothing to show "
+                              f"({step.text['en'][:60]}…)")
+        at.append(max(index, at[-1] if at else -1))  # never backwards
+    return Prepared(lesson, timeline, trace, steps, at, problems)
+
+
+# ---------------------------------------------------------------- recording
+def serve(workdir: Path, name: str, *options: str, load: str | None = None,
+          timeout: float = 60.0) -> Path:
+    """Run ``sockscope serve`` with ``options`` (and ``--load``) until the load ends."""
+    trace = Path(workdir) / f"{name}.jsonl"
+    args = [sys.executable, "-m", "engine", "serve", "--port", "0", *options,
+            "--trace", str(trace)]
+    if load is not None:
+        args += [f"--load={load}", "--exit-after-load"]
+    done = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=timeout)
+    if done.returncode != 0:
+        raise LessonError(f"{name}: the engine failed ({done.returncode}): "
+                          f"{done.stderr.strip()[-300:]}")
+    return trace
+
+
+# ---------------------------------------------------------------- finding
+def find(log: EventLog, kind: str | None = None, *, src: str | None = None,
+         conn: str | None = None, nth: int = 0, after: int = -1,
+         where: Callable[[Event], bool] | None = None) -> int | None:
+    """The log index of the ``nth`` event (from 0; -1 the last) matching, after ``after``."""
+    candidates = log.indices(kinds=[kind] if kind else None, src=src, conn=conn,
+                             start=after + 1)
+    if where is not None:
+        candidates = [int(i) for i in candidates if where(log[int(i)])]
+    else:
+        candidates = [int(i) for i in candidates]
+    try:
+        return candidates[nth]
+    except IndexError:
+        return None
+
+
+def packet(log: EventLog, flags: str, *, conn: str | None = None, nth: int = 0,
+           after: int = -1) -> int | None:
+    """The ``nth`` segment with exactly these flags ("SYN", "FIN|ACK"...)."""
+    return find(log, "packet", conn=conn, nth=nth, after=after,
+                where=lambda e: e.data.get("flags") == flags)
+
+
+def first_conn(log: EventLog, src: str = "server") -> str | None:
+    i = find(log, "accept", src=src)
+    return log[i].conn if i is not None else None
+
+
+def last(log: EventLog) -> int:
+    return len(log) - 1
