@@ -22,6 +22,12 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
                    help="I/O model (default: %(default)s)")
     p.add_argument("--trigger", choices=TRIGGERS, default="level",
                    help="epoll mode: level- or edge-triggered (default: level)")
+    p.add_argument("--no-drain", action="store_true",
+                   help="epoll mode, for lessons: one recv(1024) per readiness report, as in "
+                        "lecture 3.9's server, never until EAGAIN (edge-triggered, it stalls)")
+    p.add_argument("--never-close", action="store_true",
+                   help="for lessons: when a client closes, never call close() on its socket "
+                        "(it stays in CLOSE_WAIT until the server stops)")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to bind (default 127.0.0.1; 0.0.0.0 or :: exposes the server)")
     p.add_argument("--port", type=int, default=DEFAULT_PORT,
@@ -144,7 +150,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                           root=str(args.root) if args.root else None, policy=args.policy,
                           backlog=args.backlog, reuseaddr=args.reuseaddr,
                           sweep_pause=args.sweep_pause, header_timeout=args.header_timeout,
-                          idle_timeout=args.idle_timeout, max_connections=args.max_connections)
+                          idle_timeout=args.idle_timeout, max_connections=args.max_connections,
+                          no_drain=args.no_drain, never_close=args.never_close)
     if args.load is not None:
         try:
             load_args = build_parser().parse_args(["load", "http://127.0.0.1/", *shlex.split(args.load)])
@@ -205,7 +212,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # only the main thread runs Python handlers, and it may sleep in epoll_wait
     # with no timeout. The wakeup fd makes any signal wake the server's loop.
     signal.set_wakeup_fd(server.wakeup_fd, warn_on_full_buffer=False)
-    detail = f"{config.mode}" + (f", {config.trigger}-triggered" if config.mode == "epoll" else "")
+    detail = f"{config.mode}" + (f", {config.trigger}-triggered" if config.mode == "epoll" else "") \
+        + (", one recv(1024) per report (no drain)" if config.no_drain else "")
     print(f"SockScope serving {server.site.root} at {server.url} ({detail}, {config.policy})",
           flush=True)
     sinks = [writer] if writer else []

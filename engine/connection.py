@@ -31,6 +31,14 @@ MAX_PENDING = 64  # pipelined requests waiting for an answer; stop reading beyon
 TCP_INFO_ON_CLOSE = ("segs_in", "segs_out", "total_retrans", "rtt_us", "bytes_acked",
                      "bytes_received")
 LINGER = 2.0  # seconds a refused client gets to stop sending before we close
+PREVIEW = 64  # bytes of a response body shown in its event
+
+# The text of cached answers, for their response events: (answer, head, preview)
+# by the answer's id. A cached answer is the same bytes object for a second,
+# so while tracing it is decoded once, not per request. Bounded; the answer is
+# kept with its texts so an id cannot be reused while its entry lives.
+_ANSWER_TEXTS: dict[int, tuple[bytes, str, str]] = {}
+_ANSWER_TEXTS_MAX = 32
 
 
 class Connection:
@@ -78,8 +86,10 @@ class Connection:
     def wants_write(self) -> bool:
         return not self.closed and (bool(self.out) or self.body is not None)
 
-    def handle_read(self, drain: bool = False) -> None:
-        """Receive once (or until EAGAIN when ``drain``), answer what completed."""
+    def handle_read(self, drain: bool = False, size: int = RECV_SIZE) -> None:
+        """Receive once (or until EAGAIN when ``drain``), answer what completed.
+
+        ``size``: bytes asked of each recv (smaller only for a lesson's bug)."""
         sock = self.sock
         probe = self.server.probe
         while True:
@@ -97,7 +107,7 @@ class Connection:
             if self.gate.enabled:
                 self.gate.wait("recv", self.id, self.fd, self.tid)
             try:
-                data = sock.recv(RECV_SIZE)
+                data = sock.recv(size)
             except BlockingIOError:
                 self.server.stats.eagain += 1
                 if probe.active:
@@ -110,7 +120,7 @@ class Connection:
                 self._fail_io("recv", exc)
                 return
             if probe.active:
-                probe.emit("recv", self.id, self.fd, self.tid, bytes=len(data))
+                probe.emit_data("recv", self.id, self.fd, self.tid, {"bytes": len(data)})
             if not data:
                 if self.lingering:
                     self.close("lingered")
@@ -132,8 +142,11 @@ class Connection:
                 return
 
     def _feed(self, data: bytes) -> None:
+        parser = self.parser
+        if parser.recording is not self.server.probe.active:  # heads as received, for the trace
+            parser.record_heads(self.server.probe.active)
         try:
-            requests = self.parser.feed(data)
+            requests = parser.feed(data)
         except HttpError as exc:
             requests = self.parser.take_done()
             self.pending.extend(requests)
@@ -155,9 +168,13 @@ class Connection:
         probe = self.server.probe
         if probe.active:
             for req in requests:
-                probe.emit("request", self.id, self.fd, self.tid, method=req.method,
-                           path=req.target.decode("latin-1"), version=req.version,
-                           keep_alive=req.keep_alive)
+                head = req.head
+                data = {"method": req.method, "path": req.target.decode("latin-1"),
+                        "version": req.version, "keep_alive": req.keep_alive,
+                        "head": head.decode("latin-1") if head is not None else ""}
+                if req.head_truncated:
+                    data["head_truncated"] = True
+                probe.emit_data("request", self.id, self.fd, self.tid, data)
 
     # ------------------------------------------------------------ answering
     def _answer_next(self) -> None:
@@ -191,8 +208,9 @@ class Connection:
         date = server.date.now()
         cached = site.small_file(resolved.path, now)
         if cached is not None:
-            self._queue(cached.answer(date, keep_alive, head_only))
-            self._note_response(200, cached.size, item.target)
+            answer = cached.answer(date, keep_alive, head_only)
+            self._queue(answer)
+            self._note_cached_response(cached.size, item.target, answer)
             return
         try:
             f = open(resolved.path, "rb")
@@ -202,8 +220,16 @@ class Connection:
             site.forget()
             self._queue_not_found(404, item, keep_alive)
             return
-        self._queue(response_head(200, size, content_type(resolved.path), date, keep_alive))
-        self._note_response(200, size, item.target)
+        head = response_head(200, size, content_type(resolved.path), date, keep_alive)
+        self._queue(head)
+        preview = b""
+        if self.server.probe.active and not head_only:
+            try:  # the file's first bytes; the buffered reader keeps them for streaming
+                preview = f.read(PREVIEW)
+                f.seek(0)
+            except OSError:
+                preview = b""
+        self._note_response(200, size, item.target, head, preview)
         if head_only or size == 0:
             f.close()
         else:
@@ -221,8 +247,12 @@ class Connection:
             body = error_body(status)
         ctype = "text/html; charset=utf-8" if body.startswith(b"<") else "text/plain; charset=utf-8"
         head = response_head(status, len(body), ctype, self.server.date.now(), keep_alive)
-        self._queue(head if item.method == "HEAD" else head + body)
-        self._note_response(status, len(body), item.target)
+        if item.method == "HEAD":
+            self._queue(head)
+            self._note_response(status, len(body), item.target, head, b"")
+        else:
+            self._queue(head + body)
+            self._note_response(status, len(body), item.target, head, body)
 
     def _queue_error(self, status: int, detail: str, target: bytes | str, keep_alive: bool,
                      extra: tuple[tuple[str, str], ...] = ()) -> None:
@@ -232,21 +262,41 @@ class Connection:
         head = response_head(status, len(body), "text/plain; charset=utf-8",
                              self.server.date.now(), keep_alive, extra)
         self._queue(head + body)
-        if isinstance(target, bytes):
-            target = target.decode("latin-1")
-        self._note_response(status, len(body), target)
+        self._note_response(status, len(body), target, head, body)
 
     def _queue(self, data: bytes) -> None:
         self.out = self.out + data if self.out else data
 
-    def _note_response(self, status: int, length: int, target: bytes | str) -> None:
+    def _note_response(self, status: int, length: int, target: bytes | str, head: bytes,
+                       body: bytes) -> None:
+        """Count a response; with a listener, report it with its head as sent and
+        the first bytes of its body (``body``: what is sent of it, b"" for none)."""
         self.server.stats.responses += 1
         probe = self.server.probe
         if probe.active:
             if isinstance(target, bytes):
                 target = target.decode("latin-1")
-            probe.emit("response", self.id, self.fd, self.tid, status=status, length=length,
-                       path=target)
+            probe.emit_data("response", self.id, self.fd, self.tid, {
+                "status": status, "length": length, "path": target,
+                "head": head.decode("latin-1"),
+                "preview": body[:PREVIEW].decode("latin-1", "replace")})
+
+    def _note_cached_response(self, length: int, target: bytes, answer: bytes) -> None:
+        """``_note_response`` for a whole cached 200 answer (head, then body if any)."""
+        self.server.stats.responses += 1
+        probe = self.server.probe
+        if probe.active:
+            texts = _ANSWER_TEXTS.get(id(answer))
+            if texts is None or texts[0] is not answer:
+                end = answer.find(b"\r\n\r\n") + 4
+                texts = (answer, answer[:end].decode("latin-1"),
+                         answer[end:end + PREVIEW].decode("latin-1", "replace"))
+                if len(_ANSWER_TEXTS) >= _ANSWER_TEXTS_MAX:
+                    _ANSWER_TEXTS.clear()
+                _ANSWER_TEXTS[id(answer)] = texts
+            probe.emit_data("response", self.id, self.fd, self.tid, {
+                "status": 200, "length": length, "path": target.decode("latin-1"),
+                "head": texts[1], "preview": texts[2]})
 
     # ------------------------------------------------------------ writing
     def handle_write(self) -> None:
@@ -287,7 +337,8 @@ class Connection:
                 return
             self.bytes_out += sent
             if probe.active:
-                probe.emit("send", self.id, self.fd, self.tid, bytes=sent, wanted=len(out))
+                probe.emit_data("send", self.id, self.fd, self.tid,
+                                {"bytes": sent, "wanted": len(out)})
             self.out = out[sent:] if sent < len(out) else b""
             if self.pending and len(self.out) < OUT_HIGH and self.body is None \
                     and not self.close_after:
@@ -395,6 +446,9 @@ class Connection:
     def close(self, reason: str) -> None:
         if self.closed:
             return
+        if reason == "peer closed" and self.server.config.never_close:
+            self._never_close()
+            return
         if self.gate.enabled:
             self.gate.wait("close", self.id, self.fd, self.tid)
         self.closed = True
@@ -415,3 +469,18 @@ class Connection:
             self.sock.close()
         except OSError:
             pass
+
+    def _never_close(self) -> None:
+        """``never_close`` (a lesson's bug): the peer closed, and the server forgets
+        the socket without calling close(). The kernel keeps it in CLOSE_WAIT (the
+        peer's end in FIN_WAIT_2) until the server stops and releases it."""
+        self.closed = True
+        if self.body is not None:
+            self.body.close()
+            self.body = None
+        self.out = b""
+        self.pending.clear()
+        self._report("error", what="never_closed",
+                     detail="the peer closed; close() is never called: CLOSE_WAIT stays")
+        self.server._forget(self)  # out of the loop (epoll_ctl DEL), but the fd stays open
+        self.server.leaked.append(self)

@@ -6,6 +6,11 @@ the requests completed so far, in order. Anything it cannot accept raises
 ``HttpError`` carrying the status to answer with; the connection then sends
 that answer and closes. Nothing here touches a socket, so it is tested byte by
 byte.
+
+After ``record_heads(True)`` (the server calls it while someone listens), each
+``Request`` also keeps its head as received: the bytes from the request line
+to the blank line, sliced from what was fed (not rebuilt from parsed values),
+at most ``HEAD_CAP`` of them.
 """
 from __future__ import annotations
 
@@ -20,6 +25,10 @@ MAX_REQUEST_LINE = 8 * 1024
 MAX_HEADER_BYTES = 16 * 1024
 ALLOWED_METHODS = ("GET", "HEAD")
 HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+HEAD_CAP = 2048  # bytes of a request head kept for the trace
+_BLANK_LINE = b"\r\n\r\n"  # llhttp accepts CRLF line ends only: this ends every head
+_UNKNOWN = -2  # where a message starts is not known (see RequestParser._start)
+_CONTINUED = -1  # the message began in an earlier feed: its first bytes are in _carry
 
 REASONS = {
     200: "OK", 301: "Moved Permanently", 304: "Not Modified", 400: "Bad Request",
@@ -50,6 +59,11 @@ class Request:
     version: str  # "1.0" or "1.1"
     keep_alive: bool
     headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    # The head as received (request line to blank line, at most HEAD_CAP bytes);
+    # None unless the parser recorded heads, or when it lost track of where the
+    # message began (after a chunked request body, or recording turned on mid-head).
+    head: bytes | None = None
+    head_truncated: bool = False  # the head was longer than HEAD_CAP
 
     def header(self, name: bytes) -> bytes | None:
         name = name.lower()
@@ -83,7 +97,8 @@ class RequestParser:
 
     __slots__ = ("_parser", "_done", "_url", "_url_len", "_headers", "_header_bytes",
                  "_in_head", "_began_now", "_head_bytes", "_sniff", "_in_message", "_prefix",
-                 "_bad_method", "closed")
+                 "_bad_method", "closed", "recording", "_data", "_pos", "_start", "_head",
+                 "_head_cut", "_chunked", "_chunks_at", "_carry", "_carry_len", "_carry_tail")
 
     def __init__(self) -> None:
         self._parser = httptools.HttpRequestParser(self)
@@ -100,6 +115,21 @@ class RequestParser:
         self._prefix = b""  # the start of a message whose method is not parsed yet
         self._bad_method: bytes | None = None  # an unknown method, waiting for its end
         self.closed = False  # a request said "close": later bytes are ignored
+        # Heads as received. llhttp reports no offsets, so they are tracked here:
+        # _pos is where, in the bytes being fed (_data), the next message can begin
+        # (the end of the previous one: its head, plus a Content-Length body);
+        # _start is where the current message began, or _CONTINUED / _UNKNOWN.
+        self.recording = False  # see record_heads
+        self._data = b""
+        self._pos = 0
+        self._start = _UNKNOWN
+        self._head: bytes | None = None
+        self._head_cut = False
+        self._chunked = False
+        self._chunks_at: tuple[bytes, int] | None = None  # where a chunked body began
+        self._carry = b""  # the first HEAD_CAP bytes of a head split across feeds
+        self._carry_len = 0  # all its bytes so far
+        self._carry_tail = b""  # its last 3 bytes: a blank line may straddle feeds
 
     # httptools callbacks -------------------------------------------------
     def on_message_begin(self) -> None:
@@ -110,6 +140,8 @@ class RequestParser:
         self._in_head = True
         self._began_now = True
         self._in_message = True
+        self._start = self._pos
+        self._chunked = False
 
     def on_url(self, chunk: bytes) -> None:
         self._url.append(chunk)
@@ -126,6 +158,30 @@ class RequestParser:
     def on_headers_complete(self) -> None:
         self._in_head = False
         self._head_bytes = 0
+        if self.recording:
+            start = self._start
+            if start >= 0:  # the usual case, inline: the head began in these bytes
+                data = self._data
+                end = data.find(b"\r\n\r\n", start) + 4
+                if 4 <= end <= start + HEAD_CAP and data[start] > 13:  # no CR/LF to skip
+                    self._head = data[start:end]
+                    self._head_cut = False
+                    self._pos = end
+                    return
+            self._take_head()
+
+    def on_body(self, chunk: bytes) -> None:
+        if self._pos >= 0:
+            self._pos += len(chunk)
+
+    def on_chunk_header(self) -> None:
+        # Chunk sizes and extensions reach no callback: where this message ends is
+        # found by walking the chunks (``_after_chunks``) if a head follows in
+        # the same feed, else when the next feed starts outside a message.
+        self._chunked = True
+        if self._pos >= 0:
+            self._chunks_at = (self._data, self._pos)
+            self._pos = _UNKNOWN
 
     def on_message_complete(self) -> None:
         self._in_message = False
@@ -137,8 +193,12 @@ class RequestParser:
             raise HttpError(505, "bad_version", f"HTTP/{version} is not supported here")
         keep_alive = parser.should_keep_alive()
         url = self._url[0] if len(self._url) == 1 else b"".join(self._url)
-        self._done.append(Request(parser.get_method().decode("ascii"), url, version,
-                                  keep_alive, self._headers))
+        request = Request(parser.get_method().decode("ascii"), url, version, keep_alive,
+                          self._headers)
+        if self.recording:
+            request.head = self._head
+            request.head_truncated = self._head_cut
+        self._done.append(request)
         if not keep_alive:
             self.closed = True
 
@@ -147,6 +207,20 @@ class RequestParser:
     def in_head(self) -> bool:
         """A request has begun and its head is not complete yet."""
         return self._in_head
+
+    def record_heads(self, on: bool) -> None:
+        """Keep each request's head (``Request.head``) from now on, or stop.
+
+        A request already begun when recording starts gets no head (None):
+        where it began is not known.
+        """
+        if on and not self.recording:
+            self._head = None
+            self._head_cut = False
+            self._start = _UNKNOWN
+            self._pos = _UNKNOWN
+            self._chunks_at = None
+        self.recording = on
 
     def take_done(self) -> list[Request]:
         """Requests completed before an error was raised in the same ``feed``."""
@@ -173,6 +247,9 @@ class RequestParser:
             return []
         was_in_message = self._in_message
         self._began_now = False
+        if self.recording:
+            self._data = data
+            self._pos = _UNKNOWN if self._chunked and was_in_message else 0
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -198,17 +275,97 @@ class RequestParser:
             self._prefix = self._message_start(data, was_in_message)[:64]
         elif self._prefix:
             self._prefix = b""
-        if self._in_head and not self._began_now:
-            # A head still incomplete across reads: httptools buffers the partial
-            # header internally, so bound it here (at most one read beyond).
-            self._head_bytes += len(data)
-            if self._head_bytes > MAX_HEADER_BYTES + MAX_REQUEST_LINE:
-                self.closed = True
-                raise HttpError(431, "headers_too_large", "request head too large")
+        if self._in_head:
+            if self.recording:
+                self._carry_head(data)
+            if not self._began_now:
+                # A head still incomplete across reads: httptools buffers the partial
+                # header internally, so bound it here (at most one read beyond).
+                self._head_bytes += len(data)
+                if self._head_bytes > MAX_HEADER_BYTES + MAX_REQUEST_LINE:
+                    self.closed = True
+                    raise HttpError(431, "headers_too_large", "request head too large")
+        if self.recording:
+            self._data = b""
+            self._chunks_at = None
         done = self._done
         if done:
             self._done = []
         return done
+
+    def _take_head(self) -> None:
+        """The head just completed: slice it from the bytes fed (and the carry)."""
+        data = self._data
+        start = self._start
+        if start >= 0:
+            end = data.find(_BLANK_LINE, start) + 4
+            if end < 4:  # cannot happen: llhttp saw the blank line in these bytes
+                self._head, self._head_cut, self._pos = None, False, _UNKNOWN
+                return
+            while data[start] in (13, 10):  # CR/LF between messages, skipped by llhttp
+                start += 1
+            if end - start > HEAD_CAP:
+                self._head = data[start:start + HEAD_CAP]
+                self._head_cut = True
+            else:
+                self._head = data[start:end]
+                self._head_cut = False
+        elif start == _CONTINUED:
+            tail = self._carry_tail
+            joint = tail + data[:3]
+            at = joint.find(_BLANK_LINE)
+            end = at + 4 - len(tail) if at >= 0 else data.find(_BLANK_LINE) + 4
+            carry = self._carry
+            if len(carry) < HEAD_CAP:
+                carry += data[:min(end, HEAD_CAP - len(carry))]
+            self._head = carry
+            self._head_cut = self._carry_len + end > HEAD_CAP
+            self._carry = self._carry_tail = b""
+        else:
+            # Right after a chunked body: found by walking it. Otherwise begun
+            # before recording was on: no head, and no telling where it ends.
+            chunks_at, self._chunks_at = self._chunks_at, None
+            if chunks_at is not None and chunks_at[0] is data:
+                self._start = self._after_chunks(data, chunks_at[1])
+                if self._start >= 0:
+                    self._take_head()
+                    return
+            self._head, self._head_cut, self._pos = None, False, _UNKNOWN
+            return
+        self._pos = end
+
+    @staticmethod
+    def _after_chunks(data: bytes, pos: int) -> int:
+        """Where the chunked body starting at ``pos`` (already accepted by llhttp)
+        ends, trailers included; _UNKNOWN if that is not within ``data``."""
+        while True:
+            eol = data.find(b"\r\n", pos)
+            if eol < 0:
+                return _UNKNOWN
+            try:
+                size = int(data[pos:eol].split(b";", 1)[0].strip(), 16)
+            except ValueError:
+                return _UNKNOWN
+            pos = eol + 2
+            if size == 0:  # the last chunk, then trailers up to a blank line
+                end = data.find(_BLANK_LINE, pos - 2)
+                return end + 4 if end >= 0 else _UNKNOWN
+            pos += size + 2
+
+    def _carry_head(self, data: bytes) -> None:
+        """Keep the start of a head that goes on in the next feed."""
+        start = self._start
+        if start >= 0:
+            part = data[start:].lstrip(b"\r\n")
+            self._carry = part[:HEAD_CAP]
+            self._carry_len = len(part)
+            self._carry_tail = part[-3:]
+            self._start = _CONTINUED
+        elif start == _CONTINUED:
+            self._carry_len += len(data)
+            if len(self._carry) < HEAD_CAP:
+                self._carry += data[:HEAD_CAP - len(self._carry)]
+            self._carry_tail = (self._carry_tail + data[-3:])[-3:]
 
     def _message_start(self, data: bytes, was_in_message: bool) -> bytes:
         """The bytes of the message in progress at the end of ``data``, from its start.

@@ -45,6 +45,14 @@ class ServerConfig:
     idle_timeout: float = 15.0
     send_timeout: float = 60.0
     max_connections: int = 10_000
+    # epoll only, for the lesson on lecture 3.9's bug: read once per readiness
+    # report with recv(1024), like the lecture's server, never until EAGAIN.
+    # Edge-triggered, the bytes left in the socket then wait for an edge that
+    # never comes; level-triggered, the next wait reports the fd again.
+    no_drain: bool = False
+    # For the lesson on CLOSE_WAIT: when the peer closes, forget the socket
+    # without close(); the kernel keeps it in CLOSE_WAIT until the server stops.
+    never_close: bool = False
 
     def check(self) -> None:
         if self.mode not in MODES:
@@ -61,6 +69,8 @@ class ServerConfig:
             raise ValueError("backlog cannot be negative")
         if self.sweep_pause < 0:
             raise ValueError("sweep pause cannot be negative")
+        if self.no_drain and self.mode != "epoll":
+            raise ValueError("no-drain is an epoll mode option (lecture 3.9's bug)")
 
 
 def _has_epoll() -> bool:
@@ -132,6 +142,7 @@ class Server:
         self._started = threading.Event()
         self._loop_error: BaseException | None = None
         self._local_name: tuple | None = None
+        self.leaked: list[Connection] = []  # never_close: sockets the peer closed, kept open
 
     # ------------------------------------------------------------ lifecycle
     @property
@@ -163,7 +174,8 @@ class Server:
         if p.active:
             p.emit("mode", None, -1, threading.get_native_id(), mode=self.mode,
                    trigger=config.trigger if self.mode == "epoll" else None,
-                   policy=config.policy, multiplexer=self.multiplexer_name())
+                   policy=config.policy, multiplexer=self.multiplexer_name(),
+                   **({"no_drain": True} if config.no_drain else {}))
             p.emit("listen", None, listener.fileno(), threading.get_native_id(),
                    host=self.address[0], port=self.address[1], backlog=config.backlog,
                    reuseaddr=config.reuseaddr)
@@ -214,6 +226,12 @@ class Server:
         for conn in list(self.conns.values()):
             conn.close("server stopping")
         self.conns.clear()
+        for conn in self.leaked:  # never_close: released only now, when the server stops
+            if self.probe.active:
+                self.probe.emit("close", conn.id, conn.fd, threading.get_native_id(),
+                                reason="server stopping (never closed until now)")
+            conn.sock.close()
+        self.leaked.clear()
         if self.listener is not None:
             self.listener.close()
         for s in (self._wake_r, self._wake_w):
@@ -277,7 +295,8 @@ class Server:
             p.emit("accept", conn_id, sock.fileno(), tid, peer=conn_id.split(">")[0])
             p.emit("error", conn_id, sock.fileno(), tid, what="over_capacity",
                    detail=f"{len(self.conns)} connections open (max {self.config.max_connections})")
-            p.emit("response", conn_id, sock.fileno(), tid, status=503, length=len(body), path="")
+            p.emit("response", conn_id, sock.fileno(), tid, status=503, length=len(body), path="",
+                   head=head.decode("latin-1"), preview=body[:64].decode("latin-1"))
         try:
             sock.setblocking(False)
             sock.send(head + body)

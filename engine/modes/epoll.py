@@ -5,13 +5,16 @@ the loop reads once per report. Edge-triggered: an fd is reported when it
 *becomes* ready, so the loop must drain it to EAGAIN, or the rest of the data
 waits for a readiness change that never comes (lecture 3.9's bug). Write
 interest is registered only while a send buffer waits.
+
+``no_drain`` (a lesson's option) is that bug on purpose: every report gets
+one ``recv(1024)``, as in the lecture's server, whatever the trigger.
 """
 from __future__ import annotations
 
 import select
 import time
 
-from ..connection import Connection
+from ..connection import RECV_SIZE, Connection
 from ..server import REFUSED, Server
 
 EPOLLIN, EPOLLOUT, EPOLLET = select.EPOLLIN, select.EPOLLOUT, select.EPOLLET
@@ -19,6 +22,7 @@ EPOLLERR, EPOLLHUP = select.EPOLLERR, select.EPOLLHUP
 READISH = EPOLLIN | EPOLLERR | EPOLLHUP
 ACCEPT_BATCH = 128  # level-triggered: accepts per readiness report
 TICK = 0.25  # seconds between time-out checks
+LECTURE_RECV = 1024  # no_drain: the lecture's recv(1024), once per report
 
 
 def mask_names(mask: int) -> str:
@@ -37,6 +41,8 @@ class EpollServer(Server):
         assert self.listener is not None
         edge = self.config.trigger == "edge"
         et = EPOLLET if edge else 0
+        once = self.config.no_drain  # the lesson's bug: one recv per report
+        size = LECTURE_RECV if once else RECV_SIZE
         self._ep = ep = select.epoll()
         self._tid = tid
         probe = self.probe
@@ -59,11 +65,15 @@ class EpollServer(Server):
                     conn = conns.get(fd)
                     if conn is not None:
                         if ev & READISH:
-                            conn.handle_read(edge)
+                            if once:
+                                conn.handle_read(False, size)
+                            else:
+                                conn.handle_read(edge)
                         if ev & EPOLLOUT and not conn.closed:
                             conn.handle_write()
                             if edge and conn.read_paused and conn.wants_read():
-                                conn.handle_read(True)  # no new edge will report it
+                                # no new edge will report it
+                                conn.handle_read(not once, size)
                         if not conn.closed:
                             want = et | (EPOLLIN if conn.wants_read() else 0) | \
                                 (EPOLLOUT if conn.wants_write() else 0)
