@@ -1,0 +1,105 @@
+"""The http view: a request's bytes, the lecture's expression and the parser, its answer."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from engine.events import Event
+from visualizer.model import EventLog, Timeline, open_trace
+from visualizer.views.http import HttpView
+
+ROOT = Path(__file__).resolve().parents[2]
+CONN = "127.0.0.1:50000>127.0.0.1:7890"
+OTHER = "127.0.0.1:50001>127.0.0.1:7890"
+
+
+def ev(seq: int, kind: str, conn: str = CONN, **data) -> Event:  # type: ignore[no-untyped-def]
+    return Event(seq, seq * 1000, "server", kind, conn, 7, 1, data)
+
+
+def exchange_events() -> list[Event]:
+    head1 = "GET /index.html HTTP/1.1\r\nHost: x\r\nuSeR-agent:   odd  \r\n\r\n"
+    head2 = "GET http://127.0.0.1:7890/robots.txt HTTP/1.1\r\nHost: y\r\n\r\n"
+    return [
+        ev(1, "accept", peer="127.0.0.1:50000"),
+        ev(2, "request", method="GET", path="/index.html", version="1.1", keep_alive=True,
+           head=head1),
+        ev(3, "response", status=200, length=300, path="/index.html",
+           head="HTTP/1.1 200 OK\r\nContent-Length: 300\r\n\r\n", preview="<!doctype html>"),
+        ev(4, "request", method="GET", path="http://127.0.0.1:7890/robots.txt", version="1.1",
+           keep_alive=False, head=head2),
+        ev(5, "accept", OTHER, peer="127.0.0.1:50001"),
+        ev(6, "request", OTHER, method="GET", path="/", version="1.0", keep_alive=False,
+           head="GET / HTTP/1.0\r\n\r\n"),
+        ev(7, "response", status=200, length=20, path="http://127.0.0.1:7890/robots.txt",
+           head="HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n", preview="User-agent: *"),
+    ]
+
+
+def test_request_cut_by_the_lecture_and_the_parser(qtbot) -> None:  # type: ignore[no-untyped-def]
+    view = HttpView()
+    qtbot.addWidget(view)
+    timeline = Timeline(EventLog(exchange_events()))
+    timeline.live = False
+    timeline.seek(0)
+    view.show_state(timeline)
+    assert view.exchange is None and "No request" in view.heading.text()
+    timeline.seek(1)  # the first request, not yet answered
+    view.show_state(timeline)
+    ex = view.exchange
+    assert ex is not None and ex.request_line == "GET /index.html HTTP/1.1"
+    assert ex.regex_group == "/index.html" and ex.agree
+    assert ex.headers == [("Host", "x"), ("uSeR-agent", "odd")]  # the bytes as sent
+    assert ex.status is None and "not answered" in view.response_box.toPlainText()
+    assert "\\r\\n" in view.request_box.toPlainText()  # CR LF made visible
+    timeline.seek(2)
+    view.show_state(timeline)
+    assert view.exchange.status == 200 and "<!doctype html>" in view.response_box.toPlainText()
+    assert "285 bytes more" in view.response_box.toPlainText()
+    # An absolute-form target: the expression and the parser part ways.
+    timeline.seek(3)
+    view.show_state(timeline)
+    ex = view.exchange
+    assert ex.number == 2 and ex.regex_group == "//127.0.0.1:7890/robots.txt"
+    assert not ex.agree and "they differ" in view.compare_label.text()
+    # Selecting the other connection shows its request; "/" is the lecture's index.html.
+    timeline.seek(6)
+    view.select(OTHER)
+    assert view.exchange.conn == OTHER and view.exchange.agree
+    assert "./html/index.html" in view.compare_label.text()
+    view.select(None)
+    assert view.exchange.conn == OTHER  # the latest request overall
+    view.select(CONN)
+    assert view.exchange.status == 200 and "User-agent" in view.exchange.preview
+    # Stepping back un-draws.
+    timeline.seek(0)
+    view.show_state(timeline)
+    assert view.exchange is None
+
+
+def test_live_request_bytes_and_answer(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    trace = tmp_path / "t.jsonl"
+    subprocess.run([sys.executable, "-m", "engine", "serve", "--port", "0", "--states", "off",
+                    "--packets", "off", "--load=--clients 1 --requests 2 --path /index.html",
+                    "--exit-after-load", "--trace", str(trace)],
+                   cwd=ROOT, check=True, capture_output=True, timeout=60)
+    timeline, _, _ = open_trace(trace)
+    view = HttpView()
+    qtbot.addWidget(view)
+    view.resize(1280, 720)
+    view.show_state(timeline)
+    ex = view.exchange
+    assert ex is not None and ex.number == 2 and ex.of == 2
+    assert ex.request_line.startswith("GET /index.html HTTP/1.1") and ex.agree
+    assert ex.head.endswith("\r\n\r\n") and any(n.lower() == "host" for n, _ in ex.headers)
+    body = (ROOT / "html" / "index.html").read_bytes()
+    assert ex.status == 200 and ex.length == len(body)
+    assert ex.response_head.startswith("HTTP/1.1 200 OK")
+    assert f"Content-Length: {len(body)}" in ex.response_head
+    assert ex.preview == body[:64].decode("latin-1")
+    png, svg = tmp_path / "http.png", tmp_path / "http.svg"
+    view.export(png)
+    view.export(svg)
+    assert png.stat().st_size > 5000
+    assert "index.html" in svg.read_text(encoding="utf-8", errors="replace")
