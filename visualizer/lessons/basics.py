@@ -1,16 +1,35 @@
-"""Lessons on one request: the first request (3.1)."""
+"""Lessons on requests and connections: the first request (3.1), pages, pictures
+and a 404 (3.3), short vs keep-alive connections (3.7–3.8), and the regular
+expression that cuts the path out of the request line (1)."""
 from __future__ import annotations
 
+import os
+import re
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from ..model import EventLog
-from .base import Lesson, LessonError, Step, find, first_conn, last, packet, serve
+from .base import REPO, Lesson, LessonError, Step, find, first_conn, last, packet, serve
 
 
 # ---------------------------------------------------------------- first-request
 def _first_request_record(workdir: Path) -> Path:
-    return serve(workdir, "first-request", "--mode", "epoll", "--policy", "close",
-                 load="--clients 1 --requests 1 --short")
+    # Paced so that the kernel observer sees each state: the client waits after
+    # connect(), and the server runs on for a moment after the teardown (TIME_WAIT).
+    with _Served(workdir, "first-request", "--mode", "epoll", "--policy", "close",
+                 *OBSERVING, control=True) as served:
+        served.command("load --clients 1 --requests 1 --short --wait-after-connect 40")
+        served.wait_loads(1)
+        time.sleep(0.2)
+        return served.quit()
 
 
 def _first_request_check(log: EventLog) -> None:
@@ -81,3 +100,776 @@ FIRST_REQUEST = Lesson(
     record=_first_request_record, steps=_first_request_steps, check=_first_request_check)
 
 LESSONS = [FIRST_REQUEST]
+
+
+# ---------------------------------------------------------------- serve in the background
+# How the recordings watch the kernel: states polled every millisecond (observed
+# where sock_diag answers, else inferred), packets captured where allowed, else
+# derived. Tests replace it to record as an unprivileged machine would.
+OBSERVING: tuple[str, ...] = ("--kernel-interval", "0.001")
+
+
+class _Served:
+    """``sockscope serve --port 0`` running in the background while a scenario drives it.
+
+    Its messages are read line by line with bounded waits (no reader thread);
+    ``stop`` sends SIGINT (the server finishes its trace) and waits, killing
+    it only if it does not stop in time."""
+
+    def __init__(self, workdir: Path, name: str, *options: str, control: bool = False,
+                 timeout: float = 15.0) -> None:
+        self.name = name
+        self.trace = Path(workdir) / f"{name}.jsonl"
+        self.errors = Path(workdir) / f"{name}.err"
+        args = [sys.executable, "-m", "engine", "serve", "--port", "0", *options,
+                "--trace", str(self.trace)] + (["--control"] if control else [])
+        with open(self.errors, "wb") as err:
+            self.proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=err,
+                                         stdin=subprocess.PIPE if control else subprocess.DEVNULL)
+        self.lines: list[str] = []
+        self._buffer = b""
+        self._closed = False
+        try:
+            first = self.wait_for(lambda line: True, timeout)
+            match = re.search(r" at (http://\S+/)", first)
+            if match is None:
+                raise LessonError(f"{name}: serve said {first!r}, not where it serves")
+            self.url = match.group(1)
+            # The kernel observer and the capture start after the first line;
+            # this one comes once they run: nothing of the scenario is missed.
+            self.wait_for(lambda line: line.startswith("recording events to"), timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rstrip("/").rsplit(":", 1)[1])
+
+    def _read(self, deadline: float) -> bool:
+        """Read what serve printed, waiting until ``deadline``; False at its end."""
+        assert self.proc.stdout is not None
+        fd = self.proc.stdout.fileno()
+        left = deadline - time.monotonic()
+        if self._closed or left <= 0:
+            return not self._closed
+        ready, _, _ = select.select([fd], [], [], left)
+        if ready:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                self._closed = True
+                return False
+            self._buffer += chunk
+            *complete, self._buffer = self._buffer.split(b"\n")
+            self.lines.extend(c.decode("utf-8", "replace") for c in complete)
+        return True
+
+    def wait_for(self, wanted: Callable[[str], bool], timeout: float = 15.0,
+                 count: int = 1) -> str:
+        """The ``count``-th line serve printed (from the start) that is ``wanted``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [line for line in self.lines if wanted(line)]
+            if len(found) >= count:
+                return found[count - 1]
+            if not self._read(deadline):
+                raise LessonError(f"{self.name}: serve "
+                                  + ("stopped" if self._closed else f"said nothing for {timeout} s")
+                                  + f" before the expected message: {self._stderr()}")
+
+    def command(self, text: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(text.encode() + b"\n")
+        self.proc.stdin.flush()
+
+    def wait_loads(self, count: int, timeout: float = 15.0) -> None:
+        self.wait_for(lambda line: line.startswith("connections opened:"), timeout, count)
+
+    def _stderr(self) -> str:
+        try:
+            return self.errors.read_text(errors="replace").strip()[-300:]
+        except OSError:
+            return ""
+
+    def quit(self, timeout: float = 10.0) -> Path:
+        """``q`` on its standard input (``control``): it stops by itself, else by SIGINT."""
+        try:
+            self.command("q")
+            self.proc.wait(timeout)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+        return self.stop(timeout)
+
+    def stop(self, timeout: float = 10.0) -> Path:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+            raise LessonError(f"{self.name}: serve did not stop on SIGINT")
+        finally:
+            for pipe in (self.proc.stdin, self.proc.stdout):
+                if pipe is not None:
+                    pipe.close()
+        if self.proc.returncode not in (0, -signal.SIGINT):
+            raise LessonError(f"{self.name}: the engine failed ({self.proc.returncode}): "
+                              f"{self._stderr()}")
+        return self.trace
+
+    def __enter__(self) -> _Served:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc.returncode is None:  # not stopped yet (the scenario failed)
+            try:
+                self.stop()
+            except LessonError:
+                if exc[0] is None:
+                    raise
+
+
+def _responses(log: EventLog, where: Callable[[dict], bool]) -> list[int]:
+    return [int(i) for i in log.indices(kinds=["response"], src="server")
+            if where(log[int(i)].data)]
+
+
+def _conn_of(index: int | None) -> Callable[[EventLog], str | None]:
+    return lambda log: log[index].conn if index is not None else None
+
+
+def _header(head: str, name: str) -> str | None:
+    for line in head.split("\r\n")[1:]:
+        key, sep, value = line.partition(":")
+        if sep and key.strip().lower() == name.lower():
+            return value.strip()
+    return None
+
+
+def _with_request_sent(log: EventLog, conn: str, index: int) -> int:
+    """``index`` (a request), or later: once the segment that carried it is recorded too
+    (captured segments may be logged a little after the server's own calls), as long
+    as that is before the connection's next request."""
+    data = find(log, "packet", conn=conn, where=lambda e: (e.data.get("len") or 0) > 0)
+    following = find(log, "request", src="server", conn=conn, after=index)
+    if data is None or (following is not None and data > following):
+        return index
+    return max(index, data)
+
+
+# ---------------------------------------------------------------- static-pages
+BROWSER_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--disable-extensions",
+                 "--virtual-time-budget=3000")
+MISSING = "/missing.html"
+_IMAGE = re.compile(r"\.(png|svg|bmp|jpe?g|gif|ico|webp)$", re.IGNORECASE)
+
+
+def _chromium() -> str | None:
+    """Debian's chromium (or another Chromium) on PATH, or None."""
+    return shutil.which("chromium") or shutil.which("chromium-browser") \
+        or shutil.which("google-chrome")
+
+
+def _is_page(path: str) -> bool:
+    path = path.split("?", 1)[0]
+    return path.endswith(("/", ".html"))
+
+
+def _is_image(path: str) -> bool:
+    return bool(_IMAGE.search(path.split("?", 1)[0]))
+
+
+def _static_pages_record(workdir: Path) -> Path:
+    browser = _chromium()
+    with _Served(workdir, "static-pages", "--mode", "epoll", *OBSERVING,
+                 control=browser is None) as served:
+        if browser is not None:
+            for k, path in enumerate(("/", MISSING)):
+                profile = Path(tempfile.mkdtemp(prefix=f"chromium-{k}-", dir=workdir))
+                try:
+                    done = subprocess.run(
+                        [browser, *BROWSER_FLAGS, f"--user-data-dir={profile}", "--dump-dom",
+                         served.url.rstrip("/") + path],
+                        check=False, capture_output=True, text=True, timeout=60)
+                except subprocess.TimeoutExpired as exc:
+                    raise LessonError(f"static-pages: chromium did not finish loading {path}") \
+                        from exc
+                finally:
+                    shutil.rmtree(profile, ignore_errors=True)
+                if done.returncode != 0:
+                    raise LessonError(f"static-pages: chromium failed ({done.returncode}) on "
+                                      f"{path}: {done.stderr.strip()[-300:]}")
+                time.sleep(0.3)
+        else:
+            # What a browser does, with the built-in clients: the page first, then
+            # its stylesheet and pictures over several connections at once, then a
+            # page that does not exist.
+            served.command("load --path /")
+            served.wait_loads(1)
+            for paths in (("/css/style.css", "/favicon.ico"), ("/images/logo.svg",),
+                          ("/images/handshake.png",)):
+                served.command(f"load --requests {len(paths)} --wait-after-connect 40 "
+                               + " ".join(f"--path {p}" for p in paths))
+            served.wait_loads(4)
+            time.sleep(0.2)
+            served.command(f"load --path {MISSING}")
+            served.wait_loads(5)
+            time.sleep(0.1)
+        return served.stop()
+
+
+def _browser_ran(log: EventLog) -> bool:
+    """Did a real browser make the requests (its User-Agent says Chrome)?"""
+    return find(log, "request", src="server", where=lambda e: "Chrome" in (
+        _header(str(e.data.get("head") or ""), "User-Agent") or "")) is not None
+
+
+def _static_pages_check(log: EventLog) -> None:
+    ok = lambda test: _responses(log, lambda d: d.get("status") == 200  # noqa: E731
+                                 and test(str(d.get("path", ""))))
+    if not ok(_is_page):
+        raise LessonError("static-pages: no page was answered with 200")
+    if not ok(_is_image):
+        raise LessonError("static-pages: no image was answered with 200")
+    if not _responses(log, lambda d: d.get("status") == 404):
+        raise LessonError("static-pages: nothing was answered with 404")
+    most, _ = _most_open(log, len(log))
+    if most < 2:
+        raise LessonError(f"static-pages: at most {most} connection was open at once, "
+                          "not several")
+
+
+def _page_conns(log: EventLog, before: int) -> list[str]:
+    """The connections accepted before ``before``, in order."""
+    seen: list[str] = []
+    for i in log.indices(kinds=["accept"], src="server", stop=before):
+        conn = log[int(i)].conn
+        if conn is not None and conn not in seen:
+            seen.append(conn)
+    return seen
+
+
+def _most_open(log: EventLog, stop: int) -> tuple[int, int]:
+    """(the most server connections open at once before ``stop``, the index where first)."""
+    open_now, best, at = 0, 0, -1
+    for i in log.indices(kinds=["accept", "close"], src="server", stop=stop):
+        e = log[int(i)]
+        open_now += 1 if e.kind == "accept" else -1
+        if open_now > best:
+            best, at = open_now, int(i)
+    return best, at
+
+
+def _page_end(log: EventLog, missing_conn: str | None, stop: int) -> int:
+    """Where loading the page is over: before the first event of the first connection
+    opened after every earlier one was closed and before ``missing_conn`` was accepted
+    (a browser may open a spare connection before the one that asks for the 404)."""
+    accepted = find(log, "accept", src="server", conn=missing_conn)
+    limit = min(stop, accepted if accepted is not None else stop)
+    open_now, idle_from = 0, None
+    for i in log.indices(kinds=["accept", "close"], src="server", stop=limit):
+        open_now += 1 if log[int(i)].kind == "accept" else -1
+        if open_now == 0:
+            idle_from = int(i)
+    if idle_from is None:
+        return limit
+    later = find(log, "accept", src="server", after=idle_from)
+    if later is None:
+        return limit
+    first = find(log, conn=log[later].conn)  # its SYN, or its connect()
+    return min(limit, first if first is not None else later)
+
+
+def _static_pages_steps(log: EventLog) -> list[Step]:
+    browser = _browser_ran(log)
+    page = _responses(log, lambda d: d.get("status") == 200 and _is_page(str(d.get("path"))))[0]
+    page_req = find(log, "request", src="server", conn=log[page].conn,
+                    where=lambda e: e.data.get("path") == log[page].data.get("path"))
+    if page_req is None:  # cannot happen: a response answers a request
+        page_req = page
+    missing = _responses(log, lambda d: d.get("status") == 404)[0]
+    missing_req = find(log, "request", src="server", conn=log[missing].conn,
+                       where=lambda e: e.data.get("path") == log[missing].data.get("path"))
+    before_missing = _page_end(log, log[missing].conn,
+                               missing_req if missing_req is not None else missing)
+    conns = _page_conns(log, before_missing)
+    most, most_at = _most_open(log, before_missing)
+    css = next(iter(_responses(log, lambda d: d.get("status") == 200 and
+                               str(d.get("path", "")).endswith(".css"))), None)
+    images = _responses(log, lambda d: d.get("status") == 200 and _is_image(str(d.get("path"))))
+    picture = next((i for i in images if str(log[i].data.get("path")).endswith(".png")),
+                   images[0])
+    page_requests = len(log.indices(kinds=["request"], src="server", stop=before_missing))
+    carried = {c: len(log.indices(kinds=["request"], src="server", conn=c, stop=before_missing))
+               for c in conns}
+    reused = [c for c in conns if carried[c] > 1]
+    idle = [c for c in conns if carried[c] == 0]
+    after_missing = [i for i in _responses(log, lambda d: d.get("status") == 200)
+                     if i > missing]
+    last_close = find(log, "close", src="server", nth=-1)
+    peer_closed = last_close is not None and \
+        "peer" in str(log[last_close].data.get("reason", ""))
+    port = (log[page].conn or ":").split(">")[1].rsplit(":", 1)[-1]
+    n_open = f"{most}"
+
+    if browser:
+        intro = {"en": f"A real browser, headless Chromium, opens http://127.0.0.1:{port}/. "
+                       "Its first connection: the three-way handshake, then GET /.",
+                 "zh_CN": f"一个真正的浏览器（无界面的 Chromium）打开 http://127.0.0.1:{port}/。"
+                          "它的第一个连接：三次握手，然后发送 GET /。"}
+        parallel = {"en": f"The browser does not fetch one file after another on one "
+                          f"connection: it opens {n_open} connections to the server at once "
+                          "(Chromium allows up to six per server over HTTP/1.1) and asks for "
+                          "the resources in parallel.",
+                    "zh_CN": f"浏览器不会在一个连接上一个接一个地取文件：它同时向服务器打开了 "
+                             f"{n_open} 个连接（HTTP/1.1 下 Chromium 对同一服务器最多开 6 个），"
+                             "并行请求这些资源。"}
+        missing_text = {"en": f"A second browser run asks for {MISSING}. There is no such file: "
+                              "the server answers 404 Not Found, with a page (404.html) for the "
+                              "browser to show.",
+                        "zh_CN": f"第二次运行浏览器，请求 {MISSING}。没有这个文件：服务器回复 "
+                                 "404 Not Found，并附上一个页面（404.html）供浏览器显示。"}
+    else:
+        intro = {"en": "No Chromium on this machine: SockScope's built-in clients fetch what a "
+                       "browser would fetch for this page: first GET / on one connection, "
+                       "then its stylesheet and pictures.",
+                 "zh_CN": "这台机器上没有 Chromium：由 SockScope 内置的客户端去取浏览器会取的"
+                          "东西：先在一个连接上 GET /，再取样式表和图片。"}
+        parallel = {"en": f"Like a browser, the clients do not wait for one file after another: "
+                          f"{n_open} connections are open to the server at once, one per "
+                          "client, each asking for its own files.",
+                    "zh_CN": f"和浏览器一样，这些客户端不会一个接一个地等待：同时有 {n_open} "
+                             "个连接连到服务器，每个客户端一个，各自请求自己的文件。"}
+        missing_text = {"en": f"Then a client asks for {MISSING}. There is no such file: the "
+                              "server answers 404 Not Found, with a page (404.html) a browser "
+                              "would show.",
+                        "zh_CN": f"然后一个客户端请求 {MISSING}。没有这个文件：服务器回复 "
+                                 "404 Not Found，并附上一个浏览器可以显示的页面（404.html）。"}
+
+    middle = [(most_at, Step(parallel, lambda log: most_at, "sockets", None))]
+    if css is not None:
+        middle.append((css, Step(
+            {"en": "GET /css/style.css: the same code answers, only the file differs. The "
+                   "path picks the file; its extension picks the Content-Type: text/css.",
+             "zh_CN": "GET /css/style.css：同一段代码来回复，只是文件不同。路径决定读哪个文件，"
+                      "扩展名决定 Content-Type：text/css。"},
+            lambda log: css, "http", _conn_of(css))))
+    pic_path = str(log[picture].data.get("path"))
+    middle.append((picture, Step(
+        {"en": f"GET {pic_path}: 200 again. The body is binary, not text, so the server sends "
+               "the file's bytes as they are; Content-Length tells the "
+               + ("browser" if browser else "client") + " where they end.",
+         "zh_CN": f"GET {pic_path}：又是 200。响应体是二进制而不是文本，服务器原样发送文件的"
+                  "字节；Content-Length 告诉" + ("浏览器" if browser else "客户端")
+                  + "它们在哪里结束。"},
+        lambda log: picture, "http", _conn_of(picture))))
+    middle.sort(key=lambda pair: pair[0])  # in the order they happened: never backwards
+    used = len(conns) - len(idle)
+    steps = [
+        Step(intro, lambda log: _with_request_sent(log, str(log[page].conn), page_req),
+             "sequence", _conn_of(page)),
+        Step({"en": "The server finds index.html for / and answers 200 OK with "
+                    "Content-Type: text/html. The browser reads the HTML and finds what else "
+                    "the page needs: a stylesheet, a script, a logo, a picture."
+                    if browser else
+                    "The server finds index.html for / and answers 200 OK with "
+                    "Content-Type: text/html. In the HTML are the other files the page needs: "
+                    "a stylesheet, a script, a logo, a picture.",
+              "zh_CN": "服务器为 / 找到 index.html，回复 200 OK，Content-Type: text/html。"
+                       "浏览器读 HTML，发现页面还需要别的文件：样式表、脚本、logo、图片。"
+                       if browser else
+                       "服务器为 / 找到 index.html，回复 200 OK，Content-Type: text/html。"
+                       "HTML 里写着页面还需要的其他文件：样式表、脚本、logo、图片。"},
+             lambda log: page, "http", _conn_of(page)),
+        *(step for _, step in middle),
+        Step({"en": f"The whole page: {page_requests} requests over {used} connections, "
+                    "several of them open at the same time"
+                    + (f"; {len(reused)} of them carried more than one request (keep-alive)"
+                       if reused else "")
+                    + (f"; {len(idle)} more were opened in advance and never used"
+                       if idle else "") + ".",
+              "zh_CN": f"整个页面：{page_requests} 个请求，分布在 {used} 个连接上，"
+                       "有几个连接是同时打开的"
+                       + (f"；其中 {len(reused)} 个连接承载了不止一个请求（长连接）"
+                          if reused else "")
+                       + (f"；另有 {len(idle)} 个连接是提前打开的，一直没有用上"
+                          if idle else "") + "。"},
+             lambda log: before_missing - 1, "lifecycle", None),
+    ]
+    steps.append(Step(missing_text, lambda log: missing, "http", _conn_of(missing)))
+    if after_missing and browser:
+        follow = after_missing[0]
+        steps.append(Step(
+            {"en": "The 404 page is HTML too, so the browser fetches its stylesheet and logo "
+                   "like for any page: a 404 is an answer, not a failed connection.",
+             "zh_CN": "404 页面也是 HTML，所以浏览器像对待任何页面一样去取它的样式表和 logo："
+                      "404 是一个回答，不是连接失败。"},
+            lambda log: follow, "http", _conn_of(follow)))
+    if last_close is not None:
+        closing = log[last_close].conn
+        shown = find(log, "tcp_state", conn=closing, where=lambda e: e.data.get("side") ==
+                     "client" and e.data.get("state") == "TIME_WAIT") is not None
+        if peer_closed and browser:
+            en = ("When the browser exits it closes its connections. It closed first (the "
+                  "server's recv() returned 0), so the TIME_WAIT is on the browser's side, not "
+                  "the server's.")
+            zh = ("浏览器退出时关闭它的连接。是它先关闭的（服务器的 recv() 返回 0），"
+                  "所以 TIME_WAIT 在浏览器这一边，而不在服务器那边。")
+            if not shown:
+                en += " (The browser's own states are not recorded here, only the server's.)"
+                zh += "（这里没有记录浏览器一侧的状态，只有服务器的。）"
+        elif peer_closed:
+            en = ("Each client closes its connection when it is done. It closed first (the "
+                  "server's recv() returned 0), so the TIME_WAIT is on the client's side, not "
+                  "the server's.")
+            zh = ("每个客户端做完后关闭自己的连接。是它先关闭的（服务器的 recv() 返回 0），"
+                  "所以 TIME_WAIT 在客户端这一边，而不在服务器那边。")
+        else:
+            en = "The connections close; the side that closed first keeps the TIME_WAIT."
+            zh = "连接关闭；先关闭的一方进入 TIME_WAIT。"
+        steps.append(Step({"en": en, "zh_CN": zh}, lambda log: last(log), "sequence",
+                          _conn_of(last_close)))
+    return steps
+
+
+STATIC_PAGES = Lesson(
+    name="static-pages",
+    title={"en": "Pages, pictures and a 404", "zh_CN": "页面、图片和 404"},
+    section="3.3",
+    summary={"en": "a browser loads a page: several connections, the page, its CSS and images, "
+                   "and a 404",
+             "zh_CN": "浏览器加载一个页面：多个连接，页面、CSS 和图片，以及一个 404"},
+    record=_static_pages_record, steps=_static_pages_steps, check=_static_pages_check)
+
+LESSONS.append(STATIC_PAGES)
+
+
+# ---------------------------------------------------------------- keep-alive
+KEEP_ALIVE_N = 4  # requests in each run
+# Paced so that each connection has a visible length next to the pauses between them.
+KEEP_ALIVE_LOAD = f"--requests {KEEP_ALIVE_N} --think 30 --wait-after-connect 30 --path /index.html"
+
+
+def _keep_alive_record(workdir: Path) -> Path:
+    # One server, two runs of the same client in one trace: N short connections,
+    # then N requests on one kept-alive connection.
+    with _Served(workdir, "keep-alive", "--mode", "epoll", *OBSERVING,
+                 control=True) as served:
+        served.command(f"load --short {KEEP_ALIVE_LOAD}")
+        served.wait_loads(1)
+        time.sleep(0.25)
+        served.command(f"load --keep-alive {KEEP_ALIVE_LOAD}")
+        served.wait_loads(2)
+        time.sleep(0.1)
+        return served.quit()
+
+
+def _server_conns(log: EventLog) -> dict[str, list[int]]:
+    """Each connection the server accepted, with the log indices of its requests."""
+    conns: dict[str, list[int]] = {}
+    for i in log.indices(kinds=["accept"], src="server"):
+        conns.setdefault(str(log[int(i)].conn), [])
+    for i in log.indices(kinds=["request"], src="server"):
+        conns.setdefault(str(log[int(i)].conn), []).append(int(i))
+    return conns
+
+
+def _runs(log: EventLog) -> tuple[list[str], list[str]]:
+    """(the short run's connections, the keep-alive run's), by what the requests asked."""
+    short, kept = [], []
+    for conn, requests in _server_conns(log).items():
+        if requests and all(not log[i].data.get("keep_alive") for i in requests):
+            short.append(conn)
+        elif requests:
+            kept.append(conn)
+    return short, kept
+
+
+def _keep_alive_check(log: EventLog) -> None:
+    short, kept = _runs(log)
+    conns = _server_conns(log)
+    n = KEEP_ALIVE_N
+    short_requests = sum(len(conns[c]) for c in short)
+    if len(short) != n or short_requests != n:
+        raise LessonError(f"keep-alive: the short run opened {len(short)} connections for "
+                          f"{short_requests} requests, not {n} for {n}")
+    if len(kept) != 1 or len(conns[kept[0]]) != n:
+        raise LessonError(f"keep-alive: the keep-alive run used {len(kept)} connections "
+                          f"for {sum(len(conns[c]) for c in kept)} requests, not 1 for {n}")
+    responses = _responses(log, lambda d: True)
+    if len(responses) != 2 * n:
+        raise LessonError(f"keep-alive: {len(responses)} responses, not {2 * n}")
+    for i in responses:
+        d = log[i].data
+        head = str(d.get("head") or "")
+        if head:
+            length = _header(head, "Content-Length")
+            if length is None or int(length) != d.get("length"):
+                raise LessonError(f"keep-alive: a response head carries no matching "
+                                  f"Content-Length: {head!r}")
+        elif not isinstance(d.get("length"), int):
+            raise LessonError("keep-alive: a response says nothing of its length")
+
+
+def _time_waits(log: EventLog, conns: list[str]) -> dict[str, int]:
+    """How many of ``conns`` went to TIME_WAIT on each side ({"client": k, "server": m})."""
+    sides: dict[str, set[str]] = {}
+    for i in log.indices(kinds=["tcp_state"]):
+        e = log[int(i)]
+        if e.conn in conns and e.data.get("state") == "TIME_WAIT":
+            sides.setdefault(str(e.data.get("side")), set()).add(str(e.conn))
+    return {side: len(found) for side, found in sides.items()}
+
+
+def _keep_alive_steps(log: EventLog) -> list[Step]:
+    short, kept = _runs(log)
+    conns = _server_conns(log)
+    n = KEEP_ALIVE_N
+    first_short, ka = short[0], kept[0]
+    ka_requests = conns[ka]
+    ka_responses = [int(i) for i in log.indices(kinds=["response"], src="server", conn=ka)]
+    ka_first = int(log.indices(conn=ka)[0])
+    # The short run is over when the keep-alive connection begins: its last event before.
+    short_end = max(int(i) for c in short for i in log.indices(conn=c, stop=ka_first))
+    first_short_end = int(log.indices(conn=first_short, stop=ka_first)[-1])
+    ka_last = int(log.indices(conn=ka)[-1])
+    packets = find(log, "packet") is not None
+    captured = find(log, "packet", where=lambda e: e.data.get("origin") == "captured") \
+        is not None
+    length = log[ka_responses[0]].data.get("length")
+    # Who closed each short connection first: that side keeps its TIME_WAIT.
+    tw = _time_waits(log, short)
+    if tw:
+        en = {"server": "the server", "client": "the client"}
+        zh = {"server": "服务器", "client": "客户端"}
+        sides = sorted(tw, key=lambda side: -tw[side])
+        tw_en = ("and left a socket in TIME_WAIT on the side that closed first (here: "
+                 + ", ".join(f"{en.get(s, s)} {tw[s]}×" for s in sides) + ")")
+        tw_zh = ("还在先关闭的一方留下一个 TIME_WAIT 套接字（这里："
+                 + "，".join(f"{zh.get(s, s)} {tw[s]} 次" for s in sides) + "）")
+    else:
+        tw_en = "and left a socket in TIME_WAIT on the side that closed first"
+        tw_zh = "还在先关闭的一方留下一个 TIME_WAIT 套接字"
+    ka_tw = sum(_time_waits(log, [ka]).values())
+    short_tw = sum(tw.values())
+    seg_en = "" if captured else (" (derived from the calls: these segments were not captured)"
+                                  if packets else "")
+    seg_zh = "" if captured else ("（由系统调用推导，并非抓包所得）" if packets else "")
+    return [
+        Step({"en": f"First, short connections: the client asks for /index.html {n} times, each "
+                    "time on a new connection with Connection: close. One request, then the "
+                    "connection is closed: handshake, request, response, teardown" + seg_en + ".",
+              "zh_CN": f"先看短连接：客户端请求 /index.html {n} 次，每次都新建一个连接，"
+                       "并带上 Connection: close。一个请求之后连接就关闭：握手、请求、响应、"
+                       "挥手" + seg_zh + "。"},
+             lambda log: first_short_end, "sequence", lambda log: first_short),
+        Step({"en": f"{n} requests, {n} connections: every request paid a three-way handshake "
+                    f"and a teardown, {tw_en}.",
+              "zh_CN": f"{n} 个请求，{n} 个连接：每个请求都付出了一次三次握手和一次挥手，"
+                       f"{tw_zh}。"},
+             lambda log: short_end, "lifecycle", None),
+        Step({"en": "Now keep-alive: the same client, the same requests, but Connection: "
+                    "keep-alive. One connect(), one handshake, and the first request follows.",
+              "zh_CN": "再看长连接：同一个客户端、同样的请求，但带 Connection: keep-alive。"
+                       "只有一次 connect()、一次握手，然后发出第一个请求。"},
+             lambda log: _with_request_sent(log, ka, ka_requests[0]), "sequence",
+             lambda log: ka),
+        Step({"en": f"The response head says Connection: keep-alive and Content-Length: {length}. "
+                    f"The client reads exactly {length} bytes of body after the blank line, and "
+                    "knows the response is complete while the connection stays open.",
+              "zh_CN": f"响应头里写着 Connection: keep-alive 和 Content-Length: {length}。"
+                       f"客户端在空行之后恰好读取 {length} 字节的响应体，就知道这个响应已经完整，"
+                       "而连接仍然保持打开。"},
+             lambda log: ka_responses[0], "http", lambda log: ka),
+        Step({"en": "Why keep-alive needs Content-Length: without it (or chunked encoding) the "
+                    "client could only find the end of a body when the server closes the "
+                    "connection, which defeats keep-alive. That is why the lecture's "
+                    "keep-alive server (3.8) adds a content-length header.",
+              "zh_CN": "为什么长连接离不开 Content-Length：没有它（也没有 chunked 编码），"
+                       "客户端只能靠服务器关闭连接来判断响应体在哪里结束，长连接也就失去了意义。"
+                       "所以讲义里的长连接服务器（3.8）要加上 content-length 响应头。"},
+             lambda log: ka_responses[0], "http", lambda log: ka),
+        Step({"en": "The second request goes out on the same connection, the same client port: "
+                    "no new handshake, no new socket on either side.",
+              "zh_CN": "第二个请求走的是同一个连接、同一个客户端端口：没有新的握手，"
+                       "两端都没有新建套接字。"},
+             lambda log: ka_responses[1], "http", lambda log: ka),
+        Step({"en": f"The whole keep-alive connection: one handshake, {n} requests and their "
+                    "responses, one teardown. The client closed it after its last answer.",
+              "zh_CN": f"整个长连接：一次握手，{n} 个请求和响应，一次挥手。"
+                       "客户端收到最后一个响应后关闭了连接。"},
+             lambda log: ka_last, "sequence", lambda log: ka),
+        Step({"en": f"Side by side: {n} requests cost {n} handshakes ({3 * n} segments) when "
+                    "short, one handshake (3 segments) with keep-alive"
+                    + (f"; {short_tw} TIME_WAIT sockets against {ka_tw}" if tw else "")
+                    + ". The price of keep-alive: the server keeps idle connections open "
+                    "(and closes them after a timeout).",
+              "zh_CN": f"对比一下：同样 {n} 个请求，短连接要 {n} 次握手（{3 * n} 个报文段），"
+                       "长连接只要 1 次握手（3 个报文段）"
+                       + (f"；TIME_WAIT 套接字 {short_tw} 个对 {ka_tw} 个" if tw else "")
+                       + "。长连接的代价：服务器要保持空闲的连接（超时后再关闭）。"},
+             lambda log: last(log), "lifecycle", None),
+    ]
+
+
+KEEP_ALIVE = Lesson(
+    name="keep-alive",
+    title={"en": "Short and keep-alive connections", "zh_CN": "短连接与长连接"},
+    section="3.7–3.8",
+    summary={"en": "N requests on N connections, or on one; and why keep-alive needs "
+                   "Content-Length",
+             "zh_CN": "N 个请求用 N 个连接，还是只用一个；以及长连接为什么需要 Content-Length"},
+    record=_keep_alive_record, steps=_keep_alive_steps, check=_keep_alive_check)
+
+LESSONS.append(KEEP_ALIVE)
+
+
+# ---------------------------------------------------------------- regex
+LECTURE_RE = re.compile(r"^[^/]+(/[^\s]*)")  # the lecture's expression (3.3)
+QUERY_TARGET = "/index.html?lang=zh"
+
+
+def _regex_targets(port: int) -> list[str]:
+    """The request targets the lesson sends: the lecture's cases and two it misreads."""
+    return ["/", "/index.html", f"http://127.0.0.1:{port}/index.html", QUERY_TARGET]
+
+
+def _raw_get(port: int, target: str, timeout: float = 5.0) -> bytes:
+    """Send one request line as written (a browser or the built-in clients would not
+    send an absolute-form target to a server), read the answer to the server's close."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                     "User-Agent: sockscope-lesson\r\nConnection: close\r\n\r\n".encode())
+        chunks = []
+        for _ in range(1000):  # bounded: the server closes after its answer
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _regex_record(workdir: Path) -> Path:
+    with _Served(workdir, "regex", "--mode", "epoll", *OBSERVING) as served:
+        for target in _regex_targets(served.port):
+            try:
+                answer = _raw_get(served.port, target)
+            except OSError as exc:
+                raise LessonError(f"regex: GET {target} failed: {exc}") from exc
+            if not answer.startswith(b"HTTP/1.1 "):
+                raise LessonError(f"regex: GET {target} got no answer")
+            time.sleep(0.05)
+        time.sleep(0.05)
+        return served.stop()
+
+
+def _request_for(log: EventLog, test: Callable[[str], bool]) -> int | None:
+    return find(log, "request", src="server", where=lambda e: test(str(e.data.get("path", ""))))
+
+
+def _answer_to(log: EventLog, request: int | None) -> int | None:
+    if request is None:
+        return None
+    e = log[request]
+    return find(log, "response", src="server", conn=e.conn, after=request,
+                where=lambda r: r.data.get("path") == e.data.get("path"))
+
+
+def _group1(log: EventLog, request: int) -> str | None:
+    e = log[request]
+    head = str(e.data.get("head") or "")
+    line = head.split("\r\n", 1)[0] if head else \
+        f"{e.data.get('method')} {e.data.get('path')} HTTP/{e.data.get('version')}"
+    m = LECTURE_RE.match(line)
+    return m.group(1) if m else None
+
+
+_REGEX_CASES: dict[str, Callable[[str], bool]] = {
+    "/": lambda p: p == "/",
+    "/index.html": lambda p: p == "/index.html",
+    "absolute": lambda p: p.startswith("http://"),
+    "query": lambda p: p.startswith("/") and "?" in p,
+}
+
+
+def _regex_check(log: EventLog) -> None:
+    for name, test in _REGEX_CASES.items():
+        request = _request_for(log, test)
+        if request is None:
+            raise LessonError(f"regex: no request for the {name} target was recorded")
+        answer = _answer_to(log, request)
+        if answer is None or log[answer].data.get("status") != 200:
+            raise LessonError(f"regex: the {name} target was not answered with 200")
+    absolute = _request_for(log, _REGEX_CASES["absolute"])
+    assert absolute is not None
+    if _group1(log, absolute) == log[absolute].data.get("path"):
+        raise LessonError("regex: the expression read the absolute-form target as the parser")
+
+
+def _regex_steps(log: EventLog) -> list[Step]:
+    at = {name: _request_for(log, test) for name, test in _REGEX_CASES.items()}
+    answer = {name: _answer_to(log, i) for name, i in at.items()}
+    absolute = str(log[at["absolute"]].data.get("path"))  # type: ignore[index]
+    group = _group1(log, at["absolute"]) or ""  # type: ignore[arg-type]
+    conn = lambda name: _conn_of(at[name])  # noqa: E731
+    return [
+        Step({"en": "Every request begins with a request line: method, target, version. The "
+                    "lecture cuts the target out with re.match(r\"^[^/]+(/[^\\s]*)\", line): "
+                    "[^/]+ eats everything before the first slash, the group takes what follows "
+                    "up to the first whitespace. For GET / the group is \"/\".",
+              "zh_CN": "每个请求都以请求行开头：方法、目标、版本。讲义用 "
+                       "re.match(r\"^[^/]+(/[^\\s]*)\", line) 取出目标：[^/]+ 吃掉第一个斜杠之前的"
+                       "所有字符，分组取出其后直到第一个空白字符的部分。对 GET / 来说，分组就是 \"/\"。"},
+             lambda log: at["/"], "http", conn("/")),
+        Step({"en": "The lecture turns \"/\" into /index.html by hand; this server does the same "
+                    "for any directory, and answers 200 with index.html.",
+              "zh_CN": "讲义手工把 \"/\" 换成 /index.html；这个服务器对任何目录都这样做，"
+                       "回复 200 和 index.html。"},
+             lambda log: answer["/"], "http", conn("/")),
+        Step({"en": "GET /index.html: group(1) and the parser (httptools) find the same path. "
+                    "For what a browser sends to a server, the expression works.",
+              "zh_CN": "GET /index.html：group(1) 和解析器（httptools）找到的路径一样。"
+                       "对浏览器直接发给服务器的请求，这个正则表达式是管用的。"},
+             lambda log: at["/index.html"], "http", conn("/index.html")),
+        Step({"en": f"But HTTP also allows an absolute URL as the target (what clients send to a "
+                    f"proxy): GET {absolute}. [^/]+ stops at the first slash, inside \"http://\", "
+                    f"so group(1) is \"{group}\": the two differ.",
+              "zh_CN": f"但 HTTP 也允许用完整的 URL 作为目标（客户端发给代理时就是这样）："
+                       f"GET {absolute}。[^/]+ 在第一个斜杠处停下，而它就在 \"http://\" 里面，"
+                       f"所以 group(1) 是 \"{group}\"：两者不一样了。"},
+             lambda log: at["absolute"], "http", conn("absolute")),
+        Step({"en": f"The parser knows the absolute form: the server takes the path /index.html "
+                    f"out of the URL and answers 200. The lecture's server would open "
+                    f"./html{group}, find no such file, and answer 404.",
+              "zh_CN": f"解析器认识这种完整形式：服务器从 URL 中取出路径 /index.html，回复 200。"
+                       f"讲义的服务器则会去打开 ./html{group}，找不到这个文件，回复 404。"},
+             lambda log: answer["absolute"], "http", conn("absolute")),
+        Step({"en": f"GET {QUERY_TARGET}: here group(1) and the parser agree on the target. "
+                    "But a target is not a file name: after the \"?\" comes a query string.",
+              "zh_CN": f"GET {QUERY_TARGET}：这一次 group(1) 和解析器得到的目标一致。"
+                       "但目标并不是文件名：\"?\" 后面是查询字符串。"},
+             lambda log: at["query"], "http", conn("query")),
+        Step({"en": f"The lecture would open ./html{QUERY_TARGET} and answer 404. This server "
+                    "splits the target into path and query first (and decodes %-escapes), then "
+                    "looks for /index.html: 200. The expression finds the target; the target "
+                    "still has to be parsed as a URL before it names a file.",
+              "zh_CN": f"讲义的服务器会去打开 ./html{QUERY_TARGET}，回复 404。这个服务器先把目标"
+                       "拆成路径和查询字符串（并解码 % 转义），再去找 /index.html：200。"
+                       "正则表达式找到的是目标；目标还要按 URL 解析，才能对应到文件。"},
+             lambda log: answer["query"], "http", conn("query")),
+    ]
+
+
+REGEX = Lesson(
+    name="regex",
+    title={"en": "The regular expression in the request line", "zh_CN": "请求行里的正则表达式"},
+    section="1",
+    summary={"en": "re.match cuts the path out of the request line: where it agrees with a "
+                   "real parser, and where it does not",
+             "zh_CN": "用 re.match 从请求行中取出路径：它和真正的解析器哪里一致，哪里不一致"},
+    record=_regex_record, steps=_regex_steps, check=_regex_check)
+
+LESSONS.append(REGEX)

@@ -1,0 +1,284 @@
+"""The basics lessons after the first request: static-pages, keep-alive and regex.
+
+Each is recorded for real (module-scoped), checked, asserted from its log, and
+walked in the window with PageDown in both languages while the views are
+asked whether they show what the caption says. The same lessons are also
+recorded as an unprivileged machine would record them (states inferred from
+the calls, packets derived), and static-pages without a browser.
+"""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QSettings, Qt
+
+from visualizer.app import MainWindow
+from visualizer.lessons import ORDER, Prepared, all_lessons, basics, prepare
+from visualizer.views.lifecycle import KEEP_ALIVE, SHORT
+
+ROOT = Path(__file__).resolve().parents[2]
+UNPRIVILEGED = ("--states", "inferred", "--packets", "derived")
+CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+def _prepare(name: str, workdir: Path, observing: tuple[str, ...] | None = None,
+             browser: bool = True) -> Prepared:
+    with pytest.MonkeyPatch.context() as mp:
+        if observing is not None:
+            mp.setattr(basics, "OBSERVING", observing)
+        if not browser:
+            mp.setattr(basics, "_chromium", lambda: None)
+        return prepare(all_lessons()[name], workdir)
+
+
+@pytest.fixture(scope="module")
+def static(tmp_path_factory):  # type: ignore[no-untyped-def]
+    return _prepare("static-pages", tmp_path_factory.mktemp("static"))
+
+
+@pytest.fixture(scope="module")
+def keep_alive(tmp_path_factory):  # type: ignore[no-untyped-def]
+    return _prepare("keep-alive", tmp_path_factory.mktemp("keep"))
+
+
+@pytest.fixture(scope="module")
+def regex(tmp_path_factory):  # type: ignore[no-untyped-def]
+    return _prepare("regex", tmp_path_factory.mktemp("regex"))
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):  # type: ignore[no-untyped-def]
+    settings = QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)
+    w = MainWindow(engine=False, settings=settings)
+    w.resize(1600, 1000)
+    qtbot.addWidget(w)
+    w.show()
+    yield w
+    w.close()
+
+
+def walk(qtbot, window, prepared: Prepared, look=None) -> None:  # type: ignore[no-untyped-def]
+    """Every step with PageDown, in both languages; ``look(k, view)`` checks the picture."""
+    steps = prepared.steps
+    assert 5 <= len(steps) <= 10
+    assert prepared.at == sorted(prepared.at)
+    for lang in ("en", "zh_CN"):
+        window.qsettings.setValue("language", lang)
+        window.open_lesson(prepared)
+        for k in range(len(steps)):
+            text = prepared.text(k, lang)
+            assert window.lesson_step == k
+            assert window.caption_step.text() == f"{k + 1} / {len(steps)}"
+            assert window.caption.text() == text
+            assert bool(CJK.search(text)) == (lang == "zh_CN"), text
+            assert window.timeline.cursor == prepared.at[k]
+            view = window.view_tabs.currentWidget()
+            assert view.name == steps[k].view
+            if look is not None and lang == "en":
+                look(k, view)
+            qtbot.keyClick(window, Qt.Key.Key_PageDown)
+        assert window.lesson_step == len(steps) - 1
+
+
+def responses(log, where=lambda d: True) -> list:  # type: ignore[no-untyped-def]
+    return [log[int(i)] for i in log.indices(kinds=["response"], src="server")
+            if where(log[int(i)].data)]
+
+
+def requests(log) -> list:  # type: ignore[no-untyped-def]
+    return [log[int(i)] for i in log.indices(kinds=["request"], src="server")]
+
+
+def test_the_basics_are_listed_in_the_lecture_order() -> None:
+    names = list(all_lessons())
+    assert {"first-request", "static-pages", "keep-alive", "regex"} <= set(names)
+    ranks = [ORDER.index(n) for n in names if n in ORDER]
+    assert ranks == sorted(ranks)
+    for name in ("static-pages", "keep-alive", "regex"):
+        lesson = all_lessons()[name]
+        assert all(lesson.title.get(k) and lesson.summary.get(k) for k in ("en", "zh_CN"))
+    listed = subprocess.run([sys.executable, "-m", "visualizer.cli", "lessons"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert listed.returncode == 0
+    shown = [line.split()[0] for line in listed.stdout.splitlines() if line.strip()]
+    assert shown.index("static-pages") < shown.index("keep-alive") < shown.index("regex")
+
+
+# ---------------------------------------------------------------- static-pages
+def test_static_pages_loads_a_page_its_pictures_and_a_404(qtbot, window, static) -> None:  # type: ignore[no-untyped-def]
+    log = static.timeline.log
+    browser = basics._chromium() is not None
+    assert basics._browser_ran(log) == browser
+    paths = {e.data["path"]: e.data["status"] for e in responses(log)}
+    assert paths.get("/") == 200 and paths.get(basics.MISSING) == 404
+    assert paths.get("/css/style.css") == 200
+    assert any(basics._is_image(p) and s == 200 for p, s in paths.items())
+    heads = [e.data.get("head", "") for e in requests(log)]
+    agent = "HeadlessChrome" if browser else "sockscope-load"
+    assert all(agent in h for h in heads), heads[0]
+    conns = {e.conn for e in log if e.kind == "accept" and e.src == "server"}
+    assert len(conns) >= 3  # the page's connections, then the 404's
+    most, _ = basics._most_open(log, len(log))
+    assert most >= 2  # several at once
+    first = static.text(0, "en")
+    assert first.startswith("A real browser" if browser else "No Chromium on this machine")
+
+    seen: dict[str, int] = {}
+
+    def look(k, view):  # type: ignore[no-untyped-def]
+        text = static.text(k, "en")
+        if view.name == "http":
+            ex = view.exchange
+            assert ex is not None and ex.status is not None
+            if "404 Not Found" in text:
+                assert ex.status == 404 and ex.path == basics.MISSING
+                assert ex.response_head.startswith("HTTP/1.1 404 Not Found")
+                seen["404"] = k
+            elif "binary" in text:
+                assert ex.status == 200 and "Content-Type: image/" in ex.response_head
+                assert f"Content-Length: {ex.length}" in ex.response_head
+                seen["image"] = k
+            elif "index.html for /" in text:
+                assert ex.path == "/" and ex.status == 200
+                assert "Content-Type: text/html" in ex.response_head
+                seen["page"] = k
+            elif "style.css" in text:
+                assert ex.path == "/css/style.css" and "text/css" in ex.response_head
+        elif view.name == "sockets":
+            open_server = [r for r in view.rows if r.side == "server" and r.conn
+                           and r.state == "ESTABLISHED"]
+            number = int(re.search(r"(\d+) connections", text).group(1))
+            assert len(open_server) == number >= 2
+            seen["parallel"] = k
+        elif view.name == "lifecycle":
+            opened = sum(c.connections for c in view.costs.values())
+            assert opened >= 2 and opened == len(basics._page_conns(log, window.timeline.cursor
+                                                                    + 1))
+            seen["page conns"] = k
+        elif view.name == "sequence" and k == 0:
+            flags = [a.flags for a in view.arrows]
+            assert flags[:3] == ["SYN", "SYN|ACK", "ACK"]
+
+    walk(qtbot, window, static, look)
+    assert {"page", "image", "404", "parallel", "page conns"} <= set(seen)
+    assert seen["page"] < seen["404"]
+
+
+def test_static_pages_without_a_browser_unprivileged(qtbot, window, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    prepared = _prepare("static-pages", tmp_path, UNPRIVILEGED, browser=False)
+    log = prepared.timeline.log
+    assert not basics._browser_ran(log)
+    assert prepared.text(0, "en").startswith("No Chromium on this machine")
+    assert "没有 Chromium" in prepared.text(0, "zh_CN")
+    origins = {e.data.get("origin") for e in log if e.kind == "packet"}
+    assert origins == {"derived"}
+    assert {e.data.get("source") for e in log if e.kind == "tcp_state"} == {"inferred"}
+    # The built-in clients fetched the stylesheet and the pictures side by side.
+    assert basics._most_open(log, len(log))[0] >= 3
+    walk(qtbot, window, prepared)
+
+
+# ---------------------------------------------------------------- keep-alive
+def test_keep_alive_against_short_connections(qtbot, window, keep_alive) -> None:  # type: ignore[no-untyped-def]
+    log = keep_alive.timeline.log
+    n = basics.KEEP_ALIVE_N
+    short, kept = basics._runs(log)
+    conns = basics._server_conns(log)
+    assert len(short) == n and all(len(conns[c]) == 1 for c in short)
+    assert len(kept) == 1 and len(conns[kept[0]]) == n
+    # The clients' own side agrees: n + 1 connect() calls in all.
+    assert sum(1 for e in log if e.kind == "connect" and e.src == "client") == n + 1
+    assert all(not log[i].data["keep_alive"] for c in short for i in conns[c])
+    assert all(log[i].data["keep_alive"] for i in conns[kept[0]])
+    for e in responses(log):
+        assert f"\r\nContent-Length: {e.data['length']}\r\n" in e.data["head"]
+    ka = kept[0]
+    looked = []
+
+    def look(k, view):  # type: ignore[no-untyped-def]
+        text = keep_alive.text(k, "en")
+        looked.append(view.name)
+        if view.name == "sequence":
+            syns = [a for a in view.arrows if a.flags == "SYN"]
+            assert len(syns) == 1  # one connection, one handshake
+            if k == 0:
+                assert view.conn == short[0]
+                assert any("FIN" in a.flags for a in view.arrows)
+                assert sum(1 for a in view.arrows if a.kind == "data") == 2  # request, answer
+            else:
+                assert view.conn == ka
+                assert any(a.kind == "data" and a.sender == "client" for a in view.arrows)
+            if "whole keep-alive" in text:
+                assert any("FIN" in a.flags for a in view.arrows)
+        elif view.name == "lifecycle":
+            s, ka_costs = view.costs[SHORT], view.costs[KEEP_ALIVE]
+            assert (s.connections, s.requests) == (n, n)
+            assert s.handshake_segments == 3 * n
+            if k == len(keep_alive.steps) - 1:
+                assert (ka_costs.connections, ka_costs.requests) == (1, n)
+                assert ka_costs.handshake_segments == 3
+            else:
+                assert ka_costs.connections == 0
+        elif view.name == "http":
+            ex = view.exchange
+            assert ex.conn == ka and ex.keep_alive is True
+            assert f"Content-Length: {ex.length}" in ex.response_head
+            assert "Connection: keep-alive" in ex.response_head
+            assert ex.number == (2 if "second request" in text else 1)
+
+    walk(qtbot, window, keep_alive, look)
+    views = [s.view for s in keep_alive.steps]
+    assert looked == views
+    assert {"sequence", "lifecycle", "http"} <= set(views)
+    assert any("Content-Length" in keep_alive.text(k) and "defeats keep-alive"
+               in keep_alive.text(k) for k in range(len(views)))
+
+
+def test_keep_alive_unprivileged(qtbot, window, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    prepared = _prepare("keep-alive", tmp_path, UNPRIVILEGED)
+    log = prepared.timeline.log
+    assert {e.data.get("origin") for e in log if e.kind == "packet"} == {"derived"}
+    walk(qtbot, window, prepared)
+    last = prepared.text(len(prepared.steps) - 1, "en")
+    assert f"{basics.KEEP_ALIVE_N} handshakes" in last
+
+
+# ---------------------------------------------------------------- regex
+def test_regex_reads_the_request_line(qtbot, window, regex) -> None:  # type: ignore[no-untyped-def]
+    log = regex.timeline.log
+    targets = [e.data["path"] for e in requests(log)]
+    port = log[int(log.indices(kinds=["listen"])[0])].data["port"]
+    assert targets == basics._regex_targets(port)
+    assert all(e.data["status"] == 200 for e in responses(log))
+    groups = {t: basics.LECTURE_RE.match(f"GET {t} HTTP/1.1").group(1) for t in targets}
+    assert groups["/"] == "/" and groups["/index.html"] == "/index.html"
+    assert groups[f"http://127.0.0.1:{port}/index.html"] == f"//127.0.0.1:{port}/index.html"
+    assert groups[basics.QUERY_TARGET] == basics.QUERY_TARGET
+
+    seen = []
+
+    def look(k, view):  # type: ignore[no-untyped-def]
+        ex = view.exchange
+        assert ex is not None and view.name == "http"
+        seen.append(ex.path)
+        if ex.path.startswith("http://"):
+            assert ex.regex_group == f"//127.0.0.1:{port}/index.html" and not ex.agree
+            assert "they differ" in view.compare_label.text()
+        else:
+            assert ex.agree and ex.regex_group == ex.path
+            assert "the same" in view.compare_label.text()
+        if ex.status is not None:
+            assert ex.status == 200
+
+    walk(qtbot, window, regex, look)
+    assert set(seen) == set(targets)
+
+
+def test_regex_unprivileged(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    prepared = _prepare("regex", tmp_path, UNPRIVILEGED)
+    assert len(prepared.steps) == 7
+    assert "absolute URL" in prepared.text(3, "en")

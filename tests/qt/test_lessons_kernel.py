@@ -1,0 +1,249 @@
+"""Lessons 7-9, recorded for real: TIME_WAIT and SO_REUSEADDR, CLOSE_WAIT left by a
+server that never closes, and the backlog of a server that does not accept. Each is
+checked, asserted from its log, and walked in the window in both languages."""
+from __future__ import annotations
+
+import errno
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QSettings, Qt
+
+from engine.kernel.observer import KernelObserver
+from visualizer.app import MainWindow
+from visualizer.lessons import LANGS, LessonError, all_lessons, prepare
+from visualizer.lessons import kernel as lessons_kernel
+
+pytestmark = pytest.mark.skipif(not KernelObserver.available()[0],
+                                reason="these lessons read TCP states from the kernel")
+
+
+def _prepare(name: str, tmp_path_factory):  # type: ignore[no-untyped-def]
+    return prepare(all_lessons()[name], tmp_path_factory.mktemp(name))
+
+
+@pytest.fixture(scope="module")
+def time_wait(tmp_path_factory):  # type: ignore[no-untyped-def]
+    return _prepare("time-wait", tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def close_wait(tmp_path_factory):  # type: ignore[no-untyped-def]
+    return _prepare("close-wait", tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def backlog(tmp_path_factory):  # type: ignore[no-untyped-def]
+    return _prepare("backlog", tmp_path_factory)
+
+
+def _events(log, kind, **data):  # type: ignore[no-untyped-def]
+    return [(i, log[i]) for i in range(len(log)) if log[i].kind == kind
+            and all(log[i].data.get(k) == v for k, v in data.items())]
+
+
+def _walk(qtbot, prepared, lang: str, tmp_path: Path, at_step=None):  # type: ignore[no-untyped-def]
+    """Open the lesson, press PageDown through every step; ``at_step(k, window)`` checks
+    the view each step shows. Returns the captions seen."""
+    settings = QSettings(str(tmp_path / f"{lang}.ini"), QSettings.Format.IniFormat)
+    settings.setValue("language", lang)
+    window = MainWindow(engine=False, settings=settings)
+    qtbot.addWidget(window)
+    window.resize(1600, 1000)
+    window.show()
+    window.open_lesson(prepared)
+    captions = []
+    steps = prepared.steps
+    for k in range(len(steps)):
+        assert window.caption_step.text() == f"{k + 1} / {len(steps)}"
+        assert window.timeline.cursor == prepared.at[k]
+        view = window.view_tabs.currentWidget()
+        assert view.name == steps[k].view
+        view.show_state(window.timeline)
+        captions.append(window.caption.text())
+        if at_step is not None:
+            at_step(k, window, view)
+        qtbot.keyClick(window, Qt.Key.Key_PageDown)
+    assert window.lesson_step == len(steps) - 1
+    window.close()
+    return captions
+
+
+def _common(prepared) -> None:  # type: ignore[no-untyped-def]
+    steps = prepared.steps
+    assert 5 <= len(steps) <= 10
+    assert prepared.at == sorted(prepared.at)
+    assert all(s.text.get("en") and s.text.get("zh_CN") for s in steps)
+    for text in (prepared.lesson.title, prepared.lesson.summary):
+        assert all(text.get(lang) for lang in LANGS)
+
+
+# ---------------------------------------------------------------- 7. time-wait
+def test_time_wait_restart_really_fails_with_eaddrinuse(time_wait) -> None:  # type: ignore[no-untyped-def]
+    log = time_wait.timeline.log
+    _common(time_wait)
+    (fail_at, fail), = _events(log, "error", what="EADDRINUSE")
+    assert fail.data["errno"] == errno.EADDRINUSE and fail.data["exit_code"] == 1
+    assert fail.data["reuseaddr"] is False
+    assert "Address already in use" in fail.data["detail"] and "EADDRINUSE" in fail.data["detail"]
+    port = fail.data["port"]
+    listens = _events(log, "listen")
+    assert [e.data["port"] for _, e in listens] == [port, port]  # the first run and the restart
+    assert listens[0][0] < fail_at < listens[1][0] and listens[1][1].data["reuseaddr"] is True
+    # The seq is fresh: beyond every other event's.
+    assert fail.seq == max(e.seq for e in log)
+    # TIME_WAIT on the side that closed first: the server's for the short connections,
+    # the client's for the keep-alive one; each observed.
+    waits = {(e.conn, e.data["side"]) for _, e in _events(log, "tcp_state", state="TIME_WAIT")}
+    accepted = [e.conn for _, e in _events(log, "accept")]
+    assert len(accepted) == 3
+    assert {side for conn, side in waits if conn in accepted[:2]} == {"server"}
+    assert {side for conn, side in waits if conn == accepted[2]} == {"client"}
+    assert all(e.data["source"] == "observed" for _, e in _events(log, "tcp_state"))
+    for conn, closer in zip(accepted, ("server", "server", "client")):
+        assert lessons_kernel._first_fin_side(log, conn) == closer
+
+
+def test_time_wait_walks_in_both_languages(qtbot, time_wait, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    log = time_wait.timeline.log
+    fail_step = next(k for k, i in enumerate(time_wait.at) if log[i].kind == "error")
+    port = log[time_wait.at[fail_step]].data["port"]
+
+    def check(k, window, view):  # type: ignore[no-untyped-def]
+        if k == fail_step:  # the failed restart: both TIME_WAIT sockets are still there
+            assert view.name == "lifecycle" and view.costs["short"].time_wait == 2
+            assert {b.tw_side for b in view.bars} == {"server"}
+        if k == len(time_wait.steps) - 1:  # like ss: who holds which TIME_WAIT
+            rows = [r for r in view.rows if r.state == "TIME_WAIT"]
+            local_ports = sorted(int(r.local.rsplit(":", 1)[1]) == port for r in rows)
+            assert local_ports == [False, True, True]  # one client's end, two server's
+            assert {r.source for r in rows} == {"observed"}
+
+    english = _walk(qtbot, time_wait, "en", tmp_path, check)
+    chinese = _walk(qtbot, time_wait, "zh_CN", tmp_path)
+    assert "EADDRINUSE" in english[fail_step] and "EADDRINUSE" in chinese[fail_step]
+    assert "SO_REUSEADDR" in chinese[fail_step + 1] and "服务器" in chinese[1]
+    assert any("client's side" in c for c in english)
+    assert {s.view for s in time_wait.steps} >= {"sequence", "lifecycle", "sockets"}
+
+
+def test_time_wait_with_derived_packets(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """What a student without capture rights records: derived packets, the same point."""
+    monkeypatch.setattr(lessons_kernel, "PACKETS", "derived")
+    prepared = prepare(all_lessons()["time-wait"], tmp_path)
+    log = prepared.timeline.log
+    packets = _events(log, "packet")
+    assert packets and {e.data["origin"] for _, e in packets} == {"derived"}
+    assert "derived" in prepared.text(0) and "推导" in prepared.text(0, "zh_CN")
+
+
+# ---------------------------------------------------------------- 8. close-wait
+def test_close_wait_persists_while_the_server_runs(close_wait) -> None:  # type: ignore[no-untyped-def]
+    log = close_wait.timeline.log
+    _common(close_wait)
+    waits = _events(log, "tcp_state", state="CLOSE_WAIT", side="server", source="observed")
+    conns = {e.conn for _, e in waits}
+    assert len(conns) == 3
+    stop = min(i for i, e in _events(log, "close")
+               if e.data["reason"].startswith("server stopping"))
+    for conn in conns:
+        assert _events(log, "error", what="never_closed") and any(
+            e.conn == conn for _, e in _events(log, "error", what="never_closed"))
+        # No close() before the server stopped, and no other state of the server's end.
+        closes = [i for i, e in _events(log, "close") if e.conn == conn and e.src == "server"]
+        assert len(closes) == 1 and closes[0] >= stop
+        later = [e.data["state"] for i, e in _events(log, "tcp_state", side="server")
+                 if e.conn == conn and i < stop]
+        assert later[-1] == "CLOSE_WAIT"
+        assert any(e.conn == conn for _, e in _events(log, "tcp_state", side="client",
+                                                       state="FIN_WAIT_2"))
+    last_wait = max(i for i, _ in waits)
+    assert (log[stop].t_ns - log[last_wait].t_ns) / 1e9 > 0.8 * lessons_kernel.CLOSE_WAIT_HOLD
+
+
+def test_close_wait_walks_in_both_languages(qtbot, close_wait, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    def check(k, window, view):  # type: ignore[no-untyped-def]
+        if view.name == "sockets":
+            rows = [r for r in view.rows if r.state == "CLOSE_WAIT"]
+            assert len(rows) == 3 and {r.source for r in rows} == {"observed"}
+        if k == 3:  # the first connection, both ends observed
+            assert view.name == "sequence"
+            assert (view.client_state, view.server_state) == ("FIN_WAIT_2", "CLOSE_WAIT")
+
+    english = _walk(qtbot, close_wait, "en", tmp_path, check)
+    chinese = _walk(qtbot, close_wait, "zh_CN", tmp_path)
+    assert any("never calls close()" in c for c in english)
+    assert any("CLOSE_WAIT" in c and "close()" in c for c in chinese)
+    assert "io" in {s.view for s in close_wait.steps}
+
+
+def test_close_wait_needs_the_observer(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(KernelObserver, "available",
+                        staticmethod(lambda backend="auto": (False, "no sock_diag here")))
+    ok, reason = all_lessons()["close-wait"].needs()
+    assert not ok and "observer" in reason and "no sock_diag here" in reason
+    with pytest.raises(LessonError, match="cannot run here"):
+        prepare(all_lessons()["close-wait"], tmp_path)
+
+
+# ---------------------------------------------------------------- 9. backlog
+def test_backlog_fills_and_the_syn_is_retransmitted(backlog) -> None:  # type: ignore[no-untyped-def]
+    log = backlog.timeline.log
+    _common(backlog)
+    queue = [e.data for _, e in _events(log, "accept_queue")]
+    assert max(d["length"] for d in queue) == lessons_kernel.BACKLOG + 1
+    assert {d["backlog"] for d in queue} == {lessons_kernel.BACKLOG}
+    assert queue[-1]["length"] == 0  # drained
+    lengths = [d["length"] for d in queue]
+    full = lengths.index(max(lengths))
+    assert lessons_kernel.BACKLOG in lengths[full:]  # seen shrinking one by one
+    assert len(_events(log, "response", status=200)) == lessons_kernel.BACKLOG_CLIENTS
+    if lessons_kernel._capture_plan() != "none":
+        retrans = lessons_kernel._retransmitted_syns(log)
+        assert retrans
+        _, first, again = retrans[0]
+        assert log[first].data["tcp_seq"] == log[again].data["tcp_seq"]
+        assert 0.9 < (log[again].t_ns - log[first].t_ns) / 1e9 < 1.5  # the 1 s timeout
+
+
+def test_backlog_walks_in_both_languages(qtbot, backlog, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    seen = set()
+
+    def check(k, window, view):  # type: ignore[no-untyped-def]
+        seen.add(view.name)
+        if view.name == "sockets" and "Recv-Q" in window.caption.text():
+            listen = next(r for r in view.rows if r.state == "LISTEN")
+            assert (listen.recv_q, listen.send_q) == (str(lessons_kernel.BACKLOG + 1),
+                                                      str(lessons_kernel.BACKLOG))
+            assert any(r.state == "SYN_SENT" for r in view.rows)
+        if view.name == "sequence" and "retransmission" in window.caption.text():
+            syns = [a for a in view.arrows if a.flags == "SYN"]
+            assert len(syns) >= 2 and len({a.seq for a in syns}) == 1  # resent as is
+        if view.name == "plots":
+            assert len(view.queue_data[1]) and max(view.queue_data[1]) == \
+                lessons_kernel.BACKLOG + 1
+
+    english = _walk(qtbot, backlog, "en", tmp_path, check)
+    chinese = _walk(qtbot, backlog, "zh_CN", tmp_path)
+    assert {"io", "sequence", "sockets", "plots"} <= seen
+    assert any("retransmission" in c for c in english) == \
+        (lessons_kernel._capture_plan() != "none")
+    assert any("backlog" in c and "队列" in c for c in chinese)
+
+
+def test_backlog_without_capture_says_so(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Unprivileged and no lab: observed queue lengths only, worded accordingly."""
+    monkeypatch.setattr(lessons_kernel, "_capture_plan", lambda: "none")
+    prepared = prepare(all_lessons()["backlog"], tmp_path)
+    log = prepared.timeline.log
+    assert {e.data["origin"] for _, e in _events(log, "packet")} == {"derived"}
+    texts = [prepared.text(k) for k in range(len(prepared.steps))]
+    assert any("not captured here" in t for t in texts)
+    assert not any("packets captured" in t for t in texts)
+    assert any("SYN-SENT (observed)" in t for t in texts)
+
+
+def test_lessons_are_listed_in_the_lecture_order() -> None:
+    names = list(all_lessons())
+    assert [n for n in names if n in ("time-wait", "close-wait", "backlog")] == \
+        ["time-wait", "close-wait", "backlog"]

@@ -1,0 +1,882 @@
+"""Lessons on what the kernel keeps after (or before) the program: TIME_WAIT and
+SO_REUSEADDR, CLOSE_WAIT left by a server that never closes, and the accept
+queue of a server that does not accept (the listen backlog).
+
+Each records real runs of the engine (``sockscope serve`` children) and, where
+one process cannot show it all, merges their traces into one.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+from engine.events import Event, Probe
+from engine.server import connection_id
+from engine.trace import TraceWriter, read_trace
+
+from ..model import EventLog
+from .base import REPO, Lesson, LessonError, Step, find, last
+
+KERNEL_INTERVAL = "0.001"  # poll the kernel every millisecond: short states are seen
+# Packets: captured where this user may (root, CAP_NET_RAW), else derived. Tests set
+# "derived" to walk what an unprivileged student gets.
+PACKETS = "auto"
+
+
+# ================================================================ recording helpers
+def _free_port() -> int:
+    """A port nobody uses now (bind port 0, read it, let it go)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class _Engine:
+    """A ``sockscope serve`` child. Its output is read with bounded waits; its
+    standard error goes to a file beside the trace."""
+
+    def __init__(self, workdir: Path, name: str, *options: str, control: bool = False,
+                 trace: bool = True) -> None:
+        self.name = name
+        self.trace = Path(workdir) / f"{name}.jsonl"
+        self.err_path = Path(workdir) / f"{name}.err"
+        args = [sys.executable, "-m", "engine", "serve", *options]
+        if trace:
+            args += ["--trace", str(self.trace)]
+        self.output = ""
+        self._err = open(self.err_path, "w")
+        self.proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=self._err,
+                                     stdin=subprocess.PIPE if control else subprocess.DEVNULL)
+        assert self.proc.stdout is not None
+        self._fd = self.proc.stdout.fileno()
+        self._eof = False
+
+    def _read(self, timeout: float) -> None:
+        if self._eof:
+            time.sleep(min(timeout, 0.01))
+            return
+        ready, _, _ = select.select([self._fd], [], [], max(0.0, timeout))
+        if ready:
+            chunk = os.read(self._fd, 65536)
+            if chunk:
+                self.output += chunk.decode("utf-8", "replace")
+            else:
+                self._eof = True
+
+    def wait_for(self, text: str, timeout: float = 20.0) -> None:
+        """Wait (bounded) until the engine has printed ``text``."""
+        deadline = time.monotonic() + timeout
+        while text not in self.output:
+            left = deadline - time.monotonic()
+            if left <= 0 or (self._eof and self.proc.poll() is not None):
+                self.kill()
+                raise LessonError(f"{self.name}: the engine did not say {text!r} "
+                                  f"(exit {self.proc.returncode}): {self.stderr()[-300:]}"
+                                  f"{self.output[-300:]}")
+            self._read(min(left, 0.2))
+
+    def send(self, command: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(command.encode() + b"\n")
+        self.proc.stdin.flush()
+
+    def finish(self, timeout: float = 20.0, stop: bool = True) -> int:
+        """Stop it (q on stdin, or SIGTERM) unless it stops by itself; wait, bounded."""
+        if stop and self.proc.poll() is None:
+            if self.proc.stdin is not None:
+                try:
+                    self.send("q")
+                except OSError:
+                    pass
+            else:
+                self.proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while self.proc.poll() is None or not self._eof:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self.kill()
+                raise LessonError(f"{self.name}: the engine did not stop in {timeout:g} s")
+            self._read(min(left, 0.2))
+        return self._close()
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(10)
+        self._close()
+
+    def _close(self) -> int:
+        for f in (self.proc.stdout, self.proc.stdin):
+            if f is not None:
+                try:
+                    f.close()
+                except OSError:
+                    pass
+        self._err.close()
+        return int(self.proc.returncode)
+
+    def stderr(self) -> str:
+        try:
+            return self.err_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+
+class _Client:
+    """A client in this process, recording its calls like the built-in clients,
+    but in control of who closes first: it can read to end-of-file (the server
+    closes first) or close right after the answer (it closes first)."""
+
+    def __init__(self, path: Path) -> None:
+        self.writer = TraceWriter(path, header={"role": "client"})
+        self.probe = Probe("client")
+        self.probe.add_sink(self.writer)
+
+    def get(self, port: int, *, keep_alive: bool, until_eof: bool, pause: float) -> str:
+        """One request; then (``until_eof``) read until the server closes; wait
+        ``pause`` seconds (states last long enough to be seen), close. Returns the id."""
+        emit, tid = self.probe.emit, threading.get_native_id()
+        sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        fd = sock.fileno()
+        conn = connection_id(sock.getsockname(), sock.getpeername())
+        emit("connect", conn, fd, tid, peer=conn.split(">")[1])
+        request = (f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: sockscope-lesson\r\n"
+                   f"Connection: {'keep-alive' if keep_alive else 'close'}\r\n\r\n").encode()
+        try:
+            sock.sendall(request)
+            emit("send", conn, fd, tid, bytes=len(request), wanted=len(request))
+            data = b""
+            while b"\r\n\r\n" not in data or len(data) < _answer_length(data):
+                chunk = sock.recv(65536)
+                emit("recv", conn, fd, tid, bytes=len(chunk))
+                if not chunk:
+                    break
+                data += chunk
+            if until_eof:
+                for _ in range(1000):
+                    chunk = sock.recv(65536)
+                    emit("recv", conn, fd, tid, bytes=len(chunk))
+                    if not chunk:
+                        break
+            time.sleep(pause)
+        finally:
+            emit("close", conn, fd, tid, reason="after end-of-file" if until_eof else "done")
+            sock.close()
+        return conn
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def _answer_length(data: bytes) -> int:
+    """Bytes of a whole answer: its head and Content-Length (the head's end if unknown)."""
+    head, sep, _ = data.partition(b"\r\n\r\n")
+    if not sep:
+        return 1 << 30
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return len(head) + 4 + int(value.strip() or 0)
+    return len(head) + 4
+
+
+def _wait_in_trace(path: Path, seen: Callable[[Event], bool], count: int = 1,
+                   timeout: float = 2.0) -> bool:
+    """Wait (bounded) until a live trace holds ``count`` events that ``seen`` accepts
+    (the writer flushes every 50 ms; the kernel observer may be seconds late under load)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if sum(1 for e in read_trace(path).events if seen(e)) >= count:
+                return True
+        except (OSError, ValueError):
+            pass
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+
+
+def _time_wait_seen(side: str, conns: list[str]) -> Callable[[Event], bool]:
+    return lambda e: e.kind == "tcp_state" and e.conn in conns \
+        and e.data.get("side") == side and e.data.get("state") == "TIME_WAIT"
+
+
+def _merge(out: Path, traces: list[Path], extra: list[Event], **header: object) -> Path:
+    """One trace from several processes' (one monotonic clock on one machine):
+    their events in time order, numbered again; then ``extra`` events, each with
+    a fresh seq beyond the others, at their own times."""
+    events: list[Event] = []
+    for path in traces:
+        if path.exists():
+            events.extend(read_trace(path).events)
+    events.sort(key=lambda e: (e.t_ns, e.src != "server"))
+    writer = TraceWriter(out, header={"role": "lesson", "merged": [p.name for p in traces],
+                                      **header})
+    seq = 0
+    try:
+        for e in events:
+            seq += 1
+            writer(e._replace(seq=seq))
+        for e in extra:
+            seq += 1
+            writer(e._replace(seq=seq))
+    finally:
+        writer.close()
+    return out
+
+
+# ================================================================ reading the log
+def _observed(log: EventLog) -> bool:
+    return find(log, "tcp_state", where=lambda e: e.data.get("source") == "observed") is not None
+
+
+def _captured(log: EventLog) -> bool:
+    return find(log, "packet", where=lambda e: e.data.get("origin") == "captured") is not None
+
+
+def _sender(e: Event) -> str:
+    """Which end sent a packet: the server's port is the connection's second half."""
+    server_port = int(str(e.conn).rsplit(":", 1)[1])
+    return "server" if e.data.get("sport") == server_port else "client"
+
+
+def _fin(log: EventLog, conn: str | None, nth: int = 0) -> int | None:
+    return find(log, "packet", conn=conn, nth=nth,
+                where=lambda e: "FIN" in str(e.data.get("flags")))
+
+
+def _first_fin_side(log: EventLog, conn: str) -> str | None:
+    """The end that sent the connection's first FIN: from its packets (captured or
+    derived), else from whichever end's close() came first."""
+    i = _fin(log, conn)
+    if i is not None:
+        return _sender(log[i])
+    i = find(log, "close", conn=conn)
+    return log[i].src if i is not None else None
+
+
+def _state(log: EventLog, state: str, *, side: str | None = None, conn: str | None = None,
+           nth: int = 0, after: int = -1, source: str | None = None) -> int | None:
+    return find(log, "tcp_state", conn=conn, nth=nth, after=after,
+                where=lambda e: e.data.get("state") == state
+                and (side is None or e.data.get("side") == side)
+                and (source is None or e.data.get("source") == source))
+
+
+def _conns(log: EventLog, kind: str = "accept", src: str = "server", *, after: int = -1,
+           before: int | None = None) -> list[str]:
+    out: list[str] = []
+    for i in log.indices(kinds=[kind], src=src, start=after + 1):
+        if before is not None and int(i) >= before:
+            break
+        conn = log[int(i)].conn
+        if conn and conn not in out:
+            out.append(conn)
+    return out
+
+
+def _pick(value: str | None) -> Callable[[EventLog], str | None]:
+    return lambda log: value
+
+
+def _at(index: int | None) -> Callable[[EventLog], int | None]:
+    return lambda log: index
+
+
+# ================================================================ 7. time-wait
+def _time_wait_record(workdir: Path) -> Path:
+    workdir = Path(workdir)
+    port = _free_port()
+    common = ["--mode", "epoll", "--port", str(port), "--kernel-interval", KERNEL_INTERVAL,
+              "--cpu-interval", "0", "--packets", PACKETS]
+    client = _Client(workdir / "tw-clients.jsonl")
+    engines: list[_Engine] = []
+    extra: list[Event] = []
+    try:
+        # 1. The server closes first (--policy close); the client reads to EOF.
+        first = _Engine(workdir, "tw-close-first", *common, "--policy", "close")
+        engines.append(first)
+        first.wait_for("recording events")
+        time.sleep(0.05)
+        for _ in range(2):
+            conn = client.get(port, keep_alive=False, until_eof=True, pause=0.04)
+            # The observer sees the server's end in TIME_WAIT before anything else happens.
+            _wait_in_trace(first.trace, _time_wait_seen("server", [conn]))
+            time.sleep(0.03)
+        first.finish()
+        # 2. Restarted at once on the same port without SO_REUSEADDR: a second process.
+        again = _Engine(workdir, "tw-no-reuseaddr", *common, "--no-reuseaddr", trace=False)
+        engines.append(again)
+        started = time.monotonic_ns()
+        deadline = time.monotonic() + 10
+        while again.proc.poll() is None and time.monotonic() < deadline \
+                and "SockScope serving" not in again.output:  # it listened after all
+            again._read(0.05)
+        failed_ns = time.monotonic_ns()
+        if again.proc.poll() is None:  # it is listening: the lesson's point did not happen
+            again.finish()
+        else:
+            code = again.finish(stop=False)
+            message = again.stderr().strip()
+            if code != 0 and "EADDRINUSE" in message:
+                extra.append(Event(0, failed_ns, "server", "error", None, -1, 0, {
+                    "what": "EADDRINUSE", "detail": message, "errno": errno.EADDRINUSE,
+                    "port": port, "reuseaddr": False, "exit_code": code,
+                    "tried_ns": started}))
+        # 3. Again with SO_REUSEADDR (the default), keep-alive: the client closes first.
+        third = _Engine(workdir, "tw-reuseaddr", *common)
+        engines.append(third)
+        third.wait_for("recording events")
+        time.sleep(0.05)
+        kept = client.get(port, keep_alive=True, until_eof=False, pause=0.04)
+        _wait_in_trace(third.trace, _time_wait_seen("client", [kept]))
+        time.sleep(0.1)  # a quiet moment before the server stops
+        third.finish()
+    finally:
+        client.close()
+        for engine in engines:
+            if engine.proc.poll() is None:
+                engine.kill()
+    traces = [first.trace, client.writer.path, third.trace]
+    return _merge(workdir / "time-wait.jsonl", traces, extra, lesson="time-wait", port=port)
+
+
+def _eaddrinuse(log: EventLog) -> int | None:
+    return find(log, "error", where=lambda e: e.data.get("what") == "EADDRINUSE")
+
+
+def _time_wait_parts(log: EventLog) -> tuple[int | None, list[str], list[str], int | None]:
+    """(the failed restart, connections before it, after it, the successful listen)."""
+    fail = _eaddrinuse(log)
+    if fail is None:
+        return None, [], [], None
+    before = _conns(log, before=fail)
+    listen = find(log, "listen", src="server", after=fail)
+    after = _conns(log, after=listen if listen is not None else fail)
+    return fail, before, after, listen
+
+
+def _time_wait_check(log: EventLog) -> None:
+    fail, before, after, listen = _time_wait_parts(log)
+    if fail is None:
+        raise LessonError("time-wait: restarting without SO_REUSEADDR did not fail with "
+                          "EADDRINUSE")
+    data = log[fail].data
+    if data.get("errno") != errno.EADDRINUSE or data.get("exit_code") != 1:
+        raise LessonError(f"time-wait: the restart failed, but not with EADDRINUSE: {data}")
+    first_listen = find(log, "listen", src="server")
+    if first_listen is None or log[first_listen].data.get("port") != data.get("port"):
+        raise LessonError("time-wait: the first server did not listen on the lesson's port")
+    if listen is None or log[listen].data.get("reuseaddr") is not True \
+            or log[listen].data.get("port") != data.get("port"):
+        raise LessonError("time-wait: the restart with SO_REUSEADDR did not listen on the port")
+    if not before or not after:
+        raise LessonError("time-wait: the run lacks the server-closes-first or the "
+                          "client-closes-first connection")
+    for conn, closer in [(c, "server") for c in before] + [(c, "client") for c in after]:
+        side = _first_fin_side(log, conn)
+        if side != closer:
+            raise LessonError(f"time-wait: {conn}: the first FIN came from the {side}, "
+                              f"not the {closer}")
+        waits = {log[i].data.get("side") for i in log.indices(kinds=["tcp_state"], conn=conn)
+                 if log[int(i)].data.get("state") == "TIME_WAIT"}
+        if waits != {closer}:
+            raise LessonError(f"time-wait: {conn}: TIME_WAIT seen on {sorted(waits) or 'no side'}, "
+                              f"expected only the {closer} (it sent the first FIN)")
+    # The restart failed while the server's TIME_WAIT sockets were there.
+    for conn in before:
+        tw = _state(log, "TIME_WAIT", side="server", conn=conn)
+        gone = _state(log, "CLOSED", side="server", conn=conn, after=tw if tw is not None else -1)
+        if tw is None or tw > fail or (gone is not None and gone < fail):
+            raise LessonError(f"time-wait: {conn}: the server's TIME_WAIT did not span the "
+                              f"failed restart")
+
+
+def _last_of(log: EventLog, conn: str | None, before: int | None) -> int | None:
+    """The connection's last event before ``before``: its teardown, settled (packets
+    are stamped when read and states when polled, so they come a little late)."""
+    found = [int(i) for i in log.indices(conn=conn) if before is None or int(i) < before]
+    return found[-1] if found else None
+
+
+def _time_wait_steps(log: EventLog) -> list[Step]:
+    fail, before, after, listen = _time_wait_parts(log)
+    one, two = before[0], before[-1]
+    three = after[0]
+    port = log[fail].data.get("port") if fail is not None else "?"
+    observed = _observed(log)
+    how_en = "observed: the kernel is asked every millisecond" if observed else \
+        "inferred from the calls"
+    how_zh = "观测所得：每毫秒向内核查询一次" if observed else "由系统调用推断"
+    seen_en = "ss lists" if observed else "the kernel still holds"
+    seen_zh = "ss 依然列出" if observed else "内核依然保留着"
+    pkts_en = "captured" if _captured(log) else "derived from the calls"
+    pkts_zh = "抓包所得" if _captured(log) else "由系统调用推导"
+    fin_one = _fin(log, one)
+    second = find(log, "connect", src="client", conn=two)
+    settled_one = _last_of(log, one, second)
+    stopped = find(log, "thread_exit", src="server", after=settled_one or -1,
+                   where=lambda e: e.data.get("name") == "loop")
+    settled_two = _last_of(log, two, stopped)
+    leftover = _state(log, "TIME_WAIT", side="server", after=listen if listen is not None else -1)
+    fin_three = _fin(log, three)
+    end = find(log, "thread_exit", src="server", after=fin_three or -1,
+               where=lambda e: e.data.get("name") == "loop")
+    settled_three = _last_of(log, three, end)
+    return [
+        Step({"en": f"The server runs on port {port} with --policy close: after its answer it "
+                    f"closes first, so its FIN is the connection's first (packets {pkts_en}).",
+              "zh_CN": f"服务器在端口 {port} 上以 --policy close 运行：发完响应后它先关闭，"
+                       f"所以连接上的第一个 FIN 是它发的（报文{pkts_zh}）。"},
+             _at(fin_one), "sequence", _pick(one)),
+        Step({"en": "The client reads to end-of-file, then closes: its FIN comes second. The "
+                    f"end that sent the first FIN, the server's, is now in TIME_WAIT ({how_en}).",
+              "zh_CN": "客户端一直读到文件结束（EOF）后才关闭：它的 FIN 是第二个。"
+                       f"先发 FIN 的一方——服务器这一端——现在处于 TIME_WAIT（{how_zh}）。"},
+             _at(settled_one), "sequence", _pick(one)),
+        Step({"en": "A second short connection, the same story: each one the server closed "
+                    "leaves a TIME_WAIT socket on the server's side, for 60 s.",
+              "zh_CN": "第二个短连接，情形相同：服务器主动关闭的每个连接，"
+                       "都在服务器一侧留下一个 TIME_WAIT 套接字，持续 60 秒。"},
+             _at(settled_two), "lifecycle", _pick(two)),
+        Step({"en": "The server stops; its TIME_WAIT sockets stay: they belong to the kernel. "
+                    "Restarted at once without SO_REUSEADDR (a second process), bind() fails "
+                    f"with EADDRINUSE, exit code 1: a TIME_WAIT socket on port {port} is enough.",
+              "zh_CN": "服务器停止了，但它的 TIME_WAIT 套接字还在：它们属于内核。"
+                       "不设置 SO_REUSEADDR 立即重启（另一个进程）：bind() 失败，错误是 "
+                       f"EADDRINUSE，退出码 1。端口 {port} 上只要有一个 TIME_WAIT 套接字就够了。"},
+             _at(fail), "lifecycle", _pick(two)),
+        Step({"en": "Restarted with SO_REUSEADDR, as the lecture's servers do: bind() succeeds "
+                    f"and the server listens. The TIME_WAIT sockets are still there ({seen_en} "
+                    "them): the option does not release them (as the lecture's comment says), "
+                    "it lets bind() ignore them.",
+              "zh_CN": "再用 SO_REUSEADDR 重启（讲义里的服务器都这样设置）：bind() 成功，"
+                       f"服务器开始监听。TIME_WAIT 套接字并没有消失（{seen_zh}它们）："
+                       "这个选项并不像讲义注释说的那样“立即释放资源”，"
+                       "它只是让 bind() 不再理会它们。"},
+             _at(leftover if leftover is not None else listen), "sockets", _pick(two)),
+        Step({"en": "The other way round: a keep-alive connection. The server does not close; "
+                    "the client, done, closes first: this time the first FIN is the client's.",
+              "zh_CN": "反过来看：一个长连接（keep-alive）。服务器不主动关闭；"
+                       "客户端用完后先关闭：这次第一个 FIN 是客户端发的。"},
+             _at(fin_three), "sequence", _pick(three)),
+        Step({"en": "Now TIME_WAIT is on the client's side; the server's end is closed as soon "
+                    "as its own FIN is acknowledged. TIME_WAIT follows whoever closes first, "
+                    "not who is the server.",
+              "zh_CN": "这次 TIME_WAIT 在客户端一侧；服务器这一端的 FIN 一被确认就彻底关闭。"
+                       "TIME_WAIT 跟着先关闭的一方走，而不是跟着服务器走。"},
+             _at(settled_three), "sequence", _pick(three)),
+        Step({"en": f"Port {port} as ss shows it: two TIME-WAIT sockets whose local end is the "
+                    "server's (it closed the short connections first), one whose local end is "
+                    "the client's (it closed the keep-alive one). A busy server that closes "
+                    "first piles them up on its own port.",
+              "zh_CN": f"用 ss 的方式看端口 {port}：两个 TIME-WAIT 套接字的本地端是服务器"
+                       "（短连接是它先关闭的），一个的本地端是客户端（长连接是客户端先关闭的）。"
+                       "一个繁忙且总是先关闭的服务器，会在自己的端口上堆积大量 TIME_WAIT。"},
+             _at(settled_three), "sockets", _pick(three)),
+    ]
+
+
+def _time_wait_needs() -> tuple[bool, str]:
+    from engine.kernel.observer import KernelObserver
+    ok, reason = KernelObserver.available()
+    if not ok:
+        return False, (f"TIME_WAIT sockets outlive the process: only the kernel can show them, "
+                       f"and it cannot be asked here ({reason})")
+    return True, ""
+
+
+TIME_WAIT = Lesson(
+    name="time-wait",
+    title={"en": "TIME_WAIT and SO_REUSEADDR", "zh_CN": "TIME_WAIT 与 SO_REUSEADDR"},
+    section="3.2–3.3",
+    summary={"en": "the side that closes first waits in TIME_WAIT; without SO_REUSEADDR a "
+                   "restart fails with EADDRINUSE",
+             "zh_CN": "先关闭的一方进入 TIME_WAIT；不设置 SO_REUSEADDR，重启会因 EADDRINUSE 失败"},
+    record=_time_wait_record, steps=_time_wait_steps, check=_time_wait_check,
+    needs=_time_wait_needs)
+
+
+# ================================================================ 8. close-wait
+CLOSE_WAIT_HOLD = 1.2  # seconds the server runs on after its clients have gone
+
+
+def _close_wait_record(workdir: Path) -> Path:
+    engine = _Engine(Path(workdir), "close-wait", "--mode", "epoll", "--port", "0",
+                     "--never-close", "--states", "observed", "--kernel-interval",
+                     KERNEL_INTERVAL, "--cpu-interval", "0", "--packets", PACKETS, "--control",
+                     control=True)
+    try:
+        engine.wait_for("recording events")
+        # Three keep-alive clients, a quarter of a second apart: each closes first.
+        engine.send("load --clients 3 --requests 1 --rate 4")
+        engine.wait_for("requests:")
+        time.sleep(CLOSE_WAIT_HOLD)
+        code = engine.finish()
+    finally:
+        if engine.proc.poll() is None:
+            engine.kill()
+    if code != 0:
+        raise LessonError(f"close-wait: the engine failed ({code}): {engine.stderr()[-300:]}")
+    return engine.trace
+
+
+def _close_waits(log: EventLog) -> list[tuple[str, int, int | None]]:
+    """(connection, its server end's observed CLOSE_WAIT, the server's later close event)."""
+    out = []
+    for i in log.indices(kinds=["tcp_state"]):
+        e = log[int(i)]
+        if e.data.get("side") == "server" and e.data.get("state") == "CLOSE_WAIT" \
+                and e.data.get("source") == "observed" and e.conn not in [c for c, _, _ in out]:
+            out.append((str(e.conn), int(i), find(log, "close", src="server", conn=e.conn,
+                                                    after=int(i))))
+    return out
+
+
+def _close_wait_check(log: EventLog) -> None:
+    waits = _close_waits(log)
+    if not waits:
+        raise LessonError("close-wait: no observed CLOSE_WAIT on the server's side")
+    for conn, at, closed in waits:
+        if find(log, "error", conn=conn, where=lambda e: e.data.get("what") == "never_closed") \
+                is None:
+            raise LessonError(f"close-wait: {conn}: the server did not keep the socket open")
+        end = closed if closed is not None else len(log)
+        later = find(log, "tcp_state", conn=conn, after=at,
+                      where=lambda e: e.data.get("side") == "server")
+        if later is not None and later < end:
+            raise LessonError(f"close-wait: {conn}: the server's CLOSE_WAIT ended "
+                              f"({log[later].data.get('state')}) while the server ran")
+        if closed is not None and not str(log[closed].data.get("reason")).startswith(
+                "server stopping"):
+            raise LessonError(f"close-wait: {conn}: closed before the server stopped")
+        if _state(log, "FIN_WAIT_2", side="client", conn=conn) is None:
+            raise LessonError(f"close-wait: {conn}: the client's end was not seen in FIN_WAIT_2")
+    # It lasted: until the end of the server's run (its last event before stopping).
+    conn, at, closed = waits[-1]
+    end = closed if closed is not None else last(log)
+    if log[end].t_ns - log[at].t_ns < 0.8 * CLOSE_WAIT_HOLD * 1e9:
+        raise LessonError("close-wait: the CLOSE_WAIT did not persist to the end of the run")
+
+
+def _close_wait_steps(log: EventLog) -> list[Step]:
+    waits = _close_waits(log)
+    conn, first_wait, _ = waits[0]
+    last_conn, last_wait, _ = waits[-1]
+    fin = _fin(log, conn)
+    eof = find(log, "recv", src="server", conn=conn, where=lambda e: e.data.get("bytes") == 0)
+    kept = find(log, "error", conn=conn, where=lambda e: e.data.get("what") == "never_closed")
+    deleted = find(log, "epoll_ctl", conn=conn, after=kept if kept is not None else -1,
+                   where=lambda e: e.data.get("op") == "DEL")
+    second = find(log, "connect", src="client", after=fin if fin is not None else -1)
+    fin_wait = _state(log, "FIN_WAIT_2", side="client", conn=conn)
+    settled = _last_of(log, conn, second)
+    stop = find(log, "close", src="server",
+                where=lambda e: str(e.data.get("reason")).startswith("server stopping"))
+    settled_last = _last_of(log, last_conn, stop)
+    before_stop = (stop - 1) if stop is not None else last(log)
+    captured = _captured(log)
+    pk_en = "captured" if captured else "derived"
+    pk_zh = "抓包所得" if captured else "推导所得"
+    n = len(waits)
+    held_s = (log[before_stop].t_ns - log[last_wait].t_ns) / 1e9
+    return [
+        Step({"en": "A keep-alive client gets its answer and closes first: its kernel sends a "
+                    f"FIN ({pk_en}).",
+              "zh_CN": f"一个长连接客户端拿到响应后先关闭：它的内核发出 FIN（报文{pk_zh}）。"},
+             _at(fin), "sequence", _pick(conn)),
+        Step({"en": "The server reads end-of-file: recv() returns 0 bytes. That is the signal "
+                    "to call close().",
+              "zh_CN": "服务器读到文件结束：recv() 返回 0 字节。这正是该调用 close() 的信号。"},
+             _at(eof if eof is not None else kept), "io", _pick(conn)),
+        Step({"en": "The bug (serve --never-close): the server takes the fd out of epoll "
+                    "(epoll_ctl DEL) and forgets it, but never calls close(). The socket, and "
+                    "its fd, stay open.",
+              "zh_CN": "这里是故意的 bug（serve --never-close）：服务器把这个 fd 从 epoll 中删除"
+                       "（epoll_ctl DEL）后就不管了，却从不调用 close()。套接字和它的 fd 都还开着。"},
+             _at(deleted if deleted is not None else kept), "io", _pick(conn)),
+        Step({"en": "Observed: the server's end is in CLOSE_WAIT (the peer has closed; the "
+                    "kernel waits for the program to close), the client's in FIN_WAIT_2, "
+                    "waiting for a FIN that the server will never send.",
+              "zh_CN": "观测结果：服务器这一端处于 CLOSE_WAIT（对方已关闭，内核在等程序调用 "
+                       "close()），客户端那一端处于 FIN_WAIT_2，等着一个服务器永远不会发的 FIN。"},
+             _at(settled if settled is not None else (fin_wait or first_wait)), "sequence",
+             _pick(conn)),
+        Step({"en": f"Every client that closes leaves one more: {n} sockets in CLOSE_WAIT "
+                    "(observed), each holding one of the server's file descriptors. ss -tan "
+                    "on a buggy server shows the same.",
+              "zh_CN": f"每个关闭的客户端都会再留下一个：{n} 个处于 CLOSE_WAIT 的套接字（观测所得），"
+                       "每个都占着服务器的一个文件描述符。在有这个 bug 的服务器上，"
+                       "ss -tan 显示的也是这样。"},
+             _at(settled_last if settled_last is not None else last_wait), "sockets",
+             _pick(last_conn)),
+        Step({"en": f"{held_s:.1f} s later nothing has changed. The clients' FIN_WAIT_2 gives up "
+                    "after 60 s (its timer), but CLOSE_WAIT has no timer: the kernel cannot "
+                    "close a socket for the program. A real server with this bug runs out of "
+                    "file descriptors (EMFILE) in the end.",
+              "zh_CN": f"{held_s:.1f} 秒后什么都没变。客户端的 FIN_WAIT_2 在 60 秒后会放弃"
+                       "（有计时器），而 CLOSE_WAIT 没有计时器：内核不能替程序关闭套接字。"
+                       "真实的服务器如果有这个 bug，最终会耗尽文件描述符（EMFILE）。"},
+             _at(before_stop), "sockets", _pick(last_conn)),
+        Step({"en": "Only when the server stops are the sockets closed: then, at last, the "
+                    f"server's FINs go out ({pk_en}) and the bars end (the kernel observer stops "
+                    "with the server: the states listed are its last look). CLOSE_WAIT always "
+                    "means: the program has not called close().",
+              "zh_CN": "直到服务器停止，这些套接字才被关闭：服务器的 FIN 这时才终于发出"
+                       f"（报文{pk_zh}），连接条也随之结束（内核观测随服务器一起停止，"
+                       "表中的状态是它最后一次看到的）。看到 CLOSE_WAIT，"
+                       "就说明程序还没有调用 close()。"},
+             lambda log: last(log), "lifecycle", _pick(conn)),
+    ]
+
+
+def _close_wait_needs() -> tuple[bool, str]:
+    from engine.kernel.observer import KernelObserver
+    ok, reason = KernelObserver.available()
+    if not ok:
+        return False, ("the lesson is about the state the kernel keeps (CLOSE_WAIT), which only "
+                       f"the kernel observer can show, and it cannot run here: {reason}")
+    return True, ""
+
+
+CLOSE_WAIT = Lesson(
+    name="close-wait",
+    title={"en": "CLOSE_WAIT: a server that never closes", "zh_CN": "CLOSE_WAIT：从不关闭的服务器"},
+    section="3.2",
+    summary={"en": "a socket the program never closes stays in CLOSE_WAIT, observed",
+             "zh_CN": "程序从不关闭的套接字一直停在 CLOSE_WAIT（观测所得）"},
+    record=_close_wait_record, steps=_close_wait_steps, check=_close_wait_check,
+    needs=_close_wait_needs)
+
+
+# ================================================================ 9. backlog
+BACKLOG = 1
+BACKLOG_CLIENTS = 5
+HOLD_S = 1.35  # hold the server this long: the first SYN retransmission comes after 1 s
+
+
+def _capture_plan() -> str:
+    """Where the backlog lesson can capture real packets: "lab", "lo" or "none"."""
+    from engine.capture.live import can_capture
+    from engine.lab import lab_available
+    if lab_available()[0]:
+        return "lab"
+    if can_capture()[0]:
+        return "lo"
+    return "none"
+
+
+def _backlog_record(workdir: Path) -> Path:
+    plan = _capture_plan()
+    options = ["--mode", "epoll", "--port", "0", "--step", "--backlog", str(BACKLOG),
+               "--kernel-interval", KERNEL_INTERVAL, "--cpu-interval", "0",
+               "--packets", "captured" if plan != "none" else "derived",
+               f"--load=--clients {BACKLOG_CLIENTS} --requests 1"]
+    if plan == "lab":
+        options.append("--lab")
+    engine = _Engine(Path(workdir), "backlog", *options, control=True)
+    try:
+        engine.wait_for("held before epoll_wait")
+        time.sleep(HOLD_S)  # held: the queue fills, the SYNs beyond it are dropped and resent
+        engine.send("")  # release the epoll_wait: it reports the listening socket
+        engine.send("")  # and one accept(): the queue shrinks by one
+        time.sleep(0.15)
+        engine.send("c")  # then run freely: the queue drains, the resent SYNs get in
+        engine.wait_for("requests:")  # the clients are done (the last after a resent SYN)
+        time.sleep(0.1)  # the kernel observer reports how they ended
+        code = engine.finish()
+    finally:
+        if engine.proc.poll() is None:
+            engine.kill()
+    if code != 0:
+        raise LessonError(f"backlog: the engine failed ({code}): {engine.stderr()[-300:]}")
+    return engine.trace
+
+
+def _queue_lengths(log: EventLog) -> list[tuple[int, int, int]]:
+    """(log index, length, backlog) of every accept_queue event."""
+    return [(int(i), int(log[int(i)].data.get("length", 0)),
+             int(log[int(i)].data.get("backlog") or 0))
+            for i in log.indices(kinds=["accept_queue"])]
+
+
+def _retransmitted_syns(log: EventLog) -> list[tuple[str, int, int]]:
+    """(connection, first SYN, its retransmission with the same sequence number)."""
+    first: dict[str, tuple[int, object]] = {}
+    out = []
+    for i in log.indices(kinds=["packet"]):
+        e = log[int(i)]
+        if e.data.get("flags") != "SYN" or e.data.get("origin") != "captured":
+            continue
+        seen = first.get(str(e.conn))
+        if seen is None:
+            first[str(e.conn)] = (int(i), e.data.get("tcp_seq"))
+        elif seen[1] == e.data.get("tcp_seq") and str(e.conn) not in [c for c, _, _ in out]:
+            out.append((str(e.conn), seen[0], int(i)))
+    return out
+
+
+def _backlog_check(log: EventLog) -> None:
+    queue = _queue_lengths(log)
+    if not queue:
+        raise LessonError("backlog: no accept queue lengths were recorded")
+    listen = find(log, "listen", src="server")
+    backlog = int(log[listen].data.get("backlog", BACKLOG)) if listen is not None else BACKLOG
+    longest = max(length for _, length, _ in queue)
+    if longest < backlog + 1:
+        raise LessonError(f"backlog: the accept queue reached {longest}, not its limit "
+                          f"(backlog {backlog}: {backlog + 1} connections)")
+    if _captured(log) and not _retransmitted_syns(log):
+        raise LessonError("backlog: packets were captured, but no SYN was retransmitted")
+    if find(log, "accept", src="server") is None:
+        raise LessonError("backlog: the server never accepted after the gate was released")
+
+
+def _backlog_steps(log: EventLog) -> list[Step]:
+    queue = _queue_lengths(log)
+    longest = max(length for _, length, _ in queue)
+    full = next(i for i, length, _ in queue if length == longest)
+    backlog = next(b for i, _, b in queue if i == full) or BACKLOG
+    held = find(log, "gate", src="server", where=lambda e: e.data.get("state") == "held")
+    released = find(log, "gate", src="server",
+                    where=lambda e: e.data.get("state") in ("released", "running"))
+    accepted = _conns(log)
+    first = accepted[0] if accepted else None
+    syn_ack = find(log, "packet", conn=first, where=lambda e: e.data.get("flags") == "SYN|ACK")
+    draining = [i for i, length, _ in queue if i > full and length < longest]
+    shrink = draining[0] if draining else None
+    drained = draining[-1] if draining else None
+    # The clients the full queue kept out: observed in SYN_SENT while the server was held.
+    before = released if released is not None else len(log)
+    waiting = [i for i in log.indices(kinds=["tcp_state"])
+               if int(i) < before and log[int(i)].data.get("state") == "SYN_SENT"]
+    captured = _captured(log)
+    retrans = _retransmitted_syns(log)
+    if captured and retrans:
+        conn, syn, again = retrans[0]
+    else:
+        conn = log[int(waiting[0])].conn if waiting else first
+        syn = again = None
+    # What the kernel observer reported of the held moment: the queue, both ends' states.
+    quiet = min(x for x in (again, released, len(log)) if x is not None)
+    reported = [int(i) for i in log.indices(src="kernel") if int(i) < quiet]
+    settled = max([full] + [int(i) for i in waiting] + reported[-1:])
+    kept_out = len({log[int(i)].conn for i in waiting})
+    connected = find(log, "connect", src="client", conn=conn)
+    answer = find(log, "packet", conn=conn, after=again if again is not None else -1,
+                  where=lambda e: e.data.get("flags") == "SYN|ACK")
+    # How long its connect() took: from its first SYN (captured), or at least from
+    # when it was first seen in SYN_SENT (observed).
+    since = syn if syn is not None else _state(log, "SYN_SENT", side="client", conn=conn)
+    took = (log[connected].t_ns - log[since].t_ns) / 1e9 \
+        if since is not None and connected is not None else None
+    at_least_en = "" if syn is not None else "at least "
+    at_least_zh = "" if syn is not None else "至少"
+    pk_en = "captured" if captured else "derived from the calls"
+    pk_zh = "抓包所得" if captured else "由系统调用推导"
+    steps = [
+        Step({"en": f"The server listens with backlog {backlog}, and the gate holds it before "
+                    "epoll_wait: it will not call accept(). The kernel does not wait for it.",
+              "zh_CN": f"服务器以 backlog {backlog} 监听，而闸门（gate）把它挡在 epoll_wait 之前："
+                       "它不会调用 accept()。但内核不会等它。"},
+             _at(held), "io", _pick(first)),
+        Step({"en": f"{BACKLOG_CLIENTS} clients connect at once. For the first ones the server's "
+                    "kernel answers SYN|ACK by itself: the handshake completes and the "
+                    f"connection waits in the accept queue (packets {pk_en}).",
+              "zh_CN": f"{BACKLOG_CLIENTS} 个客户端同时发起连接。对前几个，服务器内核自己回复 "
+                       f"SYN|ACK：握手完成，连接进入 accept 队列等待（报文{pk_zh}）。"},
+             _at(syn_ack if syn_ack is not None else full), "sequence", _pick(first)),
+    ]
+    if syn is not None:
+        steps.append(Step(
+            {"en": "Another client's SYN gets no answer at all: no SYN|ACK, no RST. The kernel "
+                   "dropped it, silently. The client waits in SYN_SENT.",
+             "zh_CN": "另一个客户端的 SYN 完全没有回应：没有 SYN|ACK，也没有 RST。"
+                      "内核悄悄地把它丢掉了。客户端停在 SYN_SENT。"},
+            _at(syn), "sequence", _pick(conn)))
+    why_en, why_zh = ("Why: the", "原因：") if syn is not None else ("The", "")
+    steps.append(Step(
+        {"en": f"{why_en} accept queue is full. The listening socket's Recv-Q is {longest}, its "
+               f"Send-Q (the backlog) {backlog}: Linux lets backlog + 1 connections wait, then "
+               f"drops new SYNs. {kept_out} clients are left in SYN-SENT (observed).",
+         "zh_CN": f"{why_zh}accept 队列满了。监听套接字的 Recv-Q 是 {longest}，Send-Q（即 backlog）"
+                  f"是 {backlog}：Linux 允许 backlog + 1 个连接排队，之后新来的 SYN 一律丢弃。"
+                  f"{kept_out} 个客户端停在 SYN-SENT（观测所得）。"},
+        _at(settled), "sockets", _pick(conn)))
+    if again is not None:
+        steps.append(Step(
+            {"en": "About a second later the client's kernel sends the SYN again, with the same "
+                   "sequence number: a retransmission (packets captured). connect() is still "
+                   "blocked.",
+             "zh_CN": "大约一秒后，客户端内核再次发送 SYN，序列号完全相同：这是重传"
+                      "（抓包所得）。connect() 仍然阻塞着。"},
+            _at(again), "sequence", _pick(conn)))
+    else:
+        steps.append(Step(
+            {"en": "Their kernels retransmit the SYN after about a second, and again later; "
+                   "packets are not captured here, so the SYNs themselves are not shown, only "
+                   "the clients still in SYN-SENT.",
+             "zh_CN": "它们的内核大约一秒后会重传 SYN，之后还会再传；这里没有抓包，"
+                      "所以看不到 SYN 报文本身，只能看到客户端仍停在 SYN-SENT。"},
+            _at(released if released is not None else settled), "sockets", _pick(conn)))
+    steps += [
+        Step({"en": "The gate is released: epoll_wait reports the listening socket and accept() "
+                    "takes one connection off the queue.",
+              "zh_CN": "闸门放开：epoll_wait 报告监听套接字可读，accept() 从队列中取走一个连接。"},
+             _at(shrink if shrink is not None else released), "plots", _pick(first)),
+        Step({"en": "The server runs freely: the queue drains to 0 and the queued clients are "
+                    "served at once.",
+              "zh_CN": "服务器自由运行：队列清空为 0，排队的客户端立刻得到了服务。"},
+             _at(drained if drained is not None else released), "plots", _pick(first)),
+    ]
+    if answer is not None:
+        slow_en = f"{at_least_en}{took:.1f} s" if took is not None else "more than a second"
+        slow_zh = f"{at_least_zh}{took:.1f} 秒" if took is not None else "一秒多"
+        steps.append(Step(
+            {"en": "A dropped client gets in only with a later retransmission, once there is "
+                   f"room: SYN|ACK at last ({pk_en}). Its connect() took {slow_en}, nearly all "
+                   "of it spent waiting for retransmissions.",
+             "zh_CN": "被丢弃的客户端要等到之后的某次重传、队列有空位时才能进来：终于收到 "
+                      f"SYN|ACK（报文{pk_zh}）。它的 connect() 花了 {slow_zh}，"
+                      "几乎全部耗在等待重传上。"},
+            _at(answer), "sequence", _pick(conn)))
+    steps.append(Step(
+        {"en": "The whole run: the queue stayed full while the server did not accept, and "
+               f"the {kept_out} clients it kept out waited for SYN retransmissions, seconds, "
+               "not microseconds. A backlog too small costs that; the lecture's listen(128) "
+               "leaves room.",
+         "zh_CN": "整个过程：服务器不调用 accept() 的时候队列一直是满的，被挡在外面的 "
+                  f"{kept_out} 个客户端只能等 SYN 重传，代价以秒计，而不是微秒。"
+                  "backlog 太小就要付出这个代价；讲义里的 listen(128) 留足了余地。"},
+        lambda log: last(log), "plots", _pick(conn)))
+    return steps
+
+
+def _backlog_needs() -> tuple[bool, str]:
+    from engine.kernel.observer import KernelObserver
+    ok, reason = KernelObserver.available()
+    if not ok:
+        return False, ("the accept queue's length is read from the kernel (the listening "
+                       f"socket in sock_diag or /proc), which cannot be asked here: {reason}")
+    return True, ""
+
+
+BACKLOG_LESSON = Lesson(
+    name="backlog",
+    title={"en": "The backlog: a server that does not accept",
+           "zh_CN": "backlog：不调用 accept 的服务器"},
+    section="3.1",
+    summary={"en": "the accept queue fills; further SYNs are dropped and retransmitted",
+             "zh_CN": "accept 队列被填满；之后的 SYN 被丢弃并重传"},
+    record=_backlog_record, steps=_backlog_steps, check=_backlog_check, needs=_backlog_needs)
+
+LESSONS = [TIME_WAIT, CLOSE_WAIT, BACKLOG_LESSON]

@@ -1,0 +1,516 @@
+"""Lessons on the I/O models: a thread per connection (3.4–3.5), non-blocking
+polling (3.6) and epoll, level vs edge (3.9)."""
+from __future__ import annotations
+
+import statistics
+from itertools import pairwise
+from pathlib import Path
+
+import numpy as np
+import orjson
+
+from ..model import EventLog
+from .base import Lesson, LessonError, Step, find, last, serve
+
+
+# ---------------------------------------------------------------- helpers
+def _server(log: EventLog, kind: str, **kw) -> int | None:  # type: ignore[no-untyped-def]
+    return find(log, kind, src="server", **kw)
+
+
+def _conn_threads(log: EventLog) -> dict[int, tuple[int, int, str]]:
+    """Connection threads: thread -> (start index, exit index or last, connection)."""
+    spans: dict[int, tuple[int, int, str]] = {}
+    for i in log.indices(kinds=["thread_start", "thread_exit"], src="server").tolist():
+        e = log[i]
+        if e.conn is None:
+            continue  # the main loop
+        if e.kind == "thread_start":
+            spans[e.thread] = (i, last(log), e.conn)
+        elif e.thread in spans:
+            spans[e.thread] = (spans[e.thread][0], i, e.conn)
+    return spans
+
+
+def _most_at_once(spans: dict[int, tuple[int, int, str]]) -> tuple[int, int | None]:
+    """How many connection threads ran at once at most, and the first index where they did."""
+    edges = sorted([(a, 1) for a, _, _ in spans.values()] + [(b, -1) for _, b, _ in spans.values()],
+                   key=lambda x: (x[0], x[1]))
+    now = best = 0
+    where: int | None = None
+    for i, step in edges:
+        now += step
+        if now > best:
+            best, where = now, i
+    return best, where
+
+
+# ---------------------------------------------------------------- threads (3.4–3.5)
+CLIENTS = 3
+
+
+def _threads_record(workdir: Path) -> Path:
+    return serve(workdir, "threads", "--mode", "threaded", "--kernel-interval", "0.002",
+                 load=f"--clients {CLIENTS} --requests 3 --together --think 300")
+
+
+def _threads_check(log: EventLog) -> None:
+    spans = _conn_threads(log)
+    if len(spans) < 2:
+        raise LessonError(f"threads: {len(spans)} connection thread(s) ran: not several")
+    most, _ = _most_at_once(spans)
+    if most < 2:
+        raise LessonError("threads: the connection threads never ran at the same time")
+    for a, _, conn in spans.values():
+        if _server(log, "response", conn=conn, after=a) is None:
+            raise LessonError(f"threads: the thread of {conn} answered nothing")
+
+
+def _threads_steps(log: EventLog) -> list[Step]:
+    spans = _conn_threads(log)
+    order = sorted(spans.values())  # by start
+    conns = [c for _, _, c in order]
+    first_conn = conns[0]
+    most, all_running = _most_at_once(spans)
+    # The moment every thread has answered its first request and waits again.
+    first_sends = [_server(log, "send", conn=c) for c in conns]
+    all_waiting = max(i for i in first_sends if i is not None) + 1
+    # The next request to arrive: its thread wakes while the others stay blocked.
+    woken = _server(log, "recv", after=all_waiting,
+                    where=lambda e: int(e.data.get("bytes", 0)) > 0)
+    woken_conn = log[woken].conn if woken is not None else first_conn
+    exits = [b for _, b, _ in order]
+    first_exit = min(exits)
+    exit_conn = next(c for _, b, c in order if b == first_exit)
+    cpu = statistics.median(_cpu(log) or [0.0])
+    return [
+        Step({"en": "The lecture's threaded server: the main thread only accepts. Each accept() "
+                    "starts a new thread (threading.Thread) for the new connection, and the main "
+                    "thread goes back to accept().",
+              "zh_CN": "讲义中的多线程服务器：主线程只负责 accept()。每 accept() 一个连接，就为它"
+                       "启动一个新线程（threading.Thread），主线程马上回到 accept() 继续等待。"},
+             lambda log: _server(log, "thread_start", conn=first_conn), "io",
+             lambda log: first_conn),
+        Step({"en": f"{CLIENTS} clients connected at the same time: {most} connection threads "
+                    "now run side by side, a lane each, each with its own socket (fd).",
+              "zh_CN": f"{CLIENTS} 个客户端同时连上：现在有 {most} 个连接线程并排运行，每个线程"
+                       "一条泳道，各自拥有自己的套接字（fd）。"},
+             lambda log: all_running, "io", lambda log: first_conn),
+        Step({"en": "Each thread read its request, sent the page and called recv() again. Its "
+                    "client is thinking (300 ms), so every thread is blocked in recv(): a blocked "
+                    "thread costs no CPU, and it does not hold up the others.",
+              "zh_CN": "每个线程读到请求、发回页面，然后再次调用 recv()。客户端正在“思考”"
+                       "（300 毫秒），所以每个线程都阻塞在 recv() 里：阻塞的线程不占 CPU，"
+                       "也不会耽误其他线程。"},
+             lambda log: all_waiting, "io", lambda log: first_conn),
+        Step({"en": "A client sends its next request: the kernel wakes only the thread blocked "
+                    "on that socket. The other threads stay asleep in recv().",
+              "zh_CN": "一个客户端发来下一个请求：内核只唤醒阻塞在这个套接字上的线程，"
+                       "其他线程继续在 recv() 里睡眠。"},
+             lambda log: woken, "io", lambda log: woken_conn),
+        Step({"en": "One row per fd: the three connections are served in the same moments, not "
+                    "one after the other. Blocking code, as simple as lecture 3.1's, yet several "
+                    f"clients at once; and the engine's CPU stays low (a median {cpu:.0f} % of a "
+                    "core): blocked threads use none.",
+              "zh_CN": "每个 fd 一行：三个连接在同一时刻被服务，而不是一个接一个。代码和讲义 3.1 "
+                       "一样是简单的阻塞写法，却能同时服务多个客户端；引擎的 CPU 占用也很低"
+                       f"（中位数为一个核的 {cpu:.0f} %）：阻塞的线程不占 CPU。"},
+             lambda log: _server(log, "response", conn=conns[-1], nth=-1), "plots",
+             lambda log: first_conn),
+        Step({"en": "A client closed: its thread's recv() returned 0 bytes, so the thread closes "
+                    "the socket; then it exits (thread_exit) and its lane disappears.",
+              "zh_CN": "客户端关闭了连接：它那个线程的 recv() 返回 0 字节，于是线程关闭套接字，"
+                       "随后退出（thread_exit），它的泳道也随之消失。"},
+             lambda log: _server(log, "close", conn=exit_conn) or first_exit, "io",
+             lambda log: exit_conn),
+        Step({"en": "Every connection lived at the same time as the others. The price: a thread "
+                    "(a stack, a scheduler entry) per connection, even while it only waits; "
+                    "ten thousand clients would need ten thousand threads (C10K). Lecture 3.5's "
+                    "gevent.spawn keeps the shape with lighter coroutines.",
+              "zh_CN": "这些连接是同时存在的。代价是：每个连接一个线程（一个栈、一份调度开销），"
+                       "即使它只是在等待；一万个客户端就需要一万个线程（C10K 问题）。讲义 3.5 的 "
+                       "gevent.spawn 保留了同样的结构，只是换成了更轻的协程。"},
+             lambda log: last(log), "lifecycle", lambda log: first_conn),
+    ]
+
+
+THREADS = Lesson(
+    name="threads",
+    title={"en": "A thread per connection", "zh_CN": "每个连接一个线程"},
+    section="3.4–3.5",
+    summary={"en": "several clients at once, each served by its own blocked thread",
+             "zh_CN": "同时服务多个客户端，每个连接由自己的（阻塞的）线程服务"},
+    record=_threads_record, steps=_threads_steps, check=_threads_check)
+
+
+# ---------------------------------------------------------------- nonblocking (3.6)
+WASTE_RATIO = 10  # EAGAIN tries per useful one, at least
+# Median percent of a core, at least. A busy loop takes ~100 when it has a core to
+# itself; on a loaded, shared 2-core machine it gets less (and its short samples,
+# counted in 10 ms clock ticks, are coarse), while a server waiting in epoll_wait or
+# recv() takes ~0. A tolerant bound: it still tells burning from waiting.
+CPU_MEDIAN = 30.0
+
+
+def _nonblocking_record(workdir: Path) -> Path:
+    return serve(workdir, "nonblocking", "--mode", "nonblocking", "--sweep-pause", "0",
+                 "--cpu-interval", "0.02",
+                 load="--clients 4 --requests 2 --together --think 50")
+
+
+def _sweep_totals(log: EventLog) -> tuple[int, int, int]:
+    """(sweeps, EAGAIN tries, useful tries) of the whole run, from the poll_sweep events."""
+    idx = log.indices(kinds=["poll_sweep"], src="server")
+    eagain = useful = 0
+    for i in idx.tolist():
+        d = log[i].data
+        eagain += int(d.get("eagain", 0))
+        useful += int(d.get("useful", 0))
+    return len(idx), eagain, useful
+
+
+def _cpu(log: EventLog) -> list[float]:
+    return [float(log[i].data["percent"]) for i in log.indices(kinds=["cpu"]).tolist()
+            if "percent" in log[i].data]
+
+
+def _nonblocking_check(log: EventLog) -> None:
+    sweeps, eagain, useful = _sweep_totals(log)
+    if not sweeps or not useful:
+        raise LessonError("nonblocking: no sweep found anything: nothing was served")
+    if eagain < WASTE_RATIO * useful:
+        raise LessonError(f"nonblocking: {eagain} EAGAIN tries for {useful} useful ones: "
+                          f"not the waste the lesson shows (at least {WASTE_RATIO}x)")
+    cpu = _cpu(log)
+    if len(cpu) < 3:
+        raise LessonError(f"nonblocking: only {len(cpu)} CPU sample(s) were recorded")
+    if statistics.median(cpu) <= CPU_MEDIAN:
+        raise LessonError(f"nonblocking: the busy loop used a median {statistics.median(cpu):.0f} "
+                          f"% of a core (more than {CPU_MEDIAN:.0f} % expected; a loaded machine?)")
+
+
+def _sweep_at(log: EventLog, after: int) -> int | None:
+    """The first poll_sweep at or after ``after``: the sweep that did what happened there."""
+    return find(log, "poll_sweep", src="server", after=after - 1)
+
+
+def _nonblocking_steps(log: EventLog) -> list[Step]:
+    first_accept = _server(log, "accept")
+    first_request = _server(log, "request")
+    # The middle of the first think time: connected, nothing sent yet.
+    accepted = _server(log, "accept", nth=-1) or 0
+    times = log.column("t_ns")
+    if first_request is not None:
+        middle_t = (int(times[accepted]) + int(times[first_request])) // 2
+        thinking = min(max(int(np.searchsorted(times, middle_t)), accepted + 1), first_request)
+    else:
+        thinking = accepted + 1
+    sweeps, eagain, useful = _sweep_totals(log)
+    ratio = eagain / max(1, useful)
+    end_sweep = find(log, "poll_sweep", src="server", nth=-1)
+    cpu = statistics.median(_cpu(log) or [0.0])
+    return [
+        Step({"en": "Lecture 3.6's server: one thread, every socket non-blocking, and no pause "
+                    "between sweeps (--sweep-pause 0). A sweep tries accept() on the listening "
+                    "socket and recv() on every connection, ready or not.",
+              "zh_CN": "讲义 3.6 的服务器：只有一个线程，所有套接字都设为非阻塞，两轮扫描之间"
+                       "不暂停（--sweep-pause 0）。每一轮都对监听套接字试一次 accept()，"
+                       "对每个连接试一次 recv()，不管它有没有数据。"},
+             lambda log: find(log, "poll_sweep", src="server"), "io"),
+        Step({"en": "A useful try: accept() found clients waiting. Every sweep before it asked "
+                    "too and got EAGAIN: nobody was there yet. The new sockets are tried at once: "
+                    "recv() says EAGAIN, their clients have sent nothing.",
+              "zh_CN": "一次有用的尝试：accept() 拿到了等待中的客户端。在此之前的每一轮也都问过，"
+                       "得到的都是 EAGAIN：那时还没有人来。新套接字马上也被试了一次：recv() 返回 "
+                       "EAGAIN，因为客户端还什么都没发。"},
+             lambda log: _sweep_at(log, first_accept) if first_accept is not None else None,
+             "io"),
+        Step({"en": "The clients are connected but thinking before they send. The loop does not "
+                    "know that: sweep after sweep, every recv() and accept() answers EAGAIN. "
+                    "Nothing tells it which socket is ready, so it asks them all, thousands of "
+                    "times a second.",
+              "zh_CN": "客户端已经连上，但在发送之前还在“思考”，而循环并不知道：一轮又一轮，"
+                       "每次 recv() 和 accept() 都返回 EAGAIN。没有人告诉它哪个套接字就绪，"
+                       "它只好每秒几千次地挨个去问。"},
+             lambda log: _sweep_at(log, thinking), "io"),
+        Step({"en": "At last recv() finds requests: useful tries, and each page is sent in the "
+                    "same sweep. The other sockets still answer EAGAIN.",
+              "zh_CN": "终于，recv() 读到了请求：这是有用的尝试，页面在同一轮里就发出去了。"
+                       "其他套接字仍然返回 EAGAIN。"},
+             lambda log: _sweep_at(log, first_request) if first_request is not None else None,
+             "io"),
+        Step({"en": f"The whole run: {sweeps:,} sweeps, {eagain:,} tries wasted on EAGAIN for "
+                    f"{useful:,} useful ones: about {ratio:,.0f} wasted tries for every useful "
+                    "one.",
+              "zh_CN": f"整个运行：{sweeps:,} 轮扫描，{eagain:,} 次尝试白白得到 EAGAIN，"
+                       f"有用的只有 {useful:,} 次：大约每一次有用的尝试要陪上 {ratio:,.0f} "
+                       "次无用功。"},
+             lambda log: end_sweep, "io"),
+        Step({"en": "The price: every fd's row is solid with EAGAIN, and the engine's CPU plot "
+                    f"(bottom right) stays high: a median {cpu:.0f} % of a core here. With no "
+                    "pause the loop never sleeps: it takes a whole core (100 %) when it gets "
+                    "one, even while every client only thinks. A server waiting in epoll_wait "
+                    "or recv() uses almost none.",
+              "zh_CN": "代价：每个 fd 的那一行都被 EAGAIN 填满，右下角引擎的 CPU 曲线一直很高："
+                       f"这里的中位数是一个核的 {cpu:.0f} %。扫描之间不暂停，循环就从不睡眠："
+                       "只要拿得到，它就占满一整个核（100 %），即使所有客户端都只是在“思考”。"
+                       "而阻塞在 epoll_wait 或 recv() 里等待的服务器几乎不占 CPU。"},
+             lambda log: last(log), "plots"),
+        Step({"en": "A pause between sweeps saves the CPU but delays every answer by up to the "
+                    "pause. What is missing is someone who says which socket is ready: that is "
+                    "what select and epoll do (lecture 3.9).",
+              "zh_CN": "在两轮扫描之间暂停可以省下 CPU，但每个回答最多要晚一个暂停的时间。"
+                       "真正缺的是有人告诉我们哪个套接字就绪了：这正是 select 和 epoll 做的事"
+                       "（讲义 3.9）。"},
+             lambda log: last(log), "io"),
+    ]
+
+
+NONBLOCKING = Lesson(
+    name="nonblocking",
+    title={"en": "Non-blocking polling", "zh_CN": "非阻塞轮询"},
+    section="3.6",
+    summary={"en": "one thread asks every socket in turn: most tries are EAGAIN and a core burns",
+             "zh_CN": "一个线程挨个询问每个套接字：大多数尝试都是 EAGAIN，还白白烧掉一个核"},
+    record=_nonblocking_record, steps=_nonblocking_steps, check=_nonblocking_check)
+
+
+# ---------------------------------------------------------------- epoll (3.9)
+PIPELINED = 12  # requests in one write: 12 x 93 bytes > the lecture's recv(1024)
+EPOLL_RUNS = (
+    ("level", ("--trigger", "level", "--no-drain")),  # one recv(1024) per report; reported again
+    ("edge", ("--trigger", "edge")),  # drained until EAGAIN
+    ("edge-no-drain", ("--trigger", "edge", "--no-drain")),  # the bug: stalls
+)
+CLIENT_TIMEOUT = 1.0  # seconds the stalled client waits before it gives up
+
+
+def _epoll_record(workdir: Path) -> Path:
+    """Three runs, one after the other, merged into one trace (one clock: monotonic)."""
+    workdir = Path(workdir)
+    lines: list[bytes] = []
+    header: dict | None = None
+    for name, options in EPOLL_RUNS:
+        trace = serve(workdir, f"epoll-{name}", "--mode", "epoll", *options,
+                      "--kernel-interval", "0.002",
+                      load=f"--clients 1 --requests {2 * PIPELINED} --pipeline {PIPELINED} "
+                           f"--think 200 --timeout {CLIENT_TIMEOUT}")
+        with open(trace, "rb") as f:
+            head, *events = f.read().splitlines()
+        if header is None:
+            header = orjson.loads(head)
+        lines += [e for e in events if e.strip()]
+    assert header is not None
+    header["runs"] = [name for name, _ in EPOLL_RUNS]
+    rows = sorted((orjson.loads(line) for line in lines), key=lambda r: (r["t_ns"], r["seq"]))
+    out = workdir / "epoll.jsonl"
+    with open(out, "wb") as f:
+        f.write(orjson.dumps(header) + b"\n")
+        for seq, row in enumerate(rows):  # one numbering for the merged runs
+            row["seq"] = seq
+            f.write(orjson.dumps(row) + b"\n")
+    return out
+
+
+def _runs(log: EventLog) -> dict[str, tuple[int, int]]:
+    """Each run's log range [start, stop), by its mode event."""
+    starts = log.indices(kinds=["mode"], src="server").tolist()
+    runs: dict[str, tuple[int, int]] = {}
+    for k, i in enumerate(starts):
+        d = log[i].data
+        name = str(d.get("trigger")) + ("-no-drain" if d.get("no_drain") else "")
+        runs[name] = (i, starts[k + 1] if k + 1 < len(starts) else len(log))
+    return runs
+
+
+def _reports(log: EventLog, fd: int, start: int, stop: int) -> list[int]:
+    """The epoll_waits in [start, stop) whose ready list holds ``fd``."""
+    return [i for i in log.indices(kinds=["epoll_wait"], src="server", start=start,
+                                   stop=stop).tolist()
+            if any(int(f) == fd for f, _ in log[i].data.get("ready") or ())]
+
+
+def _stalled(log: EventLog) -> dict:
+    """The buggy run's stalled connection, with what shows the stall (LessonError if none)."""
+    runs = _runs(log)
+    if "edge-no-drain" not in runs:
+        raise LessonError("epoll: no edge-triggered run without draining was recorded")
+    start, stop = runs["edge-no-drain"]
+    for i in log.indices(kinds=["accept"], src="server", start=start, stop=stop).tolist():
+        conn, fd = log[i].conn, log[i].fd
+        assert conn is not None
+        gave_up = find(log, "close", src="client", conn=conn, after=i,
+                       where=lambda e: e.data.get("reason") == "error")
+        if gave_up is None or gave_up >= stop:
+            continue
+        sent = sum(int(log[k].data.get("bytes", 0)) for k in
+                   log.indices(conn=conn, kinds=["send"], src="client", stop=gave_up).tolist())
+        recvs = log.indices(conn=conn, kinds=["recv"], src="server", start=i, stop=gave_up)
+        read = sum(int(log[k].data.get("bytes", 0)) for k in recvs.tolist())
+        reports = _reports(log, fd, i, gave_up)
+        if not len(recvs) or not reports or read >= sent:
+            continue
+        requests = log.indices(conn=conn, kinds=["request"], src="server", stop=gave_up)
+        answers = log.indices(conn=conn, kinds=["response"], src="server", stop=gave_up)
+        empty = [k for k in log.indices(kinds=["epoll_wait"], src="server", start=reports[0] + 1,
+                                        stop=gave_up).tolist()
+                 if not log[k].data.get("ready")]
+        return {"conn": conn, "fd": fd, "accept": i, "gave_up": gave_up, "sent": sent,
+                "read": read, "reports": reports, "first_recv": int(recvs[0]),
+                "requests": len(requests), "answers": len(answers), "empty": empty,
+                "later": _reports(log, fd, gave_up, stop)}
+    raise LessonError("epoll: in the edge-triggered run without draining no client was left "
+                      "waiting with unread bytes in the server's socket")
+
+
+def _epoll_check(log: EventLog) -> None:
+    runs = _runs(log)
+    for name in ("level-no-drain", "edge"):
+        if name not in runs:
+            raise LessonError(f"epoll: the {name} run is missing")
+    # Level-triggered, one recv(1024) per report: the same fd is reported again.
+    start, stop = runs["level-no-drain"]
+    accept = find(log, "accept", src="server", after=start - 1)
+    if accept is None or accept >= stop:
+        raise LessonError("epoll: the level-triggered run accepted nothing")
+    reports = _reports(log, log[accept].fd, accept, stop)
+    again = [b for a, b in pairwise(reports)
+             if find(log, "recv", src="server", conn=log[accept].conn, after=a) is not None
+             and find(log, "epoll_wait", src="server", after=a) == b]
+    if not again:
+        raise LessonError("epoll: level-triggered never reported an fd again in the next wait")
+    # Edge-triggered, correct: drained until EAGAIN.
+    start, stop = runs["edge"]
+    eagain = find(log, "eagain", src="server", after=start - 1,
+                  where=lambda e: e.data.get("op") == "recv" and e.conn is not None)
+    if eagain is None or eagain >= stop:
+        raise LessonError("epoll: the edge-triggered server never read until EAGAIN")
+    gave_up = find(log, "close", src="client", after=start - 1,
+                   where=lambda e: e.data.get("reason") == "error")
+    if gave_up is not None and gave_up < stop:
+        raise LessonError("epoll: a client of the correct edge-triggered run gave up")
+    # The bug: a connection stalls.
+    s = _stalled(log)
+    if len(s["reports"]) != 1:
+        raise LessonError(f"epoll: the stalled fd was reported {len(s['reports'])} times "
+                          "before the client gave up (once expected)")
+
+
+def _epoll_steps(log: EventLog) -> list[Step]:
+    runs = _runs(log)
+    lv0, lv1 = runs["level-no-drain"]
+    ed0, _ = runs["edge"]
+    s = _stalled(log)
+    level_conn = log[find(log, "accept", src="server", after=lv0 - 1)].conn  # type: ignore[index]
+    edge_conn = log[find(log, "accept", src="server", after=ed0 - 1)].conn  # type: ignore[index]
+    lv_first = find(log, "recv", src="server", conn=level_conn)
+    lv_reports = _reports(log, log[lv_first].fd, lv0, lv1) if lv_first is not None else []
+    lv_again = next((r for r in lv_reports if lv_first is not None and r > lv_first), None)
+    lv_second = find(log, "recv", src="server", conn=level_conn, after=lv_again) \
+        if lv_again is not None else None
+    ed_recv = find(log, "recv", src="server", conn=edge_conn)
+    ed_eagain = find(log, "eagain", src="server", conn=edge_conn,
+                     where=lambda e: e.data.get("op") == "recv")
+    read, sent, left = s["read"], s["sent"], s["sent"] - s["read"]
+    first_batch = find(log, "send", src="client", conn=s["conn"])
+    batch = int(log[first_batch].data.get("bytes", 0)) if first_batch is not None else sent
+    lv_rest = int(log[lv_second].data.get("bytes", 0)) if lv_second is not None else 0
+    stall_wait = s["empty"][len(s["empty"]) // 2] if s["empty"] else s["gave_up"]
+    fin = find(log, "packet", conn=s["conn"], after=s["gave_up"] - 1,
+               where=lambda e: "FIN" in str(e.data.get("flags"))) or s["gave_up"]
+    late = s["gave_up"]
+    if s["later"]:
+        late = find(log, "recv", src="server", conn=s["conn"], after=s["later"][0]) \
+            or s["later"][0]
+    waited = (int(log.column("t_ns")[s["gave_up"]]) - int(log.column("t_ns")[s["first_recv"]])) \
+        / 1e9
+    conn_l = lambda log: level_conn
+    conn_e = lambda log: edge_conn
+    conn_s = lambda log: s["conn"]
+    return [
+        Step({"en": f"Three runs of one client that pipelines {PIPELINED} requests in one write "
+                    f"({batch} bytes). First level-triggered, reading like lecture 3.9's server: "
+                    "one recv(1024) per report. It takes 1024 bytes; the rest stays in the "
+                    "socket.",
+              "zh_CN": f"同一个客户端跑三次：它一次写出 {PIPELINED} 个流水线请求（{batch} 字节）。"
+                       "第一次是水平触发，像讲义 3.9 的服务器那样每次通知只调用一次 recv(1024)："
+                       "读走 1024 字节，其余的留在套接字里。"},
+             lambda log: lv_first, "io", conn_l),
+        Step({"en": f"Level-triggered: unread data remains, so the next epoll_wait reports the "
+                    f"same fd again (\"again\"). The server reads the other {lv_rest} bytes: "
+                    "nothing is lost, it only costs one more wait.",
+              "zh_CN": f"水平触发：因为还有未读的数据，下一次 epoll_wait 再次报告同一个 fd"
+                       f"（“again”标记）。服务器读走剩下的 {lv_rest} 字节：什么也没丢，"
+                       "只是多等了一次。"},
+             lambda log: lv_second if lv_second is not None else lv_again, "io", conn_l),
+        Step({"en": "Edge-triggered (EPOLLET), written correctly: the fd is reported once, when "
+                    f"the bytes arrive, and the server reads in a loop: this recv takes all "
+                    f"{int(log[ed_recv].data.get('bytes', 0)) if ed_recv is not None else batch} "
+                    "bytes...",
+              "zh_CN": "边缘触发（EPOLLET），正确的写法：字节到达时 fd 只被报告一次，服务器循环"
+                       f"读取：这次 recv 读走了全部 "
+                       f"{int(log[ed_recv].data.get('bytes', 0)) if ed_recv is not None else batch}"
+                       " 字节……"},
+             lambda log: ed_recv, "io", conn_e),
+        Step({"en": "...and it goes on reading until recv says EAGAIN: the socket is drained. Only "
+                    "then may it wait again: with EPOLLET nobody will remind it of what it left.",
+              "zh_CN": "……然后继续读，直到 recv 返回 EAGAIN：套接字被读空了。只有这时才能再去"
+                       "等待：用 EPOLLET 时，没人会再提醒它还剩下什么没读。"},
+             lambda log: ed_eagain, "io", conn_e),
+        Step({"en": f"Now the bug: edge-triggered, but one recv(1024) per report, as in the "
+                    f"lecture. It reads {read} of the {sent} bytes and answers the "
+                    f"{s['answers']} complete requests; {left} bytes, the last request, stay in "
+                    "the socket.",
+              "zh_CN": f"现在看这个 bug：边缘触发，却像讲义那样每次通知只 recv(1024) 一次。"
+                       f"它读了 {sent} 字节中的 {read} 字节，回答了 {s['answers']} 个完整的请求；"
+                       f"剩下的 {left} 字节，也就是最后一个请求，留在了套接字里。"},
+             lambda log: s["first_recv"], "io", conn_s),
+        Step({"en": f"Those {left} bytes are not new, so there is no new edge: epoll_wait returns "
+                    f"nothing, time-out after time-out, though fd {s['fd']} is still watched. It is "
+                    "never reported again, and the client waits for an answer that never comes.",
+              "zh_CN": f"这 {left} 字节不是新到的数据，所以没有新的“边沿”：虽然 fd {s['fd']} "
+                       "仍在关注列表里，epoll_wait 却一次次超时，什么也不返回。它再也不会被报告，"
+                       "客户端一直在等一个永远不会来的响应。"},
+             lambda log: stall_wait, "io", conn_s),
+        Step({"en": f"After {waited:.1f} s the client gives up (its time-out) and closes. Its "
+                    f"FIN is something new: an edge. Now fd {s['fd']} is reported and the "
+                    f"forgotten {left} bytes are read, far too late: their client is gone.",
+              "zh_CN": f"{waited:.1f} 秒后，客户端超时放弃，关闭了连接。它的 FIN 是新到的东西："
+                       f"形成了一个边沿。这时 fd {s['fd']} 才被报告，那被遗忘的 {left} 字节才被"
+                       "读到，可是太晚了：客户端已经走了。"} if s["later"] else
+             {"en": f"After {waited:.1f} s the client gives up (its time-out) and closes: its "
+                    "last request was never answered.",
+              "zh_CN": f"{waited:.1f} 秒后，客户端超时放弃，关闭了连接：它的最后一个请求始终没有"
+                       "得到回答。"},
+             lambda log: late, "io", conn_s),
+        Step({"en": f"The connection on the wire: the {sent} bytes went out and the server's "
+                    f"kernel acknowledged them at once: they were in its socket all along. "
+                    f"{s['answers']} answers came back, then {waited:.1f} s of silence, then the "
+                    "client's FIN.",
+              "zh_CN": f"从线路上看这个连接：{sent} 字节发了出去，服务器的内核立刻确认（ACK）了："
+                       f"数据一直就在它的套接字里。回来了 {s['answers']} 个响应，然后是 "
+                       f"{waited:.1f} 秒的沉默，最后是客户端的 FIN。"},
+             lambda log: max(fin, late), "sequence", conn_s),
+        Step({"en": "The three runs on one time axis: level and correct edge answer at once; the "
+                    f"buggy edge run leaves a hole of {waited:.1f} s, its waits returning empty "
+                    "ready lists. The rule: level-triggered forgives reading only part, "
+                    "edge-triggered does not: with EPOLLET, read (and accept) until EAGAIN, "
+                    "every time.",
+              "zh_CN": "三次运行放在同一条时间轴上：水平触发和正确的边缘触发都立刻回答；有 bug 的"
+                       f"边缘触发留下了 {waited:.1f} 秒的空洞，其间每次等待返回的就绪列表都是空的。"
+                       "规则：水平触发容忍只读一部分，边缘触发不会：使用 EPOLLET 时，每次都要"
+                       "一直读（和 accept）到 EAGAIN 为止。"},
+             lambda log: last(log), "plots", conn_s),
+    ]
+
+
+EPOLL = Lesson(
+    name="epoll",
+    title={"en": "epoll: level vs edge", "zh_CN": "epoll：水平触发与边缘触发"},
+    section="3.9",
+    summary={"en": "level-triggered reports unread data again; edge-triggered must drain, or a "
+                   "client stalls",
+             "zh_CN": "水平触发会重复报告未读的数据；边缘触发必须读空，否则客户端会卡住"},
+    record=_epoll_record, steps=_epoll_steps, check=_epoll_check)
+
+LESSONS = [THREADS, NONBLOCKING, EPOLL]
