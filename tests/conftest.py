@@ -50,6 +50,16 @@ def read_to_eof(sock, max_reads: int = 10_000) -> bytes:  # type: ignore[no-unty
 
 
 @pytest.fixture(autouse=True)
+def english_afterwards() -> Iterator[None]:
+    """A window made in Chinese installs the translation for the whole application:
+    take it away after the test, so that the next one reads English again."""
+    yield
+    i18n = sys.modules.get("visualizer.i18n")
+    if i18n is not None and i18n.current() != i18n.SOURCE:
+        i18n.install(None, i18n.SOURCE)
+
+
+@pytest.fixture(autouse=True)
 def no_leftovers() -> Iterator[None]:
     """Fail a test that leaves threads (Python's or Qt's) or child processes behind."""
     before = set(threading.enumerate())

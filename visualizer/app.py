@@ -11,8 +11,9 @@ import sys
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QLocale, QSettings, Qt, QTimer, QUrl
-from PySide6.QtGui import QAction, QDesktopServices, QKeySequence
+from PySide6.QtCore import (QT_TRANSLATE_NOOP, QCoreApplication, QEvent, QLocale, QSettings, Qt,
+                            QTimer, QUrl)
+from PySide6.QtGui import QAction, QActionGroup, QDesktopServices, QKeySequence
 from PySide6.QtWidgets import (QApplication, QCheckBox, QComboBox, QFileDialog, QHBoxLayout,
                                QHeaderView, QLabel, QLineEdit, QMainWindow, QMessageBox,
                                QPushButton, QSlider, QSpinBox, QSplitter, QTableView, QTableWidget,
@@ -22,25 +23,49 @@ from engine.events import KINDS, SOURCES, Event
 from engine.lab import FAULTS, faults_available, lab_available
 from engine.trace import TraceError, TraceWriter
 
+from . import i18n
 from .eventtable import EventTableModel
 from .host import EngineHost, EngineSettings
 from .model import Timeline, open_trace
+from .presentation import Presentation
 from .timeslider import TimelineSlider
 from .lessons import LANGS, Prepared
 from .views import View, style, view_classes
 
-MODES = [("epoll (level)", "epoll", "level"), ("epoll (edge)", "epoll", "edge"),
-         ("selectors", "selectors", "level"), ("threaded", "threaded", "level"),
-         ("non-blocking polling", "nonblocking", "level")]
+# The labels below are English keys (settings and tests use them); the window shows
+# them translated, in its context ("MainWindow"): QT_TRANSLATE_NOOP marks them for lupdate.
+MODES = [(QT_TRANSLATE_NOOP("MainWindow", "epoll (level)"), "epoll", "level"),
+         (QT_TRANSLATE_NOOP("MainWindow", "epoll (edge)"), "epoll", "edge"),
+         (QT_TRANSLATE_NOOP("MainWindow", "selectors"), "selectors", "level"),
+         (QT_TRANSLATE_NOOP("MainWindow", "threaded"), "threaded", "level"),
+         (QT_TRANSLATE_NOOP("MainWindow", "non-blocking polling"), "nonblocking", "level")]
 SPEEDS = [("0.01x", 0.01), ("0.1x", 0.1), ("0.5x", 0.5), ("1x", 1.0), ("2x", 2.0),
-          ("1 event/s", -1), ("5 events/s", -5), ("20 events/s", -20)]
-TRAFFIC = [("One request", ["--requests", "1", "--short"]),
-           ("Short", ["--short", "--requests", "1"]),
-           ("Keep-alive", ["--requests", "5"]),
-           ("Pipelined", ["--requests", "8", "--pipeline", "4"]),
-           ("Aborting", ["--abort"]),
-           ("Half-closing", ["--half-close", "--requests", "2"]),
-           ("Slow", ["--slow", "--slow-interval", "0.1"])]
+          (QT_TRANSLATE_NOOP("MainWindow", "1 event/s"), -1),
+          (QT_TRANSLATE_NOOP("MainWindow", "5 events/s"), -5),
+          (QT_TRANSLATE_NOOP("MainWindow", "20 events/s"), -20)]
+TRAFFIC = [(QT_TRANSLATE_NOOP("MainWindow", "One request"), ["--requests", "1", "--short"]),
+           (QT_TRANSLATE_NOOP("MainWindow", "Short"), ["--short", "--requests", "1"]),
+           (QT_TRANSLATE_NOOP("MainWindow", "Keep-alive"), ["--requests", "5"]),
+           (QT_TRANSLATE_NOOP("MainWindow", "Pipelined"), ["--requests", "8", "--pipeline", "4"]),
+           (QT_TRANSLATE_NOOP("MainWindow", "Aborting"), ["--abort"]),
+           (QT_TRANSLATE_NOOP("MainWindow", "Half-closing"),
+            ["--half-close", "--requests", "2"]),
+           (QT_TRANSLATE_NOOP("MainWindow", "Slow"), ["--slow", "--slow-interval", "0.1"])]
+# What each lab fault teaches (engine.lab.FAULTS' words, marked here for translation;
+# tests/qt/test_i18n.py checks that they are the engine's words still).
+FAULT_LESSONS = (
+    QT_TRANSLATE_NOOP("MainWindow", "the client's SYN is lost: it retransmits after about 1 s "
+                      "(SYN_SENT meanwhile)"),
+    QT_TRANSLATE_NOOP("MainWindow", "the server's SYN-ACK is lost: the server retransmits it "
+                      "(SYN_RECV meanwhile)"),
+    QT_TRANSLATE_NOOP("MainWindow", "the handshake's final ACK is lost: the client is "
+                      "ESTABLISHED, the server still SYN_RECV until the client's data (or the "
+                      "SYN-ACK retransmission) fixes it"),
+    QT_TRANSLATE_NOOP("MainWindow", "the client's FIN is lost: it retransmits it; the server "
+                      "reads end-of-file late"),
+    QT_TRANSLATE_NOOP("MainWindow", "the server's FIN is lost: it stays in FIN_WAIT_1 and "
+                      "retransmits"),
+)
 
 
 def short_id(conn_id: str) -> str:
@@ -63,6 +88,9 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("SockScope")
         self.setAcceptDrops(True)
         self.qsettings = settings or QSettings("SockScope", "SockScope")
+        i18n.install(QApplication.instance(), self.language)  # before any word is read
+        self._stopped: tuple[object, str] | None = None  # the engine's exit: code, messages
+        self._engine_lab = False
         self.timeline = Timeline()
         self.host: EngineHost | None = None
         self.recorded = 0
@@ -71,6 +99,8 @@ class MainWindow(QMainWindow):
         self._marks_for: tuple[int, list[int]] = (-1, [])
         self.table_model = EventTableModel(self.timeline.log)
         self._build()
+        # View menu: presentation mode (F5), theme, zoom (visualizer/presentation.py)
+        self.presentation = Presentation(self)
         self.drain_timer = QTimer(self)
         self.drain_timer.setInterval(33)
         self.drain_timer.timeout.connect(self._drain)
@@ -109,6 +139,20 @@ class MainWindow(QMainWindow):
         quit_action.triggered.connect(self.close)
         for a in (open_action, save_action, quit_action):
             menu.addAction(a)
+        self.file_menu = menu
+        self.open_action, self.save_action = open_action, save_action
+        self.export_action, self.quit_action = export_action, quit_action
+        # Each language by its own name; switching happens at once (set_language).
+        self.language_menu = self.menuBar().addMenu(self.tr("&Language"))
+        self.language_group = QActionGroup(self)
+        for lang, name in i18n.LANGUAGES.items():
+            action = QAction(name, self)
+            action.setCheckable(True)
+            action.setData(lang)
+            action.setChecked(lang == i18n.current())
+            action.triggered.connect(lambda _=False, lang=lang: self.set_language(lang))
+            self.language_group.addAction(action)
+            self.language_menu.addAction(action)
 
         self.engine_bar = engine_bar = QToolBar(self.tr("Engine"), self)
         engine_bar.setObjectName("engine")
@@ -128,7 +172,7 @@ class MainWindow(QMainWindow):
         self.pause_box.setValue(1)
         self.pause_box.setPrefix(self.tr("sweep pause "))
         self.pause_box.setSuffix(" ms")
-        lab_ok, lab_reason = lab_available()
+        lab_ok, lab_reason = self._lab_status = lab_available()
         self.lab_box = QCheckBox(self.tr("Lab"))
         self.lab_box.setEnabled(lab_ok)
         self.lab_box.setToolTip(
@@ -137,10 +181,10 @@ class MainWindow(QMainWindow):
             else self.tr("The lab is not available: {0}").format(lab_reason))
         self.fault_box = QComboBox()
         self.fault_box.addItem(self.tr("no fault"), None)
-        faults_ok, faults_reason = faults_available()
+        faults_ok, faults_reason = self._faults_status = faults_available()
         for name, (_, lesson) in FAULTS.items():
             self.fault_box.addItem(name, name)
-            self.fault_box.setItemData(self.fault_box.count() - 1, lesson,
+            self.fault_box.setItemData(self.fault_box.count() - 1, self.tr(lesson),
                                        Qt.ItemDataRole.ToolTipRole)
         self.fault_box.setEnabled(False)
         self.fault_box.setToolTip(self.tr("In the lab, drop one segment") if faults_ok
@@ -233,7 +277,7 @@ class MainWindow(QMainWindow):
             view = cls()
             view.connection_selected.connect(self.select_connection)
             self.views[cls.name] = view
-            self.view_tabs.addTab(view, self.tr(cls.title))
+            self.view_tabs.addTab(view, QCoreApplication.translate("View", cls.title))
         self.view_tabs.currentChanged.connect(lambda _: self._refresh())
         self.selected: str | None = None
         # A lesson's narration, above the pictures (hidden outside lessons).
@@ -340,14 +384,18 @@ class MainWindow(QMainWindow):
         self.banner.hide()
         self.banner_button.hide()
         self.gate_box.setChecked(False)
-        url = self.host.url or self.tr("(not started)")
-        if settings.lab:
+        self._engine_lab = settings.lab
+        self._show_url()
+        self.browser_button.setEnabled(not settings.lab)
+        self.qsettings.setValue("mode", MODES[self.mode_box.currentIndex()][0])
+
+    def _show_url(self) -> None:
+        url = (self.host.url if self.host else None) or self.tr("(not started)")
+        if self._engine_lab:
             url += self.tr(" (in the lab)")
         self.url_label.setText(f"  {url}  ")
-        self.browser_button.setEnabled(not settings.lab)
         self.browser_button.setToolTip(self.tr("A browser cannot reach the lab's private network")
-                                       if settings.lab else "")
-        self.qsettings.setValue("mode", MODES[self.mode_box.currentIndex()][0])
+                                       if self._engine_lab else "")
 
     def _apply_settings(self) -> None:
         """A change of settings restarts the engine; the timeline keeps everything."""
@@ -381,11 +429,16 @@ class MainWindow(QMainWindow):
         if code is not None and not self._engine_exit_reported:
             self._engine_exit_reported = True
             last = [m for m in self.host.poll_messages() if m][-3:]
-            self.banner.setText(self.tr("The engine stopped (exit code {0}). Nothing recorded "
-                                        "is lost. {1}").format(code, " | ".join(last)))
+            self._stopped = (code, " | ".join(last))
+            self._show_stopped()
             self.banner.show()
             self.banner_button.show()
         self._update_status()
+
+    def _show_stopped(self) -> None:
+        if self._stopped is not None:
+            self.banner.setText(self.tr("The engine stopped (exit code {0}). Nothing recorded "
+                                        "is lost. {1}").format(*self._stopped))
 
     def add_events(self, batch: list[Event]) -> None:
         self.recorded += len(batch)
@@ -547,6 +600,95 @@ class MainWindow(QMainWindow):
             return str(lang)
         return "zh_CN" if QLocale.system().name().startswith("zh") else "en"
 
+    # ------------------------------------------------------------ languages
+    def set_language(self, lang: str) -> None:
+        """Show the window in ``lang`` ("en", "zh_CN") from now on, and remember it."""
+        if lang not in i18n.LANGUAGES:
+            raise ValueError(f"no language {lang!r}: {', '.join(i18n.LANGUAGES)}")
+        self.qsettings.setValue("language", lang)
+        i18n.install(QApplication.instance(), lang)  # LanguageChange: retranslate() ran
+        for action in self.language_group.actions():
+            action.setChecked(action.data() == lang)
+
+    def changeEvent(self, event) -> None:  # type: ignore[no-untyped-def]  # noqa: N802
+        if event.type() == QEvent.Type.LanguageChange and hasattr(self, "status_label"):
+            self.retranslate()  # (not while _build runs: it reads the words itself)
+        super().changeEvent(event)
+
+    def retranslate(self) -> None:
+        """The language changed: every word ``_build`` set once is set again (the views
+        retranslate themselves), and the lesson's caption follows."""
+        self.file_menu.setTitle(self.tr("&File"))
+        self.open_action.setText(self.tr("&Open trace…"))
+        self.save_action.setText(self.tr("&Save session as trace…"))
+        self.export_action.setText(self.tr("&Export view as picture…"))
+        self.quit_action.setText(self.tr("&Quit"))
+        self.language_menu.setTitle(self.tr("&Language"))
+        for action in self.language_group.actions():
+            action.setChecked(action.data() == i18n.current())
+        self.engine_bar.setWindowTitle(self.tr("Engine"))
+        self.traffic_bar.setWindowTitle(self.tr("Traffic"))
+        for bar in (self.engine_bar, self.traffic_bar):
+            if bar.toolTip():
+                bar.setToolTip(self.tr("Replaying a recorded trace"))
+        for box in (self.mode_box, self.fault_box, self.kind_filter, self.source_filter,
+                    self.speed_box):  # sized for the old words otherwise
+            box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        for i, (label, _, _) in enumerate(MODES):
+            self.mode_box.setItemText(i, self.tr(label))
+        self.backlog_box.setPrefix(self.tr("backlog "))
+        self.pause_box.setPrefix(self.tr("sweep pause "))
+        lab_ok, lab_reason = self._lab_status
+        self.lab_box.setText(self.tr("Lab"))
+        self.lab_box.setToolTip(
+            self.tr("A private network namespace: real packets captured without root; only "
+                    "SockScope's own clients reach it") if lab_ok
+            else self.tr("The lab is not available: {0}").format(lab_reason))
+        self.fault_box.setItemText(0, self.tr("no fault"))
+        for i in range(1, self.fault_box.count()):
+            lesson = FAULTS.get(self.fault_box.itemData(i), ("", ""))[1]
+            self.fault_box.setItemData(i, self.tr(lesson), Qt.ItemDataRole.ToolTipRole)
+        faults_ok, faults_reason = self._faults_status
+        self.fault_box.setToolTip(self.tr("In the lab, drop one segment") if faults_ok
+                                  else faults_reason)
+        self.restart_button.setText(self.tr("Apply (restart engine)"))
+        self.browser_button.setText(self.tr("Open in browser"))
+        if self.host is not None:
+            self._show_url()
+        self.count_box.setPrefix(self.tr("clients "))
+        for label, button in self.traffic_buttons.items():
+            button.setText(self.tr(label))
+        self.banner_button.setText(self.tr("Restart engine"))
+        self._show_stopped()
+        self.connections.setHorizontalHeaderLabels(
+            [self.tr("ports"), self.tr("client"), self.tr("server"), self.tr("requests"),
+             self.tr("packets")])
+        self.table_model.headerDataChanged.emit(Qt.Orientation.Horizontal, 0,
+                                                self.table_model.columnCount() - 1)
+        self.filter_edit.setPlaceholderText(self.tr("words: GET, 404, 54321…"))
+        self.kind_filter.setItemText(0, self.tr("every kind"))
+        self.source_filter.setItemText(0, self.tr("every source"))
+        self.fd_filter.setSpecialValueText(self.tr("every fd"))
+        self.conn_filter.setText(self.tr("selected connection only"))
+        if self.conn_filter.toolTip():
+            self.conn_filter.setToolTip(self.selected or self.tr("no connection selected"))
+        for i in range(self.view_tabs.count()):
+            view = self.view_tabs.widget(i)
+            if isinstance(view, View):
+                self.view_tabs.setTabText(i, QCoreApplication.translate("View", view.title))
+        self.live_button.setText(self.tr("Live"))
+        self.play_button.setText(self.tr("Play"))
+        self.back_button.setToolTip(self.tr("Step back one event (Left, PageUp)"))
+        self.forward_button.setToolTip(self.tr("Step forward one event (Right, PageDown)"))
+        for i, (label, _) in enumerate(SPEEDS):
+            self.speed_box.setItemText(i, self.tr(label))
+        self.gate_box.setText(self.tr("Step the server"))
+        self.release_button.setText(self.tr("Release one action"))
+        if self.lesson is not None and 0 <= self.lesson_step < len(self.lesson.steps):
+            self.caption.setText(self.lesson.text(self.lesson_step, self.language))
+            self.setWindowTitle(f"SockScope — {self.lesson.lesson.title.get(self.language)}")
+        self._update_status()
+
     def open_lesson(self, prepared: Prepared, step: int = 0) -> None:
         """Show a recorded lesson: its timeline, and its narration from step ``step``."""
         self.show_timeline(prepared.timeline, prepared.lesson.name, prepared.problems)
@@ -578,6 +720,8 @@ class MainWindow(QMainWindow):
         view = self.views.get(name)
         if view is None:
             return False
+        if self.view_tabs.indexOf(view) < 0:  # beside the tabs: presenting a pair
+            return self.presentation.show_view(view)
         self.view_tabs.setCurrentWidget(view)
         return True
 
@@ -629,6 +773,7 @@ class MainWindow(QMainWindow):
         view = self.view_tabs.currentWidget()
         if isinstance(view, View):
             view.show_state(tl)
+        self.presentation.refresh(tl)  # a presented pair's second view
         self._update_status()
 
     def _restart_marks(self) -> list[int]:
@@ -671,10 +816,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def lesson(name: str, step: int | None = None, lang: str | None = None,
-           screenshot: str | None = None, workdir: str | None = None) -> int:
+           screenshot: str | None = None, workdir: str | None = None, *,
+           present: bool = False, gif: str | None = None, steps: str | None = None,
+           theme: str | None = None, zoom: float | None = None) -> int:
     """``sockscope lesson NAME``: record the lesson, open it at a step; with --screenshot,
-    write that step's picture (PNG, or SVG of the view) and exit."""
+    write that step's picture (PNG, or SVG of the view; with ``present``, the presentation
+    layout at 1280 x 720) and exit; with --gif, steps ``steps`` ("A-B") as an animated
+    GIF. ``theme`` and ``zoom`` (1.0 = 100 %) apply without being remembered."""
     import tempfile
+
+    from . import presentation
 
     from .lessons import LessonError, all_lessons, prepare
     lessons = all_lessons()
@@ -700,15 +851,37 @@ def lesson(name: str, step: int | None = None, lang: str | None = None,
             print(f"sockscope lesson: {name} has steps 1 to {count}", file=sys.stderr)
             window.close()
             return 2
+        if theme:
+            window.presentation.set_theme(theme, persist=False)
+        if zoom:
+            window.presentation.set_zoom(zoom, persist=False)
         window.open_lesson(prepared, (step or 1) - 1)
+        if gif:
+            try:
+                chosen = presentation.parse_steps(steps, count)
+            except ValueError as exc:
+                print(f"sockscope lesson: {exc}", file=sys.stderr)
+                window.close()
+                return 2
+            frames = presentation.export_gif(window, gif, chosen)
+            print(f"wrote {gif}: {frames} steps")
+            window.close()
+            return 0
         if screenshot:
             app.processEvents()
-            if screenshot.lower().endswith(".svg"):
+            for view in window.views.values():
+                view.settle()
+            app.processEvents()
+            if present:
+                presentation.export_page(window, screenshot)
+            elif screenshot.lower().endswith(".svg"):
                 window.view_tabs.currentWidget().export(screenshot)
             else:
                 window.grab().save(screenshot)
             window.close()
             return 0
+        if present:
+            window.presentation.enter()
         return app.exec()
 
 
@@ -732,6 +905,9 @@ def replay(path: str, seek: int | None = None, screenshot: str | None = None,
         window.seek(seek)
     window.show()
     if screenshot:
+        app.processEvents()
+        for view in window.views.values():
+            view.settle()
         app.processEvents()
         window.grab().save(screenshot)
         window.close()

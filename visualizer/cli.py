@@ -40,11 +40,30 @@ def main(argv: list[str] | None = None) -> int:
         parser.add_argument("--lang", choices=["en", "zh_CN"], default=None)
         parser.add_argument("--screenshot", default=None, metavar="OUT.png|OUT.svg",
                             help="write the step as a picture (SVG: the view) and exit")
+        parser.add_argument("--present", action="store_true",
+                            help="presentation layout: full screen; with --screenshot, the "
+                                 "caption and the view only, at 1280x720")
+        parser.add_argument("--gif", default=None, metavar="OUT.gif",
+                            help="write steps (--steps) as an animated GIF, 1280x720, 1.5 s "
+                                 "a step, looping, and exit")
+        parser.add_argument("--steps", default=None, metavar="A-B",
+                            help="with --gif: the steps, from 1 (e.g. 1-5; default all)")
+        parser.add_argument("--theme", choices=["light", "projector", "dark"], default=None,
+                            help="colours for this run (the window's View menu keeps one)")
+        parser.add_argument("--zoom", type=int, default=None, metavar="PCT",
+                            help="type size for this run, 100 to 300 (percent)")
         args = parser.parse_args(argv[1:])
-        if args.screenshot and "QT_QPA_PLATFORM" not in os.environ and not os.environ.get("DISPLAY"):
+        if args.zoom is not None and not 100 <= args.zoom <= 300:
+            parser.error("--zoom takes 100 to 300 (percent)")
+        if args.steps and not args.gif:
+            parser.error("--steps goes with --gif")
+        if (args.screenshot or args.gif) and "QT_QPA_PLATFORM" not in os.environ \
+                and not os.environ.get("DISPLAY"):
             os.environ["QT_QPA_PLATFORM"] = "offscreen"
         from .app import lesson
-        return lesson(args.name, step=args.step, lang=args.lang, screenshot=args.screenshot)
+        return lesson(args.name, step=args.step, lang=args.lang, screenshot=args.screenshot,
+                      present=args.present, gif=args.gif, steps=args.steps, theme=args.theme,
+                      zoom=args.zoom / 100 if args.zoom else None)
     if not argv or argv[0] in ("app", "window"):
         from .app import main as app_main
         return app_main()

@@ -4,13 +4,20 @@ from __future__ import annotations
 from bisect import bisect_right
 from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtCore import (QT_TRANSLATE_NOOP, QAbstractTableModel, QModelIndex,
+                            QPersistentModelIndex, Qt)
 
 from engine.events import Event
 
 from .model import EventLog
 
-COLUMNS = ("#", "time (ms)", "source", "kind", "connection", "fd", "details")
+# The headings, translated where shown (lupdate finds them here).
+COLUMNS = ("#", QT_TRANSLATE_NOOP("EventTableModel", "time (ms)"),
+           QT_TRANSLATE_NOOP("EventTableModel", "source"),
+           QT_TRANSLATE_NOOP("EventTableModel", "kind"),
+           QT_TRANSLATE_NOOP("EventTableModel", "connection"),
+           QT_TRANSLATE_NOOP("EventTableModel", "fd"),
+           QT_TRANSLATE_NOOP("EventTableModel", "details"))
 Index = QModelIndex | QPersistentModelIndex
 
 

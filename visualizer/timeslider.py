@@ -1,7 +1,7 @@
 """The seek slider, with a mark wherever the engine (re)started."""
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QEvent, Qt
 from PySide6.QtGui import QColor, QPainter, QPen
 from PySide6.QtWidgets import QSlider, QStyle, QStyleOptionSlider
 
@@ -17,9 +17,17 @@ class TimelineSlider(QSlider):
     def set_marks(self, marks: list[int]) -> None:
         if marks != self.marks:
             self.marks = list(marks)
-            self.setToolTip(self.tr("Marks: the engine started or restarted ({0})")
-                            .format(len(self.marks)) if self.marks else "")
+            self._set_tip()
             self.update()
+
+    def _set_tip(self) -> None:
+        self.setToolTip(self.tr("Marks: the engine started or restarted ({0})")
+                        .format(len(self.marks)) if self.marks else "")
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802
+        if event.type() == QEvent.Type.LanguageChange:
+            self._set_tip()
+        super().changeEvent(event)
 
     def mark_x(self, index: int) -> int:
         """The x of log index ``index`` on the groove."""

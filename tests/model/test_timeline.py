@@ -183,3 +183,14 @@ def test_a_closed_end_nobody_reports_on_reads_closed() -> None:
     state = timeline.seek(4)
     assert (state.connections[conn].client, state.connections[conn].server) == \
         ("CLOSED", "TIME_WAIT")
+
+
+def test_the_listening_socket_goes_when_the_server_loop_ends(recorded: list[Event]) -> None:
+    timeline = Timeline(EventLog(recorded))
+    log = timeline.log
+    listen = next(i for i, e in enumerate(log) if e.kind == "listen")
+    end = next(i for i, e in enumerate(log) if e.kind == "thread_exit" and e.src == "server"
+               and e.data.get("name") == "loop")
+    assert timeline.seek(listen).listen["port"] > 0
+    assert timeline.seek(end - 1).listen
+    assert timeline.seek(end).listen == {}

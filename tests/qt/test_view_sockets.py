@@ -268,8 +268,13 @@ def test_live_time_wait_on_the_side_that_closed_first(view, tmp_path: Path, opti
         e = log[i]
         first_closer.setdefault(e.conn, e.src)
     assert len(first_closer) == 3
-    rows = show(view, tl, len(log) - 1)
+    # While the server runs (up to its loop's end), its listening socket is there.
+    loop_end = int(log.indices(kinds=["thread_exit"], src="server")[-1])
+    rows = show(view, tl, loop_end - 1)
     assert rows[0][0] == "LISTEN" and rows[0][4] == "*:*"
+    listening = rows[0]
+    rows = show(view, tl, len(log) - 1)
+    assert all(r[0] != "LISTEN" for r in rows)  # stopped: no listening socket any more
     waiting = {(r.conn, r.side) for r in view.rows if r.state == "TIME_WAIT"}
     for conn, side in first_closer.items():
         assert (conn, side) in waiting, (conn, side, view.rows)
@@ -277,7 +282,7 @@ def test_live_time_wait_on_the_side_that_closed_first(view, tmp_path: Path, opti
     assert all(r.timer.startswith("timewait") for r in view.rows if r.state == "TIME_WAIT")
     assert view.counts["TIME-WAIT"] >= 3
     if not options and any(r.source == "observed" for r in view.rows):
-        assert rows[0][1:3] == ("0", "4096")  # the kernel's accept queue and backlog
+        assert listening[1:3] == ("0", "4096")  # the kernel's accept queue and backlog
     # Step back before the first close: nobody waits yet.
     first_close = int(log.indices(kinds=["close"])[0])
     show(view, tl, first_close - 1)

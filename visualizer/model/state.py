@@ -116,6 +116,8 @@ def apply(state: ServerState, event: Event, index: int | None = None) -> ServerS
         state.threads[event.thread] = "started"
     elif kind == "thread_exit":
         state.threads.pop(event.thread, None)
+        if src == "server" and conn_id is None and data.get("name") == "loop":
+            state.listen = {}  # the server stopped: its listening socket is closed
     elif kind == "gate":
         if data.get("state") == "held":
             state.held.append((str(data.get("action")), conn_id))

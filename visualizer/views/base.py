@@ -7,13 +7,18 @@ the cursor (``log.indices(conn=..., kinds=..., stop=timeline.cursor + 1)``
 answers from columns, without decoding events). Selecting a connection in one
 view selects it in every view: the view emits ``connection_selected`` and the
 window calls ``select`` on all of them.
+
+Colours and fonts come from ``style`` at paint time. When the theme or the
+zoom changes, the window calls ``apply_theme()`` on every view: a view that
+set something up once (a style sheet, a widget's font, a pyqtgraph
+background) redoes it there; the default lays out and draws again.
 """
 from __future__ import annotations
 
 from pathlib import Path
 from typing import ClassVar
 
-from PySide6.QtCore import QPoint, QRect, QSize, Signal
+from PySide6.QtCore import QEvent, QPoint, QRect, QSize, Signal
 from PySide6.QtGui import QPainter
 from PySide6.QtSvg import QSvgGenerator
 from PySide6.QtWidgets import QWidget
@@ -23,7 +28,8 @@ from ..model import Timeline
 
 class View(QWidget):
     name: ClassVar[str] = ""  # for ``sockscope replay --view NAME``
-    title: ClassVar[str] = ""  # the tab's label (translated by the window)
+    # the tab's label: marked with QT_TRANSLATE_NOOP("View", ...), translated by the window
+    title: ClassVar[str] = ""
 
     connection_selected = Signal(str)
 
@@ -36,6 +42,30 @@ class View(QWidget):
         """Draw ``timeline.state`` (the cursor's moment). Subclasses extend."""
         self.timeline = timeline
         self.update()
+
+    def apply_theme(self) -> None:
+        """``style`` changed (theme, zoom): redo what was set up once, draw again."""
+        if self.timeline is not None:
+            self.show_state(self.timeline)
+        self.updateGeometry()
+        self.update()
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802
+        if event.type() == QEvent.Type.LanguageChange:
+            self.retranslate()
+        super().changeEvent(event)
+
+    def retranslate(self) -> None:
+        """The language changed: words a view set once (labels, titles, words it keeps
+        from ``show_state``) are read again. Words drawn with ``self.tr`` in
+        ``paintEvent`` need nothing: the repaint translates them. A view that keeps
+        words forgets them in its override, then calls this."""
+        if self.timeline is not None and self.isVisible():
+            self.show_state(self.timeline)  # a hidden view does it when it is shown
+        self.update()
+
+    def settle(self) -> None:
+        """Finish any animation at once (a picture is about to be taken)."""
 
     def select(self, conn: str | None) -> None:
         """Highlight connection ``conn`` (None: nothing); no signal back."""

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtCore import QT_TRANSLATE_NOOP, QPointF, QRectF, Qt
 from PySide6.QtGui import (
     QColor,
     QFontMetricsF,
@@ -354,7 +354,7 @@ OUTCOME_COLOURS = {"useful": style.DATA, "eagain": style.WASTE, "untried": style
 
 class IoView(View):
     name = "io"
-    title = "I/O model"
+    title = QT_TRANSLATE_NOOP("View", "I/O model")
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -751,6 +751,12 @@ class IoView(View):
         super().select(conn)
         self.update()
 
+    def apply_theme(self) -> None:
+        # the two neutrals among the meanings follow the theme
+        ACTIVITY_COLOURS["closing"] = style.FOREGROUND
+        OUTCOME_COLOURS["untried"] = style.GRID
+        super().apply_theme()
+
     def mousePressEvent(self, event: QMouseEvent) -> None:
         point = event.position()
         for rect, conn in self._hits:
@@ -771,11 +777,12 @@ class IoView(View):
     def _font(self, scale: float = 1.0, bold: bool = False, mono: bool = False) -> Any:
         """style.font, scaled with the view: a small window shrinks the type, a
         full-screen projector enlarges it."""
-        return style.font(scale * self._s, bold, mono)
+        return style.font(scale * self._s / style.ZOOM, bold, mono)  # style's size has the zoom
 
     def _paint(self, p: QPainter, area: QRectF) -> None:
         self._hits = []
-        self._s = max(0.75, min(1.6, area.width() / 1280, area.height() / 720))
+        # The zoom enlarges the type and, alike, the chips and rows sized for it.
+        self._s = max(0.75, min(1.6, area.width() / 1280, area.height() / 720)) * style.ZOOM
         p.fillRect(area, QColor(style.BACKGROUND))
         margin = 18.0
         x, y, w = margin, margin, area.width() - 2 * margin
@@ -785,7 +792,7 @@ class IoView(View):
             f = self._font(2.2, bold=True)
             badge_w = QFontMetricsF(f).horizontalAdvance(self.badge) + 36
             rect = QRectF(x + w - badge_w, y, badge_w, QFontMetricsF(f).height() + 12)
-            p.setPen(QPen(QColor(style.FOREGROUND), 3))
+            p.setPen(QPen(QColor(style.FOREGROUND), style.pen(3)))
             p.setBrush(QColor(style.BACKGROUND))
             p.drawRoundedRect(rect, 8, 8)
             p.setFont(f)
@@ -802,11 +809,12 @@ class IoView(View):
         elif self.mode == "nonblocking":
             self._paint_sweep(p, body)
 
-    def _text(self, p: QPainter, rect: QRectF, text: str, font: Any, colour: str = style.FOREGROUND,
+    def _text(self, p: QPainter, rect: QRectF, text: str, font: Any, colour: str | None = None,
               wrap: bool = False, align: Qt.AlignmentFlag = Qt.AlignmentFlag.AlignLeft) -> float:
-        """Draw text at the top of ``rect``; returns the y below it."""
+        """Draw text at the top of ``rect`` (in ``colour``, else the theme's text colour);
+        returns the y below it."""
         p.setFont(font)
-        p.setPen(QColor(colour))
+        p.setPen(QColor(colour or style.FOREGROUND))
         fm = QFontMetricsF(font)
         flags = align | Qt.AlignmentFlag.AlignTop
         if wrap:
@@ -817,21 +825,24 @@ class IoView(View):
         else:
             text = fm.elidedText(text, Qt.TextElideMode.ElideRight, rect.width())
             height = fm.height()
+            if not text.isascii():  # Chinese comes from a fallback font with a taller line
+                height = max(height, fm.boundingRect(QRectF(0, 0, 1e6, 1e4), int(flags),
+                                                     text).height())
         p.drawText(QRectF(rect.x(), rect.y(), rect.width(), height), int(flags), text)
         return rect.y() + height
 
     def _chip(self, p: QPainter, rect: QRectF, top: str, bottom: str, *, fill: str,
               border: str, border_width: float = 1.5, selected: bool = False,
-              top_scale: float = 1.3, text_colour: str = style.FOREGROUND,
+              top_scale: float = 1.3, text_colour: str | None = None,
               caption: str = "") -> None:
         if selected:
             p.fillRect(rect.adjusted(-4, -4, 4, 4), QColor(style.SELECTED))
-        p.setPen(QPen(QColor(border), border_width))
+        p.setPen(QPen(QColor(border), style.pen(border_width)))
         p.setBrush(QColor(fill))
         p.drawRoundedRect(rect, 6, 6)
         if rect.height() < 18 or rect.width() < 18:
             return
-        p.setPen(QColor(text_colour))
+        p.setPen(QColor(text_colour or style.FOREGROUND))
         if bottom and rect.height() >= 44 * self._s:
             f1 = self._font(top_scale, True, mono=True)
             f2 = self._font(0.85, mono=True)
@@ -958,7 +969,7 @@ class IoView(View):
         p.setBrush(QColor(style.AGAIN))
         p.drawRoundedRect(rect, 5, 5)
         p.setFont(self._font(0.85, True))
-        p.setPen(QColor(style.FOREGROUND))
+        p.setPen(QColor(style.INK_DARK))  # on the highlighter, in any theme
         p.drawText(rect, Qt.AlignmentFlag.AlignCenter, self.tr("again"))
 
     def _paint_ready(self, p: QPainter, area: QRectF) -> None:
@@ -990,7 +1001,7 @@ class IoView(View):
             self._chip(p, chip, str(item.fd), "", fill=fill,
                        border=style.DATA if now else style.GREY, border_width=2,
                        top_scale=1.3 if big else 0.9,
-                       text_colour=style.BACKGROUND if now else style.FOREGROUND)
+                       text_colour=style.INK_LIGHT if now else style.FOREGROUND)
             x = chip.right() + 12
             f = self._font(1.05 if big else 0.85, mono=True)
             p.setFont(f)
@@ -1116,7 +1127,7 @@ class IoView(View):
             box = QRectF(r.x() + label_w, r.y(), r.width() - label_w - conn_w, lane_h)
             colour = QColor(ACTIVITY_COLOURS.get(ln.activity, style.GREY))
             waiting = ln.activity in ("recv_blocked", "accepting", "started")
-            p.setPen(QPen(colour, 4 if ln.current else 2))
+            p.setPen(QPen(colour, style.pen(4 if ln.current else 2)))
             fill = QColor(colour)
             fill.setAlpha(40 if waiting else 70)
             p.setBrush(fill)
@@ -1216,8 +1227,8 @@ class IoView(View):
             self._chip(p, r, str(cell.fd), label, fill=colour, border=colour,
                        caption=self.tr("listen") if cell.role == "listen" else "",
                        selected=cell.conn is not None and cell.conn == self.selected,
-                       text_colour=style.BACKGROUND if cell.outcome == "useful"
-                       else style.FOREGROUND)
+                       text_colour=style.INK_LIGHT if cell.outcome == "useful"
+                       else style.text_on(colour).name())
             if cell.conn:
                 self._hits.append((r, cell.conn))
 

@@ -48,7 +48,7 @@ from bisect import bisect_right
 from dataclasses import dataclass, field
 
 import numpy as np
-from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtCore import QT_TRANSLATE_NOOP, QPointF, QRectF, Qt
 from PySide6.QtGui import (
     QColor,
     QFontMetricsF,
@@ -566,7 +566,10 @@ class FirstFlags:
 # ---------------------------------------------------------------- the view
 class LifecycleView(View):
     name = "lifecycle"
-    title = "Lifecycle"
+    title = QT_TRANSLATE_NOOP("View", "Lifecycle")
+    # Where the handshake counts come from (Costs.handshake_origin, joined by " + ").
+    ORIGINS = (QT_TRANSLATE_NOOP("LifecycleView", "captured"),
+               QT_TRANSLATE_NOOP("LifecycleView", "derived"))
 
     KINDS = ("connect", "accept", "close", "request", "response", "tcp_state")
     MAX_ROWS = 40  # per band, at most
@@ -790,6 +793,18 @@ class LifecycleView(View):
     TABLE_LINE = 24
     TABLE_LINES = 6
     ROW_HEIGHTS = (44.0, 38.0, 32.0, 26.0, 22.0)
+    _SIZED = ("LEGEND_H", "AXIS_H", "FOOTER_H", "LABEL_W", "TABLE_W", "HEADER_H", "COSTS_H",
+              "TABLE_LINE")
+
+    def apply_theme(self) -> None:
+        """The zoom scales the type: the rows, margins and tables sized for it scale too."""
+        z = style.ZOOM
+        for name in self._SIZED:
+            setattr(self, name, getattr(type(self), name) * z)
+        self.ROW_HEIGHTS = tuple(h * z for h in type(self).ROW_HEIGHTS)
+        self._header_h = self.HEADER_H
+        self._layout_key = None
+        super().apply_theme()
 
     def _layout(self) -> None:
         key = (self._key, self.width(), self.height())
@@ -804,7 +819,7 @@ class LifecycleView(View):
         table_h = self.TABLE_LINES * self.TABLE_LINE + 14
         # Wide: a cost table beside each band. Compact (a small window): one line of
         # costs under each band's title, and the bars get the whole width.
-        self.compact = w < 1000 or avail < 2 * table_h + 8
+        self.compact = w < 1000 * style.ZOOM or avail < 2 * table_h + 8
         plot_x0 = m + self.LABEL_W
         plot_x1 = w - m - 14 if self.compact else w - m - self.TABLE_W - 18
         header = self.HEADER_H + (self.COSTS_H if self.compact else 0)
@@ -925,7 +940,7 @@ class LifecycleView(View):
         assert axis is not None
         for r in axis.breaks:  # a pale stripe where time was cut out
             p.fillRect(QRectF(r.x0 + 6, top, r.x1 - r.x0 - 12, bottom - top),
-                       QColor(style.GRID).lighter(110))
+                       style.blend(style.GRID, style.BACKGROUND, 0.65))
         for g, rect in self._bands:
             self._paint_band(p, g, rect, x0, x1)
         self._paint_axis(p, x0, x1, bottom, top)
@@ -1045,7 +1060,7 @@ class LifecycleView(View):
             self._draw_tail(p, tail)
         self._draw_open(p, body)
         if b.end_ns is None:  # still open: a thick open end at the cursor
-            p.setPen(QPen(style.colour(style.STATE_COLOURS["ESTABLISHED"]), 4))
+            p.setPen(QPen(style.colour(style.STATE_COLOURS["ESTABLISHED"]), style.pen(4)))
             p.drawLine(QPointF(body.right(), body.top() - 3), QPointF(body.right(), body.bottom() + 3))
         size = body.height() * 0.45
         last_x = -1e9
@@ -1068,7 +1083,7 @@ class LifecycleView(View):
         for text in (self.tr("{0} in TIME_WAIT, {1} left").format(side, left),
                      self.tr("{0}, {1} left").format(side, left), left):
             if fm.horizontalAdvance(text) <= inner.width():
-                p.setPen(style.colour(style.BACKGROUND))
+                p.setPen(style.colour(style.INK_LIGHT))  # on the TIME_WAIT tail, any theme
                 p.drawText(inner, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, text)
                 return
 
@@ -1077,7 +1092,8 @@ class LifecycleView(View):
             return self.tr("3 each, assumed")
         if c.handshake_assumed:
             return self.tr("partly assumed")
-        return self.tr(c.handshake_origin) if c.handshake_origin else ""
+        return " + ".join(self.tr(o) for o in c.handshake_origin.split(" + ")) \
+            if c.handshake_origin else ""
 
     def _cost_lines(self, c: Costs) -> list[tuple[str, str]]:
         how = self._handshake_how(c)
@@ -1150,7 +1166,7 @@ class LifecycleView(View):
                 return
             taken.append((lx, lx + tw))
             p.setPen(style.colour(colour))
-            p.drawText(QRectF(lx, y + 9, tw + 2, 22), Qt.AlignmentFlag.AlignLeft, text)
+            p.drawText(QRectF(lx, y + 9, tw + 2, fm.height() + 2), Qt.AlignmentFlag.AlignLeft, text)
 
         for r in axis.runs:
             if r.is_break:

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF, QSize, Qt, QTimer
+from PySide6.QtCore import QT_TRANSLATE_NOOP, QRectF, QSize, Qt, QTimer
 from PySide6.QtGui import QTextOption
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -52,7 +52,12 @@ _RGBA = {k: (*pg.mkColor(style.KIND_COLOURS[k]).getRgb()[:3], 255) for k in _RAS
 READ_BUDGET_S = 0.010  # decoding event data per call, at most (then next call goes on)
 HEAVY_BUDGET_S = 0.006  # heavy plots that cost more than this are throttled
 
-_NO_CPU = "no CPU samples in this trace"
+_NO_CPU = QT_TRANSLATE_NOOP("PlotsView", "no CPU samples in this trace")
+# The legend names the kinds (translated where drawn; lupdate finds them here).
+_LEGEND_WORDS = (QT_TRANSLATE_NOOP("PlotsView", "accept"), QT_TRANSLATE_NOOP("PlotsView", "recv"),
+                 QT_TRANSLATE_NOOP("PlotsView", "send"), QT_TRANSLATE_NOOP("PlotsView", "EAGAIN"),
+                 QT_TRANSLATE_NOOP("PlotsView", "close"),
+                 QT_TRANSLATE_NOOP("PlotsView", "epoll_ctl"))
 
 
 def _cpu_value(e: Any) -> float:
@@ -110,33 +115,32 @@ def _steps(x: np.ndarray, y: np.ndarray, end: float | None) -> tuple[np.ndarray,
 
 class PlotsView(View):
     name = "plots"
-    title = "Plots"
+    title = QT_TRANSLATE_NOOP("View", "Plots")
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.throttle = True  # tests turn it off to draw every call at once
+        self.setAutoFillBackground(True)  # the plots' own background around them too
+        self._fill()
         layout = QVBoxLayout(self)
         layout.setContentsMargins(8, 6, 8, 4)
         layout.setSpacing(4)
         top = QHBoxLayout()
-        heading = QLabel(self.tr("Per-fd plots"))
+        self.heading = heading = QLabel()
         heading.setFont(style.font(1.3, bold=True))
         top.addWidget(heading)
         top.addSpacing(16)
-        legend = "   ".join(
-            f'<span style="color:{style.KIND_COLOURS[k]}; font-size:{style.BASE_POINT_SIZE * 1.3:.0f}pt">'
-            f'●</span>&nbsp;{self.tr(k if k != "eagain" else "EAGAIN")}' for k in RASTER_KINDS)
-        self.legend = QLabel(legend)
+        self.legend = QLabel(self._legend_html())
         self.legend.setFont(style.font(1.0))
         # a narrow window cuts the legend rather than the plots
         self.legend.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.legend.setMinimumWidth(50)
         top.addWidget(self.legend, 1)
-        self.follow_box = QCheckBox(self.tr("Follow the cursor"))
+        self.follow_box = QCheckBox()
         self.follow_box.setFont(style.font(1.0))
         self.follow_box.toggled.connect(self._follow_toggled)
         top.addWidget(self.follow_box)
-        self.all_button = QPushButton(self.tr("Show all"))
+        self.all_button = QPushButton()
         self.all_button.setFont(style.font(1.0))
         self.all_button.clicked.connect(self.show_all)
         top.addWidget(self.all_button)
@@ -156,25 +160,11 @@ class PlotsView(View):
         g.ci.layout.setRowStretchFactor(1, 2)
         self.time_plots = [self.raster, self.ready_plot, self.open_plot, self.queue_plot,
                            self.cpu_plot]
-        titles = {
-            self.raster: self.tr("Server events per fd"),
-            self.bytes_plot: self.tr("Bytes per fd: <span style='color:{0}'>■ in</span> "
-                                     "<span style='color:{1}'>■ out</span>").format(
-                style.KIND_COLOURS["recv"], style.KIND_COLOURS["send"]),
-            self.ready_plot: self.tr("Ready list per wait"),
-            self.open_plot: self.tr("Connections open"),
-            self.queue_plot: self.tr("Accept queue"),
-            self.cpu_plot: self.tr("Engine CPU %"),
-        }
-        self.titles = titles
+        titles = self.titles = self._title_words()
         self._title_size = f"{style.BASE_POINT_SIZE * 1.05:.0f}pt"
         for plot, text in titles.items():
             self._style_plot(plot, text)
-        self.raster.setLabel("left", self.tr("fd"))
-        self.raster.setLabel("bottom", self.tr("time since the first event"), units="s")
-        for plot in self.time_plots[1:]:
-            plot.setLabel("bottom", self.tr("time"), units="s")
-        self.bytes_plot.setLabel("bottom", self.tr("bytes"), units="B")
+        self._set_words()
         for col in range(4):
             g.ci.layout.setColumnStretchFactor(col, 1)
             g.ci.layout.setColumnMinimumWidth(col, 120)
@@ -284,6 +274,90 @@ class PlotsView(View):
         self.last_heavy_ms = 0.0
 
     # ---------------------------------------------------------------- looks
+    def _title_words(self) -> dict[Any, str]:
+        return {
+            self.raster: self.tr("Server events per fd"),
+            self.bytes_plot: self.tr("Bytes per fd: <span style='color:{0}'>■ in</span> "
+                                     "<span style='color:{1}'>■ out</span>").format(
+                style.KIND_COLOURS["recv"], style.KIND_COLOURS["send"]),
+            self.ready_plot: self.tr("Ready list per wait"),
+            self.open_plot: self.tr("Connections open"),
+            self.queue_plot: self.tr("Accept queue"),
+            self.cpu_plot: self.tr("Engine CPU %"),
+        }
+
+    def _set_words(self) -> None:
+        """The words set once: the heading, the buttons, the axes."""
+        self.heading.setText(self.tr("Per-fd plots"))
+        self.follow_box.setText(self.tr("Follow the cursor"))
+        self.all_button.setText(self.tr("Show all"))
+        self.raster.setLabel("left", self.tr("fd"))
+        self.raster.setLabel("bottom", self.tr("time since the first event"), units="s")
+        for plot in self.time_plots[1:]:
+            plot.setLabel("bottom", self.tr("time"), units="s")
+        self.bytes_plot.setLabel("bottom", self.tr("bytes"), units="B")
+
+    def retranslate(self) -> None:
+        self._set_words()
+        self.legend.setText(self._legend_html())
+        self.titles = self._title_words()
+        for plot, text in self.titles.items():  # the queue's "(of N)": show_state
+            self._title(plot, text)
+        super().retranslate()
+
+    def _legend_html(self) -> str:
+        return "   ".join(
+            f'<span style="color:{style.KIND_COLOURS[k]}; font-size:{style.BASE_POINT_SIZE * 1.3:.0f}pt">'
+            f'●</span>&nbsp;{self.tr(k if k != "eagain" else "EAGAIN")}' for k in RASTER_KINDS)
+
+    def _width_title_size(self) -> str:
+        # Narrow windows get smaller titles (a full-screen projector gets the large ones);
+        # the zoom makes every title larger: the width is measured in zoomed type.
+        width = self.width() / style.ZOOM
+        scale = 1.05 if width >= 1180 else 0.9 if width >= 950 else 0.75
+        # and never so large that a small plot's title ("Accept queue (of 4096)", some 22
+        # characters of bold type) runs into its neighbour's: a quarter of the width each
+        fits = max(60.0, self.width() / 4 - 24) / (22 * 0.66) * 0.75  # points
+        return f"{min(style.BASE_POINT_SIZE * scale, max(fits, 8.0)):.0f}pt"
+
+    def _fill(self) -> None:
+        pal = self.palette()
+        pal.setColor(self.backgroundRole(), pg.mkColor(style.BACKGROUND))
+        self.setPalette(pal)
+
+    def apply_theme(self) -> None:
+        """The theme or the zoom changed: pyqtgraph keeps colours and fonts in its items."""
+        self._fill()
+        for k in _RASTER_Z:
+            _RGBA[k] = (*pg.mkColor(style.KIND_COLOURS[k]).getRgb()[:3], 255)
+        self.heading.setFont(style.font(1.3, bold=True))
+        self.legend.setText(self._legend_html())
+        for w in (self.legend, self.follow_box, self.all_button):
+            w.setFont(style.font(1.0))
+        self.graphics.setBackground(style.BACKGROUND)
+        self._title_size = self._width_title_size()
+        for plot, text in self.titles.items():
+            self._style_plot(plot, plot.titleLabel.text or text)
+        for kind, item in self.scatter.items():
+            item.setBrush(pg.mkBrush(style.KIND_COLOURS[kind]))
+        self.bars_in.setOpts(brush=style.KIND_COLOURS["recv"])
+        self.bars_out.setOpts(brush=style.KIND_COLOURS["send"])
+        for curve, colour, width in ((self.ready_curve, style.KIND_COLOURS["epoll_wait"], 1),
+                                     (self.open_curve, style.DATA, 3),
+                                     (self.queue_curve, style.WASTE, 3),
+                                     (self.cpu_curve, style.SERVER, 2)):
+            curve.setPen(pg.mkPen(colour, width=style.pen(width)))
+        for line in self.cursor_lines:
+            line.setPen(pg.mkPen(style.FOREGROUND, width=style.pen(2),
+                                 style=Qt.PenStyle.DashLine))
+        for band in self.selection_bands:
+            band.setBrush(pg.mkBrush(style.SELECTED))
+        for text in self.messages.values():
+            text.setColor(style.MUTED)
+            text.setFont(style.font(0.95))
+        self._heavy_key = None  # the raster's picture is painted in the kinds' colours
+        super().apply_theme()
+
     def _style_plot(self, plot: Any, title: str) -> None:
         plot.setTitle(title, color=style.FOREGROUND, size=self._title_size, bold=True)
         _shrinkable(plot.titleLabel)
@@ -377,9 +451,7 @@ class PlotsView(View):
 
     def resizeEvent(self, event: Any) -> None:
         super().resizeEvent(event)
-        # Narrow windows get smaller titles (a full-screen projector gets the large ones).
-        scale = 1.05 if self.width() >= 1180 else 0.9 if self.width() >= 950 else 0.75
-        size = f"{style.BASE_POINT_SIZE * scale:.0f}pt"
+        size = self._width_title_size()
         if size != self._title_size:
             self._title_size = size
             for plot in self.titles:

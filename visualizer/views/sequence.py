@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
-from PySide6.QtCore import QEasingCurve, QPointF, QRectF, Qt, QVariantAnimation
+from PySide6.QtCore import QT_TRANSLATE_NOOP, QEasingCurve, QPointF, QRectF, Qt, QVariantAnimation
 from PySide6.QtGui import (QColor, QFont, QFontMetricsF, QPainter, QPaintEvent, QPen,
                            QPolygonF, QResizeEvent)
 from PySide6.QtWidgets import QCheckBox, QWidget
@@ -37,6 +37,11 @@ from . import style
 from .base import View
 
 MOD32 = 1 << 32
+# Words of the trace the badges translate (lupdate finds them here).
+_WORDS = (QT_TRANSLATE_NOOP("SequenceView", "captured"),
+          QT_TRANSLATE_NOOP("SequenceView", "derived"),
+          QT_TRANSLATE_NOOP("SequenceView", "observed"),
+          QT_TRANSLATE_NOOP("SequenceView", "inferred"))
 TIME_WAIT_MS = 60_000  # Linux's TIME_WAIT (2 MSL); observed states carry the real countdown
 ANIMATION_MS = 300  # one segment's journey from sender to receiver
 MAX_ANIMATED = 6  # more new segments at once (a seek) are drawn without travelling
@@ -168,10 +173,8 @@ def _elapsed_text(ms: float) -> str:
 
 
 def _text_on(colour: QColor) -> QColor:
-    """Dark text on light fills, white on dark ones."""
-    r, g, b = colour.redF(), colour.greenF(), colour.blueF()
-    luminance = 0.2126 * r + 0.7152 * g + 0.0722 * b
-    return QColor(style.FOREGROUND if luminance > 0.5 else style.BACKGROUND)
+    """Dark text on light fills, white on dark ones (in any theme)."""
+    return style.text_on(colour, 0.5)
 
 
 class _Connection:
@@ -284,20 +287,17 @@ class _Connection:
 
 class SequenceView(View):
     name = "sequence"
-    title = "Handshake and teardown"
+    title = QT_TRANSLATE_NOOP("View", "Handshake and teardown")
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
         self.setMinimumSize(480, 300)
         self.relative = True
-        self.relative_box = QCheckBox(self.tr("Relative seq/ack"), self)
+        self.relative_box = QCheckBox(self)
         self.relative_box.setFont(style.font(0.95))
         self.relative_box.setChecked(True)
-        self.relative_box.setToolTip(self.tr(
-            "On: sequence and acknowledgement numbers counted from each side's initial "
-            "sequence number (ISN), as Wireshark shows them. Off: the 32-bit numbers "
-            "on the wire."))
+        self._set_words()
         self.relative_box.toggled.connect(self.set_relative)
         # What is drawn, as plain data (tests read it).
         self.conn: str | None = None
@@ -317,7 +317,9 @@ class SequenceView(View):
         # "simultaneous", "reset" or "" (no teardown yet)
         self.teardown = ""
         self.badges: list[str] = []
+        self._badge_dashed: list[bool] = []  # per badge: derived or inferred (drawn dashed)
         self.message = ""
+        self.highlighted: int | None = None  # the log index of the arrow at the cursor
         # Caches keyed by what they were read from (in this log).
         self._log_ref: weakref.ref[EventLog] | Callable[[], None] = lambda: None
         self._pick_key: tuple | None = None
@@ -437,6 +439,7 @@ class SequenceView(View):
             self._noted.note = ""
             self._noted = None
         self.caption, self.teardown, self.badges, self.message = "", "", [], ""
+        self._badge_dashed = []
         self._data, self._count = None, 0
         if conn is None:
             self.title_text = ""
@@ -465,6 +468,7 @@ class SequenceView(View):
                     and data.first_relative < count:
                 text += self.tr(" (numbers relative: ISN unknown)")
             self.badges.append(self.tr("packets: {0}").format(text))
+            self._badge_dashed.append("derived" in origins)
         else:
             self.message = self.tr("No segments of this connection yet at this moment.")
         if sources:
@@ -474,6 +478,7 @@ class SequenceView(View):
         else:
             states = self.tr("not recorded")
         self.badges.append(self.tr("states: {0}").format(states))
+        self._badge_dashed.append("inferred" in sources)
 
     def _build_states(self, timeline: Timeline, conn: str, data: _Connection, count: int,
                       now_ns: int) -> None:
@@ -501,15 +506,14 @@ class SequenceView(View):
 
     def _build_caption(self, data: _Connection, count: int) -> None:
         """Say what kind of teardown this is (or was), once the segments show it."""
-        tr = self.tr
-        names = {"client": tr("client"), "server": tr("server")}
+        names = {"client": self.tr("client"), "server": self.tr("server")}
         segments = data.segments
         control = [k for k in data.control if k < count]
         reset = next((segments[k] for k in control if "RST" in segments[k].flags), None)
         if reset is not None:
             self.teardown = "reset"
-            self.caption = tr("RST: the {0} reset the connection. No FIN exchange: both ends "
-                              "drop it at once, and no TIME_WAIT follows.").format(
+            self.caption = self.tr("RST: the {0} reset the connection. No FIN exchange: both "
+                                   "ends drop it at once, and no TIME_WAIT follows.").format(
                 names[reset.sender])
             return
         fins = [k for k in control if "FIN" in segments[k].flags]
@@ -529,30 +533,31 @@ class SequenceView(View):
                 self.teardown = "three"
                 self._noted = self.arrows[position]
                 self._noted.note = "piggyback"
-                self.caption = tr(
+                self.caption = self.tr(
                     "Three segments, not four: the {1}'s FIN rode on the ACK of the {0}'s FIN. "
                     "Linux delays that ACK (delayed ACK); the {1} closed in the meantime, so "
                     "one FIN|ACK did both jobs.").format(names[a], names[b])
             elif not acks_fin:
                 self.teardown = "simultaneous"
-                self.caption = tr("Simultaneous close: both sides sent a FIN before receiving "
-                                  "the other's.")
+                self.caption = self.tr("Simultaneous close: both sides sent a FIN before "
+                                       "receiving the other's.")
             return
         peer_fin = any(segments[k].sender == b for k in fins)
         if peer_fin and answer.length > 0:
             self.teardown = "half-close"
-            self.caption = tr("Half-close: after the {0}'s FIN the {1} went on sending data "
-                              "(which acknowledged the FIN), and sent its own FIN when it "
-                              "closed.").format(names[a], names[b])
+            self.caption = self.tr("Half-close: after the {0}'s FIN the {1} went on sending "
+                                   "data (which acknowledged the FIN), and sent its own FIN "
+                                   "when it closed.").format(names[a], names[b])
         elif peer_fin:
             self.teardown = "four"
-            self.caption = tr("Four segments: the {1} acknowledged the {0}'s FIN at once, and "
-                              "sent its own FIN later, when it closed.").format(names[a], names[b])
+            self.caption = self.tr("Four segments: the {1} acknowledged the {0}'s FIN at once, "
+                                   "and sent its own FIN later, when it closed.").format(
+                names[a], names[b])
         elif acks_fin:
             self.teardown = "half-closed"
-            self.caption = tr("Half-closed: the {0} has sent its FIN and the {1} acknowledged "
-                              "it; the {1} may still send until it closes.").format(
-                names[a], names[b])
+            self.caption = self.tr("Half-closed: the {0} has sent its FIN and the {1} "
+                                   "acknowledged it; the {1} may still send until it "
+                                   "closes.").format(names[a], names[b])
 
     # ------------------------------------------------------------ layout
     def _fonts(self) -> dict[str, QFont]:
@@ -779,6 +784,10 @@ class SequenceView(View):
             self._fly_next()
         self.update()
 
+    def settle(self) -> None:
+        self._stop_animation()
+        self.update()
+
     def _stop_animation(self) -> None:
         self._queue.clear()
         self._flying = None
@@ -788,6 +797,27 @@ class SequenceView(View):
     # ------------------------------------------------------------ painting
     def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802
         super().resizeEvent(event)
+        self._relayout()
+
+    def apply_theme(self) -> None:
+        self._built_key = None  # the fonts changed: rows and labels measure anew
+        self._relayout()
+        super().apply_theme()
+
+    def _set_words(self) -> None:
+        self.relative_box.setText(self.tr("Relative seq/ack"))
+        self.relative_box.setToolTip(self.tr(
+            "On: sequence and acknowledgement numbers counted from each side's initial "
+            "sequence number (ISN), as Wireshark shows them. Off: the 32-bit numbers "
+            "on the wire."))
+
+    def retranslate(self) -> None:
+        self._set_words()
+        self._built_key = None  # the title, badges, caption and labels are words
+        self._relayout()
+        super().retranslate()
+
+    def _relayout(self) -> None:
         self._layout()
         self.relative_box.setFont(style.font(0.95 * self._scale))
         hint = self.relative_box.sizeHint()
@@ -836,12 +866,11 @@ class SequenceView(View):
         bm = QFontMetricsF(fonts["badge"])
         p.setFont(fonts["badge"])
         right = self.relative_box.geometry().left() / self._scale - 16
-        for text in self.badges:
+        for text, reconstructed in zip(self.badges, self._badge_dashed):
             width = bm.horizontalAdvance(text) + 20
             if x + width > right:
                 break
             rect = QRectF(x, 10, width, bm.height() + 8)
-            reconstructed = "derived" in text or "inferred" in text
             pen = QPen(QColor(style.MUTED), 1.5)
             if reconstructed:
                 pen.setStyle(Qt.PenStyle.DashLine)
@@ -900,7 +929,7 @@ class SequenceView(View):
         band = 12.0
         for side in ("client", "server"):
             x = self._lane_x(side)
-            p.setPen(QPen(QColor(style.MUTED), 2))
+            p.setPen(QPen(QColor(style.MUTED), style.pen(2)))
             p.drawLine(QPointF(x, geo.lanes_top), QPointF(x, geo.lanes_bottom))
             marks = [m for m in self.marks if m.side == side]
             for k, m in enumerate(marks):
@@ -944,19 +973,39 @@ class SequenceView(View):
         fm, nm = QFontMetricsF(fonts["flags"]), QFontMetricsF(fonts["numbers"])
         msm = QFontMetricsF(fonts["ms"])
         band = 7.0
+        tl = self.timeline
+        cursor = tl.cursor if tl is not None and not tl.live else None
+        self.highlighted = None
         for a in self._drawn:
             if a.row < 0 or a.row >= len(geo.row_tops):
                 continue
             progress = self.progress_of(a)
-            if progress <= 0.0:
-                continue
             colour = self._arrow_colour(a.kind)
             xs = self._lane_x(a.sender) + (band if a.sender == "client" else -band)
             xr = self._lane_x(a.receiver) + (-band if a.sender == "client" else band)
+            # The label: flags in the segment's colour, then the numbers.
+            flags_w = fm.horizontalAdvance(a.flags)
+            gap = 12.0
+            total = flags_w + gap + nm.horizontalAdvance(a.numbers)
+            mid_x = (xs + xr) / 2
+            mid_y = (a.y0 + a.y1) / 2
+            left = mid_x - total / 2
+            # Above the line along the whole label, although the line slopes.
+            rise = abs(a.y1 - a.y0) * (total / 2) / max(1.0, abs(xr - xs))
+            baseline = mid_y - rise - max(fm.descent(), nm.descent()) - 3
+            if a.index == cursor:  # the segment at the cursor (a lesson's step): marked
+                self.highlighted = a.index
+                top = baseline - fm.ascent() - 6
+                p.setPen(QPen(QColor(style.FOREGROUND), style.pen(1.5)))
+                p.setBrush(QColor(style.SELECTED))
+                p.drawRoundedRect(QRectF(geo.client_x + 12, top, geo.server_x - geo.client_x - 24,
+                                         max(a.y0, a.y1) + 10 - top), 8, 8)
+            if progress <= 0.0:  # still waiting to leave its sender
+                continue
             start = QPointF(xs, a.y0)
             end = QPointF(xr, a.y1)
             tip = QPointF(xs + (xr - xs) * progress, a.y0 + (a.y1 - a.y0) * progress)
-            width = 2.0 if a.kind == "ack" else 3.5
+            width = style.pen(2.0 if a.kind == "ack" else 3.5)
             pen = QPen(colour, width)
             pen.setCapStyle(Qt.PenCapStyle.FlatCap)
             p.setPen(pen)
@@ -973,16 +1022,6 @@ class SequenceView(View):
             p.setBrush(colour)
             p.drawPolygon(QPolygonF([tip, QPointF(base.x() + nx * 7, base.y() + ny * 7),
                                      QPointF(base.x() - nx * 7, base.y() - ny * 7)]))
-            # The label: flags in the segment's colour, then the numbers.
-            flags_w = fm.horizontalAdvance(a.flags)
-            gap = 12.0
-            total = flags_w + gap + nm.horizontalAdvance(a.numbers)
-            mid_x = (xs + xr) / 2
-            mid_y = (a.y0 + a.y1) / 2
-            left = mid_x - total / 2
-            # Above the line along the whole label, although the line slopes.
-            rise = abs(a.y1 - a.y0) * (total / 2) / max(1.0, abs(xr - xs))
-            baseline = mid_y - rise - max(fm.descent(), nm.descent()) - 3
             if a.note == "piggyback":  # the segment the caption explains
                 box = QRectF(left - 8, baseline - fm.ascent() - 3, total + 16,
                              fm.ascent() + fm.descent() + 6)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from operator import attrgetter
 
 import numpy as np
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QRectF, QSize, Qt
+from PySide6.QtCore import QT_TRANSLATE_NOOP, QAbstractTableModel, QModelIndex, QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QFontMetricsF, QPainter, QPen
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -54,8 +54,16 @@ ORDER = {s: i for i, s in enumerate(
 UNKNOWN = "UNKNOWN"
 TIMER_NAMES = {"time_wait": "timewait", "retransmit": "on", "keepalive": "keepalive",
                "probe": "persist"}
-COLUMNS = ("State", "Recv-Q", "Send-Q", "Local Address:Port", "Peer Address:Port", "Timer",
-           "Source")
+# ss's headings (translated where shown, in the view's context).
+COLUMNS = (QT_TRANSLATE_NOOP("SocketsView", "State"), QT_TRANSLATE_NOOP("SocketsView", "Recv-Q"),
+           QT_TRANSLATE_NOOP("SocketsView", "Send-Q"),
+           QT_TRANSLATE_NOOP("SocketsView", "Local Address:Port"),
+           QT_TRANSLATE_NOOP("SocketsView", "Peer Address:Port"),
+           QT_TRANSLATE_NOOP("SocketsView", "Timer"), QT_TRANSLATE_NOOP("SocketsView", "Source"))
+# The State and Source cells' words that are translated (the rest is ss's own).
+CELL_WORDS = (QT_TRANSLATE_NOOP("SocketsView", "unknown"),
+              QT_TRANSLATE_NOOP("SocketsView", "observed"),
+              QT_TRANSLATE_NOOP("SocketsView", "inferred"))
 SIDES = ("client", "server")
 _ROOT = QModelIndex()  # the table's (invalid) root index
 
@@ -153,8 +161,7 @@ class SocketTable(QAbstractTableModel):
         selected = row.conn is not None and row.conn == self.selected
         if role == Qt.ItemDataRole.DisplayRole:
             text = row.cells()[col]
-            return self.view.tr(text) if col in (0, 6) and text in ("unknown", "observed",
-                                                                   "inferred") else text
+            return self.view.tr(text) if col in (0, 6) and text in CELL_WORDS else text
         if role == Qt.ItemDataRole.FontRole:
             return self._bold if selected or col == 0 else self._font
         if role == Qt.ItemDataRole.BackgroundRole:
@@ -212,22 +219,20 @@ class Cell(QStyledItemDelegate):
         painter.restore()
 
     def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex) -> QSize:  # noqa: N802
-        return QSize(80, 36)
+        return QSize(80, int(36 * style.ZOOM))
 
 
 SELECTED_ROLE = Qt.ItemDataRole.UserRole + 1
 
 
 def _text_on(background: str) -> str:
-    """Black or white, whichever reads on ``background``."""
-    c = QColor(background)
-    luminance = 0.2126 * c.redF() + 0.7152 * c.greenF() + 0.0722 * c.blueF()
-    return style.FOREGROUND if luminance > 0.45 else style.BACKGROUND
+    """Black or white, whichever reads on ``background`` (in any theme)."""
+    return style.text_on(background).name()
 
 
 class SocketsView(View):
     name = "sockets"
-    title = "Sockets"
+    title = QT_TRANSLATE_NOOP("View", "Sockets")
 
     KINDS = ("tcp_state", "accept_queue", "connect", "close")
 
@@ -246,16 +251,11 @@ class SocketsView(View):
         self.notice_text = ""
 
         self.setAutoFillBackground(True)
-        pal = self.palette()
-        pal.setColor(self.backgroundRole(), QColor(style.BACKGROUND))
-        self.setPalette(pal)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(12, 10, 12, 10)
         layout.setSpacing(6)
         self.header = QLabel()
         self.header.setTextFormat(Qt.TextFormat.RichText)
-        self.header.setFont(style.font(1.3, bold=True))
-        self.header.setStyleSheet(f"color: {style.FOREGROUND}")
         self.notice = QLabel()
         self.notice.setWordWrap(True)
         self.notice.setFont(style.font(1.0))
@@ -271,29 +271,59 @@ class SocketsView(View):
         self.table.verticalHeader().setDefaultSectionSize(36)
         self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
         head = self.table.horizontalHeader()
-        head.setMinimumHeight(34)
-        head.setFont(style.font(1.0, bold=True))
         head.setHighlightSections(False)
         head.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)  # sized in _fit_columns:
         head.setStretchLastSection(True)  # measuring every row's cells would be slow
         self.table.setShowGrid(False)
         self.table.setItemDelegate(Cell(self.table))
+        self.table.clicked.connect(self._clicked)
+        layout.addWidget(self.header)
+        layout.addWidget(self.notice)
+        layout.addWidget(self.table, 1)
+        self.empty = QLabel()
+        self._set_words()
+        self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        layout.addWidget(self.empty, 1)
+        self.empty.hide()
+        self._style()
+
+    def _style(self) -> None:
+        """What ``style`` gives (theme, zoom), set on the widgets."""
+        pal = self.palette()
+        pal.setColor(self.backgroundRole(), QColor(style.BACKGROUND))
+        self.setPalette(pal)
+        self.header.setFont(style.font(1.3, bold=True))
+        self.header.setStyleSheet(f"color: {style.FOREGROUND}")
+        head = self.table.horizontalHeader()
+        head.setMinimumHeight(int(34 * style.ZOOM))
+        head.setFont(style.font(1.0, bold=True))
         self.table.setStyleSheet(
             f"QTableView {{ background: {style.BACKGROUND}; color: {style.FOREGROUND};"
             f" border: none; }}"
             f" QHeaderView::section {{ background: {style.BACKGROUND}; color: {style.MUTED};"
             f" border: none; border-bottom: 2px solid {style.FOREGROUND}; padding: 0 14px;"
-            f" font-weight: bold; font-size: {style.BASE_POINT_SIZE}pt; }}")
-        self.table.clicked.connect(self._clicked)
-        layout.addWidget(self.header)
-        layout.addWidget(self.notice)
-        layout.addWidget(self.table, 1)
-        self.empty = QLabel(self.tr("No socket on the server's port at this point"))
+            f" font-weight: bold; font-size: {style.BASE_POINT_SIZE:.0f}pt; }}")
         self.empty.setFont(style.font(1.2))
         self.empty.setStyleSheet(f"color: {style.MUTED}")
-        self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        layout.addWidget(self.empty, 1)
-        self.empty.hide()
+
+    def _set_words(self) -> None:
+        self.empty.setText(self.tr("No socket on the server's port at this point"))
+
+    def retranslate(self) -> None:
+        self._set_words()
+        self.table_model.headerDataChanged.emit(Qt.Orientation.Horizontal, 0, len(COLUMNS) - 1)
+        self._key = None  # the header, the notice and the cells' words are read again
+        self._widths = None  # the headings' widths changed
+        super().retranslate()
+
+    def apply_theme(self) -> None:
+        self._style()
+        self.table_model.set_scale(self.table_model.scale)  # the fonts, at the new size
+        self.table.verticalHeader().setDefaultSectionSize(
+            int(36 * style.ZOOM * self.table_model.scale / 1.15))
+        self._key = None
+        self._widths = None
+        super().apply_theme()
 
     # ------------------------------------------------------------ input
     def _clicked(self, index: QModelIndex) -> None:
@@ -481,7 +511,8 @@ class SocketsView(View):
                 break
         if scale != self.table_model.scale:
             self.table_model.set_scale(scale)
-            self.table.verticalHeader().setDefaultSectionSize(int(36 * scale / 1.15))
+            self.table.verticalHeader().setDefaultSectionSize(
+                int(36 * style.ZOOM * scale / 1.15))
         if widths != getattr(self, "_widths", None):
             self._widths = widths
             for col, w in enumerate(widths):
@@ -504,7 +535,8 @@ class SocketsView(View):
         chips = []
         for r_state, name in self._state_names():
             if r_state == UNKNOWN:
-                chips.append(f'<span style="color:{style.MUTED}">{self.tr("unknown")}</span>'
+                unknown = self.tr("unknown")
+                chips.append(f'<span style="color:{style.MUTED}">{unknown}</span>'
                              f'&nbsp;{self.counts[name]}')
                 continue
             colour = style.STATE_COLOURS.get(r_state, style.GREY)

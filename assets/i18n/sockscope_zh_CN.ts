@@ -1,0 +1,1401 @@
+<?xml version="1.0" encoding="utf-8"?>
+<!DOCTYPE TS>
+<TS version="2.1" language="zh_CN">
+<context>
+    <name>EventTableModel</name>
+    <message>
+        <source>time (ms)</source>
+        <translation>时间 (ms)</translation>
+    </message>
+    <message>
+        <source>source</source>
+        <translation>来源</translation>
+    </message>
+    <message>
+        <source>kind</source>
+        <translation>类型</translation>
+    </message>
+    <message>
+        <source>connection</source>
+        <translation>连接</translation>
+    </message>
+    <message>
+        <source>fd</source>
+        <translation>fd</translation>
+    </message>
+    <message>
+        <source>details</source>
+        <translation>详情</translation>
+    </message>
+</context>
+<context>
+    <name>HttpView</name>
+    <message>
+        <source>Request bytes, as received</source>
+        <translation>收到的请求原始字节</translation>
+    </message>
+    <message>
+        <source>Headers, as parsed</source>
+        <translation>解析出的请求头</translation>
+    </message>
+    <message>
+        <source>Response</source>
+        <translation>响应</translation>
+    </message>
+    <message>
+        <source>No request yet at this point of the timeline</source>
+        <translation>时间线上的这一刻还没有请求</translation>
+    </message>
+    <message>
+        <source>Send one with the traffic buttons, or open the URL in a browser.</source>
+        <translation>用流量按钮发一个请求，或在浏览器中打开 URL。</translation>
+    </message>
+    <message>
+        <source>Request {0} of {1} on connection {2} → {3}</source>
+        <translation>连接 {2} → {3} 上的第 {0} 个请求（共 {1} 个）</translation>
+    </message>
+    <message>
+        <source>no match</source>
+        <translation>不匹配</translation>
+    </message>
+    <message>
+        <source>the same</source>
+        <translation>一致</translation>
+    </message>
+    <message>
+        <source>they differ</source>
+        <translation>不一致</translation>
+    </message>
+    <message>
+        <source>group(1): &lt;b&gt;{0}&lt;/b&gt; &amp;nbsp;·&amp;nbsp; httptools: &lt;b&gt;{1}&lt;/b&gt; &amp;nbsp;→&amp;nbsp; {2}{3}</source>
+        <translation>group(1)：&lt;b&gt;{0}&lt;/b&gt; &amp;nbsp;·&amp;nbsp; httptools：&lt;b&gt;{1}&lt;/b&gt; &amp;nbsp;→&amp;nbsp; {2}{3}</translation>
+    </message>
+    <message>
+        <source> &amp;nbsp;·&amp;nbsp; the lecture opens ./html{0}</source>
+        <translation> &amp;nbsp;·&amp;nbsp; 课上的代码会打开 ./html{0}</translation>
+    </message>
+    <message>
+        <source>… cut at 2,048 characters</source>
+        <translation>……超过 2048 个字符，已截断</translation>
+    </message>
+    <message>
+        <source>keep-alive</source>
+        <translation>keep-alive（保持连接）</translation>
+    </message>
+    <message>
+        <source>close after this answer</source>
+        <translation>响应后关闭</translation>
+    </message>
+    <message>
+        <source>connection: {0}</source>
+        <translation>连接：{0}</translation>
+    </message>
+    <message>
+        <source>not answered yet</source>
+        <translation>尚未响应</translation>
+    </message>
+    <message>
+        <source>body, first bytes:</source>
+        <translation>响应体，开头几个字节：</translation>
+    </message>
+    <message>
+        <source>{0} bytes more</source>
+        <translation>还有 {0} 字节</translation>
+    </message>
+    <message>
+        <source>{0} bytes of body</source>
+        <translation>响应体 {0} 字节</translation>
+    </message>
+</context>
+<context>
+    <name>IoView</name>
+    <message>
+        <source>epoll, edge-triggered</source>
+        <translation>epoll，边缘触发</translation>
+    </message>
+    <message>
+        <source>epoll, level-triggered</source>
+        <translation>epoll，水平触发</translation>
+    </message>
+    <message>
+        <source>EDGE</source>
+        <translation>边缘触发</translation>
+    </message>
+    <message>
+        <source>LEVEL</source>
+        <translation>水平触发</translation>
+    </message>
+    <message>
+        <source>The kernel reports an fd once, when new data arrives: the server must read until EAGAIN.</source>
+        <translation>新数据到达时，内核只报告一次这个 fd：服务器必须一直读到 EAGAIN 为止。</translation>
+    </message>
+    <message>
+        <source>The kernel reports an fd in every wait while it still has unread data.</source>
+        <translation>只要 fd 上还有没读完的数据，每次 wait 内核都会报告它。</translation>
+    </message>
+    <message>
+        <source>selectors ({0}), level-triggered</source>
+        <translation>selectors（{0}），水平触发</translation>
+    </message>
+    <message>
+        <source>The portable selector waits on every registered socket and returns the ready ones, again and again while data is unread.</source>
+        <translation>可移植的 selector 等待所有已注册的套接字，返回其中就绪的；只要数据没读完，就一次又一次地返回。</translation>
+    </message>
+    <message>
+        <source>A thread per connection</source>
+        <translation>每个连接一个线程</translation>
+    </message>
+    <message>
+        <source>Each connection has its own thread, blocked in recv() until its client sends; the main thread only accepts.</source>
+        <translation>每个连接都有自己的线程，阻塞在 recv() 中，直到它的客户端发来数据；主线程只负责 accept。</translation>
+    </message>
+    <message>
+        <source>Non-blocking polling</source>
+        <translation>非阻塞轮询</translation>
+    </message>
+    <message>
+        <source>One thread tries every socket in turn; nothing says which is ready, so most tries find nothing (EAGAIN).</source>
+        <translation>一个线程依次尝试每个套接字；没有谁告诉它哪个已就绪，所以大多数尝试都一无所获（EAGAIN）。</translation>
+    </message>
+    <message>
+        <source>I/O model</source>
+        <translation>I/O 模型</translation>
+    </message>
+    <message>
+        <source>Waiting for the server to say which I/O model it runs.</source>
+        <translation>等待服务器告知它使用哪种 I/O 模型。</translation>
+    </message>
+    <message>
+        <source>Not waiting yet: the server is registering its sockets.</source>
+        <translation>还没开始等待：服务器正在注册它的套接字。</translation>
+    </message>
+    <message>
+        <source>accept → fd {0}</source>
+        <translation>accept → fd {0}</translation>
+    </message>
+    <message>
+        <source>accepted {0}, the last fd {1}</source>
+        <translation>已 accept {0} 个，最后一个是 fd {1}</translation>
+    </message>
+    <message>
+        <source>accept EAGAIN</source>
+        <translation>accept EAGAIN</translation>
+    </message>
+    <message>
+        <source>, watched with epoll_ctl ADD</source>
+        <translation>，已用 epoll_ctl ADD 加入监视</translation>
+    </message>
+    <message>
+        <source>Now: fd {0} ({1}): {2}</source>
+        <translation>当前：fd {0}（{1}）：{2}</translation>
+    </message>
+    <message>
+        <source>{0} returned nothing (timed out after {1} s): no fd is ready.</source>
+        <translation>{0} 什么也没返回（{1} 秒后超时）：没有就绪的 fd。</translation>
+    </message>
+    <message>
+        <source>{0} returned {1} ready fd(s): the server takes them in order.</source>
+        <translation>{0} 返回了 {1} 个就绪的 fd：服务器按顺序逐个处理。</translation>
+    </message>
+    <message>
+        <source>listening socket</source>
+        <translation>监听套接字</translation>
+    </message>
+    <message>
+        <source>wake-up pipe</source>
+        <translation>唤醒管道</translation>
+    </message>
+    <message>
+        <source>recv → 0: peer closed</source>
+        <translation>recv → 0：对端已关闭</translation>
+    </message>
+    <message>
+        <source>recv 0</source>
+        <translation>recv 0</translation>
+    </message>
+    <message>
+        <source>recv {0} bytes</source>
+        <translation>recv {0} 字节</translation>
+    </message>
+    <message>
+        <source>recv {0} B</source>
+        <translation>recv {0} B</translation>
+    </message>
+    <message>
+        <source>send {0} of {1} bytes (buffer full)</source>
+        <translation>send {1} 字节中的 {0} 字节（缓冲区已满）</translation>
+    </message>
+    <message>
+        <source>send {0} bytes</source>
+        <translation>send {0} 字节</translation>
+    </message>
+    <message>
+        <source>send {0} B</source>
+        <translation>send {0} B</translation>
+    </message>
+    <message>
+        <source>{0} → EAGAIN: nothing more, drained</source>
+        <translation>{0} → EAGAIN：没有更多了，已读空</translation>
+    </message>
+    <message>
+        <source>{0} EAGAIN</source>
+        <translation>{0} EAGAIN</translation>
+    </message>
+    <message>
+        <source>accept → new fd {0}</source>
+        <translation>accept → 新 fd {0}</translation>
+    </message>
+    <message>
+        <source>close ({0})</source>
+        <translation>close（{0}）</translation>
+    </message>
+    <message>
+        <source>close</source>
+        <translation>close</translation>
+    </message>
+    <message>
+        <source>epoll_ctl DEL fd {0}: no longer watched</source>
+        <translation>epoll_ctl DEL fd {0}：不再监视</translation>
+    </message>
+    <message>
+        <source>epoll_ctl MOD fd {0}: now watch {1}</source>
+        <translation>epoll_ctl MOD fd {0}：改为监视 {1}</translation>
+    </message>
+    <message>
+        <source>epoll_ctl ADD fd {0} {1}: now watched</source>
+        <translation>epoll_ctl ADD fd {0} {1}：开始监视</translation>
+    </message>
+    <message>
+        <source>answer {0}</source>
+        <translation>响应 {0}</translation>
+    </message>
+    <message>
+        <source>held before {0}</source>
+        <translation>在 {0} 之前暂停</translation>
+    </message>
+    <message>
+        <source>waiting in accept() for a new connection</source>
+        <translation>在 accept() 中等待新连接</translation>
+    </message>
+    <message>
+        <source>accepted fd {0} ({1}), started its thread</source>
+        <translation>已 accept fd {0}（{1}），并为它启动了线程</translation>
+    </message>
+    <message>
+        <source>accept() → fd {0}: a new thread will serve it</source>
+        <translation>accept() → fd {0}：将由一个新线程为它服务</translation>
+    </message>
+    <message>
+        <source>blocked in recv(): waiting for the client</source>
+        <translation>阻塞在 recv() 中：等待客户端</translation>
+    </message>
+    <message>
+        <source>started ({0})</source>
+        <translation>已启动（{0}）</translation>
+    </message>
+    <message>
+        <source>started for fd {0}</source>
+        <translation>为 fd {0} 启动</translation>
+    </message>
+    <message>
+        <source>the client closed: closing</source>
+        <translation>客户端已关闭：正在关闭</translation>
+    </message>
+    <message>
+        <source>read {0} bytes: answering</source>
+        <translation>读到 {0} 字节：正在响应</translation>
+    </message>
+    <message>
+        <source>answering {0}</source>
+        <translation>正在响应 {0}</translation>
+    </message>
+    <message>
+        <source>blocked in send(): the client&apos;s window is full</source>
+        <translation>阻塞在 send() 中：客户端的窗口已满</translation>
+    </message>
+    <message>
+        <source>send() {0} bytes</source>
+        <translation>send() {0} 字节</translation>
+    </message>
+    <message>
+        <source>blocked in recv(): waiting for the next request</source>
+        <translation>阻塞在 recv() 中：等待下一个请求</translation>
+    </message>
+    <message>
+        <source>closing the connection</source>
+        <translation>正在关闭连接</translation>
+    </message>
+    <message>
+        <source>held before {0} (stepping)</source>
+        <translation>在 {0} 之前暂停（单步执行）</translation>
+    </message>
+    <message>
+        <source>error: {0}</source>
+        <translation>错误：{0}</translation>
+    </message>
+    <message>
+        <source>(still counting: {0} sweeps read so far)</source>
+        <translation>（仍在统计：目前已读取 {0} 轮扫描）</translation>
+    </message>
+    <message>
+        <source>{0:.1f} wasted tries for every useful one</source>
+        <translation>每 1 次有效尝试，就有 {0:.1f} 次白费</translation>
+    </message>
+    <message>
+        <source>{0:,.0f} wasted tries for every useful one</source>
+        <translation>每 1 次有效尝试，就有 {0:,.0f} 次白费</translation>
+    </message>
+    <message>
+        <source>no useful try yet</source>
+        <translation>还没有一次有效尝试</translation>
+    </message>
+    <message>
+        <source>Interest list: {0} fds registered</source>
+        <translation>关注列表：已注册 {0} 个 fd</translation>
+    </message>
+    <message>
+        <source>added by epoll_ctl; the mask is what to watch</source>
+        <translation>由 epoll_ctl 添加；掩码表示要监视的事件</translation>
+    </message>
+    <message>
+        <source>Ready list: {0} #{1} returned {2}</source>
+        <translation>就绪列表：第 {1} 次 {0} 返回了 {2} 个</translation>
+    </message>
+    <message>
+        <source>Ready list: no {0} yet</source>
+        <translation>就绪列表：还没有调用 {0}</translation>
+    </message>
+    <message>
+        <source>the server handles them in order, then waits again</source>
+        <translation>服务器按顺序处理它们，然后再次等待</translation>
+    </message>
+    <message>
+        <source>listen</source>
+        <translation>监听</translation>
+    </message>
+    <message>
+        <source>wake</source>
+        <translation>唤醒</translation>
+    </message>
+    <message>
+        <source>one square per fd: grey = IN, red = also OUT (a send is waiting), green = handled now</source>
+        <translation>每个方块代表一个 fd：灰色 = IN，红色 = 还有 OUT（有待发送的数据），绿色 = 正在处理</translation>
+    </message>
+    <message>
+        <source>again</source>
+        <translation>再次</translation>
+    </message>
+    <message>
+        <source>◀ now</source>
+        <translation>◀ 当前</translation>
+    </message>
+    <message>
+        <source>✓ done</source>
+        <translation>✓ 已处理</translation>
+    </message>
+    <message>
+        <source>next</source>
+        <translation>待处理</translation>
+    </message>
+    <message>
+        <source>… {0} more in this ready list</source>
+        <translation>…… 这个就绪列表里还有 {0} 个</translation>
+    </message>
+    <message>
+        <source>the wait before reported: {0}</source>
+        <translation>上一次 wait 报告的：{0}</translation>
+    </message>
+    <message>
+        <source>nothing</source>
+        <translation>无</translation>
+    </message>
+    <message>
+        <source>= reported by the wait before too</source>
+        <translation>= 上一次 wait 也报告过它</translation>
+    </message>
+    <message>
+        <source>= reported by the wait before too: new data came</source>
+        <translation>= 上一次 wait 也报告过它：又来了新数据</translation>
+    </message>
+    <message>
+        <source>{0} threads</source>
+        <translation>{0} 个线程</translation>
+    </message>
+    <message>
+        <source>No thread yet</source>
+        <translation>还没有线程</translation>
+    </message>
+    <message>
+        <source>blocked in recv()</source>
+        <translation>阻塞在 recv()</translation>
+    </message>
+    <message>
+        <source>answering</source>
+        <translation>正在响应</translation>
+    </message>
+    <message>
+        <source>sending</source>
+        <translation>正在发送</translation>
+    </message>
+    <message>
+        <source>closing</source>
+        <translation>正在关闭</translation>
+    </message>
+    <message>
+        <source>held</source>
+        <translation>已暂停</translation>
+    </message>
+    <message>
+        <source>error</source>
+        <translation>出错</translation>
+    </message>
+    <message>
+        <source>starting</source>
+        <translation>正在启动</translation>
+    </message>
+    <message>
+        <source>accepting</source>
+        <translation>正在 accept</translation>
+    </message>
+    <message>
+        <source>{0} more threads:</source>
+        <translation>另外 {0} 个线程：</translation>
+    </message>
+    <message>
+        <source>main thread</source>
+        <translation>主线程</translation>
+    </message>
+    <message>
+        <source>thread {0}</source>
+        <translation>线程 {0}</translation>
+    </message>
+    <message>
+        <source>accept loop</source>
+        <translation>accept 循环</translation>
+    </message>
+    <message>
+        <source>fd {0}</source>
+        <translation>fd {0}</translation>
+    </message>
+    <message>
+        <source>last: {0}</source>
+        <translation>上一步：{0}</translation>
+    </message>
+    <message>
+        <source>So far ({0:,} sweeps)</source>
+        <translation>迄今为止（共 {0:,} 轮扫描）</translation>
+    </message>
+    <message>
+        <source>of the tries were wasted (EAGAIN)</source>
+        <translation>的尝试白费了（EAGAIN）</translation>
+    </message>
+    <message>
+        <source>wasted (EAGAIN)</source>
+        <translation>白费（EAGAIN）</translation>
+    </message>
+    <message>
+        <source>useful</source>
+        <translation>有效</translation>
+    </message>
+    <message>
+        <source>no sweep yet</source>
+        <translation>还没有扫描</translation>
+    </message>
+    <message>
+        <source>Sweep #{0}: tried {1} of {2} sockets</source>
+        <translation>第 {0} 轮扫描：已尝试 {2} 个套接字中的 {1} 个</translation>
+    </message>
+    <message>
+        <source>Sweep #{0}: tried {1} sockets, {2} useful</source>
+        <translation>第 {0} 轮扫描：尝试了 {1} 个套接字，{2} 个有效</translation>
+    </message>
+    <message>
+        <source>No sweep yet</source>
+        <translation>还没有扫描</translation>
+    </message>
+    <message>
+        <source>useful: data moved or accepted</source>
+        <translation>有效：收发了数据或 accept 了连接</translation>
+    </message>
+    <message>
+        <source>EAGAIN: nothing there</source>
+        <translation>EAGAIN：什么也没有</translation>
+    </message>
+    <message>
+        <source>not tried yet</source>
+        <translation>还没尝试</translation>
+    </message>
+    <message>
+        <source>The last {0} sweeps: tries per sweep</source>
+        <translation>最近 {0} 轮扫描：每轮的尝试次数</translation>
+    </message>
+    <message>
+        <source>tallest: {0} tries · newest on the right</source>
+        <translation>最高：{0} 次尝试 · 最新的在右边</translation>
+    </message>
+</context>
+<context>
+    <name>LifecycleView</name>
+    <message>
+        <source>captured</source>
+        <translation>抓包</translation>
+    </message>
+    <message>
+        <source>derived</source>
+        <translation>推导</translation>
+    </message>
+    <message>
+        <source>No connection yet at this point of the timeline</source>
+        <translation>时间线上的这一刻还没有连接</translation>
+    </message>
+    <message>
+        <source>port</source>
+        <translation>端口</translation>
+    </message>
+    <message>
+        <source>open</source>
+        <translation>打开</translation>
+    </message>
+    <message>
+        <source>TIME_WAIT</source>
+        <translation>TIME_WAIT</translation>
+    </message>
+    <message>
+        <source>request</source>
+        <translation>请求</translation>
+    </message>
+    <message>
+        <source>cursor: {0} after the first event</source>
+        <translation>游标：第一个事件之后 {0}</translation>
+    </message>
+    <message>
+        <source>cursor: {0}</source>
+        <translation>游标：{0}</translation>
+    </message>
+    <message>
+        <source>Short connections</source>
+        <translation>短连接</translation>
+    </message>
+    <message>
+        <source>Keep-alive connections</source>
+        <translation>长连接（keep-alive）</translation>
+    </message>
+    <message>
+        <source>one request each, then closed</source>
+        <translation>每个连接一个请求，然后关闭</translation>
+    </message>
+    <message>
+        <source>several requests on one connection</source>
+        <translation>一个连接上发多个请求</translation>
+    </message>
+    <message>
+        <source>+{0} earlier connections, not drawn (counted in the costs)</source>
+        <translation>另有 {0} 个更早的连接未画出（已计入开销）</translation>
+    </message>
+    <message>
+        <source>none yet</source>
+        <translation>暂无</translation>
+    </message>
+    <message>
+        <source>both ends</source>
+        <translation>两端</translation>
+    </message>
+    <message>
+        <source>server</source>
+        <translation>服务器</translation>
+    </message>
+    <message>
+        <source>client</source>
+        <translation>客户端</translation>
+    </message>
+    <message>
+        <source>{0} in TIME_WAIT, {1} left</source>
+        <translation>{0}处于 TIME_WAIT，剩余 {1}</translation>
+    </message>
+    <message>
+        <source>{0}, {1} left</source>
+        <translation>{0}，剩余 {1}</translation>
+    </message>
+    <message>
+        <source>3 each, assumed</source>
+        <translation>按每个 3 个估算</translation>
+    </message>
+    <message>
+        <source>partly assumed</source>
+        <translation>部分为估算</translation>
+    </message>
+    <message>
+        <source>connections opened</source>
+        <translation>打开的连接数</translation>
+    </message>
+    <message>
+        <source>requests</source>
+        <translation>请求数</translation>
+    </message>
+    <message>
+        <source>handshake segments</source>
+        <translation>握手报文段</translation>
+    </message>
+    <message>
+        <source>  per request</source>
+        <translation>  平均每个请求</translation>
+    </message>
+    <message>
+        <source>first open → now (still open)</source>
+        <translation>首次打开 → 现在（仍打开）</translation>
+    </message>
+    <message>
+        <source>first open → last close</source>
+        <translation>首次打开 → 最后关闭</translation>
+    </message>
+    <message>
+        <source>TIME_WAIT sockets now</source>
+        <translation>当前 TIME_WAIT 套接字</translation>
+    </message>
+    <message>
+        <source>{0} connections</source>
+        <translation>{0} 个连接</translation>
+    </message>
+    <message>
+        <source>{0} requests</source>
+        <translation>{0} 个请求</translation>
+    </message>
+    <message>
+        <source>{0} handshake segments</source>
+        <translation>{0} 个握手报文段</translation>
+    </message>
+    <message>
+        <source>, {0} per request</source>
+        <translation>，平均每个请求 {0} 个</translation>
+    </message>
+    <message>
+        <source>{0} in TIME_WAIT</source>
+        <translation>{0} 个处于 TIME_WAIT</translation>
+    </message>
+    <message>
+        <source>{0} conn.</source>
+        <translation>{0} 连接</translation>
+    </message>
+    <message>
+        <source>{0} req.</source>
+        <translation>{0} 请求</translation>
+    </message>
+    <message>
+        <source>{0} handshake segs</source>
+        <translation>{0} 握手段</translation>
+    </message>
+    <message>
+        <source> ({0}/req.)</source>
+        <translation>（{0}/请求）</translation>
+    </message>
+    <message>
+        <source>{0} TIME_WAIT</source>
+        <translation>{0} TIME_WAIT</translation>
+    </message>
+    <message>
+        <source>+{0}</source>
+        <translation>+{0}</translation>
+    </message>
+    <message>
+        <source>Handshake segments per request: short {0}, keep-alive {1}.  Keep-alive pays the handshake once.</source>
+        <translation>每个请求的握手报文段：短连接 {0}，长连接 {1}。  长连接只需握手一次。</translation>
+    </message>
+    <message>
+        <source>Keep-alive pays the handshake once; short connections pay it for every request.</source>
+        <translation>长连接只需握手一次；短连接每个请求都要握手一次。</translation>
+    </message>
+    <message>
+        <source>Keep-alive pays the handshake once.</source>
+        <translation>长连接只需握手一次。</translation>
+    </message>
+</context>
+<context>
+    <name>MainWindow</name>
+    <message>
+        <source>epoll (level)</source>
+        <translation>epoll（水平触发）</translation>
+    </message>
+    <message>
+        <source>epoll (edge)</source>
+        <translation>epoll（边缘触发）</translation>
+    </message>
+    <message>
+        <source>selectors</source>
+        <translation>selectors</translation>
+    </message>
+    <message>
+        <source>threaded</source>
+        <translation>多线程</translation>
+    </message>
+    <message>
+        <source>non-blocking polling</source>
+        <translation>非阻塞轮询</translation>
+    </message>
+    <message>
+        <source>1 event/s</source>
+        <translation>1 个事件/秒</translation>
+    </message>
+    <message>
+        <source>5 events/s</source>
+        <translation>5 个事件/秒</translation>
+    </message>
+    <message>
+        <source>20 events/s</source>
+        <translation>20 个事件/秒</translation>
+    </message>
+    <message>
+        <source>One request</source>
+        <translation>单个请求</translation>
+    </message>
+    <message>
+        <source>Short</source>
+        <translation>短连接</translation>
+    </message>
+    <message>
+        <source>Keep-alive</source>
+        <translation>长连接</translation>
+    </message>
+    <message>
+        <source>Pipelined</source>
+        <translation>流水线</translation>
+    </message>
+    <message>
+        <source>Aborting</source>
+        <translation>异常中止</translation>
+    </message>
+    <message>
+        <source>Half-closing</source>
+        <translation>半关闭</translation>
+    </message>
+    <message>
+        <source>Slow</source>
+        <translation>慢速客户端</translation>
+    </message>
+    <message>
+        <source>the client&apos;s SYN is lost: it retransmits after about 1 s (SYN_SENT meanwhile)</source>
+        <translation>客户端的 SYN 丢失：约 1 秒后重传（其间处于 SYN_SENT）</translation>
+    </message>
+    <message>
+        <source>the server&apos;s SYN-ACK is lost: the server retransmits it (SYN_RECV meanwhile)</source>
+        <translation>服务器的 SYN-ACK 丢失：服务器重传它（其间处于 SYN_RECV）</translation>
+    </message>
+    <message>
+        <source>the handshake&apos;s final ACK is lost: the client is ESTABLISHED, the server still SYN_RECV until the client&apos;s data (or the SYN-ACK retransmission) fixes it</source>
+        <translation>握手的最后一个 ACK 丢失：客户端已是 ESTABLISHED，服务器仍停在 SYN_RECV，直到客户端的数据（或 SYN-ACK 的重传）把它纠正过来</translation>
+    </message>
+    <message>
+        <source>the client&apos;s FIN is lost: it retransmits it; the server reads end-of-file late</source>
+        <translation>客户端的 FIN 丢失：客户端重传它；服务器读到文件结束（EOF）的时间推迟</translation>
+    </message>
+    <message>
+        <source>the server&apos;s FIN is lost: it stays in FIN_WAIT_1 and retransmits</source>
+        <translation>服务器的 FIN 丢失：服务器停在 FIN_WAIT_1 并重传</translation>
+    </message>
+    <message>
+        <source>Replaying a recorded trace</source>
+        <translation>正在回放录制的跟踪记录</translation>
+    </message>
+    <message>
+        <source>&amp;File</source>
+        <translation>文件(&amp;F)</translation>
+    </message>
+    <message>
+        <source>&amp;Open trace…</source>
+        <translation>打开跟踪记录(&amp;O)…</translation>
+    </message>
+    <message>
+        <source>&amp;Save session as trace…</source>
+        <translation>将会话保存为跟踪记录(&amp;S)…</translation>
+    </message>
+    <message>
+        <source>&amp;Export view as picture…</source>
+        <translation>将视图导出为图片(&amp;E)…</translation>
+    </message>
+    <message>
+        <source>&amp;Quit</source>
+        <translation>退出(&amp;Q)</translation>
+    </message>
+    <message>
+        <source>&amp;Language</source>
+        <translation>语言/Language(&amp;L)</translation>
+    </message>
+    <message>
+        <source>Engine</source>
+        <translation>引擎</translation>
+    </message>
+    <message>
+        <source>backlog </source>
+        <translation>backlog </translation>
+    </message>
+    <message>
+        <source>sweep pause </source>
+        <translation>扫描间隔 </translation>
+    </message>
+    <message>
+        <source>Lab</source>
+        <translation>实验网络</translation>
+    </message>
+    <message>
+        <source>A private network namespace: real packets captured without root; only SockScope&apos;s own clients reach it</source>
+        <translation>独立的网络命名空间：无需 root 即可抓取真实的数据包；只有 SockScope 自己的客户端能访问它</translation>
+    </message>
+    <message>
+        <source>The lab is not available: {0}</source>
+        <translation>实验网络不可用：{0}</translation>
+    </message>
+    <message>
+        <source>no fault</source>
+        <translation>无故障</translation>
+    </message>
+    <message>
+        <source>In the lab, drop one segment</source>
+        <translation>在实验网络中丢弃一个报文段</translation>
+    </message>
+    <message>
+        <source>Apply (restart engine)</source>
+        <translation>应用（重启引擎）</translation>
+    </message>
+    <message>
+        <source>Open in browser</source>
+        <translation>在浏览器中打开</translation>
+    </message>
+    <message>
+        <source>Traffic</source>
+        <translation>流量</translation>
+    </message>
+    <message>
+        <source>clients </source>
+        <translation>客户端 </translation>
+    </message>
+    <message>
+        <source>Restart engine</source>
+        <translation>重启引擎</translation>
+    </message>
+    <message>
+        <source>ports</source>
+        <translation>端口</translation>
+    </message>
+    <message>
+        <source>client</source>
+        <translation>客户端</translation>
+    </message>
+    <message>
+        <source>server</source>
+        <translation>服务器</translation>
+    </message>
+    <message>
+        <source>requests</source>
+        <translation>请求数</translation>
+    </message>
+    <message>
+        <source>packets</source>
+        <translation>数据包</translation>
+    </message>
+    <message>
+        <source>words: GET, 404, 54321…</source>
+        <translation>关键词：GET、404、54321…</translation>
+    </message>
+    <message>
+        <source>every kind</source>
+        <translation>所有类型</translation>
+    </message>
+    <message>
+        <source>every source</source>
+        <translation>所有来源</translation>
+    </message>
+    <message>
+        <source>every fd</source>
+        <translation>所有 fd</translation>
+    </message>
+    <message>
+        <source>selected connection only</source>
+        <translation>只看选中的连接</translation>
+    </message>
+    <message>
+        <source>Live</source>
+        <translation>实时</translation>
+    </message>
+    <message>
+        <source>Play</source>
+        <translation>播放</translation>
+    </message>
+    <message>
+        <source>Step back one event (Left, PageUp)</source>
+        <translation>后退一个事件（←、PageUp）</translation>
+    </message>
+    <message>
+        <source>Step forward one event (Right, PageDown)</source>
+        <translation>前进一个事件（→、PageDown）</translation>
+    </message>
+    <message>
+        <source>Step the server</source>
+        <translation>单步执行服务器</translation>
+    </message>
+    <message>
+        <source>Release one action</source>
+        <translation>放行一步</translation>
+    </message>
+    <message>
+        <source>(not started)</source>
+        <translation>（未启动）</translation>
+    </message>
+    <message>
+        <source> (in the lab)</source>
+        <translation>（在实验网络中）</translation>
+    </message>
+    <message>
+        <source>A browser cannot reach the lab&apos;s private network</source>
+        <translation>浏览器进不了实验网络：那是一个独立的私有网络</translation>
+    </message>
+    <message>
+        <source>No engine is running</source>
+        <translation>引擎没有在运行</translation>
+    </message>
+    <message>
+        <source>The engine stopped (exit code {0}). Nothing recorded is lost. {1}</source>
+        <translation>引擎已停止（退出码 {0}）。已录制的内容都没有丢失。{1}</translation>
+    </message>
+    <message>
+        <source>Cannot open trace</source>
+        <translation>无法打开跟踪记录</translation>
+    </message>
+    <message>
+        <source>Open trace</source>
+        <translation>打开跟踪记录</translation>
+    </message>
+    <message>
+        <source>SockScope traces (*.jsonl);;All files (*)</source>
+        <translation>SockScope 跟踪记录 (*.jsonl);;所有文件 (*)</translation>
+    </message>
+    <message>
+        <source>Save session</source>
+        <translation>保存会话</translation>
+    </message>
+    <message>
+        <source>SockScope traces (*.jsonl)</source>
+        <translation>SockScope 跟踪记录 (*.jsonl)</translation>
+    </message>
+    <message>
+        <source>Saved {0} events</source>
+        <translation>已保存 {0} 个事件</translation>
+    </message>
+    <message>
+        <source>Export view</source>
+        <translation>导出视图</translation>
+    </message>
+    <message>
+        <source>PNG picture (*.png);;SVG drawing (*.svg)</source>
+        <translation>PNG 图片 (*.png);;SVG 矢量图 (*.svg)</translation>
+    </message>
+    <message>
+        <source>Cannot export</source>
+        <translation>无法导出</translation>
+    </message>
+    <message>
+        <source>Wrote {0}</source>
+        <translation>已写入 {0}</translation>
+    </message>
+    <message>
+        <source>no connection selected</source>
+        <translation>没有选中连接</translation>
+    </message>
+    <message>
+        <source>mode: {0}   URL: {1}   open connections: {2}   events/s: {3:.0f}   dropped: {4}</source>
+        <translation>模式：{0}   URL：{1}   打开的连接：{2}   事件/秒：{3:.0f}   丢弃：{4}</translation>
+    </message>
+</context>
+<context>
+    <name>PlotsView</name>
+    <message>
+        <source>no CPU samples in this trace</source>
+        <translation>这份跟踪记录中没有 CPU 采样</translation>
+    </message>
+    <message>
+        <source>accept</source>
+        <translation>accept</translation>
+    </message>
+    <message>
+        <source>recv</source>
+        <translation>recv</translation>
+    </message>
+    <message>
+        <source>send</source>
+        <translation>send</translation>
+    </message>
+    <message>
+        <source>EAGAIN</source>
+        <translation>EAGAIN</translation>
+    </message>
+    <message>
+        <source>close</source>
+        <translation>close</translation>
+    </message>
+    <message>
+        <source>epoll_ctl</source>
+        <translation>epoll_ctl</translation>
+    </message>
+    <message>
+        <source>Server events per fd</source>
+        <translation>各 fd 上的服务器事件</translation>
+    </message>
+    <message>
+        <source>Bytes per fd: &lt;span style=&apos;color:{0}&apos;&gt;■ in&lt;/span&gt; &lt;span style=&apos;color:{1}&apos;&gt;■ out&lt;/span&gt;</source>
+        <translation>各 fd 的字节数：&lt;span style=&apos;color:{0}&apos;&gt;■ 收&lt;/span&gt; &lt;span style=&apos;color:{1}&apos;&gt;■ 发&lt;/span&gt;</translation>
+    </message>
+    <message>
+        <source>Ready list per wait</source>
+        <translation>每次 wait 的就绪列表长度</translation>
+    </message>
+    <message>
+        <source>Connections open</source>
+        <translation>打开的连接数</translation>
+    </message>
+    <message>
+        <source>Accept queue</source>
+        <translation>accept 队列</translation>
+    </message>
+    <message>
+        <source>Engine CPU %</source>
+        <translation>引擎 CPU %</translation>
+    </message>
+    <message>
+        <source>Per-fd plots</source>
+        <translation>按 fd 统计的图表</translation>
+    </message>
+    <message>
+        <source>Follow the cursor</source>
+        <translation>跟随游标</translation>
+    </message>
+    <message>
+        <source>Show all</source>
+        <translation>显示全部</translation>
+    </message>
+    <message>
+        <source>fd</source>
+        <translation>fd</translation>
+    </message>
+    <message>
+        <source>time since the first event</source>
+        <translation>距第一个事件的时间</translation>
+    </message>
+    <message>
+        <source>time</source>
+        <translation>时间</translation>
+    </message>
+    <message>
+        <source>bytes</source>
+        <translation>字节</translation>
+    </message>
+    <message>
+        <source>no events yet</source>
+        <translation>还没有事件</translation>
+    </message>
+    <message>
+        <source>no epoll_wait in {0} mode</source>
+        <translation>{0} 模式下没有 epoll_wait</translation>
+    </message>
+    <message>
+        <source>no epoll_wait yet</source>
+        <translation>还没有 epoll_wait</translation>
+    </message>
+    <message>
+        <source>no connection yet</source>
+        <translation>还没有连接</translation>
+    </message>
+    <message>
+        <source>Accept queue (of {0})</source>
+        <translation>accept 队列（上限 {0}）</translation>
+    </message>
+    <message>
+        <source>no accept-queue samples (kernel states off?)</source>
+        <translation>没有 accept 队列采样（内核状态记录关闭了？）</translation>
+    </message>
+    <message>
+        <source>no CPU sample yet</source>
+        <translation>还没有 CPU 采样</translation>
+    </message>
+    <message>
+        <source>no server event on an fd yet</source>
+        <translation>fd 上还没有服务器事件</translation>
+    </message>
+</context>
+<context>
+    <name>Presentation</name>
+    <message>
+        <source>Light</source>
+        <translation>浅色</translation>
+    </message>
+    <message>
+        <source>Projector (high contrast)</source>
+        <translation>投影仪（高对比度）</translation>
+    </message>
+    <message>
+        <source>Dark</source>
+        <translation>深色</translation>
+    </message>
+    <message>
+        <source>&amp;View</source>
+        <translation>视图(&amp;V)</translation>
+    </message>
+    <message>
+        <source>&amp;Presentation mode</source>
+        <translation>演示模式(&amp;P)</translation>
+    </message>
+    <message>
+        <source>Full screen: one view and the caption. PageDown/PageUp step, B blanks, 1–6 the view, Shift+1–6 a second view beside it, Esc leaves</source>
+        <translation>全屏：只显示一个视图和讲解文字。PageDown/PageUp 逐步前进/后退，B 黑屏，1–6 切换视图，Shift+1–6 在旁边并排显示第二个视图，Esc 退出</translation>
+    </message>
+    <message>
+        <source>Second &amp;view when presenting</source>
+        <translation>演示时的第二个视图(&amp;V)</translation>
+    </message>
+    <message>
+        <source>none</source>
+        <translation>无</translation>
+    </message>
+    <message>
+        <source>&amp;Theme</source>
+        <translation>主题(&amp;T)</translation>
+    </message>
+    <message>
+        <source>&amp;Zoom</source>
+        <translation>缩放(&amp;Z)</translation>
+    </message>
+    <message>
+        <source>Zoom &amp;in</source>
+        <translation>放大(&amp;I)</translation>
+    </message>
+    <message>
+        <source>Zoom &amp;out</source>
+        <translation>缩小(&amp;O)</translation>
+    </message>
+    <message>
+        <source>&amp;Actual size (100 %)</source>
+        <translation>实际大小(&amp;A)（100 %）</translation>
+    </message>
+</context>
+<context>
+    <name>SequenceView</name>
+    <message>
+        <source>captured</source>
+        <translation>抓包</translation>
+    </message>
+    <message>
+        <source>derived</source>
+        <translation>推导</translation>
+    </message>
+    <message>
+        <source>observed</source>
+        <translation>观测</translation>
+    </message>
+    <message>
+        <source>inferred</source>
+        <translation>推断</translation>
+    </message>
+    <message>
+        <source>No TCP segments yet. Run some traffic, or open a trace recorded with packets.</source>
+        <translation>还没有 TCP 报文段。发一些流量，或打开一份带数据包的跟踪记录。</translation>
+    </message>
+    <message>
+        <source>Connection {0} → {1}</source>
+        <translation>连接 {0} → {1}</translation>
+    </message>
+    <message>
+        <source> (numbers relative: ISN unknown)</source>
+        <translation>（序号为相对值：ISN 未知）</translation>
+    </message>
+    <message>
+        <source>packets: {0}</source>
+        <translation>数据包：{0}</translation>
+    </message>
+    <message>
+        <source>No segments of this connection yet at this moment.</source>
+        <translation>此刻这个连接还没有报文段。</translation>
+    </message>
+    <message>
+        <source>none yet</source>
+        <translation>暂无</translation>
+    </message>
+    <message>
+        <source>not recorded</source>
+        <translation>未录制</translation>
+    </message>
+    <message>
+        <source>states: {0}</source>
+        <translation>状态：{0}</translation>
+    </message>
+    <message>
+        <source>state not reported</source>
+        <translation>状态未上报</translation>
+    </message>
+    <message>
+        <source>client</source>
+        <translation>客户端</translation>
+    </message>
+    <message>
+        <source>server</source>
+        <translation>服务器</translation>
+    </message>
+    <message>
+        <source>RST: the {0} reset the connection. No FIN exchange: both ends drop it at once, and no TIME_WAIT follows.</source>
+        <translation>RST：{0}重置了连接。没有 FIN 交换：两端立即丢弃这个连接，之后也没有 TIME_WAIT。</translation>
+    </message>
+    <message>
+        <source>Three segments, not four: the {1}&apos;s FIN rode on the ACK of the {0}&apos;s FIN. Linux delays that ACK (delayed ACK); the {1} closed in the meantime, so one FIN|ACK did both jobs.</source>
+        <translation>是三个报文段，不是四个：{1}的 FIN 和它对{0} FIN 的 ACK 合在了同一个报文段里。Linux 会推迟发送这个 ACK（延迟确认），{1}恰好在此期间关闭，于是一个 FIN|ACK 同时完成了两件事。</translation>
+    </message>
+    <message>
+        <source>Simultaneous close: both sides sent a FIN before receiving the other&apos;s.</source>
+        <translation>同时关闭：双方都在收到对方的 FIN 之前发出了自己的 FIN。</translation>
+    </message>
+    <message>
+        <source>Half-close: after the {0}&apos;s FIN the {1} went on sending data (which acknowledged the FIN), and sent its own FIN when it closed.</source>
+        <translation>半关闭：{0}发出 FIN 之后，{1}继续发送数据（数据中确认了那个 FIN），等到它关闭时才发出自己的 FIN。</translation>
+    </message>
+    <message>
+        <source>Four segments: the {1} acknowledged the {0}&apos;s FIN at once, and sent its own FIN later, when it closed.</source>
+        <translation>四个报文段：{1}立即确认了{0}的 FIN，之后在关闭时才发出自己的 FIN。</translation>
+    </message>
+    <message>
+        <source>Half-closed: the {0} has sent its FIN and the {1} acknowledged it; the {1} may still send until it closes.</source>
+        <translation>半关闭状态：{0}已发出 FIN，{1}已确认；在{1}关闭之前，它仍然可以发送数据。</translation>
+    </message>
+    <message>
+        <source>… {0} more segments ({1} with data, {2}) …</source>
+        <translation>…… 另有 {0} 个报文段（{1} 个带数据，共 {2}）……</translation>
+    </message>
+    <message>
+        <source>via {0}</source>
+        <translation>经过 {0}</translation>
+    </message>
+    <message>
+        <source>Relative seq/ack</source>
+        <translation>相对 seq/ack</translation>
+    </message>
+    <message>
+        <source>On: sequence and acknowledgement numbers counted from each side&apos;s initial sequence number (ISN), as Wireshark shows them. Off: the 32-bit numbers on the wire.</source>
+        <translation>勾选：序号和确认号从各自的初始序号（ISN）算起，与 Wireshark 的显示一致。不勾选：线路上实际的 32 位数值。</translation>
+    </message>
+    <message>
+        <source>(selected)</source>
+        <translation>（已选中）</translation>
+    </message>
+    <message>
+        <source>(newest)</source>
+        <translation>（最新）</translation>
+    </message>
+    <message>
+        <source>Client</source>
+        <translation>客户端</translation>
+    </message>
+    <message>
+        <source>Server</source>
+        <translation>服务器</translation>
+    </message>
+    <message>
+        <source>ms</source>
+        <translation>ms</translation>
+    </message>
+</context>
+<context>
+    <name>SocketsView</name>
+    <message>
+        <source>State</source>
+        <translation>状态</translation>
+    </message>
+    <message>
+        <source>Recv-Q</source>
+        <translation>Recv-Q</translation>
+    </message>
+    <message>
+        <source>Send-Q</source>
+        <translation>Send-Q</translation>
+    </message>
+    <message>
+        <source>Local Address:Port</source>
+        <translation>本地地址:端口</translation>
+    </message>
+    <message>
+        <source>Peer Address:Port</source>
+        <translation>对端地址:端口</translation>
+    </message>
+    <message>
+        <source>Timer</source>
+        <translation>定时器</translation>
+    </message>
+    <message>
+        <source>Source</source>
+        <translation>来源</translation>
+    </message>
+    <message>
+        <source>unknown</source>
+        <translation>未知</translation>
+    </message>
+    <message>
+        <source>observed</source>
+        <translation>观测</translation>
+    </message>
+    <message>
+        <source>inferred</source>
+        <translation>推断</translation>
+    </message>
+    <message>
+        <source>No socket on the server&apos;s port at this point</source>
+        <translation>此刻服务器端口上没有套接字</translation>
+    </message>
+    <message>
+        <source>This trace has no TCP states: they were not recorded (--states off). Listed: the listening socket and the sockets the programs hold open, from their own calls; their TCP states are unknown.</source>
+        <translation>这份跟踪记录没有 TCP 状态：录制时没有记录（--states off）。列出的是监听套接字，以及根据程序自身的调用推知仍打开着的套接字；它们的 TCP 状态未知。</translation>
+    </message>
+    <message>
+        <source>No TCP state reported yet at this point of the trace. Listed: the sockets the programs hold open, from their own calls.</source>
+        <translation>跟踪记录的这一刻还没有上报任何 TCP 状态。列出的是根据程序自身的调用推知仍打开着的套接字。</translation>
+    </message>
+    <message>
+        <source>States inferred from the programs&apos; own calls (the kernel was not asked): queues unknown, TIME_WAIT countdowns assume Linux&apos;s 60 s.</source>
+        <translation>状态是根据程序自身的调用推断的（没有询问内核）：队列长度未知，TIME_WAIT 倒计时按 Linux 的 60 秒估算。</translation>
+    </message>
+    <message>
+        <source>Observed: states, queues and timers as the kernel last reported them for each socket.</source>
+        <translation>观测：状态、队列和定时器均为内核最近一次为各套接字上报的值。</translation>
+    </message>
+    <message>
+        <source>Source —: not reported (yet); the state follows from accept() or connect().</source>
+        <translation>来源为 —：（尚）未上报；状态由 accept() 或 connect() 推知。</translation>
+    </message>
+</context>
+<context>
+    <name>TimelineSlider</name>
+    <message>
+        <source>Marks: the engine started or restarted ({0})</source>
+        <translation>刻度标记：引擎启动或重启处（{0} 处）</translation>
+    </message>
+</context>
+<context>
+    <name>View</name>
+    <message>
+        <source>HTTP</source>
+        <translation>HTTP</translation>
+    </message>
+    <message>
+        <source>I/O model</source>
+        <translation>I/O 模型</translation>
+    </message>
+    <message>
+        <source>Lifecycle</source>
+        <translation>生命周期</translation>
+    </message>
+    <message>
+        <source>Plots</source>
+        <translation>图表</translation>
+    </message>
+    <message>
+        <source>Handshake and teardown</source>
+        <translation>握手与挥手</translation>
+    </message>
+    <message>
+        <source>Sockets</source>
+        <translation>套接字</translation>
+    </message>
+</context>
+</TS>
