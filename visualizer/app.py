@@ -808,11 +808,21 @@ class MainWindow(QMainWindow):
         super().closeEvent(event)
 
 
+def dispose(window: QMainWindow) -> None:
+    """Destroy the window now, while Qt is whole: left to the garbage collector at
+    interpreter exit, its pyqtgraph scenes would be torn down after Qt's and crash."""
+    window.close()
+    window.deleteLater()
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+
+
 def main(argv: list[str] | None = None) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     window = MainWindow()
     window.show()
-    return app.exec()
+    code = app.exec()
+    dispose(window)
+    return code
 
 
 def lesson(name: str, step: int | None = None, lang: str | None = None,
@@ -849,7 +859,7 @@ def lesson(name: str, step: int | None = None, lang: str | None = None,
         count = len(prepared.steps)
         if step is not None and not 1 <= step <= count:
             print(f"sockscope lesson: {name} has steps 1 to {count}", file=sys.stderr)
-            window.close()
+            dispose(window)
             return 2
         if theme:
             window.presentation.set_theme(theme, persist=False)
@@ -861,11 +871,11 @@ def lesson(name: str, step: int | None = None, lang: str | None = None,
                 chosen = presentation.parse_steps(steps, count)
             except ValueError as exc:
                 print(f"sockscope lesson: {exc}", file=sys.stderr)
-                window.close()
+                dispose(window)
                 return 2
             frames = presentation.export_gif(window, gif, chosen)
             print(f"wrote {gif}: {frames} steps")
-            window.close()
+            dispose(window)
             return 0
         if screenshot:
             app.processEvents()
@@ -878,11 +888,13 @@ def lesson(name: str, step: int | None = None, lang: str | None = None,
                 window.view_tabs.currentWidget().export(screenshot)
             else:
                 window.grab().save(screenshot)
-            window.close()
+            dispose(window)
             return 0
         if present:
             window.presentation.enter()
-        return app.exec()
+        code = app.exec()
+        dispose(window)
+        return code
 
 
 def replay(path: str, seek: int | None = None, screenshot: str | None = None,
@@ -899,7 +911,7 @@ def replay(path: str, seek: int | None = None, screenshot: str | None = None,
     if view and not window.show_view(view):
         print(f"sockscope replay: no view named {view!r} (views: "
               f"{', '.join(window.views) or 'none'})", file=sys.stderr)
-        window.close()
+        dispose(window)
         return 2
     if seek is not None:
         window.seek(seek)
@@ -910,6 +922,8 @@ def replay(path: str, seek: int | None = None, screenshot: str | None = None,
             view.settle()
         app.processEvents()
         window.grab().save(screenshot)
-        window.close()
+        dispose(window)
         return 0
-    return app.exec()
+    code = app.exec()
+    dispose(window)
+    return code

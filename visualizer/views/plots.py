@@ -241,8 +241,10 @@ class PlotsView(View):
         for plot in self.time_plots:
             # Not pyqtgraph's x link: it aligns plots by screen position, and these
             # plots sit in different columns. One x range for all, set here.
-            plot.getViewBox().sigRangeChangedManually.connect(
-                lambda _mask, plot=plot: self._zoomed(plot))
+            # A bound method, not a lambda holding self: a cycle through a lambda
+            # leaves the view to the garbage collector, and a pyqtgraph scene
+            # destroyed from inside a collection crashes Qt.
+            plot.getViewBox().sigRangeChangedManually.connect(self._zoomed_manually)
         self.graphics.scene().sigMouseClicked.connect(self._clicked)
 
         self._bytes = EventSeries(["recv", "send"], value=lambda e: e.data.get("bytes", 0))
@@ -727,6 +729,12 @@ class PlotsView(View):
         self._set_x(force=True)
         if self.timeline is not None:
             self._heavy(force=True)
+
+    def _zoomed_manually(self, _mask: object) -> None:
+        box = self.sender()
+        plot = next((p for p in self.time_plots if p.getViewBox() is box), None)
+        if plot is not None:
+            self._zoomed(plot)
 
     def _zoomed(self, plot: Any) -> None:
         """The mouse zoomed or panned a plot: every time plot takes its x range."""
