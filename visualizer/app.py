@@ -7,7 +7,10 @@ one place only: ``_drain``, on a 33 ms timer.
 from __future__ import annotations
 
 import gc
+import shutil
 import sys
+import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -29,7 +32,7 @@ from .host import EngineHost, EngineSettings
 from .model import Timeline, open_trace
 from .presentation import Presentation
 from .timeslider import TimelineSlider
-from .lessons import LANGS, Prepared
+from .lessons import LANGS, LessonError, Prepared, all_lessons, prepare
 from .views import View, style, view_classes
 
 # The labels below are English keys (settings and tests use them); the window shows
@@ -142,6 +145,24 @@ class MainWindow(QMainWindow):
         self.file_menu = menu
         self.open_action, self.save_action = open_action, save_action
         self.export_action, self.quit_action = export_action, quit_action
+        # Lessons: each records a real run (a few seconds, off the GUI thread), then opens.
+        self.lessons_menu = self.menuBar().addMenu(self.tr("L&essons"))
+        self.lesson_actions: dict[str, QAction] = {}
+        for name, known in all_lessons().items():
+            action = QAction(f"{known.section}  {known.title.get(i18n.current()) or name}", self)
+            action.triggered.connect(lambda _=False, n=name: self.start_lesson(n))
+            self.lessons_menu.addAction(action)
+            self.lesson_actions[name] = action
+        self.lessons_menu.addSeparator()
+        self.leave_lesson_action = QAction(self.tr("Leave the lesson (back to the live server)"),
+                                           self)
+        self.leave_lesson_action.triggered.connect(self.leave_lesson)
+        self.leave_lesson_action.setEnabled(False)
+        self.lessons_menu.addAction(self.leave_lesson_action)
+        self._recording: tuple[threading.Thread, dict] | None = None
+        self._recording_timer = QTimer(self)
+        self._recording_timer.setInterval(100)
+        self._recording_timer.timeout.connect(self._lesson_recorded)
         # Each language by its own name; switching happens at once (set_language).
         self.language_menu = self.menuBar().addMenu(self.tr("&Language"))
         self.language_group = QActionGroup(self)
@@ -624,6 +645,12 @@ class MainWindow(QMainWindow):
         self.export_action.setText(self.tr("&Export view as picture…"))
         self.quit_action.setText(self.tr("&Quit"))
         self.language_menu.setTitle(self.tr("&Language"))
+        self.lessons_menu.setTitle(self.tr("L&essons"))
+        for name, known in all_lessons().items():
+            if name in self.lesson_actions:
+                self.lesson_actions[name].setText(
+                    f"{known.section}  {known.title.get(i18n.current()) or name}")
+        self.leave_lesson_action.setText(self.tr("Leave the lesson (back to the live server)"))
         for action in self.language_group.actions():
             action.setChecked(action.data() == i18n.current())
         self.engine_bar.setWindowTitle(self.tr("Engine"))
@@ -700,6 +727,61 @@ class MainWindow(QMainWindow):
     def close_lesson(self) -> None:
         self.lesson = None
         self.caption_box.hide()
+
+    def start_lesson(self, name: str) -> None:
+        """Record lesson ``name`` in the background; it opens when the run is done."""
+        if self._recording is not None:
+            return
+        known = all_lessons()[name]
+        result: dict = {"name": name, "dir": tempfile.mkdtemp(prefix="sockscope-lesson-")}
+
+        def record() -> None:
+            try:
+                result["prepared"] = prepare(known, Path(result["dir"]))
+            except (LessonError, OSError) as exc:
+                result["error"] = str(exc)
+
+        thread = threading.Thread(target=record, name=f"lesson-{name}", daemon=True)
+        self._recording = (thread, result)
+        thread.start()
+        self._recording_timer.start()
+        self.statusBar().showMessage(self.tr("Recording the lesson “{0}” on the real "
+                                             "server…").format(known.title.get(self.language)))
+        self.lessons_menu.setEnabled(False)
+
+    def _lesson_recorded(self) -> None:
+        if self._recording is None or self._recording[0].is_alive():
+            return
+        _, result = self._recording
+        self._recording = None
+        self._recording_timer.stop()
+        self.lessons_menu.setEnabled(True)
+        shutil.rmtree(result["dir"], ignore_errors=True)  # the timeline holds the events
+        if "error" in result:
+            self.statusBar().clearMessage()
+            QMessageBox.warning(self, self.tr("The lesson could not run"), result["error"])
+            return
+        if self.host is not None:  # the lesson's own run replaces the live server's
+            self.host.stop()
+            self.host = None
+        for bar in (self.engine_bar, self.traffic_bar):
+            bar.setEnabled(False)
+        self.gate_box.setEnabled(False)
+        self.leave_lesson_action.setEnabled(True)
+        self.statusBar().clearMessage()
+        self.open_lesson(result["prepared"])
+
+    def leave_lesson(self) -> None:
+        """Back to the live server, with a fresh timeline."""
+        self.close_lesson()
+        self.leave_lesson_action.setEnabled(False)
+        for bar in (self.engine_bar, self.traffic_bar):
+            bar.setEnabled(True)
+        self.gate_box.setEnabled(True)
+        self.show_timeline(Timeline(), "")
+        self.setWindowTitle("SockScope")
+        self.live_button.setChecked(True)
+        self.start_engine(self._current_settings())
 
     def go_to_step(self, k: int) -> None:
         """Step ``k`` of the lesson: its cursor, its view, its connection, its words."""
@@ -802,6 +884,10 @@ class MainWindow(QMainWindow):
         self.qsettings.setValue("geometry", self.saveGeometry())
         self.drain_timer.stop()
         self.play_timer.stop()
+        if self._recording is not None:  # a lesson still recording: let its run finish
+            self._recording[0].join(30)
+            shutil.rmtree(self._recording[1]["dir"], ignore_errors=True)
+            self._recording = None
         if self.host:
             self.host.stop()
             self.host = None

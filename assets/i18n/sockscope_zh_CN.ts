@@ -816,6 +816,14 @@
         <translation>退出(&amp;Q)</translation>
     </message>
     <message>
+        <source>L&amp;essons</source>
+        <translation>课程(&amp;E)</translation>
+    </message>
+    <message>
+        <source>Leave the lesson (back to the live server)</source>
+        <translation>离开课程（回到实时服务器）</translation>
+    </message>
+    <message>
         <source>&amp;Language</source>
         <translation>语言/Language(&amp;L)</translation>
     </message>
@@ -998,6 +1006,14 @@
     <message>
         <source>no connection selected</source>
         <translation>没有选中连接</translation>
+    </message>
+    <message>
+        <source>Recording the lesson “{0}” on the real server…</source>
+        <translation>正在真实服务器上录制课程“{0}”…</translation>
+    </message>
+    <message>
+        <source>The lesson could not run</source>
+        <translation>课程无法运行</translation>
     </message>
     <message>
         <source>mode: {0}   URL: {1}   open connections: {2}   events/s: {3:.0f}   dropped: {4}</source>

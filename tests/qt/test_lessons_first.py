@@ -71,3 +71,25 @@ def test_lessons_command_lists_and_renders(tmp_path: Path) -> None:
     bad = subprocess.run([sys.executable, "-m", "visualizer.cli", "lesson", "nothing"],
                          cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "no lesson named 'nothing'" in bad.stderr
+
+
+def test_a_lesson_from_the_menu_replaces_the_live_server_and_gives_it_back(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    settings = QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)
+    settings.setValue("language", "en")
+    window = MainWindow(settings=settings)
+    qtbot.addWidget(window)
+    window.show()
+    assert window.host is not None and window.host.url
+    titles = [a.text() for a in window.lessons_menu.actions() if a.text()]
+    assert len(titles) >= 10 and "The first request" in titles[0]
+    window.lesson_actions["first-request"].trigger()  # records off the GUI thread
+    assert not window.lessons_menu.isEnabled() and "Recording" in window.statusBar().currentMessage()
+    qtbot.waitUntil(lambda: window.lesson is not None, timeout=30_000)
+    assert window.host is None and not window.engine_bar.isEnabled()
+    assert window.caption_box.isVisible() and window.lesson_step == 0
+    assert window.timeline.log[window.timeline.cursor].data.get("flags") == "SYN"
+    window.leave_lesson()
+    assert window.lesson is None and not window.caption_box.isVisible()
+    assert window.host is not None and window.host.url and window.engine_bar.isEnabled()
+    assert len(window.timeline.log) < 20  # a fresh timeline for the live server
+    window.close()
