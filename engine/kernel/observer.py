@@ -280,6 +280,9 @@ class KernelObserver:
                 self.polls += 1
                 self._guarded(self._poll, tid, now)
                 self.cpu_seconds = time.thread_time()
+            # One last look as it stops: what the server's exit did to its sockets
+            # (closed, TIME_WAIT...) is the end of the story, not a stale state.
+            self._guarded(self._scan, tid, "final")
         except BaseException as exc:  # a bug, not a kernel refusal: say so, then stop
             self.crashed = exc
             if self.probe.active:

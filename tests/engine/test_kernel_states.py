@@ -473,3 +473,34 @@ def test_inference_takes_the_fin_from_end_of_file_when_shutdown_is_reported_late
     assert states(events, conn, "client") == ["ESTABLISHED", "FIN_WAIT_1", "TIME_WAIT"]
     assert states(events, conn, "server") == ["ESTABLISHED", "CLOSE_WAIT", "LAST_ACK", "CLOSED"]
     assert not inference._conns
+
+
+def test_the_observer_takes_a_last_look_as_it_stops() -> None:
+    """What the server's exit does to its sockets ends the story: not a stale state."""
+    ok, reason = KernelObserver.available()
+    if not ok:
+        pytest.skip(f"no kernel observer here: {reason}")
+    sink = MemorySink()
+    probe = Probe("kernel")
+    probe.add_sink(sink)
+    with running_server("epoll") as (server, _):
+        port = server.address[1]
+        observer = KernelObserver(probe, port, interval=3600).start()  # only the first look
+        client = socket.create_connection(server.address[:2], timeout=5)
+        try:
+            client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert client.recv(65536).startswith(b"HTTP/1.1 200")
+            server.stop()  # closes the keep-alive connection: the server's FIN
+            deadline = time.monotonic() + 5
+            while client.recv(65536) and time.monotonic() < deadline:
+                pass
+            observer.stop()
+        finally:
+            client.close()
+    server_states = [e.data["state"] for e in sink.events
+                     if e.kind == "tcp_state" and e.data["side"] == "server"]
+    # Only the last look saw this connection at all (the first came before it), and it saw
+    # the server's end after its close: FIN_WAIT_1 (the ACK of its FIN may be delayed) or later.
+    assert server_states and server_states[-1] in ("FIN_WAIT_1", "FIN_WAIT_2", "TIME_WAIT",
+                                                   "CLOSED"), server_states
+    assert observer.scans["final"] == 1
