@@ -410,3 +410,17 @@ def test_live_nonblocking(view: IoView, tmp_path: Path) -> None:
         assert view.sweep_complete and view.sweep[0].role == "listen"
         tried = [c for c in view.sweep if c.outcome != "untried"]
         assert len(tried) <= tl.log[i].data["tries"]
+
+
+def test_far_jump_into_a_long_sweep_keeps_counting_until_whole(view: IoView, qtbot) -> None:  # type: ignore[no-untyped-def]
+    """A lesson step far into a busy run: the totals become whole with the cursor at rest."""
+    e = Trace()
+    e("mode", mode="nonblocking", trigger="level", policy="keep-alive", multiplexer="none")
+    for _ in range(60_000):
+        e("poll_sweep", sockets=3, tries=3, eagain=3, useful=0)
+    tl = e.timeline()
+    view.show()
+    show(view, tl, len(tl.log) - 1)
+    assert view.totals["sweeps"] < 60_000  # one call reads a slice, within its budget
+    qtbot.waitUntil(lambda: view.totals["sweeps"] == 60_000, timeout=20_000)
+    assert view.totals == {"sweeps": 60_000, "tries": 180_000, "eagain": 180_000, "useful": 0}

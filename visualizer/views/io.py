@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QT_TRANSLATE_NOOP, QPointF, QRectF, Qt
+from PySide6.QtCore import QTimer, QT_TRANSLATE_NOOP, QPointF, QRectF, Qt
 from PySide6.QtGui import (
     QColor,
     QFontMetricsF,
@@ -366,6 +366,9 @@ class IoView(View):
             float(e.data.get("tries", 0)), float(e.data.get("eagain", 0)),
             float(e.data.get("useful", 0))), width=3)
         self._hits: list[tuple[QRectF, str]] = []
+        self._catch_up = QTimer(self)
+        self._catch_up.setSingleShot(True)
+        self._catch_up.timeout.connect(self._keep_counting)
         self._s = 1.0  # type scale: the view's size against 1280 x 720
         self.last_draw_ms = 0.0
 
@@ -441,7 +444,15 @@ class IoView(View):
             self.heading = self.tr("I/O model")
             self.explanation = self.tr("Waiting for the server to say which I/O model it runs.")
         self.last_draw_ms = (time.perf_counter() - started) * 1e3
+        # A far jump into a long run: the sweep totals are read a slice per call;
+        # keep reading on a timer until they are whole, even if the cursor rests.
+        if mode == "nonblocking" and not self._sweeps.complete and not self._catch_up.isActive():
+            self._catch_up.start(40)
         self.update()
+
+    def _keep_counting(self) -> None:
+        if self.timeline is not None and self.isVisible():
+            self.show_state(self.timeline)
 
     def _listen_fd(self, log: Any, cursor: int) -> int:
         cache = self._listen_cache
