@@ -41,7 +41,9 @@ def fold(events: list[Event], upto: int) -> ServerState:
 
 
 def same(a: ServerState, b: ServerState) -> bool:
-    return dataclasses.asdict(a) == dataclasses.asdict(b)
+    owned = {"owned"}  # bookkeeping of copy-on-write, not part of the picture
+    return {k: v for k, v in dataclasses.asdict(a).items() if k not in owned} == \
+        {k: v for k, v in dataclasses.asdict(b).items() if k not in owned}
 
 
 def test_log_orders_every_source_by_time(recorded: list[Event]) -> None:
@@ -194,3 +196,13 @@ def test_the_listening_socket_goes_when_the_server_loop_ends(recorded: list[Even
     assert timeline.seek(listen).listen["port"] > 0
     assert timeline.seek(end - 1).listen
     assert timeline.seek(end).listen == {}
+
+
+def test_a_connection_clone_copies_every_field() -> None:
+    from visualizer.model.state import ConnectionState
+    values = {f.name: (f"v{i}" if f.name != "statuses" else {200: i})
+              for i, f in enumerate(dataclasses.fields(ConnectionState))}
+    original = ConnectionState(**values)
+    copy = original.clone()
+    assert dataclasses.asdict(copy) == dataclasses.asdict(original)
+    assert copy.statuses is not original.statuses
