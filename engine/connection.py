@@ -451,12 +451,7 @@ class Connection:
             return
         if self.gate.enabled:
             self.gate.wait("close", self.id, self.fd, self.tid)
-        self.closed = True
-        if self.body is not None:
-            self.body.close()
-            self.body = None
-        self.out = b""
-        self.pending.clear()
+        self._drop_work()
         probe = self.server.probe
         if probe.active:
             # What the kernel counted for this connection, just before it goes
@@ -470,16 +465,20 @@ class Connection:
         except OSError:
             pass
 
-    def _never_close(self) -> None:
-        """``never_close`` (a lesson's bug): the peer closed, and the server forgets
-        the socket without calling close(). The kernel keeps it in CLOSE_WAIT (the
-        peer's end in FIN_WAIT_2) until the server stops and releases it."""
+    def _drop_work(self) -> None:
+        """Done with this connection: nothing more is read, answered or streamed."""
         self.closed = True
         if self.body is not None:
             self.body.close()
             self.body = None
         self.out = b""
         self.pending.clear()
+
+    def _never_close(self) -> None:
+        """``never_close`` (a lesson's bug): the peer closed, and the server forgets
+        the socket without calling close(). The kernel keeps it in CLOSE_WAIT (the
+        peer's end in FIN_WAIT_2) until the server stops and releases it."""
+        self._drop_work()
         self._report("error", what="never_closed",
                      detail="the peer closed; close() is never called: CLOSE_WAIT stays")
         self.server._forget(self)  # out of the loop (epoll_ctl DEL), but the fd stays open

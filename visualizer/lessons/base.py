@@ -12,8 +12,12 @@ No Qt here: lessons are recorded, checked and listed headless.
 """
 from __future__ import annotations
 
+import os
+import select
+import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -100,6 +104,117 @@ def serve(workdir: Path, name: str, *options: str, load: str | None = None,
         raise LessonError(f"{name}: the engine failed ({done.returncode}): "
                           f"{done.stderr.strip()[-300:]}")
     return trace
+
+
+class Engine:
+    """A ``sockscope serve`` child a scenario drives: its output read line by line
+    with bounded waits (no reader thread), its standard error in a file beside
+    the trace, commands on its standard input (``control``)."""
+
+    def __init__(self, workdir: Path, name: str, *options: str, control: bool = False,
+                 trace: bool = True) -> None:
+        self.name = name
+        self.trace = Path(workdir) / f"{name}.jsonl"
+        self.err_path = Path(workdir) / f"{name}.err"
+        args = [sys.executable, "-m", "engine", "serve", *options]
+        if trace:
+            args += ["--trace", str(self.trace)]
+        self.output = ""
+        self._err = open(self.err_path, "w")
+        self.proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=self._err,
+                                     stdin=subprocess.PIPE if control else subprocess.DEVNULL)
+        assert self.proc.stdout is not None
+        self._fd = self.proc.stdout.fileno()
+        self._eof = False
+
+    @property
+    def lines(self) -> list[str]:
+        """The complete lines printed so far."""
+        return self.output.split("\n")[:-1]
+
+    def _read(self, timeout: float) -> None:
+        if self._eof:
+            time.sleep(min(timeout, 0.01))
+            return
+        ready, _, _ = select.select([self._fd], [], [], max(0.0, timeout))
+        if ready:
+            chunk = os.read(self._fd, 65536)
+            if chunk:
+                self.output += chunk.decode("utf-8", "replace")
+            else:
+                self._eof = True
+
+    def wait_for(self, wanted: str | Callable[[str], bool], timeout: float = 20.0,
+                 count: int = 1) -> str:
+        """The ``count``-th printed line that is ``wanted`` (or contains it), waiting,
+        bounded; the engine is killed if it never comes."""
+        match = (lambda line: wanted in line) if isinstance(wanted, str) else wanted
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [line for line in self.lines if match(line)]
+            if len(found) >= count:
+                return found[count - 1]
+            left = deadline - time.monotonic()
+            if left <= 0 or (self._eof and self.proc.poll() is not None):
+                self.kill()
+                raise LessonError(f"{self.name}: the engine did not say what was expected "
+                                  f"({wanted!r}; exit {self.proc.returncode}): "
+                                  f"{self.stderr()[-300:]}{self.output[-300:]}")
+            self._read(min(left, 0.2))
+
+    def command(self, text: str) -> None:
+        """A line on its standard input: a step, ``c``, ``load OPTIONS``, ``q``."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(text.encode() + b"\n")
+        self.proc.stdin.flush()
+
+    def finish(self, timeout: float = 20.0, stop: bool = True) -> int:
+        """Stop it (``q`` on stdin, else SIGINT) unless it stops by itself; its exit code."""
+        if stop and self.proc.poll() is None:
+            if self.proc.stdin is not None:
+                try:
+                    self.command("q")
+                except OSError:
+                    pass
+            else:
+                self.proc.send_signal(signal.SIGINT)
+        deadline = time.monotonic() + timeout
+        while self.proc.poll() is None or not self._eof:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self.kill()
+                raise LessonError(f"{self.name}: the engine did not stop in {timeout:g} s")
+            self._read(min(left, 0.2))
+        return self._close()
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(10)
+        self._close()
+
+    def _close(self) -> int:
+        for f in (self.proc.stdout, self.proc.stdin):
+            if f is not None:
+                try:
+                    f.close()
+                except OSError:
+                    pass
+        self._err.close()
+        return int(self.proc.returncode)
+
+    def stderr(self) -> str:
+        try:
+            return self.err_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def __enter__(self) -> "Engine":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc.poll() is None:  # the scenario failed before stopping it
+            self.kill()
 
 
 # ---------------------------------------------------------------- finding

@@ -3,21 +3,18 @@ and a 404 (3.3), short vs keep-alive connections (3.7–3.8), and the regular
 expression that cuts the path out of the request line (1)."""
 from __future__ import annotations
 
-import os
 import re
-import select
 import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from ..model import EventLog
-from .base import REPO, Lesson, LessonError, Step, find, first_conn, last, packet, serve
+from .base import Engine, Lesson, LessonError, Step, find, first_conn, last, packet
 
 
 # ---------------------------------------------------------------- first-request
@@ -109,125 +106,39 @@ LESSONS = [FIRST_REQUEST]
 OBSERVING: tuple[str, ...] = ("--kernel-interval", "0.001")
 
 
-class _Served:
-    """``sockscope serve --port 0`` running in the background while a scenario drives it.
-
-    Its messages are read line by line with bounded waits (no reader thread);
-    ``stop`` sends SIGINT (the server finishes its trace) and waits, killing
-    it only if it does not stop in time."""
+class _Served(Engine):
+    """``sockscope serve --port 0`` running in the background while a scenario drives
+    it: ready once it says where it serves and that it records (the kernel observer
+    and the capture run by then: nothing of the scenario is missed)."""
 
     def __init__(self, workdir: Path, name: str, *options: str, control: bool = False,
                  timeout: float = 15.0) -> None:
-        self.name = name
-        self.trace = Path(workdir) / f"{name}.jsonl"
-        self.errors = Path(workdir) / f"{name}.err"
-        args = [sys.executable, "-m", "engine", "serve", "--port", "0", *options,
-                "--trace", str(self.trace)] + (["--control"] if control else [])
-        with open(self.errors, "wb") as err:
-            self.proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=err,
-                                         stdin=subprocess.PIPE if control else subprocess.DEVNULL)
-        self.lines: list[str] = []
-        self._buffer = b""
-        self._closed = False
-        try:
-            first = self.wait_for(lambda line: True, timeout)
-            match = re.search(r" at (http://\S+/)", first)
-            if match is None:
-                raise LessonError(f"{name}: serve said {first!r}, not where it serves")
-            self.url = match.group(1)
-            # The kernel observer and the capture start after the first line;
-            # this one comes once they run: nothing of the scenario is missed.
-            self.wait_for(lambda line: line.startswith("recording events to"), timeout)
-        except BaseException:
-            self.stop()
-            raise
+        super().__init__(workdir, name, "--port", "0", *options,
+                         *(["--control"] if control else []), control=control)
+        first = self.wait_for(lambda line: True, timeout)
+        match = re.search(r" at (http://\S+/)", first)
+        if match is None:
+            self.kill()
+            raise LessonError(f"{name}: serve said {first!r}, not where it serves")
+        self.url = match.group(1)
+        self.wait_for(lambda line: line.startswith("recording events to"), timeout)
 
     @property
     def port(self) -> int:
         return int(self.url.rstrip("/").rsplit(":", 1)[1])
 
-    def _read(self, deadline: float) -> bool:
-        """Read what serve printed, waiting until ``deadline``; False at its end."""
-        assert self.proc.stdout is not None
-        fd = self.proc.stdout.fileno()
-        left = deadline - time.monotonic()
-        if self._closed or left <= 0:
-            return not self._closed
-        ready, _, _ = select.select([fd], [], [], left)
-        if ready:
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                self._closed = True
-                return False
-            self._buffer += chunk
-            *complete, self._buffer = self._buffer.split(b"\n")
-            self.lines.extend(c.decode("utf-8", "replace") for c in complete)
-        return True
-
-    def wait_for(self, wanted: Callable[[str], bool], timeout: float = 15.0,
-                 count: int = 1) -> str:
-        """The ``count``-th line serve printed (from the start) that is ``wanted``."""
-        deadline = time.monotonic() + timeout
-        while True:
-            found = [line for line in self.lines if wanted(line)]
-            if len(found) >= count:
-                return found[count - 1]
-            if not self._read(deadline):
-                raise LessonError(f"{self.name}: serve "
-                                  + ("stopped" if self._closed else f"said nothing for {timeout} s")
-                                  + f" before the expected message: {self._stderr()}")
-
-    def command(self, text: str) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(text.encode() + b"\n")
-        self.proc.stdin.flush()
-
     def wait_loads(self, count: int, timeout: float = 15.0) -> None:
         self.wait_for(lambda line: line.startswith("connections opened:"), timeout, count)
 
-    def _stderr(self) -> str:
-        try:
-            return self.errors.read_text(errors="replace").strip()[-300:]
-        except OSError:
-            return ""
-
-    def quit(self, timeout: float = 10.0) -> Path:
-        """``q`` on its standard input (``control``): it stops by itself, else by SIGINT."""
-        try:
-            self.command("q")
-            self.proc.wait(timeout)
-        except (OSError, subprocess.TimeoutExpired):
-            pass
-        return self.stop(timeout)
-
     def stop(self, timeout: float = 10.0) -> Path:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
-            raise LessonError(f"{self.name}: serve did not stop on SIGINT")
-        finally:
-            for pipe in (self.proc.stdin, self.proc.stdout):
-                if pipe is not None:
-                    pipe.close()
-        if self.proc.returncode not in (0, -signal.SIGINT):
-            raise LessonError(f"{self.name}: the engine failed ({self.proc.returncode}): "
-                              f"{self._stderr()}")
+        """Stop it (it finishes its trace); the trace, or LessonError if it failed."""
+        code = self.finish(timeout)
+        if code not in (0, -signal.SIGINT):
+            raise LessonError(f"{self.name}: the engine failed ({code}): "
+                              f"{self.stderr().strip()[-300:]}")
         return self.trace
 
-    def __enter__(self) -> _Served:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.proc.returncode is None:  # not stopped yet (the scenario failed)
-            try:
-                self.stop()
-            except LessonError:
-                if exc[0] is None:
-                    raise
+    quit = stop
 
 
 def _responses(log: EventLog, where: Callable[[dict], bool]) -> list[int]:

@@ -8,12 +8,7 @@ one process cannot show it all, merges their traces into one.
 from __future__ import annotations
 
 import errno
-import os
-import select
-import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -24,7 +19,7 @@ from engine.server import connection_id
 from engine.trace import TraceWriter, read_trace
 
 from ..model import EventLog
-from .base import REPO, Lesson, LessonError, Step, find, last
+from .base import Engine, Lesson, LessonError, Step, find, last
 
 KERNEL_INTERVAL = "0.001"  # poll the kernel every millisecond: short states are seen
 # Packets: captured where this user may (root, CAP_NET_RAW), else derived. Tests set
@@ -38,97 +33,6 @@ def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-class _Engine:
-    """A ``sockscope serve`` child. Its output is read with bounded waits; its
-    standard error goes to a file beside the trace."""
-
-    def __init__(self, workdir: Path, name: str, *options: str, control: bool = False,
-                 trace: bool = True) -> None:
-        self.name = name
-        self.trace = Path(workdir) / f"{name}.jsonl"
-        self.err_path = Path(workdir) / f"{name}.err"
-        args = [sys.executable, "-m", "engine", "serve", *options]
-        if trace:
-            args += ["--trace", str(self.trace)]
-        self.output = ""
-        self._err = open(self.err_path, "w")
-        self.proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=self._err,
-                                     stdin=subprocess.PIPE if control else subprocess.DEVNULL)
-        assert self.proc.stdout is not None
-        self._fd = self.proc.stdout.fileno()
-        self._eof = False
-
-    def _read(self, timeout: float) -> None:
-        if self._eof:
-            time.sleep(min(timeout, 0.01))
-            return
-        ready, _, _ = select.select([self._fd], [], [], max(0.0, timeout))
-        if ready:
-            chunk = os.read(self._fd, 65536)
-            if chunk:
-                self.output += chunk.decode("utf-8", "replace")
-            else:
-                self._eof = True
-
-    def wait_for(self, text: str, timeout: float = 20.0) -> None:
-        """Wait (bounded) until the engine has printed ``text``."""
-        deadline = time.monotonic() + timeout
-        while text not in self.output:
-            left = deadline - time.monotonic()
-            if left <= 0 or (self._eof and self.proc.poll() is not None):
-                self.kill()
-                raise LessonError(f"{self.name}: the engine did not say {text!r} "
-                                  f"(exit {self.proc.returncode}): {self.stderr()[-300:]}"
-                                  f"{self.output[-300:]}")
-            self._read(min(left, 0.2))
-
-    def send(self, command: str) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(command.encode() + b"\n")
-        self.proc.stdin.flush()
-
-    def finish(self, timeout: float = 20.0, stop: bool = True) -> int:
-        """Stop it (q on stdin, or SIGTERM) unless it stops by itself; wait, bounded."""
-        if stop and self.proc.poll() is None:
-            if self.proc.stdin is not None:
-                try:
-                    self.send("q")
-                except OSError:
-                    pass
-            else:
-                self.proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while self.proc.poll() is None or not self._eof:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                self.kill()
-                raise LessonError(f"{self.name}: the engine did not stop in {timeout:g} s")
-            self._read(min(left, 0.2))
-        return self._close()
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(10)
-        self._close()
-
-    def _close(self) -> int:
-        for f in (self.proc.stdout, self.proc.stdin):
-            if f is not None:
-                try:
-                    f.close()
-                except OSError:
-                    pass
-        self._err.close()
-        return int(self.proc.returncode)
-
-    def stderr(self) -> str:
-        try:
-            return self.err_path.read_text(errors="replace")
-        except OSError:
-            return ""
 
 
 class _Client:
@@ -299,11 +203,11 @@ def _time_wait_record(workdir: Path) -> Path:
     common = ["--mode", "epoll", "--port", str(port), "--kernel-interval", KERNEL_INTERVAL,
               "--cpu-interval", "0", "--packets", PACKETS]
     client = _Client(workdir / "tw-clients.jsonl")
-    engines: list[_Engine] = []
+    engines: list[Engine] = []
     extra: list[Event] = []
     try:
         # 1. The server closes first (--policy close); the client reads to EOF.
-        first = _Engine(workdir, "tw-close-first", *common, "--policy", "close")
+        first = Engine(workdir, "tw-close-first", *common, "--policy", "close")
         engines.append(first)
         first.wait_for("recording events")
         time.sleep(0.05)
@@ -314,7 +218,7 @@ def _time_wait_record(workdir: Path) -> Path:
             time.sleep(0.03)
         first.finish()
         # 2. Restarted at once on the same port without SO_REUSEADDR: a second process.
-        again = _Engine(workdir, "tw-no-reuseaddr", *common, "--no-reuseaddr", trace=False)
+        again = Engine(workdir, "tw-no-reuseaddr", *common, "--no-reuseaddr", trace=False)
         engines.append(again)
         started = time.monotonic_ns()
         deadline = time.monotonic() + 10
@@ -333,7 +237,7 @@ def _time_wait_record(workdir: Path) -> Path:
                     "port": port, "reuseaddr": False, "exit_code": code,
                     "tried_ns": started}))
         # 3. Again with SO_REUSEADDR (the default), keep-alive: the client closes first.
-        third = _Engine(workdir, "tw-reuseaddr", *common)
+        third = Engine(workdir, "tw-reuseaddr", *common)
         engines.append(third)
         third.wait_for("recording events")
         time.sleep(0.05)
@@ -511,14 +415,14 @@ CLOSE_WAIT_HOLD = 1.2  # seconds the server runs on after its clients have gone
 
 
 def _close_wait_record(workdir: Path) -> Path:
-    engine = _Engine(Path(workdir), "close-wait", "--mode", "epoll", "--port", "0",
+    engine = Engine(Path(workdir), "close-wait", "--mode", "epoll", "--port", "0",
                      "--never-close", "--states", "observed", "--kernel-interval",
                      KERNEL_INTERVAL, "--cpu-interval", "0", "--packets", PACKETS, "--control",
                      control=True)
     try:
         engine.wait_for("recording events")
         # Three keep-alive clients, a quarter of a second apart: each closes first.
-        engine.send("load --clients 3 --requests 1 --rate 4")
+        engine.command("load --clients 3 --requests 1 --rate 4")
         engine.wait_for("requests:")
         time.sleep(CLOSE_WAIT_HOLD)
         code = engine.finish()
@@ -683,14 +587,14 @@ def _backlog_record(workdir: Path) -> Path:
                f"--load=--clients {BACKLOG_CLIENTS} --requests 1"]
     if plan == "lab":
         options.append("--lab")
-    engine = _Engine(Path(workdir), "backlog", *options, control=True)
+    engine = Engine(Path(workdir), "backlog", *options, control=True)
     try:
         engine.wait_for("held before epoll_wait")
         time.sleep(HOLD_S)  # held: the queue fills, the SYNs beyond it are dropped and resent
-        engine.send("")  # release the epoll_wait: it reports the listening socket
-        engine.send("")  # and one accept(): the queue shrinks by one
+        engine.command("")  # release the epoll_wait: it reports the listening socket
+        engine.command("")  # and one accept(): the queue shrinks by one
         time.sleep(0.15)
-        engine.send("c")  # then run freely: the queue drains, the resent SYNs get in
+        engine.command("c")  # then run freely: the queue drains, the resent SYNs get in
         engine.wait_for("requests:")  # the clients are done (the last after a resent SYN)
         time.sleep(0.1)  # the kernel observer reports how they ended
         code = engine.finish()
