@@ -286,7 +286,9 @@ def test_live(view: PlotsView, tmp_path: Path, mode: tuple[str, ...]) -> None:
         assert view.queue_data[1].tolist() == want["queue"]
         assert view.cursor_x == pytest.approx((tl.log[stop].t_ns - tl.log[0].t_ns) / 1e9)
     if mode[0] == "epoll":
-        assert len(view.ready_data[1]) > 3 and not view.messages[view.ready_plot].isVisible()
+        # how many waits it takes depends on timing: an edge-triggered loop that
+        # drains may find the next request already there and never wait for it
+        assert len(view.ready_data[1]) > 0 and not view.messages[view.ready_plot].isVisible()
     else:  # no epoll in this mode: the plot says so
         assert len(view.ready_data[1]) == 0
         assert mode[0] in view.messages[view.ready_plot].toPlainText()
