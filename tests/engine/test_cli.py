@@ -14,8 +14,6 @@ import pytest
 
 from engine.trace import read_trace
 
-from engine.trace import read_trace
-
 ROOT = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "engine"]
 

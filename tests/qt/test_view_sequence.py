@@ -105,6 +105,8 @@ def view(qtbot):  # type: ignore[no-untyped-def]
 
 
 def shown(view: SequenceView, timeline: Timeline, index: int) -> SequenceView:
+    """Moved by hand, as stepping and the slider do: not live."""
+    timeline.live = False
     timeline.seek(index)
     view.show_state(timeline)
     return view
@@ -282,6 +284,53 @@ def test_a_new_segment_travels_and_stepping_back_removes_it(qtbot, view: Sequenc
     assert not view.animating and [a.flags for a in view.arrows] == ["SYN"]
     shown(view, tl, len(t.events) - 1)  # a jump: everything drawn, nothing travels
     assert not view.animating and len(view.arrows) == 10
+
+
+def test_live_a_connection_that_arrives_in_one_batch_is_told_segment_by_segment(qtbot, view: SequenceView) -> None:  # type: ignore[no-untyped-def]
+    """On loopback a whole connection lands in one 33 ms batch: live, its segments still
+    travel one after another, and the lane states keep pace with the segment on its way."""
+    t = full()
+    listen = t.events[:1]
+    tl = Timeline(EventLog(listen))
+    assert tl.live
+    view.show_state(tl)
+    assert view.conn is None
+    tl.add(t.events[1:])  # the whole connection at once, as a live batch brings it
+    view.show_state(tl)
+    assert view.animating and view.conn == CONN
+    assert [a.flags for a in view.arrows] == ["SYN"]  # the rest wait their turn
+    assert view.client_state == "SYN_SENT" and view.server_state == "—"
+    assert view.caption == ""
+    seen = {len(view.arrows)}
+    qtbot.waitUntil(lambda: seen.add(len(view.arrows)) or not view.animating, timeout=8000)
+    assert seen >= {1, 4, 10}  # it went through the middle, not straight to the end
+    assert len(view.arrows) == 10 and all(view.progress_of(a) == 1 for a in view.arrows)
+    assert view.client_state == "TIME_WAIT" and view.server_state == "CLOSED"
+    assert view.teardown == "three"
+    # Stepping by hand is not live: a jump draws everything at once, as before.
+    tl.live = False
+    shown(view, tl, 0)
+    shown(view, tl, len(t.events) - 1)
+    assert not view.animating and len(view.arrows) == 10
+
+
+def test_live_holds_a_connection_until_its_segments_have_arrived(qtbot, view: SequenceView) -> None:  # type: ignore[no-untyped-def]
+    t = full()
+    first = len(t.events)
+    t.handshake(OTHER)  # a newer connection comes in while the first is still on its way
+    tl = Timeline(EventLog(t.events[:1]))
+    view.show_state(tl)
+    tl.add(t.events[1:first])
+    view.show_state(tl)
+    assert view.conn == CONN and view.animating
+    tl.add(t.events[first:])
+    view.show_state(tl)
+    assert view.conn == CONN  # not flicking to the newest mid-story
+    qtbot.waitUntil(lambda: view.conn == OTHER, timeout=8000)
+    assert view.animating and [a.flags for a in view.arrows] == ["SYN"]  # its turn, from its SYN
+    qtbot.waitUntil(lambda: not view.animating, timeout=8000)
+    assert [a.flags for a in view.arrows] == ["SYN", "SYN|ACK", "ACK"]
+    assert view.server_state == "ESTABLISHED"
 
 
 def test_long_connections_fold_the_middle_and_keep_both_ends(view: SequenceView) -> None:

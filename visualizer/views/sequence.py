@@ -45,6 +45,10 @@ _WORDS = (QT_TRANSLATE_NOOP("SequenceView", "captured"),
 TIME_WAIT_MS = 60_000  # Linux's TIME_WAIT (2 MSL); observed states carry the real countdown
 ANIMATION_MS = 300  # one segment's journey from sender to receiver
 MAX_ANIMATED = 6  # more new segments at once (a seek) are drawn without travelling
+# Live, a whole connection on loopback arrives within one batch: the view replays its
+# newest segments one after another (states and caption keep pace with them), and holds
+# that connection until they have arrived rather than flicking to each newer one.
+MAX_ANIMATED_LIVE = 24
 MS_RIGHT = 96  # the time column's right edge
 
 
@@ -386,10 +390,11 @@ class SequenceView(View):
             self._last_seen = None
         conn, reason = self._choose(log, cursor)
         self._animate_new(log, conn, cursor)
-        key = (len(log), cursor, conn, reason, self.relative,
+        shown_at = self._shown_at(log, conn, cursor)
+        key = (len(log), cursor, shown_at, conn, reason, self.relative,
                tuple(self._queue), self._flying)
         if key != self._built_key:
-            self._build(timeline, conn, reason)
+            self._build(timeline, conn, reason, shown_at)
             self._layout()
             self._built_key = key
         self.update()
@@ -399,6 +404,8 @@ class SequenceView(View):
         """The selected connection, or the newest with segments at or before the cursor."""
         if self.selected:
             return self.selected, "selected"
+        if self._live and self.conn is not None and self.animating:
+            return self.conn, "newest"  # live: its segments are still arriving on screen
         key = (len(log), cursor)
         if key == self._pick_key:
             return self._pick
@@ -431,8 +438,9 @@ class SequenceView(View):
         return data
 
     # ------------------------------------------------------------ the drawn model
-    def _build(self, timeline: Timeline, conn: str | None, reason: str) -> None:
-        log, cursor = timeline.log, timeline.cursor
+    def _build(self, timeline: Timeline, conn: str | None, reason: str, cursor: int) -> None:
+        """The picture at ``cursor``: the timeline's, or live, the segment on its way."""
+        log = timeline.log
         self.conn, self.conn_reason = conn, reason
         self.arrows, self.marks, self.elisions = [], [], []
         if self._noted is not None:  # arrows are shared between builds: clear the mark
@@ -457,7 +465,7 @@ class SequenceView(View):
         count = self._count = int(np.searchsorted(data.seg_array, cursor, side="right"))
         changes = int(np.searchsorted(data.change_array, cursor, side="right"))
         now_ns = int(log.times[cursor]) if cursor >= 0 else 0
-        self._build_states(timeline, conn, data, changes, now_ns)
+        self._build_states(timeline, conn, data, changes, now_ns, cursor == timeline.cursor)
         self.arrows = data.arrows_upto(self.relative, count)
         self._build_caption(data, count)
         origins = sorted(o for o, first in data.first_origin.items() if first < count)
@@ -481,12 +489,14 @@ class SequenceView(View):
         self._badge_dashed.append("inferred" in sources)
 
     def _build_states(self, timeline: Timeline, conn: str, data: _Connection, count: int,
-                      now_ns: int) -> None:
+                      now_ns: int, at_cursor: bool = True) -> None:
         last: dict[str, Change] = {}
         for i, c in zip(data.change_index[:count], data.changes[:count]):
             self.marks.append(LaneMark(i, c.side, c.state, c.previous, c.source, c.via, c.state))
             last[c.side] = c
-        state = timeline.state.connections.get(conn)
+        # The state at the cursor, for ends whose changes retired from our reading (not
+        # when the picture stands behind the cursor: that would show the future).
+        state = timeline.state.connections.get(conn) if at_cursor else None
         for side in ("client", "server"):
             change = last.get(side)
             if change is not None:
@@ -746,25 +756,52 @@ class SequenceView(View):
         return width + 18, height
 
     # ------------------------------------------------------------ animation
+    @property
+    def _live(self) -> bool:
+        return self.timeline is not None and self.timeline.live
+
     def _animate_new(self, log: EventLog, conn: str | None, cursor: int) -> None:
         last, self._last_seen = self._last_seen, (len(log), conn, cursor)
+        live = self._live
         if last is None or cursor < last[2] or conn is None:
             self._stop_animation()
             return
-        if cursor == last[2]:
-            if conn != last[1]:  # another connection at the same moment: nothing travels
-                self._stop_animation()
-            return
         data = self._connection(log, conn)
-        lo = int(np.searchsorted(data.seg_array, last[2], side="right"))
         hi = int(np.searchsorted(data.seg_array, cursor, side="right"))
-        if hi - lo > MAX_ANIMATED:  # a jump: draw them, no journey
-            self._stop_animation()
+        if conn != last[1]:
+            self._stop_animation()  # the other connection's journeys are over
+        if conn != last[1] and live:
+            if hi > MAX_ANIMATED_LIVE:  # too long a story: drawn as it is
+                return
+            lo = 0  # live, a connection just picked: its story from the start
+        elif cursor == last[2]:
             return
+        else:
+            lo = int(np.searchsorted(data.seg_array, last[2], side="right"))
+            if hi - lo > (MAX_ANIMATED_LIVE if live else MAX_ANIMATED):
+                self._stop_animation()  # a jump: draw them, no journey
+                return
         self._queue.extend(data.keys[lo:hi])
-        del self._queue[:-4]  # never lag far behind the cursor
+        # Never lag far behind the cursor.
+        del self._queue[:-(MAX_ANIMATED_LIVE if live else 4)]
         if self._flying is None and self._queue:
             self._fly_next()
+
+    def _shown_at(self, log: EventLog, conn: str | None, cursor: int) -> int:
+        """Where the picture stands: the cursor, or live, the segment travelling now
+        (later segments, and the states they bring, wait their turn)."""
+        if not self._live or self._flying is None or conn is None:
+            return cursor
+        data = self._connection(log, conn)
+        keys = data.keys
+        for position in range(len(keys) - 1, max(-1, len(keys) - 4 * MAX_ANIMATED_LIVE), -1):
+            if keys[position] == self._flying:
+                # With the state changes it brought, up to the next segment.
+                following = position + 1
+                if following < len(keys) and data.seg_index[following] <= cursor:
+                    return data.seg_index[following] - 1
+                return cursor
+        return cursor
 
     def _fly_next(self) -> None:
         self._flying = self._queue.pop(0)
@@ -782,7 +819,10 @@ class SequenceView(View):
         self._flying = None
         if self._queue:
             self._fly_next()
-        self.update()
+        if self._live and self.timeline is not None:
+            self.show_state(self.timeline)  # the next segment, or the newest connection
+        else:
+            self.update()
 
     def settle(self) -> None:
         self._stop_animation()
