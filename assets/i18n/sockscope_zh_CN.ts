@@ -1344,6 +1344,14 @@
         <translation>来源</translation>
     </message>
     <message>
+        <source>Local Port</source>
+        <translation>本地端口</translation>
+    </message>
+    <message>
+        <source>Peer Port</source>
+        <translation>对端端口</translation>
+    </message>
+    <message>
         <source>unknown</source>
         <translation>未知</translation>
     </message>
@@ -1378,6 +1386,10 @@
     <message>
         <source>Source —: not reported (yet); the state follows from accept() or connect().</source>
         <translation>来源为 —：（尚）未上报；状态由 accept() 或 connect() 推知。</translation>
+    </message>
+    <message>
+        <source>Every socket here is on {0}: the addresses show its ports only.</source>
+        <translation>这里的每个套接字都在 {0} 上：地址一栏只显示端口。</translation>
     </message>
 </context>
 <context>

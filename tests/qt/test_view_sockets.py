@@ -170,6 +170,64 @@ def test_colours_selection_and_click(view, synthetic, qtbot) -> None:  # type: i
         view.click_row(0)  # the listening socket is no connection
 
 
+def test_a_narrow_view_shows_ports_only_and_names_the_one_host(view, synthetic) -> None:  # type: ignore[no-untyped-def]
+    """A projector at 200 % on 1280x720: the addresses would not fit; every socket is on
+    127.0.0.1, so the rows show ports and the notice says which host."""
+    tl, at = synthetic
+    show(view, tl, at["A tw"])
+    model = view.table_model
+    assert model.host is None and "127.0.0.1" not in view.notice_text
+    locals_ = [r.local for r in view.rows]
+    assert len(locals_) >= 3 and all(a.startswith("127.0.0.1:") for a in locals_)
+    assert [model.index(r, 3).data() for r in range(model.rowCount())] == locals_
+    try:
+        style.set_zoom(2.0)
+        view.apply_theme()
+        show(view, tl, at["A tw"])  # still 1280 wide: whole addresses no longer fit
+        assert model.host == "127.0.0.1"
+        assert model.headerData(3, Qt.Orientation.Horizontal) == "Local Port"
+        assert [model.index(r, 3).data() for r in range(model.rowCount())] == \
+            [a[len("127.0.0.1"):] for a in locals_]
+        assert model.index(0, 3).data() == ":7890" and model.index(0, 4).data() == "*:*"
+        assert "127.0.0.1" in view.notice_text
+        assert [r.local for r in view.rows] == locals_  # the data keeps the whole address
+        widths = [view.table.columnWidth(c) for c in range(7)]
+        assert sum(widths) <= view.width()  # it fits now
+    finally:
+        style.set_zoom(1.0)
+        view.apply_theme()
+    show(view, tl, at["A tw"])
+    assert model.host is None and model.index(0, 3).data() == "127.0.0.1:7890"
+    assert model.headerData(3, Qt.Orientation.Horizontal) == "Local Address:Port"
+    assert "127.0.0.1" not in view.notice_text
+
+
+def test_a_selection_made_before_its_rows_exist_is_brought_into_sight_once(view, synthetic) -> None:  # type: ignore[no-untyped-def]
+    """A lesson's step selects its connection, then moves the cursor: the table scrolls to
+    it, at any size; later updates do not pull the table back where the user scrolled."""
+    tl, at = synthetic
+    view.resize(1280, 260)  # room for about two rows
+    view.show()
+    show(view, tl, at["listen"])
+    view.select(B)  # no row of B yet
+    show(view, tl, at["B tw"])
+    table = view.table
+
+    def visible(conn: str) -> bool:
+        rows = [k for k, r in enumerate(view.rows) if r.conn == conn]
+        port = table.viewport().rect()
+        return bool(rows) and all(
+            port.contains(table.visualRect(view.table_model.index(k, 0))) for k in rows)
+
+    assert table.verticalScrollBar().maximum() > 0  # it had to scroll
+    assert visible(B)
+    table.verticalScrollBar().setValue(0)  # the user scrolls back up
+    show(view, tl, at["18 s"])  # a later moment, B still listed
+    assert table.verticalScrollBar().value() == 0
+    view.resize(1280, 250)  # a new size brings the selection back into sight
+    assert visible(B)
+
+
 def test_no_states_recorded_says_so(view) -> None:  # type: ignore[no-untyped-def]
     tr = Trace()
     tr.add(0, "server", "listen", None, host="127.0.0.1", port=7890, backlog=128, reuseaddr=True)

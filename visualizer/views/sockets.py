@@ -60,6 +60,9 @@ COLUMNS = (QT_TRANSLATE_NOOP("SocketsView", "State"), QT_TRANSLATE_NOOP("Sockets
            QT_TRANSLATE_NOOP("SocketsView", "Local Address:Port"),
            QT_TRANSLATE_NOOP("SocketsView", "Peer Address:Port"),
            QT_TRANSLATE_NOOP("SocketsView", "Timer"), QT_TRANSLATE_NOOP("SocketsView", "Source"))
+# The address headings when every address is on one host and the rows show ports only.
+PORT_COLUMNS = {3: QT_TRANSLATE_NOOP("SocketsView", "Local Port"),
+                4: QT_TRANSLATE_NOOP("SocketsView", "Peer Port")}
 # The State and Source cells' words that are translated (the rest is ss's own).
 CELL_WORDS = (QT_TRANSLATE_NOOP("SocketsView", "unknown"),
               QT_TRANSLATE_NOOP("SocketsView", "observed"),
@@ -112,6 +115,15 @@ def _port(address: str) -> int:
         return 0
 
 
+def _host(address: str) -> str:
+    return address.rsplit(":", 1)[0]
+
+
+def _without_host(address: str, host: str) -> str:
+    """":7890" for "127.0.0.1:7890" when the host is ``host``; "*:*" stays."""
+    return address[len(host):] if address.startswith(host + ":") else address
+
+
 def _tcp(data: dict) -> tuple:
     return (data.get("side"), str(data.get("state")), data.get("source"), data.get("expires_ms"),
             data.get("timer"), data.get("rqueue"), data.get("wqueue"))
@@ -125,6 +137,7 @@ class SocketTable(QAbstractTableModel):
         self.view = view
         self.rows: list[SocketRow] = []
         self.selected: str | None = None
+        self.host: str | None = None  # the one host every address has: shown once, not per row
         self.set_scale(1.15)
 
     def set_scale(self, scale: float) -> None:
@@ -147,9 +160,9 @@ class SocketTable(QAbstractTableModel):
     def headerData(self, section: int, orientation, role: int = Qt.ItemDataRole.DisplayRole):  # type: ignore[no-untyped-def]  # noqa: N802
         if orientation == Qt.Orientation.Horizontal:
             if role == Qt.ItemDataRole.DisplayRole:
-                return self.view.tr(COLUMNS[section])
+                return self.view.heading(section, self.host)
             if role == Qt.ItemDataRole.FontRole:
-                return style.font(1.0, bold=True)
+                return style.font(min(1.0, self.scale), bold=True)
             if role == Qt.ItemDataRole.TextAlignmentRole:
                 return int((Qt.AlignmentFlag.AlignRight if section in (1, 2)
                             else Qt.AlignmentFlag.AlignLeft) | Qt.AlignmentFlag.AlignVCenter)
@@ -161,6 +174,8 @@ class SocketTable(QAbstractTableModel):
         selected = row.conn is not None and row.conn == self.selected
         if role == Qt.ItemDataRole.DisplayRole:
             text = row.cells()[col]
+            if col in (3, 4) and self.host is not None:
+                return _without_host(text, self.host)
             return self.view.tr(text) if col in (0, 6) and text in CELL_WORDS else text
         if role == Qt.ItemDataRole.FontRole:
             return self._bold if selected or col == 0 else self._font
@@ -249,6 +264,7 @@ class SocketsView(View):
         self.states_recorded = True  # any tcp_state at or before the cursor
         self.header_text = ""
         self.notice_text = ""
+        self._scroll_pending = False  # a selection whose rows are to be brought into sight
 
         self.setAutoFillBackground(True)
         layout = QVBoxLayout(self)
@@ -294,17 +310,22 @@ class SocketsView(View):
         self.setPalette(pal)
         self.header.setFont(style.font(1.3, bold=True))
         self.header.setStyleSheet(f"color: {style.FOREGROUND}")
+        self._style_header()
+        self.empty.setFont(style.font(1.2))
+        self.empty.setStyleSheet(f"color: {style.MUTED}")
+
+    def _style_header(self) -> None:
+        """The headings: the base size, or the cells' when they had to shrink below it."""
+        scale = min(1.0, self.table_model.scale)
         head = self.table.horizontalHeader()
-        head.setMinimumHeight(int(34 * style.ZOOM))
-        head.setFont(style.font(1.0, bold=True))
+        head.setMinimumHeight(int(34 * style.ZOOM * scale))
+        head.setFont(style.font(scale, bold=True))
         self.table.setStyleSheet(
             f"QTableView {{ background: {style.BACKGROUND}; color: {style.FOREGROUND};"
             f" border: none; }}"
             f" QHeaderView::section {{ background: {style.BACKGROUND}; color: {style.MUTED};"
             f" border: none; border-bottom: 2px solid {style.FOREGROUND}; padding: 0 14px;"
-            f" font-weight: bold; font-size: {style.BASE_POINT_SIZE:.0f}pt; }}")
-        self.empty.setFont(style.font(1.2))
-        self.empty.setStyleSheet(f"color: {style.MUTED}")
+            f" font-weight: bold; font-size: {style.BASE_POINT_SIZE * scale:.0f}pt; }}")
 
     def _set_words(self) -> None:
         self.empty.setText(self.tr("No socket on the server's port at this point"))
@@ -339,10 +360,23 @@ class SocketsView(View):
     def select(self, conn: str | None) -> None:
         self.selected = conn
         self.table_model.set_rows(self.rows, conn)
-        for k, row in enumerate(self.rows):  # bring the selected rows into sight
-            if row.conn is not None and row.conn == conn:
+        self._scroll_pending = conn is not None
+        self._scroll_to_selected()
+
+    def _scroll_to_selected(self) -> None:
+        """Bring a newly selected connection's rows into sight, once: when it is selected,
+        or (selected before its rows existed, as a lesson's step does) when they appear."""
+        if not self._scroll_pending:
+            return
+        for k, row in enumerate(self.rows):
+            if row.conn is not None and row.conn == self.selected:
+                self.table.updateGeometries()  # the rows just set: the scroll range now
+                last = max(j for j, r in enumerate(self.rows) if r.conn == self.selected)
+                self.table.scrollTo(self.table_model.index(last, 0),
+                                    QAbstractItemView.ScrollHint.EnsureVisible)
                 self.table.scrollTo(self.table_model.index(k, 0),
                                     QAbstractItemView.ScrollHint.EnsureVisible)
+                self._scroll_pending = False
                 break
 
     # ------------------------------------------------------------ model
@@ -358,6 +392,7 @@ class SocketsView(View):
             self._show_text()
         elif self.table_model.selected != self.selected:
             self.table_model.set_rows(self.rows, self.selected)
+        self._scroll_to_selected()
         self.update()
 
     def _latest(self, log, cursor: int):  # type: ignore[no-untyped-def]
@@ -495,32 +530,67 @@ class SocketsView(View):
         self.counts = counts
 
     SCALES = (1.15, 1.05, 0.95, 0.85)
+    ZOOMED_SCALES = (0.75, 0.65, 0.55, 0.45)
 
     def _fit_columns(self) -> None:
         """Column widths from the longest text (monospaced: characters times one advance),
-        at the largest type size with which every column fits the width."""
-        longest = [max(map(len, column)) for column in zip(*(r.cells() for r in self.rows))] \
-            if self.rows else [0] * len(COLUMNS)
-        title = QFontMetricsF(style.font(1.0, bold=True))
-        titles = [title.horizontalAdvance(self.tr(name)) for name in COLUMNS]
+        at the largest type size with which every column fits the width. When none does
+        (a projector at 200 %) and every address is on one host, the rows show ports
+        only and the notice names the host."""
+        cells = [r.cells() for r in self.rows]
         room = self.width() - 24 - 20  # margins, a scroll bar
-        for scale in self.SCALES:
+        hosts = {_host(a) for c in cells for a in (c[3], c[4]) if a != "*:*"}
+        # Zoomed in, the type may shrink further, never below 100 %'s smallest.
+        scales = [k for k in self.SCALES + self.ZOOMED_SCALES
+                  if k in self.SCALES or k * style.ZOOM >= self.SCALES[-1]]
+        longest: dict[str | None, list[int]] = {}
+        for host in (None, next(iter(hosts))) if len(hosts) == 1 else (None,):
+            shown = cells if host is None else \
+                [c[:3] + (_without_host(c[3], host), _without_host(c[4], host)) + c[5:]
+                 for c in cells]
+            longest[host] = [max(map(len, column)) for column in zip(*shown)] if shown \
+                else [0] * len(COLUMNS)
+        # Large type first: ports only at a size beats whole addresses at a smaller one.
+        for scale in scales:
+            title = QFontMetricsF(style.font(min(1.0, scale), bold=True))
             char = QFontMetricsF(style.font(scale, bold=True, mono=True)).horizontalAdvance("M")
-            widths = [int(max(n * char, t) + 2 * Cell.PAD + 8) for n, t in zip(longest, titles)]
+            for host, lengths in longest.items():
+                titles = [title.horizontalAdvance(self.heading(c, host))
+                          for c in range(len(COLUMNS))]
+                widths = [int(max(n * char, t) + 2 * Cell.PAD + 8)
+                          for n, t in zip(lengths, titles)]
+                if sum(widths) <= room:
+                    break
             if sum(widths) <= room:
                 break
+        if host != self.table_model.host:
+            self.table_model.host = host
+            self.table_model.set_rows(self.rows, self.selected)
+            self.table_model.headerDataChanged.emit(Qt.Orientation.Horizontal, 3, 4)
+            if self.timeline is not None:
+                self._show_text()  # the notice names the host
         if scale != self.table_model.scale:
             self.table_model.set_scale(scale)
             self.table.verticalHeader().setDefaultSectionSize(
                 int(36 * style.ZOOM * scale / 1.15))
+            self._style_header()
         if widths != getattr(self, "_widths", None):
             self._widths = widths
             for col, w in enumerate(widths):
                 self.table.setColumnWidth(col, w)
 
+    def heading(self, column: int, host: str | None = None) -> str:
+        """A column's heading, translated: with ``host``, the addresses' say "Port"."""
+        if host is not None and column in PORT_COLUMNS:
+            return self.tr(PORT_COLUMNS[column])
+        return self.tr(COLUMNS[column])
+
     def resizeEvent(self, event) -> None:  # type: ignore[no-untyped-def]  # noqa: N802
         super().resizeEvent(event)
         self._fit_columns()
+        # A new size (presentation mode, an export at 1280 x 720) may hide the selection.
+        self._scroll_pending = self.selected is not None
+        self._scroll_to_selected()
 
     def _state_names(self) -> list[tuple[str, str]]:
         """(TCP state, ss name) of the states counted, in ss order."""
@@ -565,6 +635,10 @@ class SocketsView(View):
             if "—" in sources:
                 notice += " " + self.tr("Source —: not reported (yet); the state follows from "
                                         "accept() or connect().")
+        if self.table_model.host is not None and self.rows:
+            notice = (notice + " " if notice else "") + self.tr(
+                "Every socket here is on {0}: the addresses show its ports only.").format(
+                self.table_model.host)
         self.notice_text = notice
         warn = not self.states_recorded
         self.notice.setFont(style.font(1.05 if warn else 0.95, bold=warn))
