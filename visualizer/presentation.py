@@ -36,8 +36,8 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import (QT_TRANSLATE_NOOP, QCoreApplication, QEvent, QObject, QPoint, QRect,
                             QRectF, QSize, Qt, QTimer)
-from PySide6.QtGui import (QAction, QActionGroup, QColor, QFontMetricsF, QImage, QKeySequence,
-                           QPainter, QPalette)
+from PySide6.QtGui import (QAction, QActionGroup, QColor, QFontMetricsF, QGuiApplication, QImage,
+                           QKeySequence, QPainter, QPalette)
 from PySide6.QtSvg import QSvgGenerator
 from PySide6.QtWidgets import (QApplication, QBoxLayout, QSizePolicy, QSplitter, QToolBar,
                                QVBoxLayout, QWidget)
@@ -411,6 +411,10 @@ class Presentation(QObject):
         QApplication.instance().installEventFilter(self._keys)
         self._apply_pair()
         if fullscreen:
+            if QGuiApplication.platformName() == "xcb":
+                # X11 leaves full screen to the window manager; with none (a bare X server,
+                # a kiosk session) the window would keep its size: cover the screen first.
+                w.setGeometry(w.screen().geometry())
             w.showFullScreen()
         if not self.present_action.isChecked():
             self.present_action.setChecked(True)  # (toggled: enter() again returns at once)
