@@ -103,3 +103,33 @@ def test_live_request_bytes_and_answer(qtbot, tmp_path: Path) -> None:  # type: 
     view.export(svg)
     assert png.stat().st_size > 5000
     assert "index.html" in svg.read_text(encoding="utf-8", errors="replace")
+
+
+def test_a_cramped_view_gives_the_parsed_headers_room_to_the_bytes(qtbot) -> None:  # type: ignore[no-untyped-def]
+    """A projector at 200 % on 1280x720: three boxes would wrap every line after a few
+    characters; the parsed headers (the bytes show them too) step aside."""
+    from visualizer.views import style
+    view = HttpView()
+    qtbot.addWidget(view)
+    view.resize(1280, 720)
+    view.show()
+    timeline = Timeline(EventLog(exchange_events()))
+    timeline.live = False
+    timeline.seek(2)
+    view.show_state(timeline)
+    assert view.columns == 3 and view.headers_box.isVisible()
+    narrow = view.request_box.width()
+    try:
+        style.set_zoom(2.0)
+        view.apply_theme()
+        view.show_state(timeline)
+        assert view.columns == 2
+        assert not view.headers_box.isVisible() and not view.titles[1].isVisible()
+        assert view.request_box.isVisible() and view.response_box.isVisible()
+        # the bytes got the room (once the layout has run)
+        qtbot.waitUntil(lambda: view.request_box.width() > narrow * 1.3, timeout=3000)
+        assert "Host" in view.request_box.toPlainText()  # and still show the headers
+    finally:
+        style.set_zoom(1.0)
+        view.apply_theme()
+    assert view.columns == 3 and view.headers_box.isVisible()

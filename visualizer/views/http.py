@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field
 
 from PySide6.QtCore import QT_TRANSLATE_NOOP, Qt
+from PySide6.QtGui import QFontMetricsF
 from PySide6.QtWidgets import (QGridLayout, QLabel, QSizePolicy, QTextBrowser, QVBoxLayout,
                                QWidget)
 
@@ -114,7 +115,7 @@ class HttpView(View):
         self.titles = titles = [QLabel(), QLabel(), QLabel()]
         self._set_words()
         self._style()
-        grid = QGridLayout()
+        self.grid = grid = QGridLayout()
         grid.addWidget(titles[0], 0, 0)
         grid.addWidget(titles[1], 0, 1)
         grid.addWidget(titles[2], 0, 2)
@@ -150,8 +151,30 @@ class HttpView(View):
             box.setStyleSheet(f"background:{style.BACKGROUND};color:{style.FOREGROUND};"
                               f"border:{max(1, round(style.pen(1)))}px solid {style.GRID}")
 
+    # Narrower than this many characters of the boxes' type a column, and the parsed
+    # headers (which the raw bytes show too) give their room to the bytes and the answer.
+    MIN_COLUMN_CHARS = 30
+
+    @property
+    def columns(self) -> int:
+        """How many of the three boxes are shown (3, or 2 when cramped)."""
+        return 2 if self.headers_box.isHidden() else 3
+
+    def _fit(self) -> None:
+        char = QFontMetricsF(style.font(1.1, mono=True)).horizontalAdvance("M")
+        room = self.width() - 40  # margins and spacing
+        cramped = room / 3 < self.MIN_COLUMN_CHARS * char
+        self.headers_box.setVisible(not cramped)
+        self.titles[1].setVisible(not cramped)
+        self.grid.setColumnStretch(1, 0 if cramped else 4)
+
+    def resizeEvent(self, event) -> None:  # type: ignore[no-untyped-def]  # noqa: N802
+        super().resizeEvent(event)
+        self._fit()
+
     def apply_theme(self) -> None:
         self._style()
+        self._fit()
         self._key = None  # the HTML carries the colours: written again
         super().apply_theme()
 
