@@ -26,6 +26,7 @@ import numpy as np
 from PySide6.QtCore import QTimer, QT_TRANSLATE_NOOP, QPointF, QRectF, Qt
 from PySide6.QtGui import (
     QColor,
+    QFont,
     QFontMetricsF,
     QMouseEvent,
     QPainter,
@@ -823,7 +824,15 @@ class IoView(View):
     def _text(self, p: QPainter, rect: QRectF, text: str, font: Any, colour: str | None = None,
               wrap: bool = False, align: Qt.AlignmentFlag = Qt.AlignmentFlag.AlignLeft) -> float:
         """Draw text at the top of ``rect`` (in ``colour``, else the theme's text colour);
-        returns the y below it."""
+        returns the y below it. One line that does not fit is set smaller, down to 3/4
+        of its size (zoomed in, a half of the view is narrow), before it loses its end."""
+        if not wrap:
+            fm = QFontMetricsF(font)
+            size = font.pointSizeF()
+            while fm.horizontalAdvance(text) > rect.width() and font.pointSizeF() > size * 0.76:
+                font = QFont(font)
+                font.setPointSizeF(font.pointSizeF() * 0.92)
+                fm = QFontMetricsF(font)
         p.setFont(font)
         p.setPen(QColor(colour or style.FOREGROUND))
         fm = QFontMetricsF(font)
