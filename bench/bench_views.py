@@ -1,10 +1,11 @@
-"""The I/O and plots views under 1,000 connections and a million events.
+"""The I/O, plots and sequence views under 1,000 connections and a million events.
 
     python3 bench/bench_views.py [--stream-seconds 10] [--rate 50000] [--events 1000000]
 
 1. Feeds the window (offscreen) a synthetic epoll server's events for 1,000
    connections, in 33 ms batches as the channel does, with the plots view
-   (then the I/O view) shown, and reports the frame interval (median, 95th
+   (then the I/O view, then the sequence view with each new connection's
+   segments in the stream) shown, and reports the frame interval (median, 95th
    percentile) and the time the view's own ``show_state`` took; "window
    alone" is the same stream with the view drawing nothing (the window's
    own work: folding, snapshots, the tables).
@@ -33,12 +34,14 @@ SERVER = "127.0.0.1:7890"
 
 
 def synthetic(conns: int = 1000, t0: int = 10**12, start_seq: int = 1,
-              gap_ns: int = 20_000) -> Iterator[object]:
+              gap_ns: int = 20_000, packets: bool = False) -> Iterator[object]:
     """An endless epoll (level) server's events: 1,000 keep-alive connections.
 
     Each round: one ``epoll_wait`` reporting 8 ready fds, then for each a recv
     and a send (and now and then a close and a new accept); an
-    ``accept_queue`` sample every 500 events.
+    ``accept_queue`` sample every 500 events. With ``packets``, each new
+    connection's segments too (handshake, a request, its answer, teardown),
+    for the sequence view.
     """
     from engine.events import Event
     seq = start_seq
@@ -51,6 +54,20 @@ def synthetic(conns: int = 1000, t0: int = 10**12, start_seq: int = 1,
         seq += 1
         t += gap_ns
         return Event(seq, t, src, kind, conn, fd, tid, data)
+
+    def story(conn: str) -> Iterator[object]:
+        """A short connection's ten segments, as a capture reports them."""
+        client_port = int(conn.split(">")[0].rsplit(":", 1)[1])
+        for sender, flags, sq, ack, length in (
+                ("c", "SYN", 0, 0, 0), ("s", "SYN|ACK", 0, 1, 0), ("c", "ACK", 1, 1, 0),
+                ("c", "PSH|ACK", 1, 1, 93), ("s", "ACK", 1, 94, 0),
+                ("s", "PSH|ACK", 1, 94, 2012), ("c", "ACK", 94, 2013, 0),
+                ("s", "FIN|ACK", 2013, 94, 0), ("c", "FIN|ACK", 94, 2014, 0),
+                ("c", "ACK", 95, 2014, 0)):
+            ports = (client_port, 7890) if sender == "c" else (7890, client_port)
+            yield ev("packet", conn, src="capture", sport=ports[0], dport=ports[1],
+                     flags=flags, tcp_seq=sq, ack=ack, len=length, win=512,
+                     origin="captured")
 
     yield ev("mode", mode="epoll", trigger="level", policy="keep-alive", multiplexer="epoll")
     yield ev("listen", None, 6, host="127.0.0.1", port=7890, backlog=4096, reuseaddr=True)
@@ -80,6 +97,8 @@ def synthetic(conns: int = 1000, t0: int = 10**12, start_seq: int = 1,
                 conn = f"127.0.0.1:{port}>{SERVER}"
                 port += 1
                 fds[fd] = conn
+                if packets:
+                    yield from story(conn)
                 yield ev("accept", conn, fd, peer=conn.split(">")[0])
                 yield ev("epoll_ctl", conn, fd, op="ADD", mask="IN")
             if n % 250 == 0:
@@ -87,8 +106,8 @@ def synthetic(conns: int = 1000, t0: int = 10**12, start_seq: int = 1,
                          source="observed")
 
 
-def bench_stream(view_name: str, seconds: float, rate: int, draw: bool = True
-                 ) -> dict[str, float]:
+def bench_stream(view_name: str, seconds: float, rate: int, draw: bool = True,
+                 packets: bool = False) -> dict[str, float]:
     """Stream into the window with ``view_name`` shown; ``draw=False``: the view's
     show_state does nothing (what the window costs by itself)."""
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -105,7 +124,7 @@ def bench_stream(view_name: str, seconds: float, rate: int, draw: bool = True
     view = window.views[view_name]
     window.live_button.setChecked(True)
     window.timeline.live = True
-    source = synthetic(1000, t0=time.monotonic_ns())
+    source = synthetic(1000, t0=time.monotonic_ns(), packets=packets)
     frames: list[float] = []
     draws: list[float] = []
     start = time.perf_counter()
@@ -213,12 +232,15 @@ def main() -> None:
     args = parser.parse_args()
     print(f"`python3 bench/bench_views.py --stream-seconds {args.stream_seconds:g} "
           f"--rate {args.rate} --events {args.events}`\n")
-    print("| stream, 1,000 connections | plots | io | window alone |\n|---|---|---|---|")
+    print("| stream, 1,000 connections | plots | io | sequence (with packets, "
+          "segments travelling) | window alone |\n|---|---|---|---|---|")
     plots = bench_stream("plots", args.stream_seconds, args.rate)
     io = bench_stream("io", args.stream_seconds, args.rate)
+    sequence = bench_stream("sequence", args.stream_seconds, args.rate, packets=True)
     alone = bench_stream("io", args.stream_seconds, args.rate, draw=False)
     for k in plots:
-        print(f"| {k} | {plots[k]:,.1f} | {io[k]:,.1f} | {alone[k]:,.1f} |")
+        print(f"| {k} | {plots[k]:,.1f} | {io[k]:,.1f} | {sequence[k]:,.1f} | "
+              f"{alone[k]:,.1f} |")
     s = time.perf_counter()
     timeline = big_timeline(args.events)
     built = time.perf_counter() - s

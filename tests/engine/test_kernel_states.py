@@ -395,8 +395,10 @@ def test_inference_from_a_real_engine_run(behaviour: str, keep_alive: bool) -> N
     with running_server("epoll") as (server, server_sink):
         server.probe.add_sink(inference)
         with KernelObserver(observed_probe, server.address[1], host=LOOPBACK):
+            # The think time holds each server end ESTABLISHED between the two requests
+            # long enough for the observer's polls to see it, on a loaded machine too.
             result = run_load(LoadConfig(server.url, clients=3, requests=2, keep_alive=keep_alive,
-                                         behaviour=behaviour, think=0.03), client_probe)
+                                         behaviour=behaviour, think=0.25), client_probe)
             assert result.failed == 0
             assert server_sink.wait_for(
                 lambda ev: sum(e.kind == "close" for e in ev) >= result.connections)
