@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import fcntl
 import os
 import shutil
 import socket
@@ -111,6 +110,7 @@ def enter_lab() -> None:
 
 
 def _loopback_up() -> None:
+    import fcntl  # (here: this module is imported on Windows too, where there is none)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         request = struct.pack("16sH14s", b"lo", 0, bytes(14))
         flags = struct.unpack("16sH", fcntl.ioctl(s, SIOCGIFFLAGS, request)[:18])[1]

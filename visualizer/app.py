@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (QApplication, QCheckBox, QComboBox, QFileDialog, 
 
 from engine.events import KINDS, SOURCES, Event
 from engine.lab import FAULTS, faults_available, lab_available
+from engine.server import default_mode
 from engine.trace import TraceError, TraceWriter
 
 from . import i18n
@@ -180,6 +181,12 @@ class MainWindow(QMainWindow):
         self.mode_box = QComboBox()
         for label, _, _ in MODES:
             self.mode_box.addItem(self.tr(label))
+        if default_mode() != "epoll":  # macOS, Windows: the portable mode stands in
+            for i, (_, mode, _) in enumerate(MODES):
+                if mode == "epoll":
+                    self.mode_box.model().item(i).setEnabled(False)
+            self.mode_box.setCurrentIndex(self._mode_index("selectors"))
+        self._mode_tips()
         self.policy_box = QComboBox()
         self.policy_box.addItems(["keep-alive", "close"])
         self.backlog_box = QSpinBox()
@@ -381,8 +388,22 @@ class MainWindow(QMainWindow):
         mode = self.qsettings.value("mode")
         if mode:
             index = next((i for i, (label, _, _) in enumerate(MODES) if label == mode), 0)
-            self.mode_box.setCurrentIndex(index)
+            if self.mode_box.model().item(index).isEnabled():  # (epoll saved on Linux)
+                self.mode_box.setCurrentIndex(index)
         return self._current_settings(base=s)
+
+    def _mode_tips(self) -> None:
+        """Why a mode is greyed out (epoll, where the system has none)."""
+        for i in range(len(MODES)):
+            if not self.mode_box.model().item(i).isEnabled():
+                self.mode_box.setItemData(i, self.tr(
+                    "epoll is Linux's; here the selectors mode does its work with what this "
+                    "system has (kqueue on macOS, select on Windows)"),
+                    Qt.ItemDataRole.ToolTipRole)
+
+    @staticmethod
+    def _mode_index(mode: str, trigger: str = "level") -> int:
+        return next(i for i, (_, m, t) in enumerate(MODES) if (m, t) == (mode, trigger))
 
     def _current_settings(self, base: EngineSettings | None = None) -> EngineSettings:
         s = base or EngineSettings()
@@ -663,6 +684,7 @@ class MainWindow(QMainWindow):
             box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         for i, (label, _, _) in enumerate(MODES):
             self.mode_box.setItemText(i, self.tr(label))
+        self._mode_tips()
         self.backlog_box.setPrefix(self.tr("backlog "))
         self.pause_box.setPrefix(self.tr("sweep pause "))
         lab_ok, lab_reason = self._lab_status

@@ -944,6 +944,10 @@
         <translation>放行一步</translation>
     </message>
     <message>
+        <source>epoll is Linux&apos;s; here the selectors mode does its work with what this system has (kqueue on macOS, select on Windows)</source>
+        <translation>epoll 是 Linux 特有的；这里由 selectors 模式用本系统已有的机制完成同样的工作（macOS 上是 kqueue，Windows 上是 select）</translation>
+    </message>
+    <message>
         <source>(not started)</source>
         <translation>（未启动）</translation>
     </message>

@@ -13,15 +13,21 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from engine.server import default_mode
+
 from ..model import EventLog
 from .base import Engine, Lesson, LessonError, Step, find, first_conn, last, packet
+
+# These lessons are about HTTP and TCP, not the loop: epoll on Linux, the portable
+# selectors mode (kqueue, select) where there is no epoll.
+MODE = default_mode()
 
 
 # ---------------------------------------------------------------- first-request
 def _first_request_record(workdir: Path) -> Path:
     # Paced so that the kernel observer sees each state: the client waits after
     # connect(), and the server runs on for a moment after the teardown (TIME_WAIT).
-    with _Served(workdir, "first-request", "--mode", "epoll", "--policy", "close",
+    with _Served(workdir, "first-request", "--mode", MODE, "--policy", "close",
                  *OBSERVING, control=True) as served:
         served.command("load --clients 1 --requests 1 --short --wait-after-connect 40")
         served.wait_loads(1)
@@ -195,7 +201,7 @@ def _is_image(path: str) -> bool:
 
 def _static_pages_record(workdir: Path) -> Path:
     browser = _chromium()
-    with _Served(workdir, "static-pages", "--mode", "epoll", *OBSERVING,
+    with _Served(workdir, "static-pages", "--mode", MODE, *OBSERVING,
                  control=browser is None) as served:
         if browser is not None:
             for k, path in enumerate(("/", MISSING)):
@@ -467,7 +473,7 @@ KEEP_ALIVE_LOAD = f"--requests {KEEP_ALIVE_N} --think 30 --wait-after-connect 30
 def _keep_alive_record(workdir: Path) -> Path:
     # One server, two runs of the same client in one trace: N short connections,
     # then N requests on one kept-alive connection.
-    with _Served(workdir, "keep-alive", "--mode", "epoll", *OBSERVING,
+    with _Served(workdir, "keep-alive", "--mode", MODE, *OBSERVING,
                  control=True) as served:
         served.command(f"load --short {KEEP_ALIVE_LOAD}")
         served.wait_loads(1)
@@ -664,7 +670,7 @@ def _raw_get(port: int, target: str, timeout: float = 5.0) -> bytes:
 
 
 def _regex_record(workdir: Path) -> Path:
-    with _Served(workdir, "regex", "--mode", "epoll", *OBSERVING) as served:
+    with _Served(workdir, "regex", "--mode", MODE, *OBSERVING) as served:
         for target in _regex_targets(served.port):
             try:
                 answer = _raw_get(served.port, target)

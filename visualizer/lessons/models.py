@@ -504,6 +504,14 @@ def _epoll_steps(log: EventLog) -> list[Step]:
     ]
 
 
+def _epoll_needs() -> tuple[bool, str]:
+    import select
+    if not hasattr(select, "epoll"):
+        return False, ("epoll is a Linux interface and this system has none (elsewhere "
+                       "SockScope's selectors mode does the same work with kqueue or select)")
+    return True, ""
+
+
 EPOLL = Lesson(
     name="epoll",
     title={"en": "epoll: level vs edge", "zh_CN": "epoll：水平触发与边缘触发"},
@@ -511,6 +519,6 @@ EPOLL = Lesson(
     summary={"en": "level-triggered reports unread data again; edge-triggered must drain, or a "
                    "client stalls",
              "zh_CN": "水平触发会重复报告未读的数据；边缘触发必须读空，否则客户端会卡住"},
-    record=_epoll_record, steps=_epoll_steps, check=_epoll_check)
+    record=_epoll_record, steps=_epoll_steps, check=_epoll_check, needs=_epoll_needs)
 
 LESSONS = [THREADS, NONBLOCKING, EPOLL]
