@@ -12,11 +12,12 @@ No Qt here: lessons are recorded, checked and listed headless.
 """
 from __future__ import annotations
 
-import os
-import select
+import codecs
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,8 +109,9 @@ def serve(workdir: Path, name: str, *options: str, load: str | None = None,
 
 class Engine:
     """A ``sockscope serve`` child a scenario drives: its output read line by line
-    with bounded waits (no reader thread), its standard error in a file beside
-    the trace, commands on its standard input (``control``)."""
+    with bounded waits, its standard error in a file beside the trace, commands on
+    its standard input (``control``). A thread reads the output pipe (Windows cannot
+    wait on a pipe with select()); it ends when the child's output does."""
 
     def __init__(self, workdir: Path, name: str, *options: str, control: bool = False,
                  trace: bool = True) -> None:
@@ -124,8 +126,23 @@ class Engine:
         self.proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=self._err,
                                      stdin=subprocess.PIPE if control else subprocess.DEVNULL)
         assert self.proc.stdout is not None
-        self._fd = self.proc.stdout.fileno()
         self._eof = False
+        self._chunks: queue.Queue[bytes] = queue.Queue()
+        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        self._reader = threading.Thread(target=self._pump, args=(self.proc.stdout,),
+                                        name=f"lesson-{name}-output", daemon=True)
+        self._reader.start()
+
+    def _pump(self, stream) -> None:  # type: ignore[no-untyped-def]
+        """The reader thread: the child's output in chunks, then b"" at its end."""
+        while True:
+            try:
+                chunk = stream.read1(65536)
+            except (OSError, ValueError):  # closed under us (the child was killed)
+                chunk = b""
+            self._chunks.put(chunk)
+            if not chunk:
+                return
 
     @property
     def lines(self) -> list[str]:
@@ -136,13 +153,17 @@ class Engine:
         if self._eof:
             time.sleep(min(timeout, 0.01))
             return
-        ready, _, _ = select.select([self._fd], [], [], max(0.0, timeout))
-        if ready:
-            chunk = os.read(self._fd, 65536)
-            if chunk:
-                self.output += chunk.decode("utf-8", "replace")
-            else:
-                self._eof = True
+        try:
+            chunk = self._chunks.get(timeout=max(0.0, timeout))
+            while True:
+                if not chunk:
+                    self._eof = True
+                    self.output += self._decoder.decode(b"", final=True)
+                    return
+                self.output += self._decoder.decode(chunk)
+                chunk = self._chunks.get_nowait()  # and whatever else has come
+        except queue.Empty:
+            return
 
     def wait_for(self, wanted: str | Callable[[str], bool], timeout: float = 20.0,
                  count: int = 1) -> str:
@@ -194,6 +215,7 @@ class Engine:
         self._close()
 
     def _close(self) -> int:
+        self._reader.join(5)  # the child is gone: its output has ended, or ends now
         for f in (self.proc.stdout, self.proc.stdin):
             if f is not None:
                 try:
