@@ -388,6 +388,7 @@ class SequenceView(View):
             self._pick_key = self._built_key = None
             self._connections.clear()
             self._last_seen = None
+            self._stop_animation()  # (nor does a journey of the other trace's segments)
         conn, reason = self._choose(log, cursor)
         self._animate_new(log, conn, cursor)
         shown_at = self._shown_at(log, conn, cursor)
