@@ -208,6 +208,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     gc.set_threshold(50_000, 20, 100)
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
+    if hasattr(signal, "SIGBREAK"):  # Windows: Ctrl+Break, how a parent stops its child
+        signal.signal(signal.SIGBREAK, stop)
     # A signal may land on any thread (capture, kernel observer, trace writer);
     # only the main thread runs Python handlers, and it may sleep in epoll_wait
     # with no timeout. The wakeup fd makes any signal wake the server's loop.

@@ -1301,6 +1301,10 @@
         <translation>（已选中）</translation>
     </message>
     <message>
+        <source>(live: being retold)</source>
+        <translation>（实时：正在重放）</translation>
+    </message>
+    <message>
         <source>(newest)</source>
         <translation>（最新）</translation>
     </message>

@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CONN = "10.0.0.1:50000>10.0.0.2:80"
 OTHER = "10.0.0.1:50002>10.0.0.2:80"
 ISN_C, ISN_S = 1_000_000, 3_000_000_000
+MAX_LAG = 4 + 4  # segments: the few kept waiting, and one batch's worth
 
 
 class Trace:
@@ -293,6 +294,7 @@ def test_live_a_connection_that_arrives_in_one_batch_is_told_segment_by_segment(
     listen = t.events[:1]
     tl = Timeline(EventLog(listen))
     assert tl.live
+    view.show()  # (hidden, a view stops its journeys: it catches up when shown)
     view.show_state(tl)
     assert view.conn is None
     tl.add(t.events[1:])  # the whole connection at once, as a live batch brings it
@@ -319,18 +321,75 @@ def test_live_holds_a_connection_until_its_segments_have_arrived(qtbot, view: Se
     first = len(t.events)
     t.handshake(OTHER)  # a newer connection comes in while the first is still on its way
     tl = Timeline(EventLog(t.events[:1]))
+    view.show()
     view.show_state(tl)
     tl.add(t.events[1:first])
     view.show_state(tl)
     assert view.conn == CONN and view.animating
     tl.add(t.events[first:])
     view.show_state(tl)
-    assert view.conn == CONN  # not flicking to the newest mid-story
+    assert view.conn == CONN and view.conn_reason == "held"  # not flicking mid-story
     qtbot.waitUntil(lambda: view.conn == OTHER, timeout=8000)
     assert view.animating and [a.flags for a in view.arrows] == ["SYN"]  # its turn, from its SYN
     qtbot.waitUntil(lambda: not view.animating, timeout=8000)
     assert [a.flags for a in view.arrows] == ["SYN", "SYN|ACK", "ACK"]
     assert view.server_state == "ESTABLISHED"
+
+
+def test_live_a_busy_connection_is_followed_and_does_not_hold_the_view(qtbot, view: SequenceView) -> None:  # type: ignore[no-untyped-def]
+    """A connection streaming faster than segments can travel is followed a few segments
+    behind, as stepping follows it, and lets go at once for a newer connection."""
+    import time
+    from visualizer.views.sequence import HOLD_S, MAX_ANIMATED_LIVE
+    t = Trace()
+    t.add("listen", None, host="10.0.0.2", port=80, backlog=128, reuseaddr=True)
+    t.handshake()
+    c, s = ISN_C + 1, ISN_S + 1
+    other_at = -1
+    for k in range(30):
+        t.seg("client", "PSH|ACK", c, s, 100)
+        t.seg("server", "ACK", s, c + 100)
+        c += 100
+        if k == 10:
+            other_at = len(t.events)
+            t.handshake(OTHER)
+    view.show()
+    tl = Timeline(EventLog(t.events[:1]))
+    view.show_state(tl)
+    other_seen = None
+    busy_seen = False
+    for start in range(1, len(t.events), 4):  # a live batch every 33 ms
+        tl.add(t.events[start:start + 4])
+        view.show_state(tl)
+        if other_seen is None and start + 4 > other_at:
+            other_seen = time.monotonic()
+        if view.conn == CONN:  # followed closely, not minutes of journeys behind
+            drawn = len(view.arrows)
+            at_cursor = sum(1 for e in t.events[:start + 4]
+                            if e.kind == "packet" and e.conn == CONN)
+            # Retelling, at most a retelling's worth behind; once it is seen to be busy,
+            # a few segments only.
+            limit = MAX_LAG if view._busy else MAX_ANIMATED_LIVE + 4
+            assert at_cursor - drawn <= limit, (at_cursor, drawn, view._busy)
+            busy_seen = busy_seen or view._busy
+        qtbot.wait(33)
+    assert other_seen is not None and busy_seen
+    qtbot.waitUntil(lambda: view.conn == OTHER, timeout=int(HOLD_S * 1000))
+    assert time.monotonic() - other_seen < HOLD_S - 1  # busy: let go, not held to the limit
+
+
+def test_live_deselecting_lets_the_newest_in_at_once(qtbot, view: SequenceView) -> None:  # type: ignore[no-untyped-def]
+    t = full()
+    t.handshake(OTHER)
+    view.show()
+    tl = Timeline(EventLog(t.events[:1]))
+    view.show_state(tl)
+    view.select(CONN)
+    tl.add(t.events[1:])
+    view.show_state(tl)
+    assert view.conn == CONN and view.conn_reason == "selected" and view.animating
+    view.select(None)
+    assert view.conn == OTHER and view.conn_reason in ("newest", "held")
 
 
 def test_long_connections_fold_the_middle_and_keep_both_ends(view: SequenceView) -> None:

@@ -202,6 +202,23 @@ def test_a_narrow_view_shows_ports_only_and_names_the_one_host(view, synthetic) 
     assert "127.0.0.1" not in view.notice_text
 
 
+def test_narrowing_shrinks_the_type_before_the_addresses_lose_their_host(view, synthetic) -> None:  # type: ignore[no-untyped-def]
+    tl, at = synthetic
+    model = view.table_model
+    view.show()  # (a hidden widget hears of its new size only when shown)
+    seen = []
+    for width in range(1400, 600, -20):  # bounded: 40 widths
+        view.resize(width, 720)
+        show(view, tl, at["A tw"])
+        seen.append((width, model.host, model.scale))
+    first_ports = next((k for k, (_, host, _) in enumerate(seen) if host is not None), -1)
+    assert first_ports > 0, seen
+    assert seen[0][2] == SocketsView.SCALES[0]  # wide: the largest type, whole addresses
+    assert seen[first_ports - 1][1] is None
+    assert seen[first_ports - 1][2] == SocketsView.SCALES[-1], seen  # smallest first, then ports
+    assert seen[first_ports][2] > SocketsView.SCALES[-1]  # ports only: larger type again
+
+
 def test_a_selection_made_before_its_rows_exist_is_brought_into_sight_once(view, synthetic) -> None:  # type: ignore[no-untyped-def]
     """A lesson's step selects its connection, then moves the cursor: the table scrolls to
     it, at any size; later updates do not pull the table back where the user scrolled."""

@@ -13,6 +13,7 @@ No Qt here: lessons are recorded, checked and listed headless.
 from __future__ import annotations
 
 import codecs
+import os
 import queue
 import signal
 import subprocess
@@ -123,8 +124,12 @@ class Engine:
             args += ["--trace", str(self.trace)]
         self.output = ""
         self._err = open(self.err_path, "w")
+        # Windows stops a child with Ctrl+Break sent to its own process group (SIGINT
+        # cannot be sent there); elsewhere with SIGINT.
+        group = getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0) if os.name == "nt" else 0
         self.proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=self._err,
-                                     stdin=subprocess.PIPE if control else subprocess.DEVNULL)
+                                     stdin=subprocess.PIPE if control else subprocess.DEVNULL,
+                                     creationflags=group)
         assert self.proc.stdout is not None
         self._eof = False
         self._chunks: queue.Queue[bytes] = queue.Queue()
@@ -198,7 +203,8 @@ class Engine:
                 except OSError:
                     pass
             else:
-                self.proc.send_signal(signal.SIGINT)
+                self.proc.send_signal(getattr(signal, "CTRL_BREAK_EVENT", signal.SIGINT)
+                                      if os.name == "nt" else signal.SIGINT)
         deadline = time.monotonic() + timeout
         while self.proc.poll() is None or not self._eof:
             left = deadline - time.monotonic()

@@ -151,9 +151,10 @@ class HttpView(View):
             box.setStyleSheet(f"background:{style.BACKGROUND};color:{style.FOREGROUND};"
                               f"border:{max(1, round(style.pen(1)))}px solid {style.GRID}")
 
-    # Narrower than this many characters of the boxes' type a column, and the parsed
-    # headers (which the raw bytes show too) give their room to the bytes and the answer.
-    MIN_COLUMN_CHARS = 30
+    # Narrower than this many characters of the boxes' type a column (a request line,
+    # "GET /index.html HTTP/1.1"), and the parsed headers (which the raw bytes show
+    # too) give their room to the bytes and the answer: zoomed in, or half of a pair.
+    MIN_COLUMN_CHARS = 24
 
     @property
     def columns(self) -> int:

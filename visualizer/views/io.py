@@ -822,16 +822,18 @@ class IoView(View):
             self._paint_sweep(p, body)
 
     def _text(self, p: QPainter, rect: QRectF, text: str, font: Any, colour: str | None = None,
-              wrap: bool = False, align: Qt.AlignmentFlag = Qt.AlignmentFlag.AlignLeft) -> float:
+              wrap: bool = False, align: Qt.AlignmentFlag = Qt.AlignmentFlag.AlignLeft,
+              shrink: bool = False) -> float:
         """Draw text at the top of ``rect`` (in ``colour``, else the theme's text colour);
-        returns the y below it. One line that does not fit is set smaller, down to 3/4
-        of its size (zoomed in, a half of the view is narrow), before it loses its end."""
-        if not wrap:
+        returns the y below it. With ``shrink``, one line that does not fit is set
+        smaller, down to 3/4 of its size (zoomed in, a half of the view is narrow),
+        before it loses its end."""
+        if shrink and not wrap:
             fm = QFontMetricsF(font)
-            size = font.pointSizeF()
-            while fm.horizontalAdvance(text) > rect.width() and font.pointSizeF() > size * 0.76:
+            floor = font.pointSizeF() * 0.75
+            while fm.horizontalAdvance(text) > rect.width() and font.pointSizeF() > floor:
                 font = QFont(font)
-                font.setPointSizeF(font.pointSizeF() * 0.92)
+                font.setPointSizeF(max(floor, font.pointSizeF() * 0.92))
                 fm = QFontMetricsF(font)
         p.setFont(font)
         p.setPen(QColor(colour or style.FOREGROUND))
@@ -910,10 +912,10 @@ class IoView(View):
                        body.height() - foot)
         # Interest list.
         y = self._text(p, left, self.tr("Interest list: {0} fds registered").format(
-            len(self.interest)), self._font(1.3, True))
+            len(self.interest)), self._font(1.3, True), shrink=True)
         y = self._text(p, QRectF(left.x(), y, left.width(), 0),
                        self.tr("added by epoll_ctl; the mask is what to watch"),
-                       self._font(0.95), style.MUTED)
+                       self._font(0.95), style.MUTED, shrink=True)
         area = QRectF(left.x(), y + 10, left.width(), left.bottom() - y - 10)
         count = len(self.interest)
         cw, ch, cols, rows = self._grid(count, area, (128.0 * self._s, 76.0 * self._s), 10.0)
@@ -928,10 +930,10 @@ class IoView(View):
                 call, self.wait_number, len(self.ready))
         else:
             head = self.tr("Ready list: no {0} yet").format(call)
-        y = self._text(p, right, head, self._font(1.3, True))
+        y = self._text(p, right, head, self._font(1.3, True), shrink=True)
         y = self._text(p, QRectF(right.x(), y, right.width(), 0),
                        self.tr("the server handles them in order, then waits again"),
-                       self._font(0.95), style.MUTED)
+                       self._font(0.95), style.MUTED, shrink=True)
         self._paint_ready(p, QRectF(right.x(), y + 10, right.width(), right.bottom() - y - 10))
         # Now: the whole width, up to two lines.
         bottom = QRectF(body.x(), body.bottom() - 64 * self._s + 8, body.width(), 64 * self._s)

@@ -20,6 +20,7 @@ sender to the receiver in 300 ms. Stepping back removes arrows at once.
 """
 from __future__ import annotations
 
+import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -49,6 +50,7 @@ MAX_ANIMATED = 6  # more new segments at once (a seek) are drawn without travell
 # newest segments one after another (states and caption keep pace with them), and holds
 # that connection until they have arrived rather than flicking to each newer one.
 MAX_ANIMATED_LIVE = 24
+HOLD_S = 5.0  # Live: the longest the view holds a connection for its retelling
 MS_RIGHT = 96  # the time column's right edge
 
 
@@ -305,7 +307,7 @@ class SequenceView(View):
         self.relative_box.toggled.connect(self.set_relative)
         # What is drawn, as plain data (tests read it).
         self.conn: str | None = None
-        self.conn_reason = ""  # "selected" or "newest"
+        self.conn_reason = ""  # "selected", "newest" or "held" (live, being retold)
         self.title_text = ""
         self.client_address = ""
         self.server_address = ""
@@ -343,6 +345,8 @@ class SequenceView(View):
         self._queue: list[tuple[int, int]] = []  # keys waiting to travel
         self._flying: tuple[int, int] | None = None
         self._progress = 1.0
+        self._busy = False  # Live: more segments came than a retelling holds: keep up instead
+        self._held_since = 0.0  # Live: when the connection being retold was picked
         self._animation = QVariantAnimation(self)
         self._animation.setStartValue(0.0)
         self._animation.setEndValue(1.0)
@@ -405,8 +409,9 @@ class SequenceView(View):
         """The selected connection, or the newest with segments at or before the cursor."""
         if self.selected:
             return self.selected, "selected"
-        if self._live and self.conn is not None and self.animating:
-            return self.conn, "newest"  # live: its segments are still arriving on screen
+        if self._live and self.conn is not None and self.animating and not self._busy \
+                and time.monotonic() - self._held_since < HOLD_S:
+            return self.conn, "held"  # live: its segments are still arriving on screen
         key = (len(log), cursor)
         if key == self._pick_key:
             return self._pick
@@ -771,6 +776,7 @@ class SequenceView(View):
         hi = int(np.searchsorted(data.seg_array, cursor, side="right"))
         if conn != last[1]:
             self._stop_animation()  # the other connection's journeys are over
+            self._held_since = time.monotonic()
         if conn != last[1] and live:
             if hi > MAX_ANIMATED_LIVE:  # too long a story: drawn as it is
                 return
@@ -783,8 +789,13 @@ class SequenceView(View):
                 self._stop_animation()  # a jump: draw them, no journey
                 return
         self._queue.extend(data.keys[lo:hi])
-        # Never lag far behind the cursor.
-        del self._queue[:-(MAX_ANIMATED_LIVE if live else 4)]
+        # Never lag far behind the cursor: a connection busier than a retelling can
+        # hold is followed as stepping follows it, a few segments behind.
+        if len(self._queue) > (MAX_ANIMATED_LIVE if live and not self._busy else 4):
+            self._busy = live
+            del self._queue[:-4]
+            if live and self._flying is not None:  # the picture jumps to the newest few
+                self._fly_next()
         if self._flying is None and self._queue:
             self._fly_next()
 
@@ -821,15 +832,23 @@ class SequenceView(View):
         if self._queue:
             self._fly_next()
         if self._live and self.timeline is not None:
-            self.show_state(self.timeline)  # the next segment, or the newest connection
-        else:
-            self.update()
+            if self.isVisible():
+                self.show_state(self.timeline)  # the next segment, or the newest connection
+                return
+            self._stop_animation()  # hidden: it catches up when shown
+        self.update()
 
     def settle(self) -> None:
         self._stop_animation()
         self.update()
 
+    def select(self, conn: str | None) -> None:
+        if conn != self.selected:
+            self._stop_animation()  # the held connection is not the one to show any more
+        super().select(conn)
+
     def _stop_animation(self) -> None:
+        self._busy = False
         self._queue.clear()
         self._flying = None
         self._progress = 1.0
@@ -897,8 +916,9 @@ class SequenceView(View):
             p.setPen(QColor(style.FOREGROUND))
             p.drawText(QPointF(x, base), self.title_text)
             x += metrics.horizontalAdvance(self.title_text) + 12
-            note = self.tr("(selected)") if self.conn_reason == "selected" else \
-                self.tr("(newest)")
+            note = {"selected": self.tr("(selected)"),
+                    "held": self.tr("(live: being retold)")}.get(self.conn_reason,
+                                                                 self.tr("(newest)"))
             p.setFont(fonts["badge"])
             p.setPen(QColor(style.MUTED))
             p.drawText(QPointF(x, base), note)

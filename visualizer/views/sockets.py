@@ -534,33 +534,33 @@ class SocketsView(View):
 
     def _fit_columns(self) -> None:
         """Column widths from the longest text (monospaced: characters times one advance),
-        at the largest type size with which every column fits the width. When none does
-        (a projector at 200 %) and every address is on one host, the rows show ports
-        only and the notice names the host."""
+        at the largest type size with which every column fits the width: first whole
+        addresses at the usual sizes; then, when every address is on one host, the rows
+        give ports and the notice names the host; then, zoomed in (a projector at
+        200 %), smaller type still, never below 100 %'s smallest."""
         cells = [r.cells() for r in self.rows]
         room = self.width() - 24 - 20  # margins, a scroll bar
         hosts = {_host(a) for c in cells for a in (c[3], c[4]) if a != "*:*"}
-        # Zoomed in, the type may shrink further, never below 100 %'s smallest.
-        scales = [k for k in self.SCALES + self.ZOOMED_SCALES
-                  if k in self.SCALES or k * style.ZOOM >= self.SCALES[-1]]
+        one = next(iter(hosts)) if len(hosts) == 1 else None
+        zoomed = [k for k in self.ZOOMED_SCALES if k * style.ZOOM >= self.SCALES[-1]]
+        tries = [(None, k) for k in self.SCALES]
+        if one is not None:
+            tries += [(one, k) for k in (*self.SCALES, *zoomed)]
+        else:
+            tries += [(None, k) for k in zoomed]
         longest: dict[str | None, list[int]] = {}
-        for host in (None, next(iter(hosts))) if len(hosts) == 1 else (None,):
-            shown = cells if host is None else \
-                [c[:3] + (_without_host(c[3], host), _without_host(c[4], host)) + c[5:]
-                 for c in cells]
-            longest[host] = [max(map(len, column)) for column in zip(*shown)] if shown \
-                else [0] * len(COLUMNS)
-        # Large type first: ports only at a size beats whole addresses at a smaller one.
-        for scale in scales:
+        for host, scale in tries:
+            if host not in longest:
+                shown = cells if host is None else \
+                    [c[:3] + (_without_host(c[3], host), _without_host(c[4], host)) + c[5:]
+                     for c in cells]
+                longest[host] = [max(map(len, column)) for column in zip(*shown)] \
+                    if shown else [0] * len(COLUMNS)
             title = QFontMetricsF(style.font(min(1.0, scale), bold=True))
             char = QFontMetricsF(style.font(scale, bold=True, mono=True)).horizontalAdvance("M")
-            for host, lengths in longest.items():
-                titles = [title.horizontalAdvance(self.heading(c, host))
-                          for c in range(len(COLUMNS))]
-                widths = [int(max(n * char, t) + 2 * Cell.PAD + 8)
-                          for n, t in zip(lengths, titles)]
-                if sum(widths) <= room:
-                    break
+            titles = [title.horizontalAdvance(self.heading(c, host)) for c in range(len(COLUMNS))]
+            widths = [int(max(n * char, t) + 2 * Cell.PAD + 8)
+                      for n, t in zip(longest[host], titles)]
             if sum(widths) <= room:
                 break
         if host != self.table_model.host:
