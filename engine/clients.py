@@ -257,6 +257,14 @@ class _Client:
             left -= batch
             done += batch
             server_closes = eof or any(not keep for _, keep in answers)
+            if server_closes and not eof:
+                # The server said it closes: read to its end-of-file, as an HTTP/1.0
+                # client does, so that its FIN is first (and the TIME_WAIT its own),
+                # not a race with our close.
+                try:
+                    self.read_responses(0, until_eof=True)
+                except (OSError, httptools.HttpParserError):
+                    pass  # it did not close in time, or reset: we close anyway
             if not config.keep_alive or server_closes:
                 self.close("short" if not config.keep_alive else "server closed")
             elif left == 0 and not config.together:

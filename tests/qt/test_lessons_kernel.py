@@ -13,6 +13,7 @@ from engine.kernel.observer import KernelObserver
 from visualizer.app import MainWindow
 from visualizer.lessons import LANGS, LessonError, all_lessons, prepare
 from visualizer.lessons import kernel as lessons_kernel
+from visualizer.lessons.base import first_fin_side
 
 pytestmark = pytest.mark.skipif(not KernelObserver.available()[0],
                                 reason="these lessons read TCP states from the kernel")
@@ -101,7 +102,7 @@ def test_time_wait_restart_really_fails_with_eaddrinuse(time_wait) -> None:  # t
     assert {side for conn, side in waits if conn == accepted[2]} == {"client"}
     assert all(e.data["source"] == "observed" for _, e in _events(log, "tcp_state"))
     for conn, closer in zip(accepted, ("server", "server", "client")):
-        assert lessons_kernel._first_fin_side(log, conn) == closer
+        assert first_fin_side(log, conn) == closer
 
 
 def test_time_wait_walks_in_both_languages(qtbot, time_wait, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

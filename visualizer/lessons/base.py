@@ -276,3 +276,24 @@ def first_conn(log: EventLog, src: str = "server") -> str | None:
 
 def last(log: EventLog) -> int:
     return len(log) - 1
+
+
+def sender(e: Event) -> str:
+    """Which end sent a packet: the server's port is the connection's second half."""
+    server_port = int(str(e.conn).rsplit(":", 1)[1])
+    return "server" if e.data.get("sport") == server_port else "client"
+
+
+def fin(log: EventLog, conn: str | None, nth: int = 0) -> int | None:
+    return find(log, "packet", conn=conn, nth=nth,
+                where=lambda e: "FIN" in str(e.data.get("flags")))
+
+
+def first_fin_side(log: EventLog, conn: str) -> str | None:
+    """The end that sent the connection's first FIN: from its packets (captured or
+    derived), else from whichever end's close() came first."""
+    i = fin(log, conn)
+    if i is not None:
+        return sender(log[i])
+    i = find(log, "close", conn=conn)
+    return log[i].src if i is not None else None

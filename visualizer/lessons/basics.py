@@ -16,7 +16,8 @@ from pathlib import Path
 from engine.server import default_mode
 
 from ..model import EventLog
-from .base import Engine, Lesson, LessonError, Step, find, first_conn, last, packet
+from .base import (Engine, Lesson, LessonError, Step, find, first_conn, first_fin_side, last,
+                   packet)
 
 # These lessons are about HTTP and TCP, not the loop: epoll on Linux, the portable
 # selectors mode (kqueue, select) where there is no epoll.
@@ -44,6 +45,10 @@ def _first_request_check(log: EventLog) -> None:
     fins = find(log, "packet", where=lambda e: "FIN" in str(e.data.get("flags")))
     if fins is None:
         raise LessonError("first-request: no FIN: the connection was not closed")
+    # The narration says the server closes first (Connection: close): so it must have.
+    closer = first_fin_side(log, str(log[fins].conn))
+    if closer != "server":
+        raise LessonError(f"first-request: the {closer} sent the first FIN, not the server")
 
 
 def _first_request_steps(log: EventLog) -> list[Step]:

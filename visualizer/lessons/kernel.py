@@ -19,7 +19,7 @@ from engine.server import connection_id
 from engine.trace import TraceWriter, read_trace
 
 from ..model import EventLog
-from .base import Engine, Lesson, LessonError, Step, find, last
+from .base import Engine, Lesson, LessonError, Step, fin, find, first_fin_side, last
 
 KERNEL_INTERVAL = "0.001"  # poll the kernel every millisecond: short states are seen
 # Packets: captured where this user may (root, CAP_NET_RAW), else derived. Tests set
@@ -147,27 +147,6 @@ def _captured(log: EventLog) -> bool:
     return find(log, "packet", where=lambda e: e.data.get("origin") == "captured") is not None
 
 
-def _sender(e: Event) -> str:
-    """Which end sent a packet: the server's port is the connection's second half."""
-    server_port = int(str(e.conn).rsplit(":", 1)[1])
-    return "server" if e.data.get("sport") == server_port else "client"
-
-
-def _fin(log: EventLog, conn: str | None, nth: int = 0) -> int | None:
-    return find(log, "packet", conn=conn, nth=nth,
-                where=lambda e: "FIN" in str(e.data.get("flags")))
-
-
-def _first_fin_side(log: EventLog, conn: str) -> str | None:
-    """The end that sent the connection's first FIN: from its packets (captured or
-    derived), else from whichever end's close() came first."""
-    i = _fin(log, conn)
-    if i is not None:
-        return _sender(log[i])
-    i = find(log, "close", conn=conn)
-    return log[i].src if i is not None else None
-
-
 def _state(log: EventLog, state: str, *, side: str | None = None, conn: str | None = None,
            nth: int = 0, after: int = -1, source: str | None = None) -> int | None:
     return find(log, "tcp_state", conn=conn, nth=nth, after=after,
@@ -287,7 +266,7 @@ def _time_wait_check(log: EventLog) -> None:
         raise LessonError("time-wait: the run lacks the server-closes-first or the "
                           "client-closes-first connection")
     for conn, closer in [(c, "server") for c in before] + [(c, "client") for c in after]:
-        side = _first_fin_side(log, conn)
+        side = first_fin_side(log, conn)
         if side != closer:
             raise LessonError(f"time-wait: {conn}: the first FIN came from the {side}, "
                               f"not the {closer}")
@@ -325,14 +304,14 @@ def _time_wait_steps(log: EventLog) -> list[Step]:
     seen_zh = "ss 依然列出" if observed else "内核依然保留着"
     pkts_en = "captured" if _captured(log) else "derived from the calls"
     pkts_zh = "抓包所得" if _captured(log) else "由系统调用推导"
-    fin_one = _fin(log, one)
+    fin_one = fin(log, one)
     second = find(log, "connect", src="client", conn=two)
     settled_one = _last_of(log, one, second)
     stopped = find(log, "thread_exit", src="server", after=settled_one or -1,
                    where=lambda e: e.data.get("name") == "loop")
     settled_two = _last_of(log, two, stopped)
     leftover = _state(log, "TIME_WAIT", side="server", after=listen if listen is not None else -1)
-    fin_three = _fin(log, three)
+    fin_three = fin(log, three)
     end = find(log, "thread_exit", src="server", after=fin_three or -1,
                where=lambda e: e.data.get("name") == "loop")
     settled_three = _last_of(log, three, end)
@@ -476,12 +455,13 @@ def _close_wait_steps(log: EventLog) -> list[Step]:
     waits = _close_waits(log)
     conn, first_wait, _ = waits[0]
     last_conn, last_wait, _ = waits[-1]
-    fin = _fin(log, conn)
+    first_fin = fin(log, conn)
     eof = find(log, "recv", src="server", conn=conn, where=lambda e: e.data.get("bytes") == 0)
     kept = find(log, "error", conn=conn, where=lambda e: e.data.get("what") == "never_closed")
     deleted = find(log, "epoll_ctl", conn=conn, after=kept if kept is not None else -1,
                    where=lambda e: e.data.get("op") == "DEL")
-    second = find(log, "connect", src="client", after=fin if fin is not None else -1)
+    second = find(log, "connect", src="client",
+                  after=first_fin if first_fin is not None else -1)
     fin_wait = _state(log, "FIN_WAIT_2", side="client", conn=conn)
     settled = _last_of(log, conn, second)
     stop = find(log, "close", src="server",
@@ -497,7 +477,7 @@ def _close_wait_steps(log: EventLog) -> list[Step]:
         Step({"en": "A keep-alive client gets its answer and closes first: its kernel sends a "
                     f"FIN ({pk_en}).",
               "zh_CN": f"一个长连接客户端拿到响应后先关闭：它的内核发出 FIN（报文{pk_zh}）。"},
-             _at(fin), "sequence", _pick(conn)),
+             _at(first_fin), "sequence", _pick(conn)),
         Step({"en": "The server reads end-of-file: recv() returns 0 bytes. That is the signal "
                     "to call close().",
               "zh_CN": "服务器读到文件结束：recv() 返回 0 字节。这正是该调用 close() 的信号。"},
