@@ -87,6 +87,8 @@ class Event(NamedTuple):
             seq, t_ns, fd, thread = int(seq), int(t_ns), int(fd), int(thread)
         if type(src) is not str or type(kind) is not str:
             raise TypeError("src and kind must be strings")
+        if conn is not None and type(conn) is not str:
+            raise TypeError("conn must be a string (a connection id) or null")
         if "ready" in row:
             row["ready"] = [tuple(pair) for pair in row["ready"] or ()]
         # A million events name a few kinds, connections and threads: one object each.

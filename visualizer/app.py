@@ -155,7 +155,7 @@ class MainWindow(QMainWindow):
             self.lessons_menu.addAction(action)
             self.lesson_actions[name] = action
         self.lessons_menu.addSeparator()
-        self.leave_lesson_action = QAction(self.tr("Leave the lesson (back to the live server)"),
+        self.leave_lesson_action = QAction(self.tr("Back to the live server"),
                                            self)
         self.leave_lesson_action.triggered.connect(self.leave_lesson)
         self.leave_lesson_action.setEnabled(False)
@@ -418,7 +418,9 @@ class MainWindow(QMainWindow):
 
     def start_engine(self, settings: EngineSettings) -> None:
         if self.host is not None:
-            self.host.stop()
+            final = self.host.stop()  # the old engine's last words: its closes, its exit
+            if final:
+                self.add_events(final)
         self.host = EngineHost(settings)
         self.host.start()
         self.host.wait_url(10)
@@ -496,6 +498,7 @@ class MainWindow(QMainWindow):
         except (OSError, TraceError) as exc:
             QMessageBox.warning(self, self.tr("Cannot open trace"), str(exc))
             return False
+        self._replace_live()  # (a recording mixed with live events would be neither)
         self.show_timeline(timeline, Path(path).name, problems)
         return True
 
@@ -671,7 +674,7 @@ class MainWindow(QMainWindow):
             if name in self.lesson_actions:
                 self.lesson_actions[name].setText(
                     f"{known.section}  {known.title.get(i18n.current()) or name}")
-        self.leave_lesson_action.setText(self.tr("Leave the lesson (back to the live server)"))
+        self.leave_lesson_action.setText(self.tr("Back to the live server"))
         for action in self.language_group.actions():
             action.setChecked(action.data() == i18n.current())
         self.engine_bar.setWindowTitle(self.tr("Engine"))
@@ -783,15 +786,23 @@ class MainWindow(QMainWindow):
             self.statusBar().clearMessage()
             QMessageBox.warning(self, self.tr("The lesson could not run"), result["error"])
             return
-        if self.host is not None:  # the lesson's own run replaces the live server's
+        self._replace_live()  # the lesson's own run replaces the live server's
+        self.statusBar().clearMessage()
+        self.open_lesson(result["prepared"])
+
+    def _replace_live(self) -> None:
+        """A recorded timeline (a lesson's, a trace) takes the live server's place: the
+        engine stops, the controls that drive it rest, and an open lesson closes.
+        Lessons → Back to the live server starts it again."""
+        self.close_lesson()
+        if self.host is not None:
             self.host.stop()
             self.host = None
         for bar in (self.engine_bar, self.traffic_bar):
             bar.setEnabled(False)
+            bar.setToolTip(self.tr("Replaying a recorded trace"))
         self.gate_box.setEnabled(False)
         self.leave_lesson_action.setEnabled(True)
-        self.statusBar().clearMessage()
-        self.open_lesson(result["prepared"])
 
     def leave_lesson(self) -> None:
         """Back to the live server, with a fresh timeline."""
@@ -799,6 +810,7 @@ class MainWindow(QMainWindow):
         self.leave_lesson_action.setEnabled(False)
         for bar in (self.engine_bar, self.traffic_bar):
             bar.setEnabled(True)
+            bar.setToolTip("")
         self.gate_box.setEnabled(True)
         self.show_timeline(Timeline(), "")
         self.setWindowTitle("SockScope")

@@ -131,13 +131,22 @@ class EngineHost:
                 self.traffic.remove(t)
         return batch
 
-    def stop_engine(self) -> None:
+    def stop_engine(self) -> list:
+        """Stop the engine; the events it sent as it stopped (its last closes, the
+        kernel's last look) are returned, none lost."""
+        final: list = []
         if self.channel is not None:
             self.channel.stop()
+            final = self.channel.drain(limit=10**9)
             self.channel = None
+        return final
 
-    def stop(self) -> None:
+    def stop(self) -> list:
+        """Stop the clients and the engine; returns their last events."""
+        final: list = []
         for t in self.traffic:
             t.stop()
+            final.extend(t.drain(limit=10**9))
         self.traffic.clear()
-        self.stop_engine()
+        final.extend(self.stop_engine())
+        return final

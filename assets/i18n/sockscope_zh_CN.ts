@@ -820,8 +820,8 @@
         <translation>课程(&amp;E)</translation>
     </message>
     <message>
-        <source>Leave the lesson (back to the live server)</source>
-        <translation>离开课程（回到实时服务器）</translation>
+        <source>Back to the live server</source>
+        <translation>回到实时服务器</translation>
     </message>
     <message>
         <source>&amp;Language</source>

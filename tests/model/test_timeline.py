@@ -134,6 +134,32 @@ def test_a_trace_opens_to_the_same_timeline(recorded: list[Event], tmp_path) -> 
     assert timeline.log.nbytes < 200 * len(ordered) + 200_000
 
 
+@pytest.mark.parametrize("kind,field,value", [
+    ("recv", "bytes", "lots"), ("response", "status", None), ("listen", "backlog", "x"),
+    ("recv", "conn", 5)])
+def test_a_field_of_the_wrong_type_names_its_line(recorded: list[Event], tmp_path,
+                                                    kind: str, field: str, value: object) -> None:
+    """JSON that parses but says nonsense ("bytes": "lots") is refused like a broken
+    line: a TraceError naming the line, not a crash deep in the fold."""
+    import orjson
+    from engine.trace import TraceError
+    path = tmp_path / "run.jsonl"
+    with TraceWriter(path) as writer:
+        for e in recorded:
+            writer(e)
+    lines = path.read_bytes().splitlines(keepends=True)
+    target = next(n for n, raw in enumerate(lines[1:], 2) if orjson.loads(raw)["kind"] == kind)
+    row = orjson.loads(lines[target - 1])
+    assert field in row  # the field is really there, and really replaced
+    row[field] = value
+    lines[target - 1] = orjson.dumps(row) + b"\n"
+    path.write_bytes(b"".join(lines))
+    with pytest.raises(TraceError) as caught:
+        open_trace(path, batch=50)
+    assert caught.value.line == target, str(caught.value)
+    assert field in str(caught.value) or kind in str(caught.value)
+
+
 def test_indices_answer_like_a_scan(recorded: list[Event]) -> None:
     log = EventLog(recorded)
     conn = next(e.conn for e in log if e.kind == "accept")

@@ -99,6 +99,58 @@ def test_mode_switch_restarts_the_engine_and_keeps_the_timeline(qtbot, window: M
     assert window.slider.mark_x(marks[0]) < window.slider.mark_x(marks[1])
 
 
+def test_a_restart_keeps_the_old_engines_last_events_and_starts_the_picture_afresh(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    """A keep-alive connection held open across a restart: the old engine closes it as it
+    stops (that close is recorded), and the new engine's picture holds none of the old
+    one's fds, threads or interest list."""
+    import socket
+    from urllib.parse import urlsplit
+    url = urlsplit(window.host.url)
+    held = socket.create_connection((url.hostname, url.port), timeout=10)
+    try:
+        held.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert held.recv(65536).startswith(b"HTTP/1.1 200")
+        qtbot.waitUntil(lambda: window.timeline.state.open_connections == 1, timeout=10_000)
+        conn = next(c.id for c in window.timeline.state.connections.values() if c.open)
+        old_fd = window.timeline.state.connections[conn].fd
+        assert old_fd in window.timeline.state.interest
+        window.mode_box.setCurrentIndex([m for _, m, _ in MODES].index("threaded"))
+        window.restart_button.click()
+        qtbot.waitUntil(lambda: window.timeline.state.mode.get("mode") == "threaded",
+                        timeout=10_000)
+        log = window.timeline.log
+        restart = [i for i in range(len(log)) if log[i].kind == "mode"][-1]
+        closes = [i for i in log.indices(conn=conn, kinds=["close"], src="server")]
+        assert closes and closes[0] < restart  # the old engine's close, drained before
+        state = window.timeline.state
+        assert state.open_connections == 0 and not state.connections[conn].open
+        assert state.interest == {} and conn not in state.fds.values()
+        old_threads = {log[i].thread for i in range(restart) if log[i].src == "server"}
+        assert not old_threads & set(state.threads)
+        assert window.status_label.text().count("open connections: 0") == 1
+    finally:
+        held.close()
+
+
+def test_opening_a_trace_stops_the_live_server_until_asked_back(qtbot, window: MainWindow, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    window.traffic_buttons["One request"].click()
+    qtbot.waitUntil(lambda: responses(window) >= 1, timeout=10_000)
+    saved = tmp_path / "saved.jsonl"
+    window.save_trace(str(saved))
+    assert window.load_trace(str(saved))
+    assert window.host is None
+    assert not window.engine_bar.isEnabled() and not window.traffic_bar.isEnabled()
+    count = len(window.timeline.log)
+    qtbot.wait(600)  # nothing live joins the recording
+    assert len(window.timeline.log) == count
+    assert window.leave_lesson_action.isEnabled()
+    window.leave_lesson_action.trigger()
+    assert window.host is not None and window.traffic_bar.isEnabled()
+    assert window.timeline.live and window.windowTitle() == "SockScope"
+    window.traffic_buttons["One request"].click()
+    qtbot.waitUntil(lambda: responses(window) >= 1, timeout=10_000)
+
+
 def test_event_log_filters_by_kind_source_fd_and_connection(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
     window.count_box.setValue(2)
     window.traffic_buttons["Keep-alive"].click()

@@ -110,6 +110,8 @@ def apply(state: ServerState, event: Event, index: int | None = None) -> ServerS
     state.counts[kind] = state.counts.get(kind, 0) + 1
     src = event.src
     if kind == "mode":
+        if src == "server":
+            _new_engine(state, t)
         state.mode = dict(data)
     elif kind == "listen":
         state.listen = dict(data)
@@ -201,6 +203,24 @@ def finished(conn: ConnectionState) -> bool:
     """Closed by the server, and the client's end gone too (or never reported)."""
     return conn.closed_ns is not None and (conn.client_source is None or conn.client == "CLOSED") \
         and (conn.server_source is None or conn.server == "CLOSED")
+
+
+def _new_engine(state: ServerState, t: int) -> None:
+    """A server process starts (its ``mode`` event): whatever an earlier one held, its
+    fds, threads, interest list and listening socket, went with it, and the
+    connections it had open were closed when it exited. (Their TCP states are the
+    kernel's, and stay as reported.)"""
+    state.fds.clear()
+    state.interest.clear()
+    state.ready = []
+    state.threads.clear()
+    state.held.clear()
+    state.last_sweep = {}
+    state.listen = {}
+    state.accept_queue = (0, 0)
+    for conn_id, conn in list(state.connections.items()):
+        if conn.opened_ns is not None and conn.closed_ns is None:
+            state.connection(conn_id).closed_ns = t
 
 
 def _retire(state: ServerState) -> None:

@@ -79,6 +79,28 @@ class Timeline:
         k = int(np.searchsorted(mine, self.cursor, side="left")) - 1
         return int(mine[k]) if k >= 0 else None
 
+def _bad_value(path, events, lines, exc: Exception):  # type: ignore[no-untyped-def]
+    """The event of a batch whose fields the model cannot fold, as a ``TraceError``
+    naming its line (found again in the file: this runs only when a fold failed)."""
+    from engine.trace import TraceError
+    culprit, reason = None, exc
+    for event, raw in zip(events, lines):
+        try:
+            apply(ServerState(), event)
+        except (ValueError, TypeError, AttributeError, KeyError, IndexError) as error:
+            culprit, reason = (event, raw), error
+            break
+    if culprit is None:
+        return TraceError(path, 0, f"an event with a field of the wrong type: {exc}")
+    event, raw = culprit
+    problem = f"a {event.kind!r} event with a field of the wrong type ({reason})"
+    with open(path, "rb") as f:
+        for number, line in enumerate(f, 1):
+            if line == raw:
+                return TraceError(path, number, problem)
+    return TraceError(path, 0, f"{problem}, seq {event.seq}")
+
+
 def open_trace(path, batch: int = 16384, progress=None):  # type: ignore[no-untyped-def]
     """Read a trace into a new timeline, folding as it goes (snapshots all built).
 
@@ -102,7 +124,10 @@ def open_trace(path, batch: int = 16384, progress=None):  # type: ignore[no-unty
             if not pairs:
                 break
             events, lines = zip(*pairs)
-            timeline.add(events, lines)
+            try:
+                timeline.add(events, lines)
+            except (ValueError, TypeError, AttributeError, KeyError, IndexError) as exc:
+                raise _bad_value(path, events, lines, exc) from None
             if progress is not None:
                 progress(len(timeline.log))
     finally:
