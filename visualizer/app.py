@@ -454,6 +454,8 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(self.tr("No engine is running"), 5000)
             return
         clients = self.count_box.value() if label != "One request" else 1
+        if self.gate_box.isChecked():  # stepped by hand: the clients wait as long as it takes
+            args = [*args, "--timeout", "900"]
         self.host.run_traffic(["--clients", str(clients), *args])
 
     def _set_gate(self, on: bool) -> None:
@@ -993,7 +995,12 @@ def lesson(name: str, step: int | None = None, lang: str | None = None,
                 print(f"sockscope lesson: {exc}", file=sys.stderr)
                 dispose(window)
                 return 2
-            frames = presentation.export_gif(window, gif, chosen)
+            try:
+                frames = presentation.export_gif(window, gif, chosen)
+            except OSError as exc:
+                print(f"sockscope lesson: cannot write {gif}: {exc}", file=sys.stderr)
+                dispose(window)
+                return 1
             print(f"wrote {gif}: {frames} steps")
             dispose(window)
             return 0
@@ -1002,12 +1009,17 @@ def lesson(name: str, step: int | None = None, lang: str | None = None,
             for view in window.views.values():
                 view.settle()
             app.processEvents()
-            if present:
-                presentation.export_page(window, screenshot)
-            elif screenshot.lower().endswith(".svg"):
-                window.view_tabs.currentWidget().export(screenshot)
-            else:
-                window.grab().save(screenshot)
+            try:
+                if present:
+                    presentation.export_page(window, screenshot)
+                elif screenshot.lower().endswith(".svg"):
+                    window.view_tabs.currentWidget().export(screenshot)
+                else:
+                    _save(window, screenshot)
+            except OSError as exc:
+                print(f"sockscope lesson: {exc}", file=sys.stderr)
+                dispose(window)
+                return 1
             dispose(window)
             return 0
         if present:
@@ -1015,6 +1027,12 @@ def lesson(name: str, step: int | None = None, lang: str | None = None,
         code = app.exec()
         dispose(window)
         return code
+
+
+def _save(window: QMainWindow, path: str) -> None:
+    if not window.grab().save(path):
+        raise OSError(f"cannot write {path} (does its folder exist? is the suffix "
+                      f".png, .jpg or .bmp?)")
 
 
 def replay(path: str, seek: int | None = None, screenshot: str | None = None,
@@ -1041,7 +1059,12 @@ def replay(path: str, seek: int | None = None, screenshot: str | None = None,
         for view in window.views.values():
             view.settle()
         app.processEvents()
-        window.grab().save(screenshot)
+        try:
+            _save(window, screenshot)
+        except OSError as exc:
+            print(f"sockscope replay: {exc}", file=sys.stderr)
+            dispose(window)
+            return 1
         dispose(window)
         return 0
     code = app.exec()

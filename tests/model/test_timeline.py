@@ -232,3 +232,17 @@ def test_a_connection_clone_copies_every_field() -> None:
     copy = original.clone()
     assert dataclasses.asdict(copy) == dataclasses.asdict(original)
     assert copy.statuses is not original.statuses
+
+
+def test_an_accept_after_the_client_left_does_not_bring_its_end_back() -> None:
+    """An aborting client connects, resets and is gone before accept() returns: its end
+    stays CLOSED (a browser's end, never seen, reads ESTABLISHED from accept())."""
+    conn, browser = "127.0.0.1:5000>127.0.0.1:80", "127.0.0.1:5001>127.0.0.1:80"
+    events = [Event(1, 10, "client", "connect", conn, 3, 1, {}),
+              Event(2, 20, "client", "close", conn, 3, 1, {"reason": "abort (RST)"}),
+              Event(3, 30, "server", "accept", conn, 7, 2, {"peer": "127.0.0.1:5000"}),
+              Event(4, 40, "server", "accept", browser, 8, 2, {"peer": "127.0.0.1:5001"})]
+    state = fold(events, len(events) - 1)
+    assert state.connections[conn].client == "CLOSED"
+    assert state.connections[conn].server == "ESTABLISHED"
+    assert state.connections[browser].client == "ESTABLISHED"

@@ -286,6 +286,10 @@ def test_replay_command_writes_a_screenshot(tmp_path: Path) -> None:
                               "--screenshot", str(tmp_path / "x.png")], cwd=ROOT,
                              capture_output=True, text=True, timeout=60, env=env)
     assert refused.returncode == 1 and "version 99" in refused.stderr
+    nowhere = subprocess.run([sys.executable, "-m", "visualizer.cli", "replay", str(trace),
+                              "--screenshot", str(tmp_path / "no" / "such" / "dir.png")],
+                             cwd=ROOT, capture_output=True, text=True, timeout=60, env=env)
+    assert nowhere.returncode == 1 and "cannot write" in nowhere.stderr, nowhere.stderr
 
 
 def test_settings_persist(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

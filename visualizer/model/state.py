@@ -36,6 +36,7 @@ class ConnectionState:
     bytes_out: int = 0
     packets: int = 0
     thread: int = 0
+    client_gone: bool = False  # the client's own close was seen
 
     def clone(self) -> "ConnectionState":
         # Field by field (tests/model checks none is missed): several times faster than
@@ -44,7 +45,7 @@ class ConnectionState:
             self.id, self.fd, self.client, self.server, self.client_source, self.server_source,
             self.opened_ns, self.closed_ns, self.time_wait_ms, self.requests, self.responses,
             self.last_request, self.last_response, dict(self.statuses), self.bytes_in,
-            self.bytes_out, self.packets, self.thread)
+            self.bytes_out, self.packets, self.thread, self.client_gone)
 
     @property
     def open(self) -> bool:
@@ -155,8 +156,8 @@ def apply(state: ServerState, event: Event, index: int | None = None) -> ServerS
         state.fds[event.fd] = conn_id
         if conn.server_source is None:
             conn.server = "ESTABLISHED"
-        if conn.client_source is None and conn.client == "CLOSED":
-            conn.client = "ESTABLISHED"
+        if conn.client_source is None and conn.client == "CLOSED" and not conn.client_gone:
+            conn.client = "ESTABLISHED"  # (not a client that already closed: an abort)
     elif kind == "connect":
         conn.opened_ns = conn.opened_ns or t
         if conn.client_source is None:
@@ -176,6 +177,7 @@ def apply(state: ServerState, event: Event, index: int | None = None) -> ServerS
         conn.last_response = (t, status, int(data.get("length", 0)))
         conn.statuses[status] = conn.statuses.get(status, 0) + 1
     elif kind == "close" and src == "client":
+        conn.client_gone = True
         if conn.client_source is None:  # nobody reports this end's states: its socket is gone
             conn.client = "CLOSED"
     elif kind == "close" and src == "server":
