@@ -12,6 +12,7 @@ import sys
 import tempfile
 import threading
 import time
+from urllib.parse import urlsplit
 from pathlib import Path
 
 from PySide6.QtCore import (QT_TRANSLATE_NOOP, QCoreApplication, QEvent, QLocale, QSettings, Qt,
@@ -24,7 +25,7 @@ from PySide6.QtWidgets import (QApplication, QCheckBox, QComboBox, QFileDialog, 
 
 from engine.events import KINDS, SOURCES, Event
 from engine.lab import FAULTS, faults_available, lab_available
-from engine.server import default_mode
+from engine.server import DEFAULT_PORT, default_mode
 from engine.trace import TraceError, TraceWriter
 
 from . import i18n
@@ -430,8 +431,22 @@ class MainWindow(QMainWindow):
         self.gate_box.setChecked(False)
         self._engine_lab = settings.lab
         self._show_url()
+        self._say_why_moved()
         self.browser_button.setEnabled(not settings.lab)
         self.qsettings.setValue("mode", MODES[self.mode_box.currentIndex()][0])
+
+    def _say_why_moved(self) -> None:
+        """The server is not on its usual port: say why (TIME_WAIT is a lesson)."""
+        host = self.host
+        if host is None or not host.moved or not host.url:
+            return
+        port = urlsplit(host.url).port
+        if host.moved == "time_wait":
+            text = self.tr("Port {0} is held by TIME_WAIT sockets and SO_REUSEADDR is off, so "
+                           "bind() would fail: the server moved to port {1}.")
+        else:
+            text = self.tr("Port {0} is taken by another program: the server is on port {1}.")
+        self.statusBar().showMessage(text.format(DEFAULT_PORT, port), 20_000)
 
     def _show_url(self) -> None:
         url = (self.host.url if self.host else None) or self.tr("(not started)")

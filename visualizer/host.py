@@ -50,16 +50,34 @@ class EngineSettings:
         return asdict(self)
 
 
-def free_port(start: int = DEFAULT_PORT, tries: int = 20) -> int:
-    """The first port from ``start`` nobody listens on (0 if none)."""
+def free_port(start: int = DEFAULT_PORT, tries: int = 20, reuseaddr: bool = True) -> int:
+    """The first port from ``start`` the engine can bind (0 if none): with
+    ``reuseaddr`` as the engine will set it, so TIME_WAIT sockets block the port
+    exactly when they block the engine."""
     for port in range(start, start + tries):
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-                return port
-            except OSError:
-                continue
+        if _bindable(port, reuseaddr):
+            return port
     return 0
+
+
+def _bindable(port: int, reuseaddr: bool) -> bool:
+    with socket.socket() as s:
+        if reuseaddr:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def why_moved(port: int, start: int = DEFAULT_PORT) -> str:
+    """Why the engine is not on ``start``: "time_wait" when only TIME_WAIT sockets
+    (which SO_REUSEADDR would let it bind past) hold it, "busy" when something
+    listens there, "" when it is on ``start``."""
+    if port == start or not port:
+        return ""
+    return "time_wait" if _bindable(start, True) else "busy"
 
 
 class EngineHost:
@@ -69,9 +87,11 @@ class EngineHost:
         self.traffic: list[ProcessChannel] = []
         self.url: str | None = None
         self.stepping = False
+        self.moved = ""  # why the engine is not on the default port ("time_wait", "busy")
 
     def start(self) -> None:
-        port = free_port()
+        port = free_port(reuseaddr=self.settings.reuseaddr)
+        self.moved = why_moved(port)
         self.channel = ProcessChannel(self.settings.args(port), "engine")
         self.url = None
 

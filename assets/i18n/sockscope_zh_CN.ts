@@ -948,6 +948,14 @@
         <translation>epoll 是 Linux 特有的；这里由 selectors 模式用本系统已有的机制完成同样的工作（macOS 上是 kqueue，Windows 上是 select）</translation>
     </message>
     <message>
+        <source>Port {0} is held by TIME_WAIT sockets and SO_REUSEADDR is off, so bind() would fail: the server moved to port {1}.</source>
+        <translation>端口 {0} 被 TIME_WAIT 套接字占着，而 SO_REUSEADDR 已关闭，bind() 会失败：服务器改用端口 {1}。</translation>
+    </message>
+    <message>
+        <source>Port {0} is taken by another program: the server is on port {1}.</source>
+        <translation>端口 {0} 已被其他程序占用：服务器改用端口 {1}。</translation>
+    </message>
+    <message>
         <source>(not started)</source>
         <translation>（未启动）</translation>
     </message>
