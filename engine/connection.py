@@ -153,9 +153,10 @@ class Connection:
             self._note_requests(requests)
             self.pending.append(exc)
             probe = self.server.probe
-            if probe.active:
+            if probe.active:  # with the bytes of the read that was refused, as the http view shows
                 probe.emit("error", self.id, self.fd, self.tid, what=exc.what, detail=exc.detail,
-                           status=exc.status)
+                           status=exc.status, head=data[:2048].decode("latin-1"),
+                           head_truncated=len(data) > 2048)
             self.server.stats.bad_requests += 1
             return
         if requests:

@@ -51,6 +51,10 @@
         <translation>用流量按钮发一个请求，或在浏览器中打开 URL。</translation>
     </message>
     <message>
+        <source>Refused with {0} on connection {1} → {2}: the parser said no</source>
+        <translation>连接 {1} → {2} 被以 {0} 拒绝：解析器不接受</translation>
+    </message>
+    <message>
         <source>Request {0} of {1} on connection {2} → {3}</source>
         <translation>连接 {2} → {3} 上的第 {0} 个请求（共 {1} 个）</translation>
     </message>
@@ -65,6 +69,14 @@
     <message>
         <source>they differ</source>
         <translation>不一致</translation>
+    </message>
+    <message>
+        <source>refused: {0}</source>
+        <translation>拒绝：{0}</translation>
+    </message>
+    <message>
+        <source>group(1): &lt;b&gt;{0}&lt;/b&gt; &amp;nbsp;·&amp;nbsp; httptools: {1}</source>
+        <translation>group(1)：&lt;b&gt;{0}&lt;/b&gt; &amp;nbsp;·&amp;nbsp; httptools：{1}</translation>
     </message>
     <message>
         <source>group(1): &lt;b&gt;{0}&lt;/b&gt; &amp;nbsp;·&amp;nbsp; httptools: &lt;b&gt;{1}&lt;/b&gt; &amp;nbsp;→&amp;nbsp; {2}{3}</source>
@@ -89,6 +101,10 @@
     <message>
         <source>connection: {0}</source>
         <translation>连接：{0}</translation>
+    </message>
+    <message>
+        <source>The parser stopped here and the server answered with an error instead: {0}</source>
+        <translation>解析器在这里停下，服务器改为回答一个错误：{0}</translation>
     </message>
     <message>
         <source>not answered yet</source>

@@ -133,3 +133,40 @@ def test_a_cramped_view_gives_the_parsed_headers_room_to_the_bytes(qtbot) -> Non
         style.set_zoom(1.0)
         view.apply_theme()
     assert view.columns == 3 and view.headers_box.isVisible()
+
+
+def test_a_refused_request_shows_its_bytes_and_the_parsers_reason(qtbot) -> None:  # type: ignore[no-untyped-def]
+    """A real server refuses garbage with 400 and serves on: the view shows the refused
+    bytes, the parser's reason and the 400; the next good request takes its place."""
+    import socket
+    from tests.conftest import read_to_eof, running_server
+    view = HttpView()
+    qtbot.addWidget(view)
+    with running_server("epoll") as (server, sink):
+        with socket.create_connection(server.address[:2], timeout=10) as bad:
+            bad.sendall(b"GARBAGE\r\n\r\n")
+            answer = read_to_eof(bad)
+        assert answer.startswith(b"HTTP/1.1 400")
+        with socket.create_connection(server.address[:2], timeout=10) as good:
+            good.sendall(b"GET /index.html HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            assert read_to_eof(good).startswith(b"HTTP/1.1 200")
+        assert sink.wait_for(lambda ev: sum(e.kind == "response" for e in ev) >= 2, 10)
+    events = list(sink.events)
+    timeline = Timeline(EventLog(events))
+    timeline.live = False
+    log = timeline.log
+    refused = next(i for i in range(len(log)) if log[i].kind == "error"
+                   and "status" in log[i].data)
+    answered = next(i for i in range(refused, len(log)) if log[i].kind == "response")
+    timeline.seek(answered)
+    view.show_state(timeline)
+    ex = view.exchange
+    assert ex is not None and ex.refused and ex.status == 400
+    assert ex.request_line == "GARBAGE" and ex.regex_group is None  # the lecture's: no match
+    assert "GARBAGE" in view.request_box.toPlainText()
+    assert "Refused with 400" in view.heading.text()
+    assert "refused" in view.compare_label.text() and "400" in view.response_box.toPlainText()
+    timeline.seek(len(log) - 1)  # the good request after it
+    view.show_state(timeline)
+    assert not view.exchange.refused and view.exchange.path == "/index.html"
+    assert view.exchange.status == 200

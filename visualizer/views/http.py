@@ -47,6 +47,7 @@ class Exchange:
     length: int | None = None
     response_head: str = ""
     preview: str = ""
+    refused: str = ""  # the parser's reason, when the bytes were refused (no request)
 
     @property
     def agree(self) -> bool:
@@ -76,6 +77,28 @@ def parse_exchange(request: Event, response: Event | None, number: int, of: int)
         ex.status, ex.length = int(r.get("status", 0)), int(r.get("length", 0))
         ex.response_head = str(r.get("head") or "")
         ex.preview = str(r.get("preview") or "")
+    return ex
+
+
+def parse_refusal(error: Event, response: Event | None) -> Exchange:
+    """Bytes the parser refused (an ``error`` event with a status): shown like a
+    request, with the parser's reason in place of its result."""
+    d = error.data
+    head = str(d.get("head") or "")
+    ex = Exchange(str(error.conn), 0, 0, head=head, truncated=bool(d.get("head_truncated")),
+                  refused=str(d.get("detail") or d.get("what") or "refused"))
+    lines = head.split("\r\n") if "\r\n" in head else head.split("\n")
+    ex.request_line = lines[0] if head else ""
+    m = LECTURE_RE.match(ex.request_line)
+    if m:
+        ex.regex_group, ex.regex_span = m.group(1), m.span(1)
+    if response is not None:
+        r = response.data
+        ex.status, ex.length = int(r.get("status", 0)), int(r.get("length", 0))
+        ex.response_head = str(r.get("head") or "")
+        ex.preview = str(r.get("preview") or "")
+    else:
+        ex.status = int(d.get("status") or 400)
     return ex
 
 
@@ -186,6 +209,9 @@ class HttpView(View):
         conn = self.selected
         requests = log.indices(kinds=["request"], src="server", stop=stop,
                                **({"conn": conn} if conn else {}))
+        refusal = self._refusal(log, stop, conn, int(requests[-1]) if len(requests) else -1)
+        if refusal is not None:
+            return refusal
         if len(requests) == 0:
             return None
         last = int(requests[-1])
@@ -202,6 +228,23 @@ class HttpView(View):
             response = next((log[i] for i in later
                              if log[i].data.get("path") == request.data.get("path")), None)
         return parse_exchange(request, response, number, len(mine))
+
+    @staticmethod
+    def _refusal(log, stop: int, conn: str | None, after: int) -> Exchange | None:  # type: ignore[no-untyped-def]
+        """The latest refused request after index ``after`` (bytes the parser turned
+        away with a status), as an exchange with its answer; None if none."""
+        errors = log.indices(kinds=["error"], src="server", start=after + 1, stop=stop,
+                             **({"conn": conn} if conn else {}))
+        for i in reversed(errors[-64:].tolist()):  # errors are few; a bounded look back
+            error = log[i]
+            if "status" not in error.data:
+                continue
+            answers = log.indices(conn=error.conn, kinds=["response"], src="server",
+                                  start=i + 1, stop=stop)
+            answer = next((log[int(k)] for k in answers
+                           if log[int(k)].data.get("status") == error.data.get("status")), None)
+            return parse_refusal(error, answer)
+        return None
 
     def show_state(self, timeline: Timeline) -> None:
         self.timeline = timeline
@@ -244,8 +287,13 @@ class HttpView(View):
 
     def _show(self, ex: Exchange) -> None:
         client, _, server = ex.conn.partition(">")
-        self.heading.setText(self.tr("Request {0} of {1} on connection {2} → {3}").format(
-            ex.number, ex.of, client.rsplit(":", 1)[-1], server.rsplit(":", 1)[-1]))
+        ports = client.rsplit(":", 1)[-1], server.rsplit(":", 1)[-1]
+        if ex.refused:
+            self.heading.setText(self.tr("Refused with {0} on connection {1} → {2}: the parser "
+                                         "said no").format(ex.status, *ports))
+        else:
+            self.heading.setText(self.tr("Request {0} of {1} on connection {2} → {3}").format(
+                ex.number, ex.of, *ports))
         line = ex.request_line
         def text(part: str) -> str:
             return html.escape(part).replace(" ", "&nbsp;")
@@ -264,11 +312,19 @@ class HttpView(View):
                    f'<span style="color:{style.VERMILION}"><b>{differ}</b></span>')
         lecture_file = (ex.regex_group if ex.regex_group != "/" else "/index.html") \
             if ex.regex_group is not None else None
-        self.compare_label.setText(
-            self.tr("group(1): <b>{0}</b> &nbsp;·&nbsp; httptools: <b>{1}</b> &nbsp;→&nbsp; {2}"
-                    "{3}").format(html.escape(group), html.escape(ex.path), verdict,
-                                  (self.tr(" &nbsp;·&nbsp; the lecture opens ./html{0}")
-                                   .format(html.escape(lecture_file)) if lecture_file else "")))
+        if ex.refused:
+            refused = self.tr("refused: {0}").format(html.escape(ex.refused))
+            self.compare_label.setText(
+                self.tr("group(1): <b>{0}</b> &nbsp;·&nbsp; httptools: {1}").format(
+                    html.escape(group), f'<span style="color:{style.VERMILION}"><b>'
+                                        f'{refused}</b></span>'))
+        else:
+            self.compare_label.setText(
+                self.tr("group(1): <b>{0}</b> &nbsp;·&nbsp; httptools: <b>{1}</b> &nbsp;→&nbsp; "
+                        "{2}{3}").format(
+                    html.escape(group), html.escape(ex.path), verdict,
+                    (self.tr(" &nbsp;·&nbsp; the lecture opens ./html{0}")
+                     .format(html.escape(lecture_file)) if lecture_file else "")))
         raw = _visible(ex.head) if ex.head else html.escape(line)
         if ex.truncated:
             cut = self.tr("… cut at 2,048 characters")
@@ -279,10 +335,15 @@ class HttpView(View):
         keep = {True: self.tr("keep-alive"), False: self.tr("close after this answer"),
                 None: "—"}[ex.keep_alive]
         connection = self.tr("connection: {0}").format(keep)
-        self.headers_box.setHtml(
-            f'<p>{html.escape(ex.method)} <b>{html.escape(ex.path)}</b> HTTP/'
-            f'{html.escape(ex.version)}</p><table>{rows}</table>'
-            f'<p style="color:{style.MUTED}">{connection}</p>')
+        if ex.refused:
+            said = self.tr("The parser stopped here and the server answered with an error "
+                           "instead: {0}").format(html.escape(ex.refused))
+            self.headers_box.setHtml(f'<p style="color:{style.VERMILION}">{said}</p>')
+        else:
+            self.headers_box.setHtml(
+                f'<p>{html.escape(ex.method)} <b>{html.escape(ex.path)}</b> HTTP/'
+                f'{html.escape(ex.version)}</p><table>{rows}</table>'
+                f'<p style="color:{style.MUTED}">{connection}</p>')
         if ex.status is None:
             waiting = self.tr("not answered yet")
             self.response_box.setHtml(f'<p style="color:{style.MUTED}">{waiting}</p>')
