@@ -318,8 +318,12 @@
         <translation>客户端已关闭：正在关闭</translation>
     </message>
     <message>
-        <source>read {0} bytes: answering</source>
-        <translation>读到 {0} 字节：正在响应</translation>
+        <source>read {0} bytes</source>
+        <translation>读到 {0} 字节</translation>
+    </message>
+    <message>
+        <source>blocked in recv(): the request is not complete yet (last read {0} bytes)</source>
+        <translation>阻塞在 recv()：请求还不完整（上次读到 {0} 字节）</translation>
     </message>
     <message>
         <source>answering {0}</source>

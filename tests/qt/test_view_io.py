@@ -160,6 +160,8 @@ def threaded_trace() -> tuple[Trace, dict[str, int]]:
     at["recv_a0"] = e("recv", A, 10, thread=100, bytes=0)
     at["close_a"] = e("close", A, 10, thread=100, reason="peer closed")
     at["exit_a"] = e("thread_exit", A, -1, thread=100, name="conn-10")
+    at["slow_b"] = e("recv", B, 11, thread=101, bytes=1)  # a byte of a request, no more yet
+    at["later"] = e("cpu", None, -1, thread=1, percent=1.0)
     return e, at
 
 
@@ -179,7 +181,7 @@ def test_threaded_lanes(view: IoView) -> None:
     assert "blocked in recv()" in view.lanes[1].text and view.lanes[1].fd == 10
     show(view, tl, at["recv_a"])
     assert lanes()[1:] == [(100, "conn", A, "working"), (101, "conn", B, "recv_blocked")]
-    assert view.lanes[1].text == "read 93 bytes: answering" and view.lanes[1].current
+    assert view.lanes[1].text == "read 93 bytes" and view.lanes[1].current
     show(view, tl, at["send_a"])
     assert lanes()[1] == (100, "conn", A, "sending")
     show(view, tl, at["recv_b"])  # A's send is over: it waits in recv again
@@ -192,6 +194,11 @@ def test_threaded_lanes(view: IoView) -> None:
     assert lanes()[1] == (100, "conn", A, "closing")
     show(view, tl, at["exit_a"])
     assert [ln.thread for ln in view.lanes] == [1, 101]
+    show(view, tl, at["slow_b"])
+    assert lanes()[1] == (101, "conn", B, "working")  # the read itself
+    show(view, tl, at["later"])  # no request followed: back in recv(), not answering
+    assert lanes()[1] == (101, "conn", B, "recv_blocked")
+    assert "not complete" in view.lanes[1].text
     show(view, tl, at["accept_b"])  # back: thread 101 not started yet
     assert [ln.thread for ln in view.lanes] == [1, 100]
 
@@ -205,8 +212,10 @@ def test_many_threads_grid(view: IoView, qtbot) -> None:  # type: ignore[no-unty
         conn = f"127.0.0.1:{40000 + k}>127.0.0.1:7890"
         e("accept", conn, 10 + k, thread=1, peer="x")
         e("thread_start", conn, 10 + k, thread=1000 + k, name=f"conn-{10 + k}")
-        if k % 3 == 0:
+        if k % 3 == 0:  # a whole request read: answering it
             e("recv", conn, 10 + k, thread=1000 + k, bytes=93)
+            e("request", conn, 10 + k, thread=1000 + k, method="GET", path="/", version="1.1",
+              keep_alive=True)
     show(view, e.timeline(), len(e.events) - 1)
     assert len(view.lanes) == 301 and view.thread_count == 301
     view.grab()  # paints: the main thread as a lane, the rest as a grid

@@ -665,11 +665,15 @@ class IoView(View):
         if kind == "thread_start":
             lane.last = self.tr("started for fd {0}").format(fd)
         elif kind == "recv":
-            if int(data.get("bytes", 0)) == 0:
+            got = int(data.get("bytes", 0))
+            if got == 0:
                 lane.activity, lane.text = "closing", self.tr("the client closed: closing")
-            else:
+            elif current:
                 lane.activity = "working"
-                lane.text = self.tr("read {0} bytes: answering").format(int(data.get("bytes", 0)))
+                lane.text = self.tr("read {0} bytes").format(got)
+            else:  # no request followed: it was not complete, and the thread reads again
+                lane.text = self.tr("blocked in recv(): the request is not complete yet "
+                                    "(last read {0} bytes)").format(got)
         elif kind in ("request", "response"):
             lane.activity, lane.text = "working", self.tr("answering {0}").format(
                 self._action_text(e))
