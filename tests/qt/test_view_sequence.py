@@ -392,6 +392,32 @@ def test_live_deselecting_lets_the_newest_in_at_once(qtbot, view: SequenceView) 
     assert view.conn == OTHER and view.conn_reason in ("newest", "held")
 
 
+def test_zoomed_in_on_a_small_screen_rows_keep_room_for_their_labels(view: SequenceView) -> None:
+    """200 % on a 1280x720 slide: rather than rows closer than their labels are tall
+    (labels over arrows), the picture is set smaller, never below 100 %'s type."""
+    from PySide6.QtGui import QFontMetricsF
+    from visualizer.views import style
+    t = full()
+    tl = Timeline(EventLog(t.events))
+    try:
+        for zoom in (2.0, 3.0):
+            style.set_zoom(zoom)
+            view.apply_theme()
+            view.resize(1268, 470)  # the view's part of a 720-pixel slide, under a caption
+            view.show()
+            shown(view, tl, len(t.events) - 1)
+            fonts = view._fonts()
+            label = QFontMetricsF(fonts["flags"]).height()
+            assert view._geo.row_h >= label, (zoom, view._geo.row_h, label)
+            assert view._scale >= 1 / zoom - 1e-9  # never below 100 %'s type
+            widest = QFontMetricsF(fonts["ms"]).horizontalAdvance("0000.00")
+            assert view._geo.ms_right >= widest  # the time column is not cut at the left
+            view.grab()
+    finally:
+        style.set_zoom(1.0)
+        view.apply_theme()
+
+
 def test_long_connections_fold_the_middle_and_keep_both_ends(view: SequenceView) -> None:
     t = Trace()
     t.handshake()

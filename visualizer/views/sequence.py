@@ -143,6 +143,7 @@ class _Geometry:
     lanes_top: float = 0.0
     lanes_bottom: float = 0.0
     row_h: float = 40.0
+    ms_right: float = MS_RIGHT  # the time column's right edge, as wide as its type needs
     row_tops: list[float] = field(default_factory=list)
     end_y: float = 0.0  # where the lanes' known history ends (the cursor's moment)
     caption_rect: QRectF | None = None
@@ -589,10 +590,21 @@ class SequenceView(View):
 
     def _layout(self) -> None:
         """Rows, folded runs and y positions for the current size (in the logical size:
-        below 1150 x 700 the painter scales the whole picture down, to 70 % at most)."""
+        below 1150 x 700 the painter scales the whole picture down, to 70 % at most).
+        Zoomed in on a small screen, where even the fewest rows would not fit, it
+        scales down further, never below 100 %'s type."""
         width, height = max(self.width(), 100), max(self.height(), 100)
-        self._scale = max(0.7, min(1.0, height / 700, width / 1150))
-        w, h = width / self._scale, height / self._scale
+        scale = max(0.7, min(1.0, height / 700, width / 1150))
+        floor = min(scale, 1.0 / style.ZOOM)
+        for _ in range(12):  # bounded: each try 10 % smaller
+            if self._layout_at(scale, width, height) or scale <= floor:
+                return
+            scale = max(floor, scale * 0.9)
+
+    def _layout_at(self, scale: float, width: int, height: int) -> bool:
+        """The layout at ``scale``; whether its rows have the room their labels need."""
+        self._scale = scale
+        w, h = width / scale, height / scale
         fonts = self._fonts()
         line = QFontMetricsF(fonts["flags"]).height()
         pill_h = QFontMetricsF(fonts["pill"]).height() + 6
@@ -601,7 +613,8 @@ class SequenceView(View):
         for m in self.marks:
             widths[m.side] = max(widths[m.side], self._mark_size(m, fonts)[0])
         # Room for the time column and the state labels outside the lanes.
-        geo.client_x = max(round(w * 0.25), round(MS_RIGHT + 8 + widths["client"] + 28))
+        geo.ms_right = max(MS_RIGHT, QFontMetricsF(fonts["ms"]).horizontalAdvance("0000.00") + 12)
+        geo.client_x = max(round(w * 0.25), round(geo.ms_right + 8 + widths["client"] + 28))
         geo.server_x = min(round(w * 0.80), round(w - 10 - widths["server"] - 28))
         title_h = QFontMetricsF(fonts["title"]).height() + 16
         header_h = (QFontMetricsF(fonts["lane"]).height() + QFontMetricsF(fonts["state"]).height()
@@ -671,6 +684,7 @@ class SequenceView(View):
                 m.y = lo + (k + 1) * (hi - lo) / (len(marks) + 1)
                 end = max(end, m.y + pill_h * 0.6)
         geo.end_y = min(end, geo.lanes_bottom)
+        return fit_h >= min_row * 0.85
 
     def _fold(self, capacity: int) -> list[tuple[str, int, int]]:
         """Rows: ("seg", k, k) or ("fold", first, last); sets arrows' and elisions' rows."""
@@ -978,7 +992,8 @@ class SequenceView(View):
         # The time column's heading.
         p.setFont(fonts["ms"])
         p.setPen(QColor(style.MUTED))
-        p.drawText(QRectF(4, geo.lanes_top - 26, 92, 22),
+        ms_h = QFontMetricsF(fonts["ms"]).height()
+        p.drawText(QRectF(4, geo.lanes_top - ms_h - 4, geo.ms_right - 4, ms_h),
                    int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter),
                    self.tr("ms"))
 
@@ -1021,7 +1036,7 @@ class SequenceView(View):
             p.drawText(rect, int(Qt.AlignmentFlag.AlignCenter), e.text)
             p.setFont(fonts["ms"])
             p.setPen(QColor(style.MUTED))
-            p.drawText(QRectF(4, e.y - 12, 92, 24),
+            p.drawText(QRectF(4, e.y - 12, self._geo.ms_right - 4, 24),
                        int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter), "⋮")
             p.setFont(fonts["elided"])
 
@@ -1099,7 +1114,8 @@ class SequenceView(View):
             p.setFont(fonts["ms"])
             p.setPen(QColor(style.MUTED))
             text = _elapsed_text(a.elapsed_ms)
-            p.drawText(QPointF(MS_RIGHT - msm.horizontalAdvance(text), a.y0 + msm.ascent() / 2 - 2),
+            p.drawText(QPointF(geo.ms_right - msm.horizontalAdvance(text),
+                               a.y0 + msm.ascent() / 2 - 2),
                        text)
 
     def _is_folded(self, arrow: Arrow) -> bool:
