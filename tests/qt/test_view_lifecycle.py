@@ -245,6 +245,34 @@ def test_select_and_click(view, synthetic, qtbot) -> None:  # type: ignore[no-un
     assert not any(b.selected for b in view.bars)
 
 
+def test_zoomed_in_on_a_small_screen_the_bars_keep_their_room(view, synthetic, qtbot) -> None:  # type: ignore[no-untyped-def]
+    """300 % on a 1280x720 slide: the picture is set smaller (never below 100 % type)
+    rather than bands with no room for a bar; clicks still find their bar."""
+    from visualizer.views import style
+    tl, _ = synthetic
+    try:
+        style.set_zoom(3.0)
+        view.apply_theme()
+        view.resize(1268, 470)
+        view.show()
+        show(view, tl, len(tl.log) - 1)
+        k = view.canvas_scale
+        assert 1 / 3 - 1e-9 <= k < 1
+        drawn = view.drawn_bars
+        assert {b.group for b in drawn} == {"short", "keep-alive"}
+        assert all(b.h >= view.ROW_HEIGHTS[-1] for b in drawn)
+        b = next(x for x in drawn if x.conn == B)
+        with qtbot.waitSignal(view.connection_selected, timeout=1000) as sig:
+            qtbot.mouseClick(view, Qt.MouseButton.LeftButton,
+                             pos=QPoint(int((b.x0 + 3) * k), int((b.y + b.h / 2) * k)))
+        assert sig.args == [B]
+        view.grab()
+    finally:
+        style.set_zoom(1.0)
+        view.apply_theme()
+    assert view.canvas_scale == 1.0
+
+
 def test_many_connections_stay_readable_and_fast(view) -> None:  # type: ignore[no-untyped-def]
     tr = Trace()
     n = 1000

@@ -806,12 +806,30 @@ class LifecycleView(View):
         self._layout_key = None
         super().apply_theme()
 
+    @property
+    def canvas_scale(self) -> float:
+        """1, or less when zoomed in on a small screen: the whole picture is set smaller
+        rather than bands with no room for a bar, never below 100 %'s type."""
+        z = style.ZOOM
+        if z <= 1.0:
+            return 1.0
+        need_h = self.LEGEND_H + self.AXIS_H + self.FOOTER_H \
+            + 2 * (self.HEADER_H + self.COSTS_H + 2 * self.ROW_HEIGHTS[-1] + 6)
+        need_w = 760.0 * z
+        fit = min(1.0, max(self.height(), 1) / need_h, max(self.width(), 1) / need_w)
+        return max(1.0 / z, fit)
+
+    def _size(self) -> tuple[float, float]:
+        """The picture's size in its own units (the widget's, over ``canvas_scale``)."""
+        k = self.canvas_scale
+        return self.width() / k, self.height() / k
+
     def _layout(self) -> None:
-        key = (self._key, self.width(), self.height())
+        key = (self._key, self.width(), self.height(), style.ZOOM)
         if key == self._layout_key:
             return
         self._layout_key = key
-        w, h = float(self.width()), float(self.height())
+        w, h = self._size()
         m = 12.0
         top = self.LEGEND_H
         bottom = h - self.AXIS_H - self.FOOTER_H
@@ -900,15 +918,16 @@ class LifecycleView(View):
 
     # ------------------------------------------------------------ input
     def mousePressEvent(self, event) -> None:  # type: ignore[no-untyped-def]  # noqa: N802
-        conn = self.conn_at(event.position().x(), event.position().y())
+        k = self.canvas_scale
+        conn = self.conn_at(event.position().x() / k, event.position().y() / k)
         if conn is not None:
             self.connection_selected.emit(conn)
         super().mousePressEvent(event)
 
     def conn_at(self, x: float, y: float) -> str | None:
-        """The connection whose row is at (x, y), if any."""
+        """The connection whose row is at (x, y) (the picture's units), if any."""
         self._layout()
-        if x > self.width() - 12 - self.TABLE_W:
+        if x > self._size()[0] - 12 - self.TABLE_W:
             return None
         for b in self.bars:
             if b.h > 0 and b.y <= y < b.y + b.h:
@@ -920,13 +939,15 @@ class LifecycleView(View):
         p = QPainter(self)
         p.setRenderHint(QPainter.RenderHint.Antialiasing)
         p.fillRect(self.rect(), style.colour(style.BACKGROUND))
+        k = self.canvas_scale
+        p.scale(k, k)
         try:
             self._paint(p)
         finally:
             p.end()
 
     def _paint(self, p: QPainter) -> None:
-        w, h = float(self.width()), float(self.height())
+        w, h = self._size()
         if self.cursor_ns is None or not any(c.connections for c in self.costs.values()):
             p.setPen(style.colour(style.MUTED))
             p.setFont(style.font(1.3))
@@ -1008,12 +1029,16 @@ class LifecycleView(View):
         p.setFont(style.font(1.15, bold=True))
         p.setPen(style.colour(style.FOREGROUND))
         fm = QFontMetricsF(p.font())
-        p.drawText(QRectF(rect.left(), rect.top() + 2, 600, self.HEADER_H - 2),
+        title_w = fm.horizontalAdvance(title) + 4  # (not a fixed box: zoomed in, it grows)
+        p.drawText(QRectF(rect.left(), rect.top() + 2, title_w, self.HEADER_H - 2),
                    Qt.AlignmentFlag.AlignVCenter, title)
         p.setFont(style.font(0.95))
         p.setPen(style.colour(style.MUTED))
-        p.drawText(QRectF(rect.left() + fm.horizontalAdvance(title) + 14, rect.top() + 2, 600,
-                          self.HEADER_H - 2), Qt.AlignmentFlag.AlignVCenter, rule)
+        rule_x = rect.left() + title_w + 10
+        p.drawText(QRectF(rule_x, rect.top() + 2, max(0.0, rect.right() - rule_x),
+                          self.HEADER_H - 2), Qt.AlignmentFlag.AlignVCenter,
+                   QFontMetricsF(p.font()).elidedText(rule, Qt.TextElideMode.ElideRight,
+                                                      max(0.0, rect.right() - rule_x)))
         bars = [b for b in self.bars if b.group == g and b.h > 0]
         hidden = self._hidden.get(g, 0)
         row_h = bars[0].h if bars else 30.0
@@ -1159,10 +1184,10 @@ class LifecycleView(View):
         fm = QFontMetricsF(p.font())
         taken: list[tuple[float, float]] = []  # label extents, so that none overlap
 
-        def label(x: float, text: str, colour: str, force: bool = False) -> None:
+        def label(x: float, text: str, colour: str) -> None:
             tw = fm.horizontalAdvance(text)
             lx = min(max(x - tw / 2, 4.0), x1 + 40 - tw)
-            if not force and any(lx < b + 12 and lx + tw > a - 12 for a, b in taken):
+            if any(lx < b + 12 and lx + tw > a - 12 for a, b in taken):
                 return
             taken.append((lx, lx + tw))
             p.setPen(style.colour(colour))
@@ -1174,7 +1199,8 @@ class LifecycleView(View):
                 p.setPen(QPen(fg, 1.6))
                 for dx in (-4, 4):
                     p.drawLine(QPointF(mid + dx - 4, y + 8), QPointF(mid + dx + 4, y - 8))
-                label(mid, self.tr("+{0}").format(fmt_duration(r.t1 - r.t0)), style.MUTED, True)
+                # (first, before the ticks; a break too close to another one goes unlabelled)
+                label(mid, self.tr("+{0}").format(fmt_duration(r.t1 - r.t0)), style.MUTED)
             else:
                 p.setPen(QPen(fg, 1.6))
                 p.drawLine(QPointF(r.x0, y), QPointF(r.x1, y))
