@@ -170,3 +170,32 @@ def test_a_refused_request_shows_its_bytes_and_the_parsers_reason(qtbot) -> None
     view.show_state(timeline)
     assert not view.exchange.refused and view.exchange.path == "/index.html"
     assert view.exchange.status == 200
+
+
+def test_zoomed_in_on_a_small_screen_the_words_do_not_overlap(qtbot) -> None:  # type: ignore[no-untyped-def]
+    """300 % on a 1280x720 slide: the type is set smaller (never below 100 %) until the
+    heading, the expression and the comparison each get their whole height."""
+    from visualizer.views import style
+    view = HttpView()
+    qtbot.addWidget(view)
+    timeline = Timeline(EventLog(exchange_events()))
+    timeline.live = False
+    timeline.seek(2)
+    try:
+        style.set_zoom(3.0)
+        view.apply_theme()
+        view.resize(1268, 470)
+        view.show()
+        view.show_state(timeline)
+        qtbot.waitUntil(lambda: view.request_box.height() > 0, timeout=2000)
+        qtbot.wait(50)  # the layout has run
+        assert 1 / 3 - 1e-9 <= view.type_factor < 1
+        labels = (view.heading, view.regex_label, view.compare_label)
+        for label in labels:
+            assert label.height() >= label.heightForWidth(label.width()) - 1, label.text()
+        for upper, lower in zip(labels, labels[1:]):
+            assert upper.geometry().bottom() < lower.geometry().top()
+    finally:
+        style.set_zoom(1.0)
+        view.apply_theme()
+    assert view.type_factor == 1.0

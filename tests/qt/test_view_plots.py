@@ -295,3 +295,27 @@ def test_live(view: PlotsView, tmp_path: Path, mode: tuple[str, ...]) -> None:
     assert view.open_data[1][-1] == 0 and view.open_data[1].max() == 3
     assert view.cpu_message == "no CPU samples in this trace"
     assert view.complete
+
+
+def test_zoomed_in_the_legend_takes_a_row_of_its_own_and_fits(view: PlotsView, qtbot) -> None:  # type: ignore[no-untyped-def]
+    from PySide6.QtGui import QFontMetricsF
+    from visualizer.views import style
+    qtbot.wait(20)  # the first fit runs once the layout has given the legend its width
+    assert view._top.indexOf(view.legend) >= 0  # 100 %: beside the heading
+    try:
+        style.set_zoom(3.0)
+        view.apply_theme()
+        view.resize(1268, 470)
+        qtbot.waitUntil(lambda: view._legend_row.indexOf(view.legend) >= 0, timeout=2000)
+        qtbot.wait(20)
+        words = view.legend.text()
+        assert "epoll_ctl" in words and "EAGAIN" in words
+        plain = "   ".join("● " + k for k in ("accept", "recv", "send", "EAGAIN", "close",
+                                               "epoll_ctl"))
+        assert QFontMetricsF(view.legend.font()).horizontalAdvance(plain) <= view.legend.width()
+        assert view.legend.font().pointSizeF() >= style.BASE_SIZE - 0.5  # not below 100 %
+    finally:
+        style.set_zoom(1.0)
+        view.apply_theme()
+        view.resize(1280, 720)
+    qtbot.waitUntil(lambda: view._top.indexOf(view.legend) >= 0, timeout=2000)

@@ -123,6 +123,7 @@ class HttpView(View):
         super().__init__(parent)
         self.exchange: Exchange | None = None
         self._key: tuple | None = None
+        self.type_factor = 1.0  # below 1 when the words would not fit (zoomed in)
         self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
         self.heading = QLabel()
         self.heading.setWordWrap(True)
@@ -164,13 +165,8 @@ class HttpView(View):
         """Fonts and colours from ``style`` (again when the theme or the zoom changes)."""
         self.setStyleSheet(f"HttpView {{background:{style.BACKGROUND};}} "
                            f"QLabel {{color:{style.FOREGROUND};}}")
-        self.heading.setFont(style.font(1.3, bold=True))
-        self.regex_label.setFont(style.font(1.2, mono=True))
-        self.compare_label.setFont(style.font(1.0))
-        for t in self.titles:
-            t.setFont(style.font(1.0, bold=True))
+        self._fonts(self.type_factor)
         for box in (self.request_box, self.headers_box, self.response_box):
-            box.setFont(style.font(1.1, mono=True))
             box.setStyleSheet(f"background:{style.BACKGROUND};color:{style.FOREGROUND};"
                               f"border:{max(1, round(style.pen(1)))}px solid {style.GRID}")
 
@@ -184,8 +180,37 @@ class HttpView(View):
         """How many of the three boxes are shown (3, or 2 when cramped)."""
         return 2 if self.headers_box.isHidden() else 3
 
+    def _fonts(self, f: float) -> None:
+        self.heading.setFont(style.font(1.3 * f, bold=True))
+        self.regex_label.setFont(style.font(1.2 * f, mono=True))
+        self.compare_label.setFont(style.font(1.0 * f))
+        for t in self.titles:
+            t.setFont(style.font(1.0 * f, bold=True))
+        for box in (self.request_box, self.headers_box, self.response_box):
+            box.setFont(style.font(1.1 * f, mono=True))
+
+    def _needed(self, width: int) -> float:
+        """The height the words above the boxes take at ``width``, with four lines of
+        each box: what must fit before the view is readable."""
+        labels = sum(label.heightForWidth(width) for label in
+                     (self.heading, self.regex_label, self.compare_label))
+        box_line = QFontMetricsF(self.request_box.font()).lineSpacing()
+        title = QFontMetricsF(self.titles[0].font()).lineSpacing()
+        return labels + title + 4 * box_line + 100  # margins, spacing, frames
+
     def _fit(self) -> None:
-        char = QFontMetricsF(style.font(1.1, mono=True)).horizontalAdvance("M")
+        # Zoomed in on a small screen, the labels would overlap: the type is set smaller
+        # until the words and four lines of each box fit, never below 100 %'s size.
+        width, floor = max(self.width() - 24, 100), min(1.0, 1.0 / style.ZOOM)
+        f = 1.0
+        self._fonts(f)
+        for _ in range(12):  # bounded: 10 % smaller each time
+            if self._needed(width) <= self.height() or f <= floor:
+                break
+            f = max(floor, f * 0.9)
+            self._fonts(f)
+        self.type_factor = f
+        char = QFontMetricsF(self.request_box.font()).horizontalAdvance("M")
         room = self.width() - 40  # margins and spacing
         cramped = room / 3 < self.MIN_COLUMN_CHARS * char
         self.headers_box.setVisible(not cramped)
@@ -257,6 +282,8 @@ class HttpView(View):
             self._show_nothing()
         else:
             self._show(self.exchange)
+        if style.ZOOM > 1:
+            self._fit()  # other words, other heights
 
     def select(self, conn: str | None) -> None:
         self.selected = conn

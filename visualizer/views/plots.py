@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QT_TRANSLATE_NOOP, QRectF, QSize, Qt, QTimer
-from PySide6.QtGui import QTextOption
+from PySide6.QtGui import QFontMetricsF, QTextOption
 from PySide6.QtWidgets import (
     QCheckBox,
     QHBoxLayout,
@@ -132,8 +132,10 @@ class PlotsView(View):
         top.addSpacing(16)
         self.legend = QLabel(self._legend_html())
         self.legend.setFont(style.font(1.0))
-        # a narrow window cuts the legend rather than the plots
+        # a narrow window cuts the legend rather than the plots (zoomed in, its type is
+        # set smaller first: _fit_legend)
         self.legend.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self._legend_factor = 1.0
         self.legend.setMinimumWidth(50)
         top.addWidget(self.legend, 1)
         self.follow_box = QCheckBox()
@@ -145,6 +147,9 @@ class PlotsView(View):
         self.all_button.clicked.connect(self.show_all)
         top.addWidget(self.all_button)
         layout.addLayout(top)
+        self._top = top
+        self._legend_row = QHBoxLayout()  # the legend's own row, when the top one is full
+        layout.addLayout(self._legend_row)
 
         self.graphics = pg.GraphicsLayoutWidget()
         self.graphics.setBackground(style.BACKGROUND)
@@ -302,15 +307,48 @@ class PlotsView(View):
     def retranslate(self) -> None:
         self._set_words()
         self.legend.setText(self._legend_html())
+        QTimer.singleShot(0, self, self._fit_legend)  # other words, other widths
         self.titles = self._title_words()
         for plot, text in self.titles.items():  # the queue's "(of N)": show_state
             self._title(plot, text)
         super().retranslate()
 
     def _legend_html(self) -> str:
+        f = getattr(self, "_legend_factor", 1.0)
         return "   ".join(
-            f'<span style="color:{style.KIND_COLOURS[k]}; font-size:{style.BASE_POINT_SIZE * 1.3:.0f}pt">'
+            f'<span style="color:{style.KIND_COLOURS[k]}; '
+            f'font-size:{style.BASE_POINT_SIZE * 1.3 * f:.0f}pt">'
             f'●</span>&nbsp;{self.tr(k if k != "eagain" else "EAGAIN")}' for k in RASTER_KINDS)
+
+    def _fit_legend(self) -> None:
+        """Zoomed in, the legend's type is set smaller until it fits its place (never
+        below 100 %'s size); then a narrow window cuts it."""
+        words = "   ".join("● " + self.tr(k if k != "eagain" else "EAGAIN")
+                           for k in RASTER_KINDS)
+        floor, f = min(1.0, 1.0 / style.ZOOM), 1.0
+        # Beside the heading when it fits there (at the smallest type allowed), else on a
+        # row of its own under it.
+        beside = self.width() - 60 - sum(w.sizeHint().width() for w in
+                                         (self.heading, self.follow_box, self.all_button))
+        least = QFontMetricsF(style.font(floor)).horizontalAdvance(words) * 1.15
+        own_row = beside < least
+        in_row = self._legend_row.indexOf(self.legend) >= 0
+        if own_row != in_row:
+            (self._top if in_row else self._legend_row).removeWidget(self.legend)
+            if own_row:
+                self._legend_row.addWidget(self.legend)
+            else:
+                self._top.insertWidget(2, self.legend, 1)
+        room = self.width() - 24 if own_row else beside
+        for _ in range(12):  # bounded
+            if QFontMetricsF(style.font(f)).horizontalAdvance(words) * 1.15 <= room \
+                    or f <= floor:
+                break
+            f = max(floor, f * 0.9)
+        if f != self._legend_factor:
+            self._legend_factor = f
+            self.legend.setFont(style.font(f))
+            self.legend.setText(self._legend_html())
 
     def _width_title_size(self) -> str:
         # Narrow windows get smaller titles (a full-screen projector gets the large ones);
@@ -333,9 +371,11 @@ class PlotsView(View):
         for k in _RASTER_Z:
             _RGBA[k] = (*pg.mkColor(style.KIND_COLOURS[k]).getRgb()[:3], 255)
         self.heading.setFont(style.font(1.3, bold=True))
+        self._legend_factor = 1.0
         self.legend.setText(self._legend_html())
         for w in (self.legend, self.follow_box, self.all_button):
             w.setFont(style.font(1.0))
+        QTimer.singleShot(0, self, self._fit_legend)
         self.graphics.setBackground(style.BACKGROUND)
         self._title_size = self._width_title_size()
         for plot, text in self.titles.items():
@@ -369,6 +409,7 @@ class PlotsView(View):
             axis.setPen(pg.mkPen(style.MUTED))
             axis.setTextPen(pg.mkPen(style.FOREGROUND))
             axis.setTickFont(style.font(0.8))
+            axis.setTickDensity(1.0 / style.ZOOM)  # larger type, fewer ticks: no run-ons
             axis.label.setFont(style.font(0.85))
         plot.setMenuEnabled(False)
         plot.hideButtons()
@@ -453,6 +494,7 @@ class PlotsView(View):
 
     def resizeEvent(self, event: Any) -> None:
         super().resizeEvent(event)
+        QTimer.singleShot(0, self, self._fit_legend)  # once the layout gave it its width
         size = self._width_title_size()
         if size != self._title_size:
             self._title_size = size
