@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -489,8 +490,7 @@ class MainWindow(QMainWindow):
         code = self.host.channel.exit_code if self.host.channel else None
         if code is not None and not self._engine_exit_reported:
             self._engine_exit_reported = True
-            last = [m for m in self.host.poll_messages() if m][-3:]
-            self._stopped = (code, " | ".join(last))
+            self._stopped = (_exit_words(code), _why_it_stopped(self.host.poll_messages()))
             self._show_stopped()
             self.banner.show()
             self.banner_button.show()
@@ -1042,6 +1042,24 @@ def lesson(name: str, step: int | None = None, lang: str | None = None,
         code = app.exec()
         dispose(window)
         return code
+
+
+def _exit_words(code: int) -> str:
+    """An exit code as a person reads it: a negative one is the signal that ended it."""
+    if code < 0:
+        try:
+            return f"{code}, {signal.Signals(-code).name}"
+        except ValueError:
+            return str(code)
+    return str(code)
+
+
+def _why_it_stopped(messages: list[str]) -> str:
+    """What the engine last said that explains its end: its error or traceback lines,
+    not its banner or its stepping help (a killed engine says nothing)."""
+    telling = [m for m in messages if m and (m.startswith("sockscope") or any(  # its errors
+        word in m for word in ("Error", "error", "Traceback", "failed", "cannot", "refused")))]
+    return " | ".join(telling[-3:])
 
 
 def _save(window: QMainWindow, path: str) -> None:

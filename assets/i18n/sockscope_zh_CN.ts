@@ -122,6 +122,10 @@
         <source>{0} bytes of body</source>
         <translation>响应体 {0} 字节</translation>
     </message>
+    <message>
+        <source>not delivered: the client had gone ({0})</source>
+        <translation>没有送达：客户端已经离开（{0}）</translation>
+    </message>
 </context>
 <context>
     <name>IoView</name>

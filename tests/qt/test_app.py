@@ -208,6 +208,8 @@ def test_engine_crash_is_reported_and_restartable(qtbot, window: MainWindow) -> 
     os.kill(window.host.channel.proc.pid, signal.SIGKILL)
     qtbot.waitUntil(lambda: window.banner.isVisible(), timeout=10_000)
     assert "The engine stopped" in window.banner.text()
+    assert "SIGKILL" in window.banner.text()  # killed: the signal named
+    assert "stepping" not in window.banner.text() and "serving" not in window.banner.text()
     assert len(window.timeline.log) >= recorded  # nothing recorded is lost
     window.banner_button.click()
     assert not window.banner.isVisible() and window.host.url

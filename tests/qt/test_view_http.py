@@ -199,3 +199,20 @@ def test_zoomed_in_on_a_small_screen_the_words_do_not_overlap(qtbot) -> None:  #
         style.set_zoom(1.0)
         view.apply_theme()
     assert view.type_factor == 1.0
+
+
+def test_an_answer_whose_send_failed_says_it_was_not_delivered(qtbot) -> None:  # type: ignore[no-untyped-def]
+    view = HttpView()
+    qtbot.addWidget(view)
+    events = exchange_events()[:3] + [
+        ev(4, "error", what="reset", detail="send: Connection reset by peer")]
+    timeline = Timeline(EventLog(events))
+    timeline.live = False
+    timeline.seek(2)  # the answer queued, its fate not yet known
+    view.show_state(timeline)
+    assert view.exchange.status == 200 and not view.exchange.undelivered
+    assert "not delivered" not in view.response_box.toPlainText()
+    timeline.seek(3)
+    view.show_state(timeline)
+    assert view.exchange.undelivered == "send: Connection reset by peer"
+    assert "not delivered: the client had gone" in view.response_box.toPlainText()

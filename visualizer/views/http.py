@@ -48,6 +48,7 @@ class Exchange:
     response_head: str = ""
     preview: str = ""
     refused: str = ""  # the parser's reason, when the bytes were refused (no request)
+    undelivered: str = ""  # the send failed (the client had gone): the reason
 
     @property
     def agree(self) -> bool:
@@ -247,12 +248,19 @@ class HttpView(View):
         number = len(mine)
         # Answers go out in order: the number-th response belongs to the number-th request,
         # unless a refusal (a 400 has no request event) came first: then match by path.
-        response = log[int(responses[number - 1])] if len(responses) >= number else None
-        if response is not None and response.data.get("path") != request.data.get("path"):
+        at = int(responses[number - 1]) if len(responses) >= number else None
+        if at is not None and log[at].data.get("path") != request.data.get("path"):
             later = [int(i) for i in responses if i > last]
-            response = next((log[i] for i in later
-                             if log[i].data.get("path") == request.data.get("path")), None)
-        return parse_exchange(request, response, number, len(mine))
+            at = next((i for i in later
+                       if log[i].data.get("path") == request.data.get("path")), None)
+        ex = parse_exchange(request, log[at] if at is not None else None, number, len(mine))
+        if at is not None:  # the answer queued: did its send reach the client?
+            for i in log.indices(conn=request.conn, kinds=["error"], src="server",
+                                 start=at + 1, stop=stop)[:8].tolist():
+                if log[i].data.get("what") in ("reset", "epipe"):
+                    ex.undelivered = str(log[i].data.get("detail") or log[i].data["what"])
+                    break
+        return ex
 
     @staticmethod
     def _refusal(log, stop: int, conn: str | None, after: int) -> Exchange | None:  # type: ignore[no-untyped-def]
@@ -387,5 +395,11 @@ class HttpView(View):
                         + (f'<span style="color:{style.MUTED}"> … {rest}</span>'
                            if more > 0 else "") + "</p>")
             size = self.tr("{0} bytes of body").format(ex.length)
+            lost = ""
+            if ex.undelivered:
+                lost = self.tr("not delivered: the client had gone ({0})").format(
+                    html.escape(ex.undelivered))
+                lost = f'<p style="color:{style.VERMILION}"><b>{lost}</b></p>'
             self.response_box.setHtml(
-                f'<p style="color:{colour}"><b>{ex.status}</b> · {size}</p><p>{head}</p>{body}')
+                f'<p style="color:{colour}"><b>{ex.status}</b> · {size}</p>{lost}'
+                f'<p>{head}</p>{body}')
