@@ -7,6 +7,7 @@ one place only: ``_drain``, on a 33 ms timer.
 from __future__ import annotations
 
 import gc
+from collections.abc import Callable
 import shutil
 import signal
 import sys
@@ -1020,23 +1021,14 @@ def lesson(name: str, step: int | None = None, lang: str | None = None,
             dispose(window)
             return 0
         if screenshot:
-            app.processEvents()
-            for view in window.views.values():
-                view.settle()
-            app.processEvents()
-            try:
+            def write() -> None:
                 if present:
                     presentation.export_page(window, screenshot)
                 elif screenshot.lower().endswith(".svg"):
                     window.view_tabs.currentWidget().export(screenshot)
                 else:
                     _save(window, screenshot)
-            except OSError as exc:
-                print(f"sockscope lesson: {exc}", file=sys.stderr)
-                dispose(window)
-                return 1
-            dispose(window)
-            return 0
+            return _picture_and_exit(app, window, "lesson", write)
         if present:
             window.presentation.enter()
         code = app.exec()
@@ -1060,6 +1052,25 @@ def _why_it_stopped(messages: list[str]) -> str:
     telling = [m for m in messages if m and (m.startswith("sockscope") or any(  # its errors
         word in m for word in ("Error", "error", "Traceback", "failed", "cannot", "refused")))]
     return " | ".join(telling[-3:])
+
+
+def _picture_and_exit(app: QApplication, window: QMainWindow, command: str,
+                      write: Callable[[], None]) -> int:
+    """Settle the views (no segment mid-flight), ``write`` the picture, close the
+    window; the exit code: 0, or 1 with the reason when it cannot be written."""
+    app.processEvents()
+    for view in window.views.values():
+        view.settle()
+    app.processEvents()
+    try:
+        write()
+    except OSError as exc:
+        print(f"sockscope {command}: {exc}", file=sys.stderr)
+        return_code = 1
+    else:
+        return_code = 0
+    dispose(window)
+    return return_code
 
 
 def _save(window: QMainWindow, path: str) -> None:
@@ -1088,18 +1099,7 @@ def replay(path: str, seek: int | None = None, screenshot: str | None = None,
         window.seek(seek)
     window.show()
     if screenshot:
-        app.processEvents()
-        for view in window.views.values():
-            view.settle()
-        app.processEvents()
-        try:
-            _save(window, screenshot)
-        except OSError as exc:
-            print(f"sockscope replay: {exc}", file=sys.stderr)
-            dispose(window)
-            return 1
-        dispose(window)
-        return 0
+        return _picture_and_exit(app, window, "replay", lambda: _save(window, screenshot))
     code = app.exec()
     dispose(window)
     return code

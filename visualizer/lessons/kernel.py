@@ -369,13 +369,19 @@ def _time_wait_steps(log: EventLog) -> list[Step]:
     ]
 
 
-def _time_wait_needs() -> tuple[bool, str]:
-    from engine.kernel.observer import KernelObserver
-    ok, reason = KernelObserver.available()
-    if not ok:
-        return False, (f"TIME_WAIT sockets outlive the process: only the kernel can show them, "
-                       f"and it cannot be asked here ({reason})")
-    return True, ""
+def _needs_kernel(why: str) -> Callable[[], tuple[bool, str]]:
+    """A lesson's ``needs``: the kernel observer must be able to run here; ``why``
+    (with ``{reason}``, the observer's) says what the lesson wants it for."""
+    def needs() -> tuple[bool, str]:
+        from engine.kernel.observer import KernelObserver
+        ok, reason = KernelObserver.available()
+        return (True, "") if ok else (False, why.format(reason=reason))
+    return needs
+
+
+_time_wait_needs = _needs_kernel(
+    "TIME_WAIT sockets outlive the process: only the kernel can show them, and it cannot be "
+    "asked here ({reason})")
 
 
 TIME_WAIT = Lesson(
@@ -523,13 +529,9 @@ def _close_wait_steps(log: EventLog) -> list[Step]:
     ]
 
 
-def _close_wait_needs() -> tuple[bool, str]:
-    from engine.kernel.observer import KernelObserver
-    ok, reason = KernelObserver.available()
-    if not ok:
-        return False, ("the lesson is about the state the kernel keeps (CLOSE_WAIT), which only "
-                       f"the kernel observer can show, and it cannot run here: {reason}")
-    return True, ""
+_close_wait_needs = _needs_kernel(
+    "the lesson is about the state the kernel keeps (CLOSE_WAIT), which only the kernel "
+    "observer can show, and it cannot run here: {reason}")
 
 
 CLOSE_WAIT = Lesson(
@@ -745,13 +747,9 @@ def _backlog_steps(log: EventLog) -> list[Step]:
     return steps
 
 
-def _backlog_needs() -> tuple[bool, str]:
-    from engine.kernel.observer import KernelObserver
-    ok, reason = KernelObserver.available()
-    if not ok:
-        return False, ("the accept queue's length is read from the kernel (the listening "
-                       f"socket in sock_diag or /proc), which cannot be asked here: {reason}")
-    return True, ""
+_backlog_needs = _needs_kernel(
+    "the accept queue's length is read from the kernel (the listening socket in sock_diag or "
+    "/proc), which cannot be asked here: {reason}")
 
 
 BACKLOG_LESSON = Lesson(
