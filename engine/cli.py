@@ -11,7 +11,7 @@ from pathlib import Path
 
 from . import __version__
 from .capture.derived import PacketDeriver
-from .events import Probe
+from .events import Event, Probe
 from .server import MODES, POLICIES, TRIGGERS, DEFAULT_PORT, ServerConfig, create_server, default_mode
 
 
@@ -50,8 +50,10 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
                    help="record every event to FILE (JSON Lines); - is standard output, "
                         "and messages then go to standard error")
     p.add_argument("--states", choices=("auto", "observed", "inferred", "off"), default="auto",
-                   help="TCP states: observed (sock_diag), inferred (from syscalls), "
-                        "auto (observed where the kernel allows), off")
+                   help="TCP states: auto (from the segments, each change at its segment, "
+                        "checked by the kernel's tracepoint as root and by sock_diag), "
+                        "inferred (from the segments, or the syscalls without packets; "
+                        "no kernel checks), observed (sock_diag polls only), off")
     p.add_argument("--kernel-interval", type=float, default=0.005, metavar="SECONDS",
                    help="how often the kernel is asked (default 0.005)")
     p.add_argument("--packets", choices=("auto", "captured", "derived", "off"), default="auto",
@@ -278,12 +280,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def _start_observers(args: argparse.Namespace, probe: Probe, port: int, sinks: list
                      ) -> tuple[list, list]:  # type: ignore[type-arg]
-    """Start the kernel observer and the packet source, and print what each is.
+    """Start the packet source, the state sources, and print what each is.
+
+    The order of truth for TCP states (DESIGN.md): the segments, captured or
+    derived, place every change of both ends (``SegmentStates``); as root the
+    kernel's tracepoint reports every transition exactly and checks them; the
+    sock_diag observer confirms or contradicts, and alone tells TIME_WAIT's
+    end, timers and queues. Without packets, states come from the observer
+    (or, where there is none, from the syscalls).
 
     Returns what to stop at the end, and the sinks that also want the
-    built-in clients' events (inference and derivation use both ends)."""
+    built-in clients' events (derivation and inference use both ends)."""
     from .kernel.inferred import StateInference
     from .kernel.observer import KernelObserver
+    from .kernel.segments import SegmentStates
     started: list = []  # type: ignore[type-arg]
     both_ends: list = []  # type: ignore[type-arg]
     kernel_probe = Probe("kernel")
@@ -291,50 +301,122 @@ def _start_observers(args: argparse.Namespace, probe: Probe, port: int, sinks: l
     for sink in sinks:
         kernel_probe.add_sink(sink)
         packet_probe.add_sink(sink)
+    machine: SegmentStates | None = None
+    if args.states in ("auto", "inferred"):
+        # Its own probe: the deriver reads the kernel probe's states as evidence, and
+        # must not read back the states its own segments gave.
+        machine_probe = Probe("kernel")
+        for sink in sinks:
+            machine_probe.add_sink(sink)
+        machine = SegmentStates(machine_probe, port)
+    packets = _start_packets(args, probe, port, sinks, packet_probe, kernel_probe, machine,
+                             started, both_ends)
+    if not packets:
+        machine = None
+    if machine is not None:
+        print(f"kernel states: from the {packets} segments, each change placed at its "
+              f"segment (marked inferred)", flush=True)
+    if args.states == "off":
+        return started, both_ends
+    # The kernel's reports: states where nothing else tells them, checks of the
+    # segments' states where the segments do (judged by StateChecks).
+    report_probe = kernel_probe
+    if machine is not None:
+        from .kernel.checks import StateChecks
+        # The deriver takes the kernel's word on an end it cannot see (a FIN whose
+        # sender is not ours) from the checks too: they are the kernel's states.
+        evidence = [_as_state_report(s) for s in both_ends if isinstance(s, PacketDeriver)]
+        checks = StateChecks(sinks + evidence)
+        machine_probe.add_sink(checks.record)
+        report_probe = Probe("kernel")
+        report_probe.add_sink(checks)
+        started.append(checks.start())
     ok, reason = KernelObserver.available() if args.states in ("auto", "observed") \
         else (False, f"--states {args.states}")
-    if args.states == "off":
-        pass
-    elif ok:
-        observer = KernelObserver(kernel_probe, port, interval=args.kernel_interval,
-                                  host=args.host)
-        started.append(observer.start())
-        print(f"kernel states: observed via {observer.backend} every "
-              f"{args.kernel_interval * 1000:g} ms", flush=True)
+    if ok:
+        observer = KernelObserver(report_probe, port, interval=args.kernel_interval,
+                                  host=args.host,
+                                  defer_to=machine.knows if machine is not None else None)
+        # Stopped before the checks, so that its last look is judged too.
+        started.insert(len(started) - (1 if machine is not None else 0), observer.start())
+        print(f"kernel states: {'checked' if machine else 'observed'} via {observer.backend} "
+              f"every {args.kernel_interval * 1000:g} ms", flush=True)
     elif args.states == "observed":
         print(f"kernel states: cannot be observed ({reason})", flush=True)
-    else:
+    elif machine is None:
         # The states the syscalls imply, marked inferred; the kernel is not asked.
         inference = StateInference(kernel_probe)
         probe.add_sink(inference)
         both_ends.append(inference)
         print(f"kernel states: inferred from syscalls, marked inferred ({reason})", flush=True)
+    if machine is not None and args.states == "auto":
+        _start_tracer(port, args.host, report_probe, started)
+    return started, both_ends
+
+
+def _as_state_report(deriver: PacketDeriver):  # type: ignore[no-untyped-def]
+    def report(event: Event) -> None:
+        deriver(event._replace(kind="tcp_state") if event.kind == "state_check" else event)
+    return report
+
+
+def _start_tracer(port: int, host: str | None, kernel_probe: Probe, started: list
+                  ) -> None:  # type: ignore[type-arg]
+    """As root: the kernel's own state transitions (tracepoints), to check the segments'."""
+    try:
+        from .kernel.tracepoint import KernelTracer
+    except ImportError:  # pragma: no cover - the module ships with the engine
+        return
+    ok, reason = KernelTracer.available()
+    if not ok:
+        print(f"kernel states: not traced ({reason})", flush=True)
+        return
+    try:
+        started.insert(len(started) - 1, KernelTracer(kernel_probe, port, host=host).start())
+        print("kernel states: traced (sock:inet_sock_set_state, tcp: retransmissions "
+              "and resets) to check the segments'", flush=True)
+    except OSError as exc:
+        print(f"kernel states: not traced ({exc})", flush=True)
+
+
+def _start_packets(args: argparse.Namespace, probe: Probe, port: int, sinks: list,
+                   packet_probe: Probe, kernel_probe: Probe, machine, started: list,
+                   both_ends: list) -> str | None:  # type: ignore[no-untyped-def,type-arg]
+    """Capture or derive the segments; ``machine`` follows them. Returns "captured",
+    "derived" or None (no packets)."""
     if args.packets in ("auto", "captured"):
         from .capture.live import CaptureError, LoopbackCapture, can_capture
         ok, reason = can_capture()
         if ok:
             try:
+                if machine is not None:
+                    packet_probe.add_sink(machine)
                 started.append(LoopbackCapture(packet_probe, port).start())
                 print("packets: captured on lo (AF_PACKET)", flush=True)
-                return started, both_ends
+                return "captured"
             except CaptureError as exc:
+                if machine is not None:
+                    packet_probe.remove_sink(machine)
                 reason = str(exc)
         if args.packets == "captured":
             print(f"packets: cannot capture ({reason})", flush=True)
-            return started, both_ends
+            return None
         print(f"packets: derived from syscalls and states, marked derived "
               f"(capture: {reason})", flush=True)
     if args.packets in ("auto", "derived"):
         deriver = PacketDeriver(Probe("engine"))
         for sink in sinks:
             deriver.probe.add_sink(sink)
+        if machine is not None:
+            deriver.probe.add_sink(machine)
         probe.add_sink(deriver)
         kernel_probe.add_sink(deriver)
         started.append(deriver.start())
         both_ends.append(deriver)
         if args.packets == "derived":
             print("packets: derived from syscalls and states, marked derived", flush=True)
-    return started, both_ends
+        return "derived"
+    return None
 
 
 def _start_stepping(server, held: bool = True, start_load=None) -> None:  # type: ignore[no-untyped-def]

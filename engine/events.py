@@ -40,11 +40,23 @@ KINDS: dict[str, tuple[str, ...]] = {
     # preview: the first 64 bytes of the body sent (latin-1), "" when none is
     # (HEAD, an empty file).
     "response": ("status", "length", "path", "head", "preview"),
-    # TCP state of one end of a connection; "source" is "observed" (sock_diag,
-    # /proc) or "inferred" (from syscalls, where the kernel cannot be asked).
-    # Observed ones also carry timer, expires_ms (TIME_WAIT's countdown),
-    # rqueue and wqueue; inferred ones the syscall that implied them ("via").
+    # TCP state of one end of a connection. "source": "inferred" from the
+    # segments (engine/kernel/segments.py: each change placed at its segment,
+    # with the trigger, e.g. "rcv FIN", and the segment's origin), or from the
+    # syscalls where there are no packets (with "via"); "observed" from
+    # sock_diag or /proc where nothing else tells (sockets already there,
+    # TIME_WAIT's end; also timer, expires_ms, rqueue, wqueue).
     "tcp_state": ("side", "state", "previous", "source"),
+    # The kernel's word on a state the segments gave: source "traced"
+    # (sock:inet_sock_set_state, as root: every transition at the kernel's
+    # time) or "observed" (a sock_diag poll, with timer, expires_ms, rqueue,
+    # wqueue); verdict "confirms" or "contradicts" (then "inferred": what the
+    # segments said), none when the segments never showed the connection.
+    "state_check": ("side", "state", "previous", "source"),
+    # The kernel retransmitted a segment (what: "segment" or "synack"), or an
+    # end sent or received a reset (direction "sent" / "received"): tracepoints.
+    "retransmit": ("side", "state", "what", "source"),
+    "reset": ("side", "direction", "state", "source"),
     # The listening socket's accept queue: connections waiting for accept()
     # (sock_diag's rqueue of the LISTEN socket) and the backlog (its wqueue).
     "accept_queue": ("length", "backlog", "source"),

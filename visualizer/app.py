@@ -34,6 +34,7 @@ from . import i18n
 from .eventtable import EventTableModel
 from .host import EngineHost, EngineSettings
 from .model import Timeline, open_trace
+from .model.state import check_badge
 from .presentation import Presentation
 from .timeslider import TimelineSlider
 from .lessons import LANGS, LessonError, Prepared, all_lessons, prepare
@@ -86,6 +87,17 @@ def tune_gc() -> None:
     microseconds, and a full collection over a big session stalls frames for
     70-250 ms. Nothing the window keeps builds cycles; they are rare and small."""
     gc.set_threshold(50_000, 20, 100)
+
+
+def _state_cell(conn, side: str) -> str:  # type: ignore[no-untyped-def]
+    """An end's state for the connections table: ✓ or ✗ when the kernel confirmed or
+    contradicted it, * when it is inferred and the kernel has not said (yet)."""
+    text = getattr(conn, side)
+    badge = check_badge(conn, side)
+    if badge is not None:
+        mark, _, said = badge
+        return f"{text} {mark}" + (f" {said}" if mark == "✗" else "")
+    return text + ("*" if getattr(conn, f"{side}_source") == "inferred" else "")
 
 
 class MainWindow(QMainWindow):
@@ -890,8 +902,7 @@ class MainWindow(QMainWindow):
         conns = sorted(state.connections.values(), key=lambda c: c.opened_ns or 0)[-200:]
         self.connections.setRowCount(len(conns))
         for r, c in enumerate(conns):
-            client = c.client + ("*" if c.client_source == "inferred" else "")
-            server = c.server + ("*" if c.server_source == "inferred" else "")
+            client, server = _state_cell(c, "client"), _state_cell(c, "server")
             for col, text in enumerate((short_id(c.id), client, server, str(c.requests),
                                         str(c.packets))):
                 item = self.connections.item(r, col)

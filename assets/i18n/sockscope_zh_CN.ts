@@ -1245,6 +1245,10 @@
         <translation>推断</translation>
     </message>
     <message>
+        <source>traced</source>
+        <translation>跟踪</translation>
+    </message>
+    <message>
         <source>No TCP segments yet. Run some traffic, or open a trace recorded with packets.</source>
         <translation>还没有 TCP 报文段。发一些流量，或打开一份带数据包的跟踪记录。</translation>
     </message>
@@ -1263,6 +1267,10 @@
     <message>
         <source>No segments of this connection yet at this moment.</source>
         <translation>此刻这个连接还没有报文段。</translation>
+    </message>
+    <message>
+        <source>, checked: {0}</source>
+        <translation>，核对：{0}</translation>
     </message>
     <message>
         <source>none yet</source>
@@ -1404,6 +1412,10 @@
         <translation>推断</translation>
     </message>
     <message>
+        <source>traced</source>
+        <translation>跟踪</translation>
+    </message>
+    <message>
         <source>No socket on the server&apos;s port at this point</source>
         <translation>此刻服务器端口上没有套接字</translation>
     </message>
@@ -1416,8 +1428,12 @@
         <translation>跟踪记录的这一刻还没有上报任何 TCP 状态。列出的是根据程序自身的调用推知仍打开着的套接字。</translation>
     </message>
     <message>
-        <source>States inferred from the programs&apos; own calls (the kernel was not asked): queues unknown, TIME_WAIT countdowns assume Linux&apos;s 60 s.</source>
-        <translation>状态是根据程序自身的调用推断的（没有询问内核）：队列长度未知，TIME_WAIT 倒计时按 Linux 的 60 秒估算。</translation>
+        <source>States from the segments, each change placed at its segment. ✓ or ✗: what the kernel said of it (traced: its tracepoint, every transition; observed: a sock_diag poll). Queues and timers as the kernel last reported them.</source>
+        <translation>状态由报文段推出，每次变化都标在引起它的报文段处。✓ 或 ✗：内核对它的说法（跟踪：内核跟踪点，报告每一次状态转换；观测：一次 sock_diag 查询）。队列和计时器是内核最近一次报告的值。</translation>
+    </message>
+    <message>
+        <source>States inferred from the segments or the programs&apos; own calls (the kernel was not asked): queues unknown, TIME_WAIT countdowns assume Linux&apos;s 60 s.</source>
+        <translation>状态由报文段或程序自己的系统调用推断（没有询问内核）：队列未知，TIME_WAIT 倒计时按 Linux 的 60 秒计算。</translation>
     </message>
     <message>
         <source>Observed: states, queues and timers as the kernel last reported them for each socket.</source>

@@ -155,21 +155,26 @@ def _first_lines(prefix: list[str], *args: str, count: int = 3) -> str:
 def test_serve_says_where_packets_and_states_come_from() -> None:
     from engine.capture.live import can_capture
     assert "kernel states and packets: recorded with --trace" in _first_lines([], count=2)
-    lines = _first_lines([], "--trace", os.devnull)
-    assert "kernel states: observed via sockdiag" in lines
+    lines = _first_lines([], "--trace", os.devnull, count=5)
+    assert "kernel states: checked via sockdiag" in lines
     if can_capture()[0]:
         assert "packets: captured on lo (AF_PACKET)" in lines
+        assert "kernel states: from the captured segments" in lines
     else:
         assert "packets: derived from syscalls" in lines
+        assert "kernel states: from the derived segments" in lines
+    lines = _first_lines([], "--trace", os.devnull, "--states", "observed", count=4)
+    assert "kernel states: observed via sockdiag" in lines and "segments" not in lines
 
 
 @pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"),
                     reason="dropping CAP_NET_RAW needs root and setpriv")
 def test_serve_without_capture_rights_derives_packets() -> None:
     lines = _first_lines(["setpriv", "--bounding-set=-net_raw", "--inh-caps=-net_raw"],
-                         "--trace", os.devnull)
+                         "--trace", os.devnull, count=4)
     assert "packets: derived from syscalls and states, marked derived" in lines
     assert "CAP_NET_RAW" in lines
+    assert "kernel states: from the derived segments" in lines
 
 
 def test_serve_without_the_kernel_infers_states(tmp_path: Path) -> None:

@@ -32,8 +32,12 @@ def test_first_request_walks_from_syn_to_time_wait(qtbot, first, tmp_path: Path)
     steps = first.steps
     assert all(s.text.get("en") and s.text.get("zh_CN") for s in steps)
     assert first.at == sorted(first.at)
-    assert log[first.at[0]].kind == "packet" and log[first.at[0]].data["flags"] == "SYN"
-    assert log[first.at[1]].data["flags"] == "SYN|ACK"
+    # A step on a segment stands on the segment and the states it caused (dated with it).
+    segment = [max(i for i in range(at + 1) if log[i].kind == "packet") for at in first.at[:2]]
+    assert [log[i].data["flags"] for i in segment] == ["SYN", "SYN|ACK"]
+    for i, at in zip(segment, first.at[:2]):
+        assert all(log[k].kind == "tcp_state" and log[k].t_ns == log[i].t_ns
+                   for k in range(i + 1, at + 1))
     settings = QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)
     settings.setValue("language", "zh_CN")
     window = MainWindow(engine=False, settings=settings)

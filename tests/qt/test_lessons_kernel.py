@@ -94,13 +94,19 @@ def test_time_wait_restart_really_fails_with_eaddrinuse(time_wait) -> None:  # t
     # The seq is fresh: beyond every other event's.
     assert fail.seq == max(e.seq for e in log)
     # TIME_WAIT on the side that closed first: the server's for the short connections,
-    # the client's for the keep-alive one; each observed.
+    # the client's for the keep-alive one; each from the segments, and the kernel's polls
+    # confirmed every one of them (or reported it, for the sockets already there).
     waits = {(e.conn, e.data["side"]) for _, e in _events(log, "tcp_state", state="TIME_WAIT")}
     accepted = [e.conn for _, e in _events(log, "accept")]
     assert len(accepted) == 3
     assert {side for conn, side in waits if conn in accepted[:2]} == {"server"}
     assert {side for conn, side in waits if conn == accepted[2]} == {"client"}
-    assert all(e.data["source"] == "observed" for _, e in _events(log, "tcp_state"))
+    assert {e.data["source"] for _, e in _events(log, "tcp_state")} == {"inferred", "observed"}
+    confirmed = {(e.conn, e.data["side"]) for _, e in _events(log, "state_check", state="TIME_WAIT")
+                 if e.data["source"] == "observed" and e.data["verdict"] == "confirms"}
+    assert waits <= confirmed | {(e.conn, e.data["side"]) for _, e in _events(
+        log, "tcp_state", state="TIME_WAIT") if e.data["source"] == "observed"}
+    assert {(c, s) for c, s in waits if c in accepted} <= confirmed
     for conn, closer in zip(accepted, ("server", "server", "client")):
         assert first_fin_side(log, conn) == closer
 
@@ -118,7 +124,10 @@ def test_time_wait_walks_in_both_languages(qtbot, time_wait, tmp_path: Path) -> 
             rows = [r for r in view.rows if r.state == "TIME_WAIT"]
             local_ports = sorted(int(r.local.rsplit(":", 1)[1]) == port for r in rows)
             assert local_ports == [False, True, True]  # one client's end, two server's
-            assert {r.source for r in rows} == {"observed"}
+            # The server's, reported by the restarted server's kernel observer; the
+            # client's, from the segments and confirmed by a poll.
+            assert {r.source for r in rows} <= {"observed", "inferred"}
+            assert all(r.check == "✓ observed" for r in rows if r.source == "inferred")
 
     english = _walk(qtbot, time_wait, "en", tmp_path, check)
     chinese = _walk(qtbot, time_wait, "zh_CN", tmp_path)
@@ -142,9 +151,15 @@ def test_time_wait_with_derived_packets(tmp_path: Path, monkeypatch) -> None:  #
 def test_close_wait_persists_while_the_server_runs(close_wait) -> None:  # type: ignore[no-untyped-def]
     log = close_wait.timeline.log
     _common(close_wait)
-    waits = _events(log, "tcp_state", state="CLOSE_WAIT", side="server", source="observed")
+    # Each server end's CLOSE_WAIT from the segments (at the client's FIN), and the
+    # kernel's polls confirmed it.
+    waits = _events(log, "tcp_state", state="CLOSE_WAIT", side="server", source="inferred")
     conns = {e.conn for _, e in waits}
     assert len(conns) == 3
+    confirmed = {e.conn for _, e in _events(log, "state_check", state="CLOSE_WAIT",
+                                            side="server", source="observed",
+                                            verdict="confirms")}
+    assert confirmed == conns
     stop = min(i for i, e in _events(log, "close")
                if e.data["reason"].startswith("server stopping"))
     for conn in conns:
@@ -166,8 +181,10 @@ def test_close_wait_walks_in_both_languages(qtbot, close_wait, tmp_path: Path) -
     def check(k, window, view):  # type: ignore[no-untyped-def]
         if view.name == "sockets":
             rows = [r for r in view.rows if r.state == "CLOSE_WAIT"]
-            assert len(rows) == 3 and {r.source for r in rows} == {"observed"}
-        if k == 3:  # the first connection, both ends observed
+            assert len(rows) == 3 and {(r.source, r.check) for r in rows} == {
+                ("inferred", "✓ observed")}
+            assert all(r.recv_q == "0" for r in rows)  # the queues: as the kernel said
+        if k == 3:  # the first connection, both ends confirmed by the kernel
             assert view.name == "sequence"
             assert (view.client_state, view.server_state) == ("FIN_WAIT_2", "CLOSE_WAIT")
 

@@ -503,14 +503,15 @@ def test_live_run(view: SequenceView, tmp_path: Path, packets: str, states: str)
     assert bool("rode on" in view.caption) == (view.teardown == "three")
     origin = {a.origin for a in view.arrows}
     assert origin == ({"derived"} if packets == "derived" else origin & {"captured", "derived"})
-    # Each lane ends where the trace says its end went; inferred, the side that closed
-    # first (server or client: they race) ends in TIME_WAIT.
+    # Each lane ends where the trace says its end went, and walks the textbook's states
+    # from the segments, captured or derived: the server closes first.
     assert_lane_ends_as_traced(view, tl)
-    if states == "inferred":
-        closer = next(a.sender for a in view.arrows if "FIN" in a.flags)
-        assert getattr(view, f"{closer}_state") == "TIME_WAIT"
-        assert view.lane_states(closer)[-2:] == ["FIN_WAIT_1", "TIME_WAIT"]
-        assert "TIME_WAIT" in getattr(view, f"{closer}_state_text")
+    assert next(a.sender for a in view.arrows if "FIN" in a.flags) == "server"
+    assert view.lane_states("server") == ["SYN_RECV", "ESTABLISHED", "FIN_WAIT_1",
+                                          "FIN_WAIT_2", "TIME_WAIT"]
+    assert view.lane_states("client") == ["SYN_SENT", "ESTABLISHED", "CLOSE_WAIT", "LAST_ACK",
+                                          "CLOSED"]
+    assert "TIME_WAIT" in view.server_state_text
     # The first connection, selected, shows its own handshake and states too.
     view.select(conns[0])
     assert view.conn == conns[0] and [a.flags for a in view.arrows][:3] == ["SYN", "SYN|ACK", "ACK"]

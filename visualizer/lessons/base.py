@@ -88,8 +88,29 @@ def prepare(lesson: Lesson, workdir: Path) -> Prepared:
         if index is None:
             raise LessonError(f"{lesson.name}: step {k + 1} found nothing to show "
                               f"({step.text['en'][:60]}…)")
-        at.append(max(index, at[-1] if at else -1))  # never backwards
+        at.append(max(settled(log, index), at[-1] if at else -1))  # never backwards
     return Prepared(lesson, timeline, trace, steps, at, problems)
+
+
+_CAUSED = frozenset({"tcp_state", "state_check"})
+
+
+def settled(log: EventLog, index: int) -> int:
+    """A step on a segment shows the segment *and* the states it caused: the receiver's
+    change is dated at the segment itself, one event later in the log. So the cursor
+    goes past the state events of that connection at the segment's very time that it
+    caused (a receiver's: a sender's change belongs to the segment it sends next)."""
+    if index < 0 or index >= len(log) or log[index].kind != "packet":
+        return index
+    e = log[index]
+    k = index
+    while k + 1 < len(log):
+        nxt = log[k + 1]
+        if nxt.t_ns != e.t_ns or nxt.kind not in _CAUSED or nxt.conn != e.conn \
+                or str(nxt.data.get("trigger", "rcv")).startswith("snd"):
+            break
+        k += 1
+    return k
 
 
 # ---------------------------------------------------------------- recording

@@ -110,8 +110,10 @@ def _wait_in_trace(path: Path, seen: Callable[[Event], bool], count: int = 1,
 
 
 def _time_wait_seen(side: str, conns: list[str]) -> Callable[[Event], bool]:
-    return lambda e: e.kind == "tcp_state" and e.conn in conns \
-        and e.data.get("side") == side and e.data.get("state") == "TIME_WAIT"
+    """The kernel itself (a poll) has seen ``side`` of one of ``conns`` in TIME_WAIT."""
+    return lambda e: e.kind in ("tcp_state", "state_check") and e.conn in conns \
+        and e.data.get("side") == side and e.data.get("state") == "TIME_WAIT" \
+        and e.data.get("source") == "observed"
 
 
 def _merge(out: Path, traces: list[Path], extra: list[Event], **header: object) -> Path:
@@ -140,7 +142,20 @@ def _merge(out: Path, traces: list[Path], extra: list[Event], **header: object) 
 
 # ================================================================ reading the log
 def _observed(log: EventLog) -> bool:
-    return find(log, "tcp_state", where=lambda e: e.data.get("source") == "observed") is not None
+    """Whether the kernel was asked (sock_diag): its states, or its checks of the segments'."""
+    return any(find(log, kind, where=lambda e: e.data.get("source") == "observed") is not None
+               for kind in ("tcp_state", "state_check"))
+
+
+def _confirmed(log: EventLog, conn: str, side: str, state: str, after: int = -1) -> int | None:
+    """The kernel's first word (a poll or its tracepoint) that ``side`` of ``conn`` is in
+    ``state``, after ``after``: a state the observer reported, or its check confirming
+    the segments'."""
+    return find(log, None, conn=conn, after=after,
+                where=lambda e: e.kind in ("tcp_state", "state_check")
+                and e.data.get("side") == side and e.data.get("state") == state
+                and e.data.get("source") in ("observed", "traced")
+                and e.data.get("verdict") in (None, "confirms"))
 
 
 def _captured(log: EventLog) -> bool:
@@ -401,7 +416,7 @@ CLOSE_WAIT_HOLD = 1.2  # seconds the server runs on after its clients have gone
 
 def _close_wait_record(workdir: Path) -> Path:
     engine = Engine(Path(workdir), "close-wait", "--mode", "epoll", "--port", "0",
-                     "--never-close", "--states", "observed", "--kernel-interval",
+                     "--never-close", "--kernel-interval",
                      KERNEL_INTERVAL, "--cpu-interval", "0", "--packets", PACKETS, "--control",
                      control=True)
     try:
@@ -420,12 +435,14 @@ def _close_wait_record(workdir: Path) -> Path:
 
 
 def _close_waits(log: EventLog) -> list[tuple[str, int, int | None]]:
-    """(connection, its server end's observed CLOSE_WAIT, the server's later close event)."""
+    """(connection, its server end's CLOSE_WAIT, the server's later close event), for the
+    connections whose server end the kernel itself showed in CLOSE_WAIT."""
     out = []
     for i in log.indices(kinds=["tcp_state"]):
         e = log[int(i)]
         if e.data.get("side") == "server" and e.data.get("state") == "CLOSE_WAIT" \
-                and e.data.get("source") == "observed" and e.conn not in [c for c, _, _ in out]:
+                and e.conn not in [c for c, _, _ in out] \
+                and _confirmed(log, str(e.conn), "server", "CLOSE_WAIT") is not None:
             out.append((str(e.conn), int(i), find(log, "close", src="server", conn=e.conn,
                                                     after=int(i))))
     return out
@@ -434,7 +451,8 @@ def _close_waits(log: EventLog) -> list[tuple[str, int, int | None]]:
 def _close_wait_check(log: EventLog) -> None:
     waits = _close_waits(log)
     if not waits:
-        raise LessonError("close-wait: no observed CLOSE_WAIT on the server's side")
+        raise LessonError("close-wait: no CLOSE_WAIT on the server's side that the kernel "
+                          "confirmed")
     for conn, at, closed in waits:
         if find(log, "error", conn=conn, where=lambda e: e.data.get("what") == "never_closed") \
                 is None:

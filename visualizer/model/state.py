@@ -22,6 +22,12 @@ class ConnectionState:
     server: str = "CLOSED"
     client_source: str | None = None  # "observed" / "inferred" / None (not reported)
     server_source: str | None = None
+    client_since: int | None = None  # when this end entered its state (t_ns)
+    server_since: int | None = None
+    # The kernel's latest word on each end (state_check): (state, source, verdict,
+    # t_ns), source "traced" or "observed", verdict "confirms" / "contradicts" / None.
+    client_check: tuple[str, str, str | None, int] | None = None
+    server_check: tuple[str, str, str | None, int] | None = None
     opened_ns: int | None = None
     closed_ns: int | None = None  # the server closed its socket
     time_wait_ms: int | None = None  # TIME_WAIT countdown when last observed
@@ -43,6 +49,7 @@ class ConnectionState:
         # dataclasses.replace or copy.copy, and copies happen per event under load.
         return ConnectionState(
             self.id, self.fd, self.client, self.server, self.client_source, self.server_source,
+            self.client_since, self.server_since, self.client_check, self.server_check,
             self.opened_ns, self.closed_ns, self.time_wait_ms, self.requests, self.responses,
             self.last_request, self.last_response, dict(self.statuses), self.bytes_in,
             self.bytes_out, self.packets, self.thread, self.client_gone)
@@ -192,13 +199,40 @@ def apply(state: ServerState, event: Event, index: int | None = None) -> ServerS
     elif kind == "tcp_state":
         side = data.get("side")
         if side in ("client", "server"):
-            setattr(conn, side, str(data.get("state")))
+            new = str(data.get("state"))
+            if new != getattr(conn, side):
+                setattr(conn, f"{side}_since", t)
+            setattr(conn, side, new)
             setattr(conn, f"{side}_source", data.get("source"))
-            if data.get("state") == "TIME_WAIT":
+            if new == "TIME_WAIT":
+                conn.time_wait_ms = data.get("expires_ms")
+    elif kind == "state_check":
+        side = data.get("side")
+        if side in ("client", "server"):
+            checked = str(data.get("state"))
+            setattr(conn, f"{side}_check",
+                    (checked, str(data.get("source")), data.get("verdict"), t))
+            if checked == "TIME_WAIT" and data.get("expires_ms") is not None:
                 conn.time_wait_ms = data.get("expires_ms")
     elif kind == "packet":
         conn.packets += 1
     return state
+
+
+def check_badge(conn: ConnectionState, side: str) -> tuple[str, str, str] | None:
+    """What the kernel says of ``side``'s state as it stands: ("✓", source, state)
+    when its latest check confirms the state shown, ("✗", source, state) when it
+    contradicts it (state: what the kernel reported), None when it has not spoken
+    of this state (no check yet, or the state changed since)."""
+    check = getattr(conn, f"{side}_check")
+    if check is None:
+        return None
+    state, source, verdict, t = check
+    if verdict == "confirms" and state == getattr(conn, side):
+        return "✓", source, state
+    if verdict == "contradicts" and t >= (getattr(conn, f"{side}_since") or 0):
+        return "✗", source, state
+    return None
 
 
 def finished(conn: ConnectionState) -> bool:

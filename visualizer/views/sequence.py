@@ -42,7 +42,8 @@ MOD32 = 1 << 32
 _WORDS = (QT_TRANSLATE_NOOP("SequenceView", "captured"),
           QT_TRANSLATE_NOOP("SequenceView", "derived"),
           QT_TRANSLATE_NOOP("SequenceView", "observed"),
-          QT_TRANSLATE_NOOP("SequenceView", "inferred"))
+          QT_TRANSLATE_NOOP("SequenceView", "inferred"),
+          QT_TRANSLATE_NOOP("SequenceView", "traced"))
 TIME_WAIT_MS = 60_000  # Linux's TIME_WAIT (2 MSL); observed states carry the real countdown
 ANIMATION_MS = 300  # one segment's journey from sender to receiver
 MAX_ANIMATED = 6  # more new segments at once (a seek) are drawn without travelling
@@ -66,6 +67,38 @@ class Segment(NamedTuple):
     length: int
     origin: str
     relative: bool  # the numbers are relative already (derived packets: ISN 0)
+
+
+def _confirm(mark: "LaneMark", check: "Check") -> None:
+    """The kernel confirmed the mark's state: ✓ (the tracepoint's word over a poll's)."""
+    if mark.check != "✓" or check.source == "traced":
+        mark.check, mark.checked_by = "✓", check.source
+        mark.text = f"{mark.state} ✓"
+
+
+def _segment_at(log: EventLog, cursor: int) -> int:
+    """The segment a cursor stands on: the event itself, or, on the states a segment
+    caused (dated at the segment, just after it in the log), that segment."""
+    k = cursor
+    while 0 <= k < len(log):
+        e = log[k]
+        if e.kind == "packet":
+            return k if e.t_ns == log[cursor].t_ns else cursor
+        if e.kind not in ("tcp_state", "state_check") or k < cursor - 8:
+            break
+        k -= 1
+    return cursor
+
+
+class Check(NamedTuple):
+    """A ``state_check`` event (the kernel's word on a state), decoded once."""
+
+    t_ns: int
+    side: str
+    state: str
+    source: str  # "traced" or "observed"
+    verdict: str | None  # "confirms", "contradicts", None (the segments never showed it)
+    expires_ms: int | None
 
 
 class Change(NamedTuple):
@@ -120,6 +153,8 @@ class LaneMark:
     text: str  # what the label says
     row: int = -1  # the row it follows (-1: before the first)
     y: float = 0.0
+    check: str = ""  # the kernel's word on it: "✓" (confirmed), "✗ CLOSE_WAIT" (contradicted)
+    checked_by: str = ""  # "traced" / "observed"
 
 
 @dataclass
@@ -199,6 +234,8 @@ class _Connection:
         self.keys: list[tuple[int, int]] = []  # (t_ns, seq) of each segment
         self.change_index: list[int] = []
         self.changes: list[Change] = []
+        self.check_index: list[int] = []
+        self.checks: list[Check] = []
         self.control: list[int] = []  # positions of SYN, FIN and RST segments
         self.first_origin: dict[str, int] = {}  # origin -> position of its first segment
         self.first_relative: int | None = None  # position of the first relative segment
@@ -206,12 +243,13 @@ class _Connection:
         self.arrows: dict[bool, list[Arrow]] = {True: [], False: []}  # relative or not
         self.seg_array = np.empty(0, np.int64)
         self.change_array = np.empty(0, np.int64)
+        self.check_array = np.empty(0, np.int64)
         self.lengths = np.empty(0, np.int64)
 
     def update(self, log: EventLog) -> None:
         if self.length == len(log):
             return
-        indices = log.indices(conn=self.conn, kinds=("packet", "tcp_state"))
+        indices = log.indices(conn=self.conn, kinds=("packet", "tcp_state", "state_check"))
         old = self.indices
         if not (len(indices) >= len(old) and np.array_equal(indices[:len(old)], old)):
             self.__init__(self.conn)  # type: ignore[misc]  # a merge moved them: start over
@@ -232,8 +270,16 @@ class _Connection:
                     e.t_ns, str(d["side"]), str(d.get("state") or "CLOSED"), d.get("previous"),
                     d.get("source"), tuple(d.get("via") or ()),
                     int(expires) if isinstance(expires, (int, float)) else None))
+            elif e.kind == "state_check" and d.get("side") in ("client", "server"):
+                expires = d.get("expires_ms")
+                self.check_index.append(i)
+                self.checks.append(Check(
+                    e.t_ns, str(d["side"]), str(d.get("state")), str(d.get("source")),
+                    d.get("verdict"),
+                    int(expires) if isinstance(expires, (int, float)) else None))
         self.seg_array = np.asarray(self.seg_index, np.int64)
         self.change_array = np.asarray(self.change_index, np.int64)
+        self.check_array = np.asarray(self.check_index, np.int64)
         self.lengths = np.fromiter((s.length for s in self.segments), np.int64,
                                    len(self.segments))
 
@@ -471,8 +517,10 @@ class SequenceView(View):
         data = self._data = self._connection(log, conn)
         count = self._count = int(np.searchsorted(data.seg_array, cursor, side="right"))
         changes = int(np.searchsorted(data.change_array, cursor, side="right"))
+        checks = int(np.searchsorted(data.check_array, cursor, side="right"))
         now_ns = int(log.times[cursor]) if cursor >= 0 else 0
-        self._build_states(timeline, conn, data, changes, now_ns, cursor == timeline.cursor)
+        self._build_states(timeline, conn, data, changes, now_ns, cursor == timeline.cursor,
+                           checks)
         self.arrows = data.arrows_upto(self.relative, count)
         self._build_caption(data, count)
         origins = sorted(o for o, first in data.first_origin.items() if first < count)
@@ -486,8 +534,12 @@ class SequenceView(View):
             self._badge_dashed.append("derived" in origins)
         else:
             self.message = self.tr("No segments of this connection yet at this moment.")
+        checkers = sorted({c.source for c in data.checks[:checks] if c.verdict})
         if sources:
             states = " + ".join(self.tr(s) for s in sources)
+            if checkers:
+                states += self.tr(", checked: {0}").format(
+                    " + ".join(self.tr(s) for s in checkers))
         elif "tcp_state" in log.kinds.codes:  # the trace has states, none of this one yet
             states = self.tr("none yet")
         else:
@@ -496,11 +548,48 @@ class SequenceView(View):
         self._badge_dashed.append("inferred" in sources)
 
     def _build_states(self, timeline: Timeline, conn: str, data: _Connection, count: int,
-                      now_ns: int, at_cursor: bool = True) -> None:
+                      now_ns: int, at_cursor: bool = True, checks: int = 0) -> None:
         last: dict[str, Change] = {}
-        for i, c in zip(data.change_index[:count], data.changes[:count]):
-            self.marks.append(LaneMark(i, c.side, c.state, c.previous, c.source, c.via, c.state))
-            last[c.side] = c
+        marks: dict[str, LaneMark] = {}
+        # Changes and the kernel's checks in log order: a check speaks of the state its
+        # end is in when it comes (the latest mark of that side).
+        merged = sorted([(i, 0, k) for k, i in enumerate(data.change_index[:count])]
+                        + [(i, 1, k) for k, i in enumerate(data.check_index[:checks])])
+        tw_report: dict[str, Check] = {}
+        # The kernel's tracepoint may report a change a few µs before the segment that
+        # dates it (the state changes, then the segment leaves): such a confirmation
+        # waits for its mark.
+        early: dict[str, Check] = {}
+        for i, is_check, k in merged:
+            if not is_check:
+                c = data.changes[k]
+                mark = LaneMark(i, c.side, c.state, c.previous, c.source, c.via, c.state)
+                self.marks.append(mark)
+                marks[c.side] = mark
+                last[c.side] = c
+                waiting = early.pop(c.side, None)
+                if waiting is not None and waiting.state == c.state:
+                    _confirm(mark, waiting)
+                continue
+            check = data.checks[k]
+            if check.state == "TIME_WAIT" and check.expires_ms is not None:
+                tw_report[check.side] = check
+            if check.verdict is None:
+                continue
+            mark = marks.get(check.side)
+            if check.verdict == "confirms":
+                # The current state, or one the segments passed within the same moment
+                # (FIN_WAIT_2 on the way to TIME_WAIT; the full socket made in SYN_RECV
+                # as the last ACK arrives): the kernel reports them a few µs later.
+                recent = [m for m in self.marks[-4:] if m.side == check.side][-2:]
+                match = next((m for m in reversed(recent) if m.state == check.state), None)
+                if match is not None:
+                    _confirm(match, check)
+                else:
+                    early[check.side] = check
+            elif mark is not None and not mark.check:
+                mark.check, mark.checked_by = f"✗ {check.state}", check.source
+                mark.text = f"{mark.state} ✗ {check.state}"
         # The state at the cursor, for ends whose changes retired from our reading (not
         # when the picture stands behind the cursor: that would show the future).
         state = timeline.state.connections.get(conn) if at_cursor else None
@@ -514,10 +603,18 @@ class SequenceView(View):
                 name = "—"  # never reported: the reducer's guess from accept() is no state
             text = name if name != "—" else self.tr("state not reported")
             if name == "TIME_WAIT" and change is not None:
-                expires = change.expires_ms if change.expires_ms else TIME_WAIT_MS
-                left = max(0.0, expires - (now_ns - change.t_ns) / 1e6) / 1000
-                approx = "" if change.expires_ms else "≈"
+                report = tw_report.get(side)
+                if change.expires_ms:
+                    expires, since, approx = change.expires_ms, change.t_ns, ""
+                elif report is not None and report.t_ns >= change.t_ns:
+                    expires, since, approx = report.expires_ms, report.t_ns, ""
+                else:
+                    expires, since, approx = TIME_WAIT_MS, change.t_ns, "≈"
+                left = max(0.0, (expires or 0) - (now_ns - since) / 1e6) / 1000
                 text = f"TIME_WAIT  {approx}{left:.1f} s"
+            mark = marks.get(side)
+            if mark is not None and mark.check and change is not None:
+                text += f"  {mark.check}"
             setattr(self, f"{side}_state", name)
             setattr(self, f"{side}_state_text", text)
 
@@ -1050,7 +1147,7 @@ class SequenceView(View):
         msm = QFontMetricsF(fonts["ms"])
         band = 7.0
         tl = self.timeline
-        cursor = tl.cursor if tl is not None and not tl.live else None
+        cursor = _segment_at(tl.log, tl.cursor) if tl is not None and not tl.live else None
         self.highlighted = None
         for a in self._drawn:
             if a.row < 0 or a.row >= len(geo.row_tops):

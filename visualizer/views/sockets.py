@@ -41,6 +41,7 @@ from PySide6.QtWidgets import (
 from . import style
 from .base import View
 from .lifecycle import TIME_WAIT_S, Decoded, EventIndex
+from ..model.state import check_badge
 
 # ss's names and order (the kernel's state numbers; LISTEN first, as ss lists it).
 SS_NAMES = {
@@ -66,7 +67,8 @@ PORT_COLUMNS = {3: QT_TRANSLATE_NOOP("SocketsView", "Local Port"),
 # The State and Source cells' words that are translated (the rest is ss's own).
 CELL_WORDS = (QT_TRANSLATE_NOOP("SocketsView", "unknown"),
               QT_TRANSLATE_NOOP("SocketsView", "observed"),
-              QT_TRANSLATE_NOOP("SocketsView", "inferred"))
+              QT_TRANSLATE_NOOP("SocketsView", "inferred"),
+              QT_TRANSLATE_NOOP("SocketsView", "traced"))
 SIDES = ("client", "server")
 _ROOT = QModelIndex()  # the table's (invalid) root index
 
@@ -83,6 +85,7 @@ class SocketRow:
     conn: str | None = None  # None: the listening socket
     side: str | None = None  # "server" / "client"
     order: tuple = ()  # where ss would list it
+    check: str = ""  # the kernel's word on the state: "✓ traced", "✗ observed: CLOSE_WAIT"...
 
     def __post_init__(self) -> None:
         self.ss_state = SS_NAMES.get(self.state, "unknown" if self.state == UNKNOWN
@@ -176,6 +179,8 @@ class SocketTable(QAbstractTableModel):
             text = row.cells()[col]
             if col in (3, 4) and self.host is not None:
                 return _without_host(text, self.host)
+            if col == 6 and row.check:
+                return f"{self.view.tr(text) if text in CELL_WORDS else text} {row.check}"
             return self.view.tr(text) if col in (0, 6) and text in CELL_WORDS else text
         if role == Qt.ItemDataRole.FontRole:
             return self._bold if selected or col == 0 else self._font
@@ -249,7 +254,7 @@ class SocketsView(View):
     name = "sockets"
     title = QT_TRANSLATE_NOOP("View", "Sockets")
 
-    KINDS = ("tcp_state", "accept_queue", "connect", "close")
+    KINDS = ("tcp_state", "state_check", "accept_queue", "connect", "close")
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -407,14 +412,18 @@ class SocketsView(View):
         sides = np.full(n, -1, np.int8)
         sides[:keep] = self._sides[:keep]
         tcp_code = log.kinds.codes.get("tcp_state", -2)
+        check_code = log.kinds.codes.get("state_check", -2)
         if m > keep:
-            todo = np.flatnonzero(ix.kind[keep:m] == tcp_code) + keep
+            kinds = ix.kind[keep:m]
+            todo = np.flatnonzero((kinds == tcp_code) | (kinds == check_code)) + keep
             dec, t, seq = self._decoded, ix.t, ix.seq
             for pos in todo.tolist():
                 side = dec.get(log, int(ix.idx[pos]), int(t[pos]), int(seq[pos]), _tcp)[0]
                 sides[pos] = 0 if side == "client" else 1 if side == "server" else -1
         self._sides, self._sides_filled = sides, max(keep, m)
-        is_tcp = (ix.kind[:m] == tcp_code) & (sides[:m] >= 0)
+        # The latest report of each end, a state or the kernel's check of one: the
+        # observed ones carry the queues and timers.
+        is_tcp = ((ix.kind[:m] == tcp_code) | (ix.kind[:m] == check_code)) & (sides[:m] >= 0)
         pos = np.flatnonzero(is_tcp)
         keys = ix.conn[pos].astype(np.int64) * 2 + sides[pos]
         latest = np.full(2 * len(log.conns.names), -1, np.int64)
@@ -495,9 +504,9 @@ class SocketsView(View):
                     source = "—"
                     timer = ""
                 elif pos >= 0:
-                    _, _, _, expires, timer_name, rq, wq = report(pos)
+                    _, reported, by, expires, timer_name, rq, wq = report(pos)
                     waited_ms = (now - int(t_col[pos])) / 1e6
-                    if source == "observed":
+                    if by == "observed" and reported == tcp_state:
                         recv_q = "—" if rq is None else str(rq)
                         send_q = "—" if wq is None else str(wq)
                         timer = ""
@@ -519,9 +528,14 @@ class SocketsView(View):
                     local, peer, order = server_addr, client_addr, (ports[1], ports[0])
                 else:
                     local, peer, order = client_addr, server_addr, ports
+                badge = check_badge(conn, side)
+                check = ""
+                if badge is not None:
+                    mark, by, said = badge
+                    check = f"{mark} {self.tr(by)}" + (f": {said}" if mark == "✗" else "")
                 rows.append(SocketRow(tcp_state, recv_q, send_q, local, peer, timer,
                                       str(source), conn.id, side,
-                                      (1, ORDER.get(tcp_state, 99)) + order))
+                                      (1, ORDER.get(tcp_state, 99)) + order, check))
         rows.sort(key=attrgetter("order"))  # like ss: the listener, then by state and ports
         self.rows = rows
         counts: dict[str, int] = {}
@@ -626,9 +640,15 @@ class SocketsView(View):
                 notice = self.tr("No TCP state reported yet at this point of the trace. "
                                  "Listed: the sockets the programs hold open, from their own "
                                  "calls.")
+        elif "inferred" in sources and any(r.check for r in self.rows):
+            notice = self.tr("States from the segments, each change placed at its segment. "
+                             "✓ or ✗: what the kernel said of it (traced: its tracepoint, "
+                             "every transition; observed: a sock_diag poll). Queues and timers "
+                             "as the kernel last reported them.")
         elif "inferred" in sources and "observed" not in sources:
-            notice = self.tr("States inferred from the programs' own calls (the kernel was not "
-                             "asked): queues unknown, TIME_WAIT countdowns assume Linux's 60 s.")
+            notice = self.tr("States inferred from the segments or the programs' own calls "
+                             "(the kernel was not asked): queues unknown, TIME_WAIT countdowns "
+                             "assume Linux's 60 s.")
         elif "observed" in sources:
             notice = self.tr("Observed: states, queues and timers as the kernel last reported "
                              "them for each socket.")

@@ -1,0 +1,161 @@
+"""The kernel's word on the states the segments gave: confirmed or contradicted.
+
+``SegmentStates`` places every state change at its segment; the kernel can
+be asked too, two ways: the ``sock:inet_sock_set_state`` tracepoint (root:
+every transition, at the kernel's own time) and sock_diag polls (anyone: the
+state a socket had at the poll). Their reports arrive as ``state_check``
+events. ``StateChecks`` holds each one a moment (``hold``: the capture and
+the tracepoint reader run in their own threads and may deliver after the
+check) and then compares it with the states the segments gave that end:
+
+- a traced transition *confirms* when the segments had that end in the same
+  state within ``TRACED_SLACK_NS`` (0.5 ms) of the kernel's time, or, for
+  segments derived from the syscalls (dated by the calls, not by the wire),
+  within ``DERIVED_SLACK_NS``;
+- an observed state *confirms* when the segments had that end in that state at
+  some moment of the poll's window (``OBSERVED_WINDOW_NS`` before the report:
+  a dump of the port's sockets takes a millisecond or two);
+- otherwise it *contradicts*, and carries ``inferred``: what the segments said.
+
+Each check is passed on with ``verdict`` ("confirms" / "contradicts") and, for
+a contradiction, ``inferred``. A check of a connection the segments never
+showed (no SYN seen) has no verdict. Every other event passes straight through.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict, deque
+from typing import Callable
+
+from ..events import Event
+
+TRACED_SLACK_NS = 500_000
+DERIVED_SLACK_NS = 10_000_000
+OBSERVED_WINDOW_NS = 10_000_000
+_HOLD_S = 0.1
+_REMEMBER = 20_000  # connections whose state history is kept
+
+
+class StateChecks:
+    """A sink for the segments' ``tcp_state`` events (``record``) and for the
+    kernel's reports (``__call__``), forwarding to ``sinks``."""
+
+    def __init__(self, sinks: list[Callable[[Event], None]], *, hold: float = _HOLD_S) -> None:
+        self.sinks = list(sinks)
+        self.hold = hold
+        # (conn, side) -> [(t_ns, state)], in time order
+        self._history: OrderedDict[tuple[str, str], list[tuple[int, str]]] = OrderedDict()
+        self._derived: set[tuple[str, str]] = set()  # ends whose states come from derived segments
+        self._pending: deque[tuple[float, Event]] = deque()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.verdicts = {"confirms": 0, "contradicts": 0, "none": 0}
+
+    # ------------------------------------------------------------ input
+    def record(self, event: Event) -> None:
+        """The segments' state changes (sink of ``SegmentStates``' probe)."""
+        if event.kind != "tcp_state" or event.conn is None:
+            return
+        side = event.data.get("side")
+        key = (event.conn, str(side))
+        with self._lock:
+            history = self._history.get(key)
+            if history is None:
+                history = self._history[key] = []
+                if len(self._history) > 2 * _REMEMBER:
+                    self._derived.discard(self._history.popitem(last=False)[0])
+            history.append((event.t_ns, str(event.data.get("state"))))
+            if event.data.get("origin") == "derived":
+                self._derived.add(key)
+            if len(history) > 1 and history[-2][0] > event.t_ns:
+                history.sort()
+
+    def __call__(self, event: Event) -> None:
+        if event.kind != "state_check":
+            self._forward(event)
+            return
+        with self._lock:
+            self._pending.append((time.monotonic() + self.hold, event))
+
+    # ------------------------------------------------------------ lifecycle
+    def start(self) -> "StateChecks":
+        self._thread = threading.Thread(target=self._run, name="sockscope-checks", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(2)
+        self.flush(everything=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.hold / 4):
+            self.flush()
+
+    def flush(self, everything: bool = False) -> None:
+        """Judge and pass on the checks held long enough (all of them at the end)."""
+        now = time.monotonic()
+        while True:
+            with self._lock:
+                if not self._pending or (not everything and self._pending[0][0] > now):
+                    return
+                _, event = self._pending.popleft()
+                judged = self._judge(event)
+            self._forward(judged)
+
+    # ------------------------------------------------------------ verdict
+    def _judge(self, event: Event) -> Event:
+        d = event.data
+        key = (str(event.conn), str(d.get("side")))
+        history = self._history.get(key)
+        if not history:
+            self.verdicts["none"] += 1
+            return event
+        state = d.get("state")
+        t = event.t_ns
+        if d.get("source") == "traced":
+            slack = DERIVED_SLACK_NS if key in self._derived else TRACED_SLACK_NS
+            lo, hi = t - slack, t + slack
+        else:
+            lo, hi = t - OBSERVED_WINDOW_NS, t
+        held = _states_during(history, lo, hi)
+        if state in held:
+            self.verdicts["confirms"] += 1
+            return event._replace(data={**d, "verdict": "confirms"})
+        self.verdicts["contradicts"] += 1
+        return event._replace(data={**d, "verdict": "contradicts",
+                                    "inferred": _state_at(history, t)})
+
+    def _forward(self, event: Event) -> None:
+        for sink in self.sinks:
+            try:
+                sink(event)
+            except Exception:  # a broken sink must not stop the checks
+                pass
+
+
+def _state_at(history: list[tuple[int, str]], t: int) -> str | None:
+    state = None
+    for when, s in history:
+        if when > t:
+            break
+        state = s
+    return state
+
+
+def _states_during(history: list[tuple[int, str]], lo: int, hi: int) -> set[str]:
+    """Every state the end was in at some moment of [lo, hi]."""
+    held = set()
+    before = _state_at(history, lo)
+    if before is not None:
+        held.add(before)
+    for when, s in history:
+        if lo < when <= hi:
+            held.add(s)
+    return held
+
+
+__all__ = ["StateChecks", "TRACED_SLACK_NS", "DERIVED_SLACK_NS", "OBSERVED_WINDOW_NS"]

@@ -1,0 +1,191 @@
+"""Both ends' TCP states, from the segments they exchange.
+
+A TCP state changes when a segment is sent or received (or a timer fires).
+So the segments of a connection, captured on the wire or derived from the
+syscalls, tell each end's states and *where* each change happened: at the
+segment that caused it. Polling the kernel cannot: on loopback SYN_SENT and
+SYN_RECV last about 20 µs and LAST_ACK even less, far shorter than a poll,
+and a state a poll does see is placed at the poll's time, up to a poll late.
+
+``SegmentStates`` is a probe sink for ``packet`` events. It runs RFC 9293's
+state machine (its Figure 5) for both ends as Linux applies it, and emits a
+``tcp_state`` event for every change, ``source="inferred"``, with the
+``trigger`` ("rcv FIN", "snd SYN"...) and the segment's ``origin``
+("captured" or "derived"). A change caused by receiving a segment is dated at
+that segment (after it in the log); one caused by sending (connect() sends a
+SYN, close() a FIN) is dated 1 ns before the segment it sent: the state
+changed first, then the segment left. The same segments always give the same
+states, so a lesson shows the same picture on every run.
+
+The machine is the table ``TRANSITIONS``, (state, trigger) -> next state, one
+source for the machine and for any picture of it. A segment gives each end
+its triggers in the order RFC 9293 processes a segment's parts (RST, SYN,
+ACK, then FIN), so the ACK of our FIN riding on the peer's FIN takes
+FIN_WAIT_1 to FIN_WAIT_2 and then the FIN takes it to TIME_WAIT, as Linux
+reports it (``sock:inet_sock_set_state``: FIN_WAIT1 -> FIN_WAIT2 -> CLOSE
+into a time-wait sock, within a microsecond).
+
+What segments cannot tell, and is left to the kernel observer (sock_diag):
+TIME_WAIT's end (a 60 s timer on Linux), timers and queues. What they tell
+wrongly: a segment the capture saw but a firewall rule dropped after it (the
+lab's faults) still counts here; the observer's check then contradicts it.
+A connection whose SYN was not seen (capture started mid-connection) gets
+no states from here: ``knows()`` is False, and the observer speaks for it.
+"""
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+
+from ..events import Event, Probe
+
+# (state, trigger) -> next state. "snd X": this end sends a segment with X;
+# "rcv X": this end receives one. "rcv ACK" means an ACK of what this end is
+# waiting to see acknowledged (its SYN in SYN_RECV, its FIN after sending it).
+TRANSITIONS: dict[tuple[str, str], str] = {
+    ("CLOSED", "snd SYN"): "SYN_SENT",           # connect()
+    # The SYN|ACK, not the SYN, proves the half-open connection exists: a SYN that
+    # finds the accept queue full is dropped, and the listener stays as it was.
+    ("LISTEN", "snd SYN|ACK"): "SYN_RECV",
+    ("SYN_SENT", "rcv SYN|ACK"): "ESTABLISHED",  # and our ACK completes the handshake
+    ("SYN_SENT", "rcv SYN"): "SYN_RECV",         # simultaneous open
+    ("SYN_RECV", "rcv ACK"): "ESTABLISHED",
+    ("SYN_RECV", "snd FIN"): "FIN_WAIT_1",
+    ("ESTABLISHED", "snd FIN"): "FIN_WAIT_1",    # close() or shutdown(SHUT_WR) first
+    ("ESTABLISHED", "rcv FIN"): "CLOSE_WAIT",    # the peer closed first
+    ("FIN_WAIT_1", "rcv ACK"): "FIN_WAIT_2",
+    ("FIN_WAIT_1", "rcv FIN"): "CLOSING",        # the FINs crossed: simultaneous close
+    ("FIN_WAIT_2", "rcv FIN"): "TIME_WAIT",
+    ("CLOSING", "rcv ACK"): "TIME_WAIT",
+    ("CLOSE_WAIT", "snd FIN"): "LAST_ACK",
+    ("LAST_ACK", "rcv ACK"): "CLOSED",
+    **{(state, trigger): "CLOSED"
+       for state in ("SYN_SENT", "SYN_RECV", "ESTABLISHED", "FIN_WAIT_1", "FIN_WAIT_2",
+                     "CLOSE_WAIT", "CLOSING", "LAST_ACK")
+       for trigger in ("snd RST", "rcv RST")},
+}
+
+# What each trigger means, for captions and a diagram's arrow labels.
+TRIGGERS: dict[str, str] = {
+    "snd SYN": "connect(): send SYN",
+    "snd SYN|ACK": "receive SYN, send SYN,ACK (a half-open connection)",
+    "rcv SYN": "receive SYN (simultaneous open)",
+    "rcv SYN|ACK": "receive SYN,ACK, send ACK",
+    "rcv ACK": "receive the ACK of what this end sent (its SYN or its FIN)",
+    "snd FIN": "close() or shutdown(): send FIN",
+    "rcv FIN": "receive FIN, send ACK",
+    "snd RST": "send RST (an abort)",
+    "rcv RST": "receive RST",
+}
+
+_MOD = 1 << 32
+_FINISHED = frozenset({"CLOSED", "TIME_WAIT"})
+_REMEMBER = 100_000  # finished connections remembered for knows()
+
+
+def _acks(ack: int, fin_end: int) -> bool:
+    """Whether acknowledgment number ``ack`` covers ``fin_end`` (mod 2**32)."""
+    return (ack - fin_end) % _MOD < (_MOD >> 1)
+
+
+class _End:
+    __slots__ = ("state", "fin_end")
+
+    def __init__(self, state: str) -> None:
+        self.state = state
+        self.fin_end: int | None = None  # sequence number just after this end's FIN
+
+
+class SegmentStates:
+    """A probe sink: ``packet`` events in, ``tcp_state`` events (source "inferred") out.
+
+    ``port`` is the server's port: a captured segment from it is the
+    server's. Derived segments name their ``sender``. Thread-safe (the
+    capture thread and the deriver's callers may both feed it).
+    """
+
+    def __init__(self, probe: Probe, port: int) -> None:
+        self.probe = probe
+        self.port = int(port)
+        self._conns: dict[str, dict[str, _End]] = {}
+        self._finished: OrderedDict[str, None] = OrderedDict()
+        self._lock = threading.Lock()
+        self.emitted = 0
+
+    def knows(self, conn: str | None) -> bool:
+        """Whether this machine speaks for ``conn`` (it saw its SYN)."""
+        return conn in self._conns or conn in self._finished
+
+    def __call__(self, event: Event) -> None:
+        if event.kind != "packet" or event.conn is None:
+            return
+        d = event.data
+        sender = d.get("sender")
+        if sender not in ("client", "server"):
+            sender = "server" if d.get("sport") == self.port else "client"
+        flags = str(d.get("flags") or "")
+        parts = set(flags.split("|"))
+        with self._lock:
+            conn = event.conn
+            ends = self._conns.get(conn)
+            if ends is None:
+                if parts != {"SYN"} or sender != "client":
+                    return  # not a connection's start: nothing to build on
+                self._finished.pop(conn, None)  # the port pair is used again
+                ends = self._conns[conn] = {"client": _End("CLOSED"), "server": _End("LISTEN")}
+            receiver = "server" if sender == "client" else "client"
+            me, peer = ends[sender], ends[receiver]
+            t = event.t_ns
+            origin = d.get("origin")
+            seq = int(d.get("tcp_seq") or 0)
+            length = int(d.get("len") or 0)
+            # The sender first: its state changed before the segment left.
+            if "RST" in parts:
+                self._step(conn, sender, me, "snd RST", t - 1, flags, origin)
+                self._step(conn, receiver, peer, "rcv RST", t, flags, origin)
+            else:
+                if parts == {"SYN"}:
+                    self._step(conn, sender, me, "snd SYN", t - 1, flags, origin)
+                elif parts == {"SYN", "ACK"}:
+                    self._step(conn, sender, me, "snd SYN|ACK", t - 1, flags, origin)
+                if "FIN" in parts:
+                    me.fin_end = (seq + length + 1) % _MOD
+                    self._step(conn, sender, me, "snd FIN", t - 1, flags, origin)
+                # The receiver, in the order a segment's parts are processed.
+                if "SYN" in parts:
+                    if "ACK" in parts:
+                        self._step(conn, receiver, peer, "rcv SYN|ACK", t, flags, origin)
+                    elif receiver == "client":  # the server's SYN: a simultaneous open
+                        self._step(conn, receiver, peer, "rcv SYN", t, flags, origin)
+                elif "ACK" in parts:
+                    if peer.state == "SYN_RECV" or (
+                            peer.fin_end is not None and _acks(int(d.get("ack") or 0),
+                                                               peer.fin_end)):
+                        self._step(conn, receiver, peer, "rcv ACK", t, flags, origin)
+                if "FIN" in parts:
+                    self._step(conn, receiver, peer, "rcv FIN", t, flags, origin)
+            if me.state in _FINISHED and peer.state in _FINISHED:
+                del self._conns[conn]
+                self._finished[conn] = None
+                if len(self._finished) > _REMEMBER:
+                    self._finished.popitem(last=False)
+
+    def _step(self, conn: str, side: str, end: _End, trigger: str, t: int, flags: str,
+              origin: object) -> None:
+        target = TRANSITIONS.get((end.state, trigger))
+        if target is None:
+            return
+        previous, end.state = end.state, target
+        self.emitted += 1
+        if self.probe.active:
+            self.probe.emit_at(t, "tcp_state", conn, -1, 0, side=side, state=target,
+                               previous=previous, source="inferred", trigger=trigger,
+                               segment=flags, origin=origin)
+
+
+def diagram_edges() -> list[tuple[str, str, str]]:
+    """(from, to, trigger) of every transition: a state diagram's arrows."""
+    return [(state, target, trigger) for (state, trigger), target in TRANSITIONS.items()]
+
+
+__all__ = ["SegmentStates", "TRANSITIONS", "TRIGGERS", "diagram_edges"]

@@ -1,0 +1,170 @@
+"""Both ends' TCP states from the segments: the textbook's machine, placed at each segment."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from engine.events import Event, MemorySink, Probe
+from engine.kernel.checks import StateChecks
+from engine.kernel.segments import TRANSITIONS, SegmentStates
+from engine.trace import read_trace
+
+ROOT = Path(__file__).resolve().parents[2]
+CONN = "127.0.0.1:40000>127.0.0.1:8080"
+C, S = "client", "server"
+
+
+def segments(*rows: tuple[str, str, int, int, int]) -> list[Event]:
+    """Packet events (sender, flags, seq, ack, len), 1 µs apart, as a capture gives them."""
+    out = []
+    for k, (sender, flags, seq, ack, length) in enumerate(rows):
+        sport, dport = (40000, 8080) if sender == C else (8080, 40000)
+        out.append(Event(k, 1_000_000 + 1000 * k, "capture", "packet", CONN, -1, 0,
+                         {"sport": sport, "dport": dport, "flags": flags, "tcp_seq": seq,
+                          "ack": ack, "len": length, "origin": "captured"}))
+    return out
+
+
+def run(packets: list[Event]) -> tuple[list[Event], SegmentStates]:
+    sink = MemorySink()
+    probe = Probe("kernel")
+    probe.add_sink(sink)
+    machine = SegmentStates(probe, 8080)
+    for p in packets:
+        machine(p)
+    return list(sink.events), machine
+
+
+def walk(states: list[Event], side: str) -> list[str]:
+    return [e.data["state"] for e in states if e.data["side"] == side]
+
+
+HANDSHAKE = [(C, "SYN", 100, 0, 0), (S, "SYN|ACK", 500, 101, 0), (C, "ACK", 101, 501, 0),
+             (C, "PSH|ACK", 101, 501, 90), (S, "ACK", 501, 191, 0),
+             (S, "PSH|ACK", 501, 191, 1000), (C, "ACK", 191, 1501, 0)]
+
+
+def test_short_connection_three_segment_close() -> None:
+    states, machine = run(segments(*HANDSHAKE, (S, "FIN|ACK", 1501, 191, 0),
+                                   (C, "FIN|ACK", 191, 1502, 0), (S, "ACK", 1502, 192, 0)))
+    assert walk(states, S) == ["SYN_RECV", "ESTABLISHED", "FIN_WAIT_1", "FIN_WAIT_2", "TIME_WAIT"]
+    assert walk(states, C) == ["SYN_SENT", "ESTABLISHED", "CLOSE_WAIT", "LAST_ACK", "CLOSED"]
+    assert machine.knows(CONN) and not machine.knows("127.0.0.1:1>127.0.0.1:8080")
+    by = {(e.data["side"], e.data["state"]): e for e in states}
+    # A sender's change comes just before its segment; a receiver's at the segment itself.
+    assert by[(C, "SYN_SENT")].t_ns == 1_000_000 - 1
+    assert by[(S, "SYN_RECV")].t_ns == 1_001_000 - 1  # proven by the SYN|ACK, not the SYN
+    assert by[(S, "ESTABLISHED")].t_ns == 1_002_000
+    assert by[(S, "FIN_WAIT_1")].t_ns == 1_007_000 - 1 and by[(C, "CLOSE_WAIT")].t_ns == 1_007_000
+    # The ACK of the FIN riding on the peer's FIN: FIN_WAIT_2 first, then TIME_WAIT.
+    assert by[(S, "FIN_WAIT_2")].t_ns == by[(S, "TIME_WAIT")].t_ns == 1_008_000
+    assert by[(S, "FIN_WAIT_2")].seq < by[(S, "TIME_WAIT")].seq
+    assert by[(C, "CLOSED")].data["trigger"] == "rcv ACK"
+    assert all(e.data["source"] == "inferred" and e.data["origin"] == "captured" for e in states)
+
+
+def test_four_segment_close_and_no_fin_wait_2_without_the_ack() -> None:
+    states, _ = run(segments(*HANDSHAKE, (S, "FIN|ACK", 1501, 191, 0), (C, "ACK", 191, 1502, 0),
+                             (C, "FIN|ACK", 191, 1502, 0), (S, "ACK", 1502, 192, 0)))
+    assert walk(states, S)[-3:] == ["FIN_WAIT_1", "FIN_WAIT_2", "TIME_WAIT"]
+    # An ACK that does not cover the FIN (an old one) leaves FIN_WAIT_1 as it is.
+    states, _ = run(segments(*HANDSHAKE, (S, "FIN|ACK", 1501, 191, 0), (C, "ACK", 191, 1501, 0)))
+    assert walk(states, S)[-1] == "FIN_WAIT_1"
+
+
+def test_a_fin_that_does_not_ack_ours_goes_through_closing() -> None:
+    # The client's FIN does not acknowledge the server's: the FINs crossed, and the
+    # server passes through CLOSING. (One capture point sees one order: the client's end
+    # is taken to have read the server's FIN first, as the capture order says.)
+    states, _ = run(segments(*HANDSHAKE, (S, "FIN|ACK", 1501, 191, 0),
+                             (C, "FIN|ACK", 191, 1501, 0),
+                             (S, "ACK", 1502, 192, 0), (C, "ACK", 192, 1502, 0)))
+    assert walk(states, S)[-3:] == ["FIN_WAIT_1", "CLOSING", "TIME_WAIT"]
+    assert walk(states, C)[-3:] == ["CLOSE_WAIT", "LAST_ACK", "CLOSED"]
+
+
+def test_reset_closes_both_ends_and_a_dropped_syn_leaves_the_listener() -> None:
+    states, _ = run(segments(*HANDSHAKE, (C, "RST|ACK", 191, 1501, 0)))
+    assert walk(states, C)[-1] == walk(states, S)[-1] == "CLOSED"
+    # A SYN the full accept queue dropped: no SYN|ACK, so no half-open connection.
+    states, _ = run(segments((C, "SYN", 100, 0, 0), (C, "SYN", 100, 0, 0)))
+    assert walk(states, C) == ["SYN_SENT"] and walk(states, S) == []
+
+
+def test_a_connection_whose_syn_was_not_seen_gets_no_states() -> None:
+    states, machine = run(segments(*HANDSHAKE[3:], (S, "FIN|ACK", 1501, 191, 0)))
+    assert states == [] and not machine.knows(CONN)
+
+
+def test_the_table_is_the_textbook_figure() -> None:
+    # Every state but LISTEN's own end is reachable, and every arrow ends somewhere known.
+    targets = set(TRANSITIONS.values())
+    assert {"SYN_SENT", "SYN_RECV", "ESTABLISHED", "FIN_WAIT_1", "FIN_WAIT_2", "CLOSE_WAIT",
+            "CLOSING", "LAST_ACK", "TIME_WAIT", "CLOSED"} == targets
+
+
+def test_checks_confirm_or_contradict_with_what_the_segments_said() -> None:
+    out = MemorySink()
+    checks = StateChecks([out], hold=0)
+    states, _ = run(segments(*HANDSHAKE, (S, "FIN|ACK", 1501, 191, 0),
+                             (C, "FIN|ACK", 191, 1502, 0), (S, "ACK", 1502, 192, 0)))
+    for e in states:
+        checks.record(e)
+    t_fin = 1_007_000
+
+    def check(t: int, side: str, state: str, source: str) -> Event:
+        return Event(0, t, "kernel", "state_check", CONN, -1, 0,
+                     {"side": side, "state": state, "previous": None, "source": source})
+    checks(check(t_fin + 200_000, S, "FIN_WAIT_1", "traced"))  # the kernel, 0.2 ms off
+    checks(check(t_fin + 30_000_000, S, "TIME_WAIT", "observed"))  # a poll later on
+    checks(check(t_fin + 30_000_000, C, "ESTABLISHED", "observed"))  # wrong: it had closed
+    checks(Event(0, 5, "kernel", "accept_queue", None, -1, 0, {"length": 0}))  # passes at once
+    assert [e.kind for e in out.events] == ["accept_queue"]
+    checks.flush(everything=True)
+    verdicts = [(e.data["state"], e.data.get("verdict"), e.data.get("inferred"))
+                for e in list(out.events)[1:]]
+    assert verdicts == [("FIN_WAIT_1", "confirms", None), ("TIME_WAIT", "confirms", None),
+                        ("ESTABLISHED", "contradicts", "CLOSED")]
+    # A traced transition more than 0.5 ms from the segments' is not a confirmation.
+    checks(check(t_fin + 1_000_000 + 600_000, S, "FIN_WAIT_1", "traced"))
+    checks.flush(everything=True)
+    assert list(out.events)[-1].data["verdict"] == "contradicts"
+
+
+def record(tmp_path: Path, *args: str) -> list[Event]:
+    trace = tmp_path / "t.jsonl"
+    subprocess.run([sys.executable, "-m", "engine", "serve", "--port", "0", "--mode", "epoll",
+                    *args, "--exit-after-load", "--trace", str(trace)],
+                   cwd=ROOT, check=True, capture_output=True, timeout=60)
+    return read_trace(trace).events
+
+
+@pytest.mark.parametrize("packets", ["derived", "auto"])
+def test_five_short_connections_walk_the_textbook_alike(tmp_path: Path, packets: str) -> None:
+    """Server closes first (--policy close); the clients read to end-of-file, then close.
+    Derived is what an unprivileged user gets; auto captures where this user may."""
+    events = record(tmp_path, "--packets", packets, "--policy", "close",
+                    "--load=--clients 5 --requests 1 --short --together")
+    events.sort(key=lambda e: (e.t_ns, e.seq))
+    conns = sorted({e.conn for e in events if e.kind == "accept"})
+    assert len(conns) == 5
+    walks = set()
+    for conn in conns:
+        mine = [e for e in events if e.conn == conn and e.kind == "tcp_state"
+                and e.data.get("source") == "inferred"]
+        server, client = walk(mine, S), walk(mine, C)
+        assert server == ["SYN_RECV", "ESTABLISHED", "FIN_WAIT_1", "FIN_WAIT_2", "TIME_WAIT"]
+        assert client == ["SYN_SENT", "ESTABLISHED", "CLOSE_WAIT", "LAST_ACK", "CLOSED"]
+        walks.add((tuple(server), tuple(client)))
+        # Each change sits at its segment: just before the sender's, at the receiver's.
+        packets_at = {e.t_ns for e in events if e.conn == conn and e.kind == "packet"}
+        for e in mine:
+            assert e.t_ns in packets_at or e.t_ns + 1 in packets_at, e
+    assert len(walks) == 1
+    # The kernel's polls confirmed what they saw; none contradicted.
+    checks = [e for e in events if e.kind == "state_check" and e.conn in conns]
+    assert checks and all(e.data.get("verdict") == "confirms" for e in checks), \
+        [e.data for e in checks if e.data.get("verdict") != "confirms"]
