@@ -93,11 +93,15 @@ def _state_cell(conn, side: str) -> str:  # type: ignore[no-untyped-def]
     """An end's state for the connections table: ✓ or ✗ when the kernel confirmed or
     contradicted it, * when it is inferred and the kernel has not said (yet)."""
     text = getattr(conn, side)
+    source = getattr(conn, f"{side}_source")
+    gone = conn.client_gone if side == "client" else conn.closed_ns is not None
+    if source is None and text == "CLOSED" and not gone:
+        return "—"  # nothing reported this end yet (a server end before its SYN|ACK)
     badge = check_badge(conn, side)
     if badge is not None:
         mark, _, said = badge
         return f"{text} {mark}" + (f" {said}" if mark == "✗" else "")
-    return text + ("*" if getattr(conn, f"{side}_source") == "inferred" else "")
+    return text + ("*" if source == "inferred" else "")
 
 
 class MainWindow(QMainWindow):

@@ -20,6 +20,21 @@ Three things keep the capture cheap and exact:
   Python, so a kernel that refuses the filter loses speed, not correctness.
 * Frames the kernel dropped anyway (socket buffer full) are counted with
   ``PACKET_STATISTICS`` and reported, never silently lost.
+
+Each event carries the time the kernel stamped the frame, not the time Python
+read it. Reading comes 0.3-0.6 ms after the syscall that sent the segment
+(the capture thread has to wake up and get the GIL), which would put a FIN
+after the server's next moves. So ``SO_TIMESTAMPNS`` is on: every frame comes
+with the ``CLOCK_REALTIME`` time the kernel received it (on `lo`, inside the
+sending syscall itself). That time is moved to the monotonic clock every
+other event uses by subtracting the offset realtime - monotonic, measured by
+reading the real-time clock between two monotonic reads (the narrowest of a
+few tries, well under a microsecond wide) and measured again every second:
+NTP's slewing moves both clocks alike, but the real-time clock can be
+stepped (settimeofday, NTP's step, a leap second). A frame that comes without
+a stamp (the option refused, the ancillary data missing) or with one that
+cannot be right (later than its receipt, or a minute older) is placed at its
+receipt and counted in ``stats["unstamped"]``.
 """
 from __future__ import annotations
 
@@ -44,6 +59,13 @@ PACKET_STATISTICS = 6
 PACKET_OUTGOING = getattr(socket, "PACKET_OUTGOING", 4)
 SO_ATTACH_FILTER = getattr(socket, "SO_ATTACH_FILTER", 26)
 SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
+# Python's socket module does not name it. SO_TIMESTAMPNS(_OLD), which is also
+# the ancillary message's type (SCM_TIMESTAMPNS), carrying a native struct
+# timespec: 35 on x86, arm, mips, powerpc, riscv...; parisc and sparc differ.
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", {"parisc": 0x4013, "sparc": 0x21}.get(
+    next((a for a in ("parisc", "sparc") if platform.machine().startswith(a)), ""), 35))
+_TIMESPEC = struct.Struct("@ll")
+_CMSG_SPACE = socket.CMSG_SPACE(_TIMESPEC.size) if hasattr(socket, "CMSG_SPACE") else 64
 
 # Bytes of each frame kept: Ethernet 14 + IPv4 up to 60 (IPv6 40 plus room for
 # extension headers) + TCP up to 60 all fit. The payload length is read from
@@ -56,7 +78,31 @@ SNAPLEN = 256
 RCVBUF = 16 * 1024 * 1024
 _BATCH = 512  # frames read per wakeup before looking at the stop signal again
 _FINAL_DRAIN_S = 0.2  # at stop, time spent reading what the kernel still holds
-_STATS_EVERY_S = 1.0
+_STATS_EVERY_S = 1.0  # also how often the realtime - monotonic offset is measured again
+_OFFSET_TRIES = 5
+# A converted stamp is believed if it is at most this much after its receipt (the
+# offset's own error) and less than a minute before it (frames wait in the socket
+# buffer while the thread is held up, never that long).
+_STAMP_SLACK_NS = 100_000
+_STAMP_MAX_AGE_NS = 60 * 1_000_000_000
+
+
+def realtime_offset_ns(tries: int = _OFFSET_TRIES) -> int:
+    """CLOCK_REALTIME minus CLOCK_MONOTONIC, in ns, to about a microsecond.
+
+    Each try reads the real-time clock between two monotonic reads and takes
+    the middle of the bracket; the narrowest bracket wins (a try interrupted
+    by the scheduler or the GIL is wide and loses).
+    """
+    best_width, best = None, 0
+    mono, real = time.monotonic_ns, time.time_ns
+    for _ in range(max(1, tries)):
+        m0 = mono()
+        r = real()
+        m1 = mono()
+        if best_width is None or m1 - m0 < best_width:
+            best_width, best = m1 - m0, r - (m0 + m1) // 2
+    return best
 
 
 class CaptureError(RuntimeError):
@@ -159,8 +205,11 @@ class LoopbackCapture:
     the fields of ``frames.parse_frame`` and ``origin="captured"``; ``conn``
     is oriented client>server, the server being the end that uses ``port``,
     so it equals the id the server gave the connection when it accepted it.
-    The event's ``t_ns`` is stamped on receipt (the probe's monotonic clock),
-    so captured and server events interleave on one time line.
+    The event's ``t_ns`` is the kernel's own stamp of the frame
+    (``SO_TIMESTAMPNS``, moved from the real-time to the monotonic clock the
+    probes use), so captured and server events interleave on one time line in
+    the order they happened; ``emit_at`` gives it to the probe. Frames without
+    a stamp fall back to the time of receipt and are counted (``unstamped``).
 
     ``use_bpf=False`` skips the kernel filter (every frame on the interface
     then crosses into Python); it exists to measure what the filter saves.
@@ -176,7 +225,10 @@ class LoopbackCapture:
         self.bpf_attached = False
         self.rcvbuf = 0
         self.stats = {"frames": 0, "outgoing_dropped": 0, "other_dropped": 0,
-                      "malformed": 0, "emitted": 0, "kernel_packets": 0, "kernel_drops": 0}
+                      "malformed": 0, "emitted": 0, "kernel_packets": 0, "kernel_drops": 0,
+                      "unstamped": 0}
+        self.timestamps = False  # whether the kernel accepted SO_TIMESTAMPNS
+        self._rt_offset = 0  # CLOCK_REALTIME - CLOCK_MONOTONIC, ns
         self.error: str | None = None
         self._sock: socket.socket | None = None
         self._wake_r: socket.socket | None = None
@@ -213,6 +265,12 @@ class LoopbackCapture:
                     continue
             self.rcvbuf = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
             try:
+                sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+                self.timestamps = True
+            except OSError as exc:  # every frame then falls back to its receipt time
+                self.error = f"SO_TIMESTAMPNS refused ({exc}); packets stamped on receipt"
+            self._rt_offset = realtime_offset_ns()
+            try:
                 sock.bind((self.iface, ETH_P_ALL))
             except OSError as exc:
                 if exc.errno == errno.ENODEV:
@@ -239,10 +297,12 @@ class LoopbackCapture:
         Keys: ``frames`` (reached Python), ``outgoing_dropped``,
         ``other_dropped`` (not TCP of this port), ``malformed``, ``emitted``,
         ``kernel_packets`` / ``kernel_drops`` (PACKET_STATISTICS: what passed
-        the filter, and what the full socket buffer lost), ``bpf`` (whether the
-        kernel filter is attached), ``rcvbuf`` (the socket buffer the kernel
-        granted), ``error``, ``thread_alive`` (True only if the thread failed
-        to end within 1 s).
+        the filter, and what the full socket buffer lost), ``unstamped``
+        (frames that came without the kernel's time stamp: placed at their
+        receipt), ``bpf`` (whether the kernel filter is attached),
+        ``timestamps`` (whether SO_TIMESTAMPNS is on), ``rcvbuf`` (the socket
+        buffer the kernel granted), ``error``, ``thread_alive`` (True only if
+        the thread failed to end within 1 s).
         """
         if self._result is not None:
             return self._result
@@ -262,7 +322,8 @@ class LoopbackCapture:
             for s in (self._sock, self._wake_r, self._wake_w):
                 if s is not None:
                     s.close()
-        self._result = {**self.stats, "bpf": self.bpf_attached, "rcvbuf": self.rcvbuf,
+        self._result = {**self.stats, "bpf": self.bpf_attached,
+                        "timestamps": self.timestamps, "rcvbuf": self.rcvbuf,
                         "error": self.error, "thread_alive": alive}
         return self._result
 
@@ -285,6 +346,7 @@ class LoopbackCapture:
                 self._read_batch(_BATCH)
                 if time.monotonic() >= next_stats:
                     next_stats = time.monotonic() + _STATS_EVERY_S
+                    self._rt_offset = realtime_offset_ns()  # NTP may slew the real-time clock
                     self._read_kernel_stats()
                     self._report_drops()
             deadline = time.monotonic() + _FINAL_DRAIN_S
@@ -305,9 +367,13 @@ class LoopbackCapture:
         probe = self.probe
         tid = threading.get_native_id()
         count = 0
+        offset = self._rt_offset
+        unpack_time = _TIMESPEC.unpack_from
+        monotonic_ns = time.monotonic_ns
+        sol_socket, scm_timestampns, stamp_size = socket.SOL_SOCKET, SO_TIMESTAMPNS, _TIMESPEC.size
         while count < limit:
             try:
-                frame, addr = sock.recvfrom(self.snaplen)
+                frame, ancillary, _, addr = sock.recvmsg(self.snaplen, _CMSG_SPACE)
             except (BlockingIOError, InterruptedError):
                 break
             count += 1
@@ -328,8 +394,19 @@ class LoopbackCapture:
             else:
                 conn = connection_id((fields["src_ip"], fields["sport"]), (fields["dst_ip"], port))
             stats["emitted"] += 1
+            t_ns = 0
+            for level, kind, data in ancillary:
+                if level == sol_socket and kind == scm_timestampns and len(data) >= stamp_size:
+                    seconds, nanoseconds = unpack_time(data)
+                    t_ns = seconds * 1_000_000_000 + nanoseconds - offset
+                    break
+            received = monotonic_ns()
+            if not received - _STAMP_MAX_AGE_NS < t_ns <= received + _STAMP_SLACK_NS:
+                # No stamp, or one on another clock: the time of receipt is the best left.
+                stats["unstamped"] += 1
+                t_ns = received
             if probe.active:
-                probe.emit("packet", conn, -1, tid, origin="captured", **fields)
+                probe.emit_at(t_ns, "packet", conn, -1, tid, origin="captured", **fields)
         return count
 
     def _read_kernel_stats(self) -> None:
