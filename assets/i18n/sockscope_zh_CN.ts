@@ -1301,6 +1301,10 @@
         <translation>RST：{0}重置了连接。没有 FIN 交换：两端立即丢弃这个连接，之后也没有 TIME_WAIT。</translation>
     </message>
     <message>
+        <source>The kernel&apos;s reason (traced): {0}.</source>
+        <translation>内核给出的原因（跟踪所得）：{0}。</translation>
+    </message>
+    <message>
         <source>Three segments, not four: the {1}&apos;s FIN rode on the ACK of the {0}&apos;s FIN. Linux delays that ACK (delayed ACK); the {1} closed in the meantime, so one FIN|ACK did both jobs.</source>
         <translation>是三个报文段，不是四个：{1}的 FIN 和它对{0} FIN 的 ACK 合在了同一个报文段里。Linux 会推迟发送这个 ACK（延迟确认），{1}恰好在此期间关闭，于是一个 FIN|ACK 同时完成了两件事。</translation>
     </message>
@@ -1359,6 +1363,10 @@
     <message>
         <source>ms</source>
         <translation>ms</translation>
+    </message>
+    <message>
+        <source>retransmission</source>
+        <translation>重传</translation>
     </message>
 </context>
 <context>

@@ -128,8 +128,11 @@ class SegmentStates:
         with self._lock:
             conn = event.conn
             ends = self._conns.get(conn)
+            opening = parts == {"SYN"} and sender == "client"
+            if ends is not None and opening and ends["client"].state not in ("CLOSED", "SYN_SENT"):
+                ends = None  # a new connection on the same port pair: the old one is over
             if ends is None:
-                if parts != {"SYN"} or sender != "client":
+                if not opening:
                     return  # not a connection's start: nothing to build on
                 self._finished.pop(conn, None)  # the port pair is used again
                 ends = self._conns[conn] = {"client": _End("CLOSED"), "server": _End("LISTEN")}

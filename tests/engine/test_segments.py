@@ -168,3 +168,12 @@ def test_five_short_connections_walk_the_textbook_alike(tmp_path: Path, packets:
     checks = [e for e in events if e.kind == "state_check" and e.conn in conns]
     assert checks and all(e.data.get("verdict") == "confirms" for e in checks), \
         [e.data for e in checks if e.data.get("verdict") != "confirms"]
+
+
+def test_the_same_port_pair_again_is_a_new_connection() -> None:
+    # The first connection never finished (its last segments were not seen); the client
+    # connects again from the same port: both ends start over.
+    states, _ = run(segments(*HANDSHAKE, (S, "FIN|ACK", 1501, 191, 0), *HANDSHAKE[:3]))
+    assert walk(states, C)[-2:] == ["SYN_SENT", "ESTABLISHED"]
+    assert walk(states, S)[-2:] == ["SYN_RECV", "ESTABLISHED"]
+    assert [e.data["previous"] for e in states if e.data["side"] == C][-2] == "CLOSED"

@@ -18,7 +18,7 @@ from PySide6.QtCore import QSettings, Qt
 
 from visualizer.app import MainWindow
 from visualizer.lessons import ORDER, Prepared, all_lessons, basics, prepare
-from visualizer.views.lifecycle import KEEP_ALIVE, SHORT
+from visualizer.model.lifecycle import KEEP_ALIVE, SHORT
 
 ROOT = Path(__file__).resolve().parents[2]
 UNPRIVILEGED = ("--states", "inferred", "--packets", "derived")

@@ -11,7 +11,8 @@ from PySide6.QtCore import QPoint, Qt
 
 from engine.events import Event
 from visualizer.model import EventLog, Timeline, open_trace
-from visualizer.views.io import EventSeries, IoView
+from visualizer.model.series import EventSeries
+from visualizer.views.io import IoView
 
 ROOT = Path(__file__).resolve().parents[2]
 A = "127.0.0.1:50001>127.0.0.1:7890"

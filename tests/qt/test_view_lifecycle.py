@@ -13,8 +13,9 @@ from PySide6.QtCore import QPoint, Qt
 from engine.events import Event
 from engine.trace import iter_lines
 from visualizer.model import EventLog, Timeline
+from visualizer.model.lifecycle import KEEP_ALIVE, SHORT, TimeAxis
 from visualizer.views import view_classes
-from visualizer.views.lifecycle import KEEP_ALIVE, SHORT, LifecycleView, TimeAxis
+from visualizer.views.lifecycle import LifecycleView
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVER = "127.0.0.1:7890"

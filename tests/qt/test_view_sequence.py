@@ -526,3 +526,43 @@ def assert_lane_ends_as_traced(view: SequenceView, tl: Timeline) -> None:
             assert getattr(view, f"{side}_state") == "—" and view.lane_states(side) == []
         else:
             assert getattr(view, f"{side}_state") == expected == view.lane_states(side)[-1]
+
+
+def test_kernel_checks_badge_the_states_and_wait_for_an_early_report(view: SequenceView) -> None:
+    t = Trace()
+    # The tracepoint reports the client's SYN_SENT a few µs before the segment that
+    # dates it; a poll later contradicts the server's state.
+    t.add("state_check", CONN, "kernel", side="client", state="SYN_SENT", previous="CLOSED",
+          source="traced", verdict="confirms")
+    t.handshake()
+    t.add("state_check", CONN, "kernel", side="server", state="CLOSE_WAIT",
+          previous="ESTABLISHED", source="observed", verdict="contradicts",
+          inferred="ESTABLISHED")
+    shown(view, Timeline(EventLog(t.events)), len(t.events) - 1)
+    marks = {(m.side, m.state): m for m in view.marks}
+    assert marks[("client", "SYN_SENT")].check == "✓"
+    assert marks[("client", "SYN_SENT")].checked_by == "traced"
+    assert marks[("client", "SYN_SENT")].text == "SYN_SENT ✓"
+    assert marks[("client", "ESTABLISHED")].check == ""  # nobody said
+    assert marks[("server", "ESTABLISHED")].check == "✗ CLOSE_WAIT"
+    assert view.server_state_text.endswith("✗ CLOSE_WAIT")
+    assert any("checked: observed + traced" in b for b in view.badges)
+
+
+def test_a_retransmitted_segment_is_marked_and_a_reset_says_the_kernels_reason(
+        view: SequenceView) -> None:
+    t = Trace()
+    t.seg("client", "SYN", ISN_C)
+    t.seg("client", "SYN", ISN_C)  # the first was dropped: sent again a second later
+    t.seg("server", "SYN|ACK", ISN_S, ISN_C + 1)
+    t.seg("client", "ACK", ISN_C + 1, ISN_S + 1)
+    t.seg("client", "PSH|ACK", ISN_C + 1, ISN_S + 1, 100)
+    t.seg("client", "PSH|ACK", ISN_C + 1, ISN_S + 1, 100)  # and this one too
+    t.add("reset", CONN, "kernel", side="client", direction="sent", state="ESTABLISHED",
+          reason="TCP_ABORT_ON_CLOSE", source="traced")
+    t.seg("client", "RST|ACK", ISN_C + 101, ISN_S + 1)
+    shown(view, Timeline(EventLog(t.events)), len(t.events) - 1)
+    assert [a.retransmission for a in view.arrows] == [False, True, False, False, False, True,
+                                                       False]
+    assert view.teardown == "reset" and "TCP_ABORT_ON_CLOSE" in view.caption
+    view.grab()  # painted with its marks

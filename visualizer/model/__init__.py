@@ -5,6 +5,12 @@ in ``state`` fold events into the picture of the server at one moment;
 ``Timeline`` holds the cursor and snapshots, so that stepping back, seeking
 and replay cost a bounded amount of folding. Views render ``Timeline.state``
 and keep no history of their own.
+
+Beside it, what the views compute from the log, shared and just as Qt-free:
+``index`` (the log indices of some kinds, decoded values cached), ``series``
+(values read from events, kept by log index), ``lifecycle`` (each connection's
+first events, handshakes, bars and costs, the time axis) and ``text`` (ports,
+durations, ready masks as the views write them).
 """
 from .log import EventLog
 from .state import ConnectionState, ServerState, apply

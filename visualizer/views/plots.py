@@ -40,9 +40,9 @@ from PySide6.QtWidgets import (
 )
 
 from ..model import Timeline
+from ..model.series import EventSeries
 from . import style
 from .base import View
-from .io import EventSeries
 
 RASTER_KINDS = ("accept", "recv", "send", "eagain", "close", "epoll_ctl")
 # Drawn on top of each other in this order: a recv at the moment of an epoll_ctl shows.

@@ -131,6 +131,7 @@ class Arrow:
     label: str  # flags and numbers
     elapsed_ms: float  # since the connection's first segment
     note: str = ""  # "piggyback": the FIN|ACK the caption explains
+    retransmission: bool = False  # the same SYN, FIN or data again from its sender
     row: int = -1
     y0: float = 0.0  # where it leaves the sender's lane
     y1: float = 0.0  # where it reaches the receiver's
@@ -236,6 +237,9 @@ class _Connection:
         self.changes: list[Change] = []
         self.check_index: list[int] = []
         self.checks: list[Check] = []
+        self.resets: list[tuple[int, str, str, str | None]] = []  # traced: t, side, direction, reason
+        self.repeats: list[bool] = []  # per segment: a retransmission
+        self._sent: set[tuple] = set()  # (sender, flags, seq, length) of SYNs, FINs and data
         self.control: list[int] = []  # positions of SYN, FIN and RST segments
         self.first_origin: dict[str, int] = {}  # origin -> position of its first segment
         self.first_relative: int | None = None  # position of the first relative segment
@@ -249,7 +253,8 @@ class _Connection:
     def update(self, log: EventLog) -> None:
         if self.length == len(log):
             return
-        indices = log.indices(conn=self.conn, kinds=("packet", "tcp_state", "state_check"))
+        indices = log.indices(conn=self.conn,
+                              kinds=("packet", "tcp_state", "state_check", "reset"))
         old = self.indices
         if not (len(indices) >= len(old) and np.array_equal(indices[:len(old)], old)):
             self.__init__(self.conn)  # type: ignore[misc]  # a merge moved them: start over
@@ -270,6 +275,9 @@ class _Connection:
                     e.t_ns, str(d["side"]), str(d.get("state") or "CLOSED"), d.get("previous"),
                     d.get("source"), tuple(d.get("via") or ()),
                     int(expires) if isinstance(expires, (int, float)) else None))
+            elif e.kind == "reset" and d.get("side") in ("client", "server"):
+                self.resets.append((e.t_ns, str(d["side"]), str(d.get("direction")),
+                                    d.get("reason")))
             elif e.kind == "state_check" and d.get("side") in ("client", "server"):
                 expires = d.get("expires_ms")
                 self.check_index.append(i)
@@ -295,6 +303,13 @@ class _Connection:
                           int(d.get("ack") or 0), int(d.get("len") or 0),
                           str(d.get("origin") or "captured"), bool(d.get("relative")))
         position = len(self.segments)
+        # A retransmission: the same SYN, FIN or data from the same sender again (what
+        # the kernel resends after a timeout; the tracepoint says so as root too).
+        key = (sender, flags_text, segment.seq, segment.length)
+        carries = segment.length > 0 or "SYN" in flags or "FIN" in flags
+        self.repeats.append(carries and "RST" not in flags and key in self._sent)
+        if carries:
+            self._sent.add(key)
         self.seg_index.append(index)
         self.segments.append(segment)
         self.keys.append((t_ns, seq))
@@ -335,7 +350,8 @@ class _Connection:
         numbers = f"seq={seq}" + (f" ack={ack}" if has_ack else "") + f" len={s.length}"
         return Arrow(self.seg_index[k], self.keys[k], s.sender, receiver, s.flags_text, kind,
                      seq, ack if has_ack else None, s.length, s.origin, numbers,
-                     f"{s.flags_text}  {numbers}", (s.t_ns - t0) / 1e6)
+                     f"{s.flags_text}  {numbers}", (s.t_ns - t0) / 1e6,
+                     retransmission=self.repeats[k])
 
 
 class SequenceView(View):
@@ -629,6 +645,11 @@ class SequenceView(View):
             self.caption = self.tr("RST: the {0} reset the connection. No FIN exchange: both "
                                    "ends drop it at once, and no TIME_WAIT follows.").format(
                 names[reset.sender])
+            why = next((reason for t, side, direction, reason in data.resets
+                        if side == reset.sender and direction == "sent" and reason
+                        and abs(t - reset.t_ns) < 5_000_000), None)
+            if why:
+                self.caption += " " + self.tr("The kernel's reason (traced): {0}.").format(why)
             return
         fins = [k for k in control if "FIN" in segments[k].flags]
         if not fins:
@@ -1207,6 +1228,13 @@ class SequenceView(View):
             p.setFont(fonts["numbers"])
             p.setPen(QColor(style.FOREGROUND))
             p.drawText(QPointF(left + flags_w + gap, baseline), a.numbers)
+            if a.retransmission:  # said under the line, where the label has room
+                p.setFont(fonts["badge"])
+                p.setPen(QColor(style.WASTE))
+                again = "↻ " + self.tr("retransmission")
+                bm = QFontMetricsF(fonts["badge"])
+                p.drawText(QPointF(mid_x - bm.horizontalAdvance(again) / 2,
+                                   mid_y + rise + bm.ascent() + 4), again)
             # Elapsed time in the left margin, level with where the segment leaves.
             p.setFont(fonts["ms"])
             p.setPen(QColor(style.MUTED))

@@ -38,10 +38,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..model.index import Decoded, EventIndex
+from ..model.lifecycle import TIME_WAIT_S
+from ..model.state import check_badge
 from . import style
 from .base import View
-from .lifecycle import TIME_WAIT_S, Decoded, EventIndex
-from ..model.state import check_badge
 
 # ss's names and order (the kernel's state numbers; LISTEN first, as ss lists it).
 SS_NAMES = {
