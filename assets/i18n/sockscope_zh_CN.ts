@@ -581,6 +581,10 @@
         <translation>打开</translation>
     </message>
     <message>
+        <source>closing: client above, server below</source>
+        <translation>关闭中：上为客户端，下为服务器</translation>
+    </message>
+    <message>
         <source>TIME_WAIT</source>
         <translation>TIME_WAIT</translation>
     </message>

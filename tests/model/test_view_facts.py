@@ -314,6 +314,26 @@ def test_bars_with_requests_and_time_wait_tails() -> None:
     assert k.tail_start_ns == 2610 * US
 
 
+def test_bars_carry_each_ends_closing_states_where_they_were() -> None:
+    tr = trace()
+    # K's teardown, as the segments place it: the client closes first; the server reads
+    # end-of-file only later (CLOSE_WAIT), then closes (LAST_ACK) and is acknowledged.
+    tr.state(2400, K, "client", "FIN_WAIT_1", "inferred")
+    tr.state(2400, K, "server", "CLOSE_WAIT", "inferred")
+    tr.state(2401, K, "client", "FIN_WAIT_2", "inferred")
+    tr.state(2605, K, "server", "LAST_ACK", "inferred")
+    tr.events.sort(key=lambda e: e.t_ns)
+    k = {b.conn: b for b in lifecycles_at(tr, len(tr.events) - 1).bars}[K]
+    assert k.closing == [("client", "FIN_WAIT_1", 2400 * US, 2401 * US),
+                         ("server", "CLOSE_WAIT", 2400 * US, 2605 * US),
+                         ("client", "FIN_WAIT_2", 2401 * US, 2610 * US),
+                         ("server", "LAST_ACK", 2605 * US, 2620 * US)]
+    # At a cursor inside it, the server is still in CLOSE_WAIT: the span is open.
+    inside = next(i for i, e in enumerate(tr.events) if e.t_ns == 2500 * US)
+    k = {b.conn: b for b in lifecycles_at(tr, inside).bars}[K]
+    assert ("server", "CLOSE_WAIT", 2400 * US, None) in k.closing
+
+
 def test_a_connection_is_short_until_a_request_keeps_it() -> None:
     tr = trace()
     at_accept = lifecycles_at(tr, tr.at["K accept"])

@@ -56,6 +56,7 @@ from .text import client_port
 
 SHORT, KEEP_ALIVE = "short", "keep-alive"
 GROUPS = (SHORT, KEEP_ALIVE)
+HALF_CLOSED = ("FIN_WAIT_1", "FIN_WAIT_2", "CLOSE_WAIT", "CLOSING", "LAST_ACK")
 TIME_WAIT_S = 60  # Linux's TCP_TIMEWAIT_LEN: how long an inferred TIME_WAIT lasts
 HANDSHAKE_PACKETS = 6  # a connection's handshake is among its first few segments
 _INF = np.iinfo(np.int64).max
@@ -95,6 +96,9 @@ class Bar:
     tw_left_s: float | None = None  # countdown at the cursor
     tw_source: str | None = None
     tw_both: bool = False  # both ends waited (a simultaneous close)
+    # The half-closed states each end passed through, in order: (side, state, from,
+    # until; None: still in it at the cursor). CLOSE_WAIT is the one a program causes.
+    closing: list[tuple[str, str, int, int | None]] = field(default_factory=list)
     selected: bool = False
     x0: float = 0.0
     x1: float = 0.0
@@ -607,10 +611,18 @@ class Lifecycles:
         closed: dict[str, int] = {}  # side -> its last CLOSED
         inferred: dict[str, bool] = {}
         expires = None
+        half: dict[str, int] = {}  # side -> position in bar.closing of its open span
         for i in tcp:
             side, state, source, exp, *_ = decode(i, _tcp_state)
             t = int(times[i])
             states[side] = state
+            if side in half:
+                k = half.pop(side)
+                s_side, s_state, s_from, _ = bar.closing[k]
+                bar.closing[k] = (s_side, s_state, s_from, t)
+            if state in HALF_CLOSED:
+                half[side] = len(bar.closing)
+                bar.closing.append((side, state, t, None))
             if state == "TIME_WAIT" and bar.tw_start_ns is None:
                 bar.tw_side, bar.tw_start_ns, bar.tw_source, expires = side, t, source, exp
             elif state == "TIME_WAIT" and side != bar.tw_side:

@@ -263,10 +263,19 @@ class LifecycleView(View):
         p.drawText(QRectF(12, y, self.LABEL_W - 10, hh), Qt.AlignmentFlag.AlignRight
                    | Qt.AlignmentFlag.AlignVCenter, self.tr("port"))
         x = 12.0 + self.LABEL_W
-        for kind, text in (("bar", self.tr("open")), ("tw", self.tr("TIME_WAIT")),
-                           ("req", self.tr("request"))):
+        for kind, text in (("bar", self.tr("open")),
+                           ("half", self.tr("closing: client above, server below")),
+                           ("tw", self.tr("TIME_WAIT")), ("req", self.tr("request"))):
             if kind == "bar":
                 self._draw_open(p, QRectF(x, y + 4, 36, hh - 8))
+                x += 44
+            elif kind == "half":
+                box = QRectF(x, y + 4, 36, hh - 8)
+                self._draw_open(p, box)
+                p.setPen(Qt.PenStyle.NoPen)
+                for state, top in (("FIN_WAIT_1", box.top()), ("CLOSE_WAIT", box.center().y())):
+                    p.setBrush(style.colour(style.STATE_COLOURS[state]))
+                    p.drawRect(QRectF(box.left() + 10, top + 1, 26, box.height() / 2 - 2))
                 x += 44
             elif kind == "tw":
                 self._draw_tail(p, QRectF(x, y + 4, 36, hh - 8))
@@ -372,6 +381,7 @@ class LifecycleView(View):
             tail = QRectF(tx0, body.y(), max(tx1 - tx0, 2.0), body.height())
             self._draw_tail(p, tail)
         self._draw_open(p, body)
+        self._paint_closing(p, b, body, now)
         if b.end_ns is None:  # still open: a thick open end at the cursor
             p.setPen(QPen(style.colour(style.STATE_COLOURS["ESTABLISHED"]), style.pen(4)))
             p.drawLine(QPointF(body.right(), body.top() - 3), QPointF(body.right(), body.bottom() + 3))
@@ -384,6 +394,30 @@ class LifecycleView(View):
                 last_x = x
         if b.tw_start_ns is not None and b.tw_end_ns is None and b.tw_left_s is not None:
             self._paint_countdown(p, b, tail)
+
+    def _paint_closing(self, p: QPainter, b: Bar, body: QRectF, now: int) -> None:
+        """The half-closed states on the bar, where they were: the client's in its upper
+        half, the server's in its lower half, named where there is room. (On loopback
+        most last microseconds and take no width; a CLOSE_WAIT a program leaves shows.)"""
+        axis = self.axis
+        assert axis is not None
+        p.setFont(style.font(0.75, bold=True))
+        fm = QFontMetricsF(p.font())
+        half = body.height() / 2
+        for side, state, t0, t1 in b.closing:
+            x0 = max(axis.x(t0), body.left())
+            x1 = min(axis.x(t1 if t1 is not None else now), body.right())
+            if x1 - x0 < 2:
+                continue
+            top = body.top() if side == "client" else body.top() + half
+            strip = QRectF(x0, top + 1, x1 - x0, half - 2)
+            fill = style.colour(style.STATE_COLOURS.get(state, style.GREY))
+            p.setPen(Qt.PenStyle.NoPen)
+            p.setBrush(fill)
+            p.drawRect(strip)
+            if fm.horizontalAdvance(state) + 8 <= strip.width() and fm.height() <= half + 2:
+                p.setPen(style.text_on(fill))
+                p.drawText(strip, Qt.AlignmentFlag.AlignCenter, state)
 
     def _paint_countdown(self, p: QPainter, b: Bar, tail: QRectF) -> None:
         approx = "" if b.tw_source == "observed" else "≈"

@@ -94,7 +94,7 @@ class SocketRow:
 
     def cells(self) -> tuple[str, ...]:
         return (self.ss_state, self.recv_q, self.send_q, self.local, self.peer, self.timer,
-                self.source)
+                f"{self.source} {self.check}" if self.check else self.source)
 
 
 def fmt_left(ms: float) -> str:
@@ -180,8 +180,8 @@ class SocketTable(QAbstractTableModel):
             text = row.cells()[col]
             if col in (3, 4) and self.host is not None:
                 return _without_host(text, self.host)
-            if col == 6 and row.check:
-                return f"{self.view.tr(text) if text in CELL_WORDS else text} {row.check}"
+            if col == 6 and row.check:  # "inferred ✓ observed": each word translated
+                return " ".join(_translated(self.view, w) for w in text.split(" "))
             return self.view.tr(text) if col in (0, 6) and text in CELL_WORDS else text
         if role == Qt.ItemDataRole.FontRole:
             return self._bold if selected or col == 0 else self._font
@@ -244,6 +244,12 @@ class Cell(QStyledItemDelegate):
 
 
 SELECTED_ROLE = Qt.ItemDataRole.UserRole + 1
+
+
+def _translated(view: "SocketsView", word: str) -> str:
+    """A Source cell's word in the window's language ("observed:" keeps its colon)."""
+    base = word.rstrip(":")
+    return view.tr(base) + word[len(base):] if base in CELL_WORDS else word
 
 
 def _text_on(background: str) -> str:
@@ -533,7 +539,7 @@ class SocketsView(View):
                 check = ""
                 if badge is not None:
                     mark, by, said = badge
-                    check = f"{mark} {self.tr(by)}" + (f": {said}" if mark == "✗" else "")
+                    check = f"{mark} {by}" + (f": {said}" if mark == "✗" else "")
                 rows.append(SocketRow(tcp_state, recv_q, send_q, local, peer, timer,
                                       str(source), conn.id, side,
                                       (1, ORDER.get(tcp_state, 99)) + order, check))
