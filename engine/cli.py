@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from .capture.derived import PacketDeriver
+from .capture.derived import NAGLE_MODES, PacketDeriver
 from .events import Event, Probe
 from .server import MODES, POLICIES, TRIGGERS, DEFAULT_PORT, ServerConfig, create_server, default_mode
 
@@ -404,7 +404,9 @@ def _start_packets(args: argparse.Namespace, probe: Probe, port: int, sinks: lis
         print(f"packets: derived from syscalls and states, marked derived "
               f"(capture: {reason})", flush=True)
     if args.packets in ("auto", "derived"):
-        deriver = PacketDeriver(Probe("engine"))
+        # Whether the server's sockets keep Nagle's algorithm (it shapes their segments):
+        # said here, since the deriver starts after the server's "mode" event.
+        deriver = PacketDeriver(Probe("engine"), server_nagle=args.mode in NAGLE_MODES)
         for sink in sinks:
             deriver.probe.add_sink(sink)
         if machine is not None:

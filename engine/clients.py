@@ -293,8 +293,9 @@ class _Client:
             if self.sock is None:
                 self.connect()
             self.send(self.request_bytes(config.requests, last_closes=False))
-            self.sock.shutdown(socket.SHUT_WR)  # type: ignore[union-attr]
+            # Reported before the call, as close() is: the FIN it sends follows the event.
             self.emit("shutdown", how="SHUT_WR")
+            self.sock.shutdown(socket.SHUT_WR)  # type: ignore[union-attr]
             answers, _ = self.read_responses(config.requests, until_eof=True)
         except (OSError, httptools.HttpParserError) as exc:
             self.count(failed=config.requests, error=_describe(exc))

@@ -42,7 +42,7 @@ Never inferred, and therefore never emitted:
 
 Order. A recv() that returns 0 proves the peer's FIN left: the peer's FIN is
 taken from it when the peer's own ``close``/``shutdown`` event has not come
-yet (``shutdown`` is reported after the call). Otherwise the order of events
+yet (a peer in another process or thread may report it late). Otherwise the order of events
 is taken as the order of the syscalls. The engine emits ``close`` just before
 calling close(), so two ends closing in the same instant, from different
 threads, may be taken in the wrong order.
@@ -178,8 +178,8 @@ class StateInference:
             if kind == "recv":
                 if data.get("bytes") == 0:
                     # End-of-file proves the peer's FIN left, even when the peer's
-                    # own close/shutdown event has not come yet (the built-in
-                    # clients report shutdown after the call): take it first.
+                    # own close/shutdown event has not come yet (another thread or
+                    # process may report it late): take it first.
                     peer_side = "server" if side == "client" else "client"
                     if ends[peer_side].opened:
                         self._fin(conn_id, ends, peer_side)

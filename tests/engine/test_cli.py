@@ -195,7 +195,10 @@ def test_export_and_import_round_trip(tmp_path: Path) -> None:
                              "--trace", str(trace)], cwd=ROOT, capture_output=True, text=True,
                             timeout=60)
     assert served.returncode == 0 and "requests: 4 ok" in served.stdout, served.stdout
-    packets = [e for e in read_trace(trace).events if e.kind == "packet"]
+    # In time order, as a capture file holds them (derived segments are dated where
+    # they happened, some after the events that revealed them were written).
+    packets = sorted((e for e in read_trace(trace).events if e.kind == "packet"),
+                     key=lambda e: (e.t_ns, e.seq))
     assert packets and all(e.data["origin"] == "derived" for e in packets)
     exported = subprocess.run([*CLI, "export", str(trace), "--pcapng", str(pcap)], cwd=ROOT,
                               capture_output=True, text=True, timeout=60)
