@@ -43,10 +43,13 @@ Linux reports FIN_WAIT2 -> CLOSE and CLOSING -> CLOSE when the socket is
 replaced by a time-wait socket (which has no tracepoint of its own): those are
 emitted as state TIME_WAIT, with ``kernel="TCP_CLOSE"`` keeping the kernel's
 own word, unless the socket sent or received a reset right then (a real
-close). An orphaned socket (closed by its application) whose FIN is
-acknowledged by a bare ACK becomes a time-wait socket still in its FIN_WAIT2
-sub-state, waiting for the peer's FIN; the kernel reports nothing more when
-that FIN comes. The listening socket's own CLOSE -> LISTEN / LISTEN -> CLOSE
+close). One more exception: an orphaned socket (closed by its application)
+whose FIN is acknowledged by a bare ACK becomes a time-wait socket still in
+its FIN_WAIT2 sub-state (sock_diag lists it as FIN-WAIT-2), waiting for the
+peer's FIN, and the kernel reports nothing more when that FIN comes. Where
+the peer is ours (traced too) and has sent no FIN yet (ESTABLISHED or
+CLOSE_WAIT), that transition is emitted as state FIN_WAIT_2; a remote peer
+cannot be asked, and its end's transition is taken as TIME_WAIT. The listening socket's own CLOSE -> LISTEN / LISTEN -> CLOSE
 are counted (``listen_transitions``), not emitted.
 """
 from __future__ import annotations
@@ -89,6 +92,8 @@ KERNEL_STATE_NAMES: dict[int, str] = {
 }
 # -> CLOSE from these states means "became a time-wait socket" (tcp_time_wait()).
 _TO_TIME_WAIT = frozenset({5, 11})  # FIN_WAIT2, CLOSING
+_FIN_WAIT2 = 5
+_NO_FIN_YET = frozenset({1, 8})  # ESTABLISHED, CLOSE_WAIT: an end that has sent no FIN
 _RESET_NEAR_NS = 1_000_000  # a reset this close to a -> CLOSE makes it a real close
 _MAX_PENDING = 4096  # sockets waiting for their port (SYN_SENT before the bind)
 _PAGE_READS_PER_ROUND = 256  # pages read per CPU per wakeup, before looking at stop
@@ -491,6 +496,7 @@ class KernelTracer:
         self._sockets: dict[int, list[Any]] = {}
         self._pending: dict[int, list[tuple[int, int, int, str]]] = {}
         self._resets_near: dict[int, list[int]] = {}
+        self._last: dict[tuple[str, str], int] = {}  # (conn, side) -> its latest state
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._result: dict[str, Any] | None = None
@@ -826,10 +832,22 @@ class KernelTracer:
 
     def _emit_state(self, t: int, conn: str, side: str, old: int, new: int, skaddr: int) -> None:
         self.emitted_states += 1
+        last = self._last
+        peer_state = last.get((conn, "client" if side == "server" else "server"))
+        if len(last) >= 65536:
+            last.clear()
+        last[(conn, side)] = new
         if not self.probe.active:
             return
         previous = STATE_NAMES.get(old) or f"STATE_{old}"
-        if new == TCP_CLOSE and old in _TO_TIME_WAIT and not self._reset_near(skaddr, t):
+        if new == TCP_CLOSE and old == _FIN_WAIT2 and peer_state in _NO_FIN_YET:
+            # A closed program's socket whose FIN was acknowledged becomes a time-wait
+            # socket in its FIN_WAIT2 sub-state (sock_diag lists it as FIN-WAIT-2): the
+            # peer, ours and traced, has sent no FIN, so this is no TIME_WAIT yet.
+            self.probe.emit_at(t, "state_check", conn, -1, self._tid, side=side,
+                               state="FIN_WAIT_2", previous=previous, source="traced",
+                               kernel="TCP_CLOSE")
+        elif new == TCP_CLOSE and old in _TO_TIME_WAIT and not self._reset_near(skaddr, t):
             self.probe.emit_at(t, "state_check", conn, -1, self._tid, side=side,
                                state="TIME_WAIT", previous=previous, source="traced",
                                kernel="TCP_CLOSE")

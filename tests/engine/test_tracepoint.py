@@ -148,6 +148,33 @@ def test_keep_alive_connections_show_every_transition() -> None:
         assert sum(1 for e in events if e.conn == conn and e.kind == "request") == 4
 
 
+def test_a_closed_client_waiting_on_a_server_in_close_wait_is_in_fin_wait_2() -> None:
+    """The server never closes: the client's closed socket, its FIN acknowledged, becomes
+    a time-wait socket in its FIN_WAIT2 sub-state. The kernel reports FIN_WAIT2 -> CLOSE
+    as it does for a real TIME_WAIT; the server's end still in CLOSE_WAIT says which."""
+    require_tracing()
+    with running_server(never_close=True) as (server, sink):
+        port = server.address[1]
+        kernel = Probe("kernel")
+        kernel.add_sink(sink)
+        with KernelTracer(kernel, port) as tracer:
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as c:
+                c.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                c.recv(65536)
+            # The server's delayed ACK of the FIN (40 ms or more), then the time-wait socket.
+            assert sink.wait_for(lambda evs: any(
+                e.kind == "state_check" and e.data.get("kernel") == "TCP_CLOSE"
+                for e in evs), timeout=3)
+        tracer.stop()
+        events = list(sink.events)
+    by = transitions(events)
+    (conn,) = {c for c, _ in by}
+    assert path(by[(conn, "client")])[-3:] == ["ESTABLISHED>FIN_WAIT_1", "FIN_WAIT_1>FIN_WAIT_2",
+                                              "FIN_WAIT_2>FIN_WAIT_2"]
+    assert by[(conn, "client")][-1].data["kernel"] == "TCP_CLOSE"
+    assert path(by[(conn, "server")])[-1] == "ESTABLISHED>CLOSE_WAIT"
+
+
 def test_an_aborting_client_produces_resets() -> None:
     """SO_LINGER 0 then close(): the client's kernel sends RST, the server's receives it."""
     require_tracing()
