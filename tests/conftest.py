@@ -49,6 +49,20 @@ def read_to_eof(sock, max_reads: int = 10_000) -> bytes:  # type: ignore[no-unty
     return b"".join(chunks)
 
 
+@pytest.fixture
+def shared_dir() -> Iterator["Path"]:
+    """A folder an unprivileged user (uid 65534) may write: pytest's own is private to root."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+    path = Path(tempfile.mkdtemp(prefix="sockscope-shared-"))
+    path.chmod(0o777)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.fixture(autouse=True)
 def english_afterwards() -> Iterator[None]:
     """A window made in Chinese installs the translation for the whole application:

@@ -5,9 +5,7 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -33,17 +31,6 @@ def unprivileged_prefix() -> list[str]:
     if probe.returncode != 0:
         prefix += ["--inh-caps=+dac_read_search", "--ambient-caps=+dac_read_search"]
     return prefix
-
-
-@pytest.fixture
-def shared_dir() -> Iterator[Path]:
-    """A folder the unprivileged user may write (pytest's own is private to root)."""
-    path = Path(tempfile.mkdtemp(prefix="sockscope-lab-"))
-    path.chmod(0o777)
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 def serve_in_lab(folder: Path, *extra: str, prefix: list[str] | None = None,
