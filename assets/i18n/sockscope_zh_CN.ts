@@ -1372,6 +1372,14 @@
         <source>retransmission</source>
         <translation>重传</translation>
     </message>
+    <message>
+        <source>⋯ {0} bytes in segments the kernel chose (not known here)</source>
+        <translation>⋯ {0} 字节，由内核自行切分成报文段（此处无法得知如何切分）</translation>
+    </message>
+    <message>
+        <source>⋯ the ACKs the kernel chose (not known here)</source>
+        <translation>⋯ 内核自行决定的 ACK（此处无法得知）</translation>
+    </message>
 </context>
 <context>
     <name>SocketsView</name>

@@ -3,6 +3,8 @@ server that never closes, and the backlog of a server that does not accept. Each
 checked, asserted from its log, and walked in the window in both languages."""
 from __future__ import annotations
 
+import re
+
 import errno
 from pathlib import Path
 
@@ -234,6 +236,10 @@ def test_backlog_walks_in_both_languages(qtbot, backlog, tmp_path: Path) -> None
             assert (listen.recv_q, listen.send_q) == (str(lessons_kernel.BACKLOG + 1),
                                                       str(lessons_kernel.BACKLOG))
             assert any(r.state == "SYN_SENT" for r in view.rows)
+            # The caption counts the clients the picture shows waiting, no more.
+            said = re.search(r"(\d+) clients are left in SYN-SENT", window.caption.text())
+            if said:
+                assert int(said.group(1)) == sum(r.state == "SYN_SENT" for r in view.rows)
         if view.name == "sequence" and "retransmission" in window.caption.text():
             syns = [a for a in view.arrows if a.flags == "SYN"]
             assert len(syns) >= 2 and len({a.seq for a in syns}) == 1  # resent as is

@@ -566,3 +566,20 @@ def test_a_retransmitted_segment_is_marked_and_a_reset_says_the_kernels_reason(
                                                        False]
     assert view.teardown == "reset" and "TCP_ABORT_ON_CLOSE" in view.caption
     view.grab()  # painted with its marks
+
+
+def test_a_large_derived_write_is_one_honest_aggregate(view: SequenceView) -> None:
+    t = Trace()
+    for sender, flags, seq, ack in (("client", "SYN", 0, 0), ("server", "SYN|ACK", 0, 1),
+                                    ("client", "ACK", 1, 1)):
+        t.seg(sender, flags, seq, ack, origin="derived")
+    t.events[-1].data["relative"] = True
+    t.seg("client", "PSH|ACK", 1, 1, 90, origin="derived")
+    big = t.seg("server", "PSH|ACK", 1, 91, 1 << 20, origin="derived")
+    t.events[big].data["aggregate"] = True
+    ack = t.seg("client", "ACK", 91, 1 + (1 << 20), origin="derived")
+    t.events[ack].data["aggregate"] = True
+    shown(view, Timeline(EventLog(t.events)), len(t.events) - 1)
+    assert [a.aggregate for a in view.arrows] == [False] * 4 + [True, True]
+    assert view.arrows[4].length == 1 << 20
+    view.grab()

@@ -661,8 +661,14 @@ def _backlog_steps(log: EventLog) -> list[Step]:
     drained = draining[-1] if draining else None
     # The clients the full queue kept out: observed in SYN_SENT while the server was held.
     before = released if released is not None else len(log)
-    waiting = [i for i in log.indices(kinds=["tcp_state"])
-               if int(i) < before and log[int(i)].data.get("state") == "SYN_SENT"]
+    # (A client's SYN_SENT counts only while it lasts: the first clients' handshakes
+    # completed at once, and their ends moved on to ESTABLISHED.)
+    client_states: dict[str, tuple[int, str]] = {}
+    for i in log.indices(kinds=["tcp_state"]):
+        e = log[int(i)]
+        if int(i) < before and e.data.get("side") == "client":
+            client_states[str(e.conn)] = (int(i), str(e.data.get("state")))
+    waiting = sorted(i for i, state in client_states.values() if state == "SYN_SENT")
     captured = _captured(log)
     retrans = _retransmitted_syns(log)
     if captured and retrans:

@@ -67,6 +67,7 @@ class Segment(NamedTuple):
     length: int
     origin: str
     relative: bool  # the numbers are relative already (derived packets: ISN 0)
+    aggregate: bool = False  # derived: one write the kernel cut as it chose (not drawn as such)
 
 
 def _confirm(mark: "LaneMark", check: "Check") -> None:
@@ -132,6 +133,7 @@ class Arrow:
     elapsed_ms: float  # since the connection's first segment
     note: str = ""  # "piggyback": the FIN|ACK the caption explains
     retransmission: bool = False  # the same SYN, FIN or data again from its sender
+    aggregate: bool = False  # derived: a write the kernel cut into segments of its choosing
     row: int = -1
     y0: float = 0.0  # where it leaves the sender's lane
     y1: float = 0.0  # where it reaches the receiver's
@@ -301,7 +303,8 @@ class _Connection:
         flags = tuple(f for f in flags_text.split("|") if f)
         segment = Segment(t_ns, sender, flags, flags_text, int(d.get("tcp_seq") or 0),
                           int(d.get("ack") or 0), int(d.get("len") or 0),
-                          str(d.get("origin") or "captured"), bool(d.get("relative")))
+                          str(d.get("origin") or "captured"), bool(d.get("relative")),
+                          bool(d.get("aggregate")))
         position = len(self.segments)
         # A retransmission: the same SYN, FIN or data from the same sender again (what
         # the kernel resends after a timeout; the tracepoint says so as root too).
@@ -351,7 +354,7 @@ class _Connection:
         return Arrow(self.seg_index[k], self.keys[k], s.sender, receiver, s.flags_text, kind,
                      seq, ack if has_ack else None, s.length, s.origin, numbers,
                      f"{s.flags_text}  {numbers}", (s.t_ns - t0) / 1e6,
-                     retransmission=self.repeats[k])
+                     retransmission=self.repeats[k], aggregate=s.aggregate)
 
 
 class SequenceView(View):
@@ -1228,10 +1231,16 @@ class SequenceView(View):
             p.setFont(fonts["numbers"])
             p.setPen(QColor(style.FOREGROUND))
             p.drawText(QPointF(left + flags_w + gap, baseline), a.numbers)
-            if a.retransmission:  # said under the line, where the label has room
+            if a.retransmission or a.aggregate:  # said under the line, where there is room
                 p.setFont(fonts["badge"])
-                p.setPen(QColor(style.WASTE))
-                again = "↻ " + self.tr("retransmission")
+                p.setPen(QColor(style.WASTE if a.retransmission else style.MUTED))
+                if a.retransmission:
+                    again = "↻ " + self.tr("retransmission")
+                elif a.length:
+                    again = self.tr("⋯ {0} bytes in segments the kernel chose (not known "
+                                    "here)").format(f"{a.length:,}")
+                else:
+                    again = self.tr("⋯ the ACKs the kernel chose (not known here)")
                 bm = QFontMetricsF(fonts["badge"])
                 p.drawText(QPointF(mid_x - bm.horizontalAdvance(again) / 2,
                                    mid_y + rise + bm.ascent() + 4), again)
