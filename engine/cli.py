@@ -335,8 +335,7 @@ def _start_observers(args: argparse.Namespace, probe: Probe, port: int, sinks: l
         else (False, f"--states {args.states}")
     if ok:
         observer = KernelObserver(report_probe, port, interval=args.kernel_interval,
-                                  host=args.host,
-                                  defer_to=machine.knows if machine is not None else None)
+                                  host=args.host)
         # Stopped before the checks, so that its last look is judged too.
         started.insert(len(started) - (1 if machine is not None else 0), observer.start())
         print(f"kernel states: {'checked' if machine else 'observed'} via {observer.backend} "

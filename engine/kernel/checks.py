@@ -19,7 +19,17 @@ check) and then compares it with the states the segments gave that end:
 
 Each check is passed on with ``verdict`` ("confirms" / "contradicts") and, for
 a contradiction, ``inferred``. A check of a connection the segments never
-showed (no SYN seen) has no verdict. Every other event passes straight through.
+showed (no SYN seen) has no verdict.
+
+The kernel observer reports plain ``tcp_state`` events (it does not know what
+else runs). They are held the same moment, then: for a connection the segments
+show, a report becomes a ``state_check`` and is judged; it stays a state where
+only the poll can tell it, for a connection the segments never showed (its SYN
+was before the capture began), for a socket that was already there when the
+observer started (``previous`` None), and for TIME_WAIT's end (a timer, no
+segment). Deciding after the hold, not as the report comes, matters: under
+load the capture may deliver a connection's SYN after the poll that saw it.
+Every other event passes straight through.
 """
 from __future__ import annotations
 
@@ -73,7 +83,8 @@ class StateChecks:
                 history.sort()
 
     def __call__(self, event: Event) -> None:
-        if event.kind != "state_check":
+        if event.kind != "state_check" and not (
+                event.kind == "tcp_state" and event.data.get("source") == "observed"):
             self._forward(event)
             return
         with self._lock:
@@ -111,6 +122,11 @@ class StateChecks:
         d = event.data
         key = (str(event.conn), str(d.get("side")))
         history = self._history.get(key)
+        if event.kind == "tcp_state":  # the observer's: a check where the segments speak
+            if not history or d.get("previous") is None \
+                    or (d.get("previous") == "TIME_WAIT" and d.get("state") == "CLOSED"):
+                return event
+            event = event._replace(kind="state_check")
         if not history:
             self.verdicts["none"] += 1
             return event

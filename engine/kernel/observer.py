@@ -47,7 +47,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
 from ..events import Probe
 from ..server import _endpoint as endpoint_text
@@ -155,15 +155,13 @@ class KernelObserver:
     def __init__(self, probe: Probe, port: int, *, interval: float = 0.005,
                  backend: str = "auto", host: str | None = None,
                  families: Iterable[int] | None = None, resync: float = 1.0,
-                 skip_idle_scans: bool = True, max_busy: float = 0.1,
-                 defer_to: Callable[[str | None], bool] | None = None) -> None:
+                 skip_idle_scans: bool = True, max_busy: float = 0.1) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}")
         if interval <= 0:
             raise ValueError("interval must be positive")
         self.probe = probe
         self.port = port
-        self.defer_to = defer_to
         self.interval = interval
         self.resync = resync
         self.max_busy = max_busy  # at most this share of a core spent dumping
@@ -464,10 +462,9 @@ class KernelObserver:
         fresh = _Entry(state, identity, side, conn, sock.state)
         if side is not None and (entry is None or entry.name != sock.state) and self.probe.active:
             previous = entry.name if entry is not None else (None if initial else CLOSED)
-            self.probe.emit(self._kind(conn, previous, sock.state), conn, -1, tid, side=side,
-                            state=sock.state, previous=previous, source="observed",
-                            timer=sock.timer, expires_ms=sock.expires_ms, rqueue=sock.rqueue,
-                            wqueue=sock.wqueue)
+            self.probe.emit("tcp_state", conn, -1, tid, side=side, state=sock.state,
+                            previous=previous, source="observed", timer=sock.timer,
+                            expires_ms=sock.expires_ms, rqueue=sock.rqueue, wqueue=sock.wqueue)
         return fresh
 
     def _forget_vanished(self, old: dict, new: dict, added: int, tid: int) -> None:
@@ -480,21 +477,9 @@ class KernelObserver:
 
     def _emit_closed(self, entry: _Entry, tid: int) -> None:
         if self.probe.active:
-            self.probe.emit(self._kind(entry.conn, entry.name, CLOSED), entry.conn, -1, tid,
-                            side=entry.side, state=CLOSED,
+            self.probe.emit("tcp_state", entry.conn, -1, tid, side=entry.side, state=CLOSED,
                             previous=entry.name, source="observed", timer=None,
                             expires_ms=None, rqueue=None, wqueue=None)
-
-    def _kind(self, conn: str | None, previous: str | None, state: str) -> str:
-        """``tcp_state``, or ``state_check`` where another source tells this connection's
-        states (``defer_to``): the segments place each change exactly, a poll only
-        confirms or contradicts it. Two things only the poll tells stay states: the
-        sockets already there when observing began, and TIME_WAIT's end (a timer)."""
-        defer_to = self.defer_to
-        if defer_to is None or previous is None or (previous == "TIME_WAIT" and state == CLOSED) \
-                or not defer_to(conn):
-            return "tcp_state"
-        return "state_check"
 
     def _orient(self, sock: TcpSocket) -> tuple[str | None, str | None]:
         """(side, connection id client>server) of a socket, or (None, None) if not ours.

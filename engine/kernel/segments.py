@@ -30,12 +30,11 @@ TIME_WAIT's end (a 60 s timer on Linux), timers and queues. What they tell
 wrongly: a segment the capture saw but a firewall rule dropped after it (the
 lab's faults) still counts here; the observer's check then contradicts it.
 A connection whose SYN was not seen (capture started mid-connection) gets
-no states from here: ``knows()`` is False, and the observer speaks for it.
+no states from here, and the observer speaks for it (``checks.py``).
 """
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 
 from ..events import Event, Probe
 
@@ -80,7 +79,6 @@ TRIGGERS: dict[str, str] = {
 
 _MOD = 1 << 32
 _FINISHED = frozenset({"CLOSED", "TIME_WAIT"})
-_REMEMBER = 100_000  # finished connections remembered for knows()
 
 
 def _acks(ack: int, fin_end: int) -> bool:
@@ -108,13 +106,8 @@ class SegmentStates:
         self.probe = probe
         self.port = int(port)
         self._conns: dict[str, dict[str, _End]] = {}
-        self._finished: OrderedDict[str, None] = OrderedDict()
         self._lock = threading.Lock()
         self.emitted = 0
-
-    def knows(self, conn: str | None) -> bool:
-        """Whether this machine speaks for ``conn`` (it saw its SYN)."""
-        return conn in self._conns or conn in self._finished
 
     def __call__(self, event: Event) -> None:
         if event.kind != "packet" or event.conn is None:
@@ -134,7 +127,6 @@ class SegmentStates:
             if ends is None:
                 if not opening:
                     return  # not a connection's start: nothing to build on
-                self._finished.pop(conn, None)  # the port pair is used again
                 ends = self._conns[conn] = {"client": _End("CLOSED"), "server": _End("LISTEN")}
             receiver = "server" if sender == "client" else "client"
             me, peer = ends[sender], ends[receiver]
@@ -169,9 +161,6 @@ class SegmentStates:
                     self._step(conn, receiver, peer, "rcv FIN", t, flags, origin)
             if me.state in _FINISHED and peer.state in _FINISHED:
                 del self._conns[conn]
-                self._finished[conn] = None
-                if len(self._finished) > _REMEMBER:
-                    self._finished.popitem(last=False)
 
     def _step(self, conn: str, side: str, end: _End, trigger: str, t: int, flags: str,
               origin: object) -> None:
