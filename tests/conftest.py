@@ -111,3 +111,38 @@ def _child_pids() -> list[int]:
         if int(fields[1]) == me and fields[0] != "Z":
             pids.append(int(entry))
     return pids
+
+
+SYSTEM_PYTHON = "/usr/bin/python3"
+
+
+@pytest.fixture(scope="session")
+def user_python() -> Iterator[str]:
+    """SockScope's engine as an ordinary user runs it: installed (not editable) into a
+    venv of the system's python3, in a folder anyone may read. (This interpreter may
+    live in root's home, which uid 65534 cannot read.) Needs root to become that user."""
+    import shutil
+    import subprocess
+    import tempfile
+    from pathlib import Path
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("becoming an ordinary user needs root and setpriv (util-linux)")
+    if not os.path.exists(SYSTEM_PYTHON):
+        pytest.skip(f"no system python at {SYSTEM_PYTHON}")
+    root = Path(__file__).resolve().parents[1]
+    folder = Path(tempfile.mkdtemp(prefix="sockscope-user-"))
+    try:
+        folder.chmod(0o755)
+        venv = folder / "venv"
+        python = str(venv / "bin" / "python")
+        pip = [python, "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+        for step in ([SYSTEM_PYTHON, "-m", "venv", str(venv)], [*pip, "--no-deps", str(root)],
+                     [*pip, "httptools", "orjson", "dpkt"]):
+            done = subprocess.run(step, capture_output=True, text=True, timeout=300, cwd="/")
+            if done.returncode != 0:
+                pytest.skip(f"could not make the user's venv ({' '.join(step[:4])}…): "
+                            f"{done.stderr.strip()[-300:]}")
+        subprocess.run(["chmod", "-R", "a+rX", str(folder)], check=True, timeout=60)
+        yield python
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

@@ -7,46 +7,16 @@ those segments, checked by sock_diag polls (no tracepoint: that needs root).
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
-import tempfile
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
 from engine.trace import read_trace
 
 ROOT = Path(__file__).resolve().parents[2]
-SYSTEM_PYTHON = "/usr/bin/python3"
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
           "--inh-caps=-all", "--bounding-set=-all"]
-
-
-@pytest.fixture(scope="module")
-def user_python() -> Iterator[str]:
-    if os.geteuid() != 0 or shutil.which("setpriv") is None:
-        pytest.skip("becoming an ordinary user needs root and setpriv (util-linux)")
-    if not os.path.exists(SYSTEM_PYTHON):
-        pytest.skip(f"no system python at {SYSTEM_PYTHON}")
-    folder = Path(tempfile.mkdtemp(prefix="sockscope-user-"))
-    try:
-        folder.chmod(0o755)
-        venv = folder / "venv"
-        steps = [[SYSTEM_PYTHON, "-m", "venv", str(venv)],
-                 [str(venv / "bin" / "python"), "-m", "pip", "install", "-q",
-                  "--disable-pip-version-check", "--no-deps", str(ROOT)],
-                 [str(venv / "bin" / "python"), "-m", "pip", "install", "-q",
-                  "--disable-pip-version-check", "httptools", "orjson", "dpkt"]]
-        for step in steps:
-            done = subprocess.run(step, capture_output=True, text=True, timeout=300, cwd="/")
-            if done.returncode != 0:
-                pytest.skip(f"could not make the user's venv ({' '.join(step[:4])}…): "
-                            f"{done.stderr.strip()[-300:]}")
-        subprocess.run(["chmod", "-R", "a+rX", str(folder)], check=True, timeout=60)
-        yield str(venv / "bin" / "python")
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def walk(events: list, conn: str, side: str) -> list[str]:
