@@ -6,6 +6,7 @@ import os
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Iterator
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -50,11 +51,10 @@ def read_to_eof(sock, max_reads: int = 10_000) -> bytes:  # type: ignore[no-unty
 
 
 @pytest.fixture
-def shared_dir() -> Iterator["Path"]:
+def shared_dir() -> Iterator[Path]:
     """A folder an unprivileged user (uid 65534) may write: pytest's own is private to root."""
     import shutil
     import tempfile
-    from pathlib import Path
     path = Path(tempfile.mkdtemp(prefix="sockscope-shared-"))
     path.chmod(0o777)
     try:
@@ -124,7 +124,6 @@ def user_python() -> Iterator[str]:
     import shutil
     import subprocess
     import tempfile
-    from pathlib import Path
     if os.geteuid() != 0 or shutil.which("setpriv") is None:
         pytest.skip("becoming an ordinary user needs root and setpriv (util-linux)")
     if not os.path.exists(SYSTEM_PYTHON):

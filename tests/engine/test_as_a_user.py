@@ -10,11 +10,9 @@ import os
 import subprocess
 from pathlib import Path
 
-import pytest
 
 from engine.trace import read_trace
 
-ROOT = Path(__file__).resolve().parents[2]
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
           "--inh-caps=-all", "--bounding-set=-all"]
 
