@@ -53,6 +53,11 @@ SERVERS: dict[str, tuple[str, str, tuple[str, ...]]] = {
                      "--packets", "off")),
     "epoll-trace-all": ("SockScope epoll level + --trace, states and packets", "sockscope",
                         ("--mode", "epoll", "--trigger", "level")),
+    # The same with the kernel's polls as the only source of states (no state machine
+    # over the segments, no tracepoint, no checks): what placing states exactly costs.
+    "epoll-trace-polled": ("SockScope epoll level + --trace, packets, polled states only",
+                           "sockscope", ("--mode", "epoll", "--trigger", "level",
+                                         "--states", "observed")),
     "epoll-edge": ("SockScope epoll edge", "sockscope", ("--mode", "epoll", "--trigger", "edge")),
     "selectors": ("SockScope selectors", "sockscope", ("--mode", "selectors")),
     "threaded": ("SockScope threaded", "sockscope", ("--mode", "threaded")),
@@ -62,7 +67,8 @@ SERVERS: dict[str, tuple[str, str, tuple[str, ...]]] = {
 # Run order inside a round: the peers first, each SockScope variant right after
 # them; every other round runs in reverse so slow drift of a noisy machine
 # does not always favour the same servers.
-ORDER = ["http.server", "nginx", "epoll", "epoll-trace", "epoll-trace-all", "epoll-edge",
+ORDER = ["http.server", "nginx", "epoll", "epoll-trace", "epoll-trace-polled", "epoll-trace-all",
+         "epoll-edge",
          "selectors", "threaded", "nonblocking"]
 ALIASES = {"httpserver": "http.server", "http-server": "http.server", "http_server": "http.server",
            "epoll-level": "epoll", "trace": "epoll-trace", "edge": "epoll-edge"}
@@ -378,7 +384,7 @@ def start_server(key: str, env: Env) -> Server:
         argv = [sys.executable, "-m", "engine", "serve", *SERVERS[key][2], "--host", HOST,
                 "--port", "0", "--root", str(env.www), "--policy", "keep-alive"]
         trace = None
-        if key in ("epoll-trace", "epoll-trace-all"):
+        if key in ("epoll-trace", "epoll-trace-polled", "epoll-trace-all"):
             trace = env.dir / f"{out.stem}.trace.jsonl"
             argv += ["--trace", str(trace)]
         proc = Proc(argv, REPO, out, err, signal.SIGINT)
