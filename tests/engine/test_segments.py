@@ -10,6 +10,7 @@ import pytest
 from engine.events import Event, MemorySink, Probe
 from engine.kernel.checks import StateChecks
 from engine.kernel.segments import TRANSITIONS, SegmentStates
+from engine.kernel.tracepoint import KernelTracer
 from engine.trace import read_trace
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -141,29 +142,41 @@ def record(tmp_path: Path, *args: str) -> list[Event]:
     return read_trace(trace).events
 
 
+CLOSES_FIRST = ["ESTABLISHED", "FIN_WAIT_1", "FIN_WAIT_2", "TIME_WAIT"]
+CLOSES_SECOND = ["ESTABLISHED", "CLOSE_WAIT", "LAST_ACK", "CLOSED"]
+
+
 @pytest.mark.parametrize("packets", ["derived", "auto"])
-def test_five_short_connections_walk_the_textbook_alike(tmp_path: Path, packets: str) -> None:
-    """Server closes first (--policy close); the clients read to end-of-file, then close.
-    Derived is what an unprivileged user gets; auto captures where this user may."""
-    events = record(tmp_path, "--packets", packets, "--policy", "close",
-                    "--load=--clients 5 --requests 1 --short --together")
+@pytest.mark.parametrize("kind", ["short", "keep-alive"])
+def test_connections_walk_the_textbook_alike(tmp_path: Path, packets: str, kind: str) -> None:
+    """Short: the server closes first (--policy close); the clients read to end-of-file,
+    then close. Keep-alive: three requests each, then the client closes first. Derived is
+    what an unprivileged user gets; auto captures (and, as root, traces) where it may."""
+    load = "--clients 5 --requests 1 --short --together" if kind == "short" else \
+        "--clients 3 --requests 3 --keep-alive"
+    events = record(tmp_path, "--packets", packets, "--policy",
+                    "close" if kind == "short" else "keep-alive", f"--load={load}")
     events.sort(key=lambda e: (e.t_ns, e.seq))
     conns = sorted({e.conn for e in events if e.kind == "accept"})
-    assert len(conns) == 5
-    walks = set()
+    assert len(conns) == (5 if kind == "short" else 3)
+    server_walk = ["SYN_RECV"] + (CLOSES_FIRST if kind == "short" else CLOSES_SECOND)
+    client_walk = ["SYN_SENT"] + (CLOSES_SECOND if kind == "short" else CLOSES_FIRST)
+    traced = KernelTracer.available()[0] and packets == "auto"
     for conn in conns:
         mine = [e for e in events if e.conn == conn and e.kind == "tcp_state"
                 and e.data.get("source") == "inferred"]
-        server, client = walk(mine, S), walk(mine, C)
-        assert server == ["SYN_RECV", "ESTABLISHED", "FIN_WAIT_1", "FIN_WAIT_2", "TIME_WAIT"]
-        assert client == ["SYN_SENT", "ESTABLISHED", "CLOSE_WAIT", "LAST_ACK", "CLOSED"]
-        walks.add((tuple(server), tuple(client)))
+        assert walk(mine, S) == server_walk and walk(mine, C) == client_walk, conn
         # Each change sits at its segment: just before the sender's, at the receiver's.
         packets_at = {e.t_ns for e in events if e.conn == conn and e.kind == "packet"}
         for e in mine:
             assert e.t_ns in packets_at or e.t_ns + 1 in packets_at, e
-    assert len(walks) == 1
-    # The kernel's polls confirmed what they saw; none contradicted.
+        if traced:  # every transition the kernel reported is in the trace, in order
+            for side, states in ((S, server_walk), (C, client_walk)):
+                reported = [e for e in events if e.conn == conn and e.kind == "state_check"
+                            and e.data["source"] == "traced" and e.data["side"] == side]
+                assert [e.data["state"] for e in reported] == states, (conn, side)
+    # The kernel's polls (and, as root, its tracepoint, within 0.5 ms) confirmed what they
+    # saw of the segments' states; none contradicted.
     checks = [e for e in events if e.kind == "state_check" and e.conn in conns]
     assert checks and all(e.data.get("verdict") == "confirms" for e in checks), \
         [e.data for e in checks if e.data.get("verdict") != "confirms"]
