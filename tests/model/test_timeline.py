@@ -97,12 +97,18 @@ def test_state_holds_what_the_views_draw(recorded: list[Event]) -> None:
     assert state.open_connections == 0 and not state.fds
     assert all(c.packets >= 7 for c in conns)  # handshake, data, teardown
     assert state.mode["mode"] == "epoll"
-    # Midway: the first connection accepted and registered for reading.
-    first_accept = next(i for i, e in enumerate(timeline.log) if e.kind == "accept")
-    state = timeline.seek(first_accept + 1)
-    conn_id = timeline.log[first_accept].conn
+    # Midway: the first connection accepted and registered for reading (its epoll_ctl
+    # follows the accept; other events, a client's or the kernel's, may come between).
+    log = timeline.log
+    first_accept = next(i for i, e in enumerate(log) if e.kind == "accept")
+    fd = log[first_accept].fd
+    added = next(i for i in range(first_accept + 1, len(log))
+                 if log[i].kind == "epoll_ctl" and log[i].fd == fd)
+    state = timeline.seek(added)
+    conn_id = log[first_accept].conn
     assert state.connections[conn_id].open
-    assert state.interest.get(timeline.log[first_accept].fd) == "IN"
+    assert state.interest.get(fd) == "IN"
+    assert timeline.seek(added - 1).interest.get(fd) is None  # nor before its epoll_ctl
 
 
 def test_next_and_previous_event_of_a_connection(recorded: list[Event]) -> None:
