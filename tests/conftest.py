@@ -139,8 +139,11 @@ def user_python() -> Iterator[str]:
                      [*pip, "httptools", "orjson", "dpkt"]):
             done = subprocess.run(step, capture_output=True, text=True, timeout=300, cwd="/")
             if done.returncode != 0:
-                pytest.skip(f"could not make the user's venv ({' '.join(step[:4])}…): "
-                            f"{done.stderr.strip()[-300:]}")
+                why = (f"could not make the user's venv ({' '.join(step[:4])}…): "
+                       f"{done.stderr.strip()[-300:]}")
+                if os.environ.get("CI") == "true":  # CI reaches the registries: it must run
+                    pytest.fail(why)
+                pytest.skip(why)
         subprocess.run(["chmod", "-R", "a+rX", str(folder)], check=True, timeout=60)
         yield python
     finally:

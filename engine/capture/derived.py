@@ -158,6 +158,7 @@ class _Flow:
     one_segment: int
     reset: bool = False
     done: bool = False
+    last_t: int = 0  # when the flow's latest derived segment is dated
     awaiting: str | None = None  # the side whose send report a read ran ahead of
     await_since: int = 0
     queue: list[Event] = field(default_factory=list)  # events held while awaiting
@@ -168,6 +169,12 @@ class _Flow:
 
     def other(self, name: str) -> str:
         return "server" if name == "client" else "client"
+
+
+def _before_read(flow: _Flow, t: int) -> int:
+    """When a segment only a read reveals arrived: before the read that returned it (its
+    event is reported after the call), and after the flow's latest segment."""
+    return max(t - 2, flow.last_t + 1)
 
 
 class PacketDeriver:
@@ -277,8 +284,8 @@ class PacketDeriver:
             n = event.data.get("bytes", 0)
             if n > 0:
                 self._from_recv(flow, peer, n, t)
-            elif n == 0:
-                self._fin(flow, peer, t)  # end-of-file: the peer's FIN arrived
+            elif n == 0:  # end-of-file: the peer's FIN arrived, before this read returned
+                self._fin(flow, peer, _before_read(flow, t))
         elif kind == "shutdown":
             # Reported just before the call: the FIN leaves inside it, after the event
             # (and after the state change it makes, dated 1 ns before its segment).
@@ -310,7 +317,7 @@ class PacketDeriver:
         sender.delivered += n
         if sender.delivered <= sender.drawn:
             return  # bytes already drawn: nothing new
-        sender.arrivals.append((sender.delivered, t))
+        sender.arrivals.append((sender.delivered, _before_read(flow, t)))
         if sender.seen and sender.delivered > sender.sent:
             # The writer's report is on its way (sent after its syscall returned):
             # its writes, not this read, say where the segments begin and end.
@@ -569,6 +576,7 @@ class PacketDeriver:
             return
         peer = flow.sides[flow.other(me.name)]
         extra = {"aggregate": True} if aggregate else {}
+        flow.last_t = max(flow.last_t, t)
         probe.emit_at(t, "packet", flow.conn, -1, 0, sport=me.port, dport=peer.port,
                       flags=flags, tcp_seq=seq, ack=ack if "ACK" in flags else 0, len=length,
                       win=None, origin="derived", relative=True, sender=me.name, **extra)

@@ -8,14 +8,20 @@ events. ``StateChecks`` holds each one a moment (``hold``: the capture and
 the tracepoint reader run in their own threads and may deliver after the
 check) and then compares it with the states the segments gave that end:
 
-- a traced transition *confirms* when the segments had that end in the same
-  state within ``TRACED_SLACK_NS`` (0.5 ms) of the kernel's time, or, for
+- a traced transition *confirms* when the segments made that end enter the
+  same state within ``TRACED_SLACK_NS`` (0.5 ms) of the kernel's time, or, for
   segments derived from the syscalls (dated by the calls, not by the wire),
-  within ``DERIVED_SLACK_NS``;
+  within ``DERIVED_SLACK_NS`` (a report where only the socket's form changes,
+  LISTEN -> SYN_RECV or FIN_WAIT_2 -> FIN_WAIT_2, confirms a state held then);
 - an observed state *confirms* when the segments had that end in that state at
-  some moment of the poll's window (``OBSERVED_WINDOW_NS`` before the report:
-  a dump of the port's sockets takes a millisecond or two);
+  some moment of the dump that saw it (from ``seen_from_ns``, when the dump
+  began, to the report; ``OBSERVED_WINDOW_NS`` where a report lacks it);
 - otherwise it *contradicts*, and carries ``inferred``: what the segments said.
+
+Where the segments cannot speak, the kernel's word is the state: a report of
+a connection the segments never showed, from the tracepoint (a remote
+peer's; a capture that lost the SYN), and a socket gone (CLOSED) that no
+segment explains (a timer gave up).
 
 Each check is passed on with ``verdict`` ("confirms" / "contradicts") and, for
 a contradiction, ``inferred``. A check of a connection the segments never
@@ -44,6 +50,7 @@ TRACED_SLACK_NS = 500_000
 DERIVED_SLACK_NS = 10_000_000
 OBSERVED_WINDOW_NS = 10_000_000
 _HOLD_S = 0.1
+_OVER = frozenset({"CLOSED", "TIME_WAIT"})
 _REMEMBER = 20_000  # connections whose state history is kept
 
 
@@ -122,23 +129,34 @@ class StateChecks:
         d = event.data
         key = (str(event.conn), str(d.get("side")))
         history = self._history.get(key)
+        state, previous, t = d.get("state"), d.get("previous"), event.t_ns
+        if history and state == "CLOSED" and _state_at(history, t) not in _OVER:
+            # The socket is gone and no segment the segments saw explains it (a timer
+            # gave up: FIN_WAIT_2's, a SYN's retries): the kernel's word is the state.
+            return event._replace(kind="tcp_state")
         if event.kind == "tcp_state":  # the observer's: a check where the segments speak
-            if not history or d.get("previous") is None \
-                    or (d.get("previous") == "TIME_WAIT" and d.get("state") == "CLOSED"):
+            if not history or previous is None or (previous == "TIME_WAIT" and state == "CLOSED"):
                 return event
             event = event._replace(kind="state_check")
         if not history:
+            if d.get("source") == "traced":  # no segments of it (a remote peer's, a lost
+                return event._replace(kind="tcp_state")  # capture): the kernel's own word
             self.verdicts["none"] += 1
             return event
-        state = d.get("state")
-        t = event.t_ns
         if d.get("source") == "traced":
             slack = DERIVED_SLACK_NS if key in self._derived else TRACED_SLACK_NS
-            lo, hi = t - slack, t + slack
-        else:
-            lo, hi = t - OBSERVED_WINDOW_NS, t
-        held = _states_during(history, lo, hi)
-        if state in held:
+            if previous in (state, "LISTEN"):
+                # The socket changed form, not state: a time-wait socket in FIN_WAIT2, the
+                # full socket made from a half-open one (whose SYN_RECV began at its
+                # SYN|ACK). The segments must have had that end in that state then.
+                ok = state in _states_during(history, t - slack, t + slack)
+            else:  # a transition: the segments made the same one at the same moment
+                ok = any(s == state and t - slack <= when <= t + slack for when, s in history)
+        else:  # a poll: the state some moment of its dump saw, up to the report
+            seen = d.get("seen_from_ns")
+            lo = int(seen) if isinstance(seen, int) and 0 < seen <= t else t - OBSERVED_WINDOW_NS
+            ok = state in _states_during(history, lo, t)
+        if ok:
             self.verdicts["confirms"] += 1
             return event._replace(data={**d, "verdict": "confirms"})
         self.verdicts["contradicts"] += 1

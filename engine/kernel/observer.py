@@ -147,7 +147,8 @@ class KernelObserver:
     on the port (the LISTEN socket is not a connection) with side, state,
     previous (None for a socket already there at start, "CLOSED" for one that
     appeared), source "observed", timer, expires_ms, rqueue, wqueue (None
-    once the socket is gone); ``accept_queue`` from each listening socket when
+    once the socket is gone), seen_from_ns (when the dump that saw it began: the
+    kernel held the state at some moment between that and the event's time); ``accept_queue`` from each listening socket when
     its queue length changes, with length, backlog (None from /proc), source
     and ``listener`` ("ip:port").
     """
@@ -186,6 +187,7 @@ class KernelObserver:
         self._last_counters: bytes | None = None
         self._quiet_polls = 0
         self._timer_due = float("inf")
+        self._scan_ns = 0  # when the current dump began (monotonic ns)
         self._resync_due = 0.0
         self._last_error: str | None = None
         self._stop = threading.Event()
@@ -376,6 +378,9 @@ class KernelObserver:
     # ------------------------------------------------------------ connections
     def _scan(self, tid: int, reason: str) -> None:
         started = time.monotonic()
+        # What a dump reports, the kernel held at some moment between this and the
+        # report's own time: a check of the report needs that window (seen_from_ns).
+        self._scan_ns = time.monotonic_ns()
         self.scans[reason] += 1
         self._timer_due = float("inf")
         initial = reason == "initial"
@@ -464,7 +469,8 @@ class KernelObserver:
             previous = entry.name if entry is not None else (None if initial else CLOSED)
             self.probe.emit("tcp_state", conn, -1, tid, side=side, state=sock.state,
                             previous=previous, source="observed", timer=sock.timer,
-                            expires_ms=sock.expires_ms, rqueue=sock.rqueue, wqueue=sock.wqueue)
+                            expires_ms=sock.expires_ms, rqueue=sock.rqueue, wqueue=sock.wqueue,
+                            seen_from_ns=self._scan_ns)
         return fresh
 
     def _forget_vanished(self, old: dict, new: dict, added: int, tid: int) -> None:
@@ -479,7 +485,8 @@ class KernelObserver:
         if self.probe.active:
             self.probe.emit("tcp_state", entry.conn, -1, tid, side=entry.side, state=CLOSED,
                             previous=entry.name, source="observed", timer=None,
-                            expires_ms=None, rqueue=None, wqueue=None)
+                            expires_ms=None, rqueue=None, wqueue=None,
+                            seen_from_ns=self._scan_ns)
 
     def _orient(self, sock: TcpSocket) -> tuple[str | None, str | None]:
         """(side, connection id client>server) of a socket, or (None, None) if not ours.

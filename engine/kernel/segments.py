@@ -79,6 +79,7 @@ TRIGGERS: dict[str, str] = {
 
 _MOD = 1 << 32
 _FINISHED = frozenset({"CLOSED", "TIME_WAIT"})
+_REMEMBER = 100_000  # connections followed at once; the oldest unfinished one goes first
 
 
 def _acks(ack: int, fin_end: int) -> bool:
@@ -87,11 +88,12 @@ def _acks(ack: int, fin_end: int) -> bool:
 
 
 class _End:
-    __slots__ = ("state", "fin_end")
+    __slots__ = ("state", "fin_end", "isn")
 
     def __init__(self, state: str) -> None:
         self.state = state
         self.fin_end: int | None = None  # sequence number just after this end's FIN
+        self.isn = 0  # the client's: its SYN's sequence number
 
 
 class SegmentStates:
@@ -121,18 +123,25 @@ class SegmentStates:
         with self._lock:
             conn = event.conn
             ends = self._conns.get(conn)
+            seq = int(d.get("tcp_seq") or 0)
             opening = parts == {"SYN"} and sender == "client"
-            if ends is not None and opening and ends["client"].state not in ("CLOSED", "SYN_SENT"):
-                ends = None  # a new connection on the same port pair: the old one is over
+            if ends is not None and opening and ends["client"].state not in ("CLOSED", "SYN_SENT") \
+                    and (d.get("relative") or seq != ends["client"].isn):
+                # A new connection on the same port pair (another initial sequence number;
+                # derived segments are never resent): the old one is over. The same SYN
+                # again is a retransmission, and changes nothing.
+                ends = None
             if ends is None:
                 if not opening:
                     return  # not a connection's start: nothing to build on
                 ends = self._conns[conn] = {"client": _End("CLOSED"), "server": _End("LISTEN")}
+                ends["client"].isn = seq
+                if len(self._conns) > _REMEMBER:  # never finished (a SYN that gave up...)
+                    del self._conns[next(iter(self._conns))]
             receiver = "server" if sender == "client" else "client"
             me, peer = ends[sender], ends[receiver]
             t = event.t_ns
             origin = d.get("origin")
-            seq = int(d.get("tcp_seq") or 0)
             length = int(d.get("len") or 0)
             # The sender first: its state changed before the segment left.
             if "RST" in parts:

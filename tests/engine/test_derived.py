@@ -488,14 +488,14 @@ def test_bytes_nagle_held_arriving_early_mean_the_ack_came_early() -> None:
     assert got[-4:] == [("server", "PSH|ACK", 2012), ("client", "ACK", 0),
                         ("server", "PSH|ACK", 2012), ("client", "ACK", 0)]
     ack = s.packets()[-3]
-    assert ack.t_ns == 44_500_000 - 2
+    assert ack.t_ns == 44_500_000 - 4  # before the held bytes, dated before the read
     check_arithmetic(s.packets())
 
 
 def test_a_read_ahead_of_the_writers_report_waits_for_it() -> None:
     """The client's one read of both answers is reported before the server's
     send events (emitted after each syscall returns): the segments are the
-    server's two writes, dated at the read, not one 4,024-byte segment."""
+    server's two writes, dated just before the read, not one 4,024-byte segment."""
     s = Script()
     opened(s)
     s.exchange(1, "client", 186)
@@ -504,7 +504,7 @@ def test_a_read_ahead_of_the_writers_report_waits_for_it() -> None:
     s(2.06, "server", "send", bytes=2012, wanted=2012)
     data = [p for p in s.packets() if p.data["sender"] == "server" and p.data["len"]]
     assert [p.data["len"] for p in data] == [2012, 2012]
-    assert [p.t_ns for p in data] == [2_000_000, 2_000_000]
+    assert [p.t_ns for p in data] == [2_000_000 - 2, 2_000_000 - 2]
     check_arithmetic(s.packets())
 
 
@@ -531,3 +531,9 @@ def test_an_external_clients_bytes_come_from_the_reads() -> None:
     client = [p for p in s.packets() if p.data["sender"] == "client" and p.data["len"]]
     assert [(p.data["len"], bool(p.data.get("aggregate"))) for p in client] == \
         [(300, False), (5000, True)]  # over 536 bytes, the MSS of an unknown path is unknown
+    # What only a read reveals arrived before the read returned: in time order, each
+    # segment (and the client's FIN) comes before the server's recv that reported it.
+    s(3, "server", "recv", bytes=0, conn="10.0.0.7:40000>10.0.0.2:8080")
+    fin = next(p for p in s.packets() if p.data["sender"] == "client" and "FIN" in p.data["flags"])
+    assert [p.t_ns for p in client] == [1_000_000 - 2, 2_000_000 - 2]
+    assert fin.t_ns == 3_000_000 - 2

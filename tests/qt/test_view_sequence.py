@@ -566,6 +566,17 @@ def test_a_retransmitted_segment_is_marked_and_a_reset_says_the_kernels_reason(
                                                        False]
     assert view.teardown == "reset" and "TCP_ABORT_ON_CLOSE" in view.caption
     view.grab()  # painted with its marks
+    # The same port pair used again (derived numbers start at 0 every time): a new
+    # connection, nothing of it a retransmission.
+    t = Trace()
+    for _ in range(2):
+        for sender, flags, seq, ack, length in (
+                ("client", "SYN", 0, 0, 0), ("server", "SYN|ACK", 0, 1, 0),
+                ("client", "ACK", 1, 1, 0), ("client", "PSH|ACK", 1, 1, 90),
+                ("server", "FIN|ACK", 1, 91, 0), ("client", "FIN|ACK", 91, 2, 0)):
+            t.seg(sender, flags, seq, ack, length, origin="derived")
+    shown(view, Timeline(EventLog(t.events)), len(t.events) - 1)
+    assert not any(a.retransmission for a in view.arrows)
 
 
 def test_a_large_derived_write_is_one_honest_aggregate(view: SequenceView) -> None:

@@ -80,12 +80,17 @@ def _confirm(mark: "LaneMark", check: "Check") -> None:
 def _segment_at(log: EventLog, cursor: int) -> int:
     """The segment a cursor stands on: the event itself, or, on the states a segment
     caused (dated at the segment, just after it in the log), that segment."""
+    if not 0 <= cursor < len(log):
+        return cursor
+    at = log[cursor]
     k = cursor
-    while 0 <= k < len(log):
+    while k >= 0 and k >= cursor - 8:
         e = log[k]
+        if e.conn != at.conn:
+            break
         if e.kind == "packet":
-            return k if e.t_ns == log[cursor].t_ns else cursor
-        if e.kind not in ("tcp_state", "state_check") or k < cursor - 8:
+            return k if e.t_ns == at.t_ns else cursor
+        if e.kind not in ("tcp_state", "state_check"):
             break
         k -= 1
     return cursor
@@ -242,6 +247,7 @@ class _Connection:
         self.resets: list[tuple[int, str, str, str | None]] = []  # traced: t, side, direction, reason
         self.repeats: list[bool] = []  # per segment: a retransmission
         self._sent: set[tuple] = set()  # (sender, flags, seq, length) of SYNs, FINs and data
+        self._ended = False  # a FIN or RST seen: a client SYN after it opens anew
         self.control: list[int] = []  # positions of SYN, FIN and RST segments
         self.first_origin: dict[str, int] = {}  # origin -> position of its first segment
         self.first_relative: int | None = None  # position of the first relative segment
@@ -309,6 +315,11 @@ class _Connection:
         # A retransmission: the same SYN, FIN or data from the same sender again (what
         # the kernel resends after a timeout; the tracepoint says so as root too).
         key = (sender, flags_text, segment.seq, segment.length)
+        if flags == ("SYN",) and sender == "client" and self._ended:
+            self._sent.clear()  # the port pair used again: a new connection, not a resend
+            self._ended = False
+        if "FIN" in flags or "RST" in flags:
+            self._ended = True
         carries = segment.length > 0 or "SYN" in flags or "FIN" in flags
         self.repeats.append(carries and "RST" not in flags and key in self._sent)
         if carries:
