@@ -45,7 +45,9 @@ KINDS: dict[str, tuple[str, ...]] = {
     # with the trigger, e.g. "rcv FIN", and the segment's origin), or from the
     # syscalls where there are no packets (with "via"); "observed" from
     # sock_diag or /proc where nothing else tells (sockets already there,
-    # TIME_WAIT's end; also timer, expires_ms, rqueue, wqueue).
+    # TIME_WAIT's end, a socket a timer closed; also timer, expires_ms, rqueue,
+    # wqueue, and seen_from_ns: when the dump that saw it began), or "traced"
+    # (the kernel's tracepoint, for a connection the segments never showed).
     "tcp_state": ("side", "state", "previous", "source"),
     # The kernel's word on a state the segments gave: source "traced"
     # (sock:inet_sock_set_state, as root: every transition at the kernel's
