@@ -390,7 +390,11 @@ def _start_packets(args: argparse.Namespace, probe: Probe, port: int, sinks: lis
             try:
                 if machine is not None:
                     packet_probe.add_sink(machine)
-                started.append(LoopbackCapture(packet_probe, port).start())
+                marks = None
+                if args.lab and args.fault:  # the segments its rules drop: seen, never received
+                    from .lab import FaultMarks
+                    marks = FaultMarks(args.fault, port)
+                started.append(LoopbackCapture(packet_probe, port, dropped=marks).start())
                 print("packets: captured on lo (AF_PACKET)", flush=True)
                 return "captured"
             except CaptureError as exc:

@@ -48,6 +48,41 @@ FAULTS: dict[str, tuple[str, str]] = {
 }
 
 
+# The same matches in Python: the capture sees a segment on the wire before the input
+# hook drops it, and marks the one each rule drops (``FaultMarks``).
+# name -> (sent to the server's port?, the test on the segment's flags)
+_FAULT_SEGMENTS = {
+    "drop-syn": (True, lambda f: "SYN" in f and "ACK" not in f),
+    "drop-synack": (False, lambda f: "SYN" in f and "ACK" in f),
+    "drop-ack": (True, lambda f: "ACK" in f and not f & {"SYN", "FIN", "RST", "PSH"}),
+    "drop-fin": (True, lambda f: "FIN" in f),
+    "drop-server-fin": (False, lambda f: "FIN" in f),
+}
+
+
+class FaultMarks:
+    """Which captured segment each fault's rule dropped: the first to match it (its quota
+    lets no second one through). Call it with a captured segment's fields; it returns
+    the fault's name for the dropped one, else None. Thread-safe enough for one capture
+    thread, which is its only caller."""
+
+    def __init__(self, faults: list[str], port: int) -> None:
+        self.port = int(port)
+        self._waiting = {name: _FAULT_SEGMENTS[name] for name in faults
+                         if name in _FAULT_SEGMENTS}
+
+    def __call__(self, fields: dict) -> str | None:  # type: ignore[type-arg]
+        if not self._waiting:
+            return None
+        flags = set(str(fields.get("flags") or "").split("|"))
+        to_server = fields.get("dport") == self.port
+        for name, (inbound, test) in self._waiting.items():
+            if inbound == to_server and test(flags):
+                del self._waiting[name]
+                return name
+        return None
+
+
 class LabError(RuntimeError):
     pass
 

@@ -1369,16 +1369,20 @@
         <translation>ms</translation>
     </message>
     <message>
+        <source>✗ dropped by the lab&apos;s rule ({0})</source>
+        <translation>✗ 被实验环境的规则丢弃（{0}）</translation>
+    </message>
+    <message>
+        <source>⋯ {0} bytes, cut by the kernel as it chose</source>
+        <translation>⋯ {0} 字节，由内核自行切分</translation>
+    </message>
+    <message>
+        <source>⋯ ACKs as the kernel chose</source>
+        <translation>⋯ 内核自行决定的 ACK</translation>
+    </message>
+    <message>
         <source>retransmission</source>
         <translation>重传</translation>
-    </message>
-    <message>
-        <source>⋯ {0} bytes in segments the kernel chose (not known here)</source>
-        <translation>⋯ {0} 字节，由内核自行切分成报文段（此处无法得知如何切分）</translation>
-    </message>
-    <message>
-        <source>⋯ the ACKs the kernel chose (not known here)</source>
-        <translation>⋯ 内核自行决定的 ACK（此处无法得知）</translation>
     </message>
 </context>
 <context>

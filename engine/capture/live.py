@@ -47,7 +47,7 @@ import socket
 import struct
 import threading
 import time
-from typing import Any
+from typing import Any, Callable
 
 from ..events import Probe
 from ..server import connection_id
@@ -216,10 +216,15 @@ class LoopbackCapture:
     """
 
     def __init__(self, probe: Probe, port: int, iface: str = "lo", *, use_bpf: bool = True,
-                 snaplen: int = SNAPLEN) -> None:
+                 snaplen: int = SNAPLEN,
+                 dropped: Callable[[dict[str, Any]], str | None] | None = None) -> None:
         self.probe = probe
         self.port = int(port)
         self.iface = iface
+        # Which segments a firewall rule drops after the capture saw them (the lab's
+        # faults, engine.lab.FaultMarks): marked "dropped", since their receiver never
+        # got them.
+        self.dropped = dropped
         self.use_bpf = use_bpf
         self.snaplen = snaplen
         self.bpf_attached = False
@@ -365,6 +370,7 @@ class LoopbackCapture:
         stats = self.stats
         port = self.port
         probe = self.probe
+        dropped = self.dropped
         tid = threading.get_native_id()
         count = 0
         offset = self._rt_offset
@@ -405,6 +411,10 @@ class LoopbackCapture:
                 # No stamp, or one on another clock: the time of receipt is the best left.
                 stats["unstamped"] += 1
                 t_ns = received
+            if dropped is not None:
+                fault = dropped(fields)
+                if fault is not None:
+                    fields["dropped"] = fault
             if probe.active:
                 probe.emit_at(t_ns, "packet", conn, -1, tid, origin="captured", **fields)
         return count

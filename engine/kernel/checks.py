@@ -145,7 +145,12 @@ class StateChecks:
             return event
         if d.get("source") == "traced":
             slack = DERIVED_SLACK_NS if key in self._derived else TRACED_SLACK_NS
-            if previous in (state, "LISTEN"):
+            if d.get("kernel") == "TCP_CLOSE" and previous == "FIN_WAIT_2":
+                # "Became a time-wait socket": in TIME_WAIT, or still in its FIN_WAIT2
+                # sub-state when no FIN came (which only the segment tells).
+                ok = bool({"FIN_WAIT_2", "TIME_WAIT"}
+                          & _states_during(history, t - slack, t + slack))
+            elif previous in (state, "LISTEN"):
                 # The socket changed form, not state: a time-wait socket in FIN_WAIT2, the
                 # full socket made from a half-open one (whose SYN_RECV began at its
                 # SYN|ACK). The segments must have had that end in that state then.

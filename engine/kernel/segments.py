@@ -26,9 +26,10 @@ reports it (``sock:inet_sock_set_state``: FIN_WAIT1 -> FIN_WAIT2 -> CLOSE
 into a time-wait sock, within a microsecond).
 
 What segments cannot tell, and is left to the kernel observer (sock_diag):
-TIME_WAIT's end (a 60 s timer on Linux), timers and queues. What they tell
-wrongly: a segment the capture saw but a firewall rule dropped after it (the
-lab's faults) still counts here; the observer's check then contradicts it.
+TIME_WAIT's end (a 60 s timer on Linux), timers and queues. A segment the
+capture saw but a firewall rule dropped on its way in (the lab's faults,
+marked ``dropped`` by the capture) changes its sender only: its receiver
+never got it.
 A connection whose SYN was not seen (capture started mid-connection) gets
 no states from here, and the observer speaks for it (``checks.py``).
 """
@@ -155,8 +156,11 @@ class SegmentStates:
                 if "FIN" in parts:
                     me.fin_end = (seq + length + 1) % _MOD
                     self._step(conn, sender, me, "snd FIN", t - 1, flags, origin)
-                # The receiver, in the order a segment's parts are processed.
-                if "SYN" in parts:
+                # The receiver, in the order a segment's parts are processed: unless a
+                # firewall rule dropped the segment on its way in (the lab's faults).
+                if d.get("dropped"):
+                    pass
+                elif "SYN" in parts:
                     if "ACK" in parts:
                         self._step(conn, receiver, peer, "rcv SYN|ACK", t, flags, origin)
                     elif receiver == "client":  # the server's SYN: a simultaneous open
@@ -166,7 +170,7 @@ class SegmentStates:
                             peer.fin_end is not None and _acks(int(d.get("ack") or 0),
                                                                peer.fin_end)):
                         self._step(conn, receiver, peer, "rcv ACK", t, flags, origin)
-                if "FIN" in parts:
+                if "FIN" in parts and not d.get("dropped"):
                     self._step(conn, receiver, peer, "rcv FIN", t, flags, origin)
             if me.state in _FINISHED and peer.state in _FINISHED:
                 del self._conns[conn]

@@ -88,6 +88,45 @@ def test_dropped_final_ack_leaves_the_server_in_syn_recv(shared_dir: Path) -> No
     assert ("server", "SYN_RECV") in states, states
 
 
+# Each fault's one dropped segment: (sent to the server?, its flags).
+DROPPED = {"drop-syn": (True, "SYN"), "drop-synack": (False, "SYN|ACK"),
+           "drop-ack": (True, "ACK"), "drop-fin": (True, "FIN|ACK"),
+           "drop-server-fin": (False, "FIN|ACK")}
+
+
+@pytest.mark.skipif(not faults_available()[0], reason=faults_available()[1])
+@pytest.mark.parametrize("fault", list(DROPPED))
+def test_the_dropped_segment_is_marked_and_changes_its_sender_only(shared_dir: Path,
+                                                                   fault: str) -> None:
+    """The capture sees a segment before the lab's rule drops it: it is marked, and the
+    states follow what each end really got, as the kernel's own polls confirm."""
+    out, events = serve_in_lab(shared_dir, "--fault", fault, "--kernel-interval", "0.002",
+                               "--policy", "close" if fault == "drop-server-fin" else "keep-alive",
+                               load="--requests 1" + (" --short" if fault != "drop-fin" else ""))
+    assert "requests: 1 ok" in out, out
+    packets = [e for e in events if e.kind == "packet"]
+    marked = [e for e in packets if e.data.get("dropped")]
+    assert len(marked) == 1 and marked[0].data["dropped"] == fault, [e.data for e in marked]
+    to_server, flags = DROPPED[fault]
+    port = int(marked[0].conn.rsplit(":", 1)[1])
+    assert (marked[0].data["dport"] == port) == to_server
+    assert marked[0].data["flags"] == flags
+    # The same segment again, resent by its kernel, is not marked: it got through.
+    again = [e for e in packets if e.t_ns > marked[0].t_ns and e.data["flags"] == flags
+             and e.data["tcp_seq"] == marked[0].data["tcp_seq"] and e.conn == marked[0].conn]
+    # (A lost pure ACK is not resent: the data that follows does its work. The client's
+    # lost FIN would be resent after 200 ms, but --exit-after-load stops the server first.)
+    if fault not in ("drop-ack", "drop-fin"):
+        assert again and not again[0].data.get("dropped")
+    checks = [e for e in events if e.kind == "state_check"]
+    assert checks and all(e.data.get("verdict") == "confirms" for e in checks), \
+        [e.data for e in checks if e.data.get("verdict") != "confirms"]
+    if fault == "drop-synack":  # the client waited in SYN_SENT until the SYN|ACK came again
+        est = next(e for e in events if e.kind == "tcp_state" and e.data["side"] == "client"
+                   and e.data["state"] == "ESTABLISHED")
+        assert est.t_ns >= again[0].t_ns
+
+
 def test_fault_needs_the_lab() -> None:
     proc = subprocess.run([sys.executable, "-m", "engine", "serve", "--fault", "drop-syn"],
                           cwd=ROOT, capture_output=True, text=True, timeout=30)

@@ -260,7 +260,18 @@ def test_checks_judge_the_moment_not_the_whole_life() -> None:
     # The client's end vanishes (its SYN's retries gave up): no segment explains it.
     checks(report("tcp_state", est + 2_000_000_000, S, "CLOSED", "ESTABLISHED",
                   seen_from_ns=est + 1_999_000_000))
+    # "Became a time-wait socket" from FIN_WAIT_2 while the segments had it in FIN_WAIT_2
+    # (its FIN acknowledged, no FIN received: the time-wait socket's FIN_WAIT2 sub-state).
+    closing = run(segments(*HANDSHAKE, (S, "FIN|ACK", 1501, 191, 0), (C, "ACK", 191, 1502, 0)))[0]
+    for e in closing:
+        checks.record(e._replace(conn="127.0.0.1:40002>127.0.0.1:8080"))
+    fw2 = next(e.t_ns for e in closing if e.data["state"] == "FIN_WAIT_2")
+    checks(Event(0, fw2 + 3000, "kernel", "state_check", "127.0.0.1:40002>127.0.0.1:8080", -1, 0,
+                 {"side": S, "state": "TIME_WAIT", "previous": "FIN_WAIT_2", "source": "traced",
+                  "kernel": "TCP_CLOSE"}))
     checks.flush(everything=True)
+    assert list(out.events)[-1].data["verdict"] == "confirms"
+    out.events.pop()
     got = [(e.kind, e.data["state"], e.data.get("verdict")) for e in out.events]
     assert got == [("state_check", "SYN_SENT", "contradicts"),
                    ("state_check", "ESTABLISHED", "contradicts"),

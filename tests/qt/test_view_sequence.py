@@ -594,3 +594,16 @@ def test_a_large_derived_write_is_one_honest_aggregate(view: SequenceView) -> No
     assert [a.aggregate for a in view.arrows] == [False] * 4 + [True, True]
     assert view.arrows[4].length == 1 << 20
     view.grab()
+
+
+def test_a_segment_the_labs_rule_dropped_stops_on_its_way(view: SequenceView) -> None:
+    t = Trace()
+    t.seg("client", "SYN", ISN_C)
+    lost = t.seg("server", "SYN|ACK", ISN_S, ISN_C + 1)
+    t.events[lost].data["dropped"] = "drop-synack"
+    t.seg("server", "SYN|ACK", ISN_S, ISN_C + 1)  # resent a second later: it arrives
+    t.seg("client", "ACK", ISN_C + 1, ISN_S + 1)
+    shown(view, Timeline(EventLog(t.events)), len(t.events) - 1)
+    assert [a.dropped for a in view.arrows] == ["", "drop-synack", "", ""]
+    assert [a.retransmission for a in view.arrows] == [False, False, True, False]
+    view.grab()

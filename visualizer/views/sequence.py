@@ -68,6 +68,7 @@ class Segment(NamedTuple):
     origin: str
     relative: bool  # the numbers are relative already (derived packets: ISN 0)
     aggregate: bool = False  # derived: one write the kernel cut as it chose (not drawn as such)
+    dropped: str = ""  # captured, then dropped by a firewall rule (the lab's fault) before TCP
 
 
 def _confirm(mark: "LaneMark", check: "Check") -> None:
@@ -139,6 +140,7 @@ class Arrow:
     note: str = ""  # "piggyback": the FIN|ACK the caption explains
     retransmission: bool = False  # the same SYN, FIN or data again from its sender
     aggregate: bool = False  # derived: a write the kernel cut into segments of its choosing
+    dropped: str = ""  # the lab's fault that dropped it on its way in: it never arrived
     row: int = -1
     y0: float = 0.0  # where it leaves the sender's lane
     y1: float = 0.0  # where it reaches the receiver's
@@ -310,7 +312,7 @@ class _Connection:
         segment = Segment(t_ns, sender, flags, flags_text, int(d.get("tcp_seq") or 0),
                           int(d.get("ack") or 0), int(d.get("len") or 0),
                           str(d.get("origin") or "captured"), bool(d.get("relative")),
-                          bool(d.get("aggregate")))
+                          bool(d.get("aggregate")), str(d.get("dropped") or ""))
         position = len(self.segments)
         # A retransmission: the same SYN, FIN or data from the same sender again (what
         # the kernel resends after a timeout; the tracepoint says so as root too).
@@ -365,7 +367,8 @@ class _Connection:
         return Arrow(self.seg_index[k], self.keys[k], s.sender, receiver, s.flags_text, kind,
                      seq, ack if has_ack else None, s.length, s.origin, numbers,
                      f"{s.flags_text}  {numbers}", (s.t_ns - t0) / 1e6,
-                     retransmission=self.repeats[k], aggregate=s.aggregate)
+                     retransmission=self.repeats[k], aggregate=s.aggregate,
+                     dropped=s.dropped)
 
 
 class SequenceView(View):
@@ -1194,7 +1197,10 @@ class SequenceView(View):
             # The label: flags in the segment's colour, then the numbers.
             flags_w = fm.horizontalAdvance(a.flags)
             gap = 12.0
-            total = flags_w + gap + nm.horizontalAdvance(a.numbers)
+            note = self._note(a)  # said after the numbers, on the label's own line
+            bm = QFontMetricsF(fonts["badge"])
+            total = flags_w + gap + nm.horizontalAdvance(a.numbers) + \
+                (gap + bm.horizontalAdvance(note[0]) if note else 0.0)
             mid_x = (xs + xr) / 2
             mid_y = (a.y0 + a.y1) / 2
             left = mid_x - total / 2
@@ -1212,7 +1218,9 @@ class SequenceView(View):
                 continue
             start = QPointF(xs, a.y0)
             end = QPointF(xr, a.y1)
-            tip = QPointF(xs + (xr - xs) * progress, a.y0 + (a.y1 - a.y0) * progress)
+            # A segment dropped on its way in goes two thirds of the way, and no further.
+            reach = progress * (0.66 if a.dropped else 1.0)
+            tip = QPointF(xs + (xr - xs) * reach, a.y0 + (a.y1 - a.y0) * reach)
             width = style.pen(2.0 if a.kind == "ack" else 3.5)
             pen = QPen(colour, width)
             pen.setCapStyle(Qt.PenCapStyle.FlatCap)
@@ -1226,10 +1234,18 @@ class SequenceView(View):
             if (tip.x() - start.x()) * ux + (tip.y() - start.y()) * uy > head:
                 p.drawLine(start, base)
             nx, ny = -uy, ux
-            p.setPen(Qt.PenStyle.NoPen)
-            p.setBrush(colour)
-            p.drawPolygon(QPolygonF([tip, QPointF(base.x() + nx * 7, base.y() + ny * 7),
-                                     QPointF(base.x() - nx * 7, base.y() - ny * 7)]))
+            if a.dropped:  # where it was lost: a cross, not an arrowhead
+                p.drawLine(start, tip)
+                cross = QPen(QColor(style.WASTE), style.pen(4))
+                p.setPen(cross)
+                for sx, sy in ((1, 1), (1, -1)):
+                    p.drawLine(QPointF(tip.x() - 9 * sx, tip.y() - 9 * sy),
+                               QPointF(tip.x() + 9 * sx, tip.y() + 9 * sy))
+            else:
+                p.setPen(Qt.PenStyle.NoPen)
+                p.setBrush(colour)
+                p.drawPolygon(QPolygonF([tip, QPointF(base.x() + nx * 7, base.y() + ny * 7),
+                                         QPointF(base.x() - nx * 7, base.y() - ny * 7)]))
             if a.note == "piggyback":  # the segment the caption explains
                 box = QRectF(left - 8, baseline - fm.ascent() - 3, total + 16,
                              fm.ascent() + fm.descent() + 6)
@@ -1242,19 +1258,11 @@ class SequenceView(View):
             p.setFont(fonts["numbers"])
             p.setPen(QColor(style.FOREGROUND))
             p.drawText(QPointF(left + flags_w + gap, baseline), a.numbers)
-            if a.retransmission or a.aggregate:  # said under the line, where there is room
+            if note:
                 p.setFont(fonts["badge"])
-                p.setPen(QColor(style.WASTE if a.retransmission else style.MUTED))
-                if a.retransmission:
-                    again = "↻ " + self.tr("retransmission")
-                elif a.length:
-                    again = self.tr("⋯ {0} bytes in segments the kernel chose (not known "
-                                    "here)").format(f"{a.length:,}")
-                else:
-                    again = self.tr("⋯ the ACKs the kernel chose (not known here)")
-                bm = QFontMetricsF(fonts["badge"])
-                p.drawText(QPointF(mid_x - bm.horizontalAdvance(again) / 2,
-                                   mid_y + rise + bm.ascent() + 4), again)
+                p.setPen(QColor(note[1]))
+                p.drawText(QPointF(left + flags_w + gap + nm.horizontalAdvance(a.numbers) + gap,
+                                   baseline), note[0])
             # Elapsed time in the left margin, level with where the segment leaves.
             p.setFont(fonts["ms"])
             p.setPen(QColor(style.MUTED))
@@ -1262,6 +1270,21 @@ class SequenceView(View):
             p.drawText(QPointF(geo.ms_right - msm.horizontalAdvance(text),
                                a.y0 + msm.ascent() / 2 - 2),
                        text)
+
+    def _note(self, a: Arrow) -> tuple[str, str] | None:
+        """What a segment's label adds: lost on its way in, sent again, or an aggregate
+        (text, colour)."""
+        parts = []
+        if a.retransmission:
+            parts.append("↻ " + self.tr("retransmission"))
+        if a.dropped:
+            parts.append(self.tr("✗ dropped by the lab's rule ({0})").format(a.dropped))
+        if parts:
+            return "  ".join(parts), style.WASTE
+        if a.aggregate:
+            return (self.tr("⋯ {0} bytes, cut by the kernel as it chose").format(f"{a.length:,}")
+                    if a.length else self.tr("⋯ ACKs as the kernel chose")), style.MUTED
+        return None
 
     def _is_folded(self, arrow: Arrow) -> bool:
         return arrow.row in self._folded_rows
