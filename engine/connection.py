@@ -11,6 +11,7 @@ Content-Length on keep-alive, and a path joined onto the root unchecked.
 """
 from __future__ import annotations
 
+import errno
 import socket
 import time
 from collections import deque
@@ -31,6 +32,10 @@ MAX_PENDING = 64  # pipelined requests waiting for an answer; stop reading beyon
 TCP_INFO_ON_CLOSE = ("segs_in", "segs_out", "total_retrans", "rtt_us", "bytes_acked",
                      "bytes_received")
 LINGER = 2.0  # seconds a refused client gets to stop sending before we close
+# errno of a file that cannot be read -> the status that answers the request
+FILE_ERRORS = {errno.EACCES: 403, errno.EPERM: 403, errno.ENOENT: 404, errno.ENOTDIR: 404,
+               errno.EISDIR: 404, errno.ELOOP: 404, errno.EMFILE: 503, errno.ENFILE: 503,
+               errno.ENOMEM: 503}
 PREVIEW = 64  # bytes of a response body shown in its event
 
 # The text of cached answers, for their response events: (answer, head, preview)
@@ -207,19 +212,24 @@ class Connection:
             return
         head_only = item.method == "HEAD"
         date = server.date.now()
-        cached = site.small_file(resolved.path, now)
+        try:
+            cached = site.small_file(resolved.path, now)
+            if cached is None:
+                f = open(resolved.path, "rb")
+        except OSError as exc:  # the file system's answer is this request's, not the server's
+            self._file_failed(exc, item, keep_alive)
+            return
         if cached is not None:
             answer = cached.answer(date, keep_alive, head_only)
             self._queue(answer)
             self._note_cached_response(cached.size, item.target, answer)
             return
         try:
-            f = open(resolved.path, "rb")
             size = f.seek(0, 2)
             f.seek(0)
-        except OSError:
-            site.forget()
-            self._queue_not_found(404, item, keep_alive)
+        except OSError as exc:
+            f.close()
+            self._file_failed(exc, item, keep_alive)
             return
         head = response_head(200, size, content_type(resolved.path), date, keep_alive)
         self._queue(head)
@@ -237,11 +247,27 @@ class Connection:
             self.body = f
             self.body_left = size
 
+    def _file_failed(self, exc: OSError, item: Request, keep_alive: bool) -> None:
+        """A file that could not be read: answered for what it is, recorded with its
+        errno, and the server serves on (unreadable 403, vanished 404, out of file
+        descriptors or memory 503, anything else 500)."""
+        status = FILE_ERRORS.get(exc.errno or 0, 500)
+        if status == 404:
+            self.server.site.forget()  # replaced or deleted: look at the disk again
+        name = errno.errorcode.get(exc.errno or 0, "")
+        self._report("error", what="file", errno=name, status=status,
+                     detail=f"{exc.strerror or exc}: {getattr(exc, 'filename', '') or ''}")
+        self._queue_not_found(status, item, keep_alive)
+
     def _queue_not_found(self, status: int, item: Request, keep_alive: bool) -> None:
         body = b""
         if status == 404:
             page = self.server.site.resolve(b"/404.html")
-            cached = self.server.site.small_file(page.path, time.monotonic()) if page.path else None
+            try:
+                cached = self.server.site.small_file(page.path, time.monotonic()) \
+                    if page.path else None
+            except OSError:  # the error page itself unreadable: the plain one will do
+                cached = None
             if cached is not None:
                 body = cached.body
         if not body:

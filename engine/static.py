@@ -13,12 +13,14 @@ import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import unquote_to_bytes
+from urllib.parse import quote, unquote_to_bytes
 
 import httptools
 
 from .http import response_head
 
+# What a path segment may keep unencoded (RFC 3986 pchar, less ":", refused anyway).
+_PCHAR = "!$&'()*+,;=@-._~"
 SMALL_FILE = 256 * 1024  # files up to this size are cached in memory and sent in one write
 
 _TYPES = {
@@ -154,9 +156,14 @@ class Site:
         if stat.S_ISDIR(st.st_mode):
             if not text.endswith("/"):
                 # Rebuilt from the checked segments: "//host" must not become
-                # "Location: //host/", which browsers read as another site.
-                return Resolved(301, location="/" + "".join(p + "/" for p in parts))
-            index = os.path.join(real, "index.html")
+                # "Location: //host/", which browsers read as another site. Each
+                # segment percent-encoded as UTF-8 (RFC 3986): a header is ASCII, and
+                # "a b", "q?x", "café" or "日本" must lead back to the same folder.
+                return Resolved(301, location="/" + "".join(quote(p, safe=_PCHAR) + "/"
+                                                            for p in parts))
+            index = os.path.realpath(os.path.join(real, "index.html"))
+            if not index.startswith(self._root_str + os.sep):
+                return Resolved(403, reason="index.html resolves outside the site root")
             if os.path.isfile(index):
                 return Resolved(200, path=index)
             return Resolved(404, reason="directory without index.html")

@@ -1,0 +1,121 @@
+"""What the file system does is one request's answer, never the server's end.
+
+The server runs as an ordinary user (uid 65534, SockScope installed in the system
+python's venv): as root, a mode-000 file would simply be read. Every mode is tried over
+the wire; after each bad file, the next request is answered as usual.
+"""
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from engine.trace import read_trace
+from tests.conftest import ALL_MODES, MODE_IDS, read_to_eof
+
+NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+          "--inh-caps=-all", "--bounding-set=-all"]
+BIG = 300 * 1024  # over the small-file cache: opened at each request
+
+
+def site(folder: Path) -> Path:
+    root = folder / "site"
+    root.mkdir()
+    (root / "index.html").write_text("<h1>home</h1>\n")
+    (root / "404.html").write_text("<h1>lost</h1>\n")
+    (root / "secret.txt").write_text("no\n")
+    (root / "secret.txt").chmod(0o000)
+    (root / "big.bin").write_bytes(b"x" * BIG)
+    for name in ("日本", "café", "a b", "q?x"):
+        (root / name).mkdir()
+        (root / name / "index.html").write_text(f"{name}\n")
+    (root / "d").mkdir()
+    os.symlink("/etc/passwd", root / "d" / "index.html")
+    for path in [root, *root.rglob("*")]:
+        if path.name != "secret.txt" and not path.is_symlink():
+            path.chmod(0o755 if path.is_dir() else 0o644)
+    return root
+
+
+@pytest.fixture
+def served(request, user_python: str, shared_dir: Path) -> Iterator[tuple[int, Path, Path]]:  # type: ignore[no-untyped-def]
+    mode, trigger = request.param
+    root = site(shared_dir)
+    trace = shared_dir / "t.jsonl"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.Popen(
+        [*NOBODY, user_python, "-m", "engine", "serve", "--port", "0", "--mode", mode,
+         "--trigger", trigger, "--root", str(root), "--states", "off", "--packets", "off",
+         "--cpu-interval", "0", "--trace", str(trace)],
+        cwd="/", env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = proc.stdout.readline()  # type: ignore[union-attr]
+        found = re.search(r"http://127\.0\.0\.1:(\d+)/", first)
+        assert found, first + proc.stderr.read()  # type: ignore[union-attr]
+        yield int(found.group(1)), root, trace
+    finally:
+        proc.terminate()
+        try:
+            proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate(timeout=10)
+        assert proc.returncode == 0, "the server ended with an error"
+
+
+def get(port: int, target: str, method: str = "GET") -> tuple[int, dict[str, str], bytes]:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(f"{method} {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                  .encode("latin-1"))
+        data = read_to_eof(s)
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    assert lines[0].startswith("HTTP/1.1 "), data[:200]
+    headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+    return int(lines[0].split()[1]), headers, body
+
+
+@pytest.mark.parametrize("served", ALL_MODES, ids=MODE_IDS, indirect=True)
+def test_bad_files_get_their_answer_and_the_server_serves_on(served) -> None:  # type: ignore[no-untyped-def]
+    port, root, trace = served
+    assert get(port, "/")[0] == 200
+    # Unreadable to this user: 403, and served on.
+    status, _, body = get(port, "/secret.txt")
+    assert status == 403 and b"no" not in body
+    assert get(port, "/")[0] == 200
+    # An unreadable 404 page: the plain 404 instead.
+    (root / "404.html").chmod(0o000)
+    status, _, body = get(port, "/nothing-here")
+    assert status == 404 and b"lost" not in body
+    # A large file deleted between the look at the disk and its opening: 404.
+    assert get(port, "/big.bin")[0] == 200
+    (root / "big.bin").unlink()
+    status, _, _ = get(port, "/big.bin")
+    assert status == 404
+    # A symlinked index.html pointing out of the root: refused.
+    status, _, body = get(port, "/d/")
+    assert status == 403 and b"root:" not in body
+    # Folders whose names need percent-encoding: the 301 leads back to the folder.
+    for name, encoded in (("日本", "%E6%97%A5%E6%9C%AC"), ("café", "caf%C3%A9"),
+                          ("a b", "a%20b"), ("q?x", "q%3Fx")):
+        status, headers, _ = get(port, "/" + encoded)
+        assert status == 301 and headers["location"] == f"/{encoded}/", (name, headers)
+        status, _, body = get(port, headers["location"])
+        assert status == 200 and body.decode() == f"{name}\n"
+    assert get(port, "/")[0] == 200
+    # Each file error recorded with its errno (the trace is flushed every 50 ms).
+    deadline = time.monotonic() + 3
+    errors: list = []
+    while time.monotonic() < deadline:
+        errors = [e.data for e in read_trace(trace).events
+                  if e.kind == "error" and e.data.get("what") == "file"]
+        if len(errors) >= 2:
+            break
+        time.sleep(0.1)
+    assert {(e["errno"], e["status"]) for e in errors} >= {("EACCES", 403), ("ENOENT", 404)}
