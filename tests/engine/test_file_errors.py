@@ -119,3 +119,83 @@ def test_bad_files_get_their_answer_and_the_server_serves_on(served) -> None:  #
             break
         time.sleep(0.1)
     assert {(e["errno"], e["status"]) for e in errors} >= {("EACCES", 403), ("ENOENT", 404)}
+
+
+@pytest.mark.parametrize("mode,trigger", ALL_MODES, ids=MODE_IDS)
+def test_out_of_file_descriptors_a_file_gets_503_and_the_server_serves_on(
+        mode: str, trigger: str, tmp_path: Path) -> None:
+    """The server may hold LIMIT descriptors. Slow readers each hold a socket and an open
+    file (a download that does not drain) until exactly one descriptor is left: the next
+    connection takes it, and its file cannot be opened (EMFILE)."""
+    import resource
+    import sys
+    limit = 64
+    root = tmp_path / "site"
+    root.mkdir()
+    (root / "index.html").write_text("home\n")
+    (root / "big.bin").write_bytes(b"x" * (16 << 20))  # more than the socket buffers hold
+    trace = tmp_path / "t.jsonl"
+
+    def low_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "engine", "serve", "--port", "0", "--mode", mode, "--trigger",
+         trigger, "--root", str(root), "--states", "off", "--packets", "off",
+         "--cpu-interval", "0", "--trace", str(trace)],
+        cwd=Path(__file__).resolve().parents[2], preexec_fn=low_limit,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    slow: list[socket.socket] = []
+    try:
+        found = re.search(r"http://127\.0\.0\.1:(\d+)/", proc.stdout.readline())  # type: ignore[union-attr]
+        assert found
+        port = int(found.group(1))
+        fds = Path(f"/proc/{proc.pid}/fd")
+
+        def held() -> int:
+            return len(os.listdir(fds))
+
+        for _ in range(limit):  # bounded: each one takes two descriptors
+            if limit - held() <= 2:
+                break
+            before = held()
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            s.connect(("127.0.0.1", port))
+            s.sendall(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+            slow.append(s)
+            deadline = time.monotonic() + 5
+            while held() < before + 2 and time.monotonic() < deadline:
+                time.sleep(0.01)  # accepted, and its file opened
+        while limit - held() > 1:  # one more plain connection, to leave exactly one fd
+            s = socket.create_connection(("127.0.0.1", port), timeout=5)
+            slow.append(s)
+            deadline = time.monotonic() + 5
+            while limit - held() > 1 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            if limit - held() > 1 and len(slow) > 2 * limit:
+                break
+        assert limit - held() == 1, held()
+        status, _, _ = get(port, "/big.bin")  # accepted with the last fd; no fd for the file
+        assert status == 503
+        for s in slow:
+            s.close()
+        slow.clear()
+        deadline = time.monotonic() + 5
+        while held() > 20 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert get(port, "/")[0] == 200 and get(port, "/big.bin")[0] == 200
+        assert proc.poll() is None
+    finally:
+        for s in slow:
+            s.close()
+        proc.terminate()
+        try:
+            proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate(timeout=10)
+    assert proc.returncode == 0
+    errors = [e.data for e in read_trace(trace).events
+              if e.kind == "error" and e.data.get("what") == "file"]
+    assert ("EMFILE", 503) in {(e["errno"], e["status"]) for e in errors}
