@@ -205,7 +205,8 @@ class Connection:
         resolved = site.resolve(item.target, now)
         if resolved.status == 301:
             self._queue_error(301, "", item.target, keep_alive,
-                              (("Location", resolved.location or "/"),))
+                              (("Location", resolved.location or "/"),),
+                              head_only=item.method == "HEAD")
             return
         if resolved.status != 200 or resolved.path is None:
             self._queue_not_found(resolved.status, item, keep_alive)
@@ -282,12 +283,14 @@ class Connection:
             self._note_response(status, len(body), item.target, head, body)
 
     def _queue_error(self, status: int, detail: str, target: bytes | str, keep_alive: bool,
-                     extra: tuple[tuple[str, str], ...] = ()) -> None:
+                     extra: tuple[tuple[str, str], ...] = (), head_only: bool = False) -> None:
         body = error_body(status, detail if status >= 400 else "")
         if not keep_alive:
             self.close_after = True
         head = response_head(status, len(body), "text/plain; charset=utf-8",
                              self.server.date.now(), keep_alive, extra)
+        if head_only:  # HEAD: the head a GET would get, never a body (RFC 9110 9.3.2)
+            body = b""
         self._queue(head + body)
         self._note_response(status, len(body), target, head, body)
 

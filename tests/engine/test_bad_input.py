@@ -562,12 +562,14 @@ REQUIRED_HEADERS = ("content-length", "date", "server", "content-type")
     (request("/images/big.bmp", method="HEAD"), 200, True),
     (request("/no-such-page.html"), 404, False),
     (request("/css"), 301, False),
+    (request("/css", method="HEAD"), 301, True),  # a HEAD's 301: no body either
     (request("/../etc/passwd"), 403, False),
     (request("/", "Content-Length: 0", method="POST"), 405, False),
     (request("/", method="BREW"), 405, False),
     (b"GARBAGE\r\n\r\n", 400, False),
     (TLS_CLIENT_HELLO, 400, False),
-], ids=["get", "head", "head-big", "404", "301", "403", "post-405", "brew-405", "400", "tls"])
+], ids=["get", "head", "head-big", "404", "301", "head-301", "403", "post-405", "brew-405",
+        "400", "tls"])
 def test_every_response_has_standard_headers(run: Running, payload: bytes, status: int,
                                              head_only: bool) -> None:
     data, how = exchange(run.port, payload)
