@@ -138,6 +138,9 @@ class Server:
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
         self._stopping = False
+        # Out of file descriptors at the last accept(): connections wait in the queue,
+        # and a loop told of the listener by edges only must try again by itself.
+        self.accept_starved = False
         self._thread: threading.Thread | None = None
         self._started = threading.Event()
         self._loop_error: BaseException | None = None
@@ -255,13 +258,16 @@ class Server:
                 return None
         try:
             sock, peer = self.listener.accept()
+            self.accept_starved = False
         except BlockingIOError:
+            self.accept_starved = False
             self.stats.eagain += 1
             if self.probe.active:
                 self.probe.emit("eagain", None, self.listener.fileno(), tid, op="accept")
             return None
         except OSError as exc:
             if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                self.accept_starved = True
                 if self.probe.active:
                     self.probe.emit("error", None, -1, tid, what="accept_failed",
                                     detail=exc.strerror or str(exc))

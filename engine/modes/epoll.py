@@ -55,7 +55,10 @@ class EpollServer(Server):
         next_tick = monotonic() + TICK
         try:
             while not self._stopping:
-                timeout = TICK if conns else -1
+                timeout = TICK if conns or self.accept_starved else -1
+                if edge and self.accept_starved:
+                    # The queue's connections gave no new edge: accept them as fds free up.
+                    self._accept(tid, et, edge)
                 if self.gate.enabled:
                     self.gate.wait("epoll_wait", None, -1, tid)
                 ready = ep.poll(timeout)

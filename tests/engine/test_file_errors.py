@@ -6,13 +6,14 @@ the wire; after each bad file, the next request is answered as usual.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
 import subprocess
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import pytest
 
@@ -123,20 +124,18 @@ def test_bad_files_get_their_answer_and_the_server_serves_on(served) -> None:  #
     assert {(e["errno"], e["status"]) for e in errors} >= {("EACCES", 403), ("ENOENT", 404)}
 
 
-@pytest.mark.parametrize("mode,trigger", ALL_MODES, ids=MODE_IDS)
-def test_out_of_file_descriptors_a_file_gets_503_and_the_server_serves_on(
-        mode: str, trigger: str, tmp_path: Path) -> None:
-    """The server may hold LIMIT descriptors. Slow readers each hold a socket and an open
-    file (a download that does not drain) until exactly one descriptor is left: the next
-    connection takes it, and its file cannot be opened (EMFILE)."""
+@contextlib.contextmanager
+def limited_server(mode: str, trigger: str, folder: Path, limit: int
+                   ) -> Iterator[tuple[int, Path, Callable[[], int]]]:
+    """A server allowed ``limit`` file descriptors, serving a 16 MiB file; yields its port,
+    its trace, and how many descriptors it holds now."""
     import resource
     import sys
-    limit = 64
-    root = tmp_path / "site"
+    root = folder / "site"
     root.mkdir()
     (root / "index.html").write_text("home\n")
     (root / "big.bin").write_bytes(b"x" * (16 << 20))  # more than the socket buffers hold
-    trace = tmp_path / "t.jsonl"
+    trace = folder / "t.jsonl"
 
     def low_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
@@ -147,50 +146,13 @@ def test_out_of_file_descriptors_a_file_gets_503_and_the_server_serves_on(
          "--cpu-interval", "0", "--trace", str(trace), *SPARE_THE_CPU],
         cwd=Path(__file__).resolve().parents[2], preexec_fn=low_limit,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    slow: list[socket.socket] = []
     try:
         found = re.search(r"http://127\.0\.0\.1:(\d+)/", proc.stdout.readline())  # type: ignore[union-attr]
         assert found
-        port = int(found.group(1))
         fds = Path(f"/proc/{proc.pid}/fd")
-
-        def held() -> int:
-            return len(os.listdir(fds))
-
-        for _ in range(limit):  # bounded: each one takes two descriptors
-            if limit - held() <= 2:
-                break
-            before = held()
-            s = socket.socket()
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-            s.connect(("127.0.0.1", port))
-            s.sendall(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
-            slow.append(s)
-            deadline = time.monotonic() + 5
-            while held() < before + 2 and time.monotonic() < deadline:
-                time.sleep(0.01)  # accepted, and its file opened
-        while limit - held() > 1:  # one more plain connection, to leave exactly one fd
-            s = socket.create_connection(("127.0.0.1", port), timeout=5)
-            slow.append(s)
-            deadline = time.monotonic() + 5
-            while limit - held() > 1 and time.monotonic() < deadline:
-                time.sleep(0.01)
-            if limit - held() > 1 and len(slow) > 2 * limit:
-                break
-        assert limit - held() == 1, held()
-        status, _, _ = get(port, "/big.bin")  # accepted with the last fd; no fd for the file
-        assert status == 503
-        for s in slow:
-            s.close()
-        slow.clear()
-        deadline = time.monotonic() + 5
-        while held() > 20 and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert get(port, "/")[0] == 200 and get(port, "/big.bin")[0] == 200
-        assert proc.poll() is None
+        yield int(found.group(1)), trace, lambda: len(os.listdir(fds))
+        assert proc.poll() is None, "the server ended"
     finally:
-        for s in slow:
-            s.close()
         proc.terminate()
         try:
             proc.communicate(timeout=10)
@@ -198,6 +160,80 @@ def test_out_of_file_descriptors_a_file_gets_503_and_the_server_serves_on(
             proc.kill()
             proc.communicate(timeout=10)
     assert proc.returncode == 0
+
+
+def hold(port: int, held: Callable[[], int], limit: int, leave: int) -> list[socket.socket]:
+    """Slow readers (a download that does not drain: a socket and an open file each), then
+    idle connections, until the server has exactly ``leave`` descriptors left."""
+    slow: list[socket.socket] = []
+    for _ in range(2 * limit):  # bounded
+        left = limit - held()
+        if left <= leave:
+            break
+        before = held()
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.connect(("127.0.0.1", port))
+        if left - leave >= 2:
+            s.sendall(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+        slow.append(s)
+        want = before + (2 if left - leave >= 2 else 1)
+        deadline = time.monotonic() + 5
+        while held() < want and time.monotonic() < deadline:
+            time.sleep(0.01)  # accepted (and its file opened)
+    assert limit - held() == leave, held()
+    return slow
+
+
+@pytest.mark.parametrize("mode,trigger", ALL_MODES, ids=MODE_IDS)
+def test_out_of_file_descriptors_a_file_gets_503_and_the_server_serves_on(
+        mode: str, trigger: str, tmp_path: Path) -> None:
+    """Every descriptor but one is held: the next connection takes it, and its file cannot
+    be opened (EMFILE)."""
+    limit = 64
+    with limited_server(mode, trigger, tmp_path, limit) as (port, trace, held):
+        slow = hold(port, held, limit, leave=1)
+        try:
+            status, _, _ = get(port, "/big.bin")  # accepted with the last fd; none for the file
+            assert status == 503
+        finally:
+            for s in slow:
+                s.close()
+        deadline = time.monotonic() + 5
+        while held() > 20 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert get(port, "/")[0] == 200 and get(port, "/big.bin")[0] == 200
     errors = [e.data for e in read_trace(trace).events
               if e.kind == "error" and e.data.get("what") == "file"]
     assert ("EMFILE", 503) in {(e["errno"], e["status"]) for e in errors}
+
+
+@pytest.mark.parametrize("mode,trigger", ALL_MODES, ids=MODE_IDS)
+def test_connections_queued_while_out_of_descriptors_are_served_once_they_return(
+        mode: str, trigger: str, tmp_path: Path) -> None:
+    """Every descriptor is held: accept() fails (EMFILE) and new connections wait in the
+    accept queue. Once descriptors return, every mode takes them, edge-triggered too
+    (no new connection comes to make a new edge)."""
+    limit = 64
+    with limited_server(mode, trigger, tmp_path, limit) as (port, trace, held):
+        slow = hold(port, held, limit, leave=0)
+        waiting = []
+        try:
+            for _ in range(3):
+                c = socket.create_connection(("127.0.0.1", port), timeout=10)
+                c.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                waiting.append(c)
+            time.sleep(0.3)  # they wait: the server has no descriptor to accept them with
+        finally:
+            for s in slow:
+                s.close()
+        try:
+            for c in waiting:
+                answer = read_to_eof(c)
+                assert answer.startswith(b"HTTP/1.1 200 "), answer[:100]
+        finally:
+            for c in waiting:
+                c.close()
+    failed = [e.data for e in read_trace(trace).events
+              if e.kind == "error" and e.data.get("what") == "accept_failed"]
+    assert failed, "accept() never ran out of descriptors: the test proved nothing"
