@@ -10,6 +10,15 @@ from pathlib import Path
 from typing import Iterator
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# Never the user's settings: this process and every child it starts (the window's
+# renders, `sockscope lesson --screenshot`...) keep theirs in a folder of the run's own.
+import atexit  # noqa: E402
+import shutil  # noqa: E402
+import tempfile  # noqa: E402
+
+_CONFIG = tempfile.mkdtemp(prefix="sockscope-test-config-")
+os.environ["XDG_CONFIG_HOME"] = _CONFIG
+atexit.register(shutil.rmtree, _CONFIG, ignore_errors=True)
 
 import pytest
 

@@ -1003,7 +1003,8 @@ def lesson(name: str, step: int | None = None, lang: str | None = None,
         except LessonError as exc:
             print(f"sockscope lesson: {exc}", file=sys.stderr)
             return 1
-        settings = QSettings("SockScope", "SockScope-lesson")
+        settings = _window_settings("SockScope-lesson",
+                                    Path(tmp) if screenshot or gif else None)
         if lang:
             settings.setValue("language", lang)
         window = MainWindow(engine=False, settings=settings)
@@ -1094,6 +1095,14 @@ def _save(window: QMainWindow, path: str) -> None:
                       f".png, .jpg or .bmp?)")
 
 
+def _window_settings(name: str, scratch: Path | None) -> QSettings:
+    """The window's own settings file; for a picture that is made and gone (--screenshot,
+    --gif), a throwaway one in ``scratch``: a render never writes the user's settings."""
+    if scratch is not None:
+        return QSettings(str(scratch / f"{name}.ini"), QSettings.Format.IniFormat)
+    return QSettings("SockScope", name)
+
+
 def replay(path: str, seek: int | None = None, screenshot: str | None = None,
            view: str | None = None) -> int:
     """``sockscope replay``: open a trace; with --screenshot, write the picture and exit."""
@@ -1103,7 +1112,9 @@ def replay(path: str, seek: int | None = None, screenshot: str | None = None,
     except (OSError, TraceError) as exc:
         print(f"sockscope replay: {exc}", file=sys.stderr)
         return 1
-    window = MainWindow(engine=False, settings=QSettings("SockScope", "SockScope-replay"))
+    scratch = tempfile.TemporaryDirectory(prefix="sockscope-replay-") if screenshot else None
+    window = MainWindow(engine=False, settings=_window_settings(
+        "SockScope-replay", Path(scratch.name) if scratch else None))
     window.show_timeline(timeline, Path(path).name, problems)
     if view and not window.show_view(view):
         print(f"sockscope replay: no view named {view!r} (views: "
