@@ -67,6 +67,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from ..clock import Clock
 from ..events import Event, Probe
 
 DELAYED_ACK_NS = 40_000_000  # TCP_DELACK_MIN = TCP_ATO_MIN: how long a delayed ACK waits
@@ -197,22 +198,17 @@ class PacketDeriver:
         self._timers: list[tuple[int, int, _Flow, str]] = []  # (due, n, flow, side): delayed ACKs
         self._order = itertools.count()
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._tick = tick
-        self._thread: threading.Thread | None = None
+        self._clock = Clock("sockscope-derive", tick, self._on_tick, self.flush)
 
     # ------------------------------------------------------------ lifecycle
     def start(self) -> "PacketDeriver":
         """Run the clock, so a delayed ACK appears even when nothing else happens."""
-        self._thread = threading.Thread(target=self._run, name="sockscope-derive", daemon=True)
-        self._thread.start()
+        self._clock.start()
         return self
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(2)
-        self.flush()
+        """Stop the clock, then draw what is still waiting (``flush``)."""
+        self._clock.stop()
 
     def flush(self) -> None:
         """Draw what is still waiting: reads whose writer never reported, timers now due."""
@@ -221,12 +217,11 @@ class PacketDeriver:
                 self._fall_back(flow)
             self._fire_timers(time.monotonic_ns())
 
-    def _run(self) -> None:
-        while not self._stop.wait(self._tick):
-            now = time.monotonic_ns()
-            with self._lock:
-                self._expire_waits(now)
-                self._fire_timers(now - CLOCK_GRACE_NS)
+    def _on_tick(self) -> None:
+        now = time.monotonic_ns()
+        with self._lock:
+            self._expire_waits(now)
+            self._fire_timers(now - CLOCK_GRACE_NS)
 
     # ------------------------------------------------------------ input
     def __call__(self, event: Event) -> None:

@@ -45,6 +45,7 @@ import time
 from collections import OrderedDict, deque
 from typing import Callable
 
+from ..clock import Clock
 from ..events import Event
 
 TRACED_SLACK_NS = 500_000
@@ -69,8 +70,8 @@ class StateChecks:
         self._derived: set[tuple[str, str]] = set()  # ends whose states come from derived segments
         self._pending: deque[tuple[float, Event]] = deque()
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._clock = Clock("sockscope-checks", hold / 4, self.flush,
+                            lambda: self.flush(everything=True))
         self.verdicts = {"confirms": 0, "contradicts": 0, "none": 0}
 
     # ------------------------------------------------------------ input
@@ -102,19 +103,12 @@ class StateChecks:
 
     # ------------------------------------------------------------ lifecycle
     def start(self) -> "StateChecks":
-        self._thread = threading.Thread(target=self._run, name="sockscope-checks", daemon=True)
-        self._thread.start()
+        self._clock.start()
         return self
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(2)
-        self.flush(everything=True)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.hold / 4):
-            self.flush()
+        """Stop the clock, then judge and pass on every check still held."""
+        self._clock.stop()
 
     def flush(self, everything: bool = False) -> None:
         """Judge and pass on the checks held long enough (all of them at the end)."""
