@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
+import subprocess
 import sys
 import threading
 import time
@@ -46,6 +48,30 @@ def running_server(mode: str = "epoll", trigger: str = "level", **options: objec
         yield server, sink
     finally:
         server.stop()
+
+
+@contextlib.contextmanager
+def serving(argv: list[str], **popen: object) -> Iterator[tuple[subprocess.Popen, int]]:  # type: ignore[type-arg]
+    """``sockscope serve`` as a process (``argv``, with ``--port 0``): yields it and the port
+    it says it serves on; at the end it is stopped (SIGTERM, then SIGKILL), and it must have
+    ended cleanly."""
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            **popen)  # type: ignore[call-overload]
+    try:
+        first = proc.stdout.readline()  # type: ignore[union-attr]
+        found = re.search(r"http://127\.0\.0\.1:(\d+)/", first)
+        if found is None:
+            proc.kill()
+            raise AssertionError(first + proc.communicate(timeout=10)[1])
+        yield proc, int(found.group(1))
+    finally:
+        proc.terminate()
+        try:
+            _, err = proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0, f"the server ended with {proc.returncode}: {err[-500:]}"
 
 
 def read_to_eof(sock, max_reads: int = 10_000) -> bytes:  # type: ignore[no-untyped-def]

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import socket
-import subprocess
 import time
 from pathlib import Path
 from typing import Callable, Iterator
@@ -18,7 +16,7 @@ from typing import Callable, Iterator
 import pytest
 
 from engine.trace import read_trace
-from tests.conftest import ALL_MODES, MODE_IDS, read_to_eof
+from tests.conftest import ALL_MODES, MODE_IDS, read_to_eof, serving
 
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
           "--inh-caps=-all", "--bounding-set=-all"]
@@ -52,24 +50,11 @@ def served(request, user_python: str, shared_dir: Path) -> Iterator[tuple[int, P
     root = site(shared_dir)
     trace = shared_dir / "t.jsonl"
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    proc = subprocess.Popen(
-        [*NOBODY, user_python, "-m", "engine", "serve", "--port", "0", "--mode", mode,
-         "--trigger", trigger, "--root", str(root), "--states", "off", "--packets", "off",
-         "--cpu-interval", "0", "--trace", str(trace), *SPARE_THE_CPU],
-        cwd="/", env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        first = proc.stdout.readline()  # type: ignore[union-attr]
-        found = re.search(r"http://127\.0\.0\.1:(\d+)/", first)
-        assert found, first + proc.stderr.read()  # type: ignore[union-attr]
-        yield int(found.group(1)), root, trace
-    finally:
-        proc.terminate()
-        try:
-            proc.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate(timeout=10)
-        assert proc.returncode == 0, "the server ended with an error"
+    with serving([*NOBODY, user_python, "-m", "engine", "serve", "--port", "0", "--mode", mode,
+                  "--trigger", trigger, "--root", str(root), "--states", "off", "--packets",
+                  "off", "--cpu-interval", "0", "--trace", str(trace), *SPARE_THE_CPU],
+                 cwd="/", env=env) as (_, port):
+        yield port, root, trace
 
 
 def get(port: int, target: str, method: str = "GET") -> tuple[int, dict[str, str], bytes]:
@@ -140,26 +125,13 @@ def limited_server(mode: str, trigger: str, folder: Path, limit: int
     def low_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
 
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "engine", "serve", "--port", "0", "--mode", mode, "--trigger",
-         trigger, "--root", str(root), "--states", "off", "--packets", "off",
-         "--cpu-interval", "0", "--trace", str(trace), *SPARE_THE_CPU],
-        cwd=Path(__file__).resolve().parents[2], preexec_fn=low_limit,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        found = re.search(r"http://127\.0\.0\.1:(\d+)/", proc.stdout.readline())  # type: ignore[union-attr]
-        assert found
+    with serving([sys.executable, "-m", "engine", "serve", "--port", "0", "--mode", mode,
+                  "--trigger", trigger, "--root", str(root), "--states", "off", "--packets",
+                  "off", "--cpu-interval", "0", "--trace", str(trace), *SPARE_THE_CPU],
+                 cwd=Path(__file__).resolve().parents[2], preexec_fn=low_limit) as (proc, port):
         fds = Path(f"/proc/{proc.pid}/fd")
-        yield int(found.group(1)), trace, lambda: len(os.listdir(fds))
+        yield port, trace, lambda: len(os.listdir(fds))
         assert proc.poll() is None, "the server ended"
-    finally:
-        proc.terminate()
-        try:
-            proc.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate(timeout=10)
-    assert proc.returncode == 0
 
 
 def hold(port: int, held: Callable[[], int], limit: int, leave: int) -> list[socket.socket]:

@@ -9,12 +9,11 @@ from __future__ import annotations
 import os
 import re
 import socket
-import subprocess
 import time
 from pathlib import Path
 
 from engine.trace import read_trace
-from tests.conftest import read_to_eof
+from tests.conftest import read_to_eof, serving
 
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
           "--inh-caps=-all", "--bounding-set=-all"]
@@ -36,70 +35,42 @@ def tasks_of_nobody() -> int:
     return count
 
 
-def answer(port: int, close: bool = True) -> bytes:
+def answer(port: int) -> bytes:
     with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
         s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         return read_to_eof(s)
 
 
-def start(user_python: str, trace: Path, nproc: int | None = None
-          ) -> tuple[subprocess.Popen, int]:  # type: ignore[type-arg]
+def threaded(user_python: str, trace: Path, nproc: int | None = None):  # type: ignore[no-untyped-def]
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     limit = ["prlimit", f"--nproc={nproc}:{nproc}"] if nproc else []
-    proc = subprocess.Popen(
-        [*NOBODY, *limit, user_python, "-m", "engine", "serve", "--port", "0", "--mode",
-         "threaded", "--states", "off", "--packets", "off", "--cpu-interval", "0",
-         "--trace", str(trace)],
-        cwd="/", env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    found = re.search(r"http://127\.0\.0\.1:(\d+)/", proc.stdout.readline())  # type: ignore[union-attr]
-    assert found, proc.stderr.read()  # type: ignore[union-attr]
-    return proc, int(found.group(1))
-
-
-def stop(proc: subprocess.Popen) -> str:  # type: ignore[type-arg]
-    proc.terminate()
-    try:
-        _, err = proc.communicate(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        _, err = proc.communicate(timeout=10)
-    assert proc.returncode == 0, err
-    return err
+    return serving([*NOBODY, *limit, user_python, "-m", "engine", "serve", "--port", "0",
+                    "--mode", "threaded", "--states", "off", "--packets", "off",
+                    "--cpu-interval", "0", "--trace", str(trace)], cwd="/", env=env)
 
 
 def test_a_thread_that_cannot_start_costs_one_connection(user_python: str,
                                                          shared_dir: Path) -> None:
     # How many tasks the idle server has, run once without a limit.
     others = tasks_of_nobody()
-    proc, port = start(user_python, shared_dir / "first.jsonl")
-    try:
+    with threaded(user_python, shared_dir / "first.jsonl") as (_, port):
         assert answer(port).startswith(b"HTTP/1.1 200 ")
         time.sleep(0.2)  # that connection's thread is gone
         idle = tasks_of_nobody() - others
-    finally:
-        stop(proc)
     # Again, with room for one connection's thread and no second.
     trace = shared_dir / "t.jsonl"
-    proc, port = start(user_python, trace, nproc=others + idle + 1)
-    held = None
-    try:
-        held = socket.create_connection(("127.0.0.1", port), timeout=5)
-        held.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")  # keep-alive: its thread stays
-        assert held.recv(65536).startswith(b"HTTP/1.1 200 ")
-        refused = answer(port)
-        assert refused.startswith(b"HTTP/1.1 503 "), refused[:100]
-        assert b"no thread" in refused
-        held.close()
-        held = None
+    with threaded(user_python, trace, nproc=others + idle + 1) as (proc, port):
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as held:
+            held.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")  # keep-alive: its thread stays
+            assert held.recv(65536).startswith(b"HTTP/1.1 200 ")
+            refused = answer(port)
+            assert refused.startswith(b"HTTP/1.1 503 "), refused[:100]
+            assert b"no thread" in refused
         deadline = time.monotonic() + 5
         while tasks_of_nobody() > others + idle and time.monotonic() < deadline:
             time.sleep(0.05)  # the kept-alive connection's thread ends
         assert answer(port).startswith(b"HTTP/1.1 200 ")
         assert proc.poll() is None
-    finally:
-        if held is not None:
-            held.close()
-        stop(proc)
     failed = [e for e in read_trace(trace).events
               if e.kind == "error" and e.data.get("what") == "thread_failed"]
     assert len(failed) == 1
