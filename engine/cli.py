@@ -11,7 +11,7 @@ from pathlib import Path
 
 from . import __version__
 from .capture.derived import NAGLE_MODES, PacketDeriver
-from .events import Event, Probe
+from .events import Probe
 from .server import MODES, POLICIES, TRIGGERS, DEFAULT_PORT, ServerConfig, create_server, default_mode
 
 
@@ -324,9 +324,8 @@ def _start_observers(args: argparse.Namespace, probe: Probe, port: int, sinks: l
     if machine is not None:
         from .kernel.checks import StateChecks
         # The deriver takes the kernel's word on an end it cannot see (a FIN whose
-        # sender is not ours) from the checks too: they are the kernel's states.
-        evidence = [_as_state_report(s) for s in both_ends if isinstance(s, PacketDeriver)]
-        checks = StateChecks(sinks + evidence)
+        # sender is not ours) from the checks too.
+        checks = StateChecks(sinks + [s for s in both_ends if isinstance(s, PacketDeriver)])
         machine_probe.add_sink(checks.record)
         report_probe = Probe("kernel")
         report_probe.add_sink(checks)
@@ -351,12 +350,6 @@ def _start_observers(args: argparse.Namespace, probe: Probe, port: int, sinks: l
     if machine is not None and args.states == "auto":
         _start_tracer(port, args.host, report_probe, started)
     return started, both_ends
-
-
-def _as_state_report(deriver: PacketDeriver):  # type: ignore[no-untyped-def]
-    def report(event: Event) -> None:
-        deriver(event._replace(kind="tcp_state") if event.kind == "state_check" else event)
-    return report
 
 
 def _start_tracer(port: int, host: str | None, kernel_probe: Probe, started: list

@@ -260,7 +260,9 @@ class PacketDeriver:
         if flow.done:
             return
         if src == "kernel":
-            if kind == "tcp_state":
+            # The kernel's states, or its checks of states: evidence of FINs whose
+            # sender is not ours.
+            if kind in ("tcp_state", "state_check"):
                 self._on_state(flow, event)
             return
         name = "client" if src == "client" else "server"
