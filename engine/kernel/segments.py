@@ -188,9 +188,4 @@ class SegmentStates:
                                segment=flags, origin=origin)
 
 
-def diagram_edges() -> list[tuple[str, str, str]]:
-    """(from, to, trigger) of every transition: a state diagram's arrows."""
-    return [(state, target, trigger) for (state, trigger), target in TRANSITIONS.items()]
-
-
-__all__ = ["SegmentStates", "TRANSITIONS", "TRIGGERS", "diagram_edges"]
+__all__ = ["SegmentStates", "TRANSITIONS", "TRIGGERS"]
