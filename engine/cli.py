@@ -44,6 +44,8 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
                    help="close a client whose request head is not complete by then (default 10)")
     p.add_argument("--idle-timeout", type=float, default=15.0, metavar="SECONDS",
                    help="close an idle keep-alive connection after this long (default 15)")
+    p.add_argument("--send-timeout", type=float, default=60.0, metavar="SECONDS",
+                   help="close a client that takes none of its answer for this long (default 60)")
     p.add_argument("--max-connections", type=int, default=10_000,
                    help="answer 503 beyond this many open connections (default 10000)")
     p.add_argument("--trace", type=Path, default=None, metavar="FILE",
@@ -152,7 +154,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                           root=str(args.root) if args.root else None, policy=args.policy,
                           backlog=args.backlog, reuseaddr=args.reuseaddr,
                           sweep_pause=args.sweep_pause, header_timeout=args.header_timeout,
-                          idle_timeout=args.idle_timeout, max_connections=args.max_connections,
+                          idle_timeout=args.idle_timeout, send_timeout=args.send_timeout,
+                          max_connections=args.max_connections,
                           no_drain=args.no_drain, never_close=args.never_close)
     if args.load is not None:
         try:
@@ -268,13 +271,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
             helper.stop()
         for thread in loads:
             thread.join(60)
+        recorded = ""
         if writer:
-            writer.close()
+            writer.close()  # never raises for the file: a full disk only cuts the trace short
+            cut = "" if writer.failed is None else \
+                f"; the trace was cut short: {writer.failed.strerror or writer.failed}"
+            recorded = f", {writer.written} events recorded ({writer.dropped} dropped{cut})"
         s = server.stats
         print(f"stopped: {s.accepted} connections, {s.responses} responses, "
-              f"{s.bad_requests} bad requests, {s.eagain} EAGAIN"
-              + (f", {writer.written} events recorded ({writer.dropped} dropped)" if writer else ""),
-              flush=True)
+              f"{s.bad_requests} bad requests, {s.eagain} EAGAIN" + recorded, flush=True)
     return 0
 
 

@@ -69,6 +69,14 @@ class TraceWriter:
     GIL for a whole switch interval every time the server released it for a
     syscall. If the disk falls behind by ``max_pending`` events, batches are
     dropped and counted, and a ``dropped`` event says so in the file.
+
+    If a write fails (a full disk, an I/O error, a file size limit: any
+    ``OSError``), writing stops for good and the server never notices: the
+    file is cut back to its last whole line and ends with one ``dropped``
+    line (count, ``reason`` such as ``ENOSPC``); every later event is only
+    counted. ``failed`` is the error (None while all is well); ``written``
+    and ``dropped`` count events. Standard output ("-") keeps counting what a
+    closed pipe refuses and carries on.
     """
 
     def __init__(self, path: str | os.PathLike[str], *, header: dict[str, Any] | None = None,
@@ -77,9 +85,25 @@ class TraceWriter:
         self.path = Path(path)
         # "-" is standard output: the channel to a SockScope window is a live trace.
         self._owns_file = str(path) != "-"
-        self._file: IO[bytes] = open(self.path, "wb") if self._owns_file else sys.stdout.buffer
-        self._file.write(orjson.dumps(make_header(**(header or {}))) + b"\n")
-        self._file.flush()
+        first = orjson.dumps(make_header(**(header or {}))) + b"\n"
+        self.failed: OSError | None = None  # why writing stopped for good (a full disk...)
+        if self._owns_file:
+            # Unbuffered, written with os.write: what reached the file is known to the
+            # byte, so a failed write can be cut back to the last whole line.
+            self._file: IO[bytes] = open(self.path, "w+b", buffering=0)
+            self._fd = self._file.fileno()
+            done, exc = self._write_fd(first)
+            if exc is not None:  # not even the header fits: refuse, before any server runs
+                self._file.close()
+                raise exc
+        else:
+            self._file = sys.stdout.buffer
+            self._file.write(first)
+            self._file.flush()
+        self._body = self._end = len(first)  # the file's events begin / its last whole line ends
+        self._marker = b""  # the line after _end saying why writing stopped, and its count
+        self._marker_count = -1
+        self._why: dict[str, Any] = {}
         self._pending: list[Event] = []
         self._batch = batch
         self._chunks: deque[tuple[int, bytes]] = deque()  # (events, serialized)
@@ -97,6 +121,11 @@ class TraceWriter:
         self._thread.start()
 
     def __call__(self, event: Event) -> None:
+        if self.failed is not None:  # nothing reaches the file any more: count it, keep nothing
+            with self._take_lock:
+                self.dropped += 1
+                self._last_seq = event[0]
+            return
         pending = self._pending
         pending.append(event)
         if len(pending) >= self._batch:
@@ -111,8 +140,8 @@ class TraceWriter:
             batch = self._pending[:count]
             del self._pending[:count]
             self._last_seq = batch[-1][0]
-            if self._queued + count > self._max_pending:
-                self.dropped += count  # the disk is this far behind: shed, and say so
+            if self.failed is not None or self._queued + count > self._max_pending:
+                self.dropped += count  # the disk is this far behind (or gone): shed, and say so
                 return
             self._queued += count
             self._chunks.append((count, serialize(batch)))
@@ -120,32 +149,178 @@ class TraceWriter:
     def _drain(self) -> None:
         self._take_batch()  # a partial batch waits at most one flush interval
         with self._write_lock:
-            if self._file.closed:
+            if self._file.closed or self.failed is not None:
                 return
             while self._chunks:
                 count, data = self._chunks.popleft()
-                self._queued -= count
-                if self._write(data):
+                with self._take_lock:
+                    self._queued -= count
+                if self._owns_file:
+                    done, exc = self._write_fd(data)
+                    if exc is not None:
+                        # Keep the lines that reached the file whole; the rest is lost.
+                        whole = data.rfind(b"\n", 0, done) + 1
+                        lines = data.count(b"\n", 0, whole)
+                        self._end += whole
+                        self.written += lines
+                        self._fail(exc, count - lines)
+                        return
+                    self._end += done
+                    self.written += count
+                    continue
+                try:
+                    written = self._write(data)
+                except OSError as exc:  # standard output on a full disk...
+                    self._fail(exc, count)
+                    return
+                if written:
                     self.written += count
                 else:  # the reader went away (a closed pipe): count, carry on
-                    self.dropped += count
+                    with self._take_lock:
+                        self.dropped += count
             if self.dropped != self._dropped_reported:
                 count = self.dropped - self._dropped_reported
-                self._dropped_reported = self.dropped
-                marker = Event(self._last_seq, time.monotonic_ns(), "engine", "dropped",
-                               None, -1, 0, {"count": count, "sink": "trace"})
-                self._write(serialize([marker]))
-            try:
-                self._file.flush()
-            except (BrokenPipeError, ValueError):
-                pass
+                line = serialize([self._dropped_event(count)])
+                if self._owns_file:
+                    done, exc = self._write_fd(line)
+                    if exc is not None:
+                        self._fail(exc, 0)
+                        return
+                    self._end += done
+                    self._dropped_reported += count
+                else:
+                    self._dropped_reported += count
+                    try:
+                        self._write(line)
+                    except OSError as exc:
+                        self._fail(exc, 0)
+                        return
+            if not self._owns_file:
+                try:
+                    self._file.flush()
+                except (BrokenPipeError, ValueError):
+                    pass
+                except OSError as exc:
+                    self._fail(exc, 0)
 
     def _write(self, data: bytes) -> bool:
+        """Standard output: False when its reader went away; other errors propagate."""
         try:
             self._file.write(data)
             return True
         except (BrokenPipeError, ValueError):
             return False
+
+    def _write_fd(self, data: bytes) -> tuple[int, OSError | None]:
+        """Write ``data`` at the file's offset: the bytes that reached it, and the error if any."""
+        view = memoryview(data)
+        done = 0
+        while done < len(data):  # every pass writes at least one byte, or ends
+            try:
+                n = os.write(self._fd, view[done:])
+            except OSError as exc:
+                return done, exc
+            if n <= 0:
+                return done, OSError(28, os.strerror(28))  # ENOSPC: the file takes no more
+            done += n
+        return done, None
+
+    def _dropped_event(self, count: int, **why: Any) -> Event:
+        return Event(self._last_seq, time.monotonic_ns(), "engine", "dropped", None, -1, 0,
+                     {"count": count, "sink": "trace", **why})
+
+    def _fail(self, exc: OSError, lost: int) -> None:
+        """Writing failed (a full disk, an I/O error, a size limit): stop for good.
+
+        Everything waiting is dropped and counted, and so is every later event,
+        at once (nothing piles up). The file is cut back to its last whole line
+        and, if there is room, one ``dropped`` line says how much was lost and why.
+        Called with the write lock held."""
+        import errno
+        self.failed = exc  # from now on the emitting threads only count
+        with self._take_lock:
+            waiting = len(self._pending)
+            del self._pending[:waiting]
+            self._chunks.clear()
+            self.dropped += lost + waiting + self._queued
+            self._queued = 0
+        reason = exc.strerror or str(exc)
+        self._why = {"reason": errno.errorcode.get(exc.errno or 0, str(exc.errno)),
+                     "detail": reason}
+        if self._owns_file:
+            self._mark_failure()
+        try:
+            print(f"sockscope: trace {self.path}: {reason} after {self.written} events; "
+                  f"recording stopped, the server serves on", file=sys.stderr, flush=True)
+        except (OSError, ValueError):
+            pass
+
+    def _mark_failure(self) -> None:
+        """Cut the file back to its last whole line, then append one ``dropped`` line
+        counting what the file lacks (since the last such line) and why.
+
+        Without room for it, the last few whole lines give way (they are counted
+        as dropped too): a trace that says it is incomplete beats one more event.
+        If even that fails, the file ends whole without it."""
+        previous, previous_count = self._marker, self._marker_count
+        self._marker, self._marker_count = b"", -1
+        for _ in range(3):  # bounded: each pass frees what the last one lacked
+            count = self.dropped - self._dropped_reported
+            line = serialize([self._dropped_event(count, written=self.written, **self._why)])
+            try:
+                os.ftruncate(self._fd, self._end)
+                os.lseek(self._fd, self._end, os.SEEK_SET)
+            except OSError:
+                return
+            done, exc = self._write_fd(line)
+            if exc is None:
+                self._marker, self._marker_count = line, count
+                return
+            if not self._give_way(len(line) - done + 32):  # some slack: the count grows
+                break
+        try:  # the line that fitted before, back in the room it left
+            os.ftruncate(self._fd, self._end)
+            os.lseek(self._fd, self._end, os.SEEK_SET)
+            if previous and self._write_fd(previous)[1] is None:
+                self._marker, self._marker_count = previous, previous_count
+            else:
+                os.ftruncate(self._fd, self._end)
+        except OSError:
+            pass
+
+    def _give_way(self, need: int) -> bool:
+        """Give up the whole lines at the end of the file that hold ``need`` bytes."""
+        low = max(self._body, self._end - need - 65536)
+        try:
+            os.lseek(self._fd, low, os.SEEK_SET)
+            tail = b""
+            for _ in range(64):  # bounded reads of at most 64 KiB more than needed
+                piece = os.read(self._fd, self._end - low - len(tail))
+                if not piece:
+                    break
+                tail += piece
+        except OSError:
+            return False
+        if len(tail) != self._end - low:
+            return False
+        keep = tail.rfind(b"\n", 0, max(len(tail) - need, 0)) + 1
+        if keep == 0 and low != self._body:
+            return False  # lines longer than 64 KiB: give up the marker, not the trace
+        events = 0
+        for raw in tail[keep:].splitlines():
+            try:
+                row = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                return False
+            if row.get("kind") == "dropped" and row.get("sink") == "trace":  # ours
+                self._dropped_reported -= int(row.get("count", 0))
+            else:
+                events += 1
+        with self._take_lock:
+            self.written -= events
+            self.dropped += events
+        self._end = low + keep
+        return True
 
     def _run(self) -> None:
         while not self._stop.wait(self._interval):
@@ -156,10 +331,28 @@ class TraceWriter:
         self._thread.join()
         self._drain()
         with self._write_lock:
-            if self._owns_file:
-                self._file.close()
-            else:
-                self._file.flush()
+            if self._file.closed:
+                return
+            if self.failed is not None:
+                self._take_batch()  # events that slipped in as writing stopped: counted
+                if self._owns_file and \
+                        self.dropped - self._dropped_reported != self._marker_count:
+                    self._mark_failure()  # the final count, in place of the first one
+            try:
+                if self._owns_file:
+                    self._file.close()
+                else:
+                    self._file.flush()
+            except (BrokenPipeError, ValueError):
+                pass
+            except OSError as exc:  # a late write-back error: the server still ends well
+                if self.failed is None:
+                    self.failed = exc
+                    try:
+                        print(f"sockscope: trace {self.path}: {exc.strerror or exc}",
+                              file=sys.stderr, flush=True)
+                    except (OSError, ValueError):
+                        pass
 
     def __enter__(self) -> "TraceWriter":
         return self

@@ -1000,7 +1000,7 @@ def lesson(name: str, step: int | None = None, lang: str | None = None,
     with tempfile.TemporaryDirectory(prefix="sockscope-lesson-") as tmp:
         try:
             prepared = prepare(lessons[name], Path(workdir or tmp))
-        except LessonError as exc:
+        except (LessonError, OSError) as exc:  # OSError: a full disk under the recording
             print(f"sockscope lesson: {exc}", file=sys.stderr)
             return 1
         settings = _window_settings("SockScope-lesson",

@@ -80,6 +80,12 @@ def prepare(lesson: Lesson, workdir: Path) -> Prepared:
     trace = lesson.record(Path(workdir))
     timeline, _, problems = open_trace(trace)
     log = timeline.log
+    lost = [e for e in log if e.kind == "dropped" and e.data.get("sink") == "trace"]
+    if lost:  # a recording with a hole would teach from half the story
+        why = lost[-1].data.get("detail") or lost[-1].data.get("reason") or "the disk fell behind"
+        raise LessonError(f"{lesson.name}: the recording lost "
+                          f"{sum(int(e.data.get('count', 0)) for e in lost)} events ({why}); "
+                          f"free some disk space and run it again")
     lesson.check(log)
     steps = lesson.steps(log)
     at: list[int] = []

@@ -79,6 +79,8 @@ class _Client:
 
     def close(self) -> None:
         self.writer.close()
+        if self.writer.failed is not None:  # a full disk: the client's record is not whole
+            raise self.writer.failed
 
 
 def _answer_length(data: bytes) -> int:
@@ -137,6 +139,8 @@ def _merge(out: Path, traces: list[Path], extra: list[Event], **header: object) 
             writer(e._replace(seq=seq))
     finally:
         writer.close()
+    if writer.failed is not None:  # a full disk: the lesson's recording is not whole
+        raise writer.failed
     return out
 
 
