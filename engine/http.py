@@ -31,11 +31,14 @@ _UNKNOWN = -2  # where a message starts is not known (see RequestParser._start)
 _CONTINUED = -1  # the message began in an earlier feed: its first bytes are in _carry
 
 REASONS = {
-    200: "OK", 301: "Moved Permanently", 304: "Not Modified", 400: "Bad Request",
+    200: "OK", 206: "Partial Content", 301: "Moved Permanently", 304: "Not Modified", 400: "Bad Request",
     403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 408: "Request Timeout",
-    414: "URI Too Long", 431: "Request Header Fields Too Large", 500: "Internal Server Error",
+    414: "URI Too Long", 416: "Range Not Satisfiable", 431: "Request Header Fields Too Large", 500: "Internal Server Error",
     503: "Service Unavailable", 505: "HTTP Version Not Supported",
 }
+
+_CONDITIONAL = frozenset((b"range", b"if-range", b"if-none-match", b"if-modified-since"))
+_CONDITIONAL_SIZES = frozenset(len(n) for n in _CONDITIONAL)
 
 _TOKEN_CHARS = frozenset(b"!#$%&'*+-.^_`|~0123456789"
                          b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
@@ -64,6 +67,9 @@ class Request:
     # message began (after a chunked request body, or recording turned on mid-head).
     head: bytes | None = None
     head_truncated: bool = False  # the head was longer than HEAD_CAP
+    # It carries Range, If-Range, If-None-Match or If-Modified-Since: the answer
+    # may be 206, 304 or 416 (looked at only then, to keep plain GETs fast).
+    conditional: bool = False
 
     def header(self, name: bytes) -> bytes | None:
         name = name.lower()
@@ -92,13 +98,25 @@ def sniff_foreign_protocol(first_bytes: bytes) -> HttpError | None | bool:
     return None
 
 
+def _is_09_line(line: bytes) -> bool:
+    """Is this complete line a request line without a version? A request line has a
+    space before any colon (methods have no colon); a header line does not."""
+    line = line.rstrip(b"\r\n")
+    if not line or line[0] in b" \t":
+        return False
+    space = line.find(b" ")
+    colon = line.find(b":")
+    return space > 0 and (colon < 0 or colon > space) and b" HTTP/" not in line
+
+
 class RequestParser:
     """Turns received bytes into ``Request`` objects (pipelining included)."""
 
     __slots__ = ("_parser", "_done", "_url", "_url_len", "_headers", "_header_bytes",
                  "_in_head", "_began_now", "_head_bytes", "_sniff", "_in_message", "_prefix",
                  "_bad_method", "closed", "recording", "_data", "_pos", "_start", "_head",
-                 "_head_cut", "_chunked", "_chunks_at", "_carry", "_carry_len", "_carry_tail")
+                 "_head_cut", "_chunked", "_chunks_at", "_carry", "_carry_len", "_carry_tail",
+                 "_line", "_conditional")
 
     def __init__(self) -> None:
         self._parser = httptools.HttpRequestParser(self)
@@ -130,6 +148,8 @@ class RequestParser:
         self._carry = b""  # the first HEAD_CAP bytes of a head split across feeds
         self._carry_len = 0  # all its bytes so far
         self._carry_tail = b""  # its last 3 bytes: a blank line may straddle feeds
+        self._line = b""  # an unfinished head's last line so far (see _check_request_line)
+        self._conditional = False
 
     # httptools callbacks -------------------------------------------------
     def on_message_begin(self) -> None:
@@ -156,6 +176,21 @@ class RequestParser:
         self._headers.append((name, value))
 
     def on_headers_complete(self) -> None:
+        # RFC 9112 3.2: 400 for an HTTP/1.1 request without Host, and for any
+        # request with more than one (which of two hosts was meant?).
+        hosts = 0
+        conditional = False
+        for name, _ in self._headers:
+            size = len(name)
+            if size == 4:
+                if name.lower() == b"host":
+                    hosts += 1
+            elif size in _CONDITIONAL_SIZES and name.lower() in _CONDITIONAL:
+                conditional = True
+        self._conditional = conditional
+        if hosts != 1 and (hosts > 1 or self._parser.get_http_version() == "1.1"):
+            raise HttpError(400, "host", "two Host header fields" if hosts > 1
+                            else "an HTTP/1.1 request without a Host header field")
         self._in_head = False
         self._head_bytes = 0
         if self.recording:
@@ -194,7 +229,7 @@ class RequestParser:
         keep_alive = parser.should_keep_alive()
         url = self._url[0] if len(self._url) == 1 else b"".join(self._url)
         request = Request(parser.get_method().decode("ascii"), url, version, keep_alive,
-                          self._headers)
+                          self._headers, conditional=self._conditional)
         if self.recording:
             request.head = self._head
             request.head_truncated = self._head_cut
@@ -276,6 +311,7 @@ class RequestParser:
         elif self._prefix:
             self._prefix = b""
         if self._in_head:
+            self._check_request_line(data)
             if self.recording:
                 self._carry_head(data)
             if not self._began_now:
@@ -285,6 +321,8 @@ class RequestParser:
                 if self._head_bytes > MAX_HEADER_BYTES + MAX_REQUEST_LINE:
                     self.closed = True
                     raise HttpError(431, "headers_too_large", "request head too large")
+        elif self._line:
+            self._line = b""
         if self.recording:
             self._data = b""
             self._chunks_at = None
@@ -293,17 +331,36 @@ class RequestParser:
             self._done = []
         return done
 
+    def _check_request_line(self, data: bytes) -> None:
+        """A head is unfinished at the end of a feed: if its request line has ended
+        without a version, it is HTTP/0.9, which has no headers to wait for. llhttp
+        would wait for them (and a header timeout answer 408): refuse it at once.
+
+        llhttp says "0.9" once it reads past such a line; a feed that ends right at
+        its LF is judged here from the line itself (``_line``: the bytes after the
+        last LF of earlier feeds, for a line split across feeds)."""
+        if self._parser.get_http_version() == "0.9" or (
+                self._url and data.endswith(b"\n") and _is_09_line(self._last_line(data))):
+            self.closed = True
+            raise HttpError(400, "malformed", "an HTTP/0.9 request (no version): not served")
+        at = data.rfind(b"\n")
+        self._line = data[at + 1:] if at >= 0 else (self._line + data)[-MAX_REQUEST_LINE:]
+
+    def _last_line(self, data: bytes) -> bytes:
+        at = data.rfind(b"\n", 0, len(data) - 1)
+        return data[at + 1:] if at >= 0 else self._line + data
+
     def _take_head(self) -> None:
         """The head just completed: slice it from the bytes fed (and the carry)."""
         data = self._data
         start = self._start
         if start >= 0:
+            while data[start] in (13, 10):  # CR/LF before a message, skipped by llhttp
+                start += 1
             end = data.find(_BLANK_LINE, start) + 4
             if end < 4:  # cannot happen: llhttp saw the blank line in these bytes
                 self._head, self._head_cut, self._pos = None, False, _UNKNOWN
                 return
-            while data[start] in (13, 10):  # CR/LF between messages, skipped by llhttp
-                start += 1
             if end - start > HEAD_CAP:
                 self._head = data[start:start + HEAD_CAP]
                 self._head_cut = True
@@ -414,12 +471,17 @@ class DateCache:
         return self.value
 
 
-def response_head(status: int, length: int, content_type: str, date: str, keep_alive: bool,
-                  extra: tuple[tuple[str, str], ...] = ()) -> bytes:
+def response_head(status: int, length: int | None, content_type: str | None, date: str,
+                  keep_alive: bool, extra: tuple[tuple[str, str], ...] = ()) -> bytes:
+    """A response head. ``length`` and ``content_type`` None leave their fields out
+    (a 304 describes the representation the client has, and sends none)."""
     lines = [f"HTTP/1.1 {status} {REASONS.get(status, 'Unknown')}",
-             f"Server: {SERVER_NAME}", f"Date: {date}", f"Content-Type: {content_type}",
-             f"Content-Length: {length}",
-             "Connection: keep-alive" if keep_alive else "Connection: close"]
+             f"Server: {SERVER_NAME}", f"Date: {date}"]
+    if content_type is not None:
+        lines.append(f"Content-Type: {content_type}")
+    if length is not None:
+        lines.append(f"Content-Length: {length}")
+    lines.append("Connection: keep-alive" if keep_alive else "Connection: close")
     lines.extend(f"{k}: {v}" for k, v in extra)
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
@@ -428,3 +490,95 @@ def error_body(status: int, detail: str = "") -> bytes:
     reason = REASONS.get(status, "Error")
     text = f"{status} {reason}\n" + (f"{detail}\n" if detail else "")
     return text.encode("utf-8")
+
+
+# ---------------------------------------------------------------- caching and ranges
+UNSATISFIABLE = "unsatisfiable"
+
+
+def etag_for(mtime_ns: int, size: int) -> str:
+    """A strong validator from what changes when the file does (as nginx: time, size)."""
+    return f'"{mtime_ns:x}-{size:x}"'
+
+
+def http_date_seconds(value: bytes) -> int | None:
+    """An HTTP date (IMF-fixdate, RFC 850 or asctime) as Unix seconds; None if it is not one."""
+    from email.utils import mktime_tz, parsedate_tz
+    try:
+        parsed = parsedate_tz(value.decode("latin-1"))
+        return None if parsed is None else int(mktime_tz(parsed))
+    except (ValueError, OverflowError, TypeError, IndexError):
+        return None
+
+
+def etag_matches(header: bytes, etag: str) -> bool:
+    """If-None-Match's weak comparison (RFC 9110 13.1.2): "*" or any listed tag,
+    ``W/`` or not, with the same opaque value."""
+    value = header.strip()
+    if value == b"*":
+        return True
+    want = etag.encode("latin-1")
+    for tag in value.split(b","):
+        tag = tag.strip()
+        if tag.startswith(b"W/"):
+            tag = tag[2:]
+        if tag == want:
+            return True
+    return False
+
+
+def not_modified(request: "Request", etag: str, mtime_s: int) -> bool:
+    """GET or HEAD whose copy is still good: 304 (RFC 9110 13.2.2: If-None-Match
+    decides when present; If-Modified-Since only without it)."""
+    if request.method not in ("GET", "HEAD"):
+        return False
+    none_match = request.header(b"If-None-Match")
+    if none_match is not None:
+        return etag_matches(none_match, etag)
+    since = request.header(b"If-Modified-Since")
+    if since is not None:
+        seconds = http_date_seconds(since)
+        return seconds is not None and mtime_s <= seconds
+    return False
+
+
+def byte_range(request: "Request", size: int, etag: str, last_modified: str
+               ) -> tuple[int, int] | str | None:
+    """The one range a GET asks for, as (first, last) inclusive; ``UNSATISFIABLE``
+    for 416; None to send the whole file (no Range, an If-Range that no longer
+    matches, a unit other than bytes, several ranges, or a malformed one: RFC 9110
+    14.2 lets a server ignore Range)."""
+    if request.method != "GET":
+        return None
+    value = request.header(b"Range")
+    if value is None:
+        return None
+    if_range = request.header(b"If-Range")
+    if if_range is not None:
+        if_range = if_range.strip()
+        if if_range.startswith(b'"'):  # an entity tag: strong comparison
+            if if_range != etag.encode("latin-1"):
+                return None
+        elif if_range != last_modified.encode("latin-1"):
+            return None
+    unit, eq, spec = value.strip().partition(b"=")
+    if not eq or unit.strip().lower() != b"bytes" or b"," in spec:
+        return None
+    first_text, dash, last_text = spec.strip().partition(b"-")
+    first_text, last_text = first_text.strip(), last_text.strip()
+    if not dash or not (first_text.isdigit() or first_text == b"") \
+            or not (last_text.isdigit() or last_text == b"") or len(spec) > 40:
+        return None
+    if not first_text:  # a suffix: the last N bytes
+        if not last_text:
+            return None
+        length = int(last_text)
+        if length == 0 or size == 0:
+            return UNSATISFIABLE
+        return max(0, size - length), size - 1
+    first = int(first_text)
+    if last_text and int(last_text) < first:
+        return None  # invalid: ignored
+    if first >= size:
+        return UNSATISFIABLE
+    return first, min(int(last_text), size - 1) if last_text else size - 1

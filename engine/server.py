@@ -67,6 +67,9 @@ class ServerConfig:
             raise ValueError(f"port {self.port} is out of range")
         if self.backlog < 0:
             raise ValueError("backlog cannot be negative")
+        for name in ("header_timeout", "idle_timeout", "send_timeout"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name.replace('_', ' ')} must be a positive number of seconds")
         if self.sweep_pause < 0:
             raise ValueError("sweep pause cannot be negative")
         if self.no_drain and self.mode != "epoll":
@@ -226,8 +229,18 @@ class Server:
             self._thread.join(timeout)
 
     def _shutdown(self) -> None:
+        # Also after a crash of the loop: its multiplexer may be closed already, so no
+        # connection tries to leave it (that error would hide the cause), and one
+        # connection failing to close cannot keep the others or the listener open.
+        self._stopping = True
         for conn in list(self.conns.values()):
-            conn.close("server stopping")
+            try:
+                conn.close("server stopping")
+            except Exception:  # noqa: BLE001
+                try:
+                    conn.sock.close()
+                except OSError:
+                    pass
         self.conns.clear()
         for conn in self.leaked:  # never_close: released only now, when the server stops
             if self.probe.active:
@@ -275,8 +288,18 @@ class Server:
                 return None
             if exc.errno in (errno.ECONNABORTED, errno.EPROTO, errno.EINTR):
                 return REFUSED
-            raise
-        local = self._local_name or sock.getsockname()
+            # Anything else (EPERM from a firewall, ENOSR...) is this attempt's, not the
+            # server's: say so and go on accepting.
+            if self.probe.active:
+                self.probe.emit("error", None, -1, tid, what="accept_failed",
+                                errno=errno.errorcode.get(exc.errno or 0, ""),
+                                detail=exc.strerror or str(exc))
+            return None
+        try:
+            local = self._local_name or sock.getsockname()
+        except OSError:  # reset before we looked: nothing to serve
+            sock.close()
+            return REFUSED
         conn_id = connection_id(peer, local)
         self.stats.accepted += 1
         if len(self.conns) >= self.config.max_connections:
@@ -284,7 +307,10 @@ class Server:
             return REFUSED
         sock.setblocking(blocking)
         if not blocking and sock.family in (socket.AF_INET, socket.AF_INET6):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:  # reset already: recv will say so
+                pass
         conn = Connection(self, sock, conn_id, _endpoint(peer), tid, blocking=blocking)
         self.conns[conn.fd] = conn
         if self.probe.active:
@@ -314,7 +340,10 @@ class Server:
 
     def expire(self, now: float) -> None:
         for conn in [c for c in self.conns.values() if now >= c.deadline]:
-            conn.expire_if_due(now)
+            try:
+                conn.expire_if_due(now)
+            except Exception as exc:  # this connection's failure, not the loop's
+                conn.crashed(exc)
 
     def _forget(self, conn: Connection) -> None:
         if self.conns.get(conn.fd) is conn:

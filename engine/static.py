@@ -11,13 +11,14 @@ import mimetypes
 import os
 import stat
 import time
+from email.utils import formatdate
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, unquote_to_bytes
 
 import httptools
 
-from .http import response_head
+from .http import etag_for, response_head
 
 # What a path segment may keep unencoded (RFC 3986 pchar, less ":", refused anyway).
 _PCHAR = "!$&'()*+,;=@-._~"
@@ -62,6 +63,15 @@ class Resolved:
     reason: str = ""
 
 
+def validators(mtime_ns: int, size: int) -> tuple[tuple[str, str], ...]:
+    """The fields every answer with a file carries: its validators for conditional
+    requests, that ranges are served, and that a cache must revalidate before reuse
+    (so that a browser revisiting the demo asks, and the 304 shows on the wire)."""
+    return (("Last-Modified", formatdate(mtime_ns // 1_000_000_000, usegmt=True)),
+            ("ETag", etag_for(mtime_ns, size)), ("Accept-Ranges", "bytes"),
+            ("Cache-Control", "no-cache"))
+
+
 @dataclass(slots=True)
 class CachedFile:
     body: bytes
@@ -71,6 +81,20 @@ class CachedFile:
     ctype: str
     _date: str = ""
     _answers: dict[tuple[bool, bool], bytes] = field(default_factory=dict)
+    fields: tuple[tuple[str, str], ...] = ()
+    # inode and ctime: a file replaced by rename, or chmod-ed, is read again
+    stamp: tuple[int, int] = (0, 0)
+
+    def __post_init__(self) -> None:
+        self.fields = validators(self.mtime_ns, self.size)
+
+    @property
+    def etag(self) -> str:
+        return self.fields[1][1]
+
+    @property
+    def last_modified(self) -> str:
+        return self.fields[0][1]
 
     def answer(self, date: str, keep_alive: bool, head_only: bool) -> bytes:
         """The whole 200 response, built once per second per variant."""
@@ -80,7 +104,7 @@ class CachedFile:
         key = (keep_alive, head_only)
         answer = self._answers.get(key)
         if answer is None:
-            head = response_head(200, self.size, self.ctype, date, keep_alive)
+            head = response_head(200, self.size, self.ctype, date, keep_alive, self.fields)
             answer = self._answers[key] = head if head_only else head + self.body
         return answer
 
@@ -106,7 +130,9 @@ class Site:
         if hit is not None:
             return hit
         result = self._resolve(target)
-        if len(self._resolved) < 4096:
+        # Only files found are remembered (their file is looked at again when sent):
+        # a page created or a folder added is served at once, not a second later.
+        if result.status == 200 and len(self._resolved) < 4096:
             self._resolved[target] = result
         return result
 
@@ -169,13 +195,15 @@ class Site:
             return Resolved(404, reason="directory without index.html")
         if not stat.S_ISREG(st.st_mode):
             return Resolved(403, reason="not a regular file")
+        if text.endswith("/"):  # "/index.html/": a file is not a folder (nginx: 404)
+            return Resolved(404, reason="a file with a trailing slash")
         return Resolved(200, path=real)
 
     def small_file(self, path: str, now: float) -> CachedFile | None:
-        """The cached bytes of ``path`` if it is small; checked on disk once a second."""
+        """The cached bytes of ``path`` if it is small. Checked on disk at every
+        request (one stat): a file edited, replaced, made unreadable or deleted is
+        answered for what it is now, never from a stale copy."""
         cached = self._files.get(path)
-        if cached is not None and now - cached.checked < 1.0:
-            return cached
         try:
             st = os.stat(path)
         except OSError:
@@ -184,14 +212,16 @@ class Site:
             return None
         if st.st_size > SMALL_FILE:
             return None
-        if cached is not None and cached.mtime_ns == st.st_mtime_ns and cached.size == st.st_size:
+        if cached is not None and cached.mtime_ns == st.st_mtime_ns \
+                and cached.size == st.st_size and cached.stamp == (st.st_ino, st.st_ctime_ns):
             cached.checked = now
             return cached
         with open(path, "rb") as f:
             body = f.read(SMALL_FILE + 1)
         if len(body) > SMALL_FILE:
             return None
-        cached = CachedFile(body, st.st_mtime_ns, len(body), now, content_type(path))
+        cached = CachedFile(body, st.st_mtime_ns, len(body), now, content_type(path),
+                            stamp=(st.st_ino, st.st_ctime_ns))
         if len(self._files) < 1024:
             self._files[path] = cached
         return cached

@@ -126,6 +126,18 @@
         <source>not delivered: the client had gone ({0})</source>
         <translation>没有送达：客户端已经离开（{0}）</translation>
     </message>
+    <message>
+        <source>Not Modified: the client&apos;s copy is current (its If-None-Match matched the ETag, or If-Modified-Since the Last-Modified), so no body is sent. This is HTTP caching: a revisit costs a head, not the file.</source>
+        <translation>Not Modified（未修改）：客户端手里的副本仍是最新的（它的 If-None-Match 与 ETag 相符，或 If-Modified-Since 不早于 Last-Modified），所以不发送正文。这就是 HTTP 缓存：再次访问只花一个响应头，而不是整个文件。</translation>
+    </message>
+    <message>
+        <source>Partial Content: only the bytes the Range header asked for, as a video player or a resumed download asks.</source>
+        <translation>Partial Content（部分内容）：只发送 Range 头要求的那些字节，视频播放器和断点续传就是这样请求的。</translation>
+    </message>
+    <message>
+        <source>Range Not Satisfiable: the range asked for starts past the end of the file.</source>
+        <translation>Range Not Satisfiable（范围无法满足）：请求的范围起点超出了文件末尾。</translation>
+    </message>
 </context>
 <context>
     <name>IoView</name>

@@ -67,22 +67,25 @@ class EpollServer(Server):
                 for fd, ev in ready:
                     conn = conns.get(fd)
                     if conn is not None:
-                        if ev & READISH:
-                            if once:
-                                conn.handle_read(False, size)
-                            else:
-                                conn.handle_read(edge)
-                        if ev & EPOLLOUT and not conn.closed:
-                            conn.handle_write()
-                            if edge and conn.read_paused and conn.wants_read():
-                                # no new edge will report it
-                                conn.handle_read(not once, size)
-                        if not conn.closed:
-                            want = et | (EPOLLIN if conn.wants_read() else 0) | \
-                                (EPOLLOUT if conn.wants_write() else 0)
-                            if want != conn.mask:
-                                self._ctl("MOD", fd, want)
-                                conn.mask = want
+                        try:
+                            if ev & READISH:
+                                if once:
+                                    conn.handle_read(False, size)
+                                else:
+                                    conn.handle_read(edge)
+                            if ev & EPOLLOUT and not conn.closed:
+                                conn.handle_write()
+                                if edge and conn.read_paused and conn.wants_read():
+                                    # no new edge will report it
+                                    conn.handle_read(not once, size)
+                            if not conn.closed:
+                                want = et | (EPOLLIN if conn.wants_read() else 0) | \
+                                    (EPOLLOUT if conn.wants_write() else 0)
+                                if want != conn.mask:
+                                    self._ctl("MOD", fd, want)
+                                    conn.mask = want
+                        except Exception as exc:  # this connection's failure, not the loop's
+                            conn.crashed(exc)
                     elif fd == lfd:
                         self._accept(tid, et, edge)
                     elif fd == wfd:
@@ -122,6 +125,6 @@ class EpollServer(Server):
         if self.conns.get(conn.fd) is conn and not self._stopping:
             try:
                 self._ctl("DEL", conn.fd, 0, conn)
-            except OSError:
+            except (OSError, ValueError):  # ValueError: the epoll object is closed
                 pass
         super()._forget(conn)

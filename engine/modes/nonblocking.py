@@ -43,10 +43,13 @@ class NonBlockingServer(Server):
                     continue
                 tries += 1
                 before = conn.bytes_in + conn.bytes_out
-                if conn.wants_write():
-                    conn.handle_write()
-                if not conn.closed and conn.wants_read():
-                    conn.handle_read()
+                try:
+                    if conn.wants_write():
+                        conn.handle_write()
+                    if not conn.closed and conn.wants_read():
+                        conn.handle_read()
+                except Exception as exc:  # this connection's failure, not the loop's
+                    conn.crashed(exc)
                 if conn.closed or conn.bytes_in + conn.bytes_out != before:
                     useful += 1
             wasted = stats.eagain - before_eagain

@@ -48,16 +48,19 @@ class SelectorsServer(Server):
                 for key, mask in ready:
                     conn = key.data
                     if conn is not None:
-                        if mask & READ:
-                            conn.handle_read()
-                        if mask & WRITE and not conn.closed:
-                            conn.handle_write()
-                        if not conn.closed:
-                            want = (READ if conn.wants_read() else 0) | \
-                                (WRITE if conn.wants_write() else 0)
-                            if want != conn.mask:
-                                self._ctl("MOD", conn.sock, want, conn)
-                                conn.mask = want
+                        try:
+                            if mask & READ:
+                                conn.handle_read()
+                            if mask & WRITE and not conn.closed:
+                                conn.handle_write()
+                            if not conn.closed:
+                                want = (READ if conn.wants_read() else 0) | \
+                                    (WRITE if conn.wants_write() else 0)
+                                if want != conn.mask:
+                                    self._ctl("MOD", conn.sock, want, conn)
+                                    conn.mask = want
+                        except Exception as exc:  # this connection's failure, not the loop's
+                            conn.crashed(exc)
                     elif key.fileobj is listener:
                         for _ in range(ACCEPT_BATCH):
                             new = self.accept_one(tid)

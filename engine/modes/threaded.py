@@ -86,14 +86,12 @@ class ThreadedServer(Server):
             while not conn.closed:
                 if conn.wants_read():
                     conn.handle_read()  # blocks in recv, then sends all it can
-                elif conn.wants_write() or conn.pending:
+                elif conn.wants_write() or conn.pending or conn.inbuf:
                     conn.handle_write()
                 else:  # nothing to read or send: the peer is gone
                     conn.close("peer closed")
         except Exception as exc:  # one connection's bug must not take the server down
-            if probe.active:
-                probe.emit("error", conn.id, conn.fd, tid, what="thread_crashed", detail=repr(exc))
-            conn.close("thread crashed")
+            conn.crashed(exc)
         finally:
             if probe.active:
                 probe.emit("thread_exit", conn.id, -1, tid, name=name)

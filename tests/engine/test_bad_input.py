@@ -253,7 +253,7 @@ def assert_still_serving(run: Running) -> None:
     assert server._loop_error is None
     assert server._thread is not None and server._thread.is_alive()
     crashes = [e for e in run.sink.of_kind("error")
-               if e.data.get("what") in ("loop_crashed", "thread_crashed")]
+               if e.data.get("what") in ("loop_crashed", "thread_crashed", "internal")]
     assert not crashes, crashes
 
 

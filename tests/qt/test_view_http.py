@@ -216,3 +216,50 @@ def test_an_answer_whose_send_failed_says_it_was_not_delivered(qtbot) -> None:  
     view.show_state(timeline)
     assert view.exchange.undelivered == "send: Connection reset by peer"
     assert "not delivered: the client had gone" in view.response_box.toPlainText()
+
+
+def test_a_browser_revisiting_the_site_shows_its_304s(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """HTTP caching as a lecturer shows it: headless Chromium loads the demo site, then
+    comes back with the same profile. The second visit asks again (the server says
+    ``Cache-Control: no-cache``) with the validators it kept, and gets 304s; the http
+    view shows one with its If-None-Match and says what it means."""
+    import os
+    import shutil
+
+    import pytest
+
+    from tests.conftest import running_server
+    from tests.engine.test_browser import CHROMIUM, load_in_chromium
+    if CHROMIUM is None:
+        if os.environ.get("CI"):
+            raise AssertionError("CI must install Debian's chromium")
+        pytest.skip("no chromium on PATH (Debian: apt-get install chromium)")
+    assert shutil.which(CHROMIUM)
+    with running_server("epoll") as (server, sink):
+        load_in_chromium(server.url, tmp_path / "profile")
+        first = len(sink.of_kind("response"))
+        assert first >= 3
+        load_in_chromium(server.url, tmp_path / "profile")
+        assert sink.wait_for(lambda evs: any(
+            e.kind == "response" and e.data["status"] == 304 for e in evs), 10)
+        events = list(sink.events)
+    answers = [e.data for e in events if e.kind == "response"]
+    assert all(a["status"] == 200 for a in answers[:first]), answers[:first]
+    revisit = answers[first:]
+    assert revisit and all(a["status"] in (200, 304) for a in revisit), revisit
+    not_modified = [a for a in revisit if a["status"] == 304]
+    assert {a["path"] for a in not_modified} & {"/css/style.css", "/js/app.js"}, revisit
+    timeline = Timeline(EventLog(events))
+    timeline.live = False
+    at = next(i for i, e in enumerate(events)
+              if e.kind == "response" and e.data["status"] == 304)
+    timeline.seek(at)
+    view = HttpView()
+    qtbot.addWidget(view)
+    view.resize(1280, 720)
+    view.show_state(timeline)
+    ex = view.exchange
+    assert ex is not None and ex.status == 304 and ex.length == 0
+    assert any(n.lower() in ("if-none-match", "if-modified-since") for n, _ in ex.headers)
+    shown = view.response_box.toPlainText()
+    assert "Not Modified" in shown and "HTTP caching" in shown and "ETag:" in shown

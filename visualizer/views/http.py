@@ -400,6 +400,22 @@ class HttpView(View):
                 lost = self.tr("not delivered: the client had gone ({0})").format(
                     html.escape(ex.undelivered))
                 lost = f'<p style="color:{style.VERMILION}"><b>{lost}</b></p>'
+            note = self._status_note(ex.status)
+            note = f'<p style="color:{style.MUTED}"><i>{html.escape(note)}</i></p>' if note else ""
             self.response_box.setHtml(
-                f'<p style="color:{colour}"><b>{ex.status}</b> · {size}</p>{lost}'
+                f'<p style="color:{colour}"><b>{ex.status}</b> · {size}</p>{lost}{note}'
                 f'<p>{head}</p>{body}')
+
+    def _status_note(self, status: int) -> str:
+        """What an answer that is not the whole file means (HTTP caching and ranges)."""
+        if status == 304:
+            return self.tr("Not Modified: the client's copy is current (its If-None-Match matched "
+                           "the ETag, or If-Modified-Since the Last-Modified), so no body is sent. "
+                           "This is HTTP caching: a revisit costs a head, not the file.")
+        if status == 206:
+            return self.tr("Partial Content: only the bytes the Range header asked for, as a "
+                           "video player or a resumed download asks.")
+        if status == 416:
+            return self.tr("Range Not Satisfiable: the range asked for starts past the end of "
+                           "the file.")
+        return ""
