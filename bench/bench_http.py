@@ -130,14 +130,14 @@ class Results:
 
 
 # ---------------------------------------------------------------------------- processes
-def cpu_ticks(pid: int) -> int | None:
-    """utime + stime (clock ticks) of ``pid`` and all its descendants; None if gone."""
-    children: dict[int, list[int]] = {}
-    ticks: dict[int, int] = {}
+def proc_stats() -> dict[int, list[bytes]] | None:
+    """Every process's /proc/PID/stat fields after its name (state, ppid, ...), by pid;
+    None if /proc cannot be listed."""
     try:
         entries = os.listdir("/proc")
     except OSError:
         return None
+    stats: dict[int, list[bytes]] = {}
     for entry in entries:
         if not entry.isdigit():
             continue
@@ -146,10 +146,20 @@ def cpu_ticks(pid: int) -> int | None:
                 raw = f.read()
         except OSError:
             continue
-        rest = raw[raw.rfind(b")") + 2:].split()
+        stats[int(entry)] = raw[raw.rfind(b")") + 2:].split()
+    return stats
+
+
+def cpu_ticks(pid: int) -> int | None:
+    """utime + stime (clock ticks) of ``pid`` and all its descendants; None if gone."""
+    children: dict[int, list[int]] = {}
+    ticks: dict[int, int] = {}
+    stats = proc_stats()
+    if stats is None:
+        return None
+    for p, rest in stats.items():
         if len(rest) < 13:
             continue
-        p = int(entry)
         children.setdefault(int(rest[1]), []).append(p)
         ticks[p] = int(rest[11]) + int(rest[12])
     if pid not in ticks:
@@ -303,11 +313,11 @@ def run_tool(argv: list[str], timeout: float, server_pid: int
 class Env:
     """The temporary folder (www/index.html, nginx prefix, logs) and the tools found."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, body: bytes | None = None) -> None:
         self.dir = workdir
         self.www = workdir / "www"
         self.www.mkdir()
-        self.body = make_page()
+        self.body = make_page() if body is None else body  # bench_flood: a page of its size
         (self.www / "index.html").write_bytes(self.body)
         # nginx's worker drops to "nobody" when started as root: make the files
         # readable to it as well (and the config says "user root;" then anyway).

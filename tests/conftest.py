@@ -74,10 +74,14 @@ def serving(argv: list[str], **popen: object) -> Iterator[tuple[subprocess.Popen
     assert proc.returncode == 0, f"the server ended with {proc.returncode}: {err[-500:]}"
 
 
-def read_to_eof(sock, max_reads: int = 10_000) -> bytes:  # type: ignore[no-untyped-def]
-    """Everything the peer sends until it closes (bounded by reads and the socket timeout)."""
+def read_to_eof(sock, max_reads: int = 10_000,  # type: ignore[no-untyped-def]
+                deadline: float | None = None) -> bytes:
+    """Everything the peer sends until it closes (bounded by reads and the socket timeout;
+    with a ``deadline``, a ``time.monotonic()``, each read's timeout is what is left of it)."""
     chunks = []
     for _ in range(max_reads):
+        if deadline is not None:
+            sock.settimeout(max(0.01, deadline - time.monotonic()))
         chunk = sock.recv(1 << 16)
         if not chunk:
             break
@@ -108,9 +112,19 @@ def english_afterwards() -> Iterator[None]:
         i18n.install(None, i18n.SOURCE)
 
 
+@pytest.fixture(scope="session")
+def long_lived_pids() -> set[int]:
+    """Pids of child processes meant to outlive a test (a module's server, kept for all
+    its cases): the fixture that starts one adds its pid and removes it once it stopped
+    it. A fixture, not a module global: pytest loads this file as ``conftest`` and the
+    tests import it again as ``tests.conftest``, a second copy with globals of its own."""
+    return set()
+
+
 @pytest.fixture(autouse=True)
-def no_leftovers() -> Iterator[None]:
-    """Fail a test that leaves threads (Python's or Qt's) or child processes behind."""
+def no_leftovers(long_lived_pids: set[int]) -> Iterator[None]:
+    """Fail a test that leaves threads (Python's or Qt's) or child processes behind
+    (but those in ``long_lived_pids``)."""
     before = set(threading.enumerate())
     yield
     deadline = time.monotonic() + 5
@@ -121,7 +135,7 @@ def no_leftovers() -> Iterator[None]:
         time.sleep(0.02)
     else:
         pytest.fail(f"test left threads running: {[t.name for t in extra]}")
-    children = _child_pids()
+    children = [pid for pid in _child_pids() if pid not in long_lived_pids]
     if children:
         pytest.fail(f"test left child processes running: {children}")
     qt_core = sys.modules.get("PySide6.QtCore")
