@@ -549,9 +549,14 @@ class MainWindow(QMainWindow):
         self._refresh()
 
     def save_trace(self, path: str) -> int:
+        """Write the session as a trace. Raises OSError when the file cannot be made
+        or the disk fills up before its end (the partial file then ends whole)."""
         with TraceWriter(path, header={"role": "session"}) as writer:
             for e in self.timeline.log:
                 writer(e)
+        if writer.failed is not None:
+            raise OSError(writer.failed.errno, f"{writer.failed.strerror}: {path}: "
+                          f"{writer.dropped} of {len(self.timeline.log)} events not saved")
         return len(self.timeline.log)
 
     def _open_dialog(self) -> None:
@@ -564,7 +569,11 @@ class MainWindow(QMainWindow):
         path, _ = QFileDialog.getSaveFileName(self, self.tr("Save session"), "session.jsonl",
                                               self.tr("SockScope traces (*.jsonl)"))
         if path:
-            count = self.save_trace(path)
+            try:
+                count = self.save_trace(path)
+            except OSError as exc:
+                QMessageBox.warning(self, self.tr("Cannot save"), str(exc))
+                return
             self.statusBar().showMessage(self.tr("Saved {0} events").format(count), 5000)
 
     def _export_dialog(self) -> None:

@@ -1036,6 +1036,10 @@
         <translation>SockScope 跟踪记录 (*.jsonl)</translation>
     </message>
     <message>
+        <source>Cannot save</source>
+        <translation>无法保存</translation>
+    </message>
+    <message>
         <source>Saved {0} events</source>
         <translation>已保存 {0} 个事件</translation>
     </message>

@@ -11,6 +11,7 @@ import pytest
 from PySide6.QtCore import QSettings, QTimer
 from PySide6.QtWidgets import QApplication
 
+from engine.trace import read_trace
 from visualizer.app import MODES, MainWindow
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -269,6 +270,18 @@ def test_replay_a_trace_and_refuse_a_corrupt_one(qtbot, tmp_path: Path) -> None:
     assert len(w.timeline.log) > 0  # the app stays usable, with what it had
     saved = tmp_path / "saved.jsonl"
     assert w.save_trace(str(saved)) == len(w.timeline.log)
+    # A disk that fills up mid-save (a file size limit, as a full disk): an error that
+    # says how much is missing, and the partial file still reads, line by line.
+    import resource
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (saved.stat().st_size // 2, limit[1]))
+    try:
+        with pytest.raises(OSError, match="events not saved"):
+            w.save_trace(str(tmp_path / "half.jsonl"))
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, limit)
+    half = read_trace(tmp_path / "half.jsonl")
+    assert not half.problems and half.events[-1].kind == "dropped"
 
 
 def test_replay_command_writes_a_screenshot(tmp_path: Path) -> None:
