@@ -525,7 +525,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     packets = [e for e in trace.events if e.kind == "packet"]
     origin = args.origin or ("captured" if any(e.data.get("origin") == "captured" for e in packets)
                              else "derived")
-    count = export_pcapng(trace.events, args.pcapng, trace.header, origin=origin)
+    try:
+        count = export_pcapng(trace.events, args.pcapng, trace.header, origin=origin)
+    except (OSError, ValueError) as exc:  # a packet no frame can be built from, a bad header
+        print(f"sockscope export: {args.trace}: {exc}", file=sys.stderr)
+        return 1
     if not count:
         print(f"sockscope export: {args.trace} holds no {origin} packets", file=sys.stderr)
         return 1
@@ -543,8 +547,8 @@ def cmd_import(args: argparse.Namespace) -> int:
         return 1
     conns = {e.conn for e in events}
     print(f"wrote {len(events)} segments of {len(conns)} connections to {args.trace}")
-    for problem in events.problems:
-        print(f"note: {problem}")
+    for problem in events.problems:  # what was skipped: a cut last frame, broken frames
+        print(f"sockscope import: {args.capture}: {problem}", file=sys.stderr)
     return 0
 
 

@@ -75,6 +75,179 @@ KINDS: dict[str, tuple[str, ...]] = {
     "dropped": ("count", "sink"),
 }
 
+# ---------------------------------------------------------------- reading: what a field may hold
+# A trace line is checked once, as it is read (``Event.from_dict``): the model and
+# every view then rely on these types and ranges, and a file that breaks them is
+# refused naming the line and the field, never a traceback deep in a view.
+_I64 = 2**63 - 1  # the log's int64 columns
+_I32 = 2**31 - 1  # its int32 fd column
+_U32 = 2**32 - 1  # TCP sequence numbers, epoll masks
+_NONE = type(None)
+_INT, _NINT = frozenset((int,)), frozenset((int, _NONE))
+_NUM, _NNUM = frozenset((int, float)), frozenset((int, float, _NONE))
+_STR, _NSTR = frozenset((str,)), frozenset((str, _NONE))
+_BOOL, _NBOOL = frozenset((bool,)), frozenset((bool, _NONE))
+_LIST = frozenset((list, _NONE))
+_DICT = frozenset((dict, _NONE))
+
+
+class FieldError(ValueError):
+    """A field of a trace line that holds the wrong type or an impossible value."""
+
+    def __init__(self, name: str, value: Any, expected: str) -> None:
+        self.field = name
+        shown = repr(value)
+        if len(shown) > 40:
+            shown = shown[:37] + "..."
+        super().__init__(f"field {name!r} is {shown}: expected {expected}")
+
+
+def _text(types: frozenset, lo: Any = None, hi: Any = None) -> str:
+    """How a field's expected type reads in a message."""
+    if str in types and int in types:
+        what = "a string or an integer"
+    elif types & _NUM:
+        what = "an integer" if float not in types else "a number"
+        if lo is not None:
+            what += f" from {lo} to {hi}"
+    elif str in types:
+        what = "a string"
+    elif bool in types:
+        what = "true or false"
+    elif list in types:
+        what = "a list of strings" if lo == _STR else "a list"
+    else:
+        what = "an object"
+    return what + (" or null" if _NONE in types else "")
+
+
+def _spec(**fields: tuple) -> tuple[tuple[str, frozenset, Any, Any, str], ...]:
+    """Per field: (name, the types it may hold, lowest and highest (a number), or the
+    types of its items (a list) and None, message)."""
+    out = []
+    for name, (types, *bounds) in fields.items():
+        lo, hi = bounds if bounds else (None, None)
+        out.append((name, types, lo, hi, _text(types, lo, hi)))
+    return tuple(out)
+
+
+_STATE_FIELDS = dict(side=(_STR,), state=(_NSTR,), previous=(_NSTR,), source=(_NSTR,),
+                     verdict=(_NSTR,), trigger=(_NSTR,), segment=(_NSTR,), origin=(_NSTR,),
+                     via=(_LIST, _STR, None), timer=(_NSTR,), expires_ms=(_NNUM, -_I64, _I64),
+                     rqueue=(_NINT, 0, _I64), wqueue=(_NINT, 0, _I64),
+                     seen_from_ns=(_NINT, 0, _I64), kernel=(_NSTR,), inferred=(_NSTR,))
+# The fields the model and the views read (KINDS, and what some writers add);
+# fields not named here are shown as they are and never computed with.
+FIELD_TYPES: dict[str, tuple[tuple[str, frozenset, Any, Any, str], ...]] = {
+    "listen": _spec(host=(_NSTR,), port=(_NINT, 0, 65535), backlog=(_INT, -_I32 - 1, _I32),
+                    reuseaddr=(_NBOOL,)),
+    "accept": _spec(peer=(_NSTR,)),
+    "connect": _spec(peer=(_NSTR,)),
+    "recv": _spec(bytes=(_INT, 0, _I64)),
+    "send": _spec(bytes=(_INT, 0, _I64), wanted=(_INT, 0, _I64)),
+    "eagain": _spec(op=(_NSTR,)),
+    "shutdown": _spec(how=(_NSTR,)),
+    "close": _spec(reason=(_NSTR,), bytes_acked=(_NINT, 0, _I64),
+                   bytes_received=(_NINT, 0, _I64), rtt_us=(_NINT, 0, _I64),
+                   segs_in=(_NINT, 0, _I64), segs_out=(_NINT, 0, _I64),
+                   total_retrans=(_NINT, 0, _I64)),
+    "epoll_ctl": _spec(op=(_NSTR,), mask=(frozenset((str, int)),)),
+    "epoll_wait": _spec(timeout=(_NNUM, -1, _I64)),  # ready: checked (and made pairs) apart
+    "poll_sweep": _spec(sockets=(_INT, 0, _I64), tries=(_INT, 0, _I64),
+                        eagain=(_INT, 0, _I64), useful=(_INT, 0, _I64)),
+    "thread_start": _spec(name=(_NSTR,)),
+    "thread_exit": _spec(name=(_NSTR,)),
+    "request": _spec(method=(_NSTR,), path=(_NSTR,), version=(_NSTR,), keep_alive=(_BOOL,),
+                     head=(_NSTR,), head_truncated=(_NBOOL,)),
+    "response": _spec(status=(_INT, 0, 999), length=(_INT, 0, _I64), path=(_NSTR,),
+                      head=(_NSTR,), preview=(_NSTR,)),
+    "tcp_state": _spec(**_STATE_FIELDS),
+    "state_check": _spec(**_STATE_FIELDS),
+    "retransmit": _spec(side=(_STR,), state=(_NSTR,), what=(_NSTR,), source=(_NSTR,)),
+    "reset": _spec(side=(_STR,), direction=(_NSTR,), state=(_NSTR,), reason=(_NSTR,),
+                   source=(_NSTR,)),
+    "accept_queue": _spec(length=(_INT, 0, _I64), backlog=(_INT, -_I32 - 1, _I64),
+                          source=(_NSTR,), listener=(_NSTR,)),
+    "packet": _spec(sport=(_INT, 0, 65535), dport=(_INT, 0, 65535), flags=(_STR,),
+                    tcp_seq=(_INT, 0, _U32), ack=(_INT, 0, _U32), len=(_INT, 0, _I32),
+                    win=(_NINT, 0, _U32), origin=(_NSTR,), src_ip=(_NSTR,), dst_ip=(_NSTR,),
+                    sender=(_NSTR,), relative=(_NBOOL,), aggregate=(_NBOOL,),
+                    dropped=(_NSTR,), options=(_DICT,), frame=(_NINT, 0, _I64)),
+    "gate": _spec(action=(_NSTR,), state=(_NSTR,), held_ns=(_NINT, 0, _I64)),
+    "mode": _spec(mode=(_STR,), trigger=(_NSTR,), policy=(_NSTR,), multiplexer=(_NSTR,),
+                  no_drain=(_NBOOL,)),
+    "cpu": _spec(percent=(_NUM, 0, 1_000_000), user_s=(_NNUM, 0, 1e12),
+                 system_s=(_NNUM, 0, 1e12), interval_s=(_NNUM, 0, 1e12)),
+    "error": _spec(what=(_NSTR,), detail=(_NSTR,), status=(_NINT, 0, 999), head=(_NSTR,),
+                   head_truncated=(_NBOOL,)),
+    "dropped": _spec(count=(_INT, 0, _I64), sink=(_NSTR,), reason=(_NSTR,), detail=(_NSTR,),
+                     written=(_NINT, 0, _I64)),
+}
+
+
+def _checker(kind: str, spec: tuple[tuple[str, frozenset, Any, Any, str], ...]
+             ) -> Callable[[dict[str, Any]], None]:
+    """The check of one kind's fields, as straight-line code made from its ``FIELD_TYPES``
+    entry (a loop over the table costs half as much again, on every line read):
+    each field present is tested for its types, then its range or its items."""
+    code = [f"def check_{kind}(row):"]
+    for name, types, lo, hi, _ in spec:
+        named = sorted(t.__name__ for t in types if t is not _NONE)
+        wrong = " and ".join(f"t is not {t}" for t in named)
+        code += [f"    if {name!r} in row:", f"        v = row[{name!r}]", "        t = type(v)"]
+        test = f"({wrong})" + (" and v is not None" if _NONE in types else "")
+        if lo is not None and list in types:  # lo: the items' types
+            items = " and ".join(f"type(x) is not {t.__name__}" for t in lo)
+            test += f" or t is list and any({items} for x in v)"
+        elif lo is not None:
+            test += f" or t is not NoneType and not {lo!r} <= v <= {hi!r}"
+        code += [f"        if {test}:", f"            raise bad({name!r}, v)"]
+    if len(code) == 1:
+        code.append("    pass")
+    expected = {name: text for name, _, _, _, text in spec}
+    scope = {"bad": lambda name, v: FieldError(name, v, expected[name]),
+             "NoneType": _NONE, "str": str, "int": int, "float": float, "bool": bool,
+             "list": list, "dict": dict}
+    exec("\n".join(code), scope)  # noqa: S102 (code made from the table above, no input)
+    return scope[f"check_{kind}"]  # type: ignore[no-any-return]
+
+
+_CHECKS = {kind: _checker(kind, spec) for kind, spec in FIELD_TYPES.items()}
+
+
+def _ready_pairs(value: Any) -> list[tuple[int, int]]:
+    """An ``epoll_wait``'s ready list: [[fd, mask], ...] (or null) as (fd, mask) tuples."""
+    if value is None:
+        return []
+    if type(value) is list:
+        out = []
+        for pair in value:
+            if type(pair) is not list or len(pair) != 2:
+                break
+            fd, mask = pair
+            if type(fd) is not int or type(mask) is not int or not -1 <= fd <= _I32 \
+                    or not 0 <= mask <= _U32:
+                break
+            out.append((fd, mask))
+        else:
+            return out
+    raise FieldError("ready", value, f"a list of [fd, mask] pairs (fd from -1 to {_I32}, "
+                                     f"mask from 0 to {_U32})")
+
+
+def _common_error(seq: Any, t_ns: Any, src: Any, kind: Any, conn: Any, fd: Any,
+                  thread: Any) -> FieldError:
+    """Which of the fields every event has is wrong (called once one is)."""
+    for name, value, lo, hi in (("seq", seq, 0, _I64), ("t_ns", t_ns, 0, _I64),
+                                ("fd", fd, -1, _I32), ("thread", thread, 0, _I64)):
+        if type(value) is not int or not lo <= value <= hi:
+            return FieldError(name, value, f"an integer from {lo} to {hi}")
+    if type(src) is not str or src not in _SOURCES:
+        return FieldError("src", src, f"one of {', '.join(SOURCES)}")
+    if type(kind) is not str:
+        return FieldError("kind", kind, "a string")
+    return FieldError("conn", conn, "a string (a connection id) or null")
+
 
 class Event(NamedTuple):
     seq: int
@@ -96,15 +269,21 @@ class Event(NamedTuple):
         pop = row.pop
         seq, t_ns, src, kind = pop("seq"), pop("t_ns"), pop("src"), pop("kind")
         conn, fd, thread = pop("conn", None), pop("fd", -1), pop("thread", 0)
-        if type(seq) is not int or type(t_ns) is not int or type(fd) is not int \
-                or type(thread) is not int:
-            seq, t_ns, fd, thread = int(seq), int(t_ns), int(fd), int(thread)
-        if type(src) is not str or type(kind) is not str:
-            raise TypeError("src and kind must be strings")
-        if conn is not None and type(conn) is not str:
-            raise TypeError("conn must be a string (a connection id) or null")
+        # Every field is checked here, once per line read: the model and the views
+        # compute with them (a FieldError names the field; the reader adds the line).
+        # (The limits as literals, _I64 and _I32: constants cost less than names, per line.)
+        if not (type(seq) is int and type(t_ns) is int and type(fd) is int
+                and type(thread) is int and type(kind) is str and type(src) is str
+                and src in {"server", "client", "kernel", "capture", "engine"}
+                and (conn is None or type(conn) is str)
+                and 0 <= seq <= 0x7FFFFFFFFFFFFFFF and 0 <= t_ns <= 0x7FFFFFFFFFFFFFFF
+                and -1 <= fd <= 0x7FFFFFFF and 0 <= thread <= 0x7FFFFFFFFFFFFFFF):
+            raise _common_error(seq, t_ns, src, kind, conn, fd, thread)
+        check = _CHECKS_get(kind)
+        if check is not None:
+            check(row)
         if "ready" in row:
-            row["ready"] = [tuple(pair) for pair in row["ready"] or ()]
+            row["ready"] = _ready_pairs(row["ready"])
         # A million events name a few kinds, connections and threads: one object each.
         return _new_tuple(cls, (seq, t_ns, _intern(src), _intern(kind),
                                 _intern(conn) if type(conn) is str else conn, fd,
@@ -112,6 +291,8 @@ class Event(NamedTuple):
 
 
 _new_tuple = tuple.__new__
+_CHECKS_get = _CHECKS.get
+_SOURCES = frozenset(SOURCES)
 _intern = sys.intern
 _THREADS: dict[int, int] = {}
 _SEQUENCE = itertools.count(1)

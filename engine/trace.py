@@ -14,6 +14,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import IO, Any, Iterator
 
@@ -381,10 +382,64 @@ def iter_trace(path: str | os.PathLike[str], problems: list[str] | None = None
         yield event
 
 
+# The first four bytes of a capture file (what `sockscope import` reads), not a trace.
+CAPTURE_MAGICS = {b"\x0a\x0d\x0d\x0a": "pcapng",
+                  b"\xd4\xc3\xb2\xa1": "pcap", b"\xa1\xb2\xc3\xd4": "pcap",  # microseconds
+                  b"\x4d\x3c\xb2\xa1": "pcap", b"\xa1\xb2\x3c\x4d": "pcap"}  # nanoseconds
+
+
+def _capture_instead(path: str | os.PathLike[str], head: bytes) -> TraceError | None:
+    """A capture given where a trace is expected: say so, and how to turn it into one."""
+    fmt = CAPTURE_MAGICS.get(head[:4])
+    if fmt is None:
+        return None
+    import shlex
+    return TraceError(path, 0, f"this is a {fmt} capture, not a trace: turn it into one with "
+                               f"`sockscope import {shlex.quote(str(path))} --trace OUT.jsonl`")
+
+
+def _bad_line(path: str | os.PathLike[str], line_no: int, raw: bytes,
+              exc: BaseException) -> TraceError:
+    """The error for a line that is not a valid event (the reader's slow path)."""
+    try:
+        row = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return TraceError(path, line_no, f"not a valid event: {exc}")
+    if not isinstance(row, dict):
+        return TraceError(path, line_no, "not a valid event: an event must be a JSON object")
+    if isinstance(exc, KeyError):
+        return TraceError(path, line_no, f"not a valid event: missing field {exc}")
+    kind = row.get("kind")
+    what = f"not a valid {kind!r} event" if isinstance(kind, str) else "not a valid event"
+    error = TraceError(path, line_no, f"{what}: {exc}")
+    error.field = getattr(exc, "field", None)  # type: ignore[attr-defined]
+    return error
+
+
 def iter_lines(path: str | os.PathLike[str], problems: list[str] | None = None
                ) -> Iterator[tuple[Event | dict[str, Any], bytes]]:
     """Like ``iter_trace``, with each event's line as read (``(header, b"")`` first)."""
+    items = iter_batches(path, problems)
+    yield next(items), b""  # type: ignore[misc]
+    for events, lines in items:  # type: ignore[misc]
+        yield from zip(events, lines)
+
+
+def iter_batches(path: str | os.PathLike[str], problems: list[str] | None = None,
+                 batch: int = 16384) -> Iterator[Any]:
+    """Yield the header dict, then ``(events, lines)``: lists of up to ``batch`` events
+    and each one's line as read. Raises ``TraceError`` naming the line.
+
+    Every event's fields are checked as it is read (``Event.from_dict``): a value
+    of the wrong type or range is refused naming the line and the field. A pcap or
+    pcapng capture is recognised and refused, pointing to ``sockscope import``. A
+    last line that does not parse and has no newline is a write cut short by a
+    crash: it is skipped, and ``problems`` says how many events came before it.
+    """
     with open(path, "rb") as f:
+        wrong = _capture_instead(path, f.peek(4)[:4])
+        if wrong is not None:
+            raise wrong
         first = f.readline()
         if not first.strip():
             raise TraceError(path, 1, "empty file: not a SockScope trace")
@@ -398,35 +453,59 @@ def iter_lines(path: str | os.PathLike[str], problems: list[str] | None = None
         if not isinstance(version, int) or version > VERSION or version < 1:
             raise TraceError(path, 1, f"trace version {version} is not supported: this SockScope "
                                       f"reads versions 1 to {VERSION}; a newer SockScope wrote it")
-        yield header, b""
-        line_no = 1
+        yield header
+        line_no = 1  # lines read so far (the header is line 1)
+        count = 0  # events so far
         loads, make = orjson.loads, Event.from_dict
-        for raw in f:
-            line_no += 1
-            try:
-                event = make(loads(raw))
-            except (ValueError, KeyError, TypeError, AttributeError) as exc:
-                if not raw.strip():
-                    continue
-                if not raw.endswith(b"\n") and f.read(1) == b"":
+        while True:
+            lines = list(islice(f, batch))
+            if not lines:
+                return
+            read = len(lines)
+            try:  # the usual case: every line an event, no loop of ours per line
+                events = [make(loads(raw)) for raw in lines]
+            except (ValueError, KeyError, TypeError, AttributeError):
+                events, lines, cut = _line_by_line(path, lines, line_no)
+                if cut:  # the batch's last line is the file's, cut short
                     if problems is not None:
-                        problems.append(f"line {line_no}: truncated last line skipped "
-                                        f"(the writer stopped mid-line)")
+                        whole = count + len(events)
+                        problems.append(f"recovered {whole} event{'' if whole == 1 else 's'}; "
+                                        f"line {line_no + read} was cut short (a truncated "
+                                        f"last line: the writer stopped mid-line), skipped")
+                    if events:
+                        yield events, lines
                     return
-                if isinstance(exc, AttributeError):  # not an object: no .pop
-                    detail = "an event must be a JSON object"
-                elif isinstance(exc, KeyError):
-                    detail = f"missing field {exc}"
-                else:
-                    detail = str(exc)
-                raise TraceError(path, line_no, f"not a valid event: {detail}") from None
-            yield event, raw
+            line_no += read
+            count += len(events)
+            if events:
+                yield events, lines
+
+
+def _line_by_line(path: str | os.PathLike[str], lines: list[bytes], line_no: int
+                  ) -> tuple[list[Event], list[bytes], bool]:
+    """A batch that holds a line that is not an event, read again line by line: its
+    events and their lines (blank lines skipped), and whether the batch ends with the
+    file's last line cut short; any other bad line raises ``TraceError`` naming it."""
+    events, kept = [], []
+    for number, raw in enumerate(lines, line_no + 1):
+        try:
+            event = Event.from_dict(orjson.loads(raw))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            if not raw.strip():
+                continue
+            if isinstance(exc, orjson.JSONDecodeError) and not raw.endswith(b"\n"):
+                return events, kept, True  # the last line (only it lacks a newline)
+            raise _bad_line(path, number, raw, exc) from None
+        events.append(event)
+        kept.append(raw)
+    return events, kept, False
 
 
 def read_trace(path: str | os.PathLike[str]) -> Trace:
     problems: list[str] = []
-    items = iter_trace(path, problems)
+    items = iter_batches(path, problems)
     header = next(items)
-    assert isinstance(header, dict)
-    events = [e for e in items if isinstance(e, Event)]
+    events: list[Event] = []
+    for batch, _ in items:
+        events += batch
     return Trace(header, events, problems)

@@ -1121,6 +1121,8 @@ def replay(path: str, seek: int | None = None, screenshot: str | None = None,
     except (OSError, TraceError) as exc:
         print(f"sockscope replay: {exc}", file=sys.stderr)
         return 1
+    for problem in problems:  # read, with a loss said: a truncated last line
+        print(f"sockscope replay: {path}: {problem}", file=sys.stderr)
     scratch = tempfile.TemporaryDirectory(prefix="sockscope-replay-") if screenshot else None
     window = MainWindow(engine=False, settings=_window_settings(
         "SockScope-replay", Path(scratch.name) if scratch else None))

@@ -20,12 +20,15 @@ server and port, into ``packet`` events. Each connection is oriented by who
 sent its first SYN (the client), failing that by who sent a SYN|ACK (the
 server), failing that (a capture started mid-connection) the lower port is
 taken as the server's. Imported events have ``t_ns`` = nanoseconds since the
-first segment and a header whose ``created`` is that segment's wall-clock
-time, so export(import(file)) keeps the original dates.
+earliest segment and a header whose ``created`` is that segment's wall-clock
+time, so export(import(file)) keeps the original dates. A file cut short
+mid-packet keeps what is whole and says how much; a record whose length no
+frame can have is refused (naming its frame and byte) before it is read.
 """
 from __future__ import annotations
 
 import os
+import struct
 import sys
 from decimal import Decimal
 from pathlib import Path
@@ -84,7 +87,11 @@ def export_pcapng(events: Iterable[Event], out_path: str | os.PathLike[str],
         anchor = header.get("created_t_ns")
         if anchor is None:
             anchor = min((e.t_ns for e in events), default=0)
-        base_ns = int(Decimal(repr(float(header["created"]))) * 10**9) - int(anchor)
+        created = header["created"]
+        if type(created) not in (int, float) or type(anchor) is not int:
+            raise ValueError(f"the trace header's created ({created!r}) and created_t_ns "
+                             f"({anchor!r}) must be a time in seconds and an integer")
+        base_ns = int(Decimal(repr(float(created))) * 10**9) - anchor
     else:
         base_ns = 0
     le = _LE
@@ -105,8 +112,8 @@ def export_pcapng(events: Iterable[Event], out_path: str | os.PathLike[str],
     with open(out_path, "wb") as f:
         writer = pcapng.Writer(f, shb=shb, idb=idb)
         for e in packets:
-            src_ip, dst_ip = _addresses(e)
             try:
+                src_ip, dst_ip = _addresses(e)
                 frame = build_frame(e.data, src_ip, dst_ip)
             except (KeyError, ValueError, TypeError) as exc:
                 raise ValueError(f"packet event seq {e.seq} ({e.conn}) cannot be exported: "
@@ -137,16 +144,49 @@ def _split_endpoint(text: str) -> tuple[str, int]:
 
 
 # ---------------------------------------------------------------- import
+# A record (pcap) or block (pcapng) bigger than this is damage, never a frame: no link
+# type read here has frames near it (tcpdump's snapshot length is 256 KiB), and it is
+# refused before anything is allocated for it.
+_MAX_RECORD = 16 * 2**20
+
+
+class _Damage(Exception):
+    """A record that cannot be a record (``absurd``) or is cut by the end of the file."""
+
+    def __init__(self, at: int, problem: str, cut: bool = False) -> None:
+        super().__init__(problem)
+        self.at = at  # the byte offset of the record
+        self.cut = cut
+
+
+class _Bounded:
+    """The file as dpkt reads its header blocks: a length read from the file
+    that no block can have is refused before dpkt allocates that many bytes."""
+
+    def __init__(self, f: Any) -> None:
+        self._f = f
+        self.name = getattr(f, "name", "<capture>")
+
+    def read(self, n: int = -1) -> bytes:
+        if n < 0 or n > _MAX_RECORD:
+            raise _Damage(self._f.tell(), f"a header block claims {n} more bytes")
+        return self._f.read(n)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._f, name)
+
+
 def _open_reader(path: Path, f: Any) -> tuple[Any, str]:
     head = f.read(4)
     f.seek(0)
     try:
         if head == _PCAPNG_MAGIC:
-            return pcapng.Reader(f), "pcapng"
+            return pcapng.Reader(_Bounded(f)), "pcapng"
         if head in _PCAP_MAGICS:
-            return pcap.Reader(f), "pcap"
+            return pcap.Reader(_Bounded(f)), "pcap"
     except Exception as exc:  # dpkt raises ValueError, NeedData, struct.error... on garbage
-        raise CaptureFileError(path, f"damaged capture file header: "
+        where = f" at byte {exc.at}" if isinstance(exc, _Damage) else ""
+        raise CaptureFileError(path, f"damaged capture file header{where}: "
                                      f"{exc or type(exc).__name__}") from None
     if not head:
         raise CaptureFileError(path, "empty file: not a pcap or pcapng capture")
@@ -154,29 +194,101 @@ def _open_reader(path: Path, f: Any) -> tuple[Any, str]:
                                  f"{head.hex(' ')})")
 
 
-def _frames(path: Path, reader: Any, f: Any, size: int, problems: list[str]
+def _pcap_records(reader: Any, f: Any) -> Iterator[tuple[Any, bytes]]:
+    """A pcap file's (timestamp, frame bytes), as dpkt's reader gives them, with
+    each record's length checked before it is read (``_Damage`` otherwise)."""
+    f.seek(0)
+    head = f.read(24)  # the file header (dpkt read it): its magic gives the byte order
+    order = "<" if head[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
+    record = struct.Struct(order + "IIII")
+    divisor = reader._divisor  # 1E6 (float), or Decimal 1E9 for nanosecond files
+    snaplen = reader.snaplen
+    limit = min(max(snaplen, _SNAPLEN), _MAX_RECORD)
+    while True:
+        at = f.tell()
+        head = f.read(16)
+        if not head:
+            return
+        if len(head) < 16:
+            raise _Damage(at, "its record header is cut short", cut=True)
+        sec, frac, caplen, _ = record.unpack(head)
+        if caplen > limit:
+            raise _Damage(at, f"its record claims {caplen} captured bytes, more than any "
+                              f"frame of this capture can hold (snapshot length {snaplen})")
+        buf = f.read(caplen)
+        if len(buf) < caplen:
+            raise _Damage(at, f"{len(buf)} of its {caplen} bytes are there", cut=True)
+        yield sec + frac / divisor, buf
+
+
+def _pcapng_records(reader: Any, f: Any) -> Iterator[tuple[Any, bytes]]:
+    """A pcapng file's (timestamp, frame bytes) from its packet blocks (the blocks
+    after the first interface description; dpkt's reader read those), each block's
+    length checked before it is read (``_Damage`` otherwise)."""
+    resume = f.tell()
+    f.seek(8)
+    le = f.read(4) == b"\x4d\x3c\x2b\x1a"  # the section's byte-order magic, little-endian
+    f.seek(resume)
+    block = struct.Struct("<II" if le else ">II")
+    epb_cls = pcapng.EnhancedPacketBlockLE if le else pcapng.EnhancedPacketBlock
+    pb_cls = pcapng.PacketBlockLE if le else pcapng.PacketBlock
+    divisor, offset = reader._divisor, reader._tsoffset
+    while True:
+        at = f.tell()
+        head = f.read(8)
+        if not head:
+            return
+        if len(head) < 8:
+            raise _Damage(at, "its block header is cut short", cut=True)
+        kind, length = block.unpack(head)
+        if length < 12 or length % 4 or length > _MAX_RECORD:
+            raise _Damage(at, f"its block claims a length of {length} bytes (a block holds "
+                              f"12 to {_MAX_RECORD}, a multiple of 4)")
+        body = f.read(length - 8)
+        if len(body) < length - 8:
+            raise _Damage(at, f"{len(body) + 8} of its {length} bytes are there", cut=True)
+        if kind not in (pcapng.PCAPNG_BT_EPB, pcapng.PCAPNG_BT_PB):
+            continue  # statistics, name resolution...: no frame
+        packet = (epb_cls if kind == pcapng.PCAPNG_BT_EPB else pb_cls)(head + body)
+        if packet.caplen > length - 32:  # 32: the block's own fields around the frame
+            raise _Damage(at, f"its packet claims {packet.caplen} captured bytes in a block "
+                              f"of {length}")
+        yield offset + (((packet.ts_high << 32) | packet.ts_low) / divisor), packet.pkt_data
+
+
+def _frames(path: Path, reader: Any, fmt: str, f: Any, size: int, problems: list[str]
             ) -> Iterator[tuple[int, Any, bytes]]:
     """(frame number, timestamp, bytes), naming damage instead of leaking dpkt errors.
 
     A file cut short in its last frame (tcpdump killed mid-write) is kept up
-    to that frame, and the cut is reported in ``problems``; damage anywhere
-    else raises ``CaptureFileError``.
+    to that frame, and the cut is reported in ``problems`` with how much was
+    recovered; damage anywhere else, or a record whose length no frame can have
+    (checked before reading it), raises ``CaptureFileError`` naming the frame
+    and its byte offset.
     """
-    it = iter(reader)
+    it = (_pcapng_records if fmt == "pcapng" else _pcap_records)(reader, f)
     number = 0
     while True:
         number += 1
+        at = f.tell()
         try:
             ts, buf = next(it)
         except StopIteration:
             return
-        except Exception as exc:  # truncated or garbled block; dpkt's types vary
-            detail = str(exc) or type(exc).__name__
-            if f.tell() >= size:
-                problems.append(f"frame {number}: truncated at the end of the file "
-                                f"({detail}); skipped")
+        except _Damage as exc:
+            if exc.cut:
+                whole = number - 1
+                problems.append(f"recovered {whole} packet{'' if whole == 1 else 's'}; "
+                                f"the capture ends mid-packet "
+                                f"at byte {size}: frame {number}: truncated at the end of the "
+                                f"file (it begins at byte {exc.at}; {exc}), skipped")
                 return
-            raise CaptureFileError(path, f"damaged record ({detail})", number) from None
+            raise CaptureFileError(path, f"damaged record at byte {exc.at}: {exc}; refused",
+                                   number) from None
+        except Exception as exc:  # a garbled block; dpkt's types vary
+            detail = str(exc) or type(exc).__name__
+            raise CaptureFileError(path, f"damaged record at byte {at} ({detail})",
+                                   number) from None
         yield number, ts, buf
 
 
@@ -213,7 +325,7 @@ def import_capture(path: str | os.PathLike[str]) -> CaptureEvents:
         if linktype not in SUPPORTED_LINKTYPES:
             raise CaptureFileError(path, f"link type {linktype} is not supported (supported: "
                                          f"{', '.join(sorted(LINKTYPE_NAMES.values()))})")
-        for number, ts, buf in _frames(path, reader, f, size, problems):
+        for number, ts, buf in _frames(path, reader, fmt, f, size, problems):
             counts["frames"] += 1
             if is_loopback_outgoing(buf, linktype):
                 counts["loopback_duplicates"] += 1
@@ -230,7 +342,9 @@ def import_capture(path: str | os.PathLike[str]) -> CaptureEvents:
                 continue
             parsed.append((number, _ts_ns(ts), fields))
     servers = _orient(fields for _, _, fields in parsed)
-    first_ns = parsed[0][1] if parsed else 0
+    # From the earliest segment, not the first in the file (a capture's timestamps
+    # may step back): t_ns is never negative.
+    first_ns = min(ns for _, ns, _ in parsed) if parsed else 0
     out = CaptureEvents()
     for seq, (number, ns, fields) in enumerate(parsed, 1):
         src, dst = (fields["src_ip"], fields["sport"]), (fields["dst_ip"], fields["dport"])

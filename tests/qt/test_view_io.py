@@ -434,3 +434,22 @@ def test_far_jump_into_a_long_sweep_keeps_counting_until_whole(view: IoView, qtb
     assert view.totals["sweeps"] < 60_000  # one call reads a slice, within its budget
     qtbot.waitUntil(lambda: view.totals["sweeps"] == 60_000, timeout=20_000)
     assert view.totals == {"sweeps": 60_000, "tries": 180_000, "eagain": 180_000, "useful": 0}
+
+
+@pytest.mark.parametrize("mode", ["selectors", "epoll"])
+def test_a_trace_missing_an_accept_line_is_drawn_at_every_step(view: IoView, tmp_path: Path,
+                                                               mode: str) -> None:
+    """A trace with a hole (a batch the writer dropped: here the server's first accept
+    line taken out of a real recording) must still be drawn at every step, not end in
+    a traceback where the ready list's listener action is looked up."""
+    record(tmp_path, mode, load="--clients 2 --requests 1 --together")
+    path = tmp_path / "trace.jsonl"
+    lines = path.read_bytes().splitlines(keepends=True)
+    first = next(i for i, line in enumerate(lines)
+                 if b'"kind":"accept"' in line and b'"src":"server"' in line)
+    holed = tmp_path / "holed.jsonl"
+    holed.write_bytes(b"".join(lines[:first] + lines[first + 1:]))
+    tl, _, _ = open_trace(holed)
+    for i in range(min(len(tl.log), 400)):  # bounded: a small recording
+        show(view, tl, i)
+    assert view.interest

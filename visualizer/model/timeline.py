@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import gc
 from bisect import bisect_right
-from itertools import islice
 
 import numpy as np
 
@@ -108,22 +107,18 @@ def open_trace(path, batch: int = 16384, progress=None):  # type: ignore[no-unty
     line of a corrupt file. ``progress(events_so_far)`` is called per batch.
     Reading streams: the file's events never exist all at once as objects.
     """
-    from engine.trace import iter_lines
+    from engine.trace import iter_batches
 
     problems: list[str] = []
-    items = iter_lines(path, problems)
-    header = next(items)[0]
+    items = iter_batches(path, problems, batch)  # each event checked as it is read
+    header = next(items)
     timeline = Timeline()
     # Reading makes millions of short-lived tuples and dicts, none in a cycle:
     # the cyclic collector would only walk them again and again (a third of the time).
     collecting = gc.isenabled()
     gc.disable()
     try:
-        while True:
-            pairs = list(islice(items, batch))
-            if not pairs:
-                break
-            events, lines = zip(*pairs)
+        for events, lines in items:
             try:
                 timeline.add(events, lines)
             except (ValueError, TypeError, AttributeError, KeyError, IndexError) as exc:

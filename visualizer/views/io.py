@@ -302,8 +302,10 @@ class IoView(View):
             who = self._fd_words(self.now_fd, fds.get(self.now_fd) or conn_of.get(self.now_fd))
             what = self._action_text(now_event, long=True)
             if now_pos == listen_pos and now_event.kind in ("accept", "epoll_ctl"):
-                what = actions[listen_pos][0] + (self.tr(", watched with epoll_ctl ADD")
-                                                 if now_event.kind == "epoll_ctl" else "")
+                # (a trace missing the accept line, as after a dropped batch, has none)
+                added = self.tr(", watched with epoll_ctl ADD") \
+                    if now_event.kind == "epoll_ctl" else ""
+                what = actions.get(listen_pos, [what])[0] + added
             self.now_text = self.tr("Now: fd {0} ({1}): {2}").format(self.now_fd, who, what)
         elif not ready:
             self.now_text = self.tr("{0} returned nothing (timed out after {1} s): "
