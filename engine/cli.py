@@ -546,7 +546,8 @@ def cmd_import(args: argparse.Namespace) -> int:
         print(f"sockscope import: {exc}", file=sys.stderr)
         return 1
     conns = {e.conn for e in events}
-    print(f"wrote {len(events)} segments of {len(conns)} connections to {args.trace}")
+    print(f"wrote {len(events)} segments of {len(conns)} "
+          f"connection{'' if len(conns) == 1 else 's'} to {args.trace}")
     for problem in events.problems:  # what was skipped: a cut last frame, broken frames
         print(f"sockscope import: {args.capture}: {problem}", file=sys.stderr)
     return 0

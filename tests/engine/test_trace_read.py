@@ -290,7 +290,7 @@ def test_import_of_a_cut_pcap_keeps_what_is_whole(tmp_path: Path, order: str, na
     capture.write_bytes(data[:end])
     proc = sockscope_import(capture, out)
     assert proc.returncode == 0, proc.stderr
-    assert "wrote 2 segments of 1 connections" in proc.stdout
+    assert "wrote 2 segments of 1 connection to" in proc.stdout
     assert f"recovered 2 packets; the capture ends mid-packet at byte {end}: frame 3" \
         in proc.stderr, proc.stderr
     assert f"begins at byte {starts[2]}" in proc.stderr and "Traceback" not in proc.stderr
