@@ -52,7 +52,12 @@ def main(argv: list[str] | None = None) -> int:
                             help="colours for this run (the window's View menu keeps one)")
         parser.add_argument("--zoom", type=int, default=None, metavar="PCT",
                             help="type size for this run, 100 to 300 (percent)")
+        parser.add_argument("--notes", action="store_true",
+                            help="print every step's caption as text, from a real recording "
+                                 "(speaker notes, a handout's text) and exit; no window")
         args = parser.parse_args(argv[1:])
+        if args.notes:
+            return notes(args.name, args.lang or "en")
         if args.zoom is not None and not 100 <= args.zoom <= 300:
             parser.error("--zoom takes 100 to 300 (percent)")
         if args.steps and not args.gif:
@@ -69,6 +74,33 @@ def main(argv: list[str] | None = None) -> int:
         return app_main()
     from engine.cli import main as engine_main
     return engine_main(argv)
+
+
+def notes(name: str, lang: str) -> int:
+    """``sockscope lesson NAME --notes``: record the lesson (as the window would) and
+    print each step's caption, one paragraph per step headed with its number."""
+    import tempfile
+    from pathlib import Path
+
+    from .lessons import LessonError, all_lessons, prepare
+    lessons = all_lessons()
+    if name not in lessons:
+        print(f"sockscope lesson: no lesson named {name!r} (sockscope lessons lists them)",
+              file=sys.stderr)
+        return 2
+    lesson = lessons[name]
+    with tempfile.TemporaryDirectory(prefix="sockscope-notes-") as tmp:
+        try:
+            prepared = prepare(lesson, Path(tmp))
+        except (LessonError, OSError) as exc:
+            print(f"sockscope lesson: {exc}", file=sys.stderr)
+            return 1
+    title = lesson.title.get(lang) or lesson.title["en"]
+    summary = lesson.summary.get(lang) or lesson.summary["en"]
+    print(f"{title} ({lesson.section}): {summary}\n")
+    for k in range(len(prepared.steps)):
+        print(f"{k + 1}. {prepared.text(k, lang)}\n")
+    return 0
 
 
 if __name__ == "__main__":

@@ -97,3 +97,54 @@ def test_a_lesson_from_the_menu_replaces_the_live_server_and_gives_it_back(qtbot
     assert window.host is not None and window.host.url and window.engine_bar.isEnabled()
     assert len(window.timeline.log) < 20  # a fresh timeline for the live server
     window.close()
+
+
+def test_the_teardown_step_says_what_this_recording_shows(first) -> None:  # type: ignore[no-untyped-def]
+    """Step 7 asks the class to count; step 8 answers from the recording itself: the
+    number of teardown segments (the textbook draws four), the server's states, and
+    TIME_WAIT's fixed 60 s on Linux, checked against the trace, in both languages."""
+    from visualizer.lessons.base import fin, first_conn, sender
+    log = first.timeline.log
+    conn = first_conn(log)
+    start = fin(log, conn)
+    assert start is not None and sender(log[start]) == "server"
+    segments = [log[i] for i in range(start, len(log))
+                if log[i].kind == "packet" and log[i].conn == conn]
+    n = len(segments)
+    ask_en, ask_zh = first.text(6), first.text(6, "zh_CN")
+    assert "four" in ask_en and ask_en.rstrip().endswith("?")
+    assert "四个" in ask_zh and ask_zh.rstrip().endswith("？")
+    answer_en, answer_zh = first.text(7), first.text(7, "zh_CN")
+    numerals = {3: "三", 4: "四", 5: "五"}
+    assert f"took {n} segments" in answer_en
+    assert f"用了{numerals[n]}个报文段" in answer_zh
+    flags = ", ".join(str(e.data["flags"]) for e in segments)
+    assert f"({flags})" in answer_en and f"（{flags}）" in answer_zh
+    if n == 3:  # the client's FIN rode on its ACK: one segment, FIN_WAIT_2 for no time
+        client_fin = next(e for e in segments[1:] if "FIN" in str(e.data["flags"]))
+        assert sender(client_fin) == "client" and "ACK" in client_fin.data["flags"]
+        at_once = {e.data["state"] for e in log if e.kind == "tcp_state" and e.conn == conn
+                   and e.data.get("side") == "server" and e.t_ns == client_fin.t_ns}
+        assert {"FIN_WAIT_2", "TIME_WAIT"} <= at_once
+        assert "not the textbook's four" in answer_en and "而不是教科书上的四个" in answer_zh
+    assert "60 s" in answer_en and "60 秒" in answer_zh and "2 MSL" in answer_en
+    timers = [e.data["expires_ms"] for e in log if e.kind == "state_check" and e.conn == conn
+              and e.data.get("state") == "TIME_WAIT" and e.data.get("timer") == "time_wait"]
+    for left in timers:  # where sock_diag saw it: the kernel's own TIME_WAIT timer
+        assert 50_000 < left <= 60_000, left
+    assert "四次挥手" not in first.lesson.summary["zh_CN"]
+
+
+def test_notes_print_every_step_of_a_real_recording() -> None:
+    done = subprocess.run([sys.executable, "-m", "visualizer.cli", "lesson", "first-request",
+                           "--notes", "--lang", "zh_CN"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    paragraphs = [p for p in done.stdout.split("\n\n") if p.strip()]
+    assert paragraphs[0].startswith("第一个请求")
+    steps = paragraphs[1:]
+    assert [p.split(". ", 1)[0] for p in steps] == [str(k) for k in range(1, len(steps) + 1)]
+    assert "SYN_SENT" in steps[0] and "TIME_WAIT" in steps[7] and "个报文段" in steps[7]
+    unknown = subprocess.run([sys.executable, "-m", "visualizer.cli", "lesson", "nope",
+                              "--notes"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert unknown.returncode == 2 and "no lesson named" in unknown.stderr

@@ -16,8 +16,8 @@ from pathlib import Path
 from engine.server import default_mode
 
 from ..model import EventLog
-from .base import (Engine, Lesson, LessonError, Step, find, first_conn, first_fin_side, last,
-                   packet)
+from .base import (Engine, Lesson, LessonError, Step, fin, find, first_conn, first_fin_side,
+                   last, packet)
 
 # These lessons are about HTTP and TCP, not the loop: epoll on Linux, the portable
 # selectors mode (kqueue, select) where there is no epoll.
@@ -49,6 +49,49 @@ def _first_request_check(log: EventLog) -> None:
     closer = first_fin_side(log, str(log[fins].conn))
     if closer != "server":
         raise LessonError(f"first-request: the {closer} sent the first FIN, not the server")
+
+
+_COUNT_ZH = {1: "一", 2: "两", 3: "三", 4: "四", 5: "五", 6: "六", 7: "七", 8: "八"}
+
+
+def teardown_segments(log: EventLog, conn: str | None) -> list[str]:
+    """The flags of the connection's segments from its first FIN on (the teardown),
+    as recorded (captured or derived)."""
+    if conn is None:
+        return []
+    start = fin(log, conn)
+    if start is None:
+        return []
+    return [str(log[int(i)].data.get("flags")) for i in
+            log.indices(kinds=["packet"], conn=conn, start=start)]
+
+
+def _teardown_text(log: EventLog, conn: str | None) -> dict[str, str]:
+    """The step after the server's FIN: the teardown's segments counted in this very
+    recording (three when the client's FIN rides on its ACK, as Linux's delayed ACK
+    makes it here; four when they go apart), then why TIME_WAIT waits."""
+    flags = teardown_segments(log, conn)
+    n = len(flags)
+    shown = ", ".join(flags)
+    if n == 3:
+        how = {"en": f"The teardown took 3 segments here ({shown}), not the textbook's four: "
+                     "the client's FIN rode on its ACK, so that one segment took the server "
+                     "from FIN_WAIT_1 through FIN_WAIT_2 to TIME_WAIT at once.",
+               "zh_CN": f"这次挥手只用了三个报文段（{shown}），而不是教科书上的四个："
+                        "客户端的 FIN 搭在它的 ACK 上一起发出，所以这一个报文段就让服务器从 "
+                        "FIN_WAIT_1 经过 FIN_WAIT_2 立刻进入 TIME_WAIT。"}
+    else:
+        how = {"en": f"The teardown took {n} segments here ({shown}).",
+               "zh_CN": f"这次挥手用了{_COUNT_ZH.get(n, str(n))}个报文段（{shown}）。"}
+    why = {"en": " The server, the side that closed first, stays in TIME_WAIT, for two "
+                 "reasons: to ACK the client's FIN again should the last ACK be lost, and to "
+                 "let late segments die before this address pair is used again. On Linux "
+                 "that is a fixed 60 s (the RFC says 2 MSL; tcp_fin_timeout does not set it).",
+           "zh_CN": "服务器是主动关闭方，要停留在 TIME_WAIT，原因有二：最后一个 ACK 万一"
+                    "丢失，可以再次确认客户端的 FIN；并让迟到的报文段在这对地址再次使用前"
+                    "消失。Linux 上这段时间固定为 60 秒（RFC 规定为 2 MSL；"
+                    "tcp_fin_timeout 并不决定它）。"}
+    return {lang: how[lang] + why[lang] for lang in ("en", "zh_CN")}
 
 
 def _first_request_steps(log: EventLog) -> list[Step]:
@@ -84,14 +127,13 @@ def _first_request_steps(log: EventLog) -> list[Step]:
               "zh_CN": "服务器发送响应：响应头、一个空行，然后是文件内容。"},
              lambda log: find(log, "response", src="server"), "http", conn),
         Step({"en": "The request said Connection: close, so the server closes first: its FIN "
-                    "starts the teardown.",
-              "zh_CN": "请求中带有 Connection: close，所以服务器先关闭：它的 FIN 开始了四次挥手。"},
+                    "starts the teardown. Textbooks draw four segments for it (FIN, ACK, FIN, "
+                    "ACK). Count them on the next step: how many does this one take?",
+              "zh_CN": "请求中带有 Connection: close，所以服务器是主动关闭方：它的 FIN 开始了"
+                       "连接的关闭（挥手）。教科书为此画了四个报文段（FIN、ACK、FIN、ACK）。"
+                       "下一步数一数：这次用了几个？"},
              lambda log: fin, "sequence", conn),
-        Step({"en": "The teardown ends. The side that closed first, the server, stays in "
-                    "TIME_WAIT for 60 s, so that late segments of this connection die out.",
-              "zh_CN": "挥手结束。先关闭的一方（服务器）要在 TIME_WAIT 停留 60 秒，"
-                       "让这个连接迟到的报文段消失。"},
-             lambda log: last(log), "sequence", conn),
+        Step(_teardown_text(log, first_conn(log)), lambda log: last(log), "sequence", conn),
         Step({"en": "The whole life of the connection: handshake, one request, teardown, and "
                     "the TIME_WAIT tail it leaves behind.",
               "zh_CN": "连接的一生：握手、一个请求、挥手，以及留下的 TIME_WAIT 尾巴。"},
@@ -103,8 +145,9 @@ FIRST_REQUEST = Lesson(
     name="first-request",
     title={"en": "The first request", "zh_CN": "第一个请求"},
     section="3.1–3.2",
-    summary={"en": "one request, from the three-way handshake to the four-way teardown",
-             "zh_CN": "一个请求：从三次握手到四次挥手"},
+    summary={"en": "one request, from the three-way handshake to the teardown (count its "
+                   "segments)",
+             "zh_CN": "一个请求：从三次握手到连接关闭（数一数挥手的报文段）"},
     record=_first_request_record, steps=_first_request_steps, check=_first_request_check)
 
 LESSONS = [FIRST_REQUEST]
