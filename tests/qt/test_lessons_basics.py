@@ -282,3 +282,33 @@ def test_regex_unprivileged(tmp_path) -> None:  # type: ignore[no-untyped-def]
     prepared = _prepare("regex", tmp_path, UNPRIVILEGED)
     assert len(prepared.steps) == 7
     assert "absolute URL" in prepared.text(3, "en")
+
+
+def test_keep_alive_says_http11_is_persistent_by_default(keep_alive) -> None:  # type: ignore[no-untyped-def]
+    """keep-alive step 3, checked against the recorded request: HTTP/1.1 is persistent by
+    default, the short run said Connection: close and this one does not; what the client
+    really sent (Connection: keep-alive, an HTTP/1.0 header) is said as such."""
+    log = keep_alive.timeline.log
+    at = keep_alive.at[2]
+    request = max(i for i in range(at + 1) if log[i].kind == "request" and log[i].src == "server")
+    data = log[request].data
+    head = data["head"].lower()
+    assert data["version"] == "1.1" and "connection: close" not in head
+    shorts = [log[i].data["head"].lower() for i in range(request)
+              if log[i].kind == "request" and log[i].src == "server"]
+    assert shorts and all("connection: close" in h for h in shorts)
+    en, zh = keep_alive.text(2), keep_alive.text(2, "zh_CN")
+    assert "no Connection: close" in en and "HTTP/1.1 keeps a connection open by default" in en
+    assert "不再带 Connection: close" in zh and "HTTP/1.1 默认就保持连接" in zh
+    said = "connection: keep-alive" in head
+    assert ("the HTTP/1.0 header" in en) == said and ("HTTP/1.0 的 Connection: keep-alive" in zh) == said
+
+
+def test_regex_asks_before_the_absolute_url_and_claims_no_more_than_a_plain_path(regex) -> None:  # type: ignore[no-untyped-def]
+    ask_en, ask_zh = regex.text(2), regex.text(2, "zh_CN")
+    assert "plain path" in ask_en and "what a browser sends" not in ask_en
+    assert ask_en.rstrip().endswith("?") and ask_zh.rstrip().endswith("？")
+    log = regex.timeline.log
+    absolute = [log[i].data["path"] for i in range(len(log))
+                if log[i].kind == "request" and str(log[i].data.get("path", "")).startswith("http")]
+    assert absolute and absolute[0] in ask_en and absolute[0] in ask_zh

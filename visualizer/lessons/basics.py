@@ -119,9 +119,13 @@ def _first_request_steps(log: EventLog) -> list[Step]:
               "zh_CN": "accept() 从队列取出连接，返回一个专门服务这个客户端的新套接字"
                        "（新的 fd）；监听套接字继续监听。"},
              lambda log: find(log, "accept", src="server"), "io", conn),
-        Step({"en": "The request arrives: recv() returns its bytes. The lecture's regular "
-                    "expression cuts the path out of the request line.",
-              "zh_CN": "请求到达：recv() 返回这些字节。讲义中的正则表达式从请求行中取出路径。"},
+        Step({"en": "The request arrives: recv() returns its bytes. The lecture's server cuts "
+                    "the path out of the request line with a regular expression; this one "
+                    "parses the request with httptools (llhttp), and the http view shows both "
+                    "(the regex lesson compares them).",
+              "zh_CN": "请求到达：recv() 返回这些字节。讲义的服务器用正则表达式从请求行中取出"
+                       "路径；这个服务器用 httptools（llhttp）解析请求，http 视图把两者并列显示"
+                       "（正则表达式一课专门比较它们）。"},
              lambda log: find(log, "request", src="server"), "http", conn),
         Step({"en": "The server sends the response: a head, a blank line, then the file.",
               "zh_CN": "服务器发送响应：响应头、一个空行，然后是文件内容。"},
@@ -589,6 +593,31 @@ def _time_waits(log: EventLog, conns: list[str]) -> dict[str, int]:
     return {side: len(found) for side, found in sides.items()}
 
 
+def _keep_alive_request_text(log: EventLog, request: int) -> dict[str, str]:
+    """The keep-alive run's first request, said as HTTP/1.1 has it: persistent by
+    default; what changes from the short run is that Connection: close is gone. What
+    the recorded head really says is read from it (our client adds the HTTP/1.0
+    header Connection: keep-alive, which 1.1 does not need)."""
+    data = log[request].data
+    version = str(data.get("version") or "1.1")
+    said = _header(str(data.get("head") or ""), "Connection")
+    if version == "1.1":
+        en = ("Now keep-alive: the same client, the same requests, but no Connection: close. "
+              "HTTP/1.1 keeps a connection open by default; closing is what must be asked for")
+        zh = ("再看长连接：同一个客户端、同样的请求，只是不再带 Connection: close。"
+              "HTTP/1.1 默认就保持连接，要关闭才需要明说")
+    else:
+        en = (f"Now keep-alive: HTTP/{version} closes by default, so the request must ask for "
+              "Connection: keep-alive")
+        zh = f"再看长连接：HTTP/{version} 默认关闭连接，所以请求必须带上 Connection: keep-alive"
+    if said and said.lower() == "keep-alive" and version == "1.1":
+        en += (" (this client still sends Connection: keep-alive, the HTTP/1.0 header, which "
+               "changes nothing here)")
+        zh += "（这个客户端仍然发送 HTTP/1.0 的 Connection: keep-alive 头，在这里没有作用）"
+    return {"en": en + ". One connect(), one handshake, and the first request follows.",
+            "zh_CN": zh + "。只有一次 connect()、一次握手，然后发出第一个请求。"}
+
+
 def _keep_alive_steps(log: EventLog) -> list[Step]:
     short, kept = _runs(log)
     conns = _server_conns(log)
@@ -636,10 +665,7 @@ def _keep_alive_steps(log: EventLog) -> list[Step]:
               "zh_CN": f"{n} 个请求，{n} 个连接：每个请求都付出了一次三次握手和一次挥手，"
                        f"{tw_zh}。"},
              lambda log: short_end, "lifecycle", None),
-        Step({"en": "Now keep-alive: the same client, the same requests, but Connection: "
-                    "keep-alive. One connect(), one handshake, and the first request follows.",
-              "zh_CN": "再看长连接：同一个客户端、同样的请求，但带 Connection: keep-alive。"
-                       "只有一次 connect()、一次握手，然后发出第一个请求。"},
+        Step(_keep_alive_request_text(log, ka_requests[0]),
              lambda log: _with_request_sent(log, ka, ka_requests[0]), "sequence",
              lambda log: ka),
         Step({"en": f"The response head says Connection: keep-alive and Content-Length: {length}. "
@@ -794,10 +820,12 @@ def _regex_steps(log: EventLog) -> list[Step]:
               "zh_CN": "讲义手工把 \"/\" 换成 /index.html；这个服务器对任何目录都这样做，"
                        "回复 200 和 index.html。"},
              lambda log: answer["/"], "http", conn("/")),
-        Step({"en": "GET /index.html: group(1) and the parser (httptools) find the same path. "
-                    "For what a browser sends to a server, the expression works.",
-              "zh_CN": "GET /index.html：group(1) 和解析器（httptools）找到的路径一样。"
-                       "对浏览器直接发给服务器的请求，这个正则表达式是管用的。"},
+        Step({"en": f"GET /index.html: group(1) and the parser (httptools) find the same path. "
+                    f"For a plain path like this one the expression works. Next, the target is "
+                    f"a whole URL, {absolute}: what will group(1) be?",
+              "zh_CN": f"GET /index.html：group(1) 和解析器（httptools）找到的路径一样。"
+                       f"对这样简单的路径，这个正则表达式是管用的。下一步的目标是完整的 URL "
+                       f"{absolute}：group(1) 会是什么？"},
              lambda log: at["/index.html"], "http", conn("/index.html")),
         Step({"en": f"But HTTP also allows an absolute URL as the target (what clients send to a "
                     f"proxy): GET {absolute}. [^/]+ stops at the first slash, inside \"http://\", "
