@@ -312,3 +312,21 @@ def test_regex_asks_before_the_absolute_url_and_claims_no_more_than_a_plain_path
     absolute = [log[i].data["path"] for i in range(len(log))
                 if log[i].kind == "request" and str(log[i].data.get("path", "")).startswith("http")]
     assert absolute and absolute[0] in ask_en and absolute[0] in ask_zh
+
+
+def test_static_pages_corrects_the_short_connection_myth_only_when_it_saw_reuse(static) -> None:  # type: ignore[no-untyped-def]
+    """"Websites mostly use short connections" is dated: step 6 says so when (and only
+    when) the recorded browser sent more than one request on a connection."""
+    log = static.timeline.log
+    upto = static.at[5]
+    per_conn: dict[str, int] = {}
+    for i in range(upto + 1):
+        e = log[i]
+        if e.kind == "request" and e.src == "server":
+            per_conn[e.conn] = per_conn.get(e.conn, 0) + 1
+    reused = any(n > 1 for n in per_conn.values())
+    en, zh = static.text(5), static.text(5, "zh_CN")
+    assert ("short connections: that is dated" in en) == reused
+    assert ("这个说法已经过时了" in zh) == reused
+    if reused:
+        assert "carried more than one request" in en

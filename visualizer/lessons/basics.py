@@ -459,13 +459,18 @@ def _static_pages_steps(log: EventLog) -> list[Step]:
                     + (f"; {len(reused)} of them carried more than one request (keep-alive)"
                        if reused else "")
                     + (f"; {len(idle)} more were opened in advance and never used"
-                       if idle else "") + ".",
+                       if idle else "") + "."
+                    + (" The lecture says websites mostly use short connections: that is "
+                       "dated. A browser today keeps its connections open and reuses them, "
+                       "as this one just did." if reused else ""),
               "zh_CN": f"整个页面：{page_requests} 个请求，分布在 {used} 个连接上，"
                        "有几个连接是同时打开的"
                        + (f"；其中 {len(reused)} 个连接承载了不止一个请求（长连接）"
                           if reused else "")
                        + (f"；另有 {len(idle)} 个连接是提前打开的，一直没有用上"
-                          if idle else "") + "。"},
+                          if idle else "") + "。"
+                       + ("讲义说网站大多使用短连接，这个说法已经过时了：如今的浏览器会保持"
+                          "连接并重复使用，刚才这个浏览器就是这样做的。" if reused else "")},
              lambda log: before_missing - 1, "lifecycle", None),
     ]
     steps.append(Step(missing_text, lambda log: missing, "http", _conn_of(missing)))
