@@ -387,7 +387,7 @@ def _static_pages_steps(log: EventLog) -> list[Step]:
     if browser:
         intro = {"en": f"A real browser, headless Chromium, opens http://127.0.0.1:{port}/. "
                        "Its first connection: the three-way handshake, then GET /.",
-                 "zh_CN": f"一个真正的浏览器（无界面的 Chromium）打开 http://127.0.0.1:{port}/。"
+                 "zh_CN": f"一个真正的浏览器，无头（headless）Chromium，打开 http://127.0.0.1:{port}/。"
                           "它的第一个连接：三次握手，然后发送 GET /。"}
         parallel = {"en": f"The browser does not fetch one file after another on one "
                           f"connection: it opens {n_open} connections to the server at once "
@@ -503,7 +503,7 @@ def _static_pages_steps(log: EventLog) -> list[Step]:
                   "所以 TIME_WAIT 在客户端这一边，而不在服务器那边。")
         else:
             en = "The connections close; the side that closed first keeps the TIME_WAIT."
-            zh = "连接关闭；先关闭的一方进入 TIME_WAIT。"
+            zh = "连接关闭；主动关闭方（先关闭的一方）进入 TIME_WAIT。"
         steps.append(Step({"en": en, "zh_CN": zh}, lambda log: last(log), "sequence",
                           _conn_of(last_close)))
     return steps
@@ -647,11 +647,11 @@ def _keep_alive_steps(log: EventLog) -> list[Step]:
         sides = sorted(tw, key=lambda side: -tw[side])
         tw_en = ("and left a socket in TIME_WAIT on the side that closed first (here: "
                  + ", ".join(f"{en.get(s, s)} {tw[s]}×" for s in sides) + ")")
-        tw_zh = ("还在先关闭的一方留下一个 TIME_WAIT 套接字（这里："
+        tw_zh = ("还在主动关闭方（先关闭的一方）留下一个 TIME_WAIT 套接字（这里："
                  + "，".join(f"{zh.get(s, s)} {tw[s]} 次" for s in sides) + "）")
     else:
         tw_en = "and left a socket in TIME_WAIT on the side that closed first"
-        tw_zh = "还在先关闭的一方留下一个 TIME_WAIT 套接字"
+        tw_zh = "还在主动关闭方（先关闭的一方）留下一个 TIME_WAIT 套接字"
     ka_tw = sum(_time_waits(log, [ka]).values())
     short_tw = sum(tw.values())
     seg_en = "" if captured else (" (derived from the calls: these segments were not captured)"
