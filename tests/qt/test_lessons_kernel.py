@@ -273,3 +273,142 @@ def test_lessons_are_listed_in_the_lecture_order() -> None:
     names = list(all_lessons())
     assert [n for n in names if n in ("time-wait", "close-wait", "backlog")] == \
         ["time-wait", "close-wait", "backlog"]
+
+
+# ---------------------------------------------------------------- narration (issue 12)
+def _step_of(prepared, needle: str) -> int:  # type: ignore[no-untyped-def]
+    return next(k for k in range(len(prepared.steps)) if needle in prepared.text(k))
+
+
+def _asks(prepared, k: int) -> None:  # type: ignore[no-untyped-def]
+    assert prepared.text(k).rstrip().endswith("?")
+    assert prepared.text(k, "zh_CN").rstrip().endswith("？")
+
+
+def test_time_wait_narration_states_what_the_recording_shows(time_wait) -> None:  # type: ignore[no-untyped-def]
+    log = time_wait.timeline.log
+    zh = [time_wait.text(k, "zh_CN") for k in range(len(time_wait.steps))]
+    assert not any("先关闭的一方" in t or "先发 FIN 的一方" in t for t in zh)
+    assert "主动关闭方" in time_wait.lesson.summary["zh_CN"]
+    listens = _events(log, "listen")
+    accepted = [e.conn for _, e in _events(log, "accept")]
+    # SO_REUSEADDR releases nothing; bind() passes over TIME_WAIT sockets that had it too,
+    # and these had it: the first server's listener set it, its accepted sockets inherit it.
+    k = _step_of(time_wait, "Restarted with SO_REUSEADDR")
+    en, cn = time_wait.text(k), time_wait.text(k, "zh_CN")
+    assert "releases nothing" in en and "only if those sockets had SO_REUSEADDR too" in en
+    assert "什么也不释放" in cn and "本身也设置了 SO_REUSEADDR" in cn
+    assert "release them" not in en and "立即释放资源”，" not in cn
+    assert listens[0][1].data["reuseaddr"] is True
+    assert "inherit it from the listener" in en and "继承" in cn
+    restart = listens[1][0]
+    kept = [e.conn for i, e in _events(log, "tcp_state", state="TIME_WAIT", side="server")
+            if i >= restart]
+    assert kept and set(kept) <= set(accepted[:2])  # still there after the restart
+    # A question, answered by the next step: TIME_WAIT on the client's side.
+    ask = _step_of(time_wait, "Which end will be left waiting")
+    _asks(time_wait, ask)
+    en, cn = time_wait.text(ask + 1), time_wait.text(ask + 1, "zh_CN")
+    assert "TIME_WAIT is on the client's side" in en and "passive closer" in en
+    assert "TIME_WAIT 在客户端一侧" in cn and "主动关闭方" in cn and "被动关闭方" in cn
+    sides = {e.data["side"] for _, e in _events(log, "tcp_state", state="TIME_WAIT")
+             if e.conn == accepted[2]}
+    assert sides == {"client"}
+    # TIME_WAIT on the server's port does not hurt accept(); a client's ephemeral ports do.
+    en, cn = time_wait.text(len(time_wait.steps) - 1), time_wait.text(
+        len(time_wait.steps) - 1, "zh_CN")
+    assert "accept() does not suffer" in en and "ephemeral ports" in en
+    assert "accept() 并不受影响" in cn and "临时端口" in cn
+    (took, _), = [(i, e) for i, e in _events(log, "accept") if e.conn == accepted[2]]
+    for conn in kept:  # accepted while the server's TIME_WAIT sockets were there
+        tw = min(i for i, e in _events(log, "tcp_state", state="TIME_WAIT", side="server")
+                 if e.conn == conn and i >= restart)
+        gone = [i for i, e in _events(log, "tcp_state", state="CLOSED", side="server")
+                if e.conn == conn and i > tw]
+        assert tw < took and (not gone or gone[0] > took)
+    low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    client_port = int(accepted[2].split(">")[0].rsplit(":", 1)[1])
+    assert low <= client_port <= high  # the client's TIME_WAIT holds an ephemeral port
+
+
+def test_close_wait_narration_states_what_the_recording_shows(close_wait) -> None:  # type: ignore[no-untyped-def]
+    log = close_wait.timeline.log
+    ask = _step_of(close_wait, "what state is the server's end in now?")
+    _asks(close_wait, ask)
+    assert "CLOSE_WAIT" not in close_wait.text(ask) + close_wait.text(ask, "zh_CN")
+    en, cn = close_wait.text(ask + 1), close_wait.text(ask + 1, "zh_CN")
+    assert "CLOSE_WAIT" in en and "passive closer" in en
+    assert "CLOSE_WAIT" in cn and "被动关闭方" in cn and "主动关闭方" in cn
+    last = len(close_wait.steps) - 1
+    en, cn = close_wait.text(last), close_wait.text(last, "zh_CN")
+    assert "always means" not in en
+    for said in ("last file descriptor", "fork()", "dup()", "shutdown(SHUT_WR)",
+                 "multi-process"):
+        assert said in en, said
+    for said in ("最后一个文件描述符", "fork()", "dup()", "shutdown(SHUT_WR)", "多进程"):
+        assert said in cn, said
+    # The fact: CLOSE_WAIT on the server's side, and no close() nor shutdown() of it
+    # before the server stopped.
+    stop = min(i for i, e in _events(log, "close")
+               if e.data["reason"].startswith("server stopping"))
+    conns = {e.conn for _, e in _events(log, "tcp_state", state="CLOSE_WAIT")}
+    assert conns and {e.data["side"] for _, e in _events(log, "tcp_state", state="CLOSE_WAIT")} \
+        == {"server"}
+    for conn in conns:
+        assert not [i for i, e in _events(log, "close") + _events(log, "shutdown")
+                    if e.conn == conn and e.src == "server" and i < stop]
+
+
+def test_backlog_narration_states_what_the_recording_shows(backlog) -> None:  # type: ignore[no-untyped-def]
+    log = backlog.timeline.log
+    n = lessons_kernel.BACKLOG
+    ask = _step_of(backlog, "an RST or silence?")
+    _asks(backlog, ask)
+    assert "RST" in backlog.text(ask, "zh_CN")
+    assert "RST" in backlog.text(ask + 1) and "RST" not in [
+        e.data.get("flags") for _, e in _events(log, "packet")]
+    # The accept queue holds backlog + 1; the backlog is listen()'s, capped by somaxconn.
+    k = _step_of(backlog, "Recv-Q is")
+    en, cn = backlog.text(k), backlog.text(k, "zh_CN")
+    assert "somaxconn" in en and "backlog + 1" in en
+    assert "somaxconn" in cn and "backlog + 1" in cn and "全连接队列（accept 队列）" in cn
+    queue = [e.data for _, e in _events(log, "accept_queue")]
+    assert max(d["length"] for d in queue) <= n + 1
+    assert f"Recv-Q is {max(d['length'] for d in queue)}" in en
+    somaxconn = int(Path("/proc/sys/net/core/somaxconn").read_text())
+    assert {d["backlog"] for d in queue} == {min(n, somaxconn)}
+    # Two queues; a queued connection is ESTABLISHED, its request in, before any accept().
+    two = _step_of(backlog, "Two queues")
+    en, cn = backlog.text(two), backlog.text(two, "zh_CN")
+    assert "SYN queue" in en and "ESTABLISHED" in en and "before any accept()" in en
+    assert "半连接队列（SYN 队列）" in cn and "全连接队列（accept 队列）" in cn
+    first_accept = min(i for i, _ in _events(log, "accept"))
+    conn = backlog.steps[two].conn(log)
+    assert any(e.conn == conn and i < first_accept for i, e in _events(
+        log, "state_check", side="server", state="ESTABLISHED", verdict="confirms"))
+    assert "request already waits" in en and "请求也已经在里面等着" in cn
+    assert any(e.conn == conn and i < first_accept for i, e in _events(log, "send")
+               if e.src == "client")
+    # The SYN retries: the intervals the caption states are the recording's.
+    if lessons_kernel._capture_plan() == "none":
+        return
+    k = _step_of(backlog, "Its SYN was sent")
+    en, cn = backlog.text(k), backlog.text(k, "zh_CN")
+    conn = backlog.steps[k].conn(log)
+    syns = [e for _, e in _events(log, "packet", flags="SYN", origin="captured")
+            if e.conn == conn]
+    syns = [e for e in syns if e.data["tcp_seq"] == syns[0].data["tcp_seq"]]
+    gaps = [(b.t_ns - a.t_ns) / 1e9 for a, b in zip(syns, syns[1:])]
+    said = [float(x) for x in re.search(r"times, ([\d. s,]+) apart", en).group(1)
+            .replace(" s", "").split(",")]
+    said_zh = [float(x) for x in re.search(r"间隔依次为 ([\d. 秒、]+)：", cn).group(1)
+               .replace(" 秒", "").split("、")]
+    assert said == said_zh and len(said) == len(gaps)
+    assert f"sent {len(syns)} times" in en and f"一共发了 {len(syns)} 次" in cn
+    for x, gap in zip(said, gaps):
+        assert abs(x - gap) < 0.06, (said, gaps)
+    assert "6.5" in en and "tcp_syn_linear_timeouts" in en and "6.5" in cn
+    if "linear" in en:
+        assert all(0.8 < g < 1.4 for g in gaps) and "线性" in cn
+    elif "the wait doubles" in en:
+        assert all(1.6 < b / a < 2.5 for a, b in zip(gaps, gaps[1:])) and "加倍" in cn

@@ -310,6 +310,30 @@ def _last_of(log: EventLog, conn: str | None, before: int | None) -> int | None:
     return found[-1] if found else None
 
 
+def _reuseaddr_text(log: EventLog, seen_en: str, seen_zh: str) -> dict[str, str]:
+    """The restart with SO_REUSEADDR: what the option does on Linux (bind() passes over
+    TIME_WAIT sockets on the port only if they had the option too), and whether the
+    first server's listener had it (its accepted sockets inherit it) in this recording."""
+    first = find(log, "listen", src="server")
+    had = first is not None and log[first].data.get("reuseaddr") is True
+    en = ("Restarted with SO_REUSEADDR, as the lecture's servers do: bind() succeeds and the "
+          f"server listens. The TIME_WAIT sockets are still there ({seen_en} them): the option "
+          "releases nothing, whatever the lecture's comment says. On Linux it lets bind() pass "
+          "over TIME_WAIT sockets on the port only if those sockets had SO_REUSEADDR too")
+    zh = ("再用 SO_REUSEADDR 重启（讲义里的服务器都这样设置）：bind() 成功，服务器开始监听。"
+          f"TIME_WAIT 套接字并没有消失（{seen_zh}它们）：不管讲义注释怎么说，这个选项什么也不"
+          "释放。在 Linux 上，只有当端口上的 TIME_WAIT 套接字本身也设置了 SO_REUSEADDR 时，"
+          "它才让 bind() 越过它们")
+    if had:
+        en += (": these had it, for accepted sockets inherit it from the listener, and the "
+               "first server's listener set it.")
+        zh += "：这些套接字设置了，因为 accept() 得到的套接字从监听套接字继承这个选项，而第一个服务器的监听套接字设置了它。"
+    else:
+        en += "."
+        zh += "。"
+    return {"en": en, "zh_CN": zh}
+
+
 def _time_wait_steps(log: EventLog) -> list[Step]:
     fail, before, after, listen = _time_wait_parts(log)
     one, two = before[0], before[-1]
@@ -341,9 +365,10 @@ def _time_wait_steps(log: EventLog) -> list[Step]:
                        f"所以连接上的第一个 FIN 是它发的（报文{pkts_zh}）。"},
              _at(fin_one), "sequence", _pick(one)),
         Step({"en": "The client reads to end-of-file, then closes: its FIN comes second. The "
-                    f"end that sent the first FIN, the server's, is now in TIME_WAIT ({how_en}).",
+                    "end that sent the first FIN, the server's (the active closer), is now in "
+                    f"TIME_WAIT ({how_en}).",
               "zh_CN": "客户端一直读到文件结束（EOF）后才关闭：它的 FIN 是第二个。"
-                       f"先发 FIN 的一方——服务器这一端——现在处于 TIME_WAIT（{how_zh}）。"},
+                       f"先发 FIN 的是主动关闭方，即服务器这一端，它现在处于 TIME_WAIT（{how_zh}）。"},
              _at(settled_one), "sequence", _pick(one)),
         Step({"en": "A second short connection, the same story: each one the server closed "
                     "leaves a TIME_WAIT socket on the server's side, for 60 s.",
@@ -357,33 +382,39 @@ def _time_wait_steps(log: EventLog) -> list[Step]:
                        "不设置 SO_REUSEADDR 立即重启（另一个进程）：bind() 失败，错误是 "
                        f"EADDRINUSE，退出码 1。端口 {port} 上只要有一个 TIME_WAIT 套接字就够了。"},
              _at(fail), "lifecycle", _pick(two)),
-        Step({"en": "Restarted with SO_REUSEADDR, as the lecture's servers do: bind() succeeds "
-                    f"and the server listens. The TIME_WAIT sockets are still there ({seen_en} "
-                    "them): the option does not release them (as the lecture's comment says), "
-                    "it lets bind() ignore them.",
-              "zh_CN": "再用 SO_REUSEADDR 重启（讲义里的服务器都这样设置）：bind() 成功，"
-                       f"服务器开始监听。TIME_WAIT 套接字并没有消失（{seen_zh}它们）："
-                       "这个选项并不像讲义注释说的那样“立即释放资源”，"
-                       "它只是让 bind() 不再理会它们。"},
+        Step(_reuseaddr_text(log, seen_en, seen_zh),
              _at(leftover if leftover is not None else listen), "sockets", _pick(two)),
         Step({"en": "The other way round: a keep-alive connection. The server does not close; "
-                    "the client, done, closes first: this time the first FIN is the client's.",
+                    "the client, done, closes first: this time the first FIN is the client's. "
+                    "Which end will be left waiting now, the client's or the server's?",
               "zh_CN": "反过来看：一个长连接（keep-alive）。服务器不主动关闭；"
-                       "客户端用完后先关闭：这次第一个 FIN 是客户端发的。"},
+                       "客户端用完后先关闭：这次第一个 FIN 是客户端发的。"
+                       "现在留下来等待的会是哪一端，客户端还是服务器？"},
              _at(fin_three), "sequence", _pick(three)),
         Step({"en": "Now TIME_WAIT is on the client's side; the server's end is closed as soon "
-                    "as its own FIN is acknowledged. TIME_WAIT follows whoever closes first, "
-                    "not who is the server.",
-              "zh_CN": "这次 TIME_WAIT 在客户端一侧；服务器这一端的 FIN 一被确认就彻底关闭。"
-                       "TIME_WAIT 跟着先关闭的一方走，而不是跟着服务器走。"},
+                    "as its own FIN is acknowledged (it was the passive closer). TIME_WAIT follows the active closer, whoever closes "
+                    "first, not who is the server.",
+              "zh_CN": "这次 TIME_WAIT 在客户端一侧；服务器这一端的 FIN 一被确认就彻底关闭"
+                       "（它是被动关闭方）。"
+                       "TIME_WAIT 跟着主动关闭方走，而不是跟着服务器走。"},
              _at(settled_three), "sequence", _pick(three)),
         Step({"en": f"Port {port} as ss shows it: two TIME-WAIT sockets whose local end is the "
                     "server's (it closed the short connections first), one whose local end is "
                     "the client's (it closed the keep-alive one). A busy server that closes "
-                    "first piles them up on its own port.",
+                    "first piles them up on its own port, and accept() does not suffer: the "
+                    "restarted server accepted while its TIME_WAIT sockets were there (each is "
+                    "another address pair; they cost a little memory). What runs out is a "
+                    "client's ephemeral ports: many short connections to one server, the client "
+                    "closing first, hold one local port each for 60 s "
+                    "(ip_local_port_range, 32768–60999 by default: about 28,000).",
               "zh_CN": f"用 ss 的方式看端口 {port}：两个 TIME-WAIT 套接字的本地端是服务器"
                        "（短连接是它先关闭的），一个的本地端是客户端（长连接是客户端先关闭的）。"
-                       "一个繁忙且总是先关闭的服务器，会在自己的端口上堆积大量 TIME_WAIT。"},
+                       "一个繁忙且总是主动关闭的服务器，会在自己的端口上堆积大量 TIME_WAIT，"
+                       "但 accept() 并不受影响：重启后的服务器在这些 TIME_WAIT 套接字还在时"
+                       "照样 accept() 了连接（每个都是不同的地址对，只占一点内存）。"
+                       "真正会耗尽的是客户端的临时端口：客户端向同一个服务器发起大量短连接、"
+                       "且每次主动关闭，每个连接都要占住一个本地端口 60 秒"
+                       "（ip_local_port_range，默认 32768–60999，约 28000 个）。"},
              _at(settled_three), "sockets", _pick(three)),
     ]
 
@@ -409,7 +440,7 @@ TIME_WAIT = Lesson(
     section="3.2–3.3",
     summary={"en": "the side that closes first waits in TIME_WAIT; without SO_REUSEADDR a "
                    "restart fails with EADDRINUSE",
-             "zh_CN": "先关闭的一方进入 TIME_WAIT；不设置 SO_REUSEADDR，重启会因 EADDRINUSE 失败"},
+             "zh_CN": "主动关闭方进入 TIME_WAIT；不设置 SO_REUSEADDR，重启会因 EADDRINUSE 失败"},
     record=_time_wait_record, steps=_time_wait_steps, check=_time_wait_check,
     needs=_time_wait_needs)
 
@@ -512,15 +543,19 @@ def _close_wait_steps(log: EventLog) -> list[Step]:
              _at(eof if eof is not None else kept), "io", _pick(conn)),
         Step({"en": "The bug (serve --never-close): the server takes the fd out of epoll "
                     "(epoll_ctl DEL) and forgets it, but never calls close(). The socket, and "
-                    "its fd, stay open.",
+                    "its fd, stay open. The client has closed, the server has not: what state "
+                    "is the server's end in now?",
               "zh_CN": "这里是故意的 bug（serve --never-close）：服务器把这个 fd 从 epoll 中删除"
-                       "（epoll_ctl DEL）后就不管了，却从不调用 close()。套接字和它的 fd 都还开着。"},
+                       "（epoll_ctl DEL）后就不管了，却从不调用 close()。套接字和它的 fd 都还开着。"
+                       "客户端已经关闭，服务器却没有：服务器这一端现在处于什么状态？"},
              _at(deleted if deleted is not None else kept), "io", _pick(conn)),
-        Step({"en": "Observed: the server's end is in CLOSE_WAIT (the peer has closed; the "
-                    "kernel waits for the program to close), the client's in FIN_WAIT_2, "
-                    "waiting for a FIN that the server will never send.",
-              "zh_CN": "观测结果：服务器这一端处于 CLOSE_WAIT（对方已关闭，内核在等程序调用 "
-                       "close()），客户端那一端处于 FIN_WAIT_2，等着一个服务器永远不会发的 FIN。"},
+        Step({"en": "Observed: the server's end, the passive closer, is in CLOSE_WAIT (the peer "
+                    "has closed; the kernel waits for the program to close), the client's, the "
+                    "active closer, in FIN_WAIT_2, waiting for a FIN that the server will never "
+                    "send.",
+              "zh_CN": "观测结果：服务器这一端（被动关闭方）处于 CLOSE_WAIT（对方已关闭，内核在等"
+                       "程序调用 close()），客户端那一端（主动关闭方）处于 FIN_WAIT_2，"
+                       "等着一个服务器永远不会发的 FIN。"},
              _at(settled if settled is not None else (fin_wait or first_wait)), "sequence",
              _pick(conn)),
         Step({"en": f"Every client that closes leaves one more: {n} sockets in CLOSE_WAIT "
@@ -541,12 +576,17 @@ def _close_wait_steps(log: EventLog) -> list[Step]:
              _at(before_stop), "sockets", _pick(last_conn)),
         Step({"en": "Only when the server stops are the sockets closed: then, at last, the "
                     f"server's FINs go out ({pk_en}) and the bars end (the kernel observer stops "
-                    "with the server: the states listed are its last look). CLOSE_WAIT always "
-                    "means: the program has not called close().",
+                    "with the server: the states listed are its last look). CLOSE_WAIT means: "
+                    "the socket's last file descriptor is still open (a copy made by fork() or "
+                    "dup() counts: close() on one copy sends no FIN) and nobody called "
+                    "shutdown(SHUT_WR). Hence the lecture's rule for a multi-process server: "
+                    "after fork(), the parent closes its copy of the connected socket.",
               "zh_CN": "直到服务器停止，这些套接字才被关闭：服务器的 FIN 这时才终于发出"
                        f"（报文{pk_zh}），连接条也随之结束（内核观测随服务器一起停止，"
-                       "表中的状态是它最后一次看到的）。看到 CLOSE_WAIT，"
-                       "就说明程序还没有调用 close()。"},
+                       "表中的状态是它最后一次看到的）。CLOSE_WAIT 说明：这个套接字的最后一个"
+                       "文件描述符还没有关闭（fork() 或 dup() 得到的副本也算：只关闭其中一个副本"
+                       "不会发出 FIN），而且没有人调用 shutdown(SHUT_WR)。所以讲义对多进程服务器"
+                       "的规则是：fork() 之后，父进程要关闭它那份已连接套接字的副本。"},
              lambda log: last(log), "lifecycle", _pick(conn)),
     ]
 
@@ -633,6 +673,90 @@ def _retransmitted_syns(log: EventLog) -> list[tuple[str, int, int]]:
     return out
 
 
+def syn_intervals(log: EventLog, conn: str | None, before: int | None = None) -> list[float]:
+    """Seconds between the SYNs ``conn``'s client sent (before ``before``): the captured
+    SYNs with its first one's sequence number, else its first SYN_SENT and the kernel's
+    retransmit events."""
+    end = before if before is not None else len(log)
+    seq = None
+    times: list[int] = []
+    for i in log.indices(kinds=["packet"], conn=conn):
+        e = log[int(i)]
+        if int(i) >= end or e.data.get("flags") != "SYN" or e.data.get("origin") != "captured":
+            continue
+        if seq is None:
+            seq = e.data.get("tcp_seq")
+        if e.data.get("tcp_seq") == seq:
+            times.append(e.t_ns)
+    if len(times) < 2:
+        start = _state(log, "SYN_SENT", side="client", conn=conn)
+        resent = [log[int(i)].t_ns for i in log.indices(kinds=["retransmit"], conn=conn)
+                  if int(i) < end and log[int(i)].data.get("side") == "client"
+                  and log[int(i)].data.get("state") == "SYN_SENT"]
+        times = ([log[start].t_ns] if start is not None else []) + resent
+    return [(b - a) / 1e9 for a, b in zip(times, times[1:])]
+
+
+def _retry_text(intervals: list[float]) -> dict[str, str]:
+    """What the SYN retransmissions' spacing in this recording says about the kernel:
+    1 s apart (Linux 6.5 and later: tcp_syn_linear_timeouts) or doubling (older)."""
+    if not intervals:
+        return {"en": "", "zh_CN": ""}
+    apart_en = ", ".join(f"{x:.1f} s" for x in intervals)
+    apart_zh = "、".join(f"{x:.1f} 秒" for x in intervals)
+    linear = all(0.8 <= x <= 1.4 for x in intervals)
+    doubling = len(intervals) >= 2 and 0.8 <= intervals[0] <= 1.4 and all(
+        1.6 <= b / a <= 2.5 for a, b in zip(intervals, intervals[1:]))
+    en = f" Its SYN was sent {len(intervals) + 1} times, {apart_en} apart: "
+    zh = f"它的 SYN 一共发了 {len(intervals) + 1} 次，间隔依次为 {apart_zh}："
+    if linear:
+        en += ("1 s each, linear, as Linux does for the first retries since 6.5 "
+               "(net.ipv4.tcp_syn_linear_timeouts); older kernels double the wait "
+               "(sending at 0, 1, 3, 7 s).")
+        zh += ("每次 1 秒，线性重传，这是 Linux 6.5 起对最初几次重传的做法"
+               "（net.ipv4.tcp_syn_linear_timeouts）；更早的内核每次加倍等待"
+               "（在第 0、1、3、7 秒发送）。")
+    elif doubling:
+        en += ("the wait doubles, as kernels before Linux 6.5 do (since 6.5 the first retries "
+               "come 1 s apart: net.ipv4.tcp_syn_linear_timeouts).")
+        zh += ("等待时间每次加倍，这是 Linux 6.5 之前内核的做法（6.5 起最初几次重传"
+               "间隔 1 秒：net.ipv4.tcp_syn_linear_timeouts）。")
+    else:
+        en += ("Linux 6.5 and later resend the first SYNs 1 s apart "
+               "(net.ipv4.tcp_syn_linear_timeouts); older kernels double the wait (1, 3, 7 s).")
+        zh += ("Linux 6.5 起最初几次 SYN 重传间隔 1 秒（net.ipv4.tcp_syn_linear_timeouts）；"
+               "更早的内核每次加倍等待（第 1、3、7 秒）。")
+    return {"en": en, "zh_CN": zh}
+
+
+def _two_queues_text(log: EventLog, conn: str | None) -> dict[str, str]:
+    """Two queues, not one; and what this recording shows of a queued connection (``conn``,
+    the first accepted): ESTABLISHED on the server's side, its request arrived, before
+    any accept()."""
+    en = ("Two queues, not one: a SYN first makes a half-open connection in the SYN queue "
+          "(SYN_RECV on the server's side); the completed handshake moves it to the accept "
+          "queue, the one listen()'s backlog limits, which accept() takes from.")
+    zh = ("其实有两个队列：SYN 先在半连接队列（SYN 队列）里建立一个半开连接（服务器一端处于 "
+          "SYN_RECV）；握手完成后，连接转入全连接队列（accept 队列），listen() 的 backlog "
+          "限制的就是它，accept() 从它里面取连接。")
+    accepted = find(log, "accept", src="server")
+    end = accepted if accepted is not None else len(log)
+    established = _confirmed(log, str(conn), "server", "ESTABLISHED")
+    if conn is not None and established is not None and established < end:
+        en += (" A queued connection is already ESTABLISHED on the server's side (the kernel "
+               "confirmed it) before any accept()")
+        zh += "排队的连接在任何 accept() 之前，服务器一端就已经是 ESTABLISHED（内核确认）"
+        sent = find(log, "send", src="client", conn=conn)
+        if sent is not None and sent < end:
+            en += (", and the client's request already waits in it (the socket's Recv-Q): "
+                   "accept() only hands the connection over.")
+            zh += "，客户端的请求也已经在里面等着（套接字的 Recv-Q）：accept() 只是把连接交出来。"
+        else:
+            en += ": accept() only hands it over."
+            zh += "：accept() 只是把它交出来。"
+    return {"en": en, "zh_CN": zh}
+
+
 def _backlog_check(log: EventLog) -> None:
     queue = _queue_lengths(log)
     if not queue:
@@ -705,9 +829,13 @@ def _backlog_steps(log: EventLog) -> list[Step]:
              _at(held), "io", _pick(first)),
         Step({"en": f"{BACKLOG_CLIENTS} clients connect at once. For the first ones the server's "
                     "kernel answers SYN|ACK by itself: the handshake completes and the "
-                    f"connection waits in the accept queue (packets {pk_en}).",
+                    f"connection waits in the accept queue (packets {pk_en}). Backlog {backlog} "
+                    f"and {BACKLOG_CLIENTS} clients: what do the clients that do not fit get, an "
+                    "RST or silence?",
               "zh_CN": f"{BACKLOG_CLIENTS} 个客户端同时发起连接。对前几个，服务器内核自己回复 "
-                       f"SYN|ACK：握手完成，连接进入 accept 队列等待（报文{pk_zh}）。"},
+                       "SYN|ACK：握手完成，连接进入全连接队列（accept 队列）等待"
+                       f"（报文{pk_zh}）。backlog 是 {backlog}，客户端有 {BACKLOG_CLIENTS} 个："
+                       "放不下的客户端会收到 RST，还是什么也收不到？"},
              _at(syn_ack if syn_ack is not None else full), "sequence", _pick(first)),
     ]
     if syn is not None:
@@ -720,12 +848,15 @@ def _backlog_steps(log: EventLog) -> list[Step]:
     why_en, why_zh = ("Why: the", "原因：") if syn is not None else ("The", "")
     steps.append(Step(
         {"en": f"{why_en} accept queue is full. The listening socket's Recv-Q is {longest}, its "
-               f"Send-Q (the backlog) {backlog}: Linux lets backlog + 1 connections wait, then "
-               f"drops new SYNs. {kept_out} clients are left in SYN-SENT (observed).",
-         "zh_CN": f"{why_zh}accept 队列满了。监听套接字的 Recv-Q 是 {longest}，Send-Q（即 backlog）"
-                  f"是 {backlog}：Linux 允许 backlog + 1 个连接排队，之后新来的 SYN 一律丢弃。"
-                  f"{kept_out} 个客户端停在 SYN-SENT（观测所得）。"},
+               f"Send-Q {backlog}: the backlog the kernel uses, listen()'s argument capped at "
+               "net.core.somaxconn. The accept queue holds backlog + 1 connections; then new "
+               f"SYNs are dropped. {kept_out} clients are left in SYN-SENT (observed).",
+         "zh_CN": f"{why_zh}全连接队列（accept 队列）满了。监听套接字的 Recv-Q 是 {longest}，"
+                  f"Send-Q 是 {backlog}：这是内核实际使用的 backlog，即 listen() 的参数，"
+                  "但不超过 net.core.somaxconn。全连接队列最多容纳 backlog + 1 个连接，"
+                  f"之后新来的 SYN 一律丢弃。{kept_out} 个客户端停在 SYN-SENT（观测所得）。"},
         _at(settled), "sockets", _pick(conn)))
+    steps.append(Step(_two_queues_text(log, first), _at(settled), "sequence", _pick(first)))
     if again is not None:
         steps.append(Step(
             {"en": "About a second later the client's kernel sends the SYN again, with the same "
@@ -755,13 +886,14 @@ def _backlog_steps(log: EventLog) -> list[Step]:
     if answer is not None:
         slow_en = f"{at_least_en}{took:.1f} s" if took is not None else "more than a second"
         slow_zh = f"{at_least_zh}{took:.1f} 秒" if took is not None else "一秒多"
+        retries = _retry_text(syn_intervals(log, conn, answer))
         steps.append(Step(
             {"en": "A dropped client gets in only with a later retransmission, once there is "
                    f"room: SYN|ACK at last ({pk_en}). Its connect() took {slow_en}, nearly all "
-                   "of it spent waiting for retransmissions.",
+                   "of it spent waiting for retransmissions." + retries["en"],
              "zh_CN": "被丢弃的客户端要等到之后的某次重传、队列有空位时才能进来：终于收到 "
                       f"SYN|ACK（报文{pk_zh}）。它的 connect() 花了 {slow_zh}，"
-                      "几乎全部耗在等待重传上。"},
+                      "几乎全部耗在等待重传上。" + retries["zh_CN"]},
             _at(answer), "sequence", _pick(conn)))
     steps.append(Step(
         {"en": "The whole run: the queue stayed full while the server did not accept, and "
