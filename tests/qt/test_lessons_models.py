@@ -11,6 +11,7 @@ import pytest
 from PySide6.QtCore import QSettings, Qt
 
 from visualizer.app import MainWindow
+from visualizer.lessons.base import find
 from visualizer.lessons import LANGS, Prepared, all_lessons, prepare
 from visualizer.lessons.models import (
     CPU_MEDIAN,
@@ -120,6 +121,52 @@ def test_threads_serve_several_clients_at_once(qtbot, threads, tmp_path: Path) -
     assert {"io", "plots", "lifecycle"} <= set(seen)
 
 
+def _texts(prepared: Prepared, k: int) -> dict[str, str]:
+    """Step k (from 0) in each language."""
+    return {lang: prepared.text(k, lang) for lang in LANGS}
+
+
+def test_threads_captions_the_gil_eof_and_a_question(threads) -> None:  # type: ignore[no-untyped-def]
+    """Issue 12: steps 2 and 5 say there is a GIL and that recv() releases it while it
+    waits, so the waits overlap; step 5's numbers are those waits, measured here."""
+    log = threads.timeline.log
+    t = log.column("t_ns")
+    # Each connection thread's first wait: from its start to its first recv of bytes.
+    waits = []
+    for a, _, conn in _conn_threads(log).values():
+        got = find(log, "recv", src="server", conn=conn, after=a,
+                   where=lambda e: int(e.data.get("bytes", 0)) > 0)
+        assert got is not None
+        waits.append((int(t[a]), int(t[got])))
+    assert len(waits) >= 3
+    # The waits overlap: all the threads were in recv() at once, for most of a think time.
+    assert min(b for _, b in waits) - max(a for a, _ in waits) >= 200e6
+    total = sum(b - a for a, b in waits) / 1e6
+    clock = (max(b for _, b in waits) - min(a for a, _ in waits)) / 1e6
+    assert total >= 2 * clock  # one after the other they would have taken ``total``
+    for k in (1, 4):
+        text = _texts(threads, k)
+        assert "GIL" in text["en"] and "recv() releases the GIL while it waits" in text["en"]
+        assert "GIL" in text["zh_CN"] and "recv() 在等待时" in text["zh_CN"]
+        assert "释放 GIL" in text["zh_CN"]
+    five = _texts(threads, 4)
+    assert f"add up to {total:.0f} ms but took {clock:.0f} ms" in five["en"]
+    assert f"加起来有 {total:.0f} 毫秒，实际却只用了 {clock:.0f} 毫秒" in five["zh_CN"]
+    # A question, answered on the next step.
+    three, four = _texts(threads, 2), _texts(threads, 3)
+    assert three["en"].endswith("?") and three["zh_CN"].endswith("？")
+    assert four["en"].startswith("Only one") and four["zh_CN"].startswith("只有一个")
+    # EOF: the closing thread's last recv() returned 0.
+    six = _texts(threads, 5)
+    assert "read EOF (recv() returned 0)" in six["en"]
+    assert "读到 EOF（recv() 返回 0）" in six["zh_CN"]
+    conn = threads.steps[5].conn(log)
+    close = find(log, "close", src="server", conn=conn)
+    assert close is not None
+    eof = find(log, "recv", src="server", conn=conn, nth=-1)
+    assert eof is not None and eof < close and int(log[eof].data["bytes"]) == 0
+
+
 # ---------------------------------------------------------------- nonblocking
 def test_nonblocking_wastes_tries_and_a_core(qtbot, nonblocking, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     log = nonblocking.timeline.log
@@ -146,7 +193,10 @@ def test_nonblocking_wastes_tries_and_a_core(qtbot, nonblocking, tmp_path: Path)
                 if io._sweeps.complete and io.totals["sweeps"] == sweeps:
                     break
                 io.show_state(window.timeline)
-            assert io.totals == {"sweeps": sweeps, "tries": io.totals["tries"],
+            tries = sum(int(log[int(i)].data.get("tries", 0))
+                        for i in log.indices(kinds=["poll_sweep"], src="server"))
+            assert tries >= eagain + useful
+            assert io.totals == {"sweeps": sweeps, "tries": tries,
                                  "eagain": eagain, "useful": useful}
             assert io.wasted_percent is not None and io.wasted_percent > 99
             assert str(sweeps) in window.caption.text().replace(",", "")
@@ -157,6 +207,38 @@ def test_nonblocking_wastes_tries_and_a_core(qtbot, nonblocking, tmp_path: Path)
 
     seen = walk(qtbot, nonblocking, tmp_path, at_step)
     assert {"io", "plots"} <= set(seen)
+
+
+def test_nonblocking_captions_the_lecture_the_cpu_and_a_question(nonblocking) -> None:  # type: ignore[no-untyped-def]
+    """Issue 12: the lecture's 3.6 loop sleeps 0.5 s a pass, only 3.8's has no pause;
+    the CPU figure is the whole engine process, its other threads too; select, poll
+    and epoll do not spin."""
+    log = nonblocking.timeline.log
+    one = _texts(nonblocking, 0)
+    assert "Lecture 3.6's loop sleeps 0.5 s on every pass" in one["en"]
+    assert "only 3.8's has no pause" in one["en"]
+    assert "讲义 3.6 的循环每一轮都先睡 0.5 秒" in one["zh_CN"]
+    assert "只有 3.8 的循环不暂停" in one["zh_CN"]
+    # The CPU: the caption's numbers are the recording's cpu events.
+    cpu = [float(log[int(i)].data["percent"]) for i in log.indices(kinds=["cpu"])]
+    six = _texts(nonblocking, 5)
+    assert f"a median {statistics.median(cpu):.0f} % of a core" in six["en"]
+    assert f"中位数是一个核的 {statistics.median(cpu):.0f} %" in six["zh_CN"]
+    assert "whole engine process" in six["en"] and "other threads" in six["en"]
+    assert "整个引擎进程" in six["zh_CN"] and "其他线程" in six["zh_CN"]
+    if max(cpu) > 100:
+        assert f"up to {max(cpu):.0f} % here" in six["en"]
+        assert f"最高到 {max(cpu):.0f} %" in six["zh_CN"]
+    # The loop is one thread; the engine process ran others beside it (the load's clients).
+    loop = {log[int(i)].thread for i in log.indices(kinds=["poll_sweep"], src="server")}
+    clients = {log[int(i)].thread for i in log.indices(src="client")}
+    assert len(loop) == 1 and clients and not clients & loop
+    # A question, answered on the next step.
+    five = _texts(nonblocking, 4)
+    assert five["en"].endswith("?") and five["zh_CN"].endswith("？")
+    assert six["en"].startswith("All it can get") and six["zh_CN"].startswith("能拿多少就占多少")
+    seven = _texts(nonblocking, 6)
+    assert "They do not spin" in seven["en"] and "并不空转" in seven["zh_CN"]
 
 
 # ---------------------------------------------------------------- epoll
@@ -211,3 +293,58 @@ def test_epoll_level_edge_and_the_edge_bug(qtbot, epoll, tmp_path: Path) -> None
 
     seen = walk(qtbot, epoll, tmp_path, at_step)
     assert {"io", "sequence", "plots"} <= set(seen)
+
+
+def test_epoll_captions_edge_reports_new_arrivals_and_needs_nonblocking(epoll) -> None:  # type: ignore[no-untyped-def]
+    """Issue 12: edge-triggered reports the fd again on any new arrival, unread bytes or
+    not; the correct edge run needs non-blocking sockets; epoll shares no memory with
+    the application; a question before the answer; 边缘 throughout."""
+    log = epoll.timeline.log
+    runs = _runs(log)
+    s = _stalled(log)
+    left = s["sent"] - s["read"]
+    one = _texts(epoll, 0)
+    assert "no memory is shared between kernel and application" in one["en"]
+    assert "interest list in the kernel" in one["en"] and "copies" in one["en"]
+    assert "并没有共享内存" in one["zh_CN"] and "关注列表" in one["zh_CN"]
+    # Steps 3-4: the socket is non-blocking, else the last recv() hangs the loop; the
+    # trace: the correct edge run's last recv() of the request came back EAGAIN.
+    three, four = _texts(epoll, 2), _texts(epoll, 3)
+    assert "non-blocking" in three["en"] and "非阻塞" in three["zh_CN"]
+    assert "hang the whole loop" in four["en"] and "must be non-blocking" in four["en"]
+    assert "卡住" in four["zh_CN"] and "必须是非阻塞的" in four["zh_CN"]
+    assert "completely (to EAGAIN), not immediately" in four["en"]
+    assert "要处理完（读到 EAGAIN），而不是要“立即”处理" in four["zh_CN"]
+    start, stop = runs["edge"]
+    eagain = find(log, "eagain", src="server", after=start - 1,
+                  where=lambda e: e.data.get("op") == "recv" and e.conn is not None)
+    assert eagain is not None and eagain < stop
+    assert epoll.at[3] == eagain
+    # Step 5 asks, step 6 answers: the real number of bytes left.
+    five, six = _texts(epoll, 4), _texts(epoll, 5)
+    assert five["en"].endswith("?") and five["zh_CN"].endswith("？")
+    assert f"these {left} unread bytes" in five["en"] and f"这 {left} 字节" in five["zh_CN"]
+    assert six["en"].startswith("Not for them") and six["zh_CN"].startswith("不会")
+    assert "never reported again" not in six["en"] and "再也不会被报告" not in six["zh_CN"]
+    assert "any new arrival (more bytes, a FIN, an error) reports it again, even while old " \
+           "bytes sit unread" in six["en"]
+    assert "只要有新东西到达（新的字节、FIN、错误），即使旧的字节还没读，它也会再次被报告" \
+        in six["zh_CN"]
+    # The trace: after the client's FIN, a wait reports the fd again, while the left
+    # bytes still sat unread (no recv on it since the first).
+    if s["later"]:
+        report = s["later"][0]
+        fin = find(log, "packet", conn=s["conn"], after=s["gave_up"] - 1,
+                   where=lambda e: "FIN" in str(e.data.get("flags")))
+        assert fin is not None and fin < report
+        unread = log.indices(conn=s["conn"], kinds=["recv"], src="server",
+                             start=s["first_recv"] + 1, stop=report)
+        assert len(unread) == 0 and s["read"] < s["sent"]
+        assert "(the next step shows one)" in six["en"] and "（下一步就能看到）" in six["zh_CN"]
+    else:
+        assert "next step" not in six["en"]
+    # One word for the edge in Chinese: 边缘, never 边沿.
+    for lesson in (epoll,):
+        zh = [lesson.text(k, "zh_CN") for k in range(len(lesson.steps))]
+        assert not any("边沿" in text for text in zh)
+        assert sum("边缘" in text for text in zh) >= 5

@@ -45,6 +45,32 @@ def _most_at_once(spans: dict[int, tuple[int, int, str]]) -> tuple[int, int | No
     return best, where
 
 
+def _first_waits(log: EventLog) -> dict[int, tuple[int, int]]:
+    """Each connection thread's first wait in recv(): thread -> (t_ns it began, t_ns
+    its recv() returned the request). The thread starts and goes straight into
+    recv(); the wait ends with its first recv of some bytes."""
+    t = log.column("t_ns")
+    waits: dict[int, tuple[int, int]] = {}
+    for thread, (a, b, conn) in _conn_threads(log).items():
+        got = _server(log, "recv", conn=conn, after=a,
+                      where=lambda e: int(e.data.get("bytes", 0)) > 0)
+        if got is not None and got <= b:
+            waits[thread] = (int(t[a]), int(t[got]))
+    return waits
+
+
+def _overlap_ms(waits: dict[int, tuple[int, int]]) -> tuple[float, float, float]:
+    """(the waits' durations added up, the clock time they took together, the time
+    all of them were waiting at once), in milliseconds."""
+    if not waits:
+        return 0.0, 0.0, 0.0
+    spans = list(waits.values())
+    total = sum(b - a for a, b in spans) / 1e6
+    clock = (max(b for _, b in spans) - min(a for a, _ in spans)) / 1e6
+    together = max(0, min(b for _, b in spans) - max(a for a, _ in spans)) / 1e6
+    return total, clock, together
+
+
 # ---------------------------------------------------------------- threads (3.4–3.5)
 CLIENTS = 3
 
@@ -83,6 +109,7 @@ def _threads_steps(log: EventLog) -> list[Step]:
     first_exit = min(exits)
     exit_conn = next(c for _, b, c in order if b == first_exit)
     cpu = statistics.median(_cpu(log) or [0.0])
+    total, clock, _ = _overlap_ms(_first_waits(log))
     return [
         Step({"en": "The lecture's threaded server: the main thread only accepts. Each accept() "
                     "starts a new thread (threading.Thread) for the new connection, and the main "
@@ -92,34 +119,43 @@ def _threads_steps(log: EventLog) -> list[Step]:
              lambda log: _server(log, "thread_start", conn=first_conn), "io",
              lambda log: first_conn),
         Step({"en": f"{CLIENTS} clients connected at the same time: {most} connection threads "
-                    "now run side by side, a lane each, each with its own socket (fd).",
+                    "now run side by side, a lane each, each with its own socket (fd). Python "
+                    "has a GIL: only one thread at a time runs Python code. But recv() "
+                    "releases the GIL while it waits, so the threads can all wait at once.",
               "zh_CN": f"{CLIENTS} 个客户端同时连上：现在有 {most} 个连接线程并排运行，每个线程"
-                       "一条泳道，各自拥有自己的套接字（fd）。"},
+                       "一条泳道，各自拥有自己的套接字（fd）。Python 有 GIL（全局解释器锁）："
+                       "同一时刻只有一个线程在执行 Python 代码。但 recv() 在等待时会释放 GIL，"
+                       "所以这些线程可以同时等待。"},
              lambda log: all_running, "io", lambda log: first_conn),
         Step({"en": "Each thread read its request, sent the page and called recv() again. Its "
                     "client is thinking (300 ms), so every thread is blocked in recv(): a blocked "
-                    "thread costs no CPU, and it does not hold up the others.",
+                    "thread costs no CPU, and it does not hold up the others. When one client "
+                    "sends its next request, which threads wake up?",
               "zh_CN": "每个线程读到请求、发回页面，然后再次调用 recv()。客户端正在“思考”"
                        "（300 毫秒），所以每个线程都阻塞在 recv() 里：阻塞的线程不占 CPU，"
-                       "也不会耽误其他线程。"},
+                       "也不会耽误其他线程。当一个客户端发来下一个请求时，哪些线程会被唤醒？"},
              lambda log: all_waiting, "io", lambda log: first_conn),
-        Step({"en": "A client sends its next request: the kernel wakes only the thread blocked "
-                    "on that socket. The other threads stay asleep in recv().",
-              "zh_CN": "一个客户端发来下一个请求：内核只唤醒阻塞在这个套接字上的线程，"
+        Step({"en": "Only one: a client sends its next request, and the kernel wakes only the "
+                    "thread blocked on that socket. The other threads stay asleep in recv().",
+              "zh_CN": "只有一个：一个客户端发来下一个请求，内核只唤醒阻塞在这个套接字上的线程，"
                        "其他线程继续在 recv() 里睡眠。"},
              lambda log: woken, "io", lambda log: woken_conn),
         Step({"en": "One row per fd: the three connections are served in the same moments, not "
                     "one after the other. Blocking code, as simple as lecture 3.1's, yet several "
-                    f"clients at once; and the engine's CPU stays low (a median {cpu:.0f} % of a "
-                    "core): blocked threads use none.",
+                    "clients at once, GIL or not: recv() releases the GIL while it waits, so "
+                    f"the waits overlap. The threads' first waits add up to {total:.0f} ms but "
+                    f"took {clock:.0f} ms of the clock. And the engine's CPU stays low (a median "
+                    f"{cpu:.0f} % of a core): blocked threads use none.",
               "zh_CN": "每个 fd 一行：三个连接在同一时刻被服务，而不是一个接一个。代码和讲义 3.1 "
-                       "一样是简单的阻塞写法，却能同时服务多个客户端；引擎的 CPU 占用也很低"
+                       "一样是简单的阻塞写法，却能同时服务多个客户端，GIL 也不妨碍：recv() 在等待时"
+                       "释放 GIL，所以各线程的等待是重叠的。这些线程的第一次等待加起来有 "
+                       f"{total:.0f} 毫秒，实际却只用了 {clock:.0f} 毫秒。引擎的 CPU 占用也很低"
                        f"（中位数为一个核的 {cpu:.0f} %）：阻塞的线程不占 CPU。"},
              lambda log: _server(log, "response", conn=conns[-1], nth=-1), "plots",
              lambda log: first_conn),
-        Step({"en": "A client closed: its thread's recv() returned 0 bytes, so the thread closes "
-                    "the socket; then it exits (thread_exit) and its lane disappears.",
-              "zh_CN": "客户端关闭了连接：它那个线程的 recv() 返回 0 字节，于是线程关闭套接字，"
+        Step({"en": "A client closed: its thread read EOF (recv() returned 0), so the thread "
+                    "closes the socket; then it exits (thread_exit) and its lane disappears.",
+              "zh_CN": "客户端关闭了连接：它那个线程读到 EOF（recv() 返回 0），于是线程关闭套接字，"
                        "随后退出（thread_exit），它的泳道也随之消失。"},
              lambda log: _server(log, "close", conn=exit_conn) or first_exit, "io",
              lambda log: exit_conn),
@@ -209,13 +245,19 @@ def _nonblocking_steps(log: EventLog) -> list[Step]:
     ratio = eagain / max(1, useful)
     end_sweep = find(log, "poll_sweep", src="server", nth=-1)
     cpu = statistics.median(_cpu(log) or [0.0])
+    cpu_top = max(_cpu(log) or [0.0])
+    above = ({"en": f" (up to {cpu_top:.0f} % here)", "zh_CN": f"（这里最高到 {cpu_top:.0f} %）"}
+             if cpu_top > 100 else {"en": "", "zh_CN": ""})
     return [
-        Step({"en": "Lecture 3.6's server: one thread, every socket non-blocking, and no pause "
-                    "between sweeps (--sweep-pause 0). A sweep tries accept() on the listening "
-                    "socket and recv() on every connection, ready or not.",
-              "zh_CN": "讲义 3.6 的服务器：只有一个线程，所有套接字都设为非阻塞，两轮扫描之间"
-                       "不暂停（--sweep-pause 0）。每一轮都对监听套接字试一次 accept()，"
-                       "对每个连接试一次 recv()，不管它有没有数据。"},
+        Step({"en": "The non-blocking server of lectures 3.6 and 3.8: one thread, every socket "
+                    "non-blocking. Lecture 3.6's loop sleeps 0.5 s on every pass "
+                    "(time.sleep(0.5)); only 3.8's has no pause, and neither has this run "
+                    "(--sweep-pause 0). A sweep tries accept() on the listening socket and "
+                    "recv() on every connection, ready or not.",
+              "zh_CN": "讲义 3.6 和 3.8 的非阻塞服务器：只有一个线程，所有套接字都设为非阻塞。"
+                       "讲义 3.6 的循环每一轮都先睡 0.5 秒（time.sleep(0.5)）；只有 3.8 的循环"
+                       "不暂停，这次运行也不暂停（--sweep-pause 0）。每一轮都对监听套接字试一次 "
+                       "accept()，对每个连接试一次 recv()，不管它有没有数据。"},
              lambda log: find(log, "poll_sweep", src="server"), "io"),
         Step({"en": "A useful try: accept() found clients waiting. Every sweep before it asked "
                     "too and got EAGAIN: nobody was there yet. The new sockets are tried at once: "
@@ -241,27 +283,37 @@ def _nonblocking_steps(log: EventLog) -> list[Step]:
              "io"),
         Step({"en": f"The whole run: {sweeps:,} sweeps, {eagain:,} tries wasted on EAGAIN for "
                     f"{useful:,} useful ones: about {ratio:,.0f} wasted tries for every useful "
-                    "one.",
+                    "one. And while every client only thinks, how much CPU does a loop that "
+                    "never pauses take?",
               "zh_CN": f"整个运行：{sweeps:,} 轮扫描，{eagain:,} 次尝试白白得到 EAGAIN，"
                        f"有用的只有 {useful:,} 次：大约每一次有用的尝试要陪上 {ratio:,.0f} "
-                       "次无用功。"},
+                       "次无用功。那么，当所有客户端都只是在“思考”时，一个从不暂停的循环要占多少 "
+                       "CPU？"},
              lambda log: end_sweep, "io"),
-        Step({"en": "The price: every fd's row is solid with EAGAIN, and the engine's CPU plot "
-                    f"(bottom right) stays high: a median {cpu:.0f} % of a core here. With no "
-                    "pause the loop never sleeps: it takes a whole core (100 %) when it gets "
-                    "one, even while every client only thinks. A server waiting in epoll_wait "
-                    "or recv() uses almost none.",
-              "zh_CN": "代价：每个 fd 的那一行都被 EAGAIN 填满，右下角引擎的 CPU 曲线一直很高："
-                       f"这里的中位数是一个核的 {cpu:.0f} %。扫描之间不暂停，循环就从不睡眠："
-                       "只要拿得到，它就占满一整个核（100 %），即使所有客户端都只是在“思考”。"
-                       "而阻塞在 epoll_wait 或 recv() 里等待的服务器几乎不占 CPU。"},
+        Step({"en": "All it can get: every fd's row is solid with EAGAIN, and the engine's CPU "
+                    f"plot (bottom right) stays high: a median {cpu:.0f} % of a core here. With "
+                    "no pause the loop never sleeps: it takes a whole core (100 %) when it gets "
+                    "one, even while every client only thinks. The plot counts the whole engine "
+                    "process, so its other threads (the load's clients, the capture, the "
+                    f"sampler) come on top of the loop's core: that is how it passes 100 %"
+                    f"{above['en']}. A server waiting in epoll_wait or recv() uses almost none.",
+              "zh_CN": "能拿多少就占多少：每个 fd 的那一行都被 EAGAIN 填满，右下角引擎的 CPU 曲线"
+                       f"一直很高：这里的中位数是一个核的 {cpu:.0f} %。扫描之间不暂停，循环就"
+                       "从不睡眠：只要拿得到，它就占满一整个核（100 %），即使所有客户端都只是在"
+                       "“思考”。这条曲线统计的是整个引擎进程，引擎的其他线程（负载的客户端、"
+                       "抓包、采样）也算在内，叠加在循环的那一个核之上：所以它会超过 100 %"
+                       f"{above['zh_CN']}。而阻塞在 epoll_wait 或 recv() 里等待的服务器几乎"
+                       "不占 CPU。"},
              lambda log: last(log), "plots"),
         Step({"en": "A pause between sweeps saves the CPU but delays every answer by up to the "
                     "pause. What is missing is someone who says which socket is ready: that is "
-                    "what select and epoll do (lecture 3.9).",
+                    "what select, poll and epoll do (lecture 3.9). They do not spin: the "
+                    "process sleeps in the kernel until a socket is ready (or a time-out "
+                    "ends). Spinning is what lecture 3.6's loop does without its pause.",
               "zh_CN": "在两轮扫描之间暂停可以省下 CPU，但每个回答最多要晚一个暂停的时间。"
-                       "真正缺的是有人告诉我们哪个套接字就绪了：这正是 select 和 epoll 做的事"
-                       "（讲义 3.9）。"},
+                       "真正缺的是有人告诉我们哪个套接字就绪了：这正是 select、poll 和 epoll 做的事"
+                       "（讲义 3.9）。它们并不空转轮询：进程在内核里睡眠，直到有套接字就绪"
+                       "（或超时）。空转的是去掉暂停的讲义 3.6 循环。"},
              lambda log: last(log), "io"),
     ]
 
@@ -429,12 +481,16 @@ def _epoll_steps(log: EventLog) -> list[Step]:
     conn_s = lambda log: s["conn"]
     return [
         Step({"en": f"Three runs of one client that pipelines {PIPELINED} requests in one write "
-                    f"({batch} bytes). First level-triggered, reading like lecture 3.9's server: "
-                    "one recv(1024) per report. It takes 1024 bytes; the rest stays in the "
-                    "socket.",
+                    f"({batch} bytes). epoll keeps its interest list in the kernel; an arrival's "
+                    "callback puts the fd on a ready list, and epoll_wait copies the ready events "
+                    "out to the server: no memory is shared between kernel and application. "
+                    "First level-triggered, reading like lecture 3.9's server: one recv(1024) "
+                    "per report. It takes 1024 bytes; the rest stays in the socket.",
               "zh_CN": f"同一个客户端跑三次：它一次写出 {PIPELINED} 个流水线请求（{batch} 字节）。"
-                       "第一次是水平触发，像讲义 3.9 的服务器那样每次通知只调用一次 recv(1024)："
-                       "读走 1024 字节，其余的留在套接字里。"},
+                       "epoll 的关注列表（interest list）在内核里；数据到达时，回调把 fd 放进就绪"
+                       "列表，epoll_wait 再把就绪事件复制给服务器：内核和应用程序之间并没有共享"
+                       "内存。第一次是水平触发，像讲义 3.9 的服务器那样每次通知只调用一次 "
+                       "recv(1024)：读走 1024 字节，其余的留在套接字里。"},
              lambda log: lv_first, "io", conn_l),
         Step({"en": f"Level-triggered: unread data remains, so the next epoll_wait reports the "
                     f"same fd again (\"again\"). The server reads the other {lv_rest} bytes: "
@@ -443,40 +499,57 @@ def _epoll_steps(log: EventLog) -> list[Step]:
                        f"（“again”标记）。服务器读走剩下的 {lv_rest} 字节：什么也没丢，"
                        "只是多等了一次。"},
              lambda log: lv_second if lv_second is not None else lv_again, "io", conn_l),
-        Step({"en": "Edge-triggered (EPOLLET), written correctly: the fd is reported once, when "
-                    f"the bytes arrive, and the server reads in a loop: this recv takes all "
+        Step({"en": "Edge-triggered (EPOLLET), written correctly: the socket is non-blocking, "
+                    "the fd is reported once, when the bytes arrive, and the server reads in a "
+                    "loop: this recv takes all "
                     f"{int(log[ed_recv].data.get('bytes', 0)) if ed_recv is not None else batch} "
                     "bytes...",
-              "zh_CN": "边缘触发（EPOLLET），正确的写法：字节到达时 fd 只被报告一次，服务器循环"
-                       f"读取：这次 recv 读走了全部 "
+              "zh_CN": "边缘触发（EPOLLET），正确的写法：套接字设为非阻塞，字节到达时 fd 只被报告"
+                       f"一次，服务器循环读取：这次 recv 读走了全部 "
                        f"{int(log[ed_recv].data.get('bytes', 0)) if ed_recv is not None else batch}"
                        " 字节……"},
              lambda log: ed_recv, "io", conn_e),
-        Step({"en": "...and it goes on reading until recv says EAGAIN: the socket is drained. Only "
-                    "then may it wait again: with EPOLLET nobody will remind it of what it left.",
-              "zh_CN": "……然后继续读，直到 recv 返回 EAGAIN：套接字被读空了。只有这时才能再去"
-                       "等待：用 EPOLLET 时，没人会再提醒它还剩下什么没读。"},
+        Step({"en": "...and it goes on reading until recv says EAGAIN: the socket is drained. "
+                    "That last recv() finds nothing: on a blocking socket it would wait there "
+                    "and hang the whole loop, every other client with it; so the socket must be "
+                    "non-blocking. Only then may it wait again: an edge must be handled "
+                    "completely (to EAGAIN), not immediately; bytes it left would not be "
+                    "reported again until something new arrives.",
+              "zh_CN": "……然后继续读，直到 recv 返回 EAGAIN：套接字被读空了。最后这次 recv() "
+                       "什么也读不到：如果套接字是阻塞的，它就会停在那里等待，把整个循环连同"
+                       "其他所有客户端一起卡住；所以套接字必须是非阻塞的。读空之后才能再去等待："
+                       "边缘触发的事件要处理完（读到 EAGAIN），而不是要“立即”处理；留下没读的"
+                       "字节，在有新东西到达之前不会再被报告。"},
              lambda log: ed_eagain, "io", conn_e),
         Step({"en": f"Now the bug: edge-triggered, but one recv(1024) per report, as in the "
                     f"lecture. It reads {read} of the {sent} bytes and answers the "
                     f"{s['answers']} complete requests; {left} bytes, the last request, stay in "
-                    "the socket.",
+                    f"the socket. Under edge-triggered, will epoll_wait report fd {s['fd']} again "
+                    f"for these {left} unread bytes?",
               "zh_CN": f"现在看这个 bug：边缘触发，却像讲义那样每次通知只 recv(1024) 一次。"
                        f"它读了 {sent} 字节中的 {read} 字节，回答了 {s['answers']} 个完整的请求；"
-                       f"剩下的 {left} 字节，也就是最后一个请求，留在了套接字里。"},
+                       f"剩下的 {left} 字节，也就是最后一个请求，留在了套接字里。在边缘触发下，"
+                       f"epoll_wait 会因为这 {left} 字节没读而再次报告 fd {s['fd']} 吗？"},
              lambda log: s["first_recv"], "io", conn_s),
-        Step({"en": f"Those {left} bytes are not new, so there is no new edge: epoll_wait returns "
-                    f"nothing, time-out after time-out, though fd {s['fd']} is still watched. It is "
-                    "never reported again, and the client waits for an answer that never comes.",
-              "zh_CN": f"这 {left} 字节不是新到的数据，所以没有新的“边沿”：虽然 fd {s['fd']} "
-                       "仍在关注列表里，epoll_wait 却一次次超时，什么也不返回。它再也不会被报告，"
-                       "客户端一直在等一个永远不会来的响应。"},
+        Step({"en": f"Not for them: those {left} bytes are not new, so there is no new edge: "
+                    "epoll_wait returns nothing, time-out after time-out, though fd "
+                    f"{s['fd']} is still watched. Edge-triggered does not drop the fd: any new "
+                    "arrival (more bytes, a FIN, an error) reports it again, even while old "
+                    "bytes sit unread" + (" (the next step shows one)" if s["later"] else "")
+                    + ". But nothing new comes: the client waits for the answer to its last "
+                      "request.",
+              "zh_CN": f"不会：这 {left} 字节不是新到的数据，所以没有新的“边缘”：虽然 fd "
+                       f"{s['fd']} 仍在关注列表里，epoll_wait 却一次次超时，什么也不返回。"
+                       "边缘触发并没有丢掉这个 fd：只要有新东西到达（新的字节、FIN、错误），"
+                       "即使旧的字节还没读，它也会再次被报告"
+                       + ("（下一步就能看到）" if s["later"] else "")
+                       + "。可是没有新东西来：客户端一直在等它最后一个请求的响应。"},
              lambda log: stall_wait, "io", conn_s),
         Step({"en": f"After {waited:.1f} s the client gives up (its time-out) and closes. Its "
                     f"FIN is something new: an edge. Now fd {s['fd']} is reported and the "
                     f"forgotten {left} bytes are read, far too late: their client is gone.",
               "zh_CN": f"{waited:.1f} 秒后，客户端超时放弃，关闭了连接。它的 FIN 是新到的东西："
-                       f"形成了一个边沿。这时 fd {s['fd']} 才被报告，那被遗忘的 {left} 字节才被"
+                       f"形成了一个边缘。这时 fd {s['fd']} 才被报告，那被遗忘的 {left} 字节才被"
                        "读到，可是太晚了：客户端已经走了。"} if s["later"] else
              {"en": f"After {waited:.1f} s the client gives up (its time-out) and closes: its "
                     "last request was never answered.",
