@@ -330,3 +330,37 @@ def test_static_pages_corrects_the_short_connection_myth_only_when_it_saw_reuse(
     assert ("这个说法已经过时了" in zh) == reused
     if reused:
         assert "carried more than one request" in en
+
+
+def test_keep_alive_asks_before_the_side_by_side_and_the_answer_is_counted(keep_alive) -> None:  # type: ignore[no-untyped-def]
+    """Step 7 asks how many handshake segments the short run cost; step 8 answers, and the
+    number it gives is the recording's: every short connection's SYN, SYN|ACK, ACK."""
+    import re
+    log = keep_alive.timeline.log
+    ask_en, ask_zh = keep_alive.text(6), keep_alive.text(6, "zh_CN")
+    assert ask_en.rstrip().endswith("?") and "？" in ask_zh
+    answer = keep_alive.text(7)
+    handshakes, segments = map(int, re.search(r"cost (\d+) handshakes \((\d+) segments\)",
+                                              answer).groups())
+    accepts = [log[i].conn for i in range(len(log))
+               if log[i].kind == "accept" and log[i].src == "server"]
+    short = accepts[:-1]  # the keep-alive connection is the last one accepted
+    assert handshakes == len(short)
+    syns = [log[i] for i in range(len(log)) if log[i].kind == "packet"
+            and log[i].conn in short and log[i].data["flags"] in ("SYN", "SYN|ACK")]
+    if syns:  # with packets: a SYN and a SYN|ACK per short connection, then its ACK
+        assert len(syns) == 2 * len(short) and segments == 3 * len(short)
+
+
+def test_static_pages_asks_before_it_shows_the_parallel_connections(static) -> None:  # type: ignore[no-untyped-def]
+    import re
+    texts = [static.text(k) for k in range(len(static.steps))]
+    ask = next(k for k, t in enumerate(texts) if t.startswith("GET /css/style.css"))
+    assert texts[ask].rstrip().endswith("?") and static.text(ask, "zh_CN").rstrip().endswith("？")
+    answer = texts[ask + 1]
+    assert "does not fetch one file after another" in answer
+    opened = int(re.search(r"opens (\d+) connections", answer).group(1))
+    log = static.timeline.log
+    accepted = {log[i].conn for i in range(static.at[ask + 1] + 1)
+                if log[i].kind == "accept" and log[i].src == "server"}
+    assert opened >= 2 and len(accepted) >= opened

@@ -422,9 +422,12 @@ def _static_pages_steps(log: EventLog) -> list[Step]:
     if css is not None:
         middle.append((css, Step(
             {"en": "GET /css/style.css: the same code answers, only the file differs. The "
-                   "path picks the file; its extension picks the Content-Type: text/css.",
+                   "path picks the file; its extension picks the Content-Type: text/css. "
+                   "The page needs more files: will the browser ask for them one after "
+                   "another on one connection?",
              "zh_CN": "GET /css/style.css：同一段代码来回复，只是文件不同。路径决定读哪个文件，"
-                      "扩展名决定 Content-Type：text/css。"},
+                      "扩展名决定 Content-Type：text/css。页面还需要别的文件："
+                      "浏览器会在一个连接上一个接一个地请求吗？"},
             lambda log: css, "http", _conn_of(css))))
     pic_path = str(log[picture].data.get("path"))
     middle.append((picture, Step(
@@ -694,9 +697,13 @@ def _keep_alive_steps(log: EventLog) -> list[Step]:
                        "两端都没有新建套接字。"},
              lambda log: ka_responses[1], "http", lambda log: ka),
         Step({"en": f"The whole keep-alive connection: one handshake, {n} requests and their "
-                    "responses, one teardown. The client closed it after its last answer.",
+                    "responses, one teardown. The client closed it after its last answer. "
+                    f"Before the next step: how many handshake segments did the {n} short "
+                    "connections cost, against this one's three?",
               "zh_CN": f"整个长连接：一次握手，{n} 个请求和响应，一次挥手。"
-                       "客户端收到最后一个响应后关闭了连接。"},
+                       "客户端收到最后一个响应后关闭了连接。"
+                       f"看下一步之前先想一想：{n} 个短连接的握手一共用了多少个报文段？"
+                       "这个长连接只用了三个。"},
              lambda log: ka_last, "sequence", lambda log: ka),
         Step({"en": f"Side by side: {n} requests cost {n} handshakes ({3 * n} segments) when "
                     "short, one handshake (3 segments) with keep-alive"
