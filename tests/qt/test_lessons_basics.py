@@ -364,3 +364,15 @@ def test_static_pages_asks_before_it_shows_the_parallel_connections(static) -> N
     accepted = {log[i].conn for i in range(static.at[ask + 1] + 1)
                 if log[i].kind == "accept" and log[i].src == "server"}
     assert opened >= 2 and len(accepted) >= opened
+
+
+def test_keep_alive_names_the_lectures_404_without_content_length(keep_alive) -> None:  # type: ignore[no-untyped-def]
+    """The lecture's 3.8 server sends Content-Length on its 200 only (its 404 has none);
+    this server's answers in the recording all carry it, as the caption says."""
+    en, zh = keep_alive.text(4), keep_alive.text(4, "zh_CN")
+    assert "its 404 still has none" in en and "404 included" in en
+    assert "它的 404 仍然没有" in zh and "404 也不例外" in zh
+    log = keep_alive.timeline.log
+    heads = [log[i].data["head"] for i in range(len(log))
+             if log[i].kind == "response" and log[i].src == "server"]
+    assert heads and all("Content-Length:" in h for h in heads)

@@ -348,3 +348,16 @@ def test_epoll_captions_edge_reports_new_arrivals_and_needs_nonblocking(epoll) -
         zh = [lesson.text(k, "zh_CN") for k in range(len(lesson.steps))]
         assert not any("边沿" in text for text in zh)
         assert sum("边缘" in text for text in zh) >= 5
+
+
+def test_epoll_says_a_report_is_bits_not_a_value(epoll) -> None:  # type: ignore[no-untyped-def]
+    """Lecture 3.9's `event == select.EPOLLIN`: the caption says to test the bit, and the
+    recording's reports are bit sets that hold EPOLLIN (1)."""
+    import select as _select
+    en, zh = epoll.text(1), epoll.text(1, "zh_CN")
+    assert "event == select.EPOLLIN" in en and "event & select.EPOLLIN" in en
+    assert "event & select.EPOLLIN" in zh and "标志位" in zh
+    log = epoll.timeline.log
+    masks = [mask for i in range(len(log)) if log[i].kind == "epoll_wait"
+             for _, mask in log[i].data.get("ready") or ()]
+    assert masks and any(mask & _select.EPOLLIN for mask in masks)

@@ -686,10 +686,16 @@ def _keep_alive_steps(log: EventLog) -> list[Step]:
         Step({"en": "Why keep-alive needs Content-Length: without it (or chunked encoding) the "
                     "client could only find the end of a body when the server closes the "
                     "connection, which defeats keep-alive. That is why the lecture's "
-                    "keep-alive server (3.8) adds a content-length header.",
+                    "keep-alive server (3.8) adds a content-length header, to its 200 only: "
+                    "its 404 still has none, so a keep-alive browser asking it for a missing "
+                    "file waits for the end of a body that never comes. This server sends "
+                    "Content-Length on every answer, 404 included.",
               "zh_CN": "为什么长连接离不开 Content-Length：没有它（也没有 chunked 编码），"
                        "客户端只能靠服务器关闭连接来判断响应体在哪里结束，长连接也就失去了意义。"
-                       "所以讲义里的长连接服务器（3.8）要加上 content-length 响应头。"},
+                       "所以讲义里的长连接服务器（3.8）要加上 content-length 响应头，但只加在 200 上："
+                       "它的 404 仍然没有，于是保持连接的浏览器请求一个不存在的文件时，"
+                       "会一直等待一个永远不会结束的响应体。这个服务器的每个响应都带 "
+                       "Content-Length，404 也不例外。"},
              lambda log: ka_responses[0], "http", lambda log: ka),
         Step({"en": "The second request goes out on the same connection, the same client port: "
                     "no new handshake, no new socket on either side.",

@@ -494,10 +494,15 @@ def _epoll_steps(log: EventLog) -> list[Step]:
              lambda log: lv_first, "io", conn_l),
         Step({"en": f"Level-triggered: unread data remains, so the next epoll_wait reports the "
                     f"same fd again (\"again\"). The server reads the other {lv_rest} bytes: "
-                    "nothing is lost, it only costs one more wait.",
+                    "nothing is lost, it only costs one more wait. (Lecture 3.9 tests "
+                    "event == select.EPOLLIN; a report is a set of bits, so test "
+                    "event & select.EPOLLIN, or a readable report that also carries HUP or "
+                    "ERR is never read.)",
               "zh_CN": f"水平触发：因为还有未读的数据，下一次 epoll_wait 再次报告同一个 fd"
                        f"（“again”标记）。服务器读走剩下的 {lv_rest} 字节：什么也没丢，"
-                       "只是多等了一次。"},
+                       "只是多等了一次。（讲义 3.9 用 event == select.EPOLLIN 来判断；"
+                       "报告是一组标志位，应该写 event & select.EPOLLIN，否则同时带有 HUP "
+                       "或 ERR 的可读报告就永远不会被读取。）"},
              lambda log: lv_second if lv_second is not None else lv_again, "io", conn_l),
         Step({"en": "Edge-triggered (EPOLLET), written correctly: the socket is non-blocking, "
                     "the fd is reported once, when the bytes arrive, and the server reads in a "
