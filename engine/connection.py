@@ -19,7 +19,7 @@ from collections import deque
 from typing import TYPE_CHECKING, BinaryIO
 
 from .http import (ALLOWED_METHODS, UNSATISFIABLE, HttpError, Request, RequestParser, byte_range,
-                   error_body, http_date_seconds, not_modified, response_head)
+                   error_body, not_modified, plain_answer, response_head)
 from .kernel.tcpinfo import tcp_info
 from .static import content_type, validators
 
@@ -234,15 +234,16 @@ class Connection:
         head_only = item.method == "HEAD"
         date = server.date.now()
         try:
-            cached = site.small_file(resolved.path, now)
+            cached = site.small_file(resolved.path)
             if cached is None:
                 f = open(resolved.path, "rb")
         except OSError as exc:  # the file system's answer is this request's, not the server's
             self._file_failed(exc, item, keep_alive)
             return
         if cached is not None:
-            if item.conditional and self._conditional(item, cached.size, cached.fields,
-                                                      cached.ctype, keep_alive, cached.body):
+            if item.conditional and self._conditional(item, cached.size, cached.mtime_ns,
+                                                      cached.fields, cached.ctype, keep_alive,
+                                                      cached.body):
                 return
             answer = cached.answer(date, keep_alive, head_only)
             self._queue(answer)
@@ -252,7 +253,7 @@ class Connection:
             st = os.fstat(f.fileno())
             size = st.st_size
             fields = validators(st.st_mtime_ns, size)
-            if item.conditional and self._conditional(item, size, fields,
+            if item.conditional and self._conditional(item, size, st.st_mtime_ns, fields,
                                                       content_type(resolved.path), keep_alive, f):
                 return
         except OSError as exc:
@@ -287,16 +288,16 @@ class Connection:
             self.body = f
             self.body_left = length
 
-    def _conditional(self, item: Request, size: int, fields: tuple[tuple[str, str], ...],
-                     ctype: str, keep_alive: bool, content: bytes | BinaryIO) -> bool:
+    def _conditional(self, item: Request, size: int, mtime_ns: int,
+                     fields: tuple[tuple[str, str], ...], ctype: str, keep_alive: bool,
+                     content: bytes | BinaryIO) -> bool:
         """Answer a conditional or range request if it is one: 304 when the client's
         copy is current, 206 with one range, 416 for a range beyond the end. Returns
         False when the whole file is to be sent as usual (``content``: the cached
         bytes or the open file; an open file is closed if answered here)."""
         date = self.server.date.now()
-        last_modified, etag = fields[0][1], fields[1][1]
-        mtime_s = http_date_seconds(last_modified.encode("latin-1")) or 0
-        if not_modified(item, etag, mtime_s):
+        last_modified, etag = fields[0][1], fields[1][1]  # as static.validators makes them
+        if not_modified(item, etag, mtime_ns // 1_000_000_000):
             head = response_head(304, None, None, date, keep_alive, fields)
             self._queue(head)
             self._note_response(304, 0, item.target, head, b"")
@@ -307,9 +308,8 @@ class Connection:
         if wanted is None:
             return False
         if wanted == UNSATISFIABLE:
-            body = error_body(416, f"the file has {size} bytes")
-            head = response_head(416, len(body), "text/plain; charset=utf-8", date, keep_alive,
-                                 (("Content-Range", f"bytes */{size}"),))
+            head, body = plain_answer(416, f"the file has {size} bytes", date, keep_alive,
+                                      (("Content-Range", f"bytes */{size}"),))
             self._queue(head + body)
             self._note_response(416, len(body), item.target, head, body)
             if not isinstance(content, bytes):
@@ -335,22 +335,22 @@ class Connection:
         status = FILE_ERRORS.get(exc.errno or 0, 500)
         if status == 404:
             self.server.site.forget()  # replaced or deleted: look at the disk again
-        name = errno.errorcode.get(exc.errno or 0, "")
-        self._report("error", what="file", errno=name, status=status,
-                     detail=f"{exc.strerror or exc}: {getattr(exc, 'filename', '') or ''}")
+        self._report_file_error(exc, status)
         self._queue_not_found(status, item, keep_alive)
+
+    def _report_file_error(self, exc: OSError, status: int) -> None:
+        self._report("error", what="file", errno=errno.errorcode.get(exc.errno or 0, ""),
+                     status=status, detail=f"{exc.strerror or exc}: {exc.filename or ''}")
 
     def _queue_not_found(self, status: int, item: Request, keep_alive: bool) -> None:
         body = b""
         if status == 404:
             page = self.server.site.resolve(b"/404.html")
             try:
-                cached = self.server.site.small_file(page.path, time.monotonic()) \
-                    if page.path else None
+                cached = self.server.site.small_file(page.path) if page.path else None
             except OSError as exc:  # the error page itself unreadable: the plain one will do
                 cached = None
-                self._report("error", what="file", errno=errno.errorcode.get(exc.errno or 0, ""),
-                             status=404, detail=f"{exc.strerror or exc}: {page.path}")
+                self._report_file_error(exc, 404)
             if cached is not None:
                 body = cached.body
         if not body:
@@ -366,11 +366,10 @@ class Connection:
 
     def _queue_error(self, status: int, detail: str, target: bytes | str, keep_alive: bool,
                      extra: tuple[tuple[str, str], ...] = (), head_only: bool = False) -> None:
-        body = error_body(status, detail if status >= 400 else "")
         if not keep_alive:
             self.close_after = True
-        head = response_head(status, len(body), "text/plain; charset=utf-8",
-                             self.server.date.now(), keep_alive, extra)
+        head, body = plain_answer(status, detail if status >= 400 else "",
+                                  self.server.date.now(), keep_alive, extra)
         if head_only:  # HEAD: the head a GET would get, never a body (RFC 9110 9.3.2)
             body = b""
         self._queue(head + body)
@@ -597,9 +596,8 @@ class Connection:
             self._report("error", what="internal", errno=name,
                          detail=f"{type(exc).__name__}: {exc}"[:500])
             if not self.closed and not self.lingering and not self.out and self.body is None:
-                body = error_body(500, "the server failed on this connection")
-                head = response_head(500, len(body), "text/plain; charset=utf-8",
-                                     self.server.date.now(), False)
+                head, body = plain_answer(500, "the server failed on this connection",
+                                          self.server.date.now())
                 try:
                     self.sock.setblocking(False)
                     self.sock.send(head + body)

@@ -492,6 +492,14 @@ def error_body(status: int, detail: str = "") -> bytes:
     return text.encode("utf-8")
 
 
+def plain_answer(status: int, detail: str, date: str, keep_alive: bool = False,
+                 extra: tuple[tuple[str, str], ...] = ()) -> tuple[bytes, bytes]:
+    """A short plain-text answer (an error, a redirect): its head and its body."""
+    body = error_body(status, detail)
+    return response_head(status, len(body), "text/plain; charset=utf-8", date, keep_alive,
+                         extra), body
+
+
 # ---------------------------------------------------------------- caching and ranges
 UNSATISFIABLE = "unsatisfiable"
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from .connection import Connection
 from .events import Probe
 from .gate import Gate
-from .http import DateCache, response_head
+from .http import DateCache, plain_answer
 from .static import Site
 
 MODES = ("threaded", "nonblocking", "epoll", "selectors")
@@ -320,8 +320,7 @@ class Server:
     def _refuse(self, sock: socket.socket, conn_id: str, tid: int) -> None:
         """Over max connections: a short 503, then close. Never blocks the loop."""
         self.stats.refused += 1
-        body = b"503 Service Unavailable\nthe server is at its connection limit\n"
-        head = response_head(503, len(body), "text/plain; charset=utf-8", self.date.now(), False)
+        head, body = plain_answer(503, "the server is at its connection limit", self.date.now())
         p = self.probe
         if p.active:
             p.emit("accept", conn_id, sock.fileno(), tid, peer=conn_id.split(">")[0])

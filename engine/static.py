@@ -77,24 +77,15 @@ class CachedFile:
     body: bytes
     mtime_ns: int
     size: int
-    checked: float
     ctype: str
     _date: str = ""
     _answers: dict[tuple[bool, bool], bytes] = field(default_factory=dict)
     fields: tuple[tuple[str, str], ...] = ()
-    # inode and ctime: a file replaced by rename, or chmod-ed, is read again
-    stamp: tuple[int, int] = (0, 0)
+    # inode, ctime, mtime and size: a file edited, replaced by rename or chmod-ed is read again
+    stamp: tuple[int, int, int, int] = (0, 0, 0, 0)
 
     def __post_init__(self) -> None:
         self.fields = validators(self.mtime_ns, self.size)
-
-    @property
-    def etag(self) -> str:
-        return self.fields[1][1]
-
-    @property
-    def last_modified(self) -> str:
-        return self.fields[0][1]
 
     def answer(self, date: str, keep_alive: bool, head_only: bool) -> bytes:
         """The whole 200 response, built once per second per variant."""
@@ -199,7 +190,7 @@ class Site:
             return Resolved(404, reason="a file with a trailing slash")
         return Resolved(200, path=real)
 
-    def small_file(self, path: str, now: float) -> CachedFile | None:
+    def small_file(self, path: str) -> CachedFile | None:
         """The cached bytes of ``path`` if it is small. Checked on disk at every
         request (one stat): a file edited, replaced, made unreadable or deleted is
         answered for what it is now, never from a stale copy."""
@@ -212,16 +203,14 @@ class Site:
             return None
         if st.st_size > SMALL_FILE:
             return None
-        if cached is not None and cached.mtime_ns == st.st_mtime_ns \
-                and cached.size == st.st_size and cached.stamp == (st.st_ino, st.st_ctime_ns):
-            cached.checked = now
+        stamp = (st.st_ino, st.st_ctime_ns, st.st_mtime_ns, st.st_size)
+        if cached is not None and cached.stamp == stamp:
             return cached
         with open(path, "rb") as f:
             body = f.read(SMALL_FILE + 1)
         if len(body) > SMALL_FILE:
             return None
-        cached = CachedFile(body, st.st_mtime_ns, len(body), now, content_type(path),
-                            stamp=(st.st_ino, st.st_ctime_ns))
+        cached = CachedFile(body, st.st_mtime_ns, len(body), content_type(path), stamp=stamp)
         if len(self._files) < 1024:
             self._files[path] = cached
         return cached

@@ -11,7 +11,7 @@ import socket
 import threading
 
 from ..connection import Connection
-from ..http import response_head
+from ..http import plain_answer
 from ..server import REFUSED, Server
 
 
@@ -54,8 +54,8 @@ class ThreadedServer(Server):
     def _no_thread(self, conn: Connection, tid: int, exc: RuntimeError) -> None:
         """No thread for this connection: a short 503 if it can go at once, then close;
         the server accepts on (a thread may be free for the next one)."""
-        body = b"503 Service Unavailable\nno thread could be started for this connection\n"
-        head = response_head(503, len(body), "text/plain; charset=utf-8", self.date.now(), False)
+        head, body = plain_answer(503, "no thread could be started for this connection",
+                                  self.date.now())
         probe = self.probe
         if probe.active:
             probe.emit("error", conn.id, conn.fd, tid, what="thread_failed", detail=str(exc))

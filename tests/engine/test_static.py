@@ -221,7 +221,7 @@ def test_unknown_extension_is_octet_stream() -> None:
 def test_small_file_carries_content_type(site: Site, name: str, expected: str) -> None:
     result = site.resolve(b"/" + name.encode())
     assert result.status == 200 and result.path is not None
-    cached = site.small_file(result.path, 0.0)
+    cached = site.small_file(result.path)
     assert cached is not None
     assert cached.ctype == expected
     assert cached.body == Path(result.path).read_bytes()
