@@ -3,6 +3,7 @@ and a 404 (3.3), short vs keep-alive connections (3.7–3.8), and the regular
 expression that cuts the path out of the request line (1)."""
 from __future__ import annotations
 
+import dataclasses
 import re
 import shutil
 import signal
@@ -418,16 +419,14 @@ def _static_pages_steps(log: EventLog) -> list[Step]:
                         "zh_CN": f"然后一个客户端请求 {MISSING}。没有这个文件：服务器回复 "
                                  "404 Not Found，并附上一个浏览器可以显示的页面（404.html）。"}
 
-    middle = [(most_at, Step(parallel, lambda log: most_at, "sockets", None))]
+    parallel_step = Step(parallel, lambda log: most_at, "sockets", None)
+    middle = [(most_at, parallel_step)]
     if css is not None:
         middle.append((css, Step(
             {"en": "GET /css/style.css: the same code answers, only the file differs. The "
-                   "path picks the file; its extension picks the Content-Type: text/css. "
-                   "The page needs more files: will the browser ask for them one after "
-                   "another on one connection?",
+                   "path picks the file; its extension picks the Content-Type: text/css.",
              "zh_CN": "GET /css/style.css：同一段代码来回复，只是文件不同。路径决定读哪个文件，"
-                      "扩展名决定 Content-Type：text/css。页面还需要别的文件："
-                      "浏览器会在一个连接上一个接一个地请求吗？"},
+                      "扩展名决定 Content-Type：text/css。"},
             lambda log: css, "http", _conn_of(css))))
     pic_path = str(log[picture].data.get("path"))
     middle.append((picture, Step(
@@ -440,6 +439,10 @@ def _static_pages_steps(log: EventLog) -> list[Step]:
         lambda log: picture, "http", _conn_of(picture))))
     middle.sort(key=lambda pair: pair[0])  # in the order they happened: never backwards
     used = len(conns) - len(idle)
+    who = ("the browser", "浏览器") if browser else ("the clients", "这些客户端")
+    question = {"en": f" The page needs more files: will {who[0]} ask for them one after "
+                      "another on one connection?",
+                "zh_CN": f"页面还需要别的文件：{who[1]}会在一个连接上一个接一个地请求吗？"}
     steps = [
         Step(intro, lambda log: _with_request_sent(log, str(log[page].conn), page_req),
              "sequence", _conn_of(page)),
@@ -509,6 +512,10 @@ def _static_pages_steps(log: EventLog) -> list[Step]:
             zh = "连接关闭；主动关闭方（先关闭的一方）进入 TIME_WAIT。"
         steps.append(Step({"en": en, "zh_CN": zh}, lambda log: last(log), "sequence",
                           _conn_of(last_close)))
+    # Ask on the step just before the answer, wherever the recording put it.
+    asking = steps.index(parallel_step) - 1
+    steps[asking] = dataclasses.replace(steps[asking], text={
+        lang: steps[asking].text[lang] + question[lang] for lang in question})
     return steps
 
 
