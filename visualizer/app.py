@@ -330,6 +330,7 @@ class MainWindow(QMainWindow):
         # A lesson's narration, above the pictures (hidden outside lessons).
         self.lesson: Prepared | None = None
         self.lesson_step = -1
+        self.lesson_asking = False  # presenting: the step's question alone is on screen
         self.caption = QLabel()
         self.caption.setWordWrap(True)
         self.caption.setFont(style.font(1.5))
@@ -337,11 +338,22 @@ class MainWindow(QMainWindow):
                                    "padding:10px")
         self.caption_step = QLabel()
         self.caption_step.setFont(style.font(1.2, bold=True))
+        # How the recording ran the server, where a step depends on it ("sockscope serve
+        # --never-close"): a footnote under the words, not a flag inside them.
+        self.caption_note = QLabel()
+        self.caption_note.setFont(style.font(0.9, mono=True))
+        self.caption_note.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.caption_note.hide()
         caption_box = QWidget()
         caption_row = QHBoxLayout(caption_box)
         caption_row.setContentsMargins(0, 0, 0, 0)
         caption_row.addWidget(self.caption_step)
-        caption_row.addWidget(self.caption, 1)
+        words = QVBoxLayout()
+        words.setContentsMargins(0, 0, 0, 0)
+        words.setSpacing(2)
+        words.addWidget(self.caption)
+        words.addWidget(self.caption_note)
+        caption_row.addLayout(words, 1)
         self.caption_box = caption_box
         caption_box.hide()
         view_area = QWidget()
@@ -780,7 +792,7 @@ class MainWindow(QMainWindow):
         self.gate_box.setText(self.tr("Step the server"))
         self.release_button.setText(self.tr("Release one action"))
         if self.lesson is not None and 0 <= self.lesson_step < len(self.lesson.steps):
-            self.caption.setText(self.lesson.text(self.lesson_step, self.language))
+            self.show_caption()
             self.setWindowTitle(f"SockScope — {self.lesson.lesson.title.get(self.language)}")
         self._update_status()
 
@@ -860,20 +872,42 @@ class MainWindow(QMainWindow):
         self.live_button.setChecked(True)
         self.start_engine(self._current_settings())
 
-    def go_to_step(self, k: int) -> None:
-        """Step ``k`` of the lesson: its cursor, its view, its connection, its words."""
+    def go_to_step(self, k: int, ask: bool = False) -> None:
+        """Step ``k`` of the lesson: its cursor, its view, its connection, its words;
+        ``ask``: its question alone (presenting), the picture still the step's own."""
         lesson = self.lesson
         if lesson is None:
             return
         k = max(0, min(k, len(lesson.steps) - 1))
         self.lesson_step = k
+        self.lesson_asking = bool(ask and lesson.question(k))
         step = lesson.steps[k]
         if step.conn is not None:
             self.select_connection(step.conn(self.timeline.log))
         self.show_view(step.view)
         self.caption_step.setText(f"{k + 1} / {len(lesson.steps)}")
-        self.caption.setText(lesson.text(k, self.language))
+        self.show_caption()
         self.seek(lesson.at[k])
+
+    def show_caption(self) -> None:
+        """The step's words. In the window: the narration and its question. Presenting,
+        a step that asks takes two key presses: first what it shows (the narration), then
+        the question alone, before the next step shows the answer."""
+        lesson, k = self.lesson, self.lesson_step
+        if lesson is None or not 0 <= k < len(lesson.steps):
+            return
+        if not self.presentation.active:
+            text = lesson.text(k, self.language)
+        elif self.lesson_asking:
+            text = self.tr("Question: {0}").format(lesson.question(k, self.language))
+        else:
+            text = lesson.narration(k, self.language)
+        self.caption.setText(text)
+        self.caption.setProperty("asking", self.lesson_asking and self.presentation.active)
+        note = lesson.steps[k].footnote
+        self.caption_note.setText(self.tr("Recorded with: {0}").format(note) if note else "")
+        self.caption_note.setVisible(bool(note) and not self.lesson_asking)
+        self.presentation.style_caption()
 
     def show_view(self, name: str) -> bool:
         view = self.views.get(name)
@@ -989,7 +1023,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def lesson(name: str, step: int | None = None, lang: str | None = None,
            screenshot: str | None = None, workdir: str | None = None, *,
-           present: bool = False, gif: str | None = None, steps: str | None = None,
+           present: bool = False, question: bool = False, gif: str | None = None,
+           steps: str | None = None,
            theme: str | None = None, zoom: float | None = None) -> int:
     """``sockscope lesson NAME``: record the lesson, open it at a step; with --screenshot,
     write that step's picture (PNG, or SVG of the view; with ``present``, the presentation
@@ -1029,6 +1064,14 @@ def lesson(name: str, step: int | None = None, lang: str | None = None,
         if zoom:
             window.presentation.set_zoom(zoom, persist=False)
         window.open_lesson(prepared, (step or 1) - 1)
+        if question:
+            asking = [str(k + 1) for k in range(count) if prepared.question(k)]
+            if not prepared.question((step or 1) - 1):
+                print(f"sockscope lesson: step {step} of {name} asks nothing; the steps that "
+                      f"ask: {', '.join(asking)}", file=sys.stderr)
+                dispose(window)
+                return 2
+            window.go_to_step((step or 1) - 1, ask=True)
         if gif:
             try:
                 chosen = presentation.parse_steps(steps, count)
@@ -1042,7 +1085,7 @@ def lesson(name: str, step: int | None = None, lang: str | None = None,
                 print(f"sockscope lesson: cannot write {gif}: {exc}", file=sys.stderr)
                 dispose(window)
                 return 1
-            print(f"wrote {gif}: {frames} steps")
+            print(f"wrote {gif}: {frames} frames")
             dispose(window)
             return 0
         if screenshot:

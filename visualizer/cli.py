@@ -43,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.add_argument("--present", action="store_true",
                             help="presentation layout: full screen; with --screenshot, the "
                                  "caption and the view only, at 1280x720")
+        parser.add_argument("--question", action="store_true",
+                            help="with --present: open on step K's question alone, as "
+                                 "presenting shows it before the next step answers")
         parser.add_argument("--gif", default=None, metavar="OUT.gif",
                             help="write steps (--steps) as an animated GIF, 1280x720, 1.5 s "
                                  "a step, looping, and exit")
@@ -62,12 +65,15 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("--zoom takes 100 to 300 (percent)")
         if args.steps and not args.gif:
             parser.error("--steps goes with --gif")
+        if args.question and not (args.present and args.step):
+            parser.error("--question goes with --present and --step K")
         if (args.screenshot or args.gif) and "QT_QPA_PLATFORM" not in os.environ \
                 and not os.environ.get("DISPLAY"):
             os.environ["QT_QPA_PLATFORM"] = "offscreen"
         from .app import lesson
         return lesson(args.name, step=args.step, lang=args.lang, screenshot=args.screenshot,
-                      present=args.present, gif=args.gif, steps=args.steps, theme=args.theme,
+                      present=args.present, question=args.question, gif=args.gif,
+                      steps=args.steps, theme=args.theme,
                       zoom=args.zoom / 100 if args.zoom else None)
     if not argv or argv[0] in ("app", "window"):
         from .app import main as app_main
@@ -78,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def notes(name: str, lang: str) -> int:
     """``sockscope lesson NAME --notes``: record the lesson (as the window would) and
-    print each step's caption, one paragraph per step headed with its number."""
+    print each step's caption, one paragraph per step headed with its number, and the
+    question a step asks on a line of its own ("Question: ...")."""
     import tempfile
     from pathlib import Path
 
@@ -98,8 +105,13 @@ def notes(name: str, lang: str) -> int:
     title = lesson.title.get(lang) or lesson.title["en"]
     summary = lesson.summary.get(lang) or lesson.summary["en"]
     print(f"{title} ({lesson.section}): {summary}\n")
+    zh = lang.startswith("zh")
+    ask, how = ("问题：", "录制时使用：") if zh else ("Question: ", "Recorded with: ")
     for k in range(len(prepared.steps)):
-        print(f"{k + 1}. {prepared.text(k, lang)}\n")
+        asked, note = prepared.question(k, lang), prepared.steps[k].footnote
+        print(f"{k + 1}. {prepared.narration(k, lang)}"
+              + (f"\n   {ask}{asked}" if asked else "")
+              + (f"\n   {how}{note}" if note else "") + "\n")
     return 0
 
 

@@ -8,7 +8,9 @@ until Esc. Keys while presenting (what a presentation clicker sends, and a
 few more):
 
 ===================  ==================================================
-PageDown / PageUp    next / previous lesson step (no lesson: one event)
+PageDown / PageUp    next / previous lesson step (no lesson: one event);
+                     a step that asks the class shows its question alone
+                     on a press of its own, before the next step answers
 B or .               blank the screen (black in the dark theme, white
                      otherwise); B again, PageDown or PageUp comes back
 1 … 6                that view in front (the tabs' order)
@@ -319,17 +321,23 @@ class Presentation(QObject):
         smaller type rather than more than a third of the height (the pictures need it)."""
         w = self.window
         area = w.caption_box.parentWidget()
-        key = (w.caption.text(), w.caption_step.text(), area.size() if area else None,
-               self.active, style.THEME, style.ZOOM)
+        asking = bool(w.caption.property("asking"))
+        key = (w.caption.text(), w.caption_step.text(), w.caption_note.text(),
+               area.size() if area else None, self.active, style.THEME, style.ZOOM, asking)
         if key == self._caption_key:
             return
         self._caption_key = key
         scale = self._caption_scale()
         size = style.BASE_POINT_SIZE * scale
         pad = max(6, round(size * (0.45 if self.active else 0.35)))
-        w.caption.setFont(style.font(scale))
-        w.caption.setStyleSheet(f"background:{style.SELECTED};color:{style.FOREGROUND};"
-                                f"padding:{pad}px")
+        w.caption.setFont(style.font(scale, bold=asking))
+        # A question stands out: bold, framed, on the page's own background (no answer
+        # is highlighted yet).
+        frame = (f"background:{style.BACKGROUND};border:{max(3, pad // 3)}px solid "
+                 f"{style.FOREGROUND};" if asking else f"background:{style.SELECTED};")
+        w.caption.setStyleSheet(f"{frame}color:{style.FOREGROUND};padding:{pad}px")
+        w.caption_note.setFont(style.font(max(0.9, scale * 0.55), mono=True))
+        w.caption_note.setStyleSheet(f"color:{style.MUTED}")
         w.caption_step.setFont(style.font(scale * (0.95 if self.active else 0.8), bold=True))
         w.caption_step.setAlignment(Qt.AlignmentFlag.AlignCenter)
         w.caption_step.setSizePolicy(
@@ -348,6 +356,7 @@ class Presentation(QObject):
         w = self.window
         want = PRESENT_CAPTION_SCALE if self.active else CAPTION_SCALE
         text, area = w.caption.text(), w.caption_box.parentWidget()
+        asking = bool(w.caption.property("asking"))
         if not text or area is None or area.width() < 200 or area.height() < 200:
             return want
         least = min(want, 1.2 / style.ZOOM)  # never below 1.2 times 100 %'s base size
@@ -358,8 +367,10 @@ class Presentation(QObject):
             badge = QFontMetricsF(style.font(scale * (0.95 if self.active else 0.8), True))
             badge_w = badge.horizontalAdvance(w.caption_step.text() or "10 / 10") + 3 * pad + 12
             text_w = max(50, int(area.width() - badge_w - 2 * pad - 16))
-            height = QFontMetricsF(style.font(scale)).boundingRect(
+            height = QFontMetricsF(style.font(scale, bold=asking)).boundingRect(
                 QRectF(0, 0, text_w, 1e6), int(Qt.TextFlag.TextWordWrap), text).height()
+            if w.caption_note.isVisibleTo(w.caption_box) and w.caption_note.text():
+                height += QFontMetricsF(style.font(max(0.9, scale * 0.55), mono=True)).height() + 2
             if height + 2 * pad <= area.height() * CAPTION_SHARE:
                 return scale
             scale *= 0.92
@@ -404,6 +415,7 @@ class Presentation(QObject):
         tabs.setDocumentMode(True)
         tabs.tabBar().hide()
         w.setCentralWidget(page)
+        w.show_caption()  # presenting, a question waits for a key of its own
         self._style_page()
         tabs.show()
         caption.setVisible(not self._homes["caption"][-1])
@@ -455,6 +467,7 @@ class Presentation(QObject):
                                                      | Qt.WindowState.WindowFullScreen):
                 w.setGeometry(geometry)  # (restoreGeometry would clamp it to the screen)
         self.fullscreen = False
+        w.show_caption()  # the narration and its question together again
         self.style_caption()
         if self.present_action.isChecked():
             self.present_action.setChecked(False)
@@ -590,12 +603,25 @@ class Presentation(QObject):
 
     # ------------------------------------------------------------ keys
     def step(self, count: int) -> None:
-        """A lesson's next (previous) step, or one event without a lesson."""
+        """A lesson's next (previous) step, or one event without a lesson. A step that
+        asks a question has a beat of its own for it: its narration, then (next key)
+        the question alone over the same picture, then (next key) the answer."""
         w = self.window
-        if w.lesson is not None:
-            w.go_to_step(w.lesson_step + count)
-        else:
+        lesson = w.lesson
+        if lesson is None:
             w.step(count)
+            return
+        k, asking = w.lesson_step, w.lesson_asking
+        if count > 0:
+            if not asking and lesson.question(k):
+                w.go_to_step(k, ask=True)
+            elif k + 1 < len(lesson.steps):
+                w.go_to_step(k + 1)
+        elif count < 0:
+            if asking:
+                w.go_to_step(k)
+            elif k > 0:
+                w.go_to_step(k - 1, ask=bool(lesson.question(k - 1)))
 
     def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802
         """The window's own events."""
@@ -725,15 +751,17 @@ def to_pil(image: QImage):  # type: ignore[no-untyped-def]
 def export_gif(window: MainWindow, path: str | Path, steps: list[int],
                size: QSize = SLIDE, frame_ms: int = FRAME_MS) -> int:
     """Each of the open lesson's ``steps`` (from 0) in presentation layout, as one
-    frame of a looping animated GIF. Returns the number of frames."""
+    frame of a looping animated GIF, and a step's question as a frame of its own after
+    it, as presenting shows them. Returns the number of frames."""
     from PIL import Image
     if window.lesson is None or not steps:
         raise ValueError("no lesson steps to draw")
     frames = []
     for k in steps:
-        window.go_to_step(k)
-        frame = to_pil(render_page(window, size))
-        frames.append(frame.convert("P", palette=Image.Palette.ADAPTIVE, colors=256))
+        for ask in (False, True) if window.lesson.question(k) else (False,):
+            window.go_to_step(k, ask=ask)
+            frame = to_pil(render_page(window, size))
+            frames.append(frame.convert("P", palette=Image.Palette.ADAPTIVE, colors=256))
     frames[0].save(str(path), save_all=True, append_images=frames[1:], duration=frame_ms,
                    loop=0, optimize=False, disposal=1)
     return len(frames)

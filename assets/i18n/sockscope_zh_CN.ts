@@ -797,7 +797,7 @@
     </message>
     <message>
         <source>Pipelined</source>
-        <translation>流水线</translation>
+        <translation>管线化</translation>
     </message>
     <message>
         <source>Aborting</source>
@@ -1070,6 +1070,14 @@
     <message>
         <source>The lesson could not run</source>
         <translation>课程无法运行</translation>
+    </message>
+    <message>
+        <source>Question: {0}</source>
+        <translation>问题：{0}</translation>
+    </message>
+    <message>
+        <source>Recorded with: {0}</source>
+        <translation>录制时使用：{0}</translation>
     </message>
     <message>
         <source>mode: {0}   URL: {1}   open connections: {2}   events/s: {3:.0f}   dropped: {4}</source>

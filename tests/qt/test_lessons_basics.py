@@ -19,6 +19,7 @@ from PySide6.QtCore import QSettings, Qt
 from visualizer.app import MainWindow
 from visualizer.lessons import ORDER, Prepared, all_lessons, basics, prepare
 from visualizer.model.lifecycle import KEEP_ALIVE, SHORT
+from lesson_vocabulary import check as check_vocabulary  # tests/qt/
 
 ROOT = Path(__file__).resolve().parents[2]
 UNPRIVILEGED = ("--states", "inferred", "--packets", "derived")
@@ -253,11 +254,13 @@ def test_regex_reads_the_request_line(qtbot, window, regex) -> None:  # type: ig
     targets = [e.data["path"] for e in requests(log)]
     port = log[int(log.indices(kinds=["listen"])[0])].data["port"]
     assert targets == basics._regex_targets(port)
-    assert all(e.data["status"] == 200 for e in responses(log))
+    assert all(e.data["status"] == (403 if e.data["path"] == basics.TRAVERSAL_TARGET else 200)
+               for e in responses(log))
     groups = {t: basics.LECTURE_RE.match(f"GET {t} HTTP/1.1").group(1) for t in targets}
     assert groups["/"] == "/" and groups["/index.html"] == "/index.html"
     assert groups[f"http://127.0.0.1:{port}/index.html"] == f"//127.0.0.1:{port}/index.html"
     assert groups[basics.QUERY_TARGET] == basics.QUERY_TARGET
+    assert groups[basics.TRAVERSAL_TARGET] == basics.TRAVERSAL_TARGET
 
     seen = []
 
@@ -272,7 +275,7 @@ def test_regex_reads_the_request_line(qtbot, window, regex) -> None:  # type: ig
             assert ex.agree and ex.regex_group == ex.path
             assert "the same" in view.compare_label.text()
         if ex.status is not None:
-            assert ex.status == 200
+            assert ex.status == (403 if ex.path == basics.TRAVERSAL_TARGET else 200)
 
     walk(qtbot, window, regex, look)
     assert set(seen) == set(targets)
@@ -280,7 +283,7 @@ def test_regex_reads_the_request_line(qtbot, window, regex) -> None:  # type: ig
 
 def test_regex_unprivileged(tmp_path) -> None:  # type: ignore[no-untyped-def]
     prepared = _prepare("regex", tmp_path, UNPRIVILEGED)
-    assert len(prepared.steps) == 7
+    assert len(prepared.steps) == 8
     assert "absolute URL" in prepared.text(3, "en")
 
 
@@ -377,3 +380,28 @@ def test_keep_alive_names_the_lectures_404_without_content_length(keep_alive) ->
     heads = [log[i].data["head"] for i in range(len(log))
              if log[i].kind == "response" and log[i].src == "server"]
     assert heads and all("Content-Length:" in h for h in heads)
+
+
+@pytest.mark.parametrize("recorded", ['static', 'keep_alive', 'regex'])
+def test_captions_keep_one_vocabulary_and_ask(recorded, request) -> None:  # type: ignore[no-untyped-def]
+    """Issue 12: no command-line flag in the words (a footnote has them), the Chinese
+    terms the reviewer chose (主动关闭方, 边缘, 管线化（pipelining）...), one SYN_SENT, and
+    at least one question, answered by the step after it."""
+    check_vocabulary(request.getfixturevalue(recorded))
+
+
+def test_regex_ends_on_the_lecture_path_traversal(regex) -> None:  # type: ignore[no-untyped-def]
+    """Issue 12's hook: the lecture opens "./html" + group(1), so GET /../web_server.py
+    reads its own source; this server answered 403, as the last step says."""
+    log = regex.timeline.log
+    last_step = len(regex.steps) - 1
+    answer = log[regex.at[last_step]]
+    assert answer.kind == "response" and answer.data["path"] == basics.TRAVERSAL_TARGET
+    assert answer.data["status"] == 403
+    request = next(log[i] for i in range(regex.at[last_step]) if log[i].kind == "request"
+                   and log[i].data.get("path") == basics.TRAVERSAL_TARGET)
+    group = basics.LECTURE_RE.match(str(request.data["head"]).split("\r\n", 1)[0]).group(1)
+    assert group == basics.TRAVERSAL_TARGET
+    en, zh = regex.text(last_step), regex.text(last_step, "zh_CN")
+    assert f"./html{group}" in en and f"./html{group}" in zh
+    assert "403 Forbidden" in en and "403 Forbidden" in zh and "路径穿越" in zh

@@ -10,6 +10,7 @@ from PySide6.QtCore import QSettings, Qt
 
 from visualizer.app import MainWindow
 from visualizer.lessons import LANGS, all_lessons, prepare
+from lesson_vocabulary import check as check_vocabulary  # tests/qt/
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -145,6 +146,17 @@ def test_notes_print_every_step_of_a_real_recording() -> None:
     steps = paragraphs[1:]
     assert [p.split(". ", 1)[0] for p in steps] == [str(k) for k in range(1, len(steps) + 1)]
     assert "SYN_SENT" in steps[0] and "TIME_WAIT" in steps[7] and "个报文段" in steps[7]
+    # Step 7 asks, on a line of its own; the others ask nothing.
+    asking = [k for k, p in enumerate(steps) if "\n   问题：" in p]
+    assert asking == [6] and steps[6].rstrip().endswith("这次用了几个？")
     unknown = subprocess.run([sys.executable, "-m", "visualizer.cli", "lesson", "nope",
                               "--notes"], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert unknown.returncode == 2 and "no lesson named" in unknown.stderr
+
+
+@pytest.mark.parametrize("recorded", ['first'])
+def test_captions_keep_one_vocabulary_and_ask(recorded, request) -> None:  # type: ignore[no-untyped-def]
+    """Issue 12: no command-line flag in the words (a footnote has them), the Chinese
+    terms the reviewer chose (主动关闭方, 边缘, 管线化（pipelining）...), one SYN_SENT, and
+    at least one question, answered by the step after it."""
+    check_vocabulary(request.getfixturevalue(recorded))

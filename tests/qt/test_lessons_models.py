@@ -20,8 +20,10 @@ from visualizer.lessons.models import (
     _most_at_once,
     _runs,
     _stalled,
+    _closing_sweep,
     _sweep_totals,
 )
+from lesson_vocabulary import check as check_vocabulary  # tests/qt/
 
 
 def _prepared(name: str, tmp_path_factory) -> Prepared:  # type: ignore[no-untyped-def]
@@ -178,7 +180,7 @@ def test_nonblocking_wastes_tries_and_a_core(qtbot, nonblocking, tmp_path: Path)
 
     def at_step(k: int, window: MainWindow) -> None:
         io = window.views["io"]
-        if k in (0, 1, 2, 3, 4, 6):
+        if k in (0, 1, 2, 3, 4, 5, 7):
             assert io.mode == "nonblocking" and io.sweep
         if k == 1:  # accept() useful, the new sockets' recv() EAGAIN
             outcomes = {c.role: c.outcome for c in io.sweep}
@@ -188,7 +190,11 @@ def test_nonblocking_wastes_tries_and_a_core(qtbot, nonblocking, tmp_path: Path)
             assert len(io.sweep) >= 5 and all(c.outcome == "eagain" for c in io.sweep)
         if k == 3:  # a request found
             assert any(c.outcome == "useful" and c.role == "conn" for c in io.sweep)
-        if k == 4:  # the totals, in large type: nearly every try was wasted
+        if k == 4:  # a client closed: the same sweep went on to the next socket
+            close, after = _closing_sweep(log)
+            assert window.timeline.cursor == (after if after is not None else close)
+            assert window.selected == log[close].conn
+        if k == 5:  # the totals, in large type: nearly every try was wasted
             for _ in range(200):  # a big log is counted a slice per refresh
                 if io._sweeps.complete and io.totals["sweeps"] == sweeps:
                     break
@@ -200,7 +206,7 @@ def test_nonblocking_wastes_tries_and_a_core(qtbot, nonblocking, tmp_path: Path)
                                  "eagain": eagain, "useful": useful}
             assert io.wasted_percent is not None and io.wasted_percent > 99
             assert str(sweeps) in window.caption.text().replace(",", "")
-        if k == 5:  # the CPU plot, drawn and high
+        if k == 6:  # the CPU plot, drawn and high
             plots = window.views["plots"]
             assert statistics.median(plots.cpu_data[1]) > CPU_MEDIAN
             assert "eagain" in plots.raster_data or plots.raster_image is not None
@@ -221,7 +227,7 @@ def test_nonblocking_captions_the_lecture_the_cpu_and_a_question(nonblocking) ->
     assert "只有 3.8 的循环不暂停" in one["zh_CN"]
     # The CPU: the caption's numbers are the recording's cpu events.
     cpu = [float(log[int(i)].data["percent"]) for i in log.indices(kinds=["cpu"])]
-    six = _texts(nonblocking, 5)
+    six = _texts(nonblocking, 6)
     assert f"a median {statistics.median(cpu):.0f} % of a core" in six["en"]
     assert f"中位数是一个核的 {statistics.median(cpu):.0f} %" in six["zh_CN"]
     assert "whole engine process" in six["en"] and "other threads" in six["en"]
@@ -234,10 +240,10 @@ def test_nonblocking_captions_the_lecture_the_cpu_and_a_question(nonblocking) ->
     clients = {log[int(i)].thread for i in log.indices(src="client")}
     assert len(loop) == 1 and clients and not clients & loop
     # A question, answered on the next step.
-    five = _texts(nonblocking, 4)
+    five = _texts(nonblocking, 5)
     assert five["en"].endswith("?") and five["zh_CN"].endswith("？")
     assert six["en"].startswith("All it can get") and six["zh_CN"].startswith("能拿多少就占多少")
-    seven = _texts(nonblocking, 6)
+    seven = _texts(nonblocking, 7)
     assert "They do not spin" in seven["en"] and "并不空转" in seven["zh_CN"]
 
 
@@ -293,6 +299,61 @@ def test_epoll_level_edge_and_the_edge_bug(qtbot, epoll, tmp_path: Path) -> None
 
     seen = walk(qtbot, epoll, tmp_path, at_step)
     assert {"io", "sequence", "plots"} <= set(seen)
+
+
+def test_nonblocking_names_the_lecture_bugs_its_loop_avoids(nonblocking) -> None:  # type: ignore[no-untyped-def]
+    """Issue 12's hooks: 3.6's except Exception (EAGAIN is a BlockingIOError; a reset is a
+    ConnectionResetError, also an Exception), and its list.remove() inside the for loop
+    over that list (the next socket is skipped). Both facts checked on real sockets and
+    a real list; this loop's copy checked on the recording: the sweep that closed a
+    connection still tried every other connection open when it began."""
+    import errno
+    import socket
+    import struct
+    two = _texts(nonblocking, 1)
+    assert "except Exception" in two["en"] and "BlockingIOError" in two["en"]
+    assert "ConnectionResetError" in two["en"] and "ConnectionResetError" in two["zh_CN"]
+    # The exceptions, on real sockets.
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        client = socket.create_connection(listener.getsockname())
+        server, _ = listener.accept()
+        server.setblocking(False)
+        with pytest.raises(BlockingIOError) as nothing:
+            server.recv(1024)
+        assert nothing.value.errno == errno.EAGAIN
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        client.close()  # an RST
+        server.setblocking(True)
+        server.settimeout(5)
+        with pytest.raises(ConnectionResetError) as reset:
+            server.recv(1024)
+        assert isinstance(reset.value, Exception) and not isinstance(reset.value, BlockingIOError)
+        server.close()
+    # The lecture's loop shape skips the element after the one it removes.
+    client_socket_list = ["fd 19", "fd 20", "fd 21"]
+    tried = []
+    for client_socket in client_socket_list:
+        tried.append(client_socket)
+        if client_socket == "fd 19":  # its client closed: recv() returned b""
+            client_socket_list.remove(client_socket)
+    assert tried == ["fd 19", "fd 21"]
+    # The recording: the step's words and what the closing sweep really did.
+    log = nonblocking.timeline.log
+    close, after = _closing_sweep(log)
+    assert close is not None and log[close - 1].kind == "recv" and log[close - 1].data["bytes"] == 0
+    five = _texts(nonblocking, 4)
+    assert f"closes fd {log[close].fd}" in five["en"] and f"关闭 fd {log[close].fd}" in five["zh_CN"]
+    assert "client_socket_list.remove()" in five["en"] and "a copy of its list" in five["en"]
+    if after is not None:
+        assert f"goes on to the next socket, fd {log[after].fd}" in five["en"]
+    sweeps = log.indices(kinds=["poll_sweep"], src="server").tolist()
+    begin = max(i for i in sweeps if i < close)
+    end = min(i for i in sweeps if i > close)
+    opened = {log[i].conn for i in log.indices(kinds=["accept"], src="server").tolist() if i < begin}
+    gone = {log[i].conn for i in log.indices(kinds=["close"], src="server").tolist() if i < begin}
+    tried_here = {log[i].conn for i in range(begin + 1, end) if log[i].src == "server"
+                  and log[i].kind in ("recv", "eagain", "send")}
+    assert opened - gone and opened - gone <= tried_here
 
 
 def test_epoll_captions_edge_reports_new_arrivals_and_needs_nonblocking(epoll) -> None:  # type: ignore[no-untyped-def]
@@ -361,3 +422,11 @@ def test_epoll_says_a_report_is_bits_not_a_value(epoll) -> None:  # type: ignore
     masks = [mask for i in range(len(log)) if log[i].kind == "epoll_wait"
              for _, mask in log[i].data.get("ready") or ()]
     assert masks and any(mask & _select.EPOLLIN for mask in masks)
+
+
+@pytest.mark.parametrize("recorded", ['threads', 'nonblocking', 'epoll'])
+def test_captions_keep_one_vocabulary_and_ask(recorded, request) -> None:  # type: ignore[no-untyped-def]
+    """Issue 12: no command-line flag in the words (a footnote has them), the Chinese
+    terms the reviewer chose (主动关闭方, 边缘, 管线化（pipelining）...), one SYN_SENT, and
+    at least one question, answered by the step after it."""
+    check_vocabulary(request.getfixturevalue(recorded))

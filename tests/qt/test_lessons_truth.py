@@ -59,7 +59,8 @@ def walk(window: MainWindow, prepared: Prepared) -> list[tuple]:
         if step.view in ("sockets", "lifecycle"):
             shown |= {s for c in window.timeline.state.connections.values()
                       for s in (c.client, c.server)}
-        named = set(NAMED.findall(prepared.text(k)))
+        # (The narration's: a question names what the next step will show.)
+        named = set(NAMED.findall(prepared.narration(k)))
         assert named <= shown, (prepared.lesson.name, k + 1, named - shown)
         seen.append((step.view, drawn, table))
     return seen

@@ -119,6 +119,53 @@ def test_pagedown_steps_the_lesson_whatever_has_the_focus(qtbot, window, first) 
     assert w.lesson_step == 3 and w.timeline.cursor == first.at[3]
 
 
+def test_presenting_a_question_comes_alone_before_its_answer(qtbot, window, first) -> None:  # type: ignore[no-untyped-def]
+    """Issue 12: a step that asks takes two presses when presenting: its narration,
+    then the question alone (framed, bold, the picture unchanged), then the answer."""
+    w = window
+    w.open_lesson(first)
+    asking = [k for k in range(len(first.steps)) if first.question(k)]
+    assert asking == [6]  # "count the teardown's segments", answered by step 8
+    k = asking[0]
+    narration, question = first.narration(k), first.question(k)
+    assert question and question not in narration and question.endswith("?")
+    # In the window, the caption says both at once, and PageDown goes to the answer.
+    w.go_to_step(k)
+    assert w.caption.text() == f"{narration} {question}"
+    qtbot.keyClick(w, Qt.Key.Key_PageDown)
+    assert w.lesson_step == k + 1 and not w.lesson_asking
+    # Presenting: the narration alone ...
+    w.presentation.enter()
+    w.go_to_step(k - 1)
+    qtbot.keyClick(w, Qt.Key.Key_PageDown)
+    assert w.lesson_step == k and w.caption.text() == narration
+    plain = w.caption.styleSheet()
+    assert "border" not in plain and not w.caption.font().bold()
+    # ... then the question alone, over the same picture ...
+    qtbot.keyClick(w, Qt.Key.Key_PageDown)
+    assert w.lesson_step == k and w.lesson_asking
+    assert w.caption.text() == f"Question: {question}"
+    assert w.timeline.cursor == first.at[k] and w.caption_step.text() == f"{k + 1} / {len(first.steps)}"
+    assert "border" in w.caption.styleSheet() and w.caption.font().bold()
+    # ... then the answer; back again the same way.
+    qtbot.keyClick(w, Qt.Key.Key_PageDown)
+    assert w.lesson_step == k + 1 and not w.lesson_asking and w.timeline.cursor == first.at[k + 1]
+    assert "four" not in w.caption.text() or "took" in w.caption.text()
+    qtbot.keyClick(w, Qt.Key.Key_PageUp)
+    assert w.lesson_step == k and w.lesson_asking and w.caption.text().startswith("Question: ")
+    qtbot.keyClick(w, Qt.Key.Key_PageUp)
+    assert w.lesson_step == k and not w.lesson_asking and w.caption.text() == narration
+    # In Chinese, the question's own label.
+    w.set_language("zh_CN")
+    qtbot.keyClick(w, Qt.Key.Key_PageDown)
+    assert w.caption.text() == "问题：" + first.question(k, "zh_CN")
+    # Leaving, the window shows narration and question together again.
+    w.presentation.leave()
+    assert w.caption.text() == first.text(k, "zh_CN")
+    assert "border" not in w.caption.styleSheet()
+    w.set_language("en")
+
+
 def test_pagedown_without_a_lesson_steps_one_event(qtbot, window, first) -> None:  # type: ignore[no-untyped-def]
     w = window
     w.show_timeline(first.timeline, "trace")
@@ -278,6 +325,10 @@ def test_gif_and_svg_of_the_presentation_layout(qtbot, window, first, tmp_path: 
     assert text.lstrip().startswith("<?xml") and "<svg" in text
     assert 'viewBox="0 0 1280 720"' in text
     assert "accept() takes" in text.replace("&#x27;", "'")  # the caption, as text
+    # A step that asks gives two frames: the narration, then the question alone.
+    assert presentation.export_gif(w, tmp_path / "ask.gif", [6, 7]) == 3
+    with Image.open(tmp_path / "ask.gif") as gif:
+        assert gif.n_frames == 3
 
 
 def test_lesson_command_writes_a_gif_and_a_presented_svg(tmp_path: Path) -> None:
@@ -295,6 +346,23 @@ def test_lesson_command_writes_a_gif_and_a_presented_svg(tmp_path: Path) -> None
                           cwd=ROOT, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr
     assert "<svg" in svg.read_text(encoding="utf-8")
+    asked = tmp_path / "asked.png"
+    done = subprocess.run([sys.executable, "-m", "visualizer.cli", "lesson", "first-request",
+                           "--lang", "zh_CN", "--step", "7", "--present", "--question",
+                           "--screenshot", str(asked)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    with Image.open(asked) as picture:
+        assert picture.size == (1280, 720)
+    nothing = subprocess.run([sys.executable, "-m", "visualizer.cli", "lesson", "first-request",
+                              "--step", "2", "--present", "--question", "--screenshot",
+                              str(tmp_path / "no.png")],
+                             cwd=ROOT, capture_output=True, text=True, timeout=180)
+    assert nothing.returncode == 2 and "step 2 of first-request asks nothing" in nothing.stderr
+    assert "the steps that ask: 7" in nothing.stderr and not (tmp_path / "no.png").exists()
+    wrong = subprocess.run([sys.executable, "-m", "visualizer.cli", "lesson", "first-request",
+                            "--question"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert wrong.returncode == 2 and "--question goes with --present and --step K" in wrong.stderr
     bad = subprocess.run([sys.executable, "-m", "visualizer.cli", "lesson", "first-request",
                           "--gif", str(tmp_path / "x.gif"), "--steps", "3-99"],
                          cwd=ROOT, capture_output=True, text=True, timeout=180)

@@ -43,6 +43,12 @@ class Step:
     find: Callable[[EventLog], int | None]  # the log index the step puts the cursor on
     view: str = "sequence"  # the view that shows it
     conn: Callable[[EventLog], str | None] | None = None  # the connection to select
+    # What the class is asked to predict at the end of the step; the next step answers.
+    # Presenting, it comes alone, on a key press of its own, before that answer.
+    question: Text | None = None
+    # The command line behind what the step shows, when it is not the default one
+    # ("sockscope serve --never-close"): shown under the caption, never inside it.
+    footnote: str | None = None
 
 
 @dataclass
@@ -67,9 +73,22 @@ class Prepared:
     at: list[int] = field(default_factory=list)  # the log index of each step
     problems: list[str] = field(default_factory=list)
 
-    def text(self, k: int, lang: str = "en") -> str:
+    def narration(self, k: int, lang: str = "en") -> str:
+        """What step ``k`` shows and says, without its question."""
         t = self.steps[k].text
         return t.get(lang) or t["en"]
+
+    def question(self, k: int, lang: str = "en") -> str | None:
+        """What step ``k`` asks the class to predict (None if it asks nothing)."""
+        q = self.steps[k].question
+        return (q.get(lang) or q["en"]) if q else None
+
+    def text(self, k: int, lang: str = "en") -> str:
+        """The step's whole caption: the narration, then the question if it asks one."""
+        said, asked = self.narration(k, lang), self.question(k, lang)
+        if not asked:
+            return said
+        return said + ("" if lang.startswith("zh") else " ") + asked
 
 
 def prepare(lesson: Lesson, workdir: Path) -> Prepared:

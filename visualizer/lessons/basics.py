@@ -12,13 +12,14 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable
+from http import HTTPStatus
 from pathlib import Path
 
 from engine.server import default_mode
 
 from ..model import EventLog
-from .base import (Engine, Lesson, LessonError, Step, fin, find, first_conn, first_fin_side,
-                   last, packet)
+from .base import (Engine, Lesson, LessonError, Step, Text, fin, find, first_conn,
+                   first_fin_side, last, packet)
 
 # These lessons are about HTTP and TCP, not the loop: epoll on Linux, the portable
 # selectors mode (kqueue, select) where there is no epoll.
@@ -133,11 +134,12 @@ def _first_request_steps(log: EventLog) -> list[Step]:
              lambda log: find(log, "response", src="server"), "http", conn),
         Step({"en": "The request said Connection: close, so the server closes first: its FIN "
                     "starts the teardown. Textbooks draw four segments for it (FIN, ACK, FIN, "
-                    "ACK). Count them on the next step: how many does this one take?",
+                    "ACK).",
               "zh_CN": "请求中带有 Connection: close，所以服务器是主动关闭方：它的 FIN 开始了"
-                       "连接的关闭（挥手）。教科书为此画了四个报文段（FIN、ACK、FIN、ACK）。"
-                       "下一步数一数：这次用了几个？"},
-             lambda log: fin, "sequence", conn),
+                       "连接的关闭（挥手）。教科书为此画了四个报文段（FIN、ACK、FIN、ACK）。"},
+             lambda log: fin, "sequence", conn,
+             question={"en": "Count them on the next step: how many does this one take?",
+                       "zh_CN": "下一步数一数：这次用了几个？"}),
         Step(_teardown_text(log, first_conn(log)), lambda log: last(log), "sequence", conn),
         Step({"en": "The whole life of the connection: handshake, one request, teardown, and "
                     "the TIME_WAIT tail it leaves behind.",
@@ -440,7 +442,7 @@ def _static_pages_steps(log: EventLog) -> list[Step]:
     middle.sort(key=lambda pair: pair[0])  # in the order they happened: never backwards
     used = len(conns) - len(idle)
     who = ("the browser", "浏览器") if browser else ("the clients", "这些客户端")
-    question = {"en": f" The page needs more files: will {who[0]} ask for them one after "
+    question = {"en": f"The page needs more files: will {who[0]} ask for them one after "
                       "another on one connection?",
                 "zh_CN": f"页面还需要别的文件：{who[1]}会在一个连接上一个接一个地请求吗？"}
     steps = [
@@ -496,7 +498,7 @@ def _static_pages_steps(log: EventLog) -> list[Step]:
             en = ("When the browser exits it closes its connections. It closed first (the "
                   "server's recv() returned 0), so the TIME_WAIT is on the browser's side, not "
                   "the server's.")
-            zh = ("浏览器退出时关闭它的连接。是它先关闭的（服务器的 recv() 返回 0），"
+            zh = ("浏览器退出时关闭它的连接。它是主动关闭方（服务器的 recv() 返回 0），"
                   "所以 TIME_WAIT 在浏览器这一边，而不在服务器那边。")
             if not shown:
                 en += " (The browser's own states are not recorded here, only the server's.)"
@@ -505,17 +507,16 @@ def _static_pages_steps(log: EventLog) -> list[Step]:
             en = ("Each client closes its connection when it is done. It closed first (the "
                   "server's recv() returned 0), so the TIME_WAIT is on the client's side, not "
                   "the server's.")
-            zh = ("每个客户端做完后关闭自己的连接。是它先关闭的（服务器的 recv() 返回 0），"
+            zh = ("每个客户端做完后关闭自己的连接。它是主动关闭方（服务器的 recv() 返回 0），"
                   "所以 TIME_WAIT 在客户端这一边，而不在服务器那边。")
         else:
             en = "The connections close; the side that closed first keeps the TIME_WAIT."
-            zh = "连接关闭；主动关闭方（先关闭的一方）进入 TIME_WAIT。"
+            zh = "连接关闭；主动关闭方进入 TIME_WAIT。"
         steps.append(Step({"en": en, "zh_CN": zh}, lambda log: last(log), "sequence",
                           _conn_of(last_close)))
     # Ask on the step just before the answer, wherever the recording put it.
     asking = steps.index(parallel_step) - 1
-    steps[asking] = dataclasses.replace(steps[asking], text={
-        lang: steps[asking].text[lang] + question[lang] for lang in question})
+    steps[asking] = dataclasses.replace(steps[asking], question=question)
     return steps
 
 
@@ -657,11 +658,11 @@ def _keep_alive_steps(log: EventLog) -> list[Step]:
         sides = sorted(tw, key=lambda side: -tw[side])
         tw_en = ("and left a socket in TIME_WAIT on the side that closed first (here: "
                  + ", ".join(f"{en.get(s, s)} {tw[s]}×" for s in sides) + ")")
-        tw_zh = ("还在主动关闭方（先关闭的一方）留下一个 TIME_WAIT 套接字（这里："
+        tw_zh = ("还在主动关闭方留下一个 TIME_WAIT 套接字（这里："
                  + "，".join(f"{zh.get(s, s)} {tw[s]} 次" for s in sides) + "）")
     else:
         tw_en = "and left a socket in TIME_WAIT on the side that closed first"
-        tw_zh = "还在主动关闭方（先关闭的一方）留下一个 TIME_WAIT 套接字"
+        tw_zh = "还在主动关闭方留下一个 TIME_WAIT 套接字"
     ka_tw = sum(_time_waits(log, [ka]).values())
     short_tw = sum(tw.values())
     seg_en = "" if captured else (" (derived from the calls: these segments were not captured)"
@@ -697,7 +698,7 @@ def _keep_alive_steps(log: EventLog) -> list[Step]:
                     "its 404 still has none, so a keep-alive browser asking it for a missing "
                     "file waits for the end of a body that never comes. This server sends "
                     "Content-Length on every answer, 404 included.",
-              "zh_CN": "为什么长连接离不开 Content-Length：没有它（也没有 chunked 编码），"
+              "zh_CN": "为什么长连接离不开 Content-Length：没有它，也没有分块传输编码（chunked），"
                        "客户端只能靠服务器关闭连接来判断响应体在哪里结束，长连接也就失去了意义。"
                        "所以讲义里的长连接服务器（3.8）要加上 content-length 响应头，但只加在 200 上："
                        "它的 404 仍然没有，于是保持连接的浏览器请求一个不存在的文件时，"
@@ -710,14 +711,14 @@ def _keep_alive_steps(log: EventLog) -> list[Step]:
                        "两端都没有新建套接字。"},
              lambda log: ka_responses[1], "http", lambda log: ka),
         Step({"en": f"The whole keep-alive connection: one handshake, {n} requests and their "
-                    "responses, one teardown. The client closed it after its last answer. "
-                    f"Before the next step: how many handshake segments did the {n} short "
-                    "connections cost, against this one's three?",
+                    "responses, one teardown. The client closed it after its last answer.",
               "zh_CN": f"整个长连接：一次握手，{n} 个请求和响应，一次挥手。"
-                       "客户端收到最后一个响应后关闭了连接。"
-                       f"看下一步之前先想一想：{n} 个短连接的握手一共用了多少个报文段？"
-                       "这个长连接只用了三个。"},
-             lambda log: ka_last, "sequence", lambda log: ka),
+                       "客户端收到最后一个响应后关闭了连接。"},
+             lambda log: ka_last, "sequence", lambda log: ka,
+             question={"en": f"Before the next step: how many handshake segments did the {n} "
+                             "short connections cost, against this one's three?",
+                       "zh_CN": "看下一步之前先想一想：这个长连接的握手只用了三个报文段，"
+                                f"{n} 个短连接的握手一共用了多少个？"}),
         Step({"en": f"Side by side: {n} requests cost {n} handshakes ({3 * n} segments) when "
                     "short, one handshake (3 segments) with keep-alive"
                     + (f"; {short_tw} TIME_WAIT sockets against {ka_tw}" if tw else "")
@@ -746,11 +747,14 @@ LESSONS.append(KEEP_ALIVE)
 # ---------------------------------------------------------------- regex
 LECTURE_RE = re.compile(r"^[^/]+(/[^\s]*)")  # the lecture's expression (3.3)
 QUERY_TARGET = "/index.html?lang=zh"
+# The lecture runs web_server.py beside ./html: "./html" + this opens its own source.
+TRAVERSAL_TARGET = "/../web_server.py"
 
 
 def _regex_targets(port: int) -> list[str]:
     """The request targets the lesson sends: the lecture's cases and two it misreads."""
-    return ["/", "/index.html", f"http://127.0.0.1:{port}/index.html", QUERY_TARGET]
+    return ["/", "/index.html", f"http://127.0.0.1:{port}/index.html", QUERY_TARGET,
+            TRAVERSAL_TARGET]
 
 
 def _raw_get(port: int, target: str, timeout: float = 5.0) -> bytes:
@@ -808,7 +812,9 @@ _REGEX_CASES: dict[str, Callable[[str], bool]] = {
     "/index.html": lambda p: p == "/index.html",
     "absolute": lambda p: p.startswith("http://"),
     "query": lambda p: p.startswith("/") and "?" in p,
+    "traversal": lambda p: p == TRAVERSAL_TARGET,
 }
+_REGEX_STATUS = {"traversal": 403}  # the others: 200
 
 
 def _regex_check(log: EventLog) -> None:
@@ -817,8 +823,9 @@ def _regex_check(log: EventLog) -> None:
         if request is None:
             raise LessonError(f"regex: no request for the {name} target was recorded")
         answer = _answer_to(log, request)
-        if answer is None or log[answer].data.get("status") != 200:
-            raise LessonError(f"regex: the {name} target was not answered with 200")
+        wanted = _REGEX_STATUS.get(name, 200)
+        if answer is None or log[answer].data.get("status") != wanted:
+            raise LessonError(f"regex: the {name} target was not answered with {wanted}")
     absolute = _request_for(log, _REGEX_CASES["absolute"])
     assert absolute is not None
     if _group1(log, absolute) == log[absolute].data.get("path"):
@@ -846,12 +853,13 @@ def _regex_steps(log: EventLog) -> list[Step]:
                        "回复 200 和 index.html。"},
              lambda log: answer["/"], "http", conn("/")),
         Step({"en": f"GET /index.html: group(1) and the parser (httptools) find the same path. "
-                    f"For a plain path like this one the expression works. Next, the target is "
-                    f"a whole URL, {absolute}: what will group(1) be?",
+                    f"For a plain path like this one the expression works.",
               "zh_CN": f"GET /index.html：group(1) 和解析器（httptools）找到的路径一样。"
-                       f"对这样简单的路径，这个正则表达式是管用的。下一步的目标是完整的 URL "
-                       f"{absolute}：group(1) 会是什么？"},
-             lambda log: at["/index.html"], "http", conn("/index.html")),
+                       f"对这样简单的路径，这个正则表达式是管用的。"},
+             lambda log: at["/index.html"], "http", conn("/index.html"),
+             question={"en": f"Next, the target is a whole URL, {absolute}: what will group(1) "
+                             "be?",
+                       "zh_CN": f"下一步的目标是完整的 URL {absolute}：group(1) 会是什么？"}),
         Step({"en": f"But HTTP also allows an absolute URL as the target (what clients send to a "
                     f"proxy): GET {absolute}. [^/]+ stops at the first slash, inside \"http://\", "
                     f"so group(1) is \"{group}\": the two differ.",
@@ -878,7 +886,26 @@ def _regex_steps(log: EventLog) -> list[Step]:
                        "拆成路径和查询字符串（并解码 % 转义），再去找 /index.html：200。"
                        "正则表达式找到的是目标；目标还要按 URL 解析，才能对应到文件。"},
              lambda log: answer["query"], "http", conn("query")),
+        Step(_traversal_text(log, at["traversal"], answer["traversal"]),
+             lambda log: answer["traversal"], "http", conn("traversal")),
     ]
+
+
+def _traversal_text(log: EventLog, request: int | None, answer: int | None) -> Text:
+    """GET /../web_server.py: what group(1) is, what the lecture would open, and what this
+    server answered (from the recording)."""
+    group = _group1(log, request) if request is not None else TRAVERSAL_TARGET
+    status = int(log[answer].data.get("status", 0)) if answer is not None else 0
+    reason = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else ""
+    return {"en": f"GET {TRAVERSAL_TARGET}: group(1) is \"{group}\", and the lecture's server "
+                  f"opens \"./html\" + it: ./html{group}, which is its own source code beside "
+                  "./html, sent to anyone who asks (a path traversal; more \"../\" reach the "
+                  "rest of the disk). This server refuses any \"..\" in a path: "
+                  f"{status} {reason}.",
+            "zh_CN": f"GET {TRAVERSAL_TARGET}：group(1) 是 \"{group}\"，讲义的服务器会打开 "
+                     f"\"./html\" 加上它：./html{group}，也就是 ./html 旁边它自己的源代码，"
+                     "谁来要都给（路径穿越；多写几个 \"../\" 就能读到磁盘上的其他文件）。"
+                     f"这个服务器拒绝路径里出现 \"..\"：{status} {reason}。"}
 
 
 REGEX = Lesson(

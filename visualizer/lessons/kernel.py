@@ -359,15 +359,16 @@ def _time_wait_steps(log: EventLog) -> list[Step]:
                where=lambda e: e.data.get("name") == "loop")
     settled_three = _last_of(log, three, end)
     return [
-        Step({"en": f"The server runs on port {port} with --policy close: after its answer it "
-                    f"closes first, so its FIN is the connection's first (packets {pkts_en}).",
-              "zh_CN": f"服务器在端口 {port} 上以 --policy close 运行：发完响应后它先关闭，"
+        Step({"en": f"The server runs on port {port}, set to close every connection after its "
+                    "answer: it closes first, so its FIN is the connection's first (packets "
+                    f"{pkts_en}).",
+              "zh_CN": f"服务器在端口 {port} 上运行，设置为发完响应就关闭连接：它先关闭，"
                        f"所以连接上的第一个 FIN 是它发的（报文{pkts_zh}）。"},
-             _at(fin_one), "sequence", _pick(one)),
+             _at(fin_one), "sequence", _pick(one), footnote="sockscope serve --policy close"),
         Step({"en": "The client reads to end-of-file, then closes: its FIN comes second. The "
                     "end that sent the first FIN, the server's (the active closer), is now in "
                     f"TIME_WAIT ({how_en}).",
-              "zh_CN": "客户端一直读到文件结束（EOF）后才关闭：它的 FIN 是第二个。"
+              "zh_CN": "客户端读到 EOF（recv() 返回 0）后才关闭：它的 FIN 是第二个。"
                        f"先发 FIN 的是主动关闭方，即服务器这一端，它现在处于 TIME_WAIT（{how_zh}）。"},
              _at(settled_one), "sequence", _pick(one)),
         Step({"en": "A second short connection, the same story: each one the server closed "
@@ -377,20 +378,25 @@ def _time_wait_steps(log: EventLog) -> list[Step]:
              _at(settled_two), "lifecycle", _pick(two)),
         Step({"en": "The server stops; its TIME_WAIT sockets stay: they belong to the kernel. "
                     "Restarted at once without SO_REUSEADDR (a second process), bind() fails "
-                    f"with EADDRINUSE, exit code 1: a TIME_WAIT socket on port {port} is enough.",
+                    f"with EADDRINUSE, exit code 1: a TIME_WAIT socket on port {port} is enough. "
+                    "Lecture 3.1's first server sets no SO_REUSEADDR: this is the \"Address "
+                    "already in use\" a student meets on stopping it and starting it again.",
               "zh_CN": "服务器停止了，但它的 TIME_WAIT 套接字还在：它们属于内核。"
                        "不设置 SO_REUSEADDR 立即重启（另一个进程）：bind() 失败，错误是 "
-                       f"EADDRINUSE，退出码 1。端口 {port} 上只要有一个 TIME_WAIT 套接字就够了。"},
+                       f"EADDRINUSE，退出码 1。端口 {port} 上只要有一个 TIME_WAIT 套接字就够了。"
+                       "讲义 3.1 的第一个服务器没有设置 SO_REUSEADDR：学生停掉它再马上启动时，"
+                       "遇到的正是这个 “Address already in use”。"},
              _at(fail), "lifecycle", _pick(two)),
         Step(_reuseaddr_text(log, seen_en, seen_zh),
              _at(leftover if leftover is not None else listen), "sockets", _pick(two)),
         Step({"en": "The other way round: a keep-alive connection. The server does not close; "
-                    "the client, done, closes first: this time the first FIN is the client's. "
-                    "Which end will be left waiting now, the client's or the server's?",
+                    "the client, done, closes first: this time the first FIN is the client's.",
               "zh_CN": "反过来看：一个长连接（keep-alive）。服务器不主动关闭；"
-                       "客户端用完后先关闭：这次第一个 FIN 是客户端发的。"
-                       "现在留下来等待的会是哪一端，客户端还是服务器？"},
-             _at(fin_three), "sequence", _pick(three)),
+                       "客户端用完后先关闭：这次第一个 FIN 是客户端发的。"},
+             _at(fin_three), "sequence", _pick(three),
+             question={"en": "Which end will be left waiting in TIME_WAIT now, the client's or "
+                             "the server's?",
+                       "zh_CN": "现在留在 TIME_WAIT 里等待的会是哪一端，客户端还是服务器？"}),
         Step({"en": "Now TIME_WAIT is on the client's side; the server's end is closed as soon "
                     "as its own FIN is acknowledged (it was the passive closer). TIME_WAIT follows the active closer, whoever closes "
                     "first, not who is the server.",
@@ -539,16 +545,18 @@ def _close_wait_steps(log: EventLog) -> list[Step]:
              _at(first_fin), "sequence", _pick(conn)),
         Step({"en": "The server reads end-of-file: recv() returns 0 bytes. That is the signal "
                     "to call close().",
-              "zh_CN": "服务器读到文件结束：recv() 返回 0 字节。这正是该调用 close() 的信号。"},
+              "zh_CN": "服务器读到 EOF：recv() 返回 0 字节。这正是该调用 close() 的信号。"},
              _at(eof if eof is not None else kept), "io", _pick(conn)),
-        Step({"en": "The bug (serve --never-close): the server takes the fd out of epoll "
+        Step({"en": "The bug, planted on purpose: the server takes the fd out of epoll "
                     "(epoll_ctl DEL) and forgets it, but never calls close(). The socket, and "
-                    "its fd, stay open. The client has closed, the server has not: what state "
-                    "is the server's end in now?",
-              "zh_CN": "这里是故意的 bug（serve --never-close）：服务器把这个 fd 从 epoll 中删除"
-                       "（epoll_ctl DEL）后就不管了，却从不调用 close()。套接字和它的 fd 都还开着。"
-                       "客户端已经关闭，服务器却没有：服务器这一端现在处于什么状态？"},
-             _at(deleted if deleted is not None else kept), "io", _pick(conn)),
+                    "its fd, stay open.",
+              "zh_CN": "这里是故意埋下的 bug：服务器把这个 fd 从 epoll 中删除"
+                       "（epoll_ctl DEL）后就不管了，却从不调用 close()。套接字和它的 fd 都还开着。"},
+             _at(deleted if deleted is not None else kept), "io", _pick(conn),
+             footnote="sockscope serve --never-close",
+             question={"en": "The client has closed, the server has not: what state is the "
+                             "server's end in now?",
+                       "zh_CN": "客户端已经关闭，服务器却没有：服务器这一端现在处于什么状态？"}),
         Step({"en": "Observed: the server's end, the passive closer, is in CLOSE_WAIT (the peer "
                     "has closed; the kernel waits for the program to close), the client's, the "
                     "active closer, in FIN_WAIT_2, waiting for a FIN that the server will never "
@@ -829,14 +837,15 @@ def _backlog_steps(log: EventLog) -> list[Step]:
              _at(held), "io", _pick(first)),
         Step({"en": f"{BACKLOG_CLIENTS} clients connect at once. For the first ones the server's "
                     "kernel answers SYN|ACK by itself: the handshake completes and the "
-                    f"connection waits in the accept queue (packets {pk_en}). Backlog {backlog} "
-                    f"and {BACKLOG_CLIENTS} clients: what do the clients that do not fit get, an "
-                    "RST or silence?",
+                    f"connection waits in the accept queue (packets {pk_en}).",
               "zh_CN": f"{BACKLOG_CLIENTS} 个客户端同时发起连接。对前几个，服务器内核自己回复 "
                        "SYN|ACK：握手完成，连接进入全连接队列（accept 队列）等待"
-                       f"（报文{pk_zh}）。backlog 是 {backlog}，客户端有 {BACKLOG_CLIENTS} 个："
-                       "放不下的客户端会收到 RST，还是什么也收不到？"},
-             _at(syn_ack if syn_ack is not None else full), "sequence", _pick(first)),
+                       f"（报文{pk_zh}）。"},
+             _at(syn_ack if syn_ack is not None else full), "sequence", _pick(first),
+             question={"en": f"Backlog {backlog} and {BACKLOG_CLIENTS} clients: what do the "
+                             "clients that do not fit get, an RST or silence?",
+                       "zh_CN": f"backlog 是 {backlog}，客户端有 {BACKLOG_CLIENTS} 个："
+                                "放不下的客户端会收到 RST，还是什么也收不到？"}),
     ]
     if syn is not None:
         steps.append(Step(
@@ -850,11 +859,11 @@ def _backlog_steps(log: EventLog) -> list[Step]:
         {"en": f"{why_en} accept queue is full. The listening socket's Recv-Q is {longest}, its "
                f"Send-Q {backlog}: the backlog the kernel uses, listen()'s argument capped at "
                "net.core.somaxconn. The accept queue holds backlog + 1 connections; then new "
-               f"SYNs are dropped. {kept_out} clients are left in SYN-SENT (observed).",
+               f"SYNs are dropped. {kept_out} clients are left in SYN_SENT (observed).",
          "zh_CN": f"{why_zh}全连接队列（accept 队列）满了。监听套接字的 Recv-Q 是 {longest}，"
                   f"Send-Q 是 {backlog}：这是内核实际使用的 backlog，即 listen() 的参数，"
                   "但不超过 net.core.somaxconn。全连接队列最多容纳 backlog + 1 个连接，"
-                  f"之后新来的 SYN 一律丢弃。{kept_out} 个客户端停在 SYN-SENT（观测所得）。"},
+                  f"之后新来的 SYN 一律丢弃。{kept_out} 个客户端停在 SYN_SENT（观测所得）。"},
         _at(settled), "sockets", _pick(conn)))
     steps.append(Step(_two_queues_text(log, first), _at(settled), "sequence", _pick(first)))
     if again is not None:
@@ -869,9 +878,9 @@ def _backlog_steps(log: EventLog) -> list[Step]:
         steps.append(Step(
             {"en": "Their kernels retransmit the SYN after about a second, and again later; "
                    "packets are not captured here, so the SYNs themselves are not shown, only "
-                   "the clients still in SYN-SENT.",
+                   "the clients still in SYN_SENT.",
              "zh_CN": "它们的内核大约一秒后会重传 SYN，之后还会再传；这里没有抓包，"
-                      "所以看不到 SYN 报文本身，只能看到客户端仍停在 SYN-SENT。"},
+                      "所以看不到 SYN 报文本身，只能看到客户端仍停在 SYN_SENT。"},
             _at(released if released is not None else settled), "sockets", _pick(conn)))
     steps += [
         Step({"en": "The gate is released: epoll_wait reports the listening socket and accept() "

@@ -129,12 +129,13 @@ def _threads_steps(log: EventLog) -> list[Step]:
              lambda log: all_running, "io", lambda log: first_conn),
         Step({"en": "Each thread read its request, sent the page and called recv() again. Its "
                     "client is thinking (300 ms), so every thread is blocked in recv(): a blocked "
-                    "thread costs no CPU, and it does not hold up the others. When one client "
-                    "sends its next request, which threads wake up?",
+                    "thread costs no CPU, and it does not hold up the others.",
               "zh_CN": "每个线程读到请求、发回页面，然后再次调用 recv()。客户端正在“思考”"
                        "（300 毫秒），所以每个线程都阻塞在 recv() 里：阻塞的线程不占 CPU，"
-                       "也不会耽误其他线程。当一个客户端发来下一个请求时，哪些线程会被唤醒？"},
-             lambda log: all_waiting, "io", lambda log: first_conn),
+                       "也不会耽误其他线程。"},
+             lambda log: all_waiting, "io", lambda log: first_conn,
+             question={"en": "When one client sends its next request, which threads wake up?",
+                       "zh_CN": "当一个客户端发来下一个请求时，哪些线程会被唤醒？"}),
         Step({"en": "Only one: a client sends its next request, and the kernel wakes only the "
                     "thread blocked on that socket. The other threads stay asleep in recv().",
               "zh_CN": "只有一个：一个客户端发来下一个请求，内核只唤醒阻塞在这个套接字上的线程，"
@@ -230,6 +231,42 @@ def _sweep_at(log: EventLog, after: int) -> int | None:
     return find(log, "poll_sweep", src="server", after=after - 1)
 
 
+def _closing_sweep(log: EventLog) -> tuple[int | None, int | None]:
+    """The server's first close of a connection (its client closed), and the next
+    socket the same sweep tried after it: None if the closed one was the sweep's last.
+    (The sweep's poll_sweep event comes at its end.)"""
+    close = _server(log, "close")
+    if close is None:
+        return None, None
+    closed = log[close].conn
+    for k in range(close + 1, len(log)):
+        e = log[k]
+        if e.kind == "poll_sweep":
+            break
+        if e.src == "server" and e.kind in ("recv", "eagain", "send") and e.fd >= 0 \
+                and e.conn is not None and e.conn != closed:
+            return close, k
+    return close, None
+
+
+def _closing_text(log: EventLog, close: int | None, after: int | None) -> dict[str, str]:
+    fd = log[close].fd if close is not None else "?"
+    if after is not None:
+        went_en = f"In the same sweep it goes on to the next socket, fd {log[after].fd}."
+        went_zh = f"同一轮里它接着去试下一个套接字 fd {log[after].fd}。"
+    else:
+        went_en, went_zh = "It was the last socket of this sweep.", "它是这一轮的最后一个套接字。"
+    return {"en": f"A client has closed: recv() returns 0 (EOF), and the loop closes fd {fd} "
+                  f"and drops it. {went_en} Lecture 3.6's loop calls "
+                  "client_socket_list.remove() inside its for loop over that same list: the "
+                  "list shifts under the loop, and the socket after the removed one is skipped "
+                  "until the next pass. This loop walks a copy of its list.",
+            "zh_CN": f"一个客户端关闭了：recv() 返回 0（读到 EOF），循环关闭 fd {fd} 并把它去掉。"
+                     f"{went_zh}讲义 3.6 的循环在遍历 client_socket_list 的 for 循环里调用 "
+                     "client_socket_list.remove()：列表在循环底下移动，被删掉的那个后面的套接字"
+                     "在这一轮就被跳过了，要等下一轮。这个循环遍历的是列表的副本。"}
+
+
 def _nonblocking_steps(log: EventLog) -> list[Step]:
     first_accept = _server(log, "accept")
     first_request = _server(log, "request")
@@ -244,6 +281,7 @@ def _nonblocking_steps(log: EventLog) -> list[Step]:
     sweeps, eagain, useful = _sweep_totals(log)
     ratio = eagain / max(1, useful)
     end_sweep = find(log, "poll_sweep", src="server", nth=-1)
+    close, after = _closing_sweep(log)
     cpu = statistics.median(_cpu(log) or [0.0])
     cpu_top = max(_cpu(log) or [0.0])
     above = ({"en": f" (up to {cpu_top:.0f} % here)", "zh_CN": f"（这里最高到 {cpu_top:.0f} %）"}
@@ -251,20 +289,27 @@ def _nonblocking_steps(log: EventLog) -> list[Step]:
     return [
         Step({"en": "The non-blocking server of lectures 3.6 and 3.8: one thread, every socket "
                     "non-blocking. Lecture 3.6's loop sleeps 0.5 s on every pass "
-                    "(time.sleep(0.5)); only 3.8's has no pause, and neither has this run "
-                    "(--sweep-pause 0). A sweep tries accept() on the listening socket and "
-                    "recv() on every connection, ready or not.",
+                    "(time.sleep(0.5)); only 3.8's has no pause, and neither has this run. "
+                    "A sweep tries accept() on the listening socket and recv() on every "
+                    "connection, ready or not.",
               "zh_CN": "讲义 3.6 和 3.8 的非阻塞服务器：只有一个线程，所有套接字都设为非阻塞。"
                        "讲义 3.6 的循环每一轮都先睡 0.5 秒（time.sleep(0.5)）；只有 3.8 的循环"
-                       "不暂停，这次运行也不暂停（--sweep-pause 0）。每一轮都对监听套接字试一次 "
+                       "不暂停，这次运行也不暂停。每一轮都对监听套接字试一次 "
                        "accept()，对每个连接试一次 recv()，不管它有没有数据。"},
-             lambda log: find(log, "poll_sweep", src="server"), "io"),
+             lambda log: find(log, "poll_sweep", src="server"), "io",
+             footnote="sockscope serve --mode nonblocking --sweep-pause 0"),
         Step({"en": "A useful try: accept() found clients waiting. Every sweep before it asked "
                     "too and got EAGAIN: nobody was there yet. The new sockets are tried at once: "
-                    "recv() says EAGAIN, their clients have sent nothing.",
+                    "recv() says EAGAIN, their clients have sent nothing. In Python, EAGAIN is "
+                    "a BlockingIOError. The lecture catches it with except Exception, which "
+                    "would also take a reset connection (ConnectionResetError), or a bug of its "
+                    "own, for \"no data yet\": catch BlockingIOError alone.",
               "zh_CN": "一次有用的尝试：accept() 拿到了等待中的客户端。在此之前的每一轮也都问过，"
                        "得到的都是 EAGAIN：那时还没有人来。新套接字马上也被试了一次：recv() 返回 "
-                       "EAGAIN，因为客户端还什么都没发。"},
+                       "EAGAIN，因为客户端还什么都没发。在 Python 里，EAGAIN 是一个 "
+                       "BlockingIOError。讲义用 except Exception 来捕获它，这样连被重置的连接"
+                       "（ConnectionResetError），甚至程序自己的 bug，也会被当成“还没有数据”："
+                       "应该只捕获 BlockingIOError。"},
              lambda log: _sweep_at(log, first_accept) if first_accept is not None else None,
              "io"),
         Step({"en": "The clients are connected but thinking before they send. The loop does not "
@@ -281,15 +326,19 @@ def _nonblocking_steps(log: EventLog) -> list[Step]:
                        "其他套接字仍然返回 EAGAIN。"},
              lambda log: _sweep_at(log, first_request) if first_request is not None else None,
              "io"),
+        Step(_closing_text(log, close, after), lambda log: after if after is not None else close,
+             "io", lambda log: log[close].conn if close is not None else None),
         Step({"en": f"The whole run: {sweeps:,} sweeps, {eagain:,} tries wasted on EAGAIN for "
                     f"{useful:,} useful ones: about {ratio:,.0f} wasted tries for every useful "
-                    "one. And while every client only thinks, how much CPU does a loop that "
-                    "never pauses take?",
+                    "one.",
               "zh_CN": f"整个运行：{sweeps:,} 轮扫描，{eagain:,} 次尝试白白得到 EAGAIN，"
                        f"有用的只有 {useful:,} 次：大约每一次有用的尝试要陪上 {ratio:,.0f} "
-                       "次无用功。那么，当所有客户端都只是在“思考”时，一个从不暂停的循环要占多少 "
-                       "CPU？"},
-             lambda log: end_sweep, "io"),
+                       "次无用功。"},
+             lambda log: end_sweep, "io",
+             question={"en": "And while every client only thinks, how much CPU does a loop "
+                             "that never pauses take?",
+                       "zh_CN": "那么，当所有客户端都只是在“思考”时，一个从不暂停的循环要占多少 "
+                                "CPU？"}),
         Step({"en": "All it can get: every fd's row is solid with EAGAIN, and the engine's CPU "
                     f"plot (bottom right) stays high: a median {cpu:.0f} % of a core here. With "
                     "no pause the loop never sleeps: it takes a whole core (100 %) when it gets "
@@ -486,7 +535,8 @@ def _epoll_steps(log: EventLog) -> list[Step]:
                     "out to the server: no memory is shared between kernel and application. "
                     "First level-triggered, reading like lecture 3.9's server: one recv(1024) "
                     "per report. It takes 1024 bytes; the rest stays in the socket.",
-              "zh_CN": f"同一个客户端跑三次：它一次写出 {PIPELINED} 个流水线请求（{batch} 字节）。"
+              "zh_CN": f"同一个客户端跑三次：它以管线化（pipelining）方式一次写出 {PIPELINED} 个请求"
+                       f"（{batch} 字节）。"
                        "epoll 的关注列表（interest list）在内核里；数据到达时，回调把 fd 放进就绪"
                        "列表，epoll_wait 再把就绪事件复制给服务器：内核和应用程序之间并没有共享"
                        "内存。第一次是水平触发，像讲义 3.9 的服务器那样每次通知只调用一次 "
@@ -529,13 +579,15 @@ def _epoll_steps(log: EventLog) -> list[Step]:
         Step({"en": f"Now the bug: edge-triggered, but one recv(1024) per report, as in the "
                     f"lecture. It reads {read} of the {sent} bytes and answers the "
                     f"{s['answers']} complete requests; {left} bytes, the last request, stay in "
-                    f"the socket. Under edge-triggered, will epoll_wait report fd {s['fd']} again "
-                    f"for these {left} unread bytes?",
+                    f"the socket.",
               "zh_CN": f"现在看这个 bug：边缘触发，却像讲义那样每次通知只 recv(1024) 一次。"
                        f"它读了 {sent} 字节中的 {read} 字节，回答了 {s['answers']} 个完整的请求；"
-                       f"剩下的 {left} 字节，也就是最后一个请求，留在了套接字里。在边缘触发下，"
-                       f"epoll_wait 会因为这 {left} 字节没读而再次报告 fd {s['fd']} 吗？"},
-             lambda log: s["first_recv"], "io", conn_s),
+                       f"剩下的 {left} 字节，也就是最后一个请求，留在了套接字里。"},
+             lambda log: s["first_recv"], "io", conn_s,
+             question={"en": f"Under edge-triggered, will epoll_wait report fd {s['fd']} again "
+                             f"for these {left} unread bytes?",
+                       "zh_CN": f"在边缘触发下，epoll_wait 会因为这 {left} 字节没读而再次报告 "
+                                f"fd {s['fd']} 吗？"}),
         Step({"en": f"Not for them: those {left} bytes are not new, so there is no new edge: "
                     "epoll_wait returns nothing, time-out after time-out, though fd "
                     f"{s['fd']} is still watched. Edge-triggered does not drop the fd: any new "

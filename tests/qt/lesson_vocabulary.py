@@ -1,0 +1,51 @@
+"""Issue 12's vocabulary, checked on every caption of a real recording (each lesson
+module's tests call ``check`` on the lessons it records)."""
+from __future__ import annotations
+
+import re
+
+from visualizer.lessons import LANGS
+
+FLAG = re.compile(r"(?<![\w-])--[a-z]")  # a command-line flag: a footnote's business
+# Words the reviewer asked to replace, and with what.
+NOT_IN_ZH = {"先关闭的一方": "主动关闭方", "被关闭的一方": "被动关闭方", "边沿": "边缘",
+             "流水线": "管线化（pipelining）", "chunked 编码": "分块传输编码（chunked）",
+             "文件结束": "读到 EOF（recv() 返回 0）", "SYN-SENT": "SYN_SENT",
+             "先发 FIN 的一方": "主动关闭方"}
+NOT_IN_EN = {"SYN-SENT": "SYN_SENT", "SYN-RECV": "SYN_RECV"}
+# Where a term appears in Chinese, it comes with its English name the first time.
+GLOSSED = {"管线化": "管线化（pipelining）", "分块传输编码": "分块传输编码（chunked）",
+           "无头": "无头（headless）", "全连接队列": "全连接队列（accept 队列）",
+           "半连接队列": "半连接队列（SYN 队列）"}
+
+
+def captions(prepared) -> dict[str, list[str]]:  # type: ignore[no-untyped-def]
+    """Every step's words (narration and question) and the title and summary, per language."""
+    lesson = prepared.lesson
+    out: dict[str, list[str]] = {}
+    for lang in LANGS:
+        out[lang] = [lesson.title[lang], lesson.summary[lang],
+                     *(prepared.text(k, lang) for k in range(len(prepared.steps)))]
+    return out
+
+
+def check(prepared) -> None:  # type: ignore[no-untyped-def]
+    said = captions(prepared)
+    name = prepared.lesson.name
+    for lang, texts in said.items():
+        for k, text in enumerate(texts):
+            assert not FLAG.search(text), f"{name} [{lang}] #{k}: a flag in the words: {text}"
+            for bad, good in (NOT_IN_ZH if lang == "zh_CN" else NOT_IN_EN).items():
+                assert bad not in text, f"{name} [{lang}] #{k}: {bad!r}, say {good!r}: {text}"
+    zh = "".join(said["zh_CN"])
+    for term, glossed in GLOSSED.items():
+        if term in zh:
+            assert glossed in zh, f"{name}: {term} without its English name ({glossed})"
+    # Every lesson asks at least once, never on its last step (the next one answers).
+    asking = [k for k in range(len(prepared.steps)) if prepared.question(k)]
+    assert asking, f"{name} asks the class nothing"
+    assert asking[-1] < len(prepared.steps) - 1, f"{name} asks on its last step"
+    for k in asking:
+        assert prepared.question(k, "en").endswith("?"), (name, k)
+        assert prepared.question(k, "zh_CN").endswith("？"), (name, k)
+        assert prepared.question(k, "en") not in prepared.narration(k, "en")
