@@ -230,7 +230,9 @@ def record(tmp_path: Path, *mode: str) -> Timeline:
     path = tmp_path / "trace.jsonl"
     subprocess.run([sys.executable, "-m", "engine", "serve", "--port", "0", "--mode", *mode,
                     "--load=--clients 3 --requests 4 --together", "--exit-after-load",
-                    "--trace", str(path)],
+                    # No sampler: the plot's "no CPU samples" must not depend on whether a
+                    # loaded machine stretched the run past the first 0.1 s sample.
+                    "--cpu-interval", "0", "--trace", str(path)],
                    cwd=ROOT, check=True, capture_output=True, timeout=60)
     tl, _, problems = open_trace(path)
     assert not problems
