@@ -36,8 +36,9 @@ from engine.capture.live import LoopbackCapture, can_capture  # noqa: E402
 from engine.clients import LoadConfig, run_load  # noqa: E402
 from engine.events import MemorySink, Probe  # noqa: E402
 
-MODES = [("threaded", "level"), ("nonblocking", "level"), ("epoll", "level"),
-         ("epoll", "edge"), ("selectors", "level")]
+from engine.modes import variants  # noqa: E402
+
+MODES = variants()  # every mode of the registry, both triggers of epoll
 CASES = {
     "short": {"keep_alive": False, "clients": 5},
     "keep-alive": {"keep_alive": True, "clients": 3, "requests": 3},

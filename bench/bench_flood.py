@@ -65,6 +65,9 @@ SERVERS: dict[str, tuple[str, tuple[str, ...] | None]] = {
     "epoll": ("SockScope epoll level", ("--mode", "epoll", "--trigger", "level")),
     "epoll-edge": ("SockScope epoll edge", ("--mode", "epoll", "--trigger", "edge")),
     "selectors": ("SockScope selectors", ("--mode", "selectors")),
+    "select": ("SockScope select", ("--mode", "select")),
+    "poll": ("SockScope poll", ("--mode", "poll")),
+    "single": ("SockScope single (one client at a time)", ("--mode", "single")),
 }
 ORDER = list(SERVERS)
 ALIASES = {"epoll-level": "epoll", "edge": "epoll-edge"}

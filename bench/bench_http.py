@@ -63,13 +63,16 @@ SERVERS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "threaded": ("SockScope threaded", "sockscope", ("--mode", "threaded")),
     "nonblocking": ("SockScope nonblocking (busy loop)", "sockscope",
                     ("--mode", "nonblocking", "--sweep-pause", "0")),
+    "single": ("SockScope single (one client at a time)", "sockscope", ("--mode", "single")),
+    "select": ("SockScope select", "sockscope", ("--mode", "select")),
+    "poll": ("SockScope poll", "sockscope", ("--mode", "poll")),
 }
 # Run order inside a round: the peers first, each SockScope variant right after
 # them; every other round runs in reverse so slow drift of a noisy machine
 # does not always favour the same servers.
 ORDER = ["http.server", "nginx", "epoll", "epoll-trace", "epoll-trace-polled", "epoll-trace-all",
          "epoll-edge",
-         "selectors", "threaded", "nonblocking"]
+         "selectors", "threaded", "nonblocking", "single", "select", "poll"]
 ALIASES = {"httpserver": "http.server", "http-server": "http.server", "http_server": "http.server",
            "epoll-level": "epoll", "trace": "epoll-trace", "edge": "epoll-edge"}
 LOADS = ("wrk", "ab")

@@ -596,14 +596,7 @@ class Connection:
             self._report("error", what="internal", errno=name,
                          detail=f"{type(exc).__name__}: {exc}"[:500])
             if not self.closed and not self.lingering and not self.out and self.body is None:
-                head, body = plain_answer(500, "the server failed on this connection",
-                                          self.server.date.now())
-                try:
-                    self.sock.setblocking(False)
-                    self.sock.send(head + body)
-                    self._note_response(500, len(body), "", head, body)
-                except OSError:
-                    pass
+                self._answer_now(500, "the server failed on this connection")
         except Exception:  # noqa: BLE001 - reporting must not fail the loop in turn
             pass
         try:
@@ -615,6 +608,21 @@ class Connection:
                 self.sock.close()
             except OSError:
                 pass
+
+    def _answer_now(self, status: int, detail: str) -> None:
+        """A short answer in one non-blocking send (nothing waits for it to go)."""
+        head, body = plain_answer(status, detail, self.server.date.now())
+        try:
+            self.sock.setblocking(False)
+            self.sock.send(head + body)
+            self._note_response(status, len(body), "", head, body)
+        except OSError:
+            pass
+
+    def refuse(self, status: int, detail: str, reason: str = "refused") -> None:
+        """Turn this connection away before serving it: ``status`` at once, then close."""
+        self._answer_now(status, detail)
+        self.close(reason)
 
     def _drop_work(self) -> None:
         """Done with this connection: nothing more is read, answered or streamed."""

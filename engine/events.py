@@ -68,12 +68,22 @@ KINDS: dict[str, tuple[str, ...]] = {
     # runs, then "released" by a step (or "running" when stepping was turned off).
     "gate": ("action", "state"),
     "mode": ("mode", "trigger", "policy", "multiplexer"),
+    # select, poll and selectors: a change of the watched set (op ADD/MOD/DEL) and a
+    # call (call "select"/"poll"/the selector's class; fds: how many it handed the
+    # kernel to scan). epoll's own are epoll_ctl and epoll_wait.
+    "interest": ("op", "mask", "call"),
+    "wait": ("call", "timeout", "ready", "fds"),
     # The serving process's CPU use over the last interval (100 = one core),
     # sampled by the engine with --trace; user_s/system_s are cumulative.
     "cpu": ("percent", "user_s", "system_s", "interval_s"),
     "error": ("what", "detail"),
     "dropped": ("count", "sink"),
 }
+
+# A readiness call and a change of what it watches, whatever the multiplexer: epoll's
+# own names, or the neutral ones of select, poll and selectors (read them alike).
+WAIT_KINDS = ("epoll_wait", "wait")
+INTEREST_KINDS = ("epoll_ctl", "interest")
 
 # ---------------------------------------------------------------- reading: what a field may hold
 # A trace line is checked once, as it is read (``Event.from_dict``): the model and
@@ -175,7 +185,9 @@ FIELD_TYPES: dict[str, tuple[tuple[str, frozenset, Any, Any, str], ...]] = {
                     dropped=(_NSTR,), options=(_DICT,), frame=(_NINT, 0, _I64)),
     "gate": _spec(action=(_NSTR,), state=(_NSTR,), held_ns=(_NINT, 0, _I64)),
     "mode": _spec(mode=(_STR,), trigger=(_NSTR,), policy=(_NSTR,), multiplexer=(_NSTR,),
-                  no_drain=(_NBOOL,)),
+                  no_drain=(_NBOOL,), picture=(_NSTR,)),
+    "interest": _spec(op=(_NSTR,), mask=(frozenset((str, int)),), call=(_NSTR,)),
+    "wait": _spec(call=(_NSTR,), timeout=(_NNUM, -1, _I64), fds=(_NINT, 0, _I64)),
     "cpu": _spec(percent=(_NUM, 0, 1_000_000), user_s=(_NNUM, 0, 1e12),
                  system_s=(_NNUM, 0, 1e12), interval_s=(_NNUM, 0, 1e12)),
     "error": _spec(what=(_NSTR,), detail=(_NSTR,), status=(_NINT, 0, 999), head=(_NSTR,),

@@ -3,8 +3,10 @@ time-outs, statistics and stopping. Each mode's own file holds only its loop.
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
+import select
 import socket
 import threading
 import time
@@ -14,9 +16,11 @@ from .connection import Connection
 from .events import Probe
 from .gate import Gate
 from .http import DateCache, plain_answer
+from .modes import REGISTRY
+from .modes import mode as mode_spec
 from .static import Site
 
-MODES = ("threaded", "nonblocking", "epoll", "selectors")
+MODES = tuple(REGISTRY)  # every mode this engine knows (engine/modes/__init__.py)
 TRIGGERS = ("level", "edge")
 POLICIES = ("keep-alive", "close")
 DEFAULT_PORT = 7890
@@ -55,14 +59,14 @@ class ServerConfig:
     never_close: bool = False
 
     def check(self) -> None:
-        if self.mode not in MODES:
-            raise ValueError(f"unknown mode {self.mode!r}: choose one of {', '.join(MODES)}")
+        spec = mode_spec(self.mode)  # ValueError for an unknown one, naming them all
         if self.trigger not in TRIGGERS:
             raise ValueError(f"unknown trigger {self.trigger!r}: level or edge")
         if self.policy not in POLICIES:
             raise ValueError(f"unknown policy {self.policy!r}: keep-alive or close")
-        if self.mode == "epoll" and not _has_epoll():
-            raise ValueError("epoll mode needs Linux: use --mode selectors here")
+        runs, why = spec.available()
+        if not runs:
+            raise ValueError(f"{self.mode} mode cannot run here: {why}")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port {self.port} is out of range")
         if self.backlog < 0:
@@ -74,11 +78,6 @@ class ServerConfig:
             raise ValueError("sweep pause cannot be negative")
         if self.no_drain and self.mode != "epoll":
             raise ValueError("no-drain is an epoll mode option (lecture 3.9's bug)")
-
-
-def _has_epoll() -> bool:
-    import select
-    return hasattr(select, "epoll")
 
 
 @dataclass
@@ -171,7 +170,7 @@ class Server:
         except OSError:
             listener.close()
             raise
-        listener.setblocking(self.mode == "threaded")
+        listener.setblocking(mode_spec(self.mode).blocking)
         self.listener = listener
         self.address = listener.getsockname()
         if config.host not in ("0.0.0.0", "::", ""):
@@ -179,6 +178,7 @@ class Server:
         p = self.probe
         if p.active:
             p.emit("mode", None, -1, threading.get_native_id(), mode=self.mode,
+                   picture=mode_spec(self.mode).picture,
                    trigger=config.trigger if self.mode == "epoll" else None,
                    policy=config.policy, multiplexer=self.multiplexer_name(),
                    **({"no_drain": True} if config.no_drain else {}))
@@ -317,6 +317,36 @@ class Server:
             self.probe.emit("accept", conn_id, conn.fd, tid, peer=conn.peer)
         return conn
 
+    def accept_blocking(self, tid: int, lock: threading.Lock | None = None
+                        ) -> Connection | None:
+        """The blocking modes' accept(): wait for the listener, or the wakeup socket (so
+        that stopping is immediate, which the lecture's blocking accept() is not), then
+        accept one connection with a blocking socket (holding ``lock`` for that alone).
+        None when there is none to serve."""
+        assert self.listener is not None
+        self.listener.setblocking(False)
+        readable, _, _ = select.select([self.listener, self._wake_r], [], [])
+        if self._wake_r in readable:
+            self.drain_wakeup()
+            return None
+        with lock or contextlib.nullcontext():
+            conn = self.accept_one(tid, blocking=True)
+        return None if conn is None or conn is REFUSED else conn
+
+    def serve_to_the_end(self, conn: Connection) -> None:
+        """Drive one blocking connection until it closes: recv blocks, then everything
+        that can be answered is sent; a failure costs this connection only."""
+        try:
+            while not conn.closed and not self._stopping:
+                if conn.wants_read():
+                    conn.handle_read()  # blocks in recv, then sends all it can
+                elif conn.wants_write() or conn.pending or conn.inbuf:
+                    conn.handle_write()
+                else:  # nothing to read or send: the peer is gone
+                    conn.close("peer closed")
+        except Exception as exc:  # one connection's bug must not take the server down
+            conn.crashed(exc)
+
     def _refuse(self, sock: socket.socket, conn_id: str, tid: int) -> None:
         """Over max connections: a short 503, then close. Never blocks the loop."""
         self.stats.refused += 1
@@ -363,13 +393,5 @@ class Server:
 
 def create_server(config: ServerConfig, probe: Probe | None = None) -> Server:
     config.check()
-    if config.mode == "threaded":
-        from .modes.threaded import ThreadedServer as cls
-    elif config.mode == "nonblocking":
-        from .modes.nonblocking import NonBlockingServer as cls  # type: ignore[assignment]
-    elif config.mode == "epoll":
-        from .modes.epoll import EpollServer as cls  # type: ignore[assignment]
-    else:
-        from .modes.selectors import SelectorsServer as cls  # type: ignore[assignment]
-    return cls(config, probe)
+    return mode_spec(config.mode).load()(config, probe)
 

@@ -25,12 +25,16 @@ atexit.register(shutil.rmtree, _CONFIG, ignore_errors=True)
 import pytest
 
 from engine import MemorySink, Probe, ServerConfig, create_server
+from engine.modes import REGISTRY, variants
 from engine.server import Server
 
-# Every mode, and both triggers of epoll.
-ALL_MODES = [("threaded", "level"), ("nonblocking", "level"), ("epoll", "level"),
-             ("epoll", "edge"), ("selectors", "level")]
-MODE_IDS = [m if m != "epoll" else f"epoll-{t}" for m, t in ALL_MODES]
+# Every mode the registry has that runs here, and both triggers of epoll.
+ALL_MODES = [(m, t) for m, t in variants() if REGISTRY[m].available()[0]]
+MODE_IDS = [m if len(REGISTRY[m].triggers) == 1 else f"{m}-{t}" for m, t in ALL_MODES]
+# Those that serve many clients at once (single serves one at a time, on purpose: tests
+# that hold many connections open check it apart).
+CONCURRENT_MODES = [(m, t) for m, t in ALL_MODES if REGISTRY[m].concurrent]
+CONCURRENT_IDS = [i for i, (m, _) in zip(MODE_IDS, ALL_MODES) if REGISTRY[m].concurrent]
 
 
 @contextlib.contextmanager

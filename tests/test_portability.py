@@ -62,7 +62,7 @@ out["window_mode"] = w._saved_engine_settings().mode
 model = w.mode_box.model()
 out["disabled"] = [MODES[i][1] + "/" + MODES[i][2] for i in range(len(MODES))
                    if not model.item(i).isEnabled()]
-out["tip"] = w.mode_box.itemData(0, 3) or ""  # Qt.ToolTipRole
+out["tip"] = w.mode_box.itemData(w._mode_index("epoll"), 3) or ""  # Qt.ToolTipRole
 dispose(w)
 
 # The lessons: epoll's says why it cannot run; the others run in the selectors mode.

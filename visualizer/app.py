@@ -27,6 +27,8 @@ from PySide6.QtWidgets import (QApplication, QCheckBox, QComboBox, QFileDialog, 
 
 from engine.events import KINDS, SOURCES, Event
 from engine.lab import FAULTS, faults_available, lab_available
+from engine.modes import REGISTRY
+from engine.modes import variants as mode_variants
 from engine.server import DEFAULT_PORT, default_mode
 from engine.trace import TraceError, TraceWriter
 
@@ -42,11 +44,18 @@ from .views import View, style, view_classes
 
 # The labels below are English keys (settings and tests use them); the window shows
 # them translated, in its context ("MainWindow"): QT_TRANSLATE_NOOP marks them for lupdate.
-MODES = [(QT_TRANSLATE_NOOP("MainWindow", "epoll (level)"), "epoll", "level"),
-         (QT_TRANSLATE_NOOP("MainWindow", "epoll (edge)"), "epoll", "edge"),
-         (QT_TRANSLATE_NOOP("MainWindow", "selectors"), "selectors", "level"),
-         (QT_TRANSLATE_NOOP("MainWindow", "threaded"), "threaded", "level"),
-         (QT_TRANSLATE_NOOP("MainWindow", "non-blocking polling"), "nonblocking", "level")]
+# The modes come from the engine's registry, in the lecture's order; the label of a
+# mode with two triggers says which ("epoll (edge)"). These are the words lupdate sees.
+MODE_WORDS = (QT_TRANSLATE_NOOP("MainWindow", "one client at a time"),
+              QT_TRANSLATE_NOOP("MainWindow", "threaded"),
+              QT_TRANSLATE_NOOP("MainWindow", "non-blocking polling"),
+              QT_TRANSLATE_NOOP("MainWindow", "select"),
+              QT_TRANSLATE_NOOP("MainWindow", "poll"),
+              QT_TRANSLATE_NOOP("MainWindow", "epoll (level)"),
+              QT_TRANSLATE_NOOP("MainWindow", "epoll (edge)"),
+              QT_TRANSLATE_NOOP("MainWindow", "selectors"))
+MODES = [(f"{REGISTRY[m].label} ({t})" if len(REGISTRY[m].triggers) > 1 else REGISTRY[m].label,
+          m, t) for m, t in mode_variants()]
 SPEEDS = [("0.01x", 0.01), ("0.1x", 0.1), ("0.5x", 0.5), ("1x", 1.0), ("2x", 2.0),
           (QT_TRANSLATE_NOOP("MainWindow", "1 event/s"), -1),
           (QT_TRANSLATE_NOOP("MainWindow", "5 events/s"), -5),
@@ -200,11 +209,10 @@ class MainWindow(QMainWindow):
         self.mode_box = QComboBox()
         for label, _, _ in MODES:
             self.mode_box.addItem(self.tr(label))
-        if default_mode() != "epoll":  # macOS, Windows: the portable mode stands in
-            for i, (_, mode, _) in enumerate(MODES):
-                if mode == "epoll":
-                    self.mode_box.model().item(i).setEnabled(False)
-            self.mode_box.setCurrentIndex(self._mode_index("selectors"))
+        for i, (_, mode, _) in enumerate(MODES):  # what this system cannot run: greyed out
+            if not REGISTRY[mode].available()[0]:
+                self.mode_box.model().item(i).setEnabled(False)
+        self.mode_box.setCurrentIndex(self._mode_index(default_mode()))
         self._mode_tips()
         self.policy_box = QComboBox()
         self.policy_box.addItems(["keep-alive", "close"])
@@ -425,12 +433,13 @@ class MainWindow(QMainWindow):
 
     def _mode_tips(self) -> None:
         """Why a mode is greyed out (epoll, where the system has none)."""
-        for i in range(len(MODES)):
+        for i, (_, mode, _) in enumerate(MODES):
             if not self.mode_box.model().item(i).isEnabled():
-                self.mode_box.setItemData(i, self.tr(
+                tip = self.tr(
                     "epoll is Linux's; here the selectors mode does its work with what this "
-                    "system has (kqueue on macOS, select on Windows)"),
-                    Qt.ItemDataRole.ToolTipRole)
+                    "system has (kqueue on macOS, select on Windows)") if mode == "epoll" \
+                    else REGISTRY[mode].available()[1]
+                self.mode_box.setItemData(i, tip, Qt.ItemDataRole.ToolTipRole)
 
     @staticmethod
     def _mode_index(mode: str, trigger: str = "level") -> int:

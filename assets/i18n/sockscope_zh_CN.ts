@@ -174,6 +174,22 @@
         <translation>可移植的 selector 等待所有已注册的套接字，返回其中就绪的；只要数据没读完，就一次又一次地返回。</translation>
     </message>
     <message>
+        <source>{0}, level-triggered</source>
+        <translation>{0}，水平触发</translation>
+    </message>
+    <message>
+        <source>Every call hands the kernel the whole set of watched fds, which it scans, and returns the ready ones: epoll keeps that set in the kernel instead.</source>
+        <translation>每次调用都把整组被监视的 fd 交给内核，内核逐个扫描，再返回就绪的那些；epoll 则把这组 fd 一直保存在内核里。</translation>
+    </message>
+    <message>
+        <source>One client at a time</source>
+        <translation>一次服务一个客户端</translation>
+    </message>
+    <message>
+        <source>One thread accepts a client and serves it to the end; the next clients wait in the kernel&apos;s accept queue, their handshakes done, until it comes back.</source>
+        <translation>一个线程 accept 一个客户端并把它服务到底；后面的客户端握手已经完成，在内核的全连接队列（accept 队列）里等着，直到它回来。</translation>
+    </message>
+    <message>
         <source>A thread per connection</source>
         <translation>每个连接一个线程</translation>
     </message>
@@ -216,6 +232,10 @@
     <message>
         <source>, watched with epoll_ctl ADD</source>
         <translation>，已用 epoll_ctl ADD 加入监视</translation>
+    </message>
+    <message>
+        <source>, added to the watched set</source>
+        <translation>，已加入监视集合</translation>
     </message>
     <message>
         <source>Now: fd {0} ({1}): {2}</source>
@@ -298,12 +318,32 @@
         <translation>epoll_ctl ADD fd {0} {1}：开始监视</translation>
     </message>
     <message>
+        <source>fd {0} leaves the watched set</source>
+        <translation>fd {0} 离开监视集合</translation>
+    </message>
+    <message>
+        <source>fd {0}: now watch {1}</source>
+        <translation>fd {0}：改为监视 {1}</translation>
+    </message>
+    <message>
+        <source>fd {0} joins the watched set, {1}</source>
+        <translation>fd {0} 加入监视集合，{1}</translation>
+    </message>
+    <message>
         <source>answer {0}</source>
         <translation>响应 {0}</translation>
     </message>
     <message>
         <source>held before {0}</source>
         <translation>在 {0} 之前暂停</translation>
+    </message>
+    <message>
+        <source>accept() → fd {0}: serving this client to the end</source>
+        <translation>accept() → fd {0}：把这个客户端服务到底</translation>
+    </message>
+    <message>
+        <source>waiting in accept() for the next client</source>
+        <translation>在 accept() 中等待下一个客户端</translation>
     </message>
     <message>
         <source>waiting in accept() for a new connection</source>
@@ -394,6 +434,22 @@
         <translation>由 epoll_ctl 添加；掩码表示要监视的事件</translation>
     </message>
     <message>
+        <source>Watched set: {0} fds</source>
+        <translation>监视集合：{0} 个 fd</translation>
+    </message>
+    <message>
+        <source>kept by the program, handed to the kernel on every call</source>
+        <translation>由程序保存，每次调用都交给内核</translation>
+    </message>
+    <message>
+        <source>registered with the selector; the mask is what to watch</source>
+        <translation>注册在 selector 里；掩码表示要监视的事件</translation>
+    </message>
+    <message>
+        <source>{0} #{1}: scanned {2} fds, {3} ready</source>
+        <translation>第 {1} 次 {0}：扫描了 {2} 个 fd，{3} 个就绪</translation>
+    </message>
+    <message>
         <source>Ready list: {0} #{1} returned {2}</source>
         <translation>就绪列表：第 {1} 次 {0} 返回了 {2} 个</translation>
     </message>
@@ -452,6 +508,14 @@
     <message>
         <source>= reported by the wait before too: new data came</source>
         <translation>= 上一次 wait 也报告过它：又来了新数据</translation>
+    </message>
+    <message>
+        <source>Accept queue: {0} waiting (backlog {1}), as last observed</source>
+        <translation>全连接队列（accept 队列）：{0} 个在等待（backlog {1}），最近一次观测</translation>
+    </message>
+    <message>
+        <source>Accept queue: not observed (the kernel observer is off)</source>
+        <translation>全连接队列（accept 队列）：未观测（内核观测已关闭）</translation>
     </message>
     <message>
         <source>{0} threads</source>
@@ -768,8 +832,20 @@
         <translation>多线程</translation>
     </message>
     <message>
+        <source>one client at a time</source>
+        <translation>一次一个客户端</translation>
+    </message>
+    <message>
         <source>non-blocking polling</source>
         <translation>非阻塞轮询</translation>
+    </message>
+    <message>
+        <source>select</source>
+        <translation>select</translation>
+    </message>
+    <message>
+        <source>poll</source>
+        <translation>poll</translation>
     </message>
     <message>
         <source>1 event/s</source>

@@ -69,6 +69,7 @@ from dataclasses import dataclass, field
 
 from ..clock import Clock
 from ..events import Event, Probe
+from ..modes import REGISTRY
 
 DELAYED_ACK_NS = 40_000_000  # TCP_DELACK_MIN = TCP_ATO_MIN: how long a delayed ACK waits
 RTO_MIN_NS = 200_000_000  # TCP_RTO_MIN: a pause in the data longer than the RTO restarts quick-ACK
@@ -85,7 +86,7 @@ AWAIT_NS = 100_000_000  # how long a read that ran ahead waits for the writer's 
 CLOCK_GRACE_NS = 5_000_000  # the clock fires a timer only this long after it is due
 # The server turns Nagle off (TCP_NODELAY) on non-blocking sockets only
 # (Server.accept_one): in these modes its small writes wait for ACKs.
-NAGLE_MODES = frozenset({"threaded"})
+NAGLE_MODES = frozenset(m.name for m in REGISTRY.values() if m.blocking)
 # close() and shutdown() are reported just before the call: a segment the call sends is
 # dated this much after the report, so that the event, the sender's new state (1 ns before
 # its segment) and the segment come in that order.

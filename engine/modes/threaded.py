@@ -6,13 +6,12 @@ threads blocked in recv or send, and joins them all.
 """
 from __future__ import annotations
 
-import select
 import socket
 import threading
 
 from ..connection import Connection
 from ..http import plain_answer
-from ..server import REFUSED, Server
+from ..server import Server
 
 
 NO_THREAD_WAIT = 0.2  # seconds a connection without a thread is given to send its request
@@ -28,17 +27,9 @@ class ThreadedServer(Server):
         self._conns_lock = threading.Lock()
 
     def _run(self, tid: int) -> None:
-        assert self.listener is not None
-        listener, wake = self.listener, self._wake_r
-        listener.setblocking(False)
         while not self._stopping:
-            readable, _, _ = select.select([listener, wake], [], [])
-            if wake in readable:
-                self.drain_wakeup()
-                continue
-            with self._conns_lock:
-                conn = self.accept_one(tid, blocking=True)
-            if conn is None or conn is REFUSED:
+            conn = self.accept_blocking(tid, self._conns_lock)
+            if conn is None:
                 continue
             thread = threading.Thread(target=self._serve_connection, args=(conn,),
                                       name=f"conn-{conn.fd}", daemon=True)
@@ -83,15 +74,7 @@ class ThreadedServer(Server):
         if probe.active:
             probe.emit("thread_start", conn.id, conn.fd, tid, name=name)
         try:
-            while not conn.closed:
-                if conn.wants_read():
-                    conn.handle_read()  # blocks in recv, then sends all it can
-                elif conn.wants_write() or conn.pending or conn.inbuf:
-                    conn.handle_write()
-                else:  # nothing to read or send: the peer is gone
-                    conn.close("peer closed")
-        except Exception as exc:  # one connection's bug must not take the server down
-            conn.crashed(exc)
+            self.serve_to_the_end(conn)
         finally:
             if probe.active:
                 probe.emit("thread_exit", conn.id, -1, tid, name=name)

@@ -48,7 +48,7 @@ def test_n_steps_release_exactly_n_actions(mode: str, trigger: str) -> None:
         gate.disable()  # run freely: the request completes
         thread.join(10)
     assert out["answer"].startswith(b"HTTP/1.1 200 OK")
-    assert set(actions) <= {"accept", "recv", "send", "close", "epoll_wait", "select"}
+    assert set(actions) <= {"accept", "recv", "send", "close", "epoll_wait", "select", "poll"}
 
 
 def test_threaded_gate_lets_one_thread_through_per_step() -> None:

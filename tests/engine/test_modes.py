@@ -10,7 +10,10 @@ import pytest
 
 from engine.clients import LoadConfig, run_load
 from engine.events import KINDS, MemorySink, Probe
-from tests.conftest import ALL_MODES, MODE_IDS, read_to_eof, running_server
+from engine.modes import REGISTRY
+from engine.modes.readiness import FD_SETSIZE
+from tests.conftest import (ALL_MODES, CONCURRENT_IDS, CONCURRENT_MODES, MODE_IDS, read_to_eof,
+                            running_server)
 
 SITE = Path(__file__).resolve().parents[2] / "html"
 BIG = (SITE / "images" / "big.bmp").read_bytes()
@@ -83,7 +86,7 @@ def test_large_file_streams_intact_to_a_slow_reader(mode: str, trigger: str) -> 
     (status, headers, body), = split_responses(raw)
     assert int(headers[b"content-length"]) == len(BIG) and body == BIG
     sends = sink.of_kind("send")
-    if mode != "threaded":
+    if not REGISTRY[mode].blocking:
         assert any(e.data["bytes"] < e.data["wanted"] for e in sends) or sink.of_kind("eagain"), \
             "a non-blocking server must meet a full socket buffer on 1.5 MiB"
 
@@ -108,7 +111,26 @@ def test_policy_close_forces_short_connections(mode: str, trigger: str) -> None:
                if e.src == "server")
 
 
-@pytest.mark.parametrize("mode,trigger", ALL_MODES, ids=MODE_IDS)
+def peak_open(events) -> int:  # type: ignore[no-untyped-def]
+    """The most connections the server had open at once, from its accepts and closes."""
+    open_now = peak = 0
+    for event in events:  # in emission order
+        if event.kind == "accept":
+            open_now += 1
+            peak = max(peak, open_now)
+        elif event.kind == "close":
+            open_now -= 1
+    return peak
+
+
+# Not single (one client at a time: test_one_client_at_a_time), nor select (fds below
+# FD_SETSIZE only, and 1,000 clients in this process take 2,000 fds:
+# test_select_turns_away_what_it_cannot_watch).
+THOUSAND = [(m, t) for m, t in CONCURRENT_MODES if m != "select"]
+
+
+@pytest.mark.parametrize("mode,trigger", THOUSAND,
+                         ids=[i for i, mt in zip(CONCURRENT_IDS, CONCURRENT_MODES) if mt in THOUSAND])
 def test_thousand_concurrent_keep_alive_connections(mode: str, trigger: str) -> None:
     # together: all connect, then send, then all close once every one is answered
     config = LoadConfig("", clients=1000, requests=3, keep_alive=True, together=True, timeout=30)
@@ -117,14 +139,61 @@ def test_thousand_concurrent_keep_alive_connections(mode: str, trigger: str) -> 
         result = run_load(config)
         assert sink.wait_for(lambda evs: sum(e.kind == "close" for e in evs) >= 1000, 10)
     assert (result.ok, result.failed, result.connections) == (3000, 0, 1000)
-    open_now = peak = 0
-    for event in sink.events:  # in emission order
-        if event.kind == "accept":
-            open_now += 1
-            peak = max(peak, open_now)
-        elif event.kind == "close":
-            open_now -= 1
+    peak = peak_open(sink.events)
     assert peak == 1000, f"only {peak} connections were open at once"
+
+
+def test_one_client_at_a_time() -> None:
+    """single: while one client is served, the next waits in the accept queue (its
+    handshake done by the kernel, its request unread); never two connections open."""
+    with running_server("single") as (server, sink):
+        first = socket.create_connection(server.address[:2], timeout=5)
+        first.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")  # keep-alive: stays served
+        assert sink.wait_for(lambda evs: any(e.kind == "response" for e in evs), 5)
+        second = socket.create_connection(server.address[:2], timeout=5)  # the kernel's handshake
+        second.sendall(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        time.sleep(0.3)
+        assert len(sink.of_kind("accept")) == 1 and len(sink.of_kind("request")) == 1
+        first.close()  # the first one leaves: only now is the second accepted and answered
+        raw = read_to_eof(second)
+        second.close()
+        assert raw.startswith(b"HTTP/1.1 200 ")
+        # Eight at once, each keeping its connection for two requests: served in turn.
+        result = run_load(LoadConfig(server.url, clients=8, requests=2, keep_alive=True,
+                                     timeout=20))
+        assert sink.wait_for(lambda evs: sum(e.kind == "close" for e in evs) >= 10, 10)
+    assert (result.ok, result.failed) == (16, 0)
+    peak = peak_open(sink.events)
+    assert peak == 1, f"{peak} connections were open at once"
+
+
+def test_select_turns_away_what_it_cannot_watch() -> None:
+    """select() cannot watch an fd of FD_SETSIZE or above: such a connection gets 503 and
+    an error event, and the server serves on (the fds below the limit still work)."""
+    clients = []
+    try:
+        with running_server("select") as (server, sink):
+            refused = None
+            for _ in range(FD_SETSIZE + 50):  # bounded: each client takes 2 fds here
+                c = socket.create_connection(server.address[:2], timeout=5)
+                clients.append(c)
+                if sink.wait_for(lambda evs: any(e.kind == "error" for e in evs), 0.002):
+                    refused = c
+                    break
+            assert refused is not None, "no fd reached FD_SETSIZE"
+            raw = read_to_eof(refused)
+            assert raw.startswith(b"HTTP/1.1 503 ") and b"FD_SETSIZE" in raw
+            error, = [e for e in sink.of_kind("error")]
+            assert error.data["what"] == "fd_setsize" and error.fd >= FD_SETSIZE
+            for c in clients[:-1]:
+                c.close()
+            clients.clear()
+            with socket.create_connection(server.address[:2], timeout=5) as sock:
+                sock.sendall(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+                assert read_to_eof(sock).startswith(b"HTTP/1.1 200 ")
+    finally:
+        for c in clients:
+            c.close()
 
 
 @pytest.mark.parametrize("mode,trigger", ALL_MODES, ids=MODE_IDS)
@@ -145,7 +214,9 @@ def test_events_follow_the_vocabulary_and_share_connection_ids(mode: str, trigge
     expected = {"listen", "accept", "recv", "send", "request", "response", "close", "mode"}
     expected |= {"thread_start", "thread_exit"} if mode == "threaded" else set()
     expected |= {"poll_sweep", "eagain"} if mode == "nonblocking" else set()
-    expected |= {"epoll_ctl", "epoll_wait"} if mode in ("epoll", "selectors") else set()
+    expected |= {"epoll_ctl", "epoll_wait"} if mode == "epoll" else set()
+    # select, poll and selectors name their own calls: no pretending to be epoll.
+    expected |= {"interest", "wait"} if mode in ("select", "poll", "selectors") else set()
     assert expected <= kinds, expected - kinds
     seqs = [e.seq for e in events]
     assert len(set(seqs)) == len(seqs)
@@ -164,6 +235,20 @@ def test_events_follow_the_vocabulary_and_share_connection_ids(mode: str, trigge
         masks = {e.data["mask"] for e in events if e.kind == "epoll_ctl" and e.data["op"] == "ADD"
                  and e.conn}
         assert masks == ({"IN|ET"} if trigger == "edge" else {"IN"})
+    if mode in ("select", "poll"):
+        # Every call hands the kernel the whole watched set: its size, replayed from the
+        # interest events, is what each wait says it scanned.
+        watched: set[int] = set()
+        scans = []
+        for e in events:
+            if e.kind == "interest":
+                (watched.discard if e.data["op"] == "DEL" else watched.add)(e.fd)
+            elif e.kind == "wait":
+                assert e.data["call"] == mode and e.data["fds"] == len(watched), e
+                scans.append(e.data["fds"])
+        assert max(scans) >= 3  # the listener, the wakeup socket and a client at least
+        fds = {e.fd for e in events if e.kind == "accept"}
+        assert any(fd in fds for e in events if e.kind == "wait" for fd, _ in e.data["ready"])
 
 
 def test_edge_triggered_reads_until_eagain() -> None:

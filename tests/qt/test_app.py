@@ -318,3 +318,25 @@ def test_settings_persist(qtbot, tmp_path: Path) -> None:  # type: ignore[no-unt
     qtbot.addWidget(second)
     second._saved_engine_settings()
     assert second.mode_box.currentText() == "selectors"
+
+
+def test_the_mode_list_is_the_engine_registry(qtbot, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Every mode the engine knows is in the window's list, in the lecture's order, with a
+    label lupdate sees; one that cannot run here is greyed out and says why."""
+    from engine.modes import REGISTRY, variants
+    from visualizer import app
+    assert [(m, t) for _, m, t in MODES] == variants()
+    assert {label for label, _, _ in MODES} <= set(app.MODE_WORDS)
+    spec = REGISTRY["poll"]
+    monkeypatch.setitem(REGISTRY, "poll", type(spec)(**{**spec.__dict__,
+                        "available": lambda: (False, "this system has no poll(): use selectors")}))
+    settings = QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)
+    settings.setValue("mode", "poll")  # saved on a machine that had it
+    w = MainWindow(engine=False, settings=settings)
+    qtbot.addWidget(w)
+    i = w._mode_index("poll")
+    assert not w.mode_box.model().item(i).isEnabled()
+    assert w.mode_box.itemData(i, 3) == "this system has no poll(): use selectors"
+    assert w._saved_engine_settings().mode == "epoll"  # the default stands in
+    assert w.mode_box.model().item(w._mode_index("single")).isEnabled()
+    w.close()

@@ -453,3 +453,44 @@ def test_a_trace_missing_an_accept_line_is_drawn_at_every_step(view: IoView, tmp
     for i in range(min(len(tl.log), 400)):  # bounded: a small recording
         show(view, tl, i)
     assert view.interest
+
+
+@pytest.mark.parametrize("mode", ["select", "poll", "selectors"])
+def test_live_select_poll_and_selectors(view: IoView, tmp_path: Path, mode: str) -> None:
+    """Their own calls (wait, interest), not epoll's: the heading names the call, the
+    watched set is the interest replayed, and select/poll say how many fds each call
+    handed the kernel to scan."""
+    tl = record(tmp_path, mode)
+    waits = [i for i in server_events(tl, "wait") if tl.log[i].data["ready"]]
+    assert waits and not server_events(tl, "epoll_wait") and not server_events(tl, "epoll_ctl")
+    for i in waits[:12]:
+        show(view, tl, i)
+        event = tl.log[i]
+        assert view.picture == "readiness" and view.badge == "LEVEL"
+        assert [r.fd for r in view.ready] == [fd for fd, _ in event.data["ready"]]
+        assert view.wait_number == len([j for j in server_events(tl, "wait") if j <= i])
+        if mode == "selectors":
+            assert view.call.endswith(".select()") and event.data["call"] in view.call
+        else:
+            assert view.call == f"{mode}()" and view.heading == f"{mode}(), level-triggered"
+            assert view.scanned == event.data["fds"] == len(view.interest)
+        assert {"listen", "wake"} <= {it.role for it in view.interest}
+    view.grab()
+    show(view, tl, len(tl.log) - 1)
+    assert sorted(it.role for it in view.interest) == ["listen", "wake"]
+
+
+def test_live_single(view: IoView, tmp_path: Path) -> None:
+    """One thread: serving its client (a connection's calls), then back in accept().
+    (Clients that wait for each other would wait for ever: one is served at a time.)"""
+    tl = record(tmp_path, "single", load="--clients 3 --requests 3")
+    accepts = server_events(tl, "accept")
+    closes = server_events(tl, "close")
+    assert len(accepts) == 3 and all(c < a for a, c in zip(accepts[1:], closes))  # in turn
+    show(view, tl, accepts[0])
+    assert view.heading == "One client at a time" and len(view.lanes) == 1
+    assert view.lanes[0].conn == tl.log[accepts[0]].conn and "serving" in view.lanes[0].text
+    assert view.queue is None  # --states off: nothing observed the queue
+    show(view, tl, closes[0])
+    assert view.lanes[0].conn is None and view.lanes[0].text == "waiting in accept() for the next client"
+    view.grab()

@@ -126,10 +126,10 @@ def apply(state: ServerState, event: Event, index: int | None = None) -> ServerS
         state.accept_queue = (0, int(data.get("backlog", 0)))
     elif kind == "dropped":
         state.dropped += int(data.get("count", 0))
-    elif kind == "epoll_wait":
+    elif kind == "epoll_wait" or kind == "wait":
         state.ready = [tuple(pair) for pair in data.get("ready") or []]  # type: ignore[misc]
         state.threads[event.thread] = "working" if state.ready else "waiting"
-    elif kind == "epoll_ctl":
+    elif kind == "epoll_ctl" or kind == "interest":
         if data.get("op") == "DEL":
             state.interest.pop(event.fd, None)
         else:

@@ -35,6 +35,9 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QWidget
 
+from engine.events import INTEREST_KINDS, WAIT_KINDS
+from engine.modes import picture as mode_picture
+
 from ..model import Timeline
 from ..model.series import EventSeries, kind_codes, last_index
 from ..model.text import ready_mask_text, short_conn
@@ -91,8 +94,8 @@ class SweepCell:
 
 
 # What the loop does with a ready fd: its calls.
-_CALL_KINDS = ("accept", "recv", "send", "eagain", "close", "shutdown", "epoll_ctl", "gate",
-               "error")
+_CALL_KINDS = ("accept", "recv", "send", "eagain", "close", "shutdown", "epoll_ctl", "interest",
+               "gate", "error")
 
 # What a thread lane reads: the calls and steps of the server's threads.
 _LANE_KINDS = ("thread_start", "accept", "recv", "send", "request", "response", "close",
@@ -130,6 +133,9 @@ class IoView(View):
 
     def _reset_model(self) -> None:
         self.mode = ""
+        self.picture = ""
+        self.call = "epoll_wait"  # the readiness call, as the server made it
+        self.scanned: int | None = None  # fds the latest select/poll handed the kernel
         self.trigger: str | None = None
         self.heading = ""
         self.explanation = ""
@@ -144,6 +150,7 @@ class IoView(View):
         self.now_fd: int | None = None
         self.now_text = ""
         self.lanes: list[Lane] = []
+        self.queue: tuple[int, int] | None = None  # single: (waiting, backlog), if observed
         self.hidden_lanes = 0
         self.thread_count = 0
         self.sweep: list[SweepCell] = []
@@ -163,7 +170,8 @@ class IoView(View):
         state, log, cursor = timeline.state, timeline.log, timeline.cursor
         mode = str(state.mode.get("mode") or "")
         self.mode = mode
-        self.trigger = state.mode.get("trigger") or ("level" if mode in ("epoll", "selectors")
+        self.picture = str(state.mode.get("picture") or mode_picture(mode))
+        self.trigger = state.mode.get("trigger") or ("level" if self.picture == "readiness"
                                                       else None)
         self.listen_fd = self._listen_fd(log, cursor)
         if mode == "epoll":
@@ -183,7 +191,22 @@ class IoView(View):
             self.explanation = self.tr(
                 "The portable selector waits on every registered socket and returns the ready "
                 "ones, again and again while data is unread.")
+            self.call = f"{mux}.select()"
             self._epoll(state, log, cursor, selectors=True)
+        elif mode in ("select", "poll"):
+            self.call = f"{mode}()"
+            self.heading = self.tr("{0}, level-triggered").format(self.call)
+            self.badge = self.tr("LEVEL")
+            self.explanation = self.tr(
+                "Every call hands the kernel the whole set of watched fds, which it scans, and "
+                "returns the ready ones: epoll keeps that set in the kernel instead.")
+            self._epoll(state, log, cursor, selectors=False)
+        elif mode == "single":
+            self.heading = self.tr("One client at a time")
+            self.explanation = self.tr(
+                "One thread accepts a client and serves it to the end; the next clients wait "
+                "in the kernel's accept queue, their handshakes done, until it comes back.")
+            self._single(state, log, cursor)
         elif mode == "threaded":
             self.heading = self.tr("A thread per connection")
             self.explanation = self.tr(
@@ -236,17 +259,21 @@ class IoView(View):
         fds = state.fds
         self.interest = [InterestItem(fd, mask, self._role(fd, fds.get(fd)), fds.get(fd))
                          for fd, mask in sorted(state.interest.items())]
-        call = "select()" if selectors else "epoll_wait"
-        wait = last_index(log, ["epoll_wait"], cursor + 1)
+        call = self.call
+        wait = last_index(log, list(WAIT_KINDS), cursor + 1)
         if wait < 0:
             self.now_text = self.tr("Not waiting yet: the server is registering its sockets.")
             return
         event = log[wait]
         self.wait_index = wait
         self.wait_timeout = event.data.get("timeout")
-        self.wait_number = state.counts.get("epoll_wait", 0)
+        self.wait_number = sum(state.counts.get(k, 0) for k in WAIT_KINDS)
+        if event.kind == "wait" and event.data.get("fds") is not None:
+            self.scanned = int(event.data["fds"])
+        # (A selectors trace before 'wait' existed wrote the selector's own bits.)
+        selectors = selectors and event.kind == "epoll_wait"
         ready = [(int(fd), int(mask)) for fd, mask in state.ready]
-        previous = last_index(log, ["epoll_wait"], wait, thread=event.thread)
+        previous = last_index(log, list(WAIT_KINDS), wait, thread=event.thread)
         self.previous_ready = [int(fd) for fd, _ in log[previous].data.get("ready") or ()] \
             if previous >= 0 else []
         before = set(self.previous_ready)
@@ -267,7 +294,7 @@ class IoView(View):
         for i in mine[-2000:].tolist():
             e = log[i]
             k = position.get(e.fd)
-            if e.kind == "accept" or (e.kind == "epoll_ctl" and e.fd not in position):
+            if e.kind == "accept" or (e.kind in INTEREST_KINDS and e.fd not in position):
                 k = listen_pos if k is None else k
             if k is None:
                 continue
@@ -301,10 +328,11 @@ class IoView(View):
             self.now_fd = ready[now_pos][0]
             who = self._fd_words(self.now_fd, fds.get(self.now_fd) or conn_of.get(self.now_fd))
             what = self._action_text(now_event, long=True)
-            if now_pos == listen_pos and now_event.kind in ("accept", "epoll_ctl"):
+            if now_pos == listen_pos and now_event.kind in ("accept", *INTEREST_KINDS):
                 # (a trace missing the accept line, as after a dropped batch, has none)
                 added = self.tr(", watched with epoll_ctl ADD") \
-                    if now_event.kind == "epoll_ctl" else ""
+                    if now_event.kind == "epoll_ctl" else self.tr(", added to the watched set") \
+                    if now_event.kind == "interest" else ""
                 what = actions.get(listen_pos, [what])[0] + added
             self.now_text = self.tr("Now: fd {0} ({1}): {2}").format(self.now_fd, who, what)
         elif not ready:
@@ -352,6 +380,15 @@ class IoView(View):
             if op == "MOD":
                 return self.tr("epoll_ctl MOD fd {0}: now watch {1}").format(e.fd, mask)
             return self.tr("epoll_ctl ADD fd {0} {1}: now watched").format(e.fd, mask)
+        if kind == "interest":
+            op, mask = data.get("op", ""), data.get("mask", "")
+            if not long:
+                return f"{op} {mask}" if op != "DEL" else "DEL"
+            if op == "DEL":
+                return self.tr("fd {0} leaves the watched set").format(e.fd)
+            if op == "MOD":
+                return self.tr("fd {0}: now watch {1}").format(e.fd, mask)
+            return self.tr("fd {0} joins the watched set, {1}").format(e.fd, mask)
         if kind == "request":
             return f"{data.get('method', '')} {data.get('path', '')}"
         if kind == "response":
@@ -395,6 +432,33 @@ class IoView(View):
             i = last.get(tid, -1)
             self.lanes.append(self._lane(log, tid, i, cursor, tid == main_tid,
                                          state.threads.get(tid, "")))
+
+    def _single(self, state: Any, log: Any, cursor: int) -> None:
+        """The one thread: serving a client (its calls, as a connection thread's), or
+        back in accept(); and how many wait in the accept queue (observed)."""
+        self.queue = state.accept_queue if state.counts.get("accept_queue") else None
+        k = last_index(log, ["thread_start"], cursor + 1, no_conn=True)
+        if k < 0:
+            return
+        tid = log[k].thread
+        self.thread_count = 1
+        i = last_index(log, _LANE_KINDS, cursor + 1, thread=tid)
+        accepted = last_index(log, ["accept"], cursor + 1, thread=tid)
+        serving = accepted >= 0 and log[accepted].conn in state.connections \
+            and last_index(log, ["close"], cursor + 1, thread=tid) < accepted
+        if serving:
+            lane = self._lane(log, tid, i, cursor, False, "")
+            lane.role = "accept"  # the loop itself: never folded away
+            if i == accepted:
+                lane.activity = "working"
+                lane.text = self.tr("accept() → fd {0}: serving this client to the end").format(
+                    log[accepted].fd)
+        else:
+            lane = Lane(tid, "accept", None, self.listen_fd, "accepting",
+                        self.tr("waiting in accept() for the next client"), current=i == cursor)
+            if i >= 0:
+                lane.last = self._action_text(log[i], long=True)
+        self.lanes.append(lane)
 
     def _lane(self, log: Any, tid: int, i: int, cursor: int, main: bool, coarse: str) -> Lane:
         e = log[i] if i >= 0 else None
@@ -575,10 +639,12 @@ class IoView(View):
                        self._font(1.1), style.MUTED, wrap=True)
         y += 14
         body = QRectF(x, y, w, area.bottom() - margin - y)
-        if self.mode in ("epoll", "selectors"):
+        if self.picture == "readiness":
             self._paint_epoll(p, body)
         elif self.mode == "threaded":
             self._paint_threads(p, body)
+        elif self.picture == "single":
+            self._paint_single(p, body)
         elif self.mode == "nonblocking":
             self._paint_sweep(p, body)
 
@@ -672,10 +738,16 @@ class IoView(View):
         right = QRectF(left.right() + gap, body.y(), body.width() - left.width() - gap,
                        body.height() - foot)
         # Interest list.
-        y = self._text(p, left, self.tr("Interest list: {0} fds registered").format(
-            len(self.interest)), self._font(1.3, True), shrink=True)
-        y = self._text(p, QRectF(left.x(), y, left.width(), 0),
-                       self.tr("added by epoll_ctl; the mask is what to watch"),
+        if self.mode == "epoll":
+            head = self.tr("Interest list: {0} fds registered").format(len(self.interest))
+            sub = self.tr("added by epoll_ctl; the mask is what to watch")
+        else:  # select, poll, a selector: the set lives in the program
+            head = self.tr("Watched set: {0} fds").format(len(self.interest))
+            sub = self.tr("kept by the program, handed to the kernel on every call") \
+                if self.mode in ("select", "poll") else \
+                self.tr("registered with the selector; the mask is what to watch")
+        y = self._text(p, left, head, self._font(1.3, True), shrink=True)
+        y = self._text(p, QRectF(left.x(), y, left.width(), 0), sub,
                        self._font(0.95), style.MUTED, shrink=True)
         area = QRectF(left.x(), y + 10, left.width(), left.bottom() - y - 10)
         count = len(self.interest)
@@ -685,8 +757,11 @@ class IoView(View):
         else:
             self._paint_interest_chips(p, area, cw, ch, cols, rows)
         # Ready list.
-        call = "epoll_wait" if self.mode == "epoll" else "select()"
-        if self.wait_index >= 0:
+        call = self.call
+        if self.wait_index >= 0 and self.scanned is not None:
+            head = self.tr("{0} #{1}: scanned {2} fds, {3} ready").format(
+                call, self.wait_number, self.scanned, len(self.ready))
+        elif self.wait_index >= 0:
             head = self.tr("Ready list: {0} #{1} returned {2}").format(
                 call, self.wait_number, len(self.ready))
         else:
@@ -832,6 +907,18 @@ class IoView(View):
             self._text(p, QRectF(area.x() + 42 + 68 * self._s, y + 10 * self._s + 13 * self._s
                                  - QFontMetricsF(self._font(0.9)).height() / 2,
                                  area.width() - 110, 0), legend, self._font(0.9), style.MUTED)
+
+    def _paint_single(self, p: QPainter, body: QRectF) -> None:
+        if self.queue is not None:
+            length, backlog = self.queue
+            head = self.tr("Accept queue: {0} waiting (backlog {1}), as last observed").format(
+                length, backlog)
+        else:
+            head = self.tr("Accept queue: not observed (the kernel observer is off)")
+        y = self._text(p, body, head, self._font(1.3, True), shrink=True)
+        area = QRectF(body.x(), y + 10, body.width(), body.bottom() - y - 10)
+        if self.lanes:
+            self._paint_lanes(p, self.lanes, area, min(64.0 * self._s, area.height()))
 
     def _paint_threads(self, p: QPainter, body: QRectF) -> None:
         lanes = self.lanes

@@ -39,6 +39,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from engine.modes import picture as mode_picture
+
 from ..model import Timeline
 from ..model.series import EventSeries
 from . import style
@@ -253,7 +255,8 @@ class PlotsView(View):
         self.graphics.scene().sigMouseClicked.connect(self._clicked)
 
         self._bytes = EventSeries(["recv", "send"], value=lambda e: e.data.get("bytes", 0))
-        self._ready = EventSeries(["epoll_wait"], value=lambda e: len(e.data.get("ready") or ()))
+        self._ready = EventSeries(["epoll_wait", "wait"],
+                                  value=lambda e: len(e.data.get("ready") or ()))
         self._open = EventSeries(["accept", "close"])
         self._queue = EventSeries(["accept_queue"], src=None, value=lambda e: (
             e.data.get("length", 0), e.data.get("backlog", 0)), width=2)
@@ -513,10 +516,12 @@ class PlotsView(View):
         if self.ready_curve.opts["symbol"] != symbol:
             self.ready_curve.setSymbol(symbol)
         self._y_from_zero(self.ready_plot, y)
-        mode = (self.timeline.state.mode.get("mode") if self.timeline else None) or ""
+        said = self.timeline.state.mode if self.timeline else {}
+        mode = said.get("mode") or ""
+        picture = said.get("picture") or mode_picture(mode)
         if k:
             self._message(self.ready_plot, None)
-        elif mode in ("threaded", "nonblocking"):
+        elif picture and picture != "readiness":
             self._message(self.ready_plot, self.tr("no epoll_wait in {0} mode").format(mode))
         else:
             self._message(self.ready_plot, self.tr("no epoll_wait yet"))

@@ -1,0 +1,280 @@
+"""The readiness loop of lecture 3.9's select and poll (and of the portable
+selectors): one thread asks the kernel which sockets are ready, then serves
+those. Level-triggered: an fd with unread data is reported on every call.
+
+What the call costs is the point of the lesson: ``select()`` and ``poll()``
+hand the kernel the *whole* set of watched fds on every call, and the kernel
+scans them all (``fds`` in each ``wait`` event counts them), where epoll keeps
+its interest list in the kernel and hands back the ready ones only. select()
+also cannot watch an fd numbered FD_SETSIZE (1024) or above: a connection that
+gets one is answered 503 and closed (an ``error`` event, ``what: fd_setsize``).
+
+Events: ``interest`` (op ADD/MOD/DEL, mask) when the watched set changes, and
+``wait`` (call, timeout, ready, fds) for each call; the masks use epoll's bits
+(IN 1, OUT 4), so every picture reads them alike.
+"""
+from __future__ import annotations
+
+import os
+import select
+import selectors
+import time
+
+from ..connection import Connection
+from ..server import REFUSED, Server
+
+READ, WRITE = 1, 4  # = EPOLLIN, EPOLLOUT (and POLLIN, POLLOUT)
+ACCEPT_BATCH = 128
+TICK = 0.25  # seconds between time-out checks
+# What select() can watch: on POSIX, fds numbered below 1024 (glibc's FD_SETSIZE; Python's
+# select.select refuses the others); on Windows, 512 sockets of any handle (Python's build).
+FD_SETSIZE = 512 if os.name == "nt" else 1024
+
+
+def mask_names(mask: int) -> str:
+    return "|".join(n for bit, n in ((READ, "IN"), (WRITE, "OUT")) if mask & bit) or "0"
+
+
+class Multiplexer:
+    """What the loop asks of select, poll or a selector: the watched set, and a wait."""
+
+    call = "?"  # what the wait events say it called
+    action = "select"  # the call, as the stepping gate holds it ("held before select")
+
+    def __init__(self) -> None:
+        self.masks: dict[int, int] = {}
+
+    def fits(self, fd: int) -> bool:
+        return True
+
+    def register(self, fd: int, mask: int) -> None:
+        self.masks[fd] = mask
+
+    def modify(self, fd: int, mask: int) -> None:
+        self.masks[fd] = mask
+
+    def unregister(self, fd: int) -> None:
+        self.masks.pop(fd, None)
+
+    def wait(self, timeout: float | None) -> list[tuple[int, int]]:
+        raise NotImplementedError
+
+    @property
+    def scanned(self) -> int:
+        """How many fds one call hands the kernel to scan."""
+        return len(self.masks)
+
+    def close(self) -> None:
+        self.masks.clear()
+
+
+class SelectMux(Multiplexer):
+    call = "select"
+
+    def fits(self, fd: int) -> bool:
+        return len(self.masks) < FD_SETSIZE if os.name == "nt" else fd < FD_SETSIZE
+
+    def wait(self, timeout: float | None) -> list[tuple[int, int]]:
+        masks = self.masks
+        r = [fd for fd, m in masks.items() if m & READ]
+        w = [fd for fd, m in masks.items() if m & WRITE]
+        readable, writable, _ = select.select(r, w, [], timeout)
+        ready: dict[int, int] = {fd: READ for fd in readable}
+        for fd in writable:
+            ready[fd] = ready.get(fd, 0) | WRITE
+        return list(ready.items())
+
+
+class PollMux(Multiplexer):
+    call = action = "poll"
+    _IN = select.POLLIN | select.POLLERR | select.POLLHUP if hasattr(select, "poll") else 0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._poll = select.poll()
+
+    def register(self, fd: int, mask: int) -> None:
+        super().register(fd, mask)
+        self._poll.register(fd, mask)  # READ/WRITE are POLLIN/POLLOUT
+
+    def modify(self, fd: int, mask: int) -> None:
+        super().modify(fd, mask)
+        self._poll.modify(fd, mask)
+
+    def unregister(self, fd: int) -> None:
+        super().unregister(fd)
+        self._poll.unregister(fd)
+
+    def wait(self, timeout: float | None) -> list[tuple[int, int]]:
+        events = self._poll.poll(None if timeout is None else timeout * 1000)
+        return [(fd, (READ if ev & self._IN else 0) | (WRITE if ev & select.POLLOUT else 0))
+                for fd, ev in events]
+
+
+class SelectorsMux(Multiplexer):
+    """The portable selector (kqueue on macOS/BSD, select on Windows, epoll on Linux).
+    It cannot hold an fd with no interest: such an fd leaves it until it wants again."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._sel = selectors.DefaultSelector()
+        self.call = type(self._sel).__name__
+
+    @staticmethod
+    def _events(mask: int) -> int:
+        return (selectors.EVENT_READ if mask & READ else 0) | \
+            (selectors.EVENT_WRITE if mask & WRITE else 0)
+
+    def register(self, fd: int, mask: int) -> None:
+        super().register(fd, mask)
+        self._sel.register(fd, self._events(mask))
+
+    def modify(self, fd: int, mask: int) -> None:
+        before = self.masks.get(fd, 0)
+        super().modify(fd, mask)
+        if not mask:
+            if before:
+                self._sel.unregister(fd)
+        elif not before:
+            self._sel.register(fd, self._events(mask))
+        else:
+            self._sel.modify(fd, self._events(mask))
+
+    def unregister(self, fd: int) -> None:
+        if self.masks.pop(fd, 0):
+            self._sel.unregister(fd)
+
+    def wait(self, timeout: float | None) -> list[tuple[int, int]]:
+        return [(key.fd, (READ if ev & selectors.EVENT_READ else 0)
+                 | (WRITE if ev & selectors.EVENT_WRITE else 0))
+                for key, ev in self._sel.select(timeout)]
+
+    @property
+    def scanned(self) -> int:
+        return sum(1 for m in self.masks.values() if m)
+
+    def close(self) -> None:
+        super().close()
+        self._sel.close()
+
+
+class ReadinessServer(Server):
+    """The loop, whatever the multiplexer (``make_mux``)."""
+
+    mode = "?"
+
+    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        self._mux = self.make_mux()
+
+    def make_mux(self) -> Multiplexer:
+        raise NotImplementedError
+
+    def multiplexer_name(self) -> str:
+        return self._mux.call
+
+    def _run(self, tid: int) -> None:
+        assert self.listener is not None
+        mux = self._mux
+        self._tid = tid
+        probe = self.probe
+        lfd, wfd = self.listener.fileno(), self._wake_r.fileno()
+        self._ctl("ADD", lfd, READ)
+        self._ctl("ADD", wfd, READ)
+        conns = self.conns
+        monotonic = time.monotonic
+        next_tick = monotonic() + TICK
+        try:
+            while not self._stopping:
+                timeout = TICK if conns or self.accept_starved else None
+                if self.gate.enabled:
+                    self.gate.wait(mux.action, None, -1, tid)
+                scanned = mux.scanned
+                ready = mux.wait(timeout)
+                if probe.active:
+                    probe.emit("wait", None, -1, tid, call=mux.call,
+                               timeout=-1 if timeout is None else timeout, ready=ready,
+                               fds=scanned)
+                for fd, ev in ready:
+                    conn = conns.get(fd)
+                    if conn is not None:
+                        try:
+                            if ev & READ:
+                                conn.handle_read()
+                            if ev & WRITE and not conn.closed:
+                                conn.handle_write()
+                            if not conn.closed:
+                                want = (READ if conn.wants_read() else 0) | \
+                                    (WRITE if conn.wants_write() else 0)
+                                if want != conn.mask:
+                                    self._ctl("MOD", fd, want, conn)
+                                    conn.mask = want
+                        except Exception as exc:  # this connection's failure, not the loop's
+                            conn.crashed(exc)
+                    elif fd == lfd:
+                        self._accept(tid)
+                    elif fd == wfd:
+                        self.drain_wakeup()
+                if conns:
+                    now = monotonic()
+                    if now >= next_tick:
+                        next_tick = now + TICK
+                        self.expire(now)
+        finally:
+            mux.close()
+
+    def _accept(self, tid: int) -> None:
+        for _ in range(ACCEPT_BATCH):
+            conn = self.accept_one(tid)
+            if conn is None:
+                return
+            if conn is REFUSED:
+                continue
+            if not self._mux.fits(conn.fd):
+                self._too_high(conn, tid)
+                continue
+            conn.mask = READ
+            self._ctl("ADD", conn.fd, READ, conn)
+
+    def _too_high(self, conn: Connection, tid: int) -> None:
+        """select() cannot watch this fd: say so, answer 503 if it can go at once, close."""
+        if self.probe.active:
+            self.probe.emit("error", conn.id, conn.fd, tid, what="fd_setsize",
+                            detail=f"fd {conn.fd} is beyond what {self._mux.call}() can watch "
+                                   f"(FD_SETSIZE {FD_SETSIZE})")
+        conn.refuse(503, f"{self._mux.call}() cannot watch fd {conn.fd} "
+                         f"(FD_SETSIZE {FD_SETSIZE})")
+
+    def _ctl(self, op: str, fd: int, mask: int, conn: Connection | None = None) -> None:
+        mux = self._mux
+        if op == "ADD":
+            mux.register(fd, mask)
+        elif op == "MOD":
+            mux.modify(fd, mask)
+        else:
+            mux.unregister(fd)
+        if self.probe.active:
+            self.probe.emit("interest", conn.id if conn else None, fd, self._tid, op=op,
+                            mask=mask_names(mask), call=mux.call)
+
+    def _forget(self, conn: Connection) -> None:
+        if self.conns.get(conn.fd) is conn and not self._stopping:
+            try:
+                self._ctl("DEL", conn.fd, 0, conn)
+            except (KeyError, ValueError, OSError):
+                pass
+        super()._forget(conn)
+
+
+class SelectServer(ReadinessServer):
+    mode = "select"
+
+    def make_mux(self) -> Multiplexer:
+        return SelectMux()
+
+
+class PollServer(ReadinessServer):
+    mode = "poll"
+
+    def make_mux(self) -> Multiplexer:
+        return PollMux()
