@@ -9,14 +9,14 @@ import errno
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import Qt
 
 from engine.kernel.observer import KernelObserver
-from visualizer.app import MainWindow
 from visualizer.lessons import LANGS, LessonError, all_lessons, prepare
 from visualizer.lessons import kernel as lessons_kernel
 from visualizer.lessons.base import first_fin_side
 from lesson_vocabulary import check as check_vocabulary  # tests/qt/
+from lesson_window import lesson_window  # tests/qt/
 
 pytestmark = pytest.mark.skipif(not KernelObserver.available()[0],
                                 reason="these lessons read TCP states from the kernel")
@@ -49,13 +49,7 @@ def _events(log, kind, **data):  # type: ignore[no-untyped-def]
 def _walk(qtbot, prepared, lang: str, tmp_path: Path, at_step=None):  # type: ignore[no-untyped-def]
     """Open the lesson, press PageDown through every step; ``at_step(k, window)`` checks
     the view each step shows. Returns the captions seen."""
-    settings = QSettings(str(tmp_path / f"{lang}.ini"), QSettings.Format.IniFormat)
-    settings.setValue("language", lang)
-    window = MainWindow(engine=False, settings=settings)
-    qtbot.addWidget(window)
-    window.resize(1600, 1000)
-    window.show()
-    window.open_lesson(prepared)
+    window = lesson_window(qtbot, prepared, lang, tmp_path)
     captions = []
     steps = prepared.steps
     for k in range(len(steps)):

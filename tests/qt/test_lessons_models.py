@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import Qt
 
 from visualizer.app import MainWindow
 from visualizer.lessons.base import find
@@ -24,6 +24,7 @@ from visualizer.lessons.models import (
     _sweep_totals,
 )
 from lesson_vocabulary import check as check_vocabulary  # tests/qt/
+from lesson_window import lesson_window  # tests/qt/
 
 
 def _prepared(name: str, tmp_path_factory) -> Prepared:  # type: ignore[no-untyped-def]
@@ -54,13 +55,7 @@ def walk(qtbot, prepared: Prepared, tmp_path: Path,  # type: ignore[no-untyped-d
     assert prepared.at == sorted(prepared.at)
     seen: list[str] = []
     for lang in LANGS:
-        settings = QSettings(str(tmp_path / f"{lang}.ini"), QSettings.Format.IniFormat)
-        settings.setValue("language", lang)
-        window = MainWindow(engine=False, settings=settings)
-        qtbot.addWidget(window)
-        window.resize(1600, 1000)
-        window.show()
-        window.open_lesson(prepared)
+        window = lesson_window(qtbot, prepared, lang, tmp_path)
         for k in range(len(steps)):
             assert window.caption_step.text() == f"{k + 1} / {len(steps)}"
             assert window.timeline.cursor == prepared.at[k]

@@ -763,12 +763,17 @@ def _raw_get(port: int, target: str, timeout: float = 5.0) -> bytes:
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
         sock.sendall(f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
                      "User-Agent: sockscope-lesson\r\nConnection: close\r\n\r\n".encode())
-        chunks = []
-        for _ in range(1000):  # bounded: the server closes after its answer
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            chunks.append(chunk)
+        return read_to_close(sock)
+
+
+def read_to_close(sock: socket.socket) -> bytes:
+    """Everything the server sends until it closes (bounded: it closes after its answer)."""
+    chunks = []
+    for _ in range(1000):
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        chunks.append(chunk)
     return b"".join(chunks)
 
 
@@ -852,10 +857,10 @@ def _regex_steps(log: EventLog) -> list[Step]:
               "zh_CN": "讲义手工把 \"/\" 换成 /index.html；这个服务器对任何目录都这样做，"
                        "回复 200 和 index.html。"},
              lambda log: answer["/"], "http", conn("/")),
-        Step({"en": f"GET /index.html: group(1) and the parser (httptools) find the same path. "
-                    f"For a plain path like this one the expression works.",
-              "zh_CN": f"GET /index.html：group(1) 和解析器（httptools）找到的路径一样。"
-                       f"对这样简单的路径，这个正则表达式是管用的。"},
+        Step({"en": "GET /index.html: group(1) and the parser (httptools) find the same path. "
+                    "For a plain path like this one the expression works.",
+              "zh_CN": "GET /index.html：group(1) 和解析器（httptools）找到的路径一样。"
+                       "对这样简单的路径，这个正则表达式是管用的。"},
              lambda log: at["/index.html"], "http", conn("/index.html"),
              question={"en": f"Next, the target is a whole URL, {absolute}: what will group(1) "
                              "be?",
