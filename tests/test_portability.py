@@ -86,7 +86,7 @@ def test_without_posix_only_modules_epoll_or_netlink(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     out = json.loads(result.stdout.strip().splitlines()[-1])
     # Only the epoll mode itself needs epoll; it is imported when chosen, never at start.
-    assert out["failed"].keys() == {"engine.modes.epoll"}, out["failed"]
+    assert not out["failed"], out["failed"]  # (epoll mode imports too: it is refused when run)
     assert out["default_mode"] == "selectors"
     assert out["status"] == 200 and out["body"] > 0
     assert out["window_mode"] == "selectors"

@@ -53,16 +53,19 @@ def _moments(log: EventLog) -> dict[str, int | None]:
     b_accept = find(log, "accept", src="server", nth=1)
     b = log[b_accept].conn if b_accept is not None else None
     first = -1 if a_accept is None else a_accept
+    b_syn_ack = find(log, "packet", conn=b, where=lambda e: e.data.get("flags") == "SYN|ACK")
     return {
         "a_accept": a_accept,
         "a_part": find(log, "recv", src="server", conn=a, after=first,
                        where=lambda e: int(e.data.get("bytes", 0)) > 0),
-        "b_syn_ack": find(log, "packet", conn=b, where=lambda e: e.data.get("flags") == "SYN|ACK"),
+        "b_syn_ack": b_syn_ack,
         "b_connect": find(log, "connect", src="client", conn=b),
         # B's request on the wire (captured, or derived from its send)
         "b_sent": find(log, "packet", conn=b, where=lambda e: int(e.data.get("len") or 0) > 0
                        and _from_client(e)),
-        "queued": find(log, "accept_queue", after=first,
+        # B in the queue: reported after its handshake (a report of A's own wait before its
+        # accept may be dated after that accept on a loaded machine)
+        "queued": find(log, "accept_queue", after=max(first, b_syn_ack or -1),
                        where=lambda e: int(e.data.get("length", 0)) >= 1),
         "a_request": find(log, "request", src="server", conn=a),
         "a_close": find(log, "close", src="server", conn=a),
