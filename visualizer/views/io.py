@@ -267,7 +267,10 @@ class IoView(View):
         event = log[wait]
         self.wait_index = wait
         self.wait_timeout = event.data.get("timeout")
-        self.wait_number = sum(state.counts.get(k, 0) for k in WAIT_KINDS)
+        # This engine's calls: a trace may hold several runs (a restart, a lesson's modes).
+        started = max(0, last_index(log, ["mode"], wait + 1))
+        self.wait_number = int(len(log.indices(kinds=list(WAIT_KINDS), src="server",
+                                               start=started, stop=wait + 1)))
         if event.kind == "wait" and event.data.get("fds") is not None:
             self.scanned = int(event.data["fds"])
         # (A selectors trace before 'wait' existed wrote the selector's own bits.)

@@ -1,0 +1,92 @@
+"""The scan lesson (lecture 3.9): select, poll and epoll recorded for real with the
+same clients; every number a caption gives is recomputed from the trace."""
+from __future__ import annotations
+
+import select
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+
+from visualizer.lessons import LANGS, all_lessons, prepare
+from visualizer.lessons import scan as lesson
+from lesson_vocabulary import check as check_vocabulary  # tests/qt/
+from lesson_window import lesson_window  # tests/qt/
+
+pytestmark = pytest.mark.skipif(not hasattr(select, "epoll"), reason="the lesson runs epoll")
+
+
+@pytest.fixture(scope="module")
+def scan(tmp_path_factory):  # type: ignore[no-untyped-def]
+    return prepare(all_lessons()["scan"], tmp_path_factory.mktemp("scan"))
+
+
+def watched(log, span, upto: int, kinds: tuple[str, ...]) -> int:  # type: ignore[no-untyped-def]
+    """The watched set at ``upto``, replayed from the run's ADDs and DELs."""
+    n = 0
+    for i in range(span[0], upto):
+        e = log[i]
+        if e.src == "server" and e.kind in kinds:
+            n += {"ADD": 1, "DEL": -1}.get(e.data.get("op"), 0)
+    return n
+
+
+def test_select_and_poll_are_handed_the_whole_set_every_call(scan) -> None:  # type: ignore[no-untyped-def]
+    log = scan.timeline.log
+    runs = lesson._runs(log)
+    assert list(runs) == ["select", "poll", "epoll"]
+    for k, mode in ((0, "select"), (2, "poll")):
+        i = scan.at[k]
+        e = log[i]
+        assert e.kind == "wait" and e.data["call"] == mode
+        assert e.data["fds"] == watched(log, runs[mode], i, ("interest",)) == lesson.CLIENTS + 2
+        n = e.data["fds"]
+        assert f"all {n} watched fds" in scan.text(0) or f"same whole set, {n} fds" in scan.text(2)
+        assert f"{len(e.data['ready'])} ready here" in scan.text(2) or k == 0
+    t = lesson._totals(log, "select", runs["select"])
+    waits = [i for i in range(*runs["select"]) if log[i].kind == "wait"]
+    assert t["calls"] == len(waits) and t["scanned"] == sum(log[i].data["fds"] for i in waits)
+    assert f"{t['calls']:,.0f} calls to select() were handed {t['scanned']:,.0f} fds" in scan.text(1)
+    assert f"{t['scanned']:,.0f} 个 fd" in scan.text(1, "zh_CN")
+
+
+def test_epoll_is_handed_no_set(scan) -> None:  # type: ignore[no-untyped-def]
+    log = scan.timeline.log
+    runs = lesson._runs(log)
+    i = scan.at[3]
+    e = log[i]
+    assert e.kind == "epoll_wait" and "fds" not in e.data  # nothing handed in to count
+    interest = watched(log, runs["epoll"], i, ("epoll_ctl",))
+    assert interest == lesson.CLIENTS + 2
+    adds = [j for j in range(*runs["epoll"]) if log[j].kind == "epoll_ctl"
+            and log[j].data["op"] == "ADD" and log[j].conn]
+    assert len({log[j].fd for j in adds}) == len(adds) == lesson.CLIENTS  # each added once
+    assert scan.text(3).startswith("None.")
+    assert f"stays in the kernel ({interest} fds now)" in scan.text(3)
+    assert f"only those: {len(e.data['ready'])} here" in scan.text(3)
+    assert scan.question(2) and "epoll_wait" in scan.question(2)
+
+
+def test_the_window_walks_it(qtbot, scan, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    for lang in LANGS:
+        window = lesson_window(qtbot, scan, lang, tmp_path)
+        for k, step in enumerate(scan.steps):
+            view = window.view_tabs.currentWidget()
+            assert view.name == step.view and window.timeline.cursor == scan.at[k]
+            view.show_state(window.timeline)
+            view.grab()
+            if k in (0, 2):
+                assert view.scanned == lesson.CLIENTS + 2 and view.call in ("select()", "poll()")
+            if k == 3:
+                assert view.mode == "epoll" and view.scanned is None
+                assert len(view.interest) == lesson.CLIENTS + 2
+                # numbered within epoll's own run, not after select's and poll's calls
+                epoll_run = lesson._runs(scan.timeline.log)["epoll"]
+                assert view.wait_number == len([i for i in lesson._waits(
+                    scan.timeline.log, "epoll", epoll_run) if i <= scan.at[k]])
+            qtbot.keyClick(window, Qt.Key.Key_PageDown)
+        window.close()
+
+
+def test_captions_keep_one_vocabulary_and_ask(scan) -> None:  # type: ignore[no-untyped-def]
+    check_vocabulary(scan)
