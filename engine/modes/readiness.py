@@ -48,6 +48,7 @@ class Multiplexer:
 
     call = "?"  # what the wait events say it called
     action = "select"  # the call, as the stepping gate holds it ("held before select")
+    forever: float | None = None  # the timeout that waits without end
 
     def __init__(self) -> None:
         self.masks: dict[int, int] = {}
@@ -80,10 +81,12 @@ class EpollMux(Multiplexer):
     """The kernel keeps the interest list; a wait hands back the ready ones only."""
 
     call, action = "epoll", "epoll_wait"
+    forever = -1
 
     def __init__(self) -> None:
         super().__init__()
         self._ep = select.epoll()
+        self.wait = self._ep.poll  # type: ignore[method-assign]  # (no frame of ours per call)
 
     def register(self, fd: int, mask: int) -> None:
         self._ep.register(fd, mask)
@@ -225,18 +228,21 @@ class ReadinessServer(Server):
         monotonic = time.monotonic
         next_tick = monotonic() + TICK
         readish = READ | ERR | HUP
+        wait, forever = mux.wait, mux.forever
         try:
             while not self._stopping:
-                timeout = TICK if conns or self.accept_starved else None
+                timeout = TICK if conns or self.accept_starved else forever
                 if edge and self.accept_starved:
                     # The queue's connections gave no new edge: accept them as fds free up.
                     self._accept(tid)
                 if self.gate.enabled:
                     self.gate.wait(mux.action, None, -1, tid)
-                scanned = mux.scanned
-                ready = mux.wait(timeout)
                 if probe.active:
+                    scanned = mux.scanned
+                    ready = wait(timeout)
                     self._report_wait(tid, timeout, ready, scanned)
+                else:
+                    ready = wait(timeout)
                 for fd, ev in ready:
                     conn = conns.get(fd)
                     if conn is not None:
