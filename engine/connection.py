@@ -140,7 +140,9 @@ class Connection:
                     # Half-closed: the client still reads. Finish answering first.
                     self.peer_eof = self.close_after = True
                 else:
-                    self.close("peer closed")
+                    # (a blocking mode's stop shuts the socket down itself: that is not
+                    # the peer closing)
+                    self.close("server stopping" if self.server._stopping else "peer closed")
                 return
             self.bytes_in += len(data)
             if self.lingering:  # discard what the refused client still sends

@@ -62,6 +62,9 @@ class ServerConfig:
         spec = mode_spec(self.mode)  # ValueError for an unknown one, naming them all
         if self.trigger not in TRIGGERS:
             raise ValueError(f"unknown trigger {self.trigger!r}: level or edge")
+        if self.trigger not in spec.triggers:
+            raise ValueError(f"{self.mode} mode is {' or '.join(spec.triggers)}-triggered only "
+                             "(edge-triggered is epoll's)")
         if self.policy not in POLICIES:
             raise ValueError(f"unknown policy {self.policy!r}: keep-alive or close")
         runs, why = spec.available()

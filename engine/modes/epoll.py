@@ -31,7 +31,7 @@ class EpollServer(ReadinessServer):
         return EpollMux()
 
     def _report_wait(self, tid: int, timeout: float | None, ready: list[tuple[int, int]],
-                     scanned: int) -> None:
+                     scanned: int | None) -> None:
         self.probe.emit("epoll_wait", None, -1, tid, timeout=-1 if timeout is None else timeout,
                         ready=ready)
 

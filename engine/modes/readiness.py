@@ -69,8 +69,8 @@ class Multiplexer:
         raise NotImplementedError
 
     @property
-    def scanned(self) -> int:
-        """How many fds one call hands the kernel to scan."""
+    def scanned(self) -> int | None:
+        """How many fds one call hands the kernel to scan (None: none is handed in)."""
         return len(self.masks)
 
     def close(self) -> None:
@@ -97,18 +97,27 @@ class EpollMux(Multiplexer):
     def unregister(self, fd: int) -> None:
         self._ep.unregister(fd)
 
-    def wait(self, timeout: float | None) -> list[tuple[int, int]]:
-        return self._ep.poll(-1 if timeout is None else timeout)
+    @property
+    def scanned(self) -> int | None:
+        return None  # the interest list stays in the kernel: nothing is handed in
 
     def close(self) -> None:
         self._ep.close()
+
+
+def _select_fits(mux: Multiplexer, fd: int) -> bool:
+    return len(mux.masks) < FD_SETSIZE if os.name == "nt" else fd < FD_SETSIZE
 
 
 class SelectMux(Multiplexer):
     call = "select"
 
     def fits(self, fd: int) -> bool:
-        return len(self.masks) < FD_SETSIZE if os.name == "nt" else fd < FD_SETSIZE
+        return _select_fits(self, fd)
+
+    @property
+    def scanned(self) -> int:
+        return sum(1 for m in self.masks.values() if m)  # what the call's lists hold
 
     def wait(self, timeout: float | None) -> list[tuple[int, int]]:
         masks = self.masks
@@ -155,6 +164,15 @@ class SelectorsMux(Multiplexer):
         super().__init__()
         self._sel = selectors.DefaultSelector()
         self.call = type(self._sel).__name__
+        # select() underneath (Windows): the same limit as the select mode's
+        self._limited = isinstance(self._sel, selectors.SelectSelector)
+        # a set handed in on every call (select, poll underneath): counted; an epoll or
+        # kqueue underneath keeps it in the kernel, and nothing is handed in to count
+        self._handed = isinstance(self._sel, (selectors.SelectSelector,
+                                              getattr(selectors, "PollSelector", ())))
+
+    def fits(self, fd: int) -> bool:
+        return not self._limited or _select_fits(self, fd)
 
     @staticmethod
     def _events(mask: int) -> int:
@@ -186,8 +204,8 @@ class SelectorsMux(Multiplexer):
                 for key, ev in self._sel.select(timeout)]
 
     @property
-    def scanned(self) -> int:
-        return sum(1 for m in self.masks.values() if m)
+    def scanned(self) -> int | None:  # type: ignore[override]
+        return sum(1 for m in self.masks.values() if m) if self._handed else None
 
     def close(self) -> None:
         super().close()
@@ -266,7 +284,8 @@ class ReadinessServer(Server):
                         except Exception as exc:  # this connection's failure, not the loop's
                             conn.crashed(exc)
                     elif fd == lfd:
-                        self._accept(tid)
+                        if not self._stopping:  # (closing ones leave the set unrecorded)
+                            self._accept(tid)
                     elif fd == wfd:
                         self.drain_wakeup()
                 if conns:
@@ -278,7 +297,7 @@ class ReadinessServer(Server):
             mux.close()
 
     def _report_wait(self, tid: int, timeout: float | None, ready: list[tuple[int, int]],
-                     scanned: int) -> None:
+                     scanned: int | None) -> None:
         self.probe.emit("wait", None, -1, tid, call=self._mux.call,
                         timeout=-1 if timeout is None else timeout, ready=ready, fds=scanned)
 
@@ -300,6 +319,7 @@ class ReadinessServer(Server):
 
     def _too_high(self, conn: Connection, tid: int) -> None:
         """select() cannot watch this fd: say so, answer 503 if it can go at once, close."""
+        self.stats.refused += 1
         if self.probe.active:
             self.probe.emit("error", conn.id, conn.fd, tid, what="fd_setsize",
                             detail=f"fd {conn.fd} is beyond what {self._mux.call}() can watch "
@@ -323,7 +343,8 @@ class ReadinessServer(Server):
                         mask=mask_names(mask), call=self._mux.call)
 
     def _forget(self, conn: Connection) -> None:
-        if self.conns.get(conn.fd) is conn and not self._stopping:
+        # (conn.mask 0: never added, as one refused for FD_SETSIZE: nothing to take out)
+        if self.conns.get(conn.fd) is conn and conn.mask and not self._stopping:
             try:
                 self._ctl("DEL", conn.fd, 0, conn)
             except (KeyError, ValueError, OSError):

@@ -29,12 +29,19 @@ class SingleServer(Server):
             if conn is None:
                 continue
             self.current = conn
+            if self._stopping:  # stop() came between accept and here: it may not have seen us
+                conn.close("server stopping")
+                self.current = None
+                continue
             try:
                 self.serve_to_the_end(conn)
             finally:
                 self.current = None
 
     def stop(self, timeout: float = 5.0) -> None:
+        # Stopping first: a client accepted from now on is not served (the loop checks
+        # before it serves), and the one being served is woken below.
+        self._stopping = True
         conn = self.current
         if conn is not None:  # wake the recv() or send() it is blocked in
             try:

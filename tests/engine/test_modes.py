@@ -12,6 +12,7 @@ from engine.clients import LoadConfig, run_load
 from engine.events import KINDS, MemorySink, Probe
 from engine.modes import REGISTRY
 from engine.modes.readiness import FD_SETSIZE
+from engine.server import ServerConfig
 from tests.conftest import (ALL_MODES, CONCURRENT_IDS, CONCURRENT_MODES, MODE_IDS, read_to_eof,
                             running_server)
 
@@ -167,12 +168,36 @@ def test_one_client_at_a_time() -> None:
     assert peak == 1, f"{peak} connections were open at once"
 
 
-def test_select_turns_away_what_it_cannot_watch() -> None:
+def test_stopping_single_wakes_the_client_it_serves() -> None:
+    """single blocks in recv() on its client: stop() shuts that socket down, the loop ends
+    at once, and the trace says the server stopped (not that the peer closed)."""
+    with running_server("single") as (server, sink):
+        with socket.create_connection(server.address[:2], timeout=5):
+            assert sink.wait_for(lambda evs: any(e.kind == "accept" for e in evs), 5)
+            time.sleep(0.1)  # in recv(), waiting for a request that does not come
+            t0 = time.monotonic()
+            server.stop(timeout=5)
+            assert time.monotonic() - t0 < 1.0
+            assert server._thread is not None and not server._thread.is_alive()
+    (close,) = sink.of_kind("close")
+    assert close.data["reason"] == "server stopping"
+
+
+def test_edge_is_epoll_s_alone() -> None:
+    with pytest.raises(ValueError, match="select mode is level-triggered only"):
+        ServerConfig(mode="select", trigger="edge", port=0).check()
+
+
+@pytest.mark.parametrize("mode", ["select", "selectors"])
+def test_select_turns_away_what_it_cannot_watch(mode: str, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """select() cannot watch an fd of FD_SETSIZE or above: such a connection gets 503 and
-    an error event, and the server serves on (the fds below the limit still work)."""
+    an error event, and the server serves on (the fds below the limit still work). The
+    selectors mode too, where its selector is select() (Windows: played here)."""
+    import selectors
+    monkeypatch.setattr(selectors, "DefaultSelector", selectors.SelectSelector)
     clients = []
     try:
-        with running_server("select") as (server, sink):
+        with running_server(mode) as (server, sink):
             refused = None
             for _ in range(FD_SETSIZE + 50):  # bounded: each client takes 2 fds here
                 c = socket.create_connection(server.address[:2], timeout=5)
@@ -185,6 +210,10 @@ def test_select_turns_away_what_it_cannot_watch() -> None:
             assert raw.startswith(b"HTTP/1.1 503 ") and b"FD_SETSIZE" in raw
             error, = [e for e in sink.of_kind("error")]
             assert error.data["what"] == "fd_setsize" and error.fd >= FD_SETSIZE
+            assert server.stats.refused == 1
+            # it was never watched: nothing records it leaving the watched set
+            assert not [e for e in sink.events if e.fd == error.fd
+                        and e.kind in ("interest", "epoll_ctl")]
             for c in clients[:-1]:
                 c.close()
             clients.clear()
