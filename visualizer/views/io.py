@@ -374,24 +374,19 @@ class IoView(View):
         if kind == "close":
             return self.tr("close ({0})").format(data.get("reason", "")) if long else \
                 self.tr("close")
-        if kind == "epoll_ctl":
+        if kind in INTEREST_KINDS:  # epoll's epoll_ctl, or select/poll's watched set
             op, mask = data.get("op", ""), data.get("mask", "")
             if not long:
                 return f"{op} {mask}" if op != "DEL" else "DEL"
+            epoll = kind == "epoll_ctl"
             if op == "DEL":
-                return self.tr("epoll_ctl DEL fd {0}: no longer watched").format(e.fd)
+                return (self.tr("epoll_ctl DEL fd {0}: no longer watched") if epoll else
+                        self.tr("fd {0} leaves the watched set")).format(e.fd)
             if op == "MOD":
-                return self.tr("epoll_ctl MOD fd {0}: now watch {1}").format(e.fd, mask)
-            return self.tr("epoll_ctl ADD fd {0} {1}: now watched").format(e.fd, mask)
-        if kind == "interest":
-            op, mask = data.get("op", ""), data.get("mask", "")
-            if not long:
-                return f"{op} {mask}" if op != "DEL" else "DEL"
-            if op == "DEL":
-                return self.tr("fd {0} leaves the watched set").format(e.fd)
-            if op == "MOD":
-                return self.tr("fd {0}: now watch {1}").format(e.fd, mask)
-            return self.tr("fd {0} joins the watched set, {1}").format(e.fd, mask)
+                return (self.tr("epoll_ctl MOD fd {0}: now watch {1}") if epoll else
+                        self.tr("fd {0}: now watch {1}")).format(e.fd, mask)
+            return (self.tr("epoll_ctl ADD fd {0} {1}: now watched") if epoll else
+                    self.tr("fd {0} joins the watched set, {1}")).format(e.fd, mask)
         if kind == "request":
             return f"{data.get('method', '')} {data.get('path', '')}"
         if kind == "response":
