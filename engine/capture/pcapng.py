@@ -204,13 +204,8 @@ def _pcap_records(reader: Any, f: Any) -> Iterator[tuple[Any, bytes]]:
     divisor = reader._divisor  # 1E6 (float), or Decimal 1E9 for nanosecond files
     snaplen = reader.snaplen
     limit = min(max(snaplen, _SNAPLEN), _MAX_RECORD)
-    while True:
-        at = f.tell()
-        head = f.read(16)
-        if not head:
-            return
-        if len(head) < 16:
-            raise _Damage(at, "its record header is cut short", cut=True)
+    while (found := _next_header(f, 16, "record")) is not None:
+        at, head = found
         sec, frac, caplen, _ = record.unpack(head)
         if caplen > limit:
             raise _Damage(at, f"its record claims {caplen} captured bytes, more than any "
@@ -219,6 +214,18 @@ def _pcap_records(reader: Any, f: Any) -> Iterator[tuple[Any, bytes]]:
         if len(buf) < caplen:
             raise _Damage(at, f"{len(buf)} of its {caplen} bytes are there", cut=True)
         yield sec + frac / divisor, buf
+
+
+def _next_header(f: Any, size: int, what: str) -> tuple[int, bytes] | None:
+    """The next ``size``-byte record or block header and where it starts; None at the
+    end of the file, ``_Damage`` if the file ends inside it."""
+    at = f.tell()
+    head = f.read(size)
+    if not head:
+        return None
+    if len(head) < size:
+        raise _Damage(at, f"its {what} header is cut short", cut=True)
+    return at, head
 
 
 def _pcapng_records(reader: Any, f: Any) -> Iterator[tuple[Any, bytes]]:
@@ -233,13 +240,8 @@ def _pcapng_records(reader: Any, f: Any) -> Iterator[tuple[Any, bytes]]:
     epb_cls = pcapng.EnhancedPacketBlockLE if le else pcapng.EnhancedPacketBlock
     pb_cls = pcapng.PacketBlockLE if le else pcapng.PacketBlock
     divisor, offset = reader._divisor, reader._tsoffset
-    while True:
-        at = f.tell()
-        head = f.read(8)
-        if not head:
-            return
-        if len(head) < 8:
-            raise _Damage(at, "its block header is cut short", cut=True)
+    while (found := _next_header(f, 8, "block")) is not None:
+        at, head = found
         kind, length = block.unpack(head)
         if length < 12 or length % 4 or length > _MAX_RECORD:
             raise _Damage(at, f"its block claims a length of {length} bytes (a block holds "
