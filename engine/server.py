@@ -173,7 +173,7 @@ class Server:
         except OSError:
             listener.close()
             raise
-        listener.setblocking(mode_spec(self.mode).blocking)
+        listener.setblocking(False)  # every mode waits for it to be readable first
         self.listener = listener
         self.address = listener.getsockname()
         if config.host not in ("0.0.0.0", "::", ""):
@@ -327,7 +327,6 @@ class Server:
         accept one connection with a blocking socket (holding ``lock`` for that alone).
         None when there is none to serve."""
         assert self.listener is not None
-        self.listener.setblocking(False)
         readable, _, _ = select.select([self.listener, self._wake_r], [], [])
         if self._wake_r in readable:
             self.drain_wakeup()

@@ -38,8 +38,8 @@ class Mode:
     picture: str
     triggers: tuple[str, ...] = ("level",)  # epoll alone has an edge
     available: Callable[[], tuple[bool, str]] = _always  # (runs here?, why not)
-    # Blocking sockets (accept, and each connection served by a blocked call): no
-    # TCP_NODELAY on them, so Nagle shapes their segments (the deriver must know).
+    # Each connection served by blocking calls: no TCP_NODELAY on its socket, so Nagle
+    # shapes its segments (the deriver must know).
     blocking: bool = False
     concurrent: bool = True  # serves many clients at once (single does not, on purpose)
 
