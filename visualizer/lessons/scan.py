@@ -54,21 +54,28 @@ def _busiest(log: EventLog, mode: str, span: tuple[int, int]) -> int | None:
     if not waits:
         return None
     if mode == "epoll":  # no count in the call: the interest list, from the ADDs before it
-        most = max(_interest_at(log, i, span) for i in waits)
-        full = [i for i in waits if _interest_at(log, i, span) == most]
+        size = _interest_at(log, waits, span)
+        most = max(size.values())
+        full = [i for i in waits if size[i] == most]
         typical = statistics.median_low([len(log[i].data["ready"]) for i in full])
         return next(i for i in full if len(log[i].data["ready"]) == typical)
     most = max(int(log[i].data.get("fds") or 0) for i in waits)
     return next(i for i in waits if int(log[i].data.get("fds") or 0) == most)
 
 
-def _interest_at(log: EventLog, index: int, span: tuple[int, int]) -> int:
-    """epoll's interest list at ``index``: ADDs minus DELs since the run began."""
-    n = 0
-    for i in log.indices(kinds=["epoll_ctl"], src="server", start=span[0], stop=index).tolist():
-        op = log[int(i)].data.get("op")
-        n += 1 if op == "ADD" else -1 if op == "DEL" else 0
-    return n
+def _interest_at(log: EventLog, at: list[int], span: tuple[int, int]) -> dict[int, int]:
+    """epoll's interest list at each index of ``at`` (ascending): ADDs minus DELs since
+    the run began, in one pass over the run's epoll_ctl events."""
+    ctls = log.indices(kinds=["epoll_ctl"], src="server", start=span[0],
+                       stop=(at[-1] if at else span[0])).tolist()
+    sizes, n, k = {}, 0, 0
+    for index in at:
+        while k < len(ctls) and ctls[k] < index:
+            op = log[int(ctls[k])].data.get("op")
+            n += 1 if op == "ADD" else -1 if op == "DEL" else 0
+            k += 1
+        sizes[index] = n
+    return sizes
 
 
 def _check(log: EventLog) -> None:
@@ -98,7 +105,7 @@ def _steps(log: EventLog) -> list[Step]:
     p_fds, p_ready = scan_text("poll")
     e_i = at["epoll"]
     e_ready = len(log[e_i].data.get("ready") or ()) if e_i is not None else 0
-    e_interest = _interest_at(log, e_i, runs["epoll"]) if e_i is not None else 0
+    e_interest = _interest_at(log, [e_i], runs["epoll"])[e_i] if e_i is not None else 0
 
     def per_ready(mode: str) -> float:
         t = tot[mode]
