@@ -24,6 +24,7 @@ from .kernel.tcpinfo import tcp_info
 from .static import content_type, validators
 
 if TYPE_CHECKING:
+    from .events import Probe, TaggedProbe
     from .server import Server
 
 RECV_SIZE = 64 * 1024
@@ -56,13 +57,16 @@ class Connection:
     __slots__ = ("server", "sock", "fd", "id", "peer", "tid", "parser", "pending", "out",
                  "body", "body_left", "close_after", "closed", "deadline", "deadline_why",
                  "requests", "bytes_in", "bytes_out", "mask", "read_paused", "blocking",
-                 "refused", "lingering", "peer_eof", "gate", "inbuf",
+                 "refused", "lingering", "peer_eof", "gate", "inbuf", "probe",
                  "__weakref__")
 
     def __init__(self, server: "Server", sock: socket.socket, conn_id: str, peer: str,
                  tid: int, blocking: bool = False) -> None:
         self.server = server
         self.gate = server.gate
+        # Where this connection's events go: the server's probe, or one that tags them
+        # with the greenlet or task that serves the connection (``TaggedProbe``).
+        self.probe: "Probe | TaggedProbe" = server.probe
         self.sock = sock
         self.fd = sock.fileno()
         self.id = conn_id
@@ -103,7 +107,7 @@ class Connection:
 
         ``size``: bytes asked of each recv (smaller only for a lesson's bug)."""
         sock = self.sock
-        probe = self.server.probe
+        probe = self.probe
         while True:
             if not self.wants_read():
                 self.read_paused = True
@@ -169,8 +173,8 @@ class Connection:
                 data = data[:end]
                 break
         parser = self.parser
-        if parser.recording is not self.server.probe.active:  # heads as received, for the trace
-            parser.record_heads(self.server.probe.active)
+        if parser.recording is not self.probe.active:  # heads as received, for the trace
+            parser.record_heads(self.probe.active)
         try:
             requests = parser.feed(data)
         except HttpError as exc:
@@ -179,7 +183,7 @@ class Connection:
             self.pending.extend(requests)
             self._note_requests(requests)
             self.pending.append(exc)
-            probe = self.server.probe
+            probe = self.probe
             if probe.active:  # with the bytes of the read that was refused, as the http view shows
                 probe.emit("error", self.id, self.fd, self.tid, what=exc.what, detail=exc.detail,
                            status=exc.status, head=data[:2048].decode("latin-1"),
@@ -193,7 +197,7 @@ class Connection:
             self._set_deadline("header_timeout")
 
     def _note_requests(self, requests: list[Request]) -> None:
-        probe = self.server.probe
+        probe = self.probe
         if probe.active:
             for req in requests:
                 head = req.head
@@ -274,7 +278,7 @@ class Connection:
         try:
             if first:
                 f.seek(first)
-            if self.server.probe.active and not head_only and length:
+            if self.probe.active and not head_only and length:
                 # the first bytes; the buffered reader keeps them for streaming
                 preview = f.read(min(PREVIEW, length))
                 f.seek(first)
@@ -385,7 +389,7 @@ class Connection:
         """Count a response; with a listener, report it with its head as sent and
         the first bytes of its body (``body``: what is sent of it, b"" for none)."""
         self.server.stats.responses += 1
-        probe = self.server.probe
+        probe = self.probe
         if probe.active:
             if isinstance(target, bytes):
                 target = target.decode("latin-1")
@@ -397,7 +401,7 @@ class Connection:
     def _note_cached_response(self, length: int, target: bytes, answer: bytes) -> None:
         """``_note_response`` for a whole cached 200 answer (head, then body if any)."""
         self.server.stats.responses += 1
-        probe = self.server.probe
+        probe = self.probe
         if probe.active:
             texts = _ANSWER_TEXTS.get(id(answer))
             if texts is None or texts[0] is not answer:
@@ -419,7 +423,7 @@ class Connection:
         then says so). Blocking (threaded mode): returns when all is sent.
         """
         sock = self.sock
-        probe = self.server.probe
+        probe = self.probe
         if self.blocking and (self.out or self.pending or self.body is not None):
             sock.settimeout(self.server.config.send_timeout)
         progress = False
@@ -562,7 +566,7 @@ class Connection:
         self.close(what)
 
     def _report(self, kind: str, **data: object) -> None:
-        probe = self.server.probe
+        probe = self.probe
         if probe.active:
             probe.emit(kind, self.id, self.fd, self.tid, **data)
 
@@ -575,7 +579,7 @@ class Connection:
         if self.gate.enabled:
             self.gate.wait("close", self.id, self.fd, self.tid)
         self._drop_work()
-        probe = self.server.probe
+        probe = self.probe
         if probe.active:
             # What the kernel counted for this connection, just before it goes
             # (a few microseconds, and only when someone listens).

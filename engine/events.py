@@ -31,6 +31,12 @@ KINDS: dict[str, tuple[str, ...]] = {
     "poll_sweep": ("sockets", "tries", "eagain", "useful"),
     "thread_start": ("name",),
     "thread_exit": ("name",),
+    # A coroutine that serves one connection begins or ends: a greenlet (gevent;
+    # greenlet: its id) or an asyncio task (task: its name). Every event of that
+    # connection then carries the same greenlet or task, and thread: the OS thread
+    # it ran on (one for them all).
+    "task_start": ("name",),
+    "task_end": ("name",),
     # head: the request head as received (request line, headers, blank line;
     # latin-1), at most 2048 characters; longer ones also carry
     # head_truncated: true. Empty when where the request began is not known
@@ -70,7 +76,9 @@ KINDS: dict[str, tuple[str, ...]] = {
     "mode": ("mode", "trigger", "policy", "multiplexer"),
     # select, poll and selectors: a change of the watched set (op ADD/MOD/DEL) and a
     # call (call "select"/"poll"/the selector's class; fds: how many it handed the
-    # kernel to scan). epoll's own are epoll_ctl and epoll_wait.
+    # kernel to scan). epoll's own are epoll_ctl and epoll_wait. gevent's hub records a
+    # wait per turn of its loop (call "libev epoll_wait", ready null: libev does not
+    # say which fds) with blocked_ns: how long it slept in the kernel.
     "interest": ("op", "mask", "call"),
     "wait": ("call", "timeout", "ready", "fds"),
     # The serving process's CPU use over the last interval (100 = one core),
@@ -167,6 +175,8 @@ FIELD_TYPES: dict[str, tuple[tuple[str, frozenset, Any, Any, str], ...]] = {
                         eagain=(_INT, 0, _I64), useful=(_INT, 0, _I64)),
     "thread_start": _spec(name=(_NSTR,)),
     "thread_exit": _spec(name=(_NSTR,)),
+    "task_start": _spec(name=(_NSTR,), greenlet=(_NINT, 0, _I64), task=(_NSTR,)),
+    "task_end": _spec(name=(_NSTR,), greenlet=(_NINT, 0, _I64), task=(_NSTR,)),
     "request": _spec(method=(_NSTR,), path=(_NSTR,), version=(_NSTR,), keep_alive=(_BOOL,),
                      head=(_NSTR,), head_truncated=(_NBOOL,)),
     "response": _spec(status=(_INT, 0, 999), length=(_INT, 0, _I64), path=(_NSTR,),
@@ -187,7 +197,8 @@ FIELD_TYPES: dict[str, tuple[tuple[str, frozenset, Any, Any, str], ...]] = {
     "mode": _spec(mode=(_STR,), trigger=(_NSTR,), policy=(_NSTR,), multiplexer=(_NSTR,),
                   no_drain=(_NBOOL,), picture=(_NSTR,)),
     "interest": _spec(op=(_NSTR,), mask=(frozenset((str, int)),), call=(_NSTR,)),
-    "wait": _spec(call=(_NSTR,), timeout=(_NNUM, -1, _I64), fds=(_NINT, 0, _I64)),
+    "wait": _spec(call=(_NSTR,), timeout=(_NNUM, -1, _I64), fds=(_NINT, 0, _I64),
+                  blocked_ns=(_NINT, 0, _I64)),
     "cpu": _spec(percent=(_NUM, 0, 1_000_000), user_s=(_NNUM, 0, 1e12),
                  system_s=(_NNUM, 0, 1e12), interval_s=(_NNUM, 0, 1e12)),
     "error": _spec(what=(_NSTR,), detail=(_NSTR,), status=(_NINT, 0, 999), head=(_NSTR,),
@@ -369,6 +380,34 @@ class Probe:
             except Exception as exc:
                 self.failed_sinks.append((sink, exc))
                 self.remove_sink(sink)
+
+
+class TaggedProbe:
+    """A probe's events with fields of their own added: a connection served by a
+    greenlet or an asyncio task says which in every event it makes
+    (``greenlet=7``, ``task="conn-12"``). Its ``active`` is the probe's."""
+
+    __slots__ = ("probe", "tags")
+
+    def __init__(self, probe: Probe, **tags: Any) -> None:
+        self.probe = probe
+        self.tags = tags
+
+    @property
+    def active(self) -> bool:
+        return self.probe.active
+
+    @property
+    def src(self) -> str:
+        return self.probe.src
+
+    def emit(self, kind: str, conn: str | None = None, fd: int = -1, thread: int = 0,
+             **data: Any) -> None:
+        self.probe.emit_data(kind, conn, fd, thread, {**data, **self.tags})
+
+    def emit_data(self, kind: str, conn: str | None, fd: int, thread: int,
+                  data: dict[str, Any]) -> None:
+        self.probe.emit_data(kind, conn, fd, thread, {**data, **self.tags})
 
 
 class MemorySink:

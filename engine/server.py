@@ -309,6 +309,7 @@ class Server:
             self._refuse(sock, conn_id, tid)
             return REFUSED
         sock.setblocking(blocking)
+        sock = self._adopt(sock)
         if not blocking and sock.family in (socket.AF_INET, socket.AF_INET6):
             try:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -319,6 +320,10 @@ class Server:
         if self.probe.active:
             self.probe.emit("accept", conn_id, conn.fd, tid, peer=conn.peer)
         return conn
+
+    def _adopt(self, sock: socket.socket) -> socket.socket:
+        """The accepted socket as the mode serves it (gevent's own class, for one)."""
+        return sock
 
     def accept_blocking(self, tid: int, lock: threading.Lock | None = None
                         ) -> Connection | None:

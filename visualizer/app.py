@@ -48,12 +48,14 @@ from .views import View, style, view_classes
 # mode with two triggers says which ("epoll (edge)"). These are the words lupdate sees.
 MODE_WORDS = (QT_TRANSLATE_NOOP("MainWindow", "one client at a time"),
               QT_TRANSLATE_NOOP("MainWindow", "threaded"),
+              QT_TRANSLATE_NOOP("MainWindow", "gevent"),
               QT_TRANSLATE_NOOP("MainWindow", "non-blocking polling"),
               QT_TRANSLATE_NOOP("MainWindow", "select"),
               QT_TRANSLATE_NOOP("MainWindow", "poll"),
               QT_TRANSLATE_NOOP("MainWindow", "epoll (level)"),
               QT_TRANSLATE_NOOP("MainWindow", "epoll (edge)"),
-              QT_TRANSLATE_NOOP("MainWindow", "selectors"))
+              QT_TRANSLATE_NOOP("MainWindow", "selectors"),
+              QT_TRANSLATE_NOOP("MainWindow", "asyncio"))
 MODES = [(f"{REGISTRY[m].label} ({t})" if len(REGISTRY[m].triggers) > 1 else REGISTRY[m].label,
           m, t) for m, t in mode_variants()]
 SPEEDS = [("0.01x", 0.01), ("0.1x", 0.1), ("0.5x", 0.5), ("1x", 1.0), ("2x", 2.0),

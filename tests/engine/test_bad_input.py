@@ -19,6 +19,11 @@ import pytest
 
 from engine.events import Event, MemorySink, Probe
 from engine.server import Server, ServerConfig, connection_id, create_server
+from tests.conftest import ALL_MODES, CONCURRENT_IDS, CONCURRENT_MODES, MODE_IDS
+
+# Tests that hold one client open while another is served: modes that serve many at once.
+concurrent = pytest.mark.parametrize("make_server", CONCURRENT_MODES, ids=CONCURRENT_IDS,
+                                     indirect=True)
 
 HOST = "127.0.0.1"
 SITE = Path(__file__).resolve().parents[2] / "html"
@@ -26,8 +31,7 @@ INDEX = (SITE / "index.html").read_bytes()
 BIG = SITE / "images" / "big.bmp"
 IO_TIMEOUT = 5.0  # every socket operation and read loop is bounded by this
 
-MODES = [("threaded", "level"), ("nonblocking", "level"), ("epoll", "level"),
-         ("epoll", "edge"), ("selectors", "level")]
+MODES = ALL_MODES  # every mode of the registry
 
 TLS_CLIENT_HELLO = (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(range(32))
                     + b"\x00\x02\x13\x01\x01\x00")
@@ -46,7 +50,7 @@ class Running:
         return self.server.address[1]
 
 
-@pytest.fixture(params=MODES, ids=[f"{m}-{t}" for m, t in MODES])
+@pytest.fixture(params=MODES, ids=MODE_IDS)
 def make_server(request: pytest.FixtureRequest) -> Iterator[Callable[..., Running]]:
     """A factory: ``make_server(**config_overrides)`` starts a server; all stop at the end."""
     mode, trigger = request.param
@@ -450,6 +454,7 @@ def test_idle_keep_alive_is_closed(make_server: Callable[..., Running]) -> None:
     assert_still_serving(run)
 
 
+@concurrent
 def test_max_connections(make_server: Callable[..., Running]) -> None:
     run = make_server(max_connections=5)
     held: list[socket.socket] = []
@@ -484,6 +489,7 @@ def test_max_connections(make_server: Callable[..., Running]) -> None:
     assert_still_serving(run)
 
 
+@concurrent
 def test_reset_mid_response(make_server: Callable[..., Running]) -> None:
     run = make_server()
     size = BIG.stat().st_size

@@ -13,6 +13,7 @@ from typing import Iterator
 import pytest
 
 from engine.trace import read_trace
+from tests.conftest import ALL_MODES
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "engine"]
@@ -54,7 +55,7 @@ def load(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-@pytest.mark.parametrize("mode", ["threaded", "nonblocking", "epoll", "selectors"])
+@pytest.mark.parametrize("mode", sorted({m for m, _ in ALL_MODES}))  # every mode of the registry
 def test_serve_prints_url_and_stops_cleanly_with_complete_trace(served, tmp_path: Path,
                                                                  mode: str, sig: int) -> None:
     trace = tmp_path / "t.jsonl"

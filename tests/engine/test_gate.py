@@ -85,6 +85,39 @@ def test_threaded_gate_lets_one_thread_through_per_step() -> None:
     del out
 
 
+def test_gevent_gate_holds_the_one_thread_all_greenlets_share() -> None:
+    """Two greenlets, one OS thread: while one action is held, no other greenlet runs
+    to reach the gate (threads would each be held), and a step lets exactly one go."""
+    with running_server("gevent") as (server, sink):
+        gate = server.gate
+        socks = [socket.create_connection(server.address[:2], timeout=5) for _ in range(2)]
+        assert sink.wait_for(lambda evs: sum(e.kind == "task_start" for e in evs) >= 2, 5)
+        gate.enable()
+        for s in socks:
+            s.sendall(REQUEST)
+        assert gate.wait_until_held(1, 5)
+        time.sleep(0.3)  # the other greenlet's data is there: it would be held by now
+        held = gate.held
+        assert len(held) == 1, held
+        loop_tid = next(e.thread for e in sink.events if e.kind == "thread_start")
+        assert held[0].thread == loop_tid  # a greenlet's action, on the loop's OS thread
+        gate.step()
+        assert gate.wait_until_held(1, 5)
+        deadline = time.monotonic() + 5
+        while gate.released < 1 and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert gate.released == 1 and len(gate.held) == 1
+        gate.disable()
+        answers = []
+        for s in socks:
+            answers.append(read_to_eof(s))
+            s.close()
+    assert all(a.startswith(b"HTTP/1.1 200") for a in answers)
+    starts = [e for e in sink.events if e.kind == "task_start"]
+    assert len({e.data["greenlet"] for e in starts}) == 2
+    assert {e.thread for e in starts} == {loop_tid}
+
+
 def test_stop_releases_a_held_server() -> None:
     with running_server("epoll") as (server, sink):
         server.gate.enable()

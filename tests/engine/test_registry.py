@@ -14,7 +14,7 @@ from engine.server import MODES, Server, ServerConfig, create_server
 from tests.conftest import ALL_MODES
 
 ROOT = Path(__file__).resolve().parents[2]
-PICTURES = {"readiness", "threads", "sweep", "single"}  # what the io view draws
+PICTURES = {"readiness", "threads", "sweep", "single", "coroutines"}  # what the io view draws
 
 
 def test_every_entry_names_a_server_of_its_own() -> None:

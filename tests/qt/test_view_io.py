@@ -494,3 +494,39 @@ def test_live_single(view: IoView, tmp_path: Path) -> None:
     show(view, tl, closes[0])
     assert view.lanes[0].conn is None and view.lanes[0].text == "waiting in accept() for the next client"
     view.grab()
+
+
+def test_live_gevent(view: IoView, tmp_path: Path) -> None:
+    """A real gevent run: the hub first, then one lane per greenlet; whoever made the
+    latest server event runs, the others are parked where their recv() said EAGAIN."""
+    tl = record(tmp_path, "gevent", load="--clients 3 --requests 2 --think 50")
+    starts = server_events(tl, "task_start")
+    assert len(starts) == 3
+    names = {tl.log[i].data["name"] for i in starts}
+    requests = server_events(tl, "request")
+    parked = server_events(tl, "eagain")
+    # A request after every greenlet has started and parked once: its greenlet runs.
+    i = next(r for r in requests if r > starts[-1] and r > parked[2])
+    show(view, tl, i)
+    assert view.heading == "gevent: a greenlet per connection, one OS thread"
+    hub, *lanes = view.lanes
+    assert hub.name == "hub" and "over libev" in hub.sub
+    assert {ln.name for ln in lanes} == names and {ln.conn for ln in lanes} == \
+        {tl.log[k].conn for k in starts}
+    running = [ln for ln in lanes if ln.current]
+    assert [ln.conn for ln in running] == [tl.log[i].conn]
+    assert running[0].text.startswith("runs now: answering GET")
+    others = [ln for ln in lanes if not ln.current]
+    assert others and all(ln.activity == "parked" for ln in others)
+    for ln in others:  # parked where its own last event was an EAGAIN, on its own fd
+        last = max(k for k in range(i + 1) if tl.log[k].src == "server"
+                   and tl.log[k].conn == ln.conn and tl.log[k].kind != "task_start")
+        assert tl.log[last].kind == "eagain" and f"fd {ln.fd}" in ln.text
+        assert tl.log[last].fd == ln.fd
+    # Back from the hub's epoll_wait: the hub lane runs, every greenlet is parked.
+    waits = [k for k in server_events(tl, "wait") if k > starts[-1]]
+    show(view, tl, waits[0])
+    assert view.lanes[0].current and view.lanes[0].text.startswith("back from epoll_wait")
+    assert not any(ln.current for ln in view.lanes[1:])
+    show(view, tl, len(tl.log) - 1)
+    assert view.lanes[1:] == []  # every greenlet ended

@@ -20,8 +20,10 @@ def kind_codes(log: Any, kinds: Iterable[str]) -> list[int]:
 
 
 def last_index(log: Any, kinds: Iterable[str], stop: int, *, src: str | None = "server",
-               thread: int | None = None, before: int = 0, no_conn: bool = False) -> int:
-    """Index of the last event of ``kinds`` in ``[before, stop)`` (-1: none).
+               thread: int | None = None, before: int = 0, no_conn: bool = False,
+               conn: str | None = None) -> int:
+    """Index of the last event of ``kinds`` in ``[before, stop)`` (-1: none); of one
+    ``thread``, of one ``conn``, or of none (``no_conn``) if asked.
 
     Scans back from ``stop`` through the columns in growing windows, so that
     the usual answer (a recent event) costs microseconds even in a huge log.
@@ -35,9 +37,9 @@ def last_index(log: Any, kinds: Iterable[str], stop: int, *, src: str | None = "
     if src is not None and src_code is None:
         return -1
     thread_col = log.column("thread") if thread is not None else None
-    conn_col = log.column("conn") if no_conn else None
-    none_code = log.conns.codes.get(None)
-    if no_conn and none_code is None:
+    conn_col = log.column("conn") if no_conn or conn is not None else None
+    none_code = log.conns.codes.get(None if no_conn else conn)
+    if (no_conn or conn is not None) and none_code is None:
         return -1
     hi, window = stop, 512
     while hi > before:

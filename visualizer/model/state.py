@@ -70,6 +70,8 @@ class ServerState:
     interest: dict[int, str] = field(default_factory=dict)  # fd -> mask ("IN", "IN|ET"...)
     ready: list[tuple[int, int]] = field(default_factory=list)  # the last wait's ready list
     threads: dict[int, str] = field(default_factory=dict)  # thread -> what it does now
+    # gevent and asyncio: the coroutine serving each connection (conn -> its name)
+    tasks: dict[str, str] = field(default_factory=dict)
     accept_queue: tuple[int, int] = (0, 0)  # (length, backlog)
     held: list[tuple[str, str | None]] = field(default_factory=list)  # gate: (action, conn)
     counts: dict[str, int] = field(default_factory=dict)  # events per kind
@@ -91,7 +93,8 @@ class ServerState:
         return replace(self, mode=dict(self.mode), listen=dict(self.listen),
                        connections=dict(self.connections),
                        fds=dict(self.fds), interest=dict(self.interest), ready=list(self.ready),
-                       threads=dict(self.threads), held=list(self.held),
+                       threads=dict(self.threads), tasks=dict(self.tasks),
+                       held=list(self.held),
                        counts=dict(self.counts), last_sweep=dict(self.last_sweep), owned=set())
 
     @property
@@ -140,6 +143,11 @@ def apply(state: ServerState, event: Event, index: int | None = None) -> ServerS
         state.accept_queue = (int(data.get("length", 0)), int(data.get("backlog", 0)))
     elif kind == "thread_start":
         state.threads[event.thread] = "started"
+    elif kind == "task_start":
+        if conn_id is not None:
+            state.tasks[conn_id] = str(data.get("name") or "")
+    elif kind == "task_end":
+        state.tasks.pop(conn_id, None)  # type: ignore[arg-type]
     elif kind == "thread_exit":
         state.threads.pop(event.thread, None)
         if src == "server" and conn_id is None and data.get("name") == "loop":
@@ -250,6 +258,7 @@ def _new_engine(state: ServerState, t: int) -> None:
     state.interest.clear()
     state.ready = []
     state.threads.clear()
+    state.tasks.clear()
     state.held.clear()
     state.last_sweep = {}
     state.listen = {}

@@ -83,6 +83,8 @@ class Lane:
     text: str  # what it does now, in words
     last: str = ""  # the last call it made
     current: bool = False  # its last call is the event at the cursor
+    name: str = ""  # shown instead of "thread N" (a greenlet, a task, the hub)
+    sub: str = ""  # shown under the name instead of its fd
 
 
 @dataclass
@@ -104,7 +106,7 @@ _LANE_KINDS = ("thread_start", "accept", "recv", "send", "request", "response", 
 ACTIVITY_COLOURS = {
     "recv_blocked": style.WAIT, "accepting": style.WAIT, "working": style.CLIENT,
     "sending": style.SERVER, "closing": style.FOREGROUND, "held": style.CONTROL,
-    "error": style.SERVER, "started": style.WAIT,
+    "error": style.SERVER, "started": style.WAIT, "parked": style.WAIT,
 }
 HISTORY = 60  # sweeps in the nonblocking picture's bar chart
 SWEEP_WINDOW = 200_000  # events looked at for the sweep at the cursor, at most
@@ -213,6 +215,18 @@ class IoView(View):
                 "Each connection has its own thread, blocked in recv() until its client sends; "
                 "the main thread only accepts.")
             self._threaded(state, log, cursor)
+        elif self.picture == "coroutines":
+            if mode == "gevent":
+                self.heading = self.tr("gevent: a greenlet per connection, one OS thread")
+                self.explanation = self.tr(
+                    "A greenlet's recv() that would block gets EAGAIN and parks it; the hub's "
+                    "epoll wakes it when its fd is ready. One greenlet runs at a time.")
+            else:
+                self.heading = self.tr("asyncio: a task per connection, one OS thread")
+                self.explanation = self.tr(
+                    "A task awaiting data is parked; the event loop's selector wakes it when "
+                    "its fd is ready. One task runs at a time.")
+            self._coroutines(state, log, cursor)
         elif mode == "nonblocking":
             self.heading = self.tr("Non-blocking polling")
             self.explanation = self.tr(
@@ -493,9 +507,12 @@ class IoView(View):
             else:  # no request followed: it was not complete, and the thread reads again
                 lane.text = self.tr("blocked in recv(): the request is not complete yet "
                                     "(last read {0} bytes)").format(got)
-        elif kind in ("request", "response"):
+        elif kind == "request":
             lane.activity, lane.text = "working", self.tr("answering {0}").format(
                 self._action_text(e))
+        elif kind == "response":
+            lane.activity, lane.text = "working", self.tr("answer {0} made: sending it").format(
+                data.get("status", ""))
         elif kind == "send":
             if int(data.get("wanted", 0)) > int(data.get("bytes", 0)):
                 lane.activity = "sending"
@@ -513,6 +530,68 @@ class IoView(View):
         elif kind == "error":
             lane.activity, lane.text = "error", self.tr("error: {0}").format(data.get("what", ""))
         return lane
+
+    # gevent, asyncio -----------------------------------------------------
+    def _coroutines(self, state: Any, log: Any, cursor: int) -> None:
+        """The loop underneath (gevent's hub, asyncio's event loop) as the first lane,
+        then a lane per greenlet or task: parked (its fd watched by the loop's epoll)
+        or the one running now, which is whoever made the latest server event."""
+        stop = cursor + 1
+        start = last_index(log, ["thread_start"], stop, no_conn=True)
+        if start < 0:
+            return
+        tid = log[start].thread
+        self.thread_count = 1
+        mux = str(state.mode.get("multiplexer") or "")
+        hub_name = self.tr("hub") if self.mode == "gevent" else self.tr("event loop")
+        latest = last_index(log, (*_LANE_KINDS, "task_start", "task_end", *WAIT_KINDS), stop,
+                            thread=tid)
+        e = log[latest] if latest >= 0 else None
+        hub = Lane(tid, "accept", None, -1, "accepting", "", name=hub_name,
+                   sub=self.tr("over {0}").format(mux) if mux else "")
+        runs: str | None = None  # the connection whose coroutine runs now
+        if e is None or e.kind in WAIT_KINDS or e.kind in ("eagain", "task_end") \
+                or e.conn is None:
+            hub.current = e is not None and latest == cursor
+            if e is not None and e.kind in WAIT_KINDS:
+                blocked = e.data.get("blocked_ns")
+                hub.activity = "working"
+                hub.text = self.tr("back from epoll_wait (slept {0} ms): waking the ready "
+                                   "ones").format(f"{blocked / 1e6:.1f}") \
+                    if isinstance(blocked, int) else \
+                    self.tr("back from {0}: waking the ready ones").format(e.data.get("call"))
+            elif e is not None and e.conn is not None:
+                hub.activity = "working"
+                hub.text = self.tr("runs: the next ready one, or epoll_wait when none is")
+            else:
+                hub.text = self.tr("in epoll_wait: every coroutine is parked")
+            if e is not None and e.kind == "accept":
+                hub.text = self.tr("accepted fd {0}: a new coroutine will serve it").format(e.fd)
+        else:
+            runs = e.conn
+            hub.text = self.tr("waiting for the running coroutine to park")
+        self.lanes.append(hub)
+        for conn, name in list(state.tasks.items())[:2000]:
+            i = last_index(log, _LANE_KINDS, stop, conn=conn)
+            lane = self._lane(log, tid, i, cursor, False, "")
+            lane.name, lane.conn = name, conn
+            fd = state.connections[conn].fd if conn in state.connections else lane.fd
+            lane.fd = fd if fd is not None else -1
+            lane.sub = self.tr("fd {0}").format(lane.fd) if lane.fd >= 0 else ""
+            ev = log[i] if i >= 0 else None
+            if conn == runs:
+                lane.current = True
+                if lane.activity == "recv_blocked":
+                    lane.activity = "working"
+                lane.text = self.tr("runs now: {0}").format(lane.text)
+            elif ev is not None and ev.kind == "eagain":
+                lane.activity = "parked"
+                lane.text = self.tr("parked: {0}() said EAGAIN; the loop's epoll watches "
+                                    "fd {1}").format(ev.data.get("op", "recv"), lane.fd)
+            elif lane.activity in ("recv_blocked", "started", "working", "sending"):
+                lane.activity = "parked"
+                lane.text = self.tr("parked")
+            self.lanes.append(lane)
 
     # nonblocking -------------------------------------------------------
     def _nonblocking(self, state: Any, log: Any, cursor: int) -> None:
@@ -639,7 +718,7 @@ class IoView(View):
         body = QRectF(x, y, w, area.bottom() - margin - y)
         if self.picture == "readiness":
             self._paint_epoll(p, body)
-        elif self.mode == "threaded":
+        elif self.mode == "threaded" or self.picture == "coroutines":
             self._paint_threads(p, body)
         elif self.picture == "single":
             self._paint_single(p, body)
@@ -920,8 +999,14 @@ class IoView(View):
 
     def _paint_threads(self, p: QPainter, body: QRectF) -> None:
         lanes = self.lanes
-        y = self._text(p, body, self.tr("{0} threads").format(len(lanes)) if lanes else
-                       self.tr("No thread yet"), self._font(1.3, True))
+        if self.picture == "coroutines":
+            count = self.tr("{0} greenlets on one OS thread") if self.mode == "gevent" else \
+                self.tr("{0} tasks on one OS thread")
+            y = self._text(p, body, count.format(len(lanes) - 1) if lanes else
+                           self.tr("No loop yet"), self._font(1.3, True))
+        else:
+            y = self._text(p, body, self.tr("{0} threads").format(len(lanes)) if lanes else
+                           self.tr("No thread yet"), self._font(1.3, True))
         area = QRectF(body.x(), y + 10, body.width(), body.bottom() - y - 10)
         if not lanes:
             return
@@ -946,11 +1031,14 @@ class IoView(View):
         words = {"recv_blocked": self.tr("blocked in recv()"), "working": self.tr("answering"),
                  "sending": self.tr("sending"), "closing": self.tr("closing"),
                  "held": self.tr("held"), "error": self.tr("error"),
-                 "started": self.tr("starting"), "accepting": self.tr("accepting")}
+                 "started": self.tr("starting"), "accepting": self.tr("accepting"),
+                 "parked": self.tr("parked")}
         # "299 more threads:" then a swatch and a count per activity (the grid's legend)
         f = self._font(1.05, True)
         fm = QFontMetricsF(f)
-        head = self.tr("{0} more threads:").format(len(rest))
+        head = (self.tr("{0} more threads:") if self.picture != "coroutines" else
+                self.tr("{0} more greenlets:") if self.mode == "gevent" else
+                self.tr("{0} more tasks:")).format(len(rest))
         self._text(p, grid, head, f)
         x = grid.x() + fm.horizontalAdvance(head) + 16
         for activity, n in sorted(counts.items(), key=lambda kv: -kv[1]):
@@ -982,10 +1070,10 @@ class IoView(View):
                 p.fillRect(r.adjusted(-4, -3, 4, 3), QColor(style.SELECTED))
             if ln.conn:
                 self._hits.append((r, ln.conn))
-            name = self.tr("main thread") if ln.role == "accept" else \
-                self.tr("thread {0}").format(ln.thread)
-            sub = self.tr("accept loop") if ln.role == "accept" else \
-                self.tr("fd {0}").format(ln.fd) if ln.fd >= 0 else ""
+            name = ln.name or (self.tr("main thread") if ln.role == "accept" else
+                               self.tr("thread {0}").format(ln.thread))
+            sub = ln.sub or (self.tr("accept loop") if ln.role == "accept" else
+                             self.tr("fd {0}").format(ln.fd) if ln.fd >= 0 else "")
             f1, f2 = self._font(1.15, True), self._font(0.9)
             h1, h2 = QFontMetricsF(f1).height(), QFontMetricsF(f2).height()
             top = r.center().y() - (h1 + (h2 if lane_h >= 52 else 0)) / 2
@@ -994,7 +1082,7 @@ class IoView(View):
                 self._text(p, QRectF(r.x(), top + h1, label_w - 10, 0), sub, f2, style.MUTED)
             box = QRectF(r.x() + label_w, r.y(), r.width() - label_w - conn_w, lane_h)
             colour = QColor(ACTIVITY_COLOURS.get(ln.activity, style.GREY))
-            waiting = ln.activity in ("recv_blocked", "accepting", "started")
+            waiting = ln.activity in ("recv_blocked", "accepting", "started", "parked")
             p.setPen(QPen(colour, style.pen(4 if ln.current else 2)))
             fill = QColor(colour)
             fill.setAlpha(40 if waiting else 70)
