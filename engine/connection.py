@@ -137,27 +137,38 @@ class Connection:
                 return
             if probe.active:
                 probe.emit_data("recv", self.id, self.fd, self.tid, {"bytes": len(data)})
-            if not data:
-                if self.lingering:
-                    self.close("lingered")
-                elif self.wants_write() or self.pending:
-                    # Half-closed: the client still reads. Finish answering first.
-                    self.peer_eof = self.close_after = True
-                else:
-                    # (a blocking mode's stop shuts the socket down itself: that is not
-                    # the peer closing)
-                    self.close("server stopping" if self.server._stopping else "peer closed")
+            self.received(data)
+            if not data or self.closed:
                 return
-            self.bytes_in += len(data)
-            if self.lingering:  # discard what the refused client still sends
+            if self.lingering:  # what the refused client still sends is discarded: read on
                 continue
-            self.read_paused = False
-            self._feed(data)
-            if self.closed:
-                return
             self.handle_write()
             if not drain or self.closed:
                 return
+
+    # ------------------------------------------------------------ the session
+    # What every mode's driver calls, whoever makes the syscalls: the bytes a read
+    # gave (``received``), the bytes to send next (``take_output``), how many went
+    # (``sent``), and everything queued gone (``all_sent``). ``handle_read`` and
+    # ``handle_write`` are the socket driver; asyncio's streams are another.
+    def received(self, data: bytes) -> None:
+        """Bytes a read gave; ``b""``: the peer shut down its side (EOF)."""
+        if not data:
+            if self.lingering:
+                self.close("lingered")
+            elif self.wants_write() or self.pending:
+                # Half-closed: the client still reads. Finish answering first.
+                self.peer_eof = self.close_after = True
+            else:
+                # (a blocking mode's stop shuts the socket down itself: that is not
+                # the peer closing)
+                self.close("server stopping" if self.server._stopping else "peer closed")
+            return
+        self.bytes_in += len(data)
+        if self.lingering:  # discard what the refused client still sends
+            return
+        self.read_paused = False
+        self._feed(data)
 
     def _feed(self, data: bytes) -> None:
         # About PARSE_AHEAD request heads now, the rest later. The cut goes after a
@@ -428,20 +439,9 @@ class Connection:
             sock.settimeout(self.server.config.send_timeout)
         progress = False
         while not self.closed:
-            if not self.out:
-                if self.body is not None:
-                    self._refill_from_body()
-                    continue
-                if self.pending and not self.close_after:
-                    self._answer_next()
-                    continue
-                if self.inbuf:  # answers out: parse the next requests of the last read
-                    data, self.inbuf = self.inbuf, b""
-                    if not self.close_after:
-                        self._feed(data)
-                    continue
+            out = self.out or self.take_output()
+            if not out:
                 break
-            out = self.out
             if self.gate.enabled:
                 self.gate.wait("send", self.id, self.fd, self.tid)
             try:
@@ -461,18 +461,43 @@ class Connection:
             except OSError as exc:
                 self._fail_io("send", exc)
                 return
-            self.bytes_out += sent
             progress = True
             if probe.active:
                 probe.emit_data("send", self.id, self.fd, self.tid,
                                 {"bytes": sent, "wanted": len(out)})
-            self.out = out[sent:] if sent < len(out) else b""
-            if self.pending and len(self.out) < OUT_HIGH and self.body is None \
-                    and not self.close_after:
+            self.sent(sent)
+        if not self.closed:
+            self.all_sent()
+
+    def take_output(self) -> bytes:
+        """The bytes to send next (``b""``: nothing, for now): what is queued, else the
+        next part of a file being streamed, else the answer to the oldest pending
+        request, else the requests of the last read not parsed yet."""
+        while not self.closed and not self.out:
+            if self.body is not None:
+                self._refill_from_body()
+            elif self.pending and not self.close_after:
                 self._answer_next()
-        if self.closed:
-            return
-        # Everything queued went out.
+            elif self.inbuf:  # answers out: parse the next requests of the last read
+                data, self.inbuf = self.inbuf, b""
+                if not self.close_after:
+                    self._feed(data)
+            else:
+                break
+        return self.out
+
+    def sent(self, count: int) -> None:
+        """``count`` bytes of ``take_output()`` went; with room, answer the next request."""
+        self.bytes_out += count
+        out = self.out
+        self.out = out[count:] if count < len(out) else b""
+        if self.pending and len(self.out) < OUT_HIGH and self.body is None \
+                and not self.close_after:
+            self._answer_next()
+
+    def all_sent(self) -> None:
+        """Everything queued went out: close if that was the last answer, else time
+        the wait for the next request."""
         if self.close_after:
             if self.refused:
                 self._linger()
@@ -519,13 +544,26 @@ class Connection:
             return
         self.lingering = True
         try:
-            self.sock.shutdown(socket.SHUT_WR)
+            self._shutdown_write()
         except OSError:
             self.close("refused")
             return
         self._report("shutdown", how="SHUT_WR")
         self.deadline = time.monotonic() + LINGER
         self.deadline_why = "linger"
+
+    def _shutdown_write(self) -> None:
+        self.sock.shutdown(socket.SHUT_WR)
+
+    def _send_now(self, data: bytes) -> None:
+        """A short answer in one non-blocking send, nothing waiting for it to go
+        (raises OSError)."""
+        self.sock.setblocking(False)
+        self.sock.send(data)
+
+    def _release(self) -> None:
+        """Give the socket back to the kernel (the fd closes)."""
+        self.sock.close()
 
     def _set_deadline(self, why: str) -> None:
         config = self.server.config
@@ -554,7 +592,8 @@ class Connection:
         if why == "header_timeout" and self.parser.in_head and not self.out:
             # A request was started and never finished: say so before closing.
             try:
-                self.sock.send(response_head(408, 0, "text/plain", self.server.date.now(), False))
+                self._send_now(response_head(408, 0, "text/plain", self.server.date.now(),
+                                             False))
             except OSError:
                 pass
         self.close(why)
@@ -588,7 +627,7 @@ class Connection:
             probe.emit("close", self.id, self.fd, self.tid, reason=reason, **extra)
         self.server._forget(self)  # before close: the mode may unregister the fd
         try:
-            self.sock.close()
+            self._release()
         except OSError:
             pass
 
@@ -619,8 +658,7 @@ class Connection:
         """A short answer in one non-blocking send (nothing waits for it to go)."""
         head, body = plain_answer(status, detail, self.server.date.now())
         try:
-            self.sock.setblocking(False)
-            self.sock.send(head + body)
+            self._send_now(head + body)
             self._note_response(status, len(body), "", head, body)
         except OSError:
             pass

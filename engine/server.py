@@ -126,6 +126,7 @@ class Server:
     wakeup socket the loop always watches."""
 
     mode = "?"
+    connection_class = Connection  # what a mode serves each client with
 
     def __init__(self, config: ServerConfig, probe: Probe | None = None) -> None:
         config.check()
@@ -298,6 +299,13 @@ class Server:
                                 errno=errno.errorcode.get(exc.errno or 0, ""),
                                 detail=exc.strerror or str(exc))
             return None
+        return self.admit(sock, peer, tid, blocking)
+
+    def admit(self, sock: socket.socket, peer: tuple, tid: int, blocking: bool = False
+              ) -> Connection:
+        """An accepted socket becomes a connection this server serves (recorded by an
+        ``accept`` event), or ``REFUSED``: over the connection limit (503), or reset
+        before it could be looked at."""
         try:
             local = self._local_name or sock.getsockname()
         except OSError:  # reset before we looked: nothing to serve
@@ -315,7 +323,7 @@ class Server:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             except OSError:  # reset already: recv will say so
                 pass
-        conn = Connection(self, sock, conn_id, _endpoint(peer), tid, blocking=blocking)
+        conn = self.connection_class(self, sock, conn_id, _endpoint(peer), tid, blocking=blocking)
         self.conns[conn.fd] = conn
         if self.probe.active:
             self.probe.emit("accept", conn_id, conn.fd, tid, peer=conn.peer)

@@ -64,6 +64,8 @@ REGISTRY: dict[str, Mode] = {m.name: m for m in (
     Mode("epoll", "epoll", "3.9", "epoll", "EpollServer", "readiness", ("level", "edge"),
          available=_needs("epoll", "epoll is Linux's: use selectors here")),
     Mode("selectors", "selectors", "3.9", "selectors", "SelectorsServer", "readiness"),
+    # not in the lecture: what a student would write today
+    Mode("asyncio", "asyncio", "3.9+", "aio", "AsyncioServer", "coroutines"),
 )}
 
 

@@ -15,7 +15,7 @@ from typing import Callable
 import pytest
 
 from engine.connection import Connection
-from tests.engine.test_bad_input import (BIG, INDEX, SITE, Response, Running, assert_refused,
+from tests.engine.test_bad_input import (BIG, INDEX, concurrent, SITE, Response, Running, assert_refused,
                                          assert_still_serving, connect, exchange, make_server,
                                          parse_head, read_one_response, request, run,
                                          wait_event)
@@ -203,6 +203,7 @@ def test_one_range_of_a_streamed_file(run: Running) -> None:
 
 
 # ---------------------------------------------------------------- the last resort
+@concurrent
 def test_a_bug_while_answering_costs_one_connection(run: Running,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """A failure nothing foresaw (here: a bug planted in answering /boom) is caught by
@@ -233,6 +234,7 @@ def test_a_bug_while_answering_costs_one_connection(run: Running,
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+@concurrent
 def test_a_crash_of_the_loop_itself_keeps_its_cause_and_closes_everything(
         run: Running, monkeypatch: pytest.MonkeyPatch) -> None:
     """Outside any connection (here: a bug planted in accepting), the loop ends, and its

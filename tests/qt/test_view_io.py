@@ -530,3 +530,41 @@ def test_live_gevent(view: IoView, tmp_path: Path) -> None:
     assert not any(ln.current for ln in view.lanes[1:])
     show(view, tl, len(tl.log) - 1)
     assert view.lanes[1:] == []  # every greenlet ended
+
+
+def test_live_asyncio(view: IoView, tmp_path: Path) -> None:
+    """A real asyncio run: the event loop reads for the streams in its callbacks (by
+    "loop"), so a task can have its bytes before it runs; the task that made the
+    latest event of its own (a request) is the one that runs."""
+    tl = record(tmp_path, "asyncio", load="--clients 3 --requests 2 --think 50")
+    starts = server_events(tl, "task_start")
+    assert len(starts) == 3
+    names = {tl.log[i].data["name"] for i in starts}
+    assert all(n.startswith("Task-") for n in names)  # asyncio's own names
+    recvs = server_events(tl, "recv")
+    assert recvs and all(tl.log[i].data["by"] == "loop" for i in recvs)
+    i = next(r for r in server_events(tl, "request") if r > starts[-1])
+    show(view, tl, i)
+    assert view.heading == "asyncio: a task per connection, one OS thread"
+    hub, *lanes = view.lanes
+    assert hub.name == "event loop" and hub.sub == "over EpollSelector" and not hub.current
+    assert {ln.name for ln in lanes} == names
+    running = [ln for ln in lanes if ln.current]
+    assert [ln.conn for ln in running] == [tl.log[i].conn]
+    for ln in lanes:
+        if ln.current:
+            continue
+        last = max(k for k in range(i + 1) if tl.log[k].src == "server"
+                   and tl.log[k].conn == ln.conn and tl.log[k].kind in ("recv", "send", "request",
+                                                                        "response", "accept"))
+        if tl.log[last].kind == "recv":  # read by the loop, not yet by the task
+            assert ln.text.startswith(f"the loop read {tl.log[last].data['bytes']} bytes")
+        else:
+            assert ln.text.startswith("awaiting reader.read()") and f"fd {ln.fd}" in ln.text
+    # A loop callback's recv: the event loop runs, no task does.
+    k = next(r for r in recvs if r > i)
+    show(view, tl, k)
+    assert view.lanes[0].current and "read" in view.lanes[0].text
+    assert not any(ln.current for ln in view.lanes[1:])
+    show(view, tl, len(tl.log) - 1)
+    assert view.lanes[1:] == []

@@ -544,33 +544,46 @@ class IoView(View):
         self.thread_count = 1
         mux = str(state.mode.get("multiplexer") or "")
         hub_name = self.tr("hub") if self.mode == "gevent" else self.tr("event loop")
-        latest = last_index(log, (*_LANE_KINDS, "task_start", "task_end", *WAIT_KINDS), stop,
-                            thread=tid)
+        latest = last_index(log, (*_LANE_KINDS, "task_start", "task_end", *WAIT_KINDS,
+                                  *INTEREST_KINDS), stop, thread=tid)
         e = log[latest] if latest >= 0 else None
         hub = Lane(tid, "accept", None, -1, "accepting", "", name=hub_name,
                    sub=self.tr("over {0}").format(mux) if mux else "")
         runs: str | None = None  # the connection whose coroutine runs now
-        if e is None or e.kind in WAIT_KINDS or e.kind in ("eagain", "task_end") \
-                or e.conn is None:
+        # The loop runs: it returned from its wait, or works for the transports (a
+        # recv in a callback, an interest change), or a coroutine just parked or ended.
+        if e is None or e.conn is None or e.kind in WAIT_KINDS or e.kind in INTEREST_KINDS \
+                or e.kind in ("eagain", "task_end") or e.data.get("by") == "loop":
             hub.current = e is not None and latest == cursor
-            if e is not None and e.kind in WAIT_KINDS:
+            hub.activity = "working" if e is not None else "accepting"
+            if e is None:
+                hub.text = self.tr("starting")
+            elif e.kind in WAIT_KINDS:
                 blocked = e.data.get("blocked_ns")
-                hub.activity = "working"
+                ready = e.data.get("ready") or []
                 hub.text = self.tr("back from epoll_wait (slept {0} ms): waking the ready "
                                    "ones").format(f"{blocked / 1e6:.1f}") \
                     if isinstance(blocked, int) else \
-                    self.tr("back from {0}: waking the ready ones").format(e.data.get("call"))
-            elif e is not None and e.conn is not None:
-                hub.activity = "working"
-                hub.text = self.tr("runs: the next ready one, or epoll_wait when none is")
-            else:
-                hub.text = self.tr("in epoll_wait: every coroutine is parked")
-            if e is not None and e.kind == "accept":
+                    self.tr("back from {0}.select(): {1} fd(s) ready").format(
+                        e.data.get("call"), len(ready))
+            elif e.kind == "accept":
                 hub.text = self.tr("accepted fd {0}: a new coroutine will serve it").format(e.fd)
+            elif e.kind in INTEREST_KINDS:
+                hub.text = self._action_text(e, long=True)
+            elif e.kind == "recv":
+                hub.text = self.tr("a callback read {0} bytes of fd {1} for its stream").format(
+                    int(e.data.get("bytes", 0)), e.fd)
+            elif e.kind == "send":
+                hub.text = self.tr("a callback sent {0} more bytes of fd {1}").format(
+                    int(e.data.get("bytes", 0)), e.fd)
+            else:
+                hub.text = self.tr("runs: the next ready one, or waits when none is")
         else:
             runs = e.conn
-            hub.text = self.tr("waiting for the running coroutine to park")
+            hub.activity = "accepting"
+            hub.text = self.tr("waiting for the running coroutine to give way")
         self.lanes.append(hub)
+        gevent = self.mode == "gevent"
         for conn, name in list(state.tasks.items())[:2000]:
             i = last_index(log, _LANE_KINDS, stop, conn=conn)
             lane = self._lane(log, tid, i, cursor, False, "")
@@ -579,18 +592,33 @@ class IoView(View):
             lane.fd = fd if fd is not None else -1
             lane.sub = self.tr("fd {0}").format(lane.fd) if lane.fd >= 0 else ""
             ev = log[i] if i >= 0 else None
+            kind = ev.kind if ev is not None else ""
+            data = ev.data if ev is not None else {}
             if conn == runs:
                 lane.current = True
                 if lane.activity == "recv_blocked":
                     lane.activity = "working"
                 lane.text = self.tr("runs now: {0}").format(lane.text)
-            elif ev is not None and ev.kind == "eagain":
+            elif lane.activity in ("closing", "held", "error"):
+                lane.current = False
+            elif kind == "eagain":
                 lane.activity = "parked"
                 lane.text = self.tr("parked: {0}() said EAGAIN; the loop's epoll watches "
-                                    "fd {1}").format(ev.data.get("op", "recv"), lane.fd)
-            elif lane.activity in ("recv_blocked", "started", "working", "sending"):
+                                    "fd {1}").format(data.get("op", "recv"), lane.fd)
+            elif kind == "recv" and data.get("by") == "loop":
+                got = int(data.get("bytes", 0))
+                lane.activity, lane.current = "parked", False  # (the loop's call, not its own)
+                lane.text = self.tr("the loop read {0} bytes for it: it runs when its turn "
+                                    "comes").format(got) if got else \
+                    self.tr("the loop read the client's FIN: it runs when its turn comes")
+            elif kind == "send" and int(data.get("wanted", 0)) > int(data.get("bytes", 0)):
                 lane.activity = "parked"
-                lane.text = self.tr("parked")
+                lane.text = self.tr("awaiting drain(): the socket took part; the loop sends the "
+                                    "rest when fd {0} is writable").format(lane.fd)
+            else:
+                lane.activity = "parked"
+                lane.text = self.tr("parked") if gevent else \
+                    self.tr("awaiting reader.read(): the selector watches fd {0}").format(lane.fd)
             self.lanes.append(lane)
 
     # nonblocking -------------------------------------------------------
