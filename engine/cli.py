@@ -28,6 +28,9 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--never-close", action="store_true",
                    help="for lessons: when a client closes, never call close() on its socket "
                         "(it stays in CLOSE_WAIT until the server stops)")
+    p.add_argument("--keep-parent-copy", action="store_true",
+                   help="processes mode, for lessons: the parent never closes its copy of a "
+                        "connected socket, so the child's close() sends no FIN")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to bind (default 127.0.0.1; 0.0.0.0 or :: exposes the server)")
     p.add_argument("--port", type=int, default=DEFAULT_PORT,
@@ -156,7 +159,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                           sweep_pause=args.sweep_pause, header_timeout=args.header_timeout,
                           idle_timeout=args.idle_timeout, send_timeout=args.send_timeout,
                           max_connections=args.max_connections,
-                          no_drain=args.no_drain, never_close=args.never_close)
+                          no_drain=args.no_drain, never_close=args.never_close,
+                          keep_parent_copy=args.keep_parent_copy)
     if args.load is not None:
         try:
             load_args = build_parser().parse_args(["load", "http://127.0.0.1/", *shlex.split(args.load)])

@@ -624,7 +624,8 @@ class Connection:
             # (a few microseconds, and only when someone listens).
             info = tcp_info(self.sock)
             extra = {k: info[k] for k in TCP_INFO_ON_CLOSE if k in info} if info else {}
-            probe.emit("close", self.id, self.fd, self.tid, reason=reason, **extra)
+            probe.emit("close", self.id, self.fd, self.tid, reason=reason, **extra,
+                       **self.server.close_fields)
         self.server._forget(self)  # before close: the mode may unregister the fd
         try:
             self._release()

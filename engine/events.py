@@ -37,6 +37,14 @@ KINDS: dict[str, tuple[str, ...]] = {
     # it ran on (one for them all).
     "task_start": ("name",),
     "task_end": ("name",),
+    # processes: the server forked child (its pid) to serve the connection; the
+    # connected socket now has two descriptors, the parent's and the child's. Every
+    # event carries pid, the process that made it; a close says which copy it closed
+    # ("parent" or "child") and whether it was the last (only the last one closes the
+    # socket: FIN). process_exit: the parent reaped the child (status: its exit code,
+    # or -N for signal N).
+    "fork": ("child",),
+    "process_exit": ("child", "status"),
     # head: the request head as received (request line, headers, blank line;
     # latin-1), at most 2048 characters; longer ones also carry
     # head_truncated: true. Empty when where the request began is not known
@@ -165,7 +173,8 @@ FIELD_TYPES: dict[str, tuple[tuple[str, frozenset, Any, Any, str], ...]] = {
     "send": _spec(bytes=(_INT, 0, _I64), wanted=(_INT, 0, _I64)),
     "eagain": _spec(op=(_NSTR,)),
     "shutdown": _spec(how=(_NSTR,)),
-    "close": _spec(reason=(_NSTR,), bytes_acked=(_NINT, 0, _I64),
+    "close": _spec(reason=(_NSTR,), copy=(_NSTR,), last=(_NBOOL,), pid=(_NINT, 0, _I64),
+                   bytes_acked=(_NINT, 0, _I64),
                    bytes_received=(_NINT, 0, _I64), rtt_us=(_NINT, 0, _I64),
                    segs_in=(_NINT, 0, _I64), segs_out=(_NINT, 0, _I64),
                    total_retrans=(_NINT, 0, _I64)),
@@ -175,6 +184,9 @@ FIELD_TYPES: dict[str, tuple[tuple[str, frozenset, Any, Any, str], ...]] = {
                         eagain=(_INT, 0, _I64), useful=(_INT, 0, _I64)),
     "thread_start": _spec(name=(_NSTR,)),
     "thread_exit": _spec(name=(_NSTR,)),
+    "fork": _spec(child=(_INT, 0, _I64), pid=(_NINT, 0, _I64)),
+    "process_exit": _spec(child=(_INT, 0, _I64), status=(_INT, -_I32 - 1, _I32),
+                          pid=(_NINT, 0, _I64)),
     "task_start": _spec(name=(_NSTR,), greenlet=(_NINT, 0, _I64), task=(_NSTR,)),
     "task_end": _spec(name=(_NSTR,), greenlet=(_NINT, 0, _I64), task=(_NSTR,)),
     "request": _spec(method=(_NSTR,), path=(_NSTR,), version=(_NSTR,), keep_alive=(_BOOL,),
@@ -270,6 +282,13 @@ def _common_error(seq: Any, t_ns: Any, src: Any, kind: Any, conn: Any, fd: Any,
     if type(kind) is not str:
         return FieldError("kind", kind, "a string")
     return FieldError("conn", conn, "a string (a connection id) or null")
+
+
+def closes_socket(event: "Event") -> bool:
+    """Whether a ``close`` event closed the socket itself, not one of its copies: a
+    forked server's close of a descriptor that another process still holds
+    (``last: false``) sends no FIN and changes no TCP state."""
+    return event.data.get("last") is not False
 
 
 class Event(NamedTuple):
@@ -400,6 +419,12 @@ class TaggedProbe:
     @property
     def src(self) -> str:
         return self.probe.src
+
+    def add_sink(self, sink: Sink) -> None:
+        self.probe.add_sink(sink)
+
+    def remove_sink(self, sink: Sink) -> None:
+        self.probe.remove_sink(sink)
 
     def emit(self, kind: str, conn: str | None = None, fd: int = -1, thread: int = 0,
              **data: Any) -> None:

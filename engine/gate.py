@@ -16,6 +16,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 from .events import Probe
 
@@ -37,12 +38,17 @@ class Gate:
         self._credits = 0
         self._held: list[Held] = []
         self.released = 0
+        # Told of every change of ``enabled`` (processes mode: its children read it
+        # from memory they share with the parent).
+        self.on_change: Callable[[bool], None] | None = None
 
     # ------------------------------------------------------------ control
     def enable(self) -> None:
         with self._cond:
             self.enabled = True
             self._credits = 0
+        if self.on_change is not None:
+            self.on_change(True)
 
     def disable(self) -> None:
         """Stepping off: everyone held goes on, and nothing holds any more."""
@@ -50,6 +56,8 @@ class Gate:
             self.enabled = False
             self._credits = 0
             self._cond.notify_all()
+        if self.on_change is not None:
+            self.on_change(False)
 
     def step(self, count: int = 1) -> None:
         """Release ``count`` actions: those held now, or the next ones to arrive."""

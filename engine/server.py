@@ -26,6 +26,7 @@ POLICIES = ("keep-alive", "close")
 DEFAULT_PORT = 7890
 
 
+TURN_AWAY_WAIT = 0.2  # seconds a connection turned away is given to send its request
 REFUSED: "Connection" = object()  # type: ignore[assignment]  # accepted, then turned away
 
 
@@ -57,6 +58,10 @@ class ServerConfig:
     # For the lesson on CLOSE_WAIT: when the peer closes, forget the socket
     # without close(); the kernel keeps it in CLOSE_WAIT until the server stops.
     never_close: bool = False
+    # processes mode, for the lesson on the parent's copy (lecture 3.4's remark): the
+    # parent never closes its descriptor of a connection it forked a child for, so the
+    # child's close() is not the last one and sends no FIN.
+    keep_parent_copy: bool = False
 
     def check(self) -> None:
         spec = mode_spec(self.mode)  # ValueError for an unknown one, naming them all
@@ -81,6 +86,9 @@ class ServerConfig:
             raise ValueError("sweep pause cannot be negative")
         if self.no_drain and self.mode != "epoll":
             raise ValueError("no-drain is an epoll mode option (lecture 3.9's bug)")
+        if self.keep_parent_copy and self.mode != "processes":
+            raise ValueError("keep-parent-copy is a processes mode option (the parent's copy "
+                             "of the socket)")
 
 
 @dataclass
@@ -127,6 +135,9 @@ class Server:
 
     mode = "?"
     connection_class = Connection  # what a mode serves each client with
+    # Fields every ``close`` event of this server's connections carries (processes
+    # mode: which copy of the socket, and whether it was the last).
+    close_fields: dict[str, object] = {}
 
     def __init__(self, config: ServerConfig, probe: Probe | None = None) -> None:
         config.check()
@@ -246,12 +257,7 @@ class Server:
                 except OSError:
                     pass
         self.conns.clear()
-        for conn in self.leaked:  # never_close: released only now, when the server stops
-            if self.probe.active:
-                self.probe.emit("close", conn.id, conn.fd, threading.get_native_id(),
-                                reason="server stopping (never closed until now)")
-            conn.sock.close()
-        self.leaked.clear()
+        self._release_leaked()
         if self.listener is not None:
             self.listener.close()
         for s in (self._wake_r, self._wake_w):
@@ -259,6 +265,15 @@ class Server:
 
     def _run(self, tid: int) -> None:
         raise NotImplementedError
+
+    def _release_leaked(self) -> None:
+        for conn in self.leaked:  # never_close: released only now, when the server stops
+            if self.probe.active:
+                self.probe.emit("close", conn.id, conn.fd, threading.get_native_id(),
+                                reason="server stopping (never closed until now)",
+                                **self.close_fields)
+            conn.sock.close()
+        self.leaked.clear()
 
     # ------------------------------------------------------------ shared steps
     def accept_one(self, tid: int, blocking: bool = False) -> Connection | None:
@@ -313,7 +328,7 @@ class Server:
             return REFUSED
         conn_id = connection_id(peer, local)
         self.stats.accepted += 1
-        if len(self.conns) >= self.config.max_connections:
+        if self.busy() >= self.config.max_connections:
             self._refuse(sock, conn_id, tid)
             return REFUSED
         sock.setblocking(blocking)
@@ -362,6 +377,31 @@ class Server:
         except Exception as exc:  # one connection's bug must not take the server down
             conn.crashed(exc)
 
+    def turn_away(self, conn: Connection, tid: int, what: str, detail: str, why: str) -> None:
+        """No thread or process for this accepted connection (``what``: the error event's,
+        ``detail``: the system's words): a short 503 saying ``why`` if it can go at once,
+        then close; the server accepts on (there may be room for the next one)."""
+        head, body = plain_answer(503, why, self.date.now())
+        probe = self.probe
+        if probe.active:
+            probe.emit("error", conn.id, conn.fd, tid, what=what, detail=detail)
+            probe.emit("response", conn.id, conn.fd, tid, status=503, length=len(body), path="",
+                       head=head.decode("latin-1"), preview=body[:64].decode("latin-1"))
+        sock = conn.sock
+        try:
+            # The request first (at most a moment's wait, on the accepting thread): closing
+            # with it unread would reset the connection, and the answer with it.
+            sock.settimeout(TURN_AWAY_WAIT)
+            try:
+                sock.recv(65536)
+            except OSError:
+                pass
+            sock.sendall(head + body)
+            sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+        conn.close(why)
+
     def _refuse(self, sock: socket.socket, conn_id: str, tid: int) -> None:
         """Over max connections: a short 503, then close. Never blocks the loop."""
         self.stats.refused += 1
@@ -370,7 +410,7 @@ class Server:
         if p.active:
             p.emit("accept", conn_id, sock.fileno(), tid, peer=conn_id.split(">")[0])
             p.emit("error", conn_id, sock.fileno(), tid, what="over_capacity",
-                   detail=f"{len(self.conns)} connections open (max {self.config.max_connections})")
+                   detail=f"{self.busy()} connections open (max {self.config.max_connections})")
             p.emit("response", conn_id, sock.fileno(), tid, status=503, length=len(body), path="",
                    head=head.decode("latin-1"), preview=body[:64].decode("latin-1"))
         try:
@@ -381,6 +421,10 @@ class Server:
         if p.active:
             p.emit("close", conn_id, sock.fileno(), tid, reason="over capacity")
         sock.close()
+
+    def busy(self) -> int:
+        """Connections being served now (what ``max_connections`` limits)."""
+        return len(self.conns)
 
     def expire(self, now: float) -> None:
         for conn in [c for c in self.conns.values() if now >= c.deadline]:

@@ -25,10 +25,21 @@ atexit.register(shutil.rmtree, _CONFIG, ignore_errors=True)
 import pytest
 
 from engine import MemorySink, Probe, ServerConfig, create_server
+from engine.events import closes_socket
 from engine.modes import REGISTRY, variants
 from engine.server import Server
 
 # Every mode the registry has that runs here, and both triggers of epoll.
+def socket_close(event) -> bool:  # type: ignore[no-untyped-def]
+    """A ``close`` event that closed the socket (not a forked server's close of one of its
+    copies, which another process still holds: ``last: false``)."""
+    return event.kind == "close" and closes_socket(event)
+
+
+def socket_closes(sink) -> list:  # type: ignore[no-untyped-def,type-arg]
+    return [e for e in sink.of_kind("close") if closes_socket(e)]
+
+
 ALL_MODES = [(m, t) for m, t in variants() if REGISTRY[m].available()[0]]
 MODE_IDS = [m if len(REGISTRY[m].triggers) == 1 else f"{m}-{t}" for m, t in ALL_MODES]
 # Those that serve many clients at once (single serves one at a time, on purpose: tests

@@ -290,6 +290,8 @@ class PacketDeriver:
             if event.data.get("how", "SHUT_WR") in ("SHUT_WR", "SHUT_RDWR"):
                 self._fin(flow, me, t + _INSIDE_CALL_NS)
         elif kind == "close":
+            if event.data.get("last") is False:  # one copy of a forked socket: no segment
+                return
             reason = str(event.data.get("reason", ""))
             if "RST" in reason or reason == "abort":
                 self._rst(flow, me, t + _INSIDE_CALL_NS)

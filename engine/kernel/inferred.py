@@ -190,6 +190,8 @@ class StateInference:
             elif kind == "error":
                 if data.get("what") in ("reset", "epipe"):
                     self._step(conn_id, side, me, "reset")
+            elif kind == "close" and data.get("last") is False:
+                pass  # one copy of a forked socket closed: the socket itself is still open
             elif kind == "close":
                 reason = str(data.get("reason", ""))
                 if reason in RESET_REASONS or "RST" in reason:

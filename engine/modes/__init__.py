@@ -35,7 +35,8 @@ class Mode:
     # What the io view draws: "readiness" (an interest set and what each wait
     # returned), "threads" (a lane per thread), "sweep" (every socket tried in turn),
     # "single" (the one client served, the others queued), "coroutines" (a lane per
-    # greenlet or task, and the loop that runs them underneath).
+    # greenlet or task, and the loop that runs them underneath), "processes" (the
+    # parent and a lane per child, with each process's descriptors of the socket).
     picture: str
     triggers: tuple[str, ...] = ("level",)  # epoll alone has an edge
     available: Callable[[], tuple[bool, str]] = _always  # (runs here?, why not)
@@ -51,6 +52,9 @@ class Mode:
 REGISTRY: dict[str, Mode] = {m.name: m for m in (
     Mode("single", "one client at a time", "3.1", "single", "SingleServer", "single",
          blocking=True, concurrent=False),
+    Mode("processes", "a process per connection", "3.4", "processes", "ProcessesServer",
+         "processes", available=lambda: importlib.import_module(f"{__name__}.processes").available(),
+         blocking=True),
     Mode("threaded", "threaded", "3.4", "threaded", "ThreadedServer", "threads",
          blocking=True),
     Mode("gevent", "gevent", "3.5", "greenlets", "GeventServer", "coroutines",

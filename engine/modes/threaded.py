@@ -6,15 +6,10 @@ threads blocked in recv or send, and joins them all.
 """
 from __future__ import annotations
 
-import socket
 import threading
 
 from ..connection import Connection
-from ..http import plain_answer
 from ..server import Server
-
-
-NO_THREAD_WAIT = 0.2  # seconds a connection without a thread is given to send its request
 
 
 class ThreadedServer(Server):
@@ -40,32 +35,8 @@ class ThreadedServer(Server):
             except RuntimeError as exc:  # "can't start new thread": a process or memory limit
                 with self._threads_lock:
                     self.threads.discard(thread)
-                self._no_thread(conn, tid, exc)
-
-    def _no_thread(self, conn: Connection, tid: int, exc: RuntimeError) -> None:
-        """No thread for this connection: a short 503 if it can go at once, then close;
-        the server accepts on (a thread may be free for the next one)."""
-        head, body = plain_answer(503, "no thread could be started for this connection",
-                                  self.date.now())
-        probe = self.probe
-        if probe.active:
-            probe.emit("error", conn.id, conn.fd, tid, what="thread_failed", detail=str(exc))
-            probe.emit("response", conn.id, conn.fd, tid, status=503, length=len(body), path="",
-                       head=head.decode("latin-1"), preview=body[:64].decode("latin-1"))
-        sock = conn.sock
-        try:
-            # The request first (at most a moment's wait, on the accepting thread): closing
-            # with it unread would reset the connection, and the answer with it.
-            sock.settimeout(NO_THREAD_WAIT)
-            try:
-                sock.recv(65536)
-            except OSError:
-                pass
-            sock.sendall(head + body)
-            sock.shutdown(socket.SHUT_WR)
-        except OSError:
-            pass
-        conn.close("no thread")
+                self.turn_away(conn, tid, "thread_failed", str(exc),
+                               "no thread could be started for this connection")
 
     def _serve_connection(self, conn: Connection) -> None:
         conn.tid = tid = threading.get_native_id()

@@ -19,7 +19,7 @@ import pytest
 
 from engine.events import Event, MemorySink, Probe
 from engine.server import Server, ServerConfig, connection_id, create_server
-from tests.conftest import ALL_MODES, CONCURRENT_IDS, CONCURRENT_MODES, MODE_IDS
+from tests.conftest import ALL_MODES, CONCURRENT_IDS, CONCURRENT_MODES, MODE_IDS, socket_close
 
 # Tests that hold one client open while another is served: modes that serve many at once.
 concurrent = pytest.mark.parametrize("make_server", CONCURRENT_MODES, ids=CONCURRENT_IDS,
@@ -211,7 +211,7 @@ def wait_event(run: Running, kind: str, timeout: float = IO_TIMEOUT, **match: An
     found: list[Event] = []
 
     def matches(e: Event) -> bool:
-        if e.kind != kind:
+        if e.kind != kind or (kind == "close" and not socket_close(e)):
             return False
         for key, want in match.items():
             got = e.conn if key == "conn" else e.data.get(key)
@@ -465,7 +465,7 @@ def test_max_connections(make_server: Callable[..., Running]) -> None:
             sock.sendall(request("/", close=False))
             resp = read_one_response(sock)
             assert resp.status == 200 and resp.body == INDEX
-        assert len(run.server.conns) == 5
+        assert run.server.busy() == 5
         with connect(run.port) as sixth:
             data, how = read_until_eof(sixth, timeout=3.0)
         assert how in ("eof", "reset"), "the 6th connection was left hanging"
@@ -484,7 +484,7 @@ def test_max_connections(make_server: Callable[..., Running]) -> None:
         for sock in held:
             sock.close()
     closed = run.sink.wait_for(
-        lambda evs: ids <= {e.conn for e in evs if e.kind == "close"}, IO_TIMEOUT)
+        lambda evs: ids <= {e.conn for e in evs if socket_close(e)}, IO_TIMEOUT)
     assert closed, "the server did not notice its clients leaving"
     assert_still_serving(run)
 

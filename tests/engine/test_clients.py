@@ -7,7 +7,7 @@ import pytest
 
 from engine.clients import LoadConfig, run_load
 from engine.events import MemorySink, Probe
-from tests.conftest import ALL_MODES, MODE_IDS, running_server
+from tests.conftest import ALL_MODES, MODE_IDS, running_server, socket_close, socket_closes
 
 
 def client_probe() -> tuple[Probe, MemorySink]:
@@ -23,10 +23,10 @@ def test_abort_resets_and_the_server_carries_on(mode: str, trigger: str) -> None
         result = run_load(LoadConfig(server.url + "images/big.bmp", clients=3, requests=2,
                                      behaviour="abort"))
         assert result.expected_failures == 6 and result.failed == 0
-        assert sink.wait_for(lambda evs: sum(e.kind == "close" for e in evs) >= 6, 5)
+        assert sink.wait_for(lambda evs: sum(socket_close(e) for e in evs) >= 6, 5)
         after = run_load(LoadConfig(server.url, clients=2, requests=3))
     assert after.ok == 6 and after.failed == 0
-    closes = [e for e in sink.of_kind("close")][:6]
+    closes = [e for e in socket_closes(sink)][:6]
     assert len(closes) == 6
 
 
@@ -35,11 +35,11 @@ def test_half_close_still_gets_every_answer(mode: str, trigger: str) -> None:
     probe, csink = client_probe()
     with running_server(mode, trigger) as (server, sink):
         result = run_load(LoadConfig(server.url, requests=3, behaviour="half-close"), probe)
-        assert sink.wait_for(lambda evs: any(e.kind == "close" for e in evs), 5)
+        assert sink.wait_for(lambda evs: any(socket_close(e) for e in evs), 5)
     assert result.ok == 3 and result.failed == 0
     assert [e.kind for e in csink.events if e.kind in ("connect", "shutdown", "close")] == \
         ["connect", "shutdown", "close"]
-    (close,) = sink.of_kind("close")
+    (close,) = socket_closes(sink)
     assert close.data["reason"] == "peer closed"
 
 
@@ -50,11 +50,11 @@ def test_half_close_gets_a_large_answer_whole(mode: str, trigger: str) -> None:
     with running_server(mode, trigger) as (server, sink):
         result = run_load(LoadConfig(server.url + "images/big.bmp", requests=2,
                                      behaviour="half-close"))
-        assert sink.wait_for(lambda evs: any(e.kind == "close" for e in evs), 5)
+        assert sink.wait_for(lambda evs: any(socket_close(e) for e in evs), 5)
     assert result.ok == 2 and result.failed == 0, result.summary()
     sent = sum(e.data["bytes"] for e in sink.of_kind("send"))
     assert sent > 2 * 1_500_000
-    assert sink.of_kind("close")[0].data["reason"] == "peer closed"
+    assert socket_closes(sink)[0].data["reason"] == "peer closed"
 
 
 def test_slow_client_is_served_when_under_the_header_timeout() -> None:
@@ -71,7 +71,7 @@ def test_slow_client_is_cut_off_by_the_header_timeout() -> None:
     with running_server(header_timeout=0.3) as (server, sink):
         result = run_load(LoadConfig(server.url, behaviour="slow", slow_interval=0.05, timeout=5))
     assert result.ok == 0 and result.failed == 1
-    assert [e.data["reason"] for e in sink.of_kind("close")] == ["header_timeout"]
+    assert [e.data["reason"] for e in socket_closes(sink)] == ["header_timeout"]
 
 
 def test_pipeline_sends_before_reading() -> None:
@@ -103,7 +103,7 @@ def test_client_events_carry_the_server_connection_id() -> None:
     probe, csink = client_probe()
     with running_server() as (server, sink):
         run_load(LoadConfig(server.url, clients=2, requests=2, keep_alive=False), probe)
-        assert sink.wait_for(lambda evs: sum(e.kind == "close" for e in evs) >= 4, 5)
+        assert sink.wait_for(lambda evs: sum(socket_close(e) for e in evs) >= 4, 5)
     for conn in {e.conn for e in csink.events}:
         client_kinds = [e.kind for e in csink.events if e.conn == conn]
         assert client_kinds[0] == "connect" and client_kinds[-1] == "close"

@@ -12,6 +12,8 @@ import socket
 import time
 from pathlib import Path
 
+import pytest
+
 from engine.trace import read_trace
 from tests.conftest import read_to_eof, serving
 
@@ -41,36 +43,40 @@ def answer(port: int) -> bytes:
         return read_to_eof(s)
 
 
-def threaded(user_python: str, trace: Path, nproc: int | None = None):  # type: ignore[no-untyped-def]
+def limited(mode: str, user_python: str, trace: Path, nproc: int | None = None):  # type: ignore[no-untyped-def]
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     limit = ["prlimit", f"--nproc={nproc}:{nproc}"] if nproc else []
     return serving([*NOBODY, *limit, user_python, "-m", "engine", "serve", "--port", "0",
-                    "--mode", "threaded", "--states", "off", "--packets", "off",
+                    "--mode", mode, "--states", "off", "--packets", "off",
                     "--cpu-interval", "0", "--trace", str(trace)], cwd="/", env=env)
 
 
-def test_a_thread_that_cannot_start_costs_one_connection(user_python: str,
-                                                         shared_dir: Path) -> None:
+@pytest.mark.parametrize("mode,what,words", [
+    ("threaded", "thread_failed", b"no thread"), ("processes", "fork_failed", b"no process")])
+def test_a_thread_or_process_that_cannot_start_costs_one_connection(
+        user_python: str, shared_dir: Path, mode: str, what: str, words: bytes) -> None:
+    """The limit of tasks (RLIMIT_NPROC) reached: the connection that finds no thread, or
+    no child process, gets 503 and the server serves on."""
     # How many tasks the idle server has, run once without a limit.
     others = tasks_of_nobody()
-    with threaded(user_python, shared_dir / "first.jsonl") as (_, port):
+    with limited(mode, user_python, shared_dir / "first.jsonl") as (_, port):
         assert answer(port).startswith(b"HTTP/1.1 200 ")
         time.sleep(0.2)  # that connection's thread is gone
         idle = tasks_of_nobody() - others
     # Again, with room for one connection's thread and no second.
     trace = shared_dir / "t.jsonl"
-    with threaded(user_python, trace, nproc=others + idle + 1) as (proc, port):
+    with limited(mode, user_python, trace, nproc=others + idle + 1) as (proc, port):
         with socket.create_connection(("127.0.0.1", port), timeout=5) as held:
             held.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")  # keep-alive: its thread stays
             assert held.recv(65536).startswith(b"HTTP/1.1 200 ")
             refused = answer(port)
             assert refused.startswith(b"HTTP/1.1 503 "), refused[:100]
-            assert b"no thread" in refused
+            assert words in refused
         deadline = time.monotonic() + 5
         while tasks_of_nobody() > others + idle and time.monotonic() < deadline:
-            time.sleep(0.05)  # the kept-alive connection's thread ends
+            time.sleep(0.05)  # the kept-alive connection's thread (or child) ends
         assert answer(port).startswith(b"HTTP/1.1 200 ")
         assert proc.poll() is None
     failed = [e for e in read_trace(trace).events
-              if e.kind == "error" and e.data.get("what") == "thread_failed"]
+              if e.kind == "error" and e.data.get("what") == what]
     assert len(failed) == 1

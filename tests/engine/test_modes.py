@@ -2,6 +2,9 @@
 partial sends, 1,000 concurrent connections, events and connection ids."""
 from __future__ import annotations
 
+import os
+import re
+import signal
 import socket
 import time
 from pathlib import Path
@@ -9,12 +12,12 @@ from pathlib import Path
 import pytest
 
 from engine.clients import LoadConfig, run_load
-from engine.events import KINDS, MemorySink, Probe
+from engine.events import KINDS, MemorySink, Probe, closes_socket
 from engine.modes import REGISTRY
 from engine.modes.readiness import FD_SETSIZE
 from engine.server import ServerConfig
 from tests.conftest import (ALL_MODES, CONCURRENT_IDS, CONCURRENT_MODES, MODE_IDS, read_to_eof,
-                            running_server)
+                            running_server, socket_close, socket_closes)
 
 SITE = Path(__file__).resolve().parents[2] / "html"
 BIG = (SITE / "images" / "big.bmp").read_bytes()
@@ -108,7 +111,7 @@ def test_policy_close_forces_short_connections(mode: str, trigger: str) -> None:
         result = run_load(LoadConfig(server.url, clients=2, requests=5, keep_alive=True, timeout=5))
     assert result.ok == 10 and result.failed == 0
     assert result.connections == 10, "every answer said close, so every request needed a connection"
-    assert all(e.data["reason"] == "keep-alive off" for e in sink.of_kind("close")
+    assert all(e.data["reason"] == "keep-alive off" for e in socket_closes(sink)
                if e.src == "server")
 
 
@@ -119,7 +122,7 @@ def peak_open(events) -> int:  # type: ignore[no-untyped-def]
         if event.kind == "accept":
             open_now += 1
             peak = max(peak, open_now)
-        elif event.kind == "close":
+        elif socket_close(event):
             open_now -= 1
     return peak
 
@@ -135,10 +138,12 @@ THOUSAND = [(m, t) for m, t in CONCURRENT_MODES if m != "select"]
 def test_thousand_concurrent_keep_alive_connections(mode: str, trigger: str) -> None:
     # together: all connect, then send, then all close once every one is answered
     config = LoadConfig("", clients=1000, requests=3, keep_alive=True, together=True, timeout=30)
-    with running_server(mode, trigger) as (server, sink):
+    # (idle: the first served wait for the last; 1,000 forks of a big test process can
+    # take longer than the 15 s default)
+    with running_server(mode, trigger, idle_timeout=60.0) as (server, sink):
         config.url = server.url
         result = run_load(config)
-        assert sink.wait_for(lambda evs: sum(e.kind == "close" for e in evs) >= 1000, 10)
+        assert sink.wait_for(lambda evs: sum(socket_close(e) for e in evs) >= 1000, 10)
     assert (result.ok, result.failed, result.connections) == (3000, 0, 1000)
     peak = peak_open(sink.events)
     assert peak == 1000, f"only {peak} connections were open at once"
@@ -162,7 +167,7 @@ def test_one_client_at_a_time() -> None:
         # Eight at once, each keeping its connection for two requests: served in turn.
         result = run_load(LoadConfig(server.url, clients=8, requests=2, keep_alive=True,
                                      timeout=20))
-        assert sink.wait_for(lambda evs: sum(e.kind == "close" for e in evs) >= 10, 10)
+        assert sink.wait_for(lambda evs: sum(socket_close(e) for e in evs) >= 10, 10)
     assert (result.ok, result.failed) == (16, 0)
     peak = peak_open(sink.events)
     assert peak == 1, f"{peak} connections were open at once"
@@ -179,7 +184,7 @@ def test_stopping_single_wakes_the_client_it_serves() -> None:
             server.stop(timeout=5)
             assert time.monotonic() - t0 < 1.0
             assert server._thread is not None and not server._thread.is_alive()
-    (close,) = sink.of_kind("close")
+    (close,) = socket_closes(sink)
     assert close.data["reason"] == "server stopping"
 
 
@@ -234,7 +239,7 @@ def test_events_follow_the_vocabulary_and_share_connection_ids(mode: str, trigge
         result = run_load(LoadConfig(server.url, clients=3, requests=2, keep_alive=True),
                           client_probe)
         assert result.ok == 6
-        assert sink.wait_for(lambda evs: sum(e.kind == "close" for e in evs) >= 3, 5)
+        assert sink.wait_for(lambda evs: sum(socket_close(e) for e in evs) >= 3, 5)
     events = list(sink.events)
     for e in events + list(client_sink.events):
         assert e.kind in KINDS, e
@@ -255,7 +260,7 @@ def test_events_follow_the_vocabulary_and_share_connection_ids(mode: str, trigge
     assert len(server_ids) == 3 and server_ids == client_ids
     for conn_id in server_ids:  # one connection's story, in order
         story = [e.kind for e in events if e.conn == conn_id and e.kind in
-                 ("accept", "request", "response", "close")]
+                 ("accept", "request", "response", "close") and closes_socket(e)]
         assert story == ["accept", "request", "response", "request", "response", "close"]
     if mode == "epoll":
         waits = [e for e in events if e.kind == "epoll_wait" and e.data["ready"]]
@@ -293,7 +298,7 @@ def test_edge_triggered_reads_until_eagain() -> None:
         for fd, mask in events[start].data["ready"]:
             if fd in conn_fds and mask & 1:
                 window = events[start + 1:end]
-                assert any(e.fd == fd and (e.kind == "close" or
+                assert any(e.fd == fd and (socket_close(e) or
                                            (e.kind == "eagain" and e.data["op"] == "recv"))
                            for e in window), f"fd {fd} reported readable but not drained"
                 checked += 1
@@ -359,3 +364,79 @@ def test_reuseaddr_off_meets_time_wait() -> None:
     reuse = create_server(ServerConfig(port=port, reuseaddr=True))
     reuse.bind()
     reuse.listener.close()
+
+
+def test_processes_fork_a_child_per_connection_and_the_parent_closes_its_copy() -> None:
+    """Each connection: the parent accepts, forks, and closes its copy (not the last
+    descriptor: no FIN); the child serves and closes the last one, then is reaped."""
+    with running_server("processes", policy="close") as (server, sink):
+        parent = os.getpid()
+        for _ in range(2):
+            with socket.create_connection(server.address[:2], timeout=5) as s:
+                s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                assert read_to_eof(s).startswith(b"HTTP/1.1 200 ")
+        assert sink.wait_for(lambda evs: sum(e.kind == "process_exit" for e in evs) >= 2, 5)
+    events = list(sink.events)
+    forks = [e for e in events if e.kind == "fork"]
+    assert len(forks) == 2 and len({e.data["child"] for e in forks}) == 2
+    for fork in forks:
+        child = fork.data["child"]
+        mine = [e for e in events if e.conn == fork.conn and e.kind != "process_exit"]
+        assert {e.data["pid"] for e in mine if e.kind in ("accept", "fork")} == {parent}
+        served = [e for e in mine if e.kind in ("recv", "request", "response", "send")]
+        assert served and {e.data["pid"] for e in served} == {child}
+        assert {e.thread for e in served} == {child}  # the child's one thread
+        closes = [(e.data["copy"], e.data["last"], e.data["pid"]) for e in mine
+                  if e.kind == "close"]
+        assert closes == [("parent", False, parent), ("child", True, child)]
+        exits = [e for e in events if e.kind == "process_exit" and e.data["child"] == child]
+        assert [e.data["status"] for e in exits] == [0]
+    assert server.stats.responses == 2  # counted in the children, told to the parent
+
+
+def test_keep_parent_copy_the_child_closes_and_no_fin_leaves() -> None:
+    """The lecture's bug: the parent keeps its copy. The client gets its whole answer
+    (Content-Length) but no end of file until the server stops and closes that copy."""
+    with running_server("processes", policy="close", keep_parent_copy=True) as (server, sink):
+        s = socket.create_connection(server.address[:2], timeout=5)
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        got = b""
+        while b"\r\n\r\n" not in got:
+            got += s.recv(65536)
+        head, _, body = got.partition(b"\r\n\r\n")
+        length = int(re.search(rb"Content-Length: (\d+)", head).group(1))  # type: ignore[union-attr]
+        while len(body) < length:
+            body += s.recv(65536)
+        assert sink.wait_for(lambda evs: any(e.kind == "process_exit" for e in evs), 5)
+        s.settimeout(0.5)
+        with pytest.raises(TimeoutError):  # the child closed and exited: still no FIN
+            s.recv(1)
+        (child_close,) = [e for e in sink.events if e.kind == "close"]
+        assert (child_close.data["copy"], child_close.data["last"]) == ("child", False)
+        server.stop()
+        s.settimeout(5)
+        assert s.recv(1) == b""  # the parent's close was the last: now the FIN
+        s.close()
+    closes = [(e.data["copy"], e.data["last"], e.data["reason"]) for e in sink.of_kind("close")]
+    assert closes == [("child", False, "keep-alive off"), ("parent", True, "server stopping")]
+
+
+def test_a_child_that_dies_costs_its_connection_only() -> None:
+    with running_server("processes") as (server, sink):
+        victim = socket.create_connection(server.address[:2], timeout=5)
+        victim.sendall(b"GET / HTTP/1.1\r\n")  # half a request: its child waits in recv()
+        assert sink.wait_for(lambda evs: any(e.kind == "recv" for e in evs), 5)
+        (fork,) = sink.of_kind("fork")
+        os.kill(fork.data["child"], signal.SIGKILL)
+        assert victim.recv(1) == b""  # the kernel closed the dead child's descriptor
+        victim.close()
+        assert sink.wait_for(lambda evs: any(e.kind == "process_exit" for e in evs), 5)
+        with socket.create_connection(server.address[:2], timeout=5) as s:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            assert read_to_eof(s).startswith(b"HTTP/1.1 200 ")
+    (exit_,) = [e for e in sink.events if e.kind == "process_exit"
+                and e.data["child"] == fork.data["child"]]
+    assert exit_.data["status"] == -signal.SIGKILL
+    failed = [e for e in sink.events if e.kind == "error" and e.data.get("what") == "child_failed"]
+    assert len(failed) == 1 and failed[0].conn == fork.conn
+    assert "signal 9" in failed[0].data["detail"]

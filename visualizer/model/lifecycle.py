@@ -294,7 +294,7 @@ class Facts:
         client = sc.get("client", -2)
         masks = {
             "first_open": valid & ((K == kc.get("connect", -2)) | (K == kc.get("accept", -2))),
-            "srv_close": is_close & (S == sc.get("server", -2)),
+            "srv_close": _socket_closes(log, I, is_close & (S == sc.get("server", -2))),
             "cli_close": is_close & (S == client),
             "client_seen": valid & (S == client),
             "first_main": valid,
@@ -336,6 +336,18 @@ class Facts:
         for c, i in zip(conn[sel].tolist(), idx[sel].tolist()):
             out[c].append(i)
         return out
+
+
+def _socket_closes(log, idx: np.ndarray, mask: np.ndarray) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """``mask`` without the closes of one copy of a forked socket (``last: false``):
+    the socket itself closed later, in the other process. (Read only in a log with
+    forks, and only its close events.)"""
+    if "fork" not in log.kinds.codes:
+        return mask
+    for k in np.flatnonzero(mask).tolist():
+        if log[int(idx[k])].data.get("last") is False:
+            mask[k] = False
+    return mask
 
 
 class Handshakes:

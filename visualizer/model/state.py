@@ -195,6 +195,8 @@ def apply(state: ServerState, event: Event, index: int | None = None) -> ServerS
         conn.client_gone = True
         if conn.client_source is None:  # nobody reports this end's states: its socket is gone
             conn.client = "CLOSED"
+    elif kind == "close" and src == "server" and data.get("last") is False:
+        pass  # one copy of a forked socket: the socket lives on in the other process
     elif kind == "close" and src == "server":
         conn.closed_ns = t
         if conn.server_source is None:
