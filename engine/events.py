@@ -207,7 +207,7 @@ FIELD_TYPES: dict[str, tuple[tuple[str, frozenset, Any, Any, str], ...]] = {
                     dropped=(_NSTR,), options=(_DICT,), frame=(_NINT, 0, _I64)),
     "gate": _spec(action=(_NSTR,), state=(_NSTR,), held_ns=(_NINT, 0, _I64)),
     "mode": _spec(mode=(_STR,), trigger=(_NSTR,), policy=(_NSTR,), multiplexer=(_NSTR,),
-                  no_drain=(_NBOOL,), picture=(_NSTR,)),
+                  no_drain=(_NBOOL,), picture=(_NSTR,), keep_parent_copy=(_NBOOL,)),
     "interest": _spec(op=(_NSTR,), mask=(frozenset((str, int)),), call=(_NSTR,)),
     "wait": _spec(call=(_NSTR,), timeout=(_NNUM, -1, _I64), fds=(_NINT, 0, _I64),
                   blocked_ns=(_NINT, 0, _I64)),

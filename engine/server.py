@@ -196,7 +196,8 @@ class Server:
                    picture=mode_spec(self.mode).picture,
                    trigger=config.trigger if self.mode == "epoll" else None,
                    policy=config.policy, multiplexer=self.multiplexer_name(),
-                   **({"no_drain": True} if config.no_drain else {}))
+                   **({"no_drain": True} if config.no_drain else {}),
+                   **({"keep_parent_copy": True} if config.keep_parent_copy else {}))
             p.emit("listen", None, listener.fileno(), threading.get_native_id(),
                    host=self.address[0], port=self.address[1], backlog=config.backlog,
                    reuseaddr=config.reuseaddr)

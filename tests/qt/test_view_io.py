@@ -568,3 +568,43 @@ def test_live_asyncio(view: IoView, tmp_path: Path) -> None:
     assert not any(ln.current for ln in view.lanes[1:])
     show(view, tl, len(tl.log) - 1)
     assert view.lanes[1:] == []
+
+
+@pytest.mark.parametrize("keep", [False, True], ids=["closes-its-copy", "keeps-its-copy"])
+def test_live_processes(view: IoView, tmp_path: Path, keep: bool) -> None:
+    """A real forking run: the parent, then a lane per child alive, each saying whether
+    the parent still holds its copy of the child's socket."""
+    tl = record(tmp_path, "processes", "--policy", "close",
+                *(["--keep-parent-copy"] if keep else []),
+                load="--clients 2 --requests 1 --think 50 --timeout 1")
+    forks = server_events(tl, "fork")
+    assert len(forks) == 2
+    show(view, tl, forks[0])
+    assert view.heading == "A process per connection"
+    parent, child = view.lanes
+    child_pid = tl.log[forks[0]].data["child"]
+    assert parent.name == "parent" and parent.current and f"child {child_pid}" in parent.text
+    assert child.name == f"child {child_pid}" and child.sub == "parent's copy: open"
+    closes = [i for i in server_events(tl, "close") if tl.log[i].conn == tl.log[forks[0]].conn]
+    if keep:  # the child's close is not the last; the parent's comes when the server stops
+        i, last = closes
+        assert (tl.log[i].data["copy"], tl.log[i].data["last"]) == ("child", False)
+        assert (tl.log[last].data["copy"], tl.log[last].data["last"]) == ("parent", True)
+        assert tl.log[last].data["reason"] == "server stopping"
+        show(view, tl, i)
+        lane = next(ln for ln in view.lanes if ln.name == f"child {child_pid}")
+        assert "not the last copy" in lane.text and lane.sub == "parent's copy: open"
+        show(view, tl, server_events(tl, "process_exit")[-1] + 1)  # the children are gone
+        assert len(view.lanes) == 1 and "holds 2 copies" in view.lanes[0].text
+    else:
+        first, second = closes
+        assert (tl.log[first].data["copy"], tl.log[first].data["last"]) == ("parent", False)
+        assert (tl.log[second].data["copy"], tl.log[second].data["last"]) == ("child", True)
+        show(view, tl, first)
+        assert "the child's is the last one" in view.lanes[0].text
+        assert view.lanes[1].sub == "parent's copy: closed"
+        show(view, tl, second)
+        lane = next(ln for ln in view.lanes if ln.name == f"child {child_pid}")
+        assert lane.text == f"close(fd {tl.log[second].fd}): the last copy: FIN"
+        show(view, tl, len(tl.log) - 1)
+        assert [ln.name for ln in view.lanes] == ["parent"]

@@ -72,6 +72,10 @@ class ServerState:
     threads: dict[int, str] = field(default_factory=dict)  # thread -> what it does now
     # gevent and asyncio: the coroutine serving each connection (conn -> its name)
     tasks: dict[str, str] = field(default_factory=dict)
+    # processes: the children alive (pid -> its connection), and the connections whose
+    # socket the parent still holds a copy of since it forked
+    children: dict[int, str] = field(default_factory=dict)
+    parent_copies: set[str] = field(default_factory=set)
     accept_queue: tuple[int, int] = (0, 0)  # (length, backlog)
     held: list[tuple[str, str | None]] = field(default_factory=list)  # gate: (action, conn)
     counts: dict[str, int] = field(default_factory=dict)  # events per kind
@@ -94,6 +98,7 @@ class ServerState:
                        connections=dict(self.connections),
                        fds=dict(self.fds), interest=dict(self.interest), ready=list(self.ready),
                        threads=dict(self.threads), tasks=dict(self.tasks),
+                       children=dict(self.children), parent_copies=set(self.parent_copies),
                        held=list(self.held),
                        counts=dict(self.counts), last_sweep=dict(self.last_sweep), owned=set())
 
@@ -143,6 +148,12 @@ def apply(state: ServerState, event: Event, index: int | None = None) -> ServerS
         state.accept_queue = (int(data.get("length", 0)), int(data.get("backlog", 0)))
     elif kind == "thread_start":
         state.threads[event.thread] = "started"
+    elif kind == "fork":
+        if conn_id is not None:
+            state.children[int(data.get("child", 0))] = conn_id
+            state.parent_copies.add(conn_id)
+    elif kind == "process_exit":
+        state.children.pop(int(data.get("child", 0)), None)
     elif kind == "task_start":
         if conn_id is not None:
             state.tasks[conn_id] = str(data.get("name") or "")
@@ -196,8 +207,12 @@ def apply(state: ServerState, event: Event, index: int | None = None) -> ServerS
         if conn.client_source is None:  # nobody reports this end's states: its socket is gone
             conn.client = "CLOSED"
     elif kind == "close" and src == "server" and data.get("last") is False:
-        pass  # one copy of a forked socket: the socket lives on in the other process
+        # one copy of a forked socket: the socket lives on in the other process
+        if data.get("copy") == "parent":
+            state.parent_copies.discard(conn_id)
     elif kind == "close" and src == "server":
+        if data.get("copy") == "parent":
+            state.parent_copies.discard(conn_id)
         conn.closed_ns = t
         if conn.server_source is None:
             conn.server = "CLOSED"
@@ -261,6 +276,8 @@ def _new_engine(state: ServerState, t: int) -> None:
     state.ready = []
     state.threads.clear()
     state.tasks.clear()
+    state.children.clear()
+    state.parent_copies.clear()
     state.held.clear()
     state.last_sweep = {}
     state.listen = {}

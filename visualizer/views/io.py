@@ -227,6 +227,12 @@ class IoView(View):
                     "A task awaiting data is parked; the event loop's selector wakes it when "
                     "its fd is ready. One task runs at a time.")
             self._coroutines(state, log, cursor)
+        elif self.picture == "processes":
+            self.heading = self.tr("A process per connection")
+            self.explanation = self.tr(
+                "The parent accepts and forks; the child serves with its own descriptor of the "
+                "socket. The kernel sends FIN only when the last descriptor is closed.")
+            self._processes(state, log, cursor)
         elif mode == "nonblocking":
             self.heading = self.tr("Non-blocking polling")
             self.explanation = self.tr(
@@ -531,6 +537,68 @@ class IoView(View):
             lane.activity, lane.text = "error", self.tr("error: {0}").format(data.get("what", ""))
         return lane
 
+    # processes -----------------------------------------------------------
+    def _processes(self, state: Any, log: Any, cursor: int) -> None:
+        """The parent (accept, fork, close its copy) and a lane per child alive, each
+        saying whether the parent still holds its copy of the child's socket."""
+        stop = cursor + 1
+        start = last_index(log, ["thread_start"], stop, no_conn=True)
+        if start < 0:
+            return
+        tid = log[start].thread
+        pid = log[start].data.get("pid")
+        self.thread_count = 1 + len(state.children)
+        i = last_index(log, ("accept", "fork", "close", "error", "gate", "process_exit"), stop,
+                       thread=tid)
+        e = log[i] if i >= 0 else None
+        parent = Lane(tid, "accept", None, self.listen_fd, "accepting",
+                      self.tr("waiting in accept() for the next client"), current=i == cursor,
+                      name=self.tr("parent"), sub=self.tr("pid {0}").format(pid) if pid else "")
+        if e is not None and i == cursor:
+            parent.activity = "working"
+            if e.kind == "accept":
+                parent.text = self.tr("accept() → fd {0}: fork() a child for it").format(e.fd)
+            elif e.kind == "fork":
+                parent.text = self.tr("fork() → child {0}: fd {1} now in both processes").format(
+                    e.data.get("child"), e.fd)
+            elif e.kind == "close" and e.data.get("last") is False:
+                parent.text = self.tr("close(fd {0}): the parent's copy; the child's is the "
+                                      "last one, no FIN yet").format(e.fd)
+            elif e.kind == "close":
+                parent.text = self.tr("close(fd {0}): the last copy: the kernel sends FIN").format(
+                    e.fd)
+            elif e.kind == "process_exit":
+                parent.text = self.tr("reaped child {0} (exit status {1})").format(
+                    e.data.get("child"), e.data.get("status"))
+            else:
+                parent.text = self._action_text(e, long=True)
+        kept = len(state.parent_copies)
+        if state.mode.get("keep_parent_copy") and kept and not parent.current:
+            parent.activity = "error"
+            parent.text = self.tr("holds {0} copies of connected sockets it never closes: "
+                                  "their FIN cannot leave").format(kept)
+        if e is not None and not parent.current:
+            parent.last = self._action_text(e, long=True)
+        self.lanes.append(parent)
+        for child, conn in sorted(state.children.items())[:2000]:
+            k = last_index(log, _LANE_KINDS, stop, thread=child)
+            lane = self._lane(log, child, k, cursor, False, "")
+            if k < 0:
+                lane.text = self.tr("forked: waiting for the parent to settle its copy")
+            lane.conn = conn
+            lane.name = self.tr("child {0}").format(child)
+            fd = state.connections[conn].fd if conn in state.connections else None
+            lane.fd = fd if fd is not None else -1
+            lane.sub = self.tr("parent's copy: open") if conn in state.parent_copies else \
+                self.tr("parent's copy: closed")
+            ev = log[k] if k >= 0 else None
+            if ev is not None and ev.kind == "close":
+                lane.text = self.tr("close(fd {0}): the last copy: FIN").format(ev.fd) \
+                    if ev.data.get("last") is not False else \
+                    self.tr("close(fd {0}): not the last copy (the parent holds one): no FIN") \
+                    .format(ev.fd)
+            self.lanes.append(lane)
+
     # gevent, asyncio -----------------------------------------------------
     def _coroutines(self, state: Any, log: Any, cursor: int) -> None:
         """The loop underneath (gevent's hub, asyncio's event loop) as the first lane,
@@ -746,7 +814,7 @@ class IoView(View):
         body = QRectF(x, y, w, area.bottom() - margin - y)
         if self.picture == "readiness":
             self._paint_epoll(p, body)
-        elif self.mode == "threaded" or self.picture == "coroutines":
+        elif self.mode == "threaded" or self.picture in ("coroutines", "processes"):
             self._paint_threads(p, body)
         elif self.picture == "single":
             self._paint_single(p, body)
@@ -1027,12 +1095,15 @@ class IoView(View):
 
     def _paint_threads(self, p: QPainter, body: QRectF) -> None:
         lanes = self.lanes
-        if self.picture == "coroutines":
+        if self.picture == "processes":
+            y = self._text(p, body, self.tr("{0} child processes").format(len(lanes) - 1)
+                           if lanes else self.tr("No process yet"), self._font(1.3, True))
+        elif self.picture == "coroutines":
             count = self.tr("{0} greenlets on one OS thread") if self.mode == "gevent" else \
                 self.tr("{0} tasks on one OS thread")
             y = self._text(p, body, count.format(len(lanes) - 1) if lanes else
                            self.tr("No loop yet"), self._font(1.3, True))
-        else:
+        else:  # threads
             y = self._text(p, body, self.tr("{0} threads").format(len(lanes)) if lanes else
                            self.tr("No thread yet"), self._font(1.3, True))
         area = QRectF(body.x(), y + 10, body.width(), body.bottom() - y - 10)
@@ -1064,7 +1135,8 @@ class IoView(View):
         # "299 more threads:" then a swatch and a count per activity (the grid's legend)
         f = self._font(1.05, True)
         fm = QFontMetricsF(f)
-        head = (self.tr("{0} more threads:") if self.picture != "coroutines" else
+        head = (self.tr("{0} more threads:") if self.picture == "threads" else
+                self.tr("{0} more children:") if self.picture == "processes" else
                 self.tr("{0} more greenlets:") if self.mode == "gevent" else
                 self.tr("{0} more tasks:")).format(len(rest))
         self._text(p, grid, head, f)
@@ -1092,6 +1164,7 @@ class IoView(View):
     def _paint_lanes(self, p: QPainter, lanes: list[Lane], area: QRectF, lane_h: float) -> None:
         label_w = 250.0 * self._s
         conn_w = 230.0 * self._s
+        tall = lane_h >= 52 * self._s  # room for a second line (the type scales alike)
         for k, ln in enumerate(lanes):
             r = QRectF(area.x(), area.y() + k * (lane_h + 8), area.width(), lane_h)
             if ln.conn is not None and ln.conn == self.selected:
@@ -1104,9 +1177,9 @@ class IoView(View):
                              self.tr("fd {0}").format(ln.fd) if ln.fd >= 0 else "")
             f1, f2 = self._font(1.15, True), self._font(0.9)
             h1, h2 = QFontMetricsF(f1).height(), QFontMetricsF(f2).height()
-            top = r.center().y() - (h1 + (h2 if lane_h >= 52 else 0)) / 2
+            top = r.center().y() - (h1 + (h2 if tall else 0)) / 2
             self._text(p, QRectF(r.x(), top, label_w - 10, 0), name, f1)
-            if lane_h >= 52:
+            if tall:
                 self._text(p, QRectF(r.x(), top + h1, label_w - 10, 0), sub, f2, style.MUTED)
             box = QRectF(r.x() + label_w, r.y(), r.width() - label_w - conn_w, lane_h)
             colour = QColor(ACTIVITY_COLOURS.get(ln.activity, style.GREY))
@@ -1116,11 +1189,11 @@ class IoView(View):
             fill.setAlpha(40 if waiting else 70)
             p.setBrush(fill)
             p.drawRoundedRect(box, 8, 8)
-            f = self._font(1.2 if lane_h >= 52 else 1.0, bold=not waiting)
+            f = self._font(1.2 if tall else 1.0, bold=not waiting)
             fm = QFontMetricsF(f)
             main_h = fm.height()
             last_f = self._font(0.85)
-            show_last = bool(ln.last) and lane_h >= 56
+            show_last = bool(ln.last) and lane_h >= 56 * self._s
             text_top = box.center().y() - (main_h + (QFontMetricsF(last_f).height()
                                                      if show_last else 0)) / 2
             self._text(p, QRectF(box.x() + 14, text_top, box.width() - 28, 0), ln.text, f)
