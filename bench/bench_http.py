@@ -66,13 +66,18 @@ SERVERS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "single": ("SockScope single (one client at a time)", "sockscope", ("--mode", "single")),
     "select": ("SockScope select", "sockscope", ("--mode", "select")),
     "poll": ("SockScope poll", "sockscope", ("--mode", "poll")),
+    "processes": ("SockScope processes (fork per connection)", "sockscope",
+                  ("--mode", "processes")),
+    "gevent": ("SockScope gevent", "sockscope", ("--mode", "gevent")),
+    "asyncio": ("SockScope asyncio", "sockscope", ("--mode", "asyncio")),
 }
 # Run order inside a round: the peers first, each SockScope variant right after
 # them; every other round runs in reverse so slow drift of a noisy machine
 # does not always favour the same servers.
 ORDER = ["http.server", "nginx", "epoll", "epoll-trace", "epoll-trace-polled", "epoll-trace-all",
          "epoll-edge",
-         "selectors", "threaded", "nonblocking", "single", "select", "poll"]
+         "selectors", "threaded", "nonblocking", "single", "select", "poll", "processes",
+         "gevent", "asyncio"]
 ALIASES = {"httpserver": "http.server", "http-server": "http.server", "http_server": "http.server",
            "epoll-level": "epoll", "trace": "epoll-trace", "edge": "epoll-edge"}
 LOADS = ("wrk", "ab")

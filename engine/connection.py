@@ -12,6 +12,7 @@ Content-Length on keep-alive, and a path joined onto the root unchecked.
 from __future__ import annotations
 
 import errno
+import math
 import os
 import socket
 import time
@@ -58,7 +59,7 @@ class Connection:
                  "body", "body_left", "close_after", "closed", "deadline", "deadline_why",
                  "requests", "bytes_in", "bytes_out", "mask", "read_paused", "blocking",
                  "refused", "lingering", "peer_eof", "gate", "inbuf", "probe",
-                 "__weakref__")
+                 "queued_at", "__weakref__")
 
     def __init__(self, server: "Server", sock: socket.socket, conn_id: str, peer: str,
                  tid: int, blocking: bool = False) -> None:
@@ -91,6 +92,7 @@ class Connection:
         self.lingering = False  # after a refusal: writing shut, reading to EOF
         self.peer_eof = False  # the client shut down its side (half-close)
         self.inbuf = b""  # received, not parsed yet (beyond PARSE_AHEAD requests)
+        self.queued_at = math.inf  # a readiness loop's deadline heap: this one's entry
 
     # ------------------------------------------------------------ reading
     def wants_read(self) -> bool:

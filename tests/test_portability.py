@@ -90,7 +90,9 @@ def test_without_posix_only_modules_epoll_or_netlink(tmp_path: Path) -> None:
     assert out["default_mode"] == "selectors"
     assert out["status"] == 200 and out["body"] > 0
     assert out["window_mode"] == "selectors"
-    assert out["disabled"] == ["epoll/level", "epoll/edge"]
+    # (and gevent: Linux's build of it cannot load where the socket module lacks what
+    # Linux has, as this imitation does; Windows and macOS have gevent builds of their own)
+    assert [m for m in out["disabled"] if m != "gevent/level"] == ["epoll/level", "epoll/edge"]
     assert "kqueue" in out["tip"]
     available, why = out["epoll_lesson"]
     assert not available and "Linux" in why

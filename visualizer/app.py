@@ -47,6 +47,7 @@ from .views import View, style, view_classes
 # The modes come from the engine's registry, in the lecture's order; the label of a
 # mode with two triggers says which ("epoll (edge)"). These are the words lupdate sees.
 MODE_WORDS = (QT_TRANSLATE_NOOP("MainWindow", "one client at a time"),
+              QT_TRANSLATE_NOOP("MainWindow", "a process per connection"),
               QT_TRANSLATE_NOOP("MainWindow", "threaded"),
               QT_TRANSLATE_NOOP("MainWindow", "gevent"),
               QT_TRANSLATE_NOOP("MainWindow", "non-blocking polling"),

@@ -322,6 +322,30 @@
         <translation>fd {0} 离开监视集合</translation>
     </message>
     <message>
+        <source>gevent: a greenlet per connection, one OS thread</source>
+        <translation>gevent：每个连接一个 greenlet，一个操作系统线程</translation>
+    </message>
+    <message>
+        <source>A greenlet&apos;s recv() that would block gets EAGAIN and parks it; the hub&apos;s epoll wakes it when its fd is ready. One greenlet runs at a time.</source>
+        <translation>greenlet 的 recv() 若会阻塞，就得到 EAGAIN 并挂起；fd 就绪时由 hub 的 epoll 唤醒它。同一时刻只运行一个 greenlet。</translation>
+    </message>
+    <message>
+        <source>asyncio: a task per connection, one OS thread</source>
+        <translation>asyncio：每个连接一个任务，一个操作系统线程</translation>
+    </message>
+    <message>
+        <source>A task awaiting data is parked; the event loop&apos;s selector wakes it when its fd is ready. One task runs at a time.</source>
+        <translation>等待数据的任务处于挂起状态；fd 就绪时由事件循环的选择器唤醒它。同一时刻只运行一个任务。</translation>
+    </message>
+    <message>
+        <source>A process per connection</source>
+        <translation>每个连接一个进程</translation>
+    </message>
+    <message>
+        <source>The parent accepts and forks; the child serves with its own descriptor of the socket. The kernel sends FIN only when the last descriptor is closed.</source>
+        <translation>父进程 accept 并 fork；子进程用它自己的那份套接字描述符提供服务。只有最后一个描述符关闭时，内核才发出 FIN。</translation>
+    </message>
+    <message>
         <source>fd {0}: now watch {1}</source>
         <translation>fd {0}：改为监视 {1}</translation>
     </message>
@@ -386,6 +410,10 @@
         <translation>正在响应 {0}</translation>
     </message>
     <message>
+        <source>answer {0} made: sending it</source>
+        <translation>已生成响应 {0}：正在发送</translation>
+    </message>
+    <message>
         <source>blocked in send(): the client&apos;s window is full</source>
         <translation>阻塞在 send() 中：客户端的窗口已满</translation>
     </message>
@@ -408,6 +436,138 @@
     <message>
         <source>error: {0}</source>
         <translation>错误：{0}</translation>
+    </message>
+    <message>
+        <source>parent</source>
+        <translation>父进程</translation>
+    </message>
+    <message>
+        <source>pid {0}</source>
+        <translation>pid {0}</translation>
+    </message>
+    <message>
+        <source>accept() → fd {0}: fork() a child for it</source>
+        <translation>accept() → fd {0}：为它 fork() 一个子进程</translation>
+    </message>
+    <message>
+        <source>fork() → child {0}: fd {1} now in both processes</source>
+        <translation>fork() → 子进程 {0}：现在两个进程里都有 fd {1}</translation>
+    </message>
+    <message>
+        <source>close(fd {0}): the parent&apos;s copy; the child&apos;s is the last one, no FIN yet</source>
+        <translation>close(fd {0})：关掉的是父进程那份；子进程那份是最后一个，还不发 FIN</translation>
+    </message>
+    <message>
+        <source>close(fd {0}): the last copy: the kernel sends FIN</source>
+        <translation>close(fd {0})：最后一份：内核发出 FIN</translation>
+    </message>
+    <message>
+        <source>reaped child {0} (exit status {1})</source>
+        <translation>回收了子进程 {0}（退出状态 {1}）</translation>
+    </message>
+    <message>
+        <source>holds the copy of a connected socket it never closes: its FIN cannot leave</source>
+        <translation>拿着一个已连接套接字的副本，从不关闭：它的 FIN 发不出去</translation>
+    </message>
+    <message>
+        <source>holds {0} copies of connected sockets it never closes: their FIN cannot leave</source>
+        <translation>拿着 {0} 个已连接套接字的副本，从不关闭：它们的 FIN 发不出去</translation>
+    </message>
+    <message>
+        <source>forked: waiting for the parent to settle its copy</source>
+        <translation>已 fork：等父进程处理完它的那份副本</translation>
+    </message>
+    <message>
+        <source>child {0}</source>
+        <translation>子进程 {0}</translation>
+    </message>
+    <message>
+        <source>parent&apos;s copy: open</source>
+        <translation>父进程的副本：打开</translation>
+    </message>
+    <message>
+        <source>parent&apos;s copy: closed</source>
+        <translation>父进程的副本：已关闭</translation>
+    </message>
+    <message>
+        <source>close(fd {0}): the last copy: FIN</source>
+        <translation>close(fd {0})：最后一份：FIN</translation>
+    </message>
+    <message>
+        <source>close(fd {0}): not the last copy (the parent holds one): no FIN</source>
+        <translation>close(fd {0})：不是最后一份（父进程还拿着一份）：没有 FIN</translation>
+    </message>
+    <message>
+        <source>hub</source>
+        <translation>hub</translation>
+    </message>
+    <message>
+        <source>event loop</source>
+        <translation>事件循环</translation>
+    </message>
+    <message>
+        <source>over {0}</source>
+        <translation>基于 {0}</translation>
+    </message>
+    <message>
+        <source>back from epoll_wait (slept {0} ms): waking the ready ones</source>
+        <translation>从 epoll_wait 返回（睡了 {0} 毫秒）：唤醒就绪的</translation>
+    </message>
+    <message>
+        <source>back from {0}.select(): {1} fd(s) ready</source>
+        <translation>从 {0}.select() 返回：{1} 个 fd 就绪</translation>
+    </message>
+    <message>
+        <source>accepted fd {0}: a new coroutine will serve it</source>
+        <translation>已 accept fd {0}：将由一个新协程为它服务</translation>
+    </message>
+    <message>
+        <source>a callback read {0} bytes of fd {1} for its stream</source>
+        <translation>一个回调替它的流从 fd {1} 读了 {0} 字节</translation>
+    </message>
+    <message>
+        <source>a callback sent {0} more bytes of fd {1}</source>
+        <translation>一个回调在 fd {1} 上又发送了 {0} 字节</translation>
+    </message>
+    <message>
+        <source>runs: the next ready one, or waits when none is</source>
+        <translation>运行中：下一个就绪的，没有就等待</translation>
+    </message>
+    <message>
+        <source>waiting for the running coroutine to give way</source>
+        <translation>等正在运行的协程让出</translation>
+    </message>
+    <message>
+        <source>runs now: {0}</source>
+        <translation>正在运行：{0}</translation>
+    </message>
+    <message>
+        <source>{0}() → EAGAIN</source>
+        <translation>{0}() → EAGAIN</translation>
+    </message>
+    <message>
+        <source>parked: {0}() said EAGAIN; the loop&apos;s epoll watches fd {1}</source>
+        <translation>挂起：{0}() 返回 EAGAIN；循环的 epoll 监视着 fd {1}</translation>
+    </message>
+    <message>
+        <source>the loop read {0} bytes for it: it runs when its turn comes</source>
+        <translation>循环替它读了 {0} 字节：轮到它时才运行</translation>
+    </message>
+    <message>
+        <source>the loop read the client&apos;s FIN: it runs when its turn comes</source>
+        <translation>循环读到了客户端的 FIN：轮到它时才运行</translation>
+    </message>
+    <message>
+        <source>awaiting drain(): the socket took part; the loop sends the rest when fd {0} is writable</source>
+        <translation>在 drain() 中等待：套接字只收下了一部分；fd {0} 可写时由循环发送其余部分</translation>
+    </message>
+    <message>
+        <source>parked</source>
+        <translation>挂起</translation>
+    </message>
+    <message>
+        <source>awaiting reader.read(): the selector watches fd {0}</source>
+        <translation>在 reader.read() 中等待：选择器监视着 fd {0}</translation>
     </message>
     <message>
         <source>(still counting: {0} sweeps read so far)</source>
@@ -518,6 +678,30 @@
         <translation>全连接队列（accept 队列）：未观测（内核观测已关闭）</translation>
     </message>
     <message>
+        <source>1 child process</source>
+        <translation>1 个子进程</translation>
+    </message>
+    <message>
+        <source>{0} child processes</source>
+        <translation>{0} 个子进程</translation>
+    </message>
+    <message>
+        <source>No process yet</source>
+        <translation>还没有进程</translation>
+    </message>
+    <message>
+        <source>{0} greenlets on one OS thread</source>
+        <translation>{0} 个 greenlet，在一个操作系统线程上</translation>
+    </message>
+    <message>
+        <source>{0} tasks on one OS thread</source>
+        <translation>{0} 个任务，在一个操作系统线程上</translation>
+    </message>
+    <message>
+        <source>No loop yet</source>
+        <translation>还没有循环</translation>
+    </message>
+    <message>
         <source>{0} threads</source>
         <translation>{0} 个线程</translation>
     </message>
@@ -576,6 +760,18 @@
     <message>
         <source>fd {0}</source>
         <translation>fd {0}</translation>
+    </message>
+    <message>
+        <source>{0} more children:</source>
+        <translation>另外 {0} 个子进程：</translation>
+    </message>
+    <message>
+        <source>{0} more greenlets:</source>
+        <translation>另外 {0} 个 greenlet：</translation>
+    </message>
+    <message>
+        <source>{0} more tasks:</source>
+        <translation>另外 {0} 个任务：</translation>
     </message>
     <message>
         <source>last: {0}</source>
@@ -836,6 +1032,10 @@
         <translation>一次一个客户端</translation>
     </message>
     <message>
+        <source>gevent</source>
+        <translation>gevent</translation>
+    </message>
+    <message>
         <source>non-blocking polling</source>
         <translation>非阻塞轮询</translation>
     </message>
@@ -846,6 +1046,10 @@
     <message>
         <source>poll</source>
         <translation>poll</translation>
+    </message>
+    <message>
+        <source>asyncio</source>
+        <translation>asyncio</translation>
     </message>
     <message>
         <source>1 event/s</source>

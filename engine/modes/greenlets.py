@@ -32,13 +32,13 @@ try:
     import gevent
     import gevent.select
     import gevent.socket
-except ImportError:  # the registry says why the mode is unavailable
-    gevent = None  # type: ignore[assignment]
+except Exception:  # (ImportError; an AttributeError where socket lacks what it expects)
+    gevent = None  # type: ignore[assignment]  # the registry says why the mode is unavailable
 
 
 def available() -> tuple[bool, str]:
     if gevent is None:
-        return False, "the gevent package is not installed: pip install gevent"
+        return False, "the gevent package is not installed (or cannot load here): pip install gevent"
     return True, ""
 
 

@@ -18,10 +18,13 @@ by their names: ``epoll_ctl`` and ``epoll_wait``.
 """
 from __future__ import annotations
 
+import heapq
+import itertools
 import os
 import select
 import selectors
 import time
+from math import ceil, inf as INF
 
 from ..connection import RECV_SIZE, Connection
 from ..server import REFUSED, Server
@@ -30,7 +33,7 @@ READ, WRITE = 1, 4  # = EPOLLIN, EPOLLOUT (and POLLIN, POLLOUT)
 ERR, HUP = 8, 16  # = EPOLLERR, EPOLLHUP (and POLLERR, POLLHUP): read to learn which
 ET = 1 << 31  # = EPOLLET
 ACCEPT_BATCH = 128  # level-triggered: accepts per readiness report
-TICK = 0.25  # seconds between time-out checks
+TICK = 0.25  # seconds between accept() retries while out of file descriptors
 LECTURE_RECV = 1024  # no_drain: the lecture's recv(1024), once per report
 # What select() can watch: on POSIX, fds numbered below 1024 (glibc's FD_SETSIZE; Python's
 # select.select refuses the others); on Windows, 512 sockets of any handle (Python's build).
@@ -225,6 +228,9 @@ class ReadinessServer(Server):
         # per report, as the lecture's server does, whatever the trigger.
         self._once = self.config.no_drain
         self._size = LECTURE_RECV if self._once else RECV_SIZE
+        # (deadline, order, connection): when each connection may time out next
+        self._deadlines: list[tuple[float, int, Connection]] = []
+        self._order = itertools.count()
 
     def make_mux(self) -> Multiplexer:
         raise NotImplementedError
@@ -244,12 +250,18 @@ class ReadinessServer(Server):
         self._ctl("ADD", wfd, READ)
         conns = self.conns
         monotonic = time.monotonic
-        next_tick = monotonic() + TICK
+        deadlines = self._deadlines
         readish = READ | ERR | HUP
         wait, forever = mux.wait, mux.forever
         try:
             while not self._stopping:
-                timeout = TICK if conns or self.accept_starved else forever
+                # The wait lasts until the nearest deadline (a heap of them), no longer.
+                if deadlines:
+                    timeout = max(0.0, ceil((deadlines[0][0] - monotonic()) * 1000) / 1000)
+                    if self.accept_starved:
+                        timeout = min(timeout, TICK)
+                else:
+                    timeout = TICK if self.accept_starved else forever
                 if edge and self.accept_starved:
                     # The queue's connections gave no new edge: accept them as fds free up.
                     self._accept(tid)
@@ -281,6 +293,8 @@ class ReadinessServer(Server):
                                 if want != conn.mask:
                                     self._ctl("MOD", fd, want, conn)
                                     conn.mask = want
+                                if conn.deadline < conn.queued_at:  # sooner than its entry
+                                    self._queue(conn)
                         except Exception as exc:  # this connection's failure, not the loop's
                             conn.crashed(exc)
                     elif fd == lfd:
@@ -288,13 +302,34 @@ class ReadinessServer(Server):
                             self._accept(tid)
                     elif fd == wfd:
                         self.drain_wakeup()
-                if conns:
-                    now = monotonic()
-                    if now >= next_tick:
-                        next_tick = now + TICK
-                        self.expire(now)
+                if deadlines and deadlines[0][0] <= monotonic():
+                    self._expire_due(monotonic())
         finally:
             mux.close()
+
+    def _queue(self, conn: Connection) -> None:
+        """Put ``conn`` in the deadline heap at its deadline. A connection has an entry
+        at the earliest time it may expire (a later deadline is looked at when that
+        entry comes up; a sooner one gets an entry of its own), so the heap holds about
+        one entry per connection, not one per request."""
+        conn.queued_at = conn.deadline
+        heapq.heappush(self._deadlines, (conn.deadline, next(self._order), conn))
+
+    def _expire_due(self, now: float) -> None:
+        """Every entry due: its connection times out if its deadline has passed, or
+        goes back in the heap at its later one."""
+        deadlines = self._deadlines
+        while deadlines and deadlines[0][0] <= now:
+            at, _, conn = heapq.heappop(deadlines)
+            if conn.closed or at != conn.queued_at:
+                continue  # gone, or a sooner entry of its own came first
+            conn.queued_at = INF
+            try:
+                conn.expire_if_due(now)
+            except Exception as exc:  # this connection's failure, not the loop's
+                conn.crashed(exc)
+            if not conn.closed and conn.fd in self.conns:
+                self._queue(conn)
 
     def _report_wait(self, tid: int, timeout: float | None, ready: list[tuple[int, int]],
                      scanned: int | None) -> None:
@@ -316,6 +351,7 @@ class ReadinessServer(Server):
                 continue
             conn.mask = READ | et
             self._ctl("ADD", conn.fd, conn.mask, conn)
+            self._queue(conn)
 
     def _too_high(self, conn: Connection, tid: int) -> None:
         """select() cannot watch this fd: say so, answer 503 if it can go at once, close."""

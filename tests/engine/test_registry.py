@@ -14,7 +14,7 @@ from engine.server import MODES, Server, ServerConfig, create_server
 from tests.conftest import ALL_MODES
 
 ROOT = Path(__file__).resolve().parents[2]
-PICTURES = {"readiness", "threads", "sweep", "single", "coroutines"}  # what the io view draws
+PICTURES = {"readiness", "threads", "sweep", "single", "coroutines", "processes"}  # the io view's
 
 
 def test_every_entry_names_a_server_of_its_own() -> None:
@@ -39,7 +39,8 @@ def test_the_command_line_offers_exactly_the_registry() -> None:
 
 
 def test_an_unknown_or_unavailable_mode_is_refused_by_name(monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    with pytest.raises(ValueError, match="unknown mode 'x': choose one of single, threaded"):
+    with pytest.raises(ValueError,
+                       match="unknown mode 'x': choose one of single, processes, threaded"):
         ServerConfig(mode="x", port=0).check()
     with pytest.raises(ValueError, match="unknown mode"):
         mode("x")

@@ -18,3 +18,22 @@ def lesson_window(qtbot, prepared, lang: str, tmp_path: Path) -> MainWindow:  # 
     window.show()
     window.open_lesson(prepared)
     return window
+
+
+def walk(qtbot, prepared, tmp_path: Path, check=None) -> None:  # type: ignore[no-untyped-def]
+    """Walk the lesson with PageDown in every language: each step in its view, the cursor
+    on its event, its view drawn; ``check(k, lang, view)`` looks at each step's view."""
+    from PySide6.QtCore import Qt
+
+    from visualizer.lessons import LANGS
+    for lang in LANGS:
+        window = lesson_window(qtbot, prepared, lang, tmp_path)
+        for k, step in enumerate(prepared.steps):
+            view = window.view_tabs.currentWidget()
+            assert view.name == step.view and window.timeline.cursor == prepared.at[k]
+            view.show_state(window.timeline)
+            view.grab()
+            if check is not None:
+                check(k, lang, view)
+            qtbot.keyClick(window, Qt.Key.Key_PageDown)
+        window.close()

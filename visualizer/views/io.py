@@ -575,8 +575,10 @@ class IoView(View):
         kept = len(state.parent_copies)
         if state.mode.get("keep_parent_copy") and kept and not parent.current:
             parent.activity = "error"
-            parent.text = self.tr("holds {0} copies of connected sockets it never closes: "
-                                  "their FIN cannot leave").format(kept)
+            parent.text = self.tr("holds the copy of a connected socket it never closes: its "
+                                  "FIN cannot leave") if kept == 1 else \
+                self.tr("holds {0} copies of connected sockets it never closes: their FIN "
+                        "cannot leave").format(kept)
         if e is not None and not parent.current:
             parent.last = self._action_text(e, long=True)
         self.lanes.append(parent)
@@ -671,6 +673,7 @@ class IoView(View):
                 lane.current = False
             elif kind == "eagain":
                 lane.activity = "parked"
+                lane.last = self.tr("{0}() → EAGAIN").format(data.get("op", "recv"))
                 lane.text = self.tr("parked: {0}() said EAGAIN; the loop's epoll watches "
                                     "fd {1}").format(data.get("op", "recv"), lane.fd)
             elif kind == "recv" and data.get("by") == "loop":
@@ -1096,7 +1099,9 @@ class IoView(View):
     def _paint_threads(self, p: QPainter, body: QRectF) -> None:
         lanes = self.lanes
         if self.picture == "processes":
-            y = self._text(p, body, self.tr("{0} child processes").format(len(lanes) - 1)
+            n = len(lanes) - 1
+            y = self._text(p, body, (self.tr("1 child process") if n == 1 else
+                                     self.tr("{0} child processes").format(n))
                            if lanes else self.tr("No process yet"), self._font(1.3, True))
         elif self.picture == "coroutines":
             count = self.tr("{0} greenlets on one OS thread") if self.mode == "gevent" else \
