@@ -23,7 +23,11 @@ import orjson
 from .events import Event
 
 FORMAT = "sockscope-trace"
-VERSION = 1
+# 2: select, poll and selectors record wait/interest (selectors recorded epoll_wait and
+# epoll_ctl in 1); the processes, gevent and asyncio modes' events (fork, process_exit,
+# task_start/task_end, close's copy and last, pid, greenlet, task). Version 1 traces
+# read as they are: every version-1 kind means what it meant.
+VERSION = 2
 
 
 class TraceError(ValueError):

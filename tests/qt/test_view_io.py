@@ -608,3 +608,21 @@ def test_live_processes(view: IoView, tmp_path: Path, keep: bool) -> None:
         assert lane.text == f"close(fd {tl.log[second].fd}): the last copy: FIN"
         show(view, tl, len(tl.log) - 1)
         assert [ln.name for ln in view.lanes] == ["parent"]
+
+
+def test_a_version_1_selectors_trace_still_opens_and_draws(view: IoView) -> None:
+    """Recorded by the release before the mode registry (trace version 1), when the
+    selectors mode recorded its calls as epoll_wait/epoll_ctl: it opens, and the io view
+    draws its interest and ready lists."""
+    from engine.trace import VERSION, read_trace
+    path = ROOT / "tests" / "data" / "v1-selectors.jsonl"
+    trace = read_trace(path)
+    assert trace.header["version"] == 1 < VERSION and not trace.problems
+    tl, _, problems = open_trace(path)
+    assert not problems
+    waits = [i for i in server_events(tl, "epoll_wait") if tl.log[i].data["ready"]]
+    assert waits
+    show(view, tl, waits[-1])
+    assert view.mode == "selectors" and "EpollSelector" in view.heading
+    assert [r.fd for r in view.ready] == [fd for fd, _ in tl.log[waits[-1]].data["ready"]]
+    assert {it.role for it in view.interest} >= {"listen", "wake"}
