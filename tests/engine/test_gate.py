@@ -118,6 +118,35 @@ def test_gevent_gate_holds_the_one_thread_all_greenlets_share() -> None:
     assert {e.thread for e in starts} == {loop_tid}
 
 
+def test_processes_a_child_s_actions_are_held_and_stepped_by_the_parent_s_gate() -> None:
+    """Stepping across processes: the child's recv, send and close wait in the gate the
+    window steps (the parent's), each held with the child's thread, one per step."""
+    with running_server("processes", policy="close") as (server, sink):
+        gate = server.gate
+        gate.enable()
+        out: dict = {}
+        thread = client(server.address, out)
+        held: list = []
+        for _ in range(8):  # accept, the parent's close of its copy, then the child's
+            assert gate.wait_until_held(1, 5)
+            held.append(gate.held[0])
+            released = gate.released
+            gate.step()
+            deadline = time.monotonic() + 5
+            while gate.released == released and time.monotonic() < deadline:
+                time.sleep(0.001)  # (the step taken before the next look)
+            if held[-1].action == "close" and len([h for h in held if h.action == "close"]) == 2:
+                break
+        thread.join(10)
+        (fork,) = sink.of_kind("fork")
+    child = fork.data["child"]
+    assert [(h.action, h.thread == child) for h in held] == [
+        ("accept", False), ("close", False), ("recv", True), ("send", True), ("close", True)]
+    assert out["answer"].startswith(b"HTTP/1.1 200 OK")
+    held_events = [e for e in sink.of_kind("gate") if e.data["state"] == "held"]
+    assert [e.thread == child for e in held_events] == [False, False, True, True, True]
+
+
 def test_stop_releases_a_held_server() -> None:
     with running_server("epoll") as (server, sink):
         server.gate.enable()
