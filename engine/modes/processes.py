@@ -41,6 +41,7 @@ from ..server import REFUSED, Server, Stats
 
 _CHILD_WAIT = 5.0  # seconds a stopping server gives its children to finish
 _FAILED = 70  # a child's exit code when serving raised (EX_SOFTWARE)
+REAP_POLL = 0.005  # seconds between looks at children that are exiting
 _STAT_NAMES = frozenset(Stats.__dataclass_fields__)
 
 
@@ -135,6 +136,7 @@ class ProcessesServer(Server):
         self._in_child = False
         self._tid = 0
         self._sel: selectors.BaseSelector | None = None
+        self._exiting: list[Child] = []  # their pipe ended, not reaped yet
 
     def _share_gate(self, enabled: bool) -> None:
         self._shared[0] = 1 if enabled else 0
@@ -152,7 +154,8 @@ class ProcessesServer(Server):
         self._sel = sel
         try:
             while not self._stopping:
-                for key, _ in sel.select():
+                # (children that closed their pipe but had not exited yet: looked at again soon)
+                for key, _ in sel.select(REAP_POLL if self._exiting else None):
                     if key.data == "wake":
                         self.drain_wakeup()
                     elif key.data == "listen":
@@ -163,6 +166,8 @@ class ProcessesServer(Server):
                             self._fork(conn, tid)
                     else:
                         self._pump(key.data)
+                if self._exiting:
+                    self._reap_exited()
         finally:
             self._stop_children()
             sel.close()
@@ -266,15 +271,28 @@ class ProcessesServer(Server):
         child.held.append(thread)
         thread.start()
 
-    def _reap(self, child: Child, block: bool = True) -> None:
+    def _reap(self, child: Child) -> None:
+        """Its pipe ended: the child closed its descriptors, so it is exiting. Reaped now
+        if it has exited, or at a later turn of the loop (never waited for here: the
+        parent accepts on meanwhile)."""
         self._sel.unregister(child.events)
         del self.children[child.events]
         os.close(child.events)
-        try:
-            _, status = os.waitpid(child.pid, 0 if block else os.WNOHANG)
-        except ChildProcessError:
-            status = 0
-        code = os.waitstatus_to_exitcode(status)
+        self._exiting.append(child)
+        self._reap_exited()
+
+    def _reap_exited(self, block: bool = False) -> None:
+        for child in list(self._exiting):
+            try:
+                pid, status = os.waitpid(child.pid, 0 if block else os.WNOHANG)
+            except ChildProcessError:
+                pid, status = child.pid, 0
+            if pid == 0:
+                continue  # still exiting
+            self._exiting.remove(child)
+            self._reaped(child, os.waitstatus_to_exitcode(status))
+
+    def _reaped(self, child: Child, code: int) -> None:
         probe = self.probe
         if code != 0 and probe.active:
             probe.emit("error", child.conn, child.fd, self._tid, what="child_failed",
@@ -312,6 +330,7 @@ class ProcessesServer(Server):
             except ProcessLookupError:
                 pass
             self._reap(child)
+        self._reap_exited(block=True)  # every child gone before its parent's copies go
         for conn in self.kept:
             conn.close("server stopping")
         self.kept.clear()
