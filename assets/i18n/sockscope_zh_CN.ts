@@ -346,6 +346,10 @@
         <translation>父进程 accept 并 fork；子进程用它自己的那份套接字描述符提供服务。只有最后一个描述符关闭时，内核才发出 FIN。</translation>
     </message>
     <message>
+        <source>Every ready fd handled: the server is back in {0}, waiting</source>
+        <translation>每个就绪的 fd 都处理完了：服务器回到 {0} 里等待</translation>
+    </message>
+    <message>
         <source>fd {0}: now watch {1}</source>
         <translation>fd {0}：改为监视 {1}</translation>
     </message>
@@ -1030,6 +1034,10 @@
     <message>
         <source>one client at a time</source>
         <translation>一次一个客户端</translation>
+    </message>
+    <message>
+        <source>a process per connection</source>
+        <translation>每个连接一个进程</translation>
     </message>
     <message>
         <source>gevent</source>

@@ -71,6 +71,10 @@ from ..clock import Clock
 from ..events import Event, Probe
 from ..modes import REGISTRY
 
+# processes mode: how long an event waits for a child's earlier ones, which come through
+# the parent's pipe (milliseconds late on a loaded machine)
+REORDER_NS = 30_000_000
+REORDERED_MODES = ("processes",)
 DELAYED_ACK_NS = 40_000_000  # TCP_DELACK_MIN = TCP_ATO_MIN: how long a delayed ACK waits
 RTO_MIN_NS = 200_000_000  # TCP_RTO_MIN: a pause in the data longer than the RTO restarts quick-ACK
 QUICK_ACKS = 16  # TCP_MAX_QUICKACKS: ACKs sent at once after the first data
@@ -199,6 +203,10 @@ class PacketDeriver:
         self._timers: list[tuple[int, int, _Flow, str]] = []  # (due, n, flow, side): delayed ACKs
         self._order = itertools.count()
         self._lock = threading.Lock()
+        # processes mode: a child's events reach the probe through its parent, late; they
+        # wait here REORDER_NS, then go in time order with everyone else's
+        self._reorder = False
+        self._pending: list[tuple[int, int, Event]] = []
         self._clock = Clock("sockscope-derive", tick, self._on_tick, self.flush)
 
     # ------------------------------------------------------------ lifecycle
@@ -214,6 +222,7 @@ class PacketDeriver:
     def flush(self) -> None:
         """Draw what is still waiting: reads whose writer never reported, timers now due."""
         with self._lock:
+            self._release_pending(1 << 62)
             for flow in list(self._blocked.values()):
                 self._fall_back(flow)
             self._fire_timers(time.monotonic_ns())
@@ -221,6 +230,9 @@ class PacketDeriver:
     def _on_tick(self) -> None:
         now = time.monotonic_ns()
         with self._lock:
+            if self._reorder:  # what is decided now is what the events released by now say
+                now -= REORDER_NS
+                self._release_pending(now)
             self._expire_waits(now)
             self._fire_timers(now - CLOCK_GRACE_NS)
 
@@ -231,27 +243,43 @@ class PacketDeriver:
             return
         conn = event.conn
         if conn is None:
-            if kind == "mode" and event.src == "server" and not self._nagle_given:
-                self._server_nagle = event.data.get("mode") in NAGLE_MODES
+            if kind == "mode" and event.src == "server":
+                if not self._nagle_given:
+                    self._server_nagle = event.data.get("mode") in NAGLE_MODES
+                self._reorder = event.data.get("mode") in REORDERED_MODES
             return
         with self._lock:
-            t = event.t_ns
-            # Other connections' timers lag a little: an event stamped earlier may
-            # still be on its way here from another thread (the flow's own fire in _handle).
-            self._fire_timers(t - CLOCK_GRACE_NS)
-            if self._blocked:
-                self._expire_waits(t)
-            flow = self._flows.get(conn)
-            if kind in ("connect", "accept"):
-                # New, or the 4-tuple used again (this end already opened the old one).
-                if flow is None or flow.sides["client" if kind == "connect" else "server"].seen:
-                    flow = self._open(conn, t)
-            if flow is None or flow.done:
-                return
-            if flow.awaiting is not None:
-                self._while_awaiting(flow, event)
+            if self._reorder:  # taken in time order, once nothing earlier can still come
+                heapq.heappush(self._pending, (event.t_ns, event.seq, event))
+                self._release_pending(time.monotonic_ns() - REORDER_NS)
             else:
-                self._handle(flow, event)
+                self._take(event)
+
+    def _release_pending(self, until: int) -> None:
+        pending = self._pending
+        while pending and pending[0][0] <= until:
+            self._take(heapq.heappop(pending)[2])
+
+    def _take(self, event: Event) -> None:
+        """One event of a connection (the lock held)."""
+        kind, conn = event.kind, event.conn
+        t = event.t_ns
+        # Other connections' timers lag a little: an event stamped earlier may
+        # still be on its way here from another thread (the flow's own fire in _handle).
+        self._fire_timers(t - CLOCK_GRACE_NS)
+        if self._blocked:
+            self._expire_waits(t)
+        flow = self._flows.get(conn)
+        if kind in ("connect", "accept"):
+            # New, or the 4-tuple used again (this end already opened the old one).
+            if flow is None or flow.sides["client" if kind == "connect" else "server"].seen:
+                flow = self._open(conn, t)
+        if flow is None or flow.done:
+            return
+        if flow.awaiting is not None:
+            self._while_awaiting(flow, event)
+        else:
+            self._handle(flow, event)
 
     def _handle(self, flow: _Flow, event: Event) -> None:
         kind, src, t = event.kind, event.src, event.t_ns

@@ -319,15 +319,16 @@ def test_derived_segments_equal_the_captured_ones(mode: str, trigger: str) -> No
         assert captured and derived, conn
         assert all(p.data["origin"] == "derived" and not p.data.get("aggregate")
                    for p in derived)
-        check_arithmetic(derived)
+        late = reported_after_it_was_read([*sink.events, *sink.client_events], conn)
+        if not late:
+            check_arithmetic(derived)
         same = wire(derived) == wire(captured, port)
         # The only tolerance: what the kernel decided by timing the syscalls cannot
         # show, a delayed-ACK timer racing the answer, or a retransmission; and a
         # client's send reported after the server read it. All are seen only on a
         # loaded machine (two busy loops on both cores here); a connection excused is
         # not compared at all.
-        if near_the_timer(captured, port) or retransmitted(captured) or \
-                reported_after_it_was_read([*sink.events, *sink.client_events], conn):
+        if near_the_timer(captured, port) or retransmitted(captured) or late:
             excused.append((conn, same))
             continue
         compared += 1

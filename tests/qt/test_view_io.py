@@ -124,7 +124,10 @@ def test_epoll_interest_and_ready_lists(view: IoView, trigger: str) -> None:
     show(view, tl, at["eagain_b"])
     assert "EAGAIN" in view.now_text and view.now_fd == 11
     # Stepping back un-draws.
-    show(view, tl, at["wait1"] - 1)
+    show(view, tl, at["wait1"] - 1)  # (a client's event: the server, done, waits again)
+    assert [(r.fd, r.status) for r in view.ready] == [(6, "done")]
+    assert view.now_text == "Every ready fd handled: the server is back in epoll_wait, waiting"
+    show(view, tl, at["ctl_b"])  # on the server's own last action
     assert [(r.fd, r.status) for r in view.ready] == [(6, "now")]
     assert [i.fd for i in view.interest] == [4, 6, 10, 11]
     show(view, tl, 0)

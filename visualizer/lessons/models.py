@@ -453,12 +453,9 @@ def _stalled(log: EventLog) -> dict:
             continue
         requests = log.indices(conn=conn, kinds=["request"], src="server", stop=gave_up)
         answers = log.indices(conn=conn, kinds=["response"], src="server", stop=gave_up)
-        empty = [k for k in log.indices(kinds=["epoll_wait"], src="server", start=reports[0] + 1,
-                                        stop=gave_up).tolist()
-                 if not log[k].data.get("ready")]
         return {"conn": conn, "fd": fd, "accept": i, "gave_up": gave_up, "sent": sent,
                 "read": read, "reports": reports, "first_recv": int(recvs[0]),
-                "requests": len(requests), "answers": len(answers), "empty": empty,
+                "requests": len(requests), "answers": len(answers),
                 "later": _reports(log, fd, gave_up, stop)}
     raise LessonError("epoll: in the edge-triggered run without draining no client was left "
                       "waiting with unread bytes in the server's socket")
@@ -516,7 +513,11 @@ def _epoll_steps(log: EventLog) -> list[Step]:
     first_batch = find(log, "send", src="client", conn=s["conn"])
     batch = int(log[first_batch].data.get("bytes", 0)) if first_batch is not None else sent
     lv_rest = int(log[lv_second].data.get("bytes", 0)) if lv_second is not None else 0
-    stall_wait = s["empty"][len(s["empty"]) // 2] if s["empty"] else s["gave_up"]
+    # During the stall: the loop asleep in epoll_wait, nothing to wake it (its timeout is
+    # the nearest deadline), so the step stands on the last event of another source (the
+    # kernel, the clients) before the client gives up: the server is waiting there.
+    stall_wait = next((k for k in range(s["gave_up"] - 1, s["first_recv"], -1)
+                       if log[k].src != "server"), s["gave_up"] - 1)
     fin = find(log, "packet", conn=s["conn"], after=s["gave_up"] - 1,
                where=lambda e: "FIN" in str(e.data.get("flags"))) or s["gave_up"]
     late = s["gave_up"]
@@ -589,14 +590,14 @@ def _epoll_steps(log: EventLog) -> list[Step]:
                        "zh_CN": f"在边缘触发下，epoll_wait 会因为这 {left} 字节没读而再次报告 "
                                 f"fd {s['fd']} 吗？"}),
         Step({"en": f"Not for them: those {left} bytes are not new, so there is no new edge: "
-                    "epoll_wait returns nothing, time-out after time-out, though fd "
+                    "the server sleeps in epoll_wait and nothing wakes it, though fd "
                     f"{s['fd']} is still watched. Edge-triggered does not drop the fd: any new "
                     "arrival (more bytes, a FIN, an error) reports it again, even while old "
                     "bytes sit unread" + (" (the next step shows one)" if s["later"] else "")
                     + ". But nothing new comes: the client waits for the answer to its last "
                       "request.",
               "zh_CN": f"不会：这 {left} 字节不是新到的数据，所以没有新的“边缘”：虽然 fd "
-                       f"{s['fd']} 仍在关注列表里，epoll_wait 却一次次超时，什么也不返回。"
+                       f"{s['fd']} 仍在关注列表里，服务器却睡在 epoll_wait 里，没有任何东西唤醒它。"
                        "边缘触发并没有丢掉这个 fd：只要有新东西到达（新的字节、FIN、错误），"
                        "即使旧的字节还没读，它也会再次被报告"
                        + ("（下一步就能看到）" if s["later"] else "")
@@ -622,12 +623,12 @@ def _epoll_steps(log: EventLog) -> list[Step]:
                        f"{waited:.1f} 秒的沉默，最后是客户端的 FIN。"},
              lambda log: max(fin, late), "sequence", conn_s),
         Step({"en": "The three runs on one time axis: level and correct edge answer at once; the "
-                    f"buggy edge run leaves a hole of {waited:.1f} s, its waits returning empty "
-                    "ready lists. The rule: level-triggered forgives reading only part, "
+                    f"buggy edge run leaves a hole of {waited:.1f} s, its loop asleep in "
+                    "epoll_wait with the bytes unread. The rule: level-triggered forgives reading only part, "
                     "edge-triggered does not: with EPOLLET, read (and accept) until EAGAIN, "
                     "every time.",
               "zh_CN": "三次运行放在同一条时间轴上：水平触发和正确的边缘触发都立刻回答；有 bug 的"
-                       f"边缘触发留下了 {waited:.1f} 秒的空洞，其间每次等待返回的就绪列表都是空的。"
+                       f"边缘触发留下了 {waited:.1f} 秒的空洞，其间循环一直睡在 epoll_wait 里，字节没人读。"
                        "规则：水平触发容忍只读一部分，边缘触发不会：使用 EPOLLET 时，每次都要"
                        "一直读（和 accept）到 EAGAIN 为止。"},
              lambda log: last(log), "plots", conn_s),

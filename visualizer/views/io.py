@@ -339,15 +339,23 @@ class IoView(View):
             if drained:
                 text = (text + ", " if accepted else "") + self.tr("accept EAGAIN")
             actions[listen_pos] = [text]
+        # Every ready fd handled, and the cursor on another source's event: the one thread
+        # is back in its wait (whose event comes only when it returns).
+        waiting = bool(ready) and now_event is not None and now_pos == len(ready) - 1 \
+            and log[cursor].src != "server"
         for k, (fd, mask) in enumerate(ready):
             conn = fds.get(fd) or conn_of.get(fd)
-            status = "now" if k == now_pos else "done" if k < now_pos else "next"
+            status = "now" if k == now_pos and not waiting else \
+                "done" if k <= now_pos else "next"
             done = actions.get(k, [])
             text = ", ".join(done[-3:]) if len(done) <= 3 else \
                 "…, " + ", ".join(done[-2:])
             self.ready.append(ReadyItem(fd, ready_mask_text(mask, selectors), status,
                                         fd in before, self._role(fd, conn), conn, text))
-        if now_event is not None:
+        if waiting:
+            self.now_text = self.tr("Every ready fd handled: the server is back in {0}, "
+                                    "waiting").format(call)
+        elif now_event is not None:
             self.now_fd = ready[now_pos][0]
             who = self._fd_words(self.now_fd, fds.get(self.now_fd) or conn_of.get(self.now_fd))
             what = self._action_text(now_event, long=True)
