@@ -514,10 +514,6 @@
         <translation>基于 {0}</translation>
     </message>
     <message>
-        <source>back from epoll_wait (slept {0} ms): waking the ready ones</source>
-        <translation>从 epoll_wait 返回（睡了 {0} 毫秒）：唤醒就绪的</translation>
-    </message>
-    <message>
         <source>back from {0}.select(): {1} fd(s) ready</source>
         <translation>从 {0}.select() 返回：{1} 个 fd 就绪</translation>
     </message>
@@ -764,6 +760,10 @@
     <message>
         <source>fd {0}</source>
         <translation>fd {0}</translation>
+    </message>
+    <message>
+        <source>back from {0} (slept {1} ms): waking the ready ones</source>
+        <translation>从 {0} 返回（睡了 {1} 毫秒）：唤醒就绪的</translation>
     </message>
     <message>
         <source>{0} more children:</source>

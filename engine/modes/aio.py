@@ -34,7 +34,7 @@ from ..events import TaggedProbe
 from ..server import REFUSED, Server
 from .readiness import READ, WRITE, mask_names
 
-_STEP_WAIT = 5.0  # seconds the stop waits for the tasks to end
+_STOP_WAIT = 5.0  # seconds the stop waits for the tasks to end
 # What a stream buffers of a client that sends and never reads: the reader pauses
 # the transport beyond twice this, the task reads this much at a time. asyncio's
 # 64 KiB cost ~400 KB per connection of a pipelining flood (the other modes read
@@ -301,7 +301,7 @@ class AsyncioServer(Server):
             for task in tasks:
                 task.cancel()
             if tasks:
-                await asyncio.wait(tasks, timeout=_STEP_WAIT)
+                await asyncio.wait(tasks, timeout=_STOP_WAIT)
             loop.remove_reader(self._wake_r.fileno())
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

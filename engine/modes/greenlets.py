@@ -36,6 +36,12 @@ except Exception:  # (ImportError; an AttributeError where socket lacks what it 
     gevent = None  # type: ignore[assignment]  # the registry says why the mode is unavailable
 
 
+# what the hub's loop calls to wait, by its backend (libev's names)
+_WAITS = {"epoll": "libev epoll_wait", "kqueue": "libev kevent", "poll": "libev poll",
+          "select": "libev select", "linux_aio": "libev io_getevents",
+          "linux_iouring": "libev io_uring_enter"}
+
+
 def available() -> tuple[bool, str]:
     if gevent is None:
         return False, "the gevent package is not installed (or cannot load here): pip install gevent"
@@ -117,6 +123,8 @@ class GeventServer(Server):
         libev does not tell: the greenlets it wakes say it next.)"""
         probe = self.probe
         loop = hub.loop
+        backend = str(getattr(loop, "backend", "") or "")
+        call = _WAITS.get(backend, f"{backend or 'the loop'}'s wait")
         since = [0]
 
         def before() -> None:
@@ -124,7 +132,7 @@ class GeventServer(Server):
 
         def after() -> None:
             if probe.active:
-                probe.emit("wait", None, -1, tid, call="libev epoll_wait",
+                probe.emit("wait", None, -1, tid, call=call,
                            timeout=None, ready=None, fds=None,
                            blocked_ns=time.monotonic_ns() - since[0])
 

@@ -60,6 +60,10 @@ class Child:
     control: int  # the write end of the pipe that releases its held actions
     buffer: bytes = b""
     held: list[threading.Thread] = field(default_factory=list)
+    # A held action's thread answers the child under this lock, and only while the
+    # control pipe is open: a closed fd's number may already be another file's.
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    gone: bool = False
 
 
 class _PipeSink:
@@ -133,7 +137,6 @@ class ProcessesServer(Server):
         self.close_fields = {"copy": "parent", "last": True}
         self._shared = mmap.mmap(-1, 1)  # the gate's enabled, for the children to read
         self.gate.on_change = self._share_gate
-        self._in_child = False
         self._tid = 0
         self._sel: selectors.BaseSelector | None = None
         self._exiting: list[Child] = []  # their pipe ended, not reaped yet
@@ -262,10 +265,13 @@ class ProcessesServer(Server):
         def hold() -> None:
             self.gate.wait(str(row["gate"]), row.get("conn"), int(row.get("fd", -1)),
                            int(row.get("thread", 0)))
-            try:
-                os.write(child.control, b"r")
-            except OSError:  # the child is gone
-                pass
+            with child.lock:
+                if child.gone:
+                    return
+                try:
+                    os.write(child.control, b"r")
+                except OSError:  # the child is gone
+                    pass
 
         thread = threading.Thread(target=hold, name=f"gate-{child.pid}", daemon=True)
         child.held.append(thread)
@@ -304,10 +310,12 @@ class ProcessesServer(Server):
                        status=code)
         for thread in child.held:
             thread.join(0.1)
-        try:
-            os.close(child.control)
-        except OSError:
-            pass
+        with child.lock:
+            child.gone = True
+            try:
+                os.close(child.control)
+            except OSError:
+                pass
 
     def _stop_children(self) -> None:
         """Stopping: every child is asked to stop (SIGTERM: it shuts its connection down
@@ -338,7 +346,6 @@ class ProcessesServer(Server):
     # ------------------------------------------------------------ the child
     def _child(self, conn: Connection, events: int, control: int) -> int:
         """Serve ``conn`` to the end in this process; its events go to the parent."""
-        self._in_child = True
         pid = os.getpid()
         parent_probe: Probe = self.probe.probe  # type: ignore[attr-defined]
         mine = Probe("server")

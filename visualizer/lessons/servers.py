@@ -261,6 +261,7 @@ def _gevent_steps(log: EventLog) -> list[Step]:
     park = log[m["park"]]
     park_name = f"greenlet-{park.data.get('greenlet')}"
     slept = int(log[m["sleep"]].data.get("blocked_ns") or 0) / 1e6
+    call = str(log[m["sleep"]].data.get("call") or "epoll_wait").split()[-1]  # (libev's)
     woken = log[m["woken"]]
     woken_name = f"greenlet-{woken.data.get('greenlet')}"
     requests = _count(log, "request")
@@ -278,9 +279,9 @@ def _gevent_steps(log: EventLog) -> list[Step]:
               "zh_CN": f"{park_name} 在 gevent 的套接字上调用 recv()；数据还没到，内核返回 EAGAIN。"
                        "线程并不阻塞：这个 greenlet 挂起，切换到 hub，由 hub 运行还能继续的那个。"},
              lambda log: m["park"], "io", lambda log: park.conn),
-        Step({"en": f"Every greenlet is parked. The hub calls epoll_wait, and the one thread "
+        Step({"en": f"Every greenlet is parked. The hub calls {call}, and the one thread "
                     f"sleeps in the kernel ({slept:,.0f} ms) until a client sends.",
-              "zh_CN": f"所有 greenlet 都挂起了。hub 调用 epoll_wait，这唯一的线程在内核里睡了 "
+              "zh_CN": f"所有 greenlet 都挂起了。hub 调用 {call}，这唯一的线程在内核里睡了 "
                        f"{slept:,.0f} 毫秒，直到有客户端发来数据。"},
              lambda log: m["sleep"], "io", lambda log: None,
              question={"en": "A request arrives for one of the parked greenlets. Which OS "

@@ -639,8 +639,9 @@ class IoView(View):
             elif e.kind in WAIT_KINDS:
                 blocked = e.data.get("blocked_ns")
                 ready = e.data.get("ready") or []
-                hub.text = self.tr("back from epoll_wait (slept {0} ms): waking the ready "
-                                   "ones").format(f"{blocked / 1e6:.1f}") \
+                hub.text = self.tr("back from {0} (slept {1} ms): waking the ready "
+                                   "ones").format(str(e.data.get("call", "")).split()[-1],
+                                                  f"{blocked / 1e6:.1f}") \
                     if isinstance(blocked, int) else \
                     self.tr("back from {0}.select(): {1} fd(s) ready").format(
                         e.data.get("call"), len(ready))
