@@ -176,26 +176,18 @@ class ProcessesServer(Server):
             sel.close()
 
     def _fork(self, conn: Connection, tid: int) -> None:
+        opened: list[int] = []
         try:
             events_r, events_w = os.pipe()
-        except OSError as exc:  # out of descriptors: this connection's failure
-            self.turn_away(conn, tid, "fork_failed", f"pipe: {exc.strerror or exc}",
-                           "no process could be started for this connection")
-            return
-        try:
+            opened += (events_r, events_w)
             control_r, control_w = os.pipe()
-        except OSError as exc:
-            os.close(events_r)
-            os.close(events_w)
-            self.turn_away(conn, tid, "fork_failed", f"pipe: {exc.strerror or exc}",
-                           "no process could be started for this connection")
-            return
-        try:
+            opened += (control_r, control_w)
             pid = os.fork()
-        except OSError as exc:  # EAGAIN: at the limit of processes (RLIMIT_NPROC); ENOMEM
-            for fd in (events_r, events_w, control_r, control_w):
+        except OSError as exc:  # out of fds (pipe), at RLIMIT_NPROC (EAGAIN) or memory
+            for fd in opened:
                 os.close(fd)
-            self.turn_away(conn, tid, "fork_failed", f"fork: {exc.strerror or exc}",
+            self.turn_away(conn, tid, "fork_failed",
+                           f"{'fork' if len(opened) == 4 else 'pipe'}: {exc.strerror or exc}",
                            "no process could be started for this connection")
             return
         if pid == 0:  # the child: never returns

@@ -6,12 +6,11 @@ import select
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import Qt
 
-from visualizer.lessons import LANGS, all_lessons, prepare
+from visualizer.lessons import all_lessons, prepare
 from visualizer.lessons import scan as lesson
 from lesson_vocabulary import check as check_vocabulary  # tests/qt/
-from lesson_window import lesson_window  # tests/qt/
+from lesson_window import walk  # tests/qt/
 
 pytestmark = pytest.mark.skipif(not hasattr(select, "epoll"), reason="the lesson runs epoll")
 
@@ -68,24 +67,17 @@ def test_epoll_is_handed_no_set(scan) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_the_window_walks_it(qtbot, scan, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    for lang in LANGS:
-        window = lesson_window(qtbot, scan, lang, tmp_path)
-        for k, step in enumerate(scan.steps):
-            view = window.view_tabs.currentWidget()
-            assert view.name == step.view and window.timeline.cursor == scan.at[k]
-            view.show_state(window.timeline)
-            view.grab()
-            if k in (0, 2):
-                assert view.scanned == lesson.CLIENTS + 2 and view.call in ("select()", "poll()")
-            if k == 3:
-                assert view.mode == "epoll" and view.scanned is None
-                assert len(view.interest) == lesson.CLIENTS + 2
-                # numbered within epoll's own run, not after select's and poll's calls
-                epoll_run = lesson._runs(scan.timeline.log)["epoll"]
-                assert view.wait_number == len([i for i in lesson._waits(
-                    scan.timeline.log, "epoll", epoll_run) if i <= scan.at[k]])
-            qtbot.keyClick(window, Qt.Key.Key_PageDown)
-        window.close()
+    def check(k: int, lang: str, view) -> None:  # type: ignore[no-untyped-def]
+        if k in (0, 2):
+            assert view.scanned == lesson.CLIENTS + 2 and view.call in ("select()", "poll()")
+        if k == 3:
+            assert view.mode == "epoll" and view.scanned is None
+            assert len(view.interest) == lesson.CLIENTS + 2
+            # numbered within epoll's own run, not after select's and poll's calls
+            epoll_run = lesson._runs(scan.timeline.log)["epoll"]
+            assert view.wait_number == len([i for i in lesson._waits(
+                scan.timeline.log, "epoll", epoll_run) if i <= scan.at[k]])
+    walk(qtbot, scan, tmp_path, check)
 
 
 def test_captions_keep_one_vocabulary_and_ask(scan) -> None:  # type: ignore[no-untyped-def]
