@@ -62,6 +62,12 @@ CLOSED = "CLOSED"  # the end has no socket any more (it left the dump)
 # Raw state numbers of a half-open connection: its request socket is replaced
 # by a full socket (new cookie) when the handshake completes; same end.
 _HANDSHAKE_STATES = frozenset({3, 12})
+# A closing socket (FIN_WAIT_1, FIN_WAIT_2, CLOSING) is replaced by a time-wait sock
+# (reported in FIN_WAIT_2 or TIME_WAIT) that copies its cookie, unless the cookie was
+# still being made (it is made lazily, by the first dump that asks) while the copy was
+# taken: then the same end comes back with a new cookie. Same end, not a reused pair.
+_CLOSING_STATES = frozenset({4, 5, 11})
+_TIME_WAIT_SOCK_STATES = frozenset({5, 6})
 _TIMER_TIME_WAIT = 3
 _TIMER_SLACK = 0.002  # look this long after a timer is due, so its effect is visible
 
@@ -456,7 +462,8 @@ class KernelObserver:
                  tid: int, initial: bool) -> _Entry:
         """Emit what a new or changed socket means; returns what to remember of it."""
         if entry is not None and entry.identity != identity \
-                and entry.state not in _HANDSHAKE_STATES and entry.side is not None:
+                and entry.state not in _HANDSHAKE_STATES and entry.side is not None \
+                and not (entry.state in _CLOSING_STATES and state in _TIME_WAIT_SOCK_STATES):
             # Same 4-tuple, another socket (the port pair was reused): the old one ended.
             self._emit_closed(entry, tid)
             entry = _Entry(None, None, entry.side, entry.conn, CLOSED)

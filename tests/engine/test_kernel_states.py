@@ -213,6 +213,43 @@ def test_client_closes_first_and_the_observer_follows_both_ends(backend: str) ->
     assert tw_event.data["timer"] == "time_wait" and 0 < tw_event.data["expires_ms"] <= 60_000
 
 
+def test_a_time_wait_sock_with_a_new_cookie_is_the_same_end_not_a_reused_pair() -> None:
+    """The kernel makes a socket's cookie lazily, when a dump first asks; the time-wait
+    sock that replaces a closing socket copies it. A dump racing that copy reports the
+    same end with another cookie. That is one end going on, never CLOSED and back; a
+    new socket on the same port pair (the reuse the cookie is there to tell) still is.
+
+    The records are the kernel's, from real sockets; only the cookie is changed, as the
+    race would (it cannot be forced)."""
+    probe, sink = probe_with_sink("kernel")
+    with listening() as listener:
+        port = listener.getsockname()[1]
+        observer = KernelObserver(probe, port, host=LOOPBACK)
+        client, server_end, conn = connected_pair(listener)
+        with client:
+            client_addr, server_addr = client.getsockname(), (LOOPBACK, port)
+            server_end.close()  # the server closes first: its end goes FIN_WAIT_2
+            fin_wait_2 = wait_until(lambda: (s := socket_of(port, server_addr, client_addr))
+                                    and s.state == "FIN_WAIT_2" and s)
+            assert fin_wait_2, "the server's end never showed FIN_WAIT_2"
+            client.close()
+            time_wait = wait_until(lambda: (s := socket_of(port, server_addr, client_addr))
+                                   and s.state == "TIME_WAIT" and s)
+            assert time_wait, "the server's end never showed TIME_WAIT"
+        raw = {"FIN_WAIT_2": 5, "TIME_WAIT": 6, "ESTABLISHED": 1}
+        entry = observer._changed(None, raw["FIN_WAIT_2"], b"cookie-1", fin_wait_2, 0, False)
+        entry = observer._changed(entry, raw["TIME_WAIT"], b"cookie-2", time_wait, 0, False)
+        assert states(sink.events, conn, "server") == ["FIN_WAIT_2", "TIME_WAIT"]
+        assert_chained(list(sink.events), conn, "server")
+        # The same port pair, a new socket (established): the old end did end.
+        reused = time_wait._replace(state="ESTABLISHED", timer="off", expires_ms=0)
+        observer._changed(entry, raw["ESTABLISHED"], b"cookie-3", reused, 0, False)
+        assert states(sink.events, conn, "server") == ["FIN_WAIT_2", "TIME_WAIT", "CLOSED",
+                                                       "ESTABLISHED"]
+        if observer._diag is not None:  # never started: only its netlink socket is open
+            observer._diag.close()
+
+
 def test_short_states_are_caught_by_the_counter_trigger_alone() -> None:
     """With the periodic resync off, only the TCP-counter trigger can start a
     dump: a CLOSE_WAIT held for 40 ms must still be seen, every time."""
