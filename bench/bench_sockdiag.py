@@ -49,7 +49,8 @@ from engine.events import Event  # noqa: E402
 from engine.kernel.observer import KernelObserver, _ActivityCounters  # noqa: E402
 from engine.kernel.sockdiag import (CONNECTION_STATES, LISTEN_ONLY, SockDiag,  # noqa: E402
                                     iter_messages, proc_listeners, proc_net_tcp)
-from engine.server import connection_id, raise_fd_limit  # noqa: E402
+from engine.limits import raise_open_files  # noqa: E402
+from engine.server import connection_id  # noqa: E402
 
 HOST = "127.0.0.1"
 
@@ -78,7 +79,7 @@ class Target:
     """N idle keep-alive connections on one port, closed on ``close()``."""
 
     def __init__(self, kind: str, connections: int) -> None:
-        raise_fd_limit()
+        raise_open_files(65536)
         self.kind = kind
         self.server = None
         self.listener: socket.socket | None = None

@@ -44,7 +44,7 @@ from engine import Probe, ServerConfig, create_server  # noqa: E402
 from engine.clients import LoadConfig, run_load  # noqa: E402
 from engine.events import Event  # noqa: E402
 from engine.kernel.tracepoint import KernelTracer  # noqa: E402
-from engine.server import raise_fd_limit  # noqa: E402
+from engine.limits import raise_open_files  # noqa: E402
 
 HOST = "127.0.0.1"
 
@@ -118,7 +118,7 @@ def main() -> int:
     if not ok:
         log(f"cannot trace: {reason}")
         return 2
-    raise_fd_limit()
+    raise_open_files(65536)
     loads = [x.strip() for x in args.loads.split(",") if x.strip()]
     runs: dict[tuple[str, bool], list[dict]] = {(load, t): [] for load in loads
                                                  for t in (False, True)}

@@ -120,6 +120,41 @@ def _load_parser(sub: argparse._SubParsersAction) -> None:
                    help="record the clients' events to FILE")
 
 
+def _compare_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "compare", help="the same load against several I/O modes, one engine each",
+        description="Run the same built-in load against each mode in turn (a fresh engine "
+                    "each, recording its own events) and print a row per mode: req/s, "
+                    "latency, the engine's CPU, peak threads and memory, syscalls per "
+                    "request, errors. Progress goes to standard error.")
+    p.add_argument("--modes", default="threaded,nonblocking,epoll", metavar="LIST",
+                   help="comma-separated modes (default: %(default)s; all: "
+                        + ",".join(MODES) + ")")
+    p.add_argument("--clients", type=int, default=10, help="concurrent clients (default 10)")
+    p.add_argument("--requests", type=int, default=100,
+                   help="requests per client (default 100)")
+    style = p.add_mutually_exclusive_group()
+    style.add_argument("--keep-alive", dest="keep_alive", action="store_true", default=True,
+                       help="one connection per client, reused (default)")
+    style.add_argument("--short", dest="keep_alive", action="store_false",
+                       help="a new connection for every request")
+    p.add_argument("--idle", type=int, default=0, metavar="K",
+                   help="keep-alive connections that make one request and then stay open, "
+                        "idle, through the run (default 0)")
+    p.add_argument("--path", default="/", help="what the clients ask for (default /)")
+    p.add_argument("--root", type=Path, default=None, help="site folder (default: the demo site)")
+    p.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS",
+                   help="per network step of a client (default 10)")
+    p.add_argument("--json", type=Path, default=None, metavar="OUT",
+                   help="write the rows as JSON ({\"modes\": [...]}); - is standard output")
+    p.add_argument("--png", type=Path, default=None, metavar="OUT",
+                   help="draw the comparison for a slide (1920x1080)")
+    p.add_argument("--lang", choices=("en", "zh_CN"), default="en",
+                   help="the picture's language (default en)")
+    p.add_argument("--keep-traces", type=Path, default=None, metavar="DIR",
+                   help="keep each engine's trace in DIR (MODE.jsonl)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sockscope",
@@ -128,6 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _serve_parser(sub)
     _load_parser(sub)
+    _compare_parser(sub)
     exp = sub.add_parser("export", help="write a trace's packets as pcapng (Wireshark, tshark)")
     exp.add_argument("trace", type=Path)
     exp.add_argument("--pcapng", type=Path, required=True, metavar="OUT")
@@ -207,6 +243,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             writer.close()
         return 1
 
+    _open_files(server.open_files, config.max_connections)
+
     def stop(signum: int, frame: object) -> None:
         server.stop()
 
@@ -285,6 +323,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"stopped: {s.accepted} connections, {s.responses} responses, "
               f"{s.bad_requests} bad requests, {s.eagain} EAGAIN" + recorded, flush=True)
     return 0
+
+
+def _open_files(raised: tuple[int, int, str | None], max_connections: int) -> None:
+    """The server raised its soft open-files limit to the hard one (every connection is
+    a descriptor): say so, and say when even that is fewer than --max-connections asks."""
+    from .limits import SPARE_FDS
+    before, now, problem = raised
+    if problem:
+        fit = max(0, now - SPARE_FDS)
+        print(f"open files: the limit is {now} (the hard limit allows no more), so about "
+              f"{fit} connections fit, fewer than --max-connections {max_connections}; beyond "
+              f"them accept() fails with EMFILE and clients wait in the accept queue "
+              f"(raise it: ulimit -Hn, prlimit --nofile)", flush=True)
+    elif now != before:
+        print(f"open files: soft limit raised from {before} to {now} "
+              f"(--max-connections {max_connections})", flush=True)
 
 
 def _start_observers(args: argparse.Namespace, probe: Probe, port: int, sinks: list
@@ -518,6 +572,50 @@ def cmd_load(args: argparse.Namespace) -> int:
     return 1 if result.failed else 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .compare import CompareConfig, compare, describe, table, write_json
+    config = CompareConfig(modes=[m.strip() for m in args.modes.split(",") if m.strip()],
+                           clients=args.clients, requests=args.requests,
+                           keep_alive=args.keep_alive, idle=args.idle, path=args.path,
+                           timeout=args.timeout, root=str(args.root) if args.root else None)
+
+    def say(text: str) -> None:
+        print(f"compare: {text}", file=sys.stderr, flush=True)
+
+    if args.keep_traces is not None:
+        try:
+            args.keep_traces.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            print(f"sockscope compare: cannot use {args.keep_traces}: {exc.strerror}",
+                  file=sys.stderr)
+            return 2
+    from .compare import check_writable
+    for path in (args.png, args.json if args.json and str(args.json) != "-" else None):
+        problem = check_writable(path)  # fail before the runs, not after them
+        if problem:
+            print(f"sockscope compare: {problem}", file=sys.stderr)
+            return 2
+    try:
+        rows = compare(config, say, workdir=args.keep_traces)
+    except ValueError as exc:
+        print(f"sockscope compare: {exc}", file=sys.stderr)
+        return 2
+    out = sys.stderr if args.json is not None and str(args.json) == "-" else sys.stdout
+    print(f"{describe(config)}\n", file=out)
+    print(table(rows), file=out, flush=True)
+    try:
+        if args.json is not None:
+            write_json(rows, config, sys.stdout if str(args.json) == "-" else args.json)
+        if args.png is not None:
+            from visualizer.compare_chart import render
+            render(rows, describe(config, args.lang), args.png, lang=args.lang)
+            print(f"wrote {args.png}", file=out)
+    except OSError as exc:
+        print(f"sockscope compare: {exc}", file=sys.stderr)
+        return 1
+    return 1 if any(r.errors for r in rows) else 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from .capture.pcapng import export_pcapng
     from .trace import TraceError, read_trace
@@ -566,6 +664,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_serve(args)
     if args.command == "load":
         return cmd_load(args)
+    if args.command == "compare":
+        return cmd_compare(args)
     if args.command == "export":
         return cmd_export(args)
     if args.command == "import":

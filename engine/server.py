@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 
 from .connection import Connection
+from .limits import SPARE_FDS, raise_open_files
 from .events import Probe
 from .gate import Gate
 from .http import DateCache, plain_answer
@@ -113,21 +114,6 @@ def _endpoint(addr: tuple) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def raise_fd_limit(wanted: int = 65536) -> None:
-    """Thousands of connections need thousands of fds; the soft limit is often 1024."""
-    try:
-        import resource
-    except ImportError:  # Windows
-        return
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
-    if soft != resource.RLIM_INFINITY and soft < target:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-        except (ValueError, OSError):
-            pass
-
-
 class Server:
     """Base of every mode. ``start()`` runs the loop in a thread; ``serve()``
     runs it in the calling thread. ``stop()`` is immediate: it writes to a
@@ -142,6 +128,7 @@ class Server:
     def __init__(self, config: ServerConfig, probe: Probe | None = None) -> None:
         config.check()
         self.config = config
+        self.open_files: tuple[int, int, str | None] = (0, 0, None)  # set by bind()
         self.probe = probe if probe is not None else Probe("server")
         self.site = Site(config.root)
         self.date = DateCache()
@@ -174,7 +161,8 @@ class Server:
     def bind(self) -> None:
         """Create the listening socket. Raises OSError (EADDRINUSE...) as is."""
         config = self.config
-        raise_fd_limit()
+        # Every connection is a descriptor: (soft limit before, after, what still does not fit)
+        self.open_files = raise_open_files(config.max_connections + SPARE_FDS)
         family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
         listener = socket.socket(family, socket.SOCK_STREAM)
         try:
