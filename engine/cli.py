@@ -83,17 +83,21 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
                    help="stop the server once --load has finished")
 
 
+def _connection_style(p: argparse.ArgumentParser) -> None:
+    style = p.add_mutually_exclusive_group()
+    style.add_argument("--keep-alive", dest="keep_alive", action="store_true", default=True,
+                       help="one connection per client, reused (default)")
+    style.add_argument("--short", dest="keep_alive", action="store_false",
+                       help="a new connection for every request")
+
+
 def _load_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("load", help="run the built-in clients against a URL",
                        description="Send traffic, print requests ok/failed, req/s and latency.")
     p.add_argument("url")
     p.add_argument("--clients", type=int, default=1, help="concurrent clients (default 1)")
     p.add_argument("--requests", type=int, default=1, help="requests per client (default 1)")
-    style = p.add_mutually_exclusive_group()
-    style.add_argument("--keep-alive", dest="keep_alive", action="store_true", default=True,
-                       help="one connection per client, reused (default)")
-    style.add_argument("--short", dest="keep_alive", action="store_false",
-                       help="a new connection for every request")
+    _connection_style(p)
     p.add_argument("--pipeline", type=int, default=1, metavar="K",
                    help="keep-alive: send K requests before reading the answers")
     p.add_argument("--rate", type=float, default=0.0, metavar="R",
@@ -133,11 +137,7 @@ def _compare_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--clients", type=int, default=10, help="concurrent clients (default 10)")
     p.add_argument("--requests", type=int, default=100,
                    help="requests per client (default 100)")
-    style = p.add_mutually_exclusive_group()
-    style.add_argument("--keep-alive", dest="keep_alive", action="store_true", default=True,
-                       help="one connection per client, reused (default)")
-    style.add_argument("--short", dest="keep_alive", action="store_false",
-                       help="a new connection for every request")
+    _connection_style(p)
     p.add_argument("--idle", type=int, default=0, metavar="K",
                    help="keep-alive connections that make one request and then stay open, "
                         "idle, through the run (default 0)")

@@ -401,11 +401,11 @@ class EngineRun:
             raise RuntimeError(f"the {self.mode} engine did not start (it said: {said})")
         return self.url
 
-    def stop(self) -> int | None:
+    def stop(self, patience: float = 15.0) -> int | None:
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
-                self.proc.wait(15)
+                self.proc.wait(patience)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
@@ -508,9 +508,11 @@ def run_mode(mode: str, config: CompareConfig, workdir: Path,
     finally:
         if usage is not None:
             usage.stop()
+        # The engine stops first, with the idle connections still open: it closes them, as
+        # any server stopping does (closing them first would wake all of them at once).
+        code = engine.stop(15 + config.idle / 1000)  # each connection is closed and recorded
         if idle is not None:
             idle.close()
-        code = engine.stop()
     if code not in (0, None):
         row.notes.append(f"the engine exited with {code}")
     counted = count_events(trace, start_ns, end_ns)

@@ -7,6 +7,7 @@ threads blocked in recv or send, and joins them all.
 from __future__ import annotations
 
 import threading
+import time
 
 from ..connection import Connection
 from ..server import Server
@@ -67,6 +68,7 @@ class ThreadedServer(Server):
                 pass
         with self._threads_lock:
             threads = list(self.threads)
+        deadline = time.monotonic() + 10  # for them all: ten thousand threads take a while
         for thread in threads:
-            thread.join(5)
+            thread.join(max(0.0, deadline - time.monotonic()))
         super()._shutdown()
