@@ -243,8 +243,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
             writer.close()
         return 1
 
-    _open_files(server.open_files, config.max_connections)
-
     def stop(signum: int, frame: object) -> None:
         server.stop()
 
@@ -264,7 +262,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     detail = f"{config.mode}" + (f", {config.trigger}-triggered" if config.mode == "epoll" else "") \
         + (", one recv(1024) per report (no drain)" if config.no_drain else "")
     print(f"SockScope serving {server.site.root} at {server.url} ({detail}, {config.policy})",
-          flush=True)
+          flush=True)  # the first line: whoever started it reads its address here
     sinks = [writer] if writer else []
     port = server.address[1]
     if sinks:
@@ -291,6 +289,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 server.stop()
     if writer:
         print(f"recording events to {args.trace}", flush=True)
+    _open_files(server.open_files, config.max_connections)  # last: the lines above keep their place
     loads: list = []  # the built-in clients' threads: --load, and "load ARGS" commands
 
     def start_load(text: str) -> str | None:

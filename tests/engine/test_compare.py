@@ -155,14 +155,17 @@ def _serve(*args: str, limits: tuple[int, int]) -> subprocess.Popen:
 
 
 def _until_serving(proc: subprocess.Popen) -> tuple[list[str], int]:
+    """What it said up to its open-files line, and its port (from its first line, where
+    whoever starts it reads it)."""
     assert proc.stdout is not None
-    said: list[str] = []
+    first = proc.stdout.readline()
+    assert first.startswith("SockScope serving"), first
+    said = [first.strip()]
     for _ in range(20):
-        line = proc.stdout.readline()
-        said.append(line.strip())
-        if "SockScope serving" in line:
-            return said, int(line.split(" at ")[1].split(":")[2].split("/")[0])
-    raise AssertionError(said)
+        said.append(proc.stdout.readline().strip())
+        if said[-1].startswith("open files:"):
+            break
+    return said, int(first.split(" at ")[1].split(":")[2].split("/")[0])
 
 
 def test_the_engine_raises_its_open_files_limit_and_holds_past_the_old_one() -> None:
