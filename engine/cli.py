@@ -141,6 +141,10 @@ def _compare_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--idle", type=int, default=0, metavar="K",
                    help="keep-alive connections that make one request and then stay open, "
                         "idle, through the run (default 0)")
+    p.add_argument("--scale", default=None, metavar="LIST",
+                   help="instead of --idle: the whole comparison at each of these numbers of "
+                        "idle connections (e.g. 10,100,1000,10000); --png draws how memory, "
+                        "threads, latency and CPU grow with them")
     p.add_argument("--path", default="/", help="what the clients ask for (default /)")
     p.add_argument("--root", type=Path, default=None, help="site folder (default: the demo site)")
     p.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS",
@@ -571,8 +575,10 @@ def cmd_load(args: argparse.Namespace) -> int:
     return 1 if result.failed else 0
 
 
-def cmd_compare(args: argparse.Namespace) -> int:
-    from .compare import CompareConfig, compare, describe, table, write_json
+def cmd_compare(args: argparse.Namespace, draw=None) -> int:  # type: ignore[no-untyped-def]
+    """``draw(rows, subtitle, out, lang, scale)`` makes the --png picture: the window's
+    package brings it (``sockscope compare``); the engine itself never imports Qt."""
+    from .compare import CompareConfig, compare, compare_scale, describe, table, write_json
     config = CompareConfig(modes=[m.strip() for m in args.modes.split(",") if m.strip()],
                            clients=args.clients, requests=args.requests,
                            keep_alive=args.keep_alive, idle=args.idle, path=args.path,
@@ -588,26 +594,45 @@ def cmd_compare(args: argparse.Namespace) -> int:
             print(f"sockscope compare: cannot use {args.keep_traces}: {exc.strerror}",
                   file=sys.stderr)
             return 2
+    if args.png is not None and draw is None:
+        print("sockscope compare: --png is drawn by the window's package: run it as "
+              "'sockscope compare'", file=sys.stderr)
+        return 2
     from .compare import check_writable
     for path in (args.png, args.json if args.json and str(args.json) != "-" else None):
         problem = check_writable(path)  # fail before the runs, not after them
         if problem:
             print(f"sockscope compare: {problem}", file=sys.stderr)
             return 2
+    scale = None
+    if args.scale is not None:
+        try:
+            scale = [int(n.replace("_", "")) for n in args.scale.split(",") if n.strip()]
+        except ValueError:
+            print(f"sockscope compare: --scale {args.scale!r}: a list of numbers, "
+                  f"e.g. 10,100,1000", file=sys.stderr)
+            return 2
+        if args.idle:
+            print("sockscope compare: --scale replaces --idle: give one of them",
+                  file=sys.stderr)
+            return 2
     try:
-        rows = compare(config, say, workdir=args.keep_traces)
+        if scale is not None:
+            config.check()  # before the first point, not after it
+            rows = compare_scale(config, scale, say, workdir=args.keep_traces)
+        else:
+            rows = compare(config, say, workdir=args.keep_traces)
     except ValueError as exc:
         print(f"sockscope compare: {exc}", file=sys.stderr)
         return 2
     out = sys.stderr if args.json is not None and str(args.json) == "-" else sys.stdout
-    print(f"{describe(config)}\n", file=out)
-    print(table(rows), file=out, flush=True)
+    print(f"{describe(config, scale=scale)}\n", file=out)
+    print(table(rows, scale=scale is not None), file=out, flush=True)
     try:
         if args.json is not None:
-            write_json(rows, config, sys.stdout if str(args.json) == "-" else args.json)
+            write_json(rows, config, sys.stdout if str(args.json) == "-" else args.json, scale)
         if args.png is not None:
-            from visualizer.compare_chart import render
-            render(rows, describe(config, args.lang), args.png, lang=args.lang)
+            draw(rows, describe(config, args.lang, scale), args.png, args.lang, scale is not None)
             print(f"wrote {args.png}", file=out)
     except OSError as exc:
         print(f"sockscope compare: {exc}", file=sys.stderr)

@@ -36,6 +36,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
+import dataclasses
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, TextIO
@@ -552,6 +553,22 @@ def compare(config: CompareConfig, say: Callable[[str], None],
     return rows
 
 
+def compare_scale(config: CompareConfig, points: list[int], say: Callable[[str], None],
+                  workdir: Path | None = None) -> list[Row]:
+    """The same comparison at each number of idle connections in ``points``: rows of
+    every mode at every point (``idle_asked`` says which), for a scaling chart."""
+    if not points or any(n < 0 for n in points):
+        raise ValueError("--scale takes idle connection counts, 0 or more (e.g. 10,100,1000)")
+    _, _, problem = raise_open_files(max(points) + config.clients + SPARE_FDS)
+    if problem:  # said before the first point, not after the others ran
+        raise ValueError(problem)
+    rows: list[Row] = []
+    for n in sorted(set(points)):
+        say(f"--- {n:,} idle connections")
+        rows += compare(dataclasses.replace(config, idle=n), say, workdir)
+    return rows
+
+
 COLUMNS = [("mode", "mode", "{}"), ("req/s", "req_s", "{:,.0f}"), ("p50 ms", "p50_ms", "{:.2f}"),
            ("p99 ms", "p99_ms", "{:.2f}"), ("CPU %", "cpu_pct", "{:.0f}"),
            ("threads", "threads", "{:,}"), ("procs", "processes", "{:,}"),
@@ -559,12 +576,13 @@ COLUMNS = [("mode", "mode", "{}"), ("req/s", "req_s", "{:,.0f}"), ("p50 ms", "p5
            ("errors", "errors", "{:,}")]
 
 
-def table(rows: list[Row]) -> str:
-    cells = [[title for title, _, _ in COLUMNS]]
+def table(rows: list[Row], scale: bool = False) -> str:
+    columns = COLUMNS[:1] + [("idle", "idle_asked", "{:,}")] + COLUMNS[1:] if scale else COLUMNS
+    cells = [[title for title, _, _ in columns]]
     for row in rows:
         cells.append([("-" if getattr(row, key) is None else fmt.format(getattr(row, key)))
-                      for _, key, fmt in COLUMNS])
-    widths = [max(len(r[i]) for r in cells) for i in range(len(COLUMNS))]
+                      for _, key, fmt in columns])
+    widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
     lines = []
     for n, r in enumerate(cells):
         lines.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
@@ -572,33 +590,40 @@ def table(rows: list[Row]) -> str:
         if n == 0:
             lines.append("  ".join("-" * w for w in widths))
     for row in rows:
+        who = f"{row.mode} ({row.idle_asked:,} idle)" if scale else row.mode
         for note in row.notes:
-            lines.append(f"{row.mode}: {note}")
+            lines.append(f"{who}: {note}")
         if row.server_errors:
-            lines.append(f"{row.mode}: the engine recorded errors: "
+            lines.append(f"{who}: the engine recorded errors: "
                          + ", ".join(f"{n} {what}" for what, n in sorted(row.server_errors.items())))
     return "\n".join(lines)
 
 
-def describe(config: CompareConfig, lang: str = "en") -> str:
+def describe(config: CompareConfig, lang: str = "en", scale: list[int] | None = None) -> str:
     """The load in words, for the table and a chart's title."""
-    if lang.startswith("zh"):
+    zh = lang.startswith("zh")
+    if zh:
         text = (f"{config.clients} 个客户端 × 每个 {config.requests} 个请求，"
                 f"{'长连接（keep-alive）' if config.keep_alive else '短连接'}")
-        if config.idle:
-            text += f"，另有 {config.idle:,} 个空闲的长连接一直打开"
-        return text
-    text = (f"{config.clients} clients x {config.requests} requests, "
-            f"{'keep-alive' if config.keep_alive else 'short connections'}")
+    else:
+        text = (f"{config.clients} clients x {config.requests} requests, "
+                f"{'keep-alive' if config.keep_alive else 'short connections'}")
+    if scale:
+        points = ", ".join(f"{n:,}" for n in sorted(set(scale)))
+        return text + (f"，同时打开 {points} 个空闲长连接" if zh
+                       else f", with {points} idle keep-alive connections held open")
     if config.idle:
-        text += f", {config.idle:,} idle keep-alive connections held open"
+        text += (f"，另有 {config.idle:,} 个空闲的长连接一直打开" if zh
+                 else f", {config.idle:,} idle keep-alive connections held open")
     return text
 
 
-def write_json(rows: list[Row], config: CompareConfig, out: Path | TextIO) -> None:
+def write_json(rows: list[Row], config: CompareConfig, out: Path | TextIO,
+               scale: list[int] | None = None) -> None:
     data = {"load": {"clients": config.clients, "requests": config.requests,
                      "keep_alive": config.keep_alive, "idle": config.idle,
                      "path": config.path},
+            **({"scale": sorted(set(scale))} if scale else {}),
             "machine": {"system": sys.platform, "cpus": os.cpu_count(),
                         "python": sys.version.split()[0]},
             "modes": [r.as_json() for r in rows]}

@@ -75,6 +75,11 @@ def main(argv: list[str] | None = None) -> int:
                       present=args.present, question=args.question, gif=args.gif,
                       steps=args.steps, theme=args.theme,
                       zoom=args.zoom / 100 if args.zoom else None)
+    if argv and argv[0] == "compare":  # the engine's command, with the picture drawn here
+        from engine.cli import build_parser, cmd_compare
+
+        from .compare_chart import draw
+        return cmd_compare(build_parser().parse_args(argv), draw)
     if not argv or argv[0] in ("app", "window"):
         from .app import main as app_main
         return app_main()

@@ -27,6 +27,9 @@ TEXT = {
         "syscalls_per_request": ("Syscalls per request", "the engine's own, counted"),
         "errors": "{n} errors",
         "none": "—",
+        "scale_title": "As idle connections grow",
+        "idle_axis": "idle keep-alive connections (log scale)",
+        "with_errors": "ringed in red: a run with errors",
         "footer": "Measured by sockscope compare on this machine ({cpus} cores); each engine "
                   "records its own events.",
     },
@@ -40,6 +43,9 @@ TEXT = {
         "syscalls_per_request": ("每个请求的系统调用数", "服务器自己记录的"),
         "errors": "{n} 个错误",
         "none": "—",
+        "scale_title": "空闲连接越来越多时",
+        "idle_axis": "空闲长连接数（对数坐标）",
+        "with_errors": "红圈：这次运行有错误",
         "footer": "由 sockscope compare 在本机（{cpus} 核）测得；每个服务器都记录自己的事件。",
     },
 }
@@ -48,7 +54,7 @@ PANELS = ["req_s", "p99_ms", "cpu_pct", "threads", "rss_mb", "syscalls_per_reque
 
 
 def _number(value: float | int) -> str:
-    if isinstance(value, int) or value == 0:
+    if isinstance(value, int) or float(value).is_integer():
         return f"{int(value):,}"
     if value >= 100:
         return f"{value:,.0f}"
@@ -144,3 +150,132 @@ def render(rows: Sequence, subtitle: str, out: Path | str, lang: str = "en") -> 
     p.end()
     if not image.save(str(out), "PNG"):
         raise OSError(f"cannot write {out}")
+
+
+def _nice_top(value: float) -> float:
+    """The axis top: the least of 1, 1.2, 1.6, 2, 2.4, 3, 4, 5, 6, 8 or 10 times a power
+    of ten that is at least ``value`` (its quarters are then round numbers too)."""
+    import math
+    power = 10 ** math.floor(math.log10(value))
+    return next(round(k * power, 9) for k in (1, 1.2, 1.6, 2, 2.4, 3, 4, 5, 6, 8, 10)
+                if round(k * power, 9) >= value)
+
+
+SCALE_PANELS = ["rss_mb", "threads", "p99_ms", "cpu_pct"]
+
+
+def render_scale(rows: Sequence, subtitle: str, out: Path | str, lang: str = "en") -> None:
+    """Draw how each mode's memory, threads, latency and CPU grow with the number of idle
+    connections (``row.idle_asked``, on a log axis); write a PNG to ``out``."""
+    import math
+    if "QT_QPA_PLATFORM" not in os.environ and not os.environ.get("DISPLAY") \
+            and not os.environ.get("WAYLAND_DISPLAY"):
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    from PySide6.QtCore import QPointF, QRectF, Qt
+    from PySide6.QtGui import QColor, QFont, QGuiApplication, QImage, QPainter, QPen
+
+    if QGuiApplication.instance() is None:
+        _KEEP.append(QGuiApplication([]))
+    words = TEXT.get(lang, TEXT["en"])
+    image = QImage(WIDTH, HEIGHT, QImage.Format.Format_RGB32)
+    image.fill(QColor("white"))
+    p = QPainter(image)
+    p.setRenderHint(QPainter.RenderHint.Antialiasing)
+
+    def font(px: int, bold: bool = False) -> QFont:
+        f = QFont()
+        f.setPixelSize(px)
+        f.setBold(bold)
+        return f
+
+    left_align = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter
+    ink, faint, grid, red = QColor("#1a1a1a"), QColor("#666666"), QColor("#dddddd"), \
+        QColor("#C0002B")
+    p.setPen(ink)
+    p.setFont(font(52, True))
+    p.drawText(QRectF(60, 24, WIDTH - 120, 70), left_align, words["scale_title"])
+    p.setFont(font(30))
+    p.setPen(faint)
+    p.drawText(QRectF(60, 92, WIDTH - 120, 44), left_align, subtitle)
+    p.drawText(QRectF(60, HEIGHT - 52, WIDTH - 120, 36), left_align,
+               words["footer"].format(cpus=os.cpu_count()))
+    modes = list(dict.fromkeys(r.mode for r in rows))
+    colours = {m: QColor(PALETTE[i % len(PALETTE)]) for i, m in enumerate(modes)}
+    points = sorted({int(r.idle_asked) for r in rows})
+    # The legend, one line across: each mode's colour and name, then what a red ring means.
+    x = 60.0
+    p.setFont(font(28, True))
+    for m in modes:
+        p.fillRect(QRectF(x, 152, 34, 22), colours[m])
+        p.setPen(ink)
+        p.drawText(QRectF(x + 44, 140, 300, 46), left_align, m)
+        x += 44 + p.fontMetrics().horizontalAdvance(m) + 40
+    p.setPen(QPen(red, 4))
+    p.drawEllipse(QPointF(x + 12, 163), 11, 11)
+    p.setPen(faint)
+    p.setFont(font(24))
+    p.drawText(QRectF(x + 34, 140, 600, 46), left_align, words["with_errors"])
+
+    def xpos(n: int, area: QRectF) -> float:
+        lo, hi = math.log10(max(points[0], 1)), math.log10(max(points[-1], 1))
+        if hi <= lo:
+            return area.center().x()
+        return area.left() + (math.log10(max(n, 1)) - lo) / (hi - lo) * area.width()
+
+    top, bottom, left, gap = 210, HEIGHT - 80, 60, 70
+    pw = (WIDTH - 2 * left - gap) / 2
+    ph = (bottom - top - 40) / 2
+    for k, key in enumerate(SCALE_PANELS):
+        x0 = left + (k % 2) * (pw + gap)
+        y0 = top + (k // 2) * (ph + 40)
+        p.setPen(ink)
+        p.setFont(font(30, True))
+        heading, hint = words[key]
+        p.drawText(QRectF(x0, y0, pw, 38), left_align, heading)
+        p.setPen(faint)
+        p.setFont(font(22))
+        p.drawText(QRectF(x0, y0 + 34, pw, 28), left_align, hint)
+        area = QRectF(x0 + 110, y0 + 80, pw - 150, ph - 140)
+        values = [getattr(r, key) for r in rows if getattr(r, key) is not None]
+        most = _nice_top(max(values + [0]) or 1)
+        # grid and the y labels: 0, a quarter... the largest value
+        p.setFont(font(22))
+        for g in range(5):
+            y = area.bottom() - g / 4 * area.height()
+            p.setPen(QPen(grid, 2))
+            p.drawLine(QPointF(area.left(), y), QPointF(area.right(), y))
+            p.setPen(faint)
+            p.drawText(QRectF(x0, y - 16, 100, 32), Qt.AlignmentFlag.AlignRight
+                       | Qt.AlignmentFlag.AlignVCenter, _number(most * g / 4))
+        for n in points:  # the x ticks: the numbers of idle connections measured
+            x = xpos(n, area)
+            p.setPen(QPen(grid, 2))
+            p.drawLine(QPointF(x, area.top()), QPointF(x, area.bottom()))
+            p.setPen(faint)
+            p.drawText(QRectF(x - 80, area.bottom() + 6, 160, 30), Qt.AlignmentFlag.AlignCenter,
+                       f"{n:,}")
+        if k >= 2:
+            p.drawText(QRectF(area.left(), area.bottom() + 34, area.width(), 30),
+                       Qt.AlignmentFlag.AlignCenter, words["idle_axis"])
+        for m in modes:
+            line = sorted(((int(r.idle_asked), getattr(r, key), r.errors) for r in rows
+                           if r.mode == m and getattr(r, key) is not None))
+            pts = [(QPointF(xpos(n, area), area.bottom() - float(v) / most * area.height()), e)
+                   for n, v, e in line]
+            p.setPen(QPen(colours[m], 5))
+            for (a, _), (b, _) in zip(pts, pts[1:]):
+                p.drawLine(a, b)
+            for at, errors in pts:
+                p.setPen(QPen(red, 4) if errors else QPen(colours[m], 2))
+                p.setBrush(colours[m])
+                p.drawEllipse(at, 9 if errors else 7, 9 if errors else 7)
+            p.setBrush(Qt.BrushStyle.NoBrush)
+    p.end()
+    if not image.save(str(out), "PNG"):
+        raise OSError(f"cannot write {out}")
+
+
+def draw(rows: Sequence, subtitle: str, out: Path | str, lang: str = "en",
+         scale: bool = False) -> None:
+    """``sockscope compare --png``: the bars of one run, or the lines of a --scale series."""
+    (render_scale if scale else render)(rows, subtitle, out, lang=lang)

@@ -36,7 +36,9 @@ def compare(tmp_path: Path, *args: str, limits: tuple[int, int] | None = None,
         if limits:
             resource.setrlimit(resource.RLIMIT_NOFILE, limits)
 
-    done = subprocess.run([sys.executable, "-m", "engine", "compare", *args, "--json", str(out)],
+    # As a user runs it: the sockscope command (the picture is drawn by the window's package).
+    done = subprocess.run([sys.executable, "-m", "visualizer.cli", "compare", *args,
+                           "--json", str(out)],
                           capture_output=True, text=True, timeout=timeout, env=env,
                           preexec_fn=limit)
     return done, (json.loads(out.read_text()) if out.exists() else None)
@@ -134,11 +136,45 @@ def test_bad_arguments_are_refused_before_any_engine_starts(tmp_path: Path, args
 
 
 def test_an_output_it_cannot_write_is_refused_first(tmp_path: Path) -> None:
-    done = subprocess.run([sys.executable, "-m", "engine", "compare", "--png",
+    done = subprocess.run([sys.executable, "-m", "visualizer.cli", "compare", "--png",
                            str(tmp_path / "missing" / "c.png")], capture_output=True, text=True,
                           timeout=30)
     assert done.returncode == 2 and "no folder" in done.stderr
     assert "serving at" not in done.stderr
+
+
+def test_the_engine_alone_says_who_draws_the_picture(tmp_path: Path) -> None:
+    """The engine never imports Qt: its own entry point sends --png to `sockscope`."""
+    done = subprocess.run([sys.executable, "-m", "engine", "compare", "--png",
+                           str(tmp_path / "c.png")], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2 and "run it as 'sockscope compare'" in done.stderr
+    assert "serving at" not in done.stderr and not (tmp_path / "c.png").exists()
+
+
+def test_a_scale_series_runs_every_mode_at_every_point(tmp_path: Path) -> None:
+    png = tmp_path / "scale.png"
+    done, data = compare(tmp_path, "--modes", "threaded,epoll", "--clients", "1",
+                         "--requests", "20", "--scale", "10,200", "--png", str(png))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert data is not None and data["scale"] == [10, 200]
+    got = {(r["mode"], r["idle_asked"]): r for r in data["modes"]}
+    assert set(got) == {(m, n) for m in ("threaded", "epoll") for n in (10, 200)}
+    assert all(r["errors"] == 0 and r["idle_held"] == r["idle_asked"] for r in got.values())
+    # Threads grow with the idle connections in one mode, not in the other.
+    assert got["threaded", 200]["threads"] - got["threaded", 10]["threads"] >= 190
+    assert got["epoll", 200]["threads"] == got["epoll", 10]["threads"]
+    assert any(line.split()[:2] == ["mode", "idle"] for line in done.stdout.splitlines())
+    from PySide6.QtGui import QImage
+    image = QImage(str(png))
+    assert (image.width(), image.height()) == (1920, 1080)
+
+
+def test_scale_is_refused_with_idle_or_garbage(tmp_path: Path) -> None:
+    for args, says in ((["--scale", "10,lots"], "a list of numbers"),
+                       (["--scale", "10", "--idle", "5"], "--scale replaces --idle"),
+                       (["--scale", "-5"], "0 or more")):
+        done, data = compare(tmp_path, *args, timeout=30)
+        assert done.returncode == 2 and says in done.stderr and data is None, done.stderr
 
 
 def test_too_few_descriptors_for_the_idle_connections_is_said_not_crashed(tmp_path: Path) -> None:
