@@ -63,17 +63,17 @@ def _number(value: float | int) -> str:
     return f"{value:.2f}"
 
 
-def render(rows: Sequence, subtitle: str, out: Path | str, lang: str = "en") -> None:
-    """Draw ``rows`` (``engine.compare.Row``) and write a PNG to ``out``."""
+def _slide(title: str, subtitle: str, words: dict):  # type: ignore[no-untyped-def]
+    """A white 1920x1080 image with its title, subtitle and footer drawn, a painter on it,
+    and a font maker (pixel size, bold)."""
     if "QT_QPA_PLATFORM" not in os.environ and not os.environ.get("DISPLAY") \
             and not os.environ.get("WAYLAND_DISPLAY"):
         os.environ["QT_QPA_PLATFORM"] = "offscreen"  # a picture needs no screen
     from PySide6.QtCore import QRectF, Qt
-    from PySide6.QtGui import QColor, QFont, QGuiApplication, QImage, QPainter, QPen
+    from PySide6.QtGui import QColor, QFont, QGuiApplication, QImage, QPainter
 
     if QGuiApplication.instance() is None:  # fonts need one; it lives as long as we do
         _KEEP.append(QGuiApplication([]))
-    words = TEXT.get(lang, TEXT["en"])
     image = QImage(WIDTH, HEIGHT, QImage.Format.Format_RGB32)
     image.fill(QColor("white"))
     p = QPainter(image)
@@ -86,17 +86,26 @@ def render(rows: Sequence, subtitle: str, out: Path | str, lang: str = "en") -> 
         f.setBold(bold)
         return f
 
-    ink, faint, red = QColor("#1a1a1a"), QColor("#666666"), QColor("#C0002B")
-    p.setPen(ink)
+    left = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter
+    p.setPen(QColor("#1a1a1a"))
     p.setFont(font(52, True))
-    p.drawText(QRectF(60, 24, WIDTH - 120, 70), Qt.AlignmentFlag.AlignLeft
-               | Qt.AlignmentFlag.AlignVCenter, words["title"])
+    p.drawText(QRectF(60, 24, WIDTH - 120, 70), left, title)
     p.setFont(font(30))
-    p.setPen(faint)
-    p.drawText(QRectF(60, 92, WIDTH - 120, 44), Qt.AlignmentFlag.AlignLeft
-               | Qt.AlignmentFlag.AlignVCenter, subtitle)
-    p.drawText(QRectF(60, HEIGHT - 52, WIDTH - 120, 36), Qt.AlignmentFlag.AlignLeft
-               | Qt.AlignmentFlag.AlignVCenter, words["footer"].format(cpus=os.cpu_count()))
+    p.setPen(QColor("#666666"))
+    p.drawText(QRectF(60, 92, WIDTH - 120, 44), left, subtitle)
+    p.drawText(QRectF(60, HEIGHT - 52, WIDTH - 120, 36), left,
+               words["footer"].format(cpus=os.cpu_count()))
+    return image, p, font
+
+
+def render(rows: Sequence, subtitle: str, out: Path | str, lang: str = "en") -> None:
+    """Draw ``rows`` (``engine.compare.Row``) and write a PNG to ``out``."""
+    from PySide6.QtCore import QRectF, Qt
+    from PySide6.QtGui import QColor, QPen
+
+    words = TEXT.get(lang, TEXT["en"])
+    image, p, font = _slide(words["title"], subtitle, words)
+    ink, faint, red = QColor("#1a1a1a"), QColor("#666666"), QColor("#C0002B")
 
     colours = {row.mode: QColor(PALETTE[i % len(PALETTE)]) for i, row in enumerate(rows)}
     top, bottom, left, gap = 160, HEIGHT - 70, 60, 50
@@ -168,37 +177,15 @@ def render_scale(rows: Sequence, subtitle: str, out: Path | str, lang: str = "en
     """Draw how each mode's memory, threads, latency and CPU grow with the number of idle
     connections (``row.idle_asked``, on a log axis); write a PNG to ``out``."""
     import math
-    if "QT_QPA_PLATFORM" not in os.environ and not os.environ.get("DISPLAY") \
-            and not os.environ.get("WAYLAND_DISPLAY"):
-        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+
     from PySide6.QtCore import QPointF, QRectF, Qt
-    from PySide6.QtGui import QColor, QFont, QGuiApplication, QImage, QPainter, QPen
+    from PySide6.QtGui import QColor, QPen
 
-    if QGuiApplication.instance() is None:
-        _KEEP.append(QGuiApplication([]))
     words = TEXT.get(lang, TEXT["en"])
-    image = QImage(WIDTH, HEIGHT, QImage.Format.Format_RGB32)
-    image.fill(QColor("white"))
-    p = QPainter(image)
-    p.setRenderHint(QPainter.RenderHint.Antialiasing)
-
-    def font(px: int, bold: bool = False) -> QFont:
-        f = QFont()
-        f.setPixelSize(px)
-        f.setBold(bold)
-        return f
-
+    image, p, font = _slide(words["scale_title"], subtitle, words)
     left_align = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter
     ink, faint, grid, red = QColor("#1a1a1a"), QColor("#666666"), QColor("#dddddd"), \
         QColor("#C0002B")
-    p.setPen(ink)
-    p.setFont(font(52, True))
-    p.drawText(QRectF(60, 24, WIDTH - 120, 70), left_align, words["scale_title"])
-    p.setFont(font(30))
-    p.setPen(faint)
-    p.drawText(QRectF(60, 92, WIDTH - 120, 44), left_align, subtitle)
-    p.drawText(QRectF(60, HEIGHT - 52, WIDTH - 120, 36), left_align,
-               words["footer"].format(cpus=os.cpu_count()))
     modes = list(dict.fromkeys(r.mode for r in rows))
     colours = {m: QColor(PALETTE[i % len(PALETTE)]) for i, m in enumerate(modes)}
     points = sorted({int(r.idle_asked) for r in rows})
