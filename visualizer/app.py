@@ -7,6 +7,7 @@ one place only: ``_drain``, on a 33 ms timer.
 from __future__ import annotations
 
 import gc
+import heapq
 from collections.abc import Callable
 import shutil
 import signal
@@ -57,6 +58,9 @@ MODE_WORDS = (QT_TRANSLATE_NOOP("MainWindow", "one client at a time"),
               QT_TRANSLATE_NOOP("MainWindow", "epoll (edge)"),
               QT_TRANSLATE_NOOP("MainWindow", "selectors"),
               QT_TRANSLATE_NOOP("MainWindow", "asyncio"))
+FRAME_SECONDS = 0.033  # the drain timer's period: 30 frames a second
+LIVE_DRAW_SHARE = 0.25  # live, a dear view may take this share of the window's time
+
 MODES = [(f"{REGISTRY[m].label} ({t})" if len(REGISTRY[m].triggers) > 1 else REGISTRY[m].label,
           m, t) for m, t in mode_variants()]
 SPEEDS = [("0.01x", 0.01), ("0.1x", 0.1), ("0.5x", 0.5), ("1x", 1.0), ("2x", 2.0),
@@ -132,6 +136,9 @@ class MainWindow(QMainWindow):
         self._rate_window: list[tuple[float, int]] = []
         self._engine_exit_reported = False
         self._marks_for: tuple[int, list[int]] = (-1, [])
+        self._view_due: dict[str, float] = {}  # live: when each dear view is drawn again
+        self._view_every: tuple[str, float] = ("", 0.0)  # the shown view's redraw period
+        self._view_owed = False
         self.table_model = EventTableModel(self.timeline.log)
         self._build()
         # View menu: presentation mode (F5), theme, zoom (visualizer/presentation.py)
@@ -528,6 +535,8 @@ class MainWindow(QMainWindow):
         batch = self.host.drain()
         if batch:
             self.add_events(batch)
+        elif self._view_owed:  # a view skipped while busy is drawn once the stream rests
+            self._draw_view()
         code = self.host.channel.exit_code if self.host.channel else None
         if code is not None and not self._engine_exit_reported:
             self._engine_exit_reported = True
@@ -958,7 +967,9 @@ class MainWindow(QMainWindow):
         self.slider.blockSignals(False)
         self.position_label.setText(f"{tl.cursor + 1} / {len(tl.log)}")
         state = tl.state
-        conns = sorted(state.connections.values(), key=lambda c: c.opened_ns or 0)[-200:]
+        # The newest 200 (of maybe ten thousand), oldest first
+        conns = heapq.nlargest(200, state.connections.values(), key=lambda c: c.opened_ns or 0)
+        conns.reverse()
         self.connections.setRowCount(len(conns))
         for r, c in enumerate(conns):
             client, server = _state_cell(c, "client"), _state_cell(c, "server")
@@ -974,11 +985,30 @@ class MainWindow(QMainWindow):
                     item.setToolTip(c.id)
         if not tl.live and self.table_model.rows:
             self.table.selectRow(self.table_model.row_of(tl.cursor))
-        view = self.view_tabs.currentWidget()
-        if isinstance(view, View):
-            view.show_state(tl)
+        self._draw_view()
         self.presentation.refresh(tl)  # a presented pair's second view
         self._update_status()
+
+    def _draw_view(self) -> None:
+        """Draw the shown view. Live, a view whose drawing takes more than half a frame
+        (ten thousand sockets) is drawn again only after four times what it took, from the
+        newest state then, so that the window keeps its frame rate: it may sample what it
+        draws, never what it records. Paused, stepping or replaying, every change is drawn."""
+        view = self.view_tabs.currentWidget()
+        if not isinstance(view, View):
+            return
+        tl = self.timeline
+        now = time.monotonic()
+        if tl.live and now < self._view_due.get(view.name, 0.0):
+            self._view_owed = True  # drawn when due, even if no new event comes by then
+            return
+        started = time.perf_counter()
+        view.show_state(tl)
+        cost = time.perf_counter() - started
+        every = cost / LIVE_DRAW_SHARE if tl.live and cost > FRAME_SECONDS / 2 else 0.0
+        self._view_due[view.name] = now + every
+        self._view_every = (view.name, every)
+        self._view_owed = False
 
     def _restart_marks(self) -> list[int]:
         """Where the engine (re)started: its ``mode`` events, marked on the slider."""
@@ -998,9 +1028,14 @@ class MainWindow(QMainWindow):
         if state.mode.get("trigger"):
             mode += f" ({state.mode['trigger']})"
         url = self.host.url if self.host and self.host.url else "—"
-        self.status_label.setText(self.tr(
+        text = self.tr(
             "mode: {0}   URL: {1}   open connections: {2}   events/s: {3:.0f}   "
-            "dropped: {4}").format(mode, url, state.open_connections, rate, state.dropped))
+            "dropped: {4}").format(mode, url, state.open_connections, rate, state.dropped)
+        view = self.view_tabs.currentWidget()
+        name, every = self._view_every
+        if self.timeline.live and every and isinstance(view, View) and view.name == name:
+            text += "   " + self.tr("this view: redrawn every {0:.1f} s to keep up").format(every)
+        self.status_label.setText(text)
 
     def closeEvent(self, event) -> None:  # type: ignore[no-untyped-def]  # noqa: N802
         self.qsettings.setValue("geometry", self.saveGeometry())

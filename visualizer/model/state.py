@@ -91,6 +91,8 @@ class ServerState:
     # names the ones this state may change in place (made or copied since).
     # With 1,000 connections a snapshot is then a dict copy, not 1,000 copies.
     owned: set[str] = field(default_factory=set, compare=False, repr=False)
+    # (index, how many connections are open then): counted once per state, not per frame
+    open_count: tuple[int, int] = field(default=(-2, 0), compare=False, repr=False)
 
     def clone(self) -> "ServerState":
         self.owned = set()  # shared from now on: the next change copies first
@@ -104,7 +106,12 @@ class ServerState:
 
     @property
     def open_connections(self) -> int:
-        return sum(1 for c in self.connections.values() if c.open)
+        # Every change goes through ``apply``, which moves ``index``: a count taken at
+        # this index holds until the next event (ten thousand connections: per frame,
+        # the count would cost more than the picture).
+        if self.open_count[0] != self.index:
+            self.open_count = (self.index, sum(1 for c in self.connections.values() if c.open))
+        return self.open_count[1]
 
     def connection(self, conn_id: str) -> ConnectionState:
         """Connection ``conn_id``, this state's own to change (made or copied as needed)."""
