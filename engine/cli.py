@@ -157,6 +157,22 @@ def _compare_parser(sub: argparse._SubParsersAction) -> None:
                    help="the picture's language (default en)")
     p.add_argument("--keep-traces", type=Path, default=None, metavar="DIR",
                    help="keep each engine's trace in DIR (MODE.jsonl)")
+    p.add_argument("--window", action="store_true",
+                   help="open the Compare window instead: the modes side by side, live, "
+                        "each with its I/O picture and its numbers, one load for all "
+                        "(epoll-edge names a trigger)")
+
+
+def _idle_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("idle", help="hold idle keep-alive connections open to a server",
+                       description="Open K keep-alive connections that each ask for the URL "
+                                   "once, read the answer, and then stay open, silent (as open "
+                                   "browser tabs do), until the time is up or Ctrl+C.")
+    p.add_argument("url")
+    p.add_argument("--connections", type=int, default=1000, metavar="K",
+                   help="how many (default 1000)")
+    p.add_argument("--seconds", type=float, default=0.0,
+                   help="how long to hold them (default 0: until interrupted)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -168,6 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     _serve_parser(sub)
     _load_parser(sub)
     _compare_parser(sub)
+    _idle_parser(sub)
     exp = sub.add_parser("export", help="write a trace's packets as pcapng (Wireshark, tshark)")
     exp.add_argument("trace", type=Path)
     exp.add_argument("--pcapng", type=Path, required=True, metavar="OUT")
@@ -594,6 +611,10 @@ def cmd_compare(args: argparse.Namespace, draw=None) -> int:  # type: ignore[no-
             print(f"sockscope compare: cannot use {args.keep_traces}: {exc.strerror}",
                   file=sys.stderr)
             return 2
+    if args.window:
+        print("sockscope compare: --window is the window's: run it as "
+              "'sockscope compare --window'", file=sys.stderr)
+        return 2
     if args.png is not None and draw is None:
         print("sockscope compare: --png is drawn by the window's package: run it as "
               "'sockscope compare'", file=sys.stderr)
@@ -638,6 +659,43 @@ def cmd_compare(args: argparse.Namespace, draw=None) -> int:  # type: ignore[no-
         print(f"sockscope compare: {exc}", file=sys.stderr)
         return 1
     return 1 if any(r.errors for r in rows) else 0
+
+
+def cmd_idle(args: argparse.Namespace) -> int:
+    import time
+    from urllib.parse import urlsplit
+
+    from .compare import IdleConnections
+    from .limits import SPARE_FDS, raise_open_files
+    parts = urlsplit(args.url)
+    if parts.scheme != "http" or not parts.hostname or args.connections < 1 \
+            or args.seconds < 0:
+        print("sockscope idle: an http:// URL, --connections 1 or more, --seconds 0 or more",
+              file=sys.stderr)
+        return 2
+    _, _, problem = raise_open_files(args.connections + SPARE_FDS)
+    if problem:
+        print(f"sockscope idle: {problem}", file=sys.stderr)
+        return 2
+    idle = IdleConnections(parts.hostname, parts.port or 80, args.connections,
+                           parts.path or "/")
+    stop: list[int] = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+    result = None
+    try:
+        result = idle.open(30 + args.connections / 200)
+        print(f"idle: {result.held} held, {result.refused} refused, {result.unanswered} "
+              f"unanswered" + ("".join(f"; {n} {why}" for why, n in result.reasons.items())),
+              flush=True)
+        deadline = time.monotonic() + args.seconds if args.seconds else float("inf")
+        while not stop and time.monotonic() < deadline:
+            time.sleep(0.1)
+        print(f"idle: {idle.still_open()} still open at the end", flush=True)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        idle.close()
+    return 0 if result is not None and result.held == args.connections else 1
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -690,6 +748,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_load(args)
     if args.command == "compare":
         return cmd_compare(args)
+    if args.command == "idle":
+        return cmd_idle(args)
     if args.command == "export":
         return cmd_export(args)
     if args.command == "import":

@@ -176,6 +176,11 @@ class MainWindow(QMainWindow):
         export_action.setShortcut(QKeySequence("Ctrl+E"))
         export_action.triggered.connect(self._export_dialog)
         menu.addAction(export_action)
+        compare_action = QAction(self.tr("&Compare modes side by side…"), self)
+        compare_action.triggered.connect(self.open_compare)
+        menu.addAction(compare_action)
+        self.compare_action = compare_action
+        self.compare_window = None
         quit_action = QAction(self.tr("&Quit"), self)
         quit_action.setShortcut(QKeySequence.StandardKey.Quit)
         quit_action.triggered.connect(self.close)
@@ -743,6 +748,7 @@ class MainWindow(QMainWindow):
         self.open_action.setText(self.tr("&Open trace…"))
         self.save_action.setText(self.tr("&Save session as trace…"))
         self.export_action.setText(self.tr("&Export view as picture…"))
+        self.compare_action.setText(self.tr("&Compare modes side by side…"))
         self.quit_action.setText(self.tr("&Quit"))
         self.language_menu.setTitle(self.tr("&Language"))
         self.lessons_menu.setTitle(self.tr("L&essons"))
@@ -989,6 +995,18 @@ class MainWindow(QMainWindow):
         self.presentation.refresh(tl)  # a presented pair's second view
         self._update_status()
 
+    def open_compare(self) -> None:
+        """The Compare window: this window's mode beside epoll (or threaded beside epoll),
+        each a fresh engine of its own; the live server here runs on."""
+        from .compare_window import CompareWindow
+        if self.compare_window is not None and self.compare_window.isVisible():
+            self.compare_window.raise_()
+            return
+        mode = self._current_settings().mode
+        specs = [mode if mode != "epoll" else "threaded", "epoll"]
+        self.compare_window = CompareWindow(specs)
+        self.compare_window.show()
+
     def _draw_view(self) -> None:
         """Draw the shown view. Live, a view whose drawing takes more than half a frame
         (ten thousand sockets) is drawn again only after four times what it took, from the
@@ -1048,6 +1066,8 @@ class MainWindow(QMainWindow):
         if self.host:
             self.host.stop()
             self.host = None
+        if self.compare_window is not None:  # its engines end with this window
+            self.compare_window.close()
         super().closeEvent(event)
 
 

@@ -77,9 +77,13 @@ def main(argv: list[str] | None = None) -> int:
                       zoom=args.zoom / 100 if args.zoom else None)
     if argv and argv[0] == "compare":  # the engine's command, with the picture drawn here
         from engine.cli import build_parser, cmd_compare
+        args = build_parser().parse_args(argv)
+        if args.window:  # the modes side by side, live
+            from .compare_window import main as compare_window
+            return compare_window([m.strip() for m in args.modes.split(",") if m.strip()])
 
         from .compare_chart import draw
-        return cmd_compare(build_parser().parse_args(argv), draw)
+        return cmd_compare(args, draw)
     if not argv or argv[0] in ("app", "window"):
         from .app import main as app_main
         return app_main()

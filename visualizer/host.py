@@ -32,6 +32,7 @@ class EngineSettings:
     lab: bool = False  # a private network namespace: only the engine's own clients reach it
     fault: str | None = None  # in the lab: drop-syn, drop-synack, drop-ack, drop-fin...
     root: str | None = None
+    idle_timeout: float | None = None  # None: the engine's own (15 s)
 
     def args(self, port: int) -> list[str]:
         out = ["serve", "--port", str(port), "--mode", self.mode, "--trigger", self.trigger,
@@ -40,6 +41,8 @@ class EngineSettings:
         out.append("--reuseaddr" if self.reuseaddr else "--no-reuseaddr")
         if self.root:
             out += ["--root", self.root]
+        if self.idle_timeout is not None:
+            out += ["--idle-timeout", str(self.idle_timeout)]
         if self.lab:
             out.append("--lab")
             if self.fault:

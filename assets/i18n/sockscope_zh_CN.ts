@@ -2,6 +2,84 @@
 <!DOCTYPE TS>
 <TS version="2.1" language="zh_CN">
 <context>
+    <name>CompareWindow</name>
+    <message>
+        <source>SockScope: compare</source>
+        <translation>SockScope：对比</translation>
+    </message>
+    <message>
+        <source>keep-alive</source>
+        <translation>长连接（keep-alive）</translation>
+    </message>
+    <message>
+        <source>short connections</source>
+        <translation>短连接</translation>
+    </message>
+    <message>
+        <source>Run on every engine at once</source>
+        <translation>同时在每个服务器上运行</translation>
+    </message>
+    <message>
+        <source>clients</source>
+        <translation>客户端</translation>
+    </message>
+    <message>
+        <source>requests each</source>
+        <translation>每个的请求数</translation>
+    </message>
+    <message>
+        <source>idle connections</source>
+        <translation>空闲连接</translation>
+    </message>
+    <message>
+        <source>Side by side, live</source>
+        <translation>并排对比（实时）</translation>
+    </message>
+    <message>
+        <source>As connections grow</source>
+        <translation>连接越来越多时</translation>
+    </message>
+    <message>
+        <source>Measure (a few minutes)</source>
+        <translation>测量（需要几分钟）</translation>
+    </message>
+    <message>
+        <source>idle connections:</source>
+        <translation>空闲连接数：</translation>
+    </message>
+    <message>
+        <source>The chart comes from real runs: press Measure.</source>
+        <translation>图表来自真实的运行：请按“测量”。</translation>
+    </message>
+    <message>
+        <source>No chart: the measurement ended with {0}.</source>
+        <translation>没有图表：测量以 {0} 结束。</translation>
+    </message>
+</context>
+<context>
+    <name>EnginePane</name>
+    <message>
+        <source>(not started)</source>
+        <translation>（未启动）</translation>
+    </message>
+    <message>
+        <source>answered: {0:,.0f} req/s   ({1:,} responses)</source>
+        <translation>已回答：{0:,.0f} 个请求/秒（共 {1:,} 个响应）</translation>
+    </message>
+    <message>
+        <source>answer time (server): p50 {0}  p99 {1}</source>
+        <translation>回答用时（服务器端）：p50 {0}  p99 {1}</translation>
+    </message>
+    <message>
+        <source>CPU {0}   threads {1} (most {2})   memory {3}</source>
+        <translation>CPU {0}   线程 {1}（最多 {2}）   内存 {3}</translation>
+    </message>
+    <message>
+        <source>open connections {0:,}   errors {1:,}</source>
+        <translation>打开的连接 {0:,}   错误 {1:,}</translation>
+    </message>
+</context>
+<context>
     <name>EventTableModel</name>
     <message>
         <source>time (ms)</source>
@@ -1140,6 +1218,10 @@
         <translation>将视图导出为图片(&amp;E)…</translation>
     </message>
     <message>
+        <source>&amp;Compare modes side by side…</source>
+        <translation>并排对比各种模式(&amp;C)…</translation>
+    </message>
+    <message>
         <source>&amp;Quit</source>
         <translation>退出(&amp;Q)</translation>
     </message>
@@ -1370,6 +1452,10 @@
     <message>
         <source>mode: {0}   URL: {1}   open connections: {2}   events/s: {3:.0f}   dropped: {4}</source>
         <translation>模式：{0}   URL：{1}   打开的连接：{2}   事件/秒：{3:.0f}   丢弃：{4}</translation>
+    </message>
+    <message>
+        <source>this view: redrawn every {0:.1f} s to keep up</source>
+        <translation>本视图：为了跟上，每 {0:.1f} 秒重画一次</translation>
     </message>
 </context>
 <context>

@@ -190,14 +190,14 @@ def _serve(*args: str, limits: tuple[int, int]) -> subprocess.Popen:
                             preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, limits))
 
 
-def _until_serving(proc: subprocess.Popen) -> tuple[list[str], int]:
-    """What it said up to its open-files line, and its port (from its first line, where
-    whoever starts it reads it)."""
+def _until_serving(proc: subprocess.Popen, open_files: bool = True) -> tuple[list[str], int]:
+    """What it said up to its open-files line (when one is due), and its port (from its
+    first line, where whoever starts it reads it)."""
     assert proc.stdout is not None
     first = proc.stdout.readline()
     assert first.startswith("SockScope serving"), first
     said = [first.strip()]
-    for _ in range(20):
+    for _ in range(20 if open_files else 0):
         said.append(proc.stdout.readline().strip())
         if said[-1].startswith("open files:"):
             break
@@ -239,3 +239,21 @@ def test_a_hard_limit_below_max_connections_is_said_at_start() -> None:
 def test_a_row_reads_back_from_its_json() -> None:
     row = Row(mode="epoll", req_s=1.0, threads=2, notes=["x"])
     assert Row(**json.loads(json.dumps(row.as_json()))) == row
+
+
+def test_idle_holds_its_connections_and_lets_go(tmp_path: Path) -> None:
+    proc = _serve("--mode", "epoll", limits=resource.getrlimit(resource.RLIMIT_NOFILE))
+    try:
+        _, port = _until_serving(proc, open_files=False)  # (its limit is already what it is)
+        done = subprocess.run([sys.executable, "-m", "engine", "idle",
+                               f"http://127.0.0.1:{port}/", "--connections", "50",
+                               "--seconds", "0.5"], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert "idle: 50 held, 0 refused, 0 unanswered" in done.stdout
+        assert "idle: 50 still open at the end" in done.stdout
+        bad = subprocess.run([sys.executable, "-m", "engine", "idle", "ftp://x/",
+                              "--connections", "0"], capture_output=True, text=True, timeout=30)
+        assert bad.returncode == 2 and "an http:// URL" in bad.stderr
+    finally:
+        proc.terminate()
+        proc.wait(15)
