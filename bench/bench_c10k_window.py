@@ -17,9 +17,10 @@ from the window's own 33 ms drain timer, as it runs:
 - the frame's work (draining the engine, folding the events, the view's redraw),
   median and 95th percentile;
 
-each while the connections open ("opening") and while they are held under the
-load ("holding"); and how many connections the window's model had open at the
-end, and how many events it took. ``--screenshots DIR`` keeps each view as drawn
+each while the connections open ("opening", until the window's model has them all:
+it may lag the engine) and while they are held under the load ("holding", steady);
+how long after the last connection opened the window had them all, how many it held
+at most, and how many events it took. ``--screenshots DIR`` keeps each view as drawn
 at the end (to judge whether it stays readable with ten thousand of anything).
 """
 from __future__ import annotations
@@ -83,14 +84,20 @@ def bench_view(view: str, idle: int, seconds: float, shots: Path | None) -> dict
     original = window._drain
 
     most_open = [0]
+    caught_up = [float("nan")]  # seconds from "all held" to the window having them all
+    held_at = [0.0]
 
     def timed() -> None:
         start = time.perf_counter()
         original()
         end = time.perf_counter()
-        if phase[0] in frames:
-            frames[phase[0]].append(start - last[0])
-            work[phase[0]].append(end - start)
+        bucket = "opening" if phase[0] == "caught up?" else phase[0]
+        if bucket in frames:
+            frames[bucket].append(start - last[0])
+            work[bucket].append(end - start)
+        if phase[0] == "caught up?" and window.timeline.state.open_connections >= idle:
+            phase[0] = "holding"  # the window has taken every connection's events: steady
+            caught_up[0] = time.monotonic() - held_at[0]
         if phase[0] == "holding":
             most_open[0] = max(most_open[0], window.timeline.state.open_connections)
         last[0] = start
@@ -111,7 +118,8 @@ def bench_view(view: str, idle: int, seconds: float, shots: Path | None) -> dict
         line = holder.stdout.readline() if phase[0] == "opening" else ""  # type: ignore[union-attr]
         if line:
             said.append(line.strip())
-            phase[0] = "holding"
+            phase[0] = "caught up?"  # every connection is open; the window may still be busy
+            held_at[0] = time.monotonic()
             load = subprocess.Popen(
                 [sys.executable, "-m", "engine", "load", url, "--clients", "2", "--requests",
                  str(int(100 * max(1.0, seconds - 1))), "--rate", "200"],  # done before
@@ -147,6 +155,7 @@ def bench_view(view: str, idle: int, seconds: float, shots: Path | None) -> dict
         window.grab().save(str(shots / f"c10k-window-{view}.png"))
     window.close()
     out = {"view": view, "events": events, "open_connections_seen": model_open,
+           "caught_up_s": round(caught_up[0], 2),
            "holder": "; ".join(said),
            "load": "; ".join(ln for ln in load_out.splitlines()
                              if ln.startswith(("requests:", "elapsed:", "latency:")))}
@@ -184,7 +193,8 @@ def main() -> None:
                   f"{p['interval_median_ms']:7.1f} / "
                   f"{p['interval_p95_ms']:7.1f}     {p['work_median_ms']:6.1f} / "
                   f"{p['work_p95_ms']:6.1f}")
-        print(f"{'':10} {r['events']:,} events; the window's model had at most "
+        print(f"{'':10} the window had every connection {r['caught_up_s']:g} s after they "
+              f"were all open; {r['events']:,} events; its model had at most "
               f"{r['open_connections_seen']:,} connections open while they were held; "
               f"holder: {r['holder']}; load: {r['load']}")
 
