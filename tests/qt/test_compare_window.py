@@ -92,3 +92,22 @@ def test_the_engine_alone_sends_the_window_to_sockscope() -> None:
     done = subprocess.run([sys.executable, "-m", "engine", "compare", "--window"],
                           capture_output=True, text=True, timeout=30)
     assert done.returncode == 2 and "sockscope compare --window" in done.stderr
+
+
+def test_the_main_window_opens_it_beside_its_own_mode_and_closes_it(qtbot, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from PySide6.QtCore import QSettings
+
+    from visualizer.app import MainWindow
+    settings = QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)
+    window = MainWindow(engine=False, settings=settings)
+    qtbot.addWidget(window)
+    window.show()
+    window.mode_box.setCurrentIndex(window._mode_index("poll"))  # the mode chosen here
+    window.compare_action.trigger()
+    compare = window.compare_window
+    assert compare is not None and compare.isVisible()
+    assert [p.spec for p in compare.panes] == ["poll", "epoll"]
+    engines = [p.host.channel.proc for p in compare.panes if p.host.channel]
+    assert len(engines) == 2
+    window.close()  # the Compare window and its engines end with the main window
+    assert not compare.isVisible() and all(proc.poll() is not None for proc in engines)
