@@ -156,7 +156,7 @@ def _compare_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lang", choices=("en", "zh_CN"), default="en",
                    help="the picture's language (default en)")
     p.add_argument("--keep-traces", type=Path, default=None, metavar="DIR",
-                   help="keep each engine's trace in DIR (MODE.jsonl)")
+                   help="keep each engine's trace in DIR (MODE-K-idle.jsonl)")
     p.add_argument("--window", action="store_true",
                    help="open the Compare window instead: the modes side by side, live, "
                         "each with its I/O picture and its numbers, one load for all "
@@ -637,6 +637,10 @@ def cmd_compare(args: argparse.Namespace, draw=None) -> int:  # type: ignore[no-
             print("sockscope compare: --scale replaces --idle: give one of them",
                   file=sys.stderr)
             return 2
+    def stopped(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)  # through every finally: each engine is stopped
+
+    signal.signal(signal.SIGTERM, stopped)
     try:
         if scale is not None:
             config.check()  # before the first point, not after it
@@ -679,8 +683,10 @@ def cmd_idle(args: argparse.Namespace) -> int:
         return 2
     idle = IdleConnections(parts.hostname, parts.port or 80, args.connections,
                            parts.path or "/")
-    stop: list[int] = []
-    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+    def stopped(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt  # even while opening: let go of them all, at once
+
+    signal.signal(signal.SIGTERM, stopped)
     result = None
     try:
         result = idle.open(30 + args.connections / 200)
@@ -688,11 +694,14 @@ def cmd_idle(args: argparse.Namespace) -> int:
               f"unanswered" + ("".join(f"; {n} {why}" for why, n in result.reasons.items())),
               flush=True)
         deadline = time.monotonic() + args.seconds if args.seconds else float("inf")
-        while not stop and time.monotonic() < deadline:
+        while time.monotonic() < deadline:
             time.sleep(0.1)
         print(f"idle: {idle.still_open()} still open at the end", flush=True)
     except KeyboardInterrupt:
         pass
+    except OSError as exc:  # a host name that does not resolve, a refused address...
+        print(f"sockscope idle: {args.url}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     finally:
         idle.close()
     return 0 if result is not None and result.held == args.connections else 1

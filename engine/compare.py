@@ -37,6 +37,7 @@ import threading
 import time
 from collections import Counter
 import dataclasses
+import errno
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, TextIO
@@ -52,6 +53,8 @@ SYSCALL_KINDS = frozenset({"accept", "recv", "send", "eagain", "close", "shutdow
                            "epoll_wait", "epoll_ctl", "wait", "fork", "listen"})
 KERNEL_INTEREST = frozenset({"epoll", "EpollSelector", "KqueueSelector", "DevpollSelector"})
 SAMPLE_EVERY = 0.1
+# What a non-blocking connect() says while the handshake goes on (WSAEWOULDBLOCK: Windows)
+_CONNECTING = {0, errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN, 10035}
 
 
 @dataclass
@@ -251,7 +254,8 @@ class IdleConnections:
         self.host, self.port, self.count = host, port, count
         self.request = (f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
                         f"User-Agent: sockscope-compare\r\nConnection: keep-alive\r\n\r\n").encode()
-        self.socks: list[socket.socket] = []
+        self.socks: list[socket.socket] = []  # held: answered, open, silent
+        self.waiting: list[socket.socket] = []  # not answered in time, kept open (queued)
         self.result = IdleResult()
 
     def open(self, timeout: float, progress: Callable[[int], None] | None = None) -> IdleResult:
@@ -265,11 +269,17 @@ class IdleConnections:
         try:
             while (started < self.count or pending) and time.monotonic() < deadline:
                 while started < self.count and len(pending) < self.IN_FLIGHT:
-                    sock = socket.socket(family, socket.SOCK_STREAM)
+                    try:
+                        sock = socket.socket(family, socket.SOCK_STREAM)
+                    except OSError as exc:  # out of descriptors (EMFILE): no more to open
+                        r.reasons[exc.strerror or str(exc)] += self.count - started
+                        r.refused += self.count - started
+                        started = self.count
+                        break
                     sock.setblocking(False)
                     started += 1
                     code = sock.connect_ex((self.host, self.port))
-                    if code not in (0, 115, 36, 10035):  # EINPROGRESS (Linux, macOS), WSAEWOULDBLOCK
+                    if code not in _CONNECTING:
                         r.refused += 1
                         r.reasons[os.strerror(code)] += 1
                         sock.close()
@@ -326,7 +336,7 @@ class IdleConnections:
             # Not answered in time: kept open (they wait in the server's queue), counted.
             for sock in list(pending):
                 sel.unregister(sock)
-                self.socks.append(sock)
+                self.waiting.append(sock)
             r.unanswered += len(pending) + (self.count - started)
             if self.count - started:
                 r.reasons["never connected (out of time)"] += self.count - started
@@ -356,12 +366,23 @@ class IdleConnections:
         return alive
 
     def close(self) -> None:
-        for sock in self.socks:
+        for sock in self.socks + self.waiting:
             sock.close()
-        self.socks = []
+        self.socks, self.waiting = [], []
 
 
 # ------------------------------------------------------------------ one mode
+def _die_with_parent() -> None:
+    """Linux: the engine gets SIGTERM if compare itself dies (SIGKILL included), never
+    left serving on its own."""
+    import ctypes
+    import signal
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 class EngineRun:
     """One engine in its own process, recording to a trace file."""
 
@@ -378,7 +399,9 @@ class EngineRun:
         argv += config.extra
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True, env=env)
+                                     stderr=subprocess.STDOUT, text=True, env=env,
+                                     preexec_fn=_die_with_parent if sys.platform == "linux"
+                                     else None)
         self.lines: list[str] = []
         self.url: str | None = None
         self._ready = threading.Event()
@@ -445,7 +468,7 @@ def count_events(trace: Path, start_ns: int, end_ns: int) -> dict:
 def run_mode(mode: str, config: CompareConfig, workdir: Path,
              say: Callable[[str], None]) -> Row:
     row = Row(mode=mode, idle_asked=config.idle)
-    trace = workdir / f"{mode}.jsonl"
+    trace = workdir / f"{mode}-{config.idle}-idle.jsonl"
     engine = EngineRun(mode, config, trace)
     idle: IdleConnections | None = None
     usage: Usage | None = None
@@ -549,7 +572,7 @@ def compare(config: CompareConfig, say: Callable[[str], None],
                 f"({time.monotonic() - began:.1f} s)")
             rows.append(row)
             if workdir is None:
-                (where / f"{mode}.jsonl").unlink(missing_ok=True)
+                (where / f"{mode}-{config.idle}-idle.jsonl").unlink(missing_ok=True)
     return rows
 
 

@@ -1017,13 +1017,14 @@ class MainWindow(QMainWindow):
             return
         tl = self.timeline
         now = time.monotonic()
-        if tl.live and now < self._view_due.get(view.name, 0.0):
+        streaming = tl.live and self.host is not None  # (a trace or a lesson is drawn whole)
+        if streaming and now < self._view_due.get(view.name, 0.0):
             self._view_owed = True  # drawn when due, even if no new event comes by then
             return
         started = time.perf_counter()
         view.show_state(tl)
         cost = time.perf_counter() - started
-        every = cost / LIVE_DRAW_SHARE if tl.live and cost > FRAME_SECONDS / 2 else 0.0
+        every = cost / LIVE_DRAW_SHARE if streaming and cost > FRAME_SECONDS / 2 else 0.0
         self._view_due[view.name] = now + every
         self._view_every = (view.name, every)
         self._view_owed = False

@@ -14,6 +14,9 @@ in a process of its own, its progress shown as it goes, its picture shown at the
 """
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -28,13 +31,15 @@ from PySide6.QtWidgets import (QComboBox, QGridLayout, QHBoxLayout, QLabel, QLin
 
 from engine.modes import REGISTRY
 
-from .channel import ProcessChannel
 from .host import EngineHost, EngineSettings
 from .model import Timeline
 from .views.io import IoView
 
 WINDOW_S = 2.0  # the numbers are over the last two seconds of each engine's events
 LIVE_DRAW_SHARE = 0.25  # as in the main window: a dear picture is drawn less often
+MOST_IDLE = 20_000  # the idle box's top
+MOST_CLIENTS = 500
+REPO = Path(__file__).resolve().parents[1]
 
 
 def mode_and_trigger(text: str) -> tuple[str, str]:
@@ -50,7 +55,10 @@ class EnginePane(QWidget):
         super().__init__(parent)
         self.spec = spec
         mode, trigger = mode_and_trigger(spec)
-        self.host = EngineHost(EngineSettings(mode=mode, trigger=trigger, idle_timeout=3600))
+        # Idle clients stay an hour, and as many as the window can ask for fit (beyond
+        # the engine's default 10,000, the load itself would be turned away with 503).
+        self.host = EngineHost(EngineSettings(mode=mode, trigger=trigger, idle_timeout=3600,
+                                              max_connections=MOST_IDLE + MOST_CLIENTS + 100))
         self.timeline = Timeline()
         self.view = IoView(self)
         self.title = QLabel(self)
@@ -69,8 +77,13 @@ class EnginePane(QWidget):
         self.most_threads = 0
         self.errors = 0
         self.responses = 0
-        self.idle: ProcessChannel | None = None
+        self.idle: subprocess.Popen | None = None  # ``sockscope idle`` holding this many:
+        self.idle_count = 0
+        self.idle_said = ""  # its last line: held, refused, unanswered
+        self.idle_ready = False
+        self.pending: list[str] | None = None  # a load waiting for the idle clients
         self._due = 0.0
+        self._owed = False
 
     def start(self) -> None:
         self.host.start()
@@ -81,8 +94,10 @@ class EnginePane(QWidget):
     def take(self) -> None:
         """New events: into the timeline, and into the numbers."""
         batch = self.host.drain()
-        if self.idle is not None:
-            self.idle.drain()  # its own events are not the engine's; only its messages count
+        self._read_idle()
+        if self.pending is not None and (not self.idle_count or self.idle_ready):
+            self.host.run_traffic(self.pending)  # the idle clients are all there: now
+            self.pending = None
         if batch:
             self.timeline.add(batch)
             for e in batch:
@@ -103,12 +118,31 @@ class EnginePane(QWidget):
                     self.last_cpu = dict(e.data)
                     self.most_threads = max(self.most_threads, int(e.data.get("threads") or 0))
         now = time.monotonic()
-        if now >= self._due or not batch:
+        self._owed = self._owed or bool(batch)
+        if self._owed and now >= self._due:
             started = time.perf_counter()
             self.view.show_state(self.timeline)
             cost = time.perf_counter() - started
             self._due = now + (cost / LIVE_DRAW_SHARE if cost > 0.016 else 0.0)
+            self._owed = False
         self.numbers.setText(self.describe())
+
+    def _read_idle(self) -> None:
+        """The idle clients' helper's lines: "idle: N held, R refused, U unanswered"."""
+        if self.idle is None or self.idle.stdout is None:
+            return
+        while True:
+            try:
+                line = self.idle.stdout.readline()
+            except (BlockingIOError, TypeError):  # nothing more yet
+                return
+            if not line:
+                if self.idle.poll() is not None and not self.idle_ready:
+                    self.idle_said = self.idle_said or self.tr("idle clients: the helper ended")
+                    self.idle_ready = True  # the load goes on without them
+                return
+            self.idle_said = line.strip()
+            self.idle_ready = True
 
     def rate(self) -> float:
         """Answered requests per second over the last WINDOW_S of this engine's clock."""
@@ -137,21 +171,38 @@ class EnginePane(QWidget):
                 f"{cpu['rss_mb']:,.0f} MB" if cpu.get("rss_mb") is not None else "—"),
             self.tr("open connections {0:,}   errors {1:,}").format(
                 self.timeline.state.open_connections, self.errors)]
+        if self.idle_count:
+            lines.append(self.idle_said if self.idle_ready else
+                         self.tr("opening {0:,} idle connections…").format(self.idle_count))
         return "\n".join(lines)
 
     def run(self, load: list[str], idle: int) -> None:
-        """The load (and ``idle`` silent keep-alive clients, held until the next run)."""
-        self.stop_idle()
-        if idle and self.host.url:
-            self.idle = ProcessChannel(["idle", self.host.url, "--connections", str(idle)],
-                                       "idle")
-        self.host.run_traffic(load)
+        """The load, once ``idle`` silent keep-alive clients are all open and answered
+        (kept from the run before when it asked as many; held until the next run)."""
+        if idle != self.idle_count or (self.idle is not None and self.idle.poll() is not None):
+            self.stop_idle()
+            if idle and self.host.url:
+                self.idle = subprocess.Popen(
+                    [sys.executable, "-m", "engine", "idle", self.host.url, "--connections",
+                     str(idle)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL, text=True)
+                assert self.idle.stdout is not None
+                os.set_blocking(self.idle.stdout.fileno(), False)
+                self.idle_count, self.idle_ready, self.idle_said = idle, False, ""
+        self.pending = load
 
     def stop_idle(self) -> None:
         if self.idle is not None:
-            self.idle.proc.terminate()  # (it reads no commands: SIGTERM lets go of them all)
-            self.idle.stop()
+            self.idle.terminate()  # SIGTERM: it lets go of them all, even while opening
+            try:
+                self.idle.wait(10)
+            except subprocess.TimeoutExpired:
+                self.idle.kill()
+                self.idle.wait(5)
+            if self.idle.stdout is not None:
+                self.idle.stdout.close()
             self.idle = None
+        self.idle_count, self.idle_ready, self.idle_said = 0, False, ""
 
     def stop(self) -> None:
         self.stop_idle()
@@ -269,12 +320,14 @@ class CompareWindow(QWidget):
             return
         out = self._work / "scale.png"
         self.chart_path = None
-        args = ["-m", "visualizer.cli", "compare", "--modes",
-                ",".join(mode_and_trigger(p.spec)[0] for p in self.panes),
+        # (compare runs each mode with its default trigger: epoll and epoll-edge are one)
+        modes = dict.fromkeys(mode_and_trigger(p.spec)[0] for p in self.panes)
+        args = ["-m", "visualizer.cli", "compare", "--modes", ",".join(modes),
                 "--scale", self.points.text().replace(" ", ""), "--png", str(out),
                 "--clients", str(self.clients.value()), "--requests",
                 str(self.requests.value())]
         proc = QProcess(self)
+        proc.setWorkingDirectory(str(REPO))
         proc.setProcessChannelMode(QProcess.ProcessChannelMode.MergedChannels)
         proc.readyReadStandardOutput.connect(
             lambda: self.progress.appendPlainText(
@@ -299,10 +352,14 @@ class CompareWindow(QWidget):
     def closeEvent(self, event) -> None:  # type: ignore[no-untyped-def]  # noqa: N802
         self.timer.stop()
         if self.measuring is not None:
-            self.measuring.kill()
-            self.measuring.waitForFinished(5000)
+            # SIGTERM: compare stops the engine it runs, and exits
+            self.measuring.terminate()
+            if not self.measuring.waitForFinished(30_000):
+                self.measuring.kill()
+                self.measuring.waitForFinished(5000)
         for pane in self.panes:
             pane.stop()
+        shutil.rmtree(self._work, ignore_errors=True)
         super().closeEvent(event)
 
 

@@ -33,6 +33,7 @@ class EngineSettings:
     fault: str | None = None  # in the lab: drop-syn, drop-synack, drop-ack, drop-fin...
     root: str | None = None
     idle_timeout: float | None = None  # None: the engine's own (15 s)
+    max_connections: int | None = None  # None: the engine's own (10,000)
 
     def args(self, port: int) -> list[str]:
         out = ["serve", "--port", str(port), "--mode", self.mode, "--trigger", self.trigger,
@@ -43,6 +44,8 @@ class EngineSettings:
             out += ["--root", self.root]
         if self.idle_timeout is not None:
             out += ["--idle-timeout", str(self.idle_timeout)]
+        if self.max_connections is not None:
+            out += ["--max-connections", str(self.max_connections)]
         if self.lab:
             out.append("--lab")
             if self.fault:

@@ -63,6 +63,10 @@
         <translation>（未启动）</translation>
     </message>
     <message>
+        <source>idle clients: the helper ended</source>
+        <translation>空闲客户端：辅助进程已结束</translation>
+    </message>
+    <message>
         <source>answered: {0:,.0f} req/s   ({1:,} responses)</source>
         <translation>已回答：{0:,.0f} 个请求/秒（共 {1:,} 个响应）</translation>
     </message>
@@ -77,6 +81,10 @@
     <message>
         <source>open connections {0:,}   errors {1:,}</source>
         <translation>打开的连接 {0:,}   错误 {1:,}</translation>
+    </message>
+    <message>
+        <source>opening {0:,} idle connections…</source>
+        <translation>正在打开 {0:,} 个空闲连接…</translation>
     </message>
 </context>
 <context>

@@ -257,3 +257,23 @@ def test_idle_holds_its_connections_and_lets_go(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(15)
+
+
+def test_connections_never_answered_are_counted_once() -> None:
+    """A server that accepts nothing: the kernel completes the handshakes (its accept
+    queue), nobody answers. Each connection is unanswered, once: never also "held", nor
+    "closed by the server" when it goes."""
+    import socket
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        idle = IdleConnections("127.0.0.1", listener.getsockname()[1], 5)
+        try:
+            result = idle.open(0.5)
+            assert (result.held, result.refused, result.unanswered) == (0, 0, 5)
+            assert result.reasons == {"no answer in time": 5}
+            assert len(idle.waiting) == 5 and not idle.socks
+            assert idle.still_open() == 0
+        finally:
+            idle.close()
+        assert not idle.waiting

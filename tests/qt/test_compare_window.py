@@ -46,6 +46,8 @@ def test_the_same_load_reaches_every_engine_and_their_numbers_differ(qtbot, comp
     assert threaded.view.mode == "threaded" and epoll.view.mode == "epoll"
     assert epoll.view.badge == "EDGE" and len(epoll.view.interest) >= 100
     for pane in compare.panes:
+        # the load came once every idle client was open and answered, and they stay
+        assert pane.idle_ready and pane.idle_said.startswith("idle: 100 held, 0 refused")
         assert pane.errors == 0
         text = pane.numbers.text()
         assert f"({pane.responses:,} responses)" in text
@@ -53,7 +55,7 @@ def test_the_same_load_reaches_every_engine_and_their_numbers_differ(qtbot, comp
         assert "p50" in text and "—" not in text.split("\n")[1]  # answer times measured
     compare.grab()
     engines = [p.host.channel.proc for p in compare.panes if p.host.channel]
-    idle = [p.idle.proc for p in compare.panes if p.idle]
+    idle = [p.idle for p in compare.panes if p.idle]
     assert len(engines) == 2 and len(idle) == 2
     compare.close()
     for proc in engines + idle:  # closing the window ends every engine and client it started
