@@ -113,3 +113,32 @@ def test_the_main_window_opens_it_beside_its_own_mode_and_closes_it(qtbot, tmp_p
     assert len(engines) == 2
     window.close()  # the Compare window and its engines end with the main window
     assert not compare.isVisible() and all(proc.poll() is not None for proc in engines)
+
+
+def test_closing_during_a_measurement_leaves_no_engine_behind(qtbot) -> None:  # type: ignore[no-untyped-def]
+    import os
+    import time
+    window = CompareWindow(["threaded", "epoll"])
+    qtbot.addWidget(window)
+    window.show()
+    window.points.setText("3000")
+    window.measure_button.click()
+    measuring = window.measuring
+    assert measuring is not None
+    qtbot.waitUntil(lambda: "serving at" in window.progress.toPlainText(), timeout=60_000)
+    pid = measuring.processId()
+
+    def children(p: int) -> list[int]:
+        out: list[int] = []
+        for task in os.listdir(f"/proc/{p}/task"):
+            with open(f"/proc/{p}/task/{task}/children") as f:
+                out += [int(c) for c in f.read().split()]
+        return out
+
+    engines = children(pid)
+    assert engines, "compare started no engine"
+    window.close()  # mid-measurement: compare is stopped, and so is its engine
+    deadline = time.monotonic() + 20
+    while any(os.path.exists(f"/proc/{e}") for e in engines) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(os.path.exists(f"/proc/{e}") for e in engines)
