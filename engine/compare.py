@@ -45,6 +45,7 @@ from typing import Callable, TextIO
 import orjson
 
 from .clients import LoadConfig, _ResponseReader, run_load
+from .lifetime import die_with_parent
 from .limits import SPARE_FDS, raise_open_files
 
 # The event kinds that are one syscall each ("interest" only where the interest list
@@ -372,17 +373,6 @@ class IdleConnections:
 
 
 # ------------------------------------------------------------------ one mode
-def _die_with_parent() -> None:
-    """Linux: the engine gets SIGTERM if compare itself dies (SIGKILL included), never
-    left serving on its own."""
-    import ctypes
-    import signal
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
 class EngineRun:
     """One engine in its own process, recording to a trace file."""
 
@@ -400,8 +390,7 @@ class EngineRun:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True, env=env,
-                                     preexec_fn=_die_with_parent if sys.platform == "linux"
-                                     else None)
+                                     preexec_fn=die_with_parent)
         self.lines: list[str] = []
         self.url: str | None = None
         self._ready = threading.Event()

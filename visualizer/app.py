@@ -39,6 +39,7 @@ from .host import EngineHost, EngineSettings
 from .model import Timeline, open_trace
 from .model.state import check_badge
 from .presentation import Presentation
+from .qtapp import application, quit_on_signals
 from .timeslider import TimelineSlider
 from .lessons import LANGS, LessonError, Prepared, all_lessons, prepare
 from .views import View, style, view_classes
@@ -1081,9 +1082,10 @@ def dispose(window: QMainWindow) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app = application()
     window = MainWindow()
     window.show()
+    quit_on_signals(app, window)
     code = app.exec()
     dispose(window)
     return code
@@ -1108,7 +1110,7 @@ def lesson(name: str, step: int | None = None, lang: str | None = None,
         print(f"sockscope lesson: no lesson named {name!r} (sockscope lessons lists them)",
               file=sys.stderr)
         return 2
-    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app = application()
     with tempfile.TemporaryDirectory(prefix="sockscope-lesson-") as tmp:
         try:
             prepared = prepare(lessons[name], Path(workdir or tmp))
@@ -1226,7 +1228,7 @@ def _window_settings(name: str, scratch: Path | None) -> QSettings:
 def replay(path: str, seek: int | None = None, screenshot: str | None = None,
            view: str | None = None) -> int:
     """``sockscope replay``: open a trace; with --screenshot, write the picture and exit."""
-    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app = application()
     try:
         timeline, _, problems = open_trace(path)
     except (OSError, TraceError) as exc:

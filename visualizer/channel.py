@@ -19,6 +19,7 @@ from pathlib import Path
 import orjson
 
 from engine.events import Event
+from engine.lifetime import die_with_parent
 from engine.trace import FORMAT
 
 REPO = Path(__file__).resolve().parents[1]
@@ -33,7 +34,9 @@ class ProcessChannel:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self.proc = subprocess.Popen([sys.executable, "-m", "engine", *args], cwd=REPO,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, env=env)
+                                     stderr=subprocess.PIPE, env=env,
+                                     preexec_fn=die_with_parent if os.name == "posix"
+                                     else None)  # the window killed: its engine ends too
         self.events: deque[Event] = deque()
         self.messages: deque[str] = deque(maxlen=200)
         self.header: dict | None = None

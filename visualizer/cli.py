@@ -1,5 +1,6 @@
 """The ``sockscope`` command: the window with no subcommand, ``replay`` for a
-trace, and every engine subcommand (serve, load, export, import) as is.
+trace, the lessons, and every engine subcommand (serve, load, compare, idle, export,
+import) as is.
 Qt is imported only when a window is made, so ``serve`` and ``load`` stay
 headless."""
 from __future__ import annotations
@@ -9,8 +10,41 @@ import os
 import sys
 
 
+WINDOW_COMMANDS = """\
+window commands (each has its own --help):
+  (none), window     the window, with its server on the default site
+  lessons            list the built-in lessons
+  lesson NAME        record a lesson and open it (--screenshot, --gif, --notes: no window)
+  replay TRACE       open a recorded trace (--screenshot: no window)
+  compare --window   the modes side by side, live"""
+
+
+def no_display() -> str | None:
+    """Why a window cannot open here (a Linux session without X or Wayland, and no Qt
+    platform chosen), or None. Qt itself would abort the process (exit 134)."""
+    if not sys.platform.startswith("linux") or os.environ.get("QT_QPA_PLATFORM") \
+            or os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
+        return None
+    return ("sockscope: there is no display to open the window on (DISPLAY and "
+            "WAYLAND_DISPLAY are unset). Run the server without a window: "
+            "'sockscope serve'; or draw offscreen: QT_QPA_PLATFORM=offscreen "
+            "(pictures: 'sockscope lesson NAME --screenshot OUT.png').")
+
+
+def _window_or_say(problem: str | None) -> bool:
+    if problem:
+        print(problem, file=sys.stderr)
+        return False
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("-h", "--help"):
+        from engine.cli import build_parser
+        print(build_parser().format_help())
+        print(WINDOW_COMMANDS)
+        return 0
     if argv and argv[0] == "replay":
         parser = argparse.ArgumentParser(prog="sockscope replay",
                                          description="Open a recorded trace in the window.")
@@ -23,9 +57,16 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv[1:])
         if args.screenshot and "QT_QPA_PLATFORM" not in os.environ and not os.environ.get("DISPLAY"):
             os.environ["QT_QPA_PLATFORM"] = "offscreen"  # a picture needs no screen
+        if not _window_or_say(no_display()):
+            return 1
         from .app import replay
         return replay(args.trace, seek=args.seek, screenshot=args.screenshot, view=args.view)
     if argv and argv[0] == "lessons":
+        argparse.ArgumentParser(
+            prog="sockscope lessons",
+            description="List the built-in lessons, in the lecture's order: name, section of "
+                        "the lecture, title and what it teaches. 'sockscope lesson NAME' "
+                        "records one and opens it.").parse_args(argv[1:])
         from .lessons import all_lessons
         for lesson in all_lessons().values():
             print(f"{lesson.name:14} {lesson.section:9} {lesson.title['en']}: "
@@ -70,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
         if (args.screenshot or args.gif) and "QT_QPA_PLATFORM" not in os.environ \
                 and not os.environ.get("DISPLAY"):
             os.environ["QT_QPA_PLATFORM"] = "offscreen"
+        if not _window_or_say(no_display()):
+            return 1
         from .app import lesson
         return lesson(args.name, step=args.step, lang=args.lang, screenshot=args.screenshot,
                       present=args.present, question=args.question, gif=args.gif,
@@ -79,12 +122,16 @@ def main(argv: list[str] | None = None) -> int:
         from engine.cli import build_parser, cmd_compare
         args = build_parser().parse_args(argv)
         if args.window:  # the modes side by side, live
+            if not _window_or_say(no_display()):
+                return 1
             from .compare_window import main as compare_window
             return compare_window([m.strip() for m in args.modes.split(",") if m.strip()])
 
         from .compare_chart import draw
         return cmd_compare(args, draw)
     if not argv or argv[0] in ("app", "window"):
+        if not _window_or_say(no_display()):
+            return 1
         from .app import main as app_main
         return app_main()
     from engine.cli import main as engine_main

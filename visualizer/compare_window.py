@@ -365,10 +365,10 @@ class CompareWindow(QWidget):
 
 def main(specs: list[str]) -> int:
     from PySide6.QtCore import QLocale
-    from PySide6.QtWidgets import QApplication
 
     from . import i18n
-    app = QApplication.instance() or QApplication(sys.argv[:1])
+    from .qtapp import application, quit_on_signals
+    app = application()
     lang = QSettings("SockScope", "SockScope").value("language")
     if lang not in ("en", "zh_CN"):
         lang = "zh_CN" if QLocale.system().name().startswith("zh") else "en"
@@ -379,6 +379,7 @@ def main(specs: list[str]) -> int:
         print(f"sockscope compare: {exc}", file=sys.stderr)
         return 2
     window.show()
+    quit_on_signals(app, window)
     code = app.exec()
     window.close()
     return code
