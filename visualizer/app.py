@@ -243,6 +243,9 @@ class MainWindow(QMainWindow):
         self.pause_box.setValue(1)
         self.pause_box.setPrefix(self.tr("sweep pause "))
         self.pause_box.setSuffix(" ms")
+        # Only the non-blocking loop sweeps: elsewhere the box would change nothing.
+        self.mode_box.currentIndexChanged.connect(self._sweep_applies)
+        self._sweep_applies()
         lab_ok, lab_reason = self._lab_status = lab_available()
         self.lab_box = QCheckBox(self.tr("Lab"))
         self.lab_box.setEnabled(lab_ok)
@@ -773,6 +776,7 @@ class MainWindow(QMainWindow):
         self._mode_tips()
         self.backlog_box.setPrefix(self.tr("backlog "))
         self.pause_box.setPrefix(self.tr("sweep pause "))
+        self._sweep_applies()
         lab_ok, lab_reason = self._lab_status
         self.lab_box.setText(self.tr("Lab"))
         self.lab_box.setToolTip(
@@ -995,6 +999,15 @@ class MainWindow(QMainWindow):
         self._draw_view()
         self.presentation.refresh(tl)  # a presented pair's second view
         self._update_status()
+
+    def _sweep_applies(self) -> None:
+        sweeps = MODES[self.mode_box.currentIndex()][1] == "nonblocking"
+        self.pause_box.setEnabled(sweeps)
+        self.pause_box.setToolTip(
+            self.tr("The non-blocking loop's pause between sweeps over its sockets (0: a busy "
+                    "loop)") if sweeps else
+            self.tr("Only the non-blocking mode sweeps its sockets; this mode waits in the "
+                    "kernel instead"))
 
     def open_compare(self) -> None:
         """The Compare window: this window's mode beside epoll (or threaded beside epoll),

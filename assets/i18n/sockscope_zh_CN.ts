@@ -1458,6 +1458,14 @@
         <translation>录制时使用：{0}</translation>
     </message>
     <message>
+        <source>The non-blocking loop&apos;s pause between sweeps over its sockets (0: a busy loop)</source>
+        <translation>非阻塞循环在两次遍历套接字之间的停顿（0：忙等循环）</translation>
+    </message>
+    <message>
+        <source>Only the non-blocking mode sweeps its sockets; this mode waits in the kernel instead</source>
+        <translation>只有非阻塞模式会遍历它的套接字；这个模式改为在内核里等待</translation>
+    </message>
+    <message>
         <source>mode: {0}   URL: {1}   open connections: {2}   events/s: {3:.0f}   dropped: {4}</source>
         <translation>模式：{0}   URL：{1}   打开的连接：{2}   事件/秒：{3:.0f}   丢弃：{4}</translation>
     </message>

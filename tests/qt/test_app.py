@@ -340,3 +340,19 @@ def test_the_mode_list_is_the_engine_registry(qtbot, tmp_path: Path, monkeypatch
     assert w._saved_engine_settings().mode == "epoll"  # the default stands in
     assert w.mode_box.model().item(w._mode_index("single")).isEnabled()
     w.close()
+
+
+def test_the_sweep_pause_is_editable_only_where_a_loop_sweeps(qtbot, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from PySide6.QtCore import QSettings
+
+    from visualizer.app import MODES, MainWindow
+    window = MainWindow(engine=False, settings=QSettings(str(tmp_path / "s.ini"),
+                                                         QSettings.Format.IniFormat))
+    qtbot.addWidget(window)
+    for i, (_, mode, _) in enumerate(MODES):
+        if not window.mode_box.model().item(i).isEnabled():
+            continue
+        window.mode_box.setCurrentIndex(i)
+        box = window.pause_box  # (its own state: a window without an engine greys its bar)
+        assert box.isEnabledTo(box.parentWidget()) == (mode == "nonblocking"), mode
+        assert ("busy" in window.pause_box.toolTip()) == (mode == "nonblocking")
