@@ -996,6 +996,10 @@ class MainWindow(QMainWindow):
                     item.setToolTip(c.id)
         if not tl.live and self.table_model.rows:
             self.table.selectRow(self.table_model.row_of(tl.cursor))
+        elif tl.live and self.table_model.rows:
+            # Live, the event log follows the newest rows, as the views follow the newest
+            # event; stepping or replaying, it shows the cursor's row instead (above).
+            self.table.scrollToBottom()
         self._draw_view()
         self.presentation.refresh(tl)  # a presented pair's second view
         self._update_status()

@@ -356,3 +356,14 @@ def test_the_sweep_pause_is_editable_only_where_a_loop_sweeps(qtbot, tmp_path) -
         box = window.pause_box  # (its own state: a window without an engine greys its bar)
         assert box.isEnabledTo(box.parentWidget()) == (mode == "nonblocking"), mode
         assert ("busy" in window.pause_box.toolTip()) == (mode == "nonblocking")
+
+
+def test_live_the_event_log_follows_the_newest_rows(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    window.count_box.setValue(4)
+    for _ in range(3):  # far more rows than the log shows at once
+        window.traffic_buttons["Keep-alive"].click()
+    qtbot.waitUntil(lambda: responses(window) >= 30, timeout=20_000)
+    qtbot.wait(200)  # a frame or two after the last batch
+    bar = window.table.verticalScrollBar()
+    assert window.timeline.live and bar.maximum() > 0
+    assert bar.value() == bar.maximum()  # the newest row is in sight
