@@ -31,26 +31,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-HOLDER = textwrap.dedent("""
-    import sys, time
-    from engine.compare import IdleConnections
-    from engine.limits import raise_open_files
-    host, port, count, hold = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
-    raise_open_files(count + 64)
-    idle = IdleConnections(host, port, count)
-    r = idle.open(60)
-    print(f"held {r.held} refused {r.refused} unanswered {r.unanswered}", flush=True)
-    time.sleep(hold)
-    print(f"still open {idle.still_open()}", flush=True)
-    idle.close()
-""")
 
 
 def _quantiles(values: list[float]) -> tuple[float, float]:
@@ -76,7 +62,6 @@ def bench_view(view: str, idle: int, seconds: float, shots: Path | None) -> dict
     url = window.host.url if window.host else None
     if not url:
         raise SystemExit("the window's engine did not start")
-    host, port = url.split("//")[1].rstrip("/").rsplit(":", 1)
     phase = ["starting"]
     frames: dict[str, list[float]] = {"opening": [], "holding": []}
     work: dict[str, list[float]] = {"opening": [], "holding": []}
@@ -105,8 +90,9 @@ def bench_view(view: str, idle: int, seconds: float, shots: Path | None) -> dict
     window.drain_timer.timeout.disconnect()
     window.drain_timer.timeout.connect(timed)
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, host, port, str(idle),
-                               str(seconds)], stdout=subprocess.PIPE, text=True, env=env)
+    holder = subprocess.Popen([sys.executable, "-m", "engine", "idle", url, "--connections",
+                               str(idle), "--seconds", str(seconds)], stdout=subprocess.PIPE,
+                              text=True, env=env)
     phase[0] = "opening"
     said: list[str] = []
     load: subprocess.Popen | None = None

@@ -43,6 +43,7 @@ from .qtapp import application, quit_on_signals
 from .timeslider import TimelineSlider
 from .lessons import LANGS, LessonError, Prepared, all_lessons, prepare
 from .views import View, style, view_classes
+from .views.base import redraw_after
 
 # The labels below are English keys (settings and tests use them); the window shows
 # them translated, in its context ("MainWindow"): QT_TRANSLATE_NOOP marks them for lupdate.
@@ -59,9 +60,6 @@ MODE_WORDS = (QT_TRANSLATE_NOOP("MainWindow", "one client at a time"),
               QT_TRANSLATE_NOOP("MainWindow", "epoll (edge)"),
               QT_TRANSLATE_NOOP("MainWindow", "selectors"),
               QT_TRANSLATE_NOOP("MainWindow", "asyncio"))
-FRAME_SECONDS = 0.033  # the drain timer's period: 30 frames a second
-LIVE_DRAW_SHARE = 0.25  # live, a dear view may take this share of the window's time
-
 MODES = [(f"{REGISTRY[m].label} ({t})" if len(REGISTRY[m].triggers) > 1 else REGISTRY[m].label,
           m, t) for m, t in mode_variants()]
 SPEEDS = [("0.01x", 0.01), ("0.1x", 0.1), ("0.5x", 0.5), ("1x", 1.0), ("2x", 2.0),
@@ -1042,7 +1040,7 @@ class MainWindow(QMainWindow):
         started = time.perf_counter()
         view.show_state(tl)
         cost = time.perf_counter() - started
-        every = cost / LIVE_DRAW_SHARE if streaming and cost > FRAME_SECONDS / 2 else 0.0
+        every = redraw_after(cost) if streaming else 0.0
         self._view_due[view.name] = now + every
         self._view_every = (view.name, every)
         self._view_owed = False

@@ -33,10 +33,10 @@ from engine.modes import REGISTRY
 
 from .host import EngineHost, EngineSettings
 from .model import Timeline
+from .views.base import redraw_after
 from .views.io import IoView
 
 WINDOW_S = 2.0  # the numbers are over the last two seconds of each engine's events
-LIVE_DRAW_SHARE = 0.25  # as in the main window: a dear picture is drawn less often
 MOST_IDLE = 20_000  # the idle box's top
 MOST_CLIENTS = 500
 REPO = Path(__file__).resolve().parents[1]
@@ -123,7 +123,7 @@ class EnginePane(QWidget):
             started = time.perf_counter()
             self.view.show_state(self.timeline)
             cost = time.perf_counter() - started
-            self._due = now + (cost / LIVE_DRAW_SHARE if cost > 0.016 else 0.0)
+            self._due = now + redraw_after(cost)  # as in the main window
             self._owed = False
         self.numbers.setText(self.describe())
 

@@ -21,7 +21,7 @@ from ..model import EventLog
 from .base import Engine, Lesson, LessonError, Step, Text
 from .kernel import _free_port, _merge
 from .models import _epoll_needs
-from .scan import _runs
+from .scan import _interest_at, _runs
 
 IDLE = 10_000
 RUNS = ("threaded", "select", "poll", "epoll")
@@ -141,14 +141,6 @@ def _served_wait(log: EventLog, span: tuple[int, int]) -> int | None:
     return None
 
 
-def _interest(log: EventLog, span: tuple[int, int], at: int) -> int:
-    n = 0
-    for i in log.indices(kinds=["epoll_ctl"], src="server", start=span[0], stop=at):
-        op = log[int(i)].data.get("op")
-        n += 1 if op == "ADD" else -1 if op == "DEL" else 0
-    return n
-
-
 def _check(log: EventLog) -> None:
     runs = _runs(log)
     if set(runs) != set(RUNS):
@@ -172,7 +164,7 @@ def _check(log: EventLog) -> None:
     if widest is None or int(log[widest].data.get("fds") or 0) < IDLE:
         raise LessonError("c10k: poll() was never handed every client's fd at once")
     served = _served_wait(log, runs["epoll"])
-    if served is None or _interest(log, runs["epoll"], served) < IDLE:
+    if served is None or _interest_at(log, [served], runs["epoll"])[served] < IDLE:
         raise LessonError("c10k: epoll_wait never reported a ready fd with every client on "
                           "its interest list")
 
@@ -193,7 +185,7 @@ def _steps(log: EventLog) -> list[Step]:
     p_fds = int(log[widest].data.get("fds") or 0) if widest is not None else 0
     p_ready = len(log[widest].data.get("ready") or ()) if widest is not None else 0
     served = _served_wait(log, runs["epoll"])
-    e_interest = _interest(log, runs["epoll"], served) if served is not None else 0
+    e_interest = _interest_at(log, [served], runs["epoll"])[served] if served is not None else 0
     e_ready = len(log[served].data.get("ready") or ()) if served is not None else 0
 
     threaded: Text = {

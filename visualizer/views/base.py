@@ -26,6 +26,17 @@ from PySide6.QtWidgets import QWidget
 from ..model import Timeline
 
 
+FRAME_SECONDS = 0.033  # a live window's frame: 30 a second
+LIVE_DRAW_SHARE = 0.25  # live, a dear view may take this share of the window's time
+
+
+def redraw_after(cost: float) -> float:
+    """Live, how long to wait before drawing again a view that just took ``cost`` seconds:
+    none within half a frame; beyond, four times its cost, so that the window keeps its
+    frame rate (it may sample what it draws, never what it records)."""
+    return cost / LIVE_DRAW_SHARE if cost > FRAME_SECONDS / 2 else 0.0
+
+
 class View(QWidget):
     name: ClassVar[str] = ""  # for ``sockscope replay --view NAME``
     # the tab's label: marked with QT_TRANSLATE_NOOP("View", ...), translated by the window
