@@ -43,6 +43,10 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
                    help="set SO_REUSEADDR on the listening socket (default: on)")
     p.add_argument("--sweep-pause", type=float, default=0.0, metavar="SECONDS",
                    help="nonblocking mode: pause between sweeps (default 0: busy loop)")
+    p.add_argument("--every-sweep", action="store_true",
+                   help="nonblocking mode: record every sweep's tries, idle ones too (by "
+                        "default idle sweeps in a row are one poll_sweep event with sweeps=N, "
+                        "at least every 0.1 s)")
     p.add_argument("--header-timeout", type=float, default=10.0, metavar="SECONDS",
                    help="close a client whose request head is not complete by then (default 10)")
     p.add_argument("--idle-timeout", type=float, default=15.0, metavar="SECONDS",
@@ -213,7 +217,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     config = ServerConfig(mode=args.mode, trigger=args.trigger, host=args.host, port=args.port,
                           root=str(args.root) if args.root else None, policy=args.policy,
                           backlog=args.backlog, reuseaddr=args.reuseaddr,
-                          sweep_pause=args.sweep_pause, header_timeout=args.header_timeout,
+                          sweep_pause=args.sweep_pause, every_sweep=args.every_sweep,
+                          header_timeout=args.header_timeout,
                           idle_timeout=args.idle_timeout, send_timeout=args.send_timeout,
                           max_connections=args.max_connections,
                           no_drain=args.no_drain, never_close=args.never_close,

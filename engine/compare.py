@@ -448,6 +448,8 @@ def count_events(trace: Path, start_ns: int, end_ns: int) -> dict:
             events += 1
             if kind in SYSCALL_KINDS or (kind == "interest" and e.get("call") in KERNEL_INTEREST):
                 syscalls += 1
+            if kind == "poll_sweep" and e.get("sweeps"):  # idle sweeps, their EAGAINs summed
+                syscalls += int(e.get("eagain", 0))
             if kind == "wait" and e.get("call") in ("select", "poll") and e.get("fds"):
                 scanned += int(e["fds"])
     return {"syscalls": syscalls, "scanned": scanned, "events": events, "dropped": dropped,

@@ -28,6 +28,9 @@ KINDS: dict[str, tuple[str, ...]] = {
     "close": ("reason",),
     "epoll_ctl": ("op", "mask"),
     "epoll_wait": ("timeout", "ready"),
+    # Idle sweeps in a row (nothing but EAGAIN) are one event: sweeps (how many; absent:
+    # one sweep, its EAGAIN events recorded one by one) and since_ns (the first one's
+    # start); tries and eagain are their sums, the event is dated at the last one's end.
     "poll_sweep": ("sockets", "tries", "eagain", "useful"),
     "thread_start": ("name",),
     "thread_exit": ("name",),
@@ -181,7 +184,8 @@ FIELD_TYPES: dict[str, tuple[tuple[str, frozenset, Any, Any, str], ...]] = {
     "epoll_ctl": _spec(op=(_NSTR,), mask=(frozenset((str, int)),)),
     "epoll_wait": _spec(timeout=(_NNUM, -1, _I64)),  # ready: checked (and made pairs) apart
     "poll_sweep": _spec(sockets=(_INT, 0, _I64), tries=(_INT, 0, _I64),
-                        eagain=(_INT, 0, _I64), useful=(_INT, 0, _I64)),
+                        eagain=(_INT, 0, _I64), useful=(_INT, 0, _I64),
+                        sweeps=(_NINT, 1, _I64), since_ns=(_NINT, 0, _I64)),
     "thread_start": _spec(name=(_NSTR,)),
     "thread_exit": _spec(name=(_NSTR,)),
     "fork": _spec(child=(_INT, 0, _I64), pid=(_NINT, 0, _I64)),

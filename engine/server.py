@@ -47,6 +47,7 @@ class ServerConfig:
     backlog: int = 4096
     reuseaddr: bool = True
     sweep_pause: float = 0.0  # nonblocking mode: seconds between sweeps (0 = busy loop)
+    every_sweep: bool = False  # nonblocking mode: idle sweeps recorded one by one, not coalesced
     header_timeout: float = 10.0
     idle_timeout: float = 15.0
     send_timeout: float = 60.0

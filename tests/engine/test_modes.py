@@ -327,13 +327,52 @@ def test_edge_triggered_reads_until_eagain() -> None:
 
 
 def test_nonblocking_sweeps_count_wasted_tries() -> None:
-    with running_server("nonblocking", sweep_pause=0.002) as (server, sink):
+    """--every-sweep: one poll_sweep per sweep, each idle one with its EAGAIN events."""
+    with running_server("nonblocking", sweep_pause=0.002, every_sweep=True) as (server, sink):
         with socket.create_connection(server.address[:2], timeout=5):
             time.sleep(0.2)  # an idle connection: every sweep asks it in vain
     sweeps = sink.of_kind("poll_sweep")
-    assert len(sweeps) >= 20
+    assert len(sweeps) >= 20 and not any("sweeps" in s.data for s in sweeps)
     idle = [s for s in sweeps if s.data["sockets"] == 2]
     assert idle and all(s.data["eagain"] >= 2 and s.data["useful"] == 0 for s in idle[1:-1])
+    assert len(sink.of_kind("eagain")) >= sum(s.data["eagain"] for s in sweeps) - 2
+
+
+def test_idle_sweeps_in_a_row_are_one_event_and_the_busy_ones_keep_every_try() -> None:
+    """By default an idle stretch is one poll_sweep with sweeps=N (at least every 0.1 s),
+    its EAGAINs counted, not listed; a sweep that does something keeps its EAGAIN events,
+    in order before what it did, and the sums say every try."""
+    with running_server("nonblocking", sweep_pause=0.0005) as (server, sink):
+        with socket.create_connection(server.address[:2], timeout=5) as c:
+            time.sleep(0.35)  # idle: the connection and the listener asked in vain
+            c.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            assert read_to_eof(c).startswith(b"HTTP/1.1 200")
+            time.sleep(0.25)
+        assert sink.wait_for(lambda evs: any(closes_socket(e) for e in evs), 5)
+    events = [e for e in sink.events if e.src == "server"]
+    sweeps = [e for e in events if e.kind == "poll_sweep"]
+    folded = [e for e in sweeps if "sweeps" in e.data]
+    total = sum(e.data.get("sweeps", 1) for e in sweeps)
+    assert total >= 150 and len(sweeps) < total / 10, (total, len(sweeps))
+    idle_two = [e for e in folded if e.data["sockets"] == 2]
+    assert len(idle_two) >= 3  # 0.6 s idle with the connection open: said every 0.1 s
+    for e in folded:
+        d = e.data
+        assert d["useful"] == 0 and d["eagain"] == d["tries"] >= d["sweeps"]
+        assert d["since_ns"] < e.t_ns and e.t_ns - d["since_ns"] < 200_000_000
+    for e in idle_two[1:-1]:
+        assert e.data["eagain"] == 2 * e.data["sweeps"]  # the listener and the connection
+    # The server's events are in time order: what was held went out before what followed.
+    times = [e.t_ns for e in events]
+    assert times == sorted(times)
+    # The useful sweep that read the request kept its own EAGAIN (the listener's accept).
+    recv = next(e for e in events if e.kind == "recv" and e.data["bytes"] > 0)
+    k = events.index(recv)
+    before = events[max(0, k - 3):k]
+    assert any(e.kind == "eagain" and e.data["op"] == "accept" for e in before), before
+    # Every EAGAIN of a sweep that was not folded is an event of its own.
+    listed = sum(1 for e in events if e.kind == "eagain")
+    assert listed == sum(e.data["eagain"] for e in sweeps if "sweeps" not in e.data) > 0
 
 
 def test_threaded_mode_joins_its_threads_on_stop() -> None:

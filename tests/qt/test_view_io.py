@@ -262,7 +262,7 @@ def test_nonblocking_sweep_and_totals(view: IoView) -> None:
     assert view.totals == {"sweeps": 2, "tries": 6, "eagain": 3, "useful": 3}
     assert view.wasted_percent == 50.0
     assert view.ratio_text == "1.0 wasted tries for every useful one"
-    assert view.history == [(1, 0), (2, 3)]
+    assert view.history == [(1, 0, 1), (2, 3, 1)]  # EAGAIN per sweep, useful, sweeps
     # The next sweep, in progress: tried so far, and the rest not yet.
     show(view, tl, at["next_accept"])
     assert not view.sweep_complete and view.sweep_number == 3
@@ -409,7 +409,8 @@ def test_live_threaded(view: IoView, tmp_path: Path) -> None:
 
 
 def test_live_nonblocking(view: IoView, tmp_path: Path) -> None:
-    tl = record(tmp_path, "nonblocking", "--sweep-pause", "0.001")
+    tl = record(tmp_path, "nonblocking", "--sweep-pause", "0.001",
+                load="--clients 2 --requests 2 --think 150")  # idle stretches, sockets open
     sweeps = server_events(tl, "poll_sweep")
     assert len(sweeps) > 3
     for i in (sweeps[len(sweeps) // 2], sweeps[-1]):
@@ -417,12 +418,26 @@ def test_live_nonblocking(view: IoView, tmp_path: Path) -> None:
         data = [tl.log[j].data for j in sweeps if j <= i]
         eagain = sum(d["eagain"] for d in data)
         useful = sum(d["useful"] for d in data)
-        assert view.totals == {"sweeps": len(data), "tries": sum(d["tries"] for d in data),
+        assert view.totals == {"sweeps": sum(d.get("sweeps", 1) for d in data),
+                               "tries": sum(d["tries"] for d in data),
                                "eagain": eagain, "useful": useful}
         assert view.wasted_percent == pytest.approx(100 * eagain / (eagain + useful))
         assert view.sweep_complete and view.sweep[0].role == "listen"
         tried = [c for c in view.sweep if c.outcome != "untried"]
         assert len(tried) <= tl.log[i].data["tries"]
+    # An idle stretch, folded into one event: every socket open then, every try EAGAIN.
+    folded = [j for j in sweeps if tl.log[j].data.get("sweeps", 1) > 1]
+    assert folded, "an idle non-blocking engine folds its idle sweeps"
+    j = max(folded, key=lambda k: tl.log[k].data["sockets"])
+    assert tl.log[j].data["sockets"] == 3  # the listener and both clients, thinking
+    show(view, tl, j)
+    n = tl.log[j].data["sweeps"]
+    assert view.idle_run is not None and view.idle_run[0] == n
+    assert view.sweep and {c.outcome for c in view.sweep} == {"eagain"}
+    assert len(view.sweep) == tl.log[j].data["sockets"]  # the listener and each connection
+    assert view.sweep_number == view.totals["sweeps"]
+    assert view.history[-1][2] == n and view.history[-1][0] == pytest.approx(
+        tl.log[j].data["eagain"] / n)
 
 
 def test_far_jump_into_a_long_sweep_keeps_counting_until_whole(view: IoView, qtbot) -> None:  # type: ignore[no-untyped-def]

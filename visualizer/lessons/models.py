@@ -190,7 +190,10 @@ CPU_MEDIAN = 30.0
 
 
 def _nonblocking_record(workdir: Path) -> Path:
+    # Every sweep, idle ones too: the lesson shows each try (the live window's engine
+    # folds idle sweeps in a row into one event).
     return serve(workdir, "nonblocking", "--mode", "nonblocking", "--sweep-pause", "0",
+                 "--every-sweep",
                  "--cpu-interval", "0.02",
                  load="--clients 4 --requests 2 --together --think 50")
 
@@ -198,12 +201,13 @@ def _nonblocking_record(workdir: Path) -> Path:
 def _sweep_totals(log: EventLog) -> tuple[int, int, int]:
     """(sweeps, EAGAIN tries, useful tries) of the whole run, from the poll_sweep events."""
     idx = log.indices(kinds=["poll_sweep"], src="server")
-    eagain = useful = 0
+    sweeps = eagain = useful = 0
     for i in idx.tolist():
         d = log[i].data
+        sweeps += int(d.get("sweeps", 1))  # idle sweeps in a row are one event
         eagain += int(d.get("eagain", 0))
         useful += int(d.get("useful", 0))
-    return len(idx), eagain, useful
+    return sweeps, eagain, useful
 
 
 def _cpu(log: EventLog) -> list[float]:
@@ -297,7 +301,7 @@ def _nonblocking_steps(log: EventLog) -> list[Step]:
                        "不暂停，这次运行也不暂停。每一轮都对监听套接字试一次 "
                        "accept()，对每个连接试一次 recv()，不管它有没有数据。"},
              lambda log: find(log, "poll_sweep", src="server"), "io",
-             footnote="sockscope serve --mode nonblocking --sweep-pause 0"),
+             footnote="sockscope serve --mode nonblocking --sweep-pause 0 --every-sweep"),
         Step({"en": "A useful try: accept() found clients waiting. Every sweep before it asked "
                     "too and got EAGAIN: nobody was there yet. The new sockets are tried at once: "
                     "recv() says EAGAIN, their clients have sent nothing. In Python, EAGAIN is "

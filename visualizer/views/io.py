@@ -125,7 +125,7 @@ class IoView(View):
         self._listen_cache: tuple[Any, int, int] | None = None  # (log ref, index, fd)
         self._sweeps = EventSeries(["poll_sweep"], value=lambda e: (
             float(e.data.get("tries", 0)), float(e.data.get("eagain", 0)),
-            float(e.data.get("useful", 0))), width=3)
+            float(e.data.get("useful", 0)), float(e.data.get("sweeps", 1))), width=4)
         self._hits: list[tuple[QRectF, str]] = []
         self._catch_up = QTimer(self)
         self._catch_up.setSingleShot(True)
@@ -160,7 +160,10 @@ class IoView(View):
         self.sweep_number = 0
         self.totals = {"sweeps": 0, "tries": 0, "eagain": 0, "useful": 0}
         self.wasted_percent: float | None = None
-        self.history: list[tuple[int, int]] = []  # (eagain, useful) of the latest sweeps
+        # (EAGAIN tries per sweep, useful tries, sweeps) of the latest sweep events: idle
+        # sweeps in a row are one event (sweeps > 1)
+        self.history: list[tuple[float, int, int]] = []
+        self.idle_run: tuple[int, float] | None = None  # the idle sweeps at the cursor: n, ms
         self.ratio_text = ""
         self.note = ""
 
@@ -705,11 +708,12 @@ class IoView(View):
     def _nonblocking(self, state: Any, log: Any, cursor: int) -> None:
         series = self._sweeps.update(log, cursor + 1)
         k = series.count(cursor)
-        sums = series.v[:k].sum(axis=0) if k else np.zeros(3)
-        self.totals = {"sweeps": k, "tries": int(sums[0]), "eagain": int(sums[1]),
+        sums = series.v[:k].sum(axis=0) if k else np.zeros(4)
+        swept = int(sums[3])  # idle sweeps in a row are one event: their count, summed
+        self.totals = {"sweeps": swept, "tries": int(sums[0]), "eagain": int(sums[1]),
                        "useful": int(sums[2])}
         if not series.complete:
-            self.note = self.tr("(still counting: {0} sweeps read so far)").format(k)
+            self.note = self.tr("(still counting: {0} sweeps read so far)").format(swept)
         tried = self.totals["eagain"] + self.totals["useful"]
         if tried:
             self.wasted_percent = 100.0 * self.totals["eagain"] / tried
@@ -720,9 +724,10 @@ class IoView(View):
                                                       "one").format(ratio)
             else:
                 self.ratio_text = self.tr("no useful try yet")
-        self.sweep_number = k
+        self.sweep_number = swept
+        self.idle_run = None
         recent = series.v[max(0, k - HISTORY):k]
-        self.history = [(int(e), int(u)) for _, e, u in recent.tolist()]
+        self.history = [(e / max(1.0, n), int(u), int(n)) for _, e, u, n in recent.tolist()]
         # The sweep at the cursor: in progress after the last poll_sweep, or the one it closed.
         p = int(series.idx[k - 1]) if k else -1
         src_code = log.sources.codes.get("server")
@@ -738,11 +743,18 @@ class IoView(View):
         kinds, fdcol = tries(p + 1, cursor + 1)
         if len(kinds):
             self.sweep_complete = False
-            self.sweep_number = k + 1
+            self.sweep_number = swept + 1
         elif k:
             self.sweep_complete = True
-            prev = int(series.idx[k - 2]) if k >= 2 else -1
-            kinds, fdcol = tries(prev + 1, p + 1)
+            last = log[p]
+            run = int(last.data.get("sweeps", 0) or 0)
+            if run:  # idle sweeps, folded: every socket tried, every try EAGAIN
+                since = int(last.data.get("since_ns", last.t_ns) or last.t_ns)
+                self.idle_run = (run, max(0.0, (last.t_ns - since) / 1e6))
+                kinds = fdcol = np.zeros(0, dtype=np.int64)
+            else:
+                prev = int(series.idx[k - 2]) if k >= 2 else -1
+                kinds, fdcol = tries(prev + 1, p + 1)
         names = log.kinds.names
         outcome: dict[int, str] = {}
         for code, fd in zip(kinds.tolist(), fdcol.tolist()):
@@ -762,6 +774,9 @@ class IoView(View):
             order.insert(0, self.listen_fd)
         if not self.sweep_complete:
             order += [fd for fd in fds if fd not in outcome]
+        elif self.idle_run:
+            order += [fd for fd in fds if fd not in outcome and fd != self.listen_fd]
+            outcome = dict.fromkeys(order, "eagain")
         for fd in order:
             cells.append(SweepCell(fd, outcome.get(fd, "untried"),
                                    self._role(fd, fds.get(fd)) if fd != self.listen_fd
@@ -1262,7 +1277,12 @@ class IoView(View):
         cells = self.sweep
         tried = sum(1 for c in cells if c.outcome != "untried")
         useful = sum(1 for c in cells if c.outcome == "useful")
-        if self.sweep_number:
+        if self.idle_run:
+            n, ms = self.idle_run
+            head = self.tr("Sweeps #{0:,}–#{1:,}: {2:,} idle sweeps in {3} ms, every try "
+                           "EAGAIN").format(self.sweep_number - n + 1, self.sweep_number, n,
+                                            f"{ms:,.1f}" if ms < 10 else f"{ms:,.0f}")
+        elif self.sweep_number:
             head = self.tr("Sweep #{0}: tried {1} of {2} sockets").format(
                 self.sweep_number, tried, len(cells)) if not self.sweep_complete else \
                 self.tr("Sweep #{0}: tried {1} sockets, {2} useful").format(
@@ -1304,27 +1324,44 @@ class IoView(View):
                 self._hits.append((r, cell.conn))
 
     def _paint_history(self, p: QPainter, area: QRectF) -> None:
-        """The latest sweeps as stacked bars: EAGAIN tries on top of useful ones."""
+        """The latest sweeps as stacked bars: EAGAIN tries on top of useful ones. Idle
+        sweeps in a row (one event) are one pale bar, a sweep's tries high, marked ×N."""
         history = self.history
-        y = self._text(p, area, self.tr("The last {0} sweeps: tries per sweep").format(
-            len(history)), self._font(1.05, True))
+        folded = any(n > 1 for _, _, n in history)
+        title = self.tr("The last {0:,} sweeps: tries per sweep").format(
+            sum(n for _, _, n in history))
+        if folded:
+            title += self.tr(" (a pale bar ×N: N idle sweeps in a row)")
+        y = self._text(p, area, title, self._font(1.05, True), wrap=True)
+        top = max(1.0, max(e + u for e, u, _ in history))
+        y = self._text(p, QRectF(area.x(), y, area.width(), 0),
+                       self.tr("tallest: {0} tries · newest on the right").format(round(top)),
+                       self._font(0.9), style.MUTED)
         chart = QRectF(area.x(), y + 6, area.width(), area.bottom() - y - 6)
-        top = max(1, max(e + u for e, u in history))
+        if folded:  # room for the ×N above the tallest bar
+            chart.setTop(min(chart.bottom(), chart.top() + 18 * self._s))
         slot = chart.width() / HISTORY
         bar_w = max(2.0, slot * 0.75)
         p.setPen(QPen(QColor(style.GRID), 1))
         p.drawLine(QPointF(chart.x(), chart.bottom()), QPointF(chart.right(), chart.bottom()))
         p.setPen(Qt.PenStyle.NoPen)
-        for k, (eagain, useful) in enumerate(history):
+        small = self._font(0.7)
+        for k, (eagain, useful, n) in enumerate(history):
             x = chart.x() + (HISTORY - len(history) + k) * slot
             hu = chart.height() * useful / top
             he = chart.height() * eagain / top
             p.setBrush(QColor(style.DATA))
             p.drawRect(QRectF(x, chart.bottom() - hu, bar_w, hu))
-            p.setBrush(QColor(style.WASTE))
+            waste = QColor(style.WASTE)
+            if n > 1:
+                waste.setAlphaF(0.45)
+                label = f"×{n:,}"
+                if QFontMetricsF(small).horizontalAdvance(label) <= slot - 2:
+                    p.setFont(small)
+                    p.setPen(QColor(style.MUTED))
+                    p.drawText(QRectF(x - (slot - bar_w) / 2, chart.bottom() - hu - he
+                                      - 18 * self._s, slot, 18 * self._s),
+                               Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignBottom, label)
+                    p.setPen(Qt.PenStyle.NoPen)
+            p.setBrush(waste)
             p.drawRect(QRectF(x, chart.bottom() - hu - he, bar_w, he))
-        p.setFont(self._font(0.9))
-        p.setPen(QColor(style.MUTED))
-        p.drawText(QRectF(area.x(), area.y(), area.width(), y - area.y()),
-                   Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
-                   self.tr("tallest: {0} tries · newest on the right").format(top))
