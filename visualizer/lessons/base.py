@@ -91,12 +91,14 @@ class Prepared:
         return said + ("" if lang.startswith("zh") else " ") + asked
 
 
-def prepare(lesson: Lesson, workdir: Path) -> Prepared:
-    """Record the lesson's run, check it teaches its point, resolve its steps."""
-    ok, reason = lesson.needs()
-    if not ok:
-        raise LessonError(f"{lesson.name} cannot run here: {reason}")
-    trace = lesson.record(Path(workdir))
+def prepare(lesson: Lesson, workdir: Path, trace: Path | None = None) -> Prepared:
+    """Record the lesson's run (or take ``trace``, an earlier recording of it), check it
+    teaches its point, resolve its steps."""
+    if trace is None:
+        ok, reason = lesson.needs()
+        if not ok:
+            raise LessonError(f"{lesson.name} cannot run here: {reason}")
+        trace = lesson.record(Path(workdir))
     timeline, _, problems = open_trace(trace)
     log = timeline.log
     lost = [e for e in log if e.kind == "dropped" and e.data.get("sink") == "trace"]
