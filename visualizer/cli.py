@@ -65,12 +65,15 @@ def main(argv: list[str] | None = None) -> int:
         argparse.ArgumentParser(
             prog="sockscope lessons",
             description="List the built-in lessons, in the lecture's order: name, section of "
-                        "the lecture, title and what it teaches. 'sockscope lesson NAME' "
-                        "records one and opens it.").parse_args(argv[1:])
+                        "the lecture, number of steps, title and what it teaches. "
+                        "'sockscope lesson NAME' records one and opens it.").parse_args(argv[1:])
         from .lessons import all_lessons
-        for lesson in all_lessons().values():
-            print(f"{lesson.name:14} {lesson.section:9} {lesson.title['en']}: "
-                  f"{lesson.summary['en']}")
+        try:
+            for lesson in all_lessons().values():
+                print(f"{lesson.name:14} {lesson.section:9} {lesson.length:2} steps  "
+                      f"{lesson.title['en']}: {lesson.summary['en']}", flush=True)
+        except BrokenPipeError:  # | head: the reader has what it wanted
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     if argv and argv[0] == "lesson":
         parser = argparse.ArgumentParser(prog="sockscope lesson",

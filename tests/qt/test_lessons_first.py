@@ -28,6 +28,20 @@ def test_every_lesson_is_narrated_in_both_languages() -> None:
             assert all(text.get(lang) for lang in LANGS), lesson.name
 
 
+def test_a_lesson_whose_steps_differ_from_its_length_is_refused(first, tmp_path: Path
+                                                               ) -> None:  # type: ignore[no-untyped-def]
+    """What ``sockscope lessons`` says (N steps) is what the recording gives, or no lesson."""
+    import dataclasses
+
+    from visualizer.lessons import LessonError
+    assert len(first.steps) == first.lesson.length == 9
+    again = prepare(first.lesson, tmp_path, trace=first.trace)  # an earlier recording, taken
+    assert again.at == first.at
+    wrong = dataclasses.replace(first.lesson, length=first.lesson.length + 1)
+    with pytest.raises(LessonError, match="9 steps, but the lesson says it has 10"):
+        prepare(wrong, tmp_path, trace=first.trace)
+
+
 def test_first_request_walks_from_syn_to_time_wait(qtbot, first, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     log = first.timeline.log
     steps = first.steps

@@ -92,6 +92,18 @@ def test_help_names_every_command_and_lessons_has_a_usage() -> None:
     assert "first-request" not in usage.stdout  # a usage, not the list
 
 
+def test_lessons_says_how_many_steps_each_has() -> None:
+    """The count is the lesson's own (prepare() refuses a recording whose steps differ,
+    and every lesson test prepares one)."""
+    from visualizer.lessons import all_lessons
+    listed = sockscope("lessons", timeout=30)
+    assert listed.returncode == 0
+    counts = {line.split()[0]: int(line.split()[2]) for line in listed.stdout.splitlines()
+              if line.split()[3:4] == ["steps"]}
+    assert counts == {name: lesson.length for name, lesson in all_lessons().items()}
+    assert counts["first-request"] == 9 and min(counts.values()) >= 5
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal")
 def test_a_killed_window_takes_its_engine_with_it(tmp_path: Path) -> None:
     """SIGKILL runs no handler: the engine is told by the kernel (PR_SET_PDEATHSIG)."""

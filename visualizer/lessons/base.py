@@ -61,6 +61,7 @@ class Lesson:
     steps: Callable[[EventLog], list[Step]]
     check: Callable[[EventLog], None] = lambda log: None  # raises LessonError if not shown
     needs: Callable[[], tuple[bool, str]] = lambda: (True, "")  # can this machine run it?
+    length: int = 0  # its number of steps, said before it is recorded (sockscope lessons)
 
 
 @dataclass
@@ -109,6 +110,9 @@ def prepare(lesson: Lesson, workdir: Path, trace: Path | None = None) -> Prepare
                           f"free some disk space and run it again")
     lesson.check(log)
     steps = lesson.steps(log)
+    if lesson.length and len(steps) != lesson.length:  # the list would have said otherwise
+        raise LessonError(f"{lesson.name}: {len(steps)} steps, but the lesson says it has "
+                          f"{lesson.length}")
     at: list[int] = []
     for k, step in enumerate(steps):
         index = step.find(log)

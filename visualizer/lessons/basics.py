@@ -150,6 +150,7 @@ def _first_request_steps(log: EventLog) -> list[Step]:
 
 FIRST_REQUEST = Lesson(
     name="first-request",
+    length=9,
     title={"en": "The first request", "zh_CN": "第一个请求"},
     section="3.1–3.2",
     summary={"en": "one request, from the three-way handshake to the teardown (count its "
@@ -522,6 +523,7 @@ def _static_pages_steps(log: EventLog) -> list[Step]:
 
 STATIC_PAGES = Lesson(
     name="static-pages",
+    length=8,
     title={"en": "Pages, pictures and a 404", "zh_CN": "页面、图片和 404"},
     section="3.3",
     summary={"en": "a browser loads a page: several connections, the page, its CSS and images, "
@@ -734,6 +736,7 @@ def _keep_alive_steps(log: EventLog) -> list[Step]:
 
 KEEP_ALIVE = Lesson(
     name="keep-alive",
+    length=8,
     title={"en": "Short and keep-alive connections", "zh_CN": "短连接与长连接"},
     section="3.7–3.8",
     summary={"en": "N requests on N connections, or on one; and why keep-alive needs "
@@ -915,6 +918,7 @@ def _traversal_text(log: EventLog, request: int | None, answer: int | None) -> T
 
 REGEX = Lesson(
     name="regex",
+    length=8,
     title={"en": "The regular expression in the request line", "zh_CN": "请求行里的正则表达式"},
     section="1",
     summary={"en": "re.match cuts the path out of the request line: where it agrees with a "

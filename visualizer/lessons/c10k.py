@@ -254,6 +254,7 @@ def _steps(log: EventLog) -> list[Step]:
 
 C10K = Lesson(
     name="c10k",
+    length=5,
     title={"en": "Ten thousand idle clients (C10K)", "zh_CN": "一万个空闲客户端（C10K）"},
     section="3.9+",
     summary={"en": f"{IDLE:,} idle keep-alive clients held four ways: a thread each, select, "

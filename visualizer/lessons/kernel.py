@@ -442,6 +442,7 @@ _time_wait_needs = _needs_kernel(
 
 TIME_WAIT = Lesson(
     name="time-wait",
+    length=8,
     title={"en": "TIME_WAIT and SO_REUSEADDR", "zh_CN": "TIME_WAIT 与 SO_REUSEADDR"},
     section="3.2–3.3",
     summary={"en": "the side that closes first waits in TIME_WAIT; without SO_REUSEADDR a "
@@ -606,6 +607,7 @@ _close_wait_needs = _needs_kernel(
 
 CLOSE_WAIT = Lesson(
     name="close-wait",
+    length=7,
     title={"en": "CLOSE_WAIT: a server that never closes", "zh_CN": "CLOSE_WAIT：从不关闭的服务器"},
     section="3.2",
     summary={"en": "a socket the program never closes stays in CLOSE_WAIT, observed",
@@ -923,6 +925,7 @@ _backlog_needs = _needs_kernel(
 
 BACKLOG_LESSON = Lesson(
     name="backlog",
+    length=10,
     title={"en": "The backlog: a server that does not accept",
            "zh_CN": "backlog：不调用 accept 的服务器"},
     section="3.1",

@@ -173,6 +173,7 @@ def _threads_steps(log: EventLog) -> list[Step]:
 
 THREADS = Lesson(
     name="threads",
+    length=7,
     title={"en": "A thread per connection", "zh_CN": "每个连接一个线程"},
     section="3.4–3.5",
     summary={"en": "several clients at once, each served by its own blocked thread",
@@ -373,6 +374,7 @@ def _nonblocking_steps(log: EventLog) -> list[Step]:
 
 NONBLOCKING = Lesson(
     name="nonblocking",
+    length=8,
     title={"en": "Non-blocking polling", "zh_CN": "非阻塞轮询"},
     section="3.6",
     summary={"en": "one thread asks every socket in turn: most tries are EAGAIN and a core burns",
@@ -649,6 +651,7 @@ def _epoll_needs() -> tuple[bool, str]:
 
 EPOLL = Lesson(
     name="epoll",
+    length=9,
     title={"en": "epoll: level vs edge", "zh_CN": "epoll：水平触发与边缘触发"},
     section="3.9",
     summary={"en": "level-triggered reports unread data again; edge-triggered must drain, or a "

@@ -169,6 +169,7 @@ def _steps(log: EventLog) -> list[Step]:
 
 SCAN = Lesson(
     name="scan",
+    length=5,
     title={"en": "select and poll against epoll", "zh_CN": "select、poll 与 epoll 的对比"},
     section="3.9",
     summary={"en": "the same clients three times: select and poll hand the kernel every fd on "

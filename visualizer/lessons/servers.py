@@ -179,6 +179,7 @@ def _needs_fork() -> tuple[bool, str]:
 
 PROCESSES = Lesson(
     name="processes",
+    length=6,
     title={"en": "A process per connection: two descriptors, one socket",
            "zh_CN": "每个连接一个进程：两个描述符，一个套接字"},
     section="3.4",
@@ -311,6 +312,7 @@ def _needs_gevent() -> tuple[bool, str]:
 
 GEVENT = Lesson(
     name="gevent",
+    length=5,
     title={"en": "gevent: greenlets on one thread", "zh_CN": "gevent：一个线程上的 greenlet"},
     section="3.5",
     summary={"en": "a greenlet per connection; a recv() that would block parks it, and the "
@@ -400,6 +402,7 @@ def _asyncio_steps(log: EventLog) -> list[Step]:
 
 ASYNCIO = Lesson(
     name="asyncio",
+    length=5,
     title={"en": "asyncio: tasks on an event loop", "zh_CN": "asyncio：事件循环上的任务"},
     section="3.9+",
     summary={"en": "a task per connection; the loop's selector and callbacks read for the "

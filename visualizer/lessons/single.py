@@ -160,6 +160,7 @@ def _steps(log: EventLog) -> list[Step]:
 
 SINGLE = Lesson(
     name="single",
+    length=6,
     title={"en": "One client at a time", "zh_CN": "一次服务一个客户端"},
     section="3.1",
     summary={"en": "the first server: a slow client holds it in recv(), the next one waits "
