@@ -186,7 +186,9 @@ class Server:
                    trigger=config.trigger if self.mode == "epoll" else None,
                    policy=config.policy, multiplexer=self.multiplexer_name(),
                    **({"no_drain": True} if config.no_drain else {}),
-                   **({"keep_parent_copy": True} if config.keep_parent_copy else {}))
+                   **({"keep_parent_copy": True} if config.keep_parent_copy else {}),
+                   **({"sweep_pause": config.sweep_pause} if self.mode == "nonblocking"
+                      else {}))
             p.emit("listen", None, listener.fileno(), threading.get_native_id(),
                    host=self.address[0], port=self.address[1], backlog=config.backlog,
                    reuseaddr=config.reuseaddr)

@@ -129,6 +129,9 @@ class MainWindow(QMainWindow):
         i18n.install(QApplication.instance(), self.language)  # before any word is read
         self._stopped: tuple[object, str] | None = None  # the engine's exit: code, messages
         self._engine_lab = False
+        # Replaying, the toolbar shows the recording's settings; the live ones wait here.
+        self._live_settings: EngineSettings | None = None
+        self._shown_settings: tuple[int, int] | None = None  # the mode, listen events shown
         self.timeline = Timeline()
         self.host: EngineHost | None = None
         self.recorded = 0
@@ -889,9 +892,77 @@ class MainWindow(QMainWindow):
         self.gate_box.setEnabled(False)
         self.leave_lesson_action.setEnabled(True)
 
+    def _show_recorded_settings(self) -> None:
+        """Replaying a recording (a lesson, a trace), the engine's toolbar shows what the
+        recording ran with at the cursor (its latest mode and listen events: a lesson may
+        run several engines), not the live server's settings; it rests, and the live
+        settings come back with the live server. Nothing here is saved."""
+        if self.host is not None:
+            return
+        log, cursor = self.timeline.log, self.timeline.cursor
+        found = []
+        for kind in ("mode", "listen"):
+            before = log.indices(kinds=[kind], src="server", stop=cursor + 1)
+            if len(before):
+                found.append(int(before[-1]))
+            else:
+                after = log.indices(kinds=[kind], src="server")
+                found.append(int(after[0]) if len(after) else -1)
+        key = (found[0], found[1])
+        if key == (-1, -1) or key == self._shown_settings:
+            return
+        if self._live_settings is None:
+            self._live_settings = self._current_settings()
+        self._shown_settings = key
+        widgets = (self.mode_box, self.policy_box, self.backlog_box, self.reuse_box,
+                   self.pause_box, self.lab_box)
+        for w in widgets:
+            w.blockSignals(True)
+        try:
+            if found[0] >= 0:
+                d = log[found[0]].data
+                mode = str(d.get("mode"))
+                trigger = str(d.get("trigger") or "level")
+                index = next((i for i, (_, m, t) in enumerate(MODES)
+                              if m == mode and t in (trigger, "level")), -1)
+                if index >= 0:
+                    self.mode_box.setCurrentIndex(index)
+                if d.get("policy") in ("keep-alive", "close"):
+                    self.policy_box.setCurrentText(str(d["policy"]))
+                if d.get("sweep_pause") is not None:
+                    self.pause_box.setValue(round(float(d["sweep_pause"]) * 1000))
+            if found[1] >= 0:
+                d = log[found[1]].data
+                if d.get("backlog") is not None:
+                    self.backlog_box.setValue(int(d["backlog"]))
+                if d.get("reuseaddr") is not None:
+                    self.reuse_box.setChecked(bool(d["reuseaddr"]))
+            self.lab_box.setChecked(False)
+        finally:
+            for w in widgets:
+                w.blockSignals(False)
+        self._sweep_applies()
+        self.engine_bar.setEnabled(False)
+        self.engine_bar.setToolTip(self.tr("What the recording ran with (here at the cursor); "
+                                           "Lessons → Back to the live server for yours"))
+
+    def _put_live_settings_back(self) -> None:
+        s, self._live_settings, self._shown_settings = self._live_settings, None, None
+        if s is None:
+            return
+        self.mode_box.setCurrentIndex(self._mode_index(s.mode, s.trigger or "level"))
+        self.policy_box.setCurrentText(s.policy)
+        self.backlog_box.setValue(s.backlog)
+        self.reuse_box.setChecked(s.reuseaddr)
+        self.pause_box.setValue(round(s.sweep_pause * 1000))
+        self.lab_box.setChecked(s.lab)
+        if s.fault is not None:
+            self.fault_box.setCurrentIndex(max(0, self.fault_box.findData(s.fault)))
+
     def leave_lesson(self) -> None:
         """Back to the live server, with a fresh timeline."""
         self.close_lesson()
+        self._put_live_settings_back()
         self.leave_lesson_action.setEnabled(False)
         for bar in (self.engine_bar, self.traffic_bar):
             bar.setEnabled(True)
@@ -975,6 +1046,7 @@ class MainWindow(QMainWindow):
         self.slider.set_marks(self._restart_marks())
         self.slider.blockSignals(False)
         self.position_label.setText(f"{tl.cursor + 1} / {len(tl.log)}")
+        self._show_recorded_settings()
         state = tl.state
         # The newest 200 (of maybe ten thousand), oldest first
         conns = heapq.nlargest(200, state.connections.values(), key=lambda c: c.opened_ns or 0)
@@ -1018,7 +1090,7 @@ class MainWindow(QMainWindow):
         if self.compare_window is not None and self.compare_window.isVisible():
             self.compare_window.raise_()
             return
-        mode = self._current_settings().mode
+        mode = (self._live_settings or self._current_settings()).mode
         specs = [mode if mode != "epoll" else "threaded", "epoll"]
         self.compare_window = CompareWindow(specs)
         self.compare_window.show()

@@ -190,6 +190,11 @@ def test_lab_is_a_switch_greyed_with_its_reason(qtbot, window: MainWindow) -> No
         assert reason in window.lab_box.toolTip()
         return
     window.lab_box.setChecked(True)
+    from engine.lab import faults_available
+    faults_ok, faults_reason = faults_available()
+    if not faults_ok:  # a machine without nftables: the fault box says why, greyed
+        assert not window.fault_box.isEnabled() and faults_reason in window.fault_box.toolTip()
+        pytest.skip(f"the lab's faults need what this machine lacks: {faults_reason}")
     window.fault_box.setCurrentIndex(window.fault_box.findData("drop-syn"))
     window.restart_button.click()
     assert window.host is not None and window.host.settings.lab
@@ -367,3 +372,38 @@ def test_live_the_event_log_follows_the_newest_rows(qtbot, window: MainWindow) -
     bar = window.table.verticalScrollBar()
     assert window.timeline.live and bar.maximum() > 0
     assert bar.value() == bar.maximum()  # the newest row is in sight
+
+
+def test_replaying_the_toolbar_shows_the_recordings_settings_then_the_live_ones(
+        qtbot, window: MainWindow, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A lesson or a trace ran with its own mode, backlog, policy and sweep pause: the
+    toolbar shows those while it is open (not the live server's), saves none of them,
+    and the live settings come back with the live server."""
+    trace = tmp_path / "nonblocking.jsonl"
+    subprocess.run([sys.executable, "-m", "engine", "serve", "--port", "0", "--mode",
+                    "nonblocking", "--sweep-pause", "0.003", "--backlog", "7", "--policy",
+                    "close", "--no-reuseaddr", "--states", "off", "--packets", "off",
+                    "--load=--clients 1 --requests 1", "--exit-after-load", "--trace",
+                    str(trace)], cwd=ROOT, check=True, capture_output=True, timeout=60)
+    window.mode_box.setCurrentIndex(window._mode_index("threaded"))
+    window.backlog_box.setValue(100)
+    window.pause_box.setValue(1)
+    window.restart_button.click()  # the live server: threaded, backlog 100
+    qtbot.waitUntil(lambda: window.host is not None and window.host.settings.mode == "threaded",
+                    timeout=10_000)
+    saved_mode = window.qsettings.value("mode")
+    assert window.load_trace(str(trace))
+    assert MODES[window.mode_box.currentIndex()][1] == "nonblocking"
+    assert (window.backlog_box.value(), window.pause_box.value(),
+            window.policy_box.currentText(), window.reuse_box.isChecked()) == (7, 3, "close",
+                                                                               False)
+    assert not window.engine_bar.isEnabled()
+    window.leave_lesson()  # back to the live server: its own settings, and it runs them
+    assert MODES[window.mode_box.currentIndex()][1] == "threaded"
+    assert (window.backlog_box.value(), window.pause_box.value(),
+            window.policy_box.currentText(), window.reuse_box.isChecked()) == (100, 1,
+                                                                               "keep-alive", True)
+    assert window.host is not None and window.host.settings.mode == "threaded"
+    assert window.host.settings.backlog == 100 and window.engine_bar.isEnabled()
+    assert window.qsettings.value("mode") == saved_mode == MODES[window._mode_index(
+        "threaded")][0]
