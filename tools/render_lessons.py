@@ -56,8 +56,10 @@ def main() -> int:
         workdir = (args.cache / name) if args.cache else Path(tempfile.mkdtemp())
         workdir.mkdir(parents=True, exist_ok=True)
         cached = sorted(workdir.glob("*.jsonl")) if args.cache else []
+        whole = workdir / f"{name}.jsonl"  # a lesson of several runs merges them into this
+        trace = whole if whole in cached else cached[0] if len(cached) == 1 else None
         try:
-            prepared = prepare(lesson, workdir, trace=cached[0] if len(cached) == 1 else None)
+            prepared = prepare(lesson, workdir, trace=trace)
         except Exception as exc:  # noqa: BLE001 (report and go on with the others)
             print(f"{name}: {exc}", file=sys.stderr)
             report.write(f"{name}: not recorded: {exc}\n")

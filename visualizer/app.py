@@ -37,7 +37,9 @@ from . import i18n
 from .eventtable import EventTableModel
 from .host import EngineHost, EngineSettings
 from .model import Timeline, open_trace
+from .model.moments import moment_at
 from .model.state import check_badge
+from .momentbanner import MomentBanner
 from .presentation import Presentation
 from .qtapp import application, quit_on_signals
 from .timeslider import TimelineSlider
@@ -354,6 +356,7 @@ class MainWindow(QMainWindow):
             self.views[cls.name] = view
             self.view_tabs.addTab(view, QCoreApplication.translate("View", cls.title))
         self.view_tabs.currentChanged.connect(lambda _: self._refresh())
+        self.moment_banner = MomentBanner(self)  # a key moment, said above the view
         self.selected: str | None = None
         # A lesson's narration, above the pictures (hidden outside lessons).
         self.lesson: Prepared | None = None
@@ -388,7 +391,14 @@ class MainWindow(QMainWindow):
         view_layout = QVBoxLayout(view_area)
         view_layout.setContentsMargins(0, 0, 0, 0)
         view_layout.addWidget(caption_box)
-        view_layout.addWidget(self.view_tabs, 1)
+        # The views with the key moment's banner above them: presenting moves them together.
+        self.view_column = QWidget()
+        column = QVBoxLayout(self.view_column)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.setSpacing(4)
+        column.addWidget(self.moment_banner)
+        column.addWidget(self.view_tabs, 1)
+        view_layout.addWidget(self.view_column, 1)
         self.main_split = QSplitter(Qt.Orientation.Vertical)
         self.main_split.addWidget(view_area)
         self.main_split.addWidget(splitter)
@@ -892,6 +902,12 @@ class MainWindow(QMainWindow):
         self.gate_box.setEnabled(False)
         self.leave_lesson_action.setEnabled(True)
 
+    def _show_moment(self) -> None:
+        """The key moment at the cursor (EADDRINUSE, a SYN sent again, bytes epoll will
+        not report again), in a banner over the view shown; none, no banner."""
+        self.moment_banner.show_on(self.view_tabs.currentWidget(),
+                                   moment_at(self.timeline.log, self.timeline.cursor))
+
     def _show_recorded_settings(self) -> None:
         """Replaying a recording (a lesson, a trace), the engine's toolbar shows what the
         recording ran with at the cursor (its latest mode and listen events: a lesson may
@@ -1047,6 +1063,7 @@ class MainWindow(QMainWindow):
         self.slider.blockSignals(False)
         self.position_label.setText(f"{tl.cursor + 1} / {len(tl.log)}")
         self._show_recorded_settings()
+        self._show_moment()
         state = tl.state
         # The newest 200 (of maybe ten thousand), oldest first
         conns = heapq.nlargest(200, state.connections.values(), key=lambda c: c.opened_ns or 0)

@@ -396,7 +396,8 @@ class Presentation(QObject):
         for b, _ in self._hidden:
             b.hide()
         tabs, caption = w.view_tabs, w.caption_box
-        self._homes = {"tabs": self._home(tabs), "caption": self._home(caption)}
+        column = w.view_column  # the views and the key moment's banner above them
+        self._homes = {"tabs": self._home(column), "caption": self._home(caption)}
         self._central = w.takeCentralWidget()
         page = self._page = QWidget()
         page.setObjectName("presentation")
@@ -409,7 +410,7 @@ class Presentation(QObject):
         self.split = QSplitter(Qt.Orientation.Horizontal)
         self.split.setChildrenCollapsible(False)
         self.split.setHandleWidth(8)
-        self.split.addWidget(tabs)
+        self.split.addWidget(column)
         layout.addWidget(self.split, 1)
         self._tabs_mode = tabs.documentMode()
         tabs.setDocumentMode(True)
@@ -417,7 +418,7 @@ class Presentation(QObject):
         w.setCentralWidget(page)
         w.show_caption()  # presenting, a question waits for a key of its own
         self._style_page()
-        tabs.show()
+        column.show()
         caption.setVisible(not self._homes["caption"][-1])
         page.show()
         QApplication.instance().installEventFilter(self._keys)
@@ -448,7 +449,7 @@ class Presentation(QObject):
         tabs.setDocumentMode(self._tabs_mode)
         # Back where they were, the lower index first (they may share a layout).
         # (Shown or hidden as they are now: a lesson opened meanwhile keeps its caption.)
-        for name, widget in sorted((("tabs", tabs), ("caption", caption)),
+        for name, widget in sorted((("tabs", w.view_column), ("caption", caption)),
                                    key=lambda nw: self._homes[nw[0]][2]):
             self._restore_home(widget, (*self._homes[name][:-1], widget.isHidden()))
         w.setCentralWidget(self._central)

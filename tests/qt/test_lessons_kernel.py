@@ -432,3 +432,39 @@ def test_the_planted_bug_and_the_close_policy_are_footnotes(time_wait, close_wai
     """The flags the recordings ran with are named under the steps that depend on them."""
     assert [s.footnote for s in time_wait.steps if s.footnote] == ["sockscope serve --policy close"]
     assert [s.footnote for s in close_wait.steps if s.footnote] == ["sockscope serve --never-close"]
+
+
+def test_key_moments_get_a_banner_above_the_view(qtbot, time_wait, backlog,
+                                                 tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """What the captions say happened, the window says above the view at that step:
+    the failed restart's EADDRINUSE, the SYN sent again; and nothing on a step without."""
+    from visualizer.model.moments import moment_at
+    log = time_wait.timeline.log
+    (fail_at, fail), = _events(log, "error", what="EADDRINUSE")
+    at = [moment_at(log, i) for i in time_wait.at]
+    step = next(k for k, m in enumerate(at) if m is not None)
+    assert at[step].kind == "eaddrinuse" and at[step].index == fail_at
+    assert at[step].numbers == {"port": fail.data["port"], "reuseaddr": False}
+    restart = _events(log, "listen")[1][0]
+    assert moment_at(log, restart) is None  # the restart with SO_REUSEADDR: moment over
+    assert moment_at(log, fail_at - 1) is None
+    for lang in LANGS:
+        window = lesson_window(qtbot, time_wait, lang, tmp_path)
+        window.go_to_step(step)
+        banner = window.moment_banner
+        assert banner.isVisible() and "EADDRINUSE" in banner.text()
+        assert str(fail.data["port"]) in banner.text()
+        assert banner.geometry().bottom() < window.view_tabs.geometry().top()  # covers nothing
+        window.go_to_step(step - 1)
+        assert not banner.isVisible()
+        window.close()
+    if lessons_kernel._capture_plan() == "none":
+        return
+    blog = backlog.timeline.log
+    _, first, again = lessons_kernel._retransmitted_syns(blog)[0]
+    m = moment_at(blog, again)
+    assert m is not None and m.kind == "syn_resent" and m.conn == blog[again].conn
+    if m.source == "captured":
+        assert m.numbers["count"] == 2
+        assert m.numbers["after_s"] == pytest.approx((blog[again].t_ns - blog[first].t_ns) / 1e9)
+    assert moment_at(blog, first) is None or moment_at(blog, first).index < first

@@ -435,3 +435,32 @@ def test_captions_keep_one_vocabulary_and_ask(recorded, request) -> None:  # typ
     terms the reviewer chose (主动关闭方, 边缘, 管线化（pipelining）...), one SYN_SENT, and
     at least one question, answered by the step after it."""
     check_vocabulary(request.getfixturevalue(recorded))
+
+
+def test_the_bytes_edge_triggered_epoll_leaves_get_a_banner(qtbot, epoll, tmp_path: Path
+                                                           ) -> None:  # type: ignore[no-untyped-def]
+    """Edge-triggered without draining: from the recv that leaves bytes until the client
+    gives up, the window says how many are unread and that no report will come; the
+    correct edge-triggered run, which drains, never gets the banner."""
+    from visualizer.model.moments import moment_at
+    log = epoll.timeline.log
+    s = _stalled(log)
+    left = s["sent"] - s["read"]
+    for i in (s["first_recv"], epoll.at[5], s["gave_up"] - 1):
+        m = moment_at(log, i)
+        assert m is not None and m.kind == "unread" and m.conn == s["conn"], i
+        assert m.numbers["bytes"] == left and m.numbers["fd"] == s["fd"]
+    assert moment_at(log, s["gave_up"] + 1) is None or \
+        moment_at(log, s["gave_up"] + 1).kind != "unread"  # the client closed: over
+    runs = _runs(log)
+    e0, e1 = runs["edge"]
+    assert all(moment_at(log, i) is None for i in range(e0, e1))
+    lv0, lv1 = runs["level-no-drain"]  # level-triggered reports them again: no banner
+    assert all(moment_at(log, i) is None for i in range(lv0, lv1))
+    for lang in LANGS:
+        window = lesson_window(qtbot, epoll, lang, tmp_path)
+        window.go_to_step(4)  # the bug's recv
+        assert window.moment_banner.isVisible() and str(left) in window.moment_banner.text()
+        window.go_to_step(2)
+        assert not window.moment_banner.isVisible()
+        window.close()
