@@ -121,3 +121,42 @@ def test_a_killed_window_takes_its_engine_with_it(tmp_path: Path) -> None:
     while any(os.path.exists(f"/proc/{p}") for p in engines) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not any(os.path.exists(f"/proc/{p}") for p in engines)
+
+
+def test_renders_leave_the_users_settings_alone_and_come_out_the_same_size(
+        qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A command-line picture never writes the user's settings (language, mode, window
+    geometry), and the same command gives the same size of picture every time, whatever
+    the window was left at."""
+    from PySide6.QtCore import QSettings
+    from PySide6.QtGui import QImage
+    from PySide6.QtWidgets import QMainWindow
+    config = tmp_path / "SockScope"
+    config.mkdir()
+    left = QMainWindow()  # a window the user left at 830 x 774
+    qtbot.addWidget(left)
+    left.resize(830, 774)
+    left.show()
+    for name in ("SockScope", "SockScope-replay", "SockScope-lesson"):
+        user = QSettings(str(config / f"{name}.conf"), QSettings.Format.IniFormat)
+        user.setValue("language", "zh_CN")
+        user.setValue("mode", "poll")
+        user.setValue("geometry", left.saveGeometry())
+        user.sync()
+    before = {p.name: p.read_bytes() for p in config.iterdir()}
+    env = headless(tmp_path)  # XDG_CONFIG_HOME: this folder, the "user's"
+    env["QT_QPA_PLATFORM"] = "offscreen"
+    sizes = []
+    for k in range(2):
+        out = tmp_path / f"replay{k}.png"
+        done = sockscope("replay", str(TRACE), "--screenshot", str(out), env=env)
+        assert done.returncode == 0, done.stderr
+        image = QImage(str(out))
+        sizes.append((image.width(), image.height()))
+    assert sizes[0] == sizes[1] == (1280, 800)
+    out = tmp_path / "lesson.png"
+    done = sockscope("lesson", "first-request", "--step", "2", "--lang", "en", "--zoom", "150",
+                     "--theme", "dark", "--screenshot", str(out), env=env, timeout=120)
+    assert done.returncode == 0 and out.exists(), done.stderr
+    after = {p.name: p.read_bytes() for p in config.iterdir()}
+    assert after == before  # nothing written, nothing added
