@@ -9,13 +9,13 @@ event where each happened and for as long as it holds:
 - ``syn_resent``: a client's SYN was sent again with the same sequence number (captured
   packets), or the kernel said it retransmitted in SYN_SENT: the first SYN got no
   answer. Shown for ``HOLD_NS`` after the retransmission;
-- ``unread``: under edge-triggered epoll, a ``recv`` left bytes in the socket and the
-  server went back to its wait without reading them (no EAGAIN, no second recv): no new
-  edge will report them. Shown from that recv until the connection is read again or
-  closes.
+- ``unread``: under edge-triggered epoll, a ``recv`` left bytes that had arrived before
+  it, and the server does not read that fd again before something new arrives: no
+  report will name them. Shown from that recv until the fd is read again or something
+  new reaches it (a segment, a FIN, a report of the fd).
 
 Only a bounded stretch of the log around the cursor is read (``BACK`` events before it,
-the server's next ``AHEAD`` after a recv to see what it did next), so the cost per frame does
+and after a recv as many, to see whether the server drains what it left), so the cost per frame does
 not grow with the session, and late events merged into the log change nothing here.
 """
 from __future__ import annotations
@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 BACK = 20_000  # events looked at before the cursor
-AHEAD = 50  # the server's events looked at after a recv, for its next move
 HOLD_NS = 1_500_000_000  # a resent SYN is said this long
 SYNS_LOOKED = 32  # SYNs before the cursor looked at for a first try, at most
 
@@ -94,75 +93,86 @@ def _syn_resent(log: Any, start: int, cursor: int) -> Moment | None:
     return None
 
 
-def _arrived(log: Any, conn: str, stop: int) -> int | None:
-    """Bytes the client had sent on ``conn`` before ``stop``: its own send events, else
-    its data segments (each sequence number once); None when nothing says."""
-    sends = log.indices(kinds=["send"], src="client", conn=conn, stop=stop)
-    if len(sends):
-        return sum(int(log[k].data.get("bytes", 0)) for k in sends.tolist())
-    seen: set[int] = set()
+def _arrived(log: Any, conn: str, stop: int) -> tuple[int, str] | None:
+    """Bytes known to have reached ``conn``'s socket before ``stop``, and from where: the
+    captured client data segments (stamped by the kernel as they went, so before any
+    read of them; each sequence number once, dropped ones not), else the client's own
+    send events. A send is stamped when its call returns, which may come after the
+    server's recv took the bytes: then they are not counted (a moment missed, never one
+    made up). None when nothing says."""
+    seen: set[Any] = set()
     total = 0
     for k in log.indices(kinds=["packet"], conn=conn, stop=stop).tolist():
         d = log[k].data
-        if d.get("sender") == "client" and int(d.get("len", 0)) > 0 and d.get("tcp_seq") not in seen:
+        if d.get("sender") != "client" or d.get("origin") != "captured" or d.get("dropped"):
+            continue
+        size = int(d.get("len") or 0)
+        if size > 0 and d.get("tcp_seq") not in seen:
             seen.add(d.get("tcp_seq"))
-            total += int(d["len"])
-    return total if seen else None
+            total += size
+    if seen:
+        return total, "captured"
+    sends = log.indices(kinds=["send"], src="client", conn=conn, stop=stop)
+    if len(sends):
+        return sum(int(log[k].data.get("bytes") or 0) for k in sends.tolist()), "recorded"
+    return None
 
 
-def _new_edge(log: Any, conn: str, recv: int, moved: int, cursor: int) -> bool:
-    """Did something new reach ``conn``'s socket by the cursor (its client closed or
-    shut down, a FIN, or data after the server moved on)? Then there is a new edge."""
-    if cursor <= recv:
-        return False
-    if len(log.indices(kinds=["close", "shutdown"], src="client", conn=conn, start=recv + 1,
-                       stop=cursor + 1)):
-        return True
-    for j in log.indices(kinds=["packet"], conn=conn, start=recv + 1, stop=cursor + 1).tolist():
+def _edges(log: Any, conn: str, fd: int, start: int, stop: int) -> list[int]:
+    """Where something new reached ``conn``'s socket in ``[start, stop)``: its client sent,
+    shut down or closed, a client segment with data or a FIN, or a wait reported the fd
+    (an edge-triggered report is an edge: whatever was there is said again)."""
+    found = log.indices(kinds=["send", "close", "shutdown"], src="client", conn=conn,
+                        start=start, stop=stop).tolist()
+    for j in log.indices(kinds=["packet"], conn=conn, start=start, stop=stop).tolist():
         d = log[j].data
-        if d.get("sender") == "client" and ("FIN" in str(d.get("flags")) or (
-                j > moved and int(d.get("len", 0)) > 0)):
-            return True
-    return False
+        if d.get("sender") == "client" and ("FIN" in str(d.get("flags")) or
+                                            int(d.get("len") or 0) > 0):
+            found.append(j)
+    for j in log.indices(kinds=["epoll_wait", "wait"], src="server", start=start,
+                         stop=stop).tolist():
+        if any(pair and pair[0] == fd for pair in log[j].data.get("ready") or ()):
+            found.append(j)
+            break
+    return sorted(found)
 
 
 def _unread(log: Any, start: int, cursor: int) -> Moment | None:
+    """The latest recv at or before the cursor left bytes that had arrived before it, the
+    server has not read that fd since, and nothing new has reached it (no new edge):
+    under edge-triggered epoll no report will name them. A server that drains (its next
+    call on the fd is another recv, before anything new arrives) is not shown."""
     modes = log.indices(kinds=["mode"], src="server", stop=cursor + 1)
     if not len(modes) or log[int(modes[-1])].data.get("trigger") != "edge":
         return None  # only edge-triggered epoll leaves bytes no report will name
     start = max(start, int(modes[-1]))
-    for i in reversed(log.indices(kinds=["recv"], src="server", start=start,
-                                  stop=cursor + 1).tolist()):
-        e = log[i]
-        conn = e.conn
-        if conn is None:
-            continue
-        # Read again, or closed, by the cursor: whatever this recv left is handled.
-        if len(log.indices(kinds=["recv", "eagain", "close"], src="server", conn=conn,
-                           start=i + 1, stop=cursor + 1)):
-            return None
-        # What the server did next: back to its wait (or to another socket) leaves the
-        # bytes; another recv or an EAGAIN on this one means it was draining.
-        nxt = log.indices(src="server", start=i + 1, stop=min(len(log), i + 1 + BACK))
-        for k in nxt[:AHEAD].tolist():
-            n = log[k]
-            if n.conn == conn and n.kind in ("recv", "eagain"):
-                return None
-            if n.kind in ("epoll_wait", "wait") or (n.conn is not None and n.conn != conn):
-                # What had arrived by then (a client's send is stamped when its call
-                # returns, which may come after the server's recv took the bytes).
-                arrived = _arrived(log, conn, k)
-                if arrived is None:
-                    return None
-                read = sum(int(log[j].data.get("bytes", 0)) for j in log.indices(
-                    kinds=["recv"], src="server", conn=conn, stop=i + 1).tolist())
-                left = arrived - read
-                if left <= 0:
-                    return None
-                if _new_edge(log, conn, i, k, cursor):
-                    return None  # something new arrived: epoll reports the fd again
-                sent = len(log.indices(kinds=["send"], src="client", conn=conn, stop=k))
-                return Moment("unread", i, conn, "recorded" if sent else "captured",
-                              {"bytes": left, "fd": e.fd, "read": read, "arrived": arrived})
+    recvs = log.indices(kinds=["recv"], src="server", start=start, stop=cursor + 1)
+    if not len(recvs):
         return None
-    return None
+    i = int(recvs[-1])
+    e = log[i]
+    conn, fd = e.conn, e.fd
+    if conn is None:
+        return None
+    if len(log.indices(kinds=["recv", "eagain", "close"], src="server", conn=conn,
+                       start=i + 1, stop=cursor + 1)):
+        return None  # read again, or closed, by the cursor
+    known = _arrived(log, conn, i)
+    if known is None:
+        return None
+    arrived, source = known
+    read = sum(int(log[j].data.get("bytes") or 0) for j in
+               log.indices(kinds=["recv"], src="server", conn=conn, stop=i + 1).tolist())
+    left = arrived - read
+    if left <= 0 or _edges(log, conn, fd, i + 1, cursor + 1):
+        return None
+    # Draining: the server's next call on this fd comes before anything new arrives.
+    ahead = min(len(log), i + 1 + BACK)
+    calls = log.indices(kinds=["recv", "eagain"], src="server", conn=conn, start=i + 1,
+                        stop=ahead)
+    if len(calls):
+        edges = _edges(log, conn, fd, i + 1, int(calls[0]))
+        if not edges:
+            return None
+    return Moment("unread", i, conn, source,
+                  {"bytes": left, "fd": fd, "read": read, "arrived": arrived})
