@@ -5,16 +5,20 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QPoint, Qt
+from PySide6.QtCore import QPoint, QRect, QRectF, Qt
+from PySide6.QtGui import QFont, QPainter, QTextLayout
 
 from engine.events import Event
 from engine.trace import iter_lines
+from visualizer import i18n
 from visualizer.model import EventLog, Timeline
-from visualizer.model.lifecycle import KEEP_ALIVE, SHORT, TimeAxis
-from visualizer.views import view_classes
+from visualizer.model.lifecycle import GROUPS, KEEP_ALIVE, SHORT, TimeAxis
+from visualizer.textaudit import TextAudit
+from visualizer.views import style, view_classes
 from visualizer.views.lifecycle import LifecycleView
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -410,3 +414,333 @@ def test_live_short_vs_keep_alive(view, tmp_path: Path, options) -> None:  # typ
     assert view.costs[KEEP_ALIVE].connections == 0
     assert view.costs[SHORT].connections == earlier_short
     assert all(b.start_ns < first_keep for b in view.bars)
+
+
+# ---------------------------------------------------------------- sizes, words, the axis
+@contextmanager
+def zoom(view: LifecycleView, factor: float):  # type: ignore[no-untyped-def]
+    """The view at ``factor`` (2.0: 200 %), as the zoom menu sets it; 100 % after."""
+    try:
+        style.set_zoom(factor)
+        view.apply_theme()
+        yield
+    finally:
+        style.set_zoom(1.0)
+        view.apply_theme()
+
+
+@contextmanager
+def language(qapp, lang: str):  # type: ignore[no-untyped-def]
+    try:
+        i18n.install(qapp, lang)
+        yield
+    finally:
+        i18n.install(qapp, "en")
+
+
+def audit(view: LifecycleView) -> TextAudit:
+    """One paint of the view, every text measured (``.findings()``, ``.drawn``)."""
+    view.show()
+    with TextAudit() as a:
+        view.grab()
+    return a
+
+
+def texts(view: LifecycleView) -> list[str]:
+    return [d.text for d in audit(view).drawn]
+
+
+def close_wait_trace(confirmed: tuple[int, ...] = ()) -> tuple[Timeline, list[str]]:
+    """The close-wait lesson's run as its recording has it: three keep-alive clients a
+    quarter of a second apart, each closing first; the server never calls close(), so
+    each of its ends sits in CLOSE_WAIT (inferred from the segments) until the server
+    stops 1.2 s later. ``confirmed``: the connections whose CLOSE_WAIT the kernel's
+    tracepoint confirms (a state_check)."""
+    tr = Trace()
+    conns = [f"127.0.0.1:{37228 + 4 * k}>{SERVER}" for k in range(3)]
+    stop = 1_841_000
+    for k, conn in enumerate(conns):
+        t = 138_000 + 248_000 * k
+        tr.packet(t, conn, "SYN")
+        tr.packet(t + 15, conn, "SYN|ACK", to_server=False)
+        tr.packet(t + 30, conn, "ACK")
+        tr.add(t + 5, "client", "connect", conn, peer=SERVER)
+        tr.add(t + 40, "server", "accept", conn, peer=conn.split(">")[0])
+        request(tr, t + 700, conn, True)
+        response(tr, t + 800, conn, True)
+        tr.add(t + 1290, "client", "close", conn, reason="done")
+        tr.state(t + 1300, conn, "client", "FIN_WAIT_1", source="inferred")
+        tr.state(t + 1300, conn, "server", "CLOSE_WAIT", source="inferred")
+        if k in confirmed:
+            tr.add(t + 1310, "kernel", "state_check", conn, side="server", state="CLOSE_WAIT",
+                   previous="ESTABLISHED", source="traced", verdict="confirms")
+        tr.state(t + 41_000, conn, "client", "FIN_WAIT_2", source="inferred")
+    for k, conn in enumerate(conns):
+        t = stop + 50 * k
+        tr.add(t, "server", "close", conn, reason="server stopping")
+        tr.state(t + 1, conn, "server", "LAST_ACK", source="inferred")
+        tr.state(t + 1, conn, "client", "TIME_WAIT", source="inferred")
+        tr.state(t + 20, conn, "server", "CLOSED", source="inferred")
+    tr.add(1_849_700, "server", "epoll_wait", None, timeout=-1, ready=[])
+    return Timeline(EventLog(tr.events)), conns
+
+
+def many(n_short: int, n_keep: int) -> Timeline:
+    """``n_short`` short connections, then ``n_keep`` keep-alive ones still open."""
+    tr = Trace()
+    for k in range(n_short):
+        conn = f"127.0.0.1:{20000 + k}>{SERVER}"
+        t = 1000 + k * 100
+        tr.packet(t, conn, "SYN")
+        tr.packet(t + 1, conn, "SYN|ACK", to_server=False)
+        tr.packet(t + 2, conn, "ACK")
+        tr.add(t + 3, "server", "accept", conn, peer=conn.split(">")[0])
+        request(tr, t + 10, conn, keep_alive=False)
+        response(tr, t + 20, conn, keep_alive=False)
+        tr.add(t + 30, "server", "close", conn, reason="keep-alive off")
+        tr.state(t + 40, conn, "server", "TIME_WAIT", expires_ms=60000)
+    for k in range(n_keep):
+        conn = f"127.0.0.1:{30000 + k}>{SERVER}"
+        t = 500_000 + k * 100
+        tr.add(t, "server", "accept", conn, peer=conn.split(">")[0])
+        for j in range(3):
+            request(tr, t + 10 + j, conn, keep_alive=True)
+    return Timeline(EventLog(tr.events))
+
+
+def bursts() -> Timeline:
+    """Short connections in three bursts, 0.3 s and 1.7 s apart; the cursor 5 s later."""
+    tr = Trace()
+    for k, start in enumerate((1000, 1150, 301_000, 301_150, 2_001_000, 2_001_150)):
+        conn = f"127.0.0.1:{41000 + k}>{SERVER}"
+        tr.packet(start, conn, "SYN")
+        tr.packet(start + 1, conn, "SYN|ACK", to_server=False)
+        tr.packet(start + 2, conn, "ACK")
+        tr.add(start + 3, "server", "accept", conn, peer=conn.split(">")[0])
+        request(tr, start + 10, conn, keep_alive=False)
+        response(tr, start + 20, conn, keep_alive=False)
+        tr.add(start + 30, "server", "close", conn, reason="keep-alive off")
+        tr.add(start + 35, "client", "close", conn, reason="short")
+        tr.state(start + 40, conn, "server", "TIME_WAIT", expires_ms=60000)
+    tr.add(7_000_000, "server", "epoll_wait", None, timeout=-1, ready=[])
+    return Timeline(EventLog(tr.events))
+
+
+def test_a_close_wait_that_lasts_is_drawn_and_named_on_every_bar(view) -> None:  # type: ignore[no-untyped-def]
+    """The close-wait lesson's last step: each server end sat in CLOSE_WAIT from its
+    client's FIN until the server stopped. Every bar shows that span, named, from where
+    it began to where it ended (the second it lasted is a break of the axis the strip
+    runs through); "≈" where only the segments said so, none where the kernel agreed."""
+    tl, conns = close_wait_trace(confirmed=(1,))
+    for size, factor in (((1256, 490), 1.0), ((1900, 780), 1.0), ((1256, 490), 2.0)):
+        with zoom(view, factor):
+            view.resize(*size)
+            show(view, tl, len(tl.log) - 1)
+            drawn = view.drawn_bars
+            assert [b.conn for b in drawn] == conns
+            k = view.canvas_scale
+            labels = [d for d in audit(view).drawn if d.text.endswith("CLOSE_WAIT")]
+            rows = []
+            for d in labels:
+                x, y = d.rect.center().x() / k, d.rect.center().y() / k
+                b = next(b for b in drawn if b.y <= y < b.y + b.h)
+                wait = next(s for s in b.closing if s[:2] == ("server", "CLOSE_WAIT"))
+                assert view.axis.x(wait[2]) <= x <= view.axis.x(wait[3]), (size, factor)
+                assert y >= b.y + b.h / 2  # the server's half: the lower one
+                rows.append((b.conn, d.text))
+            assert sorted(rows) == [(conns[0], "≈CLOSE_WAIT"), (conns[1], "CLOSE_WAIT"),
+                                    (conns[2], "≈CLOSE_WAIT")], (size, factor)
+
+
+def test_rows_use_the_height_there_is(view) -> None:  # type: ignore[no-untyped-def]
+    """Many connections: the band that needs few rows takes no more than it needs, the
+    other draws rows of the smallest size down to its bottom (no room is left for one
+    more), and what is not drawn is counted."""
+    for n_short, n_keep in ((30, 2), (2, 30), (30, 30)):
+        tl = many(n_short, n_keep)
+        for size, factor in (((1280, 500), 1.0), ((1900, 700), 1.0), ((1900, 700), 2.0)):
+            with zoom(view, factor):
+                view.resize(*size)
+                show(view, tl, len(tl.log) - 1)
+                drawn = view.drawn_bars
+                where = (n_short, n_keep, size, factor)
+                total = {SHORT: n_short, KEEP_ALIVE: n_keep}
+                for g in GROUPS:
+                    rows = [b for b in drawn if b.group == g]
+                    assert len(rows) + view.hidden(g) == total[g], where
+                    band, top = view.band(g), view.rows_top(g)
+                    assert all(b.y >= top and b.y + b.h <= band.bottom() for b in rows), where
+                    used = top + len(rows) * view.row_h + view.BAND_PAD
+                    if view.hidden(g):
+                        assert view.row_h == view.ROW_HEIGHTS[-1], where
+                        assert band.bottom() - used < view.row_h, where  # full
+                    elif any(view.hidden(o) for o in GROUPS):
+                        floor = 0 if view.compact else view.TABLE_LINES * view.TABLE_LINE + \
+                            0.8 * view.EM  # (wide: the band holds its cost table)
+                        assert band.bottom() <= max(used, band.top() + floor) + 1, where
+                assert view.hidden(SHORT) + view.hidden(KEEP_ALIVE) < n_short + n_keep - 3
+    # 1280 x 500 at 100 %: 30 + 2 connections, twelve rows (there were eight).
+    with zoom(view, 1.0):
+        view.resize(1280, 500)
+        show(view, many(30, 2), len(many(30, 2).log) - 1)
+        assert len(view.drawn_bars) >= 12 and view.hidden(KEEP_ALIVE) == 0
+
+
+def test_counts_say_one_connection_not_one_connections(view, synthetic) -> None:  # type: ignore[no-untyped-def]
+    """The costs' line (a small window): each count with its noun in the singular or the
+    plural, in words (no "conn.", no "req.")."""
+    tl, at = synthetic
+    view.resize(800, 450)  # compact: the costs on one line under each band's title
+
+    def counts() -> list[list[str]]:  # each band's line, count by count
+        lines = [t for t in texts(view) if "  ·  " in t]
+        assert view.compact and lines
+        return [[part.split(" (")[0].split(",")[0] for part in t.split("  ·  ")][:3]
+                for t in lines]  # (a narrow window may leave the TIME_WAIT count out)
+
+    show(view, tl, at["A syn"])
+    assert counts() == [["1 connection", "0 requests", "1 handshake segment"]]
+    show(view, tl, at["A request"])
+    assert counts() == [["1 connection", "1 request", "3 handshake segments"]]
+    show(view, tl, at["D client close"])
+    assert counts() == [["2 connections", "2 requests", "6 handshake segments"],
+                        ["2 connections", "4 requests", "6 handshake segments"]]
+
+
+def test_hidden_rows_are_counted_in_the_singular_too(view) -> None:  # type: ignore[no-untyped-def]
+    tl = many(4, 1)
+    with zoom(view, 2.0):
+        view.resize(1256, 490)
+        show(view, tl, len(tl.log) - 1)
+        assert view.hidden(SHORT) == 1
+        said = texts(view)
+        assert any(t.startswith("+1 earlier connection,") or t == "+1 earlier, not drawn"
+                   for t in said), said
+
+
+def test_the_time_axis_says_what_it_skipped_and_its_labels_stand_apart(view) -> None:  # type: ignore[no-untyped-def]
+    """Each break of the axis says in words how long it skips; ticks and those words
+    never touch (an em between two on a line) and never leave the picture."""
+    tl = bursts()
+    for factor, size in ((1.0, (1280, 720)), (2.0, (1900, 780)), (2.0, (1256, 490))):
+        with zoom(view, factor):
+            view.resize(*size)
+            show(view, tl, len(tl.log) - 1)
+            assert len(view.drawn_bars) >= 4
+            axis = view.axis
+            assert len(axis.breaks) >= 2
+            a = audit(view)
+            assert a.findings() == []
+            k = view.canvas_scale
+            bottom = view._plot[3] * k
+            below = [d for d in a.drawn if d.rect.top() >= bottom and d.rect.bottom()
+                     < view.height() - view.FOOTER_H * k]
+            skipped = [d for d in below if d.text.endswith(" skipped")]
+            assert len(skipped) == len(axis.breaks), [d.text for d in below]
+            for r, d in zip(axis.breaks, sorted(skipped, key=lambda d: d.rect.left())):
+                assert abs(d.rect.center().x() / k - (r.x0 + r.x1) / 2) < d.rect.width()
+            ticks = [d for d in below if d not in skipped]
+            assert len(ticks) >= 2
+            # Ticks as far apart as their labels need: every tick has its label.
+            assert all(labelled for _, _, labelled in view.ticks), (factor, size, view.ticks)
+            for line in (ticks, skipped):
+                line = sorted(line, key=lambda d: d.rect.left())
+                for left, right in zip(line, line[1:]):
+                    if abs(left.rect.top() - right.rect.top()) < 1:
+                        assert right.rect.left() - left.rect.right() >= 0.5 * view.EM * k, \
+                            (factor, size, left.text, right.text)
+
+
+def test_no_text_is_cut_or_overlaps_at_200_percent(view, qapp, synthetic, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """At 100 % and zoomed in (200 %), on the slides' two sizes, in English and in
+    Chinese: no text of the view is cut, crosses its edge or lies on another (a short
+    and a keep-alive run, recorded; the close-wait run; the hand-written trace as its
+    connections come and go; three bursts)."""
+    recorded = merged(*run_pair(tmp_path))
+    close_wait, _ = close_wait_trace()
+    hand, at = synthetic
+    three = bursts()
+    cases = [(recorded, len(recorded.log) - 1), (close_wait, len(close_wait.log) - 1),
+             (three, len(three.log) - 1)]
+    cases += [(hand, at[name]) for name in ("A syn", "A tw", "B request 1", "D client close",
+                                            "later")]
+    for factor in (1.0, 2.0):
+        for lang in ("en", "zh_CN"):
+            with zoom(view, factor), language(qapp, lang):
+                for size in ((1256, 490), (1900, 780)):
+                    view.resize(*size)
+                    for tl, index in cases:
+                        show(view, tl, index)
+                        assert view.drawn_bars
+                        found = audit(view).findings()
+                        assert not found, (factor, lang, size, index, [str(f) for f in found])
+
+
+@contextmanager
+def painted_text():  # type: ignore[no-untyped-def]
+    """Every text drawn in a box while open: (font, box, flags, text), the box in the
+    painter's own units (the picture's)."""
+    calls: list[tuple[QFont, QRectF, int, str]] = []
+    original = QPainter.drawText
+
+    def draw(painter: QPainter, *args):  # type: ignore[no-untyped-def]
+        if len(args) >= 3 and isinstance(args[0], (QRectF, QRect)) and isinstance(args[2], str):
+            calls.append((QFont(painter.font()), QRectF(args[0]), int(args[1]), args[2]))
+        return original(painter, *args)
+
+    QPainter.drawText = draw  # type: ignore[method-assign]
+    try:
+        yield calls
+    finally:
+        QPainter.drawText = original  # type: ignore[method-assign]
+
+
+def ink_of(font: QFont, text: str, box: QRectF, flags: int) -> QRectF:
+    """Where Qt puts the ink of one line of ``text`` drawn in ``box``: from the glyphs
+    of every font the line uses (a Chinese fallback font is taller than DejaVu)."""
+    layout = QTextLayout(text, font)
+    layout.beginLayout()
+    line = layout.createLine()
+    line.setLineWidth(1e6)
+    layout.endLayout()
+    ink = QRectF()
+    for run in layout.glyphRuns():
+        for glyph, at in zip(run.glyphIndexes(), run.positions()):
+            ink = ink.united(run.rawFont().boundingRect(glyph).translated(at))
+    w, h = line.naturalTextWidth(), line.height()
+    x = box.right() - w if flags & int(Qt.AlignmentFlag.AlignRight) else \
+        box.center().x() - w / 2 if flags & int(Qt.AlignmentFlag.AlignHCenter) else box.x()
+    y = box.bottom() - h if flags & int(Qt.AlignmentFlag.AlignBottom) else \
+        box.center().y() - h / 2 if flags & int(Qt.AlignmentFlag.AlignVCenter) else box.y()
+    return ink.translated(x, y)
+
+
+def test_keys_and_countdowns_keep_to_their_places_zoomed_in_chinese(view, qapp, synthetic) -> None:  # type: ignore[no-untyped-def]
+    """The keep-alive lesson's last step in Chinese at 200 %: the legend's keys stand
+    clear of their words and of each other, and each TIME_WAIT countdown's ink lies on
+    its tail (white on purple: off the tail it cannot be read)."""
+    tl, at = synthetic
+    with zoom(view, 2.0), language(qapp, "zh_CN"):
+        for size in ((1256, 490), (1900, 780)):
+            view.resize(*size)
+            show(view, tl, at["later"])
+            view.show()
+            with painted_text() as drawn:
+                view.grab()
+            boxes = [r for pair in view.legend for r in pair]
+            assert len(view.legend) == 4
+            for i, a in enumerate(boxes):
+                for b in boxes[i + 1:]:
+                    assert not a.intersects(b), (size, a, b)
+            top, bottom = view._plot[2:]
+            countdowns = [d for d in drawn if d[3].endswith(" s")
+                          and top < d[1].center().y() < bottom]  # on the bars
+            assert len(countdowns) == 2, [d[3] for d in drawn]
+            for font, box, flags, text in countdowns:
+                ink = ink_of(font, text, box, flags)
+                b = next(b for b in view.drawn_bars if b.y <= ink.center().y() < b.y + b.h)
+                body_top = b.y + max(b.h * 0.1, 2.0)
+                body_h = b.h - 2 * max(b.h * 0.1, 2.0)
+                tail = (body_top + 0.14 * body_h, body_top + 0.86 * body_h)
+                assert tail[0] - 1 <= ink.top() and ink.bottom() <= tail[1] + 1, \
+                    (size, text, (ink.top(), ink.bottom()), tail)
