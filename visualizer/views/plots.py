@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QT_TRANSLATE_NOOP, QRectF, QSize, Qt, QTimer
-from PySide6.QtGui import QFontMetricsF, QTextOption
+from PySide6.QtGui import QFont, QFontMetricsF, QImage, QPainter, QTextOption
 from PySide6.QtWidgets import (
     QCheckBox,
     QHBoxLayout,
@@ -47,9 +47,27 @@ from . import style
 from .base import View
 
 RASTER_KINDS = ("accept", "recv", "send", "eagain", "close", "epoll_ctl")
-# Drawn on top of each other in this order: a recv at the moment of an epoll_ctl shows.
-_RASTER_Z = {"epoll_ctl": 1, "eagain": 2, "accept": 3, "recv": 4, "send": 5, "close": 6}
+# Events of one fd that happen close together (a short connection seen over seconds:
+# accept, recv, send, close within a pixel or two) must all stay visible where they
+# happened. So no marker hides another: recv sits a little above the fd's line and send
+# a little below it (where the bytes plot draws "in" and "out"); the others sit on the
+# line, one inside the other, smaller ones on top: a large diamond (epoll_ctl, its tips
+# show left and right), the dots of recv and send, a square (accept) over their inner
+# halves, a small dot (EAGAIN) in the square, and close a hollow square around them all.
+# kind: (symbol, size in marker units, filled, z)
+_MARKERS = {"epoll_ctl": ("d", 2.0, True, 1), "recv": ("o", 1.0, True, 2),
+            "send": ("o", 1.0, True, 2.5), "accept": ("s", 1.1, True, 3),
+            "eagain": ("o", 0.6, True, 4), "close": ("s", 2.2, False, 5)}
+_RASTER_Z = {k: m[3] for k, m in _MARKERS.items()}
+_LANE = {"recv": 1.0, "send": -1.0}  # above (+) or below (-) the fd's line
+LANE = 0.2  # of a row: where the bytes plot puts its "in" and "out" bars
+_LEGEND_GLYPH = {"accept": "■", "close": "□", "epoll_ctl": "◆"}  # others: ●
 MAX_POINTS = 5_000  # raster dots drawn as dots; beyond, painted into an image
+# The image keeps every kind's colour: each fd's row is cut into up to six stripes and a
+# pixel where several kinds happened shows each of them, in this order from the top
+# (when the stripes are fewer than the kinds there, the first ones of this order win:
+# a close never hides an accept, a recv or a send).
+IMAGE_ORDER = ("accept", "recv", "send", "close", "eagain", "epoll_ctl")
 _RGBA = {k: (*pg.mkColor(style.KIND_COLOURS[k]).getRgb()[:3], 255) for k in _RASTER_Z}
 READ_BUDGET_S = 0.010  # decoding event data per call, at most (then next call goes on)
 HEAVY_BUDGET_S = 0.006  # heavy plots that cost more than this are throttled
@@ -115,6 +133,119 @@ def _steps(x: np.ndarray, y: np.ndarray, end: float | None) -> tuple[np.ndarray,
     return xs, ys
 
 
+class _Axis(pg.AxisItem):
+    """pyqtgraph's axis, with ticks a projected plot can read:
+
+    - tick labels never run into each other: the major spacing grows (1, 2, 5 times a
+      power of ten) until each label has its own room, at any zoom;
+    - an ``integer`` axis (fds, counts) has ticks on whole numbers only;
+    - drawn straight onto the view, not through a cached QPicture: what the text audit
+      (visualizer.textaudit) measures is where the labels really are.
+    """
+
+    def __init__(self, orientation: str, integer: bool = False) -> None:
+        super().__init__(orientation)
+        self.integer = integer
+        self._specs: Any = None
+        # Labels of the minor ticks only where they leave a good gap. The room for the
+        # labels grows, never shrinks, until the type changes (setTickFont): a layout
+        # that passes through a tiny size must not take it away just before a picture.
+        self.setStyle(textFillLimits=[(0, 0.45), (2, 0.35), (4, 0.25), (6, 0.15)],
+                      autoReduceTextSpace=False)
+
+    def setTickFont(self, font: QFont | None) -> None:  # noqa: N802
+        super().setTickFont(font)
+        # Room for labels of this type at once (one line of them; three digits beside
+        # an axis), not once a first picture measured them: the labels' room grows
+        # from there if they need more (measure, paint), never shrinks.
+        fm = QFontMetricsF(font or QFont())
+        self.textHeight = fm.height() * 0.8  # what generateDrawSpecs counts
+        self.textWidth = fm.horizontalAdvance("888")
+        if self.orientation in ("left", "right"):
+            self._updateWidth()
+        else:
+            self._updateHeight()
+        self.measure()
+
+    def _label_room(self, lo: float, hi: float, spacing: float) -> float:
+        """Pixels one tick label needs along the axis (its text and a gap)."""
+        fm = QFontMetricsF(self.style["tickFont"] or QFont())
+        if self.orientation in ("left", "right"):
+            return fm.height() * 1.3
+        values = [lo, hi, (lo + hi) / 2, np.floor(hi / spacing) * spacing]
+        texts = self.tickStrings(values, self.autoSIPrefixScale * self.scale, spacing)
+        return max(fm.horizontalAdvance(t) for t in texts) + fm.horizontalAdvance("M")
+
+    def tickSpacing(self, minVal: float, maxVal: float, size: float) -> Any:  # noqa: N802
+        levels = super().tickSpacing(minVal, maxVal, size)
+        if not levels or self._tickSpacing is not None:
+            return levels
+        span = abs(maxVal - minVal)
+        if span <= 0 or size <= 0:
+            return levels
+        major = float(levels[0][0])
+        if self.integer:
+            major = max(major, 1.0)
+        for _ in range(12):  # bounded: 1, 2, 5, 10... times the start
+            if major * size / span >= self._label_room(minVal, maxVal, major):
+                break
+            digits = major / 10 ** np.floor(np.log10(major))
+            major *= 2.5 if round(digits) == 2 else 2.0
+        minor = [(float(s), o) for s, o in levels[1:]
+                 if s < major and (not self.integer or s >= 1)
+                 and abs(major / s - round(major / s)) < 1e-6]
+        return [(major, 0.0), *minor]
+
+    def measure(self, painter: QPainter | None = None) -> None:
+        """Work out the labels now (not at the next paint): an axis whose labels need more
+        room widens before it is drawn, instead of drawing once without them."""
+        if self.picture is not None or getattr(self, "_linkedView", None) is None \
+                or self.linkedView() is None or self.scene() is None \
+                or not self.scene().views():
+            return
+        own = painter is None
+        image = QImage(1, 1, QImage.Format.Format_ARGB32) if own else None
+        if own:
+            painter = QPainter(image)
+        assert painter is not None
+        painter.save()
+        try:
+            if self.style["tickFont"]:
+                painter.setFont(self.style["tickFont"])
+            self.generateDrawSpecs(painter)
+        finally:
+            painter.restore()
+            if own:
+                painter.end()
+
+    def resizeEvent(self, ev: Any = None) -> None:  # noqa: N802
+        super().resizeEvent(ev)
+        self.measure()
+
+    def linkedViewChanged(self, view: Any, newRange: Any = None) -> None:  # noqa: N802,N803
+        super().linkedViewChanged(view, newRange)
+        self.measure()
+
+    def paint(self, p: Any, opt: Any, widget: Any) -> None:
+        if self.picture is None:  # pyqtgraph's mark that the axis changed
+            self.picture = True
+            p.save()
+            try:
+                if self.style["tickFont"]:
+                    p.setFont(self.style["tickFont"])
+                # (labels wider than the axis make it widen, and mark it changed again:
+                # it is drawn anew once it has its width)
+                self._specs = self.generateDrawSpecs(p)
+            finally:
+                p.restore()
+        if self._specs is not None:
+            p.save()
+            try:
+                self.drawPicture(p, *self._specs)
+            finally:
+                p.restore()
+
+
 class PlotsView(View):
     name = "plots"
     title = QT_TRANSLATE_NOOP("View", "Plots")
@@ -157,12 +288,16 @@ class PlotsView(View):
         self.graphics.setBackground(style.BACKGROUND)
         layout.addWidget(self.graphics, 1)
         g = self.graphics
-        self.raster = g.addPlot(row=0, col=0, colspan=3)
-        self.bytes_plot = g.addPlot(row=0, col=3)
-        self.ready_plot = g.addPlot(row=1, col=0)
-        self.open_plot = g.addPlot(row=1, col=1)
-        self.queue_plot = g.addPlot(row=1, col=2)
-        self.cpu_plot = g.addPlot(row=1, col=3)
+
+        def axes(integer: bool) -> dict[str, _Axis]:
+            return {"left": _Axis("left", integer=integer), "bottom": _Axis("bottom")}
+
+        self.raster = g.addPlot(row=0, col=0, colspan=3, axisItems=axes(True))
+        self.bytes_plot = g.addPlot(row=0, col=3, axisItems=axes(True))
+        self.ready_plot = g.addPlot(row=1, col=0, axisItems=axes(True))
+        self.open_plot = g.addPlot(row=1, col=1, axisItems=axes(True))
+        self.queue_plot = g.addPlot(row=1, col=2, axisItems=axes(True))
+        self.cpu_plot = g.addPlot(row=1, col=3, axisItems=axes(False))
         g.ci.layout.setRowStretchFactor(0, 3)
         g.ci.layout.setRowStretchFactor(1, 2)
         self.time_plots = [self.raster, self.ready_plot, self.open_plot, self.queue_plot,
@@ -180,23 +315,36 @@ class PlotsView(View):
             plot.getViewBox().setMouseEnabled(x=True, y=plot is self.raster)
         self.bytes_plot.setYLink(self.raster)
         self.bytes_plot.getViewBox().setMouseEnabled(x=False, y=True)
+        # bytes from 0 to a round number above the most (never a range around 0 in
+        # milli-bytes when there is nothing yet): set by _draw_bytes
+        self.bytes_plot.getViewBox().enableAutoRange(x=False)
+        self.bytes_plot.setXRange(0, 100, padding=0)
         self.raster.getViewBox().setAutoVisible(y=True)
         # x: "all" (0 to the cursor), "manual" (the user zoomed or panned), "follow"
         self.x_mode = "all"
 
         # Items, made once; every refresh only sets their data.
         self.scatter: dict[str, pg.ScatterPlotItem] = {}
+        self.marker_unit = 8.0  # px: a recv's dot; the others in proportion (_MARKERS)
+        self.lane = LANE  # fd units: recv above the fd's line, send below
         for kind in RASTER_KINDS:
-            item = pg.ScatterPlotItem(size=8, pen=None, brush=pg.mkBrush(style.KIND_COLOURS[kind]),
-                                      symbol="o" if kind not in ("close", "accept") else "s",
-                                      name=kind)
+            item = pg.ScatterPlotItem(name=kind)
             item.setZValue(_RASTER_Z[kind])
             self.raster.addItem(item)
             self.scatter[kind] = item
+        self._style_markers()
         self.image = pg.ImageItem(axisOrder="row-major")
         self.image.hide()
         self.raster.addItem(self.image)
+        # Idle sweeps folded into one event: shaded over the time they took (no dot per
+        # EAGAIN was recorded there, so none is drawn), behind the dots.
+        self.idle_shade = pg.BarGraphItem(x0=[], x1=[], y0=[], y1=[], pen=None)
+        self.idle_shade.setZValue(-1)
+        self.raster.addItem(self.idle_shade, ignoreBounds=True)
+        self.idle_spans: list[tuple[float, float, int]] = []  # (from s, to s, sweeps)
+        self._legend_idle = False
         self.raster_image: np.ndarray | None = None
+        self.image_stripes = 1  # image rows per fd (a stripe per kind there, up to six)
         self.raster_count = 0
         self.raster_increments = 0  # pictures grown by the new events only
         self._image_fds = (0, 0)
@@ -214,10 +362,32 @@ class PlotsView(View):
                                                 symbolBrush=style.BLUE)
         self.open_curve = self.open_plot.plot(pen=pg.mkPen(style.DATA, width=3))
         self.queue_curve = self.queue_plot.plot(pen=pg.mkPen(style.WASTE, width=3))
-        self.cpu_curve = self.cpu_plot.plot(pen=pg.mkPen(style.SERVER, width=2))
+        self.cpu_curve = self.cpu_plot.plot(pen=pg.mkPen(style.SERVER, width=3))
+        self.cpu_curve.setFillLevel(0.0)
         for curve in (self.ready_curve, self.open_curve, self.queue_curve, self.cpu_curve):
             curve.setClipToView(True)
             curve.setDownsampling(auto=True, method="peak")
+        # Lines to read a value against: one whole core (100 %) in the CPU plot, a full
+        # accept queue (backlog + 1 connections) in the queue's.
+        self.core_line = pg.InfiniteLine(pos=100.0, angle=0, movable=False)
+        self.cpu_plot.addItem(self.core_line, ignoreBounds=True)
+        self.full_line = pg.InfiniteLine(pos=0.0, angle=0, movable=False)
+        self.full_line.hide()
+        self.queue_plot.addItem(self.full_line, ignoreBounds=True)
+        self.reference_labels: dict[Any, pg.TextItem] = {}
+        for plot in (self.cpu_plot, self.queue_plot):
+            label = pg.TextItem(anchor=(0, 1))
+            label.hide()
+            plot.addItem(label, ignoreBounds=True)
+            self.reference_labels[plot] = label
+        # The value at the cursor, a dot on the cursor's line (a step there hides under it).
+        self.now_dots: dict[Any, pg.ScatterPlotItem] = {}
+        for plot in (self.open_plot, self.queue_plot, self.cpu_plot):
+            dot = pg.ScatterPlotItem()
+            dot.setZValue(25)  # above the cursor's line
+            plot.addItem(dot, ignoreBounds=True)
+            self.now_dots[plot] = dot
+        self._style_lines()
         self.cursor_lines: list[pg.InfiniteLine] = []
         for plot in self.time_plots:
             line = pg.InfiniteLine(angle=90, movable=False,
@@ -235,8 +405,8 @@ class PlotsView(View):
             plot.addItem(band, ignoreBounds=True)
             self.selection_bands.append(band)
         self.messages: dict[Any, pg.TextItem] = {}
-        for plot in (self.raster, self.ready_plot, self.open_plot, self.queue_plot,
-                     self.cpu_plot):
+        for plot in (self.raster, self.bytes_plot, self.ready_plot, self.open_plot,
+                     self.queue_plot, self.cpu_plot):
             text = pg.TextItem(color=style.MUTED, anchor=(0.5, 0.5))
             text.textItem.document().setDefaultTextOption(QTextOption(Qt.AlignmentFlag.AlignCenter))
             text.setFont(style.font(0.95))
@@ -245,6 +415,8 @@ class PlotsView(View):
             self.messages[plot] = text
             plot.sigRangeChanged.connect(self._place_messages)
         self.raster.sigXRangeChanged.connect(self._range_moved)
+        self.raster.sigYRangeChanged.connect(self._fit_markers)
+        self.raster.getViewBox().sigResized.connect(self._fit_markers)
         for plot in self.time_plots:
             # Not pyqtgraph's x link: it aligns plots by screen position, and these
             # plots sit in different columns. One x range for all, set here.
@@ -257,10 +429,18 @@ class PlotsView(View):
         self._bytes = EventSeries(["recv", "send"], value=lambda e: e.data.get("bytes", 0))
         self._ready = EventSeries(["epoll_wait", "wait"],
                                   value=lambda e: len(e.data.get("ready") or ()))
-        self._open = EventSeries(["accept", "close"])
+        # +1 an accept, -1 the close that closes the socket (a forking server's parent
+        # closing its copy closes nothing: last is false)
+        self._open = EventSeries(["accept", "close"], value=lambda e: (
+            1.0 if e.kind == "accept" else 0.0 if e.data.get("last") is False else -1.0))
         self._queue = EventSeries(["accept_queue"], src=None, value=lambda e: (
             e.data.get("length", 0), e.data.get("backlog", 0)), width=2)
         self._cpu = EventSeries(["cpu"], src=None, value=_cpu_value)
+        # The non-blocking loop's idle sweeps, folded into one poll_sweep each stretch
+        # (engine/modes/nonblocking.py): (sweeps, since_ns), since -1 for a plain sweep.
+        self._folded = EventSeries(["poll_sweep"], value=lambda e: (
+            float(e.data.get("sweeps") or 1),
+            float(e.data["since_ns"]) if e.data.get("since_ns") is not None else -1.0), width=2)
         self._heavy_due = 0.0
         self._deadline = 0.0
         self._bytes_sums: tuple[int, np.ndarray | None, Any] = (0, None, None)
@@ -279,6 +459,8 @@ class PlotsView(View):
         empty = (np.empty(0), np.empty(0))
         self.ready_data = self.open_data = self.queue_data = self.cpu_data = empty
         self.cpu_message = ""
+        self.cpu_median: float | None = None
+        self.queue_full: int | None = None  # the queue's "full" line (backlog + 1), if drawn
         self.complete = True
         self.last_draw_ms = 0.0
         self.last_heavy_ms = 0.0
@@ -318,15 +500,22 @@ class PlotsView(View):
 
     def _legend_html(self) -> str:
         f = getattr(self, "_legend_factor", 1.0)
-        return "   ".join(
-            f'<span style="color:{style.KIND_COLOURS[k]}; '
-            f'font-size:{style.BASE_POINT_SIZE * 1.3 * f:.0f}pt">'
-            f'●</span>&nbsp;{self.tr(k if k != "eagain" else "EAGAIN")}' for k in RASTER_KINDS)
+        words = [f'<span style="color:{style.KIND_COLOURS[k]}; '
+                 f'font-size:{style.BASE_POINT_SIZE * 1.3 * f:.0f}pt">'
+                 f'{_LEGEND_GLYPH.get(k, "●")}</span>&nbsp;'
+                 f'{self.tr(k if k != "eagain" else "EAGAIN")}' for k in RASTER_KINDS]
+        if getattr(self, "_legend_idle", False):
+            colour = pg.mkColor(style.KIND_COLOURS["eagain"])
+            words.append(f'<span style="background-color:rgba({colour.red()},{colour.green()},'
+                         f'{colour.blue()},0.25)">&nbsp;&nbsp;&nbsp;&nbsp;</span>&nbsp;'
+                         + self.tr("idle sweeps (EAGAIN)"))
+        return "   ".join(words)
 
     def _fit_legend(self) -> None:
         """Zoomed in, the legend's type is set smaller until it fits its place (never
         below 100 %'s size); then a narrow window cuts it."""
-        words = "   ".join("● " + self.tr(k if k != "eagain" else "EAGAIN")
+        words = "   ".join(_LEGEND_GLYPH.get(k, "●") + " " + self.tr(k if k != "eagain"
+                                                                 else "EAGAIN")
                            for k in RASTER_KINDS)
         floor, f = min(1.0, 1.0 / style.ZOOM), 1.0
         # Beside the heading when it fits there (at the smallest type allowed), else on a
@@ -358,7 +547,7 @@ class PlotsView(View):
         # the zoom makes every title larger: the width is measured in zoomed type.
         width = self.width() / style.ZOOM
         scale = 1.05 if width >= 1180 else 0.9 if width >= 950 else 0.75
-        # and never so large that a small plot's title ("Accept queue (of 4096)", some 22
+        # and never so large that a small plot's title ("Accept queue (backlog 4096)", some 27
         # characters of bold type) runs into its neighbour's: a quarter of the width each
         fits = max(60.0, self.width() / 4 - 24) / (22 * 0.66) * 0.75  # points
         return f"{min(style.BASE_POINT_SIZE * scale, max(fits, 8.0)):.0f}pt"
@@ -373,7 +562,6 @@ class PlotsView(View):
         self._fill()
         for k in _RASTER_Z:
             _RGBA[k] = (*pg.mkColor(style.KIND_COLOURS[k]).getRgb()[:3], 255)
-        self.heading.setFont(style.font(1.3, bold=True))
         self._legend_factor = 1.0
         self.legend.setText(self._legend_html())
         for w in (self.legend, self.follow_box, self.all_button):
@@ -383,15 +571,17 @@ class PlotsView(View):
         self._title_size = self._width_title_size()
         for plot, text in self.titles.items():
             self._style_plot(plot, plot.titleLabel.text or text)
-        for kind, item in self.scatter.items():
-            item.setBrush(pg.mkBrush(style.KIND_COLOURS[kind]))
+        self._cramped = None  # the zoom changed: the fonts above are arranged again
+        self._arrange()
+        self._style_markers()
         self.bars_in.setOpts(brush=style.KIND_COLOURS["recv"])
         self.bars_out.setOpts(brush=style.KIND_COLOURS["send"])
         for curve, colour, width in ((self.ready_curve, style.KIND_COLOURS["epoll_wait"], 1),
                                      (self.open_curve, style.DATA, 3),
                                      (self.queue_curve, style.WASTE, 3),
-                                     (self.cpu_curve, style.SERVER, 2)):
+                                     (self.cpu_curve, style.SERVER, 3)):
             curve.setPen(pg.mkPen(colour, width=style.pen(width)))
+        self._style_lines()
         for line in self.cursor_lines:
             line.setPen(pg.mkPen(style.FOREGROUND, width=style.pen(2),
                                  style=Qt.PenStyle.DashLine))
@@ -402,6 +592,27 @@ class PlotsView(View):
             text.setFont(style.font(0.95))
         self._heavy_key = None  # the raster's picture is painted in the kinds' colours
         super().apply_theme()
+
+    def _style_lines(self) -> None:
+        """The CPU's filled curve, the reference lines, their words, the cursor dots."""
+        fill = pg.mkColor(style.SERVER)
+        fill.setAlpha(60)
+        self.cpu_curve.setBrush(pg.mkBrush(fill))
+        self.core_line.setPen(pg.mkPen(style.MUTED, width=style.pen(1.5),
+                                       style=Qt.PenStyle.DashLine))
+        self.full_line.setPen(pg.mkPen(style.VERMILION, width=style.pen(2),
+                                       style=Qt.PenStyle.DotLine))
+        for plot, label in self.reference_labels.items():
+            label.setColor(style.MUTED if plot is self.cpu_plot else style.VERMILION)
+            label.setFont(style.font(0.6 if getattr(self, "_cramped", 0) else 0.8))
+        size = 9 * style.ZOOM ** 0.5
+        for plot, dot in self.now_dots.items():
+            colour = {self.open_plot: style.DATA, self.queue_plot: style.WASTE,
+                      self.cpu_plot: style.SERVER}[plot]
+            dot.setSymbol("o")
+            dot.setSize(size)
+            dot.setBrush(pg.mkBrush(colour))
+            dot.setPen(pg.mkPen(style.BACKGROUND, width=1.5))
 
     def _style_plot(self, plot: Any, title: str) -> None:
         plot.setTitle(title, color=style.FOREGROUND, size=self._title_size, bold=True)
@@ -441,6 +652,7 @@ class PlotsView(View):
         complete &= self._draw_queue(log, cursor, t0)
         complete &= self._draw_cpu(log, cursor, t0)
         complete &= self._bytes.update(log, cursor + 1, self._deadline).complete
+        complete &= self._draw_folded(log, cursor, t0)
         self._set_x()
         self._heavy(force=not self.throttle)
         self.complete = complete
@@ -448,7 +660,21 @@ class PlotsView(View):
             self._catch_up.start(40)  # a huge log: keep reading, a slice per call
         self._draw_selection(timeline)
         self._place_messages()
+        self._measure_axes()
+        self._relayout()
         self.last_draw_ms = (time.perf_counter() - started) * 1e3
+
+    def _measure_axes(self) -> None:
+        image = QImage(1, 1, QImage.Format.Format_ARGB32)
+        painter = QPainter(image)
+        try:
+            for plot in self.titles:
+                for side in ("left", "bottom"):
+                    axis = plot.getAxis(side)
+                    if isinstance(axis, _Axis):
+                        axis.measure(painter)
+        finally:
+            painter.end()
 
     def _clear(self) -> None:
         self.cursor_x = None
@@ -465,12 +691,21 @@ class PlotsView(View):
             curve.setData([], [])
         self.bytes_data = (np.empty(0, np.int64), np.empty(0), np.empty(0))
         self._set_bars(*self.bytes_data)
+        self._message(self.bytes_plot, None)
+        for plot in self.now_dots:
+            self._now(plot, None, 0.0)
+        for plot, line in ((self.queue_plot, self.full_line), (self.cpu_plot, self.core_line)):
+            self._reference(plot, line, None, "")
         self._message(self.raster, self.tr("no events yet"))
+        self.idle_spans = []
+        self.idle_shade.hide()
 
     def _message(self, plot: Any, text: str | None) -> None:
         item = self.messages[plot]
         if text:
-            item.setText(text)
+            if getattr(item, "_sockscope_text", None) != text:
+                item.setText(text)
+                item._sockscope_text = text
             item.show()
         else:
             item.hide()
@@ -478,18 +713,49 @@ class PlotsView(View):
     def _place_messages(self, *_: Any) -> None:
         for plot, item in self.messages.items():
             if item.isVisible():
-                item.setTextWidth(max(60.0, plot.getViewBox().width() - 16))
+                self._fit_message(plot, item)
                 (x0, x1), (y0, y1) = plot.viewRange()
                 item.setPos((x0 + x1) / 2, (y0 + y1) / 2)
+        for plot in self.reference_labels:
+            self._place_reference(plot)
 
     @staticmethod
-    def _y_from_zero(plot: Any, y: np.ndarray, least: float = 1.0) -> None:
+    def _fit_message(plot: Any, item: Any) -> None:
+        """A message's words inside its plot: the type set smaller (to 60 %) until
+        they fit its box, wrapped at spaces; a small plot zoomed in says them small."""
+        vb = plot.getViewBox()
+        width, height = max(40.0, vb.width() - 12), max(12.0, vb.height() - 6)
+        item.setTextWidth(width)
+        doc = item.textItem.document()
+        text = getattr(item, "_sockscope_text", None)
+        if text is not None and item.textItem.toPlainText() != text:
+            item.setText(text)  # its whole words again (an earlier fit cut them)
+        scale = 0.95
+        for _ in range(8):  # bounded: 0.95 down to 0.6
+            item.setFont(style.font(scale))
+            if doc.size().height() <= height and doc.idealWidth() <= width + 1:
+                return
+            if scale <= 0.6:
+                break
+            scale = max(0.6, scale * 0.9)
+        # still too large: one line, cut with "…"
+        whole = item.textItem.toPlainText()
+        margins = 2 * doc.documentMargin() + 4
+        item.setText(QFontMetricsF(style.font(scale)).elidedText(
+            whole, Qt.TextElideMode.ElideRight, width - margins))
+        item._sockscope_text = whole
+
+    @staticmethod
+    def _y_from_zero(plot: Any, y: np.ndarray, least: float = 1.0) -> float:
         """y from 0 to a round number above the data (unchanged while it fits: an
-        axis that moves every frame costs a repaint and reads badly)."""
+        axis that moves every frame costs a repaint and reads badly). A little room
+        below 0, so that a line at 0 is seen above the axis, not in it; the top."""
         top = float(np.nanmax(y)) if len(y) and np.isfinite(y).any() else 0.0
         top = _nice(max(least, top) * 1.08)
-        if plot.viewRange()[1] != [0, top]:
-            plot.setYRange(0, top, padding=0)
+        want = [-0.04 * top, top]
+        if not np.allclose(plot.viewRange()[1], want, rtol=0, atol=1e-9 * top):
+            plot.setYRange(*want, padding=0)
+        return top
 
     def _title(self, plot: Any, text: str) -> None:
         if plot.titleLabel.text != text:  # a new title re-lays out the whole grid
@@ -497,12 +763,75 @@ class PlotsView(View):
 
     def resizeEvent(self, event: Any) -> None:
         super().resizeEvent(event)
+        self._arrange()
         QTimer.singleShot(0, self, self._fit_legend)  # once the layout gave it its width
         size = self._width_title_size()
         if size != self._title_size:
             self._title_size = size
             for plot in self.titles:
                 plot.setTitle(plot.titleLabel.text, size=size)
+        self._relayout()
+
+    # Below this height (in unzoomed pixels: a slide zoomed in) the small plots would be
+    # slivers under their titles and axes: they get as much height as the raster, and
+    # the heading is set no larger than the rest.
+    # Very cramped (a slide at 200 % with a banner above the view), the heading steps
+    # aside.
+    CRAMPED_HEIGHT = 450
+    VERY_CRAMPED_HEIGHT = 250
+
+    @property
+    def cramped(self) -> int:
+        """0: room enough; 1: cramped; 2: very cramped."""
+        logical = self.height() / style.ZOOM
+        return 2 if logical < self.VERY_CRAMPED_HEIGHT else 1 if logical < \
+            self.CRAMPED_HEIGHT else 0
+
+    def _arrange(self) -> None:
+        cramped = self.cramped
+        if cramped == getattr(self, "_cramped", None):
+            return
+        self._cramped = cramped
+        rows = self.graphics.ci.layout
+        rows.setRowStretchFactor(0, 1 if cramped else 3)
+        rows.setRowStretchFactor(1, 1 if cramped else 2)
+        # Cramped, the row above the plots takes one line: the heading, the buttons (for
+        # the lecturer's hand, not the hall) and the legend beside them (_fit_legend).
+        controls = max(1.0 / style.ZOOM, 0.6) if cramped else 1.0
+        self.heading.setFont(style.font(max(1.3 / style.ZOOM, 0.8) if cramped else 1.3,
+                                        bold=True))
+        self.heading.setVisible(cramped < 2)
+        for w in (self.follow_box, self.all_button):
+            w.setFont(style.font(controls))
+        for plot in self.titles:
+            plot.getAxis("bottom").label.setFont(style.font(0.65 if cramped else 0.85))
+            plot.getAxis("left").label.setFont(style.font(0.65 if cramped else 0.85))
+        for label in self.reference_labels.values():
+            label.setFont(style.font(0.6 if cramped else 0.8))
+        self._relayout()
+        QTimer.singleShot(0, self, self._fit_legend)
+
+    def _relayout(self) -> None:
+        """The plots' layouts now (axes of another size), not at the next turn of the
+        event loop: a picture may be taken before it."""
+        for plot in self.titles:
+            plot.layout.activate()
+        self.graphics.ci.layout.activate()
+
+    def showEvent(self, event: Any) -> None:
+        super().showEvent(event)
+        # drawn while hidden (another tab in front, a window not shown yet), the raster
+        # and the bars were left for now: draw them once the layout has run
+        if self.timeline is not None:
+            QTimer.singleShot(0, self, self._redraw_heavy)
+
+    def settle(self) -> None:
+        """A picture is about to be taken: the raster and the bars as of now."""
+        if self.timeline is not None and self.isVisible():
+            self._heavy(force=True)
+            self._place_messages()
+            self._measure_axes()
+            self._relayout()
 
     # light plots: a few points per refresh, cached values
     def _draw_ready(self, log: Any, cursor: int, t0: int) -> bool:
@@ -528,17 +857,18 @@ class PlotsView(View):
         return s.complete
 
     def _draw_open(self, log: Any, cursor: int, t0: int) -> bool:
-        s = self._open.update(log, cursor + 1)
+        s = self._open.update(log, cursor + 1, self._deadline)
         k = s.count(cursor)
-        accept = log.kinds.codes.get("accept", -1)
-        step = np.where(s.kind[:k] == accept, 1, -1)
+        step = s.v[:k, 0]
         x = (s.t[:k] - t0) / 1e9
         y = np.cumsum(step).astype(np.float64)
         self.open_data = (x, y)
-        self.open_curve.setData(*_steps(x, y, self.cursor_x))
+        # none open from the first event on (where the time axis starts)
+        self.open_curve.setData(*_steps(np.append(0.0, x), np.append(0.0, y), self.cursor_x))
         self._y_from_zero(self.open_plot, y)
+        self._now(self.open_plot, self.cursor_x, float(y[-1]) if k else 0.0)
         self._message(self.open_plot, None if k else self.tr("no connection yet"))
-        return True
+        return s.complete
 
     def _draw_queue(self, log: Any, cursor: int, t0: int) -> bool:
         s = self._queue.update(log, cursor + 1, self._deadline)
@@ -547,10 +877,20 @@ class PlotsView(View):
         y = s.v[:k, 0].copy()
         self.queue_data = (x, y)
         self.queue_curve.setData(*_steps(x, y, self.cursor_x))
-        self._y_from_zero(self.queue_plot, y)
+        full = None
         if k:
             backlog = int(s.v[k - 1, 1])
-            self._title(self.queue_plot, self.tr("Accept queue (of {0})").format(backlog))
+            # Linux queues backlog + 1 connections, then drops SYNs: "full" where the
+            # queue comes near it (not a line far above a queue of a few in 4096)
+            if backlog >= 0 and backlog + 1 <= max(4.0, 2.0 * float(np.nanmax(y))):
+                full = backlog + 1
+        self.queue_full = full
+        self._y_from_zero(self.queue_plot, y, least=float(full or 1))
+        self._reference(self.queue_plot, self.full_line, full,
+                        self.tr("full: backlog + 1") if full else "")
+        self._now(self.queue_plot, self.cursor_x if k else None, float(y[-1]) if k else 0.0)
+        if k:
+            self._title(self.queue_plot, self.tr("Accept queue (backlog {0})").format(backlog))
             self._message(self.queue_plot, None)
         else:
             self._title(self.queue_plot, self.titles[self.queue_plot])
@@ -566,6 +906,18 @@ class PlotsView(View):
         self.cpu_data = (x, y)
         self.cpu_curve.setData(x, y, connect="finite")
         self._y_from_zero(self.cpu_plot, y, least=100.0)
+        finite = y[np.isfinite(y)]
+        self._reference(self.cpu_plot, self.core_line, 100.0 if len(finite) else None,
+                        self.tr("one core"))
+        self.cpu_median = float(np.median(finite)) if len(finite) else None
+        if self.cpu_median is not None:
+            # the number the lessons say ("a median N % of a core"), big enough to read
+            self._title(self.cpu_plot, self.tr("Engine CPU % (median {0})").format(
+                f"{self.cpu_median:.0f}"))
+            self._now(self.cpu_plot, float(x[np.isfinite(y)][-1]), float(finite[-1]))
+        else:
+            self._title(self.cpu_plot, self.titles[self.cpu_plot])
+            self._now(self.cpu_plot, None, 0.0)
         if "cpu" not in log.kinds.codes:
             self.cpu_message = self.tr(_NO_CPU)
         elif not k:
@@ -574,6 +926,40 @@ class PlotsView(View):
             self.cpu_message = ""
         self._message(self.cpu_plot, self.cpu_message or None)
         return s.complete
+
+    def _now(self, plot: Any, x: float | None, y: float) -> None:
+        dot = self.now_dots[plot]
+        if x is None:
+            dot.setData([], [])
+        else:
+            dot.setData([x], [y])
+
+    def _reference(self, plot: Any, line: Any, value: float | None, text: str) -> None:
+        label = self.reference_labels[plot]
+        if value is None:
+            line.hide()
+            label.hide()
+            return
+        line.setValue(value)
+        line.show()
+        if label.textItem.toPlainText() != text:
+            label.setText(text)
+        self._place_reference(plot)
+
+    def _place_reference(self, plot: Any) -> None:
+        label = self.reference_labels[plot]
+        line = self.core_line if plot is self.cpu_plot else self.full_line
+        if not line.isVisible():
+            return
+        # its words where the plot has room for them (three lines of them), and not on
+        # the plot's own message
+        room = plot.getViewBox().height() >= 3 * QFontMetricsF(label.textItem.font()).height()
+        label.setVisible(room and not self.messages[plot].isVisible())
+        if label.isVisible():
+            (x0, _), (_, y1) = plot.viewRange()
+            label.setPos(x0, line.value())
+            # above the line when there is room, else under it
+            label.setAnchor((0, 1) if line.value() < 0.8 * y1 else (0, 0))
 
     # heavy plots: the raster and the bars
     def _heavy(self, force: bool = False) -> None:
@@ -613,6 +999,38 @@ class PlotsView(View):
         sel = np.flatnonzero(mask)
         x = (log.times[a:b][sel] - t0) / 1e9
         return x, fds[sel].astype(np.int64), kinds[sel], codes
+
+    def _draw_folded(self, log: Any, cursor: int, t0: int) -> bool:
+        """Shade the idle sweeps the engine folded into one event each (every try an
+        EAGAIN, no event per try): the raster shows when the loop swept in vain."""
+        series = self._folded.update(log, cursor + 1, self._deadline)
+        k = series.count(cursor)
+        v, t = series.v[:k], series.t[:k]
+        folded = v[:, 1] >= 0 if k else np.zeros(0, bool)
+        since = (v[folded, 1] - t0) / 1e9 if k else np.empty(0)
+        until = (t[folded] - t0) / 1e9 if k else np.empty(0)
+        self.idle_spans = [(float(a), float(b), int(n)) for a, b, n in
+                           zip(since.tolist(), until.tolist(), v[folded, 0].tolist())]
+        if len(since):
+            # What the screen can show: spans closer than a pixel apart merged (an idle
+            # loop folds a stretch every 0.1 s: thousands in a long run).
+            x0, x1 = self.raster.getViewBox().viewRange()[0]
+            pixel = max(1e-9, (x1 - x0) / max(1.0, self.raster.getViewBox().width()))
+            a, b = since, np.maximum(until, since)
+            starts = np.concatenate([[True], a[1:] - b[:-1] > pixel])
+            a, b = a[starts], np.maximum.reduceat(b, np.flatnonzero(starts))
+            colour = pg.mkColor(style.KIND_COLOURS["eagain"])
+            colour.setAlpha(60)
+            lo, hi = self.raster.getViewBox().viewRange()[1]
+            self.idle_shade.setOpts(x0=a, x1=b, y0=np.full(len(a), lo - (hi - lo)),
+                                    y1=np.full(len(a), hi + (hi - lo)), brush=colour, pen=None)
+            self.idle_shade.show()
+        else:
+            self.idle_shade.hide()
+        if bool(self.idle_spans) != self._legend_idle:
+            self._legend_idle = bool(self.idle_spans)
+            self.legend.setText(self._legend_html())
+        return series.complete
 
     def _draw_raster(self, log: Any, cursor: int, t0: int) -> None:
         stop = cursor + 1
@@ -657,9 +1075,13 @@ class PlotsView(View):
             fmin, fmax = int(y.min()), int(y.max())
             self._image_fds = (fmin, fmax)
             rows = min(fmax - fmin + 1, max_rows)
+            # an fd's row cut into stripes (one per kind there), when it has the pixels
+            stripes = max(1, min(len(IMAGE_ORDER), max_rows // rows)) \
+                if rows == fmax - fmin + 1 else 1
             self._image_frame = (x0, x1, cols, rows, fmin, fmax - fmin + 1)
-            self._counts = np.zeros((len(RASTER_KINDS), rows, cols), np.int32)
-            self.raster_image = np.zeros((rows, cols, 4), np.uint8)
+            self.image_stripes = stripes
+            self._counts = np.zeros((len(IMAGE_ORDER), rows, cols), np.int32)
+            self.raster_image = np.zeros((rows * stripes, cols, 4), np.uint8)
             self._count_into_image(x, y, k, codes, 1)
             self.image.setImage(self.raster_image, autoLevels=False)
             self.image.setRect(QRectF(x0, fmin - 0.5, x1 - x0, fmax - fmin + 1))
@@ -680,8 +1102,51 @@ class PlotsView(View):
                 m = k == code
                 xs, ys = x[m], y[m].astype(np.float64)
                 self.raster_data[kind] = (xs, ys)
-                item.setData(xs, ys)
+            self._fit_markers(place=False)
+            self._place_markers()
         self._message(self.raster, None if len(x) else self.tr("no server event on an fd yet"))
+
+    # markers: their sizes and lanes follow the rows' height on screen
+    def _style_markers(self) -> None:
+        u = self.marker_unit
+        for kind, item in self.scatter.items():
+            symbol, size, filled, _ = _MARKERS[kind]
+            colour = style.KIND_COLOURS[kind]
+            item.setSymbol(symbol)
+            item.setSize(size * u)
+            if filled:
+                item.setPen(pg.mkPen(None))
+                item.setBrush(pg.mkBrush(colour))
+            else:  # a ring: what it surrounds shows through
+                item.setPen(pg.mkPen(colour, width=max(2.0, 0.25 * u)))
+                item.setBrush(pg.mkBrush(None))
+
+    def _place_markers(self) -> None:
+        empty = (np.empty(0), np.empty(0))
+        for kind, item in self.scatter.items():
+            xs, ys = self.raster_data.get(kind, empty)
+            item.setData(xs, ys + _LANE.get(kind, 0.0) * self.lane)
+
+    def _fit_markers(self, *_: Any, place: bool = True) -> None:
+        """A marker unit from the height of one fd's row on screen (smaller when the rows
+        are thin, larger zoomed in), and the lanes of recv and send far enough apart that
+        neither hides the other."""
+        vb = self.raster.getViewBox()
+        y0, y1 = self.raster.viewRange()[1]
+        row = vb.height() / max(y1 - y0, 1e-9)  # px per fd
+        if row <= 0:
+            return
+        unit = float(np.clip(row * 0.6, 6.0, 8.0 * style.ZOOM ** 0.5))
+        # (never past the row's own half: the lanes move with the rows' height, and data
+        # that grew the y range would shrink the rows and push the lanes out again)
+        lane = min(0.42, max(LANE, 0.45 * unit / row))
+        if abs(unit - self.marker_unit) <= 0.1 * self.marker_unit and \
+                abs(lane - self.lane) <= 0.15 * self.lane:
+            return  # (a change this small would only make the range move again)
+        self.marker_unit, self.lane = unit, lane
+        self._style_markers()
+        if place and not self.raster_binned:
+            self._place_markers()
 
     @staticmethod
     def _stamp(log: Any, n: int) -> tuple[int, int] | None:
@@ -697,23 +1162,41 @@ class PlotsView(View):
         col = np.clip(((x - x0) / max(x1 - x0, 1e-12) * cols).astype(np.int64), 0, cols - 1)
         row = (y - fmin) if rows == span else (y - fmin) * rows // span
         lookup = np.full(max(codes.values(), default=0) + 1, -1, np.int64)
-        for i, kind in enumerate(RASTER_KINDS):
+        for i, kind in enumerate(IMAGE_ORDER):
             if kind in codes:
                 lookup[codes[kind]] = i
         flat = (lookup[k] * rows + row) * cols + col
         if len(flat) > counts.size // 8:  # many: one pass over everything
             counts += (sign * np.bincount(flat, minlength=counts.size)).reshape(
                 counts.shape).astype(np.int32)
-            image[:] = 0
-            for kind in sorted(_RASTER_Z, key=_RASTER_Z.__getitem__):  # the top kinds last
-                image[counts[RASTER_KINDS.index(kind)] > 0] = _RGBA[kind]
+            self._paint_cells(counts > 0, slice(None), slice(None))
             return
         np.add.at(counts.reshape(-1), flat, sign)
-        r, c = row, col  # a pixel named twice is painted twice: the same colour
-        image[r, c] = 0
-        for kind in sorted(_RASTER_Z, key=_RASTER_Z.__getitem__):
-            present = counts[RASTER_KINDS.index(kind), r, c] > 0
-            image[r[present], c[present]] = _RGBA[kind]
+        # a pixel named twice is painted twice: the same colours
+        self._paint_cells(counts[:, row, col] > 0, row, col)
+
+    def _paint_cells(self, present: np.ndarray, r: Any, c: Any) -> None:
+        """Paint cells (fd row ``r``, column ``c``; arrays, or slices for all) from which
+        kinds are ``present`` there (kinds first): each kind present gets its share of
+        the row's stripes, in ``IMAGE_ORDER`` from the top."""
+        image = self.raster_image
+        assert image is not None
+        stripes = self.image_stripes
+        n = present.sum(axis=0)
+        rank = np.cumsum(present, axis=0) - 1
+        colours = np.array([_RGBA[kind] for kind in IMAGE_ORDER], np.uint8)
+        rows = image.shape[0] // stripes
+        cells = image.reshape(rows, stripes, image.shape[1], 4)
+        for s in range(stripes):
+            target = (s * n) // stripes  # which of the kinds there this stripe shows
+            paint = np.zeros(n.shape + (4,), np.uint8)
+            for i in range(len(IMAGE_ORDER)):
+                paint[present[i] & (rank[i] == target)] = colours[i]
+            # stripe 0 is the top one; the image's row 0 is drawn at the bottom
+            if isinstance(r, slice):
+                cells[:, stripes - 1 - s, :] = paint
+            else:
+                cells[r, stripes - 1 - s, c] = paint
 
     def _draw_bytes(self, log: Any, cursor: int) -> None:
         s = self._bytes  # read in show_state, within the reading budget
@@ -744,6 +1227,13 @@ class PlotsView(View):
         fds = np.flatnonzero(sums[2])
         self.bytes_data = (fds, sums[0][fds], sums[1][fds])
         self._set_bars(*self.bytes_data)
+        most = float(max(sums[0].max(initial=0), sums[1].max(initial=0)))
+        # whole bytes from 0: at least 0 to 100 B (no milli-bytes, no negative bytes)
+        top = _nice(max(100.0, most) * 1.08)
+        if not np.allclose(self.bytes_plot.viewRange()[0], [0, top], rtol=0, atol=1e-9 * top):
+            self.bytes_plot.setXRange(0, top, padding=0)
+        self._message(self.bytes_plot, None if most > 0 else
+                      self.tr("no bytes received or sent yet"))
 
     def _set_bars(self, fds: np.ndarray, b_in: np.ndarray, b_out: np.ndarray) -> None:
         if not len(fds):  # BarGraphItem wants at least one bar: an invisible one
