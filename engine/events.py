@@ -96,6 +96,9 @@ KINDS: dict[str, tuple[str, ...]] = {
     # sampled by the engine with --trace; user_s/system_s are cumulative.
     "cpu": ("percent", "user_s", "system_s", "interval_s"),
     "error": ("what", "detail"),
+    # A lesson's look at the served site when it recorded: whether the file the lecture's
+    # server would open ("./html" + its regex's group(1)) exists there (src engine).
+    "site_check": ("path", "exists"),
     "dropped": ("count", "sink"),
 }
 
@@ -218,6 +221,7 @@ FIELD_TYPES: dict[str, tuple[tuple[str, frozenset, Any, Any, str], ...]] = {
                   blocked_ns=(_NINT, 0, _I64)),
     "cpu": _spec(percent=(_NUM, 0, 1_000_000), user_s=(_NNUM, 0, 1e12),
                  system_s=(_NNUM, 0, 1e12), interval_s=(_NNUM, 0, 1e12)),
+    "site_check": _spec(path=(_NSTR,), exists=(_NBOOL,), target=(_NSTR,)),
     "error": _spec(what=(_NSTR,), detail=(_NSTR,), status=(_NINT, 0, 999), head=(_NSTR,),
                    head_truncated=(_NBOOL,)),
     "dropped": _spec(count=(_INT, 0, _I64), sink=(_NSTR,), reason=(_NSTR,), detail=(_NSTR,),

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from http import HTTPStatus
 from pathlib import Path
 
+from engine.events import Event
 from engine.server import default_mode
 
 from ..model import EventLog
@@ -523,7 +524,7 @@ def _static_pages_steps(log: EventLog) -> list[Step]:
 
 STATIC_PAGES = Lesson(
     name="static-pages",
-    length=8,
+    length=lambda: 9 if _chromium() else 8,  # the browser's 404 page fetches its own files
     title={"en": "Pages, pictures and a 404", "zh_CN": "页面、图片和 404"},
     section="3.3",
     summary={"en": "a browser loads a page: several connections, the page, its CSS and images, "
@@ -780,8 +781,31 @@ def read_to_close(sock: socket.socket) -> bytes:
     return b"".join(chunks)
 
 
+def _site_checks(port: int) -> list[Event]:
+    """The lecture's server opens "./html" + group(1): whether each such file exists on
+    the site served (the demo site), looked at before the requests: the evidence the http
+    view gives for the lecture's status ("/" is its index.html; a name that climbs out of
+    ./html is not looked at)."""
+    from engine.static import default_root
+    root = default_root()
+    out = []
+    for target in _regex_targets(port):
+        m = LECTURE_RE.match(f"GET {target} HTTP/1.1")
+        if m is None:
+            continue
+        name = "/index.html" if m.group(1) == "/" else m.group(1)
+        parts = [p for p in name.split("/") if p not in ("", ".")]
+        if ".." in parts:
+            continue
+        exists = (root.joinpath(*parts)).is_file() if parts else False
+        out.append(Event(0, time.monotonic_ns(), "engine", "site_check", None, -1, 0,
+                         {"path": "./html" + name, "exists": exists, "target": target}))
+    return out
+
+
 def _regex_record(workdir: Path) -> Path:
     with _Served(workdir, "regex", "--mode", MODE, *OBSERVING) as served:
+        checks = _site_checks(served.port)
         for target in _regex_targets(served.port):
             try:
                 answer = _raw_get(served.port, target)
@@ -791,7 +815,9 @@ def _regex_record(workdir: Path) -> Path:
                 raise LessonError(f"regex: GET {target} got no answer")
             time.sleep(0.05)
         time.sleep(0.05)
-        return served.stop()
+        trace = served.stop()
+    from .kernel import _merge
+    return _merge(workdir / "regex-lesson.jsonl", [trace], checks, lesson="regex")
 
 
 def _request_for(log: EventLog, test: Callable[[str], bool]) -> int | None:
