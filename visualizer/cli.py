@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         from .lessons import all_lessons
         try:
             for lesson in all_lessons().values():
-                print(f"{lesson.name:14} {lesson.section:9} {lesson.length:2} steps  "
+                print(f"{lesson.name:14} {lesson.section:9} {lesson.count():2} steps  "
                       f"{lesson.title['en']}: {lesson.summary['en']}", flush=True)
         except BrokenPipeError:  # | head: the reader has what it wanted
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

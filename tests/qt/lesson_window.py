@@ -37,3 +37,33 @@ def walk(qtbot, prepared, tmp_path: Path, check=None) -> None:  # type: ignore[n
                 check(k, lang, view)
             qtbot.keyClick(window, Qt.Key.Key_PageDown)
         window.close()
+
+
+def unfit(qtbot, prepared, tmp_path: Path, *, langs=("en", "zh_CN"), zooms=(2.0,),  # type: ignore[no-untyped-def]
+          sizes=((1280, 720), (1920, 1080)), steps=None) -> list[str]:
+    """Every step of the lesson in presentation layout, in each language, zoom and size,
+    with every text measured against its box (visualizer.textaudit): what is cut, what
+    crosses its view's edge, what lies on another text; one line per finding."""
+    from PySide6.QtCore import QSize
+
+    from visualizer import presentation
+    from visualizer.textaudit import TextAudit, widget_findings
+    found: list[str] = []
+    if len(prepared.steps) != prepared.lesson.count():  # what sockscope lessons said
+        found.append(f"{prepared.lesson.name}: {len(prepared.steps)} steps recorded, "
+                     f"{prepared.lesson.count()} listed")
+    for lang in langs:
+        window = lesson_window(qtbot, prepared, lang, tmp_path)
+        for zoom in zooms:
+            window.presentation.set_zoom(zoom, persist=False)
+            for w, h in sizes:
+                for k in (range(len(prepared.steps)) if steps is None else steps):
+                    window.go_to_step(k)
+                    page = presentation.slide_layout(window, QSize(w, h))
+                    with TextAudit() as audit:
+                        page.grab()
+                    found += [f"{prepared.lesson.name} step {k + 1} {lang} {zoom:.0%} {w}x{h}: "
+                              f"{f}" for f in audit.findings() + widget_findings(page)]
+        window.presentation.leave()
+        window.close()
+    return found

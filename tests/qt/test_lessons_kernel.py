@@ -16,6 +16,7 @@ from visualizer.lessons import LANGS, LessonError, all_lessons, prepare
 from visualizer.lessons import kernel as lessons_kernel
 from visualizer.lessons.base import first_fin_side
 from lesson_vocabulary import check as check_vocabulary  # tests/qt/
+from lesson_window import unfit  # tests/qt/
 from lesson_window import lesson_window  # tests/qt/
 
 pytestmark = pytest.mark.skipif(not KernelObserver.available()[0],
@@ -468,3 +469,11 @@ def test_key_moments_get_a_banner_above_the_view(qtbot, time_wait, backlog,
         assert m.numbers["count"] == 2
         assert m.numbers["after_s"] == pytest.approx((blog[again].t_ns - blog[first].t_ns) / 1e9)
     assert moment_at(blog, first) is None or moment_at(blog, first).index < first
+
+
+@pytest.mark.parametrize("name", ["time_wait", "close_wait", "backlog"])
+def test_every_step_fits_at_200_percent(qtbot, request, name: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Presentation layout at 200 %, both languages, 1280x720 and 1920x1080: no text cut,
+    past its view's edge or on another text (measured against its box)."""
+    found = unfit(qtbot, request.getfixturevalue(name), tmp_path)
+    assert not found, "\n".join(found[:40])

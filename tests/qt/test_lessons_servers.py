@@ -9,6 +9,7 @@ import pytest
 from visualizer.lessons import all_lessons, prepare
 from visualizer.lessons import servers as lesson
 from lesson_vocabulary import check as check_vocabulary  # tests/qt/
+from lesson_window import unfit  # tests/qt/
 from lesson_window import walk  # tests/qt/
 
 
@@ -125,3 +126,11 @@ def test_asyncio_window_walk(qtbot, asyncio_, tmp_path: Path) -> None:  # type: 
 @pytest.mark.parametrize("name", ["processes", "gevent", "asyncio_"])
 def test_captions_keep_one_vocabulary_and_ask(name: str, request) -> None:  # type: ignore[no-untyped-def]
     check_vocabulary(request.getfixturevalue(name))
+
+
+@pytest.mark.parametrize("name", ["processes", "gevent", "asyncio_"])
+def test_every_step_fits_at_200_percent(qtbot, request, name: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Presentation layout at 200 %, both languages, 1280x720 and 1920x1080: no text cut,
+    past its view's edge or on another text (measured against its box)."""
+    found = unfit(qtbot, request.getfixturevalue(name), tmp_path)
+    assert not found, "\n".join(found[:40])

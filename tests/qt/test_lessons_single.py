@@ -11,6 +11,7 @@ from engine.kernel.observer import KernelObserver
 from visualizer.lessons import LANGS, all_lessons, prepare
 from visualizer.lessons import single as lesson
 from lesson_vocabulary import check as check_vocabulary  # tests/qt/
+from lesson_window import unfit  # tests/qt/
 from lesson_window import lesson_window  # tests/qt/
 
 pytestmark = pytest.mark.skipif(not KernelObserver.available()[0],
@@ -81,3 +82,11 @@ def test_the_window_walks_it_in_both_languages(qtbot, single, tmp_path: Path) ->
 
 def test_captions_keep_one_vocabulary_and_ask(single) -> None:  # type: ignore[no-untyped-def]
     check_vocabulary(single)
+
+
+@pytest.mark.parametrize("name", ["single"])
+def test_every_step_fits_at_200_percent(qtbot, request, name: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Presentation layout at 200 %, both languages, 1280x720 and 1920x1080: no text cut,
+    past its view's edge or on another text (measured against its box)."""
+    found = unfit(qtbot, request.getfixturevalue(name), tmp_path)
+    assert not found, "\n".join(found[:40])

@@ -93,14 +93,14 @@ def test_help_names_every_command_and_lessons_has_a_usage() -> None:
 
 
 def test_lessons_says_how_many_steps_each_has() -> None:
-    """The count is the lesson's own (prepare() refuses a recording whose steps differ,
-    and every lesson test prepares one)."""
+    """The count is what this machine's recording gives (every lesson's fit test checks
+    its recording against it)."""
     from visualizer.lessons import all_lessons
     listed = sockscope("lessons", timeout=30)
     assert listed.returncode == 0
     counts = {line.split()[0]: int(line.split()[2]) for line in listed.stdout.splitlines()
               if line.split()[3:4] == ["steps"]}
-    assert counts == {name: lesson.length for name, lesson in all_lessons().items()}
+    assert counts == {name: lesson.count() for name, lesson in all_lessons().items()}
     assert counts["first-request"] == 9 and min(counts.values()) >= 5
 
 
