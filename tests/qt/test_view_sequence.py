@@ -1,6 +1,7 @@
 """The sequence view: handshake and teardown of one connection as arrows between two lanes."""
 from __future__ import annotations
 
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -9,7 +10,7 @@ import pytest
 
 from engine.events import Event
 from visualizer.model import EventLog, Timeline, open_trace
-from visualizer.views.sequence import SequenceView
+from visualizer.views.sequence import MIN_ROWS, Arrow, SequenceView, _human_bytes
 
 ROOT = Path(__file__).resolve().parents[2]
 CONN = "10.0.0.1:50000>10.0.0.2:80"
@@ -111,6 +112,19 @@ def shown(view: SequenceView, timeline: Timeline, index: int) -> SequenceView:
     timeline.seek(index)
     view.show_state(timeline)
     return view
+
+
+def bytes_once(arrows: list[Arrow]) -> int:
+    """The bytes ``arrows`` carried, each byte of a sender's stream once: the union of
+    their (relative) seq ranges, side by side."""
+    total = 0
+    for side in ("client", "server"):
+        reach: int | None = None
+        for a in sorted((a for a in arrows if a.sender == side and a.length),
+                        key=lambda a: a.seq):
+            total += max(0, a.seq + a.length - (a.seq if reach is None else max(a.seq, reach)))
+            reach = max(reach or 0, a.seq + a.length)
+    return total
 
 
 def index_of(t: Trace, kind: str, **match: object) -> int:
@@ -607,3 +621,438 @@ def test_a_segment_the_labs_rule_dropped_stops_on_its_way(view: SequenceView) ->
     assert [a.dropped for a in view.arrows] == ["", "drop-synack", "", ""]
     assert [a.retransmission for a in view.arrows] == [False, False, True, False]
     view.grab()
+
+
+# ---------------------------------------------------------------- presentation mode
+# The first lesson, recorded for real, presented as a lecturer does: its step 8 is the
+# whole connection (handshake, request, response, the three-segment teardown), step 3
+# the handshake alone.
+TEARDOWN, HANDSHAKE = 7, 2
+
+
+@pytest.fixture(scope="module")
+def lesson(tmp_path_factory):  # type: ignore[no-untyped-def]
+    from visualizer.lessons import all_lessons, prepare
+    return prepare(all_lessons()["first-request"], tmp_path_factory.mktemp("lesson"))
+
+
+@pytest.fixture
+def presenting(qtbot, tmp_path: Path, lesson):  # type: ignore[no-untyped-def]
+    from PySide6.QtCore import QSettings
+
+    from visualizer.app import MainWindow
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    settings.setValue("language", "en")
+    window = MainWindow(engine=False, settings=settings)
+    qtbot.addWidget(window)
+    window.show()
+    window.open_lesson(lesson)
+    try:
+        yield window
+    finally:
+        window.presentation.leave()
+        window.presentation.set_zoom(1.0, persist=False)
+        window.close()
+
+
+def slide(window, zoom: float, size: tuple[int, int] = (1280, 720),  # type: ignore[no-untyped-def]
+          step: int = TEARDOWN) -> SequenceView:
+    """The lesson's ``step`` in the presentation layout of a ``size`` slide at ``zoom``."""
+    from PySide6.QtCore import QSize
+
+    from visualizer import presentation
+    window.presentation.set_zoom(zoom, persist=False)
+    window.go_to_step(step)
+    presentation.slide_layout(window, QSize(*size))
+    view = window.views["sequence"]
+    assert view.isVisible() and view.conn is not None
+    return view
+
+
+def pixels(view: SequenceView, key: str) -> float:
+    """A font's size in pixels as drawn (the painter scales the picture by ``_scale``)."""
+    return view._fonts()[key].pointSizeF() * view.logicalDpiY() / 72 * view._scale
+
+
+def audited(view: SequenceView):  # type: ignore[no-untyped-def]
+    from visualizer.textaudit import TextAudit
+    with TextAudit() as audit:
+        view.grab()
+    return audit
+
+
+def test_presenting_the_type_follows_the_zoom_all_of_it(presenting) -> None:  # type: ignore[no-untyped-def]
+    """200 % on a 1280 x 720 projector: segments' labels, states and lanes twice as large
+    as at 100 % (they grew 1.4 times at most), the picture folding what no longer fits."""
+    sizes = {}
+    for zoom in (1.0, 2.0):
+        view = slide(presenting, zoom)
+        sizes[zoom] = {key: pixels(view, key) for key in ("flags", "numbers", "pill", "lane")}
+    for key, small in sizes[1.0].items():
+        assert 1.9 <= sizes[2.0][key] / small <= 2.1, (key, sizes)
+    assert sizes[1.0]["flags"] >= 14 and sizes[2.0]["flags"] >= 28, sizes
+    # A larger screen, larger type at the same zoom: the view's size, as the I/O view's.
+    big = slide(presenting, 1.0, (1920, 1080))
+    assert pixels(big, "flags") >= 1.3 * sizes[1.0]["flags"]
+
+
+def test_presenting_shows_the_response_when_it_fits(presenting) -> None:  # type: ignore[no-untyped-def]
+    """125 %: the whole connection fits, so the response's data is drawn, not folded as
+    "… 3 more segments (1 with data, 2.1 kB) …". At 200 % it no longer fits: the fold
+    says what it holds, and the teardown at the cursor stays whole."""
+    view = slide(presenting, 1.25)
+    data = [a for a in view.arrows if a.length > 0]
+    assert len(data) >= 2  # the request and the response
+    assert view.elisions == [] and not any(view._is_folded(a) for a in view.arrows)
+    view = slide(presenting, 2.0)
+    assert view.elisions and len(view.arrows) == view._count
+    for fold in view.elisions:
+        inside = view.arrows[fold.first:fold.last + 1]
+        assert all(view._is_folded(a) for a in inside)
+        assert (fold.count, fold.data_segments, fold.data_bytes) == (
+            len(inside), sum(a.length > 0 for a in inside), bytes_once(inside))
+        control = tuple(dict.fromkeys(a.flags for a in inside if {"SYN", "FIN", "RST"}
+                                      & set(a.flags.split("|"))))
+        assert fold.controls == control  # a folded SYN or FIN is named in the words
+        assert all(flags.replace("|", "|\u2060") in fold.text for flags in control)
+    assert [a.flags for a in view.arrows[-3:]] == ["FIN|ACK", "FIN|ACK", "ACK"]
+    assert not any(view._is_folded(a) for a in view.arrows[-3:])
+
+
+@pytest.mark.parametrize("size", [(1280, 720), (1920, 1080)])
+def test_presenting_at_200_percent_no_text_is_cut_or_on_another(presenting, size) -> None:  # type: ignore[no-untyped-def]
+    """The audit finds nothing (it found the fold's '⋮' cut, the fold's words on a
+    label, badges gone), and every badge and state is said somewhere."""
+    for step in (TEARDOWN, HANDSHAKE):
+        view = slide(presenting, 2.0, size, step)
+        audit = audited(view)
+        assert [str(f) for f in audit.findings()] == [], step
+        drawn = [d.text for d in audit.drawn]
+        assert all(badge in drawn for badge in view.badges), (view.badges, drawn)
+        for m in view.marks:  # each state: its own label, or named over the fold's
+            assert any(m.state in text for text in drawn), m.state
+
+
+def test_presenting_a_fold_and_the_labels_keep_apart(presenting) -> None:  # type: ignore[no-untyped-def]
+    """200 %: no segment's label reaches into a fold's row (the fold's words stood on the
+    FIN|ACK under it), and the fold's words stay in their row."""
+    from PySide6.QtCore import QRectF
+    view = slide(presenting, 2.0)
+    geo, scale = view._geo, view._scale
+    audit = audited(view)
+    labels = {a.flags for a in view.arrows} | {a.numbers for a in view.arrows}
+    inks = [d.rect for d in audit.drawn if d.text in labels]
+    assert inks
+    for fold in view.elisions:
+        top, bottom = geo.row_tops[fold.row], geo.row_tops[fold.row + 1]
+        band = QRectF(geo.client_x * scale, top * scale, (geo.server_x - geo.client_x) * scale,
+                      (bottom - top) * scale)
+        assert not any(band.intersects(ink) for ink in inks), fold.text
+        words = [d.rect for d in audit.drawn if d.text == fold.text]
+        assert words and all(band.adjusted(0, -1, 0, 1).contains(r) for r in words)
+
+
+def test_presenting_states_keep_their_moment_through_a_fold(presenting) -> None:  # type: ignore[no-untyped-def]
+    """Every state change touches its lane after the segment before it and before the
+    next one, drawn or folded: one that came while folded segments went, beside their
+    fold (not after it), named over the label that stands there."""
+    view = slide(presenting, 2.0)
+    geo = view._geo
+    arrows = view.arrows
+
+    def band(a: object) -> tuple[float, float]:
+        r = view.row_of(a)  # type: ignore[arg-type]  # (a folded arrow: its fold's row)
+        return geo.row_tops[r], geo.row_tops[r + 1] if r + 1 < len(geo.row_tops) else 1e9
+
+    inside = 0
+    for m in view.marks:
+        k = sum(1 for a in arrows if a.index < m.index) - 1  # the segment before it
+        if k >= 0:
+            before = arrows[k]
+            low = band(before)[0] if view._is_folded(before) else max(before.y0, before.y1)
+            assert m.y > low, (m.state, m.side)
+        if k + 1 < len(arrows):
+            after = arrows[k + 1]
+            high = band(after)[1] if view._is_folded(after) else min(after.y0, after.y1)
+            assert m.y < high, (m.state, m.side)
+            inside += k >= 0 and view._is_folded(before) and view._is_folded(after)
+    assert inside  # (the handshake's states came during the fold)
+    assert view.lane_states("client")[-1] == view.client_state
+    assert view.lane_states("server")[-1] == view.server_state
+
+
+def test_zoomed_in_window_folds_are_not_cut(view: SequenceView) -> None:
+    """In the window, 200 % on a small view: the fold's '⋮' (drawn in a box lower than the
+    glyph) and its words are not cut, and no text lies on another."""
+    from visualizer.views import style
+    t = Trace()
+    t.handshake()
+    c, s = t.exchange(3)
+    three_segment_close(t, c, s)
+    try:
+        style.set_zoom(2.0)
+        view.apply_theme()
+        view.resize(1268, 470)
+        view.show()
+        shown(view, Timeline(EventLog(t.events)), len(t.events) - 1)
+        assert view.elisions
+        audit = audited(view)
+        assert [str(f) for f in audit.findings()] == []
+        assert "⋮" in [d.text for d in audit.drawn]
+    finally:
+        style.set_zoom(1.0)
+        view.apply_theme()
+
+
+# ---------------------------------------------------------------- folds: what, how many, how fast
+def folds_of(keep: list[int], n: int) -> list[tuple[int, int]]:
+    bounds = [-1, *keep, n]
+    return [(a + 1, b - 1) for a, b in zip(bounds, bounds[1:]) if b > a + 1]
+
+
+def test_a_fold_hides_two_segments_or_more_and_every_row_is_used() -> None:
+    """Only what does not fit folds: a segment that would fold alone takes the row its
+    fold would have taken, drawn ("… 1 more segments …" hid one that fitted); the rows
+    never outnumber the room, and all of it is used."""
+    keep = SequenceView._keep(33, [6, 13, 24], 32)
+    assert 5 in keep and all(last > first for first, last in folds_of(keep, 33)), keep
+    rng = random.Random(7)
+    for _ in range(3000):
+        n = rng.randint(1, 60)
+        control = sorted(rng.sample(range(n), rng.randint(0, min(8, n))))
+        capacity = rng.randint(2, n + 2)
+        keep = SequenceView._keep(n, control, capacity)
+        folds = folds_of(keep, n)
+        assert all(last > first for first, last in folds), (n, control, capacity, folds)
+        assert len(keep) + len(folds) == min(n, capacity), (n, control, capacity, keep)
+        if capacity >= MIN_ROWS:  # the handshake first, whatever else
+            assert set(range(min(3, n))) <= set(keep), (n, control, capacity, keep)
+
+
+def clustered_controls() -> Trace:
+    """Data with three SYNs close together in the middle: the SYNs, the segment after
+    each and the latest keep rows, and one data segment is left between them."""
+    t = Trace()
+    t.handshake()
+    c, s = ISN_C + 1, ISN_S + 1
+    for k in range(29):
+        if k in (16, 17, 20):
+            t.seg("client", "SYN", c)
+        else:
+            t.seg("client", "PSH|ACK", c, s, 100)
+            c += 100
+    return t
+
+
+@pytest.mark.parametrize("height", [450, 520])
+def test_a_segment_that_fits_is_drawn_not_folded_alone(view: SequenceView, height: int) -> None:
+    t = clustered_controls()
+    view.resize(1280, height)
+    shown(view, Timeline(EventLog(t.events)), len(t.events) - 1)
+    assert view.elisions
+    assert all(fold.count >= 2 for fold in view.elisions), [f.text for f in view.elisions]
+    assert not view._is_folded(view.arrows[22]) and view.arrows[22].row >= 0
+    assert len(view._geo.row_tops) == len(view._drawn) + len(view.elisions)
+
+
+def test_no_fold_says_one_more_segments(view: SequenceView, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """"… 1 more segments …" never: whatever the choice of rows left one segment alone
+    between kept ones, it is drawn (the row is the same), and a fold says two or more."""
+    t = Trace()
+    t.handshake()
+    c, s = t.exchange(12)
+    three_segment_close(t, c, s)
+    alone, run = 5, (20, 21, 22)
+    monkeypatch.setattr(SequenceView, "_keep", staticmethod(
+        lambda n, control, capacity: [k for k in range(n) if k != alone and k not in run]))
+    view.resize(1100, 480)
+    shown(view, Timeline(EventLog(t.events)), len(t.events) - 1)
+    assert [(f.first, f.last, f.count) for f in view.elisions] == [(20, 22, 3)]
+    assert view.elisions[0].text.startswith("… 3 more segments (")
+    assert not view._is_folded(view.arrows[alone]) and view.arrows[alone] in view._drawn
+    assert view.arrows[alone].row == view.row_of(view.arrows[alone]) >= 0
+    assert not any(" 1 more segment" in f.text for f in view.elisions)
+
+
+def test_a_fold_counts_each_byte_once(view: SequenceView) -> None:
+    """A retransmission carries bytes already counted (the same seq range), as does a
+    resend that takes part of the segment before it along: a fold counts them once,
+    each side's stream on its own, across the 32-bit wrap too."""
+    t = Trace()
+    isn_c = (1 << 32) - 1000  # the client's stream wraps in the middle of the fold
+    c, s = isn_c + 1, ISN_S + 1
+    t.seg("client", "SYN", isn_c)
+    t.seg("server", "SYN|ACK", ISN_S, c)
+    t.seg("client", "ACK", c, s)
+    for k in range(20):
+        t.seg("client", "PSH|ACK", c, s, 100)
+        if k in (5, 9):  # lost: sent again
+            t.seg("client", "PSH|ACK", c, s, 100)
+        if k == 12:  # sent again with the second half of the segment before
+            t.seg("client", "PSH|ACK", c - 50, s, 150)
+        if k == 14:  # the server's answer, and again (its seq range overlaps the client's)
+            t.seg("server", "PSH|ACK", s, c + 100, 300)
+            t.seg("server", "PSH|ACK", s, c + 100, 300)
+            s += 300
+        c += 100
+    three_segment_close(t, c, s)
+    view.resize(1100, 480)
+    shown(view, Timeline(EventLog(t.events)), len(t.events) - 1)
+    assert view.elisions
+    resent = 0
+    for fold in view.elisions:
+        inside = view.arrows[fold.first:fold.last + 1]
+        resent += sum(a.retransmission for a in inside)
+        assert fold.data_bytes == bytes_once(inside), fold.text
+        assert fold.text.endswith(f"{fold.data_segments} with data, "
+                                  f"{_human_bytes(fold.data_bytes)}) …"), fold.text
+    assert resent >= 3  # (the fold holds the retransmissions)
+    big = max(view.elisions, key=lambda f: f.count)
+    inside = view.arrows[big.first:big.last + 1]
+    assert sum(a.length for a in inside) - big.data_bytes >= 3 * 100  # counted once
+    # The whole connection folded at once (the fewest rows): every byte once.
+    everything = bytes_once(view.arrows)
+    assert everything == 20 * 100 + 300
+    data = view._data
+    assert data is not None and data.bytes_once(0, len(view.arrows) - 1) == everything
+
+
+def test_bytes_once_is_the_union_of_the_seq_ranges() -> None:
+    """Any run of segments: their bytes once, each side's own, whatever was carried
+    again (whole, in part, by several, late into a gap), as the ranges' union says."""
+    from visualizer.views.sequence import _Connection
+    rng = random.Random(11)
+    for trial in range(40):
+        t = Trace()
+        isn = {"client": rng.choice([ISN_C, (1 << 32) - 700]), "server": ISN_S}
+        sent = {"client": 0, "server": 0}
+        for side in ("client", "server"):  # (the ISN: seq 0 relative, the bytes from 1)
+            t.seg(side, "SYN" if side == "client" else "SYN|ACK", isn[side])
+        for _ in range(rng.randint(5, 60)):
+            side = rng.choice(["client", "server"])
+            if sent[side] and rng.random() < 0.35:  # carried again: any stretch before
+                at = rng.randrange(sent[side])
+                length = rng.randint(1, sent[side] - at + 300)
+            else:
+                at = sent[side] + (rng.randint(1, 300) if rng.random() < 0.1 else 0)  # a gap
+                length = rng.randint(1, 400)
+            sent[side] = max(sent[side], at + length)
+            t.seg(side, "PSH|ACK", isn[side] + 1 + at, 0, length)
+        log = EventLog(t.events)
+        data = _Connection(CONN)
+        data.update(log)
+        arrows = data.arrows_upto(True, len(data.segments))
+        for first in range(len(arrows)):
+            for last in range(first, len(arrows)):
+                assert data.bytes_once(first, last) == bytes_once(arrows[first:last + 1]), (
+                    trial, first, last)
+
+
+def long_connection(segments: int) -> Trace:
+    t = Trace()
+    t.handshake()
+    c, s = ISN_C + 1, ISN_S + 1
+    for _ in range(segments):
+        t.seg("server", "PSH|ACK", s, c, 1000)
+        s += 1000
+    three_segment_close(t, c, s)
+    return t
+
+
+def test_folding_a_long_connection_costs_the_rows_it_draws(view: SequenceView, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A frame folds a few times over: each fold costs the rows it draws, not the
+    segments it hides (75 000 segments took 39 ms a frame at 200 % when every folded
+    arrow was given its fold's row, 7.5 ms before)."""
+    from visualizer.views import sequence
+    t = long_connection(10_000)
+    tl = Timeline(EventLog(t.events))
+    shown(view, tl, len(t.events) - 1)  # (decoded and the arrows made: once)
+    writes = {"row": 0, "folds": 0}
+
+    def counting(arrow: Arrow, name: str, value: object) -> None:
+        writes["row"] += name == "row"
+        object.__setattr__(arrow, name, value)
+
+    fold = SequenceView._fold
+
+    def folding(self: SequenceView, capacity: int) -> list[tuple[str, int, int]]:
+        writes["folds"] += 1
+        return fold(self, capacity)
+
+    monkeypatch.setattr(sequence.Arrow, "__setattr__", counting)
+    monkeypatch.setattr(SequenceView, "_fold", folding)
+    for back in range(1, 6):
+        shown(view, tl, len(t.events) - 1 - back)
+    assert writes["folds"] >= 5 and view.elisions
+    rows = len(view._geo.row_tops)
+    assert writes["row"] <= writes["folds"] * 2 * rows, writes  # not 10 000 a fold
+    # Folded arrows know their fold from the rows' first segments.
+    middle = view.arrows[5_000]
+    assert middle.row == -1 and view._is_folded(middle)
+    assert view.row_of(middle) == next(e.row for e in view.elisions if e.first <= 5_000 <= e.last)
+
+
+def test_the_rows_that_fit_are_searched_not_counted_down(view: SequenceView, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Where the first guess is far off (a state label after each of the latest
+    segments), the layout finds the rows that fit in a few tries, not one a row."""
+    t = Trace()
+    t.handshake()
+    c, s = ISN_C + 1, ISN_S + 1
+    states = ["ESTABLISHED", "CLOSE_WAIT"]
+    for k in range(300):
+        t.seg("client", "PSH|ACK", c, s, 100)
+        c += 100
+        if k >= 200:
+            t.state("server", states[(k + 1) % 2], states[k % 2])
+    tries: list[list[int]] = []
+    fold, layout_at = SequenceView._fold, SequenceView._layout_at
+
+    def folding(self: SequenceView, capacity: int) -> list[tuple[str, int, int]]:
+        tries[-1].append(capacity)
+        return fold(self, capacity)
+
+    def laying_out(self: SequenceView, *args: object, **kwargs: object) -> bool:
+        tries.append([])
+        return layout_at(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(SequenceView, "_fold", folding)
+    monkeypatch.setattr(SequenceView, "_layout_at", laying_out)
+    view.resize(1280, 2000)
+    shown(view, Timeline(EventLog(t.events)), len(t.events) - 1)
+    assert tries
+    for capacities in tries:
+        assert len(capacities) <= 2 * capacities[0].bit_length() + 3, capacities
+    most = tries[-1][0]  # (far off: one a row would take more tries than that)
+    assert most - len(view._geo.row_tops) > 2 * most.bit_length() + 3, tries
+
+
+def test_state_pills_are_inked_as_every_view_inks_them(view: SequenceView) -> None:
+    """The state's name on its colour: the ink style.text_on gives (the lifecycle and I/O
+    views' own), dark on ESTABLISHED's green (5.5:1; white was 3.4:1)."""
+    from PySide6.QtGui import QColor
+
+    from visualizer.textaudit import TextAudit
+    from visualizer.views import style
+    t = Trace()
+    t.handshake()
+    t.exchange(1)
+    view.show()
+    shown(view, Timeline(EventLog(t.events)), len(t.events) - 1)
+    assert view.client_state == view.server_state == "ESTABLISHED"
+    with TextAudit() as audit:
+        image = view.grab().toImage()
+    fill = style.state_colour("ESTABLISHED")
+    ink = style.text_on(fill)
+    assert ink == QColor(style.INK_DARK)
+    drawn = [d.rect.toAlignedRect() for d in audit.drawn if d.text == "ESTABLISHED"]
+    assert len(drawn) >= 4  # the two lanes' labels and the two states over them
+
+    def far(c: QColor, d: QColor) -> int:
+        return abs(c.red() - d.red()) + abs(c.green() - d.green()) + abs(c.blue() - d.blue())
+
+    for rect in drawn:
+        pixels = [image.pixelColor(x, y) for x in range(rect.left(), rect.right() + 1)
+                  for y in range(rect.top(), rect.bottom() + 1)
+                  if image.rect().contains(x, y)]
+        inked = max(pixels, key=lambda c: far(c, fill))  # the ink: farthest from the fill
+        assert far(inked, ink) < 60, (rect, inked.name())
