@@ -137,6 +137,46 @@
         <translation>用流量按钮发一个请求，或在浏览器中打开 URL。</translation>
     </message>
     <message>
+        <source>group(1): {0}</source>
+        <translation>group(1)：{0}</translation>
+    </message>
+    <message>
+        <source>outside ./html: a path traversal</source>
+        <translation>在 ./html 之外：路径穿越</translation>
+    </message>
+    <message>
+        <source>no such file</source>
+        <translation>没有这个文件</translation>
+    </message>
+    <message>
+        <source>(the recording does not say)</source>
+        <translation>（录制中没有记录）</translation>
+    </message>
+    <message>
+        <source>(the site, looked at when recorded)</source>
+        <translation>（录制时查看过网站）</translation>
+    </message>
+    <message>
+        <source>group(1): {0} → the lecture&apos;s server opens {1} → {2}</source>
+        <translation>group(1)：{0} → 讲义的服务器打开 {1} → {2}</translation>
+    </message>
+    <message>
+        <source>httptools: {0} → {1}</source>
+        <translation>httptools：{0} → {1}</translation>
+    </message>
+    <message>
+        <source>httptools: {0} ({1}) → this server names no file → {2}</source>
+        <translation>httptools：{0}（{1}）→ 本服务器不对应任何文件 → {2}</translation>
+    </message>
+    <message>
+        <source>httptools: {0} ({1}) → this server refuses the name {2} → {3}</source>
+        <translation>httptools：{0}（{1}）→ 本服务器拒绝这个名字 {2} → {3}</translation>
+    </message>
+    <message>
+        <source>httptools: {0} ({1}) → this server looks for {2} → {3}</source>
+        <translation>httptools：{0}（{1}）→ 本服务器查找 {2} → {3}</translation>
+    </message>
+    <message>
         <source>Refused with {0} on connection {1} → {2}: the parser said no</source>
         <translation>连接 {1} → {2} 被以 {0} 拒绝：解析器不接受</translation>
     </message>
@@ -159,18 +199,6 @@
     <message>
         <source>refused: {0}</source>
         <translation>拒绝：{0}</translation>
-    </message>
-    <message>
-        <source>group(1): &lt;b&gt;{0}&lt;/b&gt; &amp;nbsp;·&amp;nbsp; httptools: {1}</source>
-        <translation>group(1)：&lt;b&gt;{0}&lt;/b&gt; &amp;nbsp;·&amp;nbsp; httptools：{1}</translation>
-    </message>
-    <message>
-        <source>group(1): &lt;b&gt;{0}&lt;/b&gt; &amp;nbsp;·&amp;nbsp; httptools: &lt;b&gt;{1}&lt;/b&gt; &amp;nbsp;→&amp;nbsp; {2}{3}</source>
-        <translation>group(1)：&lt;b&gt;{0}&lt;/b&gt; &amp;nbsp;·&amp;nbsp; httptools：&lt;b&gt;{1}&lt;/b&gt; &amp;nbsp;→&amp;nbsp; {2}{3}</translation>
-    </message>
-    <message>
-        <source> &amp;nbsp;·&amp;nbsp; the lecture opens ./html{0}</source>
-        <translation> &amp;nbsp;·&amp;nbsp; 课上的代码会打开 ./html{0}</translation>
     </message>
     <message>
         <source>… cut at 2,048 characters</source>
@@ -211,6 +239,10 @@
     <message>
         <source>not delivered: the client had gone ({0})</source>
         <translation>没有送达：客户端已经离开（{0}）</translation>
+    </message>
+    <message>
+        <source>body, first bytes (binary: \xNN is one byte):</source>
+        <translation>正文开头的字节（二进制：\xNN 表示一个字节）：</translation>
     </message>
     <message>
         <source>Not Modified: the client&apos;s copy is current (its If-None-Match matched the ETag, or If-Modified-Since the Last-Modified), so no body is sent. This is HTTP caching: a revisit costs a head, not the file.</source>
@@ -298,6 +330,22 @@
     <message>
         <source>Waiting for the server to say which I/O model it runs.</source>
         <translation>等待服务器告知它使用哪种 I/O 模型。</translation>
+    </message>
+    <message>
+        <source>Every ready fd handled: the server is back in {0}, waiting, though fd {1} still holds 1 unread byte (observed)</source>
+        <translation>就绪的 fd 都处理完了：服务器回到 {0} 里等待，但 fd {1} 里还有 1 字节没有读（观测）</translation>
+    </message>
+    <message>
+        <source>Every ready fd handled: the server is back in {0}, waiting, though fd {1} still holds {2} unread bytes (observed)</source>
+        <translation>就绪的 fd 都处理完了：服务器回到 {0} 里等待，但 fd {1} 里还有 {2} 字节没有读（观测）</translation>
+    </message>
+    <message>
+        <source>Every ready fd handled: the server is back in {0}, waiting, though fd {1} still holds 1 unread byte (derived)</source>
+        <translation>就绪的 fd 都处理完了：服务器回到 {0} 里等待，但 fd {1} 里还有 1 字节没有读（推导）</translation>
+    </message>
+    <message>
+        <source>Every ready fd handled: the server is back in {0}, waiting, though fd {1} still holds {2} unread bytes (derived)</source>
+        <translation>就绪的 fd 都处理完了：服务器回到 {0} 里等待，但 fd {1} 里还有 {2} 字节没有读（推导）</translation>
     </message>
     <message>
         <source>Not waiting yet: the server is registering its sockets.</source>
@@ -430,6 +478,10 @@
     <message>
         <source>The parent accepts and forks; the child serves with its own descriptor of the socket. The kernel sends FIN only when the last descriptor is closed.</source>
         <translation>父进程 accept 并 fork；子进程用它自己的那份套接字描述符提供服务。只有最后一个描述符关闭时，内核才发出 FIN。</translation>
+    </message>
+    <message>
+        <source>Held before {0} (stepping): the server makes no call until it is released.</source>
+        <translation>在 {0} 之前被拦住（单步）：放行之前服务器不做任何调用。</translation>
     </message>
     <message>
         <source>Every ready fd handled: the server is back in {0}, waiting</source>
@@ -672,6 +724,58 @@
         <translation>还没有一次有效尝试</translation>
     </message>
     <message>
+        <source>{0} B unread</source>
+        <translation>{0} B 未读</translation>
+    </message>
+    <message>
+        <source>{0} B unread (observed)</source>
+        <translation>{0} B 未读（观测）</translation>
+    </message>
+    <message>
+        <source>{0} B unread (derived)</source>
+        <translation>{0} B 未读（推导）</translation>
+    </message>
+    <message>
+        <source>B unread: observed by the kernel (Recv-Q)</source>
+        <translation>B 未读：内核观测到的（Recv-Q）</translation>
+    </message>
+    <message>
+        <source>B unread: derived from the segments and the reads</source>
+        <translation>B 未读：由报文段和读取推导</translation>
+    </message>
+    <message>
+        <source>B unread: observed or derived, as each says</source>
+        <translation>B 未读：观测或推导，各自标明</translation>
+    </message>
+    <message>
+        <source>Accept queue: not observed yet since the server started listening</source>
+        <translation>accept 队列：服务器开始监听后还未观测到</translation>
+    </message>
+    <message>
+        <source>Accept queue: backlog {0}: Linux queues up to {1}; not observed since the last accept()</source>
+        <translation>accept 队列：backlog {0}：Linux 最多排队 {1} 个；上次 accept() 之后未再观测</translation>
+    </message>
+    <message>
+        <source>Accept queue: not observed since the last accept()</source>
+        <translation>accept 队列：上次 accept() 之后未再观测</translation>
+    </message>
+    <message>
+        <source>Accept queue: {0} waiting, as last observed · backlog {1}: Linux queues up to {2}</source>
+        <translation>accept 队列：{0} 个在等待（最近一次观测）· backlog {1}：Linux 最多排队 {2} 个</translation>
+    </message>
+    <message>
+        <source>Accept queue: {0} waiting · backlog {1}: Linux queues up to {2}</source>
+        <translation>accept 队列：{0} 个在等待 · backlog {1}：Linux 最多排队 {2} 个</translation>
+    </message>
+    <message>
+        <source>Accept queue: {0} waiting, as last observed</source>
+        <translation>accept 队列：{0} 个在等待（最近一次观测）</translation>
+    </message>
+    <message>
+        <source>Accept queue: {0} waiting</source>
+        <translation>accept 队列：{0} 个在等待</translation>
+    </message>
+    <message>
         <source>Interest list: {0} fds registered</source>
         <translation>关注列表：已注册 {0} 个 fd</translation>
     </message>
@@ -716,8 +820,12 @@
         <translation>唤醒</translation>
     </message>
     <message>
-        <source>one square per fd: grey = IN, red = also OUT (a send is waiting), green = handled now</source>
-        <translation>每个方块代表一个 fd：灰色 = IN，红色 = 还有 OUT（有待发送的数据），绿色 = 正在处理</translation>
+        <source>The last {0:,} sweeps: tries per sweep</source>
+        <translation>最近 {0:,} 轮扫描：每轮的尝试次数</translation>
+    </message>
+    <message>
+        <source> (a pale bar ×N: N idle sweeps in a row)</source>
+        <translation>（浅色柱 ×N：连续 N 轮空闲扫描）</translation>
     </message>
     <message>
         <source>again</source>
@@ -754,10 +862,6 @@
     <message>
         <source>= reported by the wait before too: new data came</source>
         <translation>= 上一次 wait 也报告过它：又来了新数据</translation>
-    </message>
-    <message>
-        <source>Accept queue: {0} waiting (backlog {1}), as last observed</source>
-        <translation>全连接队列（accept 队列）：{0} 个在等待（backlog {1}），最近一次观测</translation>
     </message>
     <message>
         <source>Accept queue: not observed (the kernel observer is off)</source>
@@ -852,6 +956,26 @@
         <translation>从 {0} 返回（睡了 {1} 毫秒）：唤醒就绪的</translation>
     </message>
     <message>
+        <source>one square per fd</source>
+        <translation>每个 fd 一个方块</translation>
+    </message>
+    <message>
+        <source>red: also OUT, a send waits</source>
+        <translation>红色：还有 OUT，有发送在等待</translation>
+    </message>
+    <message>
+        <source>green: handled now</source>
+        <translation>绿色：正在处理</translation>
+    </message>
+    <message>
+        <source>blue: bytes unread</source>
+        <translation>蓝色：有未读的字节</translation>
+    </message>
+    <message>
+        <source>one square per fd: the first {0:,} of {1:,}</source>
+        <translation>每个 fd 一个方块：{1:,} 个中的前 {0:,} 个</translation>
+    </message>
+    <message>
         <source>{0} more children:</source>
         <translation>另外 {0} 个子进程：</translation>
     </message>
@@ -888,6 +1012,10 @@
         <translation>还没有扫描</translation>
     </message>
     <message>
+        <source>Sweeps #{0:,}–#{1:,}: {2:,} idle sweeps in {3} ms, every try EAGAIN</source>
+        <translation>第 {0:,}–{1:,} 轮：{3} 毫秒内 {2:,} 轮空闲扫描，每次尝试都是 EAGAIN</translation>
+    </message>
+    <message>
         <source>Sweep #{0}: tried {1} of {2} sockets</source>
         <translation>第 {0} 轮扫描：已尝试 {2} 个套接字中的 {1} 个</translation>
     </message>
@@ -910,10 +1038,6 @@
     <message>
         <source>not tried yet</source>
         <translation>还没尝试</translation>
-    </message>
-    <message>
-        <source>The last {0} sweeps: tries per sweep</source>
-        <translation>最近 {0} 轮扫描：每轮的尝试次数</translation>
     </message>
     <message>
         <source>tallest: {0} tries · newest on the right</source>
@@ -979,8 +1103,16 @@
         <translation>一个连接上发多个请求</translation>
     </message>
     <message>
+        <source>+{0} earlier connection, not drawn (counted in the costs)</source>
+        <translation>另有 {0} 个更早的连接，未画出（已计入开销）</translation>
+    </message>
+    <message>
         <source>+{0} earlier connections, not drawn (counted in the costs)</source>
         <translation>另有 {0} 个更早的连接未画出（已计入开销）</translation>
+    </message>
+    <message>
+        <source>+{0} earlier, not drawn</source>
+        <translation>另有 {0} 个更早的，未画出</translation>
     </message>
     <message>
         <source>none yet</source>
@@ -1043,12 +1175,24 @@
         <translation>当前 TIME_WAIT 套接字</translation>
     </message>
     <message>
+        <source>{0} connection</source>
+        <translation>{0} 个连接</translation>
+    </message>
+    <message>
         <source>{0} connections</source>
         <translation>{0} 个连接</translation>
     </message>
     <message>
+        <source>{0} request</source>
+        <translation>{0} 个请求</translation>
+    </message>
+    <message>
         <source>{0} requests</source>
         <translation>{0} 个请求</translation>
+    </message>
+    <message>
+        <source>{0} handshake segment</source>
+        <translation>{0} 个握手报文段</translation>
     </message>
     <message>
         <source>{0} handshake segments</source>
@@ -1063,24 +1207,8 @@
         <translation>{0} 个处于 TIME_WAIT</translation>
     </message>
     <message>
-        <source>{0} conn.</source>
-        <translation>{0} 连接</translation>
-    </message>
-    <message>
-        <source>{0} req.</source>
-        <translation>{0} 请求</translation>
-    </message>
-    <message>
-        <source>{0} handshake segs</source>
-        <translation>{0} 握手段</translation>
-    </message>
-    <message>
-        <source> ({0}/req.)</source>
-        <translation>（{0}/请求）</translation>
-    </message>
-    <message>
-        <source>{0} TIME_WAIT</source>
-        <translation>{0} TIME_WAIT</translation>
+        <source>{0} skipped</source>
+        <translation>跳过 {0}</translation>
     </message>
     <message>
         <source>+{0}</source>
@@ -1450,6 +1578,10 @@
         <translation>课程无法运行</translation>
     </message>
     <message>
+        <source>What the recording ran with (here at the cursor); Lessons → Back to the live server for yours</source>
+        <translation>录制时使用的设置（光标所在处）；要用你自己的设置，请选 课程 → 回到实时服务器</translation>
+    </message>
+    <message>
         <source>Question: {0}</source>
         <translation>问题：{0}</translation>
     </message>
@@ -1472,6 +1604,45 @@
     <message>
         <source>this view: redrawn every {0:.1f} s to keep up</source>
         <translation>本视图：为了跟上，每 {0:.1f} 秒重画一次</translation>
+    </message>
+</context>
+<context>
+    <name>MomentBanner</name>
+    <message>
+        <source>bind() failed: EADDRINUSE: port {0} is still taken</source>
+        <translation>bind() 失败：EADDRINUSE：端口 {0} 仍被占用</translation>
+    </message>
+    <message>
+        <source> (SO_REUSEADDR off)</source>
+        <translation>（SO_REUSEADDR 关闭）</translation>
+    </message>
+    <message>
+        <source>SYN sent again after {0:.1f} s (try {1}): no SYN|ACK came back</source>
+        <translation>{0:.1f} 秒后再次发送 SYN（第 {1} 次）：没有收到 SYN|ACK</translation>
+    </message>
+    <message>
+        <source>The client&apos;s kernel sent its SYN again: no SYN|ACK came back</source>
+        <translation>客户端内核再次发送了 SYN：没有收到 SYN|ACK</translation>
+    </message>
+    <message>
+        <source>{0} bytes left unread in fd {1}: edge-triggered epoll will not report them again</source>
+        <translation>fd {1} 中还有 {0} 字节未读：边缘触发的 epoll 不会再为它们报告</translation>
+    </message>
+    <message>
+        <source>from the captured packets</source>
+        <translation>来自抓到的数据包</translation>
+    </message>
+    <message>
+        <source>the kernel said so (tracepoint)</source>
+        <translation>内核如是说（tracepoint）</translation>
+    </message>
+    <message>
+        <source>the kernel said so</source>
+        <translation>内核如是说</translation>
+    </message>
+    <message>
+        <source>from the recorded events</source>
+        <translation>来自录制的事件</translation>
     </message>
 </context>
 <context>
@@ -1557,6 +1728,10 @@
         <translation>字节</translation>
     </message>
     <message>
+        <source>idle sweeps (EAGAIN)</source>
+        <translation>空闲扫描（EAGAIN）</translation>
+    </message>
+    <message>
         <source>no events yet</source>
         <translation>还没有事件</translation>
     </message>
@@ -1573,12 +1748,24 @@
         <translation>还没有连接</translation>
     </message>
     <message>
-        <source>Accept queue (of {0})</source>
-        <translation>accept 队列（上限 {0}）</translation>
+        <source>full: backlog + 1</source>
+        <translation>满：backlog + 1</translation>
+    </message>
+    <message>
+        <source>Accept queue (backlog {0})</source>
+        <translation>accept 队列（backlog {0}）</translation>
     </message>
     <message>
         <source>no accept-queue samples (kernel states off?)</source>
         <translation>没有 accept 队列采样（内核状态记录关闭了？）</translation>
+    </message>
+    <message>
+        <source>one core</source>
+        <translation>一个核</translation>
+    </message>
+    <message>
+        <source>Engine CPU % (median {0})</source>
+        <translation>引擎 CPU %（中位数 {0}）</translation>
     </message>
     <message>
         <source>no CPU sample yet</source>
@@ -1587,6 +1774,10 @@
     <message>
         <source>no server event on an fd yet</source>
         <translation>fd 上还没有服务器事件</translation>
+    </message>
+    <message>
+        <source>no bytes received or sent yet</source>
+        <translation>还没有收发任何字节</translation>
     </message>
 </context>
 <context>
@@ -1741,6 +1932,10 @@
     <message>
         <source>Half-closed: the {0} has sent its FIN and the {1} acknowledged it; the {1} may still send until it closes.</source>
         <translation>半关闭状态：{0}已发出 FIN，{1}已确认；在{1}关闭之前，它仍然可以发送数据。</translation>
+    </message>
+    <message>
+        <source>… {0} more segments ({1} with data, {2}; among them {3}) …</source>
+        <translation>……另有 {0} 个报文段（{1} 个带数据，{2}；其中有 {3}）……</translation>
     </message>
     <message>
         <source>… {0} more segments ({1} with data, {2}) …</source>
