@@ -185,6 +185,14 @@
         <translation>连接 {2} → {3} 上的第 {0} 个请求（共 {1} 个）</translation>
     </message>
     <message>
+        <source>response body, first bytes (binary: \xNN is one byte):</source>
+        <translation>响应正文开头的字节（二进制：\xNN 表示一个字节）：</translation>
+    </message>
+    <message>
+        <source>response body, first bytes:</source>
+        <translation>响应正文开头的字节：</translation>
+    </message>
+    <message>
         <source>no match</source>
         <translation>不匹配</translation>
     </message>
@@ -225,10 +233,6 @@
         <translation>尚未响应</translation>
     </message>
     <message>
-        <source>body, first bytes:</source>
-        <translation>响应体，开头几个字节：</translation>
-    </message>
-    <message>
         <source>{0} bytes more</source>
         <translation>还有 {0} 字节</translation>
     </message>
@@ -239,10 +243,6 @@
     <message>
         <source>not delivered: the client had gone ({0})</source>
         <translation>没有送达：客户端已经离开（{0}）</translation>
-    </message>
-    <message>
-        <source>body, first bytes (binary: \xNN is one byte):</source>
-        <translation>正文开头的字节（二进制：\xNN 表示一个字节）：</translation>
     </message>
     <message>
         <source>Not Modified: the client&apos;s copy is current (its If-None-Match matched the ETag, or If-Modified-Since the Last-Modified), so no body is sent. This is HTTP caching: a revisit costs a head, not the file.</source>

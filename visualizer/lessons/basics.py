@@ -804,7 +804,7 @@ def _site_checks(port: int) -> list[Event]:
 
 
 def _regex_record(workdir: Path) -> Path:
-    with _Served(workdir, "regex", "--mode", MODE, *OBSERVING) as served:
+    with _Served(workdir, "regex-served", "--mode", MODE, *OBSERVING) as served:
         checks = _site_checks(served.port)
         for target in _regex_targets(served.port):
             try:
@@ -817,7 +817,7 @@ def _regex_record(workdir: Path) -> Path:
         time.sleep(0.05)
         trace = served.stop()
     from .kernel import _merge
-    return _merge(workdir / "regex-lesson.jsonl", [trace], checks, lesson="regex")
+    return _merge(workdir / "regex.jsonl", [trace], checks, lesson="regex")
 
 
 def _request_for(log: EventLog, test: Callable[[str], bool]) -> int | None:

@@ -1274,8 +1274,8 @@ class HttpView(View):
                 ctype = header_value(ex.response_head, "Content-Type")
                 body, binary = body_pieces(ex.preview, ctype, self.response_box.font())
                 more = (ex.length or 0) - len(ex.preview.encode("latin-1", "replace"))
-                label = self.tr("body, first bytes (binary: \\xNN is one byte):") if binary \
-                    else self.tr("body, first bytes:")
+                label = self.tr("response body, first bytes (binary: \\xNN is one byte):") if binary \
+                    else self.tr("response body, first bytes:")
                 answer.append(Para([words(label, style.MUTED)], before=6, name="body label"))
                 if more > 0:
                     body[-1] = body[-1] + [gap()] + words(
