@@ -377,9 +377,12 @@ class KernelObserver:
                 self._queues[key] = sock.rqueue
                 self._queue_waiting = any(self._queues.values())
                 if probe.active:
+                    # (a backend that cannot say the backlog leaves it out: a trace
+                    # refuses a null there)
                     probe.emit("accept_queue", None, -1, tid, length=sock.rqueue,
-                               backlog=sock.wqueue, source="observed",
-                               listener=endpoint_text(sock.local))
+                               **({"backlog": sock.wqueue} if sock.wqueue is not None
+                                  else {}),
+                               source="observed", listener=endpoint_text(sock.local))
 
     # ------------------------------------------------------------ connections
     def _scan(self, tid: int, reason: str) -> None:

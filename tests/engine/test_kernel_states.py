@@ -541,3 +541,28 @@ def test_the_observer_takes_a_last_look_as_it_stops() -> None:
     assert server_states and server_states[-1] in ("FIN_WAIT_1", "FIN_WAIT_2", "TIME_WAIT",
                                                    "CLOSED"), server_states
     assert observer.scans["final"] == 1
+
+
+@pytest.mark.parametrize("backend", ["sockdiag", "proc"])
+def test_the_accept_queue_each_backend_reports_is_a_trace_line_that_reads_back(
+        backend: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """/proc does not show a listener's backlog: its accept_queue event leaves the
+    backlog out (a null there is refused by the trace reader) and still reads back."""
+    from engine.trace import TraceWriter, read_trace
+    probe, sink = probe_with_sink("kernel")
+    with listening() as listener:
+        port = listener.getsockname()[1]
+        with KernelObserver(probe, port, host=LOOPBACK, backend=backend):
+            client, server_end, _ = connected_pair(listener)
+            client2 = socket.create_connection((LOOPBACK, port), timeout=5)  # not accepted
+            with client, server_end, client2:
+                assert sink.wait_for(lambda evs: any(e.kind == "accept_queue" and
+                                                     e.data["length"] >= 1 for e in evs))
+    queues = [e for e in sink.events if e.kind == "accept_queue"]
+    assert all(("backlog" in e.data) == (backend == "sockdiag") for e in queues)
+    path = tmp_path / "q.jsonl"
+    with TraceWriter(path) as writer:
+        for e in queues:
+            writer(e)
+    assert [e.data["length"] for e in read_trace(path).events] == [e.data["length"]
+                                                                   for e in queues]
