@@ -335,7 +335,11 @@ def test_packets_carry_the_kernel_time_stamp() -> None:
     summary = (f"close->FIN median {fin_median / 1e3:.1f} µs (range {min(to_fin) / 1e3:.1f}.."
                f"{max(to_fin) / 1e3:.1f}); data->send median {data_median / 1e3:.1f} µs "
                f"(range {min(to_data) / 1e3:.1f}..{max(to_data) / 1e3:.1f})")
-    assert abs(fin_median) < 250_000 and abs(data_median) < 250_000, summary
+    # Within a millisecond: the engine's own event is what a loaded machine delays (a
+    # send event 0.4 ms after its segment was seen in a CI run beside 2,200 other tests,
+    # the GIL shared with the capture thread); the kernel's stamp is what the causality
+    # below pins down (stamped on receipt, the data segment would come after its send).
+    assert abs(fin_median) < 1_000_000 and abs(data_median) < 1_000_000, summary
     # Causality, to the offset's precision (a few µs at worst).
     assert fin_median > 0 and min(to_fin) > -5_000, summary
     assert data_median < 0 and max(to_data) < 5_000, summary
