@@ -161,7 +161,9 @@ def test_a_scale_series_runs_every_mode_at_every_point(tmp_path: Path) -> None:
     assert set(got) == {(m, n) for m in ("threaded", "epoll") for n in (10, 200)}
     assert all(r["errors"] == 0 and r["idle_held"] == r["idle_asked"] for r in got.values())
     # Threads grow with the idle connections in one mode, not in the other.
-    assert got["threaded", 200]["threads"] - got["threaded", 10]["threads"] >= 190
+    # (190 more idle clients: 190 more threads; a short-lived thread alive at one sample
+    # and not the other moves it by one or two)
+    assert got["threaded", 200]["threads"] - got["threaded", 10]["threads"] >= 185
     assert got["epoll", 200]["threads"] == got["epoll", 10]["threads"]
     assert any(line.split()[:2] == ["mode", "idle"] for line in done.stdout.splitlines())
     from PySide6.QtGui import QImage

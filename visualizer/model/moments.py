@@ -93,18 +93,34 @@ def _syn_resent(log: Any, start: int, cursor: int) -> Moment | None:
     return None
 
 
-def _arrived(log: Any, conn: str, stop: int) -> tuple[int, str] | None:
-    """Bytes known to have reached ``conn``'s socket before ``stop``, and from where: the
-    captured client data segments (stamped by the kernel as they went, so before any
-    read of them; each sequence number once, dropped ones not), else the client's own
-    send events. A send is stamped when its call returns, which may come after the
-    server's recv took the bytes: then they are not counted (a moment missed, never one
-    made up). None when nothing says."""
+def _from_client(d: dict, conn: str) -> bool:
+    """Whether a packet event's segment went client to server: its ``sender`` where a
+    writer says it, else its destination port (the server's, after the id's ">")."""
+    if d.get("sender") is not None:
+        return d.get("sender") == "client"
+    try:
+        return int(d.get("dport") or -1) == int(conn.rsplit(":", 1)[1])
+    except (IndexError, ValueError):
+        return False
+
+
+def _arrived(log: Any, conn: str, before: int) -> tuple[int, str] | None:
+    """Bytes known to have reached ``conn``'s socket before the event ``before`` happened
+    (by time: a trace keeps events in the order they were written, and a capture thread
+    writes a segment after the server's recv may have been), and from where: the
+    captured client data segments (stamped by the kernel as they went; each sequence
+    number once, dropped ones not), else the client's own send events. A send is stamped
+    when its call returns, which may come after the server's recv took the bytes: then
+    they are not counted (a moment missed, never one made up). None when nothing says."""
+    times = log.column("t_ns")
+    limit = int(times[before])
     seen: set[Any] = set()
     total = 0
-    for k in log.indices(kinds=["packet"], conn=conn, stop=stop).tolist():
+    for k in log.indices(kinds=["packet"], conn=conn).tolist():
+        if int(times[k]) >= limit:
+            continue
         d = log[k].data
-        if d.get("sender") != "client" or d.get("origin") != "captured" or d.get("dropped"):
+        if not _from_client(d, conn) or d.get("origin") != "captured" or d.get("dropped"):
             continue
         size = int(d.get("len") or 0)
         if size > 0 and d.get("tcp_seq") not in seen:
@@ -112,9 +128,10 @@ def _arrived(log: Any, conn: str, stop: int) -> tuple[int, str] | None:
             total += size
     if seen:
         return total, "captured"
-    sends = log.indices(kinds=["send"], src="client", conn=conn, stop=stop)
-    if len(sends):
-        return sum(int(log[k].data.get("bytes") or 0) for k in sends.tolist()), "recorded"
+    sends = [k for k in log.indices(kinds=["send"], src="client", conn=conn).tolist()
+             if int(times[k]) < limit]
+    if sends:
+        return sum(int(log[k].data.get("bytes") or 0) for k in sends), "recorded"
     return None
 
 
@@ -126,8 +143,8 @@ def _edges(log: Any, conn: str, fd: int, start: int, stop: int) -> list[int]:
                         start=start, stop=stop).tolist()
     for j in log.indices(kinds=["packet"], conn=conn, start=start, stop=stop).tolist():
         d = log[j].data
-        if d.get("sender") == "client" and ("FIN" in str(d.get("flags")) or
-                                            int(d.get("len") or 0) > 0):
+        if _from_client(d, conn) and ("FIN" in str(d.get("flags")) or
+                                      int(d.get("len") or 0) > 0):
             found.append(j)
     for j in log.indices(kinds=["epoll_wait", "wait"], src="server", start=start,
                          stop=stop).tolist():
