@@ -25,6 +25,8 @@ from PySide6.QtCore import QPoint, QPointF, QRect, QRectF, Qt
 from PySide6.QtGui import QFontMetricsF, QPainter
 from PySide6.QtWidgets import QAbstractButton, QAbstractScrollArea, QLabel, QWidget
 
+from .views import style
+
 SLACK = 1.5  # px: rounding, antialiasing, a font's side bearing
 
 
@@ -56,19 +58,7 @@ class _Drawn:
 
 def _ink(fm: QFontMetricsF, text: str, box: QRectF, flags: int) -> QRectF:
     """Where one line of ``text`` puts ink when drawn in ``box`` with ``flags``."""
-    w, h = fm.horizontalAdvance(text), fm.height()
-    if flags & int(Qt.AlignmentFlag.AlignRight):
-        x = box.right() - w
-    elif flags & int(Qt.AlignmentFlag.AlignHCenter):
-        x = box.center().x() - w / 2
-    else:
-        x = box.x()
-    if flags & int(Qt.AlignmentFlag.AlignBottom):
-        y = box.bottom() - h
-    elif flags & int(Qt.AlignmentFlag.AlignVCenter):
-        y = box.center().y() - h / 2
-    else:
-        y = box.y()
+    x, y = style.aligned(box, fm.horizontalAdvance(text), fm.height(), flags)
     return fm.tightBoundingRect(text).translated(x, y + fm.ascent())
 
 

@@ -847,19 +847,7 @@ def _line_ink(font: QFont, text: str) -> tuple[QRectF, float, float]:
 def _ink(font: QFont, text: str, box: QRectF, flags: Qt.AlignmentFlag) -> QRectF:
     """Where one line of ``text`` drawn in ``box`` with ``flags`` puts ink."""
     ink, h, w = _line_ink(font, text)
-    if flags & Qt.AlignmentFlag.AlignRight:
-        x = box.right() - w
-    elif flags & Qt.AlignmentFlag.AlignHCenter:
-        x = box.center().x() - w / 2
-    else:
-        x = box.x()
-    if flags & Qt.AlignmentFlag.AlignBottom:
-        y = box.bottom() - h
-    elif flags & Qt.AlignmentFlag.AlignVCenter:
-        y = box.center().y() - h / 2
-    else:
-        y = box.y()
-    return ink.translated(x, y)
+    return ink.translated(*style.aligned(box, w, h, flags))
 
 
 def _fits(font: QFont, text: str, box: QRectF, flags: Qt.AlignmentFlag) -> bool:

@@ -12,6 +12,7 @@ taken at import), and ``View.apply_theme`` redoes what a view set up once.
 """
 from __future__ import annotations
 
+from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QColor, QFont
 
 # Okabe–Ito
@@ -162,3 +163,22 @@ AGAIN = YELLOW
 
 # Something went wrong: a reset, an error (the colour errors already have).
 WARNING = VERMILION
+
+
+def aligned(box: QRectF, w: float, h: float, flags: int) -> tuple[float, float]:
+    """The top left of a ``w`` x ``h`` line drawn in ``box`` with alignment ``flags``
+    (what QPainter.drawText does with them)."""
+    flags = int(flags)
+    if flags & int(Qt.AlignmentFlag.AlignRight):
+        x = box.right() - w
+    elif flags & int(Qt.AlignmentFlag.AlignHCenter):
+        x = box.center().x() - w / 2
+    else:
+        x = box.x()
+    if flags & int(Qt.AlignmentFlag.AlignBottom):
+        y = box.bottom() - h
+    elif flags & int(Qt.AlignmentFlag.AlignVCenter):
+        y = box.center().y() - h / 2
+    else:
+        y = box.y()
+    return x, y
