@@ -135,12 +135,21 @@ def _arrived(log: Any, conn: str, before: int) -> tuple[int, str] | None:
     return None
 
 
-def _edges(log: Any, conn: str, fd: int, start: int, stop: int) -> list[int]:
-    """Where something new reached ``conn``'s socket in ``[start, stop)``: its client sent,
-    shut down or closed, a client segment with data or a FIN, or a wait reported the fd
-    (an edge-triggered report is an edge: whatever was there is said again)."""
-    found = log.indices(kinds=["send", "close", "shutdown"], src="client", conn=conn,
+def _edges(log: Any, conn: str, fd: int, start: int, stop: int, arrived: int) -> list[int]:
+    """Where something new reached ``conn``'s socket in ``[start, stop)``: its client
+    sent bytes past the ``arrived`` ones, shut down or closed, a client segment with data
+    or a FIN, or a wait reported the fd (an edge-triggered report is an edge: whatever
+    was there is said again). A send is stamped when its call returns, which may be after
+    the recv that took its bytes (a CI rehearsal under load): such a send brings nothing
+    new, so sends count by their bytes, not by where they sit."""
+    found = log.indices(kinds=["close", "shutdown"], src="client", conn=conn,
                         start=start, stop=stop).tolist()
+    sent = 0
+    for j in log.indices(kinds=["send"], src="client", conn=conn, stop=stop).tolist():
+        sent += int(log[j].data.get("bytes") or 0)
+        if j >= start and sent > arrived:
+            found.append(j)
+            break
     for j in log.indices(kinds=["packet"], conn=conn, start=start, stop=stop).tolist():
         d = log[j].data
         if _from_client(d, conn) and ("FIN" in str(d.get("flags")) or
@@ -181,14 +190,14 @@ def _unread(log: Any, start: int, cursor: int) -> Moment | None:
     read = sum(int(log[j].data.get("bytes") or 0) for j in
                log.indices(kinds=["recv"], src="server", conn=conn, stop=i + 1).tolist())
     left = arrived - read
-    if left <= 0 or _edges(log, conn, fd, i + 1, cursor + 1):
+    if left <= 0 or _edges(log, conn, fd, i + 1, cursor + 1, arrived):
         return None
     # Draining: the server's next call on this fd comes before anything new arrives.
     ahead = min(len(log), i + 1 + BACK)
     calls = log.indices(kinds=["recv", "eagain"], src="server", conn=conn, start=i + 1,
                         stop=ahead)
     if len(calls):
-        edges = _edges(log, conn, fd, i + 1, int(calls[0]))
+        edges = _edges(log, conn, fd, i + 1, int(calls[0]), arrived)
         if not edges:
             return None
     return Moment("unread", i, conn, source,
