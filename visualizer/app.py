@@ -43,7 +43,9 @@ from .momentbanner import MomentBanner
 from .presentation import Presentation
 from .qtapp import application, quit_on_signals
 from .timeslider import TimelineSlider
-from .lessons import LANGS, LessonError, Prepared, all_lessons, prepare
+from .choices import ChoiceRow, lettered
+from .lessons import LANGS, Lesson, LessonError, Prepared, all_lessons, prepare
+from .lessons.files import load as load_lesson_file
 from .views import View, style, view_classes
 from .views.base import redraw_after
 
@@ -188,7 +190,11 @@ class MainWindow(QMainWindow):
         quit_action = QAction(self.tr("&Quit"), self)
         quit_action.setShortcut(QKeySequence.StandardKey.Quit)
         quit_action.triggered.connect(self.close)
-        for a in (open_action, save_action, quit_action):
+        # A lesson written as a file (sockscope lessons --template prints one).
+        lesson_file_action = QAction(self.tr("Open &lesson file…"), self)
+        lesson_file_action.triggered.connect(self._open_lesson_dialog)
+        self.lesson_file_action = lesson_file_action
+        for a in (open_action, lesson_file_action, save_action, quit_action):
             menu.addAction(a)
         self.file_menu = menu
         self.open_action, self.save_action = open_action, save_action
@@ -362,6 +368,7 @@ class MainWindow(QMainWindow):
         self.lesson: Prepared | None = None
         self.lesson_step = -1
         self.lesson_asking = False  # presenting: the step's question alone is on screen
+        self.lesson_revealed = False  # presenting: and its right choice is marked
         self.caption = QLabel()
         self.caption.setWordWrap(True)
         self.caption.setFont(style.font(1.5))
@@ -383,6 +390,9 @@ class MainWindow(QMainWindow):
         words.setContentsMargins(0, 0, 0, 0)
         words.setSpacing(2)
         words.addWidget(self.caption)
+        # A question's choices: a student picks one and the window checks it.
+        self.choice_row = ChoiceRow()
+        words.addWidget(self.choice_row)
         words.addWidget(self.caption_note)
         caption_row.addLayout(words, 1)
         self.caption_box = caption_box
@@ -761,6 +771,7 @@ class MainWindow(QMainWindow):
         retranslate themselves), and the lesson's caption follows."""
         self.file_menu.setTitle(self.tr("&File"))
         self.open_action.setText(self.tr("&Open trace…"))
+        self.lesson_file_action.setText(self.tr("Open &lesson file…"))
         self.save_action.setText(self.tr("&Save session as trace…"))
         self.export_action.setText(self.tr("&Export view as picture…"))
         self.compare_action.setText(self.tr("&Compare modes side by side…"))
@@ -851,11 +862,29 @@ class MainWindow(QMainWindow):
         self.lesson = None
         self.caption_box.hide()
 
-    def start_lesson(self, name: str) -> None:
-        """Record lesson ``name`` in the background; it opens when the run is done."""
+    def _open_lesson_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, self.tr("Open a lesson file"), "",
+                                              self.tr("Lesson files (*.toml)"))
+        if path:
+            self.open_lesson_file(path)
+
+    def open_lesson_file(self, path: str) -> bool:
+        """Record the lesson a file describes, as the Lessons menu does; a file that
+        cannot be used is refused with its line and what is wrong."""
+        try:
+            known = load_lesson_file(path)
+        except LessonError as exc:
+            QMessageBox.warning(self, self.tr("The lesson file cannot be used"), str(exc))
+            return False
+        self.start_lesson(known.name, known)
+        return True
+
+    def start_lesson(self, name: str, known: Lesson | None = None) -> None:
+        """Record lesson ``name`` (a built-in one, or ``known``, read from a file) in the
+        background; it opens when the run is done."""
         if self._recording is not None:
             return
-        known = all_lessons()[name]
+        known = known or all_lessons()[name]
         result: dict = {"name": name, "dir": tempfile.mkdtemp(prefix="sockscope-lesson-")}
 
         def record() -> None:
@@ -989,15 +1018,18 @@ class MainWindow(QMainWindow):
         self.live_button.setChecked(True)
         self.start_engine(self._current_settings())
 
-    def go_to_step(self, k: int, ask: bool = False) -> None:
+    def go_to_step(self, k: int, ask: bool = False, reveal: bool = False) -> None:
         """Step ``k`` of the lesson: its cursor, its view, its connection, its words;
-        ``ask``: its question alone (presenting), the picture still the step's own."""
+        ``ask``: its question alone (presenting), the picture still the step's own;
+        ``reveal``: and its right choice marked."""
         lesson = self.lesson
         if lesson is None:
             return
         k = max(0, min(k, len(lesson.steps) - 1))
         self.lesson_step = k
         self.lesson_asking = bool(ask and lesson.question(k))
+        self.lesson_revealed = bool(reveal and self.lesson_asking and lesson.choices(k)
+                                    and lesson.steps[k].answer is not None)
         step = lesson.steps[k]
         if step.conn is not None:
             self.select_connection(step.conn(self.timeline.log))
@@ -1013,13 +1045,23 @@ class MainWindow(QMainWindow):
         lesson, k = self.lesson, self.lesson_step
         if lesson is None or not 0 <= k < len(lesson.steps):
             return
+        choices = lesson.choices(k, self.language)
+        answer = lesson.steps[k].answer
         if not self.presentation.active:
             text = lesson.text(k, self.language)
         elif self.lesson_asking:
             text = self.tr("Question: {0}").format(lesson.question(k, self.language))
+            if choices:
+                text += "\n" + lettered(choices, answer, self.lesson_revealed,
+                                         self.tr("right"))
         else:
             text = lesson.narration(k, self.language)
         self.caption.setText(text)
+        # In the window a student picks and is told at once; presenting, the caption
+        # holds the choices and a key reveals the answer.
+        self.choice_row.set_question(choices if not self.presentation.active else [],
+                                     answer, (self.tr("Right: {0}"),
+                                              self.tr("Not this one: the answer is {0}")))
         self.caption.setProperty("asking", self.lesson_asking and self.presentation.active)
         note = lesson.steps[k].footnote
         self.caption_note.setText(self.tr("Recorded with: {0}").format(note) if note else "")
@@ -1199,31 +1241,39 @@ def lesson(name: str, step: int | None = None, lang: str | None = None,
            screenshot: str | None = None, workdir: str | None = None, *,
            present: bool = False, question: bool = False, gif: str | None = None,
            steps: str | None = None,
-           theme: str | None = None, zoom: float | None = None) -> int:
+           theme: str | None = None, zoom: float | None = None,
+           handout: str | None = None) -> int:
     """``sockscope lesson NAME``: record the lesson, open it at a step; with --screenshot,
     write that step's picture (PNG, or SVG of the view; with ``present``, the presentation
     layout at 1280 x 720) and exit; with --gif, steps ``steps`` ("A-B") as an animated
-    GIF. ``theme`` and ``zoom`` (1.0 = 100 %) apply without being remembered."""
+    GIF; with ``handout``, the lesson as a PDF (``lang`` "both": each step in English,
+    then in Chinese). ``theme`` and ``zoom`` (1.0 = 100 %) apply without being
+    remembered."""
     import tempfile
 
     from . import presentation
 
-    from .lessons import LessonError, all_lessons, prepare
-    lessons = all_lessons()
-    if name not in lessons:
-        print(f"sockscope lesson: no lesson named {name!r} (sockscope lessons lists them)",
-              file=sys.stderr)
-        return 2
+    from .cli import chosen_lesson
+    from .lessons import LessonError, prepare
+    chosen, code = chosen_lesson(name)
+    if chosen is None:
+        return code
+    if handout:  # said before the recording, not after it
+        from .handout import unwritable
+        problem = unwritable(handout)
+        if problem:
+            print(f"sockscope lesson: {problem}", file=sys.stderr)
+            return 1
     app = application()
     with tempfile.TemporaryDirectory(prefix="sockscope-lesson-") as tmp:
         try:
-            prepared = prepare(lessons[name], Path(workdir or tmp))
+            prepared = prepare(chosen, Path(workdir or tmp))
         except (LessonError, OSError) as exc:  # OSError: a full disk under the recording
             print(f"sockscope lesson: {exc}", file=sys.stderr)
             return 1
         settings = _window_settings("SockScope-lesson",
-                                    Path(tmp) if screenshot or gif else None)
-        if lang:
+                                    Path(tmp) if screenshot or gif or handout else None)
+        if lang and lang != "both":
             settings.setValue("language", lang)
         window = MainWindow(engine=False, settings=settings)
         window.resize(1600, 1000)
@@ -1246,6 +1296,9 @@ def lesson(name: str, step: int | None = None, lang: str | None = None,
                 dispose(window)
                 return 2
             window.go_to_step((step or 1) - 1, ask=True)
+        if handout:
+            return _handout(app, window, prepared, handout,
+                            ["en", "zh_CN"] if lang == "both" else [window.language], steps)
         if gif:
             try:
                 chosen = presentation.parse_steps(steps, count)
@@ -1276,6 +1329,31 @@ def lesson(name: str, step: int | None = None, lang: str | None = None,
         code = app.exec()
         dispose(window)
         return code
+
+
+def _handout(app: QApplication, window: MainWindow, prepared, path: str,  # type: ignore[no-untyped-def]
+             langs: list[str], steps: str | None) -> int:
+    """``sockscope lesson NAME --handout OUT.pdf``: write it, say so, close the window."""
+    from .handout import write_handout
+    from .presentation import parse_steps
+    try:
+        chosen = parse_steps(steps, len(prepared.steps))
+    except ValueError as exc:
+        print(f"sockscope lesson: {exc}", file=sys.stderr)
+        dispose(window)
+        return 2
+    app.processEvents()
+    for view in window.views.values():
+        view.settle()
+    try:
+        pages = write_handout(window, prepared, path, langs, chosen)
+    except OSError as exc:
+        print(f"sockscope lesson: {exc}", file=sys.stderr)
+        dispose(window)
+        return 1
+    print(f"wrote {path}: {pages} pages")
+    dispose(window)
+    return 0
 
 
 def _exit_words(code: int) -> str:

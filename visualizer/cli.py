@@ -14,7 +14,8 @@ WINDOW_COMMANDS = """\
 window commands (each has its own --help):
   (none), window     the window, with its server on the default site
   lessons            list the built-in lessons
-  lesson NAME        record a lesson and open it (--screenshot, --gif, --notes: no window)
+  lesson NAME|FILE   record a lesson (or a lesson file, .toml) and open it
+                     (--screenshot, --gif, --handout, --notes: no window)
   replay TRACE       open a recorded trace (--screenshot: no window)
   compare --window   the modes side by side, live"""
 
@@ -62,11 +63,23 @@ def main(argv: list[str] | None = None) -> int:
         from .app import replay
         return replay(args.trace, seek=args.seek, screenshot=args.screenshot, view=args.view)
     if argv and argv[0] == "lessons":
-        argparse.ArgumentParser(
+        parser = argparse.ArgumentParser(
             prog="sockscope lessons",
             description="List the built-in lessons, in the lecture's order: name, section of "
                         "the lecture, number of steps, title and what it teaches. "
-                        "'sockscope lesson NAME' records one and opens it.").parse_args(argv[1:])
+                        "'sockscope lesson NAME' records one and opens it.")
+        parser.add_argument("--template", action="store_true",
+                            help="print a commented lesson file that runs as it is "
+                                 "(sockscope lessons --template > mine.toml; sockscope "
+                                 "lesson mine.toml)")
+        if parser.parse_args(argv[1:]).template:
+            from .lessons.files import TEMPLATE
+            try:
+                sys.stdout.write(TEMPLATE.read_text(encoding="utf-8"))
+                sys.stdout.flush()
+            except BrokenPipeError:
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
         from .lessons import all_lessons
         try:
             for lesson in all_lessons().values():
@@ -78,10 +91,14 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] == "lesson":
         parser = argparse.ArgumentParser(prog="sockscope lesson",
                                          description="Record a lesson and open it.")
-        parser.add_argument("name")
+        parser.add_argument("name", help="a built-in lesson (sockscope lessons lists them) or "
+                                         "a lesson file, PATH.toml (sockscope lessons "
+                                         "--template prints one)")
         parser.add_argument("--step", type=int, default=None, metavar="K",
                             help="open at step K (from 1)")
-        parser.add_argument("--lang", choices=["en", "zh_CN"], default=None)
+        parser.add_argument("--lang", choices=["en", "zh_CN", "both"], default=None,
+                            help="the window's language; with --handout, both: each step "
+                                 "in English, then in Chinese")
         parser.add_argument("--screenshot", default=None, metavar="OUT.png|OUT.svg",
                             help="write the step as a picture (SVG: the view) and exit")
         parser.add_argument("--present", action="store_true",
@@ -94,7 +111,11 @@ def main(argv: list[str] | None = None) -> int:
                             help="write steps (--steps) as an animated GIF, 1280x720, 1.5 s "
                                  "a step, looping, and exit")
         parser.add_argument("--steps", default=None, metavar="A-B",
-                            help="with --gif: the steps, from 1 (e.g. 1-5; default all)")
+                            help="with --gif or --handout: the steps, from 1 (e.g. 1-5; "
+                                 "default all)")
+        parser.add_argument("--handout", default=None, metavar="OUT.pdf",
+                            help="write the lesson as a printable PDF (A4 landscape: a title "
+                                 "page, then each step's picture and caption) and exit")
         parser.add_argument("--theme", choices=["light", "projector", "dark"], default=None,
                             help="colours for this run (the window's View menu keeps one)")
         parser.add_argument("--zoom", type=int, default=None, metavar="PCT",
@@ -103,23 +124,45 @@ def main(argv: list[str] | None = None) -> int:
                             help="print every step's caption as text, from a real recording "
                                  "(speaker notes, a handout's text) and exit; no window")
         args = parser.parse_args(argv[1:])
+        if args.handout:
+            others = [o for o, on in (("--screenshot", args.screenshot), ("--gif", args.gif),
+                                      ("--present", args.present), ("--question", args.question),
+                                      ("--notes", args.notes), ("--step", args.step is not None))
+                      if on]
+            if others:
+                parser.error(f"--handout writes the whole lesson: not with {', '.join(others)}")
+            if not args.handout.lower().endswith(".pdf"):
+                parser.error(f"--handout writes a PDF: {args.handout!r} should end in .pdf")
+        elif args.lang == "both":
+            parser.error("--lang both goes with --handout")
         if args.notes:
             return notes(args.name, args.lang or "en")
         if args.zoom is not None and not 100 <= args.zoom <= 300:
             parser.error("--zoom takes 100 to 300 (percent)")
-        if args.steps and not args.gif:
-            parser.error("--steps goes with --gif")
+        if args.steps and not (args.gif or args.handout):
+            parser.error("--steps goes with --gif or --handout")
         if args.question and not (args.present and args.step):
             parser.error("--question goes with --present and --step K")
-        if (args.screenshot or args.gif) and "QT_QPA_PLATFORM" not in os.environ \
+        if (args.screenshot or args.gif or args.handout) \
+                and "QT_QPA_PLATFORM" not in os.environ \
                 and not os.environ.get("DISPLAY"):
             os.environ["QT_QPA_PLATFORM"] = "offscreen"
+        from pathlib import Path
+
+        from .lessons import LessonError
+        from .lessons.files import LessonFile, is_file
+        if is_file(args.name):  # a lesson file is read and checked before any window
+            try:
+                LessonFile(Path(args.name))
+            except LessonError as exc:
+                print(f"sockscope lesson: {exc}", file=sys.stderr)
+                return 1
         if not _window_or_say(no_display()):
             return 1
         from .app import lesson
         return lesson(args.name, step=args.step, lang=args.lang, screenshot=args.screenshot,
                       present=args.present, question=args.question, gif=args.gif,
-                      steps=args.steps, theme=args.theme,
+                      steps=args.steps, theme=args.theme, handout=args.handout,
                       zoom=args.zoom / 100 if args.zoom else None)
     if argv and argv[0] == "compare":  # the engine's command, with the picture drawn here
         from engine.cli import build_parser, cmd_compare
@@ -141,6 +184,23 @@ def main(argv: list[str] | None = None) -> int:
     return engine_main(argv)
 
 
+def chosen_lesson(name: str):  # type: ignore[no-untyped-def]
+    """The lesson ``sockscope lesson NAME`` names (built in, or a lesson file) and 0; or
+    None and the exit code, said on standard error: 1 for a lesson file that cannot be
+    used (its line, what is wrong), 2 for a name no lesson has."""
+    from .lessons import LessonError, find_lesson
+    try:
+        lesson = find_lesson(name)
+    except LessonError as exc:
+        print(f"sockscope lesson: {exc}", file=sys.stderr)
+        return None, 1
+    if lesson is None:
+        print(f"sockscope lesson: no lesson named {name!r} (sockscope lessons lists them)",
+              file=sys.stderr)
+        return None, 2
+    return lesson, 0
+
+
 def notes(name: str, lang: str) -> int:
     """``sockscope lesson NAME --notes``: record the lesson (as the window would) and
     print each step's caption, one paragraph per step headed with its number, and the
@@ -148,28 +208,39 @@ def notes(name: str, lang: str) -> int:
     import tempfile
     from pathlib import Path
 
-    from .lessons import LessonError, all_lessons, prepare
-    lessons = all_lessons()
-    if name not in lessons:
-        print(f"sockscope lesson: no lesson named {name!r} (sockscope lessons lists them)",
-              file=sys.stderr)
-        return 2
-    lesson = lessons[name]
+    from .lessons import LessonError, prepare
+    lesson, code = chosen_lesson(name)
+    if lesson is None:
+        return code
     with tempfile.TemporaryDirectory(prefix="sockscope-notes-") as tmp:
         try:
             prepared = prepare(lesson, Path(tmp))
         except (LessonError, OSError) as exc:
             print(f"sockscope lesson: {exc}", file=sys.stderr)
             return 1
+    try:
+        _print_notes(prepared, lang)
+    except BrokenPipeError:  # | head: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 0
+
+
+def _print_notes(prepared, lang: str) -> None:  # type: ignore[no-untyped-def]
+    from .lessons.base import lettered
+    lesson = prepared.lesson
     title = lesson.title.get(lang) or lesson.title["en"]
     summary = lesson.summary.get(lang) or lesson.summary["en"]
     print(f"{title} ({lesson.section}): {summary}\n")
     zh = lang.startswith("zh")
     ask, how = ("问题：", "录制时使用：") if zh else ("Question: ", "Recorded with: ")
+    offered, right = ("选项：", "正确") if zh else ("Choices: ", "right")
     for k in range(len(prepared.steps)):
         asked, note = prepared.question(k, lang), prepared.steps[k].footnote
+        choices = prepared.choices(k, lang)
         print(f"{k + 1}. {prepared.narration(k, lang)}"
               + (f"\n   {ask}{asked}" if asked else "")
+              + (f"\n   {offered}{lettered(choices, prepared.steps[k].answer, True, right)}"
+                 if choices else "")
               + (f"\n   {how}{note}" if note else "") + "\n")
     return 0
 

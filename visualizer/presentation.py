@@ -606,23 +606,33 @@ class Presentation(QObject):
     def step(self, count: int) -> None:
         """A lesson's next (previous) step, or one event without a lesson. A step that
         asks a question has a beat of its own for it: its narration, then (next key)
-        the question alone over the same picture, then (next key) the answer."""
+        the question alone over the same picture, with its choices if it offers some,
+        then (next key) the right choice marked, then (next key) the answer."""
         w = self.window
         lesson = w.lesson
         if lesson is None:
             w.step(count)
             return
-        k, asking = w.lesson_step, w.lesson_asking
+        k, asking, revealed = w.lesson_step, w.lesson_asking, w.lesson_revealed
+        # A question with choices has one beat more: the right choice marked.
+        reveals = bool(lesson.choices(k)) and lesson.steps[k].answer is not None
         if count > 0:
             if not asking and lesson.question(k):
                 w.go_to_step(k, ask=True)
+            elif asking and reveals and not revealed:
+                w.go_to_step(k, ask=True, reveal=True)
             elif k + 1 < len(lesson.steps):
                 w.go_to_step(k + 1)
         elif count < 0:
-            if asking:
+            if revealed:
+                w.go_to_step(k, ask=True)
+            elif asking:
                 w.go_to_step(k)
             elif k > 0:
-                w.go_to_step(k - 1, ask=bool(lesson.question(k - 1)))
+                back = k - 1
+                w.go_to_step(back, ask=bool(lesson.question(back)),
+                             reveal=bool(lesson.choices(back))
+                             and lesson.steps[back].answer is not None)
 
     def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802
         """The window's own events."""

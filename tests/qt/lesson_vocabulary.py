@@ -49,3 +49,33 @@ def check(prepared) -> None:  # type: ignore[no-untyped-def]
         assert prepared.question(k, "en").endswith("?"), (name, k)
         assert prepared.question(k, "zh_CN").endswith("？"), (name, k)
         assert prepared.question(k, "en") not in prepared.narration(k, "en")
+    check_choices(prepared)
+
+
+# Lessons that ask with choices (issue 16: at least four), the right choice, and the
+# words of the next step's narration that answer it: the answer in the lesson agrees with
+# what the recording then shows.
+CHOICES = {"single": ("when A is done", "Only when A is done"),
+           "close-wait": ("CLOSE_WAIT", "is in CLOSE_WAIT"),
+           "threads": ("only the one blocked on that socket", "Only one"),
+           "epoll": ("no: they are not new", "are not new"),
+           "processes": ("yes", "Yes: the child's close() closed the last descriptor"),
+           "two-requests": ("SYN|ACK", "SYN|ACK, sent by the server's kernel")}
+
+
+def check_choices(prepared) -> None:  # type: ignore[no-untyped-def]
+    name = prepared.lesson.name
+    offering = [k for k in range(len(prepared.steps)) if prepared.steps[k].choices]
+    for k in offering:
+        step = prepared.steps[k]
+        assert prepared.question(k), f"{name} #{k}: choices without a question"
+        assert 2 <= len(step.choices) <= 6 and step.answer is not None, (name, k)
+        assert 0 <= step.answer < len(step.choices), (name, k)
+        for lang in LANGS:
+            assert len(set(prepared.choices(k, lang))) == len(step.choices), (name, k, lang)
+    if name in CHOICES:
+        right, answered = CHOICES[name]
+        assert offering, f"{name} offers no choices"
+        k = offering[0]
+        assert prepared.choices(k)[prepared.steps[k].answer] == right, name
+        assert answered in prepared.narration(k + 1), (name, prepared.narration(k + 1))

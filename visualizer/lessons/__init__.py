@@ -18,5 +18,15 @@ def all_lessons() -> dict[str, Lesson]:
     return dict(sorted(found.items(), key=lambda kv: rank.get(kv[0], len(rank))))
 
 
+def find_lesson(name: str) -> Lesson | None:
+    """A built-in lesson by name, or the lesson a file describes (a path ending in .toml,
+    or with a folder in it); None when no built-in lesson has that name. A file that
+    cannot be used raises ``LessonFileError`` (its path, line, and what is wrong)."""
+    from .files import is_file, load
+    if is_file(name):
+        return load(name)
+    return all_lessons().get(name)
+
+
 __all__ = ["LANGS", "Lesson", "LessonError", "Prepared", "Step", "prepare", "all_lessons",
-           "ORDER"]
+           "find_lesson", "ORDER"]

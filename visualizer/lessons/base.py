@@ -46,6 +46,10 @@ class Step:
     # What the class is asked to predict at the end of the step; the next step answers.
     # Presenting, it comes alone, on a key press of its own, before that answer.
     question: Text | None = None
+    # The answers the class picks from (each a Text), and the right one's index: the
+    # window checks a student's pick; presenting, the next key shows which was right.
+    choices: list[Text] | None = None
+    answer: int | None = None
     # The command line behind what the step shows, when it is not the default one
     # ("sockscope serve --never-close"): shown under the caption, never inside it.
     footnote: str | None = None
@@ -90,12 +94,33 @@ class Prepared:
         q = self.steps[k].question
         return (q.get(lang) or q["en"]) if q else None
 
+    def choices(self, k: int, lang: str = "en") -> list[str]:
+        """The answers step ``k``'s question offers (none if it offers none)."""
+        return [c.get(lang) or c["en"] for c in self.steps[k].choices or ()]
+
     def text(self, k: int, lang: str = "en") -> str:
         """The step's whole caption: the narration, then the question if it asks one."""
         said, asked = self.narration(k, lang), self.question(k, lang)
         if not asked:
             return said
         return said + ("" if lang.startswith("zh") else " ") + asked
+
+
+LETTERS = "ABCDEF"  # a question's choices, lettered
+
+
+def lettered(choices: list[str], answer: int | None = None, revealed: bool = False,
+             right_word: str = "right") -> str:
+    """The choices as a line of text, "A. ACK    B. SYN|ACK    C. FIN"; revealed, the right
+    one marked ("✔ B. SYN|ACK (right)") and the others kept, so that the class sees what
+    it chose among."""
+    parts = []
+    for k, choice in enumerate(choices):
+        text = f"{LETTERS[k]}. {choice}"
+        if revealed and k == answer:
+            text = f"✔ {text} ({right_word})"
+        parts.append(text)
+    return "    ".join(parts)
 
 
 def prepare(lesson: Lesson, workdir: Path, trace: Path | None = None) -> Prepared:

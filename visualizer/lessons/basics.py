@@ -19,8 +19,9 @@ from engine.events import Event
 from engine.server import default_mode
 
 from ..model import EventLog
-from .base import (Engine, Lesson, LessonError, Step, Text, fin, find, first_conn,
-                   first_fin_side, last, packet)
+from .base import Engine, Lesson, LessonError, Step, Text, find, last
+from .files import FILES
+from .files import load as load_file
 
 # These lessons are about HTTP and TCP, not the loop: epoll on Linux, the portable
 # selectors mode (kqueue, select) where there is no epoll.
@@ -28,136 +29,8 @@ MODE = default_mode()
 
 
 # ---------------------------------------------------------------- first-request
-def _first_request_record(workdir: Path) -> Path:
-    # Paced so that the kernel observer sees each state: the client waits after
-    # connect(), and the server runs on for a moment after the teardown (TIME_WAIT).
-    with _Served(workdir, "first-request", "--mode", MODE, "--policy", "close",
-                 *OBSERVING, control=True) as served:
-        served.command("load --clients 1 --requests 1 --short --wait-after-connect 40")
-        served.wait_loads(1)
-        time.sleep(0.2)
-        return served.quit()
-
-
-def _first_request_check(log: EventLog) -> None:
-    for flags in ("SYN", "SYN|ACK"):
-        if packet(log, flags) is None:
-            raise LessonError(f"first-request: no {flags} segment was recorded")
-    if find(log, "response", where=lambda e: e.data.get("status") == 200) is None:
-        raise LessonError("first-request: the request was not answered with 200")
-    fins = find(log, "packet", where=lambda e: "FIN" in str(e.data.get("flags")))
-    if fins is None:
-        raise LessonError("first-request: no FIN: the connection was not closed")
-    # The narration says the server closes first (Connection: close): so it must have.
-    closer = first_fin_side(log, str(log[fins].conn))
-    if closer != "server":
-        raise LessonError(f"first-request: the {closer} sent the first FIN, not the server")
-
-
-_COUNT_ZH = {1: "一", 2: "两", 3: "三", 4: "四", 5: "五", 6: "六", 7: "七", 8: "八"}
-
-
-def teardown_segments(log: EventLog, conn: str | None) -> list[str]:
-    """The flags of the connection's segments from its first FIN on (the teardown),
-    as recorded (captured or derived)."""
-    if conn is None:
-        return []
-    start = fin(log, conn)
-    if start is None:
-        return []
-    return [str(log[int(i)].data.get("flags")) for i in
-            log.indices(kinds=["packet"], conn=conn, start=start)]
-
-
-def _teardown_text(log: EventLog, conn: str | None) -> dict[str, str]:
-    """The step after the server's FIN: the teardown's segments counted in this very
-    recording (three when the client's FIN rides on its ACK, as Linux's delayed ACK
-    makes it here; four when they go apart), then why TIME_WAIT waits."""
-    flags = teardown_segments(log, conn)
-    n = len(flags)
-    shown = ", ".join(flags)
-    if n == 3:
-        how = {"en": f"The teardown took 3 segments here ({shown}), not the textbook's four: "
-                     "the client's FIN rode on its ACK, so that one segment took the server "
-                     "from FIN_WAIT_1 through FIN_WAIT_2 to TIME_WAIT at once.",
-               "zh_CN": f"这次挥手只用了三个报文段（{shown}），而不是教科书上的四个："
-                        "客户端的 FIN 搭在它的 ACK 上一起发出，所以这一个报文段就让服务器从 "
-                        "FIN_WAIT_1 经过 FIN_WAIT_2 立刻进入 TIME_WAIT。"}
-    else:
-        how = {"en": f"The teardown took {n} segments here ({shown}).",
-               "zh_CN": f"这次挥手用了{_COUNT_ZH.get(n, str(n))}个报文段（{shown}）。"}
-    why = {"en": " The server, the side that closed first, stays in TIME_WAIT, for two "
-                 "reasons: to ACK the client's FIN again should the last ACK be lost, and to "
-                 "let late segments die before this address pair is used again. On Linux "
-                 "that is a fixed 60 s (the RFC says 2 MSL; tcp_fin_timeout does not set it).",
-           "zh_CN": "服务器是主动关闭方，要停留在 TIME_WAIT，原因有二：最后一个 ACK 万一"
-                    "丢失，可以再次确认客户端的 FIN；并让迟到的报文段在这对地址再次使用前"
-                    "消失。Linux 上这段时间固定为 60 秒（RFC 规定为 2 MSL；"
-                    "tcp_fin_timeout 并不决定它）。"}
-    return {lang: how[lang] + why[lang] for lang in ("en", "zh_CN")}
-
-
-def _first_request_steps(log: EventLog) -> list[Step]:
-    conn = lambda log: first_conn(log)  # noqa: E731
-    syn = packet(log, "SYN")
-    fin = find(log, "packet", where=lambda e: "FIN" in str(e.data.get("flags")))
-    return [
-        Step({"en": "The client calls connect(): its kernel sends a SYN and the client's "
-                    "socket is in SYN_SENT.",
-              "zh_CN": "客户端调用 connect()：内核发出 SYN，客户端套接字进入 SYN_SENT 状态。"},
-             lambda log: syn, "sequence", conn),
-        Step({"en": "The server's kernel answers SYN|ACK by itself: accept() has not run yet. "
-                    "The half-open connection waits in SYN_RECV.",
-              "zh_CN": "服务器内核自己回复 SYN|ACK，此时 accept() 还没有运行。"
-                       "半连接处于 SYN_RECV 状态。"},
-             lambda log: packet(log, "SYN|ACK"), "sequence", conn),
-        Step({"en": "The client's ACK completes the three-way handshake: both ends are "
-                    "ESTABLISHED and the connection waits in the accept queue.",
-              "zh_CN": "客户端的 ACK 完成三次握手：两端都是 ESTABLISHED，"
-                       "连接在 accept 队列里等待。"},
-             lambda log: packet(log, "ACK", after=syn if syn is not None else -1),
-             "sequence", conn),
-        Step({"en": "accept() takes the connection from the queue and returns a new socket "
-                    "(a new fd) just for this client; the listening socket keeps listening.",
-              "zh_CN": "accept() 从队列取出连接，返回一个专门服务这个客户端的新套接字"
-                       "（新的 fd）；监听套接字继续监听。"},
-             lambda log: find(log, "accept", src="server"), "io", conn),
-        Step({"en": "The request arrives: recv() returns its bytes. The lecture's server cuts "
-                    "the path out of the request line with a regular expression; this one "
-                    "parses the request with httptools (llhttp), and the http view shows both "
-                    "(the regex lesson compares them).",
-              "zh_CN": "请求到达：recv() 返回这些字节。讲义的服务器用正则表达式从请求行中取出"
-                       "路径；这个服务器用 httptools（llhttp）解析请求，http 视图把两者并列显示"
-                       "（正则表达式一课专门比较它们）。"},
-             lambda log: find(log, "request", src="server"), "http", conn),
-        Step({"en": "The server sends the response: a head, a blank line, then the file.",
-              "zh_CN": "服务器发送响应：响应头、一个空行，然后是文件内容。"},
-             lambda log: find(log, "response", src="server"), "http", conn),
-        Step({"en": "The request said Connection: close, so the server closes first: its FIN "
-                    "starts the teardown. Textbooks draw four segments for it (FIN, ACK, FIN, "
-                    "ACK).",
-              "zh_CN": "请求中带有 Connection: close，所以服务器是主动关闭方：它的 FIN 开始了"
-                       "连接的关闭（挥手）。教科书为此画了四个报文段（FIN、ACK、FIN、ACK）。"},
-             lambda log: fin, "sequence", conn,
-             question={"en": "Count them on the next step: how many does this one take?",
-                       "zh_CN": "下一步数一数：这次用了几个？"}),
-        Step(_teardown_text(log, first_conn(log)), lambda log: last(log), "sequence", conn),
-        Step({"en": "The whole life of the connection: handshake, one request, teardown, and "
-                    "the TIME_WAIT tail it leaves behind.",
-              "zh_CN": "连接的一生：握手、一个请求、挥手，以及留下的 TIME_WAIT 尾巴。"},
-             lambda log: last(log), "lifecycle", conn),
-    ]
-
-
-FIRST_REQUEST = Lesson(
-    name="first-request",
-    length=9,
-    title={"en": "The first request", "zh_CN": "第一个请求"},
-    section="3.1–3.2",
-    summary={"en": "one request, from the three-way handshake to the teardown (count its "
-                   "segments)",
-             "zh_CN": "一个请求：从三次握手到连接关闭（数一数挥手的报文段）"},
-    record=_first_request_record, steps=_first_request_steps, check=_first_request_check)
+# Written as a lesson file (files/first-request.toml): the format anyone can use.
+FIRST_REQUEST = load_file(FILES / "first-request.toml")
 
 LESSONS = [FIRST_REQUEST]
 

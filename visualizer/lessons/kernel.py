@@ -557,7 +557,11 @@ def _close_wait_steps(log: EventLog) -> list[Step]:
              footnote="sockscope serve --never-close",
              question={"en": "The client has closed, the server has not: what state is the "
                              "server's end in now?",
-                       "zh_CN": "客户端已经关闭，服务器却没有：服务器这一端现在处于什么状态？"}),
+                       "zh_CN": "客户端已经关闭，服务器却没有：服务器这一端现在处于什么状态？"},
+             choices=[{"en": "ESTABLISHED", "zh_CN": "ESTABLISHED"},
+                      {"en": "CLOSE_WAIT", "zh_CN": "CLOSE_WAIT"},
+                      {"en": "TIME_WAIT", "zh_CN": "TIME_WAIT"},
+                      {"en": "CLOSED", "zh_CN": "CLOSED"}], answer=1),
         Step({"en": "Observed: the server's end, the passive closer, is in CLOSE_WAIT (the peer "
                     "has closed; the kernel waits for the program to close), the client's, the "
                     "active closer, in FIN_WAIT_2, waiting for a FIN that the server will never "

@@ -135,7 +135,12 @@ def _threads_steps(log: EventLog) -> list[Step]:
                        "也不会耽误其他线程。"},
              lambda log: all_waiting, "io", lambda log: first_conn,
              question={"en": "When one client sends its next request, which threads wake up?",
-                       "zh_CN": "当一个客户端发来下一个请求时，哪些线程会被唤醒？"}),
+                       "zh_CN": "当一个客户端发来下一个请求时，哪些线程会被唤醒？"},
+             choices=[{"en": "every thread, to look", "zh_CN": "所有线程，都起来看一看"},
+                      {"en": "only the one blocked on that socket",
+                       "zh_CN": "只有阻塞在那个套接字上的线程"},
+                      {"en": "none until the others finish", "zh_CN": "一个都不唤醒，要等其他线程结束"}],
+             answer=1),
         Step({"en": "Only one: a client sends its next request, and the kernel wakes only the "
                     "thread blocked on that socket. The other threads stay asleep in recv().",
               "zh_CN": "只有一个：一个客户端发来下一个请求，内核只唤醒阻塞在这个套接字上的线程，"
@@ -594,7 +599,10 @@ def _epoll_steps(log: EventLog) -> list[Step]:
              question={"en": f"Under edge-triggered, will epoll_wait report fd {s['fd']} again "
                              f"for these {left} unread bytes?",
                        "zh_CN": f"在边缘触发下，epoll_wait 会因为这 {left} 字节没读而再次报告 "
-                                f"fd {s['fd']} 吗？"}),
+                                f"fd {s['fd']} 吗？"},
+             choices=[{"en": "yes, on its next call", "zh_CN": "会，下一次调用就报告"},
+                      {"en": "no: they are not new", "zh_CN": "不会：它们不是新到的"}],
+             answer=1),
         Step({"en": f"Not for them: those {left} bytes are not new, so there is no new edge: "
                     "the server sleeps in epoll_wait and nothing wakes it, though fd "
                     f"{s['fd']} is still watched. Edge-triggered does not drop the fd: any new "

@@ -134,7 +134,10 @@ def _process_steps(log: EventLog) -> list[Step]:
                        "这个套接字，所以套接字仍然打开着。"},
              lambda log: m["a_parent_close"], "io", lambda log: a,
              question={"en": "The child answers, then calls close(). Does a FIN leave now?",
-                       "zh_CN": "子进程回答完请求，然后调用 close()。这时会发出 FIN 吗？"}),
+                       "zh_CN": "子进程回答完请求，然后调用 close()。这时会发出 FIN 吗？"},
+             choices=[{"en": "yes", "zh_CN": "会"},
+                      {"en": "no, not until the process exits", "zh_CN": "不会，要等进程退出"}],
+             answer=0),
         Step({"en": "Yes: the child's close() closed the last descriptor, so the kernel sends "
                     "FIN, and the client reads end-of-file right after the whole answer.",
               "zh_CN": "会：子进程的 close() 关掉的是最后一个描述符，于是内核发出 FIN，客户端读完"

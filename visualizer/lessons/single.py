@@ -140,7 +140,11 @@ def _steps(log: EventLog) -> list[Step]:
              lambda log: m["b_sent"], "sequence", lambda log: b),
         Step(queue_text, lambda log: m["queued"], "io", lambda log: a,
              question={"en": "B's request is there, complete. When will the server read it?",
-                       "zh_CN": "B 的请求已经完整地到了。服务器什么时候才会读它？"}),
+                       "zh_CN": "B 的请求已经完整地到了。服务器什么时候才会读它？"},
+             choices=[{"en": "at once", "zh_CN": "马上"},
+                      {"en": "when A is done", "zh_CN": "等 A 结束之后"},
+                      {"en": "never: it times out", "zh_CN": "永远不会：它会超时"}],
+             answer=1),
         Step({"en": "Only when A is done: A sent the rest of its request, the server answered "
                     "it and closed it, and only then called accept() again and took B from the "
                     f"queue, {waited:,.0f} ms after B connected.",

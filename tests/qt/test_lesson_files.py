@@ -1,0 +1,290 @@
+"""Lesson files (visualizer/lessons/files.py): the template runs as it is, step by step
+in both languages, with its questions' choices checked in the window and revealed by a
+key presenting; a broken file is refused with its line; the built-in first-request
+lesson is such a file."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+
+from visualizer.lessons import LANGS, all_lessons, prepare
+from visualizer.lessons.files import FILES, TEMPLATE, LessonFile, LessonFileError, load
+from lesson_window import lesson_window  # tests/qt/
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def sockscope(*args: str, cwd: Path = ROOT, timeout: float = 120
+              ) -> subprocess.CompletedProcess:
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen",
+           "XDG_CONFIG_HOME": str(Path(cwd) / ".config")}
+    return subprocess.run([sys.executable, "-m", "visualizer.cli", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory):  # type: ignore[no-untyped-def]
+    """The template as `sockscope lessons --template` prints it, recorded for real."""
+    folder = tmp_path_factory.mktemp("template")
+    done = sockscope("lessons", "--template", cwd=folder)
+    assert done.returncode == 0 and done.stdout == TEMPLATE.read_text(encoding="utf-8")
+    path = folder / "mine.toml"
+    path.write_text(done.stdout, encoding="utf-8")
+    return prepare(load(path), folder)
+
+
+def test_the_template_runs_as_it_is_and_finds_each_step_by_what_it_is(template) -> None:  # type: ignore[no-untyped-def]
+    """Six steps, each on the event its anchor names, whatever its number in this run."""
+    log = template.timeline.log
+    assert len(template.steps) == template.lesson.count() == 6 and not template.problems
+    from visualizer.lessons.base import settled
+    found = [step.find(log) for step in template.steps]  # the cursor then goes past the
+    assert template.at == [settled(log, i) for i in found]  # states a segment caused
+    events = [log[i] for i in found]
+    assert events[0].kind == "packet" and events[0].data["flags"] == "SYN"
+    assert events[1].kind == "packet" and events[1].data["flags"] == "SYN|ACK"
+    requests = [i for i in range(len(log)) if log[i].kind == "request" and log[i].src == "server"]
+    assert found[2] == requests[0] and found[3] == requests[1]
+    assert log[requests[0]].conn == log[requests[1]].conn  # one connection, two requests
+    fin = next(i for i in range(len(log)) if log[i].kind == "packet"
+               and "FIN" in log[i].data["flags"].split("|"))
+    assert events[4].kind == "packet" and found[4] == fin
+    assert found[5] == len(log) - 1
+    # The words carry this recording's numbers.
+    syn_ack = found[1]
+    since = round((log[requests[0]].t_ns - log[syn_ack].t_ns) / 1e6)
+    assert f"{since} ms after the handshake" in template.text(2)
+    assert f"{since} 毫秒" in template.text(2, "zh_CN")
+    assert "read 2 requests on 1 connection(s)" in template.text(3)
+    from visualizer.lessons.base import first_fin_side
+    closer = first_fin_side(log, log[requests[0]].conn)
+    assert f"The {closer} sent the first FIN" in template.text(4)
+    assert {"client": "客户端", "server": "服务器"}[closer] in template.text(4, "zh_CN")
+    # Its questions offer choices, with the right one known.
+    assert template.lesson.count() == 6
+    assert template.choices(0) == ["ACK", "SYN|ACK", "FIN"] and template.steps[0].answer == 1
+    assert template.choices(3, "zh_CN") == ["客户端", "服务器"]
+
+
+def test_the_template_walks_in_both_languages(qtbot, template, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    for lang in LANGS:
+        window = lesson_window(qtbot, template, lang, tmp_path)
+        for k, step in enumerate(template.steps):
+            assert window.lesson_step == k and window.timeline.cursor == template.at[k]
+            assert window.view_tabs.currentWidget().name == step.view
+            assert template.narration(k, lang) in window.caption.text()
+            qtbot.keyClick(window, Qt.Key.Key_PageDown)
+        window.close()
+
+
+def test_a_students_pick_is_checked(qtbot, template, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """In the window the choices are buttons; a wrong pick is told the answer, a right
+    one is told it is right; a step without choices shows none."""
+    window = lesson_window(qtbot, template, "en", tmp_path)
+    row = window.choice_row
+    assert row.isVisible() and [b.text() for b in row.buttons] == \
+        ["A. ACK", "B. SYN|ACK", "C. FIN"]
+    qtbot.mouseClick(row.buttons[0], Qt.MouseButton.LeftButton)
+    assert row.right is False and row.verdict.text() == "Not this one: the answer is B. SYN|ACK"
+    qtbot.mouseClick(row.buttons[1], Qt.MouseButton.LeftButton)
+    assert row.right is True and row.verdict.text() == "Right: B. SYN|ACK"
+    qtbot.keyClick(window, Qt.Key.Key_PageDown)
+    assert not row.isVisible()
+    window.close()
+    window = lesson_window(qtbot, template, "zh_CN", tmp_path)
+    window.go_to_step(3)
+    assert [b.text() for b in window.choice_row.buttons] == ["A. 客户端", "B. 服务器"]
+    window.close()
+
+
+def test_presenting_the_next_key_reveals_the_right_choice(qtbot, template, tmp_path: Path
+                                                          ) -> None:  # type: ignore[no-untyped-def]
+    """Narration, then the question with its lettered choices, then the right one marked,
+    then the next step; PageUp walks back the same beats."""
+    window = lesson_window(qtbot, template, "en", tmp_path)
+    window.presentation.enter(fullscreen=False)
+    seen = [window.caption.text()]
+    for _ in range(3):
+        qtbot.keyClick(window, Qt.Key.Key_PageDown)
+        seen.append(window.caption.text())
+    assert seen[0] == template.narration(0)
+    assert seen[1].startswith("Question: What does the server's kernel send back?")
+    assert "A. ACK    B. SYN|ACK    C. FIN" in seen[1] and "✔" not in seen[1]
+    assert "✔ B. SYN|ACK (right)" in seen[2] and "A. ACK" in seen[2]
+    assert window.lesson_step == 1 and seen[3] == template.narration(1)
+    assert not window.choice_row.isVisible()  # presenting, the caption holds them
+    qtbot.keyClick(window, Qt.Key.Key_PageUp)
+    assert window.lesson_step == 0 and "✔ B. SYN|ACK" in window.caption.text()
+    qtbot.keyClick(window, Qt.Key.Key_PageUp)
+    assert "✔" not in window.caption.text() and "A. ACK" in window.caption.text()
+    window.presentation.leave()
+    window.close()
+
+
+def test_a_lesson_file_renders_a_step_from_the_command_line(tmp_path: Path) -> None:
+    path = tmp_path / "mine.toml"
+    path.write_text(TEMPLATE.read_text(encoding="utf-8"), encoding="utf-8")
+    out = tmp_path / "step2.png"
+    done = sockscope("lesson", str(path), "--step", "2", "--lang", "zh_CN", "--screenshot",
+                     str(out), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert out.stat().st_size > 10_000
+    done = sockscope("lesson", str(path), "--step", "7", "--screenshot", str(out),
+                     cwd=tmp_path)
+    assert done.returncode == 2 and "has steps 1 to 6" in done.stderr
+
+
+# ---------------------------------------------------------------- broken files
+def _broken(old: str, new: str) -> tuple[str, int]:
+    """The template with ``old`` replaced by ``new`` (once), and the line it is on."""
+    text = TEMPLATE.read_text(encoding="utf-8")
+    assert text.count(old) >= 1, old
+    at = text.index(old)
+    return text.replace(old, new, 1), text.count("\n", 0, at) + 1
+
+
+BREAKS = {
+    "toml": ('title = { en = "Two requests', 'title = { en = "Two requests"" '),
+    "format": ("format = 1 ", "format = 2 "),
+    "unknown key": ('view = "http"', 'veiw = "http"'),
+    "view": ('view = "http"', 'view = "graph"'),
+    "anchor kind": ('at = { kind = "request", src = "server", conn = 1 }',
+                    'at = { kind = "requests", src = "server", conn = 1 }'),
+    "nth": ('conn = 1, nth = 2 }\nview', 'conn = 1, nth = 0 }\nview'),
+    "placeholder": ("{since_ms} ms after", "{since} ms after"),
+    "answer": ("answer = 2", "answer = 4"),
+    "load": ('load = "--clients 1', 'load = "--clientz 1'),
+    "mode": ('mode = "default"', 'mode = "epol"'),
+    "no english": ('en = "SYN|ACK, sent by', 'fr = "SYN|ACK, envoyé par'),
+}
+
+
+@pytest.mark.parametrize("what", list(BREAKS))
+def test_a_broken_file_is_refused_with_its_line(what: str, tmp_path: Path) -> None:
+    text, line = _broken(*BREAKS[what])
+    path = tmp_path / "broken.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(LessonFileError) as caught:
+        LessonFile(path)
+    assert caught.value.line == line, (what, str(caught.value))
+    assert str(caught.value).startswith(f"{path}:{line}: ")
+
+
+def test_the_command_line_names_the_line_and_shows_no_traceback(tmp_path: Path) -> None:
+    text, line = _broken(*BREAKS["load"])
+    path = tmp_path / "broken.toml"
+    path.write_text(text, encoding="utf-8")
+    for args in (("lesson", str(path), "--notes"), ("lesson", str(path), "--screenshot",
+                                                     str(tmp_path / "x.png"))):
+        done = sockscope(*args, cwd=tmp_path)
+        assert done.returncode == 1, done.stderr
+        assert f"{path}:{line}: load: unrecognized arguments: --clientz" in done.stderr
+        assert "Traceback" not in done.stderr
+    # Without a display too: the file is checked before any window is thought of.
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    done = subprocess.run([sys.executable, "-m", "visualizer.cli", "lesson", str(path)],
+                          cwd=ROOT, env={**env, "XDG_CONFIG_HOME": str(tmp_path / ".config")},
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and f"{path}:{line}: load" in done.stderr, done.stderr
+    for bad, said in ((tmp_path / "missing.toml", "No such file"),
+                      (tmp_path / "binary.toml", "not UTF-8")):
+        if bad.name == "binary.toml":
+            bad.write_bytes(b"\xff\xfe\x00format = 1")
+        done = sockscope("lesson", str(bad), "--notes", cwd=tmp_path)
+        assert done.returncode == 1 and said in done.stderr and "Traceback" not in done.stderr
+
+
+def test_what_the_recording_must_show_is_checked_with_its_line(tmp_path: Path) -> None:
+    """An [[expect]] the run does not meet refuses the lesson, naming the line."""
+    text, line = _broken('at = { kind = "request", src = "server", conn = 1, nth = 2 }\nsays',
+                         'at = { kind = "response", src = "server", status = 404 }\nsays')
+    path = tmp_path / "wrong.toml"
+    path.write_text(text, encoding="utf-8")
+    done = sockscope("lesson", str(path), "--notes", cwd=tmp_path)
+    assert done.returncode == 1
+    assert f"{path}:{line - 1}: the recording has no 1. response from the server " \
+           "status=404" in done.stderr
+
+
+def test_the_built_in_first_lesson_is_a_lesson_file() -> None:
+    """The format is proved by a built-in lesson: first-request is read from its file."""
+    lesson = all_lessons()["first-request"]
+    assert getattr(lesson.record, "__self__", None) is not None
+    assert lesson.record.__self__.path == FILES / "first-request.toml"
+    assert lesson.count() == 9 and lesson.title["zh_CN"] == "第一个请求"
+    with pytest.raises(LessonFileError):  # and the format's checks apply to it
+        LessonFile(FILES / "first-request.toml",
+                   (FILES / "first-request.toml").read_text().replace('view = "io"',
+                                                                      'view = "oi"'))
+
+
+def test_the_template_keeps_the_lessons_vocabulary(template) -> None:  # type: ignore[no-untyped-def]
+    """Its words and choices pass the checks every built-in lesson passes."""
+    from lesson_vocabulary import check
+    check(template)
+
+
+def test_the_window_opens_a_lesson_file_and_refuses_a_broken_one(qtbot, tmp_path: Path
+                                                                ) -> None:  # type: ignore[no-untyped-def]
+    """File → Open lesson file… records it as the Lessons menu does; a broken file gets a
+    message with its line, and nothing else changes."""
+    from PySide6.QtCore import QSettings, QTimer
+    from PySide6.QtWidgets import QApplication, QMessageBox
+
+    from visualizer.app import MainWindow
+    settings = QSettings(str(tmp_path / "w.ini"), QSettings.Format.IniFormat)
+    window = MainWindow(engine=False, settings=settings)
+    qtbot.addWidget(window)
+    window.show()
+    assert window.lesson_file_action in window.file_menu.actions()
+    text, line = _broken(*BREAKS["view"])
+    broken = tmp_path / "broken.toml"
+    broken.write_text(text, encoding="utf-8")
+    said: list[str] = []
+
+    def close_the_message() -> None:
+        box = QApplication.activeModalWidget()
+        if isinstance(box, QMessageBox):
+            said.append(box.text())
+            box.accept()
+        else:
+            QTimer.singleShot(50, close_the_message)
+
+    QTimer.singleShot(50, close_the_message)
+    assert window.open_lesson_file(str(broken)) is False
+    assert said and said[0].startswith(f"{broken}:{line}: view is one of")
+    assert window.lesson is None
+    good = tmp_path / "mine.toml"
+    good.write_text(TEMPLATE.read_text(encoding="utf-8"), encoding="utf-8")
+    assert window.open_lesson_file(str(good))
+    qtbot.waitUntil(lambda: window.lesson is not None, timeout=60_000)
+    assert window.lesson.lesson.name == "two-requests" and window.lesson_step == 0
+    assert window.choice_row.isVisible()
+    window.close()
+
+
+def test_a_handout_prints_the_choices_without_the_answer(qtbot, template, tmp_path: Path
+                                                         ) -> None:  # type: ignore[no-untyped-def]
+    """On paper a question lists its choices, lettered, and does not mark the right one
+    (the next page answers)."""
+    import re
+    import shutil
+    if not shutil.which("pdftotext"):
+        pytest.skip("poppler-utils (pdftotext) not installed")
+    from visualizer.handout import write_handout
+    window = lesson_window(qtbot, template, "en", tmp_path)
+    out = tmp_path / "template.pdf"
+    assert write_handout(window, template, out, ["en", "zh_CN"]) == 2 * 6 + 1
+    text = subprocess.run(["pdftotext", "-enc", "UTF-8", str(out), "-"], capture_output=True,
+                          check=True).stdout.decode("utf-8").split("\f")
+    flat = [re.sub(r"\s+", "", page) for page in text]
+    assert "A.ACKB.SYN|ACKC.FIN" in flat[1] and "✔" not in text[1]  # step 1, English
+    assert "A.客户端B.服务器" in flat[8]  # step 4, Chinese (title, then en, zh per step)
+    assert "A.ACK" not in flat[3]  # step 2 asks nothing
+    window.close()

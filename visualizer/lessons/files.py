@@ -1,0 +1,706 @@
+"""Lesson files: a lesson written as text (TOML) that anyone can copy and change.
+
+A lesson file says, in plain data, what ``visualizer/lessons/*.py`` says in code for the
+lessons that need a script of their own: the engine's settings, the clients that run
+against it, what the recording must show, and the steps, each anchored to an event by
+what it is ("the first SYN", "the server's close of connection 2", "the first EAGAIN"),
+never by its number in the log (a number changes from run to run). ``sockscope lessons
+--template`` prints a commented one that runs as is; the format is described there and
+in the README.
+
+Errors name the file, the line and what is wrong (``LessonFileError``): a file is read
+whole and checked before anything runs.
+"""
+from __future__ import annotations
+
+import re
+import shutil
+import string
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from engine.events import Event
+
+from ..model import EventLog
+from .base import Lesson, LessonError, Step, Text, first_fin_side, sender
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+FORMAT = 1
+FILES = Path(__file__).resolve().parent / "files"  # the built-in lessons written as files
+TEMPLATE = FILES / "template.toml"
+VIEWS = ("sequence", "sockets", "io", "lifecycle", "plots", "http")
+LANGS = ("en", "zh_CN")
+_ZH = {0: "零", 1: "一", 2: "两", 3: "三", 4: "四", 5: "五", 6: "六", 7: "七", 8: "八",
+       9: "九", 10: "十"}
+
+
+class LessonFileError(LessonError):
+    """A lesson file that cannot be used: ``path:line: what is wrong``."""
+
+    def __init__(self, path: Path | str, line: int | None, message: str) -> None:
+        self.path, self.line, self.message = Path(path), line, message
+        where = f"{path}:{line}" if line else f"{path}"
+        super().__init__(f"{where}: {message}")
+
+
+# ---------------------------------------------------------------- where keys are
+class _Lines:
+    """The line of each table and key in a TOML text, so that a value found wrong after
+    parsing is reported where it was written. Tables of an array (``[[steps]]``) are
+    numbered in order; keys inside an inline table are found on their key's line."""
+
+    HEADER = re.compile(r"^\s*(\[\[?)\s*([A-Za-z0-9_.\-\"' ]+?)\s*\]\]?\s*(#.*)?$")
+    KEY = re.compile(r"^\s*([A-Za-z0-9_\-]+|\"[^\"]*\")\s*=")
+
+    def __init__(self, text: str) -> None:
+        self.where: dict[tuple, int] = {}
+        counts: dict[tuple, int] = {}
+        table: tuple = ()
+        for number, line in enumerate(text.splitlines(), 1):
+            head = self.HEADER.match(line)
+            if head and not self.KEY.match(line):
+                parts = tuple(p.strip().strip("\"'") for p in head.group(2).split("."))
+                if head.group(1) == "[[":
+                    base = self._resolve(parts[:-1], table)
+                    key = base + (parts[-1],)
+                    counts[key] = counts.get(key, -1) + 1
+                    table = key + (counts[key],)
+                else:
+                    table = self._resolve(parts, table)
+                self.where.setdefault(table, number)
+                continue
+            key = self.KEY.match(line)
+            if key:
+                self.where.setdefault(table + (key.group(1).strip("\""),), number)
+
+    def _resolve(self, parts: tuple, current: tuple) -> tuple:
+        """``[steps.ask]`` inside the third ``[[steps]]`` is ("steps", 2, "ask")."""
+        out: tuple = ()
+        for part in parts:
+            out += (part,)
+            # the latest element of an array of tables this path names, if any
+            for candidate in range(len(current), 0, -1):
+                if current[:candidate - 1] == out and isinstance(current[candidate - 1], int):
+                    out = current[:candidate]
+                    break
+        return out
+
+    def line(self, *path: Any) -> int | None:
+        """The line of ``path`` (a key or a table), else of its nearest enclosing table."""
+        path = tuple(path)
+        while path:
+            if path in self.where:
+                return self.where[path]
+            path = path[:-1]
+        return None
+
+
+# ---------------------------------------------------------------- anchors
+# What an anchor may say besides the event's own data fields.
+_ANCHOR_KEYS = {"kind", "src", "conn", "nth", "after", "flags_has", "sender", "end"}
+_KINDS = {"packet", "tcp_state", "state_check", "accept", "connect", "recv", "send", "close",
+          "shutdown", "request", "response", "eagain", "epoll_wait", "wait", "poll_sweep",
+          "accept_queue", "listen", "mode", "error", "fork", "exit", "spawn", "thread",
+          "greenlet", "retransmit", "socket_options", "dropped", "cpu", "end"}
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """An event found by what it is: its kind, who emitted it, the connection it
+    belongs to (numbered from 1 in the order connections first appear), fields of its
+    data, and which of the matching events (``nth`` from 1; -1 the last)."""
+    kind: str
+    src: str | None = None
+    conn: int | None = None
+    nth: int = 1
+    after: bool = False  # only events after the previous step's
+    flags_has: str | None = None
+    sender: str | None = None  # a segment's sending end: "client" or "server"
+    fields: tuple = ()  # (name, value): the event's data must hold these
+
+    def find(self, log: EventLog, previous: int = -1) -> int | None:
+        if self.kind == "end":
+            return len(log) - 1 if len(log) else None
+        conn = None
+        if self.conn is not None:
+            numbered = connections(log)
+            if self.conn > len(numbered):
+                return None
+            conn = numbered[self.conn - 1]
+        start = previous + 1 if self.after else 0
+        indices = log.indices(kinds=[self.kind], src=self.src, conn=conn, start=start)
+        matches = []
+        want = self.nth if self.nth > 0 else None
+        for i in indices.tolist():
+            if self._matches(log[i]):
+                matches.append(i)
+                if want is not None and len(matches) >= want:
+                    return i
+        if want is None and len(matches) >= -self.nth:
+            return matches[self.nth]
+        return None
+
+    def _matches(self, e: Event) -> bool:
+        d = e.data
+        for name, value in self.fields:
+            if d.get(name) != value:
+                return False
+        if self.flags_has is not None and self.flags_has not in str(d.get("flags") or "").split("|"):
+            return False
+        if self.sender is not None:
+            try:
+                if sender(e) != self.sender:
+                    return False
+            except (IndexError, ValueError):
+                return False
+        return True
+
+    def said(self) -> str:
+        """The anchor as a person reads it, for errors."""
+        parts = [f"{self.nth if self.nth > 0 else 'last'}. {self.kind}"]
+        if self.src:
+            parts.append(f"from the {self.src}")
+        if self.conn:
+            parts.append(f"of connection {self.conn}")
+        if self.flags_has:
+            parts.append(f"with {self.flags_has}")
+        if self.sender:
+            parts.append(f"sent by the {self.sender}")
+        parts += [f"{k}={v!r}" for k, v in self.fields]
+        return " ".join(parts)
+
+
+def connections(log: EventLog) -> list[str]:
+    """The recording's connections, in the order they first appear in the log."""
+    import numpy as np
+    codes = log.column("conn")
+    if not len(codes):
+        return []
+    found, first = np.unique(codes, return_index=True)
+    names = log.conns.names
+    return [names[int(c)] for c in found[np.argsort(first)] if names[int(c)] is not None]
+
+
+# ---------------------------------------------------------------- captions
+class _Words(string.Formatter):
+    """``{name}`` and ``{name:zh}``: a count in Chinese numerals (两 for 2), an end's name
+    in Chinese (客户端, 服务器)."""
+
+    def format_field(self, value: Any, spec: str) -> str:
+        if spec == "zh":
+            if isinstance(value, int):
+                return _ZH.get(value, str(value))
+            return {"client": "客户端", "server": "服务器"}.get(str(value), str(value))
+        return super().format_field(value, spec)
+
+
+WORDS = _Words()
+# The names a caption may use, and what each is.
+PLACEHOLDERS = {
+    "conn": "the anchored event's connection (client > server addresses)",
+    "fd": "the anchored event's descriptor",
+    "bytes": "its data's bytes (recv, send)",
+    "flags": "a segment's flags (SYN|ACK...)",
+    "state": "a state event's state",
+    "status": "a response's status",
+    "path": "a request's path",
+    "t_ms": "milliseconds since the recording began",
+    "since_ms": "milliseconds since the previous step's event",
+    "step": "this step's number", "steps": "the number of steps",
+    "connections": "connections the server accepted",
+    "requests": "requests the server read",
+    "segments": "segments of the step's connection",
+    "teardown": "the flags of the step's connection's segments from its first FIN on",
+    "teardown_count": "how many they are",
+    "closer": "which end sent the first FIN (client or server)",
+}
+
+
+def _facts(log: EventLog, index: int, previous: int, conn: str | None, k: int,
+           count: int) -> dict[str, Any]:
+    e = log[index]
+    t0 = log[0].t_ns if len(log) else 0
+    facts: dict[str, Any] = {
+        "conn": conn or "?", "fd": e.fd, "t_ms": round((e.t_ns - t0) / 1e6),
+        "since_ms": round((e.t_ns - log[previous].t_ns) / 1e6) if previous >= 0 else 0,
+        "step": k + 1, "steps": count,
+        "connections": len(log.indices(kinds=["accept"], src="server")),
+        "requests": len(log.indices(kinds=["request"], src="server")),
+    }
+    for name in ("bytes", "flags", "state", "status", "path"):
+        facts[name] = e.data.get(name, "?")
+    segments = log.indices(kinds=["packet"], conn=conn).tolist() if conn else []
+    facts["segments"] = len(segments)
+    fins = [i for i in segments if "FIN" in str(log[i].data.get("flags"))]
+    teardown = [str(log[i].data.get("flags")) for i in segments if fins and i >= fins[0]]
+    facts["teardown"] = ", ".join(teardown)
+    facts["teardown_count"] = len(teardown)
+    facts["closer"] = (first_fin_side(log, conn) if conn else None) or "?"
+    return facts
+
+
+# ---------------------------------------------------------------- the file
+@dataclass
+class _Variant:
+    when: dict[str, Any]
+    text: Text
+
+
+@dataclass
+class _StepSpec:
+    anchor: Anchor
+    view: str
+    text: Text
+    line: int | None
+    conn: int | str | None = None  # a connection number, "none", or None: the anchor's
+    question: Text | None = None
+    choices: list[Text] | None = None
+    answer: int | None = None
+    footnote: str | None = None
+    variants: tuple = ()
+
+
+class LessonFile:
+    """A checked lesson file, ready to record (``lesson()`` makes the ``Lesson``)."""
+
+    def __init__(self, path: Path, text: str | None = None) -> None:
+        self.path = Path(path)
+        try:
+            self.text = self.path.read_text(encoding="utf-8") if text is None else text
+        except UnicodeDecodeError as exc:
+            raise LessonFileError(path, None, f"not UTF-8 text ({exc.reason})") from None
+        except OSError as exc:
+            raise LessonFileError(path, None, exc.strerror or str(exc)) from None
+        try:
+            data = tomllib.loads(self.text)
+        except tomllib.TOMLDecodeError as exc:
+            found = re.search(r"at line (\d+)", str(exc))
+            message = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
+            raise LessonFileError(path, int(found.group(1)) if found else None,
+                                  f"not valid TOML: {message}") from None
+        self.lines = _Lines(self.text)
+        self.data = data
+        self._check_top(data)
+
+    # -- errors
+    def fail(self, message: str, *path: Any) -> LessonFileError:
+        return LessonFileError(self.path, self.lines.line(*path), message)
+
+    def _known(self, table: dict, allowed: set, *path: Any) -> None:
+        for key in table:
+            if key not in allowed:
+                raise self.fail(f"unknown key {key!r} (known: {', '.join(sorted(allowed))})",
+                                *path, key)
+
+    def _text(self, value: Any, *path: Any, required: bool = True) -> Text | None:
+        """A text in each language: a table {en = ..., zh_CN = ...}, or one string."""
+        if value is None:
+            if required:
+                raise self.fail(f"{path[-1]!r} is missing", *path)
+            return None
+        if isinstance(value, str):
+            return {"en": value}
+        if not isinstance(value, dict):
+            raise self.fail(f"{path[-1]!r} must be a text or a table of texts by language",
+                            *path)
+        self._known(value, set(LANGS), *path)
+        if not isinstance(value.get("en"), str) or not value["en"].strip():
+            raise self.fail(f"{path[-1]!r} needs an English text (en = \"...\")", *path)
+        for lang, said in value.items():
+            if not isinstance(said, str):
+                raise self.fail(f"{path[-1]}.{lang} must be a text", *path, lang)
+        return dict(value)
+
+    def _words(self, text: Text, *path: Any) -> None:
+        """Each placeholder in a caption is one the lesson knows."""
+        for lang, said in text.items():
+            try:
+                names = [name for _, name, _, _ in WORDS.parse(said) if name is not None]
+            except ValueError as exc:
+                raise self.fail(f"a brace in the {lang} text: {exc} (write {{{{ and }}}} for "
+                                "a brace itself)", *path) from None
+            for name in names:
+                if name not in PLACEHOLDERS:
+                    raise self.fail(f"unknown placeholder {{{name}}} in the {lang} text "
+                                    f"(known: {', '.join(PLACEHOLDERS)})", *path)
+
+    # -- the parts
+    def _check_top(self, data: dict) -> None:
+        self._known(data, {"format", "name", "section", "title", "summary", "engine",
+                           "clients", "expect", "steps"})
+        if data.get("format") != FORMAT:
+            raise self.fail(f"format = {FORMAT} is needed (this SockScope reads lesson files "
+                            f"of format {FORMAT})", "format")
+        name = data.get("name", self.path.stem)
+        if not isinstance(name, str) or not re.fullmatch(r"[a-z0-9][a-z0-9\-]*", name):
+            raise self.fail("name must be lowercase letters, digits and dashes", "name")
+        self.name = name
+        self.section = str(data.get("section", ""))
+        self.title = self._text(data.get("title"), "title")
+        self.summary = self._text(data.get("summary"), "summary", required=False) or \
+            {"en": ""}
+        self.engine_options = self._engine(data.get("engine", {}))
+        self.clients = self._clients(data.get("clients", []))
+        self.expect = self._expect(data.get("expect", []))
+        self.steps = self._steps(data.get("steps"))
+
+    def _engine(self, table: Any) -> list[str]:
+        from engine.server import MODES, POLICIES, TRIGGERS, default_mode
+        if not isinstance(table, dict):
+            raise self.fail("[engine] must be a table", "engine")
+        self._known(table, {"mode", "trigger", "policy", "backlog", "reuseaddr", "sweep_pause",
+                            "every_sweep", "root", "idle_timeout", "max_connections",
+                            "no_drain", "never_close", "lab", "fault"}, "engine")
+        mode = table.get("mode", "default")
+        if mode == "default":
+            mode = default_mode()
+        if mode not in MODES:
+            raise self.fail(f"mode {mode!r} is not one of {', '.join(MODES)} (or default)",
+                            "engine", "mode")
+        options = ["--mode", mode]
+        for key, allowed in (("trigger", TRIGGERS), ("policy", POLICIES)):
+            if key in table:
+                if table[key] not in allowed:
+                    raise self.fail(f"{key} must be one of {', '.join(allowed)}", "engine", key)
+                options += [f"--{key}", table[key]]
+        for key, low, high, kind in (("backlog", 0, 65535, int), ("sweep_pause", 0, 1.0, float),
+                                     ("idle_timeout", 0.1, 3600, float),
+                                     ("max_connections", 1, 1_000_000, int)):
+            if key in table:
+                value = table[key]
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+                        (kind is int and not isinstance(value, int)) or not low <= value <= high:
+                    raise self.fail(f"{key} must be a{'n integer' if kind is int else ' number'}"
+                                    f" from {low} to {high:,}", "engine", key)
+                options += [f"--{key.replace('_', '-')}", str(value)]
+        for key in ("reuseaddr", "every_sweep", "no_drain", "never_close", "lab"):
+            if key in table and not isinstance(table[key], bool):
+                raise self.fail(f"{key} must be true or false", "engine", key)
+        if "reuseaddr" in table:
+            options.append("--reuseaddr" if table["reuseaddr"] else "--no-reuseaddr")
+        for key in ("every_sweep", "no_drain", "never_close", "lab"):
+            if table.get(key):
+                options.append(f"--{key.replace('_', '-')}")
+        if "fault" in table:
+            from engine.lab import FAULTS
+            if not table.get("lab") or table["fault"] not in FAULTS:
+                raise self.fail(f"fault needs lab = true and one of {', '.join(FAULTS)}",
+                                "engine", "fault")
+            options += ["--fault", table["fault"]]
+        if "root" in table:
+            if not isinstance(table["root"], str):
+                raise self.fail("root must be a folder's path", "engine", "root")
+            root = (self.path.parent / table["root"]).resolve()
+            if not root.is_dir():
+                raise self.fail(f"root {table['root']!r} is not a folder (from {root})",
+                                "engine", "root")
+            options += ["--root", str(root)]
+        self.mode = mode
+        return options
+
+    def _clients(self, clients: Any) -> list[tuple[str, Any, float]]:
+        if not isinstance(clients, list):
+            raise self.fail("clients must be [[clients]] tables", "clients")
+        out = []
+        for k, client in enumerate(clients):
+            if not isinstance(client, dict):
+                raise self.fail("each [[clients]] must be a table", "clients", k)
+            self._known(client, {"load", "browser", "pause"}, "clients", k)
+            if ("load" in client) == ("browser" in client):
+                raise self.fail("a client is either load = \"OPTIONS\" (the built-in clients) "
+                                "or browser = \"/PATH\" (headless Chromium)", "clients", k)
+            pause = client.get("pause", 0.2)
+            if isinstance(pause, bool) or not isinstance(pause, (int, float)) or \
+                    not 0 <= pause <= 30:
+                raise self.fail("pause must be 0 to 30 seconds", "clients", k, "pause")
+            if "load" in client:
+                options = client["load"]
+                if not isinstance(options, str):
+                    raise self.fail("load takes sockscope load's options as one text",
+                                    "clients", k, "load")
+                import shlex
+                try:
+                    words = shlex.split(options)
+                except ValueError as exc:
+                    raise self.fail(f"load: {exc}", "clients", k, "load") from None
+                if "--trace" in words:
+                    raise self.fail("load: --trace is the lesson's own", "clients", k, "load")
+                problem = _load_problem(words)
+                if problem:
+                    raise self.fail(f"load: {problem}", "clients", k, "load")
+                out.append(("load", options, float(pause)))
+            else:
+                path = client["browser"]
+                if not isinstance(path, str) or not path.startswith("/"):
+                    raise self.fail("browser takes a path on the site, from /",
+                                    "clients", k, "browser")
+                out.append(("browser", path, float(pause)))
+        return out
+
+    def _anchor(self, value: Any, *path: Any) -> Anchor:
+        if isinstance(value, str):
+            value = {"kind": value}
+        if not isinstance(value, dict):
+            raise self.fail("an anchor is a table: at = { kind = \"packet\", flags = \"SYN\" }",
+                            *path)
+        kind = value.get("kind")
+        if kind not in _KINDS:
+            raise self.fail(f"an anchor needs kind = one of {', '.join(sorted(_KINDS))}", *path)
+        src = value.get("src")
+        if src is not None and src not in ("server", "client", "capture", "kernel", "lab",
+                                           "observer"):
+            raise self.fail("src is server, client, capture, kernel, observer or lab", *path)
+        for key, kind_ in (("conn", int), ("nth", int)):
+            if key in value and (isinstance(value[key], bool) or
+                                 not isinstance(value[key], kind_) or value[key] == 0 or
+                                 (key == "conn" and value[key] < 0)):
+                raise self.fail(f"{key} is a number from 1" +
+                                (" (or negative from the end: -1 the last)" if key == "nth"
+                                 else ""), *path)
+        after = value.get("after", False)
+        if after not in (False, True, "previous"):
+            raise self.fail("after = \"previous\": only events after the previous step's",
+                            *path)
+        if "sender" in value and value["sender"] not in ("client", "server"):
+            raise self.fail("sender is client or server", *path)
+        fields = []
+        for key, v in value.items():
+            if key in _ANCHOR_KEYS:
+                continue
+            if not isinstance(v, (str, int, float, bool)):
+                raise self.fail(f"an anchor's field {key} must be a text, number or boolean",
+                                *path)
+            fields.append((key, v))
+        return Anchor(kind=kind, src=src, conn=value.get("conn"), nth=value.get("nth", 1),
+                      after=bool(after), flags_has=value.get("flags_has"),
+                      sender=value.get("sender"), fields=tuple(fields))
+
+    def _expect(self, expect: Any) -> list[tuple[Anchor, Anchor | None, str, int | None]]:
+        if not isinstance(expect, list):
+            raise self.fail("expect must be [[expect]] tables", "expect")
+        out = []
+        for k, item in enumerate(expect):
+            if not isinstance(item, dict):
+                raise self.fail("each [[expect]] is a table", "expect", k)
+            self._known(item, {"at", "before", "says"}, "expect", k)
+            if "at" not in item:
+                raise self.fail("[[expect]] needs at = { kind = ... }", "expect", k)
+            anchor = self._anchor(item["at"], "expect", k, "at")
+            before = self._anchor(item["before"], "expect", k, "before") \
+                if "before" in item else None
+            says = item.get("says", "")
+            if not isinstance(says, str):
+                raise self.fail("says is a text", "expect", k, "says")
+            out.append((anchor, before, says, self.lines.line("expect", k)))
+        return out
+
+    def _steps(self, steps: Any) -> list[_StepSpec]:
+        if not isinstance(steps, list) or not steps:
+            raise self.fail("a lesson needs [[steps]]", "steps")
+        out = []
+        for k, step in enumerate(steps):
+            where = ("steps", k)
+            if not isinstance(step, dict):
+                raise self.fail("each [[steps]] is a table", *where)
+            self._known(step, {"at", "view", "conn", "en", "zh_CN", "ask", "footnote", "when"},
+                        *where)
+            if "at" not in step:
+                raise self.fail(f"step {k + 1} needs at = {{ kind = ... }}", *where)
+            anchor = self._anchor(step["at"], *where, "at")
+            view = step.get("view", "sequence")
+            if view not in VIEWS:
+                raise self.fail(f"view is one of {', '.join(VIEWS)}", *where, "view")
+            text = self._text({lang: step[lang] for lang in LANGS if lang in step} or None,
+                              *where, "en")
+            assert text is not None
+            self._words(text, *where, "en")
+            conn = step.get("conn")
+            if conn is not None and conn != "none" and (isinstance(conn, bool) or
+                                                        not isinstance(conn, int) or conn < 1):
+                raise self.fail("conn is the connection to select: a number from 1, or "
+                                "\"none\"", *where, "conn")
+            spec = _StepSpec(anchor, view, text, self.lines.line(*where), conn,
+                             footnote=step.get("footnote"))
+            if spec.footnote is not None and not isinstance(spec.footnote, str):
+                raise self.fail("footnote is a text", *where, "footnote")
+            if "ask" in step:
+                self._ask(spec, step["ask"], *where, "ask")
+            if "when" in step:
+                spec.variants = self._variants(step["when"], *where, "when")
+            out.append(spec)
+        return out
+
+    def _ask(self, spec: _StepSpec, ask: Any, *path: Any) -> None:
+        if not isinstance(ask, dict):
+            raise self.fail("ask is a table: [steps.ask] en = \"...?\"", *path)
+        self._known(ask, set(LANGS) | {"choices", "answer"}, *path)
+        spec.question = self._text({lang: ask[lang] for lang in LANGS if lang in ask} or None,
+                                   *path, "en")
+        choices = ask.get("choices")
+        if choices is None:
+            if "answer" in ask:
+                raise self.fail("answer goes with choices", *path, "answer")
+            return
+        if not isinstance(choices, list) or not 2 <= len(choices) <= 6:
+            raise self.fail("choices is a list of 2 to 6 answers", *path, "choices")
+        spec.choices = [self._text(c, *path, "choices") for c in choices]  # type: ignore[misc]
+        answer = ask.get("answer")
+        if isinstance(answer, bool) or not isinstance(answer, int) or \
+                not 1 <= answer <= len(choices):
+            raise self.fail(f"answer is the right choice's number, 1 to {len(choices)}",
+                            *path, "answer")
+        spec.answer = answer - 1
+
+    def _variants(self, when: Any, *path: Any) -> tuple:
+        if not isinstance(when, list):
+            raise self.fail("when is [[steps.when]] tables", *path)
+        out = []
+        for k, item in enumerate(when):
+            if not isinstance(item, dict) or not isinstance(item.get("if"), dict):
+                raise self.fail("each [[steps.when]] needs if = { fact = value }", *path, k)
+            self._known(item, set(LANGS) | {"if"}, *path, k)
+            for fact in item["if"]:
+                if fact not in PLACEHOLDERS:
+                    raise self.fail(f"unknown fact {fact!r} in if", *path, k, "if")
+            text = self._text({lang: item[lang] for lang in LANGS if lang in item} or None,
+                              *path, k, "en")
+            assert text is not None
+            self._words(text, *path, k)
+            out.append(_Variant(dict(item["if"]), text))
+        return tuple(out)
+
+    # ---------------------------------------------------------------- the lesson
+    def lesson(self) -> Lesson:
+        return Lesson(name=self.name, title=self.title, section=self.section,  # type: ignore[arg-type]
+                      summary=self.summary, record=self.record, steps=self.make_steps,
+                      check=self.check, needs=self.needs, length=len(self.steps))
+
+    def needs(self) -> tuple[bool, str]:
+        if any(kind == "browser" for kind, _, _ in self.clients) and _chromium() is None:
+            return False, "its browser client needs Chromium (chromium on PATH)"
+        return True, ""
+
+    def record(self, workdir: Path) -> Path:
+        from .basics import OBSERVING, _Served
+        with _Served(workdir, self.name, *self.engine_options, *OBSERVING,
+                     control=True) as served:
+            loads = 0
+            for kind, what, pause in self.clients:
+                if kind == "load":
+                    served.command(f"load {what}")
+                    loads += 1
+                    served.wait_loads(loads, timeout=60)
+                else:
+                    _browse(served.url.rstrip("/") + what, workdir, self.name)
+                time.sleep(pause)
+            return served.stop()
+
+    def check(self, log: EventLog) -> None:
+        for anchor, before, says, line in self.expect:
+            i = anchor.find(log)
+            where = f"{self.path}:{line}: " if line else f"{self.path}: "
+            if i is None:
+                raise LessonError(f"{where}the recording has no {anchor.said()}"
+                                  + (f" ({says})" if says else ""))
+            if before is not None:
+                j = before.find(log)
+                if j is not None and j < i:
+                    raise LessonError(f"{where}{before.said()} came before {anchor.said()}"
+                                      + (f" ({says})" if says else ""))
+
+    def make_steps(self, log: EventLog) -> list[Step]:
+        numbered = connections(log)
+        steps: list[Step] = []
+        previous = -1
+        for k, spec in enumerate(self.steps):
+            index = spec.anchor.find(log, previous)
+            if index is None:
+                where = f"{self.path}:{spec.line}" if spec.line else str(self.path)
+                raise LessonError(f"{where}: step {k + 1} found no {spec.anchor.said()} in "
+                                  "the recording")
+            if spec.conn == "none":
+                conn = None
+            elif isinstance(spec.conn, int):
+                conn = numbered[spec.conn - 1] if spec.conn <= len(numbered) else None
+            else:
+                conn = log[index].conn
+            facts = _facts(log, index, previous, conn, k, len(self.steps))
+            text = spec.text
+            for variant in spec.variants:
+                if all(facts.get(name) == value for name, value in variant.when.items()):
+                    text = variant.text
+                    break
+            said = {lang: WORDS.format(words, **facts) for lang, words in text.items()}
+            question = {lang: WORDS.format(words, **facts)
+                        for lang, words in spec.question.items()} if spec.question else None
+            steps.append(Step(said, _at(index), spec.view, _at_conn(conn), question=question,
+                              footnote=spec.footnote, choices=spec.choices,
+                              answer=spec.answer))
+            previous = index
+        return steps
+
+
+def _load_problem(words: list[str]) -> str | None:
+    """What ``sockscope load`` would say is wrong with these options (None: nothing)."""
+    import contextlib
+    import io
+    from engine.cli import build_parser
+    said = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(said):
+            build_parser().parse_args(["load", "http://127.0.0.1/", *words])
+    except SystemExit:
+        lines = [line for line in said.getvalue().splitlines() if line.strip()]
+        return lines[-1].split("error: ", 1)[-1] if lines else "not valid"
+    return None
+
+
+def _at(index: int) -> Callable[[EventLog], int]:
+    return lambda log: index
+
+
+def _at_conn(conn: str | None) -> Callable[[EventLog], str | None]:
+    return lambda log: conn
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser") \
+        or shutil.which("google-chrome")
+
+
+def _browse(url: str, workdir: Path, name: str) -> None:
+    from .basics import BROWSER_FLAGS
+    browser = _chromium()
+    if browser is None:
+        raise LessonError(f"{name}: the browser client needs Chromium")
+    profile = Path(tempfile.mkdtemp(prefix="chromium-", dir=workdir))
+    try:
+        done = subprocess.run([browser, *BROWSER_FLAGS, f"--user-data-dir={profile}",
+                               "--dump-dom", url], check=False, capture_output=True, text=True,
+                              timeout=60)
+    except subprocess.TimeoutExpired as exc:
+        raise LessonError(f"{name}: chromium did not finish loading {url}") from exc
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
+    if done.returncode != 0:
+        raise LessonError(f"{name}: chromium failed ({done.returncode}) on {url}: "
+                          f"{done.stderr.strip()[-300:]}")
+
+
+def load(path: Path | str) -> Lesson:
+    """The lesson a file describes; ``LessonFileError`` (path:line: what) if it cannot."""
+    return LessonFile(Path(path)).lesson()
+
+
+def is_file(name: str) -> bool:
+    """Does a ``sockscope lesson`` argument name a lesson file rather than a lesson?"""
+    return name.endswith(".toml") or "/" in name or "\\" in name
