@@ -16,6 +16,12 @@ B or .               blank the screen (black in the dark theme, white
 1 … 6                that view in front (the tabs' order)
 Shift+1 … Shift+6    that view beside it (a pair); Shift+the front
                      view's number, or 0, back to one view
+L                    the laser pointer on / off: a red dot follows the
+                     mouse over the page (visualizer/pointer.py)
+D                    the pen on / off ("draw"): drag to draw over the
+                     picture; no click reaches the views while it is on
+C                    clear the drawing (so does any change of step or
+                     view, and leaving)
 F5 or Esc            leave (full screen, window and layout as they were)
 ===================  ==================================================
 
@@ -44,6 +50,7 @@ from PySide6.QtSvg import QSvgGenerator
 from PySide6.QtWidgets import (QApplication, QBoxLayout, QSizePolicy, QSplitter, QToolBar,
                                QVBoxLayout, QWidget)
 
+from .pointer import Pointer
 from .views import View, style
 
 if TYPE_CHECKING:
@@ -208,6 +215,7 @@ class Presentation(QObject):
             self.pair_group.addAction(action)
             self.pair_menu.addAction(action)
             self.pair_actions[name] = action
+        self.pointer = Pointer(w, self.menu)  # L, D, C: the laser, the pen (presenting)
         self.menu.addSeparator()
         self.theme_menu = self.menu.addMenu("")
         self.theme_group = QActionGroup(self)
@@ -253,7 +261,9 @@ class Presentation(QObject):
         self.present_action.setText(self.tr("&Presentation mode"))
         self.present_action.setToolTip(self.tr(
             "Full screen: one view and the caption. PageDown/PageUp step, B blanks, "
-            "1–6 the view, Shift+1–6 a second view beside it, Esc leaves"))
+            "1–6 the view, Shift+1–6 a second view beside it, L the laser pointer, "
+            "D draws (C clears), Esc leaves"))
+        self.pointer.retranslate()
         self.pair_menu.setTitle(self.tr("Second &view when presenting"))
         for name, action in self.pair_actions.items():
             action.setText(self.tr("none") if name is None else _view_title(self.views[name]))
@@ -305,6 +315,8 @@ class Presentation(QObject):
     def _restyle(self) -> None:
         self._style_page()
         self._paint_cover()
+        if self.pointer.overlay is not None:  # the pen's colour and the dot's size
+            self.pointer.overlay.update()
         for view in self.views.values():
             view.apply_theme()
 
@@ -423,6 +435,7 @@ class Presentation(QObject):
         page.show()
         QApplication.instance().installEventFilter(self._keys)
         self._apply_pair()
+        self.pointer.install(page, self._moment())  # the laser and the pen, over the page
         if fullscreen:
             if QGuiApplication.platformName() == "xcb":
                 # X11 leaves full screen to the window manager; with none (a bare X server,
@@ -440,6 +453,7 @@ class Presentation(QObject):
             return
         w = self.window
         QApplication.instance().removeEventFilter(self._keys)
+        self.pointer.remove()  # both off, the drawing gone
         self.blank(False)
         self._return_second()
         self.active = False
@@ -562,6 +576,7 @@ class Presentation(QObject):
             half = max(1, self.split.width() // 2)
             self.split.setSizes([half, half])
             want.show_state(self.window.timeline)
+        self.pointer.follow(self._moment())
 
     def _return_second(self) -> None:
         view, self.second = self.second, None
@@ -583,6 +598,19 @@ class Presentation(QObject):
             self.second.show_state(timeline)
         if self.window.caption_box.isVisible():
             self.style_caption()
+        if self.active:
+            self.pointer.follow(self._moment())
+
+    def _moment(self) -> tuple:
+        """What the page shows, as far as a drawing over it goes: the lesson's step (and
+        its question), the cursor (not while live: it moves on its own), the views."""
+        w = self.window
+        front = self.front()
+        return (id(w.lesson), w.lesson_step, w.lesson_asking,
+                getattr(w, "lesson_revealed", False),  # a question's answer marked
+                None if w.timeline.live else w.timeline.cursor,
+                front.name if front is not None else None,
+                self.second.name if self.second is not None else None)
 
     # ------------------------------------------------------------ blank
     def blank(self, on: bool | None = None) -> bool:
@@ -656,6 +684,8 @@ class Presentation(QObject):
             return False  # Ctrl+=, Ctrl+Q...: the window's shortcuts
         if key == Qt.Key.Key_Escape:
             self.leave()
+            return True
+        if not shift and self.pointer.key(key):  # L, D, C
             return True
         if key in (Qt.Key.Key_B, Qt.Key.Key_Period) and not shift:
             self.blank()

@@ -1362,6 +1362,10 @@
         <translation>退出(&amp;Q)</translation>
     </message>
     <message>
+        <source>Open &amp;lesson file…</source>
+        <translation>打开课程文件(&amp;L)…</translation>
+    </message>
+    <message>
         <source>L&amp;essons</source>
         <translation>课程(&amp;E)</translation>
     </message>
@@ -1570,6 +1574,18 @@
         <translation>没有选中连接</translation>
     </message>
     <message>
+        <source>Open a lesson file</source>
+        <translation>打开课程文件</translation>
+    </message>
+    <message>
+        <source>Lesson files (*.toml)</source>
+        <translation>课程文件 (*.toml)</translation>
+    </message>
+    <message>
+        <source>The lesson file cannot be used</source>
+        <translation>这个课程文件无法使用</translation>
+    </message>
+    <message>
         <source>Recording the lesson “{0}” on the real server…</source>
         <translation>正在真实服务器上录制课程“{0}”…</translation>
     </message>
@@ -1584,6 +1600,18 @@
     <message>
         <source>Question: {0}</source>
         <translation>问题：{0}</translation>
+    </message>
+    <message>
+        <source>right</source>
+        <translation>正确</translation>
+    </message>
+    <message>
+        <source>Right: {0}</source>
+        <translation>答对了：{0}</translation>
+    </message>
+    <message>
+        <source>Not this one: the answer is {0}</source>
+        <translation>不对：答案是 {0}</translation>
     </message>
     <message>
         <source>Recorded with: {0}</source>
@@ -1803,8 +1831,8 @@
         <translation>演示模式(&amp;P)</translation>
     </message>
     <message>
-        <source>Full screen: one view and the caption. PageDown/PageUp step, B blanks, 1–6 the view, Shift+1–6 a second view beside it, Esc leaves</source>
-        <translation>全屏：只显示一个视图和讲解文字。PageDown/PageUp 逐步前进/后退，B 黑屏，1–6 切换视图，Shift+1–6 在旁边并排显示第二个视图，Esc 退出</translation>
+        <source>Full screen: one view and the caption. PageDown/PageUp step, B blanks, 1–6 the view, Shift+1–6 a second view beside it, L the laser pointer, D draws (C clears), Esc leaves</source>
+        <translation>全屏：一个视图加说明文字。PageDown/PageUp 切换步骤，B 黑屏，1–6 切换视图，Shift+1–6 在旁边再放一个视图，L 激光笔，D 画笔（C 清除），Esc 退出</translation>
     </message>
     <message>
         <source>Second &amp;view when presenting</source>
