@@ -70,8 +70,19 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cpu-interval", type=float, default=0.1, metavar="SECONDS",
                    help="with --trace, sample the process's CPU use this often "
                         "(0: never; default 0.1)")
-    p.add_argument("--control", action="store_true",
-                   help="read stepping commands on stdin (Enter/N/c/s/q) without starting held")
+    p.add_argument("--control", nargs="?", const=STDIN_CONTROL, default=None,
+                   metavar="HOST:PORT",
+                   help="alone: read stepping commands on stdin (Enter/N/c/s/q) without "
+                        "starting held; with HOST:PORT (or :PORT, PORT; host 127.0.0.1, "
+                        "port 0 any free one): a control port where a window or "
+                        "'sockscope record --attach' watches the live trace and steps it, "
+                        "after giving the token printed on the line 'control: ...'")
+    p.add_argument("--token", default=None,
+                   help="the control port's token (at least 16 characters; default: "
+                        "$SOCKSCOPE_TOKEN, else a random one)")
+    p.add_argument("--control-buffer", type=int, default=100_000, metavar="EVENTS",
+                   help="events a control client may fall behind by before they are "
+                        "dropped and counted (default 100000)")
     p.add_argument("--step", action="store_true",
                    help="start held: the server waits before each action; Enter on stdin "
                         "releases one, a number that many, c runs freely, s steps again, q quits")
@@ -85,6 +96,22 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
                    help='run the built-in clients inside, e.g. --load "--clients 2 --short"')
     p.add_argument("--exit-after-load", action="store_true",
                    help="stop the server once --load has finished")
+
+
+STDIN_CONTROL = "-"  # `--control` alone: commands on standard input
+
+
+def _record_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("record", help="record a running engine's live trace over its control port",
+                       description="Attach to an engine started with 'serve --control HOST:PORT' "
+                                   "and write what it streams to a trace file.")
+    p.add_argument("--attach", required=True, metavar="HOST:PORT",
+                   help="the engine's control port (host 127.0.0.1 when only :PORT is given)")
+    p.add_argument("--token", default=None,
+                   help="the token the engine printed (default: $SOCKSCOPE_TOKEN)")
+    p.add_argument("--seconds", type=float, default=0.0,
+                   help="how long to record (default 0: until the engine stops or Ctrl+C)")
+    p.add_argument("--trace", type=Path, required=True, metavar="OUT")
 
 
 def _connection_style(p: argparse.ArgumentParser) -> None:
@@ -189,9 +216,14 @@ def build_parser() -> argparse.ArgumentParser:
     _load_parser(sub)
     _compare_parser(sub)
     _idle_parser(sub)
-    exp = sub.add_parser("export", help="write a trace's packets as pcapng (Wireshark, tshark)")
+    _record_parser(sub)
+    exp = sub.add_parser("export", help="write a trace's packets as pcapng (Wireshark, tshark), "
+                                        "or the whole trace for Perfetto / chrome://tracing")
     exp.add_argument("trace", type=Path)
-    exp.add_argument("--pcapng", type=Path, required=True, metavar="OUT")
+    out = exp.add_mutually_exclusive_group(required=True)
+    out.add_argument("--pcapng", type=Path, metavar="OUT")
+    out.add_argument("--perfetto", type=Path, metavar="OUT",
+                     help="Chrome trace-event JSON: open it in ui.perfetto.dev or chrome://tracing")
     exp.add_argument("--origin", choices=("captured", "derived"), default=None,
                      help="only captured or only derived segments (default: captured if any)")
     imp = sub.add_parser("import", help="turn a pcap or pcapng capture into a trace")
@@ -204,7 +236,8 @@ def _open_trace(path: Path | None, probe: Probe, role: str):  # type: ignore[no-
     if path is None:
         return None
     from .trace import TraceWriter
-    writer = TraceWriter(path, header={"role": role, "argv": sys.argv[1:]})
+    from .control import redact_argv
+    writer = TraceWriter(path, header={"role": role, "argv": redact_argv(sys.argv[1:])})
     probe.add_sink(writer)
     if str(path) == "-":
         # Standard output carries the events (the channel to a SockScope
@@ -238,6 +271,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         import encodings.idna  # noqa: F401  (socket encodes host names with it)
 
         from . import clients, lab, trace  # noqa: F401
+        from . import control as _control  # noqa: F401  (read before the namespace too)
         from .capture import derived, live  # noqa: F401
         from .kernel import observer  # noqa: F401
         try:
@@ -251,6 +285,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"sockscope: cannot write trace {args.trace}: {exc.strerror}", file=sys.stderr)
         return 2
+    control = None
+    if args.control not in (None, STDIN_CONTROL):
+        from .control import open_control
+        control = open_control(args, config)  # a sink before the server says how it started
+        if isinstance(control, int):  # a bad address or token, a port in use: said
+            if writer:
+                writer.close()
+            return control
+        probe.add_sink(control)
     try:
         server = create_server(config, probe)
         server.bind()
@@ -268,7 +311,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if writer:
             writer.close()
         return 1
-
     def stop(signum: int, frame: object) -> None:
         server.stop()
 
@@ -289,7 +331,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         + (", one recv(1024) per report (no drain)" if config.no_drain else "")
     print(f"SockScope serving {server.site.root} at {server.url} ({detail}, {config.policy})",
           flush=True)  # the first line: whoever started it reads its address here
-    sinks = [writer] if writer else []
+    sinks = ([writer] if writer else []) + ([control] if control else [])
     port = server.address[1]
     if sinks:
         helpers, both_ends = _start_observers(args, probe, port, sinks)
@@ -328,7 +370,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return None
 
     if args.step or args.control:
-        _start_stepping(server, held=args.step, start_load=start_load)
+        commands = _start_stepping(server, held=args.step, start_load=start_load,
+                                   stdin=args.step or args.control == STDIN_CONTROL)
+        if control is not None:
+            control.header["url"] = server.url
+            control.start(commands)
+            print(f"control: {control.address}  token: {control.token.decode()}", flush=True)
     if args.load is not None:
         loads.append(_start_load(load_args, server, sinks + both_ends, args.exit_after_load))
     try:
@@ -338,6 +385,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
             helper.stop()
         for thread in loads:
             thread.join(60)
+        if control is not None:  # after the helpers: their last events reach the clients
+            for client in control.close():
+                print(f"control: {client.peer}: {client.sent} events sent, "
+                      f"{client.dropped} dropped", flush=True)
         recorded = ""
         if writer:
             writer.close()  # never raises for the file: a full disk only cuts the trace short
@@ -505,10 +556,12 @@ def _start_packets(args: argparse.Namespace, probe: Probe, port: int, sinks: lis
     return None
 
 
-def _start_stepping(server, held: bool = True, start_load=None) -> None:  # type: ignore[no-untyped-def]
+def _start_stepping(server, held: bool = True, start_load=None,  # type: ignore[no-untyped-def]
+                    stdin: bool = True):
     """Step the live server from stdin (a terminal, or a SockScope window):
     each held action is printed. ``load OPTIONS`` runs the built-in clients in
-    this process (the only way to reach a server in the lab)."""
+    this process (the only way to reach a server in the lab). Returns the
+    command handler (one line in, a problem or None out) the control port uses."""
     import threading
     gate = server.gate
     if held:
@@ -523,29 +576,37 @@ def _start_stepping(server, held: bool = True, start_load=None) -> None:  # type
     print("stepping: Enter releases one action, a number that many, "
           "c runs freely, s steps again, load OPTIONS runs clients, q stops", flush=True)
 
+    def command(line: str) -> str | None:
+        """One command line (stdin's or the control port's): a problem, or None."""
+        word = line.strip().lower()
+        if word in ("q", "quit"):
+            server.stop()
+        elif word in ("c", "run"):
+            gate.disable()
+        elif word in ("s", "step"):
+            gate.enable()
+        elif word.isdigit() and int(word) > 0:
+            gate.step(int(word))
+        elif not word:
+            gate.step()
+        elif word.startswith("load") and start_load is not None and \
+                (word == "load" or word[4].isspace()):
+            return start_load(line.strip()[4:])  # type: ignore[no-any-return]
+        else:
+            return f"{word!r}: Enter, a number, c, s, load OPTIONS or q"
+        return None
+
     def read_commands() -> None:
         for line in sys.stdin:
-            word = line.strip().lower()
-            if word in ("q", "quit"):
-                server.stop()
+            problem = command(line)
+            if problem:
+                print(f"? {problem}", flush=True)
+            if line.strip().lower() in ("q", "quit"):
                 return
-            if word in ("c", "run"):
-                gate.disable()
-            elif word in ("s", "step"):
-                gate.enable()
-            elif word.isdigit() and int(word) > 0:
-                gate.step(int(word))
-            elif not word:
-                gate.step()
-            elif word.startswith("load") and start_load is not None and \
-                    (word == "load" or word[4].isspace()):
-                problem = start_load(line.strip()[4:])
-                if problem:
-                    print(f"? {problem}", flush=True)
-            else:
-                print(f"? {word!r}: Enter, a number, c, s, load OPTIONS or q", flush=True)
 
-    threading.Thread(target=read_commands, name="sockscope-stdin", daemon=True).start()
+    if stdin:
+        threading.Thread(target=read_commands, name="sockscope-stdin", daemon=True).start()
+    return command
 
 
 def _start_load(load_args: argparse.Namespace, server, sinks: list, exit_after: bool):  # type: ignore[no-untyped-def]
@@ -713,6 +774,8 @@ def cmd_idle(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    if args.perfetto is not None:
+        return _export_perfetto(args)
     from .capture.pcapng import export_pcapng
     from .trace import TraceError, read_trace
     try:
@@ -732,6 +795,27 @@ def cmd_export(args: argparse.Namespace) -> int:
         print(f"sockscope export: {args.trace} holds no {origin} packets", file=sys.stderr)
         return 1
     print(f"wrote {count} {origin} segments to {args.pcapng}")
+    return 0
+
+
+def _export_perfetto(args: argparse.Namespace) -> int:
+    """The whole trace as Chrome trace-event JSON, streamed (engine/perfetto.py)."""
+    from .perfetto import export_perfetto
+    from .trace import TraceError
+    try:
+        done = export_perfetto(args.trace, args.perfetto)
+    except TraceError as exc:  # names the line
+        print(f"sockscope export: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        path = exc.filename if exc.filename is not None else args.perfetto
+        what = "read" if str(path) == str(args.trace) else "write"
+        print(f"sockscope export: cannot {what} {path}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    for problem in done.problems:  # a truncated last line, skipped
+        print(f"sockscope export: {args.trace}: {problem}", file=sys.stderr)
+    print(f"wrote {done.events} trace events ({done.connections} "
+          f"connection{'' if done.connections == 1 else 's'}) to {args.perfetto}")
     return 0
 
 
@@ -764,6 +848,9 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_compare(args)
     if args.command == "idle":
         return cmd_idle(args)
+    if args.command == "record":
+        from .control import cmd_record
+        return cmd_record(args)
     if args.command == "export":
         return cmd_export(args)
     if args.command == "import":
