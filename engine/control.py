@@ -586,6 +586,9 @@ def attach(host: str, port: int, token: str, timeout: float = 5.0) -> tuple[sock
         answer, _, rest = data.partition(b"\n")
         if answer.strip() != b"OK":
             words = answer.split()
+            if not words or words[0] != b"REFUSED":  # something else answers on that port
+                said = answer.strip()[:60].decode("ascii", "replace")
+                raise Refused(f"not a SockScope control port (it answered {said!r})")
             raise Refused(words[1].decode("ascii", "replace") if len(words) > 1 else "closed")
         sock.settimeout(None)
         return sock, rest
@@ -619,6 +622,8 @@ def cmd_record(args: Any) -> int:
     except Refused as exc:
         if exc.why == "token":
             return fail(f"the engine at {where} refused the token")
+        if exc.why.startswith("not a SockScope"):
+            return fail(f"{where} is {exc.why}")
         return fail(f"the engine at {where} refused to attach ({exc.why})")
     except OSError as exc:
         return fail(f"cannot attach to {where}: {exc.strerror or exc} (is "

@@ -191,6 +191,19 @@ def test_record_with_nothing_listening_says_so(tmp_path: Path) -> None:
     assert not (tmp_path / "r.jsonl").exists()
 
 
+def test_record_at_a_port_that_is_not_a_control_port_says_what_answered(engine, tmp_path: Path
+                                                                        ) -> None:
+    """Pointed at the engine's web port by mistake: the answer names what is there."""
+    e = engine("--control", ":0", *QUIET)
+    web = int(e.url.rstrip("/").rsplit(":", 1)[1])
+    done = record("--attach", f":{web}", "--token", e.token, "--seconds", "1",
+                  "--trace", str(tmp_path / "r.jsonl"))
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert f"127.0.0.1:{web} is not a SockScope control port (it answered 'HTTP/1.1 " \
+        in done.stderr, done.stderr
+    assert get(e.url) == 200  # and it serves on
+
+
 # ------------------------------------------------------------------ recording
 def test_record_attaches_and_records_exactly_the_requests_made(engine, tmp_path: Path) -> None:
     e = engine("--control", ":0", *QUIET)
