@@ -157,6 +157,8 @@ BREAKS = {
                     'at = { kind = "requests", src = "server", conn = 1 }'),
     "nth": ('conn = 1, nth = 2 }\nview', 'conn = 1, nth = 0 }\nview'),
     "placeholder": ("{since_ms} ms after", "{since} ms after"),
+    "placeholder's format": ("{since_ms} ms after", "{flags:d} ms after"),
+    "a lone brace": ("{since_ms} ms after", "{since_ms ms after"),
     "answer": ("answer = 2", "answer = 4"),
     "load": ('load = "--clients 1', 'load = "--clientz 1'),
     "mode": ('mode = "default"', 'mode = "epol"'),
@@ -288,3 +290,35 @@ def test_a_handout_prints_the_choices_without_the_answer(qtbot, template, tmp_pa
     assert "A.客户端B.服务器" in flat[8]  # step 4, Chinese (title, then en, zh per step)
     assert "A.ACK" not in flat[3]  # step 2 asks nothing
     window.close()
+
+
+def test_any_garbling_of_a_lesson_file_is_a_lesson_file_error() -> None:
+    """Lines cut, dropped, tables inserted, values swapped for junk (500 seeded
+    garblings): each file is read or refused with LessonFileError, nothing else."""
+    import random
+    lines = TEMPLATE.read_text(encoding="utf-8").splitlines()
+    rng = random.Random(16)
+    junk = ['"', "[", "{", "=", "0", "-1", "true", '"x"', "[1,2]", "{a=1}", "\x00", "🙂",
+            "1e999", '"{x}"', '"{"', '"}"', "3.5", "[]", "{}", '"{fd:zh}"', '"{flags:d}"']
+    tables = ["[[steps]]", "[steps.ask]", "[engine]", "[[clients]]", "[[expect]]",
+              "[[steps.when]]", "x = 1"]
+    refused = 0
+    for _ in range(500):
+        garbled = list(lines)
+        for _ in range(rng.randint(1, 3)):
+            k = rng.randrange(len(garbled))
+            roll = rng.random()
+            if roll < 0.3:
+                del garbled[k]
+            elif roll < 0.6 and "=" in garbled[k]:
+                garbled[k] = garbled[k].split("=")[0] + "= " + rng.choice(junk)
+            elif roll < 0.8:
+                garbled.insert(k, rng.choice(tables))
+            else:
+                garbled[k] = garbled[k][:rng.randrange(len(garbled[k]) + 1)]
+        try:
+            LessonFile(Path("garbled.toml"), "\n".join(garbled))
+        except LessonFileError as exc:
+            refused += 1
+            assert str(exc).startswith("garbled.toml")
+    assert refused > 250  # most garblings break something, and each is said

@@ -225,6 +225,14 @@ PLACEHOLDERS = {
 }
 
 
+# What each placeholder holds, by type, to try a caption's formats when the file is read.
+_SAMPLE: dict[str, Any] = {"conn": "127.0.0.1:1>127.0.0.1:2", "fd": 5, "bytes": 93,
+                           "flags": "SYN|ACK", "state": "TIME_WAIT", "status": 200, "path": "/",
+                           "t_ms": 12, "since_ms": 3, "step": 1, "steps": 6, "connections": 1,
+                           "requests": 2, "segments": 10, "teardown": "FIN|ACK, ACK",
+                           "teardown_count": 3, "closer": "server"}
+
+
 def _facts(log: EventLog, index: int, previous: int, conn: str | None, k: int,
            count: int) -> dict[str, Any]:
     e = log[index]
@@ -332,6 +340,10 @@ class LessonFile:
                 if name not in PLACEHOLDERS:
                     raise self.fail(f"unknown placeholder {{{name}}} in the {lang} text "
                                     f"(known: {', '.join(PLACEHOLDERS)})", *path)
+            try:  # a format the value cannot take ({flags:d}), found now, not mid-lesson
+                WORDS.format(said, **_SAMPLE)
+            except (ValueError, TypeError, IndexError, KeyError, AttributeError) as exc:
+                raise self.fail(f"the {lang} text cannot be written: {exc}", *path) from None
 
     # -- the parts
     def _check_top(self, data: dict) -> None:
@@ -639,9 +651,14 @@ class LessonFile:
                 if all(facts.get(name) == value for name, value in variant.when.items()):
                     text = variant.text
                     break
-            said = {lang: WORDS.format(words, **facts) for lang, words in text.items()}
-            question = {lang: WORDS.format(words, **facts)
-                        for lang, words in spec.question.items()} if spec.question else None
+            try:
+                said = {lang: WORDS.format(words, **facts) for lang, words in text.items()}
+                question = {lang: WORDS.format(words, **facts)
+                            for lang, words in spec.question.items()} if spec.question else None
+            except (ValueError, TypeError, IndexError, KeyError, AttributeError) as exc:
+                where = f"{self.path}:{spec.line}" if spec.line else str(self.path)
+                raise LessonError(f"{where}: step {k + 1}'s words cannot be written with this "
+                                  f"recording's values: {exc}") from None
             steps.append(Step(said, _at(index), spec.view, _at_conn(conn), question=question,
                               footnote=spec.footnote, choices=spec.choices,
                               answer=spec.answer))
