@@ -34,6 +34,7 @@ from engine.server import DEFAULT_PORT, default_mode
 from engine.trace import TraceError, TraceWriter
 
 from . import i18n
+from .attach import Attachment
 from .eventtable import EventTableModel
 from .host import EngineHost, EngineSettings
 from .model import Timeline, open_trace
@@ -194,7 +195,14 @@ class MainWindow(QMainWindow):
         lesson_file_action = QAction(self.tr("Open &lesson file…"), self)
         lesson_file_action.triggered.connect(self._open_lesson_dialog)
         self.lesson_file_action = lesson_file_action
-        for a in (open_action, lesson_file_action, save_action, quit_action):
+        # An engine elsewhere (serve --control HOST:PORT): watched and stepped here (attach.py).
+        self.attach_action = QAction(self.tr("&Attach to an engine…"), self)
+        self.attach_action.triggered.connect(self._attach_dialog)
+        self.detach_action = QAction(self.tr("&Detach (back to the local engine)"), self)
+        self.detach_action.triggered.connect(lambda: self.start_engine(self._current_settings()))
+        self.detach_action.setEnabled(False)
+        for a in (open_action, lesson_file_action, self.attach_action, self.detach_action,
+                  save_action, quit_action):
             menu.addAction(a)
         self.file_menu = menu
         self.open_action, self.save_action = open_action, save_action
@@ -460,6 +468,7 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(central)
         self.status_label = QLabel()
         self.statusBar().addPermanentWidget(self.status_label, 1)
+        self.attachment = Attachment(self)
 
     # ------------------------------------------------------------ engine
     def _saved_engine_settings(self) -> EngineSettings:
@@ -497,6 +506,7 @@ class MainWindow(QMainWindow):
         return s
 
     def start_engine(self, settings: EngineSettings) -> None:
+        settings = self.attachment.leave(settings)  # attached: detach, the window's settings back
         if self.host is not None:
             final = self.host.stop()  # the old engine's last words: its closes, its exit
             if final:
@@ -772,6 +782,8 @@ class MainWindow(QMainWindow):
         self.file_menu.setTitle(self.tr("&File"))
         self.open_action.setText(self.tr("&Open trace…"))
         self.lesson_file_action.setText(self.tr("Open &lesson file…"))
+        self.attach_action.setText(self.tr("&Attach to an engine…"))
+        self.detach_action.setText(self.tr("&Detach (back to the local engine)"))
         self.save_action.setText(self.tr("&Save session as trace…"))
         self.export_action.setText(self.tr("&Export view as picture…"))
         self.compare_action.setText(self.tr("&Compare modes side by side…"))
@@ -861,6 +873,13 @@ class MainWindow(QMainWindow):
     def close_lesson(self) -> None:
         self.lesson = None
         self.caption_box.hide()
+
+    def _attach_dialog(self) -> None:
+        self.attachment.ask()
+
+    def attach_engine(self, host: str, port: int, token: str) -> bool:
+        """Drive and watch the engine whose control port is ``host:port`` (attach.py)."""
+        return self.attachment.attach(host, port, token)
 
     def _open_lesson_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, self.tr("Open a lesson file"), "",

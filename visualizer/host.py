@@ -5,6 +5,13 @@
 stepping commands on stdin. A change of settings restarts it. Traffic runs
 ``sockscope load`` in its own child process, so a loaded client never slows
 the window or the server.
+
+``attach`` swaps the local engine for one running elsewhere (``sockscope serve
+--control HOST:PORT``, on a VM, in a container): a ``SocketChannel`` in the
+child's place, the same events and the same stepping commands. While attached
+nothing starts a local engine here; the clients run inside the attached
+engine (``load`` over its control port), so that their events and the
+server's are on one clock.
 """
 from __future__ import annotations
 
@@ -13,10 +20,12 @@ import shlex
 import socket
 import time
 from dataclasses import asdict, dataclass, field
+from typing import Callable
+from urllib.parse import urlsplit
 
 from engine.server import DEFAULT_PORT, default_mode
 
-from .channel import ProcessChannel
+from .channel import ProcessChannel, SocketChannel
 
 URL_RE = re.compile(r"(http://\S+/) \(")
 
@@ -86,16 +95,55 @@ def why_moved(port: int, start: int = DEFAULT_PORT) -> str:
     return "time_wait" if _bindable(start, True) else "busy"
 
 
+class AttachError(Exception):
+    """An engine elsewhere could not be attached to. ``why``: what the engine answered
+    ("token", "busy", "protocol", "version", "closed"), or "unreachable" (``detail``: the
+    system's words), or "timeout"."""
+
+    def __init__(self, why: str, detail: str = "") -> None:
+        super().__init__(f"{why}: {detail}" if detail else why)
+        self.why, self.detail = why, detail
+
+
+def remote_settings(header: dict | None, mode: dict | None, listen: dict | None
+                    ) -> EngineSettings:
+    """What an attached engine runs with, from its header and its ``mode`` and ``listen``
+    events (each may be missing: the defaults then)."""
+    s = EngineSettings()
+    for source in (header or {}, mode or {}):
+        if source.get("mode"):
+            s.mode = str(source["mode"])
+        if source.get("trigger"):
+            s.trigger = str(source["trigger"])
+        if source.get("policy"):
+            s.policy = str(source["policy"])
+    if mode and mode.get("sweep_pause") is not None:
+        s.sweep_pause = float(mode["sweep_pause"])
+    if listen:
+        if listen.get("backlog") is not None:
+            s.backlog = int(listen["backlog"])
+        if listen.get("reuseaddr") is not None:
+            s.reuseaddr = bool(listen["reuseaddr"])
+    s.lab = False  # (a control port is never in the lab: nothing outside could reach it)
+    return s
+
+
 class EngineHost:
     def __init__(self, settings: EngineSettings | None = None) -> None:
         self.settings = settings or EngineSettings()
-        self.channel: ProcessChannel | None = None
+        self.channel: ProcessChannel | SocketChannel | None = None
         self.traffic: list[ProcessChannel] = []
         self.url: str | None = None
         self.stepping = False
         self.moved = ""  # why the engine is not on the default port ("time_wait", "busy")
+        # Attached: the control port's "HOST:PORT" as the user gave it, and the engine's
+        # URL as it says it (its own address there, often 127.0.0.1 on the VM).
+        self.remote: str | None = None
+        self.remote_url: str | None = None
 
     def start(self) -> None:
+        if self.remote is not None:  # attached: never a local engine behind its back
+            return
         port = free_port(reuseaddr=self.settings.reuseaddr)
         self.moved = why_moved(port)
         self.channel = ProcessChannel(self.settings.args(port), "engine")
@@ -110,11 +158,58 @@ class EngineHost:
             time.sleep(0.01)
         return self.url
 
+    def attach(self, host: str, port: int, token: str, timeout: float = 20.0,
+               idle: Callable[[], None] | None = None) -> list:
+        """Drive and watch the engine whose control port is ``host:port`` instead of a local
+        one. Waits (at most ``timeout`` s, calling ``idle`` meanwhile: the window keeps
+        drawing) until the engine accepted the token and said how it runs. Refused or
+        unreachable: ``AttachError``, and this host is as it was (its local engine runs
+        on). Accepted: the local engine and its clients stop; their last events are
+        returned."""
+        channel = SocketChannel(host, port, token)
+        deadline = time.monotonic() + timeout
+
+        def told() -> bool:  # the header and the listen event: the settings are known
+            return channel.header is not None and \
+                any(e.kind == "listen" for e in list(channel.events))
+
+        while channel.exit_code is None and time.monotonic() < deadline and \
+                not (channel.attached.is_set() and told()):
+            if idle is not None:
+                idle()
+            time.sleep(0.01)
+        if not channel.attached.is_set():
+            channel.stop(1.0)
+            if channel.refused is not None:
+                raise AttachError(channel.refused)
+            if channel.exit_code is not None:
+                said = next((m for m in reversed(channel.messages)
+                             if m.startswith("cannot attach")), "")
+                raise AttachError("unreachable", said.partition(f"{channel.address}: ")[2])
+            raise AttachError("timeout")
+        final = self.stop()
+        self.channel = channel
+        self.remote = channel.address
+        header = channel.header or {}
+        self.remote_url = header.get("url")
+        context = {e.kind: e.data for e in list(channel.events) if e.kind in ("mode", "listen")}
+        self.settings = remote_settings(header, context.get("mode"), context.get("listen"))
+        self.stepping = "--step" in (header.get("argv") or ())
+        self.moved = ""
+        self.url = None
+        if self.remote_url:  # from here: the host attached to, the engine's own web port
+            web = urlsplit(self.remote_url).port
+            if web:
+                self.url = f"http://{'[' + host + ']' if ':' in host else host}:{web}/"
+        return final
+
     def poll_messages(self) -> list[str]:
         """New messages from the engine (and the URL once it is announced)."""
         if self.channel is None:
             return []
         lines = list(self.channel.messages)
+        if self.remote is not None:  # attached: the URL is the one reachable from here
+            return lines
         for line in lines:
             m = URL_RE.search(line)
             if m and self.url is None:
@@ -122,6 +217,8 @@ class EngineHost:
         return lines
 
     def restart(self, settings: EngineSettings) -> None:
+        if self.remote is not None:  # attached: its mode is its own (the port cannot change it)
+            return
         self.stop_engine()
         self.settings = settings
         self.start()
@@ -136,10 +233,12 @@ class EngineHost:
             self.channel.send(str(count))
 
     def run_traffic(self, load_args: list[str]) -> ProcessChannel | None:
-        """Clients in their own process; in the lab, inside the engine (nothing else reaches it)."""
-        if not self.url:
+        """Clients in their own process; in the lab, inside the engine (nothing else
+        reaches it); attached, inside the engine too (its clock is not this machine's: a
+        client here would put its events out of order with the server's)."""
+        if not self.url and self.remote is None:
             return None
-        if self.settings.lab:
+        if self.settings.lab or self.remote is not None:
             if self.channel:
                 self.channel.send("load " + shlex.join(load_args))
             return self.channel

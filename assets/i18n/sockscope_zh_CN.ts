@@ -2,6 +2,100 @@
 <!DOCTYPE TS>
 <TS version="2.1" language="zh_CN">
 <context>
+    <name>AttachDialog</name>
+    <message>
+        <source>Attach to an engine</source>
+        <translation>连接到一个引擎</translation>
+    </message>
+    <message>
+        <source>An engine started elsewhere with &lt;code&gt;sockscope serve --control HOST:PORT&lt;/code&gt; prints its control port and its token. Through an SSH tunnel, attach to 127.0.0.1 and the tunnel&apos;s local port.</source>
+        <translation>在别处用 &lt;code&gt;sockscope serve --control HOST:PORT&lt;/code&gt; 启动的引擎会打印它的控制端口和令牌。通过 SSH 隧道时，请连接 127.0.0.1 和隧道在本机的端口。</translation>
+    </message>
+    <message>
+        <source>the token the engine printed</source>
+        <translation>引擎打印出的令牌</translation>
+    </message>
+    <message>
+        <source>Show</source>
+        <translation>显示</translation>
+    </message>
+    <message>
+        <source>Host</source>
+        <translation>主机</translation>
+    </message>
+    <message>
+        <source>Control port</source>
+        <translation>控制端口</translation>
+    </message>
+    <message>
+        <source>Token</source>
+        <translation>令牌</translation>
+    </message>
+    <message>
+        <source>Attach</source>
+        <translation>连接</translation>
+    </message>
+</context>
+<context>
+    <name>Attachment</name>
+    <message>
+        <source>Attaching to {0}…</source>
+        <translation>正在连接 {0}…</translation>
+    </message>
+    <message>
+        <source>Cannot attach</source>
+        <translation>无法连接</translation>
+    </message>
+    <message>
+        <source>The engine at {0} refused the token. Copy the token from the line “control: …  token: …” the engine printed.</source>
+        <translation>{0} 上的引擎拒绝了这个令牌。请从引擎打印的“control: …  token: …”这一行复制令牌。</translation>
+    </message>
+    <message>
+        <source>The engine at {0} is busy (too many windows attached or attaching); try again later.</source>
+        <translation>{0} 上的引擎正忙（已连接或正在连接的窗口太多）；请稍后再试。</translation>
+    </message>
+    <message>
+        <source>Nothing answers at {0} ({1}). Is the engine running with --control, and the SSH tunnel open?</source>
+        <translation>{0} 没有应答（{1}）。引擎是否以 --control 运行？SSH 隧道是否已打开？</translation>
+    </message>
+    <message>
+        <source>The engine at {0} did not answer.</source>
+        <translation>{0} 上的引擎没有应答。</translation>
+    </message>
+    <message>
+        <source>The engine at {0} refused to attach ({1}): is it SockScope&apos;s control port, of this version?</source>
+        <translation>{0} 上的引擎拒绝连接（{1}）：这是 SockScope 的控制端口吗？版本一致吗？</translation>
+    </message>
+    <message>
+        <source>Attached: the clients run inside the attached engine, against its own URL {0}</source>
+        <translation>已连接：客户端在所连接的引擎内部运行，访问它自己的 URL {0}</translation>
+    </message>
+    <message>
+        <source>Attached to {0}. Traffic runs inside it, against {1}; its web page from here: {2} (through an SSH tunnel, forward that port as well).</source>
+        <translation>已连接到 {0}。流量在它内部运行，访问 {1}；从这里打开它的网页：{2}（通过 SSH 隧道时，这个端口也要转发）。</translation>
+    </message>
+    <message>
+        <source>The attached engine&apos;s settings (it was started with them; attached, they cannot change): File → Detach for the local engine</source>
+        <translation>所连接引擎的设置（它启动时就是这样；连接期间不能更改）：要用本机引擎，请选 文件 → 断开</translation>
+    </message>
+    <message>
+        <source>the attached engine at {0} ended</source>
+        <translation>所连接的 {0} 上的引擎已结束</translation>
+    </message>
+    <message>
+        <source>attached to {0}</source>
+        <translation>已连接到 {0}</translation>
+    </message>
+    <message>
+        <source>Back to the local engine</source>
+        <translation>回到本机引擎</translation>
+    </message>
+    <message>
+        <source>The attached engine at {0} ended (it stopped, or the connection to it was lost). Nothing recorded is lost: File → Attach to an engine… again, or back to the local engine.</source>
+        <translation>所连接的 {0} 上的引擎已结束（它停止了，或者连接断了）。已录制的内容都没有丢失：可以再次选 文件 → 连接到引擎…，或者回到本机引擎。</translation>
+    </message>
+</context>
+<context>
     <name>CompareWindow</name>
     <message>
         <source>SockScope: compare</source>
@@ -1366,6 +1460,14 @@
         <translation>打开课程文件(&amp;L)…</translation>
     </message>
     <message>
+        <source>&amp;Attach to an engine…</source>
+        <translation>连接到引擎(&amp;A)…</translation>
+    </message>
+    <message>
+        <source>&amp;Detach (back to the local engine)</source>
+        <translation>断开(&amp;D)（回到本机引擎）</translation>
+    </message>
+    <message>
         <source>L&amp;essons</source>
         <translation>课程(&amp;E)</translation>
     </message>
@@ -1806,6 +1908,21 @@
     <message>
         <source>no bytes received or sent yet</source>
         <translation>还没有收发任何字节</translation>
+    </message>
+</context>
+<context>
+    <name>Pointer</name>
+    <message>
+        <source>&amp;Laser pointer</source>
+        <translation>激光笔(&amp;L)</translation>
+    </message>
+    <message>
+        <source>Pe&amp;n: draw on the picture</source>
+        <translation>画笔(&amp;N)：在画面上画</translation>
+    </message>
+    <message>
+        <source>&amp;Clear the drawing</source>
+        <translation>清除所画内容(&amp;C)</translation>
     </message>
 </context>
 <context>
