@@ -377,7 +377,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
             control.start(commands)
             print(f"control: {control.address}  token: {control.token.decode()}", flush=True)
     if args.load is not None:
-        loads.append(_start_load(load_args, server, sinks + both_ends, args.exit_after_load))
+        # A lab fault's dropped segment is resent later (a FIN some 200 ms after the
+        # load ends): wait, bounded, until every connection has closed, so it is recorded.
+        settle = None
+        if args.lab and args.fault:
+            from .lab import wait_until_closed
+            settle = lambda: wait_until_closed(port)  # noqa: E731
+        loads.append(_start_load(load_args, server, sinks + both_ends, args.exit_after_load,
+                                 settle))
     try:
         server.serve()
     finally:
@@ -609,8 +616,10 @@ def _start_stepping(server, held: bool = True, start_load=None,  # type: ignore[
     return command
 
 
-def _start_load(load_args: argparse.Namespace, server, sinks: list, exit_after: bool):  # type: ignore[no-untyped-def]
-    """The built-in clients, in this process (in the lab, nothing else can reach the server)."""
+def _start_load(load_args: argparse.Namespace, server, sinks: list, exit_after: bool,  # type: ignore[no-untyped-def]
+                before_exit=None):
+    """The built-in clients, in this process (in the lab, nothing else can reach the server).
+    With ``exit_after``, ``before_exit()`` (if any) runs between the load's end and the stop."""
     import threading
     from .clients import run_load
     config = _load_config(load_args, server.url)
@@ -622,6 +631,8 @@ def _start_load(load_args: argparse.Namespace, server, sinks: list, exit_after: 
         result = run_load(config, client_probe)
         print(result.summary(), flush=True)
         if exit_after:
+            if before_exit is not None:
+                before_exit()
             server.stop()
 
     thread = threading.Thread(target=run, name="sockscope-load", daemon=True)

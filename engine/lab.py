@@ -152,6 +152,30 @@ def _loopback_up() -> None:
         fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sH14s", b"lo", flags | IFF_UP, bytes(14)))
 
 
+def wait_until_closed(port: int, timeout: float = 3.0) -> bool:
+    """Wait (bounded) until every connection on ``port`` has finished closing: no socket
+    of the port left but the listener and TIME_WAIT ones. A dropped FIN is resent some
+    200 ms later; ``--exit-after-load`` waits for it here rather than stopping the
+    server (and the capture) before the retransmission the fault promises is seen.
+    Returns False when ``timeout`` passed first (or the kernel cannot be asked)."""
+    import time
+    from .kernel.sockdiag import SockDiagError, dump_tcp, proc_net_tcp
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            sockets = dump_tcp(port)
+        except (OSError, SockDiagError):
+            try:
+                sockets = proc_net_tcp(port)
+            except OSError:
+                return False
+        if all(s.state in ("LISTEN", "TIME_WAIT", "CLOSE") for s in sockets):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.01)
+
+
 def install_faults(port: int, faults: list[str]) -> list[str]:
     """Drop one matching segment per fault, on this namespace's input path.
 

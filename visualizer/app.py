@@ -1242,6 +1242,11 @@ def dispose(window: QMainWindow) -> None:
     """Destroy the window now, while Qt is whole: left to the garbage collector at
     interpreter exit, its pyqtgraph scenes would be torn down after Qt's and crash."""
     window.close()
+    # What closing wrote (the geometry) goes to its file now: a picture's throwaway
+    # settings folder is removed next, and a later write would make it again (left in /tmp).
+    settings = getattr(window, "qsettings", None)
+    if settings is not None:
+        settings.sync()
     window.deleteLater()
     QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
 

@@ -115,7 +115,7 @@ def test_the_dropped_segment_is_marked_and_changes_its_sender_only(shared_dir: P
     again = [e for e in packets if e.t_ns > marked[0].t_ns and e.data["flags"] == flags
              and e.data["tcp_seq"] == marked[0].data["tcp_seq"] and e.conn == marked[0].conn]
     # (A lost pure ACK is not resent: the data that follows does its work. The client's
-    # lost FIN would be resent after 200 ms, but --exit-after-load stops the server first.)
+    # lost FIN is resent after about 200 ms: test_lab_faults.py checks that one.)
     if fault not in ("drop-ack", "drop-fin"):
         assert again and not again[0].data.get("dropped")
     checks = [e for e in events if e.kind == "state_check"]
