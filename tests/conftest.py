@@ -21,6 +21,16 @@ import tempfile  # noqa: E402
 _CONFIG = tempfile.mkdtemp(prefix="sockscope-test-config-")
 os.environ["XDG_CONFIG_HOME"] = _CONFIG
 atexit.register(shutil.rmtree, _CONFIG, ignore_errors=True)
+# The children's temporary files, in a folder the run removes: what a child killed by a
+# test leaves (a lesson's recording folder) goes with it. (`replay`/`lesson --screenshot`
+# once wrote their throwaway settings after their folder was gone, which left 70 folders
+# in /tmp: fixed in the product, tests/qt/test_replay_cli.py checks it with a TMPDIR of its
+# own.) This process keeps /tmp (tempfile has already chosen it above): its pytest
+# tmp_path, and the folders an unprivileged child must read (shared_dir).
+_TMP = tempfile.mkdtemp(prefix="sockscope-test-tmp-")
+os.chmod(_TMP, 0o1777)  # children run as uid 65534 too, as /tmp lets them
+os.environ["TMPDIR"] = _TMP
+atexit.register(shutil.rmtree, _TMP, ignore_errors=True)
 
 import pytest
 

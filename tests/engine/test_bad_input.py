@@ -379,10 +379,10 @@ def test_client_stopping_mid_headers_is_timed_out(make_server: Callable[..., Run
         elapsed = time.monotonic() - start
     assert how in ("eof", "reset"), f"still open after {elapsed:.1f}s"
     assert elapsed >= 0.3, "closed before the header timeout"
-    assert data == b"" or data.startswith(b"HTTP/1.1 408 "), data[:200]
-    if data:
-        (resp,), rest = parse_responses(data)
-        assert rest == b""
+    # A head was started and never finished: the server says 408 before it closes.
+    assert data.startswith(b"HTTP/1.1 408 "), data[:200]
+    (resp,), rest = parse_responses(data)
+    assert rest == b""
     close = wait_event(run, "close", conn=cid)
     assert close is not None and close.data["reason"] == "header_timeout", close
     assert_still_serving(run)
@@ -394,7 +394,7 @@ def test_silent_client_is_timed_out(make_server: Callable[..., Running]) -> None
         cid = conn_id_of(sock, run)
         data, how = read_until_eof(sock, timeout=3.0)
     assert how in ("eof", "reset"), "a silent client was never timed out"
-    assert data == b"" or data.startswith(b"HTTP/1.1 408 "), data[:200]
+    assert data == b"", data[:200]  # nothing was asked: nothing to answer 408 to
     close = wait_event(run, "close", conn=cid)
     assert close is not None and close.data["reason"] == "header_timeout", close
     assert_still_serving(run)

@@ -203,20 +203,28 @@ def test_live_capture_sees_the_whole_connection(host: str) -> None:
     assert result["emitted"] == len(pkts) and result["kernel_drops"] == 0, result
     assert result["bpf"] is True and result["error"] is None, result
     assert result["outgoing_dropped"] == 0, "the BPF filter should keep outgoing copies out"
-    assert stop_s < 0.5, f"stop() took {stop_s:.3f} s"
+    # (stop() is woken at once, not at the poll's 1 s tick: test_idle_capture_stops_at_once)
+    assert stop_s < 5, f"stop() took {stop_s:.3f} s"
+    assert result["thread_alive"] is False, result
     # Linux closes in 3 segments (FIN, FIN+ACK, ACK) or 4 (FIN, ACK, FIN, ACK).
     assert facts["close_segments"] in (3, 4), facts
 
 
 def test_idle_capture_stops_at_once() -> None:
+    """stop() wakes the capture's poll: it does not wait for the poll's 1 s tick. A stop
+    that waited would take most of a second every time; a loaded machine makes one stop
+    slow now and then, not three in a row: the fastest of three is the measure."""
     require_capture()
-    capture = LoopbackCapture(Probe("capture"), 9).start()  # nothing talks to port 9
-    time.sleep(0.1)  # let the thread block in poll()
-    started = time.monotonic()
-    result = capture.stop()
-    assert time.monotonic() - started < 0.5
-    assert result["thread_alive"] is False and result["emitted"] == 0
-    assert capture.stop() is result  # idempotent
+    took = []
+    for _ in range(3):
+        capture = LoopbackCapture(Probe("capture"), 9).start()  # nothing talks to port 9
+        time.sleep(0.1)  # let the thread block in poll()
+        started = time.monotonic()
+        result = capture.stop()
+        took.append(time.monotonic() - started)
+        assert result["thread_alive"] is False and result["emitted"] == 0
+        assert capture.stop() is result  # idempotent
+    assert min(took) < 0.3, took
 
 
 def test_filter_keeps_other_traffic_out_with_or_without_bpf() -> None:

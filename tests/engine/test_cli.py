@@ -345,14 +345,24 @@ def test_cpu_samples_show_a_busy_sweep_burning_a_core_and_epoll_sleeping(tmp_pat
                                  "0", "--states", "off", "--packets", "off", "--trace",
                                  str(trace)], cwd=ROOT, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE)
-        try:
-            time.sleep(1.5)  # idle: no client at all
+        try:  # idle: no client at all; until a dozen samples are written (flushed every
+            # 50 ms), however slowly a loaded machine gives them
+            deadline = time.monotonic() + 60
+            while (not trace.exists() or trace.read_bytes().count(b'"kind":"cpu"') < 12) \
+                    and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.1)
         finally:
             proc.send_signal(signal.SIGINT)
             proc.communicate(timeout=20)
         samples = [e for e in read_trace(trace).events if e.kind == "cpu"]
-        assert len(samples) >= 8 and all(e.src == "engine" for e in samples)
-        assert all(0.05 < e.data["interval_s"] < 0.5 for e in samples)
+        assert len(samples) >= 12 and all(e.src == "engine" for e in samples)
+        # Every --cpu-interval (0.1 s), give or take what a loaded machine delays a wake-up.
+        assert all(0.05 < e.data["interval_s"] < 2.0 for e in samples)
+        assert statistics.median(e.data["interval_s"] for e in samples) < 0.3
         percents[mode] = statistics.median(e.data["percent"] for e in samples[2:])
-    assert percents["nonblocking"] > 50, percents  # the sweep never sleeps
-    assert percents["epoll"] < 25, percents  # epoll_wait sleeps until something happens
+    # The sweep never sleeps: it burns what the machine gives it, most of a core when the
+    # other core is busy elsewhere; epoll_wait sleeps until something happens (its share
+    # is its own CPU time, which other processes' load does not raise).
+    assert percents["nonblocking"] > 30 and percents["nonblocking"] > 5 * percents["epoll"], \
+        percents
+    assert percents["epoll"] < 10, percents

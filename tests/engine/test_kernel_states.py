@@ -379,7 +379,9 @@ def test_the_observer_stops_within_half_a_second() -> None:
             time.sleep(0.05)
             started = time.monotonic()
             observer.stop()
-            assert time.monotonic() - started < 0.5
+            # Within the stop's 2 s join (a stop waiting out the 30 s interval would end it
+            # with the thread alive), with room for a loaded machine.
+            assert time.monotonic() - started < 1.5
             assert not observer._thread.is_alive()
 
 

@@ -395,7 +395,9 @@ def test_stop_is_immediate(mode: str, trigger: str) -> None:
             started = time.monotonic()
             server.stop()
             took = time.monotonic() - started
-    assert took < 0.5, f"stopping took {took:.2f} s"
+    # Immediate: well inside the 5 s sweep pause (and the 5 s the stop waits for a thread
+    # or a task before giving up), with room for a loaded machine.
+    assert took < 2.5, f"stopping took {took:.2f} s"
 
 
 def test_head_has_headers_and_no_body() -> None:

@@ -398,7 +398,7 @@ def test_backlog_narration_states_what_the_recording_shows(backlog) -> None:  # 
                if e.src == "client")
     # The SYN retries: the intervals the caption states are the recording's.
     if lessons_kernel._capture_plan() == "none":
-        return
+        pytest.skip("the SYN retries are seen in captured packets only (root, or the lab)")
     k = _step_of(backlog, "Its SYN was sent")
     en, cn = backlog.text(k), backlog.text(k, "zh_CN")
     conn = backlog.steps[k].conn(log)
@@ -460,14 +460,14 @@ def test_key_moments_get_a_banner_above_the_view(qtbot, time_wait, backlog,
         assert not banner.isVisible()
         window.close()
     if lessons_kernel._capture_plan() == "none":
-        return
+        pytest.skip("the SYN sent again is seen in captured packets only (root, or the lab)")
     blog = backlog.timeline.log
     _, first, again = lessons_kernel._retransmitted_syns(blog)[0]
     m = moment_at(blog, again)
     assert m is not None and m.kind == "syn_resent" and m.conn == blog[again].conn
-    if m.source == "captured":
-        assert m.numbers["count"] == 2
-        assert m.numbers["after_s"] == pytest.approx((blog[again].t_ns - blog[first].t_ns) / 1e9)
+    assert m.source == "captured"  # the backlog lesson records captured packets here
+    assert m.numbers["count"] == 2
+    assert m.numbers["after_s"] == pytest.approx((blog[again].t_ns - blog[first].t_ns) / 1e9)
     assert moment_at(blog, first) is None or moment_at(blog, first).index < first
 
 

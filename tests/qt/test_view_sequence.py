@@ -350,11 +350,15 @@ def test_live_holds_a_connection_until_its_segments_have_arrived(qtbot, view: Se
     assert view.server_state == "ESTABLISHED"
 
 
-def test_live_a_busy_connection_is_followed_and_does_not_hold_the_view(qtbot, view: SequenceView) -> None:  # type: ignore[no-untyped-def]
+def test_live_a_busy_connection_is_followed_and_does_not_hold_the_view(qtbot, view: SequenceView,  # type: ignore[no-untyped-def]
+                                                                      monkeypatch) -> None:
     """A connection streaming faster than segments can travel is followed a few segments
     behind, as stepping follows it, and lets go at once for a newer connection."""
-    import time
-    from visualizer.views.sequence import HOLD_S, MAX_ANIMATED_LIVE
+    import visualizer.views.sequence as sequence
+    from visualizer.views.sequence import MAX_ANIMATED_LIVE
+    # The hold's time limit out of the way: only being busy can let the newer one in (a
+    # bound on the wall clock would also pass, or fail, with the machine's load).
+    monkeypatch.setattr(sequence, "HOLD_S", 3600.0)
     t = Trace()
     t.add("listen", None, host="10.0.0.2", port=80, backlog=128, reuseaddr=True)
     t.handshake()
@@ -370,13 +374,15 @@ def test_live_a_busy_connection_is_followed_and_does_not_hold_the_view(qtbot, vi
     view.show()
     tl = Timeline(EventLog(t.events[:1]))
     view.show_state(tl)
-    other_seen = None
+    other_seen = switched = None
     busy_seen = False
     for start in range(1, len(t.events), 4):  # a live batch every 33 ms
         tl.add(t.events[start:start + 4])
         view.show_state(tl)
         if other_seen is None and start + 4 > other_at:
-            other_seen = time.monotonic()
+            other_seen = start
+        if switched is None and view.conn == OTHER:
+            switched = start
         if view.conn == CONN:  # followed closely, not minutes of journeys behind
             drawn = len(view.arrows)
             at_cursor = sum(1 for e in t.events[:start + 4]
@@ -388,8 +394,11 @@ def test_live_a_busy_connection_is_followed_and_does_not_hold_the_view(qtbot, vi
             busy_seen = busy_seen or view._busy
         qtbot.wait(33)
     assert other_seen is not None and busy_seen
-    qtbot.waitUntil(lambda: view.conn == OTHER, timeout=int(HOLD_S * 1000))
-    assert time.monotonic() - other_seen < HOLD_S - 1  # busy: let go, not held to the limit
+    # Busy: let go for the newer connection while the busy one still streams (its batches
+    # still coming, its journeys still queued); held, the view would keep the busy one on
+    # screen as long as its segments kept travelling. Counted in batches, not seconds.
+    assert switched is not None and switched >= other_seen, (other_seen, switched)
+    assert view.conn == OTHER
 
 
 def test_live_deselecting_lets_the_newest_in_at_once(qtbot, view: SequenceView) -> None:  # type: ignore[no-untyped-def]
