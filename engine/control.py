@@ -490,8 +490,10 @@ class ControlServer:
                 raise OSError("stopping")
             self._clients = self._clients + (client,)
             self.attached += 1
-        client.start(first)
+        # Said before the client is told OK: its threads may see it leave (and say
+        # "detached") before this thread would get to it.
         self.say(f"control: {peer} attached")
+        client.start(first)
 
     def detach(self, client: _Client) -> None:
         with self._lock:
