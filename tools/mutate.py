@@ -10,7 +10,9 @@ The repository is copied once into a scratch folder (the working tree is never
 touched); for each mutation the file is broken there, the named tests run (``pytest
 -x``, bounded by ``--timeout``), and the file is put back. A mutation the tests catch
 is *killed*; one they pass with is a *survivor*: a promise no test keeps. A mutation
-whose text is no longer in its file is *stale* (the code moved on: update it).
+whose text is no longer in its file is *stale* (the code moved on: update it). A
+survivor no test can catch says why in ``"survives"``: it is listed as *known*, with
+its reason, and does not fail the run.
 
     python3 tools/mutate.py                 # every mutation; exit 1 if any survives
     python3 tools/mutate.py --only 408      # those whose name contains "408"
@@ -111,14 +113,20 @@ def main(argv: list[str] | None = None) -> int:
             verdict, seconds, last = run_one(scratch, m, args.timeout)
             results.append({"name": m["name"], "file": m["file"], "verdict": verdict,
                             "seconds": round(seconds, 1), "tests": m["tests"], "said": last})
+            if verdict == "survived" and m.get("survives"):
+                verdict = "known"
             print(f"[{k}/{len(items)}] {verdict:8} {seconds:6.1f} s  {m['name']}", flush=True)
-            if verdict in ("survived", "stale"):
+            if verdict == "known":
+                results[-1]["verdict"] = "known"
+                print(f"    known survivor: {m['survives']}", flush=True)
+            elif verdict in ("survived", "stale"):
                 print(f"    {last}", flush=True)
         shutil.rmtree(scratch / ".pytest_cache", ignore_errors=True)
     counts = {v: sum(r["verdict"] == v for r in results)
-              for v in ("killed", "timeout", "survived", "stale")}
+              for v in ("killed", "timeout", "survived", "known", "stale")}
     print(f"{len(results)} mutations: {counts['killed']} killed, {counts['timeout']} timed out "
-          f"(killed), {counts['survived']} survived, {counts['stale']} stale")
+          f"(killed), {counts['survived']} survived, {counts['known']} known survivors, "
+          f"{counts['stale']} stale")
     if args.json:
         args.json.write_text(json.dumps({"counts": counts, "results": results}, indent=1,
                                         ensure_ascii=False) + "\n", encoding="utf-8")
