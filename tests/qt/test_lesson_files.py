@@ -322,3 +322,18 @@ def test_any_garbling_of_a_lesson_file_is_a_lesson_file_error() -> None:
             refused += 1
             assert str(exc).startswith("garbled.toml")
     assert refused > 250  # most garblings break something, and each is said
+
+
+def test_an_anchor_takes_every_kind_and_source_the_engine_emits() -> None:
+    """The anchors' words are the engine's own vocabulary (engine/events.py KINDS), so a
+    lesson can stand on any event a recording holds; a word outside it names its line."""
+    from engine.events import KINDS
+    old = 'at = { kind = "request", src = "server", conn = 1 }'
+    for kind in KINDS:
+        for src in ("server", "client", "kernel", "capture", "engine"):
+            text, line = _broken(old, f'at = {{ kind = "{kind}", src = "{src}" }}')
+            assert LessonFile(Path("k.toml"), text).steps[2].anchor.kind == kind
+    text, line = _broken(old, 'at = { kind = "accept", src = "observer" }')
+    with pytest.raises(LessonFileError) as caught:
+        LessonFile(Path("k.toml"), text)
+    assert caught.value.line == line and "src is server, client" in str(caught.value)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from engine.events import Event
+from engine.events import KINDS, Event
 
 from ..model import EventLog
 from .base import Lesson, LessonError, Step, Text, first_fin_side, sender
@@ -107,10 +107,8 @@ class _Lines:
 # ---------------------------------------------------------------- anchors
 # What an anchor may say besides the event's own data fields.
 _ANCHOR_KEYS = {"kind", "src", "conn", "nth", "after", "flags_has", "sender", "end"}
-_KINDS = {"packet", "tcp_state", "state_check", "accept", "connect", "recv", "send", "close",
-          "shutdown", "request", "response", "eagain", "epoll_wait", "wait", "poll_sweep",
-          "accept_queue", "listen", "mode", "error", "fork", "exit", "spawn", "thread",
-          "greenlet", "retransmit", "socket_options", "dropped", "cpu", "end"}
+_KINDS = frozenset(KINDS) | {"end"}  # the engine's event vocabulary, and the log's end
+SOURCES = ("server", "client", "kernel", "capture", "engine")  # who emits events
 
 
 @dataclass(frozen=True)
@@ -468,9 +466,8 @@ class LessonFile:
         if kind not in _KINDS:
             raise self.fail(f"an anchor needs kind = one of {', '.join(sorted(_KINDS))}", *path)
         src = value.get("src")
-        if src is not None and src not in ("server", "client", "capture", "kernel", "lab",
-                                           "observer"):
-            raise self.fail("src is server, client, capture, kernel, observer or lab", *path)
+        if src is not None and src not in SOURCES:
+            raise self.fail(f"src is {', '.join(SOURCES[:-1])} or {SOURCES[-1]}", *path)
         for key, kind_ in (("conn", int), ("nth", int)):
             if key in value and (isinstance(value[key], bool) or
                                  not isinstance(value[key], kind_) or value[key] == 0 or
