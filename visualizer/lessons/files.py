@@ -106,7 +106,7 @@ class _Lines:
 
 # ---------------------------------------------------------------- anchors
 # What an anchor may say besides the event's own data fields.
-_ANCHOR_KEYS = {"kind", "src", "conn", "nth", "after", "flags_has", "sender", "end"}
+_ANCHOR_KEYS = {"kind", "src", "conn", "nth", "after", "flags_has", "sender"}
 _KINDS = frozenset(KINDS) | {"end"}  # the engine's event vocabulary, and the log's end
 SOURCES = ("server", "client", "kernel", "capture", "engine")  # who emits events
 
@@ -164,7 +164,9 @@ class Anchor:
 
     def said(self) -> str:
         """The anchor as a person reads it, for errors."""
-        parts = [f"{self.nth if self.nth > 0 else 'last'}. {self.kind}"]
+        which = f"{self.nth}." if self.nth > 0 else \
+            ("last" if self.nth == -1 else f"{-self.nth}. from the end:")
+        parts = [f"{which} {self.kind}"]
         if self.src:
             parts.append(f"from the {self.src}")
         if self.conn:
