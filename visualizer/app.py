@@ -1072,7 +1072,7 @@ class MainWindow(QMainWindow):
             text = self.tr("Question: {0}").format(lesson.question(k, self.language))
             if choices:
                 text += "\n" + lettered(choices, answer, self.lesson_revealed,
-                                         self.tr("right"))
+                                         self.tr("{0} (right)"))
         else:
             text = lesson.narration(k, self.language)
         self.caption.setText(text)

@@ -52,6 +52,9 @@ class AttachDialog(QDialog):
             "prints its control port and its token. Through an SSH tunnel, attach to "
             "127.0.0.1 and the tunnel's local port."))
         self.help.setWordWrap(True)
+        # Wide enough that the command in the help keeps its options on one line.
+        self.help.setMinimumWidth(self.help.fontMetrics().horizontalAdvance(
+            "sockscope serve --control HOST:PORT") * 3 // 2)
         self.host_edit = QLineEdit(str(settings.value("attach/host") or DEFAULT_HOST))
         self.port_box = QSpinBox()
         self.port_box.setRange(1, 65535)

@@ -233,7 +233,7 @@ def _print_notes(prepared, lang: str) -> None:  # type: ignore[no-untyped-def]
     print(f"{title} ({lesson.section}): {summary}\n")
     zh = lang.startswith("zh")
     ask, how = ("问题：", "录制时使用：") if zh else ("Question: ", "Recorded with: ")
-    offered, right = ("选项：", "正确") if zh else ("Choices: ", "right")
+    offered, right = ("选项：", "{0}（正确）") if zh else ("Choices: ", "{0} (right)")
     for k in range(len(prepared.steps)):
         asked, note = prepared.question(k, lang), prepared.steps[k].footnote
         choices = prepared.choices(k, lang)

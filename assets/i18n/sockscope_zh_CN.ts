@@ -1704,8 +1704,8 @@
         <translation>问题：{0}</translation>
     </message>
     <message>
-        <source>right</source>
-        <translation>正确</translation>
+        <source>{0} (right)</source>
+        <translation>{0}（正确）</translation>
     </message>
     <message>
         <source>Right: {0}</source>

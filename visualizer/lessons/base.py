@@ -110,15 +110,15 @@ LETTERS = "ABCDEF"  # a question's choices, lettered
 
 
 def lettered(choices: list[str], answer: int | None = None, revealed: bool = False,
-             right_word: str = "right") -> str:
+             mark: str = "{0} (right)") -> str:
     """The choices as a line of text, "A. ACK    B. SYN|ACK    C. FIN"; revealed, the right
-    one marked ("✔ B. SYN|ACK (right)") and the others kept, so that the class sees what
-    it chose among."""
+    one marked ("✔ B. SYN|ACK (right)"; ``mark`` in the caption's language, "{0}（正确）")
+    and the others kept, so that the class sees what it chose among."""
     parts = []
     for k, choice in enumerate(choices):
         text = f"{LETTERS[k]}. {choice}"
         if revealed and k == answer:
-            text = f"✔ {text} ({right_word})"
+            text = "✔ " + mark.format(text)
         parts.append(text)
     return "    ".join(parts)
 
