@@ -1072,7 +1072,7 @@ class MainWindow(QMainWindow):
             text = self.tr("Question: {0}").format(lesson.question(k, self.language))
             if choices:
                 text += "\n" + lettered(choices, answer, self.lesson_revealed,
-                                         self.tr("{0} (right)"))
+                                         self.tr("{0} (right)"), whole=True)
         else:
             text = lesson.narration(k, self.language)
         self.caption.setText(text)
@@ -1266,7 +1266,7 @@ def lesson(name: str, step: int | None = None, lang: str | None = None,
            present: bool = False, question: bool = False, gif: str | None = None,
            steps: str | None = None,
            theme: str | None = None, zoom: float | None = None,
-           handout: str | None = None) -> int:
+           handout: str | None = None, reveal: bool = False) -> int:
     """``sockscope lesson NAME``: record the lesson, open it at a step; with --screenshot,
     write that step's picture (PNG, or SVG of the view; with ``present``, the presentation
     layout at 1280 x 720) and exit; with --gif, steps ``steps`` ("A-B") as an animated
@@ -1319,7 +1319,13 @@ def lesson(name: str, step: int | None = None, lang: str | None = None,
                       f"ask: {', '.join(asking)}", file=sys.stderr)
                 dispose(window)
                 return 2
-            window.go_to_step((step or 1) - 1, ask=True)
+            if reveal and not prepared.choices((step or 1) - 1):
+                offering = [str(k + 1) for k in range(count) if prepared.choices(k)]
+                print(f"sockscope lesson: step {step} of {name} offers no choices; the steps "
+                      f"that do: {', '.join(offering) or 'none'}", file=sys.stderr)
+                dispose(window)
+                return 2
+            window.go_to_step((step or 1) - 1, ask=True, reveal=reveal)
         if handout:
             return _handout(app, window, prepared, handout,
                             ["en", "zh_CN"] if lang == "both" else [window.language], steps)

@@ -104,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.add_argument("--present", action="store_true",
                             help="presentation layout: full screen; with --screenshot, the "
                                  "caption and the view only, at 1280x720")
+        parser.add_argument("--reveal", action="store_true",
+                            help="with --question: the question's choices with the right one "
+                                 "marked, as the next key shows them presenting")
         parser.add_argument("--question", action="store_true",
                             help="with --present: open on step K's question alone, as "
                                  "presenting shows it before the next step answers")
@@ -143,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("--steps goes with --gif or --handout")
         if args.question and not (args.present and args.step):
             parser.error("--question goes with --present and --step K")
+        if args.reveal and not args.question:
+            parser.error("--reveal goes with --question")
         if (args.screenshot or args.gif or args.handout) \
                 and "QT_QPA_PLATFORM" not in os.environ \
                 and not os.environ.get("DISPLAY"):
@@ -161,7 +166,8 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         from .app import lesson
         return lesson(args.name, step=args.step, lang=args.lang, screenshot=args.screenshot,
-                      present=args.present, question=args.question, gif=args.gif,
+                      present=args.present, question=args.question, reveal=args.reveal,
+                      gif=args.gif,
                       steps=args.steps, theme=args.theme, handout=args.handout,
                       zoom=args.zoom / 100 if args.zoom else None)
     if argv and argv[0] == "compare":  # the engine's command, with the picture drawn here

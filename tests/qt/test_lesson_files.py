@@ -108,10 +108,15 @@ def test_presenting_the_next_key_reveals_the_right_choice(qtbot, template, tmp_p
     then the next step; PageUp walks back the same beats."""
     window = lesson_window(qtbot, template, "en", tmp_path)
     window.presentation.enter(fullscreen=False)
-    seen = [window.caption.text()]
+    words = lambda: window.caption.text().replace("\u00a0", " ")  # noqa: E731
+    seen = [words()]
     for _ in range(3):
         qtbot.keyClick(window, Qt.Key.Key_PageDown)
-        seen.append(window.caption.text())
+        seen.append(words())
+    # A choice is not broken across lines: its spaces do not break.
+    qtbot.keyClick(window, Qt.Key.Key_PageUp)
+    assert "✔\u00a0B.\u00a0SYN|ACK\u00a0(right)" in window.caption.text()
+    qtbot.keyClick(window, Qt.Key.Key_PageDown)
     assert seen[0] == template.narration(0)
     assert seen[1].startswith("Question: What does the server's kernel send back?")
     assert "A. ACK    B. SYN|ACK    C. FIN" in seen[1] and "✔" not in seen[1]
@@ -119,9 +124,9 @@ def test_presenting_the_next_key_reveals_the_right_choice(qtbot, template, tmp_p
     assert window.lesson_step == 1 and seen[3] == template.narration(1)
     assert not window.choice_row.isVisible()  # presenting, the caption holds them
     qtbot.keyClick(window, Qt.Key.Key_PageUp)
-    assert window.lesson_step == 0 and "✔ B. SYN|ACK" in window.caption.text()
+    assert window.lesson_step == 0 and "✔ B. SYN|ACK" in words()
     qtbot.keyClick(window, Qt.Key.Key_PageUp)
-    assert "✔" not in window.caption.text() and "A. ACK" in window.caption.text()
+    assert "✔" not in words() and "A. ACK" in words()
     window.presentation.leave()
     window.close()
 
@@ -337,3 +342,31 @@ def test_an_anchor_takes_every_kind_and_source_the_engine_emits() -> None:
     with pytest.raises(LessonFileError) as caught:
         LessonFile(Path("k.toml"), text)
     assert caught.value.line == line and "src is server, client" in str(caught.value)
+
+
+def test_the_revealed_choice_as_a_picture_from_the_command_line(tmp_path: Path) -> None:
+    """`--question --reveal` draws the question's page with the right choice marked (a
+    slide of its own); a step offering no choices is refused, naming those that do."""
+    from PySide6.QtGui import QImage
+    path = tmp_path / "mine.toml"
+    path.write_text(TEMPLATE.read_text(encoding="utf-8"), encoding="utf-8")
+    shots = {}
+    for name, extra in (("asked", []), ("revealed", ["--reveal"])):
+        out = tmp_path / f"{name}.png"
+        done = sockscope("lesson", str(path), "--step", "1", "--present", "--question",
+                         *extra, "--screenshot", str(out), cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        shots[name] = QImage(str(out))
+    assert shots["asked"].size() == shots["revealed"].size()
+    assert shots["asked"] != shots["revealed"]  # the ✔ and "(right)" are drawn
+    done = sockscope("lesson", str(path), "--step", "2", "--present", "--question", "--reveal",
+                     "--screenshot", str(tmp_path / "x.png"), cwd=tmp_path)
+    assert done.returncode == 2
+    assert "step 2 of" in done.stderr and "asks nothing" in done.stderr  # it asks nothing at all
+    done = sockscope("lesson", str(path), "--step", "1", "--reveal", cwd=tmp_path)
+    assert done.returncode == 2 and "--reveal goes with --question" in done.stderr
+    # first-request's step 7 asks (count the segments) but offers no choices.
+    done = sockscope("lesson", "first-request", "--step", "7", "--present", "--question",
+                     "--reveal", "--screenshot", str(tmp_path / "y.png"), cwd=tmp_path)
+    assert done.returncode == 2 and "step 7 of first-request offers no choices; the steps " \
+        "that do: none" in done.stderr, done.stderr

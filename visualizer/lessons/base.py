@@ -110,16 +110,17 @@ LETTERS = "ABCDEF"  # a question's choices, lettered
 
 
 def lettered(choices: list[str], answer: int | None = None, revealed: bool = False,
-             mark: str = "{0} (right)") -> str:
+             mark: str = "{0} (right)", whole: bool = False) -> str:
     """The choices as a line of text, "A. ACK    B. SYN|ACK    C. FIN"; revealed, the right
     one marked ("✔ B. SYN|ACK (right)"; ``mark`` in the caption's language, "{0}（正确）")
-    and the others kept, so that the class sees what it chose among."""
+    and the others kept, so that the class sees what it chose among. ``whole``: each
+    choice's spaces do not break (a caption that wraps does so between choices)."""
     parts = []
     for k, choice in enumerate(choices):
         text = f"{LETTERS[k]}. {choice}"
         if revealed and k == answer:
             text = "✔ " + mark.format(text)
-        parts.append(text)
+        parts.append(text.replace(" ", "\u00a0") if whole else text)
     return "    ".join(parts)
 
 
