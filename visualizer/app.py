@@ -978,37 +978,51 @@ class MainWindow(QMainWindow):
         if self._live_settings is None:
             self._live_settings = self._current_settings()
         self._shown_settings = key
+        shown: dict = {}
+        if found[0] >= 0:
+            d = log[found[0]].data
+            shown.update(mode=str(d.get("mode")), trigger=str(d.get("trigger") or "level"),
+                         sweep_pause=d.get("sweep_pause"))
+            if d.get("policy") in ("keep-alive", "close"):
+                shown["policy"] = str(d["policy"])
+        if found[1] >= 0:
+            d = log[found[1]].data
+            shown.update(backlog=d.get("backlog"), reuseaddr=d.get("reuseaddr"))
+        self.show_engine_settings(shown, self.tr(
+            "What the recording ran with (here at the cursor); Lessons → Back to the live "
+            "server for yours"))
+
+    def show_engine_settings(self, shown: dict, why: str) -> None:
+        """Settings that are not the window's (a recording's, an attached engine's) in the
+        engine toolbar, greyed, with ``why`` as its tooltip: ``shown`` holds mode, trigger,
+        policy, backlog, reuseaddr and sweep_pause, each left as it is when absent or None.
+        Nothing is sent to an engine and nothing is saved."""
         widgets = (self.mode_box, self.policy_box, self.backlog_box, self.reuse_box,
                    self.pause_box, self.lab_box)
         for w in widgets:
             w.blockSignals(True)
         try:
-            if found[0] >= 0:
-                d = log[found[0]].data
-                mode = str(d.get("mode"))
-                trigger = str(d.get("trigger") or "level")
+            if shown.get("mode") is not None:
+                mode, trigger = shown["mode"], shown.get("trigger") or "level"
                 index = next((i for i, (_, m, t) in enumerate(MODES)
                               if m == mode and t in (trigger, "level")), -1)
                 if index >= 0:
                     self.mode_box.setCurrentIndex(index)
-                if d.get("policy") in ("keep-alive", "close"):
-                    self.policy_box.setCurrentText(str(d["policy"]))
-                if d.get("sweep_pause") is not None:
-                    self.pause_box.setValue(round(float(d["sweep_pause"]) * 1000))
-            if found[1] >= 0:
-                d = log[found[1]].data
-                if d.get("backlog") is not None:
-                    self.backlog_box.setValue(int(d["backlog"]))
-                if d.get("reuseaddr") is not None:
-                    self.reuse_box.setChecked(bool(d["reuseaddr"]))
+            if shown.get("policy") is not None:
+                self.policy_box.setCurrentText(str(shown["policy"]))
+            if shown.get("sweep_pause") is not None:
+                self.pause_box.setValue(round(float(shown["sweep_pause"]) * 1000))
+            if shown.get("backlog") is not None:
+                self.backlog_box.setValue(int(shown["backlog"]))
+            if shown.get("reuseaddr") is not None:
+                self.reuse_box.setChecked(bool(shown["reuseaddr"]))
             self.lab_box.setChecked(False)
         finally:
             for w in widgets:
                 w.blockSignals(False)
         self._sweep_applies()
         self.engine_bar.setEnabled(False)
-        self.engine_bar.setToolTip(self.tr("What the recording ran with (here at the cursor); "
-                                           "Lessons → Back to the live server for yours"))
+        self.engine_bar.setToolTip(why)
 
     def _put_live_settings_back(self) -> None:
         s, self._live_settings, self._shown_settings = self._live_settings, None, None

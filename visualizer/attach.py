@@ -217,29 +217,11 @@ class Attachment(QObject):
 
     def _show_settings(self, s: EngineSettings) -> None:
         """The attached engine's settings in the toolbar, greyed: they are its own."""
-        w = self.window
-        widgets = (w.mode_box, w.policy_box, w.backlog_box, w.reuse_box, w.pause_box,
-                   w.lab_box)
-        for widget in widgets:
-            widget.blockSignals(True)
-        try:
-            try:
-                w.mode_box.setCurrentIndex(w._mode_index(s.mode, s.trigger or "level"))
-            except StopIteration:  # a mode this window does not know
-                pass
-            w.policy_box.setCurrentText(s.policy)
-            w.backlog_box.setValue(s.backlog)
-            w.reuse_box.setChecked(s.reuseaddr)
-            w.pause_box.setValue(round(s.sweep_pause * 1000))
-            w.lab_box.setChecked(False)
-        finally:
-            for widget in widgets:
-                widget.blockSignals(False)
-        w._sweep_applies()
-        w.engine_bar.setEnabled(False)
-        w.engine_bar.setToolTip(self.tr(
-            "The attached engine's settings (it was started with them; attached, they cannot "
-            "change): File → Detach for the local engine"))
+        self.window.show_engine_settings(
+            {"mode": s.mode, "trigger": s.trigger, "policy": s.policy, "backlog": s.backlog,
+             "reuseaddr": s.reuseaddr, "sweep_pause": s.sweep_pause},
+            self.tr("The attached engine's settings (it was started with them; attached, "
+                    "they cannot change): File → Detach for the local engine"))
 
     def _watch(self) -> None:
         """While attached: the status bar's words, and the attached engine's end."""

@@ -3,28 +3,14 @@ same interface as the child process's channel. A real engine, real sockets."""
 from __future__ import annotations
 
 import time
-from typing import Iterator
 
-import pytest
-
-from tests.engine.test_control import QUIET, Engine, get
+from tests.engine import test_control
+from tests.engine.test_control import QUIET, get
 from visualizer.channel import SocketChannel
 from visualizer.host import URL_RE
 
-
-@pytest.fixture
-def engine() -> Iterator:  # type: ignore[type-arg]
-    made: list[Engine] = []
-
-    def make(*args: str) -> Engine:
-        made.append(Engine(*args))
-        return made[-1]
-
-    yield make
-    for e in made:
-        if e.proc.poll() is None:
-            e.proc.kill()
-        e.proc.wait(10)
+# The control tests' fixtures: engines started with a control port, killed at the end.
+engine, engines = test_control.engine, test_control.engines
 
 
 def _until(predicate, timeout: float = 15.0) -> bool:  # type: ignore[no-untyped-def]

@@ -8,12 +8,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtWidgets import QApplication, QDialogButtonBox, QLabel
 
+from tests.engine import test_control
 from tests.engine.test_control import QUIET, ROOT, Engine
 from visualizer.app import MODES, MainWindow
 from visualizer.attach import AttachDialog
@@ -21,21 +21,16 @@ from visualizer import host as host_module
 from visualizer.channel import ProcessChannel
 
 TOKEN = "attach-test-token-0123456789"  # 28 characters
+engines = test_control.engines  # a fixture: every engine started is killed at the end
 
 
 @pytest.fixture
-def engine() -> Iterator:  # type: ignore[type-arg]
-    made: list[Engine] = []
-
+def engine(engines: list[Engine]):  # type: ignore[no-untyped-def]
+    """An engine with a control port and a known token; killed at the end (``engines``)."""
     def make(*args: str) -> Engine:
-        made.append(Engine("--control", "127.0.0.1:0", "--token", TOKEN, *QUIET, *args))
-        return made[-1]
-
-    yield make
-    for e in made:
-        if e.proc.poll() is None:
-            e.proc.kill()
-        e.proc.wait(10)
+        engines.append(Engine("--control", "127.0.0.1:0", "--token", TOKEN, *QUIET, *args))
+        return engines[-1]
+    return make
 
 
 @pytest.fixture

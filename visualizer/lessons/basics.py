@@ -120,6 +120,23 @@ def _chromium() -> str | None:
         or shutil.which("google-chrome")
 
 
+def browse(browser: str, url: str, workdir: Path, lesson: str) -> None:
+    """Headless Chromium loads ``url`` (its page, stylesheet, pictures) with a profile of
+    its own, thrown away after; LessonError if it fails or takes over a minute."""
+    profile = Path(tempfile.mkdtemp(prefix="chromium-", dir=workdir))
+    try:
+        done = subprocess.run([browser, *BROWSER_FLAGS, f"--user-data-dir={profile}",
+                               "--dump-dom", url],
+                              check=False, capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired as exc:
+        raise LessonError(f"{lesson}: chromium did not finish loading {url}") from exc
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
+    if done.returncode != 0:
+        raise LessonError(f"{lesson}: chromium failed ({done.returncode}) on {url}: "
+                          f"{done.stderr.strip()[-300:]}")
+
+
 def _is_page(path: str) -> bool:
     path = path.split("?", 1)[0]
     return path.endswith(("/", ".html"))
@@ -134,21 +151,8 @@ def _static_pages_record(workdir: Path) -> Path:
     with _Served(workdir, "static-pages", "--mode", MODE, *OBSERVING,
                  control=browser is None) as served:
         if browser is not None:
-            for k, path in enumerate(("/", MISSING)):
-                profile = Path(tempfile.mkdtemp(prefix=f"chromium-{k}-", dir=workdir))
-                try:
-                    done = subprocess.run(
-                        [browser, *BROWSER_FLAGS, f"--user-data-dir={profile}", "--dump-dom",
-                         served.url.rstrip("/") + path],
-                        check=False, capture_output=True, text=True, timeout=60)
-                except subprocess.TimeoutExpired as exc:
-                    raise LessonError(f"static-pages: chromium did not finish loading {path}") \
-                        from exc
-                finally:
-                    shutil.rmtree(profile, ignore_errors=True)
-                if done.returncode != 0:
-                    raise LessonError(f"static-pages: chromium failed ({done.returncode}) on "
-                                      f"{path}: {done.stderr.strip()[-300:]}")
+            for path in ("/", MISSING):
+                browse(browser, served.url.rstrip("/") + path, workdir, "static-pages")
                 time.sleep(0.3)
         else:
             # What a browser does, with the built-in clients: the page first, then

@@ -14,11 +14,8 @@ whole and checked before anything runs.
 from __future__ import annotations
 
 import re
-import shutil
 import string
-import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -596,12 +593,13 @@ class LessonFile:
                       check=self.check, needs=self.needs, length=len(self.steps))
 
     def needs(self) -> tuple[bool, str]:
+        from .basics import _chromium
         if any(kind == "browser" for kind, _, _ in self.clients) and _chromium() is None:
             return False, "its browser client needs Chromium (chromium on PATH)"
         return True, ""
 
     def record(self, workdir: Path) -> Path:
-        from .basics import OBSERVING, _Served
+        from .basics import OBSERVING, _chromium, _Served, browse
         with _Served(workdir, self.name, *self.engine_options, *OBSERVING,
                      control=True) as served:
             loads = 0
@@ -611,7 +609,10 @@ class LessonFile:
                     loads += 1
                     served.wait_loads(loads, timeout=60)
                 else:
-                    _browse(served.url.rstrip("/") + what, workdir, self.name)
+                    browser = _chromium()
+                    if browser is None:
+                        raise LessonError(f"{self.name}: the browser client needs Chromium")
+                    browse(browser, served.url.rstrip("/") + what, workdir, self.name)
                 time.sleep(pause)
             return served.stop()
 
@@ -686,30 +687,6 @@ def _at(index: int) -> Callable[[EventLog], int]:
 
 def _at_conn(conn: str | None) -> Callable[[EventLog], str | None]:
     return lambda log: conn
-
-
-def _chromium() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser") \
-        or shutil.which("google-chrome")
-
-
-def _browse(url: str, workdir: Path, name: str) -> None:
-    from .basics import BROWSER_FLAGS
-    browser = _chromium()
-    if browser is None:
-        raise LessonError(f"{name}: the browser client needs Chromium")
-    profile = Path(tempfile.mkdtemp(prefix="chromium-", dir=workdir))
-    try:
-        done = subprocess.run([browser, *BROWSER_FLAGS, f"--user-data-dir={profile}",
-                               "--dump-dom", url], check=False, capture_output=True, text=True,
-                              timeout=60)
-    except subprocess.TimeoutExpired as exc:
-        raise LessonError(f"{name}: chromium did not finish loading {url}") from exc
-    finally:
-        shutil.rmtree(profile, ignore_errors=True)
-    if done.returncode != 0:
-        raise LessonError(f"{name}: chromium failed ({done.returncode}) on {url}: "
-                          f"{done.stderr.strip()[-300:]}")
 
 
 def load(path: Path | str) -> Lesson:
