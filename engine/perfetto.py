@@ -27,7 +27,8 @@ What the file shows
   blocked time: the gap before it on its thread is where it slept, but the trace
   does not say so and the slice does not pretend.
 - Each connection as an async slice ("b"/"e", cat ``connection``, name: the
-  connection id, id: its number in order of appearance) from its first SYN (or,
+  connection id, ``id2.local``: its number in order of appearance, an id of the
+  server process's own, so that viewers draw the row under it) from its first SYN (or,
   without packets, its accept or connect; failing those its first event) to its
   last ``tcp_state`` CLOSED (failing that its last ``close``; failing that the end
   of the trace, with ``open_at_end``).
@@ -366,10 +367,12 @@ class _Exporter:
                 end, ended = end_ns, "end of trace"
             if end < begin:  # a close written before its own SYN's time: never a negative slice
                 end = begin
-            add({"ph": "b", "cat": "connection", "name": conn, "id": state.number,
+            # id2.local: the id is the server process's own, so viewers show the row
+            # under that process (a plain id is global: Perfetto lists it apart).
+            add({"ph": "b", "cat": "connection", "name": conn, "id2": {"local": state.number},
                  "ts": (begin - base) / 1000, "pid": pid, "tid": pid,
                  "args": {"conn": conn, "from": begun}})
-            add({"ph": "e", "cat": "connection", "name": conn, "id": state.number,
+            add({"ph": "e", "cat": "connection", "name": conn, "id2": {"local": state.number},
                  "ts": (end - base) / 1000, "pid": pid, "tid": pid,
                  "args": {"to": ended, **({"open_at_end": True} if ended == "end of trace"
                                           else {})}})

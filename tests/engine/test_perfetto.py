@@ -99,8 +99,11 @@ def test_one_async_slice_per_connection_from_syn_to_closed(recorded) -> None:  #
     _, trace, doc, _ = recorded
     asyncs = [e for e in doc["traceEvents"] if e["ph"] in "be"]
     assert all(e["cat"] == "connection" for e in asyncs)
-    begins = {e["id"]: e for e in asyncs if e["ph"] == "b"}
-    ends = {e["id"]: e for e in asyncs if e["ph"] == "e"}
+    # Process-scoped ids (id2.local), never a global id: Perfetto then draws each
+    # connection's row under the server's process, not in a group of its own.
+    assert all("id" not in e and set(e["id2"]) == {"local"} for e in asyncs)
+    begins = {e["id2"]["local"]: e for e in asyncs if e["ph"] == "b"}
+    ends = {e["id2"]["local"]: e for e in asyncs if e["ph"] == "e"}
     assert len(begins) == len(ends) == len([e for e in asyncs if e["ph"] == "b"])
     conns = {e.conn for e in trace.events if e.conn is not None}
     assert begins.keys() == ends.keys() and len(begins) == len(conns)
@@ -144,7 +147,7 @@ def test_counters_say_what_the_trace_says(recorded) -> None:  # type: ignore[no-
 def test_flows_chain_syn_accept_requests_close_per_connection(recorded) -> None:  # type: ignore[no-untyped-def]
     _, trace, doc, _ = recorded
     events = doc["traceEvents"]
-    numbers = {e["name"]: e["id"] for e in events if e["ph"] == "b"}
+    numbers = {e["name"]: e["id2"]["local"] for e in events if e["ph"] == "b"}
     slices = {(e["pid"], e["tid"], e["ts"]) for e in events if e["ph"] == "X"}
     flows: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for e in events:
