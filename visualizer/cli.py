@@ -72,10 +72,23 @@ def main(argv: list[str] | None = None) -> int:
                             help="print a commented lesson file that runs as it is "
                                  "(sockscope lessons --template > mine.toml; sockscope "
                                  "lesson mine.toml)")
-        if parser.parse_args(argv[1:]).template:
-            from .lessons.files import TEMPLATE
+        parser.add_argument("--source", metavar="NAME",
+                            help="print the file of a built-in lesson written as one, to "
+                                 "copy and change (sockscope lessons --source single > "
+                                 "mine.toml)")
+        asked = parser.parse_args(argv[1:])
+        if asked.template or asked.source:
+            from .lessons.files import FILES, TEMPLATE
+            shown = TEMPLATE
+            if asked.source:
+                shown = FILES / f"{asked.source}.toml"
+                if asked.source == "template" or not shown.is_file():
+                    written = sorted(f.stem for f in FILES.glob("*.toml") if f != TEMPLATE)
+                    print(f"sockscope lessons: no built-in lesson file {asked.source!r} "
+                          f"(written as files: {', '.join(written)})", file=sys.stderr)
+                    return 2
             try:
-                sys.stdout.write(TEMPLATE.read_text(encoding="utf-8"))
+                sys.stdout.write(shown.read_text(encoding="utf-8"))
                 sys.stdout.flush()
             except BrokenPipeError:
                 os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -61,6 +61,12 @@ def test_the_template_runs_as_it_is_and_finds_each_step_by_what_it_is(template) 
     assert f"{since} ms after the handshake" in template.text(2)
     assert f"{since} 毫秒" in template.text(2, "zh_CN")
     assert "read 2 requests on 1 connection(s)" in template.text(3)
+    # Facts: a field of a moment's event, milliseconds between two moments, a count.
+    answers = [i for i in range(len(log)) if log[i].kind == "response" and log[i].src == "server"]
+    assert f"carries {log[answers[0]].data['length']} bytes of body" in template.text(2)
+    between = (log[requests[1]].t_ns - log[requests[0]].t_ns) / 1e6
+    assert f", {between:,.0f} ms after the first" in template.text(3)
+    assert f"and sent {len(answers)} answers" in template.text(3) and len(answers) == 2
     from visualizer.lessons.base import first_fin_side
     closer = first_fin_side(log, log[requests[0]].conn)
     assert f"The {closer} sent the first FIN" in template.text(4)
@@ -69,6 +75,80 @@ def test_the_template_runs_as_it_is_and_finds_each_step_by_what_it_is(template) 
     assert template.lesson.count() == 6
     assert template.choices(0) == ["ACK", "SYN|ACK", "FIN"] and template.steps[0].answer == 1
     assert template.choices(3, "zh_CN") == ["客户端", "服务器"]
+
+
+def _with_moments(moments: str) -> LessonFile:
+    """The template with its [moments] table replaced."""
+    text = TEMPLATE.read_text(encoding="utf-8")
+    start, end = text.index("[moments]\n"), text.index("\n# Facts:")
+    text = text[:start] + "[moments]\n" + moments + "\n" + text[end:]
+    text = text.replace('[facts]\n', '[facts]\n# ').replace('body = {', '# body = {') \
+        .replace('between = {', '# between = {').replace('answers = {', '# answers = {')
+    text = text.replace(" Its answer carries {body} bytes of body.", "").replace(
+        "它的响应带有 {body} 字节的响应体。", "").replace(", {between:,.0f} ms after the first", "") \
+        .replace("，比第一个晚 {between:,.0f} 毫秒", "").replace(" and sent {answers} answers", "") \
+        .replace("，发出了 {answers} 个响应", "")
+    text = text.replace('at = "first_request"', 'at = { kind = "end" }').replace(
+        'at = "second_request"', 'at = { kind = "end" }')
+    return LessonFile(Path("moments.toml"), text)
+
+
+def test_moments_stand_on_each_other(template) -> None:  # type: ignore[no-untyped-def]
+    """Each way a moment can be found, on the template's real recording, against what
+    the log holds: by another moment's connection, after one (or the latest of several),
+    before one, any kind, the last match, a range, and the first of a list found."""
+    log = template.timeline.log
+    n = len(log)
+    requests = [i for i in range(n) if log[i].kind == "request" and log[i].src == "server"]
+    recvs = [i for i in range(n) if log[i].kind == "recv" and log[i].src == "server"]
+    lesson = _with_moments("""req = { kind = "request", src = "server" }
+req2 = { kind = "request", src = "server", after = "req" }
+second = { kind = "request", src = "server", nth = 2 }
+just_before = { kind = "any", before = "req2", nth = -1 }
+last_read = { kind = "recv", src = "server", conn = "req", nth = -1 }
+big_read = { kind = "recv", src = "server", bytes = { min = 1 }, nth = -1 }
+empty_read = { kind = "recv", src = "server", bytes = { max = 0 } }
+after_both = { kind = "recv", src = "server", after = ["req", "req2"] }
+none = { kind = "request", src = "server", nth = 3 }
+after_none = { kind = "recv", after = "none" }
+after_some = { kind = "request", src = "server", after = ["none", "req"] }
+fallback = [{ kind = "request", nth = 5 }, { kind = "response", src = "server" }]""")
+    m = lesson.resolve(log)
+    assert m["req"] == requests[0] and m["req2"] == m["second"] == requests[1]
+    assert m["just_before"] == requests[1] - 1
+    mine = [i for i in recvs if log[i].conn == log[requests[0]].conn]
+    assert m["last_read"] == mine[-1]
+    assert m["big_read"] == [i for i in recvs if log[i].data["bytes"] >= 1][-1] != recvs[-1]
+    assert m["empty_read"] == next(i for i in recvs if log[i].data["bytes"] <= 0)
+    assert m["after_both"] == next(i for i in recvs if i > requests[1])
+    assert m["none"] is None and m["after_none"] is None  # a missing moment finds nothing
+    assert m["after_some"] == requests[1]  # after the latest the recording has
+    assert m["fallback"] == next(i for i in range(n) if log[i].kind == "response")
+
+
+def test_an_expect_on_moments_names_its_line(template, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    text = TEMPLATE.read_text(encoding="utf-8")
+    wrong = text.replace('says = "two requests on the first connection"',
+                         'says = "two requests on the first connection"\n[[expect]]\n'
+                         'at = "second_request"\nbefore = "first_request"\n'
+                         'says = "the second first"')
+    line = wrong[:wrong.index('at = "second_request"\nbefore')].count("\n") + 1
+    lesson = LessonFile(tmp_path / "w.toml", wrong)
+    with pytest.raises(Exception) as caught:
+        lesson.check(template.timeline.log)
+    assert f"w.toml:{line - 1}: first_request came before second_request " \
+           "(the second first)" in str(caught.value)
+
+
+def test_what_a_lesson_needs_of_the_machine() -> None:
+    from engine.kernel.observer import KernelObserver
+    text = TEMPLATE.read_text(encoding="utf-8").replace("# needs = [", "needs = [")
+    lesson = LessonFile(Path("n.toml"), text).lesson()
+    import select
+    ok, why = lesson.needs()
+    kernel_ok = KernelObserver.available()[0]
+    assert ok == (kernel_ok and hasattr(select, "epoll") and hasattr(os, "fork"))
+    assert ok or why
 
 
 def test_the_template_walks_in_both_languages(qtbot, template, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -158,9 +238,20 @@ BREAKS = {
     "format": ("format = 1 ", "format = 2 "),
     "unknown key": ('view = "http"', 'veiw = "http"'),
     "view": ('view = "http"', 'view = "graph"'),
-    "anchor kind": ('at = { kind = "request", src = "server", conn = 1 }',
-                    'at = { kind = "requests", src = "server", conn = 1 }'),
-    "nth": ('conn = 1, nth = 2 }\nview', 'conn = 1, nth = 0 }\nview'),
+    "anchor kind": ('first_request = { kind = "request", src = "server", conn = 1 }',
+                    'first_request = { kind = "requests", src = "server", conn = 1 }'),
+    "nth": ('conn = 1, nth = 2 }\nsays', 'conn = 1, nth = 0 }\nsays'),
+    "unknown moment": ('after = "first_request" }', 'after = "first_reqest" }'),
+    "a moment named before it is written": (
+        'first_request = { kind = "request", src = "server", conn = 1 }',
+        'first_request = { kind = "request", src = "server", conn = "second_request" }'),
+    "a step's moment": ('at = "second_request"', 'at = "second_requests"'),
+    "range": ('length = { min = 1 }', 'length = { min = "1" }'),
+    "fact": ('{ ms = ["first_request", "second_request"] }', '{ ms = ["first_request"] }'),
+    "fact's moment": ('at = "first_answer" }', 'at = "last_answer" }'),
+    "fact named as a placeholder": ('between = { ms', 'bytes = { ms'),
+    "script": ('load = "--clients 1 --requests 2', 'script = "slow-and-queue"\n#'),
+    "needs": ('format = 1 ', 'needs = ["gpu"]\nformat = 1 '),
     "placeholder": ("{since_ms} ms after", "{since} ms after"),
     "placeholder's format": ("{since_ms} ms after", "{flags:d} ms after"),
     "a lone brace": ("{since_ms} ms after", "{since_ms ms after"),
@@ -219,12 +310,21 @@ def test_what_the_recording_must_show_is_checked_with_its_line(tmp_path: Path) -
            "status=404" in done.stderr
 
 
-def test_the_built_in_first_lesson_is_a_lesson_file() -> None:
-    """The format is proved by a built-in lesson: first-request is read from its file."""
-    lesson = all_lessons()["first-request"]
+@pytest.mark.parametrize("name, steps, title", [("first-request", 9, "第一个请求"),
+                                                 ("single", 6, "一次服务一个客户端")])
+def test_the_built_in_lessons_written_as_files(name: str, steps: int, title: str) -> None:
+    """The format is proved by built-in lessons read from their files, and `sockscope
+    lessons --source NAME` prints the very file."""
+    lesson = all_lessons()[name]
     assert getattr(lesson.record, "__self__", None) is not None
-    assert lesson.record.__self__.path == FILES / "first-request.toml"
-    assert lesson.count() == 9 and lesson.title["zh_CN"] == "第一个请求"
+    assert lesson.record.__self__.path == FILES / f"{name}.toml"
+    assert lesson.count() == steps and lesson.title["zh_CN"] == title
+    done = sockscope("lessons", "--source", name)
+    assert done.returncode == 0 and done.stdout == (FILES / f"{name}.toml").read_text(
+        encoding="utf-8")
+
+
+def test_the_built_in_first_lesson_is_checked_like_any_file() -> None:
     with pytest.raises(LessonFileError):  # and the format's checks apply to it
         LessonFile(FILES / "first-request.toml",
                    (FILES / "first-request.toml").read_text().replace('view = "io"',
@@ -333,11 +433,11 @@ def test_an_anchor_takes_every_kind_and_source_the_engine_emits() -> None:
     """The anchors' words are the engine's own vocabulary (engine/events.py KINDS), so a
     lesson can stand on any event a recording holds; a word outside it names its line."""
     from engine.events import KINDS
-    old = 'at = { kind = "request", src = "server", conn = 1 }'
+    old = 'at = { kind = "packet", flags = "SYN|ACK" }'
     for kind in KINDS:
         for src in ("server", "client", "kernel", "capture", "engine"):
             text, line = _broken(old, f'at = {{ kind = "{kind}", src = "{src}" }}')
-            assert LessonFile(Path("k.toml"), text).steps[2].anchor.kind == kind
+            assert LessonFile(Path("k.toml"), text).steps[1].anchor.kind == kind
     text, line = _broken(old, 'at = { kind = "accept", src = "observer" }')
     with pytest.raises(LessonFileError) as caught:
         LessonFile(Path("k.toml"), text)

@@ -9,7 +9,9 @@ from PySide6.QtCore import Qt
 
 from engine.kernel.observer import KernelObserver
 from visualizer.lessons import LANGS, all_lessons, prepare
-from visualizer.lessons import single as lesson
+from visualizer.lessons.base import find, packet
+from visualizer.lessons import scripts as lesson
+from visualizer.lessons.files import FILES, LessonFile
 from lesson_vocabulary import check as check_vocabulary  # tests/qt/
 from lesson_window import unfit  # tests/qt/
 from lesson_window import lesson_window  # tests/qt/
@@ -31,12 +33,12 @@ def test_it_comes_after_static_pages_and_before_threads() -> None:
 
 def test_each_caption_says_what_its_trace_shows(single) -> None:  # type: ignore[no-untyped-def]
     log = single.timeline.log
-    m = lesson._moments(log)
+    m = LessonFile(FILES / "single.toml").resolve(log)
     # One client at a time, in the recording: B accepted only after A was closed, though
     # it had connected (and sent its request) while A was served.
     assert m["b_sent"] < m["a_close"] < m["b_accept"] < m["b_response"]
     accepts = [i for i in log.indices(kinds=["accept"], src="server").tolist()]
-    assert len(accepts) == 2 and log[accepts[1]].conn == m["b"]
+    assert len(accepts) == 2 and log[accepts[1]].conn == log[m["b_accept"]].conn
     # Step 2: A's first read is its half request, to the byte.
     assert log[m["a_part"]].data["bytes"] == len(lesson.HEAD)
     assert f"({len(lesson.HEAD)} bytes" in single.text(1) and f"（{len(lesson.HEAD)} 字节" \
@@ -44,17 +46,20 @@ def test_each_caption_says_what_its_trace_shows(single) -> None:  # type: ignore
     # Step 3 stands on B's request on the wire, its handshake complete on both ends.
     assert single.at[2] >= m["b_sent"]
     single.timeline.seek(single.at[2])
-    conn = single.timeline.state.connections[m["b"]]
+    conn = single.timeline.state.connections[log[m["b_accept"]].conn]
     assert (conn.client, conn.server) == ("ESTABLISHED", "ESTABLISHED")
     assert log[m["b_sent"]].data["len"] == len(lesson.HEAD + lesson.REST)
     # Step 4: the queue the kernel reported, and the state the caption gives B there.
     queued = log[m["queued"]].data["length"]
     assert queued >= 1 and f"holds {queued} connection" in single.text(3)
     single.timeline.seek(single.at[3])
-    assert single.timeline.state.connections[m["b"]].server == "ESTABLISHED"
+    assert single.timeline.state.connections[log[m["b_accept"]].conn].server == "ESTABLISHED"
     assert single.question(3) and single.question(3).endswith("When will the server read it?")
     # Steps 5-6: the wait, in ms, from B's connect to its accept.
-    came = m["b_connect"] if m["b_connect"] is not None else m["b_syn_ack"]
+    b = log[m["b_accept"]].conn
+    connect = find(log, "connect", src="client", conn=b)
+    came = connect if connect is not None else packet(log, "SYN|ACK", conn=b)
+    assert came is not None and came == m["b_came"]
     waited = (log[m["b_accept"]].t_ns - log[came].t_ns) / 1e6
     assert waited >= lesson.DRIBBLE_S * 1000 * 0.9
     assert f"{waited:,.0f} ms after B connected" in single.text(4)
@@ -90,3 +95,35 @@ def test_every_step_fits_at_200_percent(qtbot, request, name: str, tmp_path) -> 
     past its view's edge or on another text (measured against its box)."""
     found = unfit(qtbot, request.getfixturevalue(name), tmp_path)
     assert not found, "\n".join(found[:40])
+
+
+def test_its_file_copied_and_run_on_threads_is_refused_where_it_says_why(tmp_path: Path
+                                                                         ) -> None:
+    """A lecturer copies the built-in lesson's file (sockscope lessons --source single)
+    and runs it on a thread per connection: B is then accepted at once, so the
+    recording no longer shows what the lesson says, and the refusal names the line."""
+    import os
+    import subprocess
+    import sys
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen",
+           "XDG_CONFIG_HOME": str(tmp_path / ".config")}
+
+    def sockscope(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "visualizer.cli", *args], env=env,
+                              cwd=tmp_path, capture_output=True, text=True, timeout=120)
+
+    source = sockscope("lessons", "--source", "single")
+    assert source.returncode == 0 and source.stdout == (FILES / "single.toml").read_text(
+        encoding="utf-8")
+    text = source.stdout.replace('mode = "single"', 'mode = "threaded"')
+    lines = text.splitlines()
+    line = next(k for k, said in enumerate(lines, 1) if said == 'before = "b_accept"'
+                and lines[k - 2] == 'at = "a_close"') - 2
+    assert lines[line - 1] == "[[expect]]"
+    mine = tmp_path / "mine.toml"
+    mine.write_text(text, encoding="utf-8")
+    done = sockscope("lesson", str(mine), "--notes")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert f"{mine}:{line}: b_accept came before a_close (B was accepted only after A was " \
+           "finished)" in done.stderr and "Traceback" not in done.stderr
+    assert sockscope("lessons", "--source", "nope").returncode == 2

@@ -19,7 +19,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from engine.events import KINDS, Event
 
@@ -103,51 +103,102 @@ class _Lines:
 
 # ---------------------------------------------------------------- anchors
 # What an anchor may say besides the event's own data fields.
-_ANCHOR_KEYS = {"kind", "src", "conn", "nth", "after", "flags_has", "sender"}
-_KINDS = frozenset(KINDS) | {"end"}  # the engine's event vocabulary, and the log's end
+_ANCHOR_KEYS = {"kind", "src", "conn", "nth", "after", "before", "flags_has", "sender"}
+_KINDS = frozenset(KINDS) | {"end", "any"}  # the engine's events, the log's end, any event
 SOURCES = ("server", "client", "kernel", "capture", "engine")  # who emits events
+_NAME = re.compile(r"[a-z][a-z0-9_]*")  # a moment's or a fact's name
+Moments = dict  # a moment's name -> its log index (None: the recording has none)
 
 
 @dataclass(frozen=True)
 class Anchor:
     """An event found by what it is: its kind, who emitted it, the connection it
-    belongs to (numbered from 1 in the order connections first appear), fields of its
-    data, and which of the matching events (``nth`` from 1; -1 the last)."""
+    belongs to (numbered from 1 in the order connections first appear, or the
+    connection of a named moment), fields of its data (a value, or a range
+    ``{ min = 1 }``), where it lies (after the previous step or after named moments,
+    before a named moment), and which of the matching events (``nth`` from 1; -1 the
+    last)."""
     kind: str
     src: str | None = None
-    conn: int | None = None
+    conn: int | str | None = None
     nth: int = 1
-    after: bool = False  # only events after the previous step's
+    after: bool | tuple = False  # True: after the previous step's event; names: moments
+    before: str | None = None  # a moment's name: only events before it
     flags_has: str | None = None
     sender: str | None = None  # a segment's sending end: "client" or "server"
     fields: tuple = ()  # (name, value): the event's data must hold these
+    ranges: tuple = ()  # (name, low or None, high or None): a number within
 
-    def find(self, log: EventLog, previous: int = -1) -> int | None:
+    def names(self) -> list[str]:
+        """The moments this anchor stands on."""
+        out = [self.conn] if isinstance(self.conn, str) else []
+        out += list(self.after) if isinstance(self.after, tuple) else []
+        return out + ([self.before] if self.before else [])
+
+    def find(self, log: EventLog, previous: int = -1, moments: Moments | None = None
+             ) -> int | None:
         if self.kind == "end":
             return len(log) - 1 if len(log) else None
-        conn = None
-        if self.conn is not None:
-            numbered = connections(log)
-            if self.conn > len(numbered):
-                return None
-            conn = numbered[self.conn - 1]
-        start = previous + 1 if self.after else 0
-        indices = log.indices(kinds=[self.kind], src=self.src, conn=conn, start=start)
-        matches = []
         want = self.nth if self.nth > 0 else None
-        for i in indices.tolist():
-            if self._matches(log[i]):
-                matches.append(i)
-                if want is not None and len(matches) >= want:
-                    return i
+        matches = []
+        for i in self.every(log, previous, moments):
+            matches.append(i)
+            if want is not None and len(matches) >= want:
+                return i
         if want is None and len(matches) >= -self.nth:
             return matches[self.nth]
         return None
+
+    def count(self, log: EventLog, moments: Moments | None = None) -> int:
+        """How many events match (``nth`` aside)."""
+        return sum(1 for _ in self.every(log, -1, moments))
+
+    def every(self, log: EventLog, previous: int = -1, moments: Moments | None = None
+              ) -> Iterator[int]:
+        """Each matching event's index, in order (none when a moment it names is not in
+        the recording)."""
+        moments = moments or {}
+        conn = None
+        if isinstance(self.conn, str):
+            at = moments.get(self.conn)
+            if at is None or log[at].conn is None:
+                return
+            conn = log[at].conn
+        elif self.conn is not None:
+            numbered = connections(log)
+            if self.conn > len(numbered):
+                return
+            conn = numbered[self.conn - 1]
+        start = 0
+        if self.after is True:
+            start = previous + 1
+        elif isinstance(self.after, tuple):
+            found = [moments.get(name) for name in self.after]
+            found = [i for i in found if i is not None]
+            if not found:  # after the latest of them the recording has
+                return
+            start = max(found) + 1
+        stop = None
+        if self.before:
+            stop = moments.get(self.before)
+            if stop is None:
+                return
+        kinds = None if self.kind in ("any", "end") else [self.kind]
+        for i in log.indices(kinds=kinds, src=self.src, conn=conn, start=start,
+                             stop=stop).tolist():
+            if self._matches(log[i]):
+                yield i
 
     def _matches(self, e: Event) -> bool:
         d = e.data
         for name, value in self.fields:
             if d.get(name) != value:
+                return False
+        for name, low, high in self.ranges:
+            value = d.get(name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                return False
+            if (low is not None and value < low) or (high is not None and value > high):
                 return False
         if self.flags_has is not None and self.flags_has not in str(d.get("flags") or "").split("|"):
             return False
@@ -163,17 +214,42 @@ class Anchor:
         """The anchor as a person reads it, for errors."""
         which = f"{self.nth}." if self.nth > 0 else \
             ("last" if self.nth == -1 else f"{-self.nth}. from the end:")
-        parts = [f"{which} {self.kind}"]
+        parts = [f"{which} {'event' if self.kind == 'any' else self.kind}"]
         if self.src:
             parts.append(f"from the {self.src}")
-        if self.conn:
+        if isinstance(self.conn, str):
+            parts.append(f"of {self.conn}'s connection")
+        elif self.conn:
             parts.append(f"of connection {self.conn}")
         if self.flags_has:
             parts.append(f"with {self.flags_has}")
         if self.sender:
             parts.append(f"sent by the {self.sender}")
         parts += [f"{k}={v!r}" for k, v in self.fields]
+        for name, low, high in self.ranges:
+            parts.append(f"{name} from {low}" if high is None else
+                         f"{name} up to {high}" if low is None else f"{name} {low} to {high}")
+        if isinstance(self.after, tuple):
+            parts.append("after " + " and ".join(self.after))
+        if self.before:
+            parts.append(f"before {self.before}")
         return " ".join(parts)
+
+
+@dataclass(frozen=True)
+class Named:
+    """An anchor that is a moment's name: the event that moment found."""
+    name: str
+
+    def names(self) -> list[str]:
+        return [self.name]
+
+    def find(self, log: EventLog, previous: int = -1, moments: Moments | None = None
+             ) -> int | None:
+        return (moments or {}).get(self.name)
+
+    def said(self) -> str:
+        return self.name
 
 
 def connections(log: EventLog) -> list[str]:
@@ -253,6 +329,14 @@ def _facts(log: EventLog, index: int, previous: int, conn: str | None, k: int,
     return facts
 
 
+# Fields whose values are texts (the others a caption may say are numbers).
+_TEXT_FIELDS = {"conn", "src", "flags", "state", "path", "method", "target", "side", "reason",
+                "origin", "head", "mode", "version", "error", "status_text"}
+# What a lesson may need of the machine it is recorded on: name -> (module, function).
+NEEDS = {"kernel": ("kernel", "_needs_kernel_here"), "fork": ("servers", "_needs_fork"),
+         "epoll": ("models", "_epoll_needs")}
+
+
 # ---------------------------------------------------------------- the file
 @dataclass
 class _Variant:
@@ -272,6 +356,7 @@ class _StepSpec:
     answer: int | None = None
     footnote: str | None = None
     variants: tuple = ()
+    ident: str | None = None  # its name, for the steps after it
 
 
 class LessonFile:
@@ -334,18 +419,29 @@ class LessonFile:
                 raise self.fail(f"a brace in the {lang} text: {exc} (write {{{{ and }}}} for "
                                 "a brace itself)", *path) from None
             for name in names:
-                if name not in PLACEHOLDERS:
+                if name not in PLACEHOLDERS and name not in self.facts:
                     raise self.fail(f"unknown placeholder {{{name}}} in the {lang} text "
-                                    f"(known: {', '.join(PLACEHOLDERS)})", *path)
+                                    f"(known: {', '.join([*PLACEHOLDERS, *self.facts])})",
+                                    *path)
             try:  # a format the value cannot take ({flags:d}), found now, not mid-lesson
-                WORDS.format(said, **_SAMPLE)
+                WORDS.format(said, **_SAMPLE, **self._samples())
             except (ValueError, TypeError, IndexError, KeyError, AttributeError) as exc:
                 raise self.fail(f"the {lang} text cannot be written: {exc}", *path) from None
 
+    def _samples(self) -> dict[str, Any]:
+        """A value of each fact's type, to try captions with when the file is read."""
+        out: dict[str, Any] = {}
+        for name, spec in self.facts.items():
+            if spec[0] == "field":
+                out[name] = "x" if spec[1] in _TEXT_FIELDS else 5
+            else:
+                out[name] = 1234.5 if spec[0] == "ms" else 3
+        return out
+
     # -- the parts
     def _check_top(self, data: dict) -> None:
-        self._known(data, {"format", "name", "section", "title", "summary", "engine",
-                           "clients", "expect", "steps"})
+        self._known(data, {"format", "name", "section", "title", "summary", "needs",
+                           "engine", "clients", "moments", "facts", "expect", "steps"})
         if data.get("format") != FORMAT:
             raise self.fail(f"format = {FORMAT} is needed (this SockScope reads lesson files "
                             f"of format {FORMAT})", "format")
@@ -357,10 +453,72 @@ class LessonFile:
         self.title = self._text(data.get("title"), "title")
         self.summary = self._text(data.get("summary"), "summary", required=False) or \
             {"en": ""}
+        self.requires = self._needs(data.get("needs", []))
         self.engine_options = self._engine(data.get("engine", {}))
         self.clients = self._clients(data.get("clients", []))
+        self.moments = self._moments(data.get("moments", {}))
+        self.facts = self._fact_specs(data.get("facts", {}))
         self.expect = self._expect(data.get("expect", []))
         self.steps = self._steps(data.get("steps"))
+
+    def _needs(self, needs: Any) -> tuple[str, ...]:
+        if not isinstance(needs, list) or any(n not in NEEDS for n in needs):
+            raise self.fail(f"needs is a list of: {', '.join(NEEDS)}", "needs")
+        return tuple(needs)
+
+    def _moments(self, table: Any) -> list[tuple[str, list, int | None]]:
+        """[moments]: name = anchor, or a list of anchors (the first the recording has).
+        Each may stand on the moments written before it."""
+        if not isinstance(table, dict):
+            raise self.fail("[moments] is a table: name = { kind = ... }", "moments")
+        out: list[tuple[str, list, int | None]] = []
+        known: set[str] = set()
+        for name, value in table.items():
+            where = ("moments", name)
+            if not _NAME.fullmatch(name) or name in _KINDS:
+                raise self.fail(f"moment {name!r}: a name is lowercase letters, digits and _ "
+                                "(and not an event's kind)", *where)
+            choices = value if isinstance(value, list) else [value]
+            if not choices:
+                raise self.fail(f"moment {name!r} is an empty list", *where)
+            out.append((name, [self._anchor(c, *where, known=known) for c in choices],
+                        self.lines.line(*where)))
+            known.add(name)
+        self.names = known
+        return out
+
+    def _fact_specs(self, table: Any) -> dict[str, tuple]:
+        """[facts]: values a caption may say, from the recording: name = { ms = [A, B] }
+        (milliseconds from moment A to B), { field = "bytes", at = A } (a field of A's
+        event; "fd" its descriptor), or { count = ANCHOR } (how many events match)."""
+        if not isinstance(table, dict):
+            raise self.fail("[facts] is a table: name = { ms = [\"a\", \"b\"] }", "facts")
+        out: dict[str, tuple] = {}
+        for name, value in table.items():
+            where = ("facts", name)
+            if not _NAME.fullmatch(name) or name in PLACEHOLDERS:
+                raise self.fail(f"fact {name!r}: a name is lowercase letters, digits and _, "
+                                "and not a placeholder the lesson already has", *where)
+            if not isinstance(value, dict) or len(set(value) & {"ms", "field", "count"}) != 1:
+                raise self.fail(f"fact {name!r} is {{ ms = [A, B] }}, {{ field = F, at = A }} "
+                                "or { count = { kind = ... } }", *where)
+            if "ms" in value:
+                self._known(value, {"ms"}, *where)
+                pair = value["ms"]
+                if not isinstance(pair, list) or len(pair) != 2 or \
+                        not all(isinstance(m, str) for m in pair):
+                    raise self.fail("ms = [\"from\", \"to\"]: two moments' names", *where)
+                out[name] = ("ms", *(self._named(m, self.names, "ms", *where) for m in pair))
+            elif "field" in value:
+                self._known(value, {"field", "at"}, *where)
+                if not isinstance(value["field"], str) or not isinstance(value.get("at"), str):
+                    raise self.fail("{ field = \"bytes\", at = \"moment\" }", *where)
+                out[name] = ("field", value["field"],
+                             self._named(value["at"], self.names, "at", *where))
+            else:
+                self._known(value, {"count"}, *where)
+                out[name] = ("count", self._anchor(value["count"], *where, known=self.names))
+        return out
 
     def _engine(self, table: Any) -> list[str]:
         from engine.server import MODES, POLICIES, TRIGGERS, default_mode
@@ -423,15 +581,22 @@ class LessonFile:
         for k, client in enumerate(clients):
             if not isinstance(client, dict):
                 raise self.fail("each [[clients]] must be a table", "clients", k)
-            self._known(client, {"load", "browser", "pause"}, "clients", k)
-            if ("load" in client) == ("browser" in client):
-                raise self.fail("a client is either load = \"OPTIONS\" (the built-in clients) "
-                                "or browser = \"/PATH\" (headless Chromium)", "clients", k)
+            self._known(client, {"load", "browser", "script", "pause"}, "clients", k)
+            if len({"load", "browser", "script"} & set(client)) != 1:
+                raise self.fail("a client is one of load = \"OPTIONS\" (the built-in clients), "
+                                "browser = \"/PATH\" (headless Chromium) or script = \"NAME\" "
+                                "(a scripted client SockScope has)", "clients", k)
             pause = client.get("pause", 0.2)
             if isinstance(pause, bool) or not isinstance(pause, (int, float)) or \
                     not 0 <= pause <= 30:
                 raise self.fail("pause must be 0 to 30 seconds", "clients", k, "pause")
-            if "load" in client:
+            if "script" in client:
+                from .scripts import SCRIPTS
+                if client["script"] not in SCRIPTS:
+                    raise self.fail(f"script is one of: {', '.join(sorted(SCRIPTS))}",
+                                    "clients", k, "script")
+                out.append(("script", client["script"], float(pause)))
+            elif "load" in client:
                 options = client["load"]
                 if not isinstance(options, str):
                     raise self.fail("load takes sockscope load's options as one text",
@@ -455,42 +620,80 @@ class LessonFile:
                 out.append(("browser", path, float(pause)))
         return out
 
-    def _anchor(self, value: Any, *path: Any) -> Anchor:
+    def _anchor(self, value: Any, *path: Any, known: frozenset | set = frozenset()) -> Anchor:
+        """An anchor table; a text is a kind ("accept") or a moment's name. ``known``:
+        the moments it may name (those written before it)."""
         if isinstance(value, str):
+            if value in known:
+                return Named(value)  # type: ignore[return-value]
             value = {"kind": value}
         if not isinstance(value, dict):
-            raise self.fail("an anchor is a table: at = { kind = \"packet\", flags = \"SYN\" }",
-                            *path)
+            raise self.fail("an anchor is a table: at = { kind = \"packet\", flags = \"SYN\" }"
+                            + (f", or a moment's name ({', '.join(sorted(known))})" if known
+                               else ""), *path)
         kind = value.get("kind")
         if kind not in _KINDS:
-            raise self.fail(f"an anchor needs kind = one of {', '.join(sorted(_KINDS))}", *path)
+            raise self.fail(f"an anchor needs kind = one of {', '.join(sorted(_KINDS))}"
+                            + (f", or is a moment's name ({', '.join(sorted(known))})"
+                               if known else ""), *path)
         src = value.get("src")
         if src is not None and src not in SOURCES:
             raise self.fail(f"src is {', '.join(SOURCES[:-1])} or {SOURCES[-1]}", *path)
-        for key, kind_ in (("conn", int), ("nth", int)):
-            if key in value and (isinstance(value[key], bool) or
-                                 not isinstance(value[key], kind_) or value[key] == 0 or
-                                 (key == "conn" and value[key] < 0)):
-                raise self.fail(f"{key} is a number from 1" +
-                                (" (or negative from the end: -1 the last)" if key == "nth"
-                                 else ""), *path)
-        after = value.get("after", False)
-        if after not in (False, True, "previous"):
-            raise self.fail("after = \"previous\": only events after the previous step's",
+        conn = value.get("conn")
+        if isinstance(conn, str):
+            self._named(conn, known, "conn", *path)
+        elif conn is not None and (isinstance(conn, bool) or not isinstance(conn, int) or
+                                   conn < 1):
+            raise self.fail("conn is a number from 1, or a moment's name (its connection)",
                             *path)
+        nth = value.get("nth", 1)
+        if isinstance(nth, bool) or not isinstance(nth, int) or nth == 0:
+            raise self.fail("nth is a number from 1 (or negative from the end: -1 the last)",
+                            *path)
+        after: bool | tuple = value.get("after", False)
+        if after in (True, "previous"):
+            after = True
+        elif isinstance(after, str) and after not in ("", "previous"):
+            after = (self._named(after, known, "after", *path),)
+        elif isinstance(after, list) and after and all(isinstance(a, str) for a in after):
+            after = tuple(self._named(a, known, "after", *path) for a in after)
+        elif after is not False:
+            raise self.fail("after = \"previous\" (after the previous step's event), a "
+                            "moment's name, or a list of them (after the latest)", *path)
+        before = value.get("before")
+        if before is not None:
+            if not isinstance(before, str):
+                raise self.fail("before is a moment's name", *path)
+            self._named(before, known, "before", *path)
         if "sender" in value and value["sender"] not in ("client", "server"):
             raise self.fail("sender is client or server", *path)
-        fields = []
+        fields, ranges = [], []
         for key, v in value.items():
             if key in _ANCHOR_KEYS:
                 continue
+            if isinstance(v, dict):
+                self._known(v, {"min", "max"}, *path)
+                bounds = [v.get("min"), v.get("max")]
+                if not v or any(isinstance(x, bool) or not isinstance(x, (int, float))
+                                for x in bounds if x is not None):
+                    raise self.fail(f"{key} = {{ min = N, max = M }}: numbers, one or both",
+                                    *path)
+                ranges.append((key, *bounds))
+                continue
             if not isinstance(v, (str, int, float, bool)):
-                raise self.fail(f"an anchor's field {key} must be a text, number or boolean",
-                                *path)
+                raise self.fail(f"an anchor's field {key} must be a text, number, boolean "
+                                "or { min = N, max = M }", *path)
             fields.append((key, v))
-        return Anchor(kind=kind, src=src, conn=value.get("conn"), nth=value.get("nth", 1),
-                      after=bool(after), flags_has=value.get("flags_has"),
-                      sender=value.get("sender"), fields=tuple(fields))
+        return Anchor(kind=kind, src=src, conn=conn, nth=nth, after=after, before=before,
+                      flags_has=value.get("flags_has"), sender=value.get("sender"),
+                      fields=tuple(fields), ranges=tuple(ranges))
+
+    def _named(self, name: str, known: frozenset | set, key: str, *path: Any) -> str:
+        if name not in known:
+            raise self.fail(f"{key} = {name!r} names no moment written before it"
+                            + (f" (known: {', '.join(sorted(known))})" if known else
+                               " (name one in [moments], or give a step an id)"), *path)
+        return name
 
     def _expect(self, expect: Any) -> list[tuple[Anchor, Anchor | None, str, int | None]]:
         if not isinstance(expect, list):
@@ -502,8 +705,8 @@ class LessonFile:
             self._known(item, {"at", "before", "says"}, "expect", k)
             if "at" not in item:
                 raise self.fail("[[expect]] needs at = { kind = ... }", "expect", k)
-            anchor = self._anchor(item["at"], "expect", k, "at")
-            before = self._anchor(item["before"], "expect", k, "before") \
+            anchor = self._anchor(item["at"], "expect", k, "at", known=self.names)
+            before = self._anchor(item["before"], "expect", k, "before", known=self.names) \
                 if "before" in item else None
             says = item.get("says", "")
             if not isinstance(says, str):
@@ -515,15 +718,16 @@ class LessonFile:
         if not isinstance(steps, list) or not steps:
             raise self.fail("a lesson needs [[steps]]", "steps")
         out = []
+        known = set(self.names)
         for k, step in enumerate(steps):
             where = ("steps", k)
             if not isinstance(step, dict):
                 raise self.fail("each [[steps]] is a table", *where)
-            self._known(step, {"at", "view", "conn", "en", "zh_CN", "ask", "footnote", "when"},
-                        *where)
+            self._known(step, {"id", "at", "view", "conn", "en", "zh_CN", "ask", "footnote",
+                               "when"}, *where)
             if "at" not in step:
                 raise self.fail(f"step {k + 1} needs at = {{ kind = ... }}", *where)
-            anchor = self._anchor(step["at"], *where, "at")
+            anchor = self._anchor(step["at"], *where, "at", known=known)
             view = step.get("view", "sequence")
             if view not in VIEWS:
                 raise self.fail(f"view is one of {', '.join(VIEWS)}", *where, "view")
@@ -532,12 +736,21 @@ class LessonFile:
             assert text is not None
             self._words(text, *where, "en")
             conn = step.get("conn")
-            if conn is not None and conn != "none" and (isinstance(conn, bool) or
-                                                        not isinstance(conn, int) or conn < 1):
-                raise self.fail("conn is the connection to select: a number from 1, or "
-                                "\"none\"", *where, "conn")
+            if isinstance(conn, str) and conn != "none":
+                self._named(conn, known, "conn", *where, "conn")
+            elif conn is not None and conn != "none" and (
+                    isinstance(conn, bool) or not isinstance(conn, int) or conn < 1):
+                raise self.fail("conn is the connection to select: a number from 1, a "
+                                "moment's name (its connection), or \"none\"", *where, "conn")
+            ident = step.get("id")
+            if ident is not None:
+                if not isinstance(ident, str) or not _NAME.fullmatch(ident) or \
+                        ident in known or ident in _KINDS:
+                    raise self.fail("id is a new name: lowercase letters, digits and _",
+                                    *where, "id")
+                known.add(ident)
             spec = _StepSpec(anchor, view, text, self.lines.line(*where), conn,
-                             footnote=step.get("footnote"))
+                             footnote=step.get("footnote"), ident=ident)
             if spec.footnote is not None and not isinstance(spec.footnote, str):
                 raise self.fail("footnote is a text", *where, "footnote")
             if "ask" in step:
@@ -577,7 +790,7 @@ class LessonFile:
                 raise self.fail("each [[steps.when]] needs if = { fact = value }", *path, k)
             self._known(item, set(LANGS) | {"if"}, *path, k)
             for fact in item["if"]:
-                if fact not in PLACEHOLDERS:
+                if fact not in PLACEHOLDERS and fact not in self.facts:
                     raise self.fail(f"unknown fact {fact!r} in if", *path, k, "if")
             text = self._text({lang: item[lang] for lang in LANGS if lang in item} or None,
                               *path, k, "en")
@@ -593,9 +806,15 @@ class LessonFile:
                       check=self.check, needs=self.needs, length=len(self.steps))
 
     def needs(self) -> tuple[bool, str]:
+        import importlib
         from .basics import _chromium
         if any(kind == "browser" for kind, _, _ in self.clients) and _chromium() is None:
             return False, "its browser client needs Chromium (chromium on PATH)"
+        for need in self.requires:
+            module, function = NEEDS[need]
+            ok, why = getattr(importlib.import_module(f"{__package__}.{module}"), function)()
+            if not ok:
+                return False, why
         return True, ""
 
     def record(self, workdir: Path) -> Path:
@@ -608,6 +827,9 @@ class LessonFile:
                     served.command(f"load {what}")
                     loads += 1
                     served.wait_loads(loads, timeout=60)
+                elif kind == "script":
+                    from .scripts import SCRIPTS
+                    SCRIPTS[what].run(served, self.name)
                 else:
                     browser = _chromium()
                     if browser is None:
@@ -616,36 +838,76 @@ class LessonFile:
                 time.sleep(pause)
             return served.stop()
 
+    def resolve(self, log: EventLog) -> dict[str, int | None]:
+        """Each moment's log index in this recording (None where it has none)."""
+        moments: dict[str, int | None] = {}
+        for name, choices, _ in self.moments:
+            found = None
+            for anchor in choices:
+                found = anchor.find(log, -1, moments)
+                if found is not None:
+                    break
+            moments[name] = found
+        return moments
+
+    def values(self, log: EventLog, moments: dict[str, int | None]) -> dict[str, Any]:
+        """Each fact's value in this recording ("?" where a moment it needs is missing)."""
+        out: dict[str, Any] = {}
+        for name, spec in self.facts.items():
+            if spec[0] == "ms":
+                a, b = moments.get(spec[1]), moments.get(spec[2])
+                out[name] = "?" if a is None or b is None else \
+                    (log[b].t_ns - log[a].t_ns) / 1e6
+            elif spec[0] == "field":
+                at = moments.get(spec[2])
+                if at is None:
+                    out[name] = "?"
+                elif spec[1] in ("fd", "conn", "src", "tid"):
+                    out[name] = getattr(log[at], spec[1])
+                else:
+                    out[name] = log[at].data.get(spec[1], "?")
+            else:
+                out[name] = spec[1].count(log, moments)
+        return out
+
     def check(self, log: EventLog) -> None:
+        moments = self.resolve(log)
         for anchor, before, says, line in self.expect:
-            i = anchor.find(log)
+            i = anchor.find(log, -1, moments)
             where = f"{self.path}:{line}: " if line else f"{self.path}: "
             if i is None:
                 raise LessonError(f"{where}the recording has no {anchor.said()}"
                                   + (f" ({says})" if says else ""))
             if before is not None:
-                j = before.find(log)
+                j = before.find(log, -1, moments)
                 if j is not None and j < i:
                     raise LessonError(f"{where}{before.said()} came before {anchor.said()}"
                                       + (f" ({says})" if says else ""))
 
     def make_steps(self, log: EventLog) -> list[Step]:
         numbered = connections(log)
+        moments = self.resolve(log)
+        values = self.values(log, moments)
         steps: list[Step] = []
         previous = -1
         for k, spec in enumerate(self.steps):
-            index = spec.anchor.find(log, previous)
+            index = spec.anchor.find(log, previous, moments)
             if index is None:
                 where = f"{self.path}:{spec.line}" if spec.line else str(self.path)
                 raise LessonError(f"{where}: step {k + 1} found no {spec.anchor.said()} in "
                                   "the recording")
+            if spec.ident:
+                moments[spec.ident] = index
             if spec.conn == "none":
                 conn = None
+            elif isinstance(spec.conn, str):
+                at = moments.get(spec.conn)
+                conn = log[at].conn if at is not None else None
             elif isinstance(spec.conn, int):
                 conn = numbered[spec.conn - 1] if spec.conn <= len(numbered) else None
             else:
                 conn = log[index].conn
-            facts = _facts(log, index, previous, conn, k, len(self.steps))
+            facts = {**_facts(log, index, previous, conn, k, len(self.steps)), **values}
             text = spec.text
             for variant in spec.variants:
                 if all(facts.get(name) == value for name, value in variant.when.items()):

@@ -435,6 +435,11 @@ def _needs_kernel(why: str) -> Callable[[], tuple[bool, str]]:
     return needs
 
 
+# A lesson file's needs = ["kernel"].
+_needs_kernel_here = _needs_kernel(
+    "this lesson watches the kernel's sockets (sock_diag), which cannot be asked here "
+    "({reason})")
+
 _time_wait_needs = _needs_kernel(
     "TIME_WAIT sockets outlive the process: only the kernel can show them, and it cannot be "
     "asked here ({reason})")
