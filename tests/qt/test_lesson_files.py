@@ -112,7 +112,11 @@ after_both = { kind = "recv", src = "server", after = ["req", "req2"] }
 none = { kind = "request", src = "server", nth = 3 }
 after_none = { kind = "recv", after = "none" }
 after_some = { kind = "request", src = "server", after = ["none", "req"] }
-fallback = [{ kind = "request", nth = 5 }, { kind = "response", src = "server" }]""")
+fallback = [{ kind = "request", nth = 5 }, { kind = "response", src = "server" }]
+in_range = { moment = "req2", after = "req" }
+out_of_range = { moment = "req", after = "req2" }
+wrong_kind = { moment = "req", kind = "response" }
+either = [{ moment = "req", after = "req2" }, "req2"]""")
     m = lesson.resolve(log)
     assert m["req"] == requests[0] and m["req2"] == m["second"] == requests[1]
     assert m["just_before"] == requests[1] - 1
@@ -124,6 +128,38 @@ fallback = [{ kind = "request", nth = 5 }, { kind = "response", src = "server" }
     assert m["none"] is None and m["after_none"] is None  # a missing moment finds nothing
     assert m["after_some"] == requests[1]  # after the latest the recording has
     assert m["fallback"] == next(i for i in range(n) if log[i].kind == "response")
+    # moment = "name": that moment's event, if the other keys hold for it
+    assert m["in_range"] == requests[1] and m["out_of_range"] is None
+    assert m["wrong_kind"] is None and m["either"] == requests[1]
+
+
+def test_facts_count_what_the_recording_holds(template, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Counts (of events, of distinct connections, times a factor), a header of a
+    request's head, and an [[expect]] on a fact that the run does not meet, named by
+    its line."""
+    log = template.timeline.log
+    text = TEMPLATE.read_text(encoding="utf-8").replace(
+        '[facts]\n', '[facts]\nreads = { count = { kind = "recv", src = "server" } }\n'
+        'reading = { count = { kind = "recv", src = "server" }, distinct = "conn", times = 3 }\n'
+        'agent = { header = "User-Agent", at = "first_request" }\n'
+        'nothing = { header = "X-None", at = "first_request" }\n')
+    lesson = LessonFile(tmp_path / "f.toml", text)
+    values = lesson.values(log, lesson.resolve(log))
+    recvs = [i for i in range(len(log)) if log[i].kind == "recv" and log[i].src == "server"]
+    assert values["reads"] == len(recvs) > 1
+    assert values["reading"] == 3 * len({log[i].conn for i in recvs}) == 3
+    first = next(log[i] for i in range(len(log)) if log[i].kind == "request")
+    agent = next(line.split(":", 1)[1].strip() for line in first.data["head"].split("\r\n")
+                 if line.lower().startswith("user-agent:"))
+    assert values["agent"] == agent and agent and values["nothing"] == ""
+    wrong = text.replace('says = "two requests on the first connection"',
+                         'says = "two requests on the first connection"\n[[expect]]\n'
+                         'fact = "answers"\nmin = 3\nsays = "three answers"')
+    line = wrong[:wrong.index('fact = "answers"\nmin = 3')].count("\n")
+    with pytest.raises(Exception) as caught:
+        LessonFile(tmp_path / "w.toml", wrong).check(log)
+    assert f"w.toml:{line}: answers is 2, not at least 3 (three answers)" in str(caught.value)
+    LessonFile(tmp_path / "r.toml", wrong.replace("min = 3", "min = 2")).check(log)
 
 
 def test_an_expect_on_moments_names_its_line(template, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -19,6 +19,7 @@ from engine.events import Event
 from engine.server import default_mode
 
 from ..model import EventLog
+from ..model.text import header_value
 from .base import Engine, Lesson, LessonError, Step, Text, find, last
 from .files import FILES
 from .files import load as load_file
@@ -84,14 +85,6 @@ def _responses(log: EventLog, where: Callable[[dict], bool]) -> list[int]:
 
 def _conn_of(index: int | None) -> Callable[[EventLog], str | None]:
     return lambda log: log[index].conn if index is not None else None
-
-
-def _header(head: str, name: str) -> str | None:
-    for line in head.split("\r\n")[1:]:
-        key, sep, value = line.partition(":")
-        if sep and key.strip().lower() == name.lower():
-            return value.strip()
-    return None
 
 
 def _with_request_sent(log: EventLog, conn: str, index: int) -> int:
@@ -175,7 +168,7 @@ def _static_pages_record(workdir: Path) -> Path:
 def _browser_ran(log: EventLog) -> bool:
     """Did a real browser make the requests (its User-Agent says Chrome)?"""
     return find(log, "request", src="server", where=lambda e: "Chrome" in (
-        _header(str(e.data.get("head") or ""), "User-Agent") or "")) is not None
+        header_value(str(e.data.get("head") or ""), "User-Agent") or "")) is not None
 
 
 def _static_pages_check(log: EventLog) -> None:
@@ -413,215 +406,8 @@ LESSONS.append(STATIC_PAGES)
 
 
 # ---------------------------------------------------------------- keep-alive
-KEEP_ALIVE_N = 4  # requests in each run
-# Paced so that each connection has a visible length next to the pauses between them.
-KEEP_ALIVE_LOAD = f"--requests {KEEP_ALIVE_N} --think 30 --wait-after-connect 30 --path /index.html"
-
-
-def _keep_alive_record(workdir: Path) -> Path:
-    # One server, two runs of the same client in one trace: N short connections,
-    # then N requests on one kept-alive connection.
-    with _Served(workdir, "keep-alive", "--mode", MODE, *OBSERVING,
-                 control=True) as served:
-        served.command(f"load --short {KEEP_ALIVE_LOAD}")
-        served.wait_loads(1)
-        time.sleep(0.25)
-        served.command(f"load --keep-alive {KEEP_ALIVE_LOAD}")
-        served.wait_loads(2)
-        time.sleep(0.1)
-        return served.quit()
-
-
-def _server_conns(log: EventLog) -> dict[str, list[int]]:
-    """Each connection the server accepted, with the log indices of its requests."""
-    conns: dict[str, list[int]] = {}
-    for i in log.indices(kinds=["accept"], src="server"):
-        conns.setdefault(str(log[int(i)].conn), [])
-    for i in log.indices(kinds=["request"], src="server"):
-        conns.setdefault(str(log[int(i)].conn), []).append(int(i))
-    return conns
-
-
-def _runs(log: EventLog) -> tuple[list[str], list[str]]:
-    """(the short run's connections, the keep-alive run's), by what the requests asked."""
-    short, kept = [], []
-    for conn, requests in _server_conns(log).items():
-        if requests and all(not log[i].data.get("keep_alive") for i in requests):
-            short.append(conn)
-        elif requests:
-            kept.append(conn)
-    return short, kept
-
-
-def _keep_alive_check(log: EventLog) -> None:
-    short, kept = _runs(log)
-    conns = _server_conns(log)
-    n = KEEP_ALIVE_N
-    short_requests = sum(len(conns[c]) for c in short)
-    if len(short) != n or short_requests != n:
-        raise LessonError(f"keep-alive: the short run opened {len(short)} connections for "
-                          f"{short_requests} requests, not {n} for {n}")
-    if len(kept) != 1 or len(conns[kept[0]]) != n:
-        raise LessonError(f"keep-alive: the keep-alive run used {len(kept)} connections "
-                          f"for {sum(len(conns[c]) for c in kept)} requests, not 1 for {n}")
-    responses = _responses(log, lambda d: True)
-    if len(responses) != 2 * n:
-        raise LessonError(f"keep-alive: {len(responses)} responses, not {2 * n}")
-    for i in responses:
-        d = log[i].data
-        head = str(d.get("head") or "")
-        if head:
-            length = _header(head, "Content-Length")
-            if length is None or int(length) != d.get("length"):
-                raise LessonError(f"keep-alive: a response head carries no matching "
-                                  f"Content-Length: {head!r}")
-        elif not isinstance(d.get("length"), int):
-            raise LessonError("keep-alive: a response says nothing of its length")
-
-
-def _time_waits(log: EventLog, conns: list[str]) -> dict[str, int]:
-    """How many of ``conns`` went to TIME_WAIT on each side ({"client": k, "server": m})."""
-    sides: dict[str, set[str]] = {}
-    for i in log.indices(kinds=["tcp_state"]):
-        e = log[int(i)]
-        if e.conn in conns and e.data.get("state") == "TIME_WAIT":
-            sides.setdefault(str(e.data.get("side")), set()).add(str(e.conn))
-    return {side: len(found) for side, found in sides.items()}
-
-
-def _keep_alive_request_text(log: EventLog, request: int) -> dict[str, str]:
-    """The keep-alive run's first request, said as HTTP/1.1 has it: persistent by
-    default; what changes from the short run is that Connection: close is gone. What
-    the recorded head really says is read from it (our client adds the HTTP/1.0
-    header Connection: keep-alive, which 1.1 does not need)."""
-    data = log[request].data
-    version = str(data.get("version") or "1.1")
-    said = _header(str(data.get("head") or ""), "Connection")
-    if version == "1.1":
-        en = ("Now keep-alive: the same client, the same requests, but no Connection: close. "
-              "HTTP/1.1 keeps a connection open by default; closing is what must be asked for")
-        zh = ("再看长连接：同一个客户端、同样的请求，只是不再带 Connection: close。"
-              "HTTP/1.1 默认就保持连接，要关闭才需要明说")
-    else:
-        en = (f"Now keep-alive: HTTP/{version} closes by default, so the request must ask for "
-              "Connection: keep-alive")
-        zh = f"再看长连接：HTTP/{version} 默认关闭连接，所以请求必须带上 Connection: keep-alive"
-    if said and said.lower() == "keep-alive" and version == "1.1":
-        en += (" (this client still sends Connection: keep-alive, the HTTP/1.0 header, which "
-               "changes nothing here)")
-        zh += "（这个客户端仍然发送 HTTP/1.0 的 Connection: keep-alive 头，在这里没有作用）"
-    return {"en": en + ". One connect(), one handshake, and the first request follows.",
-            "zh_CN": zh + "。只有一次 connect()、一次握手，然后发出第一个请求。"}
-
-
-def _keep_alive_steps(log: EventLog) -> list[Step]:
-    short, kept = _runs(log)
-    conns = _server_conns(log)
-    n = KEEP_ALIVE_N
-    first_short, ka = short[0], kept[0]
-    ka_requests = conns[ka]
-    ka_responses = [int(i) for i in log.indices(kinds=["response"], src="server", conn=ka)]
-    ka_first = int(log.indices(conn=ka)[0])
-    # The short run is over when the keep-alive connection begins: its last event before.
-    short_end = max(int(i) for c in short for i in log.indices(conn=c, stop=ka_first))
-    first_short_end = int(log.indices(conn=first_short, stop=ka_first)[-1])
-    ka_last = int(log.indices(conn=ka)[-1])
-    packets = find(log, "packet") is not None
-    captured = find(log, "packet", where=lambda e: e.data.get("origin") == "captured") \
-        is not None
-    length = log[ka_responses[0]].data.get("length")
-    # Who closed each short connection first: that side keeps its TIME_WAIT.
-    tw = _time_waits(log, short)
-    if tw:
-        en = {"server": "the server", "client": "the client"}
-        zh = {"server": "服务器", "client": "客户端"}
-        sides = sorted(tw, key=lambda side: -tw[side])
-        tw_en = ("and left a socket in TIME_WAIT on the side that closed first (here: "
-                 + ", ".join(f"{en.get(s, s)} {tw[s]}×" for s in sides) + ")")
-        tw_zh = ("还在主动关闭方留下一个 TIME_WAIT 套接字（这里："
-                 + "，".join(f"{zh.get(s, s)} {tw[s]} 次" for s in sides) + "）")
-    else:
-        tw_en = "and left a socket in TIME_WAIT on the side that closed first"
-        tw_zh = "还在主动关闭方留下一个 TIME_WAIT 套接字"
-    ka_tw = sum(_time_waits(log, [ka]).values())
-    short_tw = sum(tw.values())
-    seg_en = "" if captured else (" (derived from the calls: these segments were not captured)"
-                                  if packets else "")
-    seg_zh = "" if captured else ("（由系统调用推导，并非抓包所得）" if packets else "")
-    return [
-        Step({"en": f"First, short connections: the client asks for /index.html {n} times, each "
-                    "time on a new connection with Connection: close. One request, then the "
-                    "connection is closed: handshake, request, response, teardown" + seg_en + ".",
-              "zh_CN": f"先看短连接：客户端请求 /index.html {n} 次，每次都新建一个连接，"
-                       "并带上 Connection: close。一个请求之后连接就关闭：握手、请求、响应、"
-                       "挥手" + seg_zh + "。"},
-             lambda log: first_short_end, "sequence", lambda log: first_short),
-        Step({"en": f"{n} requests, {n} connections: every request paid a three-way handshake "
-                    f"and a teardown, {tw_en}.",
-              "zh_CN": f"{n} 个请求，{n} 个连接：每个请求都付出了一次三次握手和一次挥手，"
-                       f"{tw_zh}。"},
-             lambda log: short_end, "lifecycle", None),
-        Step(_keep_alive_request_text(log, ka_requests[0]),
-             lambda log: _with_request_sent(log, ka, ka_requests[0]), "sequence",
-             lambda log: ka),
-        Step({"en": f"The response head says Connection: keep-alive and Content-Length: {length}. "
-                    f"The client reads exactly {length} bytes of body after the blank line, and "
-                    "knows the response is complete while the connection stays open.",
-              "zh_CN": f"响应头里写着 Connection: keep-alive 和 Content-Length: {length}。"
-                       f"客户端在空行之后恰好读取 {length} 字节的响应体，就知道这个响应已经完整，"
-                       "而连接仍然保持打开。"},
-             lambda log: ka_responses[0], "http", lambda log: ka),
-        Step({"en": "Why keep-alive needs Content-Length: without it (or chunked encoding) the "
-                    "client could only find the end of a body when the server closes the "
-                    "connection, which defeats keep-alive. That is why the lecture's "
-                    "keep-alive server (3.8) adds a content-length header, to its 200 only: "
-                    "its 404 still has none, so a keep-alive browser asking it for a missing "
-                    "file waits for the end of a body that never comes. This server sends "
-                    "Content-Length on every answer, 404 included.",
-              "zh_CN": "为什么长连接离不开 Content-Length：没有它，也没有分块传输编码（chunked），"
-                       "客户端只能靠服务器关闭连接来判断响应体在哪里结束，长连接也就失去了意义。"
-                       "所以讲义里的长连接服务器（3.8）要加上 content-length 响应头，但只加在 200 上："
-                       "它的 404 仍然没有，于是保持连接的浏览器请求一个不存在的文件时，"
-                       "会一直等待一个永远不会结束的响应体。这个服务器的每个响应都带 "
-                       "Content-Length，404 也不例外。"},
-             lambda log: ka_responses[0], "http", lambda log: ka),
-        Step({"en": "The second request goes out on the same connection, the same client port: "
-                    "no new handshake, no new socket on either side.",
-              "zh_CN": "第二个请求走的是同一个连接、同一个客户端端口：没有新的握手，"
-                       "两端都没有新建套接字。"},
-             lambda log: ka_responses[1], "http", lambda log: ka),
-        Step({"en": f"The whole keep-alive connection: one handshake, {n} requests and their "
-                    "responses, one teardown. The client closed it after its last answer.",
-              "zh_CN": f"整个长连接：一次握手，{n} 个请求和响应，一次挥手。"
-                       "客户端收到最后一个响应后关闭了连接。"},
-             lambda log: ka_last, "sequence", lambda log: ka,
-             question={"en": f"Before the next step: how many handshake segments did the {n} "
-                             "short connections cost, against this one's three?",
-                       "zh_CN": "看下一步之前先想一想：这个长连接的握手只用了三个报文段，"
-                                f"{n} 个短连接的握手一共用了多少个？"}),
-        Step({"en": f"Side by side: {n} requests cost {n} handshakes ({3 * n} segments) when "
-                    "short, one handshake (3 segments) with keep-alive"
-                    + (f"; {short_tw} TIME_WAIT sockets against {ka_tw}" if tw else "")
-                    + ". The price of keep-alive: the server keeps idle connections open "
-                    "(and closes them after a timeout).",
-              "zh_CN": f"对比一下：同样 {n} 个请求，短连接要 {n} 次握手（{3 * n} 个报文段），"
-                       "长连接只要 1 次握手（3 个报文段）"
-                       + (f"；TIME_WAIT 套接字 {short_tw} 个对 {ka_tw} 个" if tw else "")
-                       + "。长连接的代价：服务器要保持空闲的连接（超时后再关闭）。"},
-             lambda log: last(log), "lifecycle", None),
-    ]
-
-
-KEEP_ALIVE = Lesson(
-    name="keep-alive",
-    length=8,
-    title={"en": "Short and keep-alive connections", "zh_CN": "短连接与长连接"},
-    section="3.7–3.8",
-    summary={"en": "N requests on N connections, or on one; and why keep-alive needs "
-                   "Content-Length",
-             "zh_CN": "N 个请求用 N 个连接，还是只用一个；以及长连接为什么需要 Content-Length"},
-    record=_keep_alive_record, steps=_keep_alive_steps, check=_keep_alive_check)
-
+# Written as a lesson file (files/keep-alive.toml).
+KEEP_ALIVE = load_file(FILES / "keep-alive.toml")
 LESSONS.append(KEEP_ALIVE)
 
 

@@ -24,6 +24,7 @@ from typing import Any, Callable, Iterator
 from engine.events import KINDS, Event
 
 from ..model import EventLog
+from ..model.text import header_value
 from .base import Lesson, LessonError, Step, Text, first_fin_side, sender
 
 if sys.version_info >= (3, 11):
@@ -103,7 +104,8 @@ class _Lines:
 
 # ---------------------------------------------------------------- anchors
 # What an anchor may say besides the event's own data fields.
-_ANCHOR_KEYS = {"kind", "src", "conn", "nth", "after", "before", "flags_has", "sender"}
+_ANCHOR_KEYS = {"kind", "src", "conn", "nth", "after", "before", "flags_has", "sender",
+                "moment"}
 _KINDS = frozenset(KINDS) | {"end", "any"}  # the engine's events, the log's end, any event
 SOURCES = ("server", "client", "kernel", "capture", "engine")  # who emits events
 _NAME = re.compile(r"[a-z][a-z0-9_]*")  # a moment's or a fact's name
@@ -128,10 +130,12 @@ class Anchor:
     sender: str | None = None  # a segment's sending end: "client" or "server"
     fields: tuple = ()  # (name, value): the event's data must hold these
     ranges: tuple = ()  # (name, low or None, high or None): a number within
+    moment: str | None = None  # only that moment's event (if the other keys hold for it)
 
     def names(self) -> list[str]:
         """The moments this anchor stands on."""
         out = [self.conn] if isinstance(self.conn, str) else []
+        out += [self.moment] if self.moment else []
         out += list(self.after) if isinstance(self.after, tuple) else []
         return out + ([self.before] if self.before else [])
 
@@ -184,6 +188,15 @@ class Anchor:
             if stop is None:
                 return
         kinds = None if self.kind in ("any", "end") else [self.kind]
+        if self.moment:
+            at = moments.get(self.moment)
+            if at is None or at < start or (stop is not None and at >= stop):
+                return
+            e = log[at]
+            if (kinds is None or e.kind in kinds) and (self.src is None or e.src == self.src) \
+                    and (conn is None or e.conn == conn) and self._matches(e):
+                yield at
+            return
         for i in log.indices(kinds=kinds, src=self.src, conn=conn, start=start,
                              stop=stop).tolist():
             if self._matches(log[i]):
@@ -229,6 +242,8 @@ class Anchor:
         for name, low, high in self.ranges:
             parts.append(f"{name} from {low}" if high is None else
                          f"{name} up to {high}" if low is None else f"{name} {low} to {high}")
+        if self.moment:
+            parts.insert(0, f"{self.moment},")
         if isinstance(self.after, tuple):
             parts.append("after " + " and ".join(self.after))
         if self.before:
@@ -332,6 +347,19 @@ def _facts(log: EventLog, index: int, previous: int, conn: str | None, k: int,
 # Fields whose values are texts (the others a caption may say are numbers).
 _TEXT_FIELDS = {"conn", "src", "flags", "state", "path", "method", "target", "side", "reason",
                 "origin", "head", "mode", "version", "error", "status_text"}
+_ATTRIBUTES = ("fd", "conn", "src", "tid", "kind")  # an event's own, not its data's
+
+
+def _holds(value: Any, wanted: Any) -> bool:
+    """A fact's value against an `if`: equal, or within { min, max }."""
+    if isinstance(wanted, dict):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False
+        return (wanted.get("min") is None or value >= wanted["min"]) and \
+            (wanted.get("max") is None or value <= wanted["max"])
+    return value == wanted
+
+
 # What a lesson may need of the machine it is recorded on: name -> (module, function).
 NEEDS = {"kernel": ("kernel", "_needs_kernel_here"), "fork": ("servers", "_needs_fork"),
          "epoll": ("models", "_epoll_needs")}
@@ -434,6 +462,8 @@ class LessonFile:
         for name, spec in self.facts.items():
             if spec[0] == "field":
                 out[name] = "x" if spec[1] in _TEXT_FIELDS else 5
+            elif spec[0] == "header":
+                out[name] = "x"
             else:
                 out[name] = 1234.5 if spec[0] == "ms" else 3
         return out
@@ -499,9 +529,10 @@ class LessonFile:
             if not _NAME.fullmatch(name) or name in PLACEHOLDERS:
                 raise self.fail(f"fact {name!r}: a name is lowercase letters, digits and _, "
                                 "and not a placeholder the lesson already has", *where)
-            if not isinstance(value, dict) or len(set(value) & {"ms", "field", "count"}) != 1:
-                raise self.fail(f"fact {name!r} is {{ ms = [A, B] }}, {{ field = F, at = A }} "
-                                "or { count = { kind = ... } }", *where)
+            if not isinstance(value, dict) or \
+                    len(set(value) & {"ms", "field", "count", "header"}) != 1:
+                raise self.fail(f"fact {name!r} is {{ ms = [A, B] }}, {{ field = F, at = A }}, "
+                                "{ header = H, at = A } or { count = { kind = ... } }", *where)
             if "ms" in value:
                 self._known(value, {"ms"}, *where)
                 pair = value["ms"]
@@ -509,15 +540,26 @@ class LessonFile:
                         not all(isinstance(m, str) for m in pair):
                     raise self.fail("ms = [\"from\", \"to\"]: two moments' names", *where)
                 out[name] = ("ms", *(self._named(m, self.names, "ms", *where) for m in pair))
-            elif "field" in value:
-                self._known(value, {"field", "at"}, *where)
-                if not isinstance(value["field"], str) or not isinstance(value.get("at"), str):
-                    raise self.fail("{ field = \"bytes\", at = \"moment\" }", *where)
-                out[name] = ("field", value["field"],
-                             self._named(value["at"], self.names, "at", *where))
+            elif "field" in value or "header" in value:
+                key = "field" if "field" in value else "header"
+                self._known(value, {key, "at"}, *where)
+                if not isinstance(value[key], str) or not isinstance(value.get("at"), str):
+                    raise self.fail(f"{{ {key} = \"NAME\", at = \"moment\" }}", *where)
+                out[name] = (key, value[key], self._named(value["at"], self.names, "at", *where))
             else:
-                self._known(value, {"count"}, *where)
-                out[name] = ("count", self._anchor(value["count"], *where, known=self.names))
+                self._known(value, {"count", "distinct", "times"}, *where)
+                distinct = value.get("distinct", [])
+                distinct = [distinct] if isinstance(distinct, str) else distinct
+                if not isinstance(distinct, list) or \
+                        not all(isinstance(d, str) for d in distinct):
+                    raise self.fail("distinct is a field's name or a list of them (\"conn\": "
+                                    "count connections, not events)", *where, "distinct")
+                times = value.get("times", 1)
+                if isinstance(times, bool) or not isinstance(times, int) or times < 1:
+                    raise self.fail("times is a whole number from 1 (each counted thing "
+                                    "stands for that many)", *where, "times")
+                out[name] = ("count", self._anchor(value["count"], *where, known=self.names),
+                             tuple(distinct), times)
         return out
 
     def _engine(self, table: Any) -> list[str]:
@@ -631,7 +673,12 @@ class LessonFile:
             raise self.fail("an anchor is a table: at = { kind = \"packet\", flags = \"SYN\" }"
                             + (f", or a moment's name ({', '.join(sorted(known))})" if known
                                else ""), *path)
-        kind = value.get("kind")
+        moment = value.get("moment")
+        if moment is not None:
+            if not isinstance(moment, str):
+                raise self.fail("moment is a moment's name", *path)
+            self._named(moment, known, "moment", *path)
+        kind = value.get("kind", "any" if moment else None)
         if kind not in _KINDS:
             raise self.fail(f"an anchor needs kind = one of {', '.join(sorted(_KINDS))}"
                             + (f", or is a moment's name ({', '.join(sorted(known))})"
@@ -686,7 +733,7 @@ class LessonFile:
             fields.append((key, v))
         return Anchor(kind=kind, src=src, conn=conn, nth=nth, after=after, before=before,
                       flags_has=value.get("flags_has"), sender=value.get("sender"),
-                      fields=tuple(fields), ranges=tuple(ranges))
+                      fields=tuple(fields), ranges=tuple(ranges), moment=moment)
 
     def _named(self, name: str, known: frozenset | set, key: str, *path: Any) -> str:
         if name not in known:
@@ -702,7 +749,22 @@ class LessonFile:
         for k, item in enumerate(expect):
             if not isinstance(item, dict):
                 raise self.fail("each [[expect]] is a table", "expect", k)
-            self._known(item, {"at", "before", "says"}, "expect", k)
+            self._known(item, {"at", "before", "says", "fact", "min", "max"}, "expect", k)
+            if "fact" in item:
+                fact, bounds = item["fact"], {b: item[b] for b in ("min", "max") if b in item}
+                if fact not in self.facts or self.facts[fact][0] not in ("count", "ms"):
+                    raise self.fail("fact names a count or ms fact of [facts]", "expect", k,
+                                    "fact")
+                if not bounds or set(item) & {"at", "before"} or any(
+                        isinstance(x, bool) or not isinstance(x, (int, float))
+                        for x in bounds.values()):
+                    raise self.fail("an [[expect]] on a fact gives min, max or both (numbers)",
+                                    "expect", k)
+                says = item.get("says", "")
+                if not isinstance(says, str):
+                    raise self.fail("says is a text", "expect", k, "says")
+                out.append((fact, bounds, says, self.lines.line("expect", k)))
+                continue
             if "at" not in item:
                 raise self.fail("[[expect]] needs at = { kind = ... }", "expect", k)
             anchor = self._anchor(item["at"], "expect", k, "at", known=self.names)
@@ -789,7 +851,12 @@ class LessonFile:
             if not isinstance(item, dict) or not isinstance(item.get("if"), dict):
                 raise self.fail("each [[steps.when]] needs if = { fact = value }", *path, k)
             self._known(item, set(LANGS) | {"if"}, *path, k)
-            for fact in item["if"]:
+            for fact, wanted in item["if"].items():
+                if isinstance(wanted, dict) and (not wanted or set(wanted) - {"min", "max"} or any(
+                        isinstance(x, bool) or not isinstance(x, (int, float))
+                        for x in wanted.values())):
+                    raise self.fail(f"if {fact} = {{ min = N, max = M }}: numbers, one or both",
+                                    *path, k, "if")
                 if fact not in PLACEHOLDERS and fact not in self.facts:
                     raise self.fail(f"unknown fact {fact!r} in if", *path, k, "if")
             text = self._text({lang: item[lang] for lang in LANGS if lang in item} or None,
@@ -862,19 +929,39 @@ class LessonFile:
                 at = moments.get(spec[2])
                 if at is None:
                     out[name] = "?"
-                elif spec[1] in ("fd", "conn", "src", "tid"):
+                elif spec[1] in _ATTRIBUTES:
                     out[name] = getattr(log[at], spec[1])
                 else:
                     out[name] = log[at].data.get(spec[1], "?")
+            elif spec[0] == "header":  # a header's value in the event's head ("": none)
+                at = moments.get(spec[2])
+                out[name] = "?" if at is None else \
+                    header_value(str(log[at].data.get("head") or ""), spec[1])
             else:
-                out[name] = spec[1].count(log, moments)
+                _, anchor, distinct, times = spec
+                if distinct:
+                    seen = {tuple(getattr(log[i], d) if d in _ATTRIBUTES else
+                                  log[i].data.get(d) for d in distinct)
+                            for i in anchor.every(log, -1, moments)}
+                    out[name] = len(seen) * times
+                else:
+                    out[name] = anchor.count(log, moments) * times
         return out
 
     def check(self, log: EventLog) -> None:
         moments = self.resolve(log)
+        values = self.values(log, moments)
         for anchor, before, says, line in self.expect:
-            i = anchor.find(log, -1, moments)
             where = f"{self.path}:{line}: " if line else f"{self.path}: "
+            if isinstance(anchor, str):  # a fact within bounds
+                value, bounds = values[anchor], before
+                if not _holds(value, bounds):
+                    wanted = " and ".join(f"{'at least' if b == 'min' else 'at most'} {v}"
+                                          for b, v in bounds.items())
+                    raise LessonError(f"{where}{anchor} is {value}, not {wanted}"
+                                      + (f" ({says})" if says else ""))
+                continue
+            i = anchor.find(log, -1, moments)
             if i is None:
                 raise LessonError(f"{where}the recording has no {anchor.said()}"
                                   + (f" ({says})" if says else ""))
@@ -910,7 +997,7 @@ class LessonFile:
             facts = {**_facts(log, index, previous, conn, k, len(self.steps)), **values}
             text = spec.text
             for variant in spec.variants:
-                if all(facts.get(name) == value for name, value in variant.when.items()):
+                if all(_holds(facts.get(name), value) for name, value in variant.when.items()):
                     text = variant.text
                     break
             try:

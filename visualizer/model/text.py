@@ -40,3 +40,11 @@ def fmt_duration(ns: float) -> str:
         return f"{s:.2f} s" if s < 10 else f"{s:.1f} s"
     return f"{int(s // 60)} min {int(s % 60)} s"
 
+
+def header_value(head: str, name: str) -> str:
+    """A header's value in an HTTP head, its name in any case ("" when it has none)."""
+    for line in head.split("\r\n")[1:]:
+        key, sep, value = line.partition(":")
+        if sep and key.strip().lower() == name.lower():
+            return value.strip()
+    return ""

@@ -39,6 +39,7 @@ from PySide6.QtWidgets import (QGridLayout, QLabel, QSizePolicy, QTextBrowser, Q
 from engine.events import Event
 
 from ..model import Timeline
+from ..model.text import header_value
 from . import style
 from .base import View
 
@@ -298,14 +299,6 @@ def decode_body(preview: str, content_type: str = "") -> tuple[str | None, bytes
     if not ctype and controls:  # no type said, and not text
         return None, raw
     return text, raw
-
-
-def header_value(head: str, name: str) -> str:
-    for line in head.split("\r\n")[1:]:
-        key, sep, value = line.partition(":")
-        if sep and key.strip().lower() == name.lower():
-            return value.strip()
-    return ""
 
 
 # ---------------------------------------------------------------- laying out text
