@@ -113,6 +113,10 @@ none = { kind = "request", src = "server", nth = 3 }
 after_none = { kind = "recv", after = "none" }
 after_some = { kind = "request", src = "server", after = ["none", "req"] }
 fallback = [{ kind = "request", nth = 5 }, { kind = "response", src = "server" }]
+either_kind = { kind = ["response", "request"], src = "server", nth = 2 }
+one_of = { kind = "recv", src = "server", bytes = [-1, 0] }
+not_first = { kind = "request", src = "server", not = { seq = [-5, -6] }, after = "req" }
+not_empty = { kind = "recv", src = "server", not = { bytes = 0 }, nth = -1 }
 in_range = { moment = "req2", after = "req" }
 out_of_range = { moment = "req", after = "req2" }
 wrong_kind = { moment = "req", kind = "response" }
@@ -128,6 +132,12 @@ either = [{ moment = "req", after = "req2" }, "req2"]""")
     assert m["none"] is None and m["after_none"] is None  # a missing moment finds nothing
     assert m["after_some"] == requests[1]  # after the latest the recording has
     assert m["fallback"] == next(i for i in range(n) if log[i].kind == "response")
+    # several kinds: any of them; a list of values: any of them; not = { ... }
+    answers = [i for i in range(n) if log[i].kind == "response" and log[i].src == "server"]
+    assert m["either_kind"] == sorted(requests + answers)[1]
+    assert m["one_of"] == next(i for i in recvs if log[i].data["bytes"] in (0, -1))
+    assert m["not_first"] == requests[1]
+    assert m["not_empty"] == [i for i in recvs if log[i].data["bytes"] != 0][-1] != recvs[-1]
     # moment = "name": that moment's event, if the other keys hold for it
     assert m["in_range"] == requests[1] and m["out_of_range"] is None
     assert m["wrong_kind"] is None and m["either"] == requests[1]
@@ -160,6 +170,22 @@ def test_facts_count_what_the_recording_holds(template, tmp_path: Path) -> None:
         LessonFile(tmp_path / "w.toml", wrong).check(log)
     assert f"w.toml:{line}: answers is 2, not at least 3 (three answers)" in str(caught.value)
     LessonFile(tmp_path / "r.toml", wrong.replace("min = 3", "min = 2")).check(log)
+    # Seconds between moments; an [[expect]] that the recording has none of an event.
+    timed = text.replace('[facts]\n', '[facts]\ngap = { seconds = ["first_request", '
+                                     '"second_request"] }\n')
+    gap = LessonFile(tmp_path / "s.toml", timed).values(log, lesson.resolve(log))["gap"]
+    requests = [i for i in range(len(log)) if log[i].kind == "request"]
+    assert gap == (log[requests[1]].t_ns - log[requests[0]].t_ns) / 1e9 > 0
+    none = text.replace('says = "two requests on the first connection"',
+                        'says = "two requests on the first connection"\n[[expect]]\n'
+                        'none = { kind = "response", src = "server", status = 200 }\n'
+                        'says = "no page found"')
+    line = none[:none.index('none = { kind = "response"')].count("\n")
+    with pytest.raises(Exception) as caught:
+        LessonFile(tmp_path / "n.toml", none).check(log)
+    assert f"n.toml:{line}: the recording has a 1. response from the server status=200 " \
+           "(no page found)" in str(caught.value)
+    LessonFile(tmp_path / "m.toml", none.replace("status = 200", "status = 500")).check(log)
 
 
 def test_an_expect_on_moments_names_its_line(template, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

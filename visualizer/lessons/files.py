@@ -105,7 +105,7 @@ class _Lines:
 # ---------------------------------------------------------------- anchors
 # What an anchor may say besides the event's own data fields.
 _ANCHOR_KEYS = {"kind", "src", "conn", "nth", "after", "before", "flags_has", "sender",
-                "moment"}
+                "moment", "not"}
 _KINDS = frozenset(KINDS) | {"end", "any"}  # the engine's events, the log's end, any event
 SOURCES = ("server", "client", "kernel", "capture", "engine")  # who emits events
 _NAME = re.compile(r"[a-z][a-z0-9_]*")  # a moment's or a fact's name
@@ -120,7 +120,7 @@ class Anchor:
     ``{ min = 1 }``), where it lies (after the previous step or after named moments,
     before a named moment), and which of the matching events (``nth`` from 1; -1 the
     last)."""
-    kind: str
+    kind: str | tuple  # a kind, "any", "end", or several kinds (any of them)
     src: str | None = None
     conn: int | str | None = None
     nth: int = 1
@@ -131,6 +131,7 @@ class Anchor:
     fields: tuple = ()  # (name, value): the event's data must hold these
     ranges: tuple = ()  # (name, low or None, high or None): a number within
     moment: str | None = None  # only that moment's event (if the other keys hold for it)
+    excluded: tuple = ()  # (name, values): the event's field must be none of these
 
     def names(self) -> list[str]:
         """The moments this anchor stands on."""
@@ -187,7 +188,8 @@ class Anchor:
             stop = moments.get(self.before)
             if stop is None:
                 return
-        kinds = None if self.kind in ("any", "end") else [self.kind]
+        kinds = list(self.kind) if isinstance(self.kind, tuple) else \
+            None if self.kind in ("any", "end") else [self.kind]
         if self.moment:
             at = moments.get(self.moment)
             if at is None or at < start or (stop is not None and at >= stop):
@@ -205,7 +207,10 @@ class Anchor:
     def _matches(self, e: Event) -> bool:
         d = e.data
         for name, value in self.fields:
-            if d.get(name) != value:
+            if (d.get(name) not in value) if isinstance(value, tuple) else d.get(name) != value:
+                return False
+        for name, values in self.excluded:
+            if d.get(name) in values:
                 return False
         for name, low, high in self.ranges:
             value = d.get(name)
@@ -227,7 +232,8 @@ class Anchor:
         """The anchor as a person reads it, for errors."""
         which = f"{self.nth}." if self.nth > 0 else \
             ("last" if self.nth == -1 else f"{-self.nth}. from the end:")
-        parts = [f"{which} {'event' if self.kind == 'any' else self.kind}"]
+        kind = " or ".join(self.kind) if isinstance(self.kind, tuple) else self.kind
+        parts = [f"{which} {'event' if kind == 'any' else kind}"]
         if self.src:
             parts.append(f"from the {self.src}")
         if isinstance(self.conn, str):
@@ -238,7 +244,9 @@ class Anchor:
             parts.append(f"with {self.flags_has}")
         if self.sender:
             parts.append(f"sent by the {self.sender}")
-        parts += [f"{k}={v!r}" for k, v in self.fields]
+        parts += [f"{k}={' or '.join(map(repr, v))}" if isinstance(v, tuple) else f"{k}={v!r}"
+                  for k, v in self.fields]
+        parts += [f"{k} not {' or '.join(map(repr, v))}" for k, v in self.excluded]
         for name, low, high in self.ranges:
             parts.append(f"{name} from {low}" if high is None else
                          f"{name} up to {high}" if low is None else f"{name} {low} to {high}")
@@ -465,7 +473,7 @@ class LessonFile:
             elif spec[0] == "header":
                 out[name] = "x"
             else:
-                out[name] = 1234.5 if spec[0] == "ms" else 3
+                out[name] = 1234.5 if spec[0] in ("ms", "seconds") else 3
         return out
 
     # -- the parts
@@ -530,16 +538,17 @@ class LessonFile:
                 raise self.fail(f"fact {name!r}: a name is lowercase letters, digits and _, "
                                 "and not a placeholder the lesson already has", *where)
             if not isinstance(value, dict) or \
-                    len(set(value) & {"ms", "field", "count", "header"}) != 1:
+                    len(set(value) & {"ms", "seconds", "field", "count", "header"}) != 1:
                 raise self.fail(f"fact {name!r} is {{ ms = [A, B] }}, {{ field = F, at = A }}, "
                                 "{ header = H, at = A } or { count = { kind = ... } }", *where)
-            if "ms" in value:
-                self._known(value, {"ms"}, *where)
-                pair = value["ms"]
+            if "ms" in value or "seconds" in value:
+                unit = "ms" if "ms" in value else "seconds"
+                self._known(value, {unit}, *where)
+                pair = value[unit]
                 if not isinstance(pair, list) or len(pair) != 2 or \
                         not all(isinstance(m, str) for m in pair):
-                    raise self.fail("ms = [\"from\", \"to\"]: two moments' names", *where)
-                out[name] = ("ms", *(self._named(m, self.names, "ms", *where) for m in pair))
+                    raise self.fail(f"{unit} = [\"from\", \"to\"]: two moments' names", *where)
+                out[name] = (unit, *(self._named(m, self.names, unit, *where) for m in pair))
             elif "field" in value or "header" in value:
                 key = "field" if "field" in value else "header"
                 self._known(value, {key, "at"}, *where)
@@ -568,6 +577,7 @@ class LessonFile:
             raise self.fail("[engine] must be a table", "engine")
         self._known(table, {"mode", "trigger", "policy", "backlog", "reuseaddr", "sweep_pause",
                             "every_sweep", "root", "idle_timeout", "max_connections",
+                            "cpu_interval",
                             "no_drain", "never_close", "lab", "fault"}, "engine")
         mode = table.get("mode", "default")
         if mode == "default":
@@ -582,6 +592,7 @@ class LessonFile:
                     raise self.fail(f"{key} must be one of {', '.join(allowed)}", "engine", key)
                 options += [f"--{key}", table[key]]
         for key, low, high, kind in (("backlog", 0, 65535, int), ("sweep_pause", 0, 1.0, float),
+                                     ("cpu_interval", 0, 10, float),
                                      ("idle_timeout", 0.1, 3600, float),
                                      ("max_connections", 1, 1_000_000, int)):
             if key in table:
@@ -679,7 +690,10 @@ class LessonFile:
                 raise self.fail("moment is a moment's name", *path)
             self._named(moment, known, "moment", *path)
         kind = value.get("kind", "any" if moment else None)
-        if kind not in _KINDS:
+        if isinstance(kind, list) and len(kind) >= 2 and \
+                all(isinstance(k, str) and k in KINDS for k in kind):
+            kind = tuple(kind)
+        elif not isinstance(kind, str) or kind not in _KINDS:
             raise self.fail(f"an anchor needs kind = one of {', '.join(sorted(_KINDS))}"
                             + (f", or is a moment's name ({', '.join(sorted(known))})"
                                if known else ""), *path)
@@ -727,13 +741,29 @@ class LessonFile:
                                     *path)
                 ranges.append((key, *bounds))
                 continue
-            if not isinstance(v, (str, int, float, bool)):
-                raise self.fail(f"an anchor's field {key} must be a text, number, boolean "
-                                "or { min = N, max = M }", *path)
-            fields.append((key, v))
+            fields.append((key, self._values(key, v, *path)))
+        excluded = []
+        if "not" in value:
+            if not isinstance(value["not"], dict) or not value["not"]:
+                raise self.fail("not = { field = value }: fields the event must not hold",
+                                *path)
+            for key, v in value["not"].items():
+                found = self._values(key, v, *path)
+                excluded.append((key, found if isinstance(found, tuple) else (found,)))
         return Anchor(kind=kind, src=src, conn=conn, nth=nth, after=after, before=before,
                       flags_has=value.get("flags_has"), sender=value.get("sender"),
-                      fields=tuple(fields), ranges=tuple(ranges), moment=moment)
+                      fields=tuple(fields), ranges=tuple(ranges), moment=moment,
+                      excluded=tuple(excluded))
+
+    def _values(self, key: str, v: Any, *path: Any) -> Any:
+        """A field's wanted value: a text, number or boolean, or a list of them (any)."""
+        if isinstance(v, list) and v and all(isinstance(x, (str, int, float, bool))
+                                             for x in v):
+            return tuple(v)
+        if not isinstance(v, (str, int, float, bool)):
+            raise self.fail(f"an anchor's field {key} must be a text, number, boolean, a "
+                            "list of them (any of them) or { min = N, max = M }", *path)
+        return v
 
     def _named(self, name: str, known: frozenset | set, key: str, *path: Any) -> str:
         if name not in known:
@@ -749,12 +779,24 @@ class LessonFile:
         for k, item in enumerate(expect):
             if not isinstance(item, dict):
                 raise self.fail("each [[expect]] is a table", "expect", k)
-            self._known(item, {"at", "before", "says", "fact", "min", "max"}, "expect", k)
+            self._known(item, {"at", "before", "says", "fact", "min", "max", "none"},
+                        "expect", k)
+            if "none" in item:
+                if set(item) - {"none", "says"}:
+                    raise self.fail("an [[expect]] with none = { ... } says only that (and "
+                                    "says)", "expect", k)
+                says = item.get("says", "")
+                if not isinstance(says, str):
+                    raise self.fail("says is a text", "expect", k, "says")
+                out.append((self._anchor(item["none"], "expect", k, "none", known=self.names),
+                            "none", says, self.lines.line("expect", k)))
+                continue
             if "fact" in item:
                 fact, bounds = item["fact"], {b: item[b] for b in ("min", "max") if b in item}
-                if fact not in self.facts or self.facts[fact][0] not in ("count", "ms"):
-                    raise self.fail("fact names a count or ms fact of [facts]", "expect", k,
-                                    "fact")
+                if fact not in self.facts or \
+                        self.facts[fact][0] not in ("count", "ms", "seconds"):
+                    raise self.fail("fact names a count, ms or seconds fact of [facts]",
+                                    "expect", k, "fact")
                 if not bounds or set(item) & {"at", "before"} or any(
                         isinstance(x, bool) or not isinstance(x, (int, float))
                         for x in bounds.values()):
@@ -921,10 +963,10 @@ class LessonFile:
         """Each fact's value in this recording ("?" where a moment it needs is missing)."""
         out: dict[str, Any] = {}
         for name, spec in self.facts.items():
-            if spec[0] == "ms":
+            if spec[0] in ("ms", "seconds"):
                 a, b = moments.get(spec[1]), moments.get(spec[2])
                 out[name] = "?" if a is None or b is None else \
-                    (log[b].t_ns - log[a].t_ns) / 1e6
+                    (log[b].t_ns - log[a].t_ns) / (1e6 if spec[0] == "ms" else 1e9)
             elif spec[0] == "field":
                 at = moments.get(spec[2])
                 if at is None:
@@ -962,6 +1004,11 @@ class LessonFile:
                                       + (f" ({says})" if says else ""))
                 continue
             i = anchor.find(log, -1, moments)
+            if before == "none":  # the recording must have no such event
+                if i is not None:
+                    raise LessonError(f"{where}the recording has a {anchor.said()}"
+                                      + (f" ({says})" if says else ""))
+                continue
             if i is None:
                 raise LessonError(f"{where}the recording has no {anchor.said()}"
                                   + (f" ({says})" if says else ""))

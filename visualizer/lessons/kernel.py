@@ -20,6 +20,8 @@ from engine.trace import TraceWriter, read_trace
 
 from ..model import EventLog
 from .base import Engine, Lesson, LessonError, Step, fin, find, first_fin_side, last
+from .files import FILES
+from .files import load as load_file
 
 KERNEL_INTERVAL = "0.001"  # poll the kernel every millisecond: short states are seen
 # Packets: captured where this user may (root, CAP_NET_RAW), else derived. Tests set
@@ -437,8 +439,8 @@ def _needs_kernel(why: str) -> Callable[[], tuple[bool, str]]:
 
 # A lesson file's needs = ["kernel"].
 _needs_kernel_here = _needs_kernel(
-    "this lesson watches the kernel's sockets (sock_diag), which cannot be asked here "
-    "({reason})")
+    "this lesson shows states only the kernel can tell (sock_diag), and the kernel observer "
+    "cannot run here: {reason}")
 
 _time_wait_needs = _needs_kernel(
     "TIME_WAIT sockets outlive the process: only the kernel can show them, and it cannot be "
@@ -458,171 +460,8 @@ TIME_WAIT = Lesson(
 
 
 # ================================================================ 8. close-wait
-CLOSE_WAIT_HOLD = 1.2  # seconds the server runs on after its clients have gone
-
-
-def _close_wait_record(workdir: Path) -> Path:
-    engine = Engine(Path(workdir), "close-wait", "--mode", "epoll", "--port", "0",
-                     "--never-close", "--kernel-interval",
-                     KERNEL_INTERVAL, "--cpu-interval", "0", "--packets", PACKETS, "--control",
-                     control=True)
-    try:
-        engine.wait_for("recording events")
-        # Three keep-alive clients, a quarter of a second apart: each closes first.
-        engine.command("load --clients 3 --requests 1 --rate 4")
-        engine.wait_for("requests:")
-        time.sleep(CLOSE_WAIT_HOLD)
-        code = engine.finish()
-    finally:
-        if engine.proc.poll() is None:
-            engine.kill()
-    if code != 0:
-        raise LessonError(f"close-wait: the engine failed ({code}): {engine.stderr()[-300:]}")
-    return engine.trace
-
-
-def _close_waits(log: EventLog) -> list[tuple[str, int, int | None]]:
-    """(connection, its server end's CLOSE_WAIT, the server's later close event), for the
-    connections whose server end the kernel itself showed in CLOSE_WAIT."""
-    out = []
-    for i in log.indices(kinds=["tcp_state"]):
-        e = log[int(i)]
-        if e.data.get("side") == "server" and e.data.get("state") == "CLOSE_WAIT" \
-                and e.conn not in [c for c, _, _ in out] \
-                and _confirmed(log, str(e.conn), "server", "CLOSE_WAIT") is not None:
-            out.append((str(e.conn), int(i), find(log, "close", src="server", conn=e.conn,
-                                                    after=int(i))))
-    return out
-
-
-def _close_wait_check(log: EventLog) -> None:
-    waits = _close_waits(log)
-    if not waits:
-        raise LessonError("close-wait: no CLOSE_WAIT on the server's side that the kernel "
-                          "confirmed")
-    for conn, at, closed in waits:
-        if find(log, "error", conn=conn, where=lambda e: e.data.get("what") == "never_closed") \
-                is None:
-            raise LessonError(f"close-wait: {conn}: the server did not keep the socket open")
-        end = closed if closed is not None else len(log)
-        later = find(log, "tcp_state", conn=conn, after=at,
-                      where=lambda e: e.data.get("side") == "server")
-        if later is not None and later < end:
-            raise LessonError(f"close-wait: {conn}: the server's CLOSE_WAIT ended "
-                              f"({log[later].data.get('state')}) while the server ran")
-        if closed is not None and not str(log[closed].data.get("reason")).startswith(
-                "server stopping"):
-            raise LessonError(f"close-wait: {conn}: closed before the server stopped")
-        if _state(log, "FIN_WAIT_2", side="client", conn=conn) is None:
-            raise LessonError(f"close-wait: {conn}: the client's end was not seen in FIN_WAIT_2")
-    # It lasted: until the end of the server's run (its last event before stopping).
-    conn, at, closed = waits[-1]
-    end = closed if closed is not None else last(log)
-    if log[end].t_ns - log[at].t_ns < 0.8 * CLOSE_WAIT_HOLD * 1e9:
-        raise LessonError("close-wait: the CLOSE_WAIT did not persist to the end of the run")
-
-
-def _close_wait_steps(log: EventLog) -> list[Step]:
-    waits = _close_waits(log)
-    conn, first_wait, _ = waits[0]
-    last_conn, last_wait, _ = waits[-1]
-    first_fin = fin(log, conn)
-    eof = find(log, "recv", src="server", conn=conn, where=lambda e: e.data.get("bytes") == 0)
-    kept = find(log, "error", conn=conn, where=lambda e: e.data.get("what") == "never_closed")
-    deleted = find(log, "epoll_ctl", conn=conn, after=kept if kept is not None else -1,
-                   where=lambda e: e.data.get("op") == "DEL")
-    second = find(log, "connect", src="client",
-                  after=first_fin if first_fin is not None else -1)
-    fin_wait = _state(log, "FIN_WAIT_2", side="client", conn=conn)
-    settled = _last_of(log, conn, second)
-    stop = find(log, "close", src="server",
-                where=lambda e: str(e.data.get("reason")).startswith("server stopping"))
-    settled_last = _last_of(log, last_conn, stop)
-    before_stop = (stop - 1) if stop is not None else last(log)
-    captured = _captured(log)
-    pk_en = "captured" if captured else "derived"
-    pk_zh = "抓包所得" if captured else "推导所得"
-    n = len(waits)
-    held_s = (log[before_stop].t_ns - log[last_wait].t_ns) / 1e9
-    return [
-        Step({"en": "A keep-alive client gets its answer and closes first: its kernel sends a "
-                    f"FIN ({pk_en}).",
-              "zh_CN": f"一个长连接客户端拿到响应后先关闭：它的内核发出 FIN（报文{pk_zh}）。"},
-             _at(first_fin), "sequence", _pick(conn)),
-        Step({"en": "The server reads end-of-file: recv() returns 0 bytes. That is the signal "
-                    "to call close().",
-              "zh_CN": "服务器读到 EOF：recv() 返回 0 字节。这正是该调用 close() 的信号。"},
-             _at(eof if eof is not None else kept), "io", _pick(conn)),
-        Step({"en": "The bug, planted on purpose: the server takes the fd out of epoll "
-                    "(epoll_ctl DEL) and forgets it, but never calls close(). The socket, and "
-                    "its fd, stay open.",
-              "zh_CN": "这里是故意埋下的 bug：服务器把这个 fd 从 epoll 中删除"
-                       "（epoll_ctl DEL）后就不管了，却从不调用 close()。套接字和它的 fd 都还开着。"},
-             _at(deleted if deleted is not None else kept), "io", _pick(conn),
-             footnote="sockscope serve --never-close",
-             question={"en": "The client has closed, the server has not: what state is the "
-                             "server's end in now?",
-                       "zh_CN": "客户端已经关闭，服务器却没有：服务器这一端现在处于什么状态？"},
-             choices=[{"en": "ESTABLISHED", "zh_CN": "ESTABLISHED"},
-                      {"en": "CLOSE_WAIT", "zh_CN": "CLOSE_WAIT"},
-                      {"en": "TIME_WAIT", "zh_CN": "TIME_WAIT"},
-                      {"en": "CLOSED", "zh_CN": "CLOSED"}], answer=1),
-        Step({"en": "Observed: the server's end, the passive closer, is in CLOSE_WAIT (the peer "
-                    "has closed; the kernel waits for the program to close), the client's, the "
-                    "active closer, in FIN_WAIT_2, waiting for a FIN that the server will never "
-                    "send.",
-              "zh_CN": "观测结果：服务器这一端（被动关闭方）处于 CLOSE_WAIT（对方已关闭，内核在等"
-                       "程序调用 close()），客户端那一端（主动关闭方）处于 FIN_WAIT_2，"
-                       "等着一个服务器永远不会发的 FIN。"},
-             _at(settled if settled is not None else (fin_wait or first_wait)), "sequence",
-             _pick(conn)),
-        Step({"en": f"Every client that closes leaves one more: {n} sockets in CLOSE_WAIT "
-                    "(observed), each holding one of the server's file descriptors. ss -tan "
-                    "on a buggy server shows the same.",
-              "zh_CN": f"每个关闭的客户端都会再留下一个：{n} 个处于 CLOSE_WAIT 的套接字（观测所得），"
-                       "每个都占着服务器的一个文件描述符。在有这个 bug 的服务器上，"
-                       "ss -tan 显示的也是这样。"},
-             _at(settled_last if settled_last is not None else last_wait), "sockets",
-             _pick(last_conn)),
-        Step({"en": f"{held_s:.1f} s later nothing has changed. The clients' FIN_WAIT_2 gives up "
-                    "after 60 s (its timer), but CLOSE_WAIT has no timer: the kernel cannot "
-                    "close a socket for the program. A real server with this bug runs out of "
-                    "file descriptors (EMFILE) in the end.",
-              "zh_CN": f"{held_s:.1f} 秒后什么都没变。客户端的 FIN_WAIT_2 在 60 秒后会放弃"
-                       "（有计时器），而 CLOSE_WAIT 没有计时器：内核不能替程序关闭套接字。"
-                       "真实的服务器如果有这个 bug，最终会耗尽文件描述符（EMFILE）。"},
-             _at(before_stop), "sockets", _pick(last_conn)),
-        Step({"en": "Only when the server stops are the sockets closed: then, at last, the "
-                    f"server's FINs go out ({pk_en}) and the bars end (the kernel observer stops "
-                    "with the server: the states listed are its last look). CLOSE_WAIT means: "
-                    "the socket's last file descriptor is still open (a copy made by fork() or "
-                    "dup() counts: close() on one copy sends no FIN) and nobody called "
-                    "shutdown(SHUT_WR). Hence the lecture's rule for a multi-process server: "
-                    "after fork(), the parent closes its copy of the connected socket.",
-              "zh_CN": "直到服务器停止，这些套接字才被关闭：服务器的 FIN 这时才终于发出"
-                       f"（报文{pk_zh}），连接条也随之结束（内核观测随服务器一起停止，"
-                       "表中的状态是它最后一次看到的）。CLOSE_WAIT 说明：这个套接字的最后一个"
-                       "文件描述符还没有关闭（fork() 或 dup() 得到的副本也算：只关闭其中一个副本"
-                       "不会发出 FIN），而且没有人调用 shutdown(SHUT_WR)。所以讲义对多进程服务器"
-                       "的规则是：fork() 之后，父进程要关闭它那份已连接套接字的副本。"},
-             lambda log: last(log), "lifecycle", _pick(conn)),
-    ]
-
-
-_close_wait_needs = _needs_kernel(
-    "the lesson is about the state the kernel keeps (CLOSE_WAIT), which only the kernel "
-    "observer can show, and it cannot run here: {reason}")
-
-
-CLOSE_WAIT = Lesson(
-    name="close-wait",
-    length=7,
-    title={"en": "CLOSE_WAIT: a server that never closes", "zh_CN": "CLOSE_WAIT：从不关闭的服务器"},
-    section="3.2",
-    summary={"en": "a socket the program never closes stays in CLOSE_WAIT, observed",
-             "zh_CN": "程序从不关闭的套接字一直停在 CLOSE_WAIT（观测所得）"},
-    record=_close_wait_record, steps=_close_wait_steps, check=_close_wait_check,
-    needs=_close_wait_needs)
+# Written as a lesson file (files/close-wait.toml).
+CLOSE_WAIT = load_file(FILES / "close-wait.toml")
 
 
 # ================================================================ 9. backlog
