@@ -117,6 +117,8 @@ either_kind = { kind = ["response", "request"], src = "server", nth = 2 }
 one_of = { kind = "recv", src = "server", bytes = [-1, 0] }
 not_first = { kind = "request", src = "server", not = { seq = [-5, -6] }, after = "req" }
 not_empty = { kind = "recv", src = "server", not = { bytes = 0 }, nth = -1 }
+biggest = { kind = "recv", src = "server", largest = "bytes" }
+with_conn = { kind = "any", src = "server", conn = true }
 in_range = { moment = "req2", after = "req" }
 out_of_range = { moment = "req", after = "req2" }
 wrong_kind = { moment = "req", kind = "response" }
@@ -138,6 +140,10 @@ either = [{ moment = "req", after = "req2" }, "req2"]""")
     assert m["one_of"] == next(i for i in recvs if log[i].data["bytes"] in (0, -1))
     assert m["not_first"] == requests[1]
     assert m["not_empty"] == [i for i in recvs if log[i].data["bytes"] != 0][-1] != recvs[-1]
+    most = max(log[i].data["bytes"] for i in recvs)  # the first read of the most bytes
+    assert m["biggest"] == next(i for i in recvs if log[i].data["bytes"] == most)
+    assert m["with_conn"] == next(i for i in range(n) if log[i].src == "server"
+                                  and log[i].conn is not None)
     # moment = "name": that moment's event, if the other keys hold for it
     assert m["in_range"] == requests[1] and m["out_of_range"] is None
     assert m["wrong_kind"] is None and m["either"] == requests[1]
@@ -170,6 +176,19 @@ def test_facts_count_what_the_recording_holds(template, tmp_path: Path) -> None:
         LessonFile(tmp_path / "w.toml", wrong).check(log)
     assert f"w.toml:{line}: answers is 2, not at least 3 (three answers)" in str(caught.value)
     LessonFile(tmp_path / "r.toml", wrong.replace("min = 3", "min = 2")).check(log)
+    # A field scaled; a list's field is its length, and a range counts its items.
+    ready = text.replace('[moments]\n', '[moments]\nwoke = { kind = "epoll_wait", src = '
+                         '"server", ready = { min = 1 } }\n').replace(
+        '[facts]\n', '[facts]\nready_n = { field = "ready", at = "woke" }\n'
+        'half = { field = "bytes", at = "read", scale = 0.5 }\n').replace(
+        '[moments]\n', '[moments]\nread = { kind = "recv", src = "server" }\n')
+    lf = LessonFile(tmp_path / "l.toml", ready)
+    found = lf.resolve(log)
+    woke = next(i for i in range(len(log)) if log[i].kind == "epoll_wait"
+                and len(log[i].data["ready"]) >= 1)
+    assert found["woke"] == woke and lf.values(log, found)["ready_n"] == len(
+        log[woke].data["ready"])
+    assert lf.values(log, found)["half"] == log[recvs[0]].data["bytes"] * 0.5
     # Seconds between moments; an [[expect]] that the recording has none of an event.
     timed = text.replace('[facts]\n', '[facts]\ngap = { seconds = ["first_request", '
                                      '"second_request"] }\n')

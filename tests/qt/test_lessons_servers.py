@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from visualizer.lessons import all_lessons, prepare
 from visualizer.lessons import servers as lesson
+from visualizer.lessons.base import find
 from lesson_vocabulary import check as check_vocabulary  # tests/qt/
 from lesson_window import unfit  # tests/qt/
 from lesson_window import walk  # tests/qt/
@@ -71,9 +72,31 @@ def test_processes_window_walk(qtbot, processes, tmp_path: Path) -> None:  # typ
     walk(qtbot, processes, tmp_path, check)
 
 
+def _coroutine_moments(log):  # type: ignore[no-untyped-def]
+    """The gevent and asyncio lessons' events, found here as the test reads the log
+    (files/gevent.toml and files/asyncio.toml find them by their anchors)."""
+    starts = [int(i) for i in log.indices(kinds=["task_start"], src="server")]
+    m = {"starts": starts}
+    last = starts[2]
+    m["park"] = find(log, "eagain", src="server", after=last,
+                     where=lambda e: e.conn is not None)
+    waits = [int(i) for i in log.indices(kinds=["wait"], src="server", start=last)]
+    m["sleep"] = max(waits, key=lambda i: int(log[i].data.get("blocked_ns") or 0))
+    m["woken"] = find(log, "request", src="server", after=m["sleep"])
+    m["loop_read"] = find(log, "recv", src="server", after=last,
+                          where=lambda e: e.data.get("by") == "loop"
+                          and int(e.data.get("bytes", 0)) > 0)
+    if m["loop_read"] is not None:
+        m["task_parse"] = find(log, "request", src="server", conn=log[m["loop_read"]].conn,
+                               after=m["loop_read"])
+        m["task_send"] = find(log, "send", src="server", after=m["task_parse"],
+                              where=lambda e: e.data.get("by") == "task")
+    return m
+
+
 def test_gevent_captions_say_what_the_trace_shows(gevent) -> None:  # type: ignore[no-untyped-def]
     log = gevent.timeline.log
-    m = lesson._coroutine_moments(log)
+    m = _coroutine_moments(log)
     starts = m["starts"]
     tid = log[starts[0]].thread
     assert {log[i].thread for i in starts} == {tid}
@@ -100,7 +123,7 @@ def test_gevent_window_walk(qtbot, gevent, tmp_path: Path) -> None:  # type: ign
 
 def test_asyncio_captions_say_what_the_trace_shows(asyncio_) -> None:  # type: ignore[no-untyped-def]
     log = asyncio_.timeline.log
-    m = lesson._coroutine_moments(log)
+    m = _coroutine_moments(log)
     read = log[m["loop_read"]]
     assert read.data["by"] == "loop" and f"recv()s {read.data['bytes']} bytes into " \
         f"{read.data['task']}'s" in asyncio_.text(1)

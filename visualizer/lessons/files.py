@@ -13,6 +13,7 @@ whole and checked before anything runs.
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 import string
 import sys
@@ -105,7 +106,7 @@ class _Lines:
 # ---------------------------------------------------------------- anchors
 # What an anchor may say besides the event's own data fields.
 _ANCHOR_KEYS = {"kind", "src", "conn", "nth", "after", "before", "flags_has", "sender",
-                "moment", "not"}
+                "moment", "not", "largest"}
 _KINDS = frozenset(KINDS) | {"end", "any"}  # the engine's events, the log's end, any event
 SOURCES = ("server", "client", "kernel", "capture", "engine")  # who emits events
 _NAME = re.compile(r"[a-z][a-z0-9_]*")  # a moment's or a fact's name
@@ -132,6 +133,7 @@ class Anchor:
     ranges: tuple = ()  # (name, low or None, high or None): a number within
     moment: str | None = None  # only that moment's event (if the other keys hold for it)
     excluded: tuple = ()  # (name, values): the event's field must be none of these
+    largest: str | None = None  # of the matches, the one whose field is largest
 
     def names(self) -> list[str]:
         """The moments this anchor stands on."""
@@ -144,6 +146,13 @@ class Anchor:
              ) -> int | None:
         if self.kind == "end":
             return len(log) - 1 if len(log) else None
+        if self.largest:  # the first of the matches with the largest value
+            best, value = None, None
+            for i in self.every(log, previous, moments):
+                v = _number(log[i].data.get(self.largest))
+                if v is not None and (value is None or v > value):
+                    best, value = i, v
+            return best
         want = self.nth if self.nth > 0 else None
         matches = []
         for i in self.every(log, previous, moments):
@@ -164,6 +173,11 @@ class Anchor:
         the recording)."""
         moments = moments or {}
         conn = None
+        if self.conn is True:  # any event that belongs to a connection
+            every = dataclasses.replace(self, conn=None)
+            yield from (i for i in every.every(log, previous, moments)
+                        if log[i].conn is not None)
+            return
         if isinstance(self.conn, str):
             at = moments.get(self.conn)
             if at is None or log[at].conn is None:
@@ -213,8 +227,8 @@ class Anchor:
             if d.get(name) in values:
                 return False
         for name, low, high in self.ranges:
-            value = d.get(name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
+            value = _number(d.get(name))
+            if value is None:
                 return False
             if (low is not None and value < low) or (high is not None and value > high):
                 return False
@@ -236,7 +250,9 @@ class Anchor:
         parts = [f"{which} {'event' if kind == 'any' else kind}"]
         if self.src:
             parts.append(f"from the {self.src}")
-        if isinstance(self.conn, str):
+        if self.conn is True:
+            parts.append("of a connection")
+        elif isinstance(self.conn, str):
             parts.append(f"of {self.conn}'s connection")
         elif self.conn:
             parts.append(f"of connection {self.conn}")
@@ -256,7 +272,18 @@ class Anchor:
             parts.append("after " + " and ".join(self.after))
         if self.before:
             parts.append(f"before {self.before}")
+        if self.largest:
+            parts.append(f"with the largest {self.largest}")
         return " ".join(parts)
+
+
+def _number(value: Any) -> int | float | None:
+    """A field as a number: itself, or a list's length (a ready list); None if neither."""
+    if isinstance(value, list):
+        return len(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return value
 
 
 @dataclass(frozen=True)
@@ -355,7 +382,7 @@ def _facts(log: EventLog, index: int, previous: int, conn: str | None, k: int,
 # Fields whose values are texts (the others a caption may say are numbers).
 _TEXT_FIELDS = {"conn", "src", "flags", "state", "path", "method", "target", "side", "reason",
                 "origin", "head", "mode", "version", "error", "status_text"}
-_ATTRIBUTES = ("fd", "conn", "src", "tid", "kind")  # an event's own, not its data's
+_ATTRIBUTES = ("fd", "conn", "src", "thread", "kind")  # an event's own, not its data's
 
 
 def _holds(value: Any, wanted: Any) -> bool:
@@ -370,7 +397,7 @@ def _holds(value: Any, wanted: Any) -> bool:
 
 # What a lesson may need of the machine it is recorded on: name -> (module, function).
 NEEDS = {"kernel": ("kernel", "_needs_kernel_here"), "fork": ("servers", "_needs_fork"),
-         "epoll": ("models", "_epoll_needs")}
+         "epoll": ("models", "_epoll_needs"), "gevent": ("servers", "_needs_gevent")}
 
 
 # ---------------------------------------------------------------- the file
@@ -551,10 +578,16 @@ class LessonFile:
                 out[name] = (unit, *(self._named(m, self.names, unit, *where) for m in pair))
             elif "field" in value or "header" in value:
                 key = "field" if "field" in value else "header"
-                self._known(value, {key, "at"}, *where)
+                self._known(value, {key, "at"} | ({"scale"} if key == "field" else set()),
+                            *where)
                 if not isinstance(value[key], str) or not isinstance(value.get("at"), str):
                     raise self.fail(f"{{ {key} = \"NAME\", at = \"moment\" }}", *where)
-                out[name] = (key, value[key], self._named(value["at"], self.names, "at", *where))
+                scale = value.get("scale", 1)
+                if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale:
+                    raise self.fail("scale is a number the field's value is multiplied by "
+                                    "(1e-6: nanoseconds to milliseconds)", *where, "scale")
+                out[name] = (key, value[key], self._named(value["at"], self.names, "at", *where),
+                             scale)
             else:
                 self._known(value, {"count", "distinct", "times"}, *where)
                 distinct = value.get("distinct", [])
@@ -703,10 +736,10 @@ class LessonFile:
         conn = value.get("conn")
         if isinstance(conn, str):
             self._named(conn, known, "conn", *path)
-        elif conn is not None and (isinstance(conn, bool) or not isinstance(conn, int) or
-                                   conn < 1):
-            raise self.fail("conn is a number from 1, or a moment's name (its connection)",
-                            *path)
+        elif conn is not None and conn is not True and (
+                isinstance(conn, bool) or not isinstance(conn, int) or conn < 1):
+            raise self.fail("conn is a number from 1, a moment's name (its connection), or "
+                            "true (any connection's event)", *path)
         nth = value.get("nth", 1)
         if isinstance(nth, bool) or not isinstance(nth, int) or nth == 0:
             raise self.fail("nth is a number from 1 (or negative from the end: -1 the last)",
@@ -750,10 +783,14 @@ class LessonFile:
             for key, v in value["not"].items():
                 found = self._values(key, v, *path)
                 excluded.append((key, found if isinstance(found, tuple) else (found,)))
+        largest = value.get("largest")
+        if largest is not None and not isinstance(largest, str):
+            raise self.fail("largest is a field's name: of the matches, the one whose field "
+                            "is largest", *path)
         return Anchor(kind=kind, src=src, conn=conn, nth=nth, after=after, before=before,
                       flags_has=value.get("flags_has"), sender=value.get("sender"),
                       fields=tuple(fields), ranges=tuple(ranges), moment=moment,
-                      excluded=tuple(excluded))
+                      excluded=tuple(excluded), largest=largest)
 
     def _values(self, key: str, v: Any, *path: Any) -> Any:
         """A field's wanted value: a text, number or boolean, or a list of them (any)."""
@@ -974,7 +1011,10 @@ class LessonFile:
                 elif spec[1] in _ATTRIBUTES:
                     out[name] = getattr(log[at], spec[1])
                 else:
-                    out[name] = log[at].data.get(spec[1], "?")
+                    found = log[at].data.get(spec[1], "?")
+                    number = _number(found)
+                    out[name] = found if number is None else \
+                        number * spec[3] if spec[3] != 1 else number
             elif spec[0] == "header":  # a header's value in the event's head ("": none)
                 at = moments.get(spec[2])
                 out[name] = "?" if at is None else \
