@@ -333,6 +333,7 @@ BREAKS = {
     "fact named as a placeholder": ('between = { ms', 'bytes = { ms'),
     "script": ('load = "--clients 1 --requests 2', 'script = "slow-and-queue"\n#'),
     "needs": ('format = 1 ', 'needs = ["gpu"]\nformat = 1 '),
+    "runs beside an engine": ('[engine]\n', '[[runs]]\n[engine]\n'),
     "placeholder": ("{since_ms} ms after", "{since} ms after"),
     "placeholder's format": ("{since_ms} ms after", "{flags:d} ms after"),
     "a lone brace": ("{since_ms} ms after", "{since_ms ms after"),

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 from visualizer.lessons import all_lessons, prepare
-from visualizer.lessons import servers as lesson
 from visualizer.lessons.base import find
 from lesson_vocabulary import check as check_vocabulary  # tests/qt/
 from lesson_window import unfit  # tests/qt/
@@ -37,9 +36,66 @@ def test_they_sit_in_the_lecture_s_order() -> None:
     assert [all_lessons()[n].section for n in ("processes", "gevent")] == ["3.4", "3.5"]
 
 
+# The processes lesson's events, found here as the test reads the log.
+def _runs(log):  # type: ignore[no-untyped-def]
+    """Each engine's run (files/processes.toml records two): (first index, last index, its port)."""
+    starts = [int(i) for i in log.indices(kinds=["mode"], src="server")]
+    out = []
+    for k, i in enumerate(starts):
+        end = starts[k + 1] - 1 if k + 1 < len(starts) else len(log) - 1
+        listen = find(log, "listen", src="server", after=i - 1)
+        port = int(log[listen].data.get("port", 0)) if listen is not None else 0
+        out.append((i, end, port))
+    return out
+
+
+def _server_fin(log, conn: str | None, port: int, after: int | None,
+                before: int | None = None):  # type: ignore[no-untyped-def]
+    """The first segment with FIN the server's end sent on ``conn`` after ``after``."""
+    if conn is None or after is None:
+        return None
+    i = find(log, "packet", conn=conn, after=after,
+             where=lambda e: "FIN" in str(e.data.get("flags")) and e.data.get("sport") == port)
+    return i if i is not None and (before is None or i < before) else None
+
+
+def _close(log, conn: str | None, copy: str, after: int):  # type: ignore[no-untyped-def]
+    return find(log, "close", src="server", conn=conn, after=after,
+                where=lambda e: e.data.get("copy") == copy)
+
+
+def _process_moments(log):  # type: ignore[no-untyped-def]
+    runs = _runs(log)
+    if len(runs) != 2:
+        return {}
+    (a0, a1, a_port), (b0, b1, b_port) = runs
+    m = {"a_port": a_port, "b_port": b_port}
+    m["a_fork"] = find(log, "fork", src="server", after=a0 - 1)
+    a = m["a"] = log[m["a_fork"]].conn if m["a_fork"] is not None else None
+    m["a_parent_close"] = _close(log, a, "parent", a0 - 1)
+    m["a_child_close"] = _close(log, a, "child", a0 - 1)
+    m["a_fin"] = _server_fin(log, a, a_port, m["a_child_close"])
+    m["a_fin_early"] = _server_fin(log, a, a_port, m["a_fork"], m["a_child_close"])
+    m["b_fork"] = find(log, "fork", src="server", after=b0 - 1)
+    b = m["b"] = log[m["b_fork"]].conn if m["b_fork"] is not None else None
+    m["b_child_close"] = _close(log, b, "child", b0 - 1)
+    m["b_answer"] = find(log, "recv", src="client", conn=b,
+                         where=lambda e: int(e.data.get("bytes", 0)) > 0)
+    m["b_client_close"] = find(log, "close", src="client", conn=b)
+    m["b_parent_close"] = _close(log, b, "parent", b0 - 1)
+    m["b_fin_early"] = _server_fin(log, b, b_port, m["b_fork"], m["b_parent_close"])
+    m["b_fin"] = _server_fin(log, b, b_port, m["b_parent_close"])
+    m["b_close_wait"] = find(log, "tcp_state", conn=b, after=m["b_client_close"] or 0,
+                             where=lambda e: e.data.get("side") == "server"
+                             and e.data.get("state") == "CLOSE_WAIT")
+    m["b_exit"] = find(log, "process_exit", src="server", conn=b)
+    return m
+
+
+
 def test_processes_captions_say_what_the_trace_shows(processes) -> None:  # type: ignore[no-untyped-def]
     log = processes.timeline.log
-    m = lesson._process_moments(log)
+    m = _process_moments(log)
     fork = log[m["a_fork"]]
     assert f"(fd {fork.fd})" in processes.text(0) and f"Child {fork.data['child']}" \
         in processes.text(0)

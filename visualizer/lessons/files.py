@@ -506,7 +506,7 @@ class LessonFile:
     # -- the parts
     def _check_top(self, data: dict) -> None:
         self._known(data, {"format", "name", "section", "title", "summary", "needs",
-                           "engine", "clients", "moments", "facts", "expect", "steps"})
+                           "engine", "clients", "runs", "moments", "facts", "expect", "steps"})
         if data.get("format") != FORMAT:
             raise self.fail(f"format = {FORMAT} is needed (this SockScope reads lesson files "
                             f"of format {FORMAT})", "format")
@@ -519,12 +519,33 @@ class LessonFile:
         self.summary = self._text(data.get("summary"), "summary", required=False) or \
             {"en": ""}
         self.requires = self._needs(data.get("needs", []))
-        self.engine_options = self._engine(data.get("engine", {}))
-        self.clients = self._clients(data.get("clients", []))
+        self.runs = self._runs(data)
+        self.engine_options, self.clients = self.runs[0]
         self.moments = self._moments(data.get("moments", {}))
         self.facts = self._fact_specs(data.get("facts", {}))
         self.expect = self._expect(data.get("expect", []))
         self.steps = self._steps(data.get("steps"))
+
+    def _runs(self, data: dict) -> list[tuple[list[str], list]]:
+        """The engines the lesson records, each with its clients, one after the other:
+        [engine] and [[clients]], or several [[runs]] (each its own engine and clients;
+        their recordings merged into one, in time order)."""
+        if "runs" not in data:
+            return [(self._engine(data.get("engine", {})), self._clients(data.get("clients", [])))]
+        runs = data["runs"]
+        if "engine" in data or "clients" in data:
+            raise self.fail("[[runs]] each have their engine and clients: no [engine] or "
+                            "[[clients]] beside them", "runs", 0)
+        if not isinstance(runs, list) or not 1 <= len(runs) <= 4:
+            raise self.fail("[[runs]]: one to four tables", "runs", 0)
+        out = []
+        for k, run in enumerate(runs):
+            if not isinstance(run, dict):
+                raise self.fail("each [[runs]] is a table", "runs", k)
+            self._known(run, {"engine", "clients"}, "runs", k)
+            out.append((self._engine(run.get("engine", {}), "runs", k, "engine"),
+                        self._clients(run.get("clients", []), "runs", k, "clients")))
+        return out
 
     def _needs(self, needs: Any) -> tuple[str, ...]:
         if not isinstance(needs, list) or any(n not in NEEDS for n in needs):
@@ -604,25 +625,26 @@ class LessonFile:
                              tuple(distinct), times)
         return out
 
-    def _engine(self, table: Any) -> list[str]:
+    def _engine(self, table: Any, *at: Any) -> list[str]:
+        at = at or ("engine",)
         from engine.server import MODES, POLICIES, TRIGGERS, default_mode
         if not isinstance(table, dict):
-            raise self.fail("[engine] must be a table", "engine")
+            raise self.fail("[engine] must be a table", *at)
         self._known(table, {"mode", "trigger", "policy", "backlog", "reuseaddr", "sweep_pause",
                             "every_sweep", "root", "idle_timeout", "max_connections",
                             "cpu_interval",
-                            "no_drain", "never_close", "lab", "fault"}, "engine")
+                            "no_drain", "never_close", "keep_parent_copy", "lab", "fault"}, *at)
         mode = table.get("mode", "default")
         if mode == "default":
             mode = default_mode()
         if mode not in MODES:
             raise self.fail(f"mode {mode!r} is not one of {', '.join(MODES)} (or default)",
-                            "engine", "mode")
+                            *at, "mode")
         options = ["--mode", mode]
         for key, allowed in (("trigger", TRIGGERS), ("policy", POLICIES)):
             if key in table:
                 if table[key] not in allowed:
-                    raise self.fail(f"{key} must be one of {', '.join(allowed)}", "engine", key)
+                    raise self.fail(f"{key} must be one of {', '.join(allowed)}", *at, key)
                 options += [f"--{key}", table[key]]
         for key, low, high, kind in (("backlog", 0, 65535, int), ("sweep_pause", 0, 1.0, float),
                                      ("cpu_interval", 0, 10, float),
@@ -633,76 +655,78 @@ class LessonFile:
                 if isinstance(value, bool) or not isinstance(value, (int, float)) or \
                         (kind is int and not isinstance(value, int)) or not low <= value <= high:
                     raise self.fail(f"{key} must be a{'n integer' if kind is int else ' number'}"
-                                    f" from {low} to {high:,}", "engine", key)
+                                    f" from {low} to {high:,}", *at, key)
                 options += [f"--{key.replace('_', '-')}", str(value)]
-        for key in ("reuseaddr", "every_sweep", "no_drain", "never_close", "lab"):
+        for key in ("reuseaddr", "every_sweep", "no_drain", "never_close", "keep_parent_copy",
+                    "lab"):
             if key in table and not isinstance(table[key], bool):
-                raise self.fail(f"{key} must be true or false", "engine", key)
+                raise self.fail(f"{key} must be true or false", *at, key)
         if "reuseaddr" in table:
             options.append("--reuseaddr" if table["reuseaddr"] else "--no-reuseaddr")
-        for key in ("every_sweep", "no_drain", "never_close", "lab"):
+        for key in ("every_sweep", "no_drain", "never_close", "keep_parent_copy", "lab"):
             if table.get(key):
                 options.append(f"--{key.replace('_', '-')}")
         if "fault" in table:
             from engine.lab import FAULTS
             if not table.get("lab") or table["fault"] not in FAULTS:
                 raise self.fail(f"fault needs lab = true and one of {', '.join(FAULTS)}",
-                                "engine", "fault")
+                                *at, "fault")
             options += ["--fault", table["fault"]]
         if "root" in table:
             if not isinstance(table["root"], str):
-                raise self.fail("root must be a folder's path", "engine", "root")
+                raise self.fail("root must be a folder's path", *at, "root")
             root = (self.path.parent / table["root"]).resolve()
             if not root.is_dir():
                 raise self.fail(f"root {table['root']!r} is not a folder (from {root})",
-                                "engine", "root")
+                                *at, "root")
             options += ["--root", str(root)]
         self.mode = mode
         return options
 
-    def _clients(self, clients: Any) -> list[tuple[str, Any, float]]:
+    def _clients(self, clients: Any, *at: Any) -> list[tuple[str, Any, float]]:
+        at = at or ("clients",)
         if not isinstance(clients, list):
-            raise self.fail("clients must be [[clients]] tables", "clients")
+            raise self.fail("clients must be [[clients]] tables", *at)
         out = []
         for k, client in enumerate(clients):
             if not isinstance(client, dict):
-                raise self.fail("each [[clients]] must be a table", "clients", k)
-            self._known(client, {"load", "browser", "script", "pause"}, "clients", k)
+                raise self.fail("each [[clients]] must be a table", *at, k)
+            self._known(client, {"load", "browser", "script", "pause"}, *at, k)
             if len({"load", "browser", "script"} & set(client)) != 1:
                 raise self.fail("a client is one of load = \"OPTIONS\" (the built-in clients), "
                                 "browser = \"/PATH\" (headless Chromium) or script = \"NAME\" "
-                                "(a scripted client SockScope has)", "clients", k)
+                                "(a scripted client SockScope has)", *at, k)
             pause = client.get("pause", 0.2)
             if isinstance(pause, bool) or not isinstance(pause, (int, float)) or \
                     not 0 <= pause <= 30:
-                raise self.fail("pause must be 0 to 30 seconds", "clients", k, "pause")
+                raise self.fail("pause must be 0 to 30 seconds", *at, k, "pause")
             if "script" in client:
                 from .scripts import SCRIPTS
                 if client["script"] not in SCRIPTS:
                     raise self.fail(f"script is one of: {', '.join(sorted(SCRIPTS))}",
-                                    "clients", k, "script")
+                                    *at, k, "script")
                 out.append(("script", client["script"], float(pause)))
             elif "load" in client:
                 options = client["load"]
                 if not isinstance(options, str):
                     raise self.fail("load takes sockscope load's options as one text",
-                                    "clients", k, "load")
+                                    *at, k, "load")
                 import shlex
                 try:
                     words = shlex.split(options)
                 except ValueError as exc:
-                    raise self.fail(f"load: {exc}", "clients", k, "load") from None
+                    raise self.fail(f"load: {exc}", *at, k, "load") from None
                 if "--trace" in words:
-                    raise self.fail("load: --trace is the lesson's own", "clients", k, "load")
+                    raise self.fail("load: --trace is the lesson's own", *at, k, "load")
                 problem = _load_problem(words)
                 if problem:
-                    raise self.fail(f"load: {problem}", "clients", k, "load")
+                    raise self.fail(f"load: {problem}", *at, k, "load")
                 out.append(("load", options, float(pause)))
             else:
                 path = client["browser"]
                 if not isinstance(path, str) or not path.startswith("/"):
                     raise self.fail("browser takes a path on the site, from /",
-                                    "clients", k, "browser")
+                                    *at, k, "browser")
                 out.append(("browser", path, float(pause)))
         return out
 
@@ -954,7 +978,8 @@ class LessonFile:
     def needs(self) -> tuple[bool, str]:
         import importlib
         from .basics import _chromium
-        if any(kind == "browser" for kind, _, _ in self.clients) and _chromium() is None:
+        if any(kind == "browser" for _, clients in self.runs for kind, _, _ in clients) and \
+                _chromium() is None:
             return False, "its browser client needs Chromium (chromium on PATH)"
         for need in self.requires:
             module, function = NEEDS[need]
@@ -964,11 +989,18 @@ class LessonFile:
         return True, ""
 
     def record(self, workdir: Path) -> Path:
+        if len(self.runs) == 1:
+            return self._record(workdir, self.name, *self.runs[0])
+        from .kernel import _merge
+        traces = [self._record(workdir, f"{self.name}-{k + 1}", options, clients)
+                  for k, (options, clients) in enumerate(self.runs)]
+        return _merge(Path(workdir) / f"{self.name}.jsonl", traces, [], lesson=self.name)
+
+    def _record(self, workdir: Path, name: str, options: list[str], clients: list) -> Path:
         from .basics import OBSERVING, _chromium, _Served, browse
-        with _Served(workdir, self.name, *self.engine_options, *OBSERVING,
-                     control=True) as served:
+        with _Served(workdir, name, *options, *OBSERVING, control=True) as served:
             loads = 0
-            for kind, what, pause in self.clients:
+            for kind, what, pause in clients:
                 if kind == "load":
                     served.command(f"load {what}")
                     loads += 1
