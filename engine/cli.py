@@ -369,9 +369,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
         loads.append(_start_load(parsed, server, sinks + both_ends, False))
         return None
 
+    # "restart OPTIONS": the settings to serve with next, and whether it was stepping
+    # (its stop() lets everything held go, so that is read before)
+    restart_to: list[tuple[ServerConfig, bool]] = []
+
+    def restart(text: str) -> str | None:
+        """Stop this server and serve again on its port with other settings."""
+        try:
+            restart_to.append((restart_config(config, text), server.gate.enabled))
+        except ValueError as exc:
+            return str(exc)
+        server.stop()
+        return None
+
     if args.step or args.control:
-        commands = _start_stepping(server, held=args.step, start_load=start_load,
-                                   stdin=args.step or args.control == STDIN_CONTROL)
+        commands = _start_stepping(lambda: server, held=args.step, start_load=start_load,
+                                   stdin=args.step or args.control == STDIN_CONTROL,
+                                   restart=restart)
         if control is not None:
             control.header["url"] = server.url
             control.start(commands)
@@ -387,6 +401,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
                                  settle))
     try:
         server.serve()
+        while restart_to:  # "restart OPTIONS": the same port, other settings
+            config, held = restart_to.pop()
+            server = _serve_again(config, port, probe, server)
+            config = server.config  # what it serves with (the old settings, if refused)
+            if held:
+                server.gate.enable()
+            signal.set_wakeup_fd(server.wakeup_fd, warn_on_full_buffer=False)
+            detail = f"{config.mode}" + (f", {config.trigger}-triggered"
+                                         if config.mode == "epoll" else "")
+            print(f"restarted: serving at {server.url} ({detail}, {config.policy})", flush=True)
+            server.serve()
     finally:
         for helper in helpers:
             helper.stop()
@@ -406,6 +431,96 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"stopped: {s.accepted} connections, {s.responses} responses, "
               f"{s.bad_requests} bad requests, {s.eagain} EAGAIN" + recorded, flush=True)
     return 0
+
+
+# What ``restart OPTIONS`` (a control command) may change: the server's own settings,
+# never where it listens, what it serves or what it records.
+RESTART_OPTIONS = ("--mode", "--trigger", "--policy", "--backlog", "--sweep-pause",
+                   "--reuseaddr", "--no-reuseaddr", "--every-sweep", "--no-drain",
+                   "--never-close", "--keep-parent-copy", "--idle-timeout",
+                   "--max-connections")
+
+
+def restart_config(config: ServerConfig, text: str) -> ServerConfig:
+    """``config`` with what ``restart OPTIONS`` says (serve's options, those of
+    ``RESTART_OPTIONS`` alone); ValueError says what is wrong."""
+    import contextlib
+    import dataclasses
+    import io
+    try:
+        words = shlex.split(text)
+    except ValueError as exc:
+        raise ValueError(f"restart: {exc}") from None
+    for word in words:
+        name = word.split("=", 1)[0]
+        if name.startswith("-") and name not in RESTART_OPTIONS:
+            raise ValueError(f"restart: {name} cannot change while serving "
+                             f"(these can: {' '.join(RESTART_OPTIONS)})")
+    said = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(said):
+            new = build_parser().parse_args(["serve", *words])
+    except SystemExit:
+        lines = [line for line in said.getvalue().splitlines() if line.strip()]
+        raise ValueError("restart: " + (lines[-1].split("error: ", 1)[-1] if lines
+                                        else "not valid")) from None
+    given = {name.split("=", 1)[0] for name in words if name.startswith("-")}
+    changes = {}
+    for option, field in (("--mode", "mode"), ("--trigger", "trigger"), ("--policy", "policy"),
+                          ("--backlog", "backlog"), ("--sweep-pause", "sweep_pause"),
+                          ("--idle-timeout", "idle_timeout"),
+                          ("--max-connections", "max_connections")):
+        if option in given:
+            changes[field] = getattr(new, field)
+    if "--mode" in given and "--trigger" not in given:
+        changes["trigger"] = new.trigger  # another mode: its default trigger, as at start-up
+    if given & {"--reuseaddr", "--no-reuseaddr"}:
+        changes["reuseaddr"] = new.reuseaddr
+    for option, field in (("--every-sweep", "every_sweep"), ("--no-drain", "no_drain"),
+                          ("--never-close", "never_close"),
+                          ("--keep-parent-copy", "keep_parent_copy")):
+        changes[field] = option in given  # a switch not given is off, as at start-up
+    config = dataclasses.replace(config, **changes)
+    try:
+        config.check()  # refused now, with its reason: the server serves on untouched
+    except ValueError as exc:
+        raise ValueError(f"restart: {exc}") from None
+    return config
+
+
+def _serve_again(config: ServerConfig, port: int, probe: Probe, old):  # type: ignore[no-untyped-def]
+    """A server with ``config`` on ``port``, where ``old`` served until now. Without
+    SO_REUSEADDR the old server's TIME_WAIT sockets may hold the port (EADDRINUSE):
+    then it is said (an ``error`` event and a line) and the server takes the port with
+    SO_REUSEADDR after all, its ``listen`` event saying so. Anything else that fails
+    serves on with the old settings."""
+    import dataclasses
+    config = dataclasses.replace(config, port=port)
+    try:
+        server = create_server(config, probe)
+        server.bind()
+        return server
+    except OSError as exc:
+        said = exc.strerror or str(exc)
+        if exc.errno == errno.EADDRINUSE and not config.reuseaddr:
+            why = ("restart: port {0} is held by the last server's TIME_WAIT sockets and "
+                   "SO_REUSEADDR is off: EADDRINUSE; serving with SO_REUSEADDR on").format(port)
+            config = dataclasses.replace(config, reuseaddr=True)
+        else:
+            why = f"restart: cannot serve with these settings ({said}); serving on as before"
+            config = dataclasses.replace(old.config, port=port)
+        probe.emit("error", None, -1, 0, what="restart", detail=why)
+        print(why, flush=True)
+        server = create_server(config, probe)
+        server.bind()
+        return server
+    except (ValueError, FileNotFoundError) as exc:
+        why = f"restart: {exc}; serving on as before"
+        probe.emit("error", None, -1, 0, what="restart", detail=why)
+        print(why, flush=True)
+        server = create_server(dataclasses.replace(old.config, port=port), probe)
+        server.bind()
+        return server
 
 
 def _open_files(raised: tuple[int, int, str | None], max_connections: int) -> None:
@@ -563,16 +678,18 @@ def _start_packets(args: argparse.Namespace, probe: Probe, port: int, sinks: lis
     return None
 
 
-def _start_stepping(server, held: bool = True, start_load=None,  # type: ignore[no-untyped-def]
-                    stdin: bool = True):
+def _start_stepping(current, held: bool = True, start_load=None,  # type: ignore[no-untyped-def]
+                    stdin: bool = True, restart=None):
     """Step the live server from stdin (a terminal, or a SockScope window):
     each held action is printed. ``load OPTIONS`` runs the built-in clients in
-    this process (the only way to reach a server in the lab). Returns the
-    command handler (one line in, a problem or None out) the control port uses."""
+    this process (the only way to reach a server in the lab); ``restart OPTIONS``
+    starts the server again with other settings (``current()`` is the server
+    running now). Returns the command handler (one line in, a problem or None out)
+    the control port uses."""
     import threading
-    gate = server.gate
+    server = current()
     if held:
-        gate.enable()
+        server.gate.enable()
 
     def show(event) -> None:  # type: ignore[no-untyped-def]
         if event.kind == "gate" and event.data.get("state") == "held":
@@ -581,13 +698,15 @@ def _start_stepping(server, held: bool = True, start_load=None,  # type: ignore[
 
     server.probe.add_sink(show)
     print("stepping: Enter releases one action, a number that many, "
-          "c runs freely, s steps again, load OPTIONS runs clients, q stops", flush=True)
+          "c runs freely, s steps again, load OPTIONS runs clients, restart OPTIONS "
+          "serves with other settings, q stops", flush=True)
 
     def command(line: str) -> str | None:
         """One command line (stdin's or the control port's): a problem, or None."""
         word = line.strip().lower()
+        gate = current().gate
         if word in ("q", "quit"):
-            server.stop()
+            current().stop()
         elif word in ("c", "run"):
             gate.disable()
         elif word in ("s", "step"):
@@ -599,8 +718,11 @@ def _start_stepping(server, held: bool = True, start_load=None,  # type: ignore[
         elif word.startswith("load") and start_load is not None and \
                 (word == "load" or word[4].isspace()):
             return start_load(line.strip()[4:])  # type: ignore[no-any-return]
+        elif word.startswith("restart") and restart is not None and \
+                (word == "restart" or word[7].isspace()):
+            return restart(line.strip()[7:])  # type: ignore[no-any-return]
         else:
-            return f"{word!r}: Enter, a number, c, s, load OPTIONS or q"
+            return f"{word!r}: Enter, a number, c, s, load OPTIONS, restart OPTIONS or q"
         return None
 
     def read_commands() -> None:

@@ -546,7 +546,11 @@ class MainWindow(QMainWindow):
                                        if self._engine_lab else "")
 
     def _apply_settings(self) -> None:
-        """A change of settings restarts the engine; the timeline keeps everything."""
+        """A change of settings restarts the engine; the timeline keeps everything.
+        Attached, the engine there serves again with them."""
+        if self.attachment.attached:
+            self.attachment.apply(self._current_settings())
+            return
         self.start_engine(self._current_settings())
 
     def _open_browser(self) -> None:
@@ -1005,7 +1009,9 @@ class MainWindow(QMainWindow):
             if shown.get("mode") is not None:
                 mode, trigger = shown["mode"], shown.get("trigger") or "level"
                 index = next((i for i, (_, m, t) in enumerate(MODES)
-                              if m == mode and t in (trigger, "level")), -1)
+                              if m == mode and t == trigger), -1)
+                if index < 0:  # a mode with one trigger
+                    index = next((i for i, (_, m, _t) in enumerate(MODES) if m == mode), -1)
                 if index >= 0:
                     self.mode_box.setCurrentIndex(index)
             if shown.get("policy") is not None:

@@ -12,9 +12,12 @@ settings, never the token). ``Attachment`` does the rest for the window:
   message box and the local engine runs on, untouched;
 * accepted, the local engine stops and the timeline starts afresh (the other
   machine's clock is not this one's: their events would not interleave); the
-  engine toolbar shows the attached engine's settings, greyed (the control
-  port cannot change its mode); stepping goes over the socket; the traffic
-  buttons run the clients inside the attached engine;
+  engine toolbar shows the attached engine's settings, and Apply serves its
+  port again with the toolbar's (``restart OPTIONS`` over the port: mode,
+  trigger, policy, backlog, SO_REUSEADDR, sweep pause; its lab and its site stay
+  its own); the toolbar then follows the engine's own ``mode`` and ``listen``
+  events; stepping goes over the socket; the traffic buttons run the clients
+  inside the attached engine;
 * the status bar says "attached to HOST:PORT", then that the attached engine
   ended (``q`` on its side, or the VM gone);
 * File → Detach (or the banner's button once it ended) goes back to a local
@@ -30,7 +33,7 @@ from PySide6.QtWidgets import (QApplication, QCheckBox, QDialog, QDialogButtonBo
 
 from engine.control import TOKEN_MIN, ControlError, parse_address
 
-from .host import AttachError, EngineHost, EngineSettings
+from .host import AttachError, EngineHost, EngineSettings, remote_settings
 from .model import Timeline
 
 if TYPE_CHECKING:
@@ -127,6 +130,8 @@ class Attachment(QObject):
         self.timer.setInterval(150)
         self.timer.timeout.connect(self._watch)
         self.last_message = ""  # the last refusal said (tests read it too)
+        self._told = -1  # the last mode or listen event the toolbar shows
+        self._lab_enabled = True  # the Lab box as it was before attaching
 
     @property
     def attached(self) -> str | None:
@@ -190,6 +195,7 @@ class Attachment(QObject):
             bar.setEnabled(True)
             bar.setToolTip("")
         w.gate_box.setEnabled(True)
+        self._lab_enabled = w.lab_box.isEnabled()
         w._engine_exit_reported = False
         w.banner.hide()
         w.banner_button.hide()
@@ -199,6 +205,7 @@ class Attachment(QObject):
         w.live_button.setChecked(True)
         self._show_settings(engine.settings)
         w._live_settings = live  # (Back to the live server, Detach: the window's own)
+        self._told = -1
         w._shown_settings = None
         w.gate_box.blockSignals(True)  # the engine's stepping as it is: nothing sent
         w.gate_box.setChecked(engine.stepping)
@@ -216,12 +223,45 @@ class Attachment(QObject):
         self.timer.start()
 
     def _show_settings(self, s: EngineSettings) -> None:
-        """The attached engine's settings in the toolbar, greyed: they are its own."""
-        self.window.show_engine_settings(
+        """The attached engine's settings in the toolbar; Apply changes them there. Its
+        lab is its own (set when it was started)."""
+        w = self.window
+        w.show_engine_settings(
             {"mode": s.mode, "trigger": s.trigger, "policy": s.policy, "backlog": s.backlog,
-             "reuseaddr": s.reuseaddr, "sweep_pause": s.sweep_pause},
-            self.tr("The attached engine's settings (it was started with them; attached, "
-                    "they cannot change): File → Detach for the local engine"))
+             "reuseaddr": s.reuseaddr, "sweep_pause": s.sweep_pause}, "")
+        w.engine_bar.setEnabled(True)
+        w.engine_bar.setToolTip(self.tr(
+            "The attached engine's settings: Apply serves its port again with these"))
+        w.lab_box.setEnabled(False)
+        w.fault_box.setEnabled(False)
+
+    def apply(self, settings: EngineSettings) -> None:
+        """Apply, attached: the engine there stops its server and serves its port again
+        with the toolbar's settings; the toolbar then shows what it says it runs."""
+        w = self.window
+        w.host.restart(settings)
+        w.statusBar().showMessage(self.tr(
+            "The attached engine at {0} serves again as {1}: its events say when").format(
+                self.attached, settings.mode), 10_000)
+
+    def _follow_settings(self) -> None:
+        """A new mode or listen event from the attached engine (a restart: this window's,
+        another's, or a fallback it said): the toolbar shows what it runs now."""
+        w = self.window
+        log = w.timeline.log
+        modes = log.indices(kinds=["mode"], src="server")
+        listens = log.indices(kinds=["listen"], src="server")
+        if not len(modes) or not len(listens):
+            return
+        latest = max(int(modes[-1]), int(listens[-1]))
+        if latest <= self._told or int(listens[-1]) < int(modes[-1]):
+            return  # nothing new, or its listen event is still to come
+        self._told = latest
+        kept = w.host.settings
+        now = remote_settings(None, log[int(modes[-1])].data, log[int(listens[-1])].data)
+        now.lab, now.fault, now.root = kept.lab, kept.fault, kept.root
+        w.host.settings = now
+        self._show_settings(now)
 
     def _watch(self) -> None:
         """While attached: the status bar's words, and the attached engine's end."""
@@ -235,6 +275,8 @@ class Attachment(QObject):
             return
         channel = w.host.channel if w.host is not None else None
         ended = channel is None or channel.exit_code is not None
+        if not ended:
+            self._follow_settings()
         text = (self.tr("the attached engine at {0} ended").format(address) if ended
                 else self.tr("attached to {0}").format(address))
         if self.status.text() != text:
@@ -265,6 +307,9 @@ class Attachment(QObject):
         w.leave_lesson_action.setEnabled(False)
         w.engine_bar.setEnabled(True)
         w.engine_bar.setToolTip("")
+        w.lab_box.setEnabled(self._lab_enabled)
+        w.fault_box.setEnabled(w._faults_status[0] and w.lab_box.isEnabled() and
+                               w.lab_box.isChecked())
         w.traffic_bar.setToolTip("")
         w.show_timeline(Timeline(), "")  # (its clock is not the attached engine's)
         w.setWindowTitle("SockScope")

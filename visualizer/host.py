@@ -44,17 +44,22 @@ class EngineSettings:
     idle_timeout: float | None = None  # None: the engine's own (15 s)
     max_connections: int | None = None  # None: the engine's own (10,000)
 
-    def args(self, port: int) -> list[str]:
-        out = ["serve", "--port", str(port), "--mode", self.mode, "--trigger", self.trigger,
-               "--policy", self.policy, "--backlog", str(self.backlog),
-               "--sweep-pause", str(self.sweep_pause), "--trace", "-", "--control"]
-        out.append("--reuseaddr" if self.reuseaddr else "--no-reuseaddr")
-        if self.root:
-            out += ["--root", self.root]
+    def server_options(self) -> list[str]:
+        """The server's own settings as serve's options (what ``restart`` may change)."""
+        out = ["--mode", self.mode, "--trigger", self.trigger, "--policy", self.policy,
+               "--backlog", str(self.backlog), "--sweep-pause", str(self.sweep_pause),
+               "--reuseaddr" if self.reuseaddr else "--no-reuseaddr"]
         if self.idle_timeout is not None:
             out += ["--idle-timeout", str(self.idle_timeout)]
         if self.max_connections is not None:
             out += ["--max-connections", str(self.max_connections)]
+        return out
+
+    def args(self, port: int) -> list[str]:
+        out = ["serve", "--port", str(port), *self.server_options(), "--trace", "-",
+               "--control"]
+        if self.root:
+            out += ["--root", self.root]
         if self.lab:
             out.append("--lab")
             if self.fault:
@@ -217,7 +222,12 @@ class EngineHost:
         return lines
 
     def restart(self, settings: EngineSettings) -> None:
-        if self.remote is not None:  # attached: its mode is its own (the port cannot change it)
+        if self.remote is not None:  # attached: the engine there serves its port again
+            if self.channel is not None:
+                self.channel.send("restart " + shlex.join(settings.server_options()))
+            kept = self.settings  # its lab, its site: the engine's own, as it was started
+            self.settings = EngineSettings(**{**settings.to_dict(), "lab": kept.lab,
+                                              "fault": kept.fault, "root": kept.root})
             return
         self.stop_engine()
         self.settings = settings

@@ -75,8 +75,12 @@
         <translation>已连接到 {0}。流量在它内部运行，访问 {1}；从这里打开它的网页：{2}（通过 SSH 隧道时，这个端口也要转发）。</translation>
     </message>
     <message>
-        <source>The attached engine&apos;s settings (it was started with them; attached, they cannot change): File → Detach for the local engine</source>
-        <translation>所连接引擎的设置（它启动时就是这样；连接期间不能更改）：要用本机引擎，请选 文件 → 断开</translation>
+        <source>The attached engine&apos;s settings: Apply serves its port again with these</source>
+        <translation>所连接引擎的设置：点“应用”后，它会用这些设置在原端口上重新提供服务</translation>
+    </message>
+    <message>
+        <source>The attached engine at {0} serves again as {1}: its events say when</source>
+        <translation>{0} 上所连接的引擎将以 {1} 重新提供服务：它的事件会说明何时生效</translation>
     </message>
     <message>
         <source>the attached engine at {0} ended</source>

@@ -407,3 +407,13 @@ def test_replaying_the_toolbar_shows_the_recordings_settings_then_the_live_ones(
     assert window.host.settings.backlog == 100 and window.engine_bar.isEnabled()
     assert window.qsettings.value("mode") == saved_mode == MODES[window._mode_index(
         "threaded")][0]
+
+
+def test_settings_shown_from_elsewhere_pick_the_trigger_they_say(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    """A recording's or an attached engine's epoll settings show their own trigger: edge
+    as "epoll (edge)", not the first epoll entry; a mode with one trigger, its entry."""
+    from visualizer.app import MODES
+    for mode, trigger in (("epoll", "edge"), ("epoll", "level"), ("selectors", "level"),
+                          ("threaded", "level")):
+        window.show_engine_settings({"mode": mode, "trigger": trigger}, "shown")
+        assert MODES[window.mode_box.currentIndex()][1:] == (mode, trigger)

@@ -81,10 +81,10 @@ def test_attached_the_window_shows_the_remote_engines_events_and_settings(
     assert local_proc.poll() is not None  # the local engine stopped
     assert f"attached to {control}" in status(window)
     assert window.windowTitle().endswith(control)
-    # The toolbar: the attached engine's settings, greyed, said to be its own.
+    # The toolbar: the attached engine's settings, to change there; its lab is its own.
     assert MODES[window.mode_box.currentIndex()][1] == "threaded"
     assert window.backlog_box.value() == 77 and window.policy_box.currentText() == "close"
-    assert not window.engine_bar.isEnabled()
+    assert window.engine_bar.isEnabled() and not window.lab_box.isEnabled()
     assert "attached engine" in window.engine_bar.toolTip()
     # Traffic from outside the window: exactly its requests reach the timeline.
     web_port = e.url.rsplit(":", 1)[1].strip("/")
@@ -114,6 +114,34 @@ def test_attached_the_window_shows_the_remote_engines_events_and_settings(
     assert children == []  # no client process here: inside the engine there
     monkeypatch.undo()
     assert e.proc.poll() is None
+    # Apply with another mode: the engine there serves its port again (no local engine
+    # starts), the timeline goes on, and the toolbar shows what the engine says it runs.
+    epoll_edge = next(i for i, (_, m, t) in enumerate(MODES) if m == "epoll" and t == "edge")
+    window.mode_box.setCurrentIndex(epoll_edge)
+    window.backlog_box.setValue(33)
+    window.restart_button.click()
+    qtbot.waitUntil(lambda: count(window, "mode") == 2 and count(window, "listen") == 2,
+                    timeout=15_000)
+    log = window.timeline.log
+    mode = next(e.data for e in reversed(list(log)) if e.kind == "mode")
+    listen = next(e.data for e in reversed(list(log)) if e.kind == "listen")
+    assert (mode["mode"], mode["trigger"], mode["policy"]) == ("epoll", "edge", "close")
+    assert listen["backlog"] == 33 and listen["port"] == int(web_port)
+    assert window.host.remote == control and window.host.settings.mode == "epoll"
+    assert count(window, "response") == 10  # everything before is kept
+    qtbot.waitUntil(lambda: MODES[window.mode_box.currentIndex()][1:] == ("epoll", "edge"),
+                    timeout=5_000)
+    window.traffic_buttons["One request"].click()
+    qtbot.waitUntil(lambda: count(window, "response") >= 11, timeout=15_000)
+    # Changed there by someone else (another window, a terminal): the toolbar follows.
+    with socket.create_connection((e.host, e.port), timeout=10) as other:
+        other.sendall(f"SOCKSCOPE 1 {TOKEN}\n".encode())
+        assert other.recv(3) == b"OK\n"
+        other.sendall(b"restart --mode selectors --backlog 9 --policy keep-alive\n")
+        qtbot.waitUntil(lambda: count(window, "listen") == 3, timeout=15_000)
+    qtbot.waitUntil(lambda: MODES[window.mode_box.currentIndex()][1] == "selectors"
+                    and window.backlog_box.value() == 9, timeout=5_000)
+    assert window.policy_box.currentText() == "keep-alive"
     # The engine ends: the status bar says so.
     e.proc.kill()
     qtbot.waitUntil(lambda: f"the attached engine at {control} ended" in status(window),
