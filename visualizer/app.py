@@ -915,6 +915,8 @@ class MainWindow(QMainWindow):
                 result["prepared"] = prepare(known, Path(result["dir"]))
             except (LessonError, OSError) as exc:
                 result["error"] = str(exc)
+            except Exception as exc:  # noqa: BLE001  (a bug: said, not a dead thread)
+                result["error"] = f"{known.name}: {type(exc).__name__}: {exc}"
 
         thread = threading.Thread(target=record, name=f"lesson-{name}", daemon=True)
         self._recording = (thread, result)

@@ -109,9 +109,9 @@ last_read = { kind = "recv", src = "server", conn = "req", nth = -1 }
 big_read = { kind = "recv", src = "server", bytes = { min = 1 }, nth = -1 }
 empty_read = { kind = "recv", src = "server", bytes = { max = 0 } }
 after_both = { kind = "recv", src = "server", after = ["req", "req2"] }
-none = { kind = "request", src = "server", nth = 3 }
-after_none = { kind = "recv", after = "none" }
-after_some = { kind = "request", src = "server", after = ["none", "req"] }
+missing = { kind = "request", src = "server", nth = 3 }
+after_none = { kind = "recv", after = "missing" }
+after_some = { kind = "request", src = "server", after = ["missing", "req"] }
 fallback = [{ kind = "request", nth = 5 }, { kind = "response", src = "server" }]
 either_kind = { kind = ["response", "request"], src = "server", nth = 2 }
 one_of = { kind = "recv", src = "server", bytes = [-1, 0] }
@@ -119,6 +119,9 @@ not_first = { kind = "request", src = "server", not = { seq = [-5, -6] }, after 
 not_empty = { kind = "recv", src = "server", not = { bytes = 0 }, nth = -1 }
 biggest = { kind = "recv", src = "server", largest = "bytes" }
 with_conn = { kind = "any", src = "server", conn = true }
+with_length = { kind = "response", src = "server", has_header = "content-length" }
+without_length = { kind = "response", src = "server", lacks_header = "Content-Length" }
+without_cookie = { kind = "response", src = "server", lacks_header = "Set-Cookie" }
 in_range = { moment = "req2", after = "req" }
 out_of_range = { moment = "req", after = "req2" }
 wrong_kind = { moment = "req", kind = "response" }
@@ -131,7 +134,7 @@ either = [{ moment = "req", after = "req2" }, "req2"]""")
     assert m["big_read"] == [i for i in recvs if log[i].data["bytes"] >= 1][-1] != recvs[-1]
     assert m["empty_read"] == next(i for i in recvs if log[i].data["bytes"] <= 0)
     assert m["after_both"] == next(i for i in recvs if i > requests[1])
-    assert m["none"] is None and m["after_none"] is None  # a missing moment finds nothing
+    assert m["missing"] is None and m["after_none"] is None  # a missing moment finds nothing
     assert m["after_some"] == requests[1]  # after the latest the recording has
     assert m["fallback"] == next(i for i in range(n) if log[i].kind == "response")
     # several kinds: any of them; a list of values: any of them; not = { ... }
@@ -144,6 +147,10 @@ either = [{ moment = "req", after = "req2" }, "req2"]""")
     assert m["biggest"] == next(i for i in recvs if log[i].data["bytes"] == most)
     assert m["with_conn"] == next(i for i in range(n) if log[i].src == "server"
                                   and log[i].conn is not None)
+    # has_header / lacks_header: what the event's HTTP head holds (any case)
+    assert all("\r\nContent-Length: " in log[i].data["head"] for i in answers)
+    assert m["with_length"] == answers[0] and m["without_length"] is None
+    assert m["without_cookie"] == answers[0]
     # moment = "name": that moment's event, if the other keys hold for it
     assert m["in_range"] == requests[1] and m["out_of_range"] is None
     assert m["wrong_kind"] is None and m["either"] == requests[1]
@@ -552,3 +559,66 @@ def test_the_revealed_choice_as_a_picture_from_the_command_line(tmp_path: Path) 
                      "--reveal", "--screenshot", str(tmp_path / "y.png"), cwd=tmp_path)
     assert done.returncode == 2 and "step 7 of first-request offers no choices; the steps " \
         "that do: none" in done.stderr, done.stderr
+
+
+# Each refused with LessonFileError and a line, never another exception (a review's
+# finds: types the checks did not expect, keys that could never hold, formats too wide).
+REFUSED = {
+    "needs not a name": ("format = 1 ", "needs = [[]]\nformat = 1 "),
+    "script not a name": ('load = "--clients 1 --requests 2', 'script = []\n#'),
+    "fault not a name": ("policy = \"keep-alive\"", "policy = \"keep-alive\"\nlab = true\nfault = []"),
+    "root with a null byte": ("policy = \"keep-alive\"", "policy = \"keep-alive\"\nroot = \"a\\u0000b\""),
+    "a format too wide": ("{since_ms} ms after", "{fd:99999999999} ms after"),
+    "count of a moment's name": ('answers = { count = { kind = "response", src = "server" } }',
+                                 'answers = { count = "first_request" }'),
+    "flags_has not a flag": ('at = { kind = "packet", flags = "SYN|ACK" }',
+                             'at = { kind = "packet", flags_has = 3 }'),
+    "after a number": ('after = "first_request" }', 'after = 1 }'),
+    "after previous in a moment": ('after = "first_request" }', 'after = "previous" }'),
+    "a moment named previous": ("first_answer = {", "previous = {"),
+    "min without a fact": ('says = "two requests on the first connection"',
+                           'says = "two requests on the first connection"\nmin = 2'),
+    "not on the source": ('length = { min = 1 } }', 'length = { min = 1 }, not = { src = "client" } }'),
+    "a question's placeholder": ("en = \"What does the server's kernel send back?\"",
+                                 "en = \"What does {nope} send back?\""),
+    "format true": ("format = 1 ", "format = true "),
+    "section a list": ('section = "3.8"', "section = []"),
+    "load's --trace, abbreviated": ('load = "--clients 1 --requests 2',
+                                    'load = "--tr=x --clients 1 --requests 2'),
+    "end with keys": ('at = { kind = "end" }', 'at = { kind = "end", conn = 1 }'),
+    "a text field formatted as a number": ('body = { field = "length", at = "first_answer" }',
+                                           'body = { field = "path", at = "first_answer" }'),
+}
+
+
+@pytest.mark.parametrize("what", list(REFUSED))
+def test_what_the_checks_did_not_expect_is_refused_with_its_line(what: str) -> None:
+    text, line = _broken(*REFUSED[what])
+    if what == "a text field formatted as a number":
+        text = text.replace("carries {body} bytes", "carries {body:,} bytes")
+        line = text[:text.index("carries {body:,}")].count("\n") - 2  # the step's [[steps]]
+    with pytest.raises(LessonFileError) as caught:
+        LessonFile(Path("bad.toml"), text)
+    assert caught.value.line is not None, (what, str(caught.value))
+    # (a key written after the one replaced is on the next line; an [[expect]]'s own
+    # problem is on its table's line)
+    line += {"fault not a name": 2, "root with a null byte": 1, "min without a fact": -2
+             }.get(what, 0)
+    if what not in ("a text field formatted as a number",):
+        assert caught.value.line == line, (what, str(caught.value))
+
+
+def test_lines_are_found_past_multi_line_captions_and_in_dotted_keys() -> None:
+    text = TEMPLATE.read_text(encoding="utf-8").replace(
+        'en = "The client connects: its kernel sends a SYN."',
+        'en = """The client connects:\n[[steps]]\nat = 1\nits kernel sends a SYN."""')
+    broken = text.replace('view = "http"', 'view = "graph"', 1)
+    line = broken[:broken.index('view = "graph"')].count("\n") + 1
+    with pytest.raises(LessonFileError) as caught:
+        LessonFile(Path("m.toml"), broken)
+    assert caught.value.line == line
+    dotted = ('format = 1\ntitle = "t"\nengine.mode = "nope"\n[[steps]]\nat = { kind = "end" }\n'
+              'en = "x"\n')
+    with pytest.raises(LessonFileError) as caught:
+        LessonFile(Path("d.toml"), dotted)
+    assert caught.value.line == 3 and "mode 'nope'" in str(caught.value)

@@ -225,6 +225,11 @@ def test_keep_alive_against_short_connections(qtbot, window, keep_alive) -> None
     for e in responses(log):
         assert f"\r\nContent-Length: {e.data['length']}\r\n" in e.data["head"]
     ka = kept[0]
+    # Step 2 stands on the short run's end: its connections' last event before the
+    # keep-alive connection's first (not an engine sample in the pause after it).
+    ka_first = min(i for i in range(len(log)) if log[i].conn == ka)
+    short_end = max(i for i in range(ka_first) if log[i].conn in short)
+    assert keep_alive.steps[1].find(log) == short_end
     looked = []
 
     def look(k, view):  # type: ignore[no-untyped-def]

@@ -58,13 +58,23 @@ class _Lines:
     numbered in order; keys inside an inline table are found on their key's line."""
 
     HEADER = re.compile(r"^\s*(\[\[?)\s*([A-Za-z0-9_.\-\"' ]+?)\s*\]\]?\s*(#.*)?$")
-    KEY = re.compile(r"^\s*([A-Za-z0-9_\-]+|\"[^\"]*\")\s*=")
+    _PART = r"(?:[A-Za-z0-9_\-]+|\"[^\"]*\"|'[^']*')"
+    KEY = re.compile(rf"^\s*({_PART}(?:\s*\.\s*{_PART})*)\s*=")
 
     def __init__(self, text: str) -> None:
         self.where: dict[tuple, int] = {}
         counts: dict[tuple, int] = {}
         table: tuple = ()
+        inside: str | None = None  # the quotes of a multi-line string being read
         for number, line in enumerate(text.splitlines(), 1):
+            if inside is not None:  # a caption's lines are not TOML's
+                if line.count(inside) % 2:
+                    inside = None
+                continue
+            for quotes in ('"""', "'''"):
+                if line.count(quotes) % 2:
+                    inside = quotes
+                    break
             head = self.HEADER.match(line)
             if head and not self.KEY.match(line):
                 parts = tuple(p.strip().strip("\"'") for p in head.group(2).split("."))
@@ -79,7 +89,10 @@ class _Lines:
                 continue
             key = self.KEY.match(line)
             if key:
-                self.where.setdefault(table + (key.group(1).strip("\""),), number)
+                parts = tuple(part.strip().strip("\"'")
+                              for part in re.findall(self._PART, key.group(1)))
+                for k in range(1, len(parts) + 1):  # a.b = 1: a's line too
+                    self.where.setdefault(table + parts[:k], number)
 
     def _resolve(self, parts: tuple, current: tuple) -> tuple:
         """``[steps.ask]`` inside the third ``[[steps]]`` is ("steps", 2, "ask")."""
@@ -99,6 +112,8 @@ class _Lines:
         while path:
             if path in self.where:
                 return self.where[path]
+            if path + (0,) in self.where:  # an array of tables: its first
+                return self.where[path + (0,)]
             path = path[:-1]
         return None
 
@@ -106,7 +121,7 @@ class _Lines:
 # ---------------------------------------------------------------- anchors
 # What an anchor may say besides the event's own data fields.
 _ANCHOR_KEYS = {"kind", "src", "conn", "nth", "after", "before", "flags_has", "sender",
-                "moment", "not", "largest"}
+                "moment", "not", "largest", "has_header", "lacks_header"}
 _KINDS = frozenset(KINDS) | {"end", "any"}  # the engine's events, the log's end, any event
 SOURCES = ("server", "client", "kernel", "capture", "engine")  # who emits events
 _NAME = re.compile(r"[a-z][a-z0-9_]*")  # a moment's or a fact's name
@@ -134,6 +149,7 @@ class Anchor:
     moment: str | None = None  # only that moment's event (if the other keys hold for it)
     excluded: tuple = ()  # (name, values): the event's field must be none of these
     largest: str | None = None  # of the matches, the one whose field is largest
+    headers: tuple = ()  # (name, wanted): its HTTP head holds that header (or lacks it)
 
     def names(self) -> list[str]:
         """The moments this anchor stands on."""
@@ -221,19 +237,25 @@ class Anchor:
     def _matches(self, e: Event) -> bool:
         d = e.data
         for name, value in self.fields:
-            if (d.get(name) not in value) if isinstance(value, tuple) else d.get(name) != value:
+            got = getattr(e, name) if name in _OWN else d.get(name)
+            if (got not in value) if isinstance(value, tuple) else got != value:
                 return False
         for name, values in self.excluded:
-            if d.get(name) in values:
+            if (getattr(e, name) if name in _OWN else d.get(name)) in values:
                 return False
         for name, low, high in self.ranges:
-            value = _number(d.get(name))
+            value = _number(getattr(e, name) if name in _OWN else d.get(name))
             if value is None:
                 return False
             if (low is not None and value < low) or (high is not None and value > high):
                 return False
         if self.flags_has is not None and self.flags_has not in str(d.get("flags") or "").split("|"):
             return False
+        for name, wanted in self.headers:
+            head = d.get("head")
+            if not isinstance(head, str) or \
+                    bool(header_value(head, name) or _has_header(head, name)) != wanted:
+                return False
         if self.sender is not None:
             try:
                 if sender(e) != self.sender:
@@ -274,7 +296,13 @@ class Anchor:
             parts.append(f"before {self.before}")
         if self.largest:
             parts.append(f"with the largest {self.largest}")
+        parts += [f"{'with' if wanted else 'without'} a {name} header"
+                  for name, wanted in self.headers]
         return " ".join(parts)
+
+
+_OWN = ("fd", "thread")  # an event's own numbers an anchor may test, besides its data's
+_RESERVED = ("previous", "none", "any", "end")  # words the format gives a meaning to
 
 
 def _number(value: Any) -> int | float | None:
@@ -379,10 +407,37 @@ def _facts(log: EventLog, index: int, previous: int, conn: str | None, k: int,
     return facts
 
 
-# Fields whose values are texts (the others a caption may say are numbers).
-_TEXT_FIELDS = {"conn", "src", "flags", "state", "path", "method", "target", "side", "reason",
-                "origin", "head", "mode", "version", "error", "status_text"}
+def _field_types(name: str) -> set[str]:
+    """What a field may hold, as the engine's events declare it: {"str"}, {"number"} or
+    both (a field no kind declares: both; a list's length is a number)."""
+    from engine.events import FIELD_TYPES
+    if name in ("conn", "src", "kind"):
+        return {"str"}
+    if name in ("fd", "thread"):
+        return {"number"}
+    found: set[str] = set()
+    for spec in FIELD_TYPES.values():
+        for field, types, *_ in spec:
+            if field == name:
+                found |= {"str" if t is str else "number" for t in types
+                          if t in (str, int, float, list)}
+    return found or {"str", "number"}
 _ATTRIBUTES = ("fd", "conn", "src", "thread", "kind")  # an event's own, not its data's
+
+
+def _has_header(head: str, name: str) -> bool:
+    """Does an HTTP head hold a header (even an empty one)?"""
+    return any(line.partition(":")[0].strip().lower() == name.lower() and ":" in line
+               for line in head.split("\r\n")[1:])
+
+
+def _hashable(value: Any) -> Any:
+    """A field's value as a set can hold it (a list as a tuple)."""
+    if isinstance(value, list):
+        return tuple(_hashable(v) for v in value)
+    if isinstance(value, dict):
+        return tuple(sorted((k, _hashable(v)) for k, v in value.items()))
+    return value
 
 
 def _holds(value: Any, wanted: Any) -> bool:
@@ -392,6 +447,8 @@ def _holds(value: Any, wanted: Any) -> bool:
             return False
         return (wanted.get("min") is None or value >= wanted["min"]) and \
             (wanted.get("max") is None or value <= wanted["max"])
+    if isinstance(wanted, list):  # any of these
+        return value in wanted
     return value == wanted
 
 
@@ -486,35 +543,53 @@ class LessonFile:
                     raise self.fail(f"unknown placeholder {{{name}}} in the {lang} text "
                                     f"(known: {', '.join([*PLACEHOLDERS, *self.facts])})",
                                     *path)
-            try:  # a format the value cannot take ({flags:d}), found now, not mid-lesson
-                WORDS.format(said, **_SAMPLE, **self._samples())
-            except (ValueError, TypeError, IndexError, KeyError, AttributeError) as exc:
-                raise self.fail(f"the {lang} text cannot be written: {exc}", *path) from None
+            if any(len(spec or "") > 20 or re.search(r"\d{4,}", spec or "")
+                   for _, _, spec, _ in WORDS.parse(said)):
+                raise self.fail(f"a placeholder's format in the {lang} text is too wide "
+                                "(at most 999 characters)", *path)
+            # A format the value cannot take ({flags:d}), found now, not mid-lesson: tried
+            # with each type the value may have (a field some kinds give as a number, some
+            # as a text, is tried both ways).
+            for samples in self._samples():
+                try:
+                    WORDS.format(said, **_SAMPLE, **samples)
+                except (ValueError, TypeError, IndexError, KeyError, AttributeError,
+                        OverflowError, MemoryError) as exc:
+                    raise self.fail(f"the {lang} text cannot be written: {exc}",
+                                    *path) from None
 
-    def _samples(self) -> dict[str, Any]:
-        """A value of each fact's type, to try captions with when the file is read."""
-        out: dict[str, Any] = {}
+    def _samples(self) -> list[dict[str, Any]]:
+        """Values of each fact's types (one dict per way), to try captions with when the
+        file is read: a field's types are the engine's (engine/events.py FIELD_TYPES)."""
+        first: dict[str, Any] = {}
+        other: dict[str, Any] = {}
         for name, spec in self.facts.items():
             if spec[0] == "field":
-                out[name] = "x" if spec[1] in _TEXT_FIELDS else 5
+                kinds = _field_types(spec[1])
+                first[name] = "x" if "str" in kinds else 5
+                other[name] = 5 if "number" in kinds else first[name]
             elif spec[0] == "header":
-                out[name] = "x"
+                first[name] = other[name] = "x"
             else:
-                out[name] = 1234.5 if spec[0] in ("ms", "seconds") else 3
-        return out
+                first[name] = other[name] = 1234.5 if spec[0] in ("ms", "seconds") else 3
+        return [first] if first == other else [first, other]
 
     # -- the parts
     def _check_top(self, data: dict) -> None:
         self._known(data, {"format", "name", "section", "title", "summary", "needs",
                            "engine", "clients", "runs", "moments", "facts", "expect", "steps"})
-        if data.get("format") != FORMAT:
+        if type(data.get("format")) is not int or data.get("format") != FORMAT:
             raise self.fail(f"format = {FORMAT} is needed (this SockScope reads lesson files "
                             f"of format {FORMAT})", "format")
         name = data.get("name", self.path.stem)
         if not isinstance(name, str) or not re.fullmatch(r"[a-z0-9][a-z0-9\-]*", name):
             raise self.fail("name must be lowercase letters, digits and dashes", "name")
         self.name = name
-        self.section = str(data.get("section", ""))
+        section = data.get("section", "")
+        if isinstance(section, bool) or not isinstance(section, (str, int, float)):
+            raise self.fail("section is a text: where the lesson sits in the lecture",
+                            "section")
+        self.section = str(section)
         self.title = self._text(data.get("title"), "title")
         self.summary = self._text(data.get("summary"), "summary", required=False) or \
             {"en": ""}
@@ -548,7 +623,8 @@ class LessonFile:
         return out
 
     def _needs(self, needs: Any) -> tuple[str, ...]:
-        if not isinstance(needs, list) or any(n not in NEEDS for n in needs):
+        if not isinstance(needs, list) or any(not isinstance(n, str) or n not in NEEDS
+                                              for n in needs):
             raise self.fail(f"needs is a list of: {', '.join(NEEDS)}", "needs")
         return tuple(needs)
 
@@ -561,9 +637,9 @@ class LessonFile:
         known: set[str] = set()
         for name, value in table.items():
             where = ("moments", name)
-            if not _NAME.fullmatch(name) or name in _KINDS:
+            if not _NAME.fullmatch(name) or name in _KINDS or name in _RESERVED:
                 raise self.fail(f"moment {name!r}: a name is lowercase letters, digits and _ "
-                                "(and not an event's kind)", *where)
+                                f"(not an event's kind, nor {', '.join(_RESERVED)})", *where)
             choices = value if isinstance(value, list) else [value]
             if not choices:
                 raise self.fail(f"moment {name!r} is an empty list", *where)
@@ -621,6 +697,9 @@ class LessonFile:
                 if isinstance(times, bool) or not isinstance(times, int) or times < 1:
                     raise self.fail("times is a whole number from 1 (each counted thing "
                                     "stands for that many)", *where, "times")
+                if not isinstance(value["count"], dict):
+                    raise self.fail("count = { kind = ... }: the events to count, an anchor "
+                                    "table", *where, "count")
                 out[name] = ("count", self._anchor(value["count"], *where, known=self.names),
                              tuple(distinct), times)
         return out
@@ -668,15 +747,20 @@ class LessonFile:
                 options.append(f"--{key.replace('_', '-')}")
         if "fault" in table:
             from engine.lab import FAULTS
-            if not table.get("lab") or table["fault"] not in FAULTS:
+            if not table.get("lab") or not isinstance(table["fault"], str) or \
+                    table["fault"] not in FAULTS:
                 raise self.fail(f"fault needs lab = true and one of {', '.join(FAULTS)}",
                                 *at, "fault")
             options += ["--fault", table["fault"]]
         if "root" in table:
             if not isinstance(table["root"], str):
                 raise self.fail("root must be a folder's path", *at, "root")
-            root = (self.path.parent / table["root"]).resolve()
-            if not root.is_dir():
+            try:
+                root = (self.path.parent / table["root"]).resolve()
+                folder = root.is_dir()
+            except (OSError, ValueError) as exc:
+                raise self.fail(f"root {table['root']!r}: {exc}", *at, "root") from None
+            if not folder:
                 raise self.fail(f"root {table['root']!r} is not a folder (from {root})",
                                 *at, "root")
             options += ["--root", str(root)]
@@ -702,7 +786,7 @@ class LessonFile:
                 raise self.fail("pause must be 0 to 30 seconds", *at, k, "pause")
             if "script" in client:
                 from .scripts import SCRIPTS
-                if client["script"] not in SCRIPTS:
+                if not isinstance(client["script"], str) or client["script"] not in SCRIPTS:
                     raise self.fail(f"script is one of: {', '.join(sorted(SCRIPTS))}",
                                     *at, k, "script")
                 out.append(("script", client["script"], float(pause)))
@@ -716,9 +800,9 @@ class LessonFile:
                     words = shlex.split(options)
                 except ValueError as exc:
                     raise self.fail(f"load: {exc}", *at, k, "load") from None
-                if "--trace" in words:
-                    raise self.fail("load: --trace is the lesson's own", *at, k, "load")
                 problem = _load_problem(words)
+                if problem == "--trace":
+                    raise self.fail("load: --trace is the lesson's own", *at, k, "load")
                 if problem:
                     raise self.fail(f"load: {problem}", *at, k, "load")
                 out.append(("load", options, float(pause)))
@@ -730,9 +814,11 @@ class LessonFile:
                 out.append(("browser", path, float(pause)))
         return out
 
-    def _anchor(self, value: Any, *path: Any, known: frozenset | set = frozenset()) -> Anchor:
+    def _anchor(self, value: Any, *path: Any, known: frozenset | set = frozenset(),
+                steps: bool = False) -> Anchor:
         """An anchor table; a text is a kind ("accept") or a moment's name. ``known``:
-        the moments it may name (those written before it)."""
+        the moments it may name (those written before it); ``steps``: a step's anchor
+        (after = "previous" means something there)."""
         if isinstance(value, str):
             if value in known:
                 return Named(value)  # type: ignore[return-value]
@@ -747,9 +833,9 @@ class LessonFile:
                 raise self.fail("moment is a moment's name", *path)
             self._named(moment, known, "moment", *path)
         kind = value.get("kind", "any" if moment else None)
-        if isinstance(kind, list) and len(kind) >= 2 and \
+        if isinstance(kind, list) and kind and \
                 all(isinstance(k, str) and k in KINDS for k in kind):
-            kind = tuple(kind)
+            kind = tuple(kind) if len(kind) > 1 else kind[0]
         elif not isinstance(kind, str) or kind not in _KINDS:
             raise self.fail(f"an anchor needs kind = one of {', '.join(sorted(_KINDS))}"
                             + (f", or is a moment's name ({', '.join(sorted(known))})"
@@ -769,7 +855,10 @@ class LessonFile:
             raise self.fail("nth is a number from 1 (or negative from the end: -1 the last)",
                             *path)
         after: bool | tuple = value.get("after", False)
-        if after in (True, "previous"):
+        if after is True or after == "previous":
+            if not steps:
+                raise self.fail("after = \"previous\" is a step's word (the previous step's "
+                                "event): here, name a moment", *path)
             after = True
         elif isinstance(after, str) and after not in ("", "previous"):
             after = (self._named(after, known, "after", *path),)
@@ -785,6 +874,14 @@ class LessonFile:
             self._named(before, known, "before", *path)
         if "sender" in value and value["sender"] not in ("client", "server"):
             raise self.fail("sender is client or server", *path)
+        if "flags_has" in value and (not isinstance(value["flags_has"], str) or
+                                     not value["flags_has"].isalpha()):
+            raise self.fail("flags_has is one flag: SYN, ACK, FIN, RST, PSH...", *path)
+        if kind == "end" and set(value) - {"kind"}:
+            raise self.fail("kind = \"end\" is the recording's last event: it takes no "
+                            "other key", *path)
+        if "largest" in value and "nth" in value:
+            raise self.fail("largest picks one match: nth does not go with it", *path)
         fields, ranges = [], []
         for key, v in value.items():
             if key in _ANCHOR_KEYS:
@@ -805,8 +902,17 @@ class LessonFile:
                 raise self.fail("not = { field = value }: fields the event must not hold",
                                 *path)
             for key, v in value["not"].items():
+                if key in ("src", "kind", "conn", "sender", "flags_has"):
+                    raise self.fail(f"not = {{ {key} = ... }}: not for {key}, only the "
+                                    "event's fields", *path)
                 found = self._values(key, v, *path)
                 excluded.append((key, found if isinstance(found, tuple) else (found,)))
+        headers = []
+        for key, wanted in (("has_header", True), ("lacks_header", False)):
+            if key in value:
+                if not isinstance(value[key], str) or not value[key].strip():
+                    raise self.fail(f"{key} is a header's name: Content-Length...", *path)
+                headers.append((value[key].strip(), wanted))
         largest = value.get("largest")
         if largest is not None and not isinstance(largest, str):
             raise self.fail("largest is a field's name: of the matches, the one whose field "
@@ -814,7 +920,7 @@ class LessonFile:
         return Anchor(kind=kind, src=src, conn=conn, nth=nth, after=after, before=before,
                       flags_has=value.get("flags_has"), sender=value.get("sender"),
                       fields=tuple(fields), ranges=tuple(ranges), moment=moment,
-                      excluded=tuple(excluded), largest=largest)
+                      excluded=tuple(excluded), largest=largest, headers=tuple(headers))
 
     def _values(self, key: str, v: Any, *path: Any) -> Any:
         """A field's wanted value: a text, number or boolean, or a list of them (any)."""
@@ -854,7 +960,7 @@ class LessonFile:
                 continue
             if "fact" in item:
                 fact, bounds = item["fact"], {b: item[b] for b in ("min", "max") if b in item}
-                if fact not in self.facts or \
+                if not isinstance(fact, str) or fact not in self.facts or \
                         self.facts[fact][0] not in ("count", "ms", "seconds"):
                     raise self.fail("fact names a count, ms or seconds fact of [facts]",
                                     "expect", k, "fact")
@@ -870,6 +976,8 @@ class LessonFile:
                 continue
             if "at" not in item:
                 raise self.fail("[[expect]] needs at = { kind = ... }", "expect", k)
+            if "min" in item or "max" in item:
+                raise self.fail("min and max bound a fact: fact = \"name\"", "expect", k)
             anchor = self._anchor(item["at"], "expect", k, "at", known=self.names)
             before = self._anchor(item["before"], "expect", k, "before", known=self.names) \
                 if "before" in item else None
@@ -892,7 +1000,7 @@ class LessonFile:
                                "when"}, *where)
             if "at" not in step:
                 raise self.fail(f"step {k + 1} needs at = {{ kind = ... }}", *where)
-            anchor = self._anchor(step["at"], *where, "at", known=known)
+            anchor = self._anchor(step["at"], *where, "at", known=known, steps=True)
             view = step.get("view", "sequence")
             if view not in VIEWS:
                 raise self.fail(f"view is one of {', '.join(VIEWS)}", *where, "view")
@@ -910,7 +1018,7 @@ class LessonFile:
             ident = step.get("id")
             if ident is not None:
                 if not isinstance(ident, str) or not _NAME.fullmatch(ident) or \
-                        ident in known or ident in _KINDS:
+                        ident in known or ident in _KINDS or ident in _RESERVED:
                     raise self.fail("id is a new name: lowercase letters, digits and _",
                                     *where, "id")
                 known.add(ident)
@@ -931,6 +1039,8 @@ class LessonFile:
         self._known(ask, set(LANGS) | {"choices", "answer"}, *path)
         spec.question = self._text({lang: ask[lang] for lang in LANGS if lang in ask} or None,
                                    *path, "en")
+        assert spec.question is not None
+        self._words(spec.question, *path, "en")
         choices = ask.get("choices")
         if choices is None:
             if "answer" in ask:
@@ -1054,9 +1164,10 @@ class LessonFile:
             else:
                 _, anchor, distinct, times = spec
                 if distinct:
-                    seen = {tuple(getattr(log[i], d) if d in _ATTRIBUTES else
-                                  log[i].data.get(d) for d in distinct)
+                    seen = {tuple(_hashable(getattr(log[i], d) if d in _ATTRIBUTES else
+                                            log[i].data.get(d)) for d in distinct)
                             for i in anchor.every(log, -1, moments)}
+                    seen.discard((None,) * len(distinct))  # (no connection is not one more)
                     out[name] = len(seen) * times
                 else:
                     out[name] = anchor.count(log, moments) * times
@@ -1142,11 +1253,11 @@ def _load_problem(words: list[str]) -> str | None:
     said = io.StringIO()
     try:
         with contextlib.redirect_stderr(said):
-            build_parser().parse_args(["load", "http://127.0.0.1/", *words])
+            parsed = build_parser().parse_args(["load", "http://127.0.0.1/", *words])
     except SystemExit:
         lines = [line for line in said.getvalue().splitlines() if line.strip()]
         return lines[-1].split("error: ", 1)[-1] if lines else "not valid"
-    return None
+    return "--trace" if getattr(parsed, "trace", None) is not None else None
 
 
 def _at(index: int) -> Callable[[EventLog], int]:
