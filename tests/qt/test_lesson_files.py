@@ -122,6 +122,10 @@ with_conn = { kind = "any", src = "server", conn = true }
 with_length = { kind = "response", src = "server", has_header = "content-length" }
 without_length = { kind = "response", src = "server", lacks_header = "Content-Length" }
 without_cookie = { kind = "response", src = "server", lacks_header = "Set-Cookie" }
+halfway = { midway = ["req", "req2"] }
+from_req2 = { kind = "request", src = "server", from = "req2" }
+after_req2 = { kind = "request", src = "server", after = "req2" }
+another = { kind = "request", src = "server", other_than = "req" }
 in_range = { moment = "req2", after = "req" }
 out_of_range = { moment = "req", after = "req2" }
 wrong_kind = { moment = "req", kind = "response" }
@@ -147,6 +151,15 @@ either = [{ moment = "req", after = "req2" }, "req2"]""")
     assert m["biggest"] == next(i for i in recvs if log[i].data["bytes"] == most)
     assert m["with_conn"] == next(i for i in range(n) if log[i].src == "server"
                                   and log[i].conn is not None)
+    # midway: the first event from the time halfway between two moments
+    t = log.column("t_ns")
+    middle = (int(t[requests[0]]) + int(t[requests[1]])) // 2
+    assert m["halfway"] == next(i for i in range(n) if int(t[i]) >= middle)
+    assert requests[0] < m["halfway"] <= requests[1]
+    # from = a moment: it included; after: strictly later
+    assert m["from_req2"] == requests[1] and m["after_req2"] is None
+    # other_than: an event of another connection (the template opens only one)
+    assert m["another"] is None
     # has_header / lacks_header: what the event's HTTP head holds (any case)
     assert all("\r\nContent-Length: " in log[i].data["head"] for i in answers)
     assert m["with_length"] == answers[0] and m["without_length"] is None
@@ -196,6 +209,21 @@ def test_facts_count_what_the_recording_holds(template, tmp_path: Path) -> None:
     assert found["woke"] == woke and lf.values(log, found)["ready_n"] == len(
         log[woke].data["ready"])
     assert lf.values(log, found)["half"] == log[recvs[0]].data["bytes"] * 0.5
+    # Sums, medians and maxima of a field over events; a ratio of two facts.
+    sums = text.replace('[facts]\n', '[facts]\nread = { sum = "bytes", of = { kind = "recv", '
+                        'src = "server" } }\nmid = { median = "bytes", of = { kind = "recv", '
+                        'src = "server" } }\ntop = { max = "bytes", of = { kind = "recv", '
+                        'src = "server" } }\nper = { ratio = ["read", "top"] }\n'
+                        'absent = { max = "nosuch", of = { kind = "recv" } }\n'
+                        'ones = { sum = "nosuch", of = { kind = "recv", src = "server" }, '
+                        'missing = 1 }\n')
+    agg = LessonFile(tmp_path / "a.toml", sums)
+    got = agg.values(log, agg.resolve(log))
+    sizes = [log[i].data["bytes"] for i in recvs]
+    import statistics
+    assert got["read"] == sum(sizes) and got["top"] == max(sizes)
+    assert got["mid"] == statistics.median(sizes) and got["per"] == sum(sizes) / max(sizes)
+    assert got["absent"] == "?" and got["ones"] == len(recvs)
     # Seconds between moments; an [[expect]] that the recording has none of an event.
     timed = text.replace('[facts]\n', '[facts]\ngap = { seconds = ["first_request", '
                                      '"second_request"] }\n')

@@ -121,7 +121,8 @@ class _Lines:
 # ---------------------------------------------------------------- anchors
 # What an anchor may say besides the event's own data fields.
 _ANCHOR_KEYS = {"kind", "src", "conn", "nth", "after", "before", "flags_has", "sender",
-                "moment", "not", "largest", "has_header", "lacks_header"}
+                "moment", "not", "largest", "has_header", "lacks_header", "from",
+                "other_than"}
 _KINDS = frozenset(KINDS) | {"end", "any"}  # the engine's events, the log's end, any event
 SOURCES = ("server", "client", "kernel", "capture", "engine")  # who emits events
 _NAME = re.compile(r"[a-z][a-z0-9_]*")  # a moment's or a fact's name
@@ -150,11 +151,14 @@ class Anchor:
     excluded: tuple = ()  # (name, values): the event's field must be none of these
     largest: str | None = None  # of the matches, the one whose field is largest
     headers: tuple = ()  # (name, wanted): its HTTP head holds that header (or lacks it)
+    since: str | None = None  # a moment's name: only events from it on (it included)
+    other_than: str | None = None  # a moment's name: only events of another connection
 
     def names(self) -> list[str]:
         """The moments this anchor stands on."""
         out = [self.conn] if isinstance(self.conn, str) else []
         out += [self.moment] if self.moment else []
+        out += [m for m in (self.since, self.other_than) if m]
         out += list(self.after) if isinstance(self.after, tuple) else []
         return out + ([self.before] if self.before else [])
 
@@ -213,6 +217,17 @@ class Anchor:
             if not found:  # after the latest of them the recording has
                 return
             start = max(found) + 1
+        if self.since:
+            at = moments.get(self.since)
+            if at is None:
+                return
+            start = max(start, at)
+        skip = None
+        if self.other_than:
+            at = moments.get(self.other_than)
+            if at is None:
+                return
+            skip = log[at].conn
         stop = None
         if self.before:
             stop = moments.get(self.before)
@@ -226,12 +241,13 @@ class Anchor:
                 return
             e = log[at]
             if (kinds is None or e.kind in kinds) and (self.src is None or e.src == self.src) \
-                    and (conn is None or e.conn == conn) and self._matches(e):
+                    and (conn is None or e.conn == conn) and self._matches(e) and \
+                    (self.other_than is None or e.conn != skip):
                 yield at
             return
         for i in log.indices(kinds=kinds, src=self.src, conn=conn, start=start,
                              stop=stop).tolist():
-            if self._matches(log[i]):
+            if self._matches(log[i]) and (self.other_than is None or log[i].conn != skip):
                 yield i
 
     def _matches(self, e: Event) -> bool:
@@ -294,6 +310,10 @@ class Anchor:
             parts.append("after " + " and ".join(self.after))
         if self.before:
             parts.append(f"before {self.before}")
+        if self.since:
+            parts.append(f"from {self.since} on")
+        if self.other_than:
+            parts.append(f"not of {self.other_than}'s connection")
         if self.largest:
             parts.append(f"with the largest {self.largest}")
         parts += [f"{'with' if wanted else 'without'} a {name} header"
@@ -312,6 +332,30 @@ def _number(value: Any) -> int | float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     return value
+
+
+@dataclass(frozen=True)
+class Midway:
+    """The first event from the time halfway between two moments (after the first of
+    them, and no later than the second)."""
+    a: str
+    b: str
+
+    def names(self) -> list[str]:
+        return [self.a, self.b]
+
+    def find(self, log: EventLog, previous: int = -1, moments: Moments | None = None
+             ) -> int | None:
+        import numpy as np
+        a, b = (moments or {}).get(self.a), (moments or {}).get(self.b)
+        if a is None or b is None or b <= a:
+            return None
+        times = log.column("t_ns")
+        middle = (int(times[a]) + int(times[b])) // 2
+        return min(max(int(np.searchsorted(times, middle)), a + 1), b)
+
+    def said(self) -> str:
+        return f"halfway between {self.a} and {self.b}"
 
 
 @dataclass(frozen=True)
@@ -423,6 +467,15 @@ def _field_types(name: str) -> set[str]:
                           if t in (str, int, float, list)}
     return found or {"str", "number"}
 _ATTRIBUTES = ("fd", "conn", "src", "thread", "kind")  # an event's own, not its data's
+
+
+def _median(numbers: list) -> float:
+    import statistics
+    return float(statistics.median(numbers))
+
+
+_AGGREGATES: dict[str, Callable[[list], Any]] = {"sum": sum, "median": _median, "max": max}
+_FACT_KINDS = {"ms", "seconds", "field", "count", "header", "ratio", *_AGGREGATES}
 
 
 def _has_header(head: str, name: str) -> bool:
@@ -570,6 +623,8 @@ class LessonFile:
                 other[name] = 5 if "number" in kinds else first[name]
             elif spec[0] == "header":
                 first[name] = other[name] = "x"
+            elif spec[0] in _AGGREGATES or spec[0] == "ratio":
+                first[name] = other[name] = 12.5
             else:
                 first[name] = other[name] = 1234.5 if spec[0] in ("ms", "seconds") else 3
         return [first] if first == other else [first, other]
@@ -640,6 +695,17 @@ class LessonFile:
             if not _NAME.fullmatch(name) or name in _KINDS or name in _RESERVED:
                 raise self.fail(f"moment {name!r}: a name is lowercase letters, digits and _ "
                                 f"(not an event's kind, nor {', '.join(_RESERVED)})", *where)
+            if isinstance(value, dict) and "midway" in value:
+                self._known(value, {"midway"}, *where)
+                pair = value["midway"]
+                if not isinstance(pair, list) or len(pair) != 2 or \
+                        not all(isinstance(m, str) for m in pair):
+                    raise self.fail("midway = [\"a\", \"b\"]: the first event from the time "
+                                    "halfway between two moments", *where)
+                out.append((name, [Midway(*(self._named(m, known, "midway", *where)
+                                             for m in pair))], self.lines.line(*where)))
+                known.add(name)
+                continue
             choices = value if isinstance(value, list) else [value]
             if not choices:
                 raise self.fail(f"moment {name!r} is an empty list", *where)
@@ -662,9 +728,11 @@ class LessonFile:
                 raise self.fail(f"fact {name!r}: a name is lowercase letters, digits and _, "
                                 "and not a placeholder the lesson already has", *where)
             if not isinstance(value, dict) or \
-                    len(set(value) & {"ms", "seconds", "field", "count", "header"}) != 1:
+                    len(set(value) & _FACT_KINDS) != 1:
                 raise self.fail(f"fact {name!r} is {{ ms = [A, B] }}, {{ field = F, at = A }}, "
-                                "{ header = H, at = A } or { count = { kind = ... } }", *where)
+                                "{ header = H, at = A }, { count = { kind = ... } }, "
+                                "{ sum = F, of = { kind = ... } } (or median, max), or "
+                                "{ ratio = [A, B] }", *where)
             if "ms" in value or "seconds" in value:
                 unit = "ms" if "ms" in value else "seconds"
                 self._known(value, {unit}, *where)
@@ -673,6 +741,25 @@ class LessonFile:
                         not all(isinstance(m, str) for m in pair):
                     raise self.fail(f"{unit} = [\"from\", \"to\"]: two moments' names", *where)
                 out[name] = (unit, *(self._named(m, self.names, unit, *where) for m in pair))
+            elif set(value) & set(_AGGREGATES):
+                key = next(k for k in _AGGREGATES if k in value)
+                self._known(value, {key, "of", "missing"}, *where)
+                missing = value.get("missing")
+                if not isinstance(value[key], str) or not isinstance(value.get("of"), dict) or \
+                        (missing is not None and (isinstance(missing, bool) or
+                                                  not isinstance(missing, (int, float)))):
+                    raise self.fail(f"{{ {key} = \"FIELD\", of = {{ kind = ... }} }} (missing "
+                                    "= N: the value of an event without the field)", *where)
+                out[name] = (key, value[key], self._anchor(value["of"], *where, "of",
+                                                           known=self.names), missing)
+            elif "ratio" in value:
+                self._known(value, {"ratio"}, *where)
+                pair = value["ratio"]
+                if not isinstance(pair, list) or len(pair) != 2 or \
+                        not all(isinstance(f, str) and f in out for f in pair):
+                    raise self.fail("ratio = [\"a\", \"b\"]: two facts written before it, a "
+                                    "divided by b", *where)
+                out[name] = ("ratio", *pair)
             elif "field" in value or "header" in value:
                 key = "field" if "field" in value else "header"
                 self._known(value, {key, "at"} | ({"scale"} if key == "field" else set()),
@@ -913,6 +1000,12 @@ class LessonFile:
                 if not isinstance(value[key], str) or not value[key].strip():
                     raise self.fail(f"{key} is a header's name: Content-Length...", *path)
                 headers.append((value[key].strip(), wanted))
+        since, other = value.get("from"), value.get("other_than")
+        for key, named in (("from", since), ("other_than", other)):
+            if named is not None:
+                if not isinstance(named, str):
+                    raise self.fail(f"{key} is a moment's name", *path)
+                self._named(named, known, key, *path)
         largest = value.get("largest")
         if largest is not None and not isinstance(largest, str):
             raise self.fail("largest is a field's name: of the matches, the one whose field "
@@ -920,7 +1013,8 @@ class LessonFile:
         return Anchor(kind=kind, src=src, conn=conn, nth=nth, after=after, before=before,
                       flags_has=value.get("flags_has"), sender=value.get("sender"),
                       fields=tuple(fields), ranges=tuple(ranges), moment=moment,
-                      excluded=tuple(excluded), largest=largest, headers=tuple(headers))
+                      excluded=tuple(excluded), largest=largest, headers=tuple(headers),
+                      since=since, other_than=other)
 
     def _values(self, key: str, v: Any, *path: Any) -> Any:
         """A field's wanted value: a text, number or boolean, or a list of them (any)."""
@@ -961,9 +1055,9 @@ class LessonFile:
             if "fact" in item:
                 fact, bounds = item["fact"], {b: item[b] for b in ("min", "max") if b in item}
                 if not isinstance(fact, str) or fact not in self.facts or \
-                        self.facts[fact][0] not in ("count", "ms", "seconds"):
-                    raise self.fail("fact names a count, ms or seconds fact of [facts]",
-                                    "expect", k, "fact")
+                        self.facts[fact][0] in ("field", "header"):
+                    raise self.fail("fact names a number fact of [facts] (a count, ms, "
+                                    "seconds, sum, median, max or ratio)", "expect", k, "fact")
                 if not bounds or set(item) & {"at", "before"} or any(
                         isinstance(x, bool) or not isinstance(x, (int, float))
                         for x in bounds.values()):
@@ -1157,6 +1251,17 @@ class LessonFile:
                     number = _number(found)
                     out[name] = found if number is None else \
                         number * spec[3] if spec[3] != 1 else number
+            elif spec[0] in _AGGREGATES:
+                how, field, anchor, missing = spec
+                numbers = []
+                for i in anchor.every(log, -1, moments):
+                    number = _number(log[i].data.get(field, missing))
+                    if number is not None:
+                        numbers.append(number)
+                out[name] = _AGGREGATES[how](numbers) if numbers else "?"
+            elif spec[0] == "ratio":
+                a, b = out.get(spec[1]), out.get(spec[2])
+                out[name] = a / b if _number(a) is not None and _number(b) else "?"
             elif spec[0] == "header":  # a header's value in the event's head ("": none)
                 at = moments.get(spec[2])
                 out[name] = "?" if at is None else \

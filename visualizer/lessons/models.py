@@ -6,11 +6,12 @@ import statistics
 from itertools import pairwise
 from pathlib import Path
 
-import numpy as np
 import orjson
 
 from ..model import EventLog
 from .base import Lesson, LessonError, Step, find, last, serve
+from .files import FILES
+from .files import load as load_file
 
 
 # ---------------------------------------------------------------- helpers
@@ -187,204 +188,13 @@ THREADS = Lesson(
 
 
 # ---------------------------------------------------------------- nonblocking (3.6)
-WASTE_RATIO = 10  # EAGAIN tries per useful one, at least
-# Median percent of a core, at least. A busy loop takes ~100 when it has a core to
-# itself; on a loaded, shared 2-core machine it gets less (and its short samples,
-# counted in 10 ms clock ticks, are coarse), while a server waiting in epoll_wait or
-# recv() takes ~0. A tolerant bound: it still tells burning from waiting.
-CPU_MEDIAN = 30.0
-
-
-def _nonblocking_record(workdir: Path) -> Path:
-    # Every sweep, idle ones too: the lesson shows each try (the live window's engine
-    # folds idle sweeps in a row into one event).
-    return serve(workdir, "nonblocking", "--mode", "nonblocking", "--sweep-pause", "0",
-                 "--every-sweep",
-                 "--cpu-interval", "0.02",
-                 load="--clients 4 --requests 2 --together --think 50")
-
-
-def _sweep_totals(log: EventLog) -> tuple[int, int, int]:
-    """(sweeps, EAGAIN tries, useful tries) of the whole run, from the poll_sweep events."""
-    idx = log.indices(kinds=["poll_sweep"], src="server")
-    sweeps = eagain = useful = 0
-    for i in idx.tolist():
-        d = log[i].data
-        sweeps += int(d.get("sweeps", 1))  # idle sweeps in a row are one event
-        eagain += int(d.get("eagain", 0))
-        useful += int(d.get("useful", 0))
-    return sweeps, eagain, useful
+# Written as a lesson file (files/nonblocking.toml).
+NONBLOCKING = load_file(FILES / "nonblocking.toml")
 
 
 def _cpu(log: EventLog) -> list[float]:
     return [float(log[i].data["percent"]) for i in log.indices(kinds=["cpu"]).tolist()
             if "percent" in log[i].data]
-
-
-def _nonblocking_check(log: EventLog) -> None:
-    sweeps, eagain, useful = _sweep_totals(log)
-    if not sweeps or not useful:
-        raise LessonError("nonblocking: no sweep found anything: nothing was served")
-    if eagain < WASTE_RATIO * useful:
-        raise LessonError(f"nonblocking: {eagain} EAGAIN tries for {useful} useful ones: "
-                          f"not the waste the lesson shows (at least {WASTE_RATIO}x)")
-    cpu = _cpu(log)
-    if len(cpu) < 3:
-        raise LessonError(f"nonblocking: only {len(cpu)} CPU sample(s) were recorded")
-    if statistics.median(cpu) <= CPU_MEDIAN:
-        raise LessonError(f"nonblocking: the busy loop used a median {statistics.median(cpu):.0f} "
-                          f"% of a core (more than {CPU_MEDIAN:.0f} % expected; a loaded machine?)")
-
-
-def _sweep_at(log: EventLog, after: int) -> int | None:
-    """The first poll_sweep at or after ``after``: the sweep that did what happened there."""
-    return find(log, "poll_sweep", src="server", after=after - 1)
-
-
-def _closing_sweep(log: EventLog) -> tuple[int | None, int | None]:
-    """The server's first close of a connection (its client closed), and the next
-    socket the same sweep tried after it: None if the closed one was the sweep's last.
-    (The sweep's poll_sweep event comes at its end.)"""
-    close = _server(log, "close")
-    if close is None:
-        return None, None
-    closed = log[close].conn
-    for k in range(close + 1, len(log)):
-        e = log[k]
-        if e.kind == "poll_sweep":
-            break
-        if e.src == "server" and e.kind in ("recv", "eagain", "send") and e.fd >= 0 \
-                and e.conn is not None and e.conn != closed:
-            return close, k
-    return close, None
-
-
-def _closing_text(log: EventLog, close: int | None, after: int | None) -> dict[str, str]:
-    fd = log[close].fd if close is not None else "?"
-    if after is not None:
-        went_en = f"In the same sweep it goes on to the next socket, fd {log[after].fd}."
-        went_zh = f"同一轮里它接着去试下一个套接字 fd {log[after].fd}。"
-    else:
-        went_en, went_zh = "It was the last socket of this sweep.", "它是这一轮的最后一个套接字。"
-    return {"en": f"A client has closed: recv() returns 0 (EOF), and the loop closes fd {fd} "
-                  f"and drops it. {went_en} Lecture 3.6's loop calls "
-                  "client_socket_list.remove() inside its for loop over that same list: the "
-                  "list shifts under the loop, and the socket after the removed one is skipped "
-                  "until the next pass. This loop walks a copy of its list.",
-            "zh_CN": f"一个客户端关闭了：recv() 返回 0（读到 EOF），循环关闭 fd {fd} 并把它去掉。"
-                     f"{went_zh}讲义 3.6 的循环在遍历 client_socket_list 的 for 循环里调用 "
-                     "client_socket_list.remove()：列表在循环底下移动，被删掉的那个后面的套接字"
-                     "在这一轮就被跳过了，要等下一轮。这个循环遍历的是列表的副本。"}
-
-
-def _nonblocking_steps(log: EventLog) -> list[Step]:
-    first_accept = _server(log, "accept")
-    first_request = _server(log, "request")
-    # The middle of the first think time: connected, nothing sent yet.
-    accepted = _server(log, "accept", nth=-1) or 0
-    times = log.column("t_ns")
-    if first_request is not None:
-        middle_t = (int(times[accepted]) + int(times[first_request])) // 2
-        thinking = min(max(int(np.searchsorted(times, middle_t)), accepted + 1), first_request)
-    else:
-        thinking = accepted + 1
-    sweeps, eagain, useful = _sweep_totals(log)
-    ratio = eagain / max(1, useful)
-    end_sweep = find(log, "poll_sweep", src="server", nth=-1)
-    close, after = _closing_sweep(log)
-    cpu = statistics.median(_cpu(log) or [0.0])
-    cpu_top = max(_cpu(log) or [0.0])
-    above = ({"en": f" (up to {cpu_top:.0f} % here)", "zh_CN": f"（这里最高到 {cpu_top:.0f} %）"}
-             if cpu_top > 100 else {"en": "", "zh_CN": ""})
-    return [
-        Step({"en": "The non-blocking server of lectures 3.6 and 3.8: one thread, every socket "
-                    "non-blocking. Lecture 3.6's loop sleeps 0.5 s on every pass "
-                    "(time.sleep(0.5)); only 3.8's has no pause, and neither has this run. "
-                    "A sweep tries accept() on the listening socket and recv() on every "
-                    "connection, ready or not.",
-              "zh_CN": "讲义 3.6 和 3.8 的非阻塞服务器：只有一个线程，所有套接字都设为非阻塞。"
-                       "讲义 3.6 的循环每一轮都先睡 0.5 秒（time.sleep(0.5)）；只有 3.8 的循环"
-                       "不暂停，这次运行也不暂停。每一轮都对监听套接字试一次 "
-                       "accept()，对每个连接试一次 recv()，不管它有没有数据。"},
-             lambda log: find(log, "poll_sweep", src="server"), "io",
-             footnote="sockscope serve --mode nonblocking --sweep-pause 0 --every-sweep"),
-        Step({"en": "A useful try: accept() found clients waiting. Every sweep before it asked "
-                    "too and got EAGAIN: nobody was there yet. The new sockets are tried at once: "
-                    "recv() says EAGAIN, their clients have sent nothing. In Python, EAGAIN is "
-                    "a BlockingIOError. The lecture catches it with except Exception, which "
-                    "would also take a reset connection (ConnectionResetError), or a bug of its "
-                    "own, for \"no data yet\": catch BlockingIOError alone.",
-              "zh_CN": "一次有用的尝试：accept() 拿到了等待中的客户端。在此之前的每一轮也都问过，"
-                       "得到的都是 EAGAIN：那时还没有人来。新套接字马上也被试了一次：recv() 返回 "
-                       "EAGAIN，因为客户端还什么都没发。在 Python 里，EAGAIN 是一个 "
-                       "BlockingIOError。讲义用 except Exception 来捕获它，这样连被重置的连接"
-                       "（ConnectionResetError），甚至程序自己的 bug，也会被当成“还没有数据”："
-                       "应该只捕获 BlockingIOError。"},
-             lambda log: _sweep_at(log, first_accept) if first_accept is not None else None,
-             "io"),
-        Step({"en": "The clients are connected but thinking before they send. The loop does not "
-                    "know that: sweep after sweep, every recv() and accept() answers EAGAIN. "
-                    "Nothing tells it which socket is ready, so it asks them all, thousands of "
-                    "times a second.",
-              "zh_CN": "客户端已经连上，但在发送之前还在“思考”，而循环并不知道：一轮又一轮，"
-                       "每次 recv() 和 accept() 都返回 EAGAIN。没有人告诉它哪个套接字就绪，"
-                       "它只好每秒几千次地挨个去问。"},
-             lambda log: _sweep_at(log, thinking), "io"),
-        Step({"en": "At last recv() finds requests: useful tries, and each page is sent in the "
-                    "same sweep. The other sockets still answer EAGAIN.",
-              "zh_CN": "终于，recv() 读到了请求：这是有用的尝试，页面在同一轮里就发出去了。"
-                       "其他套接字仍然返回 EAGAIN。"},
-             lambda log: _sweep_at(log, first_request) if first_request is not None else None,
-             "io"),
-        Step(_closing_text(log, close, after), lambda log: after if after is not None else close,
-             "io", lambda log: log[close].conn if close is not None else None),
-        Step({"en": f"The whole run: {sweeps:,} sweeps, {eagain:,} tries wasted on EAGAIN for "
-                    f"{useful:,} useful ones: about {ratio:,.0f} wasted tries for every useful "
-                    "one.",
-              "zh_CN": f"整个运行：{sweeps:,} 轮扫描，{eagain:,} 次尝试白白得到 EAGAIN，"
-                       f"有用的只有 {useful:,} 次：大约每一次有用的尝试要陪上 {ratio:,.0f} "
-                       "次无用功。"},
-             lambda log: end_sweep, "io",
-             question={"en": "And while every client only thinks, how much CPU does a loop "
-                             "that never pauses take?",
-                       "zh_CN": "那么，当所有客户端都只是在“思考”时，一个从不暂停的循环要占多少 "
-                                "CPU？"}),
-        Step({"en": "All it can get: every fd's row is solid with EAGAIN, and the engine's CPU "
-                    f"plot (bottom right) stays high: a median {cpu:.0f} % of a core here. With "
-                    "no pause the loop never sleeps: it takes a whole core (100 %) when it gets "
-                    "one, even while every client only thinks. The plot counts the whole engine "
-                    "process, so its other threads (the load's clients, the capture, the "
-                    f"sampler) come on top of the loop's core: that is how it passes 100 %"
-                    f"{above['en']}. A server waiting in epoll_wait or recv() uses almost none.",
-              "zh_CN": "能拿多少就占多少：每个 fd 的那一行都被 EAGAIN 填满，右下角引擎的 CPU 曲线"
-                       f"一直很高：这里的中位数是一个核的 {cpu:.0f} %。扫描之间不暂停，循环就"
-                       "从不睡眠：只要拿得到，它就占满一整个核（100 %），即使所有客户端都只是在"
-                       "“思考”。这条曲线统计的是整个引擎进程，引擎的其他线程（负载的客户端、"
-                       "抓包、采样）也算在内，叠加在循环的那一个核之上：所以它会超过 100 %"
-                       f"{above['zh_CN']}。而阻塞在 epoll_wait 或 recv() 里等待的服务器几乎"
-                       "不占 CPU。"},
-             lambda log: last(log), "plots"),
-        Step({"en": "A pause between sweeps saves the CPU but delays every answer by up to the "
-                    "pause. What is missing is someone who says which socket is ready: that is "
-                    "what select, poll and epoll do (lecture 3.9). They do not spin: the "
-                    "process sleeps in the kernel until a socket is ready (or a time-out "
-                    "ends). Spinning is what lecture 3.6's loop does without its pause.",
-              "zh_CN": "在两轮扫描之间暂停可以省下 CPU，但每个回答最多要晚一个暂停的时间。"
-                       "真正缺的是有人告诉我们哪个套接字就绪了：这正是 select、poll 和 epoll 做的事"
-                       "（讲义 3.9）。它们并不空转轮询：进程在内核里睡眠，直到有套接字就绪"
-                       "（或超时）。空转的是去掉暂停的讲义 3.6 循环。"},
-             lambda log: last(log), "io"),
-    ]
-
-
-NONBLOCKING = Lesson(
-    name="nonblocking",
-    length=8,
-    title={"en": "Non-blocking polling", "zh_CN": "非阻塞轮询"},
-    section="3.6",
-    summary={"en": "one thread asks every socket in turn: most tries are EAGAIN and a core burns",
-             "zh_CN": "一个线程挨个询问每个套接字：大多数尝试都是 EAGAIN，还白白烧掉一个核"},
-    record=_nonblocking_record, steps=_nonblocking_steps, check=_nonblocking_check)
 
 
 # ---------------------------------------------------------------- epoll (3.9)
