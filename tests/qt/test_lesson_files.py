@@ -217,6 +217,15 @@ def test_facts_count_what_the_recording_holds(template, tmp_path: Path) -> None:
                         'absent = { max = "nosuch", of = { kind = "recv" } }\n'
                         'ones = { sum = "nosuch", of = { kind = "recv", src = "server" }, '
                         'missing = 1 }\n')
+    sums = sums.replace('[facts]\n', '[facts]\nfirsts = { count = { kind = "recv", src = '
+                        '"server", first_of_each = "conn" } }\nmost = { peak = { up = { kind = '
+                        '"recv", src = "server" }, down = { kind = "send", src = "server" } } }\n'
+                        'served = { durations = { from = { kind = "request", src = "server" }, '
+                        'to = { kind = "response", src = "server" } }, how = "sum" }\n'
+                        'spanned = { durations = { from = { kind = "request", src = "server" }, '
+                        'to = { kind = "close", src = "server" } }, how = "extent" }\n')
+    sums = sums.replace('[moments]\n', '[moments]\nbusiest = { peak = { up = { kind = "recv", '
+                        'src = "server" }, down = { kind = "send", src = "server" } } }\n')
     agg = LessonFile(tmp_path / "a.toml", sums)
     got = agg.values(log, agg.resolve(log))
     sizes = [log[i].data["bytes"] for i in recvs]
@@ -224,6 +233,23 @@ def test_facts_count_what_the_recording_holds(template, tmp_path: Path) -> None:
     assert got["read"] == sum(sizes) and got["top"] == max(sizes)
     assert got["mid"] == statistics.median(sizes) and got["per"] == sum(sizes) / max(sizes)
     assert got["absent"] == "?" and got["ones"] == len(recvs)
+    # first_of_each: one per connection; a peak (up events less down events, the most at
+    # once, and where it was first); durations per connection, added up or as a clock.
+    assert got["firsts"] == len({log[i].conn for i in recvs}) == 1 < len(recvs)
+    edges = sorted([(i, 1) for i in recvs] + [(i, -1) for i in range(len(log))
+                                              if log[i].kind == "send" and log[i].src == "server"])
+    running, best, where = 0, 0, None
+    for i, step in edges:
+        running += step
+        if running > best:
+            best, where = running, i
+    assert got["most"] == best >= 1 and agg.resolve(log)["busiest"] == where
+    t = log.column("t_ns")
+    asked = next(i for i in range(len(log)) if log[i].kind == "request")
+    answered = next(i for i in range(len(log)) if log[i].kind == "response")
+    closed = next(i for i in range(len(log)) if log[i].kind == "close" and log[i].src == "server")
+    assert got["served"] == (int(t[answered]) - int(t[asked])) / 1e6
+    assert got["spanned"] == (int(t[closed]) - int(t[asked])) / 1e6
     # Seconds between moments; an [[expect]] that the recording has none of an event.
     timed = text.replace('[facts]\n', '[facts]\ngap = { seconds = ["first_request", '
                                      '"second_request"] }\n')

@@ -14,8 +14,6 @@ from visualizer.app import MainWindow
 from visualizer.lessons.base import find
 from visualizer.lessons import LANGS, Prepared, all_lessons, prepare
 from visualizer.lessons.models import (
-    _conn_threads,
-    _most_at_once,
     _runs,
     _stalled,
 )
@@ -82,6 +80,31 @@ def test_the_lessons_are_listed_in_the_lecture_order() -> None:
 
 
 # ---------------------------------------------------------------- threads
+# The threads lesson's spans, computed here from the log (files/threads.toml says them
+# with a peak and durations).
+def _conn_threads(log):  # type: ignore[no-untyped-def]
+    """Connection threads: thread -> (start index, exit index or last, connection)."""
+    spans: dict[int, tuple[int, int, str]] = {}
+    for i in log.indices(kinds=["thread_start", "thread_exit"], src="server").tolist():
+        e = log[i]
+        if e.conn is None:
+            continue  # the main loop
+        if e.kind == "thread_start":
+            spans[e.thread] = (i, len(log), e.conn)  # (no exit: running to the end)
+        elif e.thread in spans:
+            spans[e.thread] = (spans[e.thread][0], i, e.conn)
+    return spans
+
+
+def _most_at_once(spans: dict[int, tuple[int, int, str]]):
+    """How many connection threads ran at once at most, and the first index where they
+    did: counted at each thread's start, the spans that hold it."""
+    counts = sorted((sum(1 for a, b, _ in spans.values() if a <= start < b), start)
+                    for start, _, _ in spans.values())
+    best = max(n for n, _ in counts)
+    return best, min(start for n, start in counts if n == best)
+
+
 def test_threads_serve_several_clients_at_once(qtbot, threads, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     log = threads.timeline.log
     spans = _conn_threads(log)

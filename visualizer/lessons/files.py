@@ -122,7 +122,7 @@ class _Lines:
 # What an anchor may say besides the event's own data fields.
 _ANCHOR_KEYS = {"kind", "src", "conn", "nth", "after", "before", "flags_has", "sender",
                 "moment", "not", "largest", "has_header", "lacks_header", "from",
-                "other_than"}
+                "other_than", "first_of_each"}
 _KINDS = frozenset(KINDS) | {"end", "any"}  # the engine's events, the log's end, any event
 SOURCES = ("server", "client", "kernel", "capture", "engine")  # who emits events
 _NAME = re.compile(r"[a-z][a-z0-9_]*")  # a moment's or a fact's name
@@ -153,6 +153,7 @@ class Anchor:
     headers: tuple = ()  # (name, wanted): its HTTP head holds that header (or lacks it)
     since: str | None = None  # a moment's name: only events from it on (it included)
     other_than: str | None = None  # a moment's name: only events of another connection
+    first_of_each: str | None = None  # "conn" (or a field): each one's first match only
 
     def names(self) -> list[str]:
         """The moments this anchor stands on."""
@@ -245,9 +246,17 @@ class Anchor:
                     (self.other_than is None or e.conn != skip):
                 yield at
             return
+        seen: set = set()
         for i in log.indices(kinds=kinds, src=self.src, conn=conn, start=start,
                              stop=stop).tolist():
             if self._matches(log[i]) and (self.other_than is None or log[i].conn != skip):
+                if self.first_of_each:
+                    e = log[i]
+                    key = _hashable(getattr(e, self.first_of_each) if self.first_of_each in
+                                    _ATTRIBUTES else e.data.get(self.first_of_each))
+                    if key in seen:
+                        continue
+                    seen.add(key)
                 yield i
 
     def _matches(self, e: Event) -> bool:
@@ -310,6 +319,8 @@ class Anchor:
             parts.append("after " + " and ".join(self.after))
         if self.before:
             parts.append(f"before {self.before}")
+        if self.first_of_each:
+            parts.append(f"(each {self.first_of_each}'s first)")
         if self.since:
             parts.append(f"from {self.since} on")
         if self.other_than:
@@ -332,6 +343,54 @@ def _number(value: Any) -> int | float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     return value
+
+
+@dataclass(frozen=True)
+class Peak:
+    """How many are running at once: each ``up`` event starts one, each ``down`` ends
+    one; the most at once, and the event where that many first were (a moment)."""
+    up: "Anchor"
+    down: "Anchor"
+
+    def names(self) -> list[str]:
+        return self.up.names() + self.down.names()
+
+    def measure(self, log: EventLog, moments: Moments | None = None) -> tuple[int, int | None]:
+        edges = sorted([(i, 1) for i in self.up.every(log, -1, moments)] +
+                       [(i, -1) for i in self.down.every(log, -1, moments)],
+                       key=lambda edge: (edge[0], edge[1]))
+        now = best = 0
+        where: int | None = None
+        for i, step in edges:
+            now += step
+            if now > best:
+                best, where = now, i
+        return best, where
+
+    def find(self, log: EventLog, previous: int = -1, moments: Moments | None = None
+             ) -> int | None:
+        return self.measure(log, moments)[1]
+
+    def said(self) -> str:
+        return f"the most at once of {self.up.said()} (less {self.down.said()})"
+
+
+def _durations(log: EventLog, start: "Anchor", end: "Anchor", moments: Moments
+               ) -> list[tuple[int, int]]:
+    """Each connection's span, in t_ns: from its first ``start`` event to the first
+    ``end`` event of the same connection after it (a connection with no end: none)."""
+    times = log.column("t_ns")
+    out, seen = [], set()
+    ends = list(end.every(log, -1, moments))
+    for i in start.every(log, -1, moments):
+        conn = log[i].conn
+        if conn is None or conn in seen:
+            continue
+        seen.add(conn)
+        j = next((j for j in ends if j > i and log[j].conn == conn), None)
+        if j is not None:
+            out.append((int(times[i]), int(times[j])))
+    return out
 
 
 @dataclass(frozen=True)
@@ -475,7 +534,9 @@ def _median(numbers: list) -> float:
 
 
 _AGGREGATES: dict[str, Callable[[list], Any]] = {"sum": sum, "median": _median, "max": max}
-_FACT_KINDS = {"ms", "seconds", "field", "count", "header", "ratio", *_AGGREGATES}
+_FACT_KINDS = {"ms", "seconds", "field", "count", "header", "ratio", "peak", "durations",
+               *_AGGREGATES}
+_SPANS = ("sum", "extent")  # what durations facts say: the spans added up, or the clock
 
 
 def _has_header(head: str, name: str) -> bool:
@@ -623,7 +684,7 @@ class LessonFile:
                 other[name] = 5 if "number" in kinds else first[name]
             elif spec[0] == "header":
                 first[name] = other[name] = "x"
-            elif spec[0] in _AGGREGATES or spec[0] == "ratio":
+            elif spec[0] in _AGGREGATES or spec[0] in ("ratio", "durations"):
                 first[name] = other[name] = 12.5
             else:
                 first[name] = other[name] = 1234.5 if spec[0] in ("ms", "seconds") else 3
@@ -695,6 +756,12 @@ class LessonFile:
             if not _NAME.fullmatch(name) or name in _KINDS or name in _RESERVED:
                 raise self.fail(f"moment {name!r}: a name is lowercase letters, digits and _ "
                                 f"(not an event's kind, nor {', '.join(_RESERVED)})", *where)
+            if isinstance(value, dict) and "peak" in value:
+                self._known(value, {"peak"}, *where)
+                out.append((name, [self._peak(value["peak"], known, *where, "peak")],
+                            self.lines.line(*where)))
+                known.add(name)
+                continue
             if isinstance(value, dict) and "midway" in value:
                 self._known(value, {"midway"}, *where)
                 pair = value["midway"]
@@ -714,6 +781,14 @@ class LessonFile:
             known.add(name)
         self.names = known
         return out
+
+    def _peak(self, value: Any, known: set | frozenset, *path: Any) -> Peak:
+        if not isinstance(value, dict) or set(value) != {"up", "down"} or \
+                not all(isinstance(v, dict) for v in value.values()):
+            raise self.fail("peak = { up = { kind = ... }, down = { kind = ... } }: each up "
+                            "event starts one, each down event ends one", *path)
+        return Peak(self._anchor(value["up"], *path, "up", known=known),
+                    self._anchor(value["down"], *path, "down", known=known))
 
     def _fact_specs(self, table: Any) -> dict[str, tuple]:
         """[facts]: values a caption may say, from the recording: name = { ms = [A, B] }
@@ -752,6 +827,23 @@ class LessonFile:
                                     "= N: the value of an event without the field)", *where)
                 out[name] = (key, value[key], self._anchor(value["of"], *where, "of",
                                                            known=self.names), missing)
+            elif "peak" in value:
+                self._known(value, {"peak"}, *where)
+                out[name] = ("peak", self._peak(value["peak"], self.names, *where, "peak"))
+            elif "durations" in value:
+                self._known(value, {"durations", "how"}, *where)
+                spans = value["durations"]
+                if not isinstance(spans, dict) or set(spans) != {"from", "to"} or \
+                        not all(isinstance(v, dict) for v in spans.values()) or \
+                        value.get("how") not in _SPANS:
+                    raise self.fail("{ durations = { from = { kind = ... }, to = { kind = ... } "
+                                    "}, how = \"sum\" or \"extent\" }: each connection's time "
+                                    "from its first from-event to its next to-event, in ms, "
+                                    "added up or as the clock saw them", *where)
+                out[name] = ("durations",
+                             self._anchor(spans["from"], *where, "from", known=self.names),
+                             self._anchor(spans["to"], *where, "to", known=self.names),
+                             value["how"])
             elif "ratio" in value:
                 self._known(value, {"ratio"}, *where)
                 pair = value["ratio"]
@@ -1000,6 +1092,10 @@ class LessonFile:
                 if not isinstance(value[key], str) or not value[key].strip():
                     raise self.fail(f"{key} is a header's name: Content-Length...", *path)
                 headers.append((value[key].strip(), wanted))
+        each = value.get("first_of_each")
+        if each is not None and not isinstance(each, str):
+            raise self.fail("first_of_each is a field's name (\"conn\": each connection's "
+                            "first match)", *path)
         since, other = value.get("from"), value.get("other_than")
         for key, named in (("from", since), ("other_than", other)):
             if named is not None:
@@ -1014,7 +1110,7 @@ class LessonFile:
                       flags_has=value.get("flags_has"), sender=value.get("sender"),
                       fields=tuple(fields), ranges=tuple(ranges), moment=moment,
                       excluded=tuple(excluded), largest=largest, headers=tuple(headers),
-                      since=since, other_than=other)
+                      since=since, other_than=other, first_of_each=each)
 
     def _values(self, key: str, v: Any, *path: Any) -> Any:
         """A field's wanted value: a text, number or boolean, or a list of them (any)."""
@@ -1259,6 +1355,16 @@ class LessonFile:
                     if number is not None:
                         numbers.append(number)
                 out[name] = _AGGREGATES[how](numbers) if numbers else "?"
+            elif spec[0] == "peak":
+                out[name] = spec[1].measure(log, moments)[0]
+            elif spec[0] == "durations":
+                spans = _durations(log, spec[1], spec[2], moments)
+                if not spans:
+                    out[name] = "?"
+                elif spec[3] == "sum":
+                    out[name] = sum(b - a for a, b in spans) / 1e6
+                else:
+                    out[name] = (max(b for _, b in spans) - min(a for a, _ in spans)) / 1e6
             elif spec[0] == "ratio":
                 a, b = out.get(spec[1]), out.get(spec[2])
                 out[name] = a / b if _number(a) is not None and _number(b) else "?"

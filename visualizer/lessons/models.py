@@ -2,7 +2,6 @@
 polling (3.6) and epoll, level vs edge (3.9)."""
 from __future__ import annotations
 
-import statistics
 from itertools import pairwise
 from pathlib import Path
 
@@ -19,182 +18,14 @@ def _server(log: EventLog, kind: str, **kw) -> int | None:  # type: ignore[no-un
     return find(log, kind, src="server", **kw)
 
 
-def _conn_threads(log: EventLog) -> dict[int, tuple[int, int, str]]:
-    """Connection threads: thread -> (start index, exit index or last, connection)."""
-    spans: dict[int, tuple[int, int, str]] = {}
-    for i in log.indices(kinds=["thread_start", "thread_exit"], src="server").tolist():
-        e = log[i]
-        if e.conn is None:
-            continue  # the main loop
-        if e.kind == "thread_start":
-            spans[e.thread] = (i, last(log), e.conn)
-        elif e.thread in spans:
-            spans[e.thread] = (spans[e.thread][0], i, e.conn)
-    return spans
-
-
-def _most_at_once(spans: dict[int, tuple[int, int, str]]) -> tuple[int, int | None]:
-    """How many connection threads ran at once at most, and the first index where they did."""
-    edges = sorted([(a, 1) for a, _, _ in spans.values()] + [(b, -1) for _, b, _ in spans.values()],
-                   key=lambda x: (x[0], x[1]))
-    now = best = 0
-    where: int | None = None
-    for i, step in edges:
-        now += step
-        if now > best:
-            best, where = now, i
-    return best, where
-
-
-def _first_waits(log: EventLog) -> dict[int, tuple[int, int]]:
-    """Each connection thread's first wait in recv(): thread -> (t_ns it began, t_ns
-    its recv() returned the request). The thread starts and goes straight into
-    recv(); the wait ends with its first recv of some bytes."""
-    t = log.column("t_ns")
-    waits: dict[int, tuple[int, int]] = {}
-    for thread, (a, b, conn) in _conn_threads(log).items():
-        got = _server(log, "recv", conn=conn, after=a,
-                      where=lambda e: int(e.data.get("bytes", 0)) > 0)
-        if got is not None and got <= b:
-            waits[thread] = (int(t[a]), int(t[got]))
-    return waits
-
-
-def _overlap_ms(waits: dict[int, tuple[int, int]]) -> tuple[float, float, float]:
-    """(the waits' durations added up, the clock time they took together, the time
-    all of them were waiting at once), in milliseconds."""
-    if not waits:
-        return 0.0, 0.0, 0.0
-    spans = list(waits.values())
-    total = sum(b - a for a, b in spans) / 1e6
-    clock = (max(b for _, b in spans) - min(a for a, _ in spans)) / 1e6
-    together = max(0, min(b for _, b in spans) - max(a for a, _ in spans)) / 1e6
-    return total, clock, together
-
-
 # ---------------------------------------------------------------- threads (3.4–3.5)
-CLIENTS = 3
-
-
-def _threads_record(workdir: Path) -> Path:
-    return serve(workdir, "threads", "--mode", "threaded", "--kernel-interval", "0.002",
-                 load=f"--clients {CLIENTS} --requests 3 --together --think 300")
-
-
-def _threads_check(log: EventLog) -> None:
-    spans = _conn_threads(log)
-    if len(spans) < 2:
-        raise LessonError(f"threads: {len(spans)} connection thread(s) ran: not several")
-    most, _ = _most_at_once(spans)
-    if most < 2:
-        raise LessonError("threads: the connection threads never ran at the same time")
-    for a, _, conn in spans.values():
-        if _server(log, "response", conn=conn, after=a) is None:
-            raise LessonError(f"threads: the thread of {conn} answered nothing")
-
-
-def _threads_steps(log: EventLog) -> list[Step]:
-    spans = _conn_threads(log)
-    order = sorted(spans.values())  # by start
-    conns = [c for _, _, c in order]
-    first_conn = conns[0]
-    most, all_running = _most_at_once(spans)
-    # The moment every thread has answered its first request and waits again.
-    first_sends = [_server(log, "send", conn=c) for c in conns]
-    all_waiting = max(i for i in first_sends if i is not None) + 1
-    # The next request to arrive: its thread wakes while the others stay blocked.
-    woken = _server(log, "recv", after=all_waiting,
-                    where=lambda e: int(e.data.get("bytes", 0)) > 0)
-    woken_conn = log[woken].conn if woken is not None else first_conn
-    exits = [b for _, b, _ in order]
-    first_exit = min(exits)
-    exit_conn = next(c for _, b, c in order if b == first_exit)
-    cpu = statistics.median(_cpu(log) or [0.0])
-    total, clock, _ = _overlap_ms(_first_waits(log))
-    return [
-        Step({"en": "The lecture's threaded server: the main thread only accepts. Each accept() "
-                    "starts a new thread (threading.Thread) for the new connection, and the main "
-                    "thread goes back to accept().",
-              "zh_CN": "讲义中的多线程服务器：主线程只负责 accept()。每 accept() 一个连接，就为它"
-                       "启动一个新线程（threading.Thread），主线程马上回到 accept() 继续等待。"},
-             lambda log: _server(log, "thread_start", conn=first_conn), "io",
-             lambda log: first_conn),
-        Step({"en": f"{CLIENTS} clients connected at the same time: {most} connection threads "
-                    "now run side by side, a lane each, each with its own socket (fd). Python "
-                    "has a GIL: only one thread at a time runs Python code. But recv() "
-                    "releases the GIL while it waits, so the threads can all wait at once.",
-              "zh_CN": f"{CLIENTS} 个客户端同时连上：现在有 {most} 个连接线程并排运行，每个线程"
-                       "一条泳道，各自拥有自己的套接字（fd）。Python 有 GIL（全局解释器锁）："
-                       "同一时刻只有一个线程在执行 Python 代码。但 recv() 在等待时会释放 GIL，"
-                       "所以这些线程可以同时等待。"},
-             lambda log: all_running, "io", lambda log: first_conn),
-        Step({"en": "Each thread read its request, sent the page and called recv() again. Its "
-                    "client is thinking (300 ms), so every thread is blocked in recv(): a blocked "
-                    "thread costs no CPU, and it does not hold up the others.",
-              "zh_CN": "每个线程读到请求、发回页面，然后再次调用 recv()。客户端正在“思考”"
-                       "（300 毫秒），所以每个线程都阻塞在 recv() 里：阻塞的线程不占 CPU，"
-                       "也不会耽误其他线程。"},
-             lambda log: all_waiting, "io", lambda log: first_conn,
-             question={"en": "When one client sends its next request, which threads wake up?",
-                       "zh_CN": "当一个客户端发来下一个请求时，哪些线程会被唤醒？"},
-             choices=[{"en": "every thread, to look", "zh_CN": "所有线程，都起来看一看"},
-                      {"en": "only the one blocked on that socket",
-                       "zh_CN": "只有阻塞在那个套接字上的线程"},
-                      {"en": "none until the others finish", "zh_CN": "一个都不唤醒，要等其他线程结束"}],
-             answer=1),
-        Step({"en": "Only one: a client sends its next request, and the kernel wakes only the "
-                    "thread blocked on that socket. The other threads stay asleep in recv().",
-              "zh_CN": "只有一个：一个客户端发来下一个请求，内核只唤醒阻塞在这个套接字上的线程，"
-                       "其他线程继续在 recv() 里睡眠。"},
-             lambda log: woken, "io", lambda log: woken_conn),
-        Step({"en": "One row per fd: the three connections are served in the same moments, not "
-                    "one after the other. Blocking code, as simple as lecture 3.1's, yet several "
-                    "clients at once, GIL or not: recv() releases the GIL while it waits, so "
-                    f"the waits overlap. The threads' first waits add up to {total:.0f} ms but "
-                    f"took {clock:.0f} ms of the clock. And the engine's CPU stays low (a median "
-                    f"{cpu:.0f} % of a core): blocked threads use none.",
-              "zh_CN": "每个 fd 一行：三个连接在同一时刻被服务，而不是一个接一个。代码和讲义 3.1 "
-                       "一样是简单的阻塞写法，却能同时服务多个客户端，GIL 也不妨碍：recv() 在等待时"
-                       "释放 GIL，所以各线程的等待是重叠的。这些线程的第一次等待加起来有 "
-                       f"{total:.0f} 毫秒，实际却只用了 {clock:.0f} 毫秒。引擎的 CPU 占用也很低"
-                       f"（中位数为一个核的 {cpu:.0f} %）：阻塞的线程不占 CPU。"},
-             lambda log: _server(log, "response", conn=conns[-1], nth=-1), "plots",
-             lambda log: first_conn),
-        Step({"en": "A client closed: its thread read EOF (recv() returned 0), so the thread "
-                    "closes the socket; then it exits (thread_exit) and its lane disappears.",
-              "zh_CN": "客户端关闭了连接：它那个线程读到 EOF（recv() 返回 0），于是线程关闭套接字，"
-                       "随后退出（thread_exit），它的泳道也随之消失。"},
-             lambda log: _server(log, "close", conn=exit_conn) or first_exit, "io",
-             lambda log: exit_conn),
-        Step({"en": "Every connection lived at the same time as the others. The price: a thread "
-                    "(a stack, a scheduler entry) per connection, even while it only waits; "
-                    "ten thousand clients would need ten thousand threads (C10K). Lecture 3.5's "
-                    "gevent.spawn keeps the shape with lighter coroutines.",
-              "zh_CN": "这些连接是同时存在的。代价是：每个连接一个线程（一个栈、一份调度开销），"
-                       "即使它只是在等待；一万个客户端就需要一万个线程（C10K 问题）。讲义 3.5 的 "
-                       "gevent.spawn 保留了同样的结构，只是换成了更轻的协程。"},
-             lambda log: last(log), "lifecycle", lambda log: first_conn),
-    ]
-
-
-THREADS = Lesson(
-    name="threads",
-    length=7,
-    title={"en": "A thread per connection", "zh_CN": "每个连接一个线程"},
-    section="3.4–3.5",
-    summary={"en": "several clients at once, each served by its own blocked thread",
-             "zh_CN": "同时服务多个客户端，每个连接由自己的（阻塞的）线程服务"},
-    record=_threads_record, steps=_threads_steps, check=_threads_check)
+# Written as a lesson file (files/threads.toml).
+THREADS = load_file(FILES / "threads.toml")
 
 
 # ---------------------------------------------------------------- nonblocking (3.6)
 # Written as a lesson file (files/nonblocking.toml).
 NONBLOCKING = load_file(FILES / "nonblocking.toml")
-
-
-def _cpu(log: EventLog) -> list[float]:
-    return [float(log[i].data["percent"]) for i in log.indices(kinds=["cpu"]).tolist()
-            if "percent" in log[i].data]
 
 
 # ---------------------------------------------------------------- epoll (3.9)
