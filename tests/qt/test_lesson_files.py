@@ -426,6 +426,9 @@ def test_the_command_line_names_the_line_and_shows_no_traceback(tmp_path: Path) 
         assert done.returncode == 1, done.stderr
         assert f"{path}:{line}: load: unrecognized arguments: --clientz" in done.stderr
         assert "Traceback" not in done.stderr
+    # The README quotes this refusal of the template's own line.
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert f"mine.toml:{line}: load: unrecognized arguments: --clientz 1" in readme
     # Without a display too: the file is checked before any window is thought of.
     env = {k: v for k, v in os.environ.items()
            if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}

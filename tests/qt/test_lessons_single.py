@@ -127,3 +127,6 @@ def test_its_file_copied_and_run_on_threads_is_refused_where_it_says_why(tmp_pat
     assert f"{mine}:{line}: b_accept came before a_close (B was accepted only after A was " \
            "finished)" in done.stderr and "Traceback" not in done.stderr
     assert sockscope("lessons", "--source", "nope").returncode == 2
+    # The README quotes this very refusal: its line number is this file's.
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    assert f"sockscope lesson: mine.toml:{line}: b_accept came before a_close" in readme
