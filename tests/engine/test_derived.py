@@ -364,7 +364,8 @@ def test_large_file_is_drawn_as_aggregates(tmp_path) -> None:  # type: ignore[no
     assert any(p.data["sender"] == "client" and p.data.get("aggregate") for p in derived)
     assert shape(derived)[-3:] == [("server", "FIN|ACK"), ("client", "FIN|ACK"),
                                    ("server", "ACK")]
-    if captured:
+    if capture_ok:  # where this machine captures (CI, as root), the wire must agree
+        assert captured
         port = next(e.data["port"] for e in sink.of_kind("listen"))
         on_wire = [p.data["len"] for p in captured if p.data["sport"] == port]
         assert sum(on_wire) == sent and 65536 not in on_wire

@@ -422,6 +422,10 @@ def test_nonblocking_names_the_lecture_bugs_its_loop_avoids(nonblocking) -> None
     assert "client_socket_list.remove()" in five["en"] and "a copy of its list" in five["en"]
     if after is not None:
         assert f"goes on to the next socket, fd {log[after].fd}" in five["en"]
+        assert f"接着去试下一个套接字 fd {log[after].fd}" in five["zh_CN"]
+    else:  # the closed one was the sweep's last socket, and the words say so
+        assert "It was the last socket of this sweep." in five["en"]
+        assert "它是这一轮的最后一个套接字。" in five["zh_CN"]
     sweeps = log.indices(kinds=["poll_sweep"], src="server").tolist()
     begin = max(i for i in sweeps if i < close)
     end = min(i for i in sweeps if i > close)
