@@ -122,6 +122,9 @@ with_conn = { kind = "any", src = "server", conn = true }
 with_length = { kind = "response", src = "server", has_header = "content-length" }
 without_length = { kind = "response", src = "server", lacks_header = "Content-Length" }
 without_cookie = { kind = "response", src = "server", lacks_header = "Set-Cookie" }
+slashed = { kind = "request", src = "server", path = { prefix = "/" } }
+queried = { kind = "request", src = "server", path = { contains = "?" } }
+elsewhere = { kind = "request", src = "server", path = { prefix = "/nosuch" } }
 halfway = { midway = ["req", "req2"] }
 from_req2 = { kind = "request", src = "server", from = "req2" }
 after_req2 = { kind = "request", src = "server", after = "req2" }
@@ -151,6 +154,8 @@ either = [{ moment = "req", after = "req2" }, "req2"]""")
     assert m["biggest"] == next(i for i in recvs if log[i].data["bytes"] == most)
     assert m["with_conn"] == next(i for i in range(n) if log[i].src == "server"
                                   and log[i].conn is not None)
+    # a text field's shape: its start, what it holds
+    assert m["slashed"] == requests[0] and m["queried"] is None and m["elsewhere"] is None
     # midway: the first event from the time halfway between two moments
     t = log.column("t_ns")
     middle = (int(t[requests[0]]) + int(t[requests[1]])) // 2
@@ -250,6 +255,24 @@ def test_facts_count_what_the_recording_holds(template, tmp_path: Path) -> None:
     closed = next(i for i in range(len(log)) if log[i].kind == "close" and log[i].src == "server")
     assert got["served"] == (int(t[answered]) - int(t[asked])) / 1e6
     assert got["spanned"] == (int(t[closed]) - int(t[asked])) / 1e6
+    # A regular expression's first group, on the first line of a head or on a field;
+    # two facts that must differ.
+    rx = text.replace('[facts]\n', '[facts]\nverb = { regex = \'^(\\S+) \', on = "first_line", '
+                      'at = "first_request" }\nanswered = { regex = \'^HTTP/\\S+ (\\d+)\', on = '
+                      '"first_line", at = "first_answer" }\nbare = { regex = \'^/(.*)$\', on = '
+                      '"path", at = "first_request" }\n')
+    lr = LessonFile(tmp_path / "r.toml", rx)
+    said = lr.values(log, lr.resolve(log))
+    first = next(log[i] for i in range(len(log)) if log[i].kind == "request")
+    assert said["verb"] == "GET" and said["answered"] == "200"
+    assert said["bare"] == first.data["path"][1:]
+    same = rx.replace('says = "two requests on the first connection"',
+                      'says = "two requests on the first connection"\n[[expect]]\n'
+                      'fact = "verb"\nunlike = "verb"\nsays = "twins"')
+    with pytest.raises(Exception) as caught:
+        LessonFile(tmp_path / "u.toml", same).check(log)
+    assert "verb and verb are both 'GET' (twins)" in str(caught.value)
+    LessonFile(tmp_path / "v.toml", same.replace('unlike = "verb"', 'unlike = "bare"')).check(log)
     # Seconds between moments; an [[expect]] that the recording has none of an event.
     timed = text.replace('[facts]\n', '[facts]\ngap = { seconds = ["first_request", '
                                      '"second_request"] }\n')
@@ -643,6 +666,11 @@ REFUSED = {
     "load's --trace, abbreviated": ('load = "--clients 1 --requests 2',
                                     'load = "--tr=x --clients 1 --requests 2'),
     "end with keys": ('at = { kind = "end" }', 'at = { kind = "end", conn = 1 }'),
+    "a regex that does not compile": ('body = { field = "length", at = "first_answer" }',
+                                      'body = { regex = "(", on = "path", at = "first_answer" }'),
+    "a regex without a group": ('body = { field = "length", at = "first_answer" }',
+                                'body = { regex = "x", on = "path", at = "first_answer" }'),
+    "a text test not a text": ('length = { min = 1 } }', 'path = { prefix = 1 } }'),
     "a text field formatted as a number": ('body = { field = "length", at = "first_answer" }',
                                            'body = { field = "path", at = "first_answer" }'),
 }

@@ -17,7 +17,7 @@ import pytest
 from PySide6.QtCore import QSettings, Qt
 
 from visualizer.app import MainWindow
-from visualizer.lessons import ORDER, Prepared, all_lessons, basics, prepare
+from visualizer.lessons import ORDER, Prepared, all_lessons, basics, prepare, scripts
 from visualizer.model.lifecycle import KEEP_ALIVE, SHORT
 from lesson_vocabulary import check as check_vocabulary  # tests/qt/
 from lesson_window import unfit  # tests/qt/
@@ -289,14 +289,14 @@ def test_regex_reads_the_request_line(qtbot, window, regex) -> None:  # type: ig
     log = regex.timeline.log
     targets = [e.data["path"] for e in requests(log)]
     port = log[int(log.indices(kinds=["listen"])[0])].data["port"]
-    assert targets == basics._regex_targets(port)
-    assert all(e.data["status"] == (403 if e.data["path"] == basics.TRAVERSAL_TARGET else 200)
+    assert targets == scripts.lecture_targets(port)
+    assert all(e.data["status"] == (403 if e.data["path"] == scripts.TRAVERSAL_TARGET else 200)
                for e in responses(log))
-    groups = {t: basics.LECTURE_RE.match(f"GET {t} HTTP/1.1").group(1) for t in targets}
+    groups = {t: scripts.LECTURE_RE.match(f"GET {t} HTTP/1.1").group(1) for t in targets}
     assert groups["/"] == "/" and groups["/index.html"] == "/index.html"
     assert groups[f"http://127.0.0.1:{port}/index.html"] == f"//127.0.0.1:{port}/index.html"
-    assert groups[basics.QUERY_TARGET] == basics.QUERY_TARGET
-    assert groups[basics.TRAVERSAL_TARGET] == basics.TRAVERSAL_TARGET
+    assert groups[scripts.QUERY_TARGET] == scripts.QUERY_TARGET
+    assert groups[scripts.TRAVERSAL_TARGET] == scripts.TRAVERSAL_TARGET
 
     seen = []
 
@@ -311,14 +311,14 @@ def test_regex_reads_the_request_line(qtbot, window, regex) -> None:  # type: ig
             assert ex.agree and ex.regex_group == ex.path
             assert "the same" in view.compare_label.text()
         if ex.status is not None:
-            assert ex.status == (403 if ex.path == basics.TRAVERSAL_TARGET else 200)
+            assert ex.status == (403 if ex.path == scripts.TRAVERSAL_TARGET else 200)
         # What the lecture's server answers: 404 for the names it opens that the site
         # lacks (the lesson looked at the site when it recorded, and the view says so),
         # 200 where this server found the same file, and no status for the traversal.
         out = view.outcome
-        if ex.path in (basics.QUERY_TARGET, f"http://127.0.0.1:{port}/index.html"):
+        if ex.path in (scripts.QUERY_TARGET, f"http://127.0.0.1:{port}/index.html"):
             assert (out.status, out.checked) == (404, True), ex.path
-        elif ex.path == basics.TRAVERSAL_TARGET:
+        elif ex.path == scripts.TRAVERSAL_TARGET:
             assert out.outside and out.status is None
         elif ex.status is not None:
             assert (out.status, out.checked) == (200, False), ex.path
@@ -327,7 +327,7 @@ def test_regex_reads_the_request_line(qtbot, window, regex) -> None:  # type: ig
     checks = [e for e in log if e.kind == "site_check"]
     assert {e.data["path"]: e.data["exists"] for e in checks} == {
         "./html/index.html": True, f"./html//127.0.0.1:{port}/index.html": False,
-        "./html" + basics.QUERY_TARGET: False}
+        "./html" + scripts.QUERY_TARGET: False}
     assert set(seen) == set(targets)
 
 
@@ -449,12 +449,12 @@ def test_regex_ends_on_the_lecture_path_traversal(regex) -> None:  # type: ignor
     log = regex.timeline.log
     last_step = len(regex.steps) - 1
     answer = log[regex.at[last_step]]
-    assert answer.kind == "response" and answer.data["path"] == basics.TRAVERSAL_TARGET
+    assert answer.kind == "response" and answer.data["path"] == scripts.TRAVERSAL_TARGET
     assert answer.data["status"] == 403
     request = next(log[i] for i in range(regex.at[last_step]) if log[i].kind == "request"
-                   and log[i].data.get("path") == basics.TRAVERSAL_TARGET)
-    group = basics.LECTURE_RE.match(str(request.data["head"]).split("\r\n", 1)[0]).group(1)
-    assert group == basics.TRAVERSAL_TARGET
+                   and log[i].data.get("path") == scripts.TRAVERSAL_TARGET)
+    group = scripts.LECTURE_RE.match(str(request.data["head"]).split("\r\n", 1)[0]).group(1)
+    assert group == scripts.TRAVERSAL_TARGET
     en, zh = regex.text(last_step), regex.text(last_step, "zh_CN")
     assert f"./html{group}" in en and f"./html{group}" in zh
     assert "403 Forbidden" in en and "403 Forbidden" in zh and "路径穿越" in zh

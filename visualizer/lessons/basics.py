@@ -12,15 +12,13 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable
-from http import HTTPStatus
 from pathlib import Path
 
-from engine.events import Event
 from engine.server import default_mode
 
 from ..model import EventLog
 from ..model.text import header_value
-from .base import Engine, Lesson, LessonError, Step, Text, find, last
+from .base import Engine, Lesson, LessonError, Step, find, last
 from .files import FILES
 from .files import load as load_file
 
@@ -412,27 +410,7 @@ LESSONS.append(KEEP_ALIVE)
 
 
 # ---------------------------------------------------------------- regex
-LECTURE_RE = re.compile(r"^[^/]+(/[^\s]*)")  # the lecture's expression (3.3)
-QUERY_TARGET = "/index.html?lang=zh"
-# The lecture runs web_server.py beside ./html: "./html" + this opens its own source.
-TRAVERSAL_TARGET = "/../web_server.py"
-
-
-def _regex_targets(port: int) -> list[str]:
-    """The request targets the lesson sends: the lecture's cases and two it misreads."""
-    return ["/", "/index.html", f"http://127.0.0.1:{port}/index.html", QUERY_TARGET,
-            TRAVERSAL_TARGET]
-
-
-def _raw_get(port: int, target: str, timeout: float = 5.0) -> bytes:
-    """Send one request line as written (a browser or the built-in clients would not
-    send an absolute-form target to a server), read the answer to the server's close."""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
-        sock.sendall(f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-                     "User-Agent: sockscope-lesson\r\nConnection: close\r\n\r\n".encode())
-        return read_to_close(sock)
-
-
+# Written as a lesson file (files/regex.toml; its client is scripts.py's lecture-targets).
 def read_to_close(sock: socket.socket) -> bytes:
     """Everything the server sends until it closes (bounded: it closes after its answer)."""
     chunks = []
@@ -444,175 +422,6 @@ def read_to_close(sock: socket.socket) -> bytes:
     return b"".join(chunks)
 
 
-def _site_checks(port: int) -> list[Event]:
-    """The lecture's server opens "./html" + group(1): whether each such file exists on
-    the site served (the demo site), looked at before the requests: the evidence the http
-    view gives for the lecture's status ("/" is its index.html; a name that climbs out of
-    ./html is not looked at)."""
-    from engine.static import default_root
-    root = default_root()
-    out = []
-    for target in _regex_targets(port):
-        m = LECTURE_RE.match(f"GET {target} HTTP/1.1")
-        if m is None:
-            continue
-        name = "/index.html" if m.group(1) == "/" else m.group(1)
-        parts = [p for p in name.split("/") if p not in ("", ".")]
-        if ".." in parts:
-            continue
-        exists = (root.joinpath(*parts)).is_file() if parts else False
-        out.append(Event(0, time.monotonic_ns(), "engine", "site_check", None, -1, 0,
-                         {"path": "./html" + name, "exists": exists, "target": target}))
-    return out
-
-
-def _regex_record(workdir: Path) -> Path:
-    with _Served(workdir, "regex-served", "--mode", MODE, *OBSERVING) as served:
-        checks = _site_checks(served.port)
-        for target in _regex_targets(served.port):
-            try:
-                answer = _raw_get(served.port, target)
-            except OSError as exc:
-                raise LessonError(f"regex: GET {target} failed: {exc}") from exc
-            if not answer.startswith(b"HTTP/1.1 "):
-                raise LessonError(f"regex: GET {target} got no answer")
-            time.sleep(0.05)
-        time.sleep(0.05)
-        trace = served.stop()
-    from .kernel import _merge
-    return _merge(workdir / "regex.jsonl", [trace], checks, lesson="regex")
-
-
-def _request_for(log: EventLog, test: Callable[[str], bool]) -> int | None:
-    return find(log, "request", src="server", where=lambda e: test(str(e.data.get("path", ""))))
-
-
-def _answer_to(log: EventLog, request: int | None) -> int | None:
-    if request is None:
-        return None
-    e = log[request]
-    return find(log, "response", src="server", conn=e.conn, after=request,
-                where=lambda r: r.data.get("path") == e.data.get("path"))
-
-
-def _group1(log: EventLog, request: int) -> str | None:
-    e = log[request]
-    head = str(e.data.get("head") or "")
-    line = head.split("\r\n", 1)[0] if head else \
-        f"{e.data.get('method')} {e.data.get('path')} HTTP/{e.data.get('version')}"
-    m = LECTURE_RE.match(line)
-    return m.group(1) if m else None
-
-
-_REGEX_CASES: dict[str, Callable[[str], bool]] = {
-    "/": lambda p: p == "/",
-    "/index.html": lambda p: p == "/index.html",
-    "absolute": lambda p: p.startswith("http://"),
-    "query": lambda p: p.startswith("/") and "?" in p,
-    "traversal": lambda p: p == TRAVERSAL_TARGET,
-}
-_REGEX_STATUS = {"traversal": 403}  # the others: 200
-
-
-def _regex_check(log: EventLog) -> None:
-    for name, test in _REGEX_CASES.items():
-        request = _request_for(log, test)
-        if request is None:
-            raise LessonError(f"regex: no request for the {name} target was recorded")
-        answer = _answer_to(log, request)
-        wanted = _REGEX_STATUS.get(name, 200)
-        if answer is None or log[answer].data.get("status") != wanted:
-            raise LessonError(f"regex: the {name} target was not answered with {wanted}")
-    absolute = _request_for(log, _REGEX_CASES["absolute"])
-    assert absolute is not None
-    if _group1(log, absolute) == log[absolute].data.get("path"):
-        raise LessonError("regex: the expression read the absolute-form target as the parser")
-
-
-def _regex_steps(log: EventLog) -> list[Step]:
-    at = {name: _request_for(log, test) for name, test in _REGEX_CASES.items()}
-    answer = {name: _answer_to(log, i) for name, i in at.items()}
-    absolute = str(log[at["absolute"]].data.get("path"))  # type: ignore[index]
-    group = _group1(log, at["absolute"]) or ""  # type: ignore[arg-type]
-    conn = lambda name: _conn_of(at[name])  # noqa: E731
-    return [
-        Step({"en": "Every request begins with a request line: method, target, version. The "
-                    "lecture cuts the target out with re.match(r\"^[^/]+(/[^\\s]*)\", line): "
-                    "[^/]+ eats everything before the first slash, the group takes what follows "
-                    "up to the first whitespace. For GET / the group is \"/\".",
-              "zh_CN": "每个请求都以请求行开头：方法、目标、版本。讲义用 "
-                       "re.match(r\"^[^/]+(/[^\\s]*)\", line) 取出目标：[^/]+ 吃掉第一个斜杠之前的"
-                       "所有字符，分组取出其后直到第一个空白字符的部分。对 GET / 来说，分组就是 \"/\"。"},
-             lambda log: at["/"], "http", conn("/")),
-        Step({"en": "The lecture turns \"/\" into /index.html by hand; this server does the same "
-                    "for any directory, and answers 200 with index.html.",
-              "zh_CN": "讲义手工把 \"/\" 换成 /index.html；这个服务器对任何目录都这样做，"
-                       "回复 200 和 index.html。"},
-             lambda log: answer["/"], "http", conn("/")),
-        Step({"en": "GET /index.html: group(1) and the parser (httptools) find the same path. "
-                    "For a plain path like this one the expression works.",
-              "zh_CN": "GET /index.html：group(1) 和解析器（httptools）找到的路径一样。"
-                       "对这样简单的路径，这个正则表达式是管用的。"},
-             lambda log: at["/index.html"], "http", conn("/index.html"),
-             question={"en": f"Next, the target is a whole URL, {absolute}: what will group(1) "
-                             "be?",
-                       "zh_CN": f"下一步的目标是完整的 URL {absolute}：group(1) 会是什么？"}),
-        Step({"en": f"But HTTP also allows an absolute URL as the target (what clients send to a "
-                    f"proxy): GET {absolute}. [^/]+ stops at the first slash, inside \"http://\", "
-                    f"so group(1) is \"{group}\": the two differ.",
-              "zh_CN": f"但 HTTP 也允许用完整的 URL 作为目标（客户端发给代理时就是这样）："
-                       f"GET {absolute}。[^/]+ 在第一个斜杠处停下，而它就在 \"http://\" 里面，"
-                       f"所以 group(1) 是 \"{group}\"：两者不一样了。"},
-             lambda log: at["absolute"], "http", conn("absolute")),
-        Step({"en": f"The parser knows the absolute form: the server takes the path /index.html "
-                    f"out of the URL and answers 200. The lecture's server would open "
-                    f"./html{group}, find no such file, and answer 404.",
-              "zh_CN": f"解析器认识这种完整形式：服务器从 URL 中取出路径 /index.html，回复 200。"
-                       f"讲义的服务器则会去打开 ./html{group}，找不到这个文件，回复 404。"},
-             lambda log: answer["absolute"], "http", conn("absolute")),
-        Step({"en": f"GET {QUERY_TARGET}: here group(1) and the parser agree on the target. "
-                    "But a target is not a file name: after the \"?\" comes a query string.",
-              "zh_CN": f"GET {QUERY_TARGET}：这一次 group(1) 和解析器得到的目标一致。"
-                       "但目标并不是文件名：\"?\" 后面是查询字符串。"},
-             lambda log: at["query"], "http", conn("query")),
-        Step({"en": f"The lecture would open ./html{QUERY_TARGET} and answer 404. This server "
-                    "splits the target into path and query first (and decodes %-escapes), then "
-                    "looks for /index.html: 200. The expression finds the target; the target "
-                    "still has to be parsed as a URL before it names a file.",
-              "zh_CN": f"讲义的服务器会去打开 ./html{QUERY_TARGET}，回复 404。这个服务器先把目标"
-                       "拆成路径和查询字符串（并解码 % 转义），再去找 /index.html：200。"
-                       "正则表达式找到的是目标；目标还要按 URL 解析，才能对应到文件。"},
-             lambda log: answer["query"], "http", conn("query")),
-        Step(_traversal_text(log, at["traversal"], answer["traversal"]),
-             lambda log: answer["traversal"], "http", conn("traversal")),
-    ]
-
-
-def _traversal_text(log: EventLog, request: int | None, answer: int | None) -> Text:
-    """GET /../web_server.py: what group(1) is, what the lecture would open, and what this
-    server answered (from the recording)."""
-    group = _group1(log, request) if request is not None else TRAVERSAL_TARGET
-    status = int(log[answer].data.get("status", 0)) if answer is not None else 0
-    reason = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else ""
-    return {"en": f"GET {TRAVERSAL_TARGET}: group(1) is \"{group}\", and the lecture's server "
-                  f"opens \"./html\" + it: ./html{group}, which is its own source code beside "
-                  "./html, sent to anyone who asks (a path traversal; more \"../\" reach the "
-                  "rest of the disk). This server refuses any \"..\" in a path: "
-                  f"{status} {reason}.",
-            "zh_CN": f"GET {TRAVERSAL_TARGET}：group(1) 是 \"{group}\"，讲义的服务器会打开 "
-                     f"\"./html\" 加上它：./html{group}，也就是 ./html 旁边它自己的源代码，"
-                     "谁来要都给（路径穿越；多写几个 \"../\" 就能读到磁盘上的其他文件）。"
-                     f"这个服务器拒绝路径里出现 \"..\"：{status} {reason}。"}
-
-
-REGEX = Lesson(
-    name="regex",
-    length=8,
-    title={"en": "The regular expression in the request line", "zh_CN": "请求行里的正则表达式"},
-    section="1",
-    summary={"en": "re.match cuts the path out of the request line: where it agrees with a "
-                   "real parser, and where it does not",
-             "zh_CN": "用 re.match 从请求行中取出路径：它和真正的解析器哪里一致，哪里不一致"},
-    record=_regex_record, steps=_regex_steps, check=_regex_check)
+REGEX = load_file(FILES / "regex.toml")
 
 LESSONS.append(REGEX)

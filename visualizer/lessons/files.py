@@ -154,6 +154,7 @@ class Anchor:
     since: str | None = None  # a moment's name: only events from it on (it included)
     other_than: str | None = None  # a moment's name: only events of another connection
     first_of_each: str | None = None  # "conn" (or a field): each one's first match only
+    texts: tuple = ()  # (name, prefix or None, contained or None): a text field's shape
 
     def names(self) -> list[str]:
         """The moments this anchor stands on."""
@@ -265,6 +266,11 @@ class Anchor:
             got = getattr(e, name) if name in _OWN else d.get(name)
             if (got not in value) if isinstance(value, tuple) else got != value:
                 return False
+        for name, prefix, inside in self.texts:
+            got = d.get(name)
+            if not isinstance(got, str) or (prefix is not None and not got.startswith(prefix)) \
+                    or (inside is not None and inside not in got):
+                return False
         for name, values in self.excluded:
             if (getattr(e, name) if name in _OWN else d.get(name)) in values:
                 return False
@@ -310,6 +316,9 @@ class Anchor:
         parts += [f"{k}={' or '.join(map(repr, v))}" if isinstance(v, tuple) else f"{k}={v!r}"
                   for k, v in self.fields]
         parts += [f"{k} not {' or '.join(map(repr, v))}" for k, v in self.excluded]
+        parts += [f"{k} " + " and ".join(w for w in (f"starting {p!r}" if p else "",
+                                                     f"holding {c!r}" if c else "") if w)
+                  for k, p, c in self.texts]
         for name, low, high in self.ranges:
             parts.append(f"{name} from {low}" if high is None else
                          f"{name} up to {high}" if low is None else f"{name} {low} to {high}")
@@ -528,6 +537,17 @@ def _field_types(name: str) -> set[str]:
 _ATTRIBUTES = ("fd", "conn", "src", "thread", "kind")  # an event's own, not its data's
 
 
+def _first_line(e: Event) -> str:
+    """An HTTP event's first line: its head's (a request line, a status line), or, for a
+    request recorded without its head, the line its method, path and version make."""
+    head = e.data.get("head")
+    if isinstance(head, str) and head:
+        return head.split("\r\n", 1)[0]
+    if e.kind == "request":
+        return f"{e.data.get('method')} {e.data.get('path')} HTTP/{e.data.get('version')}"
+    return ""
+
+
 def _median(numbers: list) -> float:
     import statistics
     return float(statistics.median(numbers))
@@ -535,7 +555,7 @@ def _median(numbers: list) -> float:
 
 _AGGREGATES: dict[str, Callable[[list], Any]] = {"sum": sum, "median": _median, "max": max}
 _FACT_KINDS = {"ms", "seconds", "field", "count", "header", "ratio", "peak", "durations",
-               *_AGGREGATES}
+               "regex", *_AGGREGATES}
 _SPANS = ("sum", "extent")  # what durations facts say: the spans added up, or the clock
 
 
@@ -682,7 +702,7 @@ class LessonFile:
                 kinds = _field_types(spec[1])
                 first[name] = "x" if "str" in kinds else 5
                 other[name] = 5 if "number" in kinds else first[name]
-            elif spec[0] == "header":
+            elif spec[0] in ("header", "regex"):
                 first[name] = other[name] = "x"
             elif spec[0] in _AGGREGATES or spec[0] in ("ratio", "durations"):
                 first[name] = other[name] = 12.5
@@ -827,6 +847,20 @@ class LessonFile:
                                     "= N: the value of an event without the field)", *where)
                 out[name] = (key, value[key], self._anchor(value["of"], *where, "of",
                                                            known=self.names), missing)
+            elif "regex" in value:
+                self._known(value, {"regex", "on", "at"}, *where)
+                if not all(isinstance(value.get(k), str) for k in ("regex", "on", "at")):
+                    raise self.fail("{ regex = \"PATTERN\", on = \"first_line\" (or a field), "
+                                    "at = \"moment\" }: the pattern's first group", *where)
+                try:
+                    pattern = re.compile(value["regex"])
+                except re.error as exc:
+                    raise self.fail(f"regex: {exc}", *where, "regex") from None
+                if pattern.groups < 1:
+                    raise self.fail("regex needs a group: ( ... ), what the fact says", *where,
+                                    "regex")
+                out[name] = ("regex", pattern, value["on"],
+                             self._named(value["at"], self.names, "at", *where))
             elif "peak" in value:
                 self._known(value, {"peak"}, *where)
                 out[name] = ("peak", self._peak(value["peak"], self.names, *where, "peak"))
@@ -1061,9 +1095,16 @@ class LessonFile:
                             "other key", *path)
         if "largest" in value and "nth" in value:
             raise self.fail("largest picks one match: nth does not go with it", *path)
-        fields, ranges = [], []
+        fields, ranges, texts = [], [], []
         for key, v in value.items():
             if key in _ANCHOR_KEYS:
+                continue
+            if isinstance(v, dict) and set(v) & {"prefix", "contains"}:
+                self._known(v, {"prefix", "contains"}, *path)
+                if not all(isinstance(x, str) for x in v.values()):
+                    raise self.fail(f"{key} = {{ prefix = \"...\", contains = \"...\" }}: texts",
+                                    *path)
+                texts.append((key, v.get("prefix"), v.get("contains")))
                 continue
             if isinstance(v, dict):
                 self._known(v, {"min", "max"}, *path)
@@ -1110,7 +1151,7 @@ class LessonFile:
                       flags_has=value.get("flags_has"), sender=value.get("sender"),
                       fields=tuple(fields), ranges=tuple(ranges), moment=moment,
                       excluded=tuple(excluded), largest=largest, headers=tuple(headers),
-                      since=since, other_than=other, first_of_each=each)
+                      since=since, other_than=other, first_of_each=each, texts=tuple(texts))
 
     def _values(self, key: str, v: Any, *path: Any) -> Any:
         """A field's wanted value: a text, number or boolean, or a list of them (any)."""
@@ -1136,8 +1177,19 @@ class LessonFile:
         for k, item in enumerate(expect):
             if not isinstance(item, dict):
                 raise self.fail("each [[expect]] is a table", "expect", k)
-            self._known(item, {"at", "before", "says", "fact", "min", "max", "none"},
+            self._known(item, {"at", "before", "says", "fact", "min", "max", "none", "unlike"},
                         "expect", k)
+            if "unlike" in item:
+                pair = (item.get("fact"), item["unlike"])
+                if not all(isinstance(f, str) and f in self.facts for f in pair) or \
+                        set(item) - {"fact", "unlike", "says"}:
+                    raise self.fail("fact = \"a\", unlike = \"b\": two facts that must differ",
+                                    "expect", k)
+                says = item.get("says", "")
+                if not isinstance(says, str):
+                    raise self.fail("says is a text", "expect", k, "says")
+                out.append((pair, "unlike", says, self.lines.line("expect", k)))
+                continue
             if "none" in item:
                 if set(item) - {"none", "says"}:
                     raise self.fail("an [[expect]] with none = { ... } says only that (and "
@@ -1298,6 +1350,7 @@ class LessonFile:
 
     def _record(self, workdir: Path, name: str, options: list[str], clients: list) -> Path:
         from .basics import OBSERVING, _chromium, _Served, browse
+        extra: list = []  # the scripts' own events (a look at the site...), merged after
         with _Served(workdir, name, *options, *OBSERVING, control=True) as served:
             loads = 0
             for kind, what, pause in clients:
@@ -1307,14 +1360,18 @@ class LessonFile:
                     served.wait_loads(loads, timeout=60)
                 elif kind == "script":
                     from .scripts import SCRIPTS
-                    SCRIPTS[what].run(served, self.name)
+                    extra += SCRIPTS[what].run(served, self.name) or []
                 else:
                     browser = _chromium()
                     if browser is None:
                         raise LessonError(f"{self.name}: the browser client needs Chromium")
                     browse(browser, served.url.rstrip("/") + what, workdir, self.name)
                 time.sleep(pause)
-            return served.stop()
+            trace = served.stop()
+        if not extra:
+            return trace
+        from .kernel import _merge
+        return _merge(Path(workdir) / f"{name}-merged.jsonl", [trace], extra, lesson=self.name)
 
     def resolve(self, log: EventLog) -> dict[str, int | None]:
         """Each moment's log index in this recording (None where it has none)."""
@@ -1355,6 +1412,12 @@ class LessonFile:
                     if number is not None:
                         numbers.append(number)
                 out[name] = _AGGREGATES[how](numbers) if numbers else "?"
+            elif spec[0] == "regex":
+                at = moments.get(spec[3])
+                said = "?" if at is None else _first_line(log[at]) if spec[2] == "first_line" \
+                    else log[at].data.get(spec[2])
+                found = spec[1].match(said) if isinstance(said, str) and at is not None else None
+                out[name] = found.group(1) if found else "?"
             elif spec[0] == "peak":
                 out[name] = spec[1].measure(log, moments)[0]
             elif spec[0] == "durations":
@@ -1389,6 +1452,12 @@ class LessonFile:
         values = self.values(log, moments)
         for anchor, before, says, line in self.expect:
             where = f"{self.path}:{line}: " if line else f"{self.path}: "
+            if before == "unlike":  # two facts that must differ
+                a, b = anchor
+                if values[a] == values[b]:
+                    raise LessonError(f"{where}{a} and {b} are both {values[a]!r}"
+                                      + (f" ({says})" if says else ""))
+                continue
             if isinstance(anchor, str):  # a fact within bounds
                 value, bounds = values[anchor], before
                 if not _holds(value, bounds):

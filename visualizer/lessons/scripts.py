@@ -4,6 +4,7 @@ while another client connects. Each runs against the lesson's engine (``served``
 its ``port`` and ``url``) and raises ``LessonError`` when the run went wrong."""
 from __future__ import annotations
 
+import re
 import socket
 import threading
 import time
@@ -17,7 +18,9 @@ from .base import LessonError
 class Script:
     name: str
     says: str  # what it does, one line (the README and the errors list them)
-    run: Callable[[Any, str], None]  # (the served engine, the lesson's name)
+    # (the served engine, the lesson's name) -> events of its own to add to the
+    # recording (none: None)
+    run: Callable[[Any, str], Any]
 
 
 # -------------------------------------------------------------- slow-and-queued
@@ -51,9 +54,74 @@ def _slow_and_queued(served: Any, lesson: str) -> None:
             raise LessonError(f"{lesson}: client {who.upper()} got no answer")
 
 
+# -------------------------------------------------------------- lecture-targets
+LECTURE_RE = re.compile(r"^[^/]+(/[^\s]*)")  # the lecture's expression (3.3)
+QUERY_TARGET = "/index.html?lang=zh"
+# The lecture runs web_server.py beside ./html: "./html" + this opens its own source.
+TRAVERSAL_TARGET = "/../web_server.py"
+
+
+def lecture_targets(port: int) -> list[str]:
+    """The request targets the regex lesson sends: the lecture's cases and two it misreads."""
+    return ["/", "/index.html", f"http://127.0.0.1:{port}/index.html", QUERY_TARGET,
+            TRAVERSAL_TARGET]
+
+
+def _raw_get(port: int, target: str, timeout: float = 5.0) -> bytes:
+    """Send one request line as written (a browser or the built-in clients would not
+    send an absolute-form target to a server), read the answer to the server's close."""
+    from .basics import read_to_close
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                     "User-Agent: sockscope-lesson\r\nConnection: close\r\n\r\n".encode())
+        return read_to_close(sock)
+
+
+def _site_checks(port: int) -> list:
+    """The lecture's server opens "./html" + group(1): whether each such file exists on
+    the site served (the demo site), looked at before the requests: the evidence the http
+    view gives for the lecture's status ("/" is its index.html; a name that climbs out of
+    ./html is not looked at)."""
+    from engine.events import Event
+    from engine.static import default_root
+    root = default_root()
+    out = []
+    for target in lecture_targets(port):
+        m = LECTURE_RE.match(f"GET {target} HTTP/1.1")
+        if m is None:
+            continue
+        name = "/index.html" if m.group(1) == "/" else m.group(1)
+        parts = [p for p in name.split("/") if p not in ("", ".")]
+        if ".." in parts:
+            continue
+        exists = (root.joinpath(*parts)).is_file() if parts else False
+        out.append(Event(0, time.monotonic_ns(), "engine", "site_check", None, -1, 0,
+                         {"path": "./html" + name, "exists": exists, "target": target}))
+    return out
+
+
+def _lecture_targets(served: Any, lesson: str) -> list:
+    checks = _site_checks(served.port)
+    for target in lecture_targets(served.port):
+        try:
+            answer = _raw_get(served.port, target)
+        except OSError as exc:
+            raise LessonError(f"{lesson}: GET {target} failed: {exc}") from exc
+        if not answer.startswith(b"HTTP/1.1 "):
+            raise LessonError(f"{lesson}: GET {target} got no answer")
+        time.sleep(0.05)
+    return checks
+
+
 SCRIPTS = {script.name: script for script in (
     Script("slow-and-queued",
            f"client A sends half a request ({len(HEAD)} bytes), client B connects 0.2 s later "
            f"and sends its whole request; A sends the rest {DRIBBLE_S} s after",
            _slow_and_queued),
+    Script("lecture-targets",
+           "five requests, each its own connection, their request lines written by hand: "
+           "GET /, /index.html, the absolute URL http://127.0.0.1:PORT/index.html, "
+           f"{QUERY_TARGET} and {TRAVERSAL_TARGET}; and, before them, whether each file the "
+           "lecture's expression would open is on the site (site_check events)",
+           _lecture_targets),
 )}
