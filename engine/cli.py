@@ -403,7 +403,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         server.serve()
         while restart_to:  # "restart OPTIONS": the same port, other settings
             config, held = restart_to.pop()
-            server = _serve_again(config, port, probe, server)
+            restart_to.clear()  # (two asked at once: the last one said)
+            again = _serve_again(config, port, probe, server)
+            if again is None:  # the port is gone: stop as if asked to
+                break
+            server = again
             config = server.config  # what it serves with (the old settings, if refused)
             if held:
                 server.gate.enable()
@@ -493,7 +497,7 @@ def _serve_again(config: ServerConfig, port: int, probe: Probe, old):  # type: i
     SO_REUSEADDR the old server's TIME_WAIT sockets may hold the port (EADDRINUSE):
     then it is said (an ``error`` event and a line) and the server takes the port with
     SO_REUSEADDR after all, its ``listen`` event saying so. Anything else that fails
-    serves on with the old settings."""
+    serves on with the old settings; None (said too) if even that cannot listen."""
     import dataclasses
     config = dataclasses.replace(config, port=port)
     try:
@@ -509,18 +513,20 @@ def _serve_again(config: ServerConfig, port: int, probe: Probe, old):  # type: i
         else:
             why = f"restart: cannot serve with these settings ({said}); serving on as before"
             config = dataclasses.replace(old.config, port=port)
-        probe.emit("error", None, -1, 0, what="restart", detail=why)
-        print(why, flush=True)
+    except (ValueError, FileNotFoundError) as exc:
+        why = f"restart: {exc}; serving on as before"
+        config = dataclasses.replace(old.config, port=port)
+    probe.emit("error", None, -1, 0, what="restart", detail=why)
+    print(why, flush=True)
+    try:
         server = create_server(config, probe)
         server.bind()
         return server
-    except (ValueError, FileNotFoundError) as exc:
-        why = f"restart: {exc}; serving on as before"
+    except (OSError, ValueError) as exc:  # another program took the port meanwhile
+        why = f"restart: cannot listen on port {port} any more ({exc}); stopping"
         probe.emit("error", None, -1, 0, what="restart", detail=why)
         print(why, flush=True)
-        server = create_server(dataclasses.replace(old.config, port=port), probe)
-        server.bind()
-        return server
+        return None
 
 
 def _open_files(raised: tuple[int, int, str | None], max_connections: int) -> None:

@@ -492,3 +492,21 @@ def test_a_restart_keeps_stepping(engine) -> None:
         assert answered == [200]
         s.sendall(b"q\n")
         assert e.proc.wait(15) == 0
+
+
+def test_two_restarts_at_once_serve_the_last_and_q_still_stops(engine) -> None:
+    """Two restarts asked back to back: the engine ends on the last one asked (never
+    again later, at its stop); q then stops it."""
+    e = engine("--control", ":0", *QUIET)
+    s, data = attach_raw(e)
+    with s:
+        s.sendall(b"restart --mode selectors\nrestart --mode poll\n")
+        rows, data = read_lines_until(s, data, lambda row: row.get("kind") == "mode"
+                                      and row.get("mode") == "poll")
+        assert get(e.url) == 200
+        s.sendall(b"q\n")
+        assert e.proc.wait(15) == 0
+    lines = e.rest()
+    restarted = [line for line in lines if line.startswith("restarted: ")]
+    assert restarted and restarted[-1].endswith("(poll, keep-alive)")
+    assert lines[-1].startswith("stopped: ")  # q stopped it: no restart after
