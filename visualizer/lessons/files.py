@@ -1179,24 +1179,21 @@ class LessonFile:
                 raise self.fail("each [[expect]] is a table", "expect", k)
             self._known(item, {"at", "before", "says", "fact", "min", "max", "none", "unlike"},
                         "expect", k)
+            says = item.get("says", "")
+            if not isinstance(says, str):
+                raise self.fail("says is a text", "expect", k, "says")
             if "unlike" in item:
                 pair = (item.get("fact"), item["unlike"])
                 if not all(isinstance(f, str) and f in self.facts for f in pair) or \
                         set(item) - {"fact", "unlike", "says"}:
                     raise self.fail("fact = \"a\", unlike = \"b\": two facts that must differ",
                                     "expect", k)
-                says = item.get("says", "")
-                if not isinstance(says, str):
-                    raise self.fail("says is a text", "expect", k, "says")
                 out.append((pair, "unlike", says, self.lines.line("expect", k)))
                 continue
             if "none" in item:
                 if set(item) - {"none", "says"}:
                     raise self.fail("an [[expect]] with none = { ... } says only that (and "
                                     "says)", "expect", k)
-                says = item.get("says", "")
-                if not isinstance(says, str):
-                    raise self.fail("says is a text", "expect", k, "says")
                 out.append((self._anchor(item["none"], "expect", k, "none", known=self.names),
                             "none", says, self.lines.line("expect", k)))
                 continue
@@ -1211,9 +1208,6 @@ class LessonFile:
                         for x in bounds.values()):
                     raise self.fail("an [[expect]] on a fact gives min, max or both (numbers)",
                                     "expect", k)
-                says = item.get("says", "")
-                if not isinstance(says, str):
-                    raise self.fail("says is a text", "expect", k, "says")
                 out.append((fact, bounds, says, self.lines.line("expect", k)))
                 continue
             if "at" not in item:
@@ -1223,9 +1217,6 @@ class LessonFile:
             anchor = self._anchor(item["at"], "expect", k, "at", known=self.names)
             before = self._anchor(item["before"], "expect", k, "before", known=self.names) \
                 if "before" in item else None
-            says = item.get("says", "")
-            if not isinstance(says, str):
-                raise self.fail("says is a text", "expect", k, "says")
             out.append((anchor, before, says, self.lines.line("expect", k)))
         return out
 
