@@ -15,6 +15,10 @@ from .events import Probe
 from .server import MODES, POLICIES, TRIGGERS, DEFAULT_PORT, ServerConfig, create_server, default_mode
 
 
+STATE_SOURCES = ("auto", "observed", "inferred", "off")  # --states
+PACKET_SOURCES = ("auto", "captured", "derived", "off")  # --packets
+
+
 def _serve_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="run the web server headless",
                        description="Run SockScope's static web server in one I/O mode.")
@@ -58,14 +62,14 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--trace", type=Path, default=None, metavar="FILE",
                    help="record every event to FILE (JSON Lines); - is standard output, "
                         "and messages then go to standard error")
-    p.add_argument("--states", choices=("auto", "observed", "inferred", "off"), default="auto",
+    p.add_argument("--states", choices=STATE_SOURCES, default="auto",
                    help="TCP states: auto (from the segments, each change at its segment, "
                         "checked by the kernel's tracepoint as root and by sock_diag), "
                         "inferred (from the segments, or the syscalls without packets; "
                         "no kernel checks), observed (sock_diag polls only), off")
     p.add_argument("--kernel-interval", type=float, default=0.005, metavar="SECONDS",
                    help="how often the kernel is asked (default 0.005)")
-    p.add_argument("--packets", choices=("auto", "captured", "derived", "off"), default="auto",
+    p.add_argument("--packets", choices=PACKET_SOURCES, default="auto",
                    help="auto: captured where allowed (root, CAP_NET_RAW, the lab), else derived")
     p.add_argument("--cpu-interval", type=float, default=0.1, metavar="SECONDS",
                    help="with --trace, sample the process's CPU use this often "

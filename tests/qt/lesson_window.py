@@ -8,6 +8,15 @@ from PySide6.QtCore import QSettings
 from visualizer.app import MainWindow
 
 
+def runs(log) -> dict[str, tuple[int, int]]:  # type: ignore[no-untyped-def]
+    """mode -> (first, last) index of each engine's run in a recording of several, from
+    the server's mode events (a lesson's [[runs]], one after the other)."""
+    starts = [(i, log[i].data["mode"]) for i in range(len(log))
+              if log[i].kind == "mode" and log[i].src == "server"]
+    return {mode: (i, starts[k + 1][0] - 1 if k + 1 < len(starts) else len(log) - 1)
+            for k, (i, mode) in enumerate(starts)}
+
+
 def lesson_window(qtbot, prepared, lang: str, tmp_path: Path) -> MainWindow:  # type: ignore[no-untyped-def]
     """A window (no engine, settings of its own, in ``lang``) open at the lesson's step 1."""
     settings = QSettings(str(tmp_path / f"{lang}.ini"), QSettings.Format.IniFormat)

@@ -174,6 +174,79 @@ either = [{ moment = "req", after = "req2" }, "req2"]""")
     assert m["wrong_kind"] is None and m["either"] == requests[1]
 
 
+def requests_of(log) -> list[int]:  # type: ignore[no-untyped-def]
+    return [i for i in range(len(log)) if log[i].kind == "request" and log[i].src == "server"]
+
+
+def test_held_and_median_narrow_the_matches(template, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """most_held keeps the matches when the most were held (up events before it less
+    down events before it), median the first whose field is the low median of those
+    left; a held fact says how many were held just before a moment. Against the log."""
+    import statistics
+    log = template.timeline.log
+    n = len(log)
+    lesson = _with_moments("""req = { kind = "request", src = "server" }
+busiest = { kind = "recv", src = "server", most_held = { up = { kind = "accept", src = "server" }, down = { kind = "response", src = "server" } } }
+typical = { kind = "recv", after = "req", median = "bytes" }
+both = { kind = "recv", src = "server", most_held = { up = { kind = "accept", src = "server" }, down = { kind = "close", src = "server" } }, median = "bytes" }
+all_busy = { kind = "recv", src = "server", most_held = { up = { kind = "accept", src = "server" }, down = { kind = "close", src = "server" } }, nth = -1 }
+none_read = { kind = "recv", src = "server", median = "nosuch" }
+req2 = { kind = "request", src = "server", nth = 2 }
+reported = { kind = "epoll_wait", src = "server", ready_has = "req" }
+reported_after = { kind = "epoll_wait", src = "server", ready_has = "req", after = "req" }
+not_ours = { kind = "any", src = ["client", "kernel"], nth = -1 }
+from_latest = { kind = "request", src = "server", from = ["req2", "req"] }
+answer_sent = { kind = "send", src = "server" }
+tied = { kind = ["recv", "send"], after = "answer_sent", largest = ["bytes", "wanted"] }""")
+    m = lesson.resolve(log)
+    recvs = [i for i in range(n) if log[i].kind == "recv" and log[i].src == "server"]
+
+    def held(i: int, up: str, down: str) -> int:
+        return sum(1 for j in range(i) if log[j].kind == up and log[j].src == "server") - \
+            sum(1 for j in range(i) if log[j].kind == down and log[j].src == "server")
+    counts = [held(i, "accept", "response") for i in recvs]
+    top = [i for i, c in zip(recvs, counts) if c == max(counts)]
+    assert m["busiest"] == top[0] != recvs[-1]
+    assert len(set(counts)) > 1  # the recording tells them apart
+    later = [i for i in range(m["req"] + 1, n) if log[i].kind == "recv"]  # both ends'
+    middle = statistics.median_low(log[i].data["bytes"] for i in later)
+    assert m["typical"] == next(i for i in later if log[i].data["bytes"] == middle) != later[0]
+    opened = [held(i, "accept", "close") for i in recvs]
+    left = [i for i, c in zip(recvs, opened) if c == max(opened)]
+    low = statistics.median_low(log[i].data["bytes"] for i in left)
+    assert m["both"] == next(i for i in left if log[i].data["bytes"] == low)
+    assert m["all_busy"] == left[-1] == recvs[-1]  # nth picks among those left
+    assert m["none_read"] is None
+    # ready_has: an epoll_wait whose ready list holds that moment's fd
+    fd = log[m["req"]].fd
+    waits = [i for i in range(n) if log[i].kind == "epoll_wait" and log[i].src == "server"]
+    holding = [i for i in waits if any(f == fd for f, _ in log[i].data["ready"] or ())]
+    assert m["reported"] == holding[0] and m["reported_after"] == next(
+        i for i in holding if i > m["req"])
+    assert len(holding) < len(waits)  # (not every wait holds it: the test tells)
+    # src = [...]: any of these sources; from = [...]: from the latest of them
+    assert m["not_ours"] == max(i for i in range(n) if log[i].src in ("client", "kernel"))
+    assert log[n - 1].src not in ("client", "kernel") or m["not_ours"] == n - 1
+    assert m["from_latest"] == m["req2"] == requests_of(log)[1]
+    # largest = [a, b]: the largest a, ties broken by b (a recv has no "wanted": lowest)
+    later = [i for i in range(m["answer_sent"] + 1, n) if log[i].kind in ("recv", "send")]
+    top = max(log[i].data["bytes"] for i in later)
+    tied = [i for i in later if log[i].data["bytes"] == top]
+    assert len(tied) > 1 and log[tied[0]].kind == "recv"  # a tie the first does not win
+    assert m["tied"] == next(i for i in tied if log[i].kind == "send")
+    facts = LessonFile(tmp_path / "h.toml", TEMPLATE.read_text(encoding="utf-8").replace(
+        '[facts]\n', '[facts]\nopen_then = { held = { up = { kind = "request", src = "server" '
+        '}, down = { kind = "close", src = "server" } }, at = "second_request" }\n'
+        'two = { count = { kind = "request", src = "server" } }\n').replace(
+        'answers = { count = { kind = "response", src = "server" } }\n',
+        'answers = { count = { kind = "response", src = "server" } }\n'
+        'fewer = { difference = ["body", "two"] }\n'))
+    values = facts.values(log, facts.resolve(log))
+    second = facts.resolve(log)["second_request"]
+    assert values["two"] == 2 and values["fewer"] == values["body"] - 2  # a difference
+    assert values["open_then"] == held(second, "request", "close") == 1  # (it excluded)
+
+
 def test_facts_count_what_the_recording_holds(template, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """Counts (of events, of distinct connections, times a factor), a header of a
     request's head, and an [[expect]] on a fact that the run does not meet, named by
@@ -673,6 +746,13 @@ REFUSED = {
     "a text test not a text": ('length = { min = 1 } }', 'path = { prefix = 1 } }'),
     "a text field formatted as a number": ('body = { field = "length", at = "first_answer" }',
                                            'body = { field = "path", at = "first_answer" }'),
+    "median not a name": ('length = { min = 1 } }', 'length = { min = 1 }, median = 3 }'),
+    "median with nth": ('length = { min = 1 } }', 'length = { min = 1 }, median = "length", nth = 2 }'),
+    "most_held without down": ('length = { min = 1 } }',
+                               'length = { min = 1 }, most_held = { up = { kind = "request" } } }'),
+    "held without at": ('body = { field = "length", at = "first_answer" }',
+                        'body = { held = { up = { kind = "request" }, down = { kind = "response" } } }'),
+    "states not a source": ('policy = "keep-alive"', 'policy = "keep-alive"\nstates = "exact"'),
 }
 
 
@@ -687,8 +767,8 @@ def test_what_the_checks_did_not_expect_is_refused_with_its_line(what: str) -> N
     assert caught.value.line is not None, (what, str(caught.value))
     # (a key written after the one replaced is on the next line; an [[expect]]'s own
     # problem is on its table's line)
-    line += {"fault not a name": 2, "root with a null byte": 1, "min without a fact": -2
-             }.get(what, 0)
+    line += {"fault not a name": 2, "root with a null byte": 1, "min without a fact": -2,
+             "states not a source": 1}.get(what, 0)
     if what not in ("a text field formatted as a number",):
         assert caught.value.line == line, (what, str(caught.value))
 

@@ -50,6 +50,9 @@ class _Served(Engine):
                  timeout: float = 15.0) -> None:
         super().__init__(workdir, name, "--port", "0", *options,
                          *(["--control"] if control else []), control=control)
+        self.options = options  # serve's options (a script may read its --mode)
+        self.after_stop: list[Callable[[], None]] = []  # a script's, once the engine is gone
+        self.stop_timeout = 10.0  # seconds it may take to stop (10,000 threads: more)
         first = self.wait_for(lambda line: True, timeout)
         match = re.search(r" at (http://\S+/)", first)
         if match is None:
@@ -65,9 +68,9 @@ class _Served(Engine):
     def wait_loads(self, count: int, timeout: float = 15.0) -> None:
         self.wait_for(lambda line: line.startswith("connections opened:"), timeout, count)
 
-    def stop(self, timeout: float = 10.0) -> Path:
+    def stop(self, timeout: float | None = None) -> Path:
         """Stop it (it finishes its trace); the trace, or LessonError if it failed."""
-        code = self.finish(timeout)
+        code = self.finish(self.stop_timeout if timeout is None else timeout)
         if code not in (0, -signal.SIGINT):
             raise LessonError(f"{self.name}: the engine failed ({code}): "
                               f"{self.stderr().strip()[-300:]}")

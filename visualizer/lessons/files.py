@@ -122,7 +122,7 @@ class _Lines:
 # What an anchor may say besides the event's own data fields.
 _ANCHOR_KEYS = {"kind", "src", "conn", "nth", "after", "before", "flags_has", "sender",
                 "moment", "not", "largest", "has_header", "lacks_header", "from",
-                "other_than", "first_of_each"}
+                "other_than", "first_of_each", "most_held", "median", "ready_has"}
 _KINDS = frozenset(KINDS) | {"end", "any"}  # the engine's events, the log's end, any event
 SOURCES = ("server", "client", "kernel", "capture", "engine")  # who emits events
 _NAME = re.compile(r"[a-z][a-z0-9_]*")  # a moment's or a fact's name
@@ -138,7 +138,7 @@ class Anchor:
     before a named moment), and which of the matching events (``nth`` from 1; -1 the
     last)."""
     kind: str | tuple  # a kind, "any", "end", or several kinds (any of them)
-    src: str | None = None
+    src: str | tuple | None = None  # a source, or several (any of them)
     conn: int | str | None = None
     nth: int = 1
     after: bool | tuple = False  # True: after the previous step's event; names: moments
@@ -149,18 +149,24 @@ class Anchor:
     ranges: tuple = ()  # (name, low or None, high or None): a number within
     moment: str | None = None  # only that moment's event (if the other keys hold for it)
     excluded: tuple = ()  # (name, values): the event's field must be none of these
-    largest: str | None = None  # of the matches, the one whose field is largest
+    largest: str | tuple | None = None  # of the matches, the first whose field is largest
+    # (several fields: the largest by the first, ties by the next)
     headers: tuple = ()  # (name, wanted): its HTTP head holds that header (or lacks it)
-    since: str | None = None  # a moment's name: only events from it on (it included)
+    since: str | tuple | None = None  # moments' names: only events from the latest on
     other_than: str | None = None  # a moment's name: only events of another connection
     first_of_each: str | None = None  # "conn" (or a field): each one's first match only
     texts: tuple = ()  # (name, prefix or None, contained or None): a text field's shape
+    most_held: "Peak | None" = None  # of the matches, those when the most were held
+    median: str | None = None  # of the matches, the first whose field is their low median
+    ready_has: str | None = None  # a moment's name: a ready list that holds its fd
 
     def names(self) -> list[str]:
         """The moments this anchor stands on."""
         out = [self.conn] if isinstance(self.conn, str) else []
         out += [self.moment] if self.moment else []
-        out += [m for m in (self.since, self.other_than) if m]
+        out += [self.since] if isinstance(self.since, str) else list(self.since or ())
+        out += [m for m in (self.other_than, self.ready_has) if m]
+        out += self.most_held.names() if self.most_held else []
         out += list(self.after) if isinstance(self.after, tuple) else []
         return out + ([self.before] if self.before else [])
 
@@ -168,13 +174,8 @@ class Anchor:
              ) -> int | None:
         if self.kind == "end":
             return len(log) - 1 if len(log) else None
-        if self.largest:  # the first of the matches with the largest value
-            best, value = None, None
-            for i in self.every(log, previous, moments):
-                v = _number(log[i].data.get(self.largest))
-                if v is not None and (value is None or v > value):
-                    best, value = i, v
-            return best
+        if self.most_held or self.median or self.largest:
+            return self._pick(log, list(self.every(log, previous, moments)), moments)
         want = self.nth if self.nth > 0 else None
         matches = []
         for i in self.every(log, previous, moments):
@@ -184,6 +185,37 @@ class Anchor:
         if want is None and len(matches) >= -self.nth:
             return matches[self.nth]
         return None
+
+    def _pick(self, log: EventLog, matches: list[int], moments: Moments | None) -> int | None:
+        """``most_held``, then ``largest``, then ``median``, each narrowing the matches;
+        the first left (``nth`` of those left when none of the others is given)."""
+        if self.most_held and matches:
+            held = self.most_held.held(log, matches, moments)
+            most = max(held)
+            matches = [i for i, n in zip(matches, held) if n == most]
+        if self.largest and matches:  # by the first field, ties by the next...
+            fields = (self.largest,) if isinstance(self.largest, str) else self.largest
+            keys = []
+            for i in matches:
+                numbers = [_number(log[i].data.get(f)) for f in fields]
+                keys.append(None if numbers[0] is None else
+                            tuple(float("-inf") if n is None else n for n in numbers))
+            top = max((k for k in keys if k is not None), default=None)
+            matches = [i for i, k in zip(matches, keys) if k is not None and k == top]
+        if self.median and matches:
+            import statistics
+            values = [_number(log[i].data.get(self.median)) for i in matches]
+            known = [v for v in values if v is not None]
+            if not known:
+                return None
+            middle = statistics.median_low(known)
+            matches = [i for i, v in zip(matches, values) if v == middle]
+        if not matches:
+            return None
+        if self.median or self.largest:
+            return matches[0]
+        k = self.nth - 1 if self.nth > 0 else self.nth
+        return matches[k] if -len(matches) <= k < len(matches) else None
 
     def count(self, log: EventLog, moments: Moments | None = None) -> int:
         """How many events match (``nth`` aside)."""
@@ -220,10 +252,18 @@ class Anchor:
                 return
             start = max(found) + 1
         if self.since:
-            at = moments.get(self.since)
-            if at is None:
+            found = [moments.get(name) for name in
+                     ((self.since,) if isinstance(self.since, str) else self.since)]
+            found = [i for i in found if i is not None]
+            if not found:  # from the latest of them the recording has
                 return
-            start = max(start, at)
+            start = max(start, max(found))
+        ready_fd = None
+        if self.ready_has:
+            at = moments.get(self.ready_has)
+            if at is None or log[at].fd is None or log[at].fd < 0:
+                return
+            ready_fd = int(log[at].fd)
         skip = None
         if self.other_than:
             at = moments.get(self.other_than)
@@ -242,15 +282,19 @@ class Anchor:
             if at is None or at < start or (stop is not None and at >= stop):
                 return
             e = log[at]
-            if (kinds is None or e.kind in kinds) and (self.src is None or e.src == self.src) \
+            if (kinds is None or e.kind in kinds) and self._from(e) \
                     and (conn is None or e.conn == conn) and self._matches(e) and \
-                    (self.other_than is None or e.conn != skip):
+                    (self.other_than is None or e.conn != skip) and \
+                    (ready_fd is None or _holds_fd(e, ready_fd)):
                 yield at
             return
         seen: set = set()
-        for i in log.indices(kinds=kinds, src=self.src, conn=conn, start=start,
+        one_src = self.src if isinstance(self.src, str) else None
+        for i in log.indices(kinds=kinds, src=one_src, conn=conn, start=start,
                              stop=stop).tolist():
-            if self._matches(log[i]) and (self.other_than is None or log[i].conn != skip):
+            if self._matches(log[i]) and (self.other_than is None or log[i].conn != skip) \
+                    and (one_src is not None or self._from(log[i])) and \
+                    (ready_fd is None or _holds_fd(log[i], ready_fd)):
                 if self.first_of_each:
                     e = log[i]
                     key = _hashable(getattr(e, self.first_of_each) if self.first_of_each in
@@ -259,6 +303,11 @@ class Anchor:
                         continue
                     seen.add(key)
                 yield i
+
+    def _from(self, e: Event) -> bool:
+        """Was it emitted by the anchor's source (one of them)?"""
+        return self.src is None or (e.src == self.src if isinstance(self.src, str)
+                                    else e.src in self.src)
 
     def _matches(self, e: Event) -> bool:
         d = e.data
@@ -302,7 +351,7 @@ class Anchor:
         kind = " or ".join(self.kind) if isinstance(self.kind, tuple) else self.kind
         parts = [f"{which} {'event' if kind == 'any' else kind}"]
         if self.src:
-            parts.append(f"from the {self.src}")
+            parts.append(f"from the {self.src if isinstance(self.src, str) else ' or '.join(self.src)}")
         if self.conn is True:
             parts.append("of a connection")
         elif isinstance(self.conn, str):
@@ -331,17 +380,37 @@ class Anchor:
         if self.first_of_each:
             parts.append(f"(each {self.first_of_each}'s first)")
         if self.since:
-            parts.append(f"from {self.since} on")
+            parts.append(f"from {self.since if isinstance(self.since, str) else ' and '.join(self.since)} on")
+        if self.ready_has:
+            parts.append(f"whose ready list holds {self.ready_has}'s fd")
         if self.other_than:
             parts.append(f"not of {self.other_than}'s connection")
+        if self.most_held:
+            parts.append(f"when the most were held of {self.most_held.up.said()} (less "
+                         f"{self.most_held.down.said()})")
         if self.largest:
-            parts.append(f"with the largest {self.largest}")
+            parts.append("with the largest " + (self.largest if isinstance(self.largest, str)
+                                                else ", then ".join(self.largest)))
+        if self.median:
+            parts.append(f"with the median {self.median}")
         parts += [f"{'with' if wanted else 'without'} a {name} header"
                   for name, wanted in self.headers]
         return " ".join(parts)
 
 
 _OWN = ("fd", "thread")  # an event's own numbers an anchor may test, besides its data's
+
+
+def _holds_fd(e: Event, fd: int) -> bool:
+    """Does the event's ready list ([[fd, mask], ...]) hold ``fd``?"""
+    ready = e.data.get("ready")
+    if not isinstance(ready, list):
+        return False
+    for item in ready:
+        got = item[0] if isinstance(item, (list, tuple)) and item else item
+        if isinstance(got, int) and not isinstance(got, bool) and got == fd:
+            return True
+    return False
 _RESERVED = ("previous", "none", "any", "end")  # words the format gives a meaning to
 
 
@@ -375,6 +444,14 @@ class Peak:
             if now > best:
                 best, where = now, i
         return best, where
+
+    def held(self, log: EventLog, at: list[int], moments: Moments | None = None) -> list[int]:
+        """How many were held just before each index of ``at`` (ascending): the up
+        events before it less the down events before it."""
+        import bisect
+        ups = list(self.up.every(log, -1, moments))
+        downs = list(self.down.every(log, -1, moments))
+        return [bisect.bisect_left(ups, i) - bisect.bisect_left(downs, i) for i in at]
 
     def find(self, log: EventLog, previous: int = -1, moments: Moments | None = None
              ) -> int | None:
@@ -554,7 +631,8 @@ def _median(numbers: list) -> float:
 
 
 _AGGREGATES: dict[str, Callable[[list], Any]] = {"sum": sum, "median": _median, "max": max}
-_FACT_KINDS = {"ms", "seconds", "field", "count", "header", "ratio", "peak", "durations",
+_FACT_KINDS = {"ms", "seconds", "field", "count", "header", "ratio", "difference", "peak",
+               "held", "durations",
                "regex", *_AGGREGATES}
 _SPANS = ("sum", "extent")  # what durations facts say: the spans added up, or the clock
 
@@ -704,7 +782,7 @@ class LessonFile:
                 other[name] = 5 if "number" in kinds else first[name]
             elif spec[0] in ("header", "regex"):
                 first[name] = other[name] = "x"
-            elif spec[0] in _AGGREGATES or spec[0] in ("ratio", "durations"):
+            elif spec[0] in _AGGREGATES or spec[0] in ("ratio", "difference", "durations"):
                 first[name] = other[name] = 12.5
             else:
                 first[name] = other[name] = 1234.5 if spec[0] in ("ms", "seconds") else 3
@@ -805,8 +883,8 @@ class LessonFile:
     def _peak(self, value: Any, known: set | frozenset, *path: Any) -> Peak:
         if not isinstance(value, dict) or set(value) != {"up", "down"} or \
                 not all(isinstance(v, dict) for v in value.values()):
-            raise self.fail("peak = { up = { kind = ... }, down = { kind = ... } }: each up "
-                            "event starts one, each down event ends one", *path)
+            raise self.fail(f"{path[-1]} = {{ up = {{ kind = ... }}, down = {{ kind = ... }} }}: "
+                            "each up event starts one, each down event ends one", *path)
         return Peak(self._anchor(value["up"], *path, "up", known=known),
                     self._anchor(value["down"], *path, "down", known=known))
 
@@ -826,8 +904,10 @@ class LessonFile:
                     len(set(value) & _FACT_KINDS) != 1:
                 raise self.fail(f"fact {name!r} is {{ ms = [A, B] }}, {{ field = F, at = A }}, "
                                 "{ header = H, at = A }, { count = { kind = ... } }, "
-                                "{ sum = F, of = { kind = ... } } (or median, max), or "
-                                "{ ratio = [A, B] }", *where)
+                                "{ sum = F, of = { kind = ... } } (or median, max), "
+                                "{ held = { up, down }, at = A }, { ratio = [A, B] } or "
+                                "{ difference = [A, B] }",
+                                *where)
             if "ms" in value or "seconds" in value:
                 unit = "ms" if "ms" in value else "seconds"
                 self._known(value, {unit}, *where)
@@ -864,6 +944,13 @@ class LessonFile:
             elif "peak" in value:
                 self._known(value, {"peak"}, *where)
                 out[name] = ("peak", self._peak(value["peak"], self.names, *where, "peak"))
+            elif "held" in value:
+                self._known(value, {"held", "at"}, *where)
+                if not isinstance(value.get("at"), str):
+                    raise self.fail("{ held = { up = ..., down = ... }, at = \"moment\" }: how "
+                                    "many were held just before that moment", *where)
+                out[name] = ("held", self._peak(value["held"], self.names, *where, "held"),
+                             self._named(value["at"], self.names, "at", *where))
             elif "durations" in value:
                 self._known(value, {"durations", "how"}, *where)
                 spans = value["durations"]
@@ -878,14 +965,15 @@ class LessonFile:
                              self._anchor(spans["from"], *where, "from", known=self.names),
                              self._anchor(spans["to"], *where, "to", known=self.names),
                              value["how"])
-            elif "ratio" in value:
-                self._known(value, {"ratio"}, *where)
-                pair = value["ratio"]
+            elif "ratio" in value or "difference" in value:
+                key = "ratio" if "ratio" in value else "difference"
+                self._known(value, {key}, *where)
+                pair = value[key]
                 if not isinstance(pair, list) or len(pair) != 2 or \
                         not all(isinstance(f, str) and f in out for f in pair):
-                    raise self.fail("ratio = [\"a\", \"b\"]: two facts written before it, a "
-                                    "divided by b", *where)
-                out[name] = ("ratio", *pair)
+                    raise self.fail(f"{key} = [\"a\", \"b\"]: two facts written before it, a "
+                                    + ("divided by b" if key == "ratio" else "less b"), *where)
+                out[name] = (key, *pair)
             elif "field" in value or "header" in value:
                 key = "field" if "field" in value else "header"
                 self._known(value, {key, "at"} | ({"scale"} if key == "field" else set()),
@@ -919,12 +1007,13 @@ class LessonFile:
 
     def _engine(self, table: Any, *at: Any) -> list[str]:
         at = at or ("engine",)
+        from engine.cli import PACKET_SOURCES, STATE_SOURCES
         from engine.server import MODES, POLICIES, TRIGGERS, default_mode
         if not isinstance(table, dict):
             raise self.fail("[engine] must be a table", *at)
         self._known(table, {"mode", "trigger", "policy", "backlog", "reuseaddr", "sweep_pause",
                             "every_sweep", "root", "idle_timeout", "max_connections",
-                            "cpu_interval",
+                            "cpu_interval", "states", "packets",
                             "no_drain", "never_close", "keep_parent_copy", "lab", "fault"}, *at)
         mode = table.get("mode", "default")
         if mode == "default":
@@ -933,7 +1022,8 @@ class LessonFile:
             raise self.fail(f"mode {mode!r} is not one of {', '.join(MODES)} (or default)",
                             *at, "mode")
         options = ["--mode", mode]
-        for key, allowed in (("trigger", TRIGGERS), ("policy", POLICIES)):
+        for key, allowed in (("trigger", TRIGGERS), ("policy", POLICIES),
+                             ("states", STATE_SOURCES), ("packets", PACKET_SOURCES)):
             if key in table:
                 if table[key] not in allowed:
                     raise self.fail(f"{key} must be one of {', '.join(allowed)}", *at, key)
@@ -1054,8 +1144,12 @@ class LessonFile:
                             + (f", or is a moment's name ({', '.join(sorted(known))})"
                                if known else ""), *path)
         src = value.get("src")
-        if src is not None and src not in SOURCES:
-            raise self.fail(f"src is {', '.join(SOURCES[:-1])} or {SOURCES[-1]}", *path)
+        if isinstance(src, list) and src and all(isinstance(x, str) and x in SOURCES
+                                                 for x in src):
+            src = tuple(src) if len(src) > 1 else src[0]
+        elif src is not None and src not in SOURCES:
+            raise self.fail(f"src is {', '.join(SOURCES[:-1])} or {SOURCES[-1]} (or a list "
+                            "of them)", *path)
         conn = value.get("conn")
         if isinstance(conn, str):
             self._named(conn, known, "conn", *path)
@@ -1093,8 +1187,9 @@ class LessonFile:
         if kind == "end" and set(value) - {"kind"}:
             raise self.fail("kind = \"end\" is the recording's last event: it takes no "
                             "other key", *path)
-        if "largest" in value and "nth" in value:
-            raise self.fail("largest picks one match: nth does not go with it", *path)
+        if set(value) & {"largest", "median"} and "nth" in value:
+            raise self.fail("largest and median pick one match: nth does not go with them",
+                            *path)
         fields, ranges, texts = [], [], []
         for key, v in value.items():
             if key in _ANCHOR_KEYS:
@@ -1138,20 +1233,35 @@ class LessonFile:
             raise self.fail("first_of_each is a field's name (\"conn\": each connection's "
                             "first match)", *path)
         since, other = value.get("from"), value.get("other_than")
-        for key, named in (("from", since), ("other_than", other)):
-            if named is not None:
+        if isinstance(since, list) and since and all(isinstance(m, str) for m in since):
+            since = tuple(self._named(m, known, "from", *path) for m in since)
+            since = since if len(since) > 1 else since[0]
+        ready_has = value.get("ready_has")
+        for key, named in (("from", since), ("other_than", other), ("ready_has", ready_has)):
+            if named is not None and not isinstance(named, tuple):
                 if not isinstance(named, str):
-                    raise self.fail(f"{key} is a moment's name", *path)
+                    raise self.fail(f"{key} is a moment's name"
+                                    + (" or a list of them (from the latest)"
+                                       if key == "from" else ""), *path)
                 self._named(named, known, key, *path)
         largest = value.get("largest")
-        if largest is not None and not isinstance(largest, str):
-            raise self.fail("largest is a field's name: of the matches, the one whose field "
-                            "is largest", *path)
+        if isinstance(largest, list) and largest and all(isinstance(f, str) for f in largest):
+            largest = tuple(largest) if len(largest) > 1 else largest[0]
+        if largest is not None and not isinstance(largest, str | tuple):
+            raise self.fail("largest is a field's name (of the matches, the one whose field "
+                            "is largest) or a list of them (ties broken by the next)", *path)
+        median = value.get("median")
+        if median is not None and not isinstance(median, str):
+            raise self.fail("median is a field's name: of the matches, the first whose field "
+                            "is their median (the lower of the middle two)", *path)
+        most_held = self._peak(value["most_held"], known, *path, "most_held") \
+            if "most_held" in value else None
         return Anchor(kind=kind, src=src, conn=conn, nth=nth, after=after, before=before,
                       flags_has=value.get("flags_has"), sender=value.get("sender"),
                       fields=tuple(fields), ranges=tuple(ranges), moment=moment,
                       excluded=tuple(excluded), largest=largest, headers=tuple(headers),
-                      since=since, other_than=other, first_of_each=each, texts=tuple(texts))
+                      since=since, other_than=other, first_of_each=each, texts=tuple(texts),
+                      most_held=most_held, median=median, ready_has=ready_has)
 
     def _values(self, key: str, v: Any, *path: Any) -> Any:
         """A field's wanted value: a text, number or boolean, or a list of them (any)."""
@@ -1200,9 +1310,12 @@ class LessonFile:
             if "fact" in item:
                 fact, bounds = item["fact"], {b: item[b] for b in ("min", "max") if b in item}
                 if not isinstance(fact, str) or fact not in self.facts or \
-                        self.facts[fact][0] in ("field", "header"):
+                        self.facts[fact][0] in ("header", "regex") or \
+                        (self.facts[fact][0] == "field" and
+                         "number" not in _field_types(self.facts[fact][1])):
                     raise self.fail("fact names a number fact of [facts] (a count, ms, "
-                                    "seconds, sum, median, max or ratio)", "expect", k, "fact")
+                                    "seconds, a number field, sum, median, max, ratio, "
+                                    "difference, held or peak)", "expect", k, "fact")
                 if not bounds or set(item) & {"at", "before"} or any(
                         isinstance(x, bool) or not isinstance(x, (int, float))
                         for x in bounds.values()):
@@ -1329,6 +1442,12 @@ class LessonFile:
             ok, why = getattr(importlib.import_module(f"{__package__}.{module}"), function)()
             if not ok:
                 return False, why
+        from .scripts import SCRIPTS  # (after the machine's: a script may raise a limit)
+        for script in sorted({what for _, clients in self.runs for kind, what, _ in clients
+                              if kind == "script"}):
+            ok, why = SCRIPTS[script].needs()
+            if not ok:
+                return False, why
         return True, ""
 
     def record(self, workdir: Path) -> Path:
@@ -1340,9 +1459,23 @@ class LessonFile:
         return _merge(Path(workdir) / f"{self.name}.jsonl", traces, [], lesson=self.name)
 
     def _record(self, workdir: Path, name: str, options: list[str], clients: list) -> Path:
-        from .basics import OBSERVING, _chromium, _Served, browse
         extra: list = []  # the scripts' own events (a look at the site...), merged after
+        later: list = []  # what the scripts hold until the engine is gone (idle clients)
+        try:
+            trace = self._drive(workdir, name, options, clients, extra, later)
+        finally:
+            for close in later:
+                close()
+        if not extra:
+            return trace
+        from .kernel import _merge
+        return _merge(Path(workdir) / f"{name}-merged.jsonl", [trace], extra, lesson=self.name)
+
+    def _drive(self, workdir: Path, name: str, options: list[str], clients: list,
+               extra: list, later: list) -> Path:
+        from .basics import OBSERVING, _chromium, _Served, browse
         with _Served(workdir, name, *options, *OBSERVING, control=True) as served:
+            served.after_stop = later
             loads = 0
             for kind, what, pause in clients:
                 if kind == "load":
@@ -1358,11 +1491,7 @@ class LessonFile:
                         raise LessonError(f"{self.name}: the browser client needs Chromium")
                     browse(browser, served.url.rstrip("/") + what, workdir, self.name)
                 time.sleep(pause)
-            trace = served.stop()
-        if not extra:
-            return trace
-        from .kernel import _merge
-        return _merge(Path(workdir) / f"{name}-merged.jsonl", [trace], extra, lesson=self.name)
+            return served.stop()
 
     def resolve(self, log: EventLog) -> dict[str, int | None]:
         """Each moment's log index in this recording (None where it has none)."""
@@ -1411,6 +1540,9 @@ class LessonFile:
                 out[name] = found.group(1) if found else "?"
             elif spec[0] == "peak":
                 out[name] = spec[1].measure(log, moments)[0]
+            elif spec[0] == "held":
+                at = moments.get(spec[2])
+                out[name] = "?" if at is None else spec[1].held(log, [at], moments)[0]
             elif spec[0] == "durations":
                 spans = _durations(log, spec[1], spec[2], moments)
                 if not spans:
@@ -1422,6 +1554,10 @@ class LessonFile:
             elif spec[0] == "ratio":
                 a, b = out.get(spec[1]), out.get(spec[2])
                 out[name] = a / b if _number(a) is not None and _number(b) else "?"
+            elif spec[0] == "difference":
+                a, b = out.get(spec[1]), out.get(spec[2])
+                out[name] = a - b if _number(a) is not None and _number(b) is not None \
+                    and not isinstance(a, list) and not isinstance(b, list) else "?"
             elif spec[0] == "header":  # a header's value in the event's head ("": none)
                 at = moments.get(spec[2])
                 out[name] = "?" if at is None else \

@@ -21,6 +21,8 @@ class Script:
     # (the served engine, the lesson's name) -> events of its own to add to the
     # recording (none: None)
     run: Callable[[Any, str], Any]
+    # what it needs of this machine: (True, "") or (False, why not)
+    needs: Callable[[], tuple[bool, str]] = lambda: (True, "")
 
 
 # -------------------------------------------------------------- slow-and-queued
@@ -113,6 +115,49 @@ def _lecture_targets(served: Any, lesson: str) -> list:
     return checks
 
 
+# -------------------------------------------------------------- idle-10k
+IDLE = 10_000  # the C10K lesson's idle clients
+
+
+def _idle_needs() -> tuple[bool, str]:
+    """The clients' ends are this process's: it raises its own limit on open files (the
+    engine, a process of its own, raises its limit the same way)."""
+    from engine.limits import SPARE_FDS, raise_open_files
+    _, _, problem = raise_open_files(IDLE + 2 * SPARE_FDS)
+    if problem:
+        return False, f"{IDLE:,} connections need {IDLE:,} descriptors at each end: {problem}"
+    return True, ""
+
+
+def _idle_10k(served: Any, lesson: str) -> None:
+    """Ten thousand clients connect, ask once, read the answer and say nothing more,
+    holding their connections until the engine has stopped; then two clients make five
+    requests each while all of them are held. The engine samples itself meanwhile."""
+    from engine.clients import LoadConfig, run_load
+    from engine.compare import IdleConnections
+    ok, why = _idle_needs()
+    if not ok:
+        raise LessonError(f"{lesson} cannot run here: {why}")
+    options = list(served.options)
+    mode = options[options.index("--mode") + 1] if "--mode" in options else ""
+    served.stop_timeout = 60.0  # a thread per client: 10,000 of them to end
+    time.sleep(0.6)  # samples of the server at rest
+    idle = IdleConnections("127.0.0.1", served.port, IDLE)
+    served.after_stop.append(idle.close)
+    held = idle.open(30 + IDLE / 200)
+    # select() cannot watch the fds past FD_SETSIZE: it refuses those clients (503)
+    if mode != "select" and held.held != IDLE:
+        raise LessonError(f"{lesson}: {mode} held {held.held:,} of {IDLE:,} idle "
+                          f"connections ({dict(held.reasons)})")
+    time.sleep(0.8)  # samples with every client held
+    result = run_load(LoadConfig(url=served.url, clients=2, requests=5, keep_alive=True,
+                                 timeout=10))
+    if mode != "select" and result.failed:
+        raise LessonError(f"{lesson}: {mode}: {result.failed} requests failed while the "
+                          f"idle clients were held ({dict(result.errors)})")
+    time.sleep(0.3)
+
+
 SCRIPTS = {script.name: script for script in (
     Script("slow-and-queued",
            f"client A sends half a request ({len(HEAD)} bytes), client B connects 0.2 s later "
@@ -124,4 +169,10 @@ SCRIPTS = {script.name: script for script in (
            f"{QUERY_TARGET} and {TRAVERSAL_TARGET}; and, before them, whether each file the "
            "lecture's expression would open is on the site (site_check events)",
            _lecture_targets),
+    Script("idle-10k",
+           f"{IDLE:,} clients connect, ask for / once, read the answer and then say nothing, "
+           "holding their connections open until the engine stops; then two keep-alive "
+           "clients make five requests each (0.6 s before them and 0.8 s after, for the "
+           "engine's CPU samples at rest and with every client held)",
+           _idle_10k, _idle_needs),
 )}
