@@ -14,6 +14,7 @@ from PySide6.QtCore import Qt
 
 from visualizer.lessons import LANGS, all_lessons, prepare
 from visualizer.lessons.files import FILES, TEMPLATE, LessonFile, LessonFileError, load
+from visualizer.lessons.base import LessonError
 from lesson_window import lesson_window  # tests/qt/
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -196,8 +197,7 @@ reported = { kind = "epoll_wait", src = "server", ready_has = "req" }
 reported_after = { kind = "epoll_wait", src = "server", ready_has = "req", after = "req" }
 not_ours = { kind = "any", src = ["client", "kernel"], nth = -1 }
 from_latest = { kind = "request", src = "server", from = ["req2", "req"] }
-answer_sent = { kind = "send", src = "server" }
-tied = { kind = ["recv", "send"], after = "answer_sent", largest = ["bytes", "wanted"] }""")
+""")
     m = lesson.resolve(log)
     recvs = [i for i in range(n) if log[i].kind == "recv" and log[i].src == "server"]
 
@@ -228,12 +228,6 @@ tied = { kind = ["recv", "send"], after = "answer_sent", largest = ["bytes", "wa
     assert m["not_ours"] == max(i for i in range(n) if log[i].src in ("client", "kernel"))
     assert log[n - 1].src not in ("client", "kernel") or m["not_ours"] == n - 1
     assert m["from_latest"] == m["req2"] == requests_of(log)[1]
-    # largest = [a, b]: the largest a, ties broken by b (a recv has no "wanted": lowest)
-    later = [i for i in range(m["answer_sent"] + 1, n) if log[i].kind in ("recv", "send")]
-    top = max(log[i].data["bytes"] for i in later)
-    tied = [i for i in later if log[i].data["bytes"] == top]
-    assert len(tied) > 1 and log[tied[0]].kind == "recv"  # a tie the first does not win
-    assert m["tied"] == next(i for i in tied if log[i].kind == "send")
     facts = LessonFile(tmp_path / "h.toml", TEMPLATE.read_text(encoding="utf-8").replace(
         '[facts]\n', '[facts]\nopen_then = { held = { up = { kind = "request", src = "server" '
         '}, down = { kind = "close", src = "server" } }, at = "second_request" }\n'
@@ -753,6 +747,18 @@ REFUSED = {
     "held without at": ('body = { field = "length", at = "first_answer" }',
                         'body = { held = { up = { kind = "request" }, down = { kind = "response" } } }'),
     "states not a source": ('policy = "keep-alive"', 'policy = "keep-alive"\nstates = "exact"'),
+    "a regex that does not compile in matches": ('length = { min = 1 } }',
+                                                 "length = { min = 1 }, path = { matches = '(' } }"),
+    "each without distinct": ('answers = { count = { kind = "response", src = "server" } }',
+                              'answers = { count = { kind = "response", src = "server" }, '
+                              'each = { min = 2 } }'),
+    "a header's contains empty": ('length = { min = 1 } }',
+                                  'length = { min = 1 }, has_header = { name = "Server", contains = "" } }'),
+    "wait on a browser": ('load = "--clients 1 --requests 2', 'browser = "/"\nwait = false\n#'),
+    "otherwise without a browser": ('load = "--clients 1 --requests 2',
+                                    'otherwise = []\nload = "--clients 1 --requests 2'),
+    "a step that needs the browser, none": ('view = "http"', 'view = "http"\nneeds = ["browser"]'),
+    "in_time not a boolean": ('view = "http"', 'view = "http"\nin_time = 1'),
 }
 
 
@@ -768,7 +774,9 @@ def test_what_the_checks_did_not_expect_is_refused_with_its_line(what: str) -> N
     # (a key written after the one replaced is on the next line; an [[expect]]'s own
     # problem is on its table's line)
     line += {"fault not a name": 2, "root with a null byte": 1, "min without a fact": -2,
-             "states not a source": 1}.get(what, 0)
+             "states not a source": 1, "wait on a browser": 1,
+             "a step that needs the browser, none": 1, "in_time not a boolean": 1
+             }.get(what, 0)
     if what not in ("a text field formatted as a number",):
         assert caught.value.line == line, (what, str(caught.value))
 
@@ -787,3 +795,140 @@ def test_lines_are_found_past_multi_line_captions_and_in_dotted_keys() -> None:
     with pytest.raises(LessonFileError) as caught:
         LessonFile(Path("d.toml"), dotted)
     assert caught.value.line == 3 and "mode 'nope'" in str(caught.value)
+
+
+STEPS_IN_TIME = '''
+[[steps]]
+at = "second_request"
+view = "http"
+in_time = true
+en = "second"
+
+[[steps]]
+at = "first_request"
+view = "http"
+in_time = true
+en = "first"
+[steps.ask]
+previous = true
+en = "Which came first?"
+[[steps.when]]
+if = { answers = 2 }
+en = "first, of {answers}"
+ask = { en = "Which came first, of {answers}?" }
+
+[[steps]]
+at = { kind = "request", src = "server", nth = 9 }
+optional = true
+en = "never shown"
+'''
+
+
+def test_largest_of_several_fields_breaks_ties_by_the_next() -> None:
+    """largest = [a, b]: the largest a; of those, the largest b (an event without b
+    counts lowest); of those, the first. On CPU samples as an engine writes them."""
+    from engine.events import Event
+    from visualizer.model import EventLog
+    rows = [(3, 100.0), (5, 90.0), (5, None), (5, 120.5), (4, 300.0), (5, 120.5)]
+    log = EventLog([Event(k + 1, 1000 * (k + 1), "server", "cpu", None, -1, 1,
+                          {"percent": 1.0, "threads": threads, "rss_mb": rss})
+                    for k, (threads, rss) in enumerate(rows)])
+    lesson = _with_moments("""fullest = { kind = "cpu", largest = ["threads", "rss_mb"] }
+busiest = { kind = "cpu", largest = "threads" }
+heaviest = { kind = "cpu", largest = ["rss_mb", "threads"] }""")
+    m = lesson.resolve(log)
+    assert m["fullest"] == 3  # 5 threads, then the most memory: the first of two
+    assert m["busiest"] == 1  # one field: the first with the most threads
+    assert m["heaviest"] == 4
+
+
+def test_steps_in_time_optional_and_asked_on_the_step_before(template) -> None:  # type: ignore[no-untyped-def]
+    """in_time neighbours are shown in the order their events happened, whatever the
+    file's order; a question with previous = true is asked on the step shown before
+    its own (a [[steps.when]]'s ask in its words); an optional step whose anchor finds
+    nothing is left out."""
+    log = template.timeline.log
+    text = TEMPLATE.read_text(encoding="utf-8") + STEPS_IN_TIME
+    lesson = LessonFile(Path("t.toml"), text)
+    steps = lesson.make_steps(log)
+    requests = requests_of(log)
+    assert len(steps) == len(lesson.steps) - 1 == 8  # (the optional one left out)
+    assert [s.text["en"] for s in steps[-2:]] == ["first, of 2", "second"]
+    assert [s.find(log) for s in steps[-2:]] == requests[:2]  # in time, never backwards
+    assert steps[-3].question == {"en": "Which came first, of 2?"}
+    assert steps[-2].question is None and steps[-3].choices is None
+    # Not in time: the file's order stands.
+    unsorted = LessonFile(Path("u.toml"), text.replace("in_time = true\n", ""))
+    assert [s.text["en"] for s in unsorted.make_steps(log)[-2:]] == ["second", "first, of 2"]
+    # The first step shown cannot have its question asked before it.
+    first_asks = TEMPLATE.read_text(encoding="utf-8").replace(
+        '[steps.ask]\nen = "What does the server\'s kernel send back?"',
+        '[steps.ask]\nprevious = true\nen = "What does the server\'s kernel send back?"', 1)
+    with pytest.raises(LessonError, match="asked on the step before it"):
+        LessonFile(Path("f.toml"), first_asks).make_steps(log)
+
+
+def test_header_texts_matches_none_held_and_each(template) -> None:  # type: ignore[no-untyped-def]
+    """has_header = { name, contains }: the header's value holds the text; matches: a
+    regular expression found in a text field; none_held: only events after which none
+    are held; each (with distinct): the values with that many matches."""
+    log = template.timeline.log
+    n = len(log)
+    lesson = _with_moments("""ours = { kind = "request", src = "server", has_header = { name = "User-Agent", contains = "sockscope" } }
+chrome = { kind = "request", src = "server", has_header = { name = "User-Agent", contains = "Chrome" } }
+no_chrome = { kind = "request", src = "server", lacks_header = { name = "User-Agent", contains = "Chrome" } }
+root = { kind = "request", src = "server", path = { matches = '^/$' } }
+html = { kind = "request", src = "server", path = { matches = '\\.html$' } }
+all_closed = { kind = "close", src = "server", none_held = { up = { kind = "accept", src = "server" }, down = { kind = "close", src = "server" } } }
+idle_read = { kind = "recv", src = "server", none_held = { up = { kind = "accept", src = "server" }, down = { kind = "close", src = "server" } } }""")
+    m = lesson.resolve(log)
+    requests = requests_of(log)
+    assert m["ours"] == requests[0] and m["chrome"] is None and m["no_chrome"] == requests[0]
+    assert log[requests[0]].data["path"] == "/" and m["root"] == requests[0]
+    assert m["html"] is None
+    closes = [i for i in range(n) if log[i].kind == "close" and log[i].src == "server"]
+    assert m["all_closed"] == closes[0] and m["idle_read"] is None
+    counted = LessonFile(Path("e.toml"), TEMPLATE.read_text(encoding="utf-8").replace(
+        '[facts]\n', '[facts]\ntwice = { count = { kind = "request", src = "server" }, '
+        'distinct = "conn", each = { min = 2 } }\nthrice = { count = { kind = "request", '
+        'src = "server" }, distinct = "conn", each = { min = 3 } }\nclosed_all = { count = '
+        '{ kind = "close", src = "server", none_held = { up = { kind = "accept", src = '
+        '"server" }, down = { kind = "close", src = "server" } } } }\n'))
+    values = counted.values(log, counted.resolve(log))
+    assert values["twice"] == 1 and values["thrice"] == 0  # one connection, two requests
+    assert values["closed_all"] == 1
+
+
+def test_a_browser_client_runs_its_otherwise_clients_where_there_is_no_chromium(
+        monkeypatch, template) -> None:  # type: ignore[no-untyped-def]
+    """A browser client with otherwise = [...] needs no Chromium: its clients run in its
+    place (a load with wait = false is started, not waited for); without otherwise the
+    lesson needs Chromium, and a step that needs the browser is left out (and not
+    counted) where it does not run."""
+    from visualizer.lessons import basics
+    text = TEMPLATE.read_text(encoding="utf-8").replace(
+        '[[clients]]\nload = "--clients 1 --requests 2 --keep-alive --think 50"',
+        '[[clients]]\nbrowser = "/"\notherwise = [{ load = "--path /", wait = false, '
+        'pause = 0 }, { load = "--path /css/style.css" }]\n[[clients]]\n'
+        'load = "--clients 1 --requests 2 --keep-alive --think 50"', 1)
+    text += '\n[[steps]]\nat = { kind = "end" }\nneeds = ["browser"]\nen = "with a browser"\n'
+    lesson = LessonFile(Path("b.toml"), text)
+    clients = lesson.runs[0][1]
+    monkeypatch.setattr(basics, "_chromium", lambda: None)
+    assert lesson.needs() == (True, "")
+    here = lesson._in_place(clients, None)
+    assert [(kind, what) for kind, what, _ in here] == [
+        ("start", "--path /"), ("load", "--path /css/style.css"),
+        ("load", "--clients 1 --requests 2 --keep-alive --think 50")]
+    assert lesson.length() == len(lesson.steps) - 1
+    shown = lesson.make_steps(template.timeline.log)  # (its event is there: still left out)
+    assert len(shown) == lesson.length() and shown[-1].text["en"] != "with a browser"
+    assert lesson._in_place(clients, "/usr/bin/chromium")[0][0] == "browser"
+    bare = LessonFile(Path("c.toml"), text.replace(
+        'otherwise = [{ load = "--path /", wait = false, pause = 0 }, '
+        '{ load = "--path /css/style.css" }]\n', ''))
+    ok, why = bare.needs()
+    assert not ok and "needs Chromium" in why
+    monkeypatch.setattr(basics, "_chromium", lambda: "/usr/bin/chromium")
+    assert lesson.length() == len(lesson.steps)
+    assert lesson.make_steps(template.timeline.log)[-1].text["en"] == "with a browser"

@@ -19,12 +19,51 @@ from PySide6.QtCore import QSettings, Qt
 from visualizer.app import MainWindow
 from visualizer.lessons import ORDER, Prepared, all_lessons, basics, prepare, scripts
 from visualizer.model.lifecycle import KEEP_ALIVE, SHORT
+from visualizer.model.text import header_value
 from lesson_vocabulary import check as check_vocabulary  # tests/qt/
 from lesson_window import unfit  # tests/qt/
 
 ROOT = Path(__file__).resolve().parents[2]
 UNPRIVILEGED = ("--states", "inferred", "--packets", "derived")
 CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+# What the static-pages recording shows, found here independently of its file.
+MISSING = "/missing.html"  # the file's second browser client (and its fallback)
+_IMAGE = re.compile(r"\.(png|svg|bmp|jpe?g|gif|ico|webp)$", re.IGNORECASE)
+
+
+def _is_image(path: str) -> bool:
+    return bool(_IMAGE.search(path.split("?", 1)[0]))
+
+
+def _browser_ran(log) -> bool:  # type: ignore[no-untyped-def]
+    """Did a real browser make the requests (its User-Agent says Chrome)?"""
+    return any(e.kind == "request" and e.src == "server" and "Chrome" in (
+        header_value(str(e.data.get("head") or ""), "User-Agent") or "") for e in log)
+
+
+def _page_conns(log, before: int) -> list[str]:  # type: ignore[no-untyped-def]
+    """The connections accepted before ``before``, in order."""
+    seen: list[str] = []
+    for i in range(min(before, len(log))):
+        e = log[i]
+        if e.kind == "accept" and e.src == "server" and e.conn is not None \
+                and e.conn not in seen:
+            seen.append(e.conn)
+    return seen
+
+
+def _most_open(log, stop: int) -> tuple[int, int]:  # type: ignore[no-untyped-def]
+    """(the most server connections open at once before ``stop``, the index where first)."""
+    open_now, best, at = 0, 0, -1
+    for i in range(min(stop, len(log))):
+        e = log[i]
+        if e.src == "server" and e.kind in ("accept", "close"):
+            open_now += 1 if e.kind == "accept" else -1
+            if open_now > best:
+                best, at = open_now, i
+    return best, at
 
 
 def _prepare(name: str, workdir: Path, observing: tuple[str, ...] | None = None,
@@ -114,17 +153,17 @@ def test_the_basics_are_listed_in_the_lecture_order() -> None:
 def test_static_pages_loads_a_page_its_pictures_and_a_404(qtbot, window, static) -> None:  # type: ignore[no-untyped-def]
     log = static.timeline.log
     browser = basics._chromium() is not None
-    assert basics._browser_ran(log) == browser
+    assert _browser_ran(log) == browser
     paths = {e.data["path"]: e.data["status"] for e in responses(log)}
-    assert paths.get("/") == 200 and paths.get(basics.MISSING) == 404
+    assert paths.get("/") == 200 and paths.get(MISSING) == 404
     assert paths.get("/css/style.css") == 200
-    assert any(basics._is_image(p) and s == 200 for p, s in paths.items())
+    assert any(_is_image(p) and s == 200 for p, s in paths.items())
     heads = [e.data.get("head", "") for e in requests(log)]
     agent = "HeadlessChrome" if browser else "sockscope-load"
     assert all(agent in h for h in heads), heads[0]
     conns = {e.conn for e in log if e.kind == "accept" and e.src == "server"}
     assert len(conns) >= 3  # the page's connections, then the 404's
-    most, _ = basics._most_open(log, len(log))
+    most, _ = _most_open(log, len(log))
     assert most >= 2  # several at once
     first = static.text(0, "en")
     assert first.startswith("A real browser" if browser else "No Chromium on this machine")
@@ -137,7 +176,7 @@ def test_static_pages_loads_a_page_its_pictures_and_a_404(qtbot, window, static)
             ex = view.exchange
             assert ex is not None and ex.status is not None
             if "404 Not Found" in text:
-                assert ex.status == 404 and ex.path == basics.MISSING
+                assert ex.status == 404 and ex.path == MISSING
                 assert ex.response_head.startswith("HTTP/1.1 404 Not Found")
                 seen["404"] = k
             elif "binary" in text:
@@ -158,7 +197,7 @@ def test_static_pages_loads_a_page_its_pictures_and_a_404(qtbot, window, static)
             seen["parallel"] = k
         elif view.name == "lifecycle":
             opened = sum(c.connections for c in view.costs.values())
-            assert opened >= 2 and opened == len(basics._page_conns(log, window.timeline.cursor
+            assert opened >= 2 and opened == len(_page_conns(log, window.timeline.cursor
                                                                     + 1))
             seen["page conns"] = k
         elif view.name == "sequence" and k == 0:
@@ -173,14 +212,14 @@ def test_static_pages_loads_a_page_its_pictures_and_a_404(qtbot, window, static)
 def test_static_pages_without_a_browser_unprivileged(qtbot, window, tmp_path) -> None:  # type: ignore[no-untyped-def]
     prepared = _prepare("static-pages", tmp_path, UNPRIVILEGED, browser=False)
     log = prepared.timeline.log
-    assert not basics._browser_ran(log)
+    assert not _browser_ran(log)
     assert prepared.text(0, "en").startswith("No Chromium on this machine")
     assert "没有 Chromium" in prepared.text(0, "zh_CN")
     origins = {e.data.get("origin") for e in log if e.kind == "packet"}
     assert origins == {"derived"}
     assert {e.data.get("source") for e in log if e.kind == "tcp_state"} == {"inferred"}
     # The built-in clients fetched the stylesheet and the pictures side by side.
-    assert basics._most_open(log, len(log))[0] >= 3
+    assert _most_open(log, len(log))[0] >= 3
     walk(qtbot, window, prepared)
 
 

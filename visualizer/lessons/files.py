@@ -122,7 +122,8 @@ class _Lines:
 # What an anchor may say besides the event's own data fields.
 _ANCHOR_KEYS = {"kind", "src", "conn", "nth", "after", "before", "flags_has", "sender",
                 "moment", "not", "largest", "has_header", "lacks_header", "from",
-                "other_than", "first_of_each", "most_held", "median", "ready_has"}
+                "other_than", "first_of_each", "most_held", "median", "ready_has",
+                "none_held"}
 _KINDS = frozenset(KINDS) | {"end", "any"}  # the engine's events, the log's end, any event
 SOURCES = ("server", "client", "kernel", "capture", "engine")  # who emits events
 _NAME = re.compile(r"[a-z][a-z0-9_]*")  # a moment's or a fact's name
@@ -151,14 +152,16 @@ class Anchor:
     excluded: tuple = ()  # (name, values): the event's field must be none of these
     largest: str | tuple | None = None  # of the matches, the first whose field is largest
     # (several fields: the largest by the first, ties by the next)
-    headers: tuple = ()  # (name, wanted): its HTTP head holds that header (or lacks it)
+    headers: tuple = ()  # (name, wanted, text or None): its HTTP head holds that header
+    # (holding that text), or lacks it
     since: str | tuple | None = None  # moments' names: only events from the latest on
     other_than: str | None = None  # a moment's name: only events of another connection
     first_of_each: str | None = None  # "conn" (or a field): each one's first match only
-    texts: tuple = ()  # (name, prefix or None, contained or None): a text field's shape
+    texts: tuple = ()  # (name, prefix, contained, pattern; each or None): a text's shape
     most_held: "Peak | None" = None  # of the matches, those when the most were held
     median: str | None = None  # of the matches, the first whose field is their low median
     ready_has: str | None = None  # a moment's name: a ready list that holds its fd
+    none_held: "Peak | None" = None  # only events after which none are held (it counted)
 
     def names(self) -> list[str]:
         """The moments this anchor stands on."""
@@ -167,6 +170,7 @@ class Anchor:
         out += [self.since] if isinstance(self.since, str) else list(self.since or ())
         out += [m for m in (self.other_than, self.ready_has) if m]
         out += self.most_held.names() if self.most_held else []
+        out += self.none_held.names() if self.none_held else []
         out += list(self.after) if isinstance(self.after, tuple) else []
         return out + ([self.before] if self.before else [])
 
@@ -174,7 +178,7 @@ class Anchor:
              ) -> int | None:
         if self.kind == "end":
             return len(log) - 1 if len(log) else None
-        if self.most_held or self.median or self.largest:
+        if self.most_held or self.median or self.largest or self.none_held:
             return self._pick(log, list(self.every(log, previous, moments)), moments)
         want = self.nth if self.nth > 0 else None
         matches = []
@@ -189,6 +193,9 @@ class Anchor:
     def _pick(self, log: EventLog, matches: list[int], moments: Moments | None) -> int | None:
         """``most_held``, then ``largest``, then ``median``, each narrowing the matches;
         the first left (``nth`` of those left when none of the others is given)."""
+        if self.none_held and matches:
+            after = self.none_held.held(log, [i + 1 for i in matches], moments)
+            matches = [i for i, n in zip(matches, after) if n == 0]
         if self.most_held and matches:
             held = self.most_held.held(log, matches, moments)
             most = max(held)
@@ -219,7 +226,16 @@ class Anchor:
 
     def count(self, log: EventLog, moments: Moments | None = None) -> int:
         """How many events match (``nth`` aside)."""
-        return sum(1 for _ in self.every(log, -1, moments))
+        return sum(1 for _ in self.matching(log, moments))
+
+    def matching(self, log: EventLog, moments: Moments | None = None) -> Iterator[int]:
+        """Every match, ``none_held`` applied (``nth``, largest, median aside)."""
+        if self.none_held is None:
+            yield from self.every(log, -1, moments)
+            return
+        found = list(self.every(log, -1, moments))
+        after = self.none_held.held(log, [i + 1 for i in found], moments)
+        yield from (i for i, n in zip(found, after) if n == 0)
 
     def every(self, log: EventLog, previous: int = -1, moments: Moments | None = None
               ) -> Iterator[int]:
@@ -315,10 +331,11 @@ class Anchor:
             got = getattr(e, name) if name in _OWN else d.get(name)
             if (got not in value) if isinstance(value, tuple) else got != value:
                 return False
-        for name, prefix, inside in self.texts:
+        for name, prefix, inside, pattern in self.texts:
             got = d.get(name)
             if not isinstance(got, str) or (prefix is not None and not got.startswith(prefix)) \
-                    or (inside is not None and inside not in got):
+                    or (inside is not None and inside not in got) or \
+                    (pattern is not None and pattern.search(got) is None):
                 return False
         for name, values in self.excluded:
             if (getattr(e, name) if name in _OWN else d.get(name)) in values:
@@ -331,10 +348,13 @@ class Anchor:
                 return False
         if self.flags_has is not None and self.flags_has not in str(d.get("flags") or "").split("|"):
             return False
-        for name, wanted in self.headers:
+        for name, wanted, inside in self.headers:
             head = d.get("head")
-            if not isinstance(head, str) or \
-                    bool(header_value(head, name) or _has_header(head, name)) != wanted:
+            if not isinstance(head, str):
+                return False
+            found = inside in (header_value(head, name) or "") if inside is not None else \
+                bool(header_value(head, name) or _has_header(head, name))
+            if found != wanted:
                 return False
         if self.sender is not None:
             try:
@@ -366,8 +386,10 @@ class Anchor:
                   for k, v in self.fields]
         parts += [f"{k} not {' or '.join(map(repr, v))}" for k, v in self.excluded]
         parts += [f"{k} " + " and ".join(w for w in (f"starting {p!r}" if p else "",
-                                                     f"holding {c!r}" if c else "") if w)
-                  for k, p, c in self.texts]
+                                                     f"holding {c!r}" if c else "",
+                                                     f"matching {r.pattern!r}" if r else "")
+                                         if w)
+                  for k, p, c, r in self.texts]
         for name, low, high in self.ranges:
             parts.append(f"{name} from {low}" if high is None else
                          f"{name} up to {high}" if low is None else f"{name} {low} to {high}")
@@ -385,6 +407,9 @@ class Anchor:
             parts.append(f"whose ready list holds {self.ready_has}'s fd")
         if self.other_than:
             parts.append(f"not of {self.other_than}'s connection")
+        if self.none_held:
+            parts.append(f"after which none were held of {self.none_held.up.said()} (less "
+                         f"{self.none_held.down.said()})")
         if self.most_held:
             parts.append(f"when the most were held of {self.most_held.up.said()} (less "
                          f"{self.most_held.down.said()})")
@@ -394,7 +419,8 @@ class Anchor:
         if self.median:
             parts.append(f"with the median {self.median}")
         parts += [f"{'with' if wanted else 'without'} a {name} header"
-                  for name, wanted in self.headers]
+                  + (f" holding {inside!r}" if inside else "")
+                  for name, wanted, inside in self.headers]
         return " ".join(parts)
 
 
@@ -674,6 +700,7 @@ NEEDS = {"kernel": ("kernel", "_needs_kernel_here"), "fork": ("servers", "_needs
 class _Variant:
     when: dict[str, Any]
     text: Text
+    question: Text | None = None  # its own words for the step's question
 
 
 @dataclass
@@ -689,6 +716,10 @@ class _StepSpec:
     footnote: str | None = None
     variants: tuple = ()
     ident: str | None = None  # its name, for the steps after it
+    optional: bool = False  # left out when its anchor finds nothing
+    browser: bool = False  # only where the lesson's browser client runs (Chromium)
+    in_time: bool = False  # with its in_time neighbours, in the order their events happened
+    ask_previous: bool = False  # its question is asked on the step shown before it
 
 
 class LessonFile:
@@ -987,7 +1018,7 @@ class LessonFile:
                 out[name] = (key, value[key], self._named(value["at"], self.names, "at", *where),
                              scale)
             else:
-                self._known(value, {"count", "distinct", "times"}, *where)
+                self._known(value, {"count", "distinct", "times", "each"}, *where)
                 distinct = value.get("distinct", [])
                 distinct = [distinct] if isinstance(distinct, str) else distinct
                 if not isinstance(distinct, list) or \
@@ -1001,8 +1032,16 @@ class LessonFile:
                 if not isinstance(value["count"], dict):
                     raise self.fail("count = { kind = ... }: the events to count, an anchor "
                                     "table", *where, "count")
+                each = value.get("each")
+                if each is not None and (not distinct or not isinstance(each, dict) or
+                                         not each or set(each) - {"min", "max"} or any(
+                                             isinstance(x, bool) or not isinstance(x, int)
+                                             for x in each.values())):
+                    raise self.fail("each = { min = 2 } goes with distinct: only the "
+                                    "distinct values with that many matches (whole numbers)",
+                                    *where, "each")
                 out[name] = ("count", self._anchor(value["count"], *where, known=self.names),
-                             tuple(distinct), times)
+                             tuple(distinct), times, each)
         return out
 
     def _engine(self, table: Any, *at: Any) -> list[str]:
@@ -1070,7 +1109,11 @@ class LessonFile:
         self.mode = mode
         return options
 
-    def _clients(self, clients: Any, *at: Any) -> list[tuple[str, Any, float]]:
+    def _clients(self, clients: Any, *at: Any, inside: bool = False
+                 ) -> list[tuple[str, Any, float]]:
+        """(kind, what, pause) each: ("load", OPTIONS), ("start", OPTIONS) (a load not
+        waited for), ("script", NAME) or ("browser", (PATH, clients in its place where
+        there is no Chromium, or None))."""
         at = at or ("clients",)
         if not isinstance(clients, list):
             raise self.fail("clients must be [[clients]] tables", *at)
@@ -1078,7 +1121,16 @@ class LessonFile:
         for k, client in enumerate(clients):
             if not isinstance(client, dict):
                 raise self.fail("each [[clients]] must be a table", *at, k)
-            self._known(client, {"load", "browser", "script", "pause"}, *at, k)
+            self._known(client, {"load", "browser", "script", "pause", "wait", "otherwise"},
+                        *at, k)
+            if "wait" in client and ("load" not in client or not isinstance(client["wait"],
+                                                                           bool)):
+                raise self.fail("wait = false goes with load: the next client starts without "
+                                "waiting for this one to finish", *at, k, "wait")
+            if "otherwise" in client and ("browser" not in client or inside):
+                raise self.fail("otherwise = [{ load = ... }, ...] goes with browser: the "
+                                "clients that run in its place where there is no Chromium",
+                                *at, k, "otherwise")
             if len({"load", "browser", "script"} & set(client)) != 1:
                 raise self.fail("a client is one of load = \"OPTIONS\" (the built-in clients), "
                                 "browser = \"/PATH\" (headless Chromium) or script = \"NAME\" "
@@ -1108,13 +1160,21 @@ class LessonFile:
                     raise self.fail("load: --trace is the lesson's own", *at, k, "load")
                 if problem:
                     raise self.fail(f"load: {problem}", *at, k, "load")
-                out.append(("load", options, float(pause)))
+                out.append(("load" if client.get("wait", True) else "start", options,
+                            float(pause)))
             else:
                 path = client["browser"]
                 if not isinstance(path, str) or not path.startswith("/"):
                     raise self.fail("browser takes a path on the site, from /",
                                     *at, k, "browser")
-                out.append(("browser", path, float(pause)))
+                otherwise = None
+                if "otherwise" in client:
+                    otherwise = self._clients(client["otherwise"], *at, k, "otherwise",
+                                              inside=True)
+                    if any(kind == "browser" for kind, _, _ in otherwise):
+                        raise self.fail("otherwise: clients that need no browser",
+                                        *at, k, "otherwise")
+                out.append(("browser", (path, otherwise), float(pause)))
         return out
 
     def _anchor(self, value: Any, *path: Any, known: frozenset | set = frozenset(),
@@ -1194,12 +1254,18 @@ class LessonFile:
         for key, v in value.items():
             if key in _ANCHOR_KEYS:
                 continue
-            if isinstance(v, dict) and set(v) & {"prefix", "contains"}:
-                self._known(v, {"prefix", "contains"}, *path)
+            if isinstance(v, dict) and set(v) & {"prefix", "contains", "matches"}:
+                self._known(v, {"prefix", "contains", "matches"}, *path)
                 if not all(isinstance(x, str) for x in v.values()):
-                    raise self.fail(f"{key} = {{ prefix = \"...\", contains = \"...\" }}: texts",
-                                    *path)
-                texts.append((key, v.get("prefix"), v.get("contains")))
+                    raise self.fail(f"{key} = {{ prefix = \"...\", contains = \"...\", "
+                                    "matches = '...' }: texts", *path)
+                pattern = None
+                if "matches" in v:
+                    try:
+                        pattern = re.compile(v["matches"])
+                    except re.error as exc:
+                        raise self.fail(f"{key} = {{ matches = ... }}: {exc}", *path) from None
+                texts.append((key, v.get("prefix"), v.get("contains"), pattern))
                 continue
             if isinstance(v, dict):
                 self._known(v, {"min", "max"}, *path)
@@ -1225,9 +1291,18 @@ class LessonFile:
         headers = []
         for key, wanted in (("has_header", True), ("lacks_header", False)):
             if key in value:
-                if not isinstance(value[key], str) or not value[key].strip():
-                    raise self.fail(f"{key} is a header's name: Content-Length...", *path)
-                headers.append((value[key].strip(), wanted))
+                named, inside = value[key], None
+                if isinstance(named, dict):  # { name = "User-Agent", contains = "Chrome" }
+                    self._known(named, {"name", "contains"}, *path)
+                    named, inside = named.get("name"), named.get("contains")
+                    if not isinstance(inside, str) or not inside:
+                        raise self.fail(f"{key} = {{ name = \"User-Agent\", contains = "
+                                        "\"Chrome\" }: a header's name and a text its value "
+                                        "holds", *path)
+                if not isinstance(named, str) or not named.strip():
+                    raise self.fail(f"{key} is a header's name: Content-Length... (or "
+                                    "{ name = ..., contains = ... })", *path)
+                headers.append((named.strip(), wanted, inside))
         each = value.get("first_of_each")
         if each is not None and not isinstance(each, str):
             raise self.fail("first_of_each is a field's name (\"conn\": each connection's "
@@ -1256,12 +1331,15 @@ class LessonFile:
                             "is their median (the lower of the middle two)", *path)
         most_held = self._peak(value["most_held"], known, *path, "most_held") \
             if "most_held" in value else None
+        none_held = self._peak(value["none_held"], known, *path, "none_held") \
+            if "none_held" in value else None
         return Anchor(kind=kind, src=src, conn=conn, nth=nth, after=after, before=before,
                       flags_has=value.get("flags_has"), sender=value.get("sender"),
                       fields=tuple(fields), ranges=tuple(ranges), moment=moment,
                       excluded=tuple(excluded), largest=largest, headers=tuple(headers),
                       since=since, other_than=other, first_of_each=each, texts=tuple(texts),
-                      most_held=most_held, median=median, ready_has=ready_has)
+                      most_held=most_held, median=median, ready_has=ready_has,
+                      none_held=none_held)
 
     def _values(self, key: str, v: Any, *path: Any) -> Any:
         """A field's wanted value: a text, number or boolean, or a list of them (any)."""
@@ -1343,7 +1421,13 @@ class LessonFile:
             if not isinstance(step, dict):
                 raise self.fail("each [[steps]] is a table", *where)
             self._known(step, {"id", "at", "view", "conn", "en", "zh_CN", "ask", "footnote",
-                               "when"}, *where)
+                               "when", "optional", "needs", "in_time"}, *where)
+            for key in ("optional", "in_time"):
+                if key in step and not isinstance(step[key], bool):
+                    raise self.fail(f"{key} must be true or false", *where, key)
+            if "needs" in step and step["needs"] != ["browser"]:
+                raise self.fail("a step's needs = [\"browser\"]: shown only where the "
+                                "lesson's browser client runs", *where, "needs")
             if "at" not in step:
                 raise self.fail(f"step {k + 1} needs at = {{ kind = ... }}", *where)
             anchor = self._anchor(step["at"], *where, "at", known=known, steps=True)
@@ -1369,7 +1453,13 @@ class LessonFile:
                                     *where, "id")
                 known.add(ident)
             spec = _StepSpec(anchor, view, text, self.lines.line(*where), conn,
-                             footnote=step.get("footnote"), ident=ident)
+                             footnote=step.get("footnote"), ident=ident,
+                             optional=step.get("optional", False),
+                             browser="needs" in step, in_time=step.get("in_time", False))
+            if spec.browser and not any(kind == "browser" for _, clients in self.runs
+                                        for kind, _, _ in clients):
+                raise self.fail("needs = [\"browser\"]: the lesson has no browser client",
+                                *where, "needs")
             if spec.footnote is not None and not isinstance(spec.footnote, str):
                 raise self.fail("footnote is a text", *where, "footnote")
             if "ask" in step:
@@ -1382,7 +1472,11 @@ class LessonFile:
     def _ask(self, spec: _StepSpec, ask: Any, *path: Any) -> None:
         if not isinstance(ask, dict):
             raise self.fail("ask is a table: [steps.ask] en = \"...?\"", *path)
-        self._known(ask, set(LANGS) | {"choices", "answer"}, *path)
+        self._known(ask, set(LANGS) | {"choices", "answer", "previous"}, *path)
+        if "previous" in ask and ask["previous"] is not True:
+            raise self.fail("previous = true: the question is asked on the step shown before "
+                            "this one (this step answers it)", *path, "previous")
+        spec.ask_previous = "previous" in ask
         spec.question = self._text({lang: ask[lang] for lang in LANGS if lang in ask} or None,
                                    *path, "en")
         assert spec.question is not None
@@ -1409,7 +1503,7 @@ class LessonFile:
         for k, item in enumerate(when):
             if not isinstance(item, dict) or not isinstance(item.get("if"), dict):
                 raise self.fail("each [[steps.when]] needs if = { fact = value }", *path, k)
-            self._known(item, set(LANGS) | {"if"}, *path, k)
+            self._known(item, set(LANGS) | {"if", "ask"}, *path, k)
             for fact, wanted in item["if"].items():
                 if isinstance(wanted, dict) and (not wanted or set(wanted) - {"min", "max"} or any(
                         isinstance(x, bool) or not isinstance(x, (int, float))
@@ -1422,20 +1516,35 @@ class LessonFile:
                               *path, k, "en")
             assert text is not None
             self._words(text, *path, k)
-            out.append(_Variant(dict(item["if"]), text))
+            question = None
+            if "ask" in item:
+                ask = item["ask"]
+                if not isinstance(ask, dict) or set(ask) - set(LANGS):
+                    raise self.fail("ask = { en = \"...?\", zh_CN = \"...？\" }: the step's "
+                                    "question in these words", *path, k, "ask")
+                question = self._text(dict(ask) or None, *path, k, "ask")
+                assert question is not None
+                self._words(question, *path, k, "ask")
+            out.append(_Variant(dict(item["if"]), text, question))
         return tuple(out)
 
     # ---------------------------------------------------------------- the lesson
     def lesson(self) -> Lesson:
         return Lesson(name=self.name, title=self.title, section=self.section,  # type: ignore[arg-type]
                       summary=self.summary, record=self.record, steps=self.make_steps,
-                      check=self.check, needs=self.needs, length=len(self.steps))
+                      check=self.check, needs=self.needs, length=self.length)
+
+    def length(self) -> int:
+        """Its steps on this machine (a step that needs the browser: where it runs)."""
+        from .basics import _chromium
+        browser = _chromium() is not None
+        return sum(1 for spec in self.steps if browser or not spec.browser)
 
     def needs(self) -> tuple[bool, str]:
         import importlib
         from .basics import _chromium
-        if any(kind == "browser" for _, clients in self.runs for kind, _, _ in clients) and \
-                _chromium() is None:
+        if any(kind == "browser" and what[1] is None for _, clients in self.runs
+               for kind, what, _ in clients) and _chromium() is None:
             return False, "its browser client needs Chromium (chromium on PATH)"
         for need in self.requires:
             module, function = NEEDS[need]
@@ -1476,12 +1585,13 @@ class LessonFile:
         from .basics import OBSERVING, _chromium, _Served, browse
         with _Served(workdir, name, *options, *OBSERVING, control=True) as served:
             served.after_stop = later
-            loads = 0
-            for kind, what, pause in clients:
-                if kind == "load":
+            loads = 0  # started; each says "connections opened: ..." when it is done
+            for kind, what, pause in self._in_place(clients, _chromium()):
+                if kind in ("load", "start"):
                     served.command(f"load {what}")
                     loads += 1
-                    served.wait_loads(loads, timeout=60)
+                    if kind == "load":  # (and every one started before it)
+                        served.wait_loads(loads, timeout=60)
                 elif kind == "script":
                     from .scripts import SCRIPTS
                     extra += SCRIPTS[what].run(served, self.name) or []
@@ -1489,9 +1599,23 @@ class LessonFile:
                     browser = _chromium()
                     if browser is None:
                         raise LessonError(f"{self.name}: the browser client needs Chromium")
-                    browse(browser, served.url.rstrip("/") + what, workdir, self.name)
+                    browse(browser, served.url.rstrip("/") + what[0], workdir, self.name)
                 time.sleep(pause)
+            if loads:
+                served.wait_loads(loads, timeout=60)
             return served.stop()
+
+    @staticmethod
+    def _in_place(clients: list, browser: str | None) -> list:
+        """The clients as they run here: where there is no Chromium, each browser client's
+        ``otherwise`` clients in its place."""
+        out = []
+        for kind, what, pause in clients:
+            if kind == "browser" and browser is None and what[1] is not None:
+                out += what[1]
+            else:
+                out.append((kind, what, pause))
+        return out
 
     def resolve(self, log: EventLog) -> dict[str, int | None]:
         """Each moment's log index in this recording (None where it has none)."""
@@ -1527,7 +1651,7 @@ class LessonFile:
             elif spec[0] in _AGGREGATES:
                 how, field, anchor, missing = spec
                 numbers = []
-                for i in anchor.every(log, -1, moments):
+                for i in anchor.matching(log, moments):
                     number = _number(log[i].data.get(field, missing))
                     if number is not None:
                         numbers.append(number)
@@ -1563,12 +1687,16 @@ class LessonFile:
                 out[name] = "?" if at is None else \
                     header_value(str(log[at].data.get("head") or ""), spec[1])
             else:
-                _, anchor, distinct, times = spec
+                _, anchor, distinct, times, each = spec
                 if distinct:
-                    seen = {tuple(_hashable(getattr(log[i], d) if d in _ATTRIBUTES else
-                                            log[i].data.get(d)) for d in distinct)
-                            for i in anchor.every(log, -1, moments)}
-                    seen.discard((None,) * len(distinct))  # (no connection is not one more)
+                    seen: dict = {}
+                    for i in anchor.matching(log, moments):
+                        key = tuple(_hashable(getattr(log[i], d) if d in _ATTRIBUTES else
+                                              log[i].data.get(d)) for d in distinct)
+                        seen[key] = seen.get(key, 0) + 1
+                    seen.pop((None,) * len(distinct), None)  # (no connection is not one more)
+                    if each is not None:  # the keys with that many matches only
+                        seen = {k: n for k, n in seen.items() if _holds(n, each)}
                     out[name] = len(seen) * times
                 else:
                     out[name] = anchor.count(log, moments) * times
@@ -1613,9 +1741,16 @@ class LessonFile:
         moments = self.resolve(log)
         values = self.values(log, moments)
         steps: list[Step] = []
+        shown: list[tuple[_StepSpec, int]] = []  # each step kept, and its event
         previous = -1
+        from .basics import _chromium
+        browser = _chromium() is not None
         for k, spec in enumerate(self.steps):
+            if spec.browser and not browser:
+                continue
             index = spec.anchor.find(log, previous, moments)
+            if index is None and spec.optional:
+                continue
             if index is None:
                 where = f"{self.path}:{spec.line}" if spec.line else str(self.path)
                 raise LessonError(f"{where}: step {k + 1} found no {spec.anchor.said()} in "
@@ -1632,15 +1767,15 @@ class LessonFile:
             else:
                 conn = log[index].conn
             facts = {**_facts(log, index, previous, conn, k, len(self.steps)), **values}
-            text = spec.text
+            text, asked = spec.text, spec.question
             for variant in spec.variants:
                 if all(_holds(facts.get(name), value) for name, value in variant.when.items()):
-                    text = variant.text
+                    text, asked = variant.text, variant.question or spec.question
                     break
             try:
                 said = {lang: WORDS.format(words, **facts) for lang, words in text.items()}
                 question = {lang: WORDS.format(words, **facts)
-                            for lang, words in spec.question.items()} if spec.question else None
+                            for lang, words in asked.items()} if asked else None
             except (ValueError, TypeError, IndexError, KeyError, AttributeError) as exc:
                 where = f"{self.path}:{spec.line}" if spec.line else str(self.path)
                 raise LessonError(f"{where}: step {k + 1}'s words cannot be written with this "
@@ -1648,7 +1783,37 @@ class LessonFile:
             steps.append(Step(said, _at(index), spec.view, _at_conn(conn), question=question,
                               footnote=spec.footnote, choices=spec.choices,
                               answer=spec.answer))
+            shown.append((spec, index))
             previous = index
+        return self._arranged(steps, shown)
+
+    def _arranged(self, steps: list[Step], shown: list[tuple["_StepSpec", int]]
+                  ) -> list[Step]:
+        """Neighbouring in_time steps in the order their events happened (never
+        backwards); then each question a step answers asked on the step shown before it."""
+        k = 0
+        while k < len(steps):
+            if not shown[k][0].in_time:
+                k += 1
+                continue
+            end = k
+            while end < len(steps) and shown[end][0].in_time:
+                end += 1
+            order = sorted(range(k, end), key=lambda j: shown[j][1])
+            steps[k:end] = [steps[j] for j in order]
+            shown[k:end] = [shown[j] for j in order]
+            k = end
+        for k, (spec, _) in enumerate(shown):
+            if not spec.ask_previous:
+                continue
+            if k == 0:
+                where = f"{self.path}:{spec.line}" if spec.line else str(self.path)
+                raise LessonError(f"{where}: its question is asked on the step before it, "
+                                  "and this recording shows none before it")
+            mine = steps[k]
+            steps[k - 1] = dataclasses.replace(steps[k - 1], question=mine.question,
+                                               choices=mine.choices, answer=mine.answer)
+            steps[k] = dataclasses.replace(mine, question=None, choices=None, answer=None)
         return steps
 
 
