@@ -310,8 +310,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
             hint = (" (EADDRINUSE: another socket holds it"
                     + ("; without SO_REUSEADDR a TIME_WAIT socket is enough" if not args.reuseaddr else "")
                     + "; try --port 0)")
-        print(f"sockscope: cannot listen on {config.host}:{config.port}: {exc.strerror}{hint}",
-              file=sys.stderr)
+        said = f"cannot listen on {config.host}:{config.port}: {exc.strerror}{hint}"
+        print(f"sockscope: {said}", file=sys.stderr)
+        # The trace says why it holds nothing more: the error, as the OS named it.
+        probe.emit("error", None, -1, 0,
+                   what=errno.errorcode.get(exc.errno or 0, "listen"), detail=said,
+                   errno=exc.errno, port=config.port, reuseaddr=config.reuseaddr,
+                   exit_code=1)
         if writer:
             writer.close()
         return 1

@@ -1,6 +1,7 @@
 """The command-line contract other tools depend on, run as real processes."""
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import signal
@@ -75,18 +76,27 @@ def test_serve_prints_url_and_stops_cleanly_with_complete_trace(served, tmp_path
         {e.conn for e in events if e.kind == "accept"}
 
 
-def test_serve_port_in_use_says_so(served) -> None:
+def test_serve_port_in_use_says_so(served, tmp_path: Path) -> None:
+    """It says so, exits 1, and its trace holds why: an error event named as the OS
+    names it, with what it tried (the time-wait lesson's failed restart is this event)."""
     holder = socket.socket()
     holder.bind(("127.0.0.1", 0))
     holder.listen()
     port = holder.getsockname()[1]
     try:
-        proc = subprocess.run([*CLI, "serve", "--port", str(port), "--no-reuseaddr"], cwd=ROOT,
+        proc = subprocess.run([*CLI, "serve", "--port", str(port), "--no-reuseaddr",
+                               "--trace", str(tmp_path / "t.jsonl")], cwd=ROOT,
                               capture_output=True, text=True, timeout=20)
     finally:
         holder.close()
     assert proc.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in proc.stderr and "EADDRINUSE" in proc.stderr
+    (error,) = read_trace(tmp_path / "t.jsonl").events
+    assert error.kind == "error" and error.src == "server"
+    assert error.data["what"] == "EADDRINUSE" and error.data["errno"] == errno.EADDRINUSE
+    assert error.data["port"] == port and error.data["reuseaddr"] is False
+    assert error.data["exit_code"] == proc.returncode
+    assert error.data["detail"] in proc.stderr
 
 
 @pytest.mark.parametrize("args,message", [

@@ -932,3 +932,43 @@ def test_a_browser_client_runs_its_otherwise_clients_where_there_is_no_chromium(
     monkeypatch.setattr(basics, "_chromium", lambda: "/usr/bin/chromium")
     assert lesson.length() == len(lesson.steps)
     assert lesson.make_steps(template.timeline.log)[-1].text["en"] == "with a browser"
+
+
+RUNS = '''format = 1
+name = "runs"
+title = "Runs"
+same_port = true
+
+[[runs]]
+engine = { mode = "epoll", policy = "close" }
+clients = [{ load = "--clients 1 --requests 1 --short" }]
+
+[[runs]]
+engine = { mode = "epoll", reuseaddr = false }
+fails = true
+
+[[steps]]
+at = { kind = "end" }
+en = "The end."
+'''
+
+
+@pytest.mark.parametrize("old, new, says", [
+    ("same_port = true", "same_port = 1", "same_port must be true or false"),
+    ("fails = true", "fails = false", "fails = true: this run's engine must fail"),
+    ("fails = true", 'fails = true\nclients = [{ load = "--requests 1" }]',
+     "it has no clients"),
+])
+def test_runs_on_one_port_and_a_run_that_must_fail(old: str, new: str, says: str) -> None:
+    """same_port = true: every run on one port; fails = true: a run whose engine must
+    fail to start (time-wait's restart without SO_REUSEADDR). Each read as written, or
+    refused with its line."""
+    lesson = LessonFile(Path("r.toml"), RUNS)
+    assert lesson.same_port and lesson.failing == {1}
+    with pytest.raises(LessonFileError) as caught:
+        LessonFile(Path("r.toml"), RUNS.replace(old, new))
+    assert says in str(caught.value) and caught.value.line == RUNS[:RUNS.index(old)].count("\n") + 1
+    first = RUNS.replace("[[runs]]\nengine = { mode = \"epoll\", policy = \"close\" }\n"
+                         "clients = [{ load = \"--clients 1 --requests 1 --short\" }]\n\n", "")
+    with pytest.raises(LessonFileError, match="a run before it"):
+        LessonFile(Path("r.toml"), first)

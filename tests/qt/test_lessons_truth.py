@@ -14,7 +14,7 @@ import pytest
 from PySide6.QtCore import QSettings
 
 from visualizer.app import MainWindow, _state_cell
-from visualizer.lessons import all_lessons, basics, kernel, prepare
+from visualizer.lessons import all_lessons, basics, prepare
 from visualizer.lessons.base import Prepared
 
 STATES = ("SYN_SENT", "SYN_RECV", "ESTABLISHED", "FIN_WAIT_1", "FIN_WAIT_2", "CLOSE_WAIT",
@@ -28,7 +28,6 @@ def packets(request, monkeypatch):  # type: ignore[no-untyped-def]
     """Record as this user may (auto), or as an unprivileged one would (derived)."""
     if request.param == "derived":
         monkeypatch.setattr(basics, "OBSERVING", (*basics.OBSERVING, "--packets", "derived"))
-        monkeypatch.setattr(kernel, "PACKETS", "derived")
     return request.param
 
 

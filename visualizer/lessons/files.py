@@ -822,7 +822,11 @@ class LessonFile:
     # -- the parts
     def _check_top(self, data: dict) -> None:
         self._known(data, {"format", "name", "section", "title", "summary", "needs",
-                           "engine", "clients", "runs", "moments", "facts", "expect", "steps"})
+                           "engine", "clients", "runs", "moments", "facts", "expect", "steps",
+                           "same_port"})
+        if not isinstance(data.get("same_port", False), bool):
+            raise self.fail("same_port must be true or false", "same_port")
+        self.same_port = data.get("same_port", False)
         if type(data.get("format")) is not int or data.get("format") != FORMAT:
             raise self.fail(f"format = {FORMAT} is needed (this SockScope reads lesson files "
                             f"of format {FORMAT})", "format")
@@ -859,10 +863,17 @@ class LessonFile:
         if not isinstance(runs, list) or not 1 <= len(runs) <= 4:
             raise self.fail("[[runs]]: one to four tables", "runs", 0)
         out = []
+        self.failing: set[int] = set()  # the runs whose engine must fail to start
         for k, run in enumerate(runs):
             if not isinstance(run, dict):
                 raise self.fail("each [[runs]] is a table", "runs", k)
-            self._known(run, {"engine", "clients"}, "runs", k)
+            self._known(run, {"engine", "clients", "fails"}, "runs", k)
+            if "fails" in run:
+                if run["fails"] is not True or run.get("clients") or k == 0:
+                    raise self.fail("fails = true: this run's engine must fail to start (its "
+                                    "trace says why); it has no clients, and a run before it",
+                                    "runs", k, "fails")
+                self.failing.add(k)
             out.append((self._engine(run.get("engine", {}), "runs", k, "engine"),
                         self._clients(run.get("clients", []), "runs", k, "clients")))
         return out
@@ -1560,12 +1571,35 @@ class LessonFile:
         return True, ""
 
     def record(self, workdir: Path) -> Path:
+        port: list[str] = []
+        if self.same_port:  # one port for every run, free when the lesson begins
+            from .kernel import _free_port
+            port = ["--port", str(_free_port())]
         if len(self.runs) == 1:
-            return self._record(workdir, self.name, *self.runs[0])
+            options, clients = self.runs[0]
+            return self._record(workdir, self.name, [*options, *port], clients)
         from .kernel import _merge
-        traces = [self._record(workdir, f"{self.name}-{k + 1}", options, clients)
+        traces = [self._fail(workdir, f"{self.name}-{k + 1}", [*options, *port])
+                  if k in getattr(self, "failing", ()) else
+                  self._record(workdir, f"{self.name}-{k + 1}", [*options, *port], clients)
                   for k, (options, clients) in enumerate(self.runs)]
         return _merge(Path(workdir) / f"{self.name}.jsonl", traces, [], lesson=self.name)
+
+    def _fail(self, workdir: Path, name: str, options: list[str]) -> Path:
+        """A run whose engine must fail to start: its trace (which says why). One that
+        serves after all is stopped, and its trace kept: the lesson's [[expect]] says
+        what did not happen."""
+        from .base import Engine
+        from .basics import OBSERVING
+        engine = Engine(workdir, name, *options, *OBSERVING)
+        try:
+            deadline = time.monotonic() + 10
+            while engine.proc.poll() is None and time.monotonic() < deadline \
+                    and "SockScope serving" not in engine.output:  # it listened after all
+                engine._read(0.05)
+        finally:
+            engine.finish(stop=engine.proc.poll() is None)
+        return engine.trace
 
     def _record(self, workdir: Path, name: str, options: list[str], clients: list) -> Path:
         extra: list = []  # the scripts' own events (a look at the site...), merged after

@@ -7,26 +7,20 @@ one process cannot show it all, merges their traces into one.
 """
 from __future__ import annotations
 
-import errno
 import socket
-import threading
 import time
 from pathlib import Path
 from typing import Callable
 
-from engine.events import Event, Probe
-from engine.server import connection_id
+from engine.events import Event
 from engine.trace import TraceWriter, read_trace
 
 from ..model import EventLog
-from .base import Engine, Lesson, LessonError, Step, fin, find, first_fin_side, last
+from .base import Engine, Lesson, LessonError, Step, find, last
 from .files import FILES
 from .files import load as load_file
 
 KERNEL_INTERVAL = "0.001"  # poll the kernel every millisecond: short states are seen
-# Packets: captured where this user may (root, CAP_NET_RAW), else derived. Tests set
-# "derived" to walk what an unprivileged student gets.
-PACKETS = "auto"
 
 
 # ================================================================ recording helpers
@@ -35,89 +29,6 @@ def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-class _Client:
-    """A client in this process, recording its calls like the built-in clients,
-    but in control of who closes first: it can read to end-of-file (the server
-    closes first) or close right after the answer (it closes first)."""
-
-    def __init__(self, path: Path) -> None:
-        self.writer = TraceWriter(path, header={"role": "client"})
-        self.probe = Probe("client")
-        self.probe.add_sink(self.writer)
-
-    def get(self, port: int, *, keep_alive: bool, until_eof: bool, pause: float) -> str:
-        """One request; then (``until_eof``) read until the server closes; wait
-        ``pause`` seconds (states last long enough to be seen), close. Returns the id."""
-        emit, tid = self.probe.emit, threading.get_native_id()
-        sock = socket.create_connection(("127.0.0.1", port), timeout=5)
-        fd = sock.fileno()
-        conn = connection_id(sock.getsockname(), sock.getpeername())
-        emit("connect", conn, fd, tid, peer=conn.split(">")[1])
-        request = (f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: sockscope-lesson\r\n"
-                   f"Connection: {'keep-alive' if keep_alive else 'close'}\r\n\r\n").encode()
-        try:
-            sock.sendall(request)
-            emit("send", conn, fd, tid, bytes=len(request), wanted=len(request))
-            data = b""
-            while b"\r\n\r\n" not in data or len(data) < _answer_length(data):
-                chunk = sock.recv(65536)
-                emit("recv", conn, fd, tid, bytes=len(chunk))
-                if not chunk:
-                    break
-                data += chunk
-            if until_eof:
-                for _ in range(1000):
-                    chunk = sock.recv(65536)
-                    emit("recv", conn, fd, tid, bytes=len(chunk))
-                    if not chunk:
-                        break
-            time.sleep(pause)
-        finally:
-            emit("close", conn, fd, tid, reason="after end-of-file" if until_eof else "done")
-            sock.close()
-        return conn
-
-    def close(self) -> None:
-        self.writer.close()
-        if self.writer.failed is not None:  # a full disk: the client's record is not whole
-            raise self.writer.failed
-
-
-def _answer_length(data: bytes) -> int:
-    """Bytes of a whole answer: its head and Content-Length (the head's end if unknown)."""
-    head, sep, _ = data.partition(b"\r\n\r\n")
-    if not sep:
-        return 1 << 30
-    for line in head.split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            return len(head) + 4 + int(value.strip() or 0)
-    return len(head) + 4
-
-
-def _wait_in_trace(path: Path, seen: Callable[[Event], bool], count: int = 1,
-                   timeout: float = 2.0) -> bool:
-    """Wait (bounded) until a live trace holds ``count`` events that ``seen`` accepts
-    (the writer flushes every 50 ms; the kernel observer may be seconds late under load)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if sum(1 for e in read_trace(path).events if seen(e)) >= count:
-                return True
-        except (OSError, ValueError):
-            pass
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.05)
-
-
-def _time_wait_seen(side: str, conns: list[str]) -> Callable[[Event], bool]:
-    """The kernel itself (a poll) has seen ``side`` of one of ``conns`` in TIME_WAIT."""
-    return lambda e: e.kind in ("tcp_state", "state_check") and e.conn in conns \
-        and e.data.get("side") == side and e.data.get("state") == "TIME_WAIT" \
-        and e.data.get("source") == "observed"
 
 
 def _merge(out: Path, traces: list[Path], extra: list[Event], **header: object) -> Path:
@@ -147,12 +58,6 @@ def _merge(out: Path, traces: list[Path], extra: list[Event], **header: object) 
 
 
 # ================================================================ reading the log
-def _observed(log: EventLog) -> bool:
-    """Whether the kernel was asked (sock_diag): its states, or its checks of the segments'."""
-    return any(find(log, kind, where=lambda e: e.data.get("source") == "observed") is not None
-               for kind in ("tcp_state", "state_check"))
-
-
 def _confirmed(log: EventLog, conn: str, side: str, state: str, after: int = -1) -> int | None:
     """The kernel's first word (a poll or its tracepoint) that ``side`` of ``conn`` is in
     ``state``, after ``after``: a state the observer reported, or its check confirming
@@ -197,234 +102,9 @@ def _at(index: int | None) -> Callable[[EventLog], int | None]:
 
 
 # ================================================================ 7. time-wait
-def _time_wait_record(workdir: Path) -> Path:
-    workdir = Path(workdir)
-    port = _free_port()
-    common = ["--mode", "epoll", "--port", str(port), "--kernel-interval", KERNEL_INTERVAL,
-              "--cpu-interval", "0", "--packets", PACKETS]
-    client = _Client(workdir / "tw-clients.jsonl")
-    engines: list[Engine] = []
-    extra: list[Event] = []
-    try:
-        # 1. The server closes first (--policy close); the client reads to EOF.
-        first = Engine(workdir, "tw-close-first", *common, "--policy", "close")
-        engines.append(first)
-        first.wait_for("recording events")
-        time.sleep(0.05)
-        for _ in range(2):
-            conn = client.get(port, keep_alive=False, until_eof=True, pause=0.04)
-            # The observer sees the server's end in TIME_WAIT before anything else happens.
-            _wait_in_trace(first.trace, _time_wait_seen("server", [conn]))
-            time.sleep(0.03)
-        first.finish()
-        # 2. Restarted at once on the same port without SO_REUSEADDR: a second process.
-        again = Engine(workdir, "tw-no-reuseaddr", *common, "--no-reuseaddr", trace=False)
-        engines.append(again)
-        started = time.monotonic_ns()
-        deadline = time.monotonic() + 10
-        while again.proc.poll() is None and time.monotonic() < deadline \
-                and "SockScope serving" not in again.output:  # it listened after all
-            again._read(0.05)
-        failed_ns = time.monotonic_ns()
-        if again.proc.poll() is None:  # it is listening: the lesson's point did not happen
-            again.finish()
-        else:
-            code = again.finish(stop=False)
-            message = again.stderr().strip()
-            if code != 0 and "EADDRINUSE" in message:
-                extra.append(Event(0, failed_ns, "server", "error", None, -1, 0, {
-                    "what": "EADDRINUSE", "detail": message, "errno": errno.EADDRINUSE,
-                    "port": port, "reuseaddr": False, "exit_code": code,
-                    "tried_ns": started}))
-        # 3. Again with SO_REUSEADDR (the default), keep-alive: the client closes first.
-        third = Engine(workdir, "tw-reuseaddr", *common)
-        engines.append(third)
-        third.wait_for("recording events")
-        time.sleep(0.05)
-        kept = client.get(port, keep_alive=True, until_eof=False, pause=0.04)
-        _wait_in_trace(third.trace, _time_wait_seen("client", [kept]))
-        time.sleep(0.1)  # a quiet moment before the server stops
-        third.finish()
-    finally:
-        client.close()
-        for engine in engines:
-            if engine.proc.poll() is None:
-                engine.kill()
-    traces = [first.trace, client.writer.path, third.trace]
-    return _merge(workdir / "time-wait.jsonl", traces, extra, lesson="time-wait", port=port)
-
-
-def _eaddrinuse(log: EventLog) -> int | None:
-    return find(log, "error", where=lambda e: e.data.get("what") == "EADDRINUSE")
-
-
-def _time_wait_parts(log: EventLog) -> tuple[int | None, list[str], list[str], int | None]:
-    """(the failed restart, connections before it, after it, the successful listen)."""
-    fail = _eaddrinuse(log)
-    if fail is None:
-        return None, [], [], None
-    before = _conns(log, before=fail)
-    listen = find(log, "listen", src="server", after=fail)
-    after = _conns(log, after=listen if listen is not None else fail)
-    return fail, before, after, listen
-
-
-def _time_wait_check(log: EventLog) -> None:
-    fail, before, after, listen = _time_wait_parts(log)
-    if fail is None:
-        raise LessonError("time-wait: restarting without SO_REUSEADDR did not fail with "
-                          "EADDRINUSE")
-    data = log[fail].data
-    if data.get("errno") != errno.EADDRINUSE or data.get("exit_code") != 1:
-        raise LessonError(f"time-wait: the restart failed, but not with EADDRINUSE: {data}")
-    first_listen = find(log, "listen", src="server")
-    if first_listen is None or log[first_listen].data.get("port") != data.get("port"):
-        raise LessonError("time-wait: the first server did not listen on the lesson's port")
-    if listen is None or log[listen].data.get("reuseaddr") is not True \
-            or log[listen].data.get("port") != data.get("port"):
-        raise LessonError("time-wait: the restart with SO_REUSEADDR did not listen on the port")
-    if not before or not after:
-        raise LessonError("time-wait: the run lacks the server-closes-first or the "
-                          "client-closes-first connection")
-    for conn, closer in [(c, "server") for c in before] + [(c, "client") for c in after]:
-        side = first_fin_side(log, conn)
-        if side != closer:
-            raise LessonError(f"time-wait: {conn}: the first FIN came from the {side}, "
-                              f"not the {closer}")
-        waits = {log[i].data.get("side") for i in log.indices(kinds=["tcp_state"], conn=conn)
-                 if log[int(i)].data.get("state") == "TIME_WAIT"}
-        if waits != {closer}:
-            raise LessonError(f"time-wait: {conn}: TIME_WAIT seen on {sorted(waits) or 'no side'}, "
-                              f"expected only the {closer} (it sent the first FIN)")
-    # The restart failed while the server's TIME_WAIT sockets were there.
-    for conn in before:
-        tw = _state(log, "TIME_WAIT", side="server", conn=conn)
-        gone = _state(log, "CLOSED", side="server", conn=conn, after=tw if tw is not None else -1)
-        if tw is None or tw > fail or (gone is not None and gone < fail):
-            raise LessonError(f"time-wait: {conn}: the server's TIME_WAIT did not span the "
-                              f"failed restart")
-
-
-def _last_of(log: EventLog, conn: str | None, before: int | None) -> int | None:
-    """The connection's last event before ``before``: its teardown, settled (packets
-    are stamped when read and states when polled, so they come a little late)."""
-    found = [int(i) for i in log.indices(conn=conn) if before is None or int(i) < before]
-    return found[-1] if found else None
-
-
-def _reuseaddr_text(log: EventLog, seen_en: str, seen_zh: str) -> dict[str, str]:
-    """The restart with SO_REUSEADDR: what the option does on Linux (bind() passes over
-    TIME_WAIT sockets on the port only if they had the option too), and whether the
-    first server's listener had it (its accepted sockets inherit it) in this recording."""
-    first = find(log, "listen", src="server")
-    had = first is not None and log[first].data.get("reuseaddr") is True
-    en = ("Restarted with SO_REUSEADDR, as the lecture's servers do: bind() succeeds and the "
-          f"server listens. The TIME_WAIT sockets are still there ({seen_en} them): the option "
-          "releases nothing, whatever the lecture's comment says. On Linux it lets bind() pass "
-          "over TIME_WAIT sockets on the port only if those sockets had SO_REUSEADDR too")
-    zh = ("再用 SO_REUSEADDR 重启（讲义里的服务器都这样设置）：bind() 成功，服务器开始监听。"
-          f"TIME_WAIT 套接字并没有消失（{seen_zh}它们）：不管讲义注释怎么说，这个选项什么也不"
-          "释放。在 Linux 上，只有当端口上的 TIME_WAIT 套接字本身也设置了 SO_REUSEADDR 时，"
-          "它才让 bind() 越过它们")
-    if had:
-        en += (": these had it, for accepted sockets inherit it from the listener, and the "
-               "first server's listener set it.")
-        zh += "：这些套接字设置了，因为 accept() 得到的套接字从监听套接字继承这个选项，而第一个服务器的监听套接字设置了它。"
-    else:
-        en += "."
-        zh += "。"
-    return {"en": en, "zh_CN": zh}
-
-
-def _time_wait_steps(log: EventLog) -> list[Step]:
-    fail, before, after, listen = _time_wait_parts(log)
-    one, two = before[0], before[-1]
-    three = after[0]
-    port = log[fail].data.get("port") if fail is not None else "?"
-    observed = _observed(log)
-    how_en = "observed: the kernel is asked every millisecond" if observed else \
-        "inferred from the calls"
-    how_zh = "观测所得：每毫秒向内核查询一次" if observed else "由系统调用推断"
-    seen_en = "ss lists" if observed else "the kernel still holds"
-    seen_zh = "ss 依然列出" if observed else "内核依然保留着"
-    pkts_en = "captured" if _captured(log) else "derived from the calls"
-    pkts_zh = "抓包所得" if _captured(log) else "由系统调用推导"
-    fin_one = fin(log, one)
-    second = find(log, "connect", src="client", conn=two)
-    settled_one = _last_of(log, one, second)
-    stopped = find(log, "thread_exit", src="server", after=settled_one or -1,
-                   where=lambda e: e.data.get("name") == "loop")
-    settled_two = _last_of(log, two, stopped)
-    leftover = _state(log, "TIME_WAIT", side="server", after=listen if listen is not None else -1)
-    fin_three = fin(log, three)
-    end = find(log, "thread_exit", src="server", after=fin_three or -1,
-               where=lambda e: e.data.get("name") == "loop")
-    settled_three = _last_of(log, three, end)
-    return [
-        Step({"en": f"The server runs on port {port}, set to close every connection after its "
-                    "answer: it closes first, so its FIN is the connection's first (packets "
-                    f"{pkts_en}).",
-              "zh_CN": f"服务器在端口 {port} 上运行，设置为发完响应就关闭连接：它先关闭，"
-                       f"所以连接上的第一个 FIN 是它发的（报文{pkts_zh}）。"},
-             _at(fin_one), "sequence", _pick(one), footnote="sockscope serve --policy close"),
-        Step({"en": "The client reads to end-of-file, then closes: its FIN comes second. The "
-                    "end that sent the first FIN, the server's (the active closer), is now in "
-                    f"TIME_WAIT ({how_en}).",
-              "zh_CN": "客户端读到 EOF（recv() 返回 0）后才关闭：它的 FIN 是第二个。"
-                       f"先发 FIN 的是主动关闭方，即服务器这一端，它现在处于 TIME_WAIT（{how_zh}）。"},
-             _at(settled_one), "sequence", _pick(one)),
-        Step({"en": "A second short connection, the same story: each one the server closed "
-                    "leaves a TIME_WAIT socket on the server's side, for 60 s.",
-              "zh_CN": "第二个短连接，情形相同：服务器主动关闭的每个连接，"
-                       "都在服务器一侧留下一个 TIME_WAIT 套接字，持续 60 秒。"},
-             _at(settled_two), "lifecycle", _pick(two)),
-        Step({"en": "The server stops; its TIME_WAIT sockets stay: they belong to the kernel. "
-                    "Restarted at once without SO_REUSEADDR (a second process), bind() fails "
-                    f"with EADDRINUSE, exit code 1: a TIME_WAIT socket on port {port} is enough. "
-                    "Lecture 3.1's first server sets no SO_REUSEADDR: this is the \"Address "
-                    "already in use\" a student meets on stopping it and starting it again.",
-              "zh_CN": "服务器停止了，但它的 TIME_WAIT 套接字还在：它们属于内核。"
-                       "不设置 SO_REUSEADDR 立即重启（另一个进程）：bind() 失败，错误是 "
-                       f"EADDRINUSE，退出码 1。端口 {port} 上只要有一个 TIME_WAIT 套接字就够了。"
-                       "讲义 3.1 的第一个服务器没有设置 SO_REUSEADDR：学生停掉它再马上启动时，"
-                       "遇到的正是这个 “Address already in use”。"},
-             _at(fail), "lifecycle", _pick(two)),
-        Step(_reuseaddr_text(log, seen_en, seen_zh),
-             _at(leftover if leftover is not None else listen), "sockets", _pick(two)),
-        Step({"en": "The other way round: a keep-alive connection. The server does not close; "
-                    "the client, done, closes first: this time the first FIN is the client's.",
-              "zh_CN": "反过来看：一个长连接（keep-alive）。服务器不主动关闭；"
-                       "客户端用完后先关闭：这次第一个 FIN 是客户端发的。"},
-             _at(fin_three), "sequence", _pick(three),
-             question={"en": "Which end will be left waiting in TIME_WAIT now, the client's or "
-                             "the server's?",
-                       "zh_CN": "现在留在 TIME_WAIT 里等待的会是哪一端，客户端还是服务器？"}),
-        Step({"en": "Now TIME_WAIT is on the client's side; the server's end is closed as soon "
-                    "as its own FIN is acknowledged (it was the passive closer). TIME_WAIT follows the active closer, whoever closes "
-                    "first, not who is the server.",
-              "zh_CN": "这次 TIME_WAIT 在客户端一侧；服务器这一端的 FIN 一被确认就彻底关闭"
-                       "（它是被动关闭方）。"
-                       "TIME_WAIT 跟着主动关闭方走，而不是跟着服务器走。"},
-             _at(settled_three), "sequence", _pick(three)),
-        Step({"en": f"Port {port} as ss shows it: two TIME-WAIT sockets whose local end is the "
-                    "server's (it closed the short connections first), one whose local end is "
-                    "the client's (it closed the keep-alive one). A busy server that closes "
-                    "first piles them up on its own port, and accept() does not suffer: the "
-                    "restarted server accepted while its TIME_WAIT sockets were there (each is "
-                    "another address pair; they cost a little memory). What runs out is a "
-                    "client's ephemeral ports: many short connections to one server, the client "
-                    "closing first, hold one local port each for 60 s "
-                    "(ip_local_port_range, 32768–60999 by default: about 28,000).",
-              "zh_CN": f"用 ss 的方式看端口 {port}：两个 TIME-WAIT 套接字的本地端是服务器"
-                       "（短连接是它先关闭的），一个的本地端是客户端（长连接是客户端先关闭的）。"
-                       "一个繁忙且总是主动关闭的服务器，会在自己的端口上堆积大量 TIME_WAIT，"
-                       "但 accept() 并不受影响：重启后的服务器在这些 TIME_WAIT 套接字还在时"
-                       "照样 accept() 了连接（每个都是不同的地址对，只占一点内存）。"
-                       "真正会耗尽的是客户端的临时端口：客户端向同一个服务器发起大量短连接、"
-                       "且每次主动关闭，每个连接都要占住一个本地端口 60 秒"
-                       "（ip_local_port_range，默认 32768–60999，约 28000 个）。"},
-             _at(settled_three), "sockets", _pick(three)),
-    ]
+# Written as a lesson file (files/time-wait.toml): three engines on one port, the second
+# of which must fail to start (its trace holds the EADDRINUSE it met).
+TIME_WAIT = load_file(FILES / "time-wait.toml")
 
 
 def _needs_kernel(why: str) -> Callable[[], tuple[bool, str]]:
@@ -441,23 +121,6 @@ def _needs_kernel(why: str) -> Callable[[], tuple[bool, str]]:
 _needs_kernel_here = _needs_kernel(
     "this lesson shows states only the kernel can tell (sock_diag), and the kernel observer "
     "cannot run here: {reason}")
-
-_time_wait_needs = _needs_kernel(
-    "TIME_WAIT sockets outlive the process: only the kernel can show them, and it cannot be "
-    "asked here ({reason})")
-
-
-TIME_WAIT = Lesson(
-    name="time-wait",
-    length=8,
-    title={"en": "TIME_WAIT and SO_REUSEADDR", "zh_CN": "TIME_WAIT 与 SO_REUSEADDR"},
-    section="3.2–3.3",
-    summary={"en": "the side that closes first waits in TIME_WAIT; without SO_REUSEADDR a "
-                   "restart fails with EADDRINUSE",
-             "zh_CN": "主动关闭方进入 TIME_WAIT；不设置 SO_REUSEADDR，重启会因 EADDRINUSE 失败"},
-    record=_time_wait_record, steps=_time_wait_steps, check=_time_wait_check,
-    needs=_time_wait_needs)
-
 
 # ================================================================ 8. close-wait
 # Written as a lesson file (files/close-wait.toml).
