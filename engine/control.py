@@ -104,11 +104,20 @@ def check_token(token: str) -> str:
         raise ControlError(f"the token must be at least {TOKEN_MIN} characters")
     if not all(33 <= ord(c) <= 126 for c in token):
         raise ControlError("the token must be printable ASCII without spaces")
+    if token.startswith("-"):
+        raise ControlError("the token must not begin with '-' (a command line would read "
+                           "it as an option)")
     return token
 
 
 def new_token() -> str:
-    return secrets.token_urlsafe(24)  # 32 characters
+    """32 random characters (URL-safe base64), never starting with "-": a command line
+    (``record --token TOKEN``) would read that as an option."""
+    for _ in range(1000):
+        token = secrets.token_urlsafe(24)
+        if not token.startswith("-"):
+            return token
+    return "t" + secrets.token_urlsafe(24)[1:]  # (1 in 64**1000: never)
 
 
 def redact_argv(argv: list[str]) -> list[str]:

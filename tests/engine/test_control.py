@@ -174,10 +174,22 @@ def test_stdin_control_existing_test_still_passes() -> None:
 def test_bad_control_address_or_short_token_is_refused_before_serving() -> None:
     for args, words in (((":http",), "a port is a number"),
                         (("127.0.0.1:70000",), "from 0 to 65535"),
-                        ((":0", "--token", "short"), "at least 16 characters")):
+                        ((":0", "--token", "short"), "at least 16 characters"),
+                        ((":0", "--token=-" + "x" * 20), "must not begin with '-'")):
         done = subprocess.run([*CLI, "serve", "--port", "0", "--control", *args], cwd=ROOT,
                               capture_output=True, text=True, timeout=30)
         assert done.returncode == 2 and words in done.stderr, (args, done.stderr)
+
+
+def test_a_new_token_never_begins_with_a_dash() -> None:
+    """A token is typed after --token: one that began with "-" would be read as an
+    option (record --token -x... fails). URL-safe base64 begins so once in 64: of 2,000
+    tokens, all but about 31 would show it if it were allowed."""
+    from engine.control import check_token, new_token
+    tokens = [new_token() for _ in range(2000)]
+    assert not [t for t in tokens if t.startswith("-")]
+    assert all(check_token(t) == t and len(t) == 32 for t in tokens)
+    assert len(set(tokens)) == len(tokens) and any("-" in t for t in tokens)
 
 
 def test_record_with_nothing_listening_says_so(tmp_path: Path) -> None:

@@ -35,6 +35,9 @@ from tests.conftest import ALL_MODES, CONCURRENT_IDS, CONCURRENT_MODES, MODE_IDS
 HOST = "127.0.0.1"
 REPO = Path(__file__).resolve().parents[2]
 IO_TIMEOUT = 5.0  # the longest any one exchange may take
+# The longest a wait on the trace file may take: it is flushed in batches and read whole
+# on every look (a busy machine slows both; the wait ends as soon as the event is there).
+TRACE_TIMEOUT = 30.0
 START_TIMEOUT = 15.0  # a server process saying where it serves
 HEADER_TIMEOUT = 0.8  # --header-timeout of the servers here
 BIG_SIZE = 300 * 1024  # over the 256 KiB of a cached small file: streamed
@@ -781,7 +784,7 @@ def test_pipelined_read_parsed_four_at_a_time(traced: Serving) -> None:
                     if str(e.get("conn", "")).startswith(me)]
 
         events = wait_for(lambda: [e for e in mine() if e.get("kind") == "send"] and mine(),
-                          "the server's first send", timeout=IO_TIMEOUT)
+                          "the server's first send", timeout=TRACE_TIMEOUT)
         kinds = [e.get("kind") for e in events]
         first_send = kinds.index("send")
         parsed = kinds[:first_send].count("request")

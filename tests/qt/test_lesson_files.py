@@ -759,6 +759,24 @@ REFUSED = {
                                     'otherwise = []\nload = "--clients 1 --requests 2'),
     "a step that needs the browser, none": ('view = "http"', 'view = "http"\nneeds = ["browser"]'),
     "in_time not a boolean": ('view = "http"', 'view = "http"\nin_time = 1'),
+    "keep without last_of_each": ('length = { min = 1 } }',
+                                  'length = { min = 1 }, keep = { status = 200 } }'),
+    "repeats not a name": ('length = { min = 1 } }', 'length = { min = 1 }, repeats = 3 }'),
+    "gaps of a number": ('body = { field = "length", at = "first_answer" }',
+                         'body = { gaps = 3 }'),
+    "items of a count": ('answers = { count = { kind = "response", src = "server" } }',
+                         'answers = { count = { kind = "response", src = "server" } }\n'
+                         'more = { items = "answers", plus = 1 }'),
+    "words without en": ('body = { field = "length", at = "first_answer" }',
+                         'body = { words = [{ zh_CN = "字" }] }'),
+    "words tested in an if": ('body = { field = "length", at = "first_answer" }',
+                              'body = { words = [{ en = "a" }] }\n'
+                              'other = { words = [{ if = { body = 1 }, en = "b" }] }'),
+    "step not a boolean": ('policy = "keep-alive"', 'policy = "keep-alive"\nstep = 1'),
+    "lab neither true nor auto": ('policy = "keep-alive"', 'policy = "keep-alive"\nlab = "maybe"'),
+    "an expect's if on an unknown fact": ('says = "two requests on the first connection"',
+                                          'says = "two requests on the first connection"\n'
+                                          'if = { nosuch = 1 }'),
 }
 
 
@@ -775,7 +793,9 @@ def test_what_the_checks_did_not_expect_is_refused_with_its_line(what: str) -> N
     # problem is on its table's line)
     line += {"fault not a name": 2, "root with a null byte": 1, "min without a fact": -2,
              "states not a source": 1, "wait on a browser": 1,
-             "a step that needs the browser, none": 1, "in_time not a boolean": 1
+             "a step that needs the browser, none": 1, "in_time not a boolean": 1,
+             "items of a count": 1, "words tested in an if": 1, "step not a boolean": 1,
+             "lab neither true nor auto": 1, "an expect's if on an unknown fact": 1,
              }.get(what, 0)
     if what not in ("a text field formatted as a number",):
         assert caught.value.line == line, (what, str(caught.value))
@@ -972,3 +992,106 @@ def test_runs_on_one_port_and_a_run_that_must_fail(old: str, new: str, says: str
                          "clients = [{ load = \"--clients 1 --requests 1 --short\" }]\n\n", "")
     with pytest.raises(LessonFileError, match="a run before it"):
         LessonFile(Path("r.toml"), first)
+
+
+SYNS = '''format = 1
+name = "syns"
+title = "SYNs"
+
+[[clients]]
+load = "--clients 1"
+
+[moments]
+released = { kind = "gate", state = ["released", "running"] }
+again = { kind = "packet", flags = "SYN", repeats = "tcp_seq" }
+first_syn_sent = { kind = "tcp_state", side = "client", state = "SYN_SENT", conn = "again" }
+waiting = { kind = "tcp_state", side = "client", before = "released", last_of_each = "conn", keep = { state = "SYN_SENT" } }
+
+[facts]
+same = { count = { kind = "packet", conn = "again", flags = "SYN", same_as_first = "tcp_seq" } }
+kept_out = { count = { kind = "tcp_state", side = "client", before = "released", last_of_each = "conn", keep = { state = "SYN_SENT" } } }
+gaps = { gaps = { kind = "packet", conn = "again", flags = "SYN", same_as_first = "tcp_seq" } }
+tries = { items = "gaps", plus = 1 }
+joined = { gaps = [{ kind = "packet", conn = "again", flags = "FIN" }, ["first_syn_sent", { kind = "packet", conn = "again", flags = "SYN" }]] }
+spacing = { words = [
+  { if = { gaps = { count = 0 } }, en = "none" },
+  { if = { gaps = { each = { min = 0.8, max = 1.4 } } }, en = "sent {tries} times, {gaps:.1f| s|, } apart", zh_CN = "发了 {tries} 次，间隔 {gaps:.1f| 秒|、}" },
+  { en = "other" },
+] }
+captured = { words = [{ if = { same = { min = 9 } }, en = "many" }, { en = "few", zh_CN = "少" }] }
+
+[[expect]]
+if = { same = { min = 9 } }
+at = { kind = "packet", flags = "RST" }
+says = "asked only of a recording with nine SYNs"
+
+[[steps]]
+at = { kind = "end" }
+en = "Its SYN was {spacing} ({captured})."
+zh_CN = "它的 SYN {spacing}（{captured}）。"
+[[steps.when]]
+if = { kept_out = 0 }
+at = "again"
+view = "io"
+en = "Nobody waited."
+'''
+
+
+def _syn_log():  # type: ignore[no-untyped-def]
+    """Client A sends its SYN three times (the same sequence number, 1 s apart), then one
+    of another number, and stays in SYN_SENT; B sends two SYNs of different numbers and
+    gets in; then the gate opens."""
+    from engine.events import Event
+    from visualizer.model import EventLog
+    s = 1_000_000_000
+    a, b = "10.0.0.1:1>10.0.0.2:80", "10.0.0.1:2>10.0.0.2:80"
+    rows = [(1 * s, "kernel", "tcp_state", a, {"side": "client", "state": "SYN_SENT"}),
+            (1 * s + 1, "capture", "packet", a, {"flags": "SYN", "tcp_seq": 100}),
+            (s + s // 2, "kernel", "tcp_state", b, {"side": "client", "state": "SYN_SENT"}),
+            (s + s // 2 + 1, "capture", "packet", b, {"flags": "SYN", "tcp_seq": 200}),
+            (2 * s + 1, "capture", "packet", a, {"flags": "SYN", "tcp_seq": 100}),
+            (2 * s + s // 2, "capture", "packet", b, {"flags": "SYN", "tcp_seq": 201}),
+            (2 * s + s // 2 + 5, "kernel", "tcp_state", b, {"side": "client",
+                                                            "state": "ESTABLISHED"}),
+            (3 * s + 1, "capture", "packet", a, {"flags": "SYN", "tcp_seq": 100}),
+            (3 * s + s // 2 + 1, "capture", "packet", a, {"flags": "SYN", "tcp_seq": 999}),
+            (4 * s, "server", "gate", None, {"state": "released", "action": "epoll_wait"})]
+    return EventLog([Event(k + 1, t, src, kind, conn, -1, 1, data)
+                     for k, (t, src, kind, conn, data) in enumerate(rows)])
+
+
+def test_repeats_last_of_each_gaps_and_words(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """repeats: a match whose connection had one with that value before (a SYN sent
+    again); same_as_first; last_of_each with keep (the clients still in SYN_SENT at the
+    release); gaps (seconds between matches; a way that is a list joins moments' events
+    and anchors' matches), items; words chosen by their if (a list fact tested by count,
+    each, first, ratios) and written in each language; a list said item by item; a
+    variant that stands elsewhere; an [[expect]] asked only where its if holds."""
+    log = _syn_log()
+    lesson = LessonFile(Path("syns.toml"), SYNS)
+    m = lesson.resolve(log)
+    assert m["again"] == 4 and m["waiting"] == 0  # A's second SYN; A's SYN_SENT, not B's
+    v = lesson.values(log, m)
+    assert v["same"] == 3 and v["kept_out"] == 1
+    assert v["gaps"] == pytest.approx([1.0, 1.0]) and v["tries"] == 3
+    assert v["joined"] == pytest.approx([1e-9, 1.0, 1.0, 0.5])  # its SYN_SENT, its SYNs
+    lesson.check(log)  # (the RST it would want is asked only of nine SYNs)
+    step, = lesson.make_steps(log)
+    assert step.text == {"en": "Its SYN was sent 3 times, 1.0 s, 1.0 s apart (few).",
+                         "zh_CN": "它的 SYN 发了 3 次，间隔 1.0 秒、1.0 秒（少）。"}
+    assert step.find(log) == len(log) - 1 and step.view == "sequence"
+    # Nobody left waiting: the variant stands at the SYN sent again, in the io view.
+    released_early = LessonFile(Path("s.toml"), SYNS.replace(
+        'released = { kind = "gate", state = ["released", "running"] }',
+        'released = { kind = "tcp_state", state = "SYN_SENT" }'))
+    step, = released_early.make_steps(log)
+    assert step.text["en"] == "Nobody waited." and step.find(log) == 4 and step.view == "io"
+    # An [[expect]] whose if holds is asked.
+    strict = LessonFile(Path("e.toml"), SYNS.replace("same = { min = 9 }", "same = { min = 3 }"))
+    with pytest.raises(LessonError, match="asked only of a recording with nine SYNs"):
+        strict.check(log)
+    from visualizer.lessons.files import _holds
+    assert _holds([1.0, 2.1, 4.0], {"first": {"min": 0.8, "max": 1.4},
+                                    "ratios": {"min": 1.6, "max": 2.5}, "count": {"min": 2}})
+    assert not _holds([1.0, 1.0], {"ratios": {"min": 1.6}})
+    assert _holds([], {"count": 0}) and not _holds([3.0], {"each": {"max": 1.4}})

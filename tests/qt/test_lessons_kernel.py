@@ -13,7 +13,7 @@ from PySide6.QtCore import Qt
 
 from engine.kernel.observer import KernelObserver
 from visualizer.lessons import LANGS, LessonError, all_lessons, basics, prepare
-from visualizer.lessons import kernel as lessons_kernel
+from visualizer.model import EventLog
 from visualizer.lessons.base import first_fin_side
 from lesson_vocabulary import check as check_vocabulary  # tests/qt/
 from lesson_window import unfit  # tests/qt/
@@ -21,6 +21,38 @@ from lesson_window import lesson_window  # tests/qt/
 
 pytestmark = pytest.mark.skipif(not KernelObserver.available()[0],
                                 reason="these lessons read TCP states from the kernel")
+
+
+# The backlog lesson's file: listen(1), five clients (files/backlog.toml, scripts.py).
+BACKLOG = 1
+BACKLOG_CLIENTS = 5
+
+
+def _capture_plan() -> str:
+    """Where the backlog lesson can capture real packets: "lab", "lo" or "none"."""
+    from engine.capture.live import can_capture
+    from engine.lab import lab_available
+    if lab_available()[0]:
+        return "lab"
+    if can_capture()[0]:
+        return "lo"
+    return "none"
+
+
+def _retransmitted_syns(log: EventLog) -> list[tuple[str, int, int]]:
+    """(connection, first SYN, its retransmission with the same sequence number)."""
+    first: dict[str, tuple[int, object]] = {}
+    out = []
+    for i in log.indices(kinds=["packet"]):
+        e = log[int(i)]
+        if e.data.get("flags") != "SYN" or e.data.get("origin") != "captured":
+            continue
+        seen = first.get(str(e.conn))
+        if seen is None:
+            first[str(e.conn)] = (int(i), e.data.get("tcp_seq"))
+        elif seen[1] == e.data.get("tcp_seq") and str(e.conn) not in [c for c, _, _ in out]:
+            out.append((str(e.conn), seen[0], int(i)))
+    return out
 
 
 def _prepare(name: str, tmp_path_factory):  # type: ignore[no-untyped-def]
@@ -221,15 +253,19 @@ def test_backlog_fills_and_the_syn_is_retransmitted(backlog) -> None:  # type: i
     log = backlog.timeline.log
     _common(backlog)
     queue = [e.data for _, e in _events(log, "accept_queue")]
-    assert max(d["length"] for d in queue) == lessons_kernel.BACKLOG + 1
-    assert {d["backlog"] for d in queue} == {lessons_kernel.BACKLOG}
+    assert max(d["length"] for d in queue) == BACKLOG + 1
+    assert {d["backlog"] for d in queue} == {BACKLOG}
     assert queue[-1]["length"] == 0  # drained
     lengths = [d["length"] for d in queue]
     full = lengths.index(max(lengths))
-    assert lessons_kernel.BACKLOG in lengths[full:]  # seen shrinking one by one
-    assert len(_events(log, "response", status=200)) == lessons_kernel.BACKLOG_CLIENTS
-    if lessons_kernel._capture_plan() != "none":
-        retrans = lessons_kernel._retransmitted_syns(log)
+    assert BACKLOG in lengths[full:]  # seen shrinking one by one
+    assert len(_events(log, "response", status=200)) == BACKLOG_CLIENTS
+    # lab = "auto": recorded in the lab where this machine has one (the engine says so)
+    from engine.trace import read_trace
+    argv = read_trace(backlog.trace).header.get("argv", [])
+    assert ("--lab" in argv) == (_capture_plan() == "lab"), argv
+    if _capture_plan() != "none":
+        retrans = _retransmitted_syns(log)
         assert retrans
         _, first, again = retrans[0]
         assert log[first].data["tcp_seq"] == log[again].data["tcp_seq"]
@@ -243,8 +279,8 @@ def test_backlog_walks_in_both_languages(qtbot, backlog, tmp_path: Path) -> None
         seen.add(view.name)
         if view.name == "sockets" and "Recv-Q" in window.caption.text():
             listen = next(r for r in view.rows if r.state == "LISTEN")
-            assert (listen.recv_q, listen.send_q) == (str(lessons_kernel.BACKLOG + 1),
-                                                      str(lessons_kernel.BACKLOG))
+            assert (listen.recv_q, listen.send_q) == (str(BACKLOG + 1),
+                                                      str(BACKLOG))
             assert any(r.state == "SYN_SENT" for r in view.rows)
             # The caption counts the clients the picture shows waiting, no more.
             said = re.search(r"(\d+) clients are left in SYN_SENT", window.caption.text())
@@ -255,19 +291,21 @@ def test_backlog_walks_in_both_languages(qtbot, backlog, tmp_path: Path) -> None
             assert len(syns) >= 2 and len({a.seq for a in syns}) == 1  # resent as is
         if view.name == "plots":
             assert len(view.queue_data[1]) and max(view.queue_data[1]) == \
-                lessons_kernel.BACKLOG + 1
+                BACKLOG + 1
 
     english = _walk(qtbot, backlog, "en", tmp_path, check)
     chinese = _walk(qtbot, backlog, "zh_CN", tmp_path)
     assert {"io", "sequence", "sockets", "plots"} <= seen
     assert any("retransmission" in c for c in english) == \
-        (lessons_kernel._capture_plan() != "none")
+        (_capture_plan() != "none")
     assert any("backlog" in c and "队列" in c for c in chinese)
 
 
 def test_backlog_without_capture_says_so(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """Unprivileged and no lab: observed queue lengths only, worded accordingly."""
-    monkeypatch.setattr(lessons_kernel, "_capture_plan", lambda: "none")
+    import engine.lab
+    monkeypatch.setattr(engine.lab, "lab_available", lambda: (False, "no lab here"))
+    monkeypatch.setattr(basics, "OBSERVING", (*basics.OBSERVING, "--packets", "derived"))
     prepared = prepare(all_lessons()["backlog"], tmp_path)
     log = prepared.timeline.log
     assert {e.data["origin"] for _, e in _events(log, "packet")} == {"derived"}
@@ -369,7 +407,7 @@ def test_close_wait_narration_states_what_the_recording_shows(close_wait) -> Non
 
 def test_backlog_narration_states_what_the_recording_shows(backlog) -> None:  # type: ignore[no-untyped-def]
     log = backlog.timeline.log
-    n = lessons_kernel.BACKLOG
+    n = BACKLOG
     ask = _step_of(backlog, "an RST or silence?")
     _asks(backlog, ask)
     assert "RST" in backlog.text(ask, "zh_CN")
@@ -398,7 +436,7 @@ def test_backlog_narration_states_what_the_recording_shows(backlog) -> None:  # 
     assert any(e.conn == conn and i < first_accept for i, e in _events(log, "send")
                if e.src == "client")
     # The SYN retries: the intervals the caption states are the recording's.
-    if lessons_kernel._capture_plan() == "none":
+    if _capture_plan() == "none":
         pytest.skip("the SYN retries are seen in captured packets only (root, or the lab)")
     k = _step_of(backlog, "Its SYN was sent")
     en, cn = backlog.text(k), backlog.text(k, "zh_CN")
@@ -460,10 +498,10 @@ def test_key_moments_get_a_banner_above_the_view(qtbot, time_wait, backlog,
         window.go_to_step(step - 1)
         assert not banner.isVisible()
         window.close()
-    if lessons_kernel._capture_plan() == "none":
+    if _capture_plan() == "none":
         pytest.skip("the SYN sent again is seen in captured packets only (root, or the lab)")
     blog = backlog.timeline.log
-    _, first, again = lessons_kernel._retransmitted_syns(blog)[0]
+    _, first, again = _retransmitted_syns(blog)[0]
     m = moment_at(blog, again)
     assert m is not None and m.kind == "syn_resent" and m.conn == blog[again].conn
     assert m.source == "captured"  # the backlog lesson records captured packets here

@@ -178,21 +178,6 @@ def settled(log: EventLog, index: int) -> int:
 
 
 # ---------------------------------------------------------------- recording
-def serve(workdir: Path, name: str, *options: str, load: str | None = None,
-          timeout: float = 60.0) -> Path:
-    """Run ``sockscope serve`` with ``options`` (and ``--load``) until the load ends."""
-    trace = Path(workdir) / f"{name}.jsonl"
-    args = [sys.executable, "-m", "engine", "serve", "--port", "0", *options,
-            "--trace", str(trace)]
-    if load is not None:
-        args += [f"--load={load}", "--exit-after-load"]
-    done = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=timeout)
-    if done.returncode != 0:
-        raise LessonError(f"{name}: the engine failed ({done.returncode}): "
-                          f"{done.stderr.strip()[-300:]}")
-    return trace
-
-
 class Engine:
     """A ``sockscope serve`` child a scenario drives: its output read line by line
     with bounded waits, its standard error in a file beside the trace, commands on
@@ -357,10 +342,6 @@ def packet(log: EventLog, flags: str, *, conn: str | None = None, nth: int = 0,
 def first_conn(log: EventLog, src: str = "server") -> str | None:
     i = find(log, "accept", src=src)
     return log[i].conn if i is not None else None
-
-
-def last(log: EventLog) -> int:
-    return len(log) - 1
 
 
 def sender(e: Event) -> str:

@@ -123,7 +123,7 @@ class _Lines:
 _ANCHOR_KEYS = {"kind", "src", "conn", "nth", "after", "before", "flags_has", "sender",
                 "moment", "not", "largest", "has_header", "lacks_header", "from",
                 "other_than", "first_of_each", "most_held", "median", "ready_has",
-                "none_held"}
+                "none_held", "repeats", "same_as_first", "last_of_each", "keep"}
 _KINDS = frozenset(KINDS) | {"end", "any"}  # the engine's events, the log's end, any event
 SOURCES = ("server", "client", "kernel", "capture", "engine")  # who emits events
 _NAME = re.compile(r"[a-z][a-z0-9_]*")  # a moment's or a fact's name
@@ -161,6 +161,10 @@ class Anchor:
     most_held: "Peak | None" = None  # of the matches, those when the most were held
     median: str | None = None  # of the matches, the first whose field is their low median
     ready_has: str | None = None  # a moment's name: a ready list that holds its fd
+    repeats: str | None = None  # only a match whose connection had one with this value before
+    same_as_first: str | None = None  # only matches with the first match's value of this
+    last_of_each: str | None = None  # each value's last match (then tested by keep)
+    keep: tuple = ()  # (name, value): what each one's last match must hold
     none_held: "Peak | None" = None  # only events after which none are held (it counted)
 
     def names(self) -> list[str]:
@@ -305,6 +309,9 @@ class Anchor:
                 yield at
             return
         seen: set = set()
+        earlier: set = set()
+        first_value: Any = _UNSET
+        last: dict = {}
         one_src = self.src if isinstance(self.src, str) else None
         for i in log.indices(kinds=kinds, src=one_src, conn=conn, start=start,
                              stop=stop).tolist():
@@ -312,13 +319,29 @@ class Anchor:
                     and (one_src is not None or self._from(log[i])) and \
                     (ready_fd is None or _holds_fd(log[i], ready_fd)):
                 if self.first_of_each:
-                    e = log[i]
-                    key = _hashable(getattr(e, self.first_of_each) if self.first_of_each in
-                                    _ATTRIBUTES else e.data.get(self.first_of_each))
+                    key = _field(log[i], self.first_of_each)
                     if key in seen:
                         continue
                     seen.add(key)
+                if self.repeats:  # the connection had a match with this value before
+                    key = (log[i].conn, _field(log[i], self.repeats))
+                    if key not in earlier:
+                        earlier.add(key)
+                        continue
+                if self.same_as_first:
+                    value = _field(log[i], self.same_as_first)
+                    if first_value is _UNSET:
+                        first_value = value
+                    elif value != first_value:
+                        continue
+                if self.last_of_each:
+                    last[_field(log[i], self.last_of_each)] = i
+                    continue
                 yield i
+        if self.last_of_each:  # each one's last match, if it holds what keep asks
+            keep = dataclasses.replace(self, fields=self.keep, ranges=(), texts=(),
+                                       excluded=(), headers=(), flags_has=None, sender=None)
+            yield from sorted(i for i in last.values() if keep._matches(log[i]))
 
     def _from(self, e: Event) -> bool:
         """Was it emitted by the anchor's source (one of them)?"""
@@ -371,7 +394,8 @@ class Anchor:
         kind = " or ".join(self.kind) if isinstance(self.kind, tuple) else self.kind
         parts = [f"{which} {'event' if kind == 'any' else kind}"]
         if self.src:
-            parts.append(f"from the {self.src if isinstance(self.src, str) else ' or '.join(self.src)}")
+            parts.append("from the " + (self.src if isinstance(self.src, str)
+                                        else " or ".join(self.src)))
         if self.conn is True:
             parts.append("of a connection")
         elif isinstance(self.conn, str):
@@ -401,8 +425,17 @@ class Anchor:
             parts.append(f"before {self.before}")
         if self.first_of_each:
             parts.append(f"(each {self.first_of_each}'s first)")
+        if self.repeats:
+            parts.append(f"(its connection's {self.repeats} again)")
+        if self.same_as_first:
+            parts.append(f"(with the first one's {self.same_as_first})")
+        if self.last_of_each:
+            parts.append(f"(each {self.last_of_each}'s last"
+                         + (", if " + ", ".join(f"{k}={v!r}" for k, v in self.keep) if self.keep
+                            else "") + ")")
         if self.since:
-            parts.append(f"from {self.since if isinstance(self.since, str) else ' and '.join(self.since)} on")
+            parts.append("from " + (self.since if isinstance(self.since, str)
+                                    else " and ".join(self.since)) + " on")
         if self.ready_has:
             parts.append(f"whose ready list holds {self.ready_has}'s fd")
         if self.other_than:
@@ -437,7 +470,29 @@ def _holds_fd(e: Event, fd: int) -> bool:
         if isinstance(got, int) and not isinstance(got, bool) and got == fd:
             return True
     return False
+
+
 _RESERVED = ("previous", "none", "any", "end")  # words the format gives a meaning to
+_UNSET = object()
+_LAB_IF_POSSIBLE = "\0lab-if-possible"  # an engine option, decided when recording
+
+
+class _Said(dict):
+    """A words fact's value: its words in each language, written when a caption is."""
+
+
+def _in(facts: dict[str, Any], lang: str) -> dict[str, Any]:
+    """The facts as a caption in ``lang`` says them: each words fact written in it (with
+    the other facts; English where it has no words in that language)."""
+    plain = {k: v for k, v in facts.items() if not isinstance(v, _Said)}
+    return {**plain, **{k: WORDS.format(v.get(lang, v.get("en", "")), **plain)
+                        for k, v in facts.items() if isinstance(v, _Said)}}
+
+
+def _field(e: Event, name: str) -> Any:
+    """An event's own attribute (fd, conn, src, thread, kind) or its data's field, as a
+    set can hold it."""
+    return _hashable(getattr(e, name) if name in _ATTRIBUTES else e.data.get(name))
 
 
 def _number(value: Any) -> int | float | None:
@@ -562,6 +617,11 @@ class _Words(string.Formatter):
     in Chinese (客户端, 服务器)."""
 
     def format_field(self, value: Any, spec: str) -> str:
+        if isinstance(value, list):  # {gaps:.1f| s|, }: each item, its unit, joined
+            item, _, rest = spec.partition("|")
+            unit, _, joined = rest.partition("|")
+            return (joined or ", ").join(super(_Words, self).format_field(v, item) + unit
+                                         for v in value)
         if spec == "zh":
             if isinstance(value, int):
                 return _ZH.get(value, str(value))
@@ -658,7 +718,7 @@ def _median(numbers: list) -> float:
 
 _AGGREGATES: dict[str, Callable[[list], Any]] = {"sum": sum, "median": _median, "max": max}
 _FACT_KINDS = {"ms", "seconds", "field", "count", "header", "ratio", "difference", "peak",
-               "held", "durations",
+               "held", "durations", "gaps", "words", "items",
                "regex", *_AGGREGATES}
 _SPANS = ("sum", "extent")  # what durations facts say: the spans added up, or the clock
 
@@ -679,7 +739,20 @@ def _hashable(value: Any) -> Any:
 
 
 def _holds(value: Any, wanted: Any) -> bool:
-    """A fact's value against an `if`: equal, or within { min, max }."""
+    """A fact's value against an `if`: equal, or within { min, max }; a list fact (gaps)
+    against { count = ..., each = { min, max }, first = ..., ratios = ... } (each a value
+    or a range: how many, every item, the first, every item over the one before)."""
+    if isinstance(value, list):
+        if not isinstance(wanted, dict) or not set(wanted) <= set(_LIST_TESTS):
+            return False
+        numbers = [v for v in value if _number(v) is not None]
+        ratios = [b / a for a, b in zip(numbers, numbers[1:]) if a]
+        return all(
+            _holds(len(value), want) if key == "count" else
+            bool(numbers) and _holds(numbers[0], want) if key == "first" else
+            all(_holds(v, want) for v in numbers) if key == "each" else
+            bool(ratios) and all(_holds(r, want) for r in ratios)
+            for key, want in wanted.items())
     if isinstance(wanted, dict):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return False
@@ -688,6 +761,9 @@ def _holds(value: Any, wanted: Any) -> bool:
     if isinstance(wanted, list):  # any of these
         return value in wanted
     return value == wanted
+
+
+_LIST_TESTS = ("count", "each", "first", "ratios")  # what an `if` may ask of a list fact
 
 
 # What a lesson may need of the machine it is recorded on: name -> (module, function).
@@ -701,6 +777,13 @@ class _Variant:
     when: dict[str, Any]
     text: Text
     question: Text | None = None  # its own words for the step's question
+    anchor: Any = None  # where it stands instead of the step's at (with view and conn)
+    view: str | None = None
+    conn: int | str | None = None
+
+    def placed(self) -> bool:
+        """Does it stand elsewhere than its step (at, view or conn of its own)?"""
+        return self.anchor is not None or self.view is not None or self.conn is not None
 
 
 @dataclass
@@ -811,8 +894,10 @@ class LessonFile:
                 kinds = _field_types(spec[1])
                 first[name] = "x" if "str" in kinds else 5
                 other[name] = 5 if "number" in kinds else first[name]
-            elif spec[0] in ("header", "regex"):
+            elif spec[0] in ("header", "regex", "words"):
                 first[name] = other[name] = "x"
+            elif spec[0] == "gaps":
+                first[name] = other[name] = [1.0, 2.0]
             elif spec[0] in _AGGREGATES or spec[0] in ("ratio", "difference", "durations"):
                 first[name] = other[name] = 12.5
             else:
@@ -847,6 +932,16 @@ class LessonFile:
         self.engine_options, self.clients = self.runs[0]
         self.moments = self._moments(data.get("moments", {}))
         self.facts = self._fact_specs(data.get("facts", {}))
+        for name, spec in self.facts.items():  # a words fact's words: known placeholders
+            if spec[0] == "words":
+                for k, (_, said) in enumerate(spec[1]):
+                    self._words(said, "facts", name, "words", k)
+                    inner = {n for text in said.values() for _, n, _, _ in WORDS.parse(text)
+                             if n is not None and self.facts.get(n, ("",))[0] == "words"}
+                    if inner:
+                        raise self.fail(f"words may not say another words fact "
+                                        f"({', '.join(sorted(inner))})", "facts", name,
+                                        "words", k)
         self.expect = self._expect(data.get("expect", []))
         self.steps = self._steps(data.get("steps"))
 
@@ -947,8 +1042,9 @@ class LessonFile:
                 raise self.fail(f"fact {name!r} is {{ ms = [A, B] }}, {{ field = F, at = A }}, "
                                 "{ header = H, at = A }, { count = { kind = ... } }, "
                                 "{ sum = F, of = { kind = ... } } (or median, max), "
-                                "{ held = { up, down }, at = A }, { ratio = [A, B] } or "
-                                "{ difference = [A, B] }",
+                                "{ held = { up, down }, at = A }, { ratio = [A, B] }, "
+                                "{ difference = [A, B] }, { gaps = { kind = ... } } or "
+                                "{ words = [...] }",
                                 *where)
             if "ms" in value or "seconds" in value:
                 unit = "ms" if "ms" in value else "seconds"
@@ -986,6 +1082,49 @@ class LessonFile:
             elif "peak" in value:
                 self._known(value, {"peak"}, *where)
                 out[name] = ("peak", self._peak(value["peak"], self.names, *where, "peak"))
+            elif "gaps" in value:
+                self._known(value, {"gaps"}, *where)
+                ways = value["gaps"] if isinstance(value["gaps"], list) else [value["gaps"]]
+                problem = ("{ gaps = { kind = ... } }: the seconds between the events that "
+                           "match, one after the other; a list of ways, the first that finds "
+                           "two or more (a way may be a list too: moments' events and "
+                           "anchors' matches together)")
+                out[name] = ("gaps", [])
+                for way in ways:
+                    parts = way if isinstance(way, list) else [way]
+                    if not parts or not all(isinstance(p, dict) or (
+                            isinstance(p, str) and p in self.names) for p in parts):
+                        raise self.fail(problem, *where)
+                    out[name][1].append([Named(p) if isinstance(p, str) else
+                                         self._anchor(p, *where, "gaps", known=self.names)
+                                         for p in parts])
+            elif "items" in value:
+                self._known(value, {"items", "plus"}, *where)
+                plus = value.get("plus", 0)
+                if out.get(value["items"], ("",))[0] != "gaps" or isinstance(plus, bool) or \
+                        not isinstance(plus, int):
+                    raise self.fail("{ items = \"gaps\", plus = 1 }: how many a gaps fact "
+                                    "written before it holds, plus a whole number", *where)
+                out[name] = ("items", value["items"], plus)
+            elif "words" in value:
+                self._known(value, {"words"}, *where)
+                ways = value["words"]
+                if not isinstance(ways, list) or not ways or \
+                        not all(isinstance(w, dict) for w in ways):
+                    raise self.fail("{ words = [{ if = { fact = ... }, en = \"...\", zh_CN = "
+                                    "\"...\" }, ...] }: the first whose if holds (one without "
+                                    "if: always)", *where)
+                said = []
+                for k, way in enumerate(ways):
+                    self._known(way, set(LANGS) | {"if"}, *where, "words", k)
+                    if not isinstance(way.get("en"), str) or \
+                            not all(isinstance(way.get(lang, ""), str) for lang in LANGS):
+                        raise self.fail("each of words has en = \"...\" (and zh_CN; \"\" may "
+                                        "say nothing)", *where, "words", k)
+                    when = self._condition(way["if"], *where, "words", k, facts=out) \
+                        if "if" in way else {}
+                    said.append((when, {lang: way[lang] for lang in LANGS if lang in way}))
+                out[name] = ("words", said)
             elif "held" in value:
                 self._known(value, {"held", "at"}, *where)
                 if not isinstance(value.get("at"), str):
@@ -1064,7 +1203,8 @@ class LessonFile:
         self._known(table, {"mode", "trigger", "policy", "backlog", "reuseaddr", "sweep_pause",
                             "every_sweep", "root", "idle_timeout", "max_connections",
                             "cpu_interval", "states", "packets",
-                            "no_drain", "never_close", "keep_parent_copy", "lab", "fault"}, *at)
+                            "no_drain", "never_close", "keep_parent_copy", "lab", "fault",
+                            "step"}, *at)
         mode = table.get("mode", "default")
         if mode == "default":
             mode = default_mode()
@@ -1090,17 +1230,22 @@ class LessonFile:
                                     f" from {low} to {high:,}", *at, key)
                 options += [f"--{key.replace('_', '-')}", str(value)]
         for key in ("reuseaddr", "every_sweep", "no_drain", "never_close", "keep_parent_copy",
-                    "lab"):
-            if key in table and not isinstance(table[key], bool):
-                raise self.fail(f"{key} must be true or false", *at, key)
+                    "lab", "step"):
+            if key in table and not isinstance(table[key], bool) and \
+                    not (key == "lab" and table[key] == "auto"):
+                raise self.fail(f"{key} must be true or false"
+                                + (" (or \"auto\": where the machine allows)"
+                                   if key == "lab" else ""), *at, key)
         if "reuseaddr" in table:
             options.append("--reuseaddr" if table["reuseaddr"] else "--no-reuseaddr")
-        for key in ("every_sweep", "no_drain", "never_close", "keep_parent_copy", "lab"):
-            if table.get(key):
+        for key in ("every_sweep", "no_drain", "never_close", "keep_parent_copy", "lab", "step"):
+            if table.get(key) is True:
                 options.append(f"--{key.replace('_', '-')}")
+        if table.get("lab") == "auto":  # the lab where this machine has it (at recording)
+            options.append(_LAB_IF_POSSIBLE)
         if "fault" in table:
             from engine.lab import FAULTS
-            if not table.get("lab") or not isinstance(table["fault"], str) or \
+            if table.get("lab") is not True or not isinstance(table["fault"], str) or \
                     table["fault"] not in FAULTS:
                 raise self.fail(f"fault needs lab = true and one of {', '.join(FAULTS)}",
                                 *at, "fault")
@@ -1318,6 +1463,15 @@ class LessonFile:
         if each is not None and not isinstance(each, str):
             raise self.fail("first_of_each is a field's name (\"conn\": each connection's "
                             "first match)", *path)
+        for key in ("repeats", "same_as_first", "last_of_each"):
+            if key in value and (not isinstance(value[key], str) or not value[key]):
+                raise self.fail(f"{key} is a field's name", *path)
+        keep = value.get("keep", {})
+        if not isinstance(keep, dict) or ("keep" in value and (
+                not keep or "last_of_each" not in value)):
+            raise self.fail("keep = { state = \"SYN_SENT\" } goes with last_of_each: what "
+                            "each one's last match must hold", *path)
+        keep = tuple((k, self._values(k, v, *path)) for k, v in keep.items())
         since, other = value.get("from"), value.get("other_than")
         if isinstance(since, list) and since and all(isinstance(m, str) for m in since):
             since = tuple(self._named(m, known, "from", *path) for m in since)
@@ -1350,7 +1504,9 @@ class LessonFile:
                       excluded=tuple(excluded), largest=largest, headers=tuple(headers),
                       since=since, other_than=other, first_of_each=each, texts=tuple(texts),
                       most_held=most_held, median=median, ready_has=ready_has,
-                      none_held=none_held)
+                      none_held=none_held, repeats=value.get("repeats"),
+                      same_as_first=value.get("same_as_first"),
+                      last_of_each=value.get("last_of_each"), keep=keep)
 
     def _values(self, key: str, v: Any, *path: Any) -> Any:
         """A field's wanted value: a text, number or boolean, or a list of them (any)."""
@@ -1373,11 +1529,16 @@ class LessonFile:
         if not isinstance(expect, list):
             raise self.fail("expect must be [[expect]] tables", "expect")
         out = []
+        self.expect_when: list[dict] = []  # each one's if: checked only when it holds
         for k, item in enumerate(expect):
             if not isinstance(item, dict):
                 raise self.fail("each [[expect]] is a table", "expect", k)
-            self._known(item, {"at", "before", "says", "fact", "min", "max", "none", "unlike"},
-                        "expect", k)
+            self._known(item, {"at", "before", "says", "fact", "min", "max", "none", "unlike",
+                               "if"}, "expect", k)
+            self.expect_when.append(self._condition(item["if"], "expect", k, "if",
+                                                    facts=self.facts)
+                                    if "if" in item else {})
+            item = {key: v for key, v in item.items() if key != "if"}
             says = item.get("says", "")
             if not isinstance(says, str):
                 raise self.fail("says is a text", "expect", k, "says")
@@ -1399,7 +1560,7 @@ class LessonFile:
             if "fact" in item:
                 fact, bounds = item["fact"], {b: item[b] for b in ("min", "max") if b in item}
                 if not isinstance(fact, str) or fact not in self.facts or \
-                        self.facts[fact][0] in ("header", "regex") or \
+                        self.facts[fact][0] in ("header", "regex", "words", "gaps") or \
                         (self.facts[fact][0] == "field" and
                          "number" not in _field_types(self.facts[fact][1])):
                     raise self.fail("fact names a number fact of [facts] (a count, ms, "
@@ -1427,6 +1588,7 @@ class LessonFile:
             raise self.fail("a lesson needs [[steps]]", "steps")
         out = []
         known = set(self.names)
+        self._step_names = known  # (the variants' anchors name the same moments)
         for k, step in enumerate(steps):
             where = ("steps", k)
             if not isinstance(step, dict):
@@ -1507,6 +1669,33 @@ class LessonFile:
                             *path, "answer")
         spec.answer = answer - 1
 
+    def _condition(self, condition: Any, *path: Any, facts: dict | None = None) -> dict:
+        """An `if`: facts and what each must be (a value, a list of them, a range; of a
+        list fact, { count, each, first, ratios }, each a value or a range)."""
+        facts = self.facts if facts is None else facts
+        if not isinstance(condition, dict) or not condition:
+            raise self.fail("if = { fact = value }: facts and what they must be", *path)
+
+        def bounds(wanted: Any) -> bool:
+            return not isinstance(wanted, dict) or (bool(wanted) and not set(wanted) - {
+                "min", "max"} and all(not isinstance(x, bool) and isinstance(x, (int, float))
+                                      for x in wanted.values()))
+        for fact, wanted in condition.items():
+            if fact not in PLACEHOLDERS and fact not in facts:
+                raise self.fail(f"unknown fact {fact!r} in if", *path)
+            if facts.get(fact, ("",))[0] == "words":
+                raise self.fail(f"if {fact}: a words fact is said, not tested", *path)
+            listed = facts.get(fact, ("",))[0] == "gaps"
+            if listed and (not isinstance(wanted, dict) or not wanted or
+                           set(wanted) - set(_LIST_TESTS) or
+                           not all(bounds(v) for v in wanted.values())):
+                raise self.fail(f"if {fact} = {{ count = N, each = {{ min, max }}, first = ..., "
+                                "ratios = ... }: a list fact's tests", *path)
+            if not listed and not bounds(wanted):
+                raise self.fail(f"if {fact} = {{ min = N, max = M }}: numbers, one or both",
+                                *path)
+        return dict(condition)
+
     def _variants(self, when: Any, *path: Any) -> tuple:
         if not isinstance(when, list):
             raise self.fail("when is [[steps.when]] tables", *path)
@@ -1514,15 +1703,16 @@ class LessonFile:
         for k, item in enumerate(when):
             if not isinstance(item, dict) or not isinstance(item.get("if"), dict):
                 raise self.fail("each [[steps.when]] needs if = { fact = value }", *path, k)
-            self._known(item, set(LANGS) | {"if", "ask"}, *path, k)
-            for fact, wanted in item["if"].items():
-                if isinstance(wanted, dict) and (not wanted or set(wanted) - {"min", "max"} or any(
-                        isinstance(x, bool) or not isinstance(x, (int, float))
-                        for x in wanted.values())):
-                    raise self.fail(f"if {fact} = {{ min = N, max = M }}: numbers, one or both",
-                                    *path, k, "if")
-                if fact not in PLACEHOLDERS and fact not in self.facts:
-                    raise self.fail(f"unknown fact {fact!r} in if", *path, k, "if")
+            self._known(item, set(LANGS) | {"if", "ask", "at", "view", "conn"}, *path, k)
+            placed = bool(set(item) & {"at", "view", "conn"})
+            # (a variant that stands elsewhere is chosen before its step's event is
+            # found: on the [facts] alone)
+            self._condition(item["if"], *path, k, "if",
+                            facts={**self.facts, **({n: ("",) for n in PLACEHOLDERS}
+                                                   if not placed else {})})
+            if placed and set(item["if"]) & set(PLACEHOLDERS):
+                raise self.fail("a variant with at, view or conn tests [facts] only",
+                                *path, k, "if")
             text = self._text({lang: item[lang] for lang in LANGS if lang in item} or None,
                               *path, k, "en")
             assert text is not None
@@ -1536,7 +1726,18 @@ class LessonFile:
                 question = self._text(dict(ask) or None, *path, k, "ask")
                 assert question is not None
                 self._words(question, *path, k, "ask")
-            out.append(_Variant(dict(item["if"]), text, question))
+            variant = _Variant(dict(item["if"]), text, question)
+            if placed:
+                variant.anchor = self._anchor(item["at"], *path, k, "at",
+                                              known=self._step_names, steps=True) \
+                    if "at" in item else None
+                variant.view = item.get("view")
+                if variant.view is not None and variant.view not in VIEWS:
+                    raise self.fail(f"view is one of {', '.join(VIEWS)}", *path, k, "view")
+                variant.conn = item.get("conn")
+                if isinstance(variant.conn, str) and variant.conn != "none":
+                    self._named(variant.conn, self._step_names, "conn", *path, k, "conn")
+            out.append(variant)
         return tuple(out)
 
     # ---------------------------------------------------------------- the lesson
@@ -1591,7 +1792,7 @@ class LessonFile:
         what did not happen."""
         from .base import Engine
         from .basics import OBSERVING
-        engine = Engine(workdir, name, *options, *OBSERVING)
+        engine = Engine(workdir, name, *_here(options), *OBSERVING)
         try:
             deadline = time.monotonic() + 10
             while engine.proc.poll() is None and time.monotonic() < deadline \
@@ -1617,6 +1818,7 @@ class LessonFile:
     def _drive(self, workdir: Path, name: str, options: list[str], clients: list,
                extra: list, later: list) -> Path:
         from .basics import OBSERVING, _chromium, _Served, browse
+        options = _here(options)
         with _Served(workdir, name, *options, *OBSERVING, control=True) as served:
             served.after_stop = later
             loads = 0  # started; each says "connections opened: ..." when it is done
@@ -1701,6 +1903,22 @@ class LessonFile:
             elif spec[0] == "held":
                 at = moments.get(spec[2])
                 out[name] = "?" if at is None else spec[1].held(log, [at], moments)[0]
+            elif spec[0] == "gaps":  # seconds between matches: the first way with two
+                times = log.column("t_ns")
+                found: list = []
+                for way in spec[1]:
+                    found = sorted({i for part in way for i in (
+                        [part.find(log, -1, moments)] if isinstance(part, Named)
+                        else part.matching(log, moments)) if i is not None})
+                    if len(found) >= 2:
+                        break
+                out[name] = [(int(times[b]) - int(times[a])) / 1e9
+                             for a, b in zip(found, found[1:])]
+            elif spec[0] == "items":
+                out[name] = len(out[spec[1]]) + spec[2]
+            elif spec[0] == "words":
+                out[name] = _Said(next((said for when, said in spec[1] if all(
+                    _holds(out.get(fact), want) for fact, want in when.items())), {"en": ""}))
             elif spec[0] == "durations":
                 spans = _durations(log, spec[1], spec[2], moments)
                 if not spans:
@@ -1739,7 +1957,9 @@ class LessonFile:
     def check(self, log: EventLog) -> None:
         moments = self.resolve(log)
         values = self.values(log, moments)
-        for anchor, before, says, line in self.expect:
+        for (anchor, before, says, line), when in zip(self.expect, self.expect_when):
+            if not all(_holds(values.get(fact), want) for fact, want in when.items()):
+                continue  # (it asks only of a recording where its if holds)
             where = f"{self.path}:{line}: " if line else f"{self.path}: "
             if before == "unlike":  # two facts that must differ
                 a, b = anchor
@@ -1782,6 +2002,13 @@ class LessonFile:
         for k, spec in enumerate(self.steps):
             if spec.browser and not browser:
                 continue
+            placed = next((v for v in spec.variants if v.placed() and all(
+                _holds(values.get(name), want) for name, want in v.when.items())), None)
+            if placed is not None:
+                spec = dataclasses.replace(
+                    spec, anchor=placed.anchor or spec.anchor, view=placed.view or spec.view,
+                    conn=spec.conn if placed.conn is None else placed.conn,
+                    text=placed.text, question=placed.question or spec.question, variants=())
             index = spec.anchor.find(log, previous, moments)
             if index is None and spec.optional:
                 continue
@@ -1803,12 +2030,15 @@ class LessonFile:
             facts = {**_facts(log, index, previous, conn, k, len(self.steps)), **values}
             text, asked = spec.text, spec.question
             for variant in spec.variants:
+                if variant.placed():
+                    continue  # (chosen above, or not at all)
                 if all(_holds(facts.get(name), value) for name, value in variant.when.items()):
                     text, asked = variant.text, variant.question or spec.question
                     break
             try:
-                said = {lang: WORDS.format(words, **facts) for lang, words in text.items()}
-                question = {lang: WORDS.format(words, **facts)
+                said = {lang: WORDS.format(words, **_in(facts, lang))
+                        for lang, words in text.items()}
+                question = {lang: WORDS.format(words, **_in(facts, lang))
                             for lang, words in asked.items()} if asked else None
             except (ValueError, TypeError, IndexError, KeyError, AttributeError) as exc:
                 where = f"{self.path}:{spec.line}" if spec.line else str(self.path)
@@ -1849,6 +2079,15 @@ class LessonFile:
                                                choices=mine.choices, answer=mine.answer)
             steps[k] = dataclasses.replace(mine, question=None, choices=None, answer=None)
         return steps
+
+
+def _here(options: list[str]) -> list[str]:
+    """The engine's options on this machine: lab = "auto" is --lab where the lab runs."""
+    if _LAB_IF_POSSIBLE not in options:
+        return options
+    from engine.lab import lab_available
+    return [o for o in options if o != _LAB_IF_POSSIBLE] + \
+        (["--lab"] if lab_available()[0] else [])
 
 
 def _load_problem(words: list[str]) -> str | None:

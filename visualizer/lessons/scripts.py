@@ -158,6 +158,27 @@ def _idle_10k(served: Any, lesson: str) -> None:
     time.sleep(0.3)
 
 
+# -------------------------------------------------------------- held-accept-queue
+HOLD_S = 1.35  # the server held this long: the first SYN retransmission comes after 1 s
+
+
+def _held_accept_queue(served: Any, lesson: str) -> None:
+    """The engine runs with stepping on (engine step = true): held before its first
+    epoll_wait, it does not accept. Five clients connect at once; the accept queue fills,
+    the SYNs beyond it are dropped and sent again. Then one step releases the epoll_wait
+    (it reports the listening socket), one more an accept() (the queue shrinks by one),
+    and the server runs freely: the queue drains and the dropped clients get in."""
+    served.wait_for("held before epoll_wait", timeout=15)
+    served.command("load --clients 5 --requests 1")
+    time.sleep(HOLD_S)
+    served.command("")  # release the epoll_wait
+    served.command("")  # and one accept()
+    time.sleep(0.15)
+    served.command("c")  # then run freely
+    served.wait_loads(1, timeout=60)  # the clients are done (the last after a resent SYN)
+    time.sleep(0.1)  # the kernel observer reports how they ended
+
+
 SCRIPTS = {script.name: script for script in (
     Script("slow-and-queued",
            f"client A sends half a request ({len(HEAD)} bytes), client B connects 0.2 s later "
@@ -175,4 +196,9 @@ SCRIPTS = {script.name: script for script in (
            "clients make five requests each (0.6 s before them and 0.8 s after, for the "
            "engine's CPU samples at rest and with every client held)",
            _idle_10k, _idle_needs),
+    Script("held-accept-queue",
+           f"with the engine held before its first epoll_wait (step = true), five clients "
+           f"connect at once; {HOLD_S} s later one step releases the epoll_wait, one more an "
+           "accept(), and 0.15 s later the engine runs freely until the clients are done",
+           _held_accept_queue),
 )}
