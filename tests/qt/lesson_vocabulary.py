@@ -50,6 +50,19 @@ def check(prepared) -> None:  # type: ignore[no-untyped-def]
         assert prepared.question(k, "zh_CN").endswith("？"), (name, k)
         assert prepared.question(k, "en") not in prepared.narration(k, "en")
     check_choices(prepared)
+    check_each_picture_at_its_moment(prepared)
+
+
+def check_each_picture_at_its_moment(prepared) -> None:  # type: ignore[no-untyped-def]
+    """Each step's picture stands at its own event (settled: the states its segment
+    caused), never pushed later because a step before it stood later: a caption about
+    a SYN|ACK over a picture of the connection's teardown is worse than no picture."""
+    from visualizer.lessons.base import settled
+    log = prepared.timeline.log
+    for k, step in enumerate(prepared.steps):
+        own = settled(log, step.find(log))
+        assert prepared.at[k] == own, (prepared.lesson.name, k + 1, prepared.at[k], own,
+                                       log[prepared.at[k]].kind, log[own].kind)
 
 
 # Lessons that ask with choices (issue 16: at least four), the right choice, and the
