@@ -313,10 +313,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         said = f"cannot listen on {config.host}:{config.port}: {exc.strerror}{hint}"
         print(f"sockscope: {said}", file=sys.stderr)
         # The trace says why it holds nothing more: the error, as the OS named it.
-        probe.emit("error", None, -1, 0,
-                   what=errno.errorcode.get(exc.errno or 0, "listen"), detail=said,
-                   errno=exc.errno, port=config.port, reuseaddr=config.reuseaddr,
-                   exit_code=1)
+        name = errno.errorcode.get(exc.errno or 0, "")  # its name, as file errors say it
+        probe.emit("error", None, -1, 0, what=name or "listen", detail=said, errno=name,
+                   port=config.port, reuseaddr=config.reuseaddr, exit_code=1)
         if writer:
             writer.close()
         return 1

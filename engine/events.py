@@ -225,7 +225,7 @@ FIELD_TYPES: dict[str, tuple[tuple[str, frozenset, Any, Any, str], ...]] = {
                  switches=(_NINT, 0, _I64)),
     "site_check": _spec(path=(_NSTR,), exists=(_NBOOL,), target=(_NSTR,)),
     "error": _spec(what=(_NSTR,), detail=(_NSTR,), status=(_NINT, 0, 999), head=(_NSTR,),
-                   head_truncated=(_NBOOL,), errno=(_NINT, 0, _I64),
+                   head_truncated=(_NBOOL,), errno=(frozenset((str, int, _NONE)),),
                    port=(_NINT, 0, 65535), reuseaddr=(_NBOOL,), exit_code=(_NINT, -_I32 - 1,
                                                                           _I32)),
     "dropped": _spec(count=(_INT, 0, _I64), sink=(_NSTR,), reason=(_NSTR,), detail=(_NSTR,),

@@ -93,7 +93,8 @@ def test_serve_port_in_use_says_so(served, tmp_path: Path) -> None:
     assert f"cannot listen on 127.0.0.1:{port}" in proc.stderr and "EADDRINUSE" in proc.stderr
     (error,) = read_trace(tmp_path / "t.jsonl").events
     assert error.kind == "error" and error.src == "server"
-    assert error.data["what"] == "EADDRINUSE" and error.data["errno"] == errno.EADDRINUSE
+    assert error.data["what"] == "EADDRINUSE"  # by its name, as file errors are named
+    assert error.data["errno"] == errno.errorcode[errno.EADDRINUSE] == "EADDRINUSE"
     assert error.data["port"] == port and error.data["reuseaddr"] is False
     assert error.data["exit_code"] == proc.returncode
     assert error.data["detail"] in proc.stderr

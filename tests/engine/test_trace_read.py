@@ -387,3 +387,21 @@ def test_import_capture_names_the_damage_as_a_capture_file_error(tmp_path: Path)
     with pytest.raises(CaptureFileError) as caught:
         import_capture(capture)
     assert caught.value.frame == 2 and caught.value.__suppress_context__
+
+
+def test_an_errors_errno_is_its_name_or_an_older_traces_number(tmp_path: Path) -> None:
+    """The server names an errno ("EMFILE", "EADDRINUSE"); traces of earlier releases
+    carry a number there (time-wait's failed restart: 98). Both are read; a list is not."""
+    header = {"format": "sockscope-trace", "version": 2, "clock": "monotonic_ns"}
+    rows = [{"seq": 1, "t_ns": 10, "src": "server", "kind": "error", "conn": None, "fd": -1,
+             "thread": 0, "what": "file", "errno": "EMFILE"},
+            {"seq": 2, "t_ns": 20, "src": "server", "kind": "error", "conn": None, "fd": -1,
+             "thread": 0, "what": "EADDRINUSE", "errno": 98, "exit_code": 1}]
+    path = tmp_path / "old.jsonl"
+    path.write_bytes(b"\n".join(orjson.dumps(r) for r in [header, *rows]) + b"\n")
+    assert [e.data["errno"] for e in read_trace(path).events] == ["EMFILE", 98]
+    rows[1]["errno"] = [98]
+    path.write_bytes(b"\n".join(orjson.dumps(r) for r in [header, *rows]) + b"\n")
+    with pytest.raises(TraceError) as caught:
+        read_trace(path)
+    assert caught.value.line == 3 and "errno" in str(caught.value)

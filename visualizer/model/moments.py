@@ -53,7 +53,8 @@ def _eaddrinuse(log: Any, start: int, cursor: int) -> Moment | None:
     errors = log.indices(kinds=["error"], start=start, stop=cursor + 1)
     for i in reversed(errors.tolist()):
         d = log[i].data
-        if d.get("what") != "EADDRINUSE" and d.get("errno") != errno.EADDRINUSE and \
+        if d.get("what") != "EADDRINUSE" and d.get("errno") not in (errno.EADDRINUSE,
+                                                                     "EADDRINUSE") and \
                 "EADDRINUSE" not in str(d.get("detail") or ""):
             continue
         if len(log.indices(kinds=["mode"], src="server", start=i + 1, stop=cursor + 1)):
