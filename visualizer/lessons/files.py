@@ -1943,8 +1943,7 @@ class LessonFile:
                 if distinct:
                     seen: dict = {}
                     for i in anchor.matching(log, moments):
-                        key = tuple(_hashable(getattr(log[i], d) if d in _ATTRIBUTES else
-                                              log[i].data.get(d)) for d in distinct)
+                        key = tuple(_field(log[i], d) for d in distinct)
                         seen[key] = seen.get(key, 0) + 1
                     seen.pop((None,) * len(distinct), None)  # (no connection is not one more)
                     if each is not None:  # the keys with that many matches only
