@@ -286,30 +286,35 @@ def test_derived_segments_equal_the_captured_ones(mode: str, trigger: str) -> No
     """Short (5) and keep-alive (3 x 3 requests) connections and pipelined ones
     (2 x 2 batches of 2), the default small file: per connection the derived
     (sender, flags, length) list is the captured one, segment for segment."""
-    conns, sink = captured_and_derived(mode, trigger, [SHORT, KEEP_ALIVE, PIPELINED])
-    port = next(e.data["port"] for e in sink.of_kind("listen"))
-    accepted = {e.conn for e in sink.of_kind("accept")}
-    assert len(accepted) == 5 + 3 + 2 and set(conns) == accepted
-    compared, differ, excused = 0, [], []
-    for conn, (captured, derived) in conns.items():
-        assert captured and derived, conn
-        assert all(p.data["origin"] == "derived" and not p.data.get("aggregate")
-                   for p in derived)
-        check_arithmetic(derived)
-        same = wire(derived) == wire(captured, port)
-        # The only tolerance: what the kernel decided by timing the syscalls cannot
-        # show, a delayed-ACK timer racing the answer, or a retransmission. Both
-        # are seen only on a loaded machine (two busy loops on both cores here);
-        # a connection excused is not compared at all.
-        if near_the_timer(captured, port) or retransmitted(captured):
-            excused.append((conn, same))
-            continue
-        compared += 1
-        if not same:
-            differ.append((conn, wire(captured, port), wire(derived)))
+    # A loaded machine (two busy loops on both cores) can excuse most of one run's
+    # connections; then the run is made again, at most three times in all, until
+    # half of one run's worth were compared. Every connection compared, in any
+    # run, must be the wire's.
+    compared, runs, differ, excused = 0, 0, [], []
+    while runs < 3 and compared < (5 + 3 + 2) // 2:
+        runs += 1
+        conns, sink = captured_and_derived(mode, trigger, [SHORT, KEEP_ALIVE, PIPELINED])
+        port = next(e.data["port"] for e in sink.of_kind("listen"))
+        accepted = {e.conn for e in sink.of_kind("accept")}
+        assert len(accepted) == 5 + 3 + 2 and set(conns) == accepted
+        for conn, (captured, derived) in conns.items():
+            assert captured and derived, conn
+            assert all(p.data["origin"] == "derived" and not p.data.get("aggregate")
+                       for p in derived)
+            check_arithmetic(derived)
+            same = wire(derived) == wire(captured, port)
+            # The only tolerance: what the kernel decided by timing the syscalls cannot
+            # show, a delayed-ACK timer racing the answer, or a retransmission. Both
+            # are seen only on a loaded machine; a connection excused is not compared.
+            if near_the_timer(captured, port) or retransmitted(captured):
+                excused.append((runs, conn, same))
+                continue
+            compared += 1
+            if not same:
+                differ.append((conn, wire(captured, port), wire(derived)))
     assert not differ, "\n".join(f"{c}\n  captured {cap}\n  derived  {der}"
                                   for c, cap, der in differ)
-    assert compared >= len(conns) // 2, f"only {compared} of {len(conns)} compared: {excused}"
+    assert compared >= (5 + 3 + 2) // 2, f"only {compared} compared in {runs} runs: {excused}"
 
 
 SHORT_SHAPE = [("client", "SYN"), ("server", "SYN|ACK"), ("client", "ACK"),
