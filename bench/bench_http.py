@@ -53,6 +53,11 @@ SERVERS: dict[str, tuple[str, str, tuple[str, ...]]] = {
                      "--packets", "off")),
     "epoll-trace-all": ("SockScope epoll level + --trace, states and packets", "sockscope",
                         ("--mode", "epoll", "--trigger", "level")),
+    # The same with capture and the kernel's reports in threads of the server's process
+    # (as before the kernel side had a process of its own): what that process saves.
+    "epoll-trace-inline": ("SockScope epoll level + --trace, states and packets, inline",
+                           "sockscope", ("--mode", "epoll", "--trigger", "level",
+                                         "--kernel-side", "inline")),
     # The same with the kernel's polls as the only source of states (no state machine
     # over the segments, no tracepoint, no checks): what placing states exactly costs.
     "epoll-trace-polled": ("SockScope epoll level + --trace, packets, polled states only",
@@ -75,6 +80,7 @@ SERVERS: dict[str, tuple[str, str, tuple[str, ...]]] = {
 # them; every other round runs in reverse so slow drift of a noisy machine
 # does not always favour the same servers.
 ORDER = ["http.server", "nginx", "epoll", "epoll-trace", "epoll-trace-polled", "epoll-trace-all",
+         "epoll-trace-inline",
          "epoll-edge",
          "selectors", "threaded", "nonblocking", "single", "select", "poll", "processes",
          "gevent", "asyncio"]
@@ -104,6 +110,7 @@ class Run:
     errors: dict[str, int] = field(default_factory=dict)
     problem: str = ""  # stall, abort, crash... (reported, never hidden)
     server_cpu: float | None = None  # % of one core, server process tree
+    own_cpu: float | None = None  # % of one core, the server's process alone (no children)
     client_cpu: float | None = None  # % of one core, wrk or ab
     rnd: int = 0  # round number, from 1
 
@@ -160,6 +167,13 @@ def proc_stats() -> dict[int, list[bytes]] | None:
 
 def cpu_ticks(pid: int) -> int | None:
     """utime + stime (clock ticks) of ``pid`` and all its descendants; None if gone."""
+    both = cpu_ticks_split(pid)
+    return None if both is None else both[0]
+
+
+def cpu_ticks_split(pid: int) -> tuple[int, int] | None:
+    """utime + stime (clock ticks) of ``pid`` and all its descendants, and of ``pid``
+    alone; None if gone."""
     children: dict[int, list[int]] = {}
     ticks: dict[int, int] = {}
     stats = proc_stats()
@@ -180,7 +194,7 @@ def cpu_ticks(pid: int) -> int | None:
         seen.add(p)
         total += ticks.get(p, 0)
         todo.extend(children.get(p, ()))
-    return total
+    return total, ticks[pid]
 
 
 CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -264,18 +278,19 @@ SAMPLE_EVERY = 0.25  # seconds between CPU samples of the server during a load
 
 
 def run_tool(argv: list[str], timeout: float, server_pid: int
-             ) -> tuple[int | None, str, str, float, float, float | None]:
+             ) -> tuple[int | None, str, str, float, float, tuple[float | None, float | None]]:
     """Run wrk/ab while sampling the server's CPU.
 
     Returns (returncode, or None if killed at ``timeout``; stdout; stderr; wall
-    seconds; CPU seconds of the tool; server CPU as % of one core). The server's
+    seconds; CPU seconds of the tool; server CPU as % of one core, its whole process
+    tree and its own process alone). The server's
     CPU is taken between the first and the last sample made while the tool ran
     (steady state, without the tool's start and exit), or over the whole window
     when the run was too short for two samples.
     """
     cpu0, t0 = children_cpu_seconds(), time.monotonic()
-    first = (t0, cpu_ticks(server_pid))
-    samples: list[tuple[float, int | None]] = []
+    first = (t0, cpu_ticks_split(server_pid))
+    samples: list[tuple[float, tuple[int, int] | None]] = []
     p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, start_new_session=True)
     out_parts: list[bytes] = []
@@ -295,7 +310,7 @@ def run_tool(argv: list[str], timeout: float, server_pid: int
             try:
                 o, e = p.communicate(timeout=min(SAMPLE_EVERY, left))
             except subprocess.TimeoutExpired:
-                samples.append((time.monotonic(), cpu_ticks(server_pid)))
+                samples.append((time.monotonic(), cpu_ticks_split(server_pid)))
                 continue
             out_parts.append(o or b"")
             err_parts.append(e or b"")
@@ -305,13 +320,14 @@ def run_tool(argv: list[str], timeout: float, server_pid: int
         if p.poll() is None:
             p.kill()
             p.wait(STOP_TIMEOUT)
-    end = (time.monotonic(), cpu_ticks(server_pid))
+    end = (time.monotonic(), cpu_ticks_split(server_pid))
     wall = end[0] - t0
     samples = [s for s in samples if s[1] is not None]
     a, b = (samples[0], samples[-1]) if len(samples) >= 2 else (first, end)
-    server_cpu = None
+    server_cpu: tuple[float | None, float | None] = (None, None)
     if a[1] is not None and b[1] is not None and b[0] > a[0]:
-        server_cpu = 100.0 * (b[1] - a[1]) / CLK_TCK / (b[0] - a[0])
+        server_cpu = tuple(100.0 * (y - x) / CLK_TCK / (b[0] - a[0])  # type: ignore[assignment]
+                           for x, y in zip(a[1], b[1]))
     return (rc, b"".join(out_parts).decode("utf-8", "replace"),
             b"".join(err_parts).decode("utf-8", "replace"), wall,
             children_cpu_seconds() - cpu0, server_cpu)
@@ -402,7 +418,7 @@ def start_server(key: str, env: Env) -> Server:
         argv = [sys.executable, "-m", "engine", "serve", *SERVERS[key][2], "--host", HOST,
                 "--port", "0", "--root", str(env.www), "--policy", "keep-alive"]
         trace = None
-        if key in ("epoll-trace", "epoll-trace-polled", "epoll-trace-all"):
+        if key in ("epoll-trace", "epoll-trace-polled", "epoll-trace-all", "epoll-trace-inline"):
             trace = env.dir / f"{out.stem}.trace.jsonl"
             argv += ["--trace", str(trace)]
         proc = Proc(argv, REPO, out, err, signal.SIGINT)
@@ -482,8 +498,10 @@ def check_page(server: Server, body: bytes) -> str:
 def run_wrk(env: Env, server: Server, duration: int) -> Run:
     assert env.wrk
     argv = [env.wrk, "-t1", f"-c{CONCURRENCY}", f"-d{duration}s", server.url]
-    rc, out, err, wall, tool_cpu, server_cpu = run_tool(argv, duration + 30, server.proc.pid)
-    run = Run(server_cpu=server_cpu, client_cpu=100.0 * tool_cpu / wall if wall else None)
+    rc, out, err, wall, tool_cpu, (server_cpu, own_cpu) = run_tool(argv, duration + 30,
+                                                                   server.proc.pid)
+    run = Run(server_cpu=server_cpu, own_cpu=own_cpu,
+              client_cpu=100.0 * tool_cpu / wall if wall else None)
     m = re.search(r"Requests/sec:\s*([\d.]+)", out)
     if m:
         run.rate = float(m.group(1))
@@ -506,9 +524,10 @@ def run_ab(env: Env, server: Server, requests: int) -> Run:
     assert env.ab
     argv = [env.ab, "-q", "-n", str(requests), "-c", str(CONCURRENCY), "-s", str(AB_TIMEOUT),
             server.url]
-    rc, out, err, wall, tool_cpu, server_cpu = run_tool(argv, 60 + requests / 100,
-                                                        server.proc.pid)
-    run = Run(server_cpu=server_cpu, client_cpu=100.0 * tool_cpu / wall if wall else None)
+    rc, out, err, wall, tool_cpu, (server_cpu, own_cpu) = run_tool(argv, 60 + requests / 100,
+                                                                   server.proc.pid)
+    run = Run(server_cpu=server_cpu, own_cpu=own_cpu,
+              client_cpu=100.0 * tool_cpu / wall if wall else None)
     m = re.search(r"Requests per second:\s*([\d.]+)", out)
     if m:
         run.rate = float(m.group(1))
@@ -636,6 +655,15 @@ def fmt_pct(values: list[float | None]) -> str:
     return "—" if not vals else f"{statistics.median(vals):.0f}%"
 
 
+def fmt_cpu(runs: list[Run]) -> str:
+    """The server's CPU; where its children took some (the kernel side, forked
+    connections), the server's own process's share beside it."""
+    tree, own = fmt_pct([r.server_cpu for r in runs]), fmt_pct([r.own_cpu for r in runs])
+    children = [r.server_cpu - r.own_cpu for r in runs
+                if r.server_cpu is not None and r.own_cpu is not None]
+    return tree if not children or statistics.median(children) < 1 else f"{tree} (own {own})"
+
+
 def bound_by(runs: list[Run], client: str) -> str:
     def med(vals: list[float | None]) -> float | None:
         v = [x for x in vals if x is not None]
@@ -684,7 +712,7 @@ def table(res: Results, load: str, servers: list[str], client: str) -> list[str]
         lines.append(f"| {SERVERS[key][0]} | {fmt_rate(med)}{star}{spread}{n} "
                      f"| {fmt_ratio(med, ng)}{ng_star if med and ng else ''} "
                      f"| {fmt_ratio(med, hs)}{hs_star if med and hs else ''} | {errors_cell(runs)} "
-                     f"| {fmt_pct([r.server_cpu for r in runs])} "
+                     f"| {fmt_cpu(runs)} "
                      f"| {fmt_pct([r.client_cpu for r in runs])} | {bound_by(runs, client)} |")
     return lines
 
@@ -709,6 +737,8 @@ def targets(res: Results, servers: list[str], loads: list[str]) -> list[str]:
     ratio_target("epoll (no trace) keep-alive ≥ 0.7x nginx", "epoll", "nginx", 0.7)
     ratio_target("epoll (no trace) keep-alive ≥ 20x http.server", "epoll", "http.server", 20.0)
     ratio_target("epoll with full trace keep-alive ≥ 0.4x nginx", "epoll-trace", "nginx", 0.4)
+    ratio_target("epoll with trace, states and packets keep-alive ≥ 0.4x nginx",
+                 "epoll-trace-all", "nginx", 0.4)
     ours = [s for s in servers if SERVERS[s][1] == "sockscope"]
     measured = [(s, ld) for s in ours for ld in loads if res.runs.get((s, ld))]
     bad = []
@@ -907,7 +937,7 @@ def bench_one(key: str, env: Env, args: argparse.Namespace, loads: list[str], re
             res.add(key, load, run)
             log(f"  {load}: {fmt_rate(run.rate)} req/s, errors {run.errors or 0}"
                 + (f", {run.problem}" if run.problem else "")
-                + f", server CPU {fmt_pct([run.server_cpu])}, {load} CPU "
+                + f", server CPU {fmt_cpu([run])}, {load} CPU "
                   f"{fmt_pct([run.client_cpu])}")
         if not server.proc.alive():
             res.note(key, f"server exited during the run (code {server.proc.popen.returncode}): "
@@ -915,18 +945,41 @@ def bench_one(key: str, env: Env, args: argparse.Namespace, loads: list[str], re
     finally:
         words = server.stop()
         if server.trace is not None:
+            lost = dropped_by_sink(server.trace)
             try:
                 size = server.trace.stat().st_size
                 server.trace.unlink()
             except OSError:
                 size = -1
             words += f"; trace file {size / 1e6:,.0f} MB (deleted)"
+            words += "; lost: " + (", ".join(f"{n:,} by {sink}" for sink, n in lost.items())
+                                   if lost else "nothing")
         if words:
             res.note(key, words)
             log(f"  {words}")
         err_text = tail(server.proc.err, 300)
         if err_text and SERVERS[key][1] == "sockscope":
             res.note(key, f"stderr: {err_text}")
+
+
+def dropped_by_sink(trace: Path) -> dict[str, int]:
+    """What the trace's ``dropped`` events say was lost, by the sink that lost it (the
+    trace writer, the capture's kernel ring, the kernel side's pipe...)."""
+    import orjson
+    lost: dict[str, int] = {}
+    try:
+        with open(trace, "rb") as f:
+            for line in f:
+                if b'"kind":"dropped"' in line:
+                    try:
+                        row = orjson.loads(line)
+                    except orjson.JSONDecodeError:
+                        continue
+                    sink = str(row.get("sink", "?"))
+                    lost[sink] = lost.get(sink, 0) + int(row.get("count", 0))
+    except OSError:
+        pass
+    return lost
 
 
 def report(args: argparse.Namespace, command: str, res: Results, tw: TimeWait,

@@ -6,6 +6,7 @@ import errno
 import gc
 import shlex
 import signal
+import threading
 import sys
 from pathlib import Path
 
@@ -71,6 +72,10 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
                    help="how often the kernel is asked (default 0.005)")
     p.add_argument("--packets", choices=PACKET_SOURCES, default="auto",
                    help="auto: captured where allowed (root, CAP_NET_RAW, the lab), else derived")
+    p.add_argument("--kernel-side", choices=("process", "inline"), default="process",
+                   help="where captured packets and the kernel's reports are recorded: "
+                        "process (default: a process of their own, off the server's "
+                        "interpreter) or inline (threads of the server's process)")
     p.add_argument("--cpu-interval", type=float, default=0.1, metavar="SECONDS",
                    help="with --trace, sample the process's CPU use this often "
                         "(0: never; default 0.1)")
@@ -283,6 +288,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         except lab.LabError as exc:
             print(f"sockscope: the lab is not available: {exc}", file=sys.stderr)
             return 1
+    side = _fork_kernel_side(args)  # before any thread starts
     probe = Probe("server")
     try:
         writer = _open_trace(args.trace, probe, "server")
@@ -319,8 +325,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if writer:
             writer.close()
         return 1
-    def stop(signum: int, frame: object) -> None:
+    # Asked to stop (a signal, q): said by a flag first, then told to the server serving
+    # now. A restart may be making the next one meanwhile; it looks at the flag once that
+    # one is the server, so whichever comes first, the server serving stops.
+    stop_asked = threading.Event()
+
+    def stop_serving() -> None:
+        stop_asked.set()
         server.stop()
+
+    def stop(signum: int, frame: object) -> None:
+        stop_serving()
 
     # A loaded server allocates an event or a request object every few
     # microseconds; the default collector threshold (700) then runs young
@@ -341,8 +356,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
           flush=True)  # the first line: whoever started it reads its address here
     sinks = ([writer] if writer else []) + ([control] if control else [])
     port = server.address[1]
-    if sinks:
-        helpers, both_ends = _start_observers(args, probe, port, sinks)
+    problem = None
+    if sinks and side is not None:
+        problem = side.begin(port, sinks)
+    if sinks and side is not None and problem is None:
+        helpers, both_ends = [side], []
+    elif sinks:
+        helpers, both_ends = _start_observers(args, probe, port, sinks, problem)
         if args.cpu_interval > 0:
             from .cpu import CpuSampler
             cpu_probe = Probe("engine")
@@ -393,7 +413,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.step or args.control:
         commands = _start_stepping(lambda: server, held=args.step, start_load=start_load,
                                    stdin=args.step or args.control == STDIN_CONTROL,
-                                   restart=restart)
+                                   restart=restart, stop_serving=stop_serving)
         if control is not None:
             control.header["url"] = server.url
             control.start(commands)
@@ -409,13 +429,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
                                  settle))
     try:
         server.serve()
-        while restart_to:  # "restart OPTIONS": the same port, other settings
-            config, held = restart_to.pop()
-            restart_to.clear()  # (two asked at once: the last one said)
+        while restart_to and not stop_asked.is_set():  # "restart OPTIONS": same port, other settings
+            # What was asked until now, taken at once: one asked from here on stays
+            # (two asked at once: the last one said).
+            taken = restart_to[:]
+            del restart_to[:len(taken)]
+            config, held = taken[-1]
             again = _serve_again(config, port, probe, server)
             if again is None:  # the port is gone: stop as if asked to
                 break
             server = again
+            if restart_to or stop_asked.is_set():
+                # Asked while this one was being made, of the server before it: it
+                # would serve on unstopped. It stops at once (its serve returns).
+                server.stop()
             config = server.config  # what it serves with (the old settings, if refused)
             if held:
                 server.gate.enable()
@@ -553,7 +580,37 @@ def _open_files(raised: tuple[int, int, str | None], max_connections: int) -> No
               f"(--max-connections {max_connections})", flush=True)
 
 
-def _start_observers(args: argparse.Namespace, probe: Probe, port: int, sinks: list
+def _fork_kernel_side(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    """The kernel side's process (engine/kernelside.py), forked now, before any thread:
+    where packets will be captured and something records them. None otherwise."""
+    if args.kernel_side != "process" or args.packets not in ("auto", "captured") \
+            or (args.trace is None and args.control in (None, STDIN_CONTROL)):
+        return None
+    from .capture.live import can_capture
+    if not can_capture()[0]:
+        return None
+    from .kernelside import KernelSide
+
+    def start(port: int, sinks: list) -> tuple[list, list, str | None]:  # type: ignore[type-arg]
+        try:
+            started, both_ends = _start_observers(args, Probe("server"), port, sinks,
+                                                  capture_only=True)
+        except _NoCapture as exc:
+            return exc.started, [], exc.reason
+        return started, both_ends, None
+    return KernelSide.fork(start)
+
+
+class _NoCapture(Exception):
+    """The kernel side cannot capture: the engine derives the segments itself."""
+
+    def __init__(self, reason: str, started: list) -> None:  # type: ignore[type-arg]
+        super().__init__(reason)
+        self.reason, self.started = reason, started
+
+
+def _start_observers(args: argparse.Namespace, probe: Probe, port: int, sinks: list,
+                     capture_problem: str | None = None, capture_only: bool = False
                      ) -> tuple[list, list]:  # type: ignore[type-arg]
     """Start the packet source, the state sources, and print what each is.
 
@@ -585,7 +642,7 @@ def _start_observers(args: argparse.Namespace, probe: Probe, port: int, sinks: l
             machine_probe.add_sink(sink)
         machine = SegmentStates(machine_probe, port)
     packets = _start_packets(args, probe, port, sinks, packet_probe, kernel_probe, machine,
-                             started, both_ends)
+                             started, both_ends, capture_problem, capture_only)
     if not packets:
         machine = None
     if machine is not None:
@@ -648,12 +705,15 @@ def _start_tracer(port: int, host: str | None, kernel_probe: Probe, started: lis
 
 def _start_packets(args: argparse.Namespace, probe: Probe, port: int, sinks: list,
                    packet_probe: Probe, kernel_probe: Probe, machine, started: list,
-                   both_ends: list) -> str | None:  # type: ignore[no-untyped-def,type-arg]
+                   both_ends: list, capture_problem: str | None = None,
+                   capture_only: bool = False) -> str | None:  # type: ignore[no-untyped-def,type-arg]
     """Capture or derive the segments; ``machine`` follows them. Returns "captured",
-    "derived" or None (no packets)."""
+    "derived" or None (no packets). ``capture_problem``: why the kernel side could not
+    capture (this process then does not try). ``capture_only`` (the kernel side): raise
+    ``_NoCapture`` rather than derive."""
     if args.packets in ("auto", "captured"):
         from .capture.live import CaptureError, LoopbackCapture, can_capture
-        ok, reason = can_capture()
+        ok, reason = can_capture() if capture_problem is None else (False, capture_problem)
         if ok:
             try:
                 if machine is not None:
@@ -669,6 +729,8 @@ def _start_packets(args: argparse.Namespace, probe: Probe, port: int, sinks: lis
                 if machine is not None:
                     packet_probe.remove_sink(machine)
                 reason = str(exc)
+        if capture_only:
+            raise _NoCapture(reason, started)
         if args.packets == "captured":
             print(f"packets: cannot capture ({reason})", flush=True)
             return None
@@ -693,12 +755,12 @@ def _start_packets(args: argparse.Namespace, probe: Probe, port: int, sinks: lis
 
 
 def _start_stepping(current, held: bool = True, start_load=None,  # type: ignore[no-untyped-def]
-                    stdin: bool = True, restart=None):
+                    stdin: bool = True, restart=None, stop_serving=None):
     """Step the live server from stdin (a terminal, or a SockScope window):
     each held action is printed. ``load OPTIONS`` runs the built-in clients in
     this process (the only way to reach a server in the lab); ``restart OPTIONS``
     starts the server again with other settings (``current()`` is the server
-    running now). Returns the command handler (one line in, a problem or None out)
+    running now; ``stop_serving()``, what q does, stops it by default). Returns the command handler (one line in, a problem or None out)
     the control port uses."""
     import threading
     server = current()
@@ -720,7 +782,7 @@ def _start_stepping(current, held: bool = True, start_load=None,  # type: ignore
         word = line.strip().lower()
         gate = current().gate
         if word in ("q", "quit"):
-            current().stop()
+            (stop_serving or current().stop)()
         elif word in ("c", "run"):
             gate.disable()
         elif word in ("s", "step"):

@@ -360,6 +360,15 @@ class ControlServer:
             for client in self._clients:
                 client.offer(count, data, batch[-1][0])
 
+    def raw(self, count: int, data: bytes) -> None:
+        """``count`` events serialized elsewhere, whole lines (the kernel side's): to every
+        attached client as they are."""
+        if not self._clients:
+            return
+        with self._lock:
+            for client in self._clients:
+                client.offer(count, data, client._last_seq)
+
     def _pump(self) -> None:
         while not self._stop.wait(self._interval):  # a partial batch waits one interval
             self._take()

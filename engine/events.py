@@ -351,6 +351,13 @@ _SOURCES = frozenset(SOURCES)
 _intern = sys.intern
 _THREADS: dict[int, int] = {}
 _SEQUENCE = itertools.count(1)
+
+
+def restart_sequence(start: int) -> None:
+    """Number the events of probes made from now on from ``start`` (the kernel side's
+    process, whose events share a trace with the server's)."""
+    global _SEQUENCE
+    _SEQUENCE = itertools.count(start)
 _monotonic_ns = time.monotonic_ns
 
 Sink = Callable[[Event], None]

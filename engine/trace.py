@@ -86,10 +86,13 @@ class TraceWriter:
 
     def __init__(self, path: str | os.PathLike[str], *, header: dict[str, Any] | None = None,
                  flush_interval: float = 0.05, max_pending: int = 1_000_000,
-                 batch: int = 1024) -> None:
+                 batch: int = 1024, stream: IO[bytes] | None = None,
+                 sink: str = "trace") -> None:
         self.path = Path(path)
+        self.sink = sink  # what its own ``dropped`` lines name as the sink that lost events
         # "-" is standard output: the channel to a SockScope window is a live trace.
-        self._owns_file = str(path) != "-"
+        # ``stream`` is another such stream (the kernel side's pipe to the engine).
+        self._owns_file = str(path) != "-" and stream is None
         first = orjson.dumps(make_header(**(header or {}))) + b"\n"
         self.failed: OSError | None = None  # why writing stopped for good (a full disk...)
         if self._owns_file:
@@ -102,7 +105,7 @@ class TraceWriter:
                 self._file.close()
                 raise exc
         else:
-            self._file = sys.stdout.buffer
+            self._file = stream if stream is not None else sys.stdout.buffer
             self._file.write(first)
             self._file.flush()
         self._body = self._end = len(first)  # the file's events begin / its last whole line ends
@@ -135,6 +138,16 @@ class TraceWriter:
         pending.append(event)
         if len(pending) >= self._batch:
             self._take_batch()
+
+    def raw(self, count: int, data: bytes) -> None:
+        """``count`` events already serialized elsewhere, as whole lines (the kernel
+        side's, from its own process): queued as they are, counted like the rest."""
+        with self._take_lock:
+            if self.failed is not None or self._queued + count > self._max_pending:
+                self.dropped += count
+                return
+            self._queued += count
+            self._chunks.append((count, data))
 
     def _take_batch(self) -> None:
         with self._take_lock:
@@ -232,7 +245,7 @@ class TraceWriter:
 
     def _dropped_event(self, count: int, **why: Any) -> Event:
         return Event(self._last_seq, time.monotonic_ns(), "engine", "dropped", None, -1, 0,
-                     {"count": count, "sink": "trace", **why})
+                     {"count": count, "sink": self.sink, **why})
 
     def _fail(self, exc: OSError, lost: int) -> None:
         """Writing failed (a full disk, an I/O error, a size limit): stop for good.
@@ -317,7 +330,7 @@ class TraceWriter:
                 row = orjson.loads(raw)
             except orjson.JSONDecodeError:
                 return False
-            if row.get("kind") == "dropped" and row.get("sink") == "trace":  # ours
+            if row.get("kind") == "dropped" and row.get("sink") == self.sink:  # ours
                 self._dropped_reported -= int(row.get("count", 0))
             else:
                 events += 1
