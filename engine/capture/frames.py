@@ -250,6 +250,72 @@ def parse_frame(frame: bytes, linktype: int = LINKTYPE_ETHERNET) -> dict[str, An
             "options": parse_options(seg.opts), "src_ip": src, "dst_ip": dst}
 
 
+# The live capture's fast path: what `lo` carries (Ethernet, IPv4 or IPv6 without
+# extension headers, TCP) read with precompiled structs, the same fields as
+# ``parse_frame``; anything else (or anything wrong) goes to ``parse_frame``.
+_ETHERTYPE = struct.Struct(">H").unpack_from
+_IPV4 = struct.Struct(">BxHxxHxB").unpack_from  # version/IHL, total length, frag, protocol
+_IPV6 = struct.Struct(">HB").unpack_from  # payload length, next header (at 4)
+_TCP = struct.Struct(">HHIIHH").unpack_from
+_TS_ONLY = struct.Struct(">III").unpack_from  # NOP NOP TS 10 val ecr: a data segment's options
+_NOP_NOP_TS = 0x0101080A
+_FLAGS = [flags_str(bits) for bits in range(256)]
+_ADDRESSES: dict[bytes, str] = {}
+
+
+def _address(raw: bytes, family: int) -> str:
+    text = _ADDRESSES.get(raw)
+    if text is None:
+        text = socket.inet_ntop(family, raw)
+        if len(_ADDRESSES) < 4096:  # a few peers; a scan of many is decoded each time
+            _ADDRESSES[raw] = text
+    return text
+
+
+def parse_ethernet(frame: bytes) -> dict[str, Any] | None:
+    """``parse_frame(frame)`` for an Ethernet frame, about five times faster on what
+    `lo` carries; every other case (and every error) is ``parse_frame``'s own."""
+    size = len(frame)
+    if size < 34:
+        return parse_frame(frame)
+    ethertype = _ETHERTYPE(frame, 12)[0]
+    if ethertype == 0x0800:
+        vihl, total, frag, proto = _IPV4(frame, 14)
+        at = 14 + (vihl & 15) * 4
+        if vihl >> 4 != 4 or vihl & 15 < 5 or proto != 6 or frag & 0x3FFF or not total \
+                or size < at + 20:
+            return parse_frame(frame)
+        payload = total - (at - 14)
+        src, dst = _address(frame[26:30], socket.AF_INET), _address(frame[30:34], socket.AF_INET)
+    elif ethertype == 0x86DD:
+        if size < 74:
+            return parse_frame(frame)
+        plen, nxt = _IPV6(frame, 18)
+        at = 54
+        if frame[14] >> 4 != 6 or nxt != 6 or not plen:
+            return parse_frame(frame)
+        payload = plen
+        src, dst = (_address(frame[22:38], socket.AF_INET6),
+                    _address(frame[38:54], socket.AF_INET6))
+    else:
+        return parse_frame(frame)
+    sport, dport, seq, ack, off_flags, win = _TCP(frame, at)
+    header = (off_flags >> 12) * 4
+    payload -= header
+    if header < 20 or size < at + header or payload < 0:
+        return parse_frame(frame)
+    kind = 0
+    if header == 32:
+        kind, ts_val, ts_ecr = _TS_ONLY(frame, at + 20)
+    if kind == _NOP_NOP_TS:
+        options: dict[str, Any] = {"sack_perm": False, "ts_val": ts_val, "ts_ecr": ts_ecr}
+    else:
+        options = parse_options(frame[at + 20:at + header])
+    return {"sport": sport, "dport": dport, "flags": _FLAGS[off_flags & 0xFF],
+            "tcp_seq": seq, "ack": ack, "len": payload, "win": win,
+            "options": options, "src_ip": src, "dst_ip": dst}
+
+
 # ----------------------------------------------------------------- build
 _ZERO_MAC = b"\x00" * 6  # what `lo` frames carry
 

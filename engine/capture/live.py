@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import mmap
 import os
 import platform
 import select
@@ -51,7 +52,7 @@ from typing import Any, Callable
 
 from ..events import Probe
 from ..server import connection_id
-from .frames import FrameError, parse_frame
+from .frames import FrameError, parse_ethernet
 
 ETH_P_ALL = 0x0003
 SOL_PACKET = getattr(socket, "SOL_PACKET", 263)
@@ -77,6 +78,22 @@ SNAPLEN = 256
 # CAP_NET_ADMIN) may exceed net.core.rmem_max; otherwise SO_RCVBUF is capped there.
 RCVBUF = 16 * 1024 * 1024
 _BATCH = 512  # frames read per wakeup before looking at the stop signal again
+
+# The TPACKET_V3 ring (packet_mmap): the kernel writes frames into blocks of a
+# memory map shared with this process, and hands over a whole block at once
+# (full, or ``RING_RETIRE_MS`` after its first frame), so a busy second costs a
+# few wakeups, not a recvmsg per frame. Its blocks are sized like the socket
+# buffer it replaces (16 MiB): with frames cut to SNAPLEN by the filter, about
+# 50,000 frames wait there before the kernel must drop one (and counts it).
+PACKET_VERSION, PACKET_RX_RING, TPACKET_V3 = 10, 5, 2
+RING_BLOCK = 1 << 20
+RING_BLOCKS = 16
+RING_FRAME = 2048  # only sets the ring's geometry: V3 packs frames of any size
+RING_RETIRE_MS = 8
+_TP_STATUS_USER = 1
+_BLOCK = struct.Struct("=III")  # at 8 in a block: block_status, num_pkts, offset_to_first_pkt
+_FRAME = struct.Struct("=IIIIIIHH")  # tpacket3_hdr: next, sec, nsec, snaplen, len, status, mac, net
+_SLL_PKTTYPE = 48 + 10  # TPACKET_ALIGN(sizeof tpacket3_hdr) + offsetof(sockaddr_ll, sll_pkttype)
 _FINAL_DRAIN_S = 0.2  # at stop, time spent reading what the kernel still holds
 _STATS_EVERY_S = 1.0  # also how often the realtime - monotonic offset is measured again
 _OFFSET_TRIES = 5
@@ -197,6 +214,41 @@ def attach_filter(sock: socket.socket, program: list[tuple[int, int, int, int]])
     sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
 
 
+_STATUS = struct.Struct("=I")
+PACKET_TIMESTAMP = 17
+SOF_TIMESTAMPING_SOFTWARE = 1 << 4
+
+
+def _open_ring(sock: socket.socket) -> mmap.mmap | None:
+    """Switch ``sock`` (not yet bound) to a TPACKET_V3 receive ring and map it; None
+    where the kernel refuses (the socket then stays as it was)."""
+    try:
+        sock.setsockopt(SOL_PACKET, PACKET_VERSION, TPACKET_V3)
+        # The frame's time: the one the kernel stamped as it received it (SO_TIMESTAMPNS
+        # turned stamping on), as recvmsg's ancillary data says, not the copy's.
+        sock.setsockopt(SOL_PACKET, PACKET_TIMESTAMP, SOF_TIMESTAMPING_SOFTWARE)
+        sock.setsockopt(SOL_PACKET, PACKET_RX_RING, struct.pack(
+            "=7I", RING_BLOCK, RING_BLOCKS, RING_FRAME, RING_BLOCK * RING_BLOCKS // RING_FRAME,
+            RING_RETIRE_MS, 0, 0))
+    except OSError:
+        try:
+            sock.setsockopt(SOL_PACKET, PACKET_VERSION, 0)  # TPACKET_V1: plain recvmsg again
+        except OSError:
+            pass
+        return None
+    try:
+        return mmap.mmap(sock.fileno(), RING_BLOCK * RING_BLOCKS, mmap.MAP_SHARED,
+                         mmap.PROT_READ | mmap.PROT_WRITE)
+    except (OSError, ValueError):  # no room to map it: the ring goes, recvmsg it is
+        try:
+            sock.setsockopt(SOL_PACKET, PACKET_RX_RING, struct.pack("=7I", 0, 0, 0, 0, 0, 0, 0))
+            sock.setsockopt(SOL_PACKET, PACKET_VERSION, 0)
+        except OSError:
+            raise CaptureError("a packet ring was set up and cannot be mapped or removed") \
+                from None
+        return None
+
+
 # -------------------------------------------------------------- capture
 class LoopbackCapture:
     """Capture the segments of one server port on ``iface`` and emit ``packet`` events.
@@ -216,7 +268,7 @@ class LoopbackCapture:
     """
 
     def __init__(self, probe: Probe, port: int, iface: str = "lo", *, use_bpf: bool = True,
-                 snaplen: int = SNAPLEN,
+                 snaplen: int = SNAPLEN, ring: bool = True,
                  dropped: Callable[[dict[str, Any]], str | None] | None = None) -> None:
         self.probe = probe
         self.port = int(port)
@@ -227,6 +279,9 @@ class LoopbackCapture:
         self.dropped = dropped
         self.use_bpf = use_bpf
         self.snaplen = snaplen
+        self.use_ring = ring
+        self._ring: mmap.mmap | None = None  # the TPACKET_V3 ring, where the kernel allows it
+        self._block = 0  # the ring's next block to read
         self.bpf_attached = False
         self.rcvbuf = 0
         self.stats = {"frames": 0, "outgoing_dropped": 0, "other_dropped": 0,
@@ -274,6 +329,8 @@ class LoopbackCapture:
                 self.timestamps = True
             except OSError as exc:  # every frame then falls back to its receipt time
                 self.error = f"SO_TIMESTAMPNS refused ({exc}); packets stamped on receipt"
+            if self.use_ring:
+                self._ring = _open_ring(sock)  # None: the kernel refused; recvmsg it is
             self._rt_offset = realtime_offset_ns()
             try:
                 sock.bind((self.iface, ETH_P_ALL))
@@ -327,7 +384,10 @@ class LoopbackCapture:
             for s in (self._sock, self._wake_r, self._wake_w):
                 if s is not None:
                     s.close()
+            if self._ring is not None:
+                self._ring.close()
         self._result = {**self.stats, "bpf": self.bpf_attached,
+                        "ring": self._ring is not None,
                         "timestamps": self.timestamps, "rcvbuf": self.rcvbuf,
                         "error": self.error, "thread_alive": alive}
         return self._result
@@ -354,9 +414,16 @@ class LoopbackCapture:
                     self._rt_offset = realtime_offset_ns()  # NTP may slew the real-time clock
                     self._read_kernel_stats()
                     self._report_drops()
+            # What the kernel still holds. The ring hands over a partly filled block
+            # RING_RETIRE_MS after its first frame: wait for it (twice that, at most).
             deadline = time.monotonic() + _FINAL_DRAIN_S
-            while time.monotonic() < deadline and self._read_batch(_BATCH) == _BATCH:
-                pass
+            quiet = time.monotonic() + 2 * RING_RETIRE_MS / 1000
+            while time.monotonic() < deadline:
+                if self._read_batch(_BATCH) >= _BATCH:
+                    continue
+                if self._ring is None or time.monotonic() >= quiet:
+                    break
+                poller.poll(RING_RETIRE_MS)
         except OSError as exc:  # the interface went away, the socket was closed...
             self.error = f"capture stopped: {exc}"
             if self.probe.active:
@@ -364,7 +431,10 @@ class LoopbackCapture:
                                 what="capture_failed", detail=str(exc))
 
     def _read_batch(self, limit: int) -> int:
-        """Read up to ``limit`` frames without blocking; returns how many were read."""
+        """Read up to ``limit`` frames without blocking (from the ring: whole blocks until
+        that many); returns how many were read."""
+        if self._ring is not None:
+            return self._read_ring(limit)
         sock = self._sock
         assert sock is not None
         stats = self.stats
@@ -388,7 +458,7 @@ class LoopbackCapture:
                 stats["outgoing_dropped"] += 1
                 continue
             try:
-                fields = parse_frame(frame)
+                fields = parse_ethernet(frame)
             except FrameError:
                 stats["malformed"] += 1
                 continue
@@ -417,6 +487,67 @@ class LoopbackCapture:
                     fields["dropped"] = fault
             if probe.active:
                 probe.emit_at(t_ns, "packet", conn, -1, tid, origin="captured", **fields)
+        return count
+
+    def _read_ring(self, limit: int) -> int:
+        """The ring's blocks the kernel handed over, each frame as ``_read_batch`` makes
+        it, the block then given back; until ``limit`` frames or no block is ready."""
+        ring = self._ring
+        assert ring is not None
+        stats = self.stats
+        port = self.port
+        probe = self.probe
+        dropped = self.dropped
+        tid = threading.get_native_id()
+        offset = self._rt_offset
+        block_at, frame_at = _BLOCK.unpack_from, _FRAME.unpack_from
+        parse = parse_ethernet
+        monotonic_ns = time.monotonic_ns
+        count = 0
+        while count < limit:
+            base = self._block * RING_BLOCK
+            status, frames, first = block_at(ring, base + 8)
+            if not status & _TP_STATUS_USER:
+                break
+            received = monotonic_ns()
+            at = base + first
+            for _ in range(frames):
+                step, sec, nsec, snap, _length, _status, mac, _net = frame_at(ring, at)
+                pkttype = ring[at + _SLL_PKTTYPE]
+                frame = ring[at + mac:at + mac + snap]
+                at += step
+                stats["frames"] += 1
+                if pkttype == PACKET_OUTGOING:
+                    stats["outgoing_dropped"] += 1
+                    continue
+                try:
+                    fields = parse(frame)
+                except FrameError:
+                    stats["malformed"] += 1
+                    continue
+                if fields is None or (fields["sport"] != port and fields["dport"] != port):
+                    stats["other_dropped"] += 1
+                    continue
+                if fields["sport"] == port:
+                    conn = connection_id((fields["dst_ip"], fields["dport"]),
+                                         (fields["src_ip"], port))
+                else:
+                    conn = connection_id((fields["src_ip"], fields["sport"]),
+                                         (fields["dst_ip"], port))
+                stats["emitted"] += 1
+                t_ns = sec * 1_000_000_000 + nsec - offset
+                if not received - _STAMP_MAX_AGE_NS < t_ns <= received + _STAMP_SLACK_NS:
+                    stats["unstamped"] += 1
+                    t_ns = received
+                if dropped is not None:
+                    fault = dropped(fields)
+                    if fault is not None:
+                        fields["dropped"] = fault
+                if probe.active:
+                    probe.emit_at(t_ns, "packet", conn, -1, tid, origin="captured", **fields)
+            count += frames
+            _STATUS.pack_into(ring, base + 8, 0)  # TP_STATUS_KERNEL: the block is the kernel's again
+            self._block = (self._block + 1) % RING_BLOCKS
         return count
 
     def _read_kernel_stats(self) -> None:

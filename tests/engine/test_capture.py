@@ -28,7 +28,8 @@ import pytest
 
 from engine.capture.frames import (LINKTYPE_ETHERNET, LINKTYPE_LINUX_SLL, LINKTYPE_RAW,
                                    FrameError, build_frame, flags_bits, flags_str,
-                                   is_loopback_outgoing, parse_frame, parse_options)
+                                   is_loopback_outgoing, parse_ethernet, parse_frame,
+                                   parse_options)
 from engine.capture import live
 from engine.capture.live import (CaptureError, LoopbackCapture, can_capture,
                                  realtime_offset_ns)
@@ -266,13 +267,52 @@ def test_capture_on_a_missing_interface_says_so() -> None:
 
 
 # ------------------------------------------------------- kernel timestamps
-def load_under_capture(use_timestamps: bool = True) -> tuple[list[Event], int, dict[str, Any]]:
-    """Short connections, then keep-alive ones, from the built-in clients under a capture."""
+def test_the_fast_decoder_says_what_parse_frame_says() -> None:
+    """``parse_ethernet`` (the live capture's) gives ``parse_frame``'s answer for every
+    frame: IPv4 and IPv6 segments of every shape, cut at the snap length, and the same
+    frames with bytes broken at random (the same fields, or the same error)."""
+    rng = random.Random(2026)
+    options = [None, {"ts_val": 1, "ts_ecr": 2}, {"mss": 65483, "sack_perm": True, "ts_val": 5,
+                                                   "ts_ecr": 0, "wscale": 7},
+               {"sack": [[1, 2], [5, 9]], "ts_val": 3, "ts_ecr": 4}, {"mss": 1460}]
+    frames = []
+    for _ in range(1500):
+        v6 = rng.random() < 0.3
+        fields = {"sport": rng.randrange(65536), "dport": rng.randrange(65536),
+                  "flags": rng.choice(["SYN", "SYN|ACK", "ACK", "PSH|ACK", "FIN|ACK", "RST",
+                                       "FIN|PSH|ACK", "ECE|CWR|ACK"]),
+                  "tcp_seq": rng.getrandbits(32), "ack": rng.getrandbits(32),
+                  "win": rng.randrange(65536), "len": rng.choice([0, 1, 517, 1024, 65000]),
+                  "options": rng.choice(options)}
+        frame = build_frame(fields, *(("::1", "::2") if v6 else ("127.0.0.1", "10.0.0.2")))
+        frames.append(frame[:live.SNAPLEN])
+        broken = bytearray(frame[:rng.randrange(0, 300)])
+        for _ in range(rng.randrange(1, 4)):
+            if broken:
+                broken[rng.randrange(len(broken))] = rng.randrange(256)
+        frames.append(bytes(broken))
+
+    def answer(decode, frame):  # type: ignore[no-untyped-def]
+        try:
+            return decode(frame)
+        except FrameError as exc:
+            return ("FrameError", str(exc))
+    differ = [f for f in frames if answer(parse_frame, f) != answer(parse_ethernet, f)]
+    assert not differ, (len(differ), differ[:2])
+    decoded = [answer(parse_ethernet, f) for f in frames[::2]]
+    assert all(isinstance(d, dict) for d in decoded)  # the whole ones decode...
+    assert {d["options"].get("ts_val") for d in decoded} >= {1, 3, 5}  # ...options too
+
+
+def load_under_capture(use_timestamps: bool = True, ring: bool = True
+                       ) -> tuple[list[Event], int, dict[str, Any]]:
+    """Short connections, then keep-alive ones, from the built-in clients under a capture
+    (read from its TPACKET_V3 ring, or frame by frame with recvmsg)."""
     with running_server() as (server, sink):
         port = server.address[1]
         capture_probe = Probe("capture")
         capture_probe.add_sink(sink)
-        capture = LoopbackCapture(capture_probe, port)
+        capture = LoopbackCapture(capture_probe, port, ring=ring)
         if not use_timestamps:
             capture_timestamps = live.SO_TIMESTAMPNS
             live.SO_TIMESTAMPNS = 0x7FFF  # no such option: the kernel refuses it
@@ -323,8 +363,10 @@ def test_realtime_offset_is_measured_to_a_microsecond() -> None:
     assert abs(offsets[0] - (time.time_ns() - time.monotonic_ns())) < 1_000_000
 
 
-def test_packets_carry_the_kernel_time_stamp() -> None:
-    """A segment is placed within a fraction of a millisecond of the syscall that made it.
+@pytest.mark.parametrize("ring", [True, False], ids=["ring", "recvmsg"])
+def test_packets_carry_the_kernel_time_stamp(ring: bool) -> None:
+    """A segment is placed within a fraction of a millisecond of the syscall that made it,
+    read from the ring or with recvmsg.
 
     The engine emits ``close`` just before calling close() (the FIN is made
     inside that call) and ``send`` after send() returned (on `lo` the segment
@@ -333,8 +375,9 @@ def test_packets_carry_the_kernel_time_stamp() -> None:
     late (the capture thread's wake-up and the GIL).
     """
     require_capture()
-    events, port, result = load_under_capture()
+    events, port, result = load_under_capture(ring=ring)
     assert result["timestamps"] is True and result["unstamped"] == 0, result
+    assert result["ring"] is ring, result  # (Linux has had TPACKET_V3 since 3.2)
     assert result["kernel_drops"] == 0, result
     to_fin, to_data = syscall_to_segment(events, port)
     assert len(to_fin) == 44, f"expected 44 connections, got {len(to_fin)}"
@@ -354,13 +397,27 @@ def test_packets_carry_the_kernel_time_stamp() -> None:
 
 
 def test_packets_without_the_kernel_stamp_fall_back_and_are_counted() -> None:
+    """recvmsg without SO_TIMESTAMPNS: frames placed at their receipt, and counted. (The
+    ring always carries the kernel's time of each frame: see the test below.)"""
     require_capture()
-    events, port, result = load_under_capture(use_timestamps=False)
+    events, port, result = load_under_capture(use_timestamps=False, ring=False)
     pkts = packets(events)
     assert result["timestamps"] is False and "SO_TIMESTAMPNS refused" in result["error"]
     assert result["unstamped"] == result["emitted"] == len(pkts) > 0, result
     to_fin, _ = syscall_to_segment(events, port)
     assert min(to_fin) > 0  # stamped on receipt: late, never early
+
+
+def test_the_ring_stamps_every_frame_even_without_so_timestampns() -> None:
+    """Refused SO_TIMESTAMPNS, the ring's frames still carry the kernel's time (taken as
+    it copied them, on lo inside the sending syscall): none falls back to its receipt,
+    and causality holds (a FIN after the close event that made it)."""
+    require_capture()
+    events, port, result = load_under_capture(use_timestamps=False, ring=True)
+    assert result["ring"] is True and result["timestamps"] is False, result
+    assert result["unstamped"] == 0 and result["emitted"] == len(packets(events)) > 0, result
+    to_fin, _ = syscall_to_segment(events, port)
+    assert len(to_fin) == 44 and statistics.median(to_fin) > 0
 
 
 # --------------------------------------------------------- export / import
