@@ -437,13 +437,9 @@ class LoopbackCapture:
             return self._read_ring(limit)
         sock = self._sock
         assert sock is not None
-        stats = self.stats
-        port = self.port
-        probe = self.probe
-        dropped = self.dropped
+        take = self._take
         tid = threading.get_native_id()
         count = 0
-        offset = self._rt_offset
         unpack_time = _TIMESPEC.unpack_from
         monotonic_ns = time.monotonic_ns
         sol_socket, scm_timestampns, stamp_size = socket.SOL_SOCKET, SO_TIMESTAMPNS, _TIMESPEC.size
@@ -453,55 +449,23 @@ class LoopbackCapture:
             except (BlockingIOError, InterruptedError):
                 break
             count += 1
-            stats["frames"] += 1
-            if addr[2] == PACKET_OUTGOING:  # lo's second copy of the same frame
-                stats["outgoing_dropped"] += 1
-                continue
-            try:
-                fields = parse_ethernet(frame)
-            except FrameError:
-                stats["malformed"] += 1
-                continue
-            if fields is None or (fields["sport"] != port and fields["dport"] != port):
-                stats["other_dropped"] += 1
-                continue
-            if fields["sport"] == port:
-                conn = connection_id((fields["dst_ip"], fields["dport"]), (fields["src_ip"], port))
-            else:
-                conn = connection_id((fields["src_ip"], fields["sport"]), (fields["dst_ip"], port))
-            stats["emitted"] += 1
-            t_ns = 0
+            stamp = None
             for level, kind, data in ancillary:
                 if level == sol_socket and kind == scm_timestampns and len(data) >= stamp_size:
                     seconds, nanoseconds = unpack_time(data)
-                    t_ns = seconds * 1_000_000_000 + nanoseconds - offset
+                    stamp = seconds * 1_000_000_000 + nanoseconds
                     break
-            received = monotonic_ns()
-            if not received - _STAMP_MAX_AGE_NS < t_ns <= received + _STAMP_SLACK_NS:
-                # No stamp, or one on another clock: the time of receipt is the best left.
-                stats["unstamped"] += 1
-                t_ns = received
-            if dropped is not None:
-                fault = dropped(fields)
-                if fault is not None:
-                    fields["dropped"] = fault
-            if probe.active:
-                probe.emit_at(t_ns, "packet", conn, -1, tid, origin="captured", **fields)
+            take(frame, addr[2], stamp, monotonic_ns(), tid)
         return count
 
     def _read_ring(self, limit: int) -> int:
-        """The ring's blocks the kernel handed over, each frame as ``_read_batch`` makes
-        it, the block then given back; until ``limit`` frames or no block is ready."""
+        """The ring's blocks the kernel handed over, each frame taken as recvmsg's are,
+        the block then given back; until ``limit`` frames or no block is ready."""
         ring = self._ring
         assert ring is not None
-        stats = self.stats
-        port = self.port
-        probe = self.probe
-        dropped = self.dropped
+        take = self._take
         tid = threading.get_native_id()
-        offset = self._rt_offset
         block_at, frame_at = _BLOCK.unpack_from, _FRAME.unpack_from
-        parse = parse_ethernet
         monotonic_ns = time.monotonic_ns
         count = 0
         while count < limit:
@@ -513,42 +477,48 @@ class LoopbackCapture:
             at = base + first
             for _ in range(frames):
                 step, sec, nsec, snap, _length, _status, mac, _net = frame_at(ring, at)
-                pkttype = ring[at + _SLL_PKTTYPE]
-                frame = ring[at + mac:at + mac + snap]
+                take(ring[at + mac:at + mac + snap], ring[at + _SLL_PKTTYPE],
+                     sec * 1_000_000_000 + nsec, received, tid)
                 at += step
-                stats["frames"] += 1
-                if pkttype == PACKET_OUTGOING:
-                    stats["outgoing_dropped"] += 1
-                    continue
-                try:
-                    fields = parse(frame)
-                except FrameError:
-                    stats["malformed"] += 1
-                    continue
-                if fields is None or (fields["sport"] != port and fields["dport"] != port):
-                    stats["other_dropped"] += 1
-                    continue
-                if fields["sport"] == port:
-                    conn = connection_id((fields["dst_ip"], fields["dport"]),
-                                         (fields["src_ip"], port))
-                else:
-                    conn = connection_id((fields["src_ip"], fields["sport"]),
-                                         (fields["dst_ip"], port))
-                stats["emitted"] += 1
-                t_ns = sec * 1_000_000_000 + nsec - offset
-                if not received - _STAMP_MAX_AGE_NS < t_ns <= received + _STAMP_SLACK_NS:
-                    stats["unstamped"] += 1
-                    t_ns = received
-                if dropped is not None:
-                    fault = dropped(fields)
-                    if fault is not None:
-                        fields["dropped"] = fault
-                if probe.active:
-                    probe.emit_at(t_ns, "packet", conn, -1, tid, origin="captured", **fields)
             count += frames
             _STATUS.pack_into(ring, base + 8, 0)  # TP_STATUS_KERNEL: the block is the kernel's again
             self._block = (self._block + 1) % RING_BLOCKS
         return count
+
+    def _take(self, frame: bytes, pkttype: int, stamp: int | None, received: int,
+              tid: int) -> None:
+        """One frame: counted, decoded, and if it is the server port's, emitted at the
+        kernel's time (``stamp``, CLOCK_REALTIME ns), or at ``received`` without one."""
+        stats = self.stats
+        stats["frames"] += 1
+        if pkttype == PACKET_OUTGOING:  # lo's second copy of the same frame
+            stats["outgoing_dropped"] += 1
+            return
+        try:
+            fields = parse_ethernet(frame)
+        except FrameError:
+            stats["malformed"] += 1
+            return
+        port = self.port
+        if fields is None or (fields["sport"] != port and fields["dport"] != port):
+            stats["other_dropped"] += 1
+            return
+        if fields["sport"] == port:
+            conn = connection_id((fields["dst_ip"], fields["dport"]), (fields["src_ip"], port))
+        else:
+            conn = connection_id((fields["src_ip"], fields["sport"]), (fields["dst_ip"], port))
+        stats["emitted"] += 1
+        t_ns = -1 if stamp is None else stamp - self._rt_offset
+        if not received - _STAMP_MAX_AGE_NS < t_ns <= received + _STAMP_SLACK_NS:
+            # No stamp, or one on another clock: the time of receipt is the best left.
+            stats["unstamped"] += 1
+            t_ns = received
+        if self.dropped is not None:
+            fault = self.dropped(fields)
+            if fault is not None:
+                fields["dropped"] = fault
+        if self.probe.active:
+            self.probe.emit_at(t_ns, "packet", conn, -1, tid, origin="captured", **fields)
 
     def _read_kernel_stats(self) -> None:
         """Add PACKET_STATISTICS to the totals (the kernel resets them on each read)."""
