@@ -286,7 +286,7 @@ class LoopbackCapture:
         self.rcvbuf = 0
         self.stats = {"frames": 0, "outgoing_dropped": 0, "other_dropped": 0,
                       "malformed": 0, "emitted": 0, "kernel_packets": 0, "kernel_drops": 0,
-                      "unstamped": 0}
+                      "unstamped": 0, "blocks": 0}
         self.timestamps = False  # whether the kernel accepted SO_TIMESTAMPNS
         self._rt_offset = 0  # CLOCK_REALTIME - CLOCK_MONOTONIC, ns
         self.error: str | None = None
@@ -481,6 +481,7 @@ class LoopbackCapture:
                      sec * 1_000_000_000 + nsec, received, tid)
                 at += step
             count += frames
+            self.stats["blocks"] += 1
             _STATUS.pack_into(ring, base + 8, 0)  # TP_STATUS_KERNEL: the block is the kernel's again
             self._block = (self._block + 1) % RING_BLOCKS
         return count

@@ -408,6 +408,31 @@ def test_packets_without_the_kernel_stamp_fall_back_and_are_counted() -> None:
     assert min(to_fin) > 0  # stamped on receipt: late, never early
 
 
+def test_the_ring_goes_round_and_loses_nothing() -> None:
+    """Traffic spread over more of the ring's blocks than it has (each handed over when
+    full or RING_RETIRE_MS after its first frame): every block is given back to the
+    kernel, so the ring goes round, and every segment is there."""
+    require_capture()
+    requests = 2 * live.RING_BLOCKS
+    with running_server() as (server, sink):
+        port = server.address[1]
+        capture_probe = Probe("capture")
+        capture_probe.add_sink(sink)
+        capture = LoopbackCapture(capture_probe, port).start()
+        try:
+            result = run_load(LoadConfig(url=f"http://127.0.0.1:{port}/", clients=1,
+                                         requests=requests, keep_alive=True,
+                                         think=3 * live.RING_RETIRE_MS / 1000, timeout=5))
+            assert result.ok == requests, result.summary()
+        finally:
+            stats = capture.stop()
+    data = [p for p in packets(list(sink.events)) if p.data["len"]]
+    assert stats["ring"] and stats["blocks"] > live.RING_BLOCKS, stats
+    assert stats["kernel_drops"] == 0, stats
+    assert sum(p.data["dport"] == port for p in data) == requests  # each request...
+    assert sum(p.data["sport"] == port for p in data) >= requests  # ...and its answer
+
+
 def test_the_ring_stamps_every_frame_even_without_so_timestampns() -> None:
     """Refused SO_TIMESTAMPNS, the ring's frames still carry the kernel's time (taken as
     it copied them, on lo inside the sending syscall): none falls back to its receipt,
