@@ -20,6 +20,17 @@ STATE_SOURCES = ("auto", "observed", "inferred", "off")  # --states
 PACKET_SOURCES = ("auto", "captured", "derived", "off")  # --packets
 
 
+def _positive_int(text: str) -> int:
+    """argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is less than 1")
+    return value
+
+
 def _serve_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="run the web server headless",
                        description="Run SockScope's static web server in one I/O mode.")
@@ -72,6 +83,9 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
                    help="how often the kernel is asked (default 0.005)")
     p.add_argument("--packets", choices=PACKET_SOURCES, default="auto",
                    help="auto: captured where allowed (root, CAP_NET_RAW, the lab), else derived")
+    p.add_argument("--capture-buffer", type=_positive_int, default=16, metavar="MIB",
+                   help="the kernel's room for captured frames not read yet (default 16 MiB, "
+                        "about 50,000 frames); what overflows it is counted and said")
     p.add_argument("--kernel-side", choices=("process", "inline"), default="process",
                    help="where captured packets and the kernel's reports are recorded: "
                         "process (default: a process of their own, off the server's "
@@ -465,7 +479,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
             writer.close()  # never raises for the file: a full disk only cuts the trace short
             cut = "" if writer.failed is None else \
                 f"; the trace was cut short: {writer.failed.strerror or writer.failed}"
-            recorded = f", {writer.written} events recorded ({writer.dropped} dropped{cut})"
+            lost = "".join(f"; {_said_lost(sink, n)}" for sink, n in writer.lost.items() if n)
+            recorded = (f", {writer.written} events recorded ({writer.dropped} dropped{lost}"
+                        f"{cut})")
         s = server.stats
         print(f"stopped: {s.accepted} connections, {s.responses} responses, "
               f"{s.bad_requests} bad requests, {s.eagain} EAGAIN" + recorded, flush=True)
@@ -478,6 +494,15 @@ RESTART_OPTIONS = ("--mode", "--trigger", "--policy", "--backlog", "--sweep-paus
                    "--reuseaddr", "--no-reuseaddr", "--every-sweep", "--no-drain",
                    "--never-close", "--keep-parent-copy", "--idle-timeout",
                    "--max-connections")
+
+
+def _said_lost(sink: str, count: int) -> str:
+    """What one source lost before the trace, as the summary says it."""
+    if sink == "capture":
+        return f"the capture lost {count} frames (the kernel's packet buffer was full)"
+    if sink == "kernel-side":
+        return f"the kernel side dropped {count} events (its pipe to the engine was full)"
+    return f"{sink} dropped {count} events"
 
 
 def restart_config(config: ServerConfig, text: str) -> ServerConfig:
@@ -722,7 +747,8 @@ def _start_packets(args: argparse.Namespace, probe: Probe, port: int, sinks: lis
                 if args.lab and args.fault:  # the segments its rules drop: seen, never received
                     from .lab import FaultMarks
                     marks = FaultMarks(args.fault, port)
-                started.append(LoopbackCapture(packet_probe, port, dropped=marks).start())
+                started.append(LoopbackCapture(packet_probe, port, dropped=marks,
+                                               buffer_mib=args.capture_buffer).start())
                 print("packets: captured on lo (AF_PACKET)", flush=True)
                 return "captured"
             except CaptureError as exc:

@@ -233,7 +233,10 @@ def _child(start: Callable[[int, list], tuple[list, list, str | None]], command_
         line += chunk
     port = int(line)
     stream = os.fdopen(trace_w, "wb")
-    writer = TraceWriter("-", stream=stream, header={"role": "kernel"}, sink="kernel-side")
+    # Flushed every 10 ms (a full batch at once): the window sees a segment soon after
+    # the server's own events, whatever the load.
+    writer = TraceWriter("-", stream=stream, header={"role": "kernel"}, sink="kernel-side",
+                         flush_interval=0.01, batch=256)
     started, _, problem = start(port, [writer])
     if problem is not None:
         for source in started:

@@ -119,6 +119,9 @@ class TraceWriter:
         self._max_pending = max_pending
         self.written = 0
         self.dropped = 0
+        # What other sinks lost before their events reached this trace, as their own
+        # ``dropped`` events in it say: {sink: count} (the capture's kernel ring...).
+        self.lost: dict[str, int] = {}
         self._dropped_reported = 0
         self._last_seq = 0
         self._interval = flush_interval
@@ -136,12 +139,26 @@ class TraceWriter:
             return
         pending = self._pending
         pending.append(event)
+        if event[3] == "dropped":
+            self._note_lost(event[7])
         if len(pending) >= self._batch:
             self._take_batch()
+
+    def _note_lost(self, data: dict[str, Any]) -> None:
+        sink = str(data.get("sink", "?"))
+        if sink != self.sink:
+            self.lost[sink] = self.lost.get(sink, 0) + int(data.get("count", 0) or 0)
 
     def raw(self, count: int, data: bytes) -> None:
         """``count`` events already serialized elsewhere, as whole lines (the kernel
         side's, from its own process): queued as they are, counted like the rest."""
+        if b'"kind":"dropped"' in data:  # what they lost is said in the summary too
+            for line in data.splitlines():
+                if b'"kind":"dropped"' in line:
+                    try:
+                        self._note_lost(orjson.loads(line))
+                    except (orjson.JSONDecodeError, TypeError, ValueError):
+                        pass
         with self._take_lock:
             if self.failed is not None or self._queued + count > self._max_pending:
                 self.dropped += count

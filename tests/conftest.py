@@ -160,7 +160,7 @@ def no_leftovers(long_lived_pids: set[int]) -> Iterator[None]:
         time.sleep(0.02)
     else:
         pytest.fail(f"test left threads running: {[t.name for t in extra]}")
-    children = [pid for pid in _child_pids() if pid not in long_lived_pids]
+    children = [pid for pid in child_pids() if pid not in long_lived_pids]
     if children:
         pytest.fail(f"test left child processes running: {children}")
     qt_core = sys.modules.get("PySide6.QtCore")
@@ -170,9 +170,10 @@ def no_leftovers(long_lived_pids: set[int]) -> Iterator[None]:
             pytest.fail(f"test left {pool.activeThreadCount()} Qt pool threads working")
 
 
-def _child_pids() -> list[int]:
-    """Live (non-zombie) children of this process; Linux /proc, elsewhere none known."""
-    me = os.getpid()
+def child_pids(parent: int | None = None) -> list[int]:
+    """Live (non-zombie) children of ``parent`` (this process by default); Linux /proc,
+    elsewhere none known."""
+    me = os.getpid() if parent is None else parent
     pids = []
     for entry in os.listdir("/proc") if os.path.isdir("/proc") else ():
         if not entry.isdigit():

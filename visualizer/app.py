@@ -1235,9 +1235,15 @@ class MainWindow(QMainWindow):
         if state.mode.get("trigger"):
             mode += f" ({state.mode['trigger']})"
         url = self.host.url if self.host and self.host.url else "—"
+        lost = str(state.dropped)
+        if state.dropped:  # and which source lost them: the capture's frames are not events
+            names = {"capture": self.tr("capture"), "trace": self.tr("trace"),
+                     "kernel-side": self.tr("kernel side"), "control": self.tr("control port")}
+            lost += " (" + ", ".join(f"{names.get(sink, sink)} {n}"
+                                     for sink, n in state.dropped_by.items() if n) + ")"
         text = self.tr(
             "mode: {0}   URL: {1}   open connections: {2}   events/s: {3:.0f}   "
-            "dropped: {4}").format(mode, url, state.open_connections, rate, state.dropped)
+            "dropped: {4}").format(mode, url, state.open_connections, rate, lost)
         view = self.view_tabs.currentWidget()
         name, every = self._view_every
         if self.timeline.live and every and isinstance(view, View) and view.name == name:

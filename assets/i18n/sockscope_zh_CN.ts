@@ -1732,6 +1732,22 @@
         <translation>只有非阻塞模式会遍历它的套接字；这个模式改为在内核里等待</translation>
     </message>
     <message>
+        <source>capture</source>
+        <translation>抓包</translation>
+    </message>
+    <message>
+        <source>trace</source>
+        <translation>跟踪文件</translation>
+    </message>
+    <message>
+        <source>kernel side</source>
+        <translation>内核侧进程</translation>
+    </message>
+    <message>
+        <source>control port</source>
+        <translation>控制端口</translation>
+    </message>
+    <message>
         <source>mode: {0}   URL: {1}   open connections: {2}   events/s: {3:.0f}   dropped: {4}</source>
         <translation>模式：{0}   URL：{1}   打开的连接：{2}   事件/秒：{3:.0f}   丢弃：{4}</translation>
     </message>

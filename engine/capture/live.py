@@ -76,7 +76,7 @@ SNAPLEN = 256
 # bulk transfer on lo (64 KiB frames) needs room: measured on a 2 GB transfer
 # in-process, 4 MiB lost ~1% of frames, 16 MiB none. SO_RCVBUFFORCE (root /
 # CAP_NET_ADMIN) may exceed net.core.rmem_max; otherwise SO_RCVBUF is capped there.
-RCVBUF = 16 * 1024 * 1024
+RCVBUF = 16 * 1024 * 1024  # the default --capture-buffer, in bytes
 _BATCH = 512  # frames read per wakeup before looking at the stop signal again
 
 # The TPACKET_V3 ring (packet_mmap): the kernel writes frames into blocks of a
@@ -219,16 +219,16 @@ PACKET_TIMESTAMP = 17
 SOF_TIMESTAMPING_SOFTWARE = 1 << 4
 
 
-def _open_ring(sock: socket.socket) -> mmap.mmap | None:
-    """Switch ``sock`` (not yet bound) to a TPACKET_V3 receive ring and map it; None
-    where the kernel refuses (the socket then stays as it was)."""
+def _open_ring(sock: socket.socket, blocks: int = RING_BLOCKS) -> mmap.mmap | None:
+    """Switch ``sock`` (not yet bound) to a TPACKET_V3 receive ring of ``blocks`` blocks
+    and map it; None where the kernel refuses (the socket then stays as it was)."""
     try:
         sock.setsockopt(SOL_PACKET, PACKET_VERSION, TPACKET_V3)
         # The frame's time: the one the kernel stamped as it received it (SO_TIMESTAMPNS
         # turned stamping on), as recvmsg's ancillary data says, not the copy's.
         sock.setsockopt(SOL_PACKET, PACKET_TIMESTAMP, SOF_TIMESTAMPING_SOFTWARE)
         sock.setsockopt(SOL_PACKET, PACKET_RX_RING, struct.pack(
-            "=7I", RING_BLOCK, RING_BLOCKS, RING_FRAME, RING_BLOCK * RING_BLOCKS // RING_FRAME,
+            "=7I", RING_BLOCK, blocks, RING_FRAME, RING_BLOCK * blocks // RING_FRAME,
             RING_RETIRE_MS, 0, 0))
     except OSError:
         try:
@@ -237,7 +237,7 @@ def _open_ring(sock: socket.socket) -> mmap.mmap | None:
             pass
         return None
     try:
-        return mmap.mmap(sock.fileno(), RING_BLOCK * RING_BLOCKS, mmap.MAP_SHARED,
+        return mmap.mmap(sock.fileno(), RING_BLOCK * blocks, mmap.MAP_SHARED,
                          mmap.PROT_READ | mmap.PROT_WRITE)
     except (OSError, ValueError):  # no room to map it: the ring goes, recvmsg it is
         try:
@@ -268,7 +268,7 @@ class LoopbackCapture:
     """
 
     def __init__(self, probe: Probe, port: int, iface: str = "lo", *, use_bpf: bool = True,
-                 snaplen: int = SNAPLEN, ring: bool = True,
+                 snaplen: int = SNAPLEN, ring: bool = True, buffer_mib: int = RING_BLOCKS,
                  dropped: Callable[[dict[str, Any]], str | None] | None = None) -> None:
         self.probe = probe
         self.port = int(port)
@@ -280,6 +280,9 @@ class LoopbackCapture:
         self.use_bpf = use_bpf
         self.snaplen = snaplen
         self.use_ring = ring
+        # The kernel's room for frames not read yet: the ring's blocks (1 MiB each), or
+        # the socket buffer without a ring.
+        self.buffer_mib = max(1, int(buffer_mib))
         self._ring: mmap.mmap | None = None  # the TPACKET_V3 ring, where the kernel allows it
         self._block = 0  # the ring's next block to read
         self.bpf_attached = False
@@ -319,7 +322,7 @@ class LoopbackCapture:
                     self.error = f"BPF filter refused ({exc}); filtering in Python"
             for opt in (SO_RCVBUFFORCE, socket.SO_RCVBUF):
                 try:
-                    sock.setsockopt(socket.SOL_SOCKET, opt, RCVBUF)
+                    sock.setsockopt(socket.SOL_SOCKET, opt, self.buffer_mib << 20)
                     break
                 except OSError:
                     continue
@@ -330,7 +333,8 @@ class LoopbackCapture:
             except OSError as exc:  # every frame then falls back to its receipt time
                 self.error = f"SO_TIMESTAMPNS refused ({exc}); packets stamped on receipt"
             if self.use_ring:
-                self._ring = _open_ring(sock)  # None: the kernel refused; recvmsg it is
+                # None: the kernel refused; recvmsg it is
+                self._ring = _open_ring(sock, self.buffer_mib)
             self._rt_offset = realtime_offset_ns()
             try:
                 sock.bind((self.iface, ETH_P_ALL))
@@ -483,7 +487,7 @@ class LoopbackCapture:
             count += frames
             self.stats["blocks"] += 1
             _STATUS.pack_into(ring, base + 8, 0)  # TP_STATUS_KERNEL: the block is the kernel's again
-            self._block = (self._block + 1) % RING_BLOCKS
+            self._block = (self._block + 1) % self.buffer_mib
         return count
 
     def _take(self, frame: bytes, pkttype: int, stamp: int | None, received: int,

@@ -15,6 +15,7 @@ import pytest
 from engine.capture.live import can_capture
 from engine.kernelside import SEQ_BASE
 from engine.trace import read_trace
+from tests.conftest import child_pids
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "engine"]
@@ -35,19 +36,6 @@ def serve_load(tmp_path: Path, name: str, *extra: str, load: str = SHORT
                           cwd=ROOT, capture_output=True, text=True, timeout=90)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc, trace
-
-
-def children_of(pid: int) -> list[int]:
-    out = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                out.append(int(entry))
-    return out
 
 
 def tasks_of(pid: int) -> set[int]:
@@ -73,7 +61,7 @@ def test_packets_and_states_are_recorded_by_another_process(tmp_path: Path) -> N
             lines.append(line)
             assert len(lines) < 20, lines
         url = lines[0][lines[0].index("http://"):].split()[0]
-        (child,) = children_of(proc.pid)
+        (child,) = child_pids(proc.pid)
         server_tasks, child_tasks = tasks_of(proc.pid), tasks_of(child)
         done = subprocess.run([*CLI, "load", url, *SHORT.split()], cwd=ROOT,
                               capture_output=True, text=True, timeout=60)
@@ -96,7 +84,7 @@ def test_packets_and_states_are_recorded_by_another_process(tmp_path: Path) -> N
         assert e.thread in child_tasks and e.thread not in server_tasks, e
     assert all(e.seq >= SEQ_BASE for e in packets + states)
     assert all(e.seq < SEQ_BASE for e in events if e.src in ("server", "client"))
-    assert not children_of(proc.pid)  # gone with the server (which is gone too)
+    assert not child_pids(proc.pid)  # gone with the server (which is gone too)
 
 
 @needs_capture
@@ -142,7 +130,7 @@ def test_a_killed_server_takes_its_kernel_side_with_it(tmp_path: Path) -> None:
         for _ in range(20):
             if proc.stdout.readline().startswith("recording events"):  # type: ignore[union-attr]
                 break
-        (child,) = children_of(proc.pid)
+        (child,) = child_pids(proc.pid)
         proc.kill()
         proc.wait(10)
         deadline = time.monotonic() + 10

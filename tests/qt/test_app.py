@@ -201,7 +201,13 @@ def test_lab_is_a_switch_greyed_with_its_reason(qtbot, window: MainWindow) -> No
     assert "lab" in window.url_label.text() and not window.browser_button.isEnabled()
     window.traffic_buttons["One request"].click()  # clients run inside the engine's namespace
     qtbot.waitUntil(lambda: responses(window) >= 1, timeout=15_000)
-    syns = [e for e in window.timeline.log if e.kind == "packet" and e.data["flags"] == "SYN"]
+
+    def captured_syns() -> list:  # type: ignore[type-arg]
+        return [e for e in window.timeline.log if e.kind == "packet" and e.data["flags"] == "SYN"]
+    # The captured segments come from the kernel side's process: a few tens of ms after
+    # the server's own events, each at its own time.
+    qtbot.waitUntil(lambda: len(captured_syns()) >= 2, timeout=5_000)
+    syns = captured_syns()
     assert len(syns) >= 2 and syns[0].data["tcp_seq"] == syns[1].data["tcp_seq"]  # retransmitted
     assert all(e.data["origin"] == "captured" for e in syns)
 

@@ -81,6 +81,7 @@ class ServerState:
     counts: dict[str, int] = field(default_factory=dict)  # events per kind
     eagain: int = 0
     dropped: int = 0
+    dropped_by: dict[str, int] = field(default_factory=dict)  # the same, by the sink that lost them
     last_sweep: dict[str, Any] = field(default_factory=dict)
     # Connections finished (closed at both ends) are retired from ``connections``
     # once there are more than ``retire_above``, so that snapshots stay small under
@@ -140,7 +141,10 @@ def apply(state: ServerState, event: Event, index: int | None = None) -> ServerS
         state.listen = dict(data)
         state.accept_queue = (0, int(data.get("backlog", 0)))
     elif kind == "dropped":
-        state.dropped += int(data.get("count", 0))
+        count = int(data.get("count", 0))
+        state.dropped += count
+        sink = str(data.get("sink", "?"))
+        state.dropped_by = {**state.dropped_by, sink: state.dropped_by.get(sink, 0) + count}
     elif kind == "epoll_wait" or kind == "wait":
         state.ready = [tuple(pair) for pair in data.get("ready") or []]  # type: ignore[misc]
         state.threads[event.thread] = "working" if state.ready else "waiting"
