@@ -412,6 +412,12 @@ class Probe:
     def emit_at(self, t_ns: int, kind: str, conn: str | None = None, fd: int = -1,
                 thread: int = 0, **data: Any) -> None:
         """Emit an event that happened at ``t_ns`` (derived after the fact)."""
+        self.emit_data_at(t_ns, kind, conn, fd, thread, data)
+
+    def emit_data_at(self, t_ns: int, kind: str, conn: str | None, fd: int, thread: int,
+                     data: dict[str, Any]) -> None:
+        """``emit_at`` with the fields as a ready dict (the caller's, never touched
+        again): the capture's path, one event per segment."""
         event = _new_tuple(Event, (next(self._seq), t_ns, self.src, kind, conn, fd, thread, data))
         for sink in self._sinks:
             try:

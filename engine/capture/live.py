@@ -285,6 +285,7 @@ class LoopbackCapture:
         self.buffer_mib = max(1, int(buffer_mib))
         self._ring: mmap.mmap | None = None  # the TPACKET_V3 ring, where the kernel allows it
         self._block = 0  # the ring's next block to read
+        self._conn_ids: dict[tuple[str, int, str], str] = {}  # (client ip, port, server ip): id
         self.bpf_attached = False
         self.rcvbuf = 0
         self.stats = {"frames": 0, "outgoing_dropped": 0, "other_dropped": 0,
@@ -508,10 +509,13 @@ class LoopbackCapture:
         if fields is None or (fields["sport"] != port and fields["dport"] != port):
             stats["other_dropped"] += 1
             return
-        if fields["sport"] == port:
-            conn = connection_id((fields["dst_ip"], fields["dport"]), (fields["src_ip"], port))
-        else:
-            conn = connection_id((fields["src_ip"], fields["sport"]), (fields["dst_ip"], port))
+        client = (fields["dst_ip"], fields["dport"], fields["src_ip"]) \
+            if fields["sport"] == port else (fields["src_ip"], fields["sport"], fields["dst_ip"])
+        conn = self._conn_ids.get(client)
+        if conn is None:  # once per connection: the id is the same for all its segments
+            if len(self._conn_ids) >= 65536:
+                self._conn_ids.clear()
+            conn = self._conn_ids[client] = connection_id(client[:2], (client[2], port))
         stats["emitted"] += 1
         t_ns = -1 if stamp is None else stamp - self._rt_offset
         if not received - _STAMP_MAX_AGE_NS < t_ns <= received + _STAMP_SLACK_NS:
@@ -523,7 +527,8 @@ class LoopbackCapture:
             if fault is not None:
                 fields["dropped"] = fault
         if self.probe.active:
-            self.probe.emit_at(t_ns, "packet", conn, -1, tid, origin="captured", **fields)
+            fields["origin"] = "captured"
+            self.probe.emit_data_at(t_ns, "packet", conn, -1, tid, fields)
 
     def _read_kernel_stats(self) -> None:
         """Add PACKET_STATISTICS to the totals (the kernel resets them on each read)."""

@@ -120,6 +120,16 @@ class SegmentStates:
         if sender not in ("client", "server"):
             sender = "server" if d.get("sport") == self.port else "client"
         flags = str(d.get("flags") or "")
+        if flags == "ACK" or flags == "PSH|ACK":
+            # Most segments, under load: data and ACKs of an open connection. Only an ACK
+            # to a SYN_RECV end or of a FIN changes a state; anything else returns here,
+            # as the whole path below would, without building its sets.
+            ends = self._conns.get(event.conn)
+            if ends is None:
+                return
+            peer = ends["server" if sender == "client" else "client"]
+            if peer.state != "SYN_RECV" and peer.fin_end is None:
+                return
         parts = set(flags.split("|"))
         with self._lock:
             conn = event.conn
