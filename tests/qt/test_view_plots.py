@@ -546,11 +546,17 @@ def test_idle_sweeps_folded_by_the_engine_are_shaded_where_they_happened(
     log = tl.log
     folded = [i for i in range(len(log)) if log[i].kind == "poll_sweep" and "since_ns" in log[i].data]
     assert len(folded) >= 3
-    at(view, tl, len(log) - 1)
     t0 = log.times[0]
     want = [((log[i].data["since_ns"] - t0) / 1e9, (log[i].t_ns - t0) / 1e9, log[i].data["sweeps"])
             for i in folded]
-    assert view.idle_spans == pytest.approx(want)
+    # Each call reads event data for READ_BUDGET_S at most (a loaded machine reads less
+    # per call): shown again until everything is read, a bounded number of times.
+    for _ in range(200):
+        at(view, tl, len(log) - 1)
+        if len(view.idle_spans) >= len(want):
+            break
+    assert [x for span in view.idle_spans for x in span] == \
+        pytest.approx([x for span in want for x in span])
     assert view.idle_shade.isVisible() and "idle sweeps" in view.legend.text()
     at(view, tl, folded[0] - 1)  # before the first stretch ended: nothing shaded yet
     assert view.idle_spans == [] and not view.idle_shade.isVisible()
