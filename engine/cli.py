@@ -84,7 +84,7 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--packets", choices=PACKET_SOURCES, default="auto",
                    help="auto: captured where allowed (root, CAP_NET_RAW, the lab), else derived")
     p.add_argument("--capture-buffer", type=_positive_int, default=16, metavar="MIB",
-                   help="the kernel's room for captured frames not read yet (default 16 MiB, "
+                   help="the kernel's room for captured frames not read yet (default 16 MiB, 2 at least, "
                         "about 50,000 frames); what overflows it is counted and said")
     p.add_argument("--kernel-side", choices=("process", "inline"), default="process",
                    help="where captured packets and the kernel's reports are recorded: "
@@ -499,9 +499,9 @@ RESTART_OPTIONS = ("--mode", "--trigger", "--policy", "--backlog", "--sweep-paus
 def _said_lost(sink: str, count: int) -> str:
     """What one source lost before the trace, as the summary says it."""
     if sink == "capture":
-        return f"the capture lost {count} frames (the kernel's packet buffer was full)"
+        return f"the capture lost {count} frames: the kernel's packet buffer was full"
     if sink == "kernel-side":
-        return f"the kernel side dropped {count} events (its pipe to the engine was full)"
+        return f"the kernel side dropped {count} events: its pipe to the engine was full"
     return f"{sink} dropped {count} events"
 
 

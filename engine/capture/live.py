@@ -48,6 +48,7 @@ import socket
 import struct
 import threading
 import time
+from collections import deque
 from typing import Any, Callable
 
 from ..events import Probe
@@ -91,7 +92,14 @@ RING_BLOCKS = 16
 RING_FRAME = 2048  # only sets the ring's geometry: V3 packs frames of any size
 RING_RETIRE_MS = 8
 _TP_STATUS_USER = 1
-_BLOCK = struct.Struct("=III")  # at 8 in a block: block_status, num_pkts, offset_to_first_pkt
+_BLOCK = struct.Struct("=IIII")  # at 8 in a block: status, num_pkts, offset_to_first_pkt, blk_len
+# Blocks the kernel handed over are copied out of the ring at once (the used part,
+# one memcpy) and decoded by another thread at its own pace: under a load the
+# decoder cannot keep up with, frames wait in memory, not in the kernel's ring,
+# where the next would be dropped. Up to this many bytes wait; beyond, blocks stay
+# in the ring, which then fills, and the kernel drops and counts.
+BACKLOG_MAX = 512 << 20
+DECODE_AT_STOP_S = 120.0
 _FRAME = struct.Struct("=IIIIIIHH")  # tpacket3_hdr: next, sec, nsec, snaplen, len, status, mac, net
 _SLL_PKTTYPE = 48 + 10  # TPACKET_ALIGN(sizeof tpacket3_hdr) + offsetof(sockaddr_ll, sll_pkttype)
 _FINAL_DRAIN_S = 0.2  # at stop, time spent reading what the kernel still holds
@@ -282,15 +290,21 @@ class LoopbackCapture:
         self.use_ring = ring
         # The kernel's room for frames not read yet: the ring's blocks (1 MiB each), or
         # the socket buffer without a ring.
-        self.buffer_mib = max(1, int(buffer_mib))
+        # Two blocks at least: the kernel fills one while the other is being copied out.
+        self.buffer_mib = max(2, int(buffer_mib))
         self._ring: mmap.mmap | None = None  # the TPACKET_V3 ring, where the kernel allows it
         self._block = 0  # the ring's next block to read
         self._conn_ids: dict[tuple[str, int, str], str] = {}  # (client ip, port, server ip): id
+        self._blocks: deque[tuple[bytes, int]] = deque()  # copied blocks, and when
+        self._backlog = 0  # their bytes
+        self._decoding = threading.Condition()
+        self._decoded_all = False  # set once the capture thread has read its last block
+        self._decoder: threading.Thread | None = None
         self.bpf_attached = False
         self.rcvbuf = 0
         self.stats = {"frames": 0, "outgoing_dropped": 0, "other_dropped": 0,
                       "malformed": 0, "emitted": 0, "kernel_packets": 0, "kernel_drops": 0,
-                      "unstamped": 0, "blocks": 0}
+                      "unstamped": 0, "blocks": 0, "backlog_peak": 0}
         self.timestamps = False  # whether the kernel accepted SO_TIMESTAMPNS
         self._rt_offset = 0  # CLOCK_REALTIME - CLOCK_MONOTONIC, ns
         self.error: str | None = None
@@ -353,6 +367,10 @@ class LoopbackCapture:
             sock.close()
             raise
         self._thread = threading.Thread(target=self._run, name="sockscope-capture", daemon=True)
+        if self._ring is not None:
+            self._decoder = threading.Thread(target=self._decode, name="sockscope-capture-decode",
+                                             daemon=True)
+            self._decoder.start()
         self._thread.start()
         return self
 
@@ -360,7 +378,9 @@ class LoopbackCapture:
         """Stop within a fraction of a second and return the counts.
 
         Frames already queued in the kernel are still read (for at most
-        0.2 s), so a segment that arrived just before ``stop()`` is not lost.
+        0.2 s), so a segment that arrived just before ``stop()`` is not lost, and
+        the frames copied out of the ring are all decoded (a backlog a load left:
+        ``DECODE_AT_STOP_S`` at most). ``backlog_peak``: the most bytes that waited.
         Keys: ``frames`` (reached Python), ``outgoing_dropped``,
         ``other_dropped`` (not TCP of this port), ``malformed``, ``emitted``,
         ``kernel_packets`` / ``kernel_drops`` (PACKET_STATISTICS: what passed
@@ -369,7 +389,7 @@ class LoopbackCapture:
         receipt), ``bpf`` (whether the kernel filter is attached),
         ``timestamps`` (whether SO_TIMESTAMPNS is on), ``rcvbuf`` (the socket
         buffer the kernel granted), ``error``, ``thread_alive`` (True only if
-        the thread failed to end within 1 s).
+        a thread failed to end in time).
         """
         if self._result is not None:
             return self._result
@@ -383,6 +403,12 @@ class LoopbackCapture:
             pass
         self._thread.join(timeout=1.0)
         alive = self._thread.is_alive()
+        if self._decoder is not None:  # what was copied out of the ring, all of it decoded
+            with self._decoding:
+                self._decoded_all = True
+                self._decoding.notify()
+            self._decoder.join(timeout=DECODE_AT_STOP_S)
+            alive = alive or self._decoder.is_alive()
         if not alive:
             self._read_kernel_stats()
             self._report_drops()
@@ -464,32 +490,52 @@ class LoopbackCapture:
         return count
 
     def _read_ring(self, limit: int) -> int:
-        """The ring's blocks the kernel handed over, each frame taken as recvmsg's are,
-        the block then given back; until ``limit`` frames or no block is ready."""
+        """Copy the blocks the kernel handed over out of the ring (the used part of each),
+        give them back, and leave them to the decoder thread; until ``limit`` frames,
+        no block is ready, or the backlog is full. Returns how many frames."""
         ring = self._ring
         assert ring is not None
-        take = self._take
-        tid = threading.get_native_id()
-        block_at, frame_at = _BLOCK.unpack_from, _FRAME.unpack_from
-        monotonic_ns = time.monotonic_ns
+        block_at = _BLOCK.unpack_from
         count = 0
-        while count < limit:
+        while count < limit and self._backlog < BACKLOG_MAX:
             base = self._block * RING_BLOCK
-            status, frames, first = block_at(ring, base + 8)
+            status, frames, _first, used = block_at(ring, base + 8)
             if not status & _TP_STATUS_USER:
                 break
-            received = monotonic_ns()
-            at = base + first
-            for _ in range(frames):
-                step, sec, nsec, snap, _length, _status, mac, _net = frame_at(ring, at)
-                take(ring[at + mac:at + mac + snap], ring[at + _SLL_PKTTYPE],
-                     sec * 1_000_000_000 + nsec, received, tid)
-                at += step
-            count += frames
-            self.stats["blocks"] += 1
+            block = ring[base:base + min(used, RING_BLOCK)]
             _STATUS.pack_into(ring, base + 8, 0)  # TP_STATUS_KERNEL: the block is the kernel's again
             self._block = (self._block + 1) % self.buffer_mib
+            count += frames
+            self.stats["blocks"] += 1
+            with self._decoding:
+                self._blocks.append((block, time.monotonic_ns()))
+                self._backlog += len(block)
+                self.stats["backlog_peak"] = max(self.stats["backlog_peak"], self._backlog)
+                self._decoding.notify()
         return count
+
+    def _decode(self) -> None:
+        """The decoder thread: every copied block's frames, taken as recvmsg's are, until
+        the capture has stopped and nothing is left."""
+        tid = threading.get_native_id()
+        take = self._take
+        frame_at = _FRAME.unpack_from
+        first_at = _STATUS.unpack_from
+        while True:
+            with self._decoding:
+                while not self._blocks and not self._decoded_all:
+                    self._decoding.wait()
+                if not self._blocks:
+                    return
+                block, received = self._blocks.popleft()
+                self._backlog -= len(block)
+            frames = first_at(block, 12)[0]
+            at = first_at(block, 16)[0]
+            for _ in range(frames):
+                step, sec, nsec, snap, _length, _status, mac, _net = frame_at(block, at)
+                take(block[at + mac:at + mac + snap], block[at + _SLL_PKTTYPE],
+                     sec * 1_000_000_000 + nsec, received, tid)
+                at += step
 
     def _take(self, frame: bytes, pkttype: int, stamp: int | None, received: int,
               tid: int) -> None:

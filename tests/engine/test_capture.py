@@ -433,6 +433,30 @@ def test_the_ring_goes_round_and_loses_nothing() -> None:
     assert sum(p.data["sport"] == port for p in data) >= requests  # ...and its answer
 
 
+def test_a_slow_reader_costs_time_not_frames() -> None:
+    """Frames are copied out of the ring as the kernel hands them over and decoded at the
+    reader's pace: a consumer far slower than the traffic (0.5 ms per segment, the
+    ring of eight 1 MiB blocks) delays the events, and loses none of them."""
+    require_capture()
+    with running_server() as (server, sink):
+        port = server.address[1]
+        slow = Probe("capture")
+        slow.add_sink(lambda event: time.sleep(0.0005))
+        slow.add_sink(sink)
+        capture = LoopbackCapture(slow, port, buffer_mib=8).start()
+        try:
+            result = run_load(LoadConfig(url=f"http://127.0.0.1:{port}/", clients=4,
+                                         requests=150, keep_alive=True, timeout=5))
+            assert result.ok == 600, result.summary()
+        finally:
+            stats = capture.stop()
+    data = [p for p in packets(list(sink.events)) if p.data["len"]]
+    assert stats["kernel_drops"] == 0 and not stats["thread_alive"], stats
+    assert stats["backlog_peak"] > 0, stats  # frames did wait for the reader
+    assert sum(p.data["dport"] == port for p in data) == 600  # every request...
+    assert sum(p.data["sport"] == port for p in data) >= 600  # ...and its answer
+
+
 def test_the_ring_stamps_every_frame_even_without_so_timestampns() -> None:
     """Refused SO_TIMESTAMPNS, the ring's frames still carry the kernel's time (taken as
     it copied them, on lo inside the sending syscall): none falls back to its receipt,

@@ -74,7 +74,7 @@ def test_frames_the_capture_had_no_room_for_are_counted_and_said(qtbot, tmp_path
     lost = sum(r["count"] for r in rows if r["kind"] == "dropped" and r["sink"] == "capture")
     assert lost > 0, out
     summary = out.strip().splitlines()[-1]
-    assert f"the capture lost {lost} frames (the kernel's packet buffer was full)" in summary
+    assert f"the capture lost {lost} frames: the kernel's packet buffer was full)" in summary
     assert "events recorded (0 dropped;" in summary  # the trace itself lost nothing
     for language, said in (("en", f"dropped: {lost} (capture {lost})"),
                            ("zh_CN", f"丢弃：{lost} (抓包 {lost})")):
