@@ -84,8 +84,8 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--packets", choices=PACKET_SOURCES, default="auto",
                    help="auto: captured where allowed (root, CAP_NET_RAW, the lab), else derived")
     p.add_argument("--capture-buffer", type=_positive_int, default=16, metavar="MIB",
-                   help="the kernel's room for captured frames not read yet (default 16 MiB, 2 at least, "
-                        "about 50,000 frames); what overflows it is counted and said")
+                   help="MiB of the kernel's ring for captured frames not yet copied out "
+                        "(default 16, 2 at least); what overflows it is counted and said")
     p.add_argument("--kernel-side", choices=("process", "inline"), default="process",
                    help="where captured packets and the kernel's reports are recorded: "
                         "process (default: a process of their own, off the server's "
