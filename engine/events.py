@@ -229,7 +229,8 @@ FIELD_TYPES: dict[str, tuple[tuple[str, frozenset, Any, Any, str], ...]] = {
                    port=(_NINT, 0, 65535), reuseaddr=(_NBOOL,), exit_code=(_NINT, -_I32 - 1,
                                                                           _I32)),
     "dropped": _spec(count=(_INT, 0, _I64), sink=(_NSTR,), reason=(_NSTR,), detail=(_NSTR,),
-                     written=(_NINT, 0, _I64)),
+                     written=(_NINT, 0, _I64), from_ns=(_NINT, 0, _I64),
+                     until_ns=(_NINT, 0, _I64)),
 }
 
 

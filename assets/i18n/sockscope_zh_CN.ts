@@ -2059,6 +2059,14 @@
         <translation>状态：{0}</translation>
     </message>
     <message>
+        <source>⚠ the capture lost {0} frames meanwhile: this connection may miss some</source>
+        <translation>⚠ 抓包期间丢失了 {0} 帧：这个连接可能缺少一些报文段</translation>
+    </message>
+    <message>
+        <source>The capture lost frames at {0}: what this connection did then is not drawn.</source>
+        <translation>抓包在 {0} 丢失了帧：这个连接在那段时间里做了什么，图中没有画出。</translation>
+    </message>
+    <message>
         <source>state not reported</source>
         <translation>状态未上报</translation>
     </message>
@@ -2145,6 +2153,10 @@
     <message>
         <source>✗ dropped by the lab&apos;s rule ({0})</source>
         <translation>✗ 被实验环境的规则丢弃（{0}）</translation>
+    </message>
+    <message>
+        <source>⚠ after frames the capture lost</source>
+        <translation>⚠ 在抓包丢失的帧之后</translation>
     </message>
     <message>
         <source>⋯ {0} bytes, cut by the kernel as it chose</source>

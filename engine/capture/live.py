@@ -92,6 +92,10 @@ RING_BLOCKS = 16
 RING_FRAME = 2048  # only sets the ring's geometry: V3 packs frames of any size
 RING_RETIRE_MS = 8
 _TP_STATUS_USER = 1
+# A block's status says the kernel dropped frames since the statistics were last
+# read (which resets the count).
+_TP_STATUS_LOSING = 4
+_TIMESPEC32 = struct.Struct("=II")  # a frame's tp_sec, tp_nsec; a block's ts_last_pkt
 _BLOCK = struct.Struct("=IIII")  # at 8 in a block: status, num_pkts, offset_to_first_pkt, blk_len
 # Blocks the kernel handed over are copied out of the ring at once (the used part,
 # one memcpy) and decoded by another thread at its own pace: under a load the
@@ -300,11 +304,14 @@ class LoopbackCapture:
         self._decoding = threading.Condition()
         self._decoded_all = False  # set once the capture thread has read its last block
         self._decoder: threading.Thread | None = None
+        self._stats_lock = threading.Lock()
+        self._last_copied: int | None = None  # the kernel's stamp of the last frame copied out
+        self._gap: list | None = None  # a gap whose end is not known yet: [start, count]
         self.bpf_attached = False
         self.rcvbuf = 0
         self.stats = {"frames": 0, "outgoing_dropped": 0, "other_dropped": 0,
                       "malformed": 0, "emitted": 0, "kernel_packets": 0, "kernel_drops": 0,
-                      "unstamped": 0, "blocks": 0, "backlog_peak": 0}
+                      "unstamped": 0, "blocks": 0, "backlog_peak": 0, "gaps": 0}
         self.timestamps = False  # whether the kernel accepted SO_TIMESTAMPNS
         self._rt_offset = 0  # CLOCK_REALTIME - CLOCK_MONOTONIC, ns
         self.error: str | None = None
@@ -411,7 +418,7 @@ class LoopbackCapture:
             alive = alive or self._decoder.is_alive()
         if not alive:
             self._read_kernel_stats()
-            self._report_drops()
+            self._report_drops(final=True)
             for s in (self._sock, self._wake_r, self._wake_w):
                 if s is not None:
                     s.close()
@@ -444,7 +451,8 @@ class LoopbackCapture:
                     next_stats = time.monotonic() + _STATS_EVERY_S
                     self._rt_offset = realtime_offset_ns()  # NTP may slew the real-time clock
                     self._read_kernel_stats()
-                    self._report_drops()
+                    # (recvmsg has no blocks to bring a gap's end: said at once, until now)
+                    self._report_drops(final=self._ring is None)
             # What the kernel still holds. The ring hands over a partly filled block
             # RING_RETIRE_MS after its first frame: wait for it (twice that, at most).
             deadline = time.monotonic() + _FINAL_DRAIN_S
@@ -487,6 +495,8 @@ class LoopbackCapture:
                     stamp = seconds * 1_000_000_000 + nanoseconds
                     break
             take(frame, addr[2], stamp, monotonic_ns(), tid)
+            if stamp is not None:
+                self._last_copied = stamp
         return count
 
     def _read_ring(self, limit: int) -> int:
@@ -499,11 +509,23 @@ class LoopbackCapture:
         count = 0
         while count < limit and self._backlog < BACKLOG_MAX:
             base = self._block * RING_BLOCK
-            status, frames, _first, used = block_at(ring, base + 8)
+            status, frames, first, used = block_at(ring, base + 8)
             if not status & _TP_STATUS_USER:
                 break
             block = ring[base:base + min(used, RING_BLOCK)]
             _STATUS.pack_into(ring, base + 8, 0)  # TP_STATUS_KERNEL: the block is the kernel's again
+            if frames:
+                # The kernel drops only when no block is free, and opens the next block
+                # for the first frame after: a gap always comes just before a block's
+                # first frame, and the block says so (TP_STATUS_LOSING: drops counted
+                # since the last reading). Where it was is said now, with the count
+                # (whose reading lets the next gap be seen).
+                sec, nsec = _TIMESPEC32.unpack_from(block, first + 4)
+                if self._gap is not None or status & _TP_STATUS_LOSING:
+                    self._read_kernel_stats()
+                    self._report_drops(after=sec * 1_000_000_000 + nsec)
+                sec, nsec = _TIMESPEC32.unpack_from(block, 40)  # ts_last_pkt
+                self._last_copied = sec * 1_000_000_000 + nsec
             self._block = (self._block + 1) % self.buffer_mib
             count += frames
             self.stats["blocks"] += 1
@@ -580,18 +602,41 @@ class LoopbackCapture:
         """Add PACKET_STATISTICS to the totals (the kernel resets them on each read)."""
         if self._sock is None or self._sock.fileno() < 0:
             return
-        try:
-            packets, drops = struct.unpack("II", self._sock.getsockopt(SOL_PACKET,
-                                                                       PACKET_STATISTICS, 8))
-        except OSError:
-            return
-        self.stats["kernel_packets"] += packets
-        self.stats["kernel_drops"] += drops
+        with self._stats_lock:  # the capture thread's periodic read, the decoder's at a gap
+            try:
+                packets, drops = struct.unpack("II", self._sock.getsockopt(
+                    SOL_PACKET, PACKET_STATISTICS, 8))
+            except OSError:
+                return
+            self.stats["kernel_packets"] += packets
+            self.stats["kernel_drops"] += drops
 
-    def _report_drops(self) -> None:
-        new = self.stats["kernel_drops"] - self._drops_reported
-        if new > 0:
+    def _report_drops(self, after: int | None = None, final: bool = False) -> None:
+        """Say the frames the kernel dropped, with where in time they are missing.
+
+        A gap lies after the last frame copied out before it (the kernel drops only
+        when every block is full, and all full blocks are copied before the count is
+        read) and before the first frame of the next block (which the kernel opened
+        for it). So a count read finds the gap's start; the gap is said, as a
+        ``dropped`` event with ``from_ns`` and ``until_ns`` (monotonic), once a block
+        brings its end (``after``: that block's first frame's real-time stamp), or at
+        the end (``final``: until now). Counts read meanwhile join the same gap."""
+        with self._stats_lock:
+            new = self.stats["kernel_drops"] - self._drops_reported
             self._drops_reported = self.stats["kernel_drops"]
-            if self.probe.active:
-                self.probe.emit("dropped", None, -1, threading.get_native_id(), count=new,
-                                sink="capture")
+        if new > 0:
+            if self._gap is None:
+                self._gap = [self._last_copied, 0]
+            self._gap[1] += new
+        if self._gap is None or (after is None and not final):
+            return
+        (before, count), self._gap = self._gap, None
+        if after is None:
+            after = time.time_ns()
+        self.stats["gaps"] += 1
+        if self.probe.active:  # dated where the gap begins: what it says happened then
+            offset = self._rt_offset
+            since = (after if before is None else before) - offset
+            self.probe.emit_data_at(since, "dropped", None, -1, threading.get_native_id(), {
+                "count": count, "sink": "capture", "until_ns": after - offset,
+                "from_ns": since})

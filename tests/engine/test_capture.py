@@ -36,9 +36,9 @@ from engine.capture.live import (CaptureError, LoopbackCapture, can_capture,
 from engine.clients import LoadConfig, run_load
 from engine.capture.pcapng import (CaptureFileError, export_pcapng, import_capture,
                                    write_trace_from_capture)
-from engine.events import Event, Probe
+from engine.events import Event, MemorySink, Probe
 from engine.trace import TraceError, read_trace
-from tests.conftest import running_server
+from tests.conftest import running_server, serving
 
 ROOT = Path(__file__).resolve().parents[2]
 IN_CI = os.environ.get("CI") == "true"
@@ -455,6 +455,56 @@ def test_a_slow_reader_costs_time_not_frames() -> None:
     assert stats["backlog_peak"] > 0, stats  # frames did wait for the reader
     assert sum(p.data["dport"] == port for p in data) == 600  # every request...
     assert sum(p.data["sport"] == port for p in data) >= 600  # ...and its answer
+
+
+def test_a_gap_while_capturing_is_placed_between_the_frames_around_it() -> None:
+    """The capture's thread kept from running (a thread that holds the GIL for 0.2 s at
+    a time) while a server in another process serves: the smallest ring (2 MiB) fills
+    and the kernel drops frames. The first frame after a gap says so (TP_STATUS_LOSING):
+    each gap is said where it was, from the last frame before it to the first after it,
+    with no frame captured in between, and the counts add up to the kernel's."""
+    require_capture()
+    import threading
+    with serving([sys.executable, "-m", "engine", "serve", "--port", "0"], cwd=ROOT) \
+            as (_, port):
+        probe, sink = Probe("capture"), MemorySink()
+        probe.add_sink(sink)
+        capture = LoopbackCapture(probe, port, buffer_mib=2).start()
+        switch = sys.getswitchinterval()
+        done = threading.Event()
+
+        def hog() -> None:  # pure Python: it gives the GIL up only when made to
+            while not done.is_set():
+                pass
+        sys.setswitchinterval(0.2)
+        thread = threading.Thread(target=hog, daemon=True)
+        thread.start()
+        try:
+            load = subprocess.run([sys.executable, "-m", "engine", "load",
+                                   f"http://127.0.0.1:{port}/", "--clients", "2",
+                                   "--requests", "3000"], cwd=ROOT, capture_output=True,
+                                  text=True, timeout=120)
+            assert load.returncode == 0, load.stdout + load.stderr
+        finally:
+            done.set()
+            sys.setswitchinterval(switch)
+            thread.join(10)
+            stats = capture.stop()
+    gaps = [e.data for e in sink.events if e.kind == "dropped"]
+    times = sorted(e.t_ns for e in sink.events if e.kind == "packet")
+    assert stats["kernel_drops"] > 0 and gaps, stats
+    assert sum(g["count"] for g in gaps) == stats["kernel_drops"]
+    placed = 0
+    for g in gaps:
+        inside = [t for t in times if g["from_ns"] + 1000 < t < g["until_ns"] - 1000]
+        assert not inside, (g, len(inside))
+        after = [t for t in times if abs(t - g["until_ns"]) <= 1000]
+        before = [t for t in times if abs(t - g["from_ns"]) <= 1000]
+        placed += bool(after and before)  # both ends are frames
+    # Each gap is placed between two frames; the last may end at the stop instead (no
+    # frame came after it).
+    assert placed >= len(gaps) - 1, [(g, min(abs(t - g["from_ns"]) for t in times),
+                                      min(abs(t - g["until_ns"]) for t in times)) for g in gaps]
 
 
 def test_the_ring_stamps_every_frame_even_without_so_timestampns() -> None:

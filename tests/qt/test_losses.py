@@ -18,6 +18,7 @@ from engine.events import Event
 from visualizer.app import MainWindow
 from tests.conftest import child_pids
 from visualizer.model.state import ServerState, apply
+from visualizer.views.sequence import SequenceView
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "engine"]
@@ -40,10 +41,12 @@ def test_the_state_counts_what_each_sink_lost() -> None:
                            f"{capture_why}")
 def test_frames_the_capture_had_no_room_for_are_counted_and_said(qtbot, tmp_path: Path
                                                                  ) -> None:  # type: ignore[no-untyped-def]
-    """The kernel side stopped (SIGSTOP) while clients run: its 1 MiB ring fills and the
-    kernel drops frames. Once it runs again, the capture's ``dropped`` event carries the
-    kernel's count into the trace; serve's summary says it; a window replaying the trace
-    says it in its status bar, by source, in English and in Chinese."""
+    """The kernel side stopped (SIGSTOP) while clients run: its ring (2 MiB, the least)
+    fills and the kernel drops frames. Once it runs again, and one more request comes,
+    the capture's ``dropped`` event carries the kernel's count into the trace, and when
+    they were lost (from the last frame before to the first after); serve's
+    summary says it; a window replaying the trace says it in its status bar, by source,
+    in English and in Chinese, and its sequence view says the connection is not whole."""
     trace = tmp_path / "t.jsonl"
     proc = subprocess.Popen([*CLI, "serve", "--port", "0", "--trace", str(trace),
                              "--capture-buffer", "1"], cwd=ROOT, stdout=subprocess.PIPE,
@@ -56,13 +59,19 @@ def test_frames_the_capture_had_no_room_for_are_counted_and_said(qtbot, tmp_path
             lines.append(line)
         url = lines[0][lines[0].index("http://"):].split()[0]
         (side,) = child_pids(proc.pid)
+        stopped_at = time.monotonic_ns()
         os.kill(side, signal.SIGSTOP)
         try:
             done = subprocess.run([*CLI, "load", url, "--clients", "2", "--requests", "1500"],
                                   cwd=ROOT, capture_output=True, text=True, timeout=120)
             assert done.returncode == 0, done.stdout + done.stderr
         finally:
+            continued_at = time.monotonic_ns()
             os.kill(side, signal.SIGCONT)
+        # One more request: its frames are the first after the gap, and say where it ended.
+        after = subprocess.run([*CLI, "load", url, "--requests", "1"], cwd=ROOT,
+                               capture_output=True, text=True, timeout=60)
+        assert after.returncode == 0, after.stdout + after.stderr
         deadline = time.monotonic() + 15  # the capture reads the kernel's count every second
         while time.monotonic() < deadline and b'"sink":"capture"' not in trace.read_bytes():
             time.sleep(0.1)
@@ -71,8 +80,18 @@ def test_frames_the_capture_had_no_room_for_are_counted_and_said(qtbot, tmp_path
         out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, out + err
     rows = [orjson.loads(line) for line in trace.read_bytes().splitlines()[1:]]
-    lost = sum(r["count"] for r in rows if r["kind"] == "dropped" and r["sink"] == "capture")
+    gaps = [r for r in rows if r["kind"] == "dropped" and r["sink"] == "capture"]
+    lost = sum(r["count"] for r in gaps)
     assert lost > 0, out
+    # Where they were lost: after the kernel side stopped (its ring filled while it
+    # could not read), until some time after it went on; no frame captured in between.
+    packets = [r["t_ns"] for r in rows if r["kind"] == "packet"]
+    for gap in gaps:
+        assert stopped_at <= gap["from_ns"] <= continued_at <= gap["until_ns"], gap
+        assert not [t for t in packets if gap["from_ns"] + 1000 < t < gap["until_ns"] - 1000]
+        # from the last frame before the gap to the first after it (the one more request's)
+        assert min(abs(t - gap["from_ns"]) for t in packets) <= 1000
+        assert min(abs(t - gap["until_ns"]) for t in packets) <= 1000
     summary = out.strip().splitlines()[-1]
     assert f"the capture lost {lost} frames: the kernel's packet buffer was full)" in summary
     assert "events recorded (0 dropped;" in summary  # the trace itself lost nothing
@@ -85,4 +104,11 @@ def test_frames_the_capture_had_no_room_for_are_counted_and_said(qtbot, tmp_path
         assert window.load_trace(str(trace))
         window._update_status()  # (the drain timer's, at once)
         assert said in window.status_label.text(), window.status_label.text()
+        if language == "en":  # the newest connection was open across the gap
+            sequence = window.findChild(SequenceView)
+            window.view_tabs.setCurrentWidget(sequence)
+            sequence.show_state(window.timeline)
+            assert sequence.gap_frames == lost, sequence.badges
+            assert any(b.startswith("⚠ the capture lost") for b in sequence.badges)
+            assert "The capture lost frames at " in sequence.caption
         window.close()

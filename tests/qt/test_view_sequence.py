@@ -1065,3 +1065,36 @@ def test_state_pills_are_inked_as_every_view_inks_them(view: SequenceView) -> No
                   if image.rect().contains(x, y)]
         inked = max(pixels, key=lambda c: far(c, fill))  # the ink: farthest from the fill
         assert far(inked, ink) < 60, (rect, inked.name())
+
+
+def test_a_capture_gap_is_said_where_it_was_not_drawn_over(view: SequenceView) -> None:
+    """Frames the capture lost while the connection was open (its ``dropped`` event says
+    when: ``from_ns`` to ``until_ns``): a badge says how many, the first segment drawn
+    after the gap says so, and the caption names the span in the connection's own
+    times. A gap before the connection began, or one only at a later cursor, says nothing."""
+    t = Trace()
+    t.add("listen", None, host="10.0.0.2", port=80, backlog=128, reuseaddr=True)
+    early = t.add("dropped", None, "capture", count=7, sink="capture",
+                  from_ns=1_000, until_ns=2_000)  # long before this connection
+    t.handshake()
+    c, s = t.exchange(1)
+    before = t.seg("client", "PSH|ACK", c, s, 100)
+    lost_from = t.events[before].t_ns
+    after = t.seg("server", "PSH|ACK", s, c + 100, 500)
+    gap = t.add("dropped", None, "capture", count=41, sink="capture", from_ns=lost_from,
+                until_ns=t.events[after].t_ns)
+    t.add("dropped", None, "trace", count=3, sink="trace")  # another sink: not the wire's
+    tl = Timeline(EventLog(t.events))
+    shown(view, tl, gap - 1)  # the gap not said yet: nothing to mark
+    assert view.gap_frames == 0 and not view.after_gap
+    assert not any("capture lost" in b for b in view.badges)
+    shown(view, tl, gap)
+    assert view.gap_frames == 41 and early >= 0  # the early gap and the trace's: not these
+    assert any(b.startswith("⚠ the capture lost 41 frames") for b in view.badges)
+    (after_key,) = view.after_gap
+    arrow = next(a for a in view.arrows if a.key == after_key)
+    assert arrow.index == after and "after frames the capture lost" in view._note(arrow)[0]
+    start = min(e.t_ns for e in t.events if e.kind == "packet")
+    lo, hi = (lost_from - start) / 1e6, (t.events[after].t_ns - start) / 1e6
+    assert f"The capture lost frames at {lo:.3f}–{hi:.3f} ms" in view.caption
+    view.grab()  # and it paints

@@ -77,6 +77,11 @@ PRESENT_MIN_ROWS = 4
 PRESENT_SIZE = (1280, 720)  # the view's size at which presenting sets 100 %'s type
 
 
+# A capture gap's ``from_ns`` is the last frame before it, give or take the clock
+# offset's re-measuring: a segment this much later comes after the gap.
+GAP_SLACK_NS = 500
+
+
 class Segment(NamedTuple):
     """A ``packet`` event, decoded once."""
 
@@ -501,6 +506,8 @@ class SequenceView(View):
         self.teardown = ""
         self.badges: list[str] = []
         self._badge_dashed: list[bool] = []  # per badge: derived or inferred (drawn dashed)
+        self.after_gap: set[tuple[int, int]] = set()  # keys of the segments drawn after a gap
+        self.gap_frames = 0  # frames the capture lost while the shown connection was open
         self.message = ""
         self.highlighted: int | None = None  # the log index of the arrow at the cursor
         # Caches keyed by what they were read from (in this log).
@@ -635,6 +642,7 @@ class SequenceView(View):
             self._noted = None
         self.caption, self.teardown, self.badges, self.message = "", "", [], ""
         self._badge_dashed = []
+        self.after_gap, self.gap_frames = set(), 0
         self._data, self._count = None, 0
         if conn is None:
             self.title_text = ""
@@ -680,6 +688,44 @@ class SequenceView(View):
             states = self.tr("not recorded")
         self.badges.append(self.tr("states: {0}").format(states))
         self._badge_dashed.append("inferred" in sources)
+        self._mark_capture_gaps(log, cursor, data, count)
+
+    def _mark_capture_gaps(self, log: EventLog, cursor: int, data: "_Connection",
+                           count: int) -> None:
+        """Where the capture lost frames (its ``dropped`` events say when: ``from_ns`` to
+        ``until_ns``) while this connection was open, it is not drawn as if whole: a
+        badge says so, and the first segment drawn after each gap says it comes after one."""
+        self.after_gap = set()
+        self.gap_frames = 0
+        spans: list[tuple[float, float]] = []
+        if not count or "dropped" not in log.kinds.codes:
+            return
+        # Open from its first segment to its last event so far (its server's close...: a
+        # connection whose FIN the capture lost has no last segment to go by).
+        first_t = data.segments[0].t_ns
+        own = log.indices(conn=self.conn, stop=cursor + 1)
+        last_t = max(data.segments[count - 1].t_ns, int(log.times[own[-1]]) if len(own) else 0)
+        for i in log.indices(kinds=["dropped"], stop=cursor + 1).tolist():
+            d = log[i].data
+            if d.get("sink") != "capture" or not isinstance(d.get("from_ns"), int):
+                continue
+            lo, hi = int(d["from_ns"]), int(d.get("until_ns") or d["from_ns"])
+            if hi < first_t or lo > last_t:
+                continue  # before this connection's first segment, or after its last
+            self.gap_frames += int(d.get("count") or 0)
+            after = next((a for a in self.arrows if a.key[0] > lo + GAP_SLACK_NS), None)
+            if after is not None:
+                self.after_gap.add(after.key)
+            spans.append((max(0.0, (lo - first_t) / 1e6), (hi - first_t) / 1e6))
+        if self.gap_frames:
+            self.badges.append(self.tr("⚠ the capture lost {0} frames meanwhile: this "
+                                       "connection may miss some").format(f"{self.gap_frames:,}"))
+            self._badge_dashed.append(True)
+        if spans:  # where, in the connection's own times (the left column's)
+            said = "; ".join(f"{_elapsed_text(a)}–{_elapsed_text(b)} ms" for a, b in spans)
+            gap = self.tr("The capture lost frames at {0}: what this connection did then "
+                          "is not drawn.").format(said)
+            self.caption = f"{self.caption} {gap}".strip()
 
     def _build_states(self, timeline: Timeline, conn: str, data: _Connection, count: int,
                       now_ns: int, at_cursor: bool = True, checks: int = 0) -> None:
@@ -1756,6 +1802,8 @@ class SequenceView(View):
             parts.append("↻ " + self.tr("retransmission"))
         if a.dropped:
             parts.append(self.tr("✗ dropped by the lab's rule ({0})").format(a.dropped))
+        if a.key in self.after_gap:
+            parts.append(self.tr("⚠ after frames the capture lost"))
         if parts:
             return "  ".join(parts), style.WASTE
         if a.aggregate:
