@@ -500,6 +500,9 @@ def _said_lost(sink: str, count: int) -> str:
     """What one source lost before the trace, as the summary says it."""
     if sink == "capture":
         return f"the capture lost {count} frames: the kernel's packet buffer was full"
+    if sink == "tracepoint":
+        return (f"the kernel's tracepoint lost {count} transitions: its ring buffer was "
+                f"full")
     if sink == "kernel-side":
         return f"the kernel side dropped {count} events: its pipe to the engine was full"
     return f"{sink} dropped {count} events"

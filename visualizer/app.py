@@ -1238,7 +1238,8 @@ class MainWindow(QMainWindow):
         lost = str(state.dropped)
         if state.dropped:  # and which source lost them: the capture's frames are not events
             names = {"capture": self.tr("capture"), "trace": self.tr("trace"),
-                     "kernel-side": self.tr("kernel side"), "control": self.tr("control port")}
+                     "kernel-side": self.tr("kernel side"), "control": self.tr("control port"),
+                     "tracepoint": self.tr("tracepoint")}
             lost += " (" + ", ".join(f"{names.get(sink, sink)} {n}"
                                      for sink, n in state.dropped_by.items() if n) + ")"
         text = self.tr(

@@ -574,6 +574,14 @@ class KernelTracer:
         if not alive:
             self._read_cpu_stats()
             removed = self._release()
+            # What the kernel's ring lost (overwritten or refused), said like every
+            # other loss: a ``dropped`` event. The pages' own count and the ring's
+            # statistics see the same losses, from two sides: the larger is said.
+            lost = max(self.stats["missed_events"],
+                       self.stats["overrun"] + self.stats["dropped_events"])
+            if lost and self.probe.active:
+                self.probe.emit("dropped", None, -1, threading.get_native_id(), count=lost,
+                                sink="tracepoint")
         else:  # the thread still reads its fds: leave the instance for the reaper
             removed = False
         self.stats["state_check"] = self.emitted_states

@@ -300,6 +300,34 @@ def test_raw_pages_decode_as_the_kernel_prints_them() -> None:
 
 
 # ------------------------------------------------------------ the instance
+def test_what_the_kernels_ring_loses_is_said() -> None:
+    """A ring of one page per CPU, read once at the stop: 200 short connections (about
+    2,000 transitions) overflow it. The kernel counts what it overwrote; the tracer
+    says it as a ``dropped`` event (sink ``tracepoint``), as every source says its
+    losses, and what it could still read is whole."""
+    require_tracing()
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    sink = MemorySink()
+    probe = Probe("kernel")
+    probe.add_sink(sink)
+    tracer = KernelTracer(probe, port, interval=30.0, buffer_kb=4).start()
+    try:
+        for _ in range(200):
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
+                accepted, _ = listener.accept()
+                accepted.close()
+                client.recv(1)
+    finally:
+        stats = tracer.stop()
+        listener.close()
+    lost = [e.data for e in sink.events if e.kind == "dropped"]
+    want = max(stats["missed_events"], stats["overrun"] + stats["dropped_events"])
+    assert want > 0, stats
+    assert lost == [{"count": want, "sink": "tracepoint"}]
+    assert stats["bad_pages"] == 0 and stats["state_check"] + want >= 200 * 9, stats
+
+
 def instance_dir(name: str) -> str:
     ok, _ = KernelTracer.available()
     assert ok
