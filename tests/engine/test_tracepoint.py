@@ -257,15 +257,21 @@ def test_a_dropped_syn_is_retransmitted_and_traced() -> None:
     assert stats["retransmit"] == 1 and stats["unattributed"] == 0, stats
 
 
-def test_raw_pages_decode_as_the_kernel_prints_them() -> None:
-    """Every transition equals the kernel's own text of the same instance (``trace``)."""
-    require_tracing()
+def read_at_the_stop(**options: Any) -> tuple[socket.socket, MemorySink, KernelTracer]:
+    """A listener, and a tracer of its port that reads its ring only at its stop."""
     listener = socket.create_server(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
     sink = MemorySink()
     probe = Probe("kernel")
     probe.add_sink(sink)
-    tracer = KernelTracer(probe, port, interval=30.0).start()
+    tracer = KernelTracer(probe, listener.getsockname()[1], interval=30.0, **options).start()
+    return listener, sink, tracer
+
+
+def test_raw_pages_decode_as_the_kernel_prints_them() -> None:
+    """Every transition equals the kernel's own text of the same instance (``trace``)."""
+    require_tracing()
+    listener, sink, tracer = read_at_the_stop()
+    port = listener.getsockname()[1]
     time.sleep(0.1)  # its first read of the (empty) buffers is over: the next is at stop
     try:
         for _ in range(3):
@@ -306,12 +312,8 @@ def test_what_the_kernels_ring_loses_is_said() -> None:
     says it as a ``dropped`` event (sink ``tracepoint``), as every source says its
     losses, and what it could still read is whole."""
     require_tracing()
-    listener = socket.create_server(("127.0.0.1", 0))
+    listener, sink, tracer = read_at_the_stop(buffer_kb=4)
     port = listener.getsockname()[1]
-    sink = MemorySink()
-    probe = Probe("kernel")
-    probe.add_sink(sink)
-    tracer = KernelTracer(probe, port, interval=30.0, buffer_kb=4).start()
     try:
         for _ in range(200):
             with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
