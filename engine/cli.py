@@ -373,11 +373,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     problem = None
     if sinks and side is not None:
         problem = side.begin(port, sinks)
-    if sinks and side is not None and problem is None:
-        helpers, both_ends = [side], []
-    elif sinks:
-        helpers, both_ends = _start_observers(args, probe, port, sinks, problem)
-        if args.cpu_interval > 0:
+    if sinks:
+        if side is not None and problem is None:
+            helpers, both_ends = [side], []
+        else:
+            helpers, both_ends = _start_observers(args, probe, port, sinks, problem)
+        if args.cpu_interval > 0:  # the serving process's own CPU, wherever the kernel side is
             from .cpu import CpuSampler
             cpu_probe = Probe("engine")
             for sink in sinks:

@@ -84,6 +84,9 @@ def test_packets_and_states_are_recorded_by_another_process(tmp_path: Path) -> N
         assert e.thread in child_tasks and e.thread not in server_tasks, e
     assert all(e.seq >= SEQ_BASE for e in packets + states)
     assert all(e.seq < SEQ_BASE for e in events if e.src in ("server", "client"))
+    # The serving process's own samples go on (the lessons' CPU figures read them).
+    cpu = [e for e in events if e.kind == "cpu"]
+    assert cpu and all(e.seq < SEQ_BASE for e in cpu)
     assert not child_pids(proc.pid)  # gone with the server (which is gone too)
 
 
