@@ -372,7 +372,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     port = server.address[1]
     problem = None
     if sinks and side is not None:
-        problem = side.begin(port, sinks)
+        problem = side.begin(port, sinks, probe=probe)
     if sinks:
         if side is not None and problem is None:
             helpers, both_ends = [side], []

@@ -66,6 +66,9 @@ class KernelSide:
         self._sinks: list[Any] = []
         self.lines = 0  # events the child sent
         self.exit_code: int | None = None
+        self._stopping = False
+        self._probe: Any = None
+        self._say: Callable[[str], None] = print
 
     @classmethod
     def fork(cls, start: Callable[[int, list], tuple[list, list, str | None]]
@@ -104,12 +107,15 @@ class KernelSide:
             os.close(fd)
         return cls(pid, command_w, status_r, trace_r)
 
-    def begin(self, port: int, sinks: list[Any], say: Callable[[str], None] = print
-              ) -> str | None:
+    def begin(self, port: int, sinks: list[Any], say: Callable[[str], None] = print,
+              probe: Any = None) -> str | None:
         """Start the child's sources on the server's ``port``; its events go to ``sinks``
         (each with ``raw(count, data)``). Returns None once they run, or why not (the
-        child has then ended)."""
+        child has then ended). Should the child end before ``stop()`` (killed, crashed),
+        the server serves on, and ``probe`` records why the packets and the kernel's
+        reports stop there (an ``error`` event), as ``say`` does."""
         self._sinks = list(sinks)
+        self._probe, self._say = probe, say
         try:
             os.write(self._command_w, f"{port}\n".encode())
         except OSError as exc:
@@ -134,22 +140,26 @@ class KernelSide:
             for raw in lines:
                 line = raw.decode("utf-8", "replace")
                 if line == READY:
-                    threading.Thread(target=self._relay, name="sockscope-kernel-side-says",
-                                     daemon=True).start()
+                    fd, self._status_r = self._status_r, -1  # the relay's from now on
+                    threading.Thread(target=self._relay, args=(fd,),
+                                     name="sockscope-kernel-side-says", daemon=True).start()
                     return None
                 if line.startswith(FAILED):
                     self._end()
                     return line[len(FAILED):]
                 say(line)
 
-    def _relay(self) -> None:
-        """What the child says later (a source that stopped...): printed by the parent."""
+    def _relay(self, fd: int) -> None:
+        """What the child says later (a source that stopped...): printed by the parent.
+        This thread owns the status pipe from here on, and closes it at its end."""
         try:
-            while chunk := os.read(self._status_r, 4096):
+            while chunk := os.read(fd, 4096):
                 for line in chunk.decode("utf-8", "replace").splitlines():
                     print(line, flush=True)
         except (OSError, ValueError):
             pass
+        finally:
+            os.close(fd)
 
     def _pump(self) -> None:
         """The child's trace, whole lines at a time, to the sinks; its header left out."""
@@ -162,6 +172,8 @@ class KernelSide:
             except OSError:
                 break
             if not chunk:
+                if not self._stopping:
+                    self._ended_early()
                 break
             pending += chunk
             cut = pending.rfind(b"\n") + 1
@@ -178,13 +190,33 @@ class KernelSide:
             for sink in self._sinks:
                 sink.raw(count, data)
 
+    def _ended_early(self) -> None:
+        """The child ended while the server serves (killed, crashed): said once, as an
+        ``error`` event and a line; the server serves on without packets and states."""
+        self._end()
+        code = self.exit_code
+        how = f"killed by {signal.Signals(-code).name}" if code is not None and code < 0 \
+            else f"exit code {code}"
+        said = (f"the kernel side ended ({how}): captured packets and the kernel's reports "
+                f"stop here; the server serves on")
+        if self._probe is not None and self._probe.active:
+            self._probe.emit("error", None, -1, threading.get_native_id(),
+                             what="kernel_side_ended", detail=said, exit_code=code)
+        try:
+            self._say(f"sockscope: {said}")
+        except (OSError, ValueError):
+            pass
+
     def stop(self) -> None:
         """Stop the child: its sources read what the kernel still holds, its last lines
         reach the sinks, then it exits (5 s at most, then it is killed)."""
-        try:
-            os.close(self._command_w)
-        except OSError:
-            pass
+        self._stopping = True
+        if self._command_w >= 0:
+            try:
+                os.close(self._command_w)
+            except OSError:
+                pass
+            self._command_w = -1
         if self._reader is not None:
             self._reader.join(10)
         self._end(kill=self._reader is not None and self._reader.is_alive())
@@ -207,11 +239,16 @@ class KernelSide:
                 os.kill(self.pid, signal.SIGKILL)
                 deadline = float("inf")
             time.sleep(0.01)
-        for fd in (self._command_w, self._status_r, self._trace_r):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+        # Closed once, and forgotten: a number closed twice may by then be another
+        # file's (a client's socket).
+        fds, (self._command_w, self._status_r, self._trace_r) = \
+            (self._command_w, self._status_r, self._trace_r), (-1, -1, -1)
+        for fd in fds:
+            if fd >= 0:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
 
 
 def _child(start: Callable[[int, list], tuple[list, list, str | None]], command_r: int,

@@ -188,6 +188,17 @@ def child_pids(parent: int | None = None) -> list[int]:
     return pids
 
 
+def lines_until(proc: subprocess.Popen, prefix: str, most: int = 20) -> tuple[list[str], str]:  # type: ignore[type-arg]
+    """``serve``'s first lines up to the one starting with ``prefix`` (bounded), and the
+    URL it serves at."""
+    lines: list[str] = []
+    while not any(line.startswith(prefix) for line in lines):
+        line = proc.stdout.readline()  # type: ignore[union-attr]
+        assert line and len(lines) < most, (lines, proc.stderr.read())  # type: ignore[union-attr]
+        lines.append(line)
+    return lines, lines[0][lines[0].index("http://"):].split()[0]
+
+
 SYSTEM_PYTHON = "/usr/bin/python3"
 
 

@@ -15,7 +15,7 @@ import pytest
 from engine.capture.live import can_capture
 from engine.kernelside import SEQ_BASE
 from engine.trace import read_trace
-from tests.conftest import child_pids
+from tests.conftest import child_pids, lines_until
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "engine"]
@@ -45,23 +45,29 @@ def tasks_of(pid: int) -> set[int]:
         return set()
 
 
+def serve_traced(trace: Path) -> tuple[subprocess.Popen, list[str], str, int]:  # type: ignore[type-arg]
+    """``serve --trace``, once it records: the process, its first lines, its URL, and
+    its one child (the kernel side)."""
+    proc = subprocess.Popen([*CLI, "serve", "--port", "0", "--trace", str(trace)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        lines, url = lines_until(proc, "recording events")
+        (child,) = child_pids(proc.pid)
+    except BaseException:
+        proc.kill()
+        proc.communicate(timeout=10)
+        raise
+    return proc, lines, url, child
+
+
 @needs_capture
 def test_packets_and_states_are_recorded_by_another_process(tmp_path: Path) -> None:
     """While it serves, the server has one child; every captured packet was emitted by
     one of that child's threads, never the server's, and every packet and state is
     numbered apart from the server's events."""
     trace = tmp_path / "t.jsonl"
-    proc = subprocess.Popen([*CLI, "serve", "--port", "0", "--trace", str(trace)], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc, lines, url, child = serve_traced(trace)
     try:
-        lines = []
-        while not any(line.startswith("recording events") for line in lines):
-            line = proc.stdout.readline()  # type: ignore[union-attr]
-            assert line, proc.stderr.read()  # type: ignore[union-attr]
-            lines.append(line)
-            assert len(lines) < 20, lines
-        url = lines[0][lines[0].index("http://"):].split()[0]
-        (child,) = child_pids(proc.pid)
         server_tasks, child_tasks = tasks_of(proc.pid), tasks_of(child)
         done = subprocess.run([*CLI, "load", url, *SHORT.split()], cwd=ROOT,
                               capture_output=True, text=True, timeout=60)
@@ -161,12 +167,7 @@ def test_control_clients_see_the_kernel_sides_events(tmp_path: Path) -> None:
                             stderr=subprocess.PIPE, text=True)
     record = None
     try:
-        lines: list[str] = []
-        while not any(line.startswith("control:") for line in lines):
-            line = proc.stdout.readline()  # type: ignore[union-attr]
-            assert line and len(lines) < 20, lines
-            lines.append(line)
-        url = lines[0][lines[0].index("http://"):].split()[0]
+        lines, url = lines_until(proc, "control:")
         address = next(line for line in lines if line.startswith("control:")).split()[1]
         trace = tmp_path / "attached.jsonl"
         record = subprocess.Popen([*CLI, "record", "--attach", address, "--token", token,
@@ -189,3 +190,31 @@ def test_control_clients_see_the_kernel_sides_events(tmp_path: Path) -> None:
             record.communicate(timeout=30)
     packets = [e for e in read_trace(trace).events if e.kind == "packet"]
     assert len(packets) == 30 and all(e.seq >= SEQ_BASE for e in packets)
+
+
+@needs_capture
+def test_a_kernel_side_that_dies_is_said_and_the_server_serves_on(tmp_path: Path) -> None:
+    """SIGKILL to the kernel side while it serves: the server says so (a line, and an
+    ``error`` event in the trace: packets and the kernel's reports stop there), answers
+    the next clients, and stops cleanly."""
+    trace = tmp_path / "t.jsonl"
+    proc, _, url, side = serve_traced(trace)
+    try:
+        os.kill(side, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        said = ""
+        while time.monotonic() < deadline and "kernel side ended" not in said:
+            said = proc.stdout.readline()  # type: ignore[union-attr]
+        done = subprocess.run([*CLI, "load", url, *SHORT.split()], cwd=ROOT,
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stdout + done.stderr
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out + err
+    assert "the kernel side ended (killed by SIGKILL)" in said, said
+    events = read_trace(trace).events
+    (ended,) = [e for e in events if e.kind == "error" and e.data["what"] == "kernel_side_ended"]
+    assert ended.data["exit_code"] == -signal.SIGKILL and "serves on" in ended.data["detail"]
+    assert sum(e.kind == "response" for e in events) == 3  # the clients after it were served
+    assert not [e for e in events if e.kind == "packet" and e.t_ns > ended.t_ns]

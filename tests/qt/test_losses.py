@@ -16,7 +16,7 @@ from PySide6.QtCore import QSettings
 from engine.capture.live import can_capture
 from engine.events import Event
 from visualizer.app import MainWindow
-from tests.conftest import child_pids
+from tests.conftest import child_pids, lines_until
 from visualizer.model.state import ServerState, apply
 from visualizer.views.sequence import SequenceView
 
@@ -52,12 +52,7 @@ def test_frames_the_capture_had_no_room_for_are_counted_and_said(qtbot, tmp_path
                              "--capture-buffer", "1"], cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
-        lines: list[str] = []
-        while not any(line.startswith("recording events") for line in lines):
-            line = proc.stdout.readline()  # type: ignore[union-attr]
-            assert line and len(lines) < 20, (lines, proc.stderr.read())  # type: ignore[union-attr]
-            lines.append(line)
-        url = lines[0][lines[0].index("http://"):].split()[0]
+        _, url = lines_until(proc, "recording events")
         (side,) = child_pids(proc.pid)
         stopped_at = time.monotonic_ns()
         os.kill(side, signal.SIGSTOP)
