@@ -26,12 +26,13 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any, dict[str, Any], str]:
-    """A keep-alive run through the real engine (2 clients, 6 requests each), exported
-    through the real CLI: (trace path, the trace as read, the JSON, the CLI's output)."""
+    """A keep-alive run through the real engine (2 clients, 6 requests each, connected
+    together: both are open at once, however loaded the machine), exported through the
+    real CLI: (trace path, the trace as read, the JSON, the CLI's output)."""
     where = tmp_path_factory.mktemp("perfetto")
     trace, out = where / "trace.jsonl", where / "trace.json"
     served = subprocess.run([*CLI, "serve", "--port", "0", "--policy", "keep-alive",
-                             "--load=--clients 2 --requests 6", "--exit-after-load",
+                             "--load=--clients 2 --requests 6 --together", "--exit-after-load",
                              "--trace", str(trace)], cwd=ROOT, capture_output=True, text=True,
                             timeout=60)
     assert served.returncode == 0 and "requests: 12 ok" in served.stdout, served.stdout
