@@ -269,6 +269,9 @@ def test_backlog_fills_and_the_syn_is_retransmitted(backlog) -> None:  # type: i
         _, first, again = retrans[0]
         assert log[first].data["tcp_seq"] == log[again].data["tcp_seq"]
         assert 0.9 < (log[again].t_ns - log[first].t_ns) / 1e9 < 1.5  # the 1 s timeout
+        # ...sent again while the server was still held: it had accepted no one yet
+        first_accept = min(e.t_ns for _, e in _events(log, "accept") if e.src == "server")
+        assert log[again].t_ns < first_accept
 
 
 def test_backlog_walks_in_both_languages(qtbot, backlog, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
