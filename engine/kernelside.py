@@ -119,6 +119,7 @@ class KernelSide:
         try:
             os.write(self._command_w, f"{port}\n".encode())
         except OSError as exc:
+            self._stopping = True
             self._end()
             return f"the kernel side ended before it started ({exc.strerror})"
         self._reader = threading.Thread(target=self._pump, name="sockscope-kernel-side",
@@ -128,11 +129,15 @@ class KernelSide:
         pending = b""
         while True:
             left = deadline - time.monotonic()
+            # Each way out below but READY ends the child: as asked, so its pipe's end
+            # is no death to report (``_stopping``: the pump says nothing).
             if left <= 0 or not select.select([self._status_r], [], [], left)[0]:
+                self._stopping = True
                 self._end(kill=True)
                 return f"the kernel side did not start within {START_TIMEOUT_S:g} s"
             chunk = os.read(self._status_r, 4096)
             if not chunk:
+                self._stopping = True
                 self._end()
                 return f"the kernel side ended as it started (exit code {self.exit_code})"
             pending += chunk
@@ -145,6 +150,7 @@ class KernelSide:
                                      name="sockscope-kernel-side-says", daemon=True).start()
                     return None
                 if line.startswith(FAILED):
+                    self._stopping = True
                     self._end()
                     return line[len(FAILED):]
                 say(line)
