@@ -77,7 +77,8 @@ SNAPLEN = 256
 # bulk transfer on lo (64 KiB frames) needs room: measured on a 2 GB transfer
 # in-process, 4 MiB lost ~1% of frames, 16 MiB none. SO_RCVBUFFORCE (root /
 # CAP_NET_ADMIN) may exceed net.core.rmem_max; otherwise SO_RCVBUF is capped there.
-RCVBUF = 16 * 1024 * 1024  # the default --capture-buffer, in bytes
+# Hence the default --capture-buffer: 16 MiB, the ring's blocks or, without a ring,
+# this socket buffer (RING_BLOCKS below).
 _BATCH = 512  # frames read per wakeup before looking at the stop signal again
 
 # The TPACKET_V3 ring (packet_mmap): the kernel writes frames into blocks of a
@@ -542,7 +543,7 @@ class LoopbackCapture:
         tid = threading.get_native_id()
         take = self._take
         frame_at = _FRAME.unpack_from
-        first_at = _STATUS.unpack_from
+        block_at = _BLOCK.unpack_from
         while True:
             with self._decoding:
                 while not self._blocks and not self._decoded_all:
@@ -551,8 +552,7 @@ class LoopbackCapture:
                     return
                 block, received = self._blocks.popleft()
                 self._backlog -= len(block)
-            frames = first_at(block, 12)[0]
-            at = first_at(block, 16)[0]
+            _, frames, at, _ = block_at(block, 8)
             for _ in range(frames):
                 step, sec, nsec, snap, _length, _status, mac, _net = frame_at(block, at)
                 take(block[at + mac:at + mac + snap], block[at + _SLL_PKTTYPE],
