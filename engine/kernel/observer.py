@@ -171,7 +171,7 @@ class KernelObserver:
         self.port = port
         self.interval = interval
         self.resync = resync
-        self.max_busy = max_busy  # at most this share of a core spent dumping
+        self.max_busy = max_busy  # at most this share of a core's CPU time spent dumping
         self.throttled = 0
         self._scan_allowed_at = 0.0
         self._deferred: str | None = None
@@ -341,8 +341,13 @@ class KernelObserver:
         if reason is not None or self._queue_waiting:
             self._poll_listeners(tid)
         if reason is not None:
+            # The dump's cost is this thread's CPU time, not the wall time it took:
+            # on a loaded machine a dump of a few connections can wait tens of ms
+            # for a core (or the GIL), and spacing dumps by that wait would blind
+            # the observer to short states exactly when the machine is busiest.
+            cpu = time.thread_time()
             self._scan(tid, reason)
-            self._scan_allowed_at = now + (time.monotonic() - now) / self.max_busy
+            self._scan_allowed_at = now + (time.thread_time() - cpu) / self.max_busy
 
     def _guarded(self, step: Any, *args: Any) -> Any:
         """Run one step; report a failure once (as an ``error`` event) and carry on."""

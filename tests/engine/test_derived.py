@@ -235,15 +235,18 @@ def wire(packets: list[Event], port: int | None = None) -> list[tuple[str, str, 
     return out
 
 
-def near_the_timer(captured: list[Event], port: int) -> bool:
-    """Whether the kernel tossed a coin here: on the wire, the answer to some data
-    (or FIN) came about 40 ms after it, with nothing from the first sender in
-    between (an answer that had to wait for the timer, as behind Nagle, is no
-    toss). Whether the delayed-ACK timer fired first (a pure ACK) or the answer
-    carried the ACK, and whether the answer counts as ping-pong, was then
-    decided by a few ms: the kernel's timer runs on jiffies, our times are the
-    syscalls'."""
-    segs = [(w[0], w[1], w[2], p.t_ns) for w, p in zip(wire(captured, port), captured)]
+def near_the_timer(packets: list[Event], port: int | None = None) -> bool:
+    """Whether the kernel tossed a coin here, or could have: the answer to some
+    data (or FIN) came 30 ms or more after it, with nothing from the first
+    sender in between (an answer that had to wait for the timer, as behind
+    Nagle, is no toss). Whether the delayed-ACK timer fired first (a pure ACK)
+    or the answer carried the ACK, and whether the answer counts as ping-pong,
+    was then decided by the kernel's clock, on jiffies, from the segment's
+    arrival; the derived packets know the syscalls' times, which a loaded
+    machine can stamp tens of ms after the kernel's moment. So the question is
+    asked of the wire's times (``packets`` captured, with ``port``) and of the
+    syscalls' (derived): a gap near or past the timer in either is a toss."""
+    segs = [(w[0], w[1], w[2], p.t_ns) for w, p in zip(wire(packets, port), packets)]
     for i, (who, flags, n, t) in enumerate(segs):
         if not n and "FIN" not in flags:
             continue
@@ -251,7 +254,7 @@ def near_the_timer(captured: list[Event], port: int) -> bool:
             if who2 == who:
                 break
             if n2 or "FIN" in flags2:
-                if abs(t2 - t - DELAYED_ACK_NS) < 10_000_000:
+                if t2 - t > DELAYED_ACK_NS - 10_000_000:
                     return True
                 break
     return False
@@ -303,10 +306,11 @@ def test_derived_segments_equal_the_captured_ones(mode: str, trigger: str) -> No
                        for p in derived)
             check_arithmetic(derived)
             same = wire(derived) == wire(captured, port)
-            # The only tolerance: what the kernel decided by timing the syscalls cannot
-            # show, a delayed-ACK timer racing the answer, or a retransmission. Both
-            # are seen only on a loaded machine; a connection excused is not compared.
-            if near_the_timer(captured, port) or retransmitted(captured):
+            # The only tolerance: what the kernel decided by a clock the syscalls cannot
+            # show (an answer 30 ms or more after its data, near or past the delayed-ACK
+            # timer, on the wire or in the syscalls), or a retransmission. Both are
+            # seen only on a loaded machine; a connection excused is not compared.
+            if near_the_timer(captured, port) or near_the_timer(derived) or retransmitted(captured):
                 excused.append((runs, conn, same))
                 continue
             compared += 1

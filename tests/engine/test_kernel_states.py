@@ -14,6 +14,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Callable, Iterator
@@ -250,12 +251,29 @@ def test_a_time_wait_sock_with_a_new_cookie_is_the_same_end_not_a_reused_pair() 
             observer._diag.close()
 
 
-def test_short_states_are_caught_by_the_counter_trigger_alone() -> None:
+@pytest.mark.parametrize("gil_held", [False, True], ids=["alone", "beside-a-busy-thread"])
+def test_short_states_are_caught_by_the_counter_trigger_alone(gil_held: bool) -> None:
     """With the periodic resync off, only the TCP-counter trigger can start a
-    dump: a CLOSE_WAIT held for 40 ms must still be seen, every time."""
+    dump: a CLOSE_WAIT held for 40 ms must still be seen, every time. Also
+    beside a thread that wants the GIL all the time (as a server's loop under
+    load does): each dump then waits milliseconds to get the GIL back after its
+    netlink reads, and dumps spaced by that wall time, not by their CPU time,
+    missed whole connections."""
     probe, sink = probe_with_sink("kernel")
     hold = 0.04
-    with listening() as listener:
+    stop_busy = threading.Event()
+
+    def busy() -> None:
+        n = 0
+        while not stop_busy.is_set():
+            n += 1
+
+    spinner = threading.Thread(target=busy, daemon=True)
+    if gil_held:
+        spinner.start()
+    with contextlib.ExitStack() as stack:
+        stack.callback(stop_busy.set)
+        listener = stack.enter_context(listening())
         port = listener.getsockname()[1]
         with KernelObserver(probe, port, host=LOOPBACK, resync=3600) as observer:
             conns = []
@@ -268,6 +286,8 @@ def test_short_states_are_caught_by_the_counter_trigger_alone() -> None:
             # (a deadline, not a delay: a loaded machine may take longer to report)
             assert sink.wait_for(lambda ev: all("CLOSED" in states(ev, c, "server")
                                                 for c in conns), 20.0)
+    if gil_held:
+        spinner.join(5)
     for conn in conns:
         assert "CLOSE_WAIT" in states(list(sink.events), conn, "server")
     assert observer.scans["resync"] == 0 and observer.scans["counters"] > 0
