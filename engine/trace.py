@@ -14,7 +14,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from itertools import islice
+from itertools import accumulate, islice
 from pathlib import Path
 from typing import IO, Any, Iterator
 
@@ -460,9 +460,10 @@ def iter_lines(path: str | os.PathLike[str], problems: list[str] | None = None
 
 
 def iter_batches(path: str | os.PathLike[str], problems: list[str] | None = None,
-                 batch: int = 16384) -> Iterator[Any]:
+                 batch: int = 16384, offsets: bool = False) -> Iterator[Any]:
     """Yield the header dict, then ``(events, lines)``: lists of up to ``batch`` events
-    and each one's line as read. Raises ``TraceError`` naming the line.
+    and each one's line as read (with ``offsets``, ``(events, lines, starts)``: where
+    each line starts in the file). Raises ``TraceError`` naming the line.
 
     Every event's fields are checked as it is read (``Event.from_dict``): a value
     of the wrong type or range is refused naming the line and the field. A pcap or
@@ -490,16 +491,24 @@ def iter_batches(path: str | os.PathLike[str], problems: list[str] | None = None
         yield header
         line_no = 1  # lines read so far (the header is line 1)
         count = 0  # events so far
+        position = len(first)  # where the batch's first line starts
         loads, make = orjson.loads, Event.from_dict
         while True:
             lines = list(islice(f, batch))
             if not lines:
                 return
             read = len(lines)
+            starts = None
+            if offsets:
+                starts = list(accumulate(map(len, lines), initial=position))
+                position = starts.pop()
             try:  # the usual case: every line an event, no loop of ours per line
                 events = [make(loads(raw)) for raw in lines]
             except (ValueError, KeyError, TypeError, AttributeError):
-                events, lines, cut = _line_by_line(path, lines, line_no)
+                events, kept, cut = _line_by_line(path, lines, line_no)
+                lines = [lines[k] for k in kept]
+                if starts is not None:
+                    starts = [starts[k] for k in kept]
                 if cut:  # the batch's last line is the file's, cut short
                     if problems is not None:
                         whole = count + len(events)
@@ -507,21 +516,22 @@ def iter_batches(path: str | os.PathLike[str], problems: list[str] | None = None
                                         f"line {line_no + read} was cut short (a truncated "
                                         f"last line: the writer stopped mid-line), skipped")
                     if events:
-                        yield events, lines
+                        yield (events, lines, starts) if offsets else (events, lines)
                     return
             line_no += read
             count += len(events)
             if events:
-                yield events, lines
+                yield (events, lines, starts) if offsets else (events, lines)
 
 
 def _line_by_line(path: str | os.PathLike[str], lines: list[bytes], line_no: int
-                  ) -> tuple[list[Event], list[bytes], bool]:
+                  ) -> tuple[list[Event], list[int], bool]:
     """A batch that holds a line that is not an event, read again line by line: its
-    events and their lines (blank lines skipped), and whether the batch ends with the
-    file's last line cut short; any other bad line raises ``TraceError`` naming it."""
+    events and the index of each one's line (blank lines skipped), and whether the batch
+    ends with the file's last line cut short; any other bad line raises ``TraceError``
+    naming it."""
     events, kept = [], []
-    for number, raw in enumerate(lines, line_no + 1):
+    for k, raw in enumerate(lines):
         try:
             event = Event.from_dict(orjson.loads(raw))
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -529,9 +539,9 @@ def _line_by_line(path: str | os.PathLike[str], lines: list[bytes], line_no: int
                 continue
             if isinstance(exc, orjson.JSONDecodeError) and not raw.endswith(b"\n"):
                 return events, kept, True  # the last line (only it lacks a newline)
-            raise _bad_line(path, number, raw, exc) from None
+            raise _bad_line(path, line_no + 1 + k, raw, exc) from None
         events.append(event)
-        kept.append(raw)
+        kept.append(k)
     return events, kept, False
 
 

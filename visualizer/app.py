@@ -137,7 +137,7 @@ class MainWindow(QMainWindow):
         # Replaying, the toolbar shows the recording's settings; the live ones wait here.
         self._live_settings: EngineSettings | None = None
         self._shown_settings: tuple[int, int] | None = None  # the mode, listen events shown
-        self.timeline = Timeline()
+        self.timeline = Timeline.live()
         self.host: EngineHost | None = None
         self.recorded = 0
         self._rate_window: list[tuple[float, int]] = []
@@ -1054,7 +1054,7 @@ class MainWindow(QMainWindow):
             bar.setEnabled(True)
             bar.setToolTip("")
         self.gate_box.setEnabled(True)
-        self.show_timeline(Timeline(), "")
+        self.show_timeline(Timeline.live(), "")
         self.setWindowTitle("SockScope")
         self.live_button.setChecked(True)
         self.start_engine(self._current_settings())
@@ -1249,6 +1249,11 @@ class MainWindow(QMainWindow):
         name, every = self._view_every
         if self.timeline.live and every and isinstance(view, View) and view.name == name:
             text += "   " + self.tr("this view: redrawn every {0:.1f} s to keep up").format(every)
+        failed = self.timeline.log.spill_failed
+        if failed is not None:  # nothing is lost, but memory now grows with the session
+            text += "   " + self.tr("the disk refused the session's spill file ({0}): "
+                                    "events now kept in memory").format(
+                failed.strerror or failed)
         self.status_label.setText(text)
 
     def closeEvent(self, event) -> None:  # type: ignore[no-untyped-def]  # noqa: N802

@@ -201,7 +201,7 @@ class Attachment(QObject):
         w.banner_button.hide()
         w._engine_lab = False
         # Its clock is another machine's: the timeline starts afresh.
-        w.show_timeline(Timeline(), engine.remote or "")
+        w.show_timeline(Timeline.live(), engine.remote or "")
         w.live_button.setChecked(True)
         self._show_settings(engine.settings)
         w._live_settings = live  # (Back to the live server, Detach: the window's own)
@@ -311,7 +311,7 @@ class Attachment(QObject):
         w.fault_box.setEnabled(w._faults_status[0] and w.lab_box.isEnabled() and
                                w.lab_box.isChecked())
         w.traffic_bar.setToolTip("")
-        w.show_timeline(Timeline(), "")  # (its clock is not the attached engine's)
+        w.show_timeline(Timeline.live(), "")  # (its clock is not the attached engine's)
         w.setWindowTitle("SockScope")
         w.live_button.setChecked(True)
         self._watch()

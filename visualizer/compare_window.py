@@ -59,7 +59,7 @@ class EnginePane(QWidget):
         # the engine's default 10,000, the load itself would be turned away with 503).
         self.host = EngineHost(EngineSettings(mode=mode, trigger=trigger, idle_timeout=3600,
                                               max_connections=MOST_IDLE + MOST_CLIENTS + 100))
-        self.timeline = Timeline()
+        self.timeline = Timeline.live()
         self.view = IoView(self)
         self.title = QLabel(self)
         self.title.setStyleSheet("font-weight: bold; font-size: 16pt")

@@ -1759,6 +1759,10 @@
         <source>this view: redrawn every {0:.1f} s to keep up</source>
         <translation>本视图：为了跟上，每 {0:.1f} 秒重画一次</translation>
     </message>
+    <message>
+        <source>the disk refused the session&apos;s spill file ({0}): events now kept in memory</source>
+        <translation>磁盘拒绝写入会话的溢出文件（{0}）：事件现改存于内存</translation>
+    </message>
 </context>
 <context>
     <name>MomentBanner</name>

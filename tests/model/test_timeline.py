@@ -136,8 +136,88 @@ def test_a_trace_opens_to_the_same_timeline(recorded: list[Event], tmp_path) -> 
     assert [tuple(e) for e in timeline.log] == [tuple(e) for e in ordered]
     assert timeline.cursor == len(ordered) - 1 and not timeline.live
     assert same(timeline.state, fold(ordered, len(ordered) - 1))
-    # Columnar: the data of an event costs its JSON, not a dict per event.
-    assert timeline.log.nbytes < 200 * len(ordered) + 200_000
+    # Columnar, and the events' text stays in the file: what an event costs in memory
+    # is its columns (under 70 bytes), not its JSON (about 240) nor a dict.
+    assert timeline.log.data_where == "file"
+    assert timeline.log.nbytes < 70 * len(ordered) + 100_000
+    # Every event read again from the file (none left decoded) is the one written.
+    timeline.log._decoded.clear()
+    assert [tuple(e) for e in timeline.log] == [tuple(e) for e in ordered]
+
+
+def test_a_trace_rewritten_while_open_is_refused_not_misread(recorded: list[Event],
+                                                            tmp_path) -> None:
+    """The opened trace's text is read again from its file: renamed or replaced, the
+    file opened is still the one read; rewritten in place, an event no longer where
+    it was is refused (``DataChanged``, naming the file), never shown as another's."""
+    from visualizer.model.log import DataChanged
+    path = tmp_path / "run.jsonl"
+    with TraceWriter(path) as writer:
+        for e in recorded:
+            writer(e)
+    timeline, _, _ = open_trace(path)
+    log = timeline.log
+    expected = [tuple(e) for e in log]
+    path.rename(tmp_path / "moved.jsonl")
+    path.write_bytes(b"{}\n" * 10)  # a new file by the old name
+    log._decoded.clear()
+    assert [tuple(e) for e in log] == expected
+    # The same file, rewritten in place: one line shorter at the start.
+    moved = tmp_path / "moved.jsonl"
+    lines = moved.read_bytes().splitlines(keepends=True)
+    with open(moved, "r+b") as f:
+        f.write(b"".join(lines[:1] + lines[2:]))
+    log._decoded.clear()
+    with pytest.raises(DataChanged, match="run.jsonl changed on disk since it was opened"):
+        list(log)
+
+
+def test_a_live_log_spills_its_text_and_reads_it_back(recorded: list[Event], tmp_path) -> None:
+    """A live session's log writes each event's JSON to an unnamed file in the
+    folder given, as batches arrive (late ones merged into the past too): memory
+    keeps the columns; every event read back is the one added."""
+    log = EventLog(spill=str(tmp_path))
+    shuffled = recorded[:]
+    random.Random(5).shuffle(shuffled)
+    for i in range(0, len(shuffled), 41):
+        log.extend(shuffled[i:i + 41])
+    assert log.data_where == "spill" and log.spill_failed is None
+    assert list(tmp_path.iterdir()) == []  # unnamed: nothing to clean up, even after a crash
+    assert log.nbytes < 70 * len(recorded) + 100_000
+    log._decoded.clear()
+    assert [tuple(e) for e in log] == [tuple(e) for e in EventLog(recorded)]
+    log.close()
+
+
+SPILL_LIMITED = """
+import resource, sys
+from engine.events import Event
+from visualizer.model import EventLog
+# (Python ignores SIGXFSZ from the start: a write past the limit fails with EFBIG)
+resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
+events = [Event(n, 1000 + n, "server", "recv", f"c{n % 7}", 5, 1, {"bytes": n, "pad": "x" * 40})
+          for n in range(1, 3001)]
+log = EventLog(spill=sys.argv[1])
+for i in range(0, len(events), 100):
+    log.extend(events[i:i + 100])
+log._decoded.clear()
+assert [tuple(e) for e in log] == [tuple(e) for e in events], "an event was lost or changed"
+print(type(log.spill_failed).__name__, log.spill_failed.errno if log.spill_failed else None)
+"""
+
+
+def test_a_spill_the_disk_refuses_keeps_every_event_in_memory(tmp_path) -> None:
+    """A full disk (here, a file-size limit: EFBIG past 20 kB) loses nothing: the
+    chunks the file refuses stay in memory, and the log says why."""
+    import errno
+    import subprocess
+    import sys
+    from pathlib import Path
+    done = subprocess.run([sys.executable, "-c", SPILL_LIMITED, str(tmp_path)],
+                          cwd=Path(__file__).resolve().parents[2], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["OSError", str(errno.EFBIG)]
 
 
 @pytest.mark.parametrize("kind,field,value", [

@@ -107,3 +107,38 @@ def test_frames_the_capture_had_no_room_for_are_counted_and_said(qtbot, tmp_path
             assert any(b.startswith("⚠ the capture lost") for b in sequence.badges)
             assert "The capture lost frames at " in sequence.caption
         window.close()
+
+
+def _recvs(first: int, count: int) -> list[Event]:
+    return [Event(n, 10_000 + n, "server", "recv", f"127.0.0.1:{40000 + n % 9}>127.0.0.1:80",
+                  7, 1, {"bytes": 93}) for n in range(first, first + count)]
+
+
+def test_a_live_window_spills_and_says_when_the_disk_refuses(qtbot, tmp_path: Path
+                                                             ) -> None:  # type: ignore[no-untyped-def]
+    """A live window keeps its events' text in a spill file, not in memory. When the
+    disk refuses it (here a file-size limit, EFBIG: what a full disk does to a write),
+    no event is lost, and the status bar says the events are now kept in memory."""
+    import resource
+    settings = QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)
+    window = MainWindow(engine=False, settings=settings)
+    qtbot.addWidget(window)
+    log = window.timeline.log
+    assert log.data_where == "spill"
+    window.add_events(_recvs(1, 500))
+    before = log.nbytes
+    window.add_events(_recvs(501, 500))
+    assert log.nbytes - before < 70 * 500  # the columns grew, not the text
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (4096, hard))  # the spill is past 4 kB
+    try:
+        window.add_events(_recvs(1001, 500))
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    window._update_status()
+    assert "the disk refused the session's spill file (File too large)" in \
+        window.status_label.text(), window.status_label.text()
+    log._decoded.clear()
+    assert [e.seq for e in log] == list(range(1, 1501))
+    assert log[-1].data == {"bytes": 93} and log[0].data == {"bytes": 93}
+    window.close()

@@ -6,15 +6,25 @@ own order. The log keeps one order, by ``(t_ns, seq)``. A batch that starts
 after the last event is appended; one that reaches back is merged into the
 tail, and ``changed_from`` tells the timeline which snapshots to redo.
 
-Storage is columnar, so a million events fit in about 100 MB: numpy columns
-(time, seq, source, kind, connection, fd, thread) in log order, and each
-event's ``data`` as compact JSON in an append-only buffer that the columns
-point into. ``log[i]`` rebuilds the ``Event`` (about a microsecond) and keeps
-the most recent ones decoded. The columns answer the views' questions
-("every packet of this connection up to the cursor") without decoding.
+Storage is columnar: numpy columns (time, seq, source, kind, connection, fd,
+thread) in log order, about 60 bytes an event, and each event's ``data`` as
+compact JSON that the columns point into. ``log[i]`` rebuilds the ``Event``
+(about a microsecond) and keeps the most recent ones decoded. The columns
+answer the views' questions ("every packet of this connection up to the
+cursor") without decoding.
+
+Where the JSON lies (``_Store``): in memory (small logs, tests); for an opened
+trace, in the trace file itself, read back where each line lies (the file is
+never copied into memory); for a live session, in a spill file that the log
+writes as events arrive (unnamed, gone when the log is). The JSON is most of
+an event's size (about 240 of 300 bytes), so a long session or a big trace
+holds the columns in memory, not the text.
 """
 from __future__ import annotations
 
+import os
+import tempfile
+import threading
 from operator import itemgetter
 from typing import Iterable, Sequence
 
@@ -50,6 +60,119 @@ class _Column:
         return self.a[:self.n]
 
 
+class DataChanged(OSError):
+    """An opened trace's file no longer holds the line an event was read from (it
+    was rewritten while open): refused, never shown as some other event's data."""
+
+
+def _pread(f, length: int, position: int, lock: threading.Lock) -> bytes:  # type: ignore[no-untyped-def]
+    """``length`` bytes of the open file ``f`` at ``position``; where ``os.pread`` is
+    missing (Windows) a seek and a read, under ``lock``."""
+    if _HAS_PREAD:
+        return os.pread(f.fileno(), length, position)
+    with lock:
+        f.seek(position)
+        return f.read(length)
+
+
+_HAS_PREAD = hasattr(os, "pread")
+
+
+class _MemoryStore:
+    """Every event's JSON in one buffer."""
+
+    where = "memory"
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+
+    def append(self, chunk: bytes) -> int:
+        """Add ``chunk``; returns where it starts."""
+        start = len(self._buf)
+        self._buf += chunk
+        return start
+
+    def read(self, position: int, length: int) -> bytes:
+        return bytes(self._buf[position:position + length])
+
+    @property
+    def in_memory(self) -> int:
+        return len(self._buf)
+
+    def close(self) -> None:
+        pass
+
+
+class _SpillStore:
+    """Every event's JSON appended to an unnamed file in ``folder`` (deleted by the
+    system when closed, or when the process ends however it ends). If the disk
+    refuses a write (full, gone), that chunk and every later one stay in memory
+    and ``failed`` says why: events are never lost to a disk."""
+
+    where = "spill"
+
+    def __init__(self, folder: str | None) -> None:
+        self._file = tempfile.TemporaryFile(prefix="sockscope-session-", dir=folder)
+        self._end = 0  # bytes on disk
+        self._tail = bytearray()  # bytes after _end, once the disk failed
+        self._lock = threading.Lock()
+        self.failed: OSError | None = None
+
+    def append(self, chunk: bytes) -> int:
+        start = self._end + len(self._tail)
+        if self.failed is None:
+            try:
+                view, fd = memoryview(chunk), self._file.fileno()
+                while view:
+                    view = view[os.write(fd, view):]
+                self._end += len(chunk)
+                return start
+            except OSError as exc:
+                self.failed = exc
+                # (whatever part reached the file lies past _end: never read)
+        self._tail += chunk
+        return start
+
+    def read(self, position: int, length: int) -> bytes:
+        if position >= self._end:
+            k = position - self._end
+            return bytes(self._tail[k:k + length])
+        return _pread(self._file, length, position, self._lock)
+
+    @property
+    def in_memory(self) -> int:
+        return len(self._tail)
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class _FileStore:
+    """An opened trace's lines, read where they lie in its file. The file stays
+    open: renamed or replaced, it is still the one read; a line no longer there
+    (the file rewritten in place) raises ``DataChanged``."""
+
+    where = "file"
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = os.fspath(path)
+        self._file = open(self.path, "rb")
+        self._lock = threading.Lock()
+
+    def append(self, chunk: bytes) -> int:
+        raise TypeError("an opened trace's events come with their place in the file")
+
+    def read(self, position: int, length: int) -> bytes:
+        return _pread(self._file, length, position, self._lock)
+
+    @property
+    def in_memory(self) -> int:
+        return 0
+
+    def close(self) -> None:
+        self._file.close()
+
+
 class _Names:
     """Strings (sources, kinds, connections) as small integer codes."""
 
@@ -76,7 +199,17 @@ _key = itemgetter(1, 0)  # (t_ns, seq): the log's order
 
 
 class EventLog(Sequence[Event]):
-    def __init__(self, events: Iterable[Event] = ()) -> None:
+    def __init__(self, events: Iterable[Event] = (), *, spill: bool | str = False,
+                 backing: str | os.PathLike[str] | None = None) -> None:
+        """``spill``: keep the events' JSON in an unnamed file (in this folder when a
+        string, else the system's temporary folder) instead of memory. ``backing``:
+        the trace file the events are read from (``extend`` gets each line's place)."""
+        if backing is not None:
+            self._store: _MemoryStore | _SpillStore | _FileStore = _FileStore(backing)
+        elif spill:
+            self._store = _SpillStore(spill if isinstance(spill, str) else None)
+        else:
+            self._store = _MemoryStore()
         self._t = _Column(np.int64)
         self._seq = _Column(np.int64)
         self._src = _Column(np.int16)
@@ -84,10 +217,9 @@ class EventLog(Sequence[Event]):
         self._conn = _Column(np.int32)
         self._fd = _Column(np.int32)
         self._thread = _Column(np.int64)
-        self._slot = _Column(np.int64)  # where the event's data lies in the payload
-        self._payload = bytearray()
-        self._offsets = _Column(np.int64)  # start of each slot's data; one more than slots
-        self._offsets.put(0, 0, 1)
+        self._slot = _Column(np.int64)  # the event's slot: its data's place in the store
+        self._at = _Column(np.int64)  # per slot (arrival order): where its JSON starts
+        self._len = _Column(np.int32)  # and how long it is
         self.sources, self.kinds, self.conns = _Names(), _Names(), _Names()
         self._threads: dict[int, int] = {}
         self._decoded: dict[int, Event] = {}  # slot -> event, oldest first
@@ -129,8 +261,16 @@ class EventLog(Sequence[Event]):
         return out  # type: ignore[return-value]
 
     def _decode(self, index: int, slot: int) -> Event:
-        off = self._offsets.a
-        data = orjson.loads(self._payload[off[slot]:off[slot + 1]])
+        raw = self._store.read(int(self._at.a[slot]), int(self._len.a[slot]))
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            data = None
+        if type(data) is not dict or ("t_ns" in data and (
+                data["t_ns"] != self._t.a[index] or data.get("seq") != self._seq.a[index])):
+            raise DataChanged(f"{getattr(self._store, 'path', 'the log')} changed on disk "
+                              f"since it was opened: event {index} (seq {self._seq.a[index]}) "
+                              f"is no longer where it was read; open it again")
         if "t_ns" in data:  # a whole trace line: the common fields are in the columns
             for key in _COMMON:
                 data.pop(key, None)
@@ -154,11 +294,13 @@ class EventLog(Sequence[Event]):
                 del cache[old]
 
     # ------------------------------------------------------------ input
-    def extend(self, batch: Iterable[Event], lines: Sequence[bytes] | None = None) -> int:
+    def extend(self, batch: Iterable[Event], lines: Sequence[bytes] | None = None,
+               offsets: Sequence[int] | None = None) -> int:
         """Add a batch; returns the index from which the log changed.
 
         ``lines``, when given, are the batch's trace lines as read: kept as they
-        are instead of serializing each event's data again.
+        are instead of serializing each event's data again. ``offsets`` (a log
+        backed by its trace file): where each line starts in that file.
         """
         if lines is None:
             new = sorted(batch, key=_key)
@@ -169,24 +311,27 @@ class EventLog(Sequence[Event]):
                 order = sorted(range(len(new)), key=keys.__getitem__)
                 new = [new[i] for i in order]
                 lines = [lines[i] for i in order]
+                if offsets is not None:
+                    offsets = [offsets[i] for i in order]
         if not new:
             self.changed_from = None
             return len(self)
         n = len(self)
         # Store each new event's data once, in arrival order.
-        first_slot = self._offsets.n - 1
-        payload = self._payload
-        ends = []
+        first_slot = self._at.n
         if lines is None:
             dumps = orjson.dumps
-            for e in new:
-                payload += dumps(e[7])
-                ends.append(len(payload))
+            lines = [dumps(e[7]) for e in new]
+        lengths = np.fromiter(map(len, lines), np.int64, len(new))
+        if offsets is None:
+            starts = np.empty(len(new), np.int64)
+            starts[0] = self._store.append(b"".join(lines))
+            np.cumsum(lengths[:-1], out=starts[1:])
+            starts[1:] += starts[0]
         else:
-            for line in lines:
-                payload += line
-                ends.append(len(payload))
-        self._offsets.put(first_slot + 1, ends, len(new))
+            starts = np.asarray(offsets, np.int64)
+        self._at.put(first_slot, starts, len(new))
+        self._len.put(first_slot, lengths, len(new))
         slots = np.arange(first_slot, first_slot + len(new), dtype=np.int64)
         cache = self._decoded
         cache.update(zip(range(first_slot, first_slot + len(new)), new))
@@ -269,7 +414,22 @@ class EventLog(Sequence[Event]):
 
     @property
     def nbytes(self) -> int:
-        """Memory held by the columns and the payload (not the decoded cache)."""
+        """Memory held by the columns and the data kept in memory (not the decoded cache)."""
         cols = (self._t, self._seq, self._src, self._kind, self._conn, self._fd, self._thread,
-                self._slot, self._offsets)
-        return sum(c.a.nbytes for c in cols) + len(self._payload)
+                self._slot, self._at, self._len)
+        return sum(c.a.nbytes for c in cols) + self._store.in_memory
+
+    @property
+    def data_where(self) -> str:
+        """Where the events' JSON lies: "memory", "spill" (a file of the session's) or
+        "file" (the opened trace)."""
+        return self._store.where
+
+    @property
+    def spill_failed(self) -> OSError | None:
+        """Why the spill file stopped taking data (kept in memory since), or None."""
+        return getattr(self._store, "failed", None)
+
+    def close(self) -> None:
+        """Close the file the data lies in (a spill file is deleted)."""
+        self._store.close()

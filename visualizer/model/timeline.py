@@ -26,11 +26,18 @@ class Timeline:
         self.cursor = -1  # the last event folded in; -1 before the first
         self.live = True  # follow the newest event as batches arrive
 
+    @classmethod
+    def live(cls) -> "Timeline":
+        """A timeline for a live session: its events' text is spilled to an unnamed
+        file in the temporary folder (``TMPDIR``) as they arrive, so memory holds
+        the columns, the snapshots and the newest events decoded, however long it runs."""
+        return cls(EventLog(spill=True))
+
     # ------------------------------------------------------------ input
-    def add(self, batch, lines=None) -> None:  # type: ignore[no-untyped-def]
+    def add(self, batch, lines=None, offsets=None) -> None:  # type: ignore[no-untyped-def]
         """Add events (any order); keep the cursor where it was, or at the end when live."""
         target = self.cursor
-        changed = self.log.extend(batch, lines)
+        changed = self.log.extend(batch, lines, offsets)
         if changed <= self._snap_index[-1]:  # a late event rewrote folded history
             keep = bisect_right(self._snap_index, changed - 1)
             del self._snap_index[keep:], self._snaps[keep:]
@@ -105,22 +112,23 @@ def open_trace(path, batch: int = 16384, progress=None):  # type: ignore[no-unty
 
     Returns ``(timeline, header, problems)``; raises ``TraceError`` naming the
     line of a corrupt file. ``progress(events_so_far)`` is called per batch.
-    Reading streams: the file's events never exist all at once as objects.
+    Reading streams: the file's events never exist all at once as objects, and
+    their text stays in the file (the log reads a line again where it lies).
     """
     from engine.trace import iter_batches
 
     problems: list[str] = []
-    items = iter_batches(path, problems, batch)  # each event checked as it is read
+    items = iter_batches(path, problems, batch, offsets=True)  # each event checked as read
     header = next(items)
-    timeline = Timeline()
+    timeline = Timeline(EventLog(backing=path))
     # Reading makes millions of short-lived tuples and dicts, none in a cycle:
     # the cyclic collector would only walk them again and again (a third of the time).
     collecting = gc.isenabled()
     gc.disable()
     try:
-        for events, lines in items:
+        for events, lines, starts in items:
             try:
-                timeline.add(events, lines)
+                timeline.add(events, lines, starts)
             except (ValueError, TypeError, AttributeError, KeyError, IndexError) as exc:
                 raise _bad_value(path, events, lines, exc) from None
             if progress is not None:
