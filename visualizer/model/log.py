@@ -38,23 +38,58 @@ _COMMON = ("seq", "t_ns", "src", "kind", "conn", "fd", "thread")  # decoded even
 
 
 class _Column:
-    """A numpy array that grows by doubling; ``view()`` is the filled part."""
+    """A numpy array that grows by doubling; ``view()`` is the filled part.
 
-    __slots__ = ("a", "n")
+    With ``spill`` (a folder, or "" for the temporary folder) the array is a map of
+    an unnamed file there, its space reserved before it is used (``posix_fallocate``:
+    a full disk is a clean error, never a SIGBUS when a page is first written); the
+    pages are the system's to write out and drop, so a long session's columns do not
+    stay in this process's own memory. If the disk refuses, the column goes on in
+    memory and ``failed`` says why."""
 
-    def __init__(self, dtype: type) -> None:
-        self.a = np.empty(1024, dtype)
+    __slots__ = ("a", "n", "_file", "failed")
+
+    def __init__(self, dtype: type, spill: str | None = None) -> None:
         self.n = 0
+        self.failed: OSError | None = None
+        self._file = None
+        if spill is not None and _HAS_FALLOCATE:
+            try:
+                self._file = tempfile.TemporaryFile(prefix="sockscope-column-",
+                                                    dir=spill or None)
+            except OSError as exc:
+                self.failed = exc
+        self.a = self._grown(np.dtype(dtype), 1024)
+
+    def _grown(self, dtype: np.dtype, size: int) -> np.ndarray:
+        if self._file is not None:
+            try:
+                os.posix_fallocate(self._file.fileno(), 0, size * dtype.itemsize)
+                return np.memmap(self._file, dtype, "r+", shape=(size,))
+            except (OSError, ValueError) as exc:  # the disk is full (or the map refused)
+                self.failed = exc if isinstance(exc, OSError) else OSError(str(exc))
+                self._file.close()
+                self._file = None
+        bigger = np.empty(size, dtype)
+        if self.n:
+            bigger[:self.n] = self.a[:self.n]
+        return bigger
 
     def put(self, start: int, values: object, count: int) -> None:
         """Write ``count`` values at ``start`` and cut the column there."""
         need = start + count
         if need > len(self.a):
-            bigger = np.empty(max(need, 2 * len(self.a)), self.a.dtype)
-            bigger[:start] = self.a[:start]
-            self.a = bigger
+            self.n = start  # what the bigger array keeps
+            self.a = self._grown(self.a.dtype, max(need, 2 * len(self.a)))
         self.a[start:need] = values
         self.n = need
+
+    def close(self) -> None:
+        if self._file is not None:
+            self.a = np.empty(0, self.a.dtype)
+            self.n = 0
+            self._file.close()
+            self._file = None
 
     def view(self) -> np.ndarray:
         return self.a[:self.n]
@@ -76,6 +111,7 @@ def _pread(f, length: int, position: int, lock: threading.Lock) -> bytes:  # typ
 
 
 _HAS_PREAD = hasattr(os, "pread")
+_HAS_FALLOCATE = hasattr(os, "posix_fallocate")  # (not macOS nor Windows: columns in memory)
 
 
 class _MemoryStore:
@@ -201,25 +237,27 @@ _key = itemgetter(1, 0)  # (t_ns, seq): the log's order
 class EventLog(Sequence[Event]):
     def __init__(self, events: Iterable[Event] = (), *, spill: bool | str = False,
                  backing: str | os.PathLike[str] | None = None) -> None:
-        """``spill``: keep the events' JSON in an unnamed file (in this folder when a
-        string, else the system's temporary folder) instead of memory. ``backing``:
-        the trace file the events are read from (``extend`` gets each line's place)."""
+        """``spill``: keep the events' JSON, and the columns, in unnamed files (in this
+        folder when a string, else the system's temporary folder) instead of memory.
+        ``backing``: the trace file the events are read from (``extend`` gets each
+        line's place)."""
+        folder = (spill if isinstance(spill, str) else "") if spill else None
         if backing is not None:
             self._store: _MemoryStore | _SpillStore | _FileStore = _FileStore(backing)
-        elif spill:
-            self._store = _SpillStore(spill if isinstance(spill, str) else None)
+        elif folder is not None:
+            self._store = _SpillStore(folder or None)
         else:
             self._store = _MemoryStore()
-        self._t = _Column(np.int64)
-        self._seq = _Column(np.int64)
-        self._src = _Column(np.int16)
-        self._kind = _Column(np.int16)
-        self._conn = _Column(np.int32)
-        self._fd = _Column(np.int32)
-        self._thread = _Column(np.int64)
-        self._slot = _Column(np.int64)  # the event's slot: its data's place in the store
-        self._at = _Column(np.int64)  # per slot (arrival order): where its JSON starts
-        self._len = _Column(np.int32)  # and how long it is
+        self._t = _Column(np.int64, folder)
+        self._seq = _Column(np.int64, folder)
+        self._src = _Column(np.int16, folder)
+        self._kind = _Column(np.int16, folder)
+        self._conn = _Column(np.int32, folder)
+        self._fd = _Column(np.int32, folder)
+        self._thread = _Column(np.int64, folder)
+        self._slot = _Column(np.int64, folder)  # the event's slot: its data's place in the store
+        self._at = _Column(np.int64, folder)  # per slot (arrival order): where its JSON starts
+        self._len = _Column(np.int32, folder)  # and how long it is
         self.sources, self.kinds, self.conns = _Names(), _Names(), _Names()
         self._threads: dict[int, int] = {}
         self._decoded: dict[int, Event] = {}  # slot -> event, oldest first
@@ -412,12 +450,16 @@ class EventLog(Sequence[Event]):
         """Every connection named so far, in order of first appearance."""
         return [c for c in self.conns.names if c is not None]
 
+    def _columns(self) -> tuple[_Column, ...]:
+        return (self._t, self._seq, self._src, self._kind, self._conn, self._fd, self._thread,
+                self._slot, self._at, self._len)
+
     @property
     def nbytes(self) -> int:
-        """Memory held by the columns and the data kept in memory (not the decoded cache)."""
-        cols = (self._t, self._seq, self._src, self._kind, self._conn, self._fd, self._thread,
-                self._slot, self._at, self._len)
-        return sum(c.a.nbytes for c in cols) + self._store.in_memory
+        """Memory held by the columns and the data kept in memory (not the decoded cache):
+        spilled columns are the system's file pages, not counted."""
+        return sum(c.a.nbytes for c in self._columns() if c._file is None) + \
+            self._store.in_memory
 
     @property
     def data_where(self) -> str:
@@ -427,9 +469,14 @@ class EventLog(Sequence[Event]):
 
     @property
     def spill_failed(self) -> OSError | None:
-        """Why the spill file stopped taking data (kept in memory since), or None."""
-        return getattr(self._store, "failed", None)
+        """Why a spill file stopped taking data (kept in memory since), or None."""
+        failed = getattr(self._store, "failed", None)
+        if failed is None and self._store.where == "spill":
+            failed = next((c.failed for c in self._columns() if c.failed is not None), None)
+        return failed
 
     def close(self) -> None:
-        """Close the file the data lies in (a spill file is deleted)."""
+        """Close the files the data lies in (spill files are deleted)."""
         self._store.close()
+        for column in self._columns():
+            column.close()

@@ -1,9 +1,15 @@
 """The cursor over the event log, with snapshots so that seeking is cheap.
 
 The state at index i is the snapshot at or before i, cloned, with the events
-after it folded in: at most ``every`` events of work wherever the cursor
-goes, forward or back. Snapshots are taken as the cursor passes them and
-redone from the point a late batch changed the log.
+after it folded in. Snapshots are taken every ``every`` events as the cursor
+passes them, and redone from the point a late batch changed the log.
+
+Their number is bounded (``max_snaps``), so that a session of any length holds
+a bounded history of states: past the bound, every other snapshot of the older
+half goes. The newest half stays ``every`` apart; older ones are 2, 4, 8...
+times as far apart, and a seek there folds more events (a rewind to minutes
+ago, not a step). Folding through an old stretch puts its snapshots back, so
+stepping about there soon costs ``every`` events again.
 """
 from __future__ import annotations
 
@@ -17,9 +23,11 @@ from .state import ServerState, apply
 
 
 class Timeline:
-    def __init__(self, log: EventLog | None = None, every: int = 1000) -> None:
+    def __init__(self, log: EventLog | None = None, every: int = 1000,
+                 max_snaps: int = 2000) -> None:
         self.log = log if log is not None else EventLog()
         self.every = every
+        self.max_snaps = max(4, max_snaps)
         self._snap_index: list[int] = [-1]  # snapshot i holds the state after event _snap_index[i]
         self._snaps: list[ServerState] = [ServerState()]
         self._state = ServerState()
@@ -68,10 +76,26 @@ class Timeline:
             for i, e in enumerate(log.events(first, last + 1), first):
                 apply(state, e, i)
             self.cursor = last
-            if last % every == every - 1 and last > self._snap_index[-1]:
-                self._snap_index.append(last)
-                self._snaps.append(state.clone())
+            if last % every == every - 1:
+                snaps = self._snap_index
+                if last > snaps[-1]:
+                    snaps.append(last)
+                    self._snaps.append(state.clone())
+                    if len(snaps) > self.max_snaps:
+                        self._thin()
+                else:  # an old stretch, thinned: put this one back (a fold never
+                    # passes a snapshot: it starts from the nearest one before its target)
+                    k = bisect_right(snaps, last)
+                    snaps.insert(k, last)
+                    self._snaps.insert(k, state.clone())
         return state
+
+    def _thin(self) -> None:
+        """Drop every other snapshot of the older half (the first, before any event,
+        stays): the newest half keeps its spacing."""
+        newest = len(self._snap_index) - self.max_snaps // 2
+        self._snap_index[1:newest] = self._snap_index[2:newest:2]
+        self._snaps[1:newest] = self._snaps[2:newest:2]
 
     def step(self, count: int = 1) -> ServerState:
         return self.seek(self.cursor + count)
