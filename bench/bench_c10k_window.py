@@ -46,8 +46,10 @@ def _quantiles(values: list[float]) -> tuple[float, float]:
     return statistics.median(ordered) * 1e3, ordered[int(0.95 * (len(ordered) - 1))] * 1e3
 
 
-def bench_view(view: str, idle: int, seconds: float, shots: Path | None) -> dict:
-    from PySide6.QtCore import QSettings, QTimer
+def epoll_window(view: str):  # type: ignore[no-untyped-def]
+    """The app, and its window (offscreen, 1280x800) with its own engine as a user's
+    starts it on epoll, level-triggered, showing ``view``; and the engine's URL."""
+    from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 
     from visualizer.app import MODES, MainWindow
@@ -62,6 +64,13 @@ def bench_view(view: str, idle: int, seconds: float, shots: Path | None) -> dict
     url = window.host.url if window.host else None
     if not url:
         raise SystemExit("the window's engine did not start")
+    return app, window, url
+
+
+def bench_view(view: str, idle: int, seconds: float, shots: Path | None) -> dict:
+    from PySide6.QtCore import QTimer
+
+    app, window, url = epoll_window(view)
     phase = ["starting"]
     frames: dict[str, list[float]] = {"opening": [], "holding": []}
     work: dict[str, list[float]] = {"opening": [], "holding": []}

@@ -13,13 +13,14 @@ events taken, memory at 1 minute and at the end, what an event costs (the slope 
 ``RssAnon`` over the second half of the run, which leaves out what any window holds
 at the start), and the frame interval (median, 95th percentile).
 
-The stores: ``spill`` (the window's: each event's text goes to an unnamed file as it
-arrives) and ``memory`` (the text kept in memory, as before 2026-12-06): the peer
-in the same run, on the same machine.
+The stores: ``spill`` (the window's: each event's text and its columns go to unnamed
+files as they arrive) and ``memory`` (the text and the columns kept in memory, as
+before 2026-12-06): the peer in the same run, on the same machine.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -55,25 +56,14 @@ def slope(points: list[tuple[int, int]]) -> float:
 
 
 def bench_store(store: str, seconds: float, connections: int, view: str) -> dict:
-    from PySide6.QtCore import QSettings, QTimer
-    from PySide6.QtWidgets import QApplication
+    from PySide6.QtCore import QTimer
 
-    from visualizer.app import MODES, MainWindow
+    from bench_c10k_window import epoll_window
     from visualizer.model import Timeline
-    app = QApplication.instance() or QApplication([])
-    settings = QSettings(tempfile.mktemp(suffix=".ini"), QSettings.Format.IniFormat)
-    settings.setValue("mode", next(label for label, mode, trigger in MODES
-                                   if mode == "epoll" and trigger == "level"))
-    window = MainWindow(engine=True, settings=settings)
-    window.resize(1280, 800)
-    window.show()
-    window.show_view(view)
-    if store == "memory":  # the peer: the same window, its log keeping the text in memory
+    app, window, url = epoll_window(view)
+    if store == "memory":  # the peer: the same window, its log keeping it all in memory
         window.show_timeline(Timeline(), "")
         window.live_button.setChecked(True)
-    url = window.host.url if window.host else None
-    if not url:
-        raise SystemExit("the window's engine did not start")
     samples: list[tuple[float, int, dict[str, int]]] = []
     frames: list[float] = []
     last = [time.perf_counter()]
@@ -108,7 +98,7 @@ def bench_store(store: str, seconds: float, connections: int, view: str) -> dict
     app.processEvents()
     half = [(n, m["RssAnon"]) for t, n, m in samples if t >= seconds / 2]
     at_minute = next((m for t, _, m in samples if t >= 60), samples[-1][2])
-    frames = sorted(frames[30:])  # the first second: the window and its engine starting
+    frames = sorted(frames[3:])  # the first frames: the window and its engine starting
     requests = next((line.split()[0] for line in said.splitlines()
                      if "requests in" in line), "?")
     for t, n, m in samples[9::10]:  # the course of it, on stderr
@@ -120,7 +110,7 @@ def bench_store(store: str, seconds: float, connections: int, view: str) -> dict
             "file MB at end": samples[-1][2]["RssFile"] / 1024,
             "bytes/event (anon slope)": slope(half),
             "frame median ms": statistics.median(frames) * 1e3 if frames else float("nan"),
-            "frame p95 ms": frames[int(0.95 * (len(frames) - 1))] * 1e3 if frames else
+            "frame p95 ms": frames[round(0.95 * (len(frames) - 1))] * 1e3 if frames else
             float("nan")}
 
 
@@ -136,7 +126,7 @@ def main() -> None:
         raise SystemExit("wrk is not installed (apt-get install wrk)")
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     if args.one:
-        print(repr(bench_store(args.one, args.seconds, args.connections, args.view)))
+        print(json.dumps(bench_store(args.one, args.seconds, args.connections, args.view)))
         return
     rows = []
     with tempfile.TemporaryDirectory() as config:
@@ -150,7 +140,7 @@ def main() -> None:
                 raise SystemExit(done.stderr[-2000:])
             print("\n".join(line for line in done.stderr.splitlines()
                             if line.startswith("  ")), file=sys.stderr)
-            rows.append(eval(done.stdout.strip().splitlines()[-1]))  # our own repr
+            rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
     print(f"`python3 bench/bench_live_memory.py --seconds {args.seconds:g} --stores "
           f"{args.stores} --connections {args.connections} --view {args.view}`\n")
     keys = list(rows[0])
