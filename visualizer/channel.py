@@ -1,20 +1,24 @@
 """The one channel from child processes (engine, clients) to the window.
 
 A child writes its trace on stdout (``--trace -``) and its messages on
-stderr. A reader thread per stream parses lines into events and appends them
-to a deque; the window's timer takes them out in batches (``drain``) in the
-GUI thread. The child never waits for the window: if the window falls
-behind, the child's own trace writer drops and counts (a ``dropped`` event).
-No Qt here, so the channel is tested on its own.
+stderr. A reader thread per stream puts the lines, as they came, in a
+``Backlog``; the window's timer takes them out in batches (``drain``) in the
+GUI thread, as events. The child never waits for the window: the reader
+reads as fast as the child writes. If the window falls behind, the lines
+waiting beyond a memory budget wait in a file, not in memory: a long load
+demo costs disk, and no event is lost. No Qt here, so the channel is tested
+on its own.
 """
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 from collections import deque
 from pathlib import Path
+from typing import Iterator
 
 import orjson
 
@@ -25,17 +29,154 @@ from engine.trace import FORMAT
 REPO = Path(__file__).resolve().parents[1]
 
 
-def take(events: deque[Event], limit: int) -> list[Event]:
-    """Up to ``limit`` events from the left of ``events`` (a reader thread appends on the
-    right meanwhile: only what is there now is taken)."""
-    pop = events.popleft
-    return [pop() for _ in range(min(limit, len(events)))]
+def _parse(lines: list[bytes]) -> tuple[list[Event], int]:
+    """The events of ``lines``, and how many lines were no event (blank ones skipped)."""
+    loads, make = orjson.loads, Event.from_dict
+    try:
+        return [make(loads(line)) for line in lines], 0
+    except (ValueError, KeyError, TypeError, AttributeError):
+        out, bad = [], 0
+        for line in lines:
+            try:
+                out.append(make(loads(line)))
+            except (ValueError, KeyError, TypeError, AttributeError):
+                bad += bool(line.strip())
+        return out, bad
+
+
+def _is_header(line: bytes) -> dict | None:
+    """The trace header, if ``line`` is one."""
+    if b'"format"' not in line[:40]:
+        return None
+    try:
+        row = orjson.loads(line)
+    except ValueError:
+        return None
+    return row if isinstance(row, dict) and row.get("format") == FORMAT else None
+
+
+class Backlog:
+    """The lines a child sent that the window has not taken yet, in order.
+
+    A reader thread ``put``s raw lines (no parsing on its side); the window
+    ``take``s them as events. Up to ``memory`` bytes of lines wait in memory; past
+    that, lines wait in an unnamed file in the temporary folder, and are read
+    back in order as the window takes them. If the disk refuses (full, a size
+    limit), the lines wait in memory after all and ``spill_failed`` says why:
+    nothing is lost either way. ``bad_lines`` counts lines that were no event.
+    """
+
+    CHUNK = 4 << 20  # read back from the file at most this much at a time
+
+    def __init__(self, memory: int = 64 << 20) -> None:
+        self.memory = memory
+        self._lock = threading.Lock()
+        self._head: deque[bytes] = deque()  # first in order, in memory
+        self._head_bytes = 0
+        self._file = None  # then these, in the file (from _read to _written)
+        self._read = self._written = 0
+        self._spilled = 0  # lines in the file not read back
+        self._tail: deque[bytes] = deque()  # last: lines the disk refused
+        self.spill_failed: OSError | None = None
+        self.bad_lines = 0
+        self.spilled_ever = 0  # lines that went through the file
+
+    def put(self, line: bytes) -> None:
+        with self._lock:
+            if not self._spilled and not self._tail and self._head_bytes < self.memory:
+                self._head.append(line)
+                self._head_bytes += len(line)
+            elif self.spill_failed is None and not self._tail:
+                try:
+                    if self._file is None:  # unbuffered: a refused write leaves nothing
+                        self._file = tempfile.TemporaryFile(  # pending in a buffer
+                            prefix="sockscope-backlog-", buffering=0)
+                    self._file.seek(self._written)
+                    data = memoryview(line if line.endswith(b"\n") else line + b"\n")
+                    size = len(data)
+                    while data:
+                        data = data[self._file.write(data):]
+                    self._written += size
+                    self._spilled += 1
+                    self.spilled_ever += 1
+                except OSError as exc:
+                    self.spill_failed = exc
+                    self._tail.append(line)
+            else:
+                self._tail.append(line)
+
+    def _refill(self) -> None:
+        """Read the file's next lines back into memory (under the lock)."""
+        assert self._file is not None
+        self._file.seek(self._read)
+        chunk = self._file.read(min(self.CHUNK, self._written - self._read))
+        if b"\n" not in chunk:  # a line longer than CHUNK: the rest of it too
+            chunk += self._file.read(self._written - self._read - len(chunk))
+            end = chunk.index(b"\n") + 1  # (every line in the file ends with one)
+        else:
+            end = chunk.rfind(b"\n") + 1
+        lines = chunk[:end].splitlines(keepends=True)
+        self._head.extend(lines)
+        self._head_bytes += end
+        self._read += end
+        self._spilled -= len(lines)
+        if not self._spilled:  # all read back: the file starts over
+            self._file.truncate(0)
+            self._read = self._written = 0
+
+    def take(self, limit: int) -> list[bytes]:
+        """Up to ``limit`` lines, the oldest first."""
+        out: list[bytes] = []
+        with self._lock:
+            while len(out) < limit:
+                if not self._head:
+                    if self._spilled:
+                        self._refill()
+                    elif self._tail:
+                        self._head, self._tail = self._tail, deque()
+                        self._head_bytes = sum(map(len, self._head))
+                    else:
+                        break
+                pop = self._head.popleft
+                taken = [pop() for _ in range(min(limit - len(out), len(self._head)))]
+                self._head_bytes -= sum(map(len, taken))
+                out += taken
+        return out
+
+    def take_events(self, limit: int) -> list[Event]:
+        """Up to ``limit`` events: the oldest lines, parsed (a line that is no event is
+        counted in ``bad_lines``, never raised)."""
+        events, bad = _parse(self.take(limit))
+        self.bad_lines += bad
+        return events
+
+    def __iter__(self) -> Iterator[Event]:
+        """The events waiting in memory, not taken (a look at the first ones)."""
+        with self._lock:
+            lines = list(self._head)
+        return iter(_parse(lines)[0])
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._head) + self._spilled + len(self._tail)
+
+    @property
+    def in_memory(self) -> int:
+        """Bytes of lines waiting in memory."""
+        with self._lock:
+            return self._head_bytes + sum(map(len, self._tail))
+
+    def close(self) -> None:
+        with self._lock:
+            if self._file is not None:
+                self._file.close()
+                self._file = None
 
 
 class ProcessChannel:
     """A child process whose stdout is a live trace."""
 
-    def __init__(self, args: list[str], name: str) -> None:
+    def __init__(self, args: list[str], name: str, memory: int = 64 << 20) -> None:
         self.name = name
         self.args = args
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -44,10 +185,9 @@ class ProcessChannel:
                                      stderr=subprocess.PIPE, env=env,
                                      preexec_fn=die_with_parent if os.name == "posix"
                                      else None)  # the window killed: its engine ends too
-        self.events: deque[Event] = deque()
+        self.events = Backlog(memory)  # lines past ``memory`` bytes wait in a file
         self.messages: deque[str] = deque(maxlen=200)
         self.header: dict | None = None
-        self.bad_lines = 0
         self._threads = [threading.Thread(target=self._read_events, daemon=True,
                                           name=f"channel-{name}"),
                          threading.Thread(target=self._read_messages, daemon=True,
@@ -55,18 +195,21 @@ class ProcessChannel:
         for t in self._threads:
             t.start()
 
+    @property
+    def bad_lines(self) -> int:
+        return self.events.bad_lines
+
     def _read_events(self) -> None:
         assert self.proc.stdout is not None
-        loads, make, append = orjson.loads, Event.from_dict, self.events.append
-        for line in self.proc.stdout:
-            try:
-                row = loads(line)
-                if self.header is None and row.get("format") == FORMAT:
-                    self.header = row
-                    continue
-                append(make(row))
-            except (ValueError, KeyError, TypeError, AttributeError):
-                self.bad_lines += 1
+        put = self.events.put
+        lines = iter(self.proc.stdout)
+        for line in lines:  # until the header: the trace's first line
+            self.header = _is_header(line)
+            if self.header is not None:
+                break
+            put(line)
+        for line in lines:  # as they came: the window parses what it takes
+            put(line)
 
     def _read_messages(self) -> None:
         assert self.proc.stderr is not None
@@ -75,7 +218,7 @@ class ProcessChannel:
 
     def drain(self, limit: int = 200_000) -> list[Event]:
         """The events received since the last call (at most ``limit``)."""
-        return take(self.events, limit)
+        return self.events.take_events(limit)
 
     def send(self, line: str) -> None:
         """A command on the child's stdin (``serve --control``)."""
@@ -130,10 +273,9 @@ class SocketChannel:
         self.name = name
         self.host, self.port = host, port
         self.address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        self.events: deque[Event] = deque()
+        self.events = Backlog()
         self.messages: deque[str] = deque(maxlen=200)
         self.header: dict | None = None
-        self.bad_lines = 0
         self.refused: str | None = None
         self.attached = threading.Event()  # set once the engine said OK
         self._token = token
@@ -169,25 +311,22 @@ class SocketChannel:
             for line in early:
                 self._send_now(line)
         self.attached.set()
-        loads, make, append = orjson.loads, Event.from_dict, self.events.append
+        put = self.events.put
         while True:
             *lines, data = data.split(b"\n")
             for line in lines:
                 if not line.strip():
                     continue
-                try:
-                    row = loads(line)
-                    if self.header is None and row.get("format") == FORMAT:
-                        self.header = row
+                if self.header is None:
+                    self.header = row = _is_header(line)
+                    if row is not None:
                         url = row.get("url")
                         # The line host.py reads the engine's address from.
                         self.messages.append(f"SockScope serving at {url} (attached to "
                                              f"{self.address})" if url else
                                              f"attached to {self.address}")
                         continue
-                    append(make(row))
-                except (ValueError, KeyError, TypeError, AttributeError):
-                    self.bad_lines += 1
+                put(line)
             try:
                 piece = sock.recv(1 << 16)
             except OSError:
@@ -205,9 +344,13 @@ class SocketChannel:
         except OSError:
             pass
 
+    @property
+    def bad_lines(self) -> int:
+        return self.events.bad_lines
+
     def drain(self, limit: int = 200_000) -> list[Event]:
         """The events received since the last call (at most ``limit``)."""
-        return take(self.events, limit)
+        return self.events.take_events(limit)
 
     def send(self, line: str) -> None:
         """A command over the control port (Enter/N/c/s/q, ``load OPTIONS``)."""
