@@ -142,7 +142,9 @@ class MainWindow(QMainWindow):
         self.recorded = 0
         self._rate_window: list[tuple[float, int]] = []
         self._engine_exit_reported = False
-        self._marks_for: tuple[int, list[int]] = (-1, [])
+        # (log, its length then, what was found): found again when either changed
+        self._marks_for: tuple[object, int, list[int]] = (None, -1, [])
+        self._gaps_for: tuple[object, int, list[tuple[int, int, int]]] = (None, -1, [])
         self._view_due: dict[str, float] = {}  # live: when each dear view is drawn again
         self._view_every: tuple[str, float] = ("", 0.0)  # the shown view's redraw period
         self._view_owed = False
@@ -1142,7 +1144,7 @@ class MainWindow(QMainWindow):
         self.slider.blockSignals(True)  # code moves the slider: no feedback loop
         self.slider.setRange(-1, len(tl.log) - 1)
         self.slider.setValue(tl.cursor)
-        self.slider.set_marks(self._restart_marks())
+        self.slider.set_marks(self._restart_marks(), self._capture_gaps())
         self.slider.blockSignals(False)
         self.position_label.setText(f"{tl.cursor + 1} / {len(tl.log)}")
         self._show_recorded_settings()
@@ -1220,11 +1222,28 @@ class MainWindow(QMainWindow):
     def _restart_marks(self) -> list[int]:
         """Where the engine (re)started: its ``mode`` events, marked on the slider."""
         log = self.timeline.log
-        if len(log) == self._marks_for[0]:
-            return self._marks_for[1]
+        if self._marks_for[:2] == (log, len(log)):
+            return self._marks_for[2]
         marks = log.indices(kinds=["mode"], src="server").tolist()
-        self._marks_for = (len(log), marks)
+        self._marks_for = (log, len(log), marks)
         return marks
+
+    def _capture_gaps(self) -> list[tuple[int, int, int]]:
+        """Where the capture lost frames, as log indices: from the last event at or before
+        the gap's start to the first at or after its end, with the frames lost."""
+        log = self.timeline.log
+        if self._gaps_for[:2] == (log, len(log)):
+            return self._gaps_for[2]
+        gaps = []
+        for i in log.indices(kinds=["dropped"]).tolist():
+            d = log[i].data
+            lo, hi = d.get("from_ns"), d.get("until_ns")
+            if d.get("sink") == "capture" and isinstance(lo, int) and isinstance(hi, int):
+                first = max(0, log.index_at_time(lo))
+                last = min(len(log) - 1, log.index_at_time(hi - 1) + 1)
+                gaps.append((first, max(first, last), int(d.get("count") or 0)))
+        self._gaps_for = (log, len(log), gaps)
+        return gaps
 
     def _update_status(self) -> None:
         now = time.monotonic()

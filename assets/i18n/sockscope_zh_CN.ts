@@ -2075,6 +2075,10 @@
         <translation>抓包在 {0} 丢失了帧：这个连接在那段时间里做了什么，图中没有画出。</translation>
     </message>
     <message>
+        <source>The capture lost frames for {0} ms up to this connection&apos;s first segment drawn: an earlier try of it (a SYN sent again) may be missing.</source>
+        <translation>在这条连接画出的第一个报文段之前，抓包丢失了 {0} ms 的帧：它更早的一次尝试（重发前的 SYN）可能没有画出。</translation>
+    </message>
+    <message>
         <source>state not reported</source>
         <translation>状态未上报</translation>
     </message>
@@ -2271,6 +2275,10 @@
     <message>
         <source>Marks: the engine started or restarted ({0})</source>
         <translation>刻度标记：引擎启动或重启处（{0} 处）</translation>
+    </message>
+    <message>
+        <source>Orange bands: the capture lost {0} frames there; packets are missing in every view</source>
+        <translation>橙色带：抓包在此丢失了 {0} 帧；各视图在这里都缺少数据包</translation>
     </message>
 </context>
 <context>

@@ -99,13 +99,15 @@ def test_frames_the_capture_had_no_room_for_are_counted_and_said(qtbot, tmp_path
         assert window.load_trace(str(trace))
         window._update_status()  # (the drain timer's, at once)
         assert said in window.status_label.text(), window.status_label.text()
-        if language == "en":  # the newest connection was open across the gap
-            sequence = window.findChild(SequenceView)
+        assert sum(n for _, _, n in window.slider.gaps) == lost  # the band on the slider
+        if language == "en":  # the newest connection: the one more request's, whose SYN
+            sequence = window.findChild(SequenceView)  # was the first frame after the gap
             window.view_tabs.setCurrentWidget(sequence)
             sequence.show_state(window.timeline)
             assert sequence.gap_frames == lost, sequence.badges
             assert any(b.startswith("⚠ the capture lost") for b in sequence.badges)
-            assert "The capture lost frames at " in sequence.caption
+            assert "up to this connection's first segment drawn: an earlier try of it" in \
+                sequence.caption, sequence.caption
         window.close()
 
 
@@ -141,4 +143,33 @@ def test_a_live_window_spills_and_says_when_the_disk_refuses(qtbot, tmp_path: Pa
     log._decoded.clear()
     assert [e.seq for e in log] == list(range(1, 1501))
     assert log[-1].data == {"bytes": 93} and log[0].data == {"bytes": 93}
+    window.close()
+
+
+def test_the_slider_bands_where_the_capture_lost_frames(qtbot, tmp_path: Path
+                                                         ) -> None:  # type: ignore[no-untyped-def]
+    """The capture's gap (from its last frame before to its first after) is a band on
+    the seek slider, shared by every view: from the last event at its start to the
+    first at its end; the tooltip counts the frames; other sinks' losses (no span)
+    are no band."""
+    settings = QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)
+    window = MainWindow(engine=False, settings=settings)
+    qtbot.addWidget(window)
+    events = _recvs(1, 100)  # t_ns 10,001 ... 10,100
+    events.append(Event(101, 10_100, "engine", "dropped", None, -1, 0,
+                        {"count": 1438, "sink": "capture", "from_ns": 10_020,
+                         "until_ns": 10_060}))
+    events.append(Event(102, 10_100, "engine", "dropped", None, -1, 0,
+                        {"count": 5, "sink": "trace"}))
+    window.add_events(events)
+    log = window.timeline.log
+    (first, last, lost), = window.slider.gaps
+    assert lost == 1438
+    assert log[first].t_ns == 10_020 and log[last].t_ns == 10_060
+    assert "the capture lost 1,438 frames there" in window.slider.toolTip()
+    window.slider.resize(600, 30)
+    image = window.slider.grab().toImage()  # the band is drawn, between its two ends
+    x = (window.slider.mark_x(first) + window.slider.mark_x(last)) // 2
+    colour = image.pixelColor(x, 2)
+    assert colour.red() > 200 and colour.blue() < 150, colour.name()
     window.close()

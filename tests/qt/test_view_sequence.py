@@ -1097,4 +1097,25 @@ def test_a_capture_gap_is_said_where_it_was_not_drawn_over(view: SequenceView) -
     start = min(e.t_ns for e in t.events if e.kind == "packet")
     lo, hi = (lost_from - start) / 1e6, (t.events[after].t_ns - start) / 1e6
     assert f"The capture lost frames at {lo:.3f}–{hi:.3f} ms" in view.caption
+    assert "up to this connection's first segment" not in view.caption
     view.grab()  # and it paints
+
+
+def test_a_gap_that_ends_at_the_first_segment_is_said_before_it(view: SequenceView) -> None:
+    """A gap whose first frame after is this connection's SYN: nothing of it was drawn
+    over, but an earlier SYN (sent again since) may have been lost; the caption says how
+    long the gap ran up to the SYN, not a span of 0.000–0.000 ms."""
+    t = Trace()
+    t.add("listen", None, host="10.0.0.2", port=80, backlog=128, reuseaddr=True)
+    syn_at = 1_000_000_000 + (len(t.events) + 1) * 1_000  # (the Trace's clock: 1 µs apart)
+    t.add("dropped", None, "capture", count=12, sink="capture", from_ns=syn_at - 250_000_000,
+          until_ns=syn_at)
+    t.handshake()  # its SYN: the gap's first frame after
+    assert t.events[2].kind == "packet" and t.events[2].t_ns == syn_at
+    t.exchange(1)
+    tl = Timeline(EventLog(t.events))
+    shown(view, tl, len(t.events) - 1)
+    assert view.gap_frames == 12
+    assert "The capture lost frames for 250.0 ms up to this connection's first segment " \
+        "drawn" in view.caption, view.caption
+    assert "The capture lost frames at" not in view.caption

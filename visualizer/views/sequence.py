@@ -698,6 +698,7 @@ class SequenceView(View):
         self.after_gap = set()
         self.gap_frames = 0
         spans: list[tuple[float, float]] = []
+        before: list[float] = []  # gaps that ended at its first segment: how long before
         if not count or "dropped" not in log.kinds.codes:
             return
         # Open from its first segment to its last event so far (its server's close...: a
@@ -716,7 +717,10 @@ class SequenceView(View):
             after = next((a for a in self.arrows if a.key[0] > lo + GAP_SLACK_NS), None)
             if after is not None:
                 self.after_gap.add(after.key)
-            spans.append((max(0.0, (lo - first_t) / 1e6), (hi - first_t) / 1e6))
+            if hi <= first_t + GAP_SLACK_NS:  # its first segment is the gap's first after:
+                before.append((first_t - lo) / 1e6)  # an earlier try may have been lost
+            else:
+                spans.append((max(0.0, (lo - first_t) / 1e6), (hi - first_t) / 1e6))
         if self.gap_frames:
             self.badges.append(self.tr("⚠ the capture lost {0} frames meanwhile: this "
                                        "connection may miss some").format(f"{self.gap_frames:,}"))
@@ -725,6 +729,11 @@ class SequenceView(View):
             said = "; ".join(f"{_elapsed_text(a)}–{_elapsed_text(b)} ms" for a, b in spans)
             gap = self.tr("The capture lost frames at {0}: what this connection did then "
                           "is not drawn.").format(said)
+            self.caption = f"{self.caption} {gap}".strip()
+        if before:
+            gap = self.tr("The capture lost frames for {0} ms up to this connection's first "
+                          "segment drawn: an earlier try of it (a SYN sent again) may be "
+                          "missing.").format(_elapsed_text(max(before)))
             self.caption = f"{self.caption} {gap}".strip()
 
     def _build_states(self, timeline: Timeline, conn: str, data: _Connection, count: int,
