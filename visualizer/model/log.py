@@ -100,14 +100,22 @@ class DataChanged(OSError):
     was rewritten while open): refused, never shown as some other event's data."""
 
 
-def _pread(f, length: int, position: int, lock: threading.Lock) -> bytes:  # type: ignore[no-untyped-def]
-    """``length`` bytes of the open file ``f`` at ``position``; where ``os.pread`` is
-    missing (Windows) a seek and a read, under ``lock``."""
+def _pread(fd: int, length: int, position: int, lock: threading.Lock) -> bytes:
+    """``length`` bytes of the file open as ``fd`` at ``position``; where ``os.pread`` is
+    missing (Windows) a seek and reads on the descriptor itself (no buffer to go stale),
+    under ``lock``, which writers to the same descriptor hold too."""
     if _HAS_PREAD:
-        return os.pread(f.fileno(), length, position)
+        return os.pread(fd, length, position)
     with lock:
-        f.seek(position)
-        return f.read(length)
+        os.lseek(fd, position, os.SEEK_SET)
+        parts = []
+        while length > 0:
+            part = os.read(fd, length)
+            if not part:
+                break
+            parts.append(part)
+            length -= len(part)
+        return b"".join(parts)
 
 
 _HAS_PREAD = hasattr(os, "pread")
@@ -159,8 +167,10 @@ class _SpillStore:
         if self.failed is None:
             try:
                 view, fd = memoryview(chunk), self._file.fileno()
-                while view:
-                    view = view[os.write(fd, view):]
+                with self._lock:  # (where reads move the descriptor: see _pread)
+                    os.lseek(fd, self._end, os.SEEK_SET)
+                    while view:
+                        view = view[os.write(fd, view):]
                 self._end += len(chunk)
                 return start
             except OSError as exc:
@@ -173,7 +183,7 @@ class _SpillStore:
         if position >= self._end:
             k = position - self._end
             return bytes(self._tail[k:k + length])
-        return _pread(self._file, length, position, self._lock)
+        return _pread(self._file.fileno(), length, position, self._lock)
 
     @property
     def in_memory(self) -> int:
@@ -199,7 +209,7 @@ class _FileStore:
         raise TypeError("an opened trace's events come with their place in the file")
 
     def read(self, position: int, length: int) -> bytes:
-        return _pread(self._file, length, position, self._lock)
+        return _pread(self._file.fileno(), length, position, self._lock)
 
     @property
     def in_memory(self) -> int:
