@@ -59,7 +59,8 @@ def _children(pid: int) -> list[int]:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc for children")
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_ctrl_c_and_sigterm_end_the_window_and_its_engine(tmp_path: Path, signum: int) -> None:
-    env = dict(headless(tmp_path), QT_QPA_PLATFORM="offscreen")
+    # (PYTHONFAULTHANDLER: if the window hangs, SIGABRT makes it print every thread's stack)
+    env = dict(headless(tmp_path), QT_QPA_PLATFORM="offscreen", PYTHONFAULTHANDLER="1")
     proc = subprocess.Popen([sys.executable, "-m", "visualizer.cli"], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -71,10 +72,16 @@ def test_ctrl_c_and_sigterm_end_the_window_and_its_engine(tmp_path: Path, signum
         time.sleep(1.0)  # the window at rest, its engine serving
         sent = time.monotonic()
         proc.send_signal(signum)
-        _, err = proc.communicate(timeout=20)
-        assert time.monotonic() - sent < 10
-        assert proc.returncode == 0 and "Traceback" not in err, err[-800:]
-        assert not any(os.path.exists(f"/proc/{pid}") for pid in engines)
+        try:
+            _, err = proc.communicate(timeout=20)
+        except subprocess.TimeoutExpired:  # where it hangs: every thread's stack
+            proc.send_signal(signal.SIGABRT)
+            _, err = proc.communicate(timeout=10)
+            pytest.fail(f"the window did not end within 20 s of the signal:\n{err[-6000:]}")
+        assert time.monotonic() - sent < 10, err[-800:]
+        assert proc.returncode == 0 and "Traceback" not in err, (proc.returncode, err[-800:])
+        alive = [pid for pid in engines if os.path.exists(f"/proc/{pid}")]
+        assert not alive, (alive, err[-800:])
     finally:
         if proc.poll() is None:
             proc.kill()
