@@ -1234,7 +1234,10 @@ class MainWindow(QMainWindow):
         log = self.timeline.log
         if self._gaps_for[:2] == (log, len(log)):
             return self._gaps_for[2]
-        gaps = []
+        gaps: list[tuple[int, int, int]] = []
+        if "dropped" not in log.kinds.codes:  # the usual case: no scan of the log per frame
+            self._gaps_for = (log, len(log), gaps)
+            return gaps
         for i in log.indices(kinds=["dropped"]).tolist():
             d = log[i].data
             lo, hi = d.get("from_ns"), d.get("until_ns")
