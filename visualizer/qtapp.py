@@ -6,7 +6,10 @@
 - Ctrl+C (SIGINT) and SIGTERM close the window the way its close button does (its
   engine and every client it started stop with it) and end the event loop. Python
   runs a signal's handler only between bytecodes, and Qt's loop runs none while it
-  waits: a short timer gives it those moments.
+  waits: a short timer gives it those moments. Those moments may fall in the middle of
+  any of the window's own code (a drain of the engine's events, with its locks held),
+  so the handler closes nothing itself: it asks the loop to close the window as soon
+  as the code it interrupted has returned.
 """
 from __future__ import annotations
 
@@ -38,9 +41,12 @@ def application() -> QApplication:
 def quit_on_signals(app: QApplication, window: QWidget) -> None:
     """SIGINT and SIGTERM close ``window`` and end ``app``'s loop, within a fifth of a
     second, with no traceback."""
-    def stop(signum: int, frame: object) -> None:
+    def close() -> None:
         window.close()
         app.quit()
+
+    def stop(signum: int, frame: object) -> None:
+        QTimer.singleShot(0, app, close)  # not now: the code this interrupted comes first
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)

@@ -8,6 +8,7 @@ import re
 import signal
 import socket
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -514,6 +515,37 @@ def test_a_child_that_dies_costs_its_connection_only() -> None:
     assert "signal 9" in failed[0].data["detail"]
 
 
+class Oversleep:
+    """How late this machine wakes a sleeping thread of this process: a thread sleeps
+    5 ms at a time and keeps, for each wake-up, how much later than asked it came."""
+
+    STEP = 0.005
+
+    def __enter__(self) -> "Oversleep":
+        self._done = threading.Event()
+        self.wakes: list[tuple[int, float]] = []  # (monotonic ns at the wake-up, late s)
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._done.is_set():
+            asked = time.monotonic_ns()
+            time.sleep(self.STEP)
+            woke = time.monotonic_ns()
+            self.wakes.append((woke, (woke - asked) / 1e9 - self.STEP))
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join(5)
+
+    def worst(self, start_ns: int, end_ns: int) -> float:
+        """The latest wake-up between the two moments (and the one just after them)."""
+        late = [w for t, w in self.wakes if start_ns <= t <= end_ns]
+        after = [w for t, w in self.wakes if t > end_ns][:1]
+        return max(late + after, default=0.0)
+
+
 READINESS = [(m, t) for m, t in ALL_MODES if REGISTRY[m].picture == "readiness"]
 IDLE = 1.0  # seconds (a loaded machine may leave a client idle a good part of one)
 
@@ -524,7 +556,8 @@ def test_the_readiness_loop_waits_until_the_nearest_deadline(mode: str, trigger:
     """Deadlines in a heap set the wait's timeout: an idle keep-alive connection is closed
     when its time is up, by a wait that lasted exactly that long (no 0.25 s tick), and
     the heap keeps about one entry per connection however many requests they make."""
-    with running_server(mode, trigger, idle_timeout=IDLE) as (server, sink):
+    with running_server(mode, trigger, idle_timeout=IDLE) as (server, sink), \
+            Oversleep() as machine:
         socks = [socket.create_connection(server.address[:2], timeout=5) for _ in range(3)]
         for _ in range(100):  # many requests: each one moves its connection's deadline
             for s in socks:
@@ -546,6 +579,9 @@ def test_the_readiness_loop_waits_until_the_nearest_deadline(mode: str, trigger:
         assert close.data["reason"] == "idle_timeout"
         last_answer = max(e.t_ns for e in events if e.kind == "send" and e.conn == close.conn)
         late = (close.t_ns - last_answer) / 1e9 - IDLE
-        assert -0.01 <= late < 0.1, late
+        # (a loaded machine may leave every thread of this process unscheduled for a
+        # while: a wake-up is excused as late as a sleeping thread's was, then)
+        excused = machine.worst(last_answer, close.t_ns)
+        assert -0.01 <= late < 0.1 + excused, (late, excused)
     timeouts = [e.data["timeout"] for e in events if e.kind == kind and not e.data["ready"]]
     assert timeouts and max(timeouts) <= IDLE + 0.01 and all(t != 0.25 for t in timeouts)

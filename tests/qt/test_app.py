@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -423,3 +424,43 @@ def test_settings_shown_from_elsewhere_pick_the_trigger_they_say(qtbot, window: 
                           ("threaded", "level")):
         window.show_engine_settings({"mode": mode, "trigger": trigger}, "shown")
         assert MODES[window.mode_box.currentIndex()][1:] == (mode, trigger)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_in_the_middle_of_a_drain_closes_the_window_after_it(  # type: ignore[no-untyped-def]
+        qtbot, window: MainWindow, signum: int) -> None:
+    """Python runs a signal's handler between any two bytecodes of the window's own code:
+    Ctrl+C that lands while the window takes its engine's events must not pull the
+    engine from under that code (it once did: "'NoneType' object has no attribute
+    'channel'"). The window closes once the drain has returned, engine and all."""
+    from visualizer.qtapp import quit_on_signals
+    app = QApplication.instance()
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    host = window.host
+    assert host is not None and host.channel is not None
+    engine = host.channel.proc
+    raised: list[int] = []
+    take = window.add_events
+
+    def add_events(batch):  # type: ignore[no-untyped-def]
+        if not raised:  # the signal lands here, in the middle of _drain
+            raised.append(len(batch))
+            signal.raise_signal(signum)
+        take(batch)
+    try:
+        quit_on_signals(app, window)
+        window.drain_timer.stop()  # this test drains by hand
+        window.add_events = add_events  # type: ignore[method-assign]
+        window.count_box.setValue(1)
+        window.traffic_buttons["Short"].click()
+        deadline = time.monotonic() + 10
+        while not raised and time.monotonic() < deadline:
+            qtbot.wait(20)
+            window._drain()
+        assert raised, "the engine sent nothing to drain"
+        assert window.host is host  # the drain ran to its end with its engine
+        qtbot.waitUntil(lambda: not window.isVisible(), timeout=5_000)
+        assert window.host is None and engine.poll() is not None  # the engine ended too
+    finally:
+        for s, handler in before.items():
+            signal.signal(s, handler)
