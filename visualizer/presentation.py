@@ -13,8 +13,8 @@ PageDown / PageUp    next / previous lesson step (no lesson: one event);
                      on a press of its own, before the next step answers
 B or .               blank the screen (black in the dark theme, white
                      otherwise); B again, PageDown or PageUp comes back
-1 … 6                that view in front (the tabs' order)
-Shift+1 … Shift+6    that view beside it (a pair); Shift+the front
+1 … 7                that view in front (the tabs' order)
+Shift+1 … Shift+7    that view beside it (a pair); Shift+the front
                      view's number, or 0, back to one view
 L                    the laser pointer on / off: a red dot follows the
                      mouse over the page (visualizer/pointer.py)
@@ -67,9 +67,10 @@ PRESENT_CAPTION_SCALE = 1.9  # and presenting: read from the back row
 CAPTION_SHARE = 0.3  # of the height the caption shares with the views, at most
 
 # Shift+digit arrives as the shifted symbol on most layouts (US shown here); the
-# keyboard's own key (X11 key codes 10-15 are the digits 1-6) covers the others.
+# keyboard's own key (X11 key codes 10-16 are the digits 1-7) covers the others.
 _SHIFTED = {Qt.Key.Key_Exclam: 1, Qt.Key.Key_At: 2, Qt.Key.Key_NumberSign: 3,
-            Qt.Key.Key_Dollar: 4, Qt.Key.Key_Percent: 5, Qt.Key.Key_AsciiCircum: 6}
+            Qt.Key.Key_Dollar: 4, Qt.Key.Key_Percent: 5, Qt.Key.Key_AsciiCircum: 6,
+            Qt.Key.Key_Ampersand: 7}
 _DIGITS = {getattr(Qt.Key, f"Key_{n}"): n for n in range(10)}
 
 _light_palette: QPalette | None = None  # the application's palette before a dark theme
@@ -697,7 +698,7 @@ class Presentation(QObject):
                 self.step(1 if key == Qt.Key.Key_PageDown else -1)
             return True
         number = _SHIFTED.get(key)
-        if number is None and shift and 10 <= event.nativeScanCode() <= 15:
+        if number is None and shift and 10 <= event.nativeScanCode() <= 16:
             number = event.nativeScanCode() - 9  # X11: the digit keys, any layout
         if number is not None or (shift and key in _DIGITS):
             number = number if number is not None else _DIGITS[key]

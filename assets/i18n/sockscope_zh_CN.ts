@@ -155,6 +155,153 @@
     </message>
 </context>
 <context>
+    <name>DiagramView</name>
+    <message>
+        <source>connect() / snd SYN</source>
+        <translation>connect() / 发 SYN</translation>
+    </message>
+    <message>
+        <source>rcv SYN / snd SYN,ACK</source>
+        <translation>收 SYN / 发 SYN,ACK</translation>
+    </message>
+    <message>
+        <source>rcv SYN,ACK / snd ACK</source>
+        <translation>收 SYN,ACK / 发 ACK</translation>
+    </message>
+    <message>
+        <source>rcv ACK of SYN</source>
+        <translation>收到 SYN 的 ACK</translation>
+    </message>
+    <message>
+        <source>close() / snd FIN</source>
+        <translation>close() / 发 FIN</translation>
+    </message>
+    <message>
+        <source>rcv FIN / snd ACK</source>
+        <translation>收 FIN / 发 ACK</translation>
+    </message>
+    <message>
+        <source>rcv ACK of FIN</source>
+        <translation>收到 FIN 的 ACK</translation>
+    </message>
+    <message>
+        <source>2 MSL (Linux: 60 s)</source>
+        <translation>2 MSL（Linux：60 秒）</translation>
+    </message>
+    <message>
+        <source>rcv FIN,ACK / snd ACK</source>
+        <translation>收 FIN,ACK / 发 ACK</translation>
+    </message>
+    <message>
+        <source>abort / snd RST</source>
+        <translation>中止 / 发 RST</translation>
+    </message>
+    <message>
+        <source>rcv RST</source>
+        <translation>收 RST</translation>
+    </message>
+    <message>
+        <source>snd {0} again ×{1}</source>
+        <translation>重发 {0} ×{1}</translation>
+    </message>
+    <message>
+        <source>client</source>
+        <translation>客户端</translation>
+    </message>
+    <message>
+        <source>server</source>
+        <translation>服务器</translation>
+    </message>
+    <message>
+        <source>captured</source>
+        <translation>抓包</translation>
+    </message>
+    <message>
+        <source>derived</source>
+        <translation>推导</translation>
+    </message>
+    <message>
+        <source>observed</source>
+        <translation>观测</translation>
+    </message>
+    <message>
+        <source>inferred</source>
+        <translation>推断</translation>
+    </message>
+    <message>
+        <source>traced</source>
+        <translation>跟踪</translation>
+    </message>
+    <message>
+        <source>No TCP states yet. Run some traffic, or open a trace recorded with states (--states).</source>
+        <translation>还没有 TCP 状态。产生一些流量，或打开一个记录了状态（--states）的 trace。</translation>
+    </message>
+    <message>
+        <source>Connection {0} → {1}</source>
+        <translation>连接 {0} → {1}</translation>
+    </message>
+    <message>
+        <source> (from segments {0})</source>
+        <translation>（来自{0}的报文段）</translation>
+    </message>
+    <message>
+        <source>states: {0}</source>
+        <translation>状态：{0}</translation>
+    </message>
+    <message>
+        <source>checked: {0}</source>
+        <translation>核对：{0}</translation>
+    </message>
+    <message>
+        <source>No state of this connection yet at this moment.</source>
+        <translation>此刻这个连接还没有状态。</translation>
+    </message>
+    <message>
+        <source>The {0} went from {1} to {2}</source>
+        <translation>{0}从 {1} 进入 {2}</translation>
+    </message>
+    <message>
+        <source>{0}: {1}</source>
+        <translation>{0}：{1}</translation>
+    </message>
+    <message>
+        <source> (segment {0}, {1})</source>
+        <translation>（报文段 {0}，{1}）</translation>
+    </message>
+    <message>
+        <source> (the kernel&apos;s poll saw it)</source>
+        <translation>（内核轮询看到的）</translation>
+    </message>
+    <message>
+        <source>{0}.</source>
+        <translation>{0}。</translation>
+    </message>
+    <message>
+        <source>One segment did both: the peer&apos;s FIN rode on the ACK of ours, and Linux passed FIN_WAIT_2 in the same microsecond (the classic figure has no such arrow).</source>
+        <translation>一个报文段完成了两步：对端的 FIN 搭在了对我方 FIN 的 ACK 上，Linux 在同一微秒内经过了 FIN_WAIT_2（经典状态图里没有这条箭头）。</translation>
+    </message>
+    <message>
+        <source>A reset ends the connection at once, from any state: no FIN exchange, no TIME_WAIT.</source>
+        <translation>RST 从任何状态都会立即结束连接：没有 FIN 交换，也没有 TIME_WAIT。</translation>
+    </message>
+    <message>
+        <source>The {0} waits in TIME_WAIT for 2 MSL (60 s on Linux): {1} left.</source>
+        <translation>{0}在 TIME_WAIT 中等待 2 MSL（Linux 上为 60 秒）：还剩 {1}。</translation>
+    </message>
+    <message>
+        <source>The server sent its SYN,ACK again {0}× from SYN_RECV: the handshake&apos;s last ACK did not arrive.</source>
+        <translation>服务器在 SYN_RECV 中重发了 {0} 次 SYN,ACK：握手的最后一个 ACK 没有到达。</translation>
+    </message>
+    <message>
+        <source>The client sent its SYN again {0}× from SYN_SENT: no SYN,ACK came back in time.</source>
+        <translation>客户端在 SYN_SENT 中重发了 {0} 次 SYN：没有及时收到 SYN,ACK。</translation>
+    </message>
+    <message>
+        <source>TCP state diagram</source>
+        <translation>TCP 状态图</translation>
+    </message>
+</context>
+<context>
     <name>EnginePane</name>
     <message>
         <source>(not started)</source>
@@ -2306,6 +2453,10 @@
     <message>
         <source>Sockets</source>
         <translation>套接字</translation>
+    </message>
+    <message>
+        <source>State diagram</source>
+        <translation>状态图</translation>
     </message>
 </context>
 </TS>

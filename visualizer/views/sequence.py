@@ -47,6 +47,8 @@ from PySide6.QtGui import (QColor, QFont, QFontMetricsF, QPainter, QPaintEvent, 
 from PySide6.QtWidgets import QCheckBox, QWidget
 
 from ..model import Timeline
+from ..model.conn_states import (TIME_WAIT_MS, Change, Check, LaneMark, conn_port, decode_change,
+                                 decode_check, lane_marks, newest_with, split_conn)
 from ..model.log import EventLog
 from . import style
 from .base import View
@@ -58,7 +60,6 @@ _WORDS = (QT_TRANSLATE_NOOP("SequenceView", "captured"),
           QT_TRANSLATE_NOOP("SequenceView", "observed"),
           QT_TRANSLATE_NOOP("SequenceView", "inferred"),
           QT_TRANSLATE_NOOP("SequenceView", "traced"))
-TIME_WAIT_MS = 60_000  # Linux's TIME_WAIT (2 MSL); observed states carry the real countdown
 ANIMATION_MS = 300  # one segment's journey from sender to receiver
 MAX_ANIMATED = 6  # more new segments at once (a seek) are drawn without travelling
 # Live, a whole connection on loopback arrives within one batch: the view replays its
@@ -98,13 +99,6 @@ class Segment(NamedTuple):
     dropped: str = ""  # captured, then dropped by a firewall rule (the lab's fault) before TCP
 
 
-def _confirm(mark: "LaneMark", check: "Check") -> None:
-    """The kernel confirmed the mark's state: ✓ (the tracepoint's word over a poll's)."""
-    if mark.check != "✓" or check.source == "traced":
-        mark.check, mark.checked_by = "✓", check.source
-        mark.text = f"{mark.state} ✓"
-
-
 def _segment_at(log: EventLog, cursor: int) -> int:
     """The segment a cursor stands on: the event itself, or, on the states a segment
     caused (dated at the segment, just after it in the log), that segment."""
@@ -122,29 +116,6 @@ def _segment_at(log: EventLog, cursor: int) -> int:
             break
         k -= 1
     return cursor
-
-
-class Check(NamedTuple):
-    """A ``state_check`` event (the kernel's word on a state), decoded once."""
-
-    t_ns: int
-    side: str
-    state: str
-    source: str  # "traced" or "observed"
-    verdict: str | None  # "confirms", "contradicts", None (the segments never showed it)
-    expires_ms: int | None
-
-
-class Change(NamedTuple):
-    """A ``tcp_state`` event, decoded once."""
-
-    t_ns: int
-    side: str
-    state: str
-    previous: str | None
-    source: str | None
-    via: tuple[str, ...]
-    expires_ms: int | None
 
 
 @dataclass
@@ -175,23 +146,6 @@ class Arrow:
     @property
     def direction(self) -> str:
         return f"{self.sender}→{self.receiver}"
-
-
-@dataclass
-class LaneMark:
-    """A state change on one lane, where it happened between the rows."""
-
-    index: int
-    side: str  # "client" or "server"
-    state: str
-    previous: str | None
-    source: str | None  # "observed" or "inferred"
-    via: tuple[str, ...]  # states passed through on the way (inferred)
-    text: str  # what the label says
-    row: int = -1  # the row it follows (-1: before the first)
-    y: float = 0.0
-    check: str = ""  # the kernel's word on it: "✓" (confirmed), "✗ CLOSE_WAIT" (contradicted)
-    checked_by: str = ""  # "traced" / "observed"
 
 
 @dataclass
@@ -247,16 +201,7 @@ class _Geometry:
     caption_rect: QRectF | None = None
 
 
-def _split(conn: str) -> tuple[str, str]:
-    client, _, server = conn.partition(">")
-    return client, server
-
-
-def _port(address: str) -> int:
-    try:
-        return int(address.rsplit(":", 1)[1])
-    except (IndexError, ValueError):
-        return -1
+_split, _port = split_conn, conn_port
 
 
 def _human_bytes(n: int) -> str:
@@ -337,22 +282,14 @@ class _Connection:
             if e.kind == "packet":
                 self._add_segment(i, e.t_ns, int(seqs[i]), d)
             elif e.kind == "tcp_state" and d.get("side") in ("client", "server"):
-                expires = d.get("expires_ms")
                 self.change_index.append(i)
-                self.changes.append(Change(
-                    e.t_ns, str(d["side"]), str(d.get("state") or "CLOSED"), d.get("previous"),
-                    d.get("source"), tuple(d.get("via") or ()),
-                    int(expires) if isinstance(expires, (int, float)) else None))
+                self.changes.append(decode_change(e))
             elif e.kind == "reset" and d.get("side") in ("client", "server"):
                 self.resets.append((e.t_ns, str(d["side"]), str(d.get("direction")),
                                     d.get("reason")))
             elif e.kind == "state_check" and d.get("side") in ("client", "server"):
-                expires = d.get("expires_ms")
                 self.check_index.append(i)
-                self.checks.append(Check(
-                    e.t_ns, str(d["side"]), str(d.get("state")), str(d.get("source")),
-                    d.get("verdict"),
-                    int(expires) if isinstance(expires, (int, float)) else None))
+                self.checks.append(decode_check(e))
         self.seg_array = np.asarray(self.seg_index, np.int64)
         self.change_array = np.asarray(self.change_index, np.int64)
         self.check_array = np.asarray(self.check_index, np.int64)
@@ -603,22 +540,7 @@ class SequenceView(View):
         key = (len(log), cursor)
         if key == self._pick_key:
             return self._pick
-        found: str | None = None
-        code = log.kinds.codes.get("packet")
-        if code is not None and cursor >= 0:
-            kinds, conns = log.column("kind"), log.column("conn")
-            stop, width = cursor + 1, 4096
-            for _ in range(64):  # the window doubles: bounded
-                start = max(0, stop - width)
-                hits = np.flatnonzero(kinds[start:stop] == code)
-                if len(hits):
-                    # Connection codes follow first appearance: the largest is the newest.
-                    found = log.conns.names[int(conns[start:stop][hits].max())]
-                    if found is not None:
-                        break
-                if start == 0:
-                    break
-                width *= 2
+        found = newest_with(log, cursor, "packet")
         self._pick_key, self._pick = key, (found, "newest" if found else "")
         return self._pick
 
@@ -738,47 +660,8 @@ class SequenceView(View):
 
     def _build_states(self, timeline: Timeline, conn: str, data: _Connection, count: int,
                       now_ns: int, at_cursor: bool = True, checks: int = 0) -> None:
-        last: dict[str, Change] = {}
-        marks: dict[str, LaneMark] = {}
-        # Changes and the kernel's checks in log order: a check speaks of the state its
-        # end is in when it comes (the latest mark of that side).
-        merged = sorted([(i, 0, k) for k, i in enumerate(data.change_index[:count])]
-                        + [(i, 1, k) for k, i in enumerate(data.check_index[:checks])])
-        tw_report: dict[str, Check] = {}
-        # The kernel's tracepoint may report a change a few µs before the segment that
-        # dates it (the state changes, then the segment leaves): such a confirmation
-        # waits for its mark.
-        early: dict[str, Check] = {}
-        for i, is_check, k in merged:
-            if not is_check:
-                c = data.changes[k]
-                mark = LaneMark(i, c.side, c.state, c.previous, c.source, c.via, c.state)
-                self.marks.append(mark)
-                marks[c.side] = mark
-                last[c.side] = c
-                waiting = early.pop(c.side, None)
-                if waiting is not None and waiting.state == c.state:
-                    _confirm(mark, waiting)
-                continue
-            check = data.checks[k]
-            if check.state == "TIME_WAIT" and check.expires_ms is not None:
-                tw_report[check.side] = check
-            if check.verdict is None:
-                continue
-            mark = marks.get(check.side)
-            if check.verdict == "confirms":
-                # The current state, or one the segments passed within the same moment
-                # (FIN_WAIT_2 on the way to TIME_WAIT; the full socket made in SYN_RECV
-                # as the last ACK arrives): the kernel reports them a few µs later.
-                recent = [m for m in self.marks[-4:] if m.side == check.side][-2:]
-                match = next((m for m in reversed(recent) if m.state == check.state), None)
-                if match is not None:
-                    _confirm(match, check)
-                else:
-                    early[check.side] = check
-            elif mark is not None and not mark.check:
-                mark.check, mark.checked_by = f"✗ {check.state}", check.source
-                mark.text = f"{mark.state} ✗ {check.state}"
+        self.marks, last, tw_report = lane_marks(data, count, checks)
+        marks = {m.side: m for m in self.marks}
         # The state at the cursor, for ends whose changes retired from our reading (not
         # when the picture stands behind the cursor: that would show the future).
         state = timeline.state.connections.get(conn) if at_cursor else None
