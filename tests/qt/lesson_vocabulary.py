@@ -73,7 +73,9 @@ CHOICES = {"single": ("when A is done", "Only when A is done"),
            "threads": ("only the one blocked on that socket", "Only one"),
            "epoll": ("no: they are not new", "are not new"),
            "processes": ("yes", "Yes: the child's close() closed the last descriptor"),
-           "two-requests": ("SYN|ACK", "SYN|ACK, sent by the server's kernel")}
+           "two-requests": ("SYN|ACK", "SYN|ACK, sent by the server's kernel"),
+           "lost-ack": ("SYN_RECV still: it sends its SYN,ACK again and waits",
+                        "sends its SYN,ACK again")}
 
 
 def check_choices(prepared) -> None:  # type: ignore[no-untyped-def]

@@ -546,7 +546,7 @@ def test_what_the_recording_must_show_is_checked_with_its_line(tmp_path: Path) -
            "status=404" in done.stderr
 
 
-@pytest.mark.parametrize("name, steps, title", [("first-request", 9, "第一个请求"),
+@pytest.mark.parametrize("name, steps, title", [("first-request", 10, "第一个请求"),
                                                  ("single", 6, "一次服务一个客户端")])
 def test_the_built_in_lessons_written_as_files(name: str, steps: int, title: str) -> None:
     """The format is proved by built-in lessons read from their files, and `sockscope

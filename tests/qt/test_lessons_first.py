@@ -33,12 +33,12 @@ def test_a_recording_whose_steps_differ_from_the_list_says_so(first, tmp_path: P
     """What ``sockscope lessons`` says (N steps) is what the recording gives; where a
     recording differs, the lesson still opens and says so (a problem line)."""
     import dataclasses
-    assert len(first.steps) == first.lesson.count() == 9
+    assert len(first.steps) == first.lesson.count() == 10
     again = prepare(first.lesson, tmp_path, trace=first.trace)  # an earlier recording, taken
     assert again.at == first.at and not [p for p in again.problems if "steps" in p]
-    wrong = dataclasses.replace(first.lesson, length=lambda: 10)
+    wrong = dataclasses.replace(first.lesson, length=lambda: 11)
     told = prepare(wrong, tmp_path, trace=first.trace)
-    assert "first-request: this recording has 9 steps; sockscope lessons said 10" in told.problems
+    assert "first-request: this recording has 10 steps; sockscope lessons said 11" in told.problems
 
 
 def test_first_request_walks_from_syn_to_time_wait(qtbot, first, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -69,7 +69,16 @@ def test_first_request_walks_from_syn_to_time_wait(qtbot, first, tmp_path: Path)
         seen_views.append(steps[k].view)
         qtbot.keyClick(window, Qt.Key.Key_PageDown)
     assert window.lesson_step == len(steps) - 1  # stays on the last step
-    assert {"sequence", "http", "lifecycle"} <= set(seen_views)
+    assert {"sequence", "http", "lifecycle", "diagram"} <= set(seen_views)
+    # The last: both ends' whole paths on the state diagram, the server closing first.
+    diagram = window.view_tabs.currentWidget()
+    assert diagram.name == "diagram"
+    diagram.show_state(window.timeline)
+    assert diagram.walked("server") == ["LISTEN", "SYN_RECV", "ESTABLISHED", "FIN_WAIT_1",
+                                        "FIN_WAIT_2", "TIME_WAIT"]
+    assert diagram.walked("client") == ["CLOSED", "SYN_SENT", "ESTABLISHED", "CLOSE_WAIT",
+                                        "LAST_ACK", "CLOSED"]
+    assert "状态图" in window.caption.text()
     qtbot.keyClick(window, Qt.Key.Key_PageUp)
     assert window.lesson_step == len(steps) - 2 and window.timeline.cursor == first.at[-2]
     window.close()

@@ -73,6 +73,14 @@ def backlog(tmp_path_factory):  # type: ignore[no-untyped-def]
     return _prepare("backlog", tmp_path_factory)
 
 
+@pytest.fixture(scope="module")
+def lost_ack(tmp_path_factory):  # type: ignore[no-untyped-def]
+    ok, why = all_lessons()["lost-ack"].needs()
+    if not ok:
+        pytest.skip(why)
+    return _prepare("lost-ack", tmp_path_factory)
+
+
 def _events(log, kind, **data):  # type: ignore[no-untyped-def]
     return [(i, log[i]) for i in range(len(log)) if log[i].kind == kind
             and all(log[i].data.get(k) == v for k, v in data.items())]
@@ -155,6 +163,14 @@ def test_time_wait_walks_in_both_languages(qtbot, time_wait, tmp_path: Path) -> 
         if k == fail_step:  # the failed restart: both TIME_WAIT sockets are still there
             assert view.name == "lifecycle" and view.costs["short"].time_wait == 2
             assert {b.tw_side for b in view.bars} == {"server"}
+        if view.name == "diagram":  # the keep-alive connection: the client closes first
+            client, server = view.markers["client"], view.markers["server"]
+            if time_wait.question(k):  # its FIN is out: which end will wait?
+                assert (client.state, server.state) == ("FIN_WAIT_1", "CLOSE_WAIT")
+            else:  # the answer lights: TIME_WAIT on the client's side, counting down
+                assert (client.state, server.state) == ("TIME_WAIT", "CLOSED")
+                assert view.walked("client")[-3:] == ["FIN_WAIT_1", "FIN_WAIT_2", "TIME_WAIT"]
+                assert client.countdown and "TIME_WAIT" in view.caption
         if k == len(time_wait.steps) - 1:  # like ss: who holds which TIME_WAIT
             rows = [r for r in view.rows if r.state == "TIME_WAIT"]
             local_ports = sorted(int(r.local.rsplit(":", 1)[1]) == port for r in rows)
@@ -174,7 +190,7 @@ def test_time_wait_walks_in_both_languages(qtbot, time_wait, tmp_path: Path) -> 
     assert "Address already in use" in english[fail_step] and "Address already in use" in chinese[fail_step]
     assert "SO_REUSEADDR" in chinese[fail_step + 1] and "服务器" in chinese[1]
     assert any("client's side" in c for c in english)
-    assert {s.view for s in time_wait.steps} >= {"sequence", "lifecycle", "sockets"}
+    assert {s.view for s in time_wait.steps} >= {"sequence", "lifecycle", "sockets", "diagram"}
 
 
 def test_time_wait_with_derived_packets(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -227,9 +243,13 @@ def test_close_wait_walks_in_both_languages(qtbot, close_wait, tmp_path: Path) -
             # The queues, as the kernel's last poll said (a number, not "—"): 0, or 1 when
             # that poll came before the server read the FIN's end-of-file.
             assert all(r.recv_q in ("0", "1") for r in rows)
-        if k == 3:  # the first connection, both ends confirmed by the kernel
-            assert view.name == "sequence"
-            assert (view.client_state, view.server_state) == ("FIN_WAIT_2", "CLOSE_WAIT")
+        if k == 3:  # the first connection on the state diagram, both ends confirmed
+            assert view.name == "diagram"
+            markers = view.markers
+            assert (markers["client"].state, markers["server"].state) == ("FIN_WAIT_2",
+                                                                          "CLOSE_WAIT")
+            assert markers["server"].check == "✓" and view.walked("server") == [
+                "LISTEN", "SYN_RECV", "ESTABLISHED", "CLOSE_WAIT"]
 
     english = _walk(qtbot, close_wait, "en", tmp_path, check)
     chinese = _walk(qtbot, close_wait, "zh_CN", tmp_path)
@@ -319,8 +339,8 @@ def test_backlog_without_capture_says_so(tmp_path: Path, monkeypatch) -> None:  
 
 def test_lessons_are_listed_in_the_lecture_order() -> None:
     names = list(all_lessons())
-    assert [n for n in names if n in ("time-wait", "close-wait", "backlog")] == \
-        ["time-wait", "close-wait", "backlog"]
+    assert [n for n in names if n in ("time-wait", "close-wait", "backlog", "lost-ack")] == \
+        ["time-wait", "close-wait", "backlog", "lost-ack"]
 
 
 # ---------------------------------------------------------------- narration (issue 12)
@@ -462,7 +482,7 @@ def test_backlog_narration_states_what_the_recording_shows(backlog) -> None:  # 
         assert all(1.6 < b / a < 2.5 for a, b in zip(gaps, gaps[1:])) and "加倍" in cn
 
 
-@pytest.mark.parametrize("recorded", ['time_wait', 'close_wait', 'backlog'])
+@pytest.mark.parametrize("recorded", ['time_wait', 'close_wait', 'backlog', 'lost_ack'])
 def test_captions_keep_one_vocabulary_and_ask(recorded, request) -> None:  # type: ignore[no-untyped-def]
     """Issue 12: no command-line flag in the words (a footnote has them), the Chinese
     terms the reviewer chose (主动关闭方, 边缘, 管线化（pipelining）...), one SYN_SENT, and
@@ -512,7 +532,7 @@ def test_key_moments_get_a_banner_above_the_view(qtbot, time_wait, backlog,
     assert moment_at(blog, first) is None or moment_at(blog, first).index < first
 
 
-@pytest.mark.parametrize("name", ["time_wait", "close_wait", "backlog"])
+@pytest.mark.parametrize("name", ["time_wait", "close_wait", "backlog", "lost_ack"])
 def test_every_step_fits_at_200_percent(qtbot, request, name: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """Presentation layout at 200 %, both languages, 1280x720 and 1920x1080: no text cut,
     past its view's edge or on another text (measured against its box)."""
@@ -532,3 +552,33 @@ def test_close_wait_with_derived_packets(tmp_path: Path, monkeypatch) -> None:  
     last = len(prepared.steps) - 1
     assert "FINs go out (derived)" in prepared.text(last)
     assert "CLOSE_WAIT (observed)" in prepared.text(4)
+
+
+# ---------------------------------------------------------------- 10. lost-ack
+def test_lost_ack_walks_the_diagram_in_both_languages(qtbot, lost_ack, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The lab drops the handshake's last ACK: at each step the diagram stands both ends
+    where the recording's states say, the question comes before the server's kernel
+    resends its SYN,ACK, and the server is ESTABLISHED only once the second ACK is in."""
+    log = lost_ack.timeline.log
+    lost = [i for i, e in _events(log, "packet") if e.data.get("dropped") == "drop-ack"]
+    synacks = [i for i, e in _events(log, "packet", flags="SYN|ACK")]
+    assert len(lost) == 1 and len(synacks) >= 2 and synacks[0] < lost[0] < synacks[1]
+    seen = []
+
+    def check(k, window, view):  # type: ignore[no-untyped-def]
+        if view.name != "diagram":
+            return
+        server, client = view.markers["server"].state, view.markers["client"].state
+        seen.append((client, server, [(lp.state, lp.flags) for lp in view.loops]))
+        conn = view.conn
+        state = window.timeline.state.connections[conn]
+        assert (client, server) == (state.client, state.server)
+
+    _walk(qtbot, lost_ack, "en", tmp_path, check)
+    assert seen == [("ESTABLISHED", "SYN_RECV", []),  # the SYN,ACK's step, and the states it caused
+                    ("ESTABLISHED", "SYN_RECV", []),  # the ACK lost; the question: what next?
+                    ("ESTABLISHED", "SYN_RECV", [("SYN_RECV", "SYN|ACK")]),
+                    ("ESTABLISHED", "ESTABLISHED", [("SYN_RECV", "SYN|ACK")])]
+    assert lost_ack.question(1) and not lost_ack.question(2)
+    chinese = _walk(qtbot, lost_ack, "zh_CN", tmp_path)
+    assert "SYN_RECV" in chinese[2] and "重发" in chinese[2]

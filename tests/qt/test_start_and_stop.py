@@ -108,7 +108,7 @@ def test_lessons_says_how_many_steps_each_has() -> None:
     counts = {line.split()[0]: int(line.split()[2]) for line in listed.stdout.splitlines()
               if line.split()[3:4] == ["steps"]}
     assert counts == {name: lesson.count() for name, lesson in all_lessons().items()}
-    assert counts["first-request"] == 9 and min(counts.values()) >= 5
+    assert counts["first-request"] == 10 and min(counts.values()) >= 5
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal")

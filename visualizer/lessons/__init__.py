@@ -5,7 +5,7 @@ from .base import LANGS, Lesson, LessonError, Prepared, Step, prepare
 
 ORDER = ("first-request", "static-pages", "single", "processes", "threads", "gevent",
          "nonblocking", "keep-alive", "epoll", "scan", "asyncio", "c10k", "time-wait", "close-wait",
-         "backlog", "regex")
+         "backlog", "lost-ack", "regex")
 
 
 def all_lessons() -> dict[str, Lesson]:

@@ -36,7 +36,7 @@ else:  # pragma: no cover - Python 3.10
 FORMAT = 1
 FILES = Path(__file__).resolve().parent / "files"  # the built-in lessons written as files
 TEMPLATE = FILES / "template.toml"
-VIEWS = ("sequence", "sockets", "io", "lifecycle", "plots", "http")
+VIEWS = ("sequence", "sockets", "io", "lifecycle", "plots", "http", "diagram")
 LANGS = ("en", "zh_CN")
 _ZH = {0: "零", 1: "一", 2: "两", 3: "三", 4: "四", 5: "五", 6: "六", 7: "七", 8: "八",
        9: "九", 10: "十"}
@@ -768,7 +768,8 @@ _LIST_TESTS = ("count", "each", "first", "ratios")  # what an `if` may ask of a 
 
 # What a lesson may need of the machine it is recorded on: name -> (module, function).
 NEEDS = {"kernel": ("kernel", "_needs_kernel_here"), "fork": ("servers", "_needs_fork"),
-         "epoll": ("models", "_epoll_needs"), "gevent": ("servers", "_needs_gevent")}
+         "epoll": ("models", "_epoll_needs"), "gevent": ("servers", "_needs_gevent"),
+         "lab": ("kernel", "_needs_lab_faults")}
 
 
 # ---------------------------------------------------------------- the file

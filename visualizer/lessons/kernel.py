@@ -65,6 +65,16 @@ _needs_kernel_here = _needs_kernel(
     "cannot run here: {reason}")
 
 
+def _needs_lab_faults() -> tuple[bool, str]:
+    """A lesson file's needs = ["lab"]: a private network namespace, and nftables to drop
+    the fault's segment in it."""
+    from engine.lab import faults_available, lab_available
+    for ok, reason in (lab_available(), faults_available()):
+        if not ok:
+            return False, f"this lesson drops a segment in the lab, which cannot run here: {reason}"
+    return True, ""
+
+
 # ================================================================ 7. time-wait
 # Written as a lesson file (files/time-wait.toml): three engines on one port, the second
 # of which must fail to start (its trace holds the EADDRINUSE it met).
@@ -81,4 +91,7 @@ CLOSE_WAIT = load_file(FILES / "close-wait.toml")
 # held-accept-queue, the engine held before epoll_wait and released a step at a time).
 BACKLOG_LESSON = load_file(FILES / "backlog.toml")
 
-LESSONS = [TIME_WAIT, CLOSE_WAIT, BACKLOG_LESSON]
+# The lab drops the handshake's last ACK (files/lost-ack.toml).
+LOST_ACK = load_file(FILES / "lost-ack.toml")
+
+LESSONS = [TIME_WAIT, CLOSE_WAIT, BACKLOG_LESSON, LOST_ACK]

@@ -553,8 +553,8 @@ class DiagramView(View):
         1100 x 680. Zoomed in (type at 200 %) where the seven rows, the title and the
         caption no longer fit, the picture gives way, 7 % at a time, until they do."""
         w, h = max(1, self.width()), max(1, self.height())
-        if self._presenting():
-            base = max(0.6, min(2.0, w / PRESENT_SIZE[0], h / PRESENT_SIZE[1]))
+        if self._presenting():  # as large as the room allows (the fit below decides)
+            base = max(0.6, min(3.0, 2.0 * min(w / PRESENT_SIZE[0], h / PRESENT_SIZE[1])))
         else:
             base = max(0.6, min(1.0, w / 1100, h / 680))
         fonts = self._fonts()
@@ -563,7 +563,7 @@ class DiagramView(View):
         box_h = fm_node.height() * 1.4
         row_need = box_h + fm_edge.height() * 1.25  # a box, and an arrow's label beside it
         box_w = max(fm_node.horizontalAdvance(n.replace("/end", "")) for n in NODE_AT) + 24
-        for k in range(12):  # bounded: at most about halves the picture
+        for k in range(16):  # bounded: at most about a third of the picture
             self._scale = base * 0.93 ** k
             width, height = w / self._scale, h / self._scale
             top = 12 + fm_title.height() * 1.45
@@ -634,6 +634,7 @@ class DiagramView(View):
         taken += [self._loop_geometry(loop, fonts)[1].adjusted(-2, -2, 2, 2)
                   for loop in self.loops]
         page = QRectF(2, geo.top - 4, self.width() / self._scale - 4, geo.bottom - geo.top + 4)
+        half = next(iter(geo.rects.values())).width() / 2
         order = sorted(EDGES, key=lambda e: (e not in self.last_edges.values(), e.kind != "rfc"))
         for edge in order:
             text = self._label_text(edge)
@@ -655,7 +656,10 @@ class DiagramView(View):
                     above = [QRectF(mid.x() - tw / 2, mid.y() - th - 3, tw, th),
                              QRectF(mid.x() - tw / 2, mid.y() + 3, tw, th)]
                     beside = [QRectF(mid.x() + 6, mid.y() - th / 2, tw, th),
-                              QRectF(mid.x() - 6 - tw, mid.y() - th / 2, tw, th)]
+                              QRectF(mid.x() - 6 - tw, mid.y() - th / 2, tw, th),
+                              # past the boxes' column, where two rows leave no room
+                              QRectF(mid.x() + half + 6, mid.y() - th / 2, tw, th),
+                              QRectF(mid.x() - half - 6 - tw, mid.y() - th / 2, tw, th)]
                     tries = above + beside if horizontal else beside + above
                     for r in tries:
                         if not page.contains(r):
