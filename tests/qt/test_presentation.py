@@ -368,3 +368,26 @@ def test_lesson_command_writes_a_gif_and_a_presented_svg(tmp_path: Path) -> None
                          cwd=ROOT, capture_output=True, text=True, timeout=180)
     assert bad.returncode == 2 and "steps 1 to" in bad.stderr
     assert not (tmp_path / "x.gif").exists()
+
+
+def test_the_state_diagram_beside_the_sequence_view(qtbot, window, first) -> None:  # type: ignore[no-untyped-def]
+    """The pair a TCP lecture projects: the segments on the left, the state diagram on
+    the right, the same connection in both, following the lesson's steps."""
+    w = window
+    w.open_lesson(first)
+    p = w.presentation
+    p.enter()
+    w.go_to_step(0)
+    order = list(w.views)
+    number = order.index("diagram") + 1
+    qtbot.keyClick(w, getattr(Qt.Key, f"Key_{number}"), Qt.KeyboardModifier.ShiftModifier)
+    assert p.front().name == "sequence" and p.second is w.views["diagram"]
+    sequence, diagram = p.front(), p.second
+    assert sequence.isVisible() and diagram.isVisible()
+    for k in (0, 1, 2, 6):
+        w.go_to_step(k)
+        assert diagram.conn == sequence.conn is not None
+        for side in ("client", "server"):
+            marker = diagram.markers.get(side)
+            lane = getattr(sequence, f"{side}_state")
+            assert (marker.state if marker is not None else "—") == lane, (k, side)

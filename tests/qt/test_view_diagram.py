@@ -326,3 +326,86 @@ def test_export_png_and_svg(view: DiagramView, runs, tmp_path: Path) -> None:  #
     text = (tmp_path / "d.svg").read_text()
     for word in ("ESTABLISHED", "TIME_WAIT", "CLOSE_WAIT", "rcv FIN / snd ACK"):
         assert word in text, word
+
+
+# ------------------------------------------------------------ moving, badges, themes
+def test_a_step_forward_moves_the_marker_along_its_arrow(qtbot, view: DiagramView) -> None:  # type: ignore[no-untyped-def]
+    """Stepping onto a change: the marker travels its arrow (half way, it stands on the
+    arrow, not at either box); stepping back jumps; settle() ends the journey."""
+    from tests.qt.test_view_sequence import ISN_C, ISN_S
+    t = Trace()
+    t.seg("client", "SYN", ISN_C)
+    t.state("client", "SYN_SENT", "CLOSED", source="inferred", trigger="snd SYN")
+    t.seg("server", "SYN|ACK", ISN_S, ISN_C + 1)
+    t.state("server", "SYN_RECV", "LISTEN", source="inferred", trigger="snd SYN|ACK")
+    t.state("client", "ESTABLISHED", "SYN_SENT", source="inferred", trigger="rcv SYN|ACK")
+    tl = Timeline(EventLog(t.events))
+    view.show()
+    shown(view, tl, 3)
+    view.settle()
+    shown(view, tl, 4)  # the client: SYN_SENT → ESTABLISHED
+    assert view.animating and view._moving == {"client"}
+    view._animation.stop()
+    view._progress = 0.5
+    view._layout()
+    fonts = view._fonts()
+    pill, _ = view._pill("client", view.markers["client"], fonts)
+    halfway = view._marker_at("client", view.markers["client"], pill.center())
+    route = view._route_of(view.last_edges["client"])
+    assert halfway != pill.center()
+    xs, ys = [q.x() for q in route], [q.y() for q in route]
+    assert min(xs) - 1 <= halfway.x() <= max(xs) + 1 and min(ys) - 1 <= halfway.y() <= max(ys) + 1
+    view.settle()
+    assert not view.animating
+    shown(view, tl, 3)  # back: no journey
+    assert not view.animating and view.markers["client"].state == "SYN_SENT"
+
+
+def test_a_marker_carries_the_sequence_views_badge(qtbot, view: DiagramView) -> None:  # type: ignore[no-untyped-def]
+    """The kernel's word on a state, the same in both pictures: a confirmation that came
+    a few µs early (the tracepoint), and a poll that contradicts."""
+    from tests.qt.test_view_sequence import CONN
+    from visualizer.views.sequence import SequenceView
+    t = Trace()
+    t.add("state_check", CONN, "kernel", side="client", state="SYN_SENT", previous="CLOSED",
+          source="traced", verdict="confirms")
+    t.handshake()
+    t.add("state_check", CONN, "kernel", side="client", state="ESTABLISHED",
+          previous="SYN_SENT", source="traced", verdict="confirms")
+    t.add("state_check", CONN, "kernel", side="server", state="CLOSE_WAIT",
+          previous="ESTABLISHED", source="observed", verdict="contradicts")
+    tl = Timeline(EventLog(t.events))
+    sequence = SequenceView()
+    qtbot.addWidget(sequence)
+    sequence.resize(1280, 720)
+    for i in range(len(t.events)):
+        shown(view, tl, i)
+        shown(sequence, tl, i)
+        for side in SIDES:
+            lane = [m for m in sequence.marks if m.side == side]
+            if not lane:
+                continue
+            assert view.markers[side].check == lane[-1].check, (i, side)
+    assert view.markers["client"].check == "✓" and view.markers["client"].checked_by == "traced"
+    assert view.markers["server"].check == "✗ CLOSE_WAIT"
+
+
+def test_dark_and_projector_themes_draw_the_figure_in_their_colours(view: DiagramView) -> None:  # type: ignore[no-untyped-def]
+    from PySide6.QtGui import QColor
+
+    from visualizer.views import style
+    try:
+        for theme in ("dark", "projector"):
+            style.set_theme(theme)
+            view.apply_theme()
+            view.show_state(Timeline(EventLog([])))
+            image = view.grab().toImage()
+            assert QColor(image.pixel(3, image.height() // 2)).name() == \
+                QColor(style.BACKGROUND).name(), theme
+            rect = view._geo.rects["ESTABLISHED"]
+            s = view._scale
+            edge = QColor(image.pixel(int(rect.center().x() * s),
+                                      int((rect.top() + 1) * s)))
+            assert edge.name() != QColor(style.BACKGROUND).name(), theme  # the box is drawn
+    finally:
+        style.set_theme("light")
