@@ -409,3 +409,25 @@ def test_dark_and_projector_themes_draw_the_figure_in_their_colours(view: Diagra
             assert edge.name() != QColor(style.BACKGROUND).name(), theme  # the box is drawn
     finally:
         style.set_theme("light")
+
+
+def test_the_port_pair_used_again_walks_from_the_start(view: DiagramView) -> None:
+    """A new connection on the same port pair (the client's SYN anew, after the first
+    ended): its ends start their walk again, from CLOSED and LISTEN, not from the
+    first connection's end."""
+    from tests.qt.test_view_sequence import ISN_C, ISN_S
+    t = Trace()
+    for isn in (ISN_C, ISN_C + 99_999):
+        t.seg("client", "SYN", isn)
+        t.state("client", "SYN_SENT", "CLOSED", source="inferred", trigger="snd SYN")
+        t.seg("server", "SYN|ACK", ISN_S, isn + 1)
+        t.state("server", "SYN_RECV", "LISTEN", source="inferred", trigger="snd SYN|ACK")
+        t.state("client", "ESTABLISHED", "SYN_SENT", source="inferred", trigger="rcv SYN|ACK")
+        t.state("server", "ESTABLISHED", "SYN_RECV", source="inferred", trigger="rcv ACK")
+        t.state("client", "CLOSED", "ESTABLISHED", source="inferred", trigger="snd RST")
+        t.state("server", "CLOSED", "ESTABLISHED", source="inferred", trigger="rcv RST")
+    tl = Timeline(EventLog(t.events))
+    shown(view, tl, len(t.events) - 3)  # the second connection, both ends ESTABLISHED
+    assert view.walked("client") == ["CLOSED", "SYN_SENT", "ESTABLISHED"]
+    assert view.walked("server") == ["LISTEN", "SYN_RECV", "ESTABLISHED"]
+    assert all(s.edge.kind == "rfc" for side in SIDES for s in view.paths[side])

@@ -369,6 +369,10 @@ class DiagramView(View):
         path = self.paths[side]
         here = path[-1].edge.target if path else None
         previous = c.previous
+        if path and previous == START[side] and here != START[side]:
+            # The port pair used again: a new connection begins its walk (SYN anew).
+            path.clear()
+            here = None
         if here is None:
             if previous is None:  # the first look found it there: no arrow to it
                 return
