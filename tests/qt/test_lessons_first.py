@@ -67,6 +67,12 @@ def test_first_request_walks_from_syn_to_time_wait(qtbot, first, tmp_path: Path)
         assert window.timeline.cursor == first.at[k]
         assert window.view_tabs.currentWidget().name == steps[k].view
         seen_views.append(steps[k].view)
+        if k == 2:  # the handshake's last ACK: both ends ESTABLISHED on the diagram
+            diagram = window.view_tabs.currentWidget()
+            assert diagram.name == "diagram"
+            assert {m.state for m in diagram.markers.values()} == {"ESTABLISHED"}
+            assert [e.key[2] for e in diagram.last_edges.values()] == ["rcv SYN|ACK",
+                                                                      "rcv ACK"]
         qtbot.keyClick(window, Qt.Key.Key_PageDown)
     assert window.lesson_step == len(steps) - 1  # stays on the last step
     assert {"sequence", "http", "lifecycle", "diagram"} <= set(seen_views)
