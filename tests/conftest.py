@@ -40,6 +40,37 @@ from engine.modes import REGISTRY, variants
 from engine.server import Server
 
 # Every mode the registry has that runs here, and both triggers of epoll.
+class Oversleep:
+    """How late this machine wakes a sleeping thread of this process: a thread sleeps
+    5 ms at a time and keeps, for each wake-up, how much later than asked it came."""
+
+    STEP = 0.005
+
+    def __enter__(self) -> "Oversleep":
+        self._done = threading.Event()
+        self.wakes: list[tuple[int, float]] = []  # (monotonic ns at the wake-up, late s)
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._done.is_set():
+            asked = time.monotonic_ns()
+            time.sleep(self.STEP)
+            woke = time.monotonic_ns()
+            self.wakes.append((woke, (woke - asked) / 1e9 - self.STEP))
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join(5)
+
+    def worst(self, start_ns: int, end_ns: int) -> float:
+        """The latest wake-up between the two moments (and the one just after them)."""
+        late = [w for t, w in self.wakes if start_ns <= t <= end_ns]
+        after = [w for t, w in self.wakes if t > end_ns][:1]
+        return max(late + after, default=0.0)
+
+
 def socket_close(event) -> bool:  # type: ignore[no-untyped-def]
     """A ``close`` event that closed the socket (not a forked server's close of one of its
     copies, which another process still holds: ``last: false``)."""

@@ -29,7 +29,7 @@ from engine.kernel.sockdiag import (ALL_STATES, SockDiag, SockDiagError, build_r
                                     TcpSocket, proc_net_tcp, sockdiag_available)
 from engine.kernel.tcpinfo import tcp_info
 from engine.server import connection_id
-from tests.conftest import running_server
+from tests.conftest import Oversleep, running_server
 
 REPO = Path(__file__).resolve().parents[2]
 LOOPBACK = "127.0.0.1"
@@ -275,21 +275,30 @@ def test_short_states_are_caught_by_the_counter_trigger_alone(gil_held: bool) ->
         stack.callback(stop_busy.set)
         listener = stack.enter_context(listening())
         port = listener.getsockname()[1]
+        machine = stack.enter_context(Oversleep())
         with KernelObserver(probe, port, host=LOOPBACK, resync=3600) as observer:
-            conns = []
+            conns, held = [], {}
             for _ in range(5):
                 client, server_end, conn = connected_pair(listener)
                 conns.append(conn)
                 client.close()
+                since = time.monotonic_ns()
                 time.sleep(hold)
                 server_end.close()
+                held[conn] = (since, time.monotonic_ns())
             # (a deadline, not a delay: a loaded machine may take longer to report)
             assert sink.wait_for(lambda ev: all("CLOSED" in states(ev, c, "server")
                                                 for c in conns), 20.0)
     if gil_held:
         spinner.join(5)
     for conn in conns:
-        assert "CLOSE_WAIT" in states(list(sink.events), conn, "server")
+        if "CLOSE_WAIT" in states(list(sink.events), conn, "server"):
+            continue
+        # Missed: excused only if the machine itself left this process's threads
+        # unscheduled for most of that CLOSE_WAIT (an overloaded machine, not the
+        # observer's pacing: a sleeping thread woke that late meanwhile).
+        late = machine.worst(*held[conn])
+        assert late > hold / 2, (conn, late, states(list(sink.events), conn, "server"))
     assert observer.scans["resync"] == 0 and observer.scans["counters"] > 0
 
 

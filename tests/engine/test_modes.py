@@ -8,7 +8,6 @@ import re
 import signal
 import socket
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -20,8 +19,8 @@ from engine.modes import REGISTRY
 from engine.modes.readiness import FD_SETSIZE
 from engine.server import ServerConfig
 from engine.trace import read_trace
-from tests.conftest import (ALL_MODES, CONCURRENT_IDS, CONCURRENT_MODES, MODE_IDS, read_to_eof,
-                            running_server, serving, socket_close, socket_closes)
+from tests.conftest import (ALL_MODES, CONCURRENT_IDS, CONCURRENT_MODES, MODE_IDS, Oversleep,
+                            read_to_eof, running_server, serving, socket_close, socket_closes)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -513,37 +512,6 @@ def test_a_child_that_dies_costs_its_connection_only() -> None:
     failed = [e for e in sink.events if e.kind == "error" and e.data.get("what") == "child_failed"]
     assert len(failed) == 1 and failed[0].conn == fork.conn
     assert "signal 9" in failed[0].data["detail"]
-
-
-class Oversleep:
-    """How late this machine wakes a sleeping thread of this process: a thread sleeps
-    5 ms at a time and keeps, for each wake-up, how much later than asked it came."""
-
-    STEP = 0.005
-
-    def __enter__(self) -> "Oversleep":
-        self._done = threading.Event()
-        self.wakes: list[tuple[int, float]] = []  # (monotonic ns at the wake-up, late s)
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        return self
-
-    def _run(self) -> None:
-        while not self._done.is_set():
-            asked = time.monotonic_ns()
-            time.sleep(self.STEP)
-            woke = time.monotonic_ns()
-            self.wakes.append((woke, (woke - asked) / 1e9 - self.STEP))
-
-    def __exit__(self, *exc: object) -> None:
-        self._done.set()
-        self._thread.join(5)
-
-    def worst(self, start_ns: int, end_ns: int) -> float:
-        """The latest wake-up between the two moments (and the one just after them)."""
-        late = [w for t, w in self.wakes if start_ns <= t <= end_ns]
-        after = [w for t, w in self.wakes if t > end_ns][:1]
-        return max(late + after, default=0.0)
 
 
 READINESS = [(m, t) for m, t in ALL_MODES if REGISTRY[m].picture == "readiness"]
