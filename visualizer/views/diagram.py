@@ -319,7 +319,7 @@ class DiagramView(View):
         checks = int(np.searchsorted(data.check_array, cursor, side="right"))
         count = int(np.searchsorted(data.seg_array, cursor, side="right"))
         marks, last, tw_report = lane_marks(data, changes, checks)
-        by_index = {m.index: m for m in marks}
+        latest = {m.side: m for m in marks}  # each side's newest mark: the sequence view's
         now_ns = int(log.times[cursor]) if cursor >= 0 else 0
         for k in range(changes):
             c = data.changes[k]
@@ -330,7 +330,7 @@ class DiagramView(View):
             change = last.get(side)
             if change is None:
                 continue
-            mark: LaneMark | None = by_index.get(path[-1].index) if path else None
+            mark: LaneMark | None = latest.get(side)
             marker = Marker(side, change.state, node_of(change.state), str(change.source or ""))
             if mark is not None and mark.check:
                 marker.check, marker.checked_by = mark.check, mark.checked_by
