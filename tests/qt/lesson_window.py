@@ -73,7 +73,6 @@ def unfit(qtbot, prepared, tmp_path: Path, *, langs=("en", "zh_CN"), zooms=(2.0,
                         page.grab()
                     found += [f"{prepared.lesson.name} step {k + 1} {lang} {zoom:.0%} {w}x{h}: "
                               f"{f}" for f in audit.findings() + widget_findings(page)]
-        window.presentation.set_zoom(1.0, persist=False)  # the style is global: give it back
         window.presentation.leave()
         window.close()
     return found

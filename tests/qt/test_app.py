@@ -433,8 +433,16 @@ def test_a_signal_in_the_middle_of_a_drain_closes_the_window_after_it(  # type: 
     Ctrl+C that lands while the window takes its engine's events must not pull the
     engine from under that code (it once did: "'NoneType' object has no attribute
     'channel'"). The window closes once the drain has returned, engine and all."""
+    from PySide6.QtCore import QObject
+
     from visualizer.qtapp import quit_on_signals
-    app = QApplication.instance()
+
+    class Application(QObject):  # what quit_on_signals ends: here, not the test run's own
+        quits = 0
+
+        def quit(self) -> None:
+            self.quits += 1
+    app = Application()
     before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     host = window.host
     assert host is not None and host.channel is not None
@@ -461,6 +469,7 @@ def test_a_signal_in_the_middle_of_a_drain_closes_the_window_after_it(  # type: 
         assert window.host is host  # the drain ran to its end with its engine
         qtbot.waitUntil(lambda: not window.isVisible(), timeout=5_000)
         assert window.host is None and engine.poll() is not None  # the engine ended too
+        assert app.quits == 1  # and the loop was asked to end
     finally:
         for s, handler in before.items():
             signal.signal(s, handler)

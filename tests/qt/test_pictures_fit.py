@@ -11,6 +11,14 @@ from visualizer.lessons import all_lessons, prepare
 from lesson_window import unfit  # tests/qt/
 
 
+@pytest.fixture(autouse=True)
+def zoom_given_back():  # type: ignore[no-untyped-def]
+    """The zoom is the style module's state: the next module starts at 100 %."""
+    yield
+    from visualizer.views import style
+    style.set_zoom(1.0)
+
+
 @pytest.fixture(scope="module")
 def first(tmp_path_factory):  # type: ignore[no-untyped-def]
     return prepare(all_lessons()["first-request"], tmp_path_factory.mktemp("first"))
