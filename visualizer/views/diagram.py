@@ -468,7 +468,7 @@ class DiagramView(View):
             edge = self.last_edges[side]
             if edge is None:
                 continue
-            start = self._walked_from(side, edge)
+            start = edge.source.replace("/end", "")
             said = self._edge_text(edge)
             line = self.tr("The {0} went from {1} to {2}").format(names[side], start, step.state)
             if said:
@@ -498,9 +498,6 @@ class DiagramView(View):
                 lines.append(self.tr("The client sent its SYN again {0}× from SYN_SENT: no "
                                      "SYN,ACK came back in time.").format(loop.count))
         return " ".join(lines)
-
-    def _walked_from(self, side: str, edge: Edge) -> str:
-        return edge.source.replace("/end", "")
 
     def _edge_text(self, edge: Edge) -> str:
         if edge.kind == "reset":
@@ -623,10 +620,6 @@ class DiagramView(View):
                      fm.horizontalAdvance(text) + 6, fm.height())
         return arc, box, text
 
-    def _label_text(self, edge: Edge) -> str:
-        label = LABELS.get((edge.source, edge.trigger))
-        return self.tr(label) if label else ""
-
     def _place_labels(self, fonts: dict[str, QFont]) -> None:
         """Each arrow's label beside its longest stretch, where it covers no box and no
         other label: the arrows the ends took last first, then the rest; a label that
@@ -641,7 +634,7 @@ class DiagramView(View):
         half = next(iter(geo.rects.values())).width() / 2
         order = sorted(EDGES, key=lambda e: (e not in self.last_edges.values(), e.kind != "rfc"))
         for edge in order:
-            text = self._label_text(edge)
+            text = self._edge_text(edge)
             if not text:
                 continue
             strong = edge in self.last_edges.values()
@@ -782,7 +775,7 @@ class DiagramView(View):
             p.drawPolyline(QPolygonF(route))
             self._arrow_head(p, route[-2], route[-1], pen.color(), 11 if sides else 8)
             rect = self._geo.labels.get(edge.key)
-            text = self._label_text(edge) if rect is not None else ""
+            text = self._edge_text(edge) if rect is not None else ""
             if edge.kind == "reset" and sides:  # placed here: taken, not laid out
                 text = self._edge_text(edge)
                 fm = QFontMetricsF(fonts["edge_strong"])
