@@ -27,7 +27,10 @@ FORMAT = "sockscope-trace"
 # epoll_ctl in 1); the processes, gevent and asyncio modes' events (fork, process_exit,
 # task_start/task_end, close's copy and last, pid, greenlet, task). Version 1 traces
 # read as they are: every version-1 kind means what it meant.
-VERSION = 2
+# 3: a writer that closes in order ends the file with one end line (not an event):
+# {"end": {"events": N, "lost": {source: count}, ...}}; versions 1 and 2 have none.
+VERSION = 3
+END_SINCE = 3  # the first version whose files end with an end line
 
 
 class TraceError(ValueError):
@@ -123,6 +126,10 @@ class TraceWriter:
         # ``dropped`` events in it say: {sink: count} (the capture's kernel ring...).
         self.lost: dict[str, int] = {}
         self._dropped_reported = 0
+        self._own_lines = 0  # our own ``dropped`` lines in the file (not counted in ``written``)
+        # Only a trace of our own ends with an end line: the kernel side's stream is
+        # copied into the engine's trace, which has its own.
+        self._ends = stream is None
         self._last_seq = 0
         self._interval = flush_interval
         self._stop = threading.Event()
@@ -223,8 +230,10 @@ class TraceWriter:
                         return
                     self._end += done
                     self._dropped_reported += count
+                    self._own_lines += 1
                 else:
                     self._dropped_reported += count
+                    self._own_lines += 1
                     try:
                         self._write(line)
                     except OSError as exc:
@@ -373,6 +382,9 @@ class TraceWriter:
                 if self._owns_file and \
                         self.dropped - self._dropped_reported != self._marker_count:
                     self._mark_failure()  # the final count, in place of the first one
+            elif self._ends:
+                self._ends = False  # once, however often it is closed
+                self._write_end()
             try:
                 if self._owns_file:
                     self._file.close()
@@ -388,6 +400,39 @@ class TraceWriter:
                               file=sys.stderr, flush=True)
                     except (OSError, ValueError):
                         pass
+
+    def end_line(self) -> dict[str, Any]:
+        """What the end line says: the event lines before it, and what every source
+        lost (this writer's own drops under its sink's name)."""
+        lost = dict(self.lost)
+        if self.dropped:
+            lost[self.sink] = lost.get(self.sink, 0) + self.dropped
+        return {"events": self.written + self._own_lines, "lost": lost,
+                "t_ns": time.monotonic_ns(), "closed": time.time()}
+
+    def _write_end(self) -> None:
+        """The file's last line, once every event is in: a reader then knows the
+        recording ended in order, and what it lacks. Called with the write lock held."""
+        line = orjson.dumps({"end": self.end_line()}) + b"\n"
+        if not self._owns_file:
+            try:
+                self._write(line)
+            except OSError:
+                pass
+            return
+        done, exc = self._write_fd(line)
+        if exc is None:
+            self._end += done
+            return
+        try:  # no room: the file ends whole, on its last event
+            os.ftruncate(self._fd, self._end)
+        except OSError:
+            pass
+        try:
+            print(f"sockscope: trace {self.path}: no room for its end line "
+                  f"({exc.strerror or exc}); its events are whole", file=sys.stderr, flush=True)
+        except (OSError, ValueError):
+            pass
 
     def __enter__(self) -> "TraceWriter":
         return self
@@ -493,19 +538,24 @@ def iter_batches(path: str | os.PathLike[str], problems: list[str] | None = None
         count = 0  # events so far
         position = len(first)  # where the batch's first line starts
         loads, make = orjson.loads, Event.from_dict
+        header.pop("end", None)  # what the end line says goes here, from the end line alone
+        ended: dict[str, Any] | None = None  # the end line, once read
+        last: Event | None = None
         while True:
             lines = list(islice(f, batch))
             if not lines:
-                return
+                break
             read = len(lines)
             starts = None
             if offsets:
                 starts = list(accumulate(map(len, lines), initial=position))
                 position = starts.pop()
             try:  # the usual case: every line an event, no loop of ours per line
+                if ended is not None:
+                    raise ValueError("after the end line")
                 events = [make(loads(raw)) for raw in lines]
             except (ValueError, KeyError, TypeError, AttributeError):
-                events, kept, cut = _line_by_line(path, lines, line_no)
+                events, kept, cut, ended = _line_by_line(path, lines, line_no, ended)
                 lines = [lines[k] for k in kept]
                 if starts is not None:
                     starts = [starts[k] for k in kept]
@@ -521,28 +571,76 @@ def iter_batches(path: str | os.PathLike[str], problems: list[str] | None = None
             line_no += read
             count += len(events)
             if events:
+                last = events[-1]
                 yield (events, lines, starts) if offsets else (events, lines)
+        if ended is not None:
+            header["end"] = ended
+            if ended["events"] != count and problems is not None:
+                problems.append(f"the trace's end line counts {ended['events']} events, but "
+                                f"{count} were read: lines are missing or were added")
+        elif version >= END_SINCE and problems is not None and not _stopped_writing(last):
+            problems.append(f"the trace has no end line: the engine that wrote it did not "
+                            f"stop in order (it was killed or crashed, its disk filled up, "
+                            f"or it is still recording); the {count} event{'' if count == 1 else 's'} read "
+                            f"are whole")
 
 
-def _line_by_line(path: str | os.PathLike[str], lines: list[bytes], line_no: int
-                  ) -> tuple[list[Event], list[int], bool]:
+def _stopped_writing(last: Event | None) -> bool:
+    """Whether the file ends with its writer's own word on why it stopped (a full disk:
+    a ``dropped`` event with its reason), which stands in for the end line."""
+    return last is not None and last.kind == "dropped" and "reason" in last.data
+
+
+def _end_line(row: Any) -> dict[str, Any] | None:
+    """The end line's fields, if ``row`` is a valid one; None if it is no end line.
+    Raises ValueError for one whose fields are wrong."""
+    if not isinstance(row, dict) or "end" not in row or "kind" in row:
+        return None
+    end = row["end"]
+    if len(row) != 1 or not isinstance(end, dict):
+        raise ValueError("not a valid end line: it must be {\"end\": {...}} alone")
+    events, lost = end.get("events"), end.get("lost", {})
+    if type(events) is not int or events < 0:
+        raise ValueError(f"not a valid end line: events {events!r} (expected a count)")
+    if not isinstance(lost, dict) or any(type(n) is not int or n < 0 for n in lost.values()):
+        raise ValueError(f"not a valid end line: lost {lost!r} (expected counts by source)")
+    return end
+
+
+def _line_by_line(path: str | os.PathLike[str], lines: list[bytes], line_no: int,
+                  ended: dict[str, Any] | None = None
+                  ) -> tuple[list[Event], list[int], bool, dict[str, Any] | None]:
     """A batch that holds a line that is not an event, read again line by line: its
-    events and the index of each one's line (blank lines skipped), and whether the batch
-    ends with the file's last line cut short; any other bad line raises ``TraceError``
-    naming it."""
+    events and the index of each one's line (blank lines skipped), whether the batch
+    ends with the file's last line cut short, and the end line's fields if it was read
+    (``ended``: read in an earlier batch). Any other bad line, and any line after the
+    end line, raises ``TraceError`` naming it."""
     events, kept = [], []
     for k, raw in enumerate(lines):
+        if ended is not None:
+            if raw.strip():
+                raise TraceError(path, line_no + 1 + k, "a line after the trace's end line "
+                                                        "(two traces joined?)")
+            continue
         try:
             event = Event.from_dict(orjson.loads(raw))
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             if not raw.strip():
                 continue
-            if isinstance(exc, orjson.JSONDecodeError) and not raw.endswith(b"\n"):
-                return events, kept, True  # the last line (only it lacks a newline)
-            raise _bad_line(path, line_no + 1 + k, raw, exc) from None
+            if isinstance(exc, orjson.JSONDecodeError):
+                if not raw.endswith(b"\n"):
+                    return events, kept, True, ended  # the last line (only it lacks a newline)
+                raise _bad_line(path, line_no + 1 + k, raw, exc) from None
+            try:
+                ended = _end_line(orjson.loads(raw))
+            except ValueError as bad:
+                raise TraceError(path, line_no + 1 + k, str(bad)) from None
+            if ended is None:
+                raise _bad_line(path, line_no + 1 + k, raw, exc) from None
+            continue
         events.append(event)
         kept.append(k)
-    return events, kept, False
+    return events, kept, False, ended
 
 
 def read_trace(path: str | os.PathLike[str]) -> Trace:

@@ -55,6 +55,16 @@ def _is_header(line: bytes) -> dict | None:
     return row if isinstance(row, dict) and row.get("format") == FORMAT else None
 
 
+def _end_of(line: bytes) -> dict | None:
+    """What a trace's end line says (events, what each source lost), if it is one."""
+    try:
+        row = orjson.loads(line)
+    except ValueError:
+        return None
+    end = row.get("end") if isinstance(row, dict) else None
+    return end if isinstance(end, dict) else None
+
+
 class Backlog:
     """The lines a child sent that the window has not taken yet, in order.
 
@@ -188,6 +198,7 @@ class ProcessChannel:
         self.events = Backlog(memory)  # lines past ``memory`` bytes wait in a file
         self.messages: deque[str] = deque(maxlen=200)
         self.header: dict | None = None
+        self.end: dict | None = None  # the trace's end line, once the engine stopped in order
         self._threads = [threading.Thread(target=self._read_events, daemon=True,
                                           name=f"channel-{name}"),
                          threading.Thread(target=self._read_messages, daemon=True,
@@ -209,6 +220,9 @@ class ProcessChannel:
                 break
             put(line)
         for line in lines:  # as they came: the window parses what it takes
+            if line.startswith(b'{"end":'):  # the trace's end line: the engine stopped in order
+                self.end = _end_of(line)
+                continue
             put(line)
 
     def _read_messages(self) -> None:

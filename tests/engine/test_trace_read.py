@@ -76,7 +76,7 @@ def record_trace(path: Path) -> Path:
                     "--load=--clients 2 --requests 4 --think 20", "--exit-after-load",
                     "--trace", str(path)], cwd=ROOT, check=True, capture_output=True,
                    timeout=120)
-    kinds = {orjson.loads(line)["kind"] for line in path.read_bytes().splitlines()[1:]}
+    kinds = {orjson.loads(line)["kind"] for line in path.read_bytes().splitlines()[1:-1]}
     needed = {k for k, _, _, _ in BAD_VALUES}
     assert needed <= kinds, f"the recording lacks {needed - kinds}"
     return path
@@ -162,7 +162,8 @@ def test_every_event_a_real_run_writes_is_read(trace: Path) -> None:
     """The checks refuse nothing a real run writes (every kind of this recording)."""
     got = read_trace(trace)
     assert not got.problems
-    assert len(got.events) == len(trace.read_bytes().splitlines()) - 1
+    assert len(got.events) == len(trace.read_bytes().splitlines()) - 2  # header, end line
+    assert got.header["end"]["events"] == len(got.events)
 
 
 @pytest.mark.parametrize("kind,field,value,view", BAD_VALUES, ids=IDS)
@@ -229,7 +230,7 @@ def test_blank_lines_neither_count_nor_shift_the_line_named(trace: Path, tmp_pat
 def test_a_wrong_value_on_the_last_line_is_not_taken_for_a_cut(trace: Path,
                                                                 tmp_path: Path) -> None:
     """A whole last line (it parses) with a bad field, and no newline: refused, not skipped."""
-    lines = trace.read_bytes().splitlines()
+    lines = trace.read_bytes().splitlines()[:-1]  # to the last event (no end line: a crash)
     row = orjson.loads(lines[-1])
     row["fd"] = -7
     bad = tmp_path / "last.jsonl"

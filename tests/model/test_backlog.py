@@ -123,6 +123,9 @@ def test_a_window_that_falls_behind_costs_disk_not_memory() -> None:
         while len(channel.events) and time.monotonic() < deadline:
             got += channel.drain(7_000)
         assert len(got) == waiting and channel.bad_lines == 0
+        # The trace's end line is not an event: the channel keeps what it says.
+        assert channel.end is not None and channel.end["events"] == waiting
+        assert channel.end["lost"] == {}
         assert sorted(e.seq for e in got) == list(range(1, waiting + 1))
         assert sum(e.kind == "response" for e in got) == 4 * 1500
     finally:

@@ -74,10 +74,11 @@ def test_frames_the_capture_had_no_room_for_are_counted_and_said(qtbot, tmp_path
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, out + err
-    rows = [orjson.loads(line) for line in trace.read_bytes().splitlines()[1:]]
+    *rows, end = [orjson.loads(line) for line in trace.read_bytes().splitlines()[1:]]
     gaps = [r for r in rows if r["kind"] == "dropped" and r["sink"] == "capture"]
     lost = sum(r["count"] for r in gaps)
     assert lost > 0, out
+    assert end["end"]["lost"] == {"capture": lost}  # the trace's last line says it too
     # Where they were lost: after the kernel side stopped (its ring filled while it
     # could not read), until some time after it went on; no frame captured in between.
     packets = [r["t_ns"] for r in rows if r["kind"] == "packet"]
