@@ -256,11 +256,26 @@ class EngineHost:
         self.traffic.append(channel)
         return channel
 
-    def drain(self) -> list:
-        """Every event that arrived from the engine and the clients."""
-        batch = self.channel.drain() if self.channel else []
+    def waiting(self) -> int:
+        """Events that arrived and were not taken yet (the engine's and the clients')."""
+        sources = ([self.channel] if self.channel else []) + self.traffic
+        return sum(len(source.events) for source in sources)
+
+    def drain(self, limit: int | None = None) -> list:
+        """The events that arrived from the engine and the clients: all of them, or about
+        ``limit``, each source giving its share of what it has waiting, so that the
+        sources stay as far along in time (an engine's events taken well after the
+        clients' would each rewrite the folded history)."""
+        sources = ([self.channel] if self.channel else []) + self.traffic
+        waiting = [len(source.events) for source in sources]
+        total = sum(waiting)
+        batch: list = []
+        for source, count in zip(sources, waiting):
+            if limit is None or total <= limit:
+                batch.extend(source.drain())
+            elif count:
+                batch.extend(source.drain(max(1, count * limit // total)))
         for t in list(self.traffic):
-            batch.extend(t.drain())
             if t.exit_code is not None and not t.events:
                 t.stop()
                 self.traffic.remove(t)

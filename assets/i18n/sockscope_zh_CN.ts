@@ -1907,6 +1907,10 @@
         <translation>本视图：为了跟上，每 {0:.1f} 秒重画一次</translation>
     </message>
     <message>
+        <source>behind the engine: {0} events waiting, none lost</source>
+        <translation>落后于引擎：{0} 个事件在等待，无一丢失</translation>
+    </message>
+    <message>
         <source>the disk refused the session&apos;s spill file ({0}): events now kept in memory</source>
         <translation>磁盘拒绝写入会话的溢出文件（{0}）：事件现改存于内存</translation>
     </message>

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import orjson
+import pytest
 
 from engine.events import Event
 from visualizer.channel import Backlog, ProcessChannel
@@ -33,23 +34,37 @@ def test_a_line_longer_than_a_chunk_comes_back_whole(monkeypatch) -> None:  # ty
     assert [e.seq for e in backlog.take_events(100)] == [1, 2, 3, 4, 60, 7]
 
 
-def test_lines_wait_in_a_file_past_the_budget_and_come_back_in_order() -> None:
+def put_lines(backlog: Backlog, numbers: range, many: bool, most: list[int]) -> None:
+    """Put each line alone, or (``many``) in groups of 1 to 300 as the channel's reader
+    does with what one read brought."""
+    rng = random.Random(numbers.start)
+    n = numbers.start
+    while n < numbers.stop:
+        group = [line(k) for k in range(n, min(numbers.stop, n + rng.randint(1, 300)))]
+        if many:
+            backlog.put_block(b"".join(group))
+        else:
+            for raw in group:
+                backlog.put(raw)
+        n += len(group)
+        most[0] = max(most[0], backlog.in_memory)
+
+
+@pytest.mark.parametrize("many", [False, True], ids=["line-by-line", "in-groups"])
+def test_lines_wait_in_a_file_past_the_budget_and_come_back_in_order(many: bool) -> None:
     """A 4 kB budget; 10,000 lines put while nobody takes (all but the first few go to
     the file), then 10,000 more by a thread while the window takes batches of any size:
     every line comes back once, in order, parsed, and memory never held much more than
-    the budget."""
+    the budget (put in groups: one group more)."""
     backlog = Backlog(memory=4096)
     total = 20_000
     most = [0]
-    for n in range(1, 10_001):
-        backlog.put(line(n))
-    assert backlog.in_memory <= 4096 + len(line(1)) and backlog.spilled_ever > 9_900
+    put_lines(backlog, range(1, 10_001), many, most)
+    slack = 300 * len(line(49)) if many else len(line(1))
+    assert backlog.in_memory <= 4096 + slack and backlog.spilled_ever > 9_000
 
     def writer() -> None:
-        for n in range(10_001, total + 1):
-            backlog.put(line(n))
-            if n % 997 == 0:
-                most[0] = max(most[0], backlog.in_memory)
+        put_lines(backlog, range(10_001, total + 1), many, most)
 
     thread = threading.Thread(target=writer)
     thread.start()
@@ -63,7 +78,7 @@ def test_lines_wait_in_a_file_past_the_budget_and_come_back_in_order() -> None:
     assert [e.seq for e in got] == list(range(1, total + 1))
     assert got[-1].data == {"bytes": total, "pad": "x" * (total % 50)}
     assert backlog.bad_lines == 0
-    assert most[0] <= 4096 + Backlog.CHUNK  # the budget, and one chunk read back
+    assert most[0] <= 4096 + slack + Backlog.CHUNK  # the budget, and one chunk read back
     assert len(backlog) == 0 and backlog.take(10) == []
     assert backlog._written == 0  # all read back: the file started over (the disk given back)
 
@@ -77,9 +92,14 @@ from visualizer.channel import Backlog
 resource.setrlimit(resource.RLIMIT_FSIZE, (50_000, 50_000))
 backlog = Backlog(memory=2048)
 seqs = []
-for n in range(1, 3001):
-    backlog.put(line(n))
-    if n % 500 == 0:
+for n in range(1, 3001, 5):
+    group = [line(k) for k in range(n, n + 5)]
+    if sys.argv[2] == "in-groups":
+        backlog.put_block(b"".join(group))
+    else:
+        for raw in group:
+            backlog.put(raw)
+    if (n + 4) % 500 == 0:
         seqs += [e.seq for e in backlog.take_events(300)]
 seqs += [e.seq for e in backlog.take_events(10**6)]
 print(seqs)
@@ -87,12 +107,13 @@ print(len(backlog), backlog.spill_failed.errno)
 """
 
 
-def test_a_disk_that_refuses_the_backlog_loses_nothing(tmp_path) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("how", ["line-by-line", "in-groups"])
+def test_a_disk_that_refuses_the_backlog_loses_nothing(tmp_path, how: str) -> None:  # type: ignore[no-untyped-def]
     """A file-size limit (EFBIG past 50 kB, what a full disk does to a write): the
     lines after it wait in memory, after those in the file; every one comes back, in
-    order."""
+    order (a group whose write the limit cut: whole, from memory)."""
     import errno
-    done = subprocess.run([sys.executable, "-c", LIMITED, str(ROOT)], capture_output=True,
+    done = subprocess.run([sys.executable, "-c", LIMITED, str(ROOT), how], capture_output=True,
                           text=True, timeout=60, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     seqs, left = done.stdout.splitlines()

@@ -7,10 +7,11 @@ test has passed."""
 from __future__ import annotations
 
 import gc
+from pathlib import Path
 from typing import Iterator
 
 import pytest
-from PySide6.QtCore import QCoreApplication, QEvent
+from PySide6.QtCore import QCoreApplication, QEvent, QSettings
 from PySide6.QtWidgets import QApplication
 
 
@@ -22,3 +23,17 @@ def _widgets_die_with_their_test(qapp: QApplication) -> Iterator[None]:
         widget.deleteLater()
     QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
     gc.collect()
+
+
+@pytest.fixture
+def window(qtbot, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """The window with its own engine, as a user starts it, in English (the assertions
+    read English labels, whatever the locale); its settings in the test's folder."""
+    from visualizer.app import MainWindow
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    settings.setValue("language", "en")
+    w = MainWindow(settings=settings)
+    qtbot.addWidget(w)
+    w.show()
+    yield w
+    w.close()

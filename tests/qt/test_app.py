@@ -18,17 +18,6 @@ from visualizer.app import MODES, MainWindow
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture
-def window(qtbot, tmp_path: Path):  # type: ignore[no-untyped-def]
-    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-    settings.setValue("language", "en")  # the assertions read English labels, whatever the locale
-    w = MainWindow(settings=settings)
-    qtbot.addWidget(w)
-    w.show()
-    yield w
-    w.close()
-
-
 def responses(w: MainWindow) -> int:
     return sum(1 for e in w.timeline.log if e.kind == "response")
 
@@ -450,11 +439,11 @@ def test_a_signal_in_the_middle_of_a_drain_closes_the_window_after_it(  # type: 
     raised: list[int] = []
     take = window.add_events
 
-    def add_events(batch):  # type: ignore[no-untyped-def]
+    def add_events(batch, *pace):  # type: ignore[no-untyped-def]
         if not raised:  # the signal lands here, in the middle of _drain
             raised.append(len(batch))
             signal.raise_signal(signum)
-        take(batch)
+        take(batch, *pace)
     try:
         quit_on_signals(app, window)
         window.drain_timer.stop()  # this test drains by hand

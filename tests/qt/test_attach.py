@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QSettings, Qt, QTimer
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QApplication, QDialogButtonBox, QLabel
 
 from tests.engine import test_control
@@ -31,17 +31,6 @@ def engine(engines: list[Engine]):  # type: ignore[no-untyped-def]
         engines.append(Engine("--control", "127.0.0.1:0", "--token", TOKEN, *QUIET, *args))
         return engines[-1]
     return make
-
-
-@pytest.fixture
-def window(qtbot, tmp_path: Path):  # type: ignore[no-untyped-def]
-    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-    settings.setValue("language", "en")
-    w = MainWindow(settings=settings)
-    qtbot.addWidget(w)
-    w.show()
-    yield w
-    w.close()
 
 
 def status(w: MainWindow) -> str:

@@ -294,6 +294,7 @@ class IoView(View):
         # may then leave out its "(observed)" or "(derived)"
         self._short_notes = False
         self.last_draw_ms = 0.0
+        self.last_paint_ms = 0.0
 
     def _reset_model(self) -> None:
         self.mode = ""
@@ -423,9 +424,12 @@ class IoView(View):
         # A far jump into a long run: the sweep totals (and a connection's events) are
         # read a slice per call; keep reading on a timer until they are whole, even if
         # the cursor rests.
+        # At most a quarter of the time: a drawing and its paint of tens of ms (a load
+        # test's stream, where the counting is never done) again every 40 ms took the
+        # window's whole frame.
         behind = (mode == "nonblocking" and not self._sweeps.complete) or self._unread_pending
         if behind and not self._catch_up.isActive():
-            self._catch_up.start(40)
+            self._catch_up.start(max(40, round(4 * (self.last_draw_ms + self.last_paint_ms))))
         self.update()
 
     def _unread_bytes(self, state: Any, log: Any, cursor: int) -> None:
@@ -1086,6 +1090,7 @@ class IoView(View):
         super().mousePressEvent(event)
 
     def paintEvent(self, event: QPaintEvent) -> None:
+        started = time.perf_counter()
         p = QPainter(self)
         try:
             p.setRenderHint(QPainter.RenderHint.Antialiasing)
@@ -1093,6 +1098,7 @@ class IoView(View):
             self._paint(p, QRectF(0, 0, self.width(), self.height()))
         finally:
             p.end()
+            self.last_paint_ms = (time.perf_counter() - started) * 1e3
 
     def _font(self, scale: float = 1.0, bold: bool = False, mono: bool = False) -> Any:
         """style.font, scaled with the view: a small window shrinks the type, a

@@ -1,0 +1,104 @@
+"""The live window under more events than it can fold: it takes them at its pace, draws
+what it can, says how far behind it is, and loses none. A real engine and real clients."""
+from __future__ import annotations
+
+import time
+
+from visualizer.app import DrainPace, MainWindow
+
+
+def test_the_pace_takes_what_folds_in_its_budget() -> None:
+    pace = DrainPace(budget=0.010, first=2000, least=200)
+    assert pace.limit() == 2000  # nothing measured yet
+    pace.took(10, 1.0)  # too few to say what one costs
+    assert pace.limit() == 2000
+    pace.took(1000, 0.010)  # 10 µs an event: 1,000 in 10 ms
+    assert pace.limit() == 1000
+    pace.took(1000, 0.100)  # slower now: smoothed, 0.7 × 10 µs + 0.3 × 100 µs
+    assert pace.limit() == round(0.010 / 37e-6) == 270
+    pace.took(1000, 10.0)
+    assert pace.limit() == 200  # never less than ``least`` a tick
+
+
+def test_a_window_behind_a_flood_takes_it_at_its_pace_says_so_and_loses_nothing(
+        qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    """A pace of 60 events a tick against four clients' 1,200 requests (the engine's
+    events and the clients', from two processes): every tick takes about its limit,
+    the status bar says how many wait, and once the load ends every event is there, in
+    the engine's and the clients' unbroken sequences."""
+    host = window.host
+    assert host is not None
+    qtbot.waitUntil(lambda: bool(window.timeline.state.listen), timeout=10_000)
+    window.pace = DrainPace(budget=1e-9, first=60, least=60)  # (never more than 60)
+    ticks: list[tuple[int, int, int]] = []  # (limit, taken, waiting then)
+    real = host.drain
+
+    def drain(limit: int | None = None) -> list:  # type: ignore[type-arg]
+        waiting = host.waiting()
+        batch = real(limit)
+        ticks.append((limit, len(batch), waiting))
+        return batch
+
+    host.drain = drain  # type: ignore[method-assign]
+    said: list[str] = []
+    window.count_box.setValue(4)
+    window.run_traffic("Keep-alive", ["--requests", "300"])
+    qtbot.waitUntil(lambda: said.append(window.status_label.text()) or
+                    sum(1 for e in window.timeline.log if e.kind == "response") == 1200
+                    and window.waiting == 0, timeout=120_000)
+    behind = [(limit, taken, waiting) for limit, taken, waiting in ticks if waiting > 200]
+    assert len(behind) > 20, ticks[-5:]  # it did fall behind, for many ticks
+    # Each tick took its limit, give or take one per source (two: the engine, the load).
+    assert all(limit - 2 <= taken <= limit + 2 for limit, taken, _ in behind), behind[:10]
+    assert any("behind the engine:" in text and "events waiting, none lost" in text
+               for text in said)
+    assert "behind the engine" not in window.status_label.text()
+    log = window.timeline.log
+    # Each process numbers its events from 1 (the kernel side from 2**40): none missing.
+    for name, mine in (("engine", lambda e: e.src != "client" and e.seq < 1 << 40),
+                       ("load", lambda e: e.src == "client"),
+                       ("kernel side", lambda e: e.seq >= 1 << 40)):
+        seqs = sorted(e.seq for e in log if mine(e))
+        assert seqs == list(range(seqs[0], seqs[0] + len(seqs))) if seqs else name == \
+            "kernel side", (name, [s for s in range(seqs[0], seqs[-1]) if s not in set(seqs)][:5])
+    assert window.timeline.cursor == len(log) - 1  # live: at the newest
+
+
+def test_streaming_a_dear_drawing_waits_four_times_what_it_took(
+        qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    """A drawing of 100 ms (ten thousand sockets, a projector at 200 %) is not done again
+    for four times that; the stream rests, and it is done, from the newest state."""
+    qtbot.waitUntil(lambda: bool(window.timeline.state.listen), timeout=10_000)
+    window.drain_timer.stop()  # the ticks are this test's
+    view = window.view_tabs.currentWidget()
+    drawn: list[int] = []
+    real = view.show_state
+
+    def dear(timeline) -> None:  # type: ignore[no-untyped-def]
+        drawn.append(len(timeline.log))
+        time.sleep(0.1)
+        real(timeline)
+
+    view.show_state = dear  # type: ignore[method-assign]
+    assert window.timeline.live and window.host is not None  # streaming
+    started = time.monotonic()
+    window._refresh()
+    assert drawn and window._draw_due - started >= 0.4
+    assert "this view: redrawn every 0.4 s to keep up" in window.status_label.text() or \
+        "this view: redrawn every 0.5 s to keep up" in window.status_label.text()
+    if time.monotonic() < window._draw_due:  # (a machine that stalled 300 ms: not judged)
+        window._refresh()
+        assert len(drawn) == 1 and window._view_owed
+    qtbot.waitUntil(lambda: time.monotonic() >= window._draw_due, timeout=5_000)
+    host = window.host
+    real_drain = host.drain
+    host.drain = lambda limit=None: []  # type: ignore[method-assign]  # the stream rests
+    try:
+        window._drain()  # nothing new: what was owed is drawn
+    finally:
+        host.drain = real_drain  # type: ignore[method-assign]
+    assert len(drawn) == 2 and not window._view_owed
+    window.live_button.setChecked(False)  # paused: every change is drawn
+    window.step(-1)
+    window.step(1)
+    assert len(drawn) == 4
