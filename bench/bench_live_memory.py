@@ -11,7 +11,9 @@ take back; ``RssFile``: file pages it has mapped, which the system can drop and 
 again), the events in the window's log and the frame interval. Reported per store:
 events taken, memory at 1 minute and at the end, what an event costs (the slope of
 ``RssAnon`` over the second half of the run, which leaves out what any window holds
-at the start), and the frame interval (median, 95th percentile).
+at the start), the frame interval (median, 95th percentile), and what the window had not
+taken at the end (it takes what it folds in 10 ms a tick): the events waiting, and the
+disk their lines held in its channel's file.
 
 The stores: ``spill`` (the window's: each event's text and its columns go to unnamed
 files as they arrive) and ``memory`` (the text and the columns kept in memory, as
@@ -81,8 +83,12 @@ def bench_store(store: str, seconds: float, connections: int, view: str) -> dict
     wrk = subprocess.Popen(["wrk", "-t1", f"-c{connections}", f"-d{int(seconds)}s", url],
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
+    behind = [0, 0.0]  # events waiting, MB of them on disk: sampled (quitting closes the window)
+
     def sample() -> None:
         samples.append((time.monotonic() - began, len(window.timeline.log), memory_kb()))
+        if window.host is not None and window.host.channel is not None:
+            behind[:] = [window.host.waiting(), window.host.channel.events._written / 2**20]
         if wrk.poll() is not None:
             app.quit()
 
@@ -94,6 +100,7 @@ def bench_store(store: str, seconds: float, connections: int, view: str) -> dict
     said = wrk.communicate()[0]
     events = len(window.timeline.log)
     where = window.timeline.log.data_where
+    waiting, backlog_mb = behind
     window.close()
     app.processEvents()
     half = [(n, m["RssAnon"]) for t, n, m in samples if t >= seconds / 2]
@@ -109,6 +116,7 @@ def bench_store(store: str, seconds: float, connections: int, view: str) -> dict
             "anon MB at end": samples[-1][2]["RssAnon"] / 1024,
             "file MB at end": samples[-1][2]["RssFile"] / 1024,
             "bytes/event (anon slope)": slope(half),
+            "waiting at end": waiting, "backlog file MB": backlog_mb,
             "frame median ms": statistics.median(frames) * 1e3 if frames else float("nan"),
             "frame p95 ms": frames[round(0.95 * (len(frames) - 1))] * 1e3 if frames else
             float("nan")}

@@ -981,7 +981,7 @@ class MainWindow(QMainWindow):
         Lessons → Back to the live server starts it again."""
         self.close_lesson()
         if self.host is not None:
-            self.host.stop()
+            self.host.stop(take=False)  # what it had not shown is not shown now
             self.host = None
         for bar in (self.engine_bar, self.traffic_bar):
             bar.setEnabled(False)
@@ -1327,7 +1327,7 @@ class MainWindow(QMainWindow):
             shutil.rmtree(self._recording[1]["dir"], ignore_errors=True)
             self._recording = None
         if self.host:
-            self.host.stop()
+            self.host.stop(take=False)  # closing: nothing left to show it in
             self.host = None
         if self.compare_window is not None:  # its engines end with this window
             self.compare_window.close()

@@ -102,3 +102,31 @@ def test_streaming_a_dear_drawing_waits_four_times_what_it_took(
     window.step(-1)
     window.step(1)
     assert len(drawn) == 4
+
+
+def test_closing_a_window_far_behind_drops_what_waits_unread(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    """After a long load test millions of lines may wait: closing the window used to
+    parse them all at once (a five-minute wrk run: 24 GB, and the kernel's OOM killer).
+    Nobody will see them: they are dropped unread, the engine ends all the same."""
+    host = window.host
+    assert host is not None and host.channel is not None
+    qtbot.waitUntil(lambda: bool(window.timeline.state.listen), timeout=10_000)
+    window.pace = DrainPace(budget=1e-9, first=10, least=10)
+    window.count_box.setValue(4)
+    window.run_traffic("Keep-alive", ["--requests", "300"])
+    qtbot.waitUntil(lambda: window.waiting > 3000, timeout=60_000)
+    channels = [host.channel, *host.traffic]
+    parsed: list[int] = []
+    for channel in channels:
+        real = channel.events.take_events
+
+        def counted(limit: int, real=real) -> list:  # type: ignore[no-untyped-def,type-arg]
+            events = real(limit)
+            parsed.append(len(events))
+            return events
+
+        channel.events.take_events = counted  # type: ignore[method-assign]
+    engine = host.channel.proc
+    window.close()
+    assert engine.poll() is not None  # the engine ended
+    assert sum(parsed) <= 10 * 4  # a tick or so, never what waited
