@@ -397,7 +397,7 @@ class MainWindow(QMainWindow):
             view.connection_selected.connect(self.select_connection)
             self.views[cls.name] = view
             self.view_tabs.addTab(view, QCoreApplication.translate("View", cls.title))
-        self.view_tabs.currentChanged.connect(lambda _: self._refresh())
+        self.view_tabs.currentChanged.connect(self._view_chosen)
         self.moment_banner = MomentBanner(self)  # a key moment, said above the view
         self.selected: str | None = None
         # A lesson's narration, above the pictures (hidden outside lessons).
@@ -1245,6 +1245,11 @@ class MainWindow(QMainWindow):
         specs = [mode if mode != "epoll" else "threaded", "epoll"]
         self.compare_window = CompareWindow(specs)
         self.compare_window.show()
+
+    def _view_chosen(self, _index: int) -> None:
+        """Another view in front: drawn at once, even live behind a dear drawing."""
+        self._draw_due = 0.0
+        self._refresh()
 
     def _draw_view(self, streaming: bool = False) -> None:
         """Draw the shown view; streaming, painted at once, so that what its paint costs

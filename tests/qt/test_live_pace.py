@@ -98,10 +98,15 @@ def test_streaming_a_dear_drawing_waits_four_times_what_it_took(
     finally:
         host.drain = real_drain  # type: ignore[method-assign]
     assert len(drawn) == 2 and not window._view_owed
+    window.show_view("plots")  # another view chosen: drawn at once, whatever was due
+    assert window.view_tabs.currentWidget().name == "plots" and not window._view_owed
+    assert window._draw_due <= time.monotonic() + 1.0
+    window.show_view(view.name)
+    assert len(drawn) == 3
     window.live_button.setChecked(False)  # paused: every change is drawn
     window.step(-1)
     window.step(1)
-    assert len(drawn) == 4
+    assert len(drawn) == 5
 
 
 def test_closing_a_window_far_behind_drops_what_waits_unread(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
