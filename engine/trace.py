@@ -591,7 +591,7 @@ def _stopped_writing(last: Event | None) -> bool:
     return last is not None and last.kind == "dropped" and "reason" in last.data
 
 
-def _end_line(row: Any) -> dict[str, Any] | None:
+def end_line_fields(row: Any) -> dict[str, Any] | None:
     """The end line's fields, if ``row`` is a valid one; None if it is no end line.
     Raises ValueError for one whose fields are wrong."""
     if not isinstance(row, dict) or "end" not in row or "kind" in row:
@@ -632,7 +632,7 @@ def _line_by_line(path: str | os.PathLike[str], lines: list[bytes], line_no: int
                     return events, kept, True, ended  # the last line (only it lacks a newline)
                 raise _bad_line(path, line_no + 1 + k, raw, exc) from None
             try:
-                ended = _end_line(orjson.loads(raw))
+                ended = end_line_fields(orjson.loads(raw))
             except ValueError as bad:
                 raise TraceError(path, line_no + 1 + k, str(bad)) from None
             if ended is None:

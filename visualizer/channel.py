@@ -24,7 +24,7 @@ import orjson
 
 from engine.events import Event
 from engine.lifetime import die_with_parent
-from engine.trace import FORMAT
+from engine.trace import FORMAT, end_line_fields
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -56,13 +56,11 @@ def _is_header(line: bytes) -> dict | None:
 
 
 def _end_of(line: bytes) -> dict | None:
-    """What a trace's end line says (events, what each source lost), if it is one."""
+    """What a trace's end line says (events, what each source lost), if it is a valid one."""
     try:
-        row = orjson.loads(line)
-    except ValueError:
+        return end_line_fields(orjson.loads(line))
+    except ValueError:  # (not JSON, or an end line with wrong fields)
         return None
-    end = row.get("end") if isinstance(row, dict) else None
-    return end if isinstance(end, dict) else None
 
 
 class Backlog:

@@ -256,17 +256,20 @@ class EngineHost:
         self.traffic.append(channel)
         return channel
 
+    def _sources(self) -> list:
+        """The channels events come from: the engine's, then the clients' processes."""
+        return ([self.channel] if self.channel else []) + self.traffic
+
     def waiting(self) -> int:
         """Events that arrived and were not taken yet (the engine's and the clients')."""
-        sources = ([self.channel] if self.channel else []) + self.traffic
-        return sum(len(source.events) for source in sources)
+        return sum(len(source.events) for source in self._sources())
 
     def drain(self, limit: int | None = None) -> list:
         """The events that arrived from the engine and the clients: all of them, or about
         ``limit``, each source giving its share of what it has waiting, so that the
         sources stay as far along in time (an engine's events taken well after the
         clients' would each rewrite the folded history)."""
-        sources = ([self.channel] if self.channel else []) + self.traffic
+        sources = self._sources()
         waiting = [len(source.events) for source in sources]
         total = sum(waiting)
         batch: list = []
