@@ -2198,6 +2198,10 @@
         <translation>数据包：{0}</translation>
     </message>
     <message>
+        <source>This socket was on the server&apos;s port before the recording began (an earlier connection): its segments came before the trace.</source>
+        <translation>录制开始之前，这个套接字就已在服务器的端口上（一个更早的连接）：它的报文段在本次记录之前。</translation>
+    </message>
+    <message>
         <source>No segments of this connection yet at this moment.</source>
         <translation>此刻这个连接还没有报文段。</translation>
     </message>

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import random
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -535,10 +536,45 @@ def test_live_run(view: SequenceView, tmp_path: Path, packets: str, states: str)
     assert view.lane_states("client") == ["SYN_SENT", "ESTABLISHED", "CLOSE_WAIT", "LAST_ACK",
                                           "CLOSED"]
     assert "TIME_WAIT" in view.server_state_text
-    # The first connection, selected, shows its own handshake and states too.
-    view.select(conns[0])
-    assert view.conn == conns[0] and [a.flags for a in view.arrows][:3] == ["SYN", "SYN|ACK", "ACK"]
+    # The load's first connection, selected, shows its own handshake and states too.
+    # (Not conns[0]: a socket of an earlier test's server on the same port, still in
+    # TIME_WAIT, is named first when the observer finds it at its start.)
+    first = next(c for c in conns if any(e.conn == c and e.kind == "connect" for e in tl.log))
+    view.select(first)
+    assert view.conn == first and [a.flags for a in view.arrows][:3] == ["SYN", "SYN|ACK", "ACK"]
     assert_lane_ends_as_traced(view, tl)
+
+
+def test_a_socket_older_than_the_recording_says_so(view: SequenceView, tmp_path: Path) -> None:
+    """An earlier server's connection, in TIME_WAIT on the port the recording's server
+    takes: the observer finds it at its start. Selected, it has no segments, and the
+    view says they came before the trace (not "yet"); the load's connections are whole."""
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
+        accepted, _ = listener.accept()
+        accepted.close()  # the server's end closes first: TIME_WAIT on the port
+        assert client.recv(1) == b""
+    listener.close()
+    trace = record(tmp_path, "older", "--port", str(port), "--policy", "close",
+                   "--load=--clients 1 --requests 1")
+    tl, _, _ = open_trace(trace)
+    tl.seek(len(tl.log) - 1)
+    view.show_state(tl)
+    older = [c for c in tl.log.connection_ids()
+             if not any(e.conn == c and e.kind in ("connect", "accept") for e in tl.log)]
+    assert len(older) == 1, tl.log.connection_ids()
+    view.select(older[0])
+    assert view.arrows == []
+    assert view.message.startswith("This socket was on the server's port before the recording")
+    assert view.server_state == "TIME_WAIT"
+    loaded = next(c for c in tl.log.connection_ids() if c != older[0])
+    view.select(loaded)
+    assert [a.flags for a in view.arrows][:3] == ["SYN", "SYN|ACK", "ACK"]
+    assert view.message == ""
 
 
 def assert_lane_ends_as_traced(view: SequenceView, tl: Timeline) -> None:

@@ -596,6 +596,13 @@ class SequenceView(View):
                 text += self.tr(" (numbers relative: ISN unknown)")
             self.badges.append(self.tr("packets: {0}").format(text))
             self._badge_dashed.append("derived" in origins)
+        elif changes and data.changes[0].previous is None \
+                and data.changes[0].source == "observed":
+            # The observer's first look found it (no previous state): an earlier
+            # server's socket on the port, older than the trace. No segment will come.
+            self.message = self.tr("This socket was on the server's port before the "
+                                   "recording began (an earlier connection): its segments "
+                                   "came before the trace.")
         else:
             self.message = self.tr("No segments of this connection yet at this moment.")
         checkers = sorted({c.source for c in data.checks[:checks] if c.verdict})
