@@ -67,6 +67,7 @@ MODE_WORDS = (QT_TRANSLATE_NOOP("MainWindow", "one client at a time"),
               QT_TRANSLATE_NOOP("MainWindow", "asyncio"))
 MODES = [(f"{REGISTRY[m].label} ({t})" if len(REGISTRY[m].triggers) > 1 else REGISTRY[m].label,
           m, t) for m, t in mode_variants()]
+LAG_SHOWN_S = 0.5  # behind the engine by this much or more: said beside Live
 SPEEDS = [("0.01x", 0.01), ("0.1x", 0.1), ("0.5x", 0.5), ("1x", 1.0), ("2x", 2.0),
           (QT_TRANSLATE_NOOP("MainWindow", "1 event/s"), -1),
           (QT_TRANSLATE_NOOP("MainWindow", "5 events/s"), -5),
@@ -174,6 +175,7 @@ class MainWindow(QMainWindow):
         self._view_owed = False
         self.pace = DrainPace()
         self.waiting = 0  # events that arrived and wait to be taken (the window is behind)
+        self.behind: tuple[float, int, int] | None = None  # how far (s), last, newest t_ns
         self.table_model = EventTableModel(self.timeline.log)
         self._build()
         # View menu: presentation mode (F5), theme, zoom (visualizer/presentation.py)
@@ -458,6 +460,12 @@ class MainWindow(QMainWindow):
         self.live_button.setCheckable(True)
         self.live_button.setChecked(True)
         self.live_button.toggled.connect(self._set_live)
+        # Beside Live, while the window is behind its engine: how far, in the engine's
+        # seconds (big enough for the back of a room; the status bar says the count).
+        self.lag_label = QLabel()
+        self.lag_label.setObjectName("lag")
+        self.lag_label.setStyleSheet("QLabel#lag { color: #b45309; font-weight: bold; }")
+        self.lag_label.hide()
         self.play_button = QPushButton(self.tr("Play"))
         self.play_button.setCheckable(True)
         self.play_button.toggled.connect(self._set_playing)
@@ -480,8 +488,8 @@ class MainWindow(QMainWindow):
         self.release_button = QPushButton(self.tr("Release one action"))
         self.release_button.clicked.connect(lambda: self.host and self.host.step(1))
         self.release_button.setEnabled(False)
-        for w in (self.live_button, self.play_button, self.back_button, self.forward_button,
-                  self.speed_box, self.slider, self.position_label, self.gate_box,
+        for w in (self.live_button, self.lag_label, self.play_button, self.back_button,
+                  self.forward_button, self.speed_box, self.slider, self.position_label, self.gate_box,
                   self.release_button):
             row.addWidget(w, 1 if w is self.slider else 0)
 
@@ -1200,8 +1208,11 @@ class MainWindow(QMainWindow):
         self.connections.setRowCount(len(conns))
         for r, c in enumerate(conns):
             client, server = _state_cell(c, "client"), _state_cell(c, "server")
-            for col, text in enumerate((short_id(c.id), client, server, str(c.requests),
-                                        str(c.packets))):
+            earlier = c.predates and not c.packets and not c.requests
+            cells = (short_id(c.id), client, server,
+                     self.tr("before the trace") if earlier else str(c.requests),
+                     "—" if earlier else str(c.packets))
+            for col, text in enumerate(cells):
                 item = self.connections.item(r, col)
                 if item is None:
                     item = QTableWidgetItem(text)
@@ -1209,7 +1220,10 @@ class MainWindow(QMainWindow):
                 elif item.text() != text:
                     item.setText(text)
                 if col == 0:
-                    item.setToolTip(c.id)
+                    item.setToolTip(c.id + ("\n" + self.tr(
+                        "On the server's port before the recording began (an earlier "
+                        "connection): the kernel observer found it at its start.")
+                        if earlier else ""))
         if not tl.live and self.table_model.rows:
             self.table.selectRow(self.table_model.row_of(tl.cursor))
         elif tl.live and self.table_model.rows:
@@ -1313,15 +1327,43 @@ class MainWindow(QMainWindow):
         name, every = self._view_every
         if self.timeline.live and every and isinstance(view, View) and view.name == name:
             text += "   " + self.tr("this view: redrawn every {0:.1f} s to keep up").format(every)
+        self.behind = self._behind()  # (what the status bar and the label say)
+        lag = self.behind[0] if self.behind is not None else None
         if self.waiting and self.host is not None:
-            text += "   " + self.tr("behind the engine: {0} events waiting, none lost").format(
-                f"{self.waiting:,}")
+            if lag is not None:
+                text += "   " + self.tr(
+                    "behind the engine: {0:.1f} s, {1} events waiting, none lost").format(
+                    lag, f"{self.waiting:,}")
+            else:
+                text += "   " + self.tr("behind the engine: {0} events waiting, none lost"
+                                        ).format(f"{self.waiting:,}")
+        if lag is not None and lag >= LAG_SHOWN_S and self.timeline.live:
+            self.lag_label.setText(self.tr("{0:.1f} s behind").format(lag))
+            self.lag_label.setToolTip(self.tr(
+                "The picture is the engine's past: its newest event came {0:.1f} s after "
+                "the last one drawn. {1} events wait, none lost; the window takes them as "
+                "fast as it can draw.").format(lag, f"{self.waiting:,}"))
+            self.lag_label.show()
+        else:
+            self.lag_label.hide()
         failed = self.timeline.log.spill_failed
         if failed is not None:  # nothing is lost, but memory now grows with the session
             text += "   " + self.tr("the disk refused the session's spill file ({0}): "
                                     "events now kept in memory").format(
                 failed.strerror or failed)
         self.status_label.setText(text)
+
+    def _behind(self) -> tuple[float, int, int] | None:
+        """While events wait: the engine's seconds between the newest event that came and
+        the last one taken, with those two times (None when none waits, or nothing was
+        taken yet)."""
+        if not self.waiting or self.host is None or not len(self.timeline.log):
+            return None
+        newest = self.host.newest_ns()
+        if newest is None:
+            return None
+        last = int(self.timeline.log.times[-1])
+        return max(0.0, (newest - last) / 1e9), last, newest
 
     def closeEvent(self, event) -> None:  # type: ignore[no-untyped-def]  # noqa: N802
         self.qsettings.setValue("geometry", self.saveGeometry())

@@ -88,11 +88,31 @@ class Backlog:
         self.spill_failed: OSError | None = None
         self.bad_lines = 0
         self.spilled_ever = 0  # lines that went through the file
+        # The time of the newest line put (its ``t_ns``, read from the raw line, never
+        # parsed): how far the source is ahead of what the window took.
+        self.newest_ns: int | None = None
+
+    def _note_time(self, data: bytes) -> None:
+        """``newest_ns`` from the last line of ``data`` that says its ``t_ns``."""
+        at = data.rfind(b'"t_ns":')
+        if at < 0:
+            return
+        at += 7
+        while at < len(data) and data[at] == 32:  # (a space: JSON written by another hand)
+            at += 1
+        end = at
+        while end < len(data) and 48 <= data[end] <= 57:
+            end += 1
+        if end > at:
+            t = int(data[at:end])
+            if self.newest_ns is None or t > self.newest_ns:
+                self.newest_ns = t
 
     def put_block(self, data: bytes) -> None:
         """Whole lines at once, each ending with its newline, as one ``put`` each would:
         in memory, or past ``memory`` in one write to the file, never cut into lines
         (behind a fast engine, most of what comes goes there)."""
+        self._note_time(data)
         with self._lock:
             if not self._spilled and not self._tail and self._head_bytes < self.memory:
                 self._head.extend(data.splitlines(keepends=True))
@@ -120,6 +140,7 @@ class Backlog:
         self._written += len(data)
 
     def put(self, line: bytes) -> None:
+        self._note_time(line)
         with self._lock:
             if not self._spilled and not self._tail and self._head_bytes < self.memory:
                 self._head.append(line)

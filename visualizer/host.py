@@ -264,6 +264,13 @@ class EngineHost:
         """Events that arrived and were not taken yet (the engine's and the clients')."""
         return sum(len(source.events) for source in self._sources())
 
+    def newest_ns(self) -> int | None:
+        """The time of the newest event that arrived (taken or not), from the sources'
+        raw lines: with the window's last event, how far behind the picture is."""
+        times = [t for t in (source.events.newest_ns for source in self._sources())
+                 if t is not None]
+        return max(times) if times else None
+
     def drain(self, limit: int | None = None) -> list:
         """The events that arrived from the engine and the clients: all of them, or about
         ``limit``, each source giving its share of what it has waiting, so that the

@@ -1871,6 +1871,14 @@
         <translation>录制时使用：{0}</translation>
     </message>
     <message>
+        <source>before the trace</source>
+        <translation>记录之前</translation>
+    </message>
+    <message>
+        <source>On the server&apos;s port before the recording began (an earlier connection): the kernel observer found it at its start.</source>
+        <translation>录制开始之前就已在服务器的端口上（一个更早的连接）：内核观察者在启动时发现了它。</translation>
+    </message>
+    <message>
         <source>The non-blocking loop&apos;s pause between sweeps over its sockets (0: a busy loop)</source>
         <translation>非阻塞循环在两次遍历套接字之间的停顿（0：忙等循环）</translation>
     </message>
@@ -1907,8 +1915,20 @@
         <translation>本视图：为了跟上，每 {0:.1f} 秒重画一次</translation>
     </message>
     <message>
+        <source>behind the engine: {0:.1f} s, {1} events waiting, none lost</source>
+        <translation>落后于引擎：{0:.1f} 秒，{1} 个事件在等待，无一丢失</translation>
+    </message>
+    <message>
         <source>behind the engine: {0} events waiting, none lost</source>
         <translation>落后于引擎：{0} 个事件在等待，无一丢失</translation>
+    </message>
+    <message>
+        <source>{0:.1f} s behind</source>
+        <translation>落后 {0:.1f} 秒</translation>
+    </message>
+    <message>
+        <source>The picture is the engine&apos;s past: its newest event came {0:.1f} s after the last one drawn. {1} events wait, none lost; the window takes them as fast as it can draw.</source>
+        <translation>画面是引擎的过去：它最新的事件比最后画出的事件晚 {0:.1f} 秒。{1} 个事件在等待，无一丢失；窗口以它能画的最快速度取用它们。</translation>
     </message>
     <message>
         <source>the disk refused the session&apos;s spill file ({0}): events now kept in memory</source>

@@ -151,3 +151,25 @@ def test_a_window_that_falls_behind_costs_disk_not_memory() -> None:
         assert sum(e.kind == "response" for e in got) == 4 * 1500
     finally:
         channel.stop()
+
+
+def test_the_newest_time_is_read_from_the_raw_lines_put() -> None:
+    """``newest_ns`` (how far ahead of the window its source is): the greatest ``t_ns``
+    among the lines put, one by one or in blocks, read without parsing them; the kernel
+    side's lines come late, with older times, and never move it back."""
+    backlog = Backlog(memory=1 << 20)
+    assert backlog.newest_ns is None
+    backlog.put(line(1))
+    first = orjson.loads(line(1))["t_ns"]
+    assert backlog.newest_ns == first
+    block = b"".join(line(n) for n in range(2, 12))
+    backlog.put_block(block)
+    assert backlog.newest_ns == orjson.loads(line(11))["t_ns"] > first
+    late = orjson.loads(line(3))
+    late["seq"], late["t_ns"] = 1 << 40, late["t_ns"] - 1
+    backlog.put_block(orjson.dumps(late) + b"\n")
+    assert backlog.newest_ns == orjson.loads(line(11))["t_ns"]
+    backlog.put(b'{"seq": 99, "t_ns": 987654321987654321, "kind": "recv"}\n')  # spaced JSON too
+    assert backlog.newest_ns == 987654321987654321
+    backlog.put(b"not an event\n")  # counted as a bad line when taken; no time here
+    assert backlog.newest_ns == 987654321987654321

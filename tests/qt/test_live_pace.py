@@ -41,11 +41,34 @@ def test_a_window_behind_a_flood_takes_it_at_its_pace_says_so_and_loses_nothing(
 
     host.drain = drain  # type: ignore[method-assign]
     said: list[str] = []
+    # (the label, what it says, the newest event taken then: the log is kept in time order)
+    lags: list[tuple[str, tuple[float, int, int] | None, int]] = []
+
+    def look() -> None:
+        said.append(window.status_label.text())
+        log = window.timeline.log
+        lags.append((window.lag_label.text() if window.lag_label.isVisibleTo(window) else "",
+                     window.behind, int(log.times[-1]) if len(log) else 0))
+
     window.count_box.setValue(4)
     window.run_traffic("Keep-alive", ["--requests", "300"])
-    qtbot.waitUntil(lambda: said.append(window.status_label.text()) or
+    qtbot.waitUntil(lambda: look() or
                     sum(1 for e in window.timeline.log if e.kind == "response") == 1200
                     and window.waiting == 0, timeout=120_000)
+    # How far behind, in the engine's seconds: the newest event that came (a real event's
+    # time, found in the log once all is taken) less the last one taken; beside Live
+    # from half a second, as the status bar says it; gone once nothing waits.
+    times = {int(t) for t in window.timeline.log.times}
+    shown = [(text, said_lag, taken) for text, said_lag, taken in lags if text]
+    assert shown, lags[-5:]
+    for text, said_lag, taken in shown:
+        assert said_lag is not None
+        lag, last, newest = said_lag
+        assert last == taken and newest in times and lag == (newest - last) / 1e9 >= 0.5
+        assert text == f"{lag:.1f} s behind"
+    assert any(f"behind the engine: {said_lag[0]:.1f} s, " in t  # type: ignore[index]
+               for t in said for _, said_lag, _ in shown)
+    assert not window.lag_label.isVisibleTo(window) and window.behind is None
     behind = [(limit, taken, waiting) for limit, taken, waiting in ticks if waiting > 200]
     assert len(behind) > 20, ticks[-5:]  # it did fall behind, for many ticks
     # Each tick took its limit, give or take one per source (two: the engine, the load).

@@ -545,7 +545,10 @@ def test_live_run(view: SequenceView, tmp_path: Path, packets: str, states: str)
     assert_lane_ends_as_traced(view, tl)
 
 
-def test_a_socket_older_than_the_recording_says_so(view: SequenceView, tmp_path: Path) -> None:
+@pytest.mark.skipif(not sys.platform.startswith("linux"),
+                    reason="the kernel observer that finds older sockets reads Linux's sock_diag")
+def test_a_socket_older_than_the_recording_says_so(view: SequenceView, tmp_path: Path,
+                                                   qtbot) -> None:  # type: ignore[no-untyped-def]
     """An earlier server's connection, in TIME_WAIT on the port the recording's server
     takes: the observer finds it at its start. Selected, it has no segments, and the
     view says they came before the trace (not "yet"); the load's connections are whole."""
@@ -575,6 +578,25 @@ def test_a_socket_older_than_the_recording_says_so(view: SequenceView, tmp_path:
     view.select(loaded)
     assert [a.flags for a in view.arrows][:3] == ["SYN", "SYN|ACK", "ACK"]
     assert view.message == ""
+    # The window's connections table says so too, and counts the load's as before.
+    from PySide6.QtCore import QSettings
+
+    from visualizer.app import MainWindow
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    settings.setValue("language", "en")
+    window = MainWindow(engine=False, settings=settings)
+    qtbot.addWidget(window)
+    assert window.load_trace(str(trace))
+    window.timeline.seek(len(window.timeline.log) - 1)
+    window._refresh()
+    rows = {window.connections.item(r, 0).toolTip().split("\n")[0]:
+            [window.connections.item(r, c).text() for c in range(5)]
+            for r in range(window.connections.rowCount())}
+    assert rows[older[0]][1:] == ["—", "TIME_WAIT", "before the trace", "—"], rows
+    assert "before the recording began" in window.connections.item(
+        list(rows).index(older[0]), 0).toolTip()
+    packets = sum(1 for e in tl.log if e.conn == loaded and e.kind == "packet")
+    assert rows[loaded][3:] == ["1", str(packets)] and packets >= 7, rows
 
 
 def assert_lane_ends_as_traced(view: SequenceView, tl: Timeline) -> None:

@@ -43,6 +43,9 @@ class ConnectionState:
     packets: int = 0
     thread: int = 0
     client_gone: bool = False  # the client's own close was seen
+    # Found by the kernel observer's first look (no previous state), before anything of
+    # the trace: an earlier server's socket on the port (TIME_WAIT...), not one of its own.
+    predates: bool = False
 
     def clone(self) -> "ConnectionState":
         # Field by field (tests/model checks none is missed): several times faster than
@@ -52,7 +55,7 @@ class ConnectionState:
             self.client_since, self.server_since, self.client_check, self.server_check,
             self.opened_ns, self.closed_ns, self.time_wait_ms, self.requests, self.responses,
             self.last_request, self.last_response, dict(self.statuses), self.bytes_in,
-            self.bytes_out, self.packets, self.thread, self.client_gone)
+            self.bytes_out, self.packets, self.thread, self.client_gone, self.predates)
 
     @property
     def open(self) -> bool:
@@ -236,6 +239,10 @@ def apply(state: ServerState, event: Event, index: int | None = None) -> ServerS
         side = data.get("side")
         if side in ("client", "server"):
             new = str(data.get("state"))
+            if "previous" in data and data["previous"] is None and \
+                    data.get("source") == "observed" and conn.opened_ns is None and \
+                    not conn.packets and not conn.requests:
+                conn.predates = True
             if new != getattr(conn, side):
                 setattr(conn, f"{side}_since", t)
             setattr(conn, side, new)
