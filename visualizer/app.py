@@ -543,11 +543,9 @@ class MainWindow(QMainWindow):
 
     def start_engine(self, settings: EngineSettings) -> None:
         settings = self.attachment.leave(settings)  # attached: detach, the window's settings back
-        if self.host is not None:
-            final = self.host.stop()  # the old engine's last words: its closes, its exit
-            if final:
-                self.add_events(final)
-        self.host = EngineHost(settings)
+        old, self.host = self.host, EngineHost(settings)
+        if old is not None:  # the old engine's last words (its closes, its exit) and what
+            old.hand_over(self.host)  # still waits: taken first, at the window's pace
         self.host.start()
         self.host.wait_url(10)
         self._engine_exit_reported = False

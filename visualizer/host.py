@@ -145,6 +145,9 @@ class EngineHost:
         # URL as it says it (its own address there, often 127.0.0.1 on the VM).
         self.remote: str | None = None
         self.remote_url: str | None = None
+        # Stopped channels whose lines still wait (an engine restarted while the window
+        # was behind it), oldest first: taken before the running ones, at the same pace.
+        self.retired: list = []
 
     def start(self) -> None:
         if self.remote is not None:  # attached: never a local engine behind its back
@@ -229,7 +232,7 @@ class EngineHost:
             self.settings = EngineSettings(**{**settings.to_dict(), "lab": kept.lab,
                                               "fault": kept.fault, "root": kept.root})
             return
-        self.stop_engine()
+        self.retire()
         self.settings = settings
         self.start()
 
@@ -257,7 +260,11 @@ class EngineHost:
         return channel
 
     def _sources(self) -> list:
-        """The channels events come from: the engine's, then the clients' processes."""
+        """The channels events come from: the stopped ones still waiting, the engine's,
+        then the clients' processes."""
+        return [source for group in self.retired for source in group] + self._running()
+
+    def _running(self) -> list:
         return ([self.channel] if self.channel else []) + self.traffic
 
     def waiting(self) -> int:
@@ -275,44 +282,70 @@ class EngineHost:
         """The events that arrived from the engine and the clients: all of them, or about
         ``limit``, each source giving its share of what it has waiting, so that the
         sources stay as far along in time (an engine's events taken well after the
-        clients' would each rewrite the folded history)."""
-        sources = self._sources()
-        waiting = [len(source.events) for source in sources]
-        total = sum(waiting)
+        clients' would each rewrite the folded history). Those of engines stopped while
+        the window was behind come first, a stopped engine and its clients together."""
         batch: list = []
-        for source, count in zip(sources, waiting):
-            if limit is None or total <= limit:
-                batch.extend(source.drain())
-            elif count:
-                batch.extend(source.drain(max(1, count * limit // total)))
+        while self.retired:  # older than anything running
+            batch.extend(_share(self.retired[0], limit))
+            if any(len(source.events) for source in self.retired[0]):
+                return batch
+            for source in self.retired.pop(0):
+                _drop(source)  # (its file closed)
+            if limit is not None:
+                limit -= len(batch)
+                if limit <= 0:
+                    return batch
+        batch.extend(_share(self._running(), limit))
         for t in list(self.traffic):
             if t.exit_code is not None and not t.events:
                 t.stop()
                 self.traffic.remove(t)
         return batch
 
-    def stop_engine(self, take: bool = True) -> list:
-        """Stop the engine; the events it sent as it stopped (its last closes, the
-        kernel's last look) are returned, none lost. ``take=False``: nobody will show
-        them (the window closes): what waits is dropped unread, never parsed (after a
-        long load test, millions of lines wait: parsed at once they filled 24 GB)."""
+    def stop(self, take: bool = True) -> list:
+        """Stop the clients and the engine; returns their last events, and those of
+        engines stopped before (``take=False``: none, dropped unread: after a long load
+        test, millions of lines wait, and parsed at once they filled 24 GB)."""
+        self.retire()
         final: list = []
-        if self.channel is not None:
-            self.channel.stop()
-            final = self.channel.drain(limit=10**9) if take else _drop(self.channel)
-            self.channel = None
+        for source in self._sources():
+            final.extend(source.drain(limit=10**9) if take else _drop(source))
+        self.retired.clear()
         return final
 
-    def stop(self, take: bool = True) -> list:
-        """Stop the clients and the engine; returns their last events (``take=False``:
-        none, dropped unread)."""
-        final: list = []
+    def retire(self) -> None:
+        """Stop the clients, then the engine (it records their connections' ends); what
+        they sent and was not taken waits on, unparsed (spilled to disk past its budget),
+        and ``drain`` takes it first, at the window's pace: a restart far behind a load
+        test parses no million lines at once."""
         for t in self.traffic:
             t.stop()
-            final.extend(t.drain(limit=10**9) if take else _drop(t))
-        self.traffic.clear()
-        final.extend(self.stop_engine(take))
-        return final
+        if self.channel is not None:
+            self.channel.stop()
+        group = self._running()
+        if group:
+            self.retired.append(group)
+        self.traffic = []
+        self.channel = None
+
+    def hand_over(self, other: "EngineHost") -> None:
+        """Stopped here, what waits is taken by ``other`` (the window's next host) first."""
+        self.retire()
+        other.retired[:0] = self.retired
+        self.retired = []
+
+
+def _share(sources: list, limit: int | None) -> list:
+    """All that ``sources`` have waiting, or about ``limit``: each its share."""
+    waiting = [len(source.events) for source in sources]
+    total = sum(waiting)
+    batch: list = []
+    for source, count in zip(sources, waiting):
+        if limit is None or total <= limit:
+            batch.extend(source.drain(10**9))
+        elif count:
+            batch.extend(source.drain(max(1, count * limit // total)))
+    return batch
 
 
 def _drop(channel) -> list:  # type: ignore[no-untyped-def]

@@ -3,6 +3,7 @@ what it can, says how far behind it is, and loses none. A real engine and real c
 from __future__ import annotations
 
 import time
+import urllib.request
 
 from visualizer.app import DrainPace, MainWindow
 
@@ -158,3 +159,47 @@ def test_closing_a_window_far_behind_drops_what_waits_unread(qtbot, window: Main
     window.close()
     assert engine.poll() is not None  # the engine ended
     assert sum(parsed) <= 10 * 4  # a tick or so, never what waited
+
+
+def test_a_restart_far_behind_takes_the_old_engines_events_first_at_the_pace(
+        qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    """Apply (restart engine) while thousands of the old engine's events wait: they used
+    to be parsed in one batch (after a load test, millions: the window froze, or worse).
+    Now they wait on, unparsed, and are taken first, a tick's worth at a time; every one
+    arrives, all before the new engine's first event, and the new engine serves."""
+    host = window.host
+    assert host is not None
+    qtbot.waitUntil(lambda: bool(window.timeline.state.listen), timeout=10_000)
+    window.pace = DrainPace(budget=1e-9, first=60, least=60)
+    window.count_box.setValue(4)
+    window.run_traffic("Keep-alive", ["--requests", "300"])
+    # Wait until every client is done (the clients' channels have ended) and much waits.
+    qtbot.waitUntil(lambda: window.waiting > 3000 and all(
+        t.exit_code is not None for t in host.traffic), timeout=60_000)
+    old_pid = host.channel.proc.pid
+    ticks: list[tuple[int, int]] = []  # (taken, waiting before), from the restart on
+    window.start_engine(window._current_settings())
+    new = window.host
+    assert new is not host and new.channel is not None and new.channel.proc.pid != old_pid
+    assert new.waiting() > 2000  # handed over, nothing parsed
+    real = new.drain
+
+    def drain(limit: int | None = None) -> list:  # type: ignore[type-arg]
+        waiting = new.waiting()
+        batch = real(limit)
+        ticks.append((len(batch), waiting))
+        return batch
+
+    new.drain = drain  # type: ignore[method-assign]
+    log = window.timeline.log
+    qtbot.waitUntil(lambda: sum(1 for e in log if e.kind == "response") == 1200
+                    and sum(1 for e in log if e.kind == "listen") == 2
+                    and window.waiting == 0, timeout=120_000)
+    assert len(ticks) > 30 and max(taken for taken, _ in ticks) <= 62, ticks[:10]
+    listens = [i for i, e in enumerate(log) if e.kind == "listen"]
+    responses = [i for i, e in enumerate(log) if e.kind == "response"]
+    assert max(responses) < listens[1], "the old engine's events first"
+    assert not new.retired  # the old engine's files closed once taken
+    qtbot.waitUntil(lambda: bool(new.url), timeout=10_000)
+    with urllib.request.urlopen(new.url, timeout=10) as answer:  # the new engine serves
+        assert answer.status == 200
