@@ -1289,16 +1289,10 @@ class MainWindow(QMainWindow):
         if self._gaps_for[:2] == (log, len(log)):
             return self._gaps_for[2]
         gaps: list[tuple[int, int, int]] = []
-        if "dropped" not in log.kinds.codes:  # the usual case: no scan of the log per frame
-            self._gaps_for = (log, len(log), gaps)
-            return gaps
-        for i in log.indices(kinds=["dropped"]).tolist():
-            d = log[i].data
-            lo, hi = d.get("from_ns"), d.get("until_ns")
-            if d.get("sink") == "capture" and isinstance(lo, int) and isinstance(hi, int):
-                first = max(0, log.index_at_time(lo))
-                last = min(len(log) - 1, log.index_at_time(hi - 1) + 1)
-                gaps.append((first, max(first, last), int(d.get("count") or 0)))
+        for lo, hi, frames in log.capture_gaps():
+            first = max(0, log.index_at_time(lo))
+            last = min(len(log) - 1, log.index_at_time(hi - 1) + 1)
+            gaps.append((first, max(first, last), frames))
         self._gaps_for = (log, len(log), gaps)
         return gaps
 

@@ -1312,6 +1312,18 @@
         <translation>打开</translation>
     </message>
     <message>
+        <source>⚠ the capture lost {0} frames here: bars may miss segments</source>
+        <translation>⚠ 抓包在这里丢失了 {0} 帧：这些条可能缺少报文段</translation>
+    </message>
+    <message>
+        <source>⚠ the capture lost {0} frames here</source>
+        <translation>⚠ 抓包在这里丢失了 {0} 帧</translation>
+    </message>
+    <message>
+        <source>⚠ {0} frames lost</source>
+        <translation>⚠ 丢失 {0} 帧</translation>
+    </message>
+    <message>
         <source>closing: client above, server below</source>
         <translation>关闭中：上为客户端，下为服务器</translation>
     </message>

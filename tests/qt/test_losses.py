@@ -18,6 +18,7 @@ from engine.events import Event
 from visualizer.app import MainWindow
 from tests.conftest import child_pids, lines_until
 from visualizer.model.state import ServerState, apply
+from visualizer.views.lifecycle import LifecycleView
 from visualizer.views.sequence import SequenceView
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -109,6 +110,13 @@ def test_frames_the_capture_had_no_room_for_are_counted_and_said(qtbot, tmp_path
             assert any(b.startswith("⚠ the capture lost") for b in sequence.badges)
             assert "up to this connection's first segment drawn: an earlier try of it" in \
                 sequence.caption, sequence.caption
+            # The lifecycle view bands the same spans over its bars, each with its count.
+            lifecycle = window.findChild(LifecycleView)
+            window.view_tabs.setCurrentWidget(lifecycle)
+            lifecycle.show_state(window.timeline)
+            lifecycle.grab()
+            assert lifecycle.gaps == [(g["from_ns"], g["until_ns"], g["count"]) for g in gaps]
+            assert len(lifecycle.gap_rects) == len(gaps)
         window.close()
 
 

@@ -744,3 +744,54 @@ def test_keys_and_countdowns_keep_to_their_places_zoomed_in_chinese(view, qapp, 
                 tail = (body_top + 0.14 * body_h, body_top + 0.86 * body_h)
                 assert tail[0] - 1 <= ink.top() and ink.bottom() <= tail[1] + 1, \
                     (size, text, (ink.top(), ink.bottom()), tail)
+
+
+def test_where_the_capture_lost_frames_a_hatched_band_says_so(view) -> None:  # type: ignore[no-untyped-def]
+    """The capture's ``dropped`` event says when it lost frames (its last frame before,
+    its first after): from the moment it is known, a hatched band in the warning colour
+    covers that span over every bar, with how many frames; the bars there may miss
+    segments. Another sink's loss has no span: no band."""
+    tr = Trace()
+    tr.add(0, "server", "listen", None, host="127.0.0.1", port=7890, backlog=128, reuseaddr=True)
+    for k, conn in enumerate((A, B)):
+        t = 1000 + 3000 * k
+        tr.packet(t, conn, "SYN")
+        tr.add(t + 10, "server", "accept", conn, peer=conn.split(">")[0])
+        request(tr, t + 100, conn, True)
+        response(tr, t + 200, conn, True)
+    before = tr.add(3000, "server", "epoll_wait", None, timeout=-1, ready=[])
+    lost = tr.add(4500, "engine", "dropped", None, count=1438, sink="capture",
+                  from_ns=1_500_000, until_ns=2_500_000)
+    tr.add(4600, "engine", "dropped", None, count=7, sink="trace")
+    end = tr.add(6000, "server", "epoll_wait", None, timeout=-1, ready=[])
+    tl = Timeline(EventLog(tr.events))
+    show(view, tl, before)
+    assert view.gaps == []  # not known yet at the cursor
+    show(view, tl, lost)
+    assert view.gaps == [(1_500_000, 2_500_000, 1438)]
+    show(view, tl, end)
+    assert view.gaps == [(1_500_000, 2_500_000, 1438)]  # the trace's own loss: no band
+    image = view.grab().toImage()
+    k = view.canvas_scale
+    (r,) = view.gap_rects
+    assert view.axis is not None
+    assert r.left() == pytest.approx(view.axis.x(1_500_000)) and \
+        r.right() == pytest.approx(view.axis.x(2_500_000))
+    # To scale: nothing was captured there (that is the loss), yet no break cuts it out.
+    assert all(b.x1 <= r.left() + 1 or b.x0 >= r.right() - 1 for b in view.axis.breaks)
+    def warm(x: int, least: int, upto: float = 1.0) -> list[int]:  # rows in that colour there
+        return [y for y in range(round(r.top() * k), round((r.top() + r.height() * upto) * k))
+                if (c := image.pixelColor(x, y)).red() - c.blue() > least and c.red() > 180]
+
+    # Its edges, in the warning colour (anti-aliased: over a column or two), from the
+    # plot's top to its bottom; between them the hatch; none of it beside the band.
+    for edge in (r.left(), r.right()):
+        rows = set().union(*(warm(int(edge * k) + dx, 100) for dx in (-1, 0, 1)))
+        assert len(rows) > r.height() * k * 0.8, (len(rows), r)
+    assert len(warm(int(r.center().x() * k), 20)) > 20
+    assert not warm(int(r.left() * k) - 12, 20, 0.85)  # (above the label: it may run on)
+    assert not warm(int(r.right() * k) + 12, 20, 0.85)
+    painted = audit(view)
+    assert any("the capture lost 1,438 frames here" in d.text for d in painted.drawn), \
+        [d.text for d in painted.drawn]
+    assert not painted.findings(), painted.findings()  # (the label is whole, in the view)

@@ -479,6 +479,7 @@ class Lifecycles:
         self.groups: dict[str, list[str]] = {g: [] for g in GROUPS}  # every conn, by group
         self.cursor_ns: int | None = None
         self.trace_start_ns = 0
+        self.gaps: list[tuple[int, int, int]] = []  # the capture's: (from_ns, until_ns, frames)
 
     def facts(self, log) -> Facts:  # type: ignore[no-untyped-def]
         key = (id(log), len(log))
@@ -497,8 +498,11 @@ class Lifecycles:
         self.costs = {g: Costs() for g in GROUPS}
         self.groups = {g: [] for g in GROUPS}
         self.cursor_ns = None
+        self.gaps = []
         if cursor < 0 or len(log) == 0:
             return
+        # Where the capture lost frames, known by the cursor: bars there may miss segments.
+        self.gaps = log.capture_gaps(cursor + 1)
         f = self.facts(log)
         times = log.column("t_ns")
         now = int(times[cursor])

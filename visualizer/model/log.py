@@ -418,6 +418,22 @@ class EventLog(Sequence[Event]):
         self._slot.put(start, slots, count)
 
     # ------------------------------------------------------------ questions
+    def capture_gaps(self, stop: int | None = None) -> list[tuple[int, int, int]]:
+        """Where the capture lost frames, by the events in ``[0, stop)``: its ``dropped``
+        events that say when (``from_ns``, the last frame before, to ``until_ns``, the
+        first after), as (from_ns, until_ns, frames), oldest first. Other sinks' losses
+        have no span: not here."""
+        if "dropped" not in self.kinds.codes:  # the usual case: no scan of the log
+            return []
+        gaps = []
+        for i in self.indices(kinds=["dropped"], stop=stop).tolist():
+            d = self[i].data
+            lo, hi = d.get("from_ns"), d.get("until_ns")
+            if d.get("sink") == "capture" and type(lo) is int:
+                hi = hi if type(hi) is int and hi >= lo else lo
+                gaps.append((lo, hi, int(d.get("count") or 0)))
+        return gaps
+
     def index_at_time(self, t_ns: int) -> int:
         """Index of the last event at or before ``t_ns`` (-1 before the first)."""
         return int(np.searchsorted(self._t.view(), t_ns, side="right")) - 1

@@ -33,6 +33,7 @@ import math
 import numpy as np
 from PySide6.QtCore import QT_TRANSLATE_NOOP, QPointF, QRectF, Qt
 from PySide6.QtGui import (
+    QBrush,
     QColor,
     QFont,
     QFontMetricsF,
@@ -94,6 +95,8 @@ class LifecycleView(View):
         self.groups: dict[str, list[str]] = {g: [] for g in GROUPS}  # every conn, by group
         self.cursor_ns: int | None = None
         self.trace_start_ns = 0
+        self.gaps: list[tuple[int, int, int]] = []  # the capture's: (from_ns, until_ns, frames)
+        self.gap_rects: list[QRectF] = []  # as painted
         self.axis: TimeAxis | None = None
         self.ticks: list[tuple[float, str, bool]] = []  # as painted: x, label, labelled
         self.legend: list[tuple[QRectF, QRectF]] = []  # as painted: each key and its word
@@ -125,6 +128,7 @@ class LifecycleView(View):
         m.compute(timeline, self.selected)
         self.bars, self.costs, self.groups = m.bars, m.costs, m.groups
         self.cursor_ns, self.trace_start_ns = m.cursor_ns, m.trace_start_ns
+        self.gaps = m.gaps
 
     def retranslate(self) -> None:
         self._layout_key = self._measured = None  # the table's width follows its words
@@ -305,6 +309,10 @@ class LifecycleView(View):
             points.extend(b.requests)
             points.extend(t for t in (b.end_ns, b.tail_start_ns, b.tw_end_ns) if t is not None)
             points.extend(t for _, _, t0, t1 in b.closing for t in (t0, t1) if t is not None)
+        if points:  # where the capture lost frames, among the bars: to scale, never cut
+            first = min(points)  # out as quiet (nothing was captured there: it is the loss)
+            points.extend(t for lo, hi, _ in self.gaps for k in range(9)
+                          if first <= (t := lo + (hi - lo) * k // 8) <= now)
         t_start = min(points) if points else now - 1
         self.BREAK_W = 3.0 * self.EM
         self.axis = TimeAxis(points, t_start, now, plot_x0, plot_x1,
@@ -393,8 +401,57 @@ class LifecycleView(View):
         seen = self._kernel_seen()
         for g, rect in self._bands:
             self._paint_band(p, g, rect, x0, x1, seen)
+        self._paint_gaps(p, x0, x1, top, bottom)
         self._paint_axis(p, x0, x1, bottom, top, w)
         self._paint_footer(p, w, h)
+
+    def _paint_gaps(self, p: QPainter, x0: float, x1: float, top: float, bottom: float
+                    ) -> None:
+        """Where the capture lost frames: a hatched band over every bar, from its last
+        frame before to its first after, and how many it lost; the bars there may miss
+        segments (a handshake, a FIN) and are not to be read as whole."""
+        self.gap_rects = []
+        axis = self.axis
+        if not self.gaps or axis is None:
+            return
+        red = style.colour(style.WARNING)  # (the colour errors and resets have)
+        least = 0.4 * self.EM  # a gap of microseconds still shows
+        for lo, hi, frames in self.gaps:
+            a, b = axis.x(lo), axis.x(hi)
+            if b - a < least:
+                a, b = (a + b - least) / 2, (a + b + least) / 2
+            a, b = max(a, x0), min(b, x1)
+            if b <= a:
+                continue
+            r = QRectF(a, top, b - a, bottom - top)
+            self.gap_rects.append(r)
+            fill = QColor(red)
+            fill.setAlphaF(0.10)
+            p.fillRect(r, fill)
+            hatch = QColor(red)
+            hatch.setAlphaF(0.45)
+            p.fillRect(r, QBrush(hatch, Qt.BrushStyle.BDiagPattern))
+            p.setPen(QPen(red, 1.5))
+            p.drawLine(QPointF(a, top), QPointF(a, bottom))
+            p.drawLine(QPointF(b, top), QPointF(b, bottom))
+            p.setFont(style.font(0.9, bold=True))
+            texts = [self.tr("⚠ the capture lost {0} frames here: bars may miss segments")
+                     .format(f"{frames:,}"),
+                     self.tr("⚠ the capture lost {0} frames here").format(f"{frames:,}"),
+                     self.tr("⚠ {0} frames lost").format(f"{frames:,}"), "⚠"]
+            fm = QFontMetricsF(p.font())
+            pad = 0.2 * self.EM
+            # The longest wording that fits the plot from the band's start on.
+            text = next((t for t in texts if fm.horizontalAdvance(t) + 4 <= x1 - a - pad), "⚠")
+            box = QRectF(a + pad, bottom - fm.height() - pad, fm.horizontalAdvance(text) + 4,
+                         fm.height())
+            if box.right() > x1:
+                box.moveRight(x1)
+            back = QColor(style.colour(style.BACKGROUND))
+            back.setAlphaF(0.85)
+            p.fillRect(box, back)
+            p.setPen(red)
+            p.drawText(box, _LEFT_MID, text)
 
     # ------------------------------------------------------------ legend
     def _paint_legend(self, p: QPainter, w: float) -> float:

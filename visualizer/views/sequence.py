@@ -635,14 +635,10 @@ class SequenceView(View):
         first_t = data.segments[0].t_ns
         own = log.indices(conn=self.conn, stop=cursor + 1)
         last_t = max(data.segments[count - 1].t_ns, int(log.times[own[-1]]) if len(own) else 0)
-        for i in log.indices(kinds=["dropped"], stop=cursor + 1).tolist():
-            d = log[i].data
-            if d.get("sink") != "capture" or not isinstance(d.get("from_ns"), int):
-                continue
-            lo, hi = int(d["from_ns"]), int(d.get("until_ns") or d["from_ns"])
+        for lo, hi, frames in log.capture_gaps(cursor + 1):
             if hi < first_t or lo > last_t:
                 continue  # before this connection's first segment, or after its last
-            self.gap_frames += int(d.get("count") or 0)
+            self.gap_frames += frames
             after = next((a for a in self.arrows if a.key[0] > lo + GAP_SLACK_NS), None)
             if after is not None:
                 self.after_gap.add(after.key)
