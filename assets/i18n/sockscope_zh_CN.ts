@@ -253,6 +253,10 @@
         <translation>核对：{0}</translation>
     </message>
     <message>
+        <source>⚠ the capture lost {0} frames meanwhile</source>
+        <translation>⚠ 其间抓包丢失了 {0} 帧</translation>
+    </message>
+    <message>
         <source>No state of this connection yet at this moment.</source>
         <translation>此刻这个连接还没有状态。</translation>
     </message>

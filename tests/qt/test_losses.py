@@ -18,6 +18,7 @@ from engine.events import Event
 from visualizer.app import MainWindow
 from tests.conftest import child_pids, lines_until
 from visualizer.model.state import ServerState, apply
+from visualizer.views.diagram import DiagramView
 from visualizer.views.lifecycle import LifecycleView
 from visualizer.views.sequence import SequenceView
 
@@ -117,6 +118,12 @@ def test_frames_the_capture_had_no_room_for_are_counted_and_said(qtbot, tmp_path
             lifecycle.grab()
             assert lifecycle.gaps == [(g["from_ns"], g["until_ns"], g["count"]) for g in gaps]
             assert len(lifecycle.gap_rects) == len(gaps)
+            # The state diagram of the same connection: its states may miss some too.
+            diagram = window.findChild(DiagramView)
+            window.view_tabs.setCurrentWidget(diagram)
+            diagram.show_state(window.timeline)
+            assert diagram.conn == sequence.conn and diagram.gap_frames == lost
+            assert diagram.badges[0] == f"⚠ the capture lost {lost:,} frames meanwhile"
         window.close()
 
 

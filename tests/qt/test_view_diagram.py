@@ -12,6 +12,7 @@ import pytest
 from engine.kernel.segments import TRANSITIONS
 from engine.lab import faults_available, lab_available
 from visualizer.model import EventLog, Timeline, open_trace
+from visualizer.textaudit import TextAudit
 from visualizer.views.diagram import EDGES, END, LABELS, NODE_AT, DiagramView
 from tests.qt.test_view_sequence import Trace
 
@@ -198,7 +199,10 @@ def runs(tmp_path_factory):  # type: ignore[no-untyped-def]
 
 
 def last_conn(tl: Timeline) -> str:
-    return [e.conn for e in tl.log if e.kind == "tcp_state"][-1]
+    """The newest connection with states that the run's clients opened (not a socket of
+    an earlier test's server on the same port, found in TIME_WAIT by the observer)."""
+    opened = {e.conn for e in tl.log if e.kind in ("connect", "accept")}
+    return [e.conn for e in tl.log if e.kind == "tcp_state" and e.conn in opened][-1]
 
 
 @pytest.mark.parametrize("run,client,server", [
@@ -431,3 +435,36 @@ def test_the_port_pair_used_again_walks_from_the_start(view: DiagramView) -> Non
     assert view.walked("client") == ["CLOSED", "SYN_SENT", "ESTABLISHED"]
     assert view.walked("server") == ["LISTEN", "SYN_RECV", "ESTABLISHED"]
     assert all(s.edge.kind == "rfc" for side in SIDES for s in view.paths[side])
+
+
+def test_a_capture_gap_while_the_connection_lived_is_badged(view: DiagramView) -> None:
+    """States walked from segments the capture partly lost may miss some: from the
+    moment the capture's ``dropped`` event says so, the diagram carries the sequence
+    view's warning with the count. A gap before the connection, or another sink's loss,
+    says nothing."""
+    t = Trace()
+    t.add("listen", None, host="10.0.0.2", port=80, backlog=128, reuseaddr=True)
+    t.add("dropped", None, "capture", count=7, sink="capture", from_ns=1_000, until_ns=2_000)
+    t.handshake()
+    c, s = t.exchange(1)
+    before = t.seg("client", "PSH|ACK", c, s, 100)
+    after = t.seg("server", "PSH|ACK", s, c + 100, 500)
+    gap = t.add("dropped", None, "capture", count=41, sink="capture",
+                from_ns=t.events[before].t_ns, until_ns=t.events[after].t_ns)
+    t.add("dropped", None, "trace", count=3, sink="trace")
+    tl = Timeline(EventLog(t.events))
+    shown(view, tl, gap - 1)
+    assert view.conn is not None and view.gap_frames == 0
+    assert not any("capture lost" in b for b in view.badges)
+    shown(view, tl, len(t.events) - 1)
+    assert view.gap_frames == 41
+    assert view.badges[0] == "⚠ the capture lost 41 frames meanwhile"  # first: drawn
+    view.grab()
+    assert view.badges_drawn >= 1
+    # More than the header holds: those that do not fit are not dropped unsaid.
+    view.badges.append("checked: observed + traced, " * 4)
+    with TextAudit() as audit:
+        view.grab()
+    drawn = [d.text for d in audit.drawn]
+    assert 1 <= view.badges_drawn < len(view.badges), (view.badges_drawn, view.badges)
+    assert view.badges[0] in drawn and "…" in drawn, drawn

@@ -227,6 +227,8 @@ class DiagramView(View):
         self.loops: list[Loop] = []
         self.caption = ""
         self.badges: list[str] = []
+        self.gap_frames = 0  # frames the capture lost while the connection shown lived
+        self.badges_drawn = 0  # as painted: the first ones, those the title left room for
         self.message = ""
         self._log_ref: weakref.ref[EventLog] | Callable[[], None] = lambda: None
         self._connections: dict[str, ConnectionStates] = {}
@@ -359,9 +361,26 @@ class DiagramView(View):
         if checkers:
             self.badges.append(self.tr("checked: {0}").format(
                 " + ".join(self.tr(c) for c in checkers)))
+        self.gap_frames = self._frames_lost(log, cursor, conn)
+        if self.gap_frames:  # states from segments the capture lost were not walked:
+            self.badges.insert(0, self.tr(  # first, where the title leaves room
+                "⚠ the capture lost {0} frames meanwhile").format(f"{self.gap_frames:,}"))
         if not changes:
             self.message = self.tr("No state of this connection yet at this moment.")
         self.caption = self._caption()
+
+    @staticmethod
+    def _frames_lost(log: EventLog, cursor: int, conn: str) -> int:
+        """Frames the capture lost (its gaps known by the cursor) while ``conn`` lived:
+        from its first event to its last so far."""
+        gaps = log.capture_gaps(cursor + 1)
+        if not gaps:
+            return 0
+        own = log.indices(conn=conn, stop=cursor + 1)
+        if not len(own):
+            return 0
+        first_t, last_t = int(log.times[own[0]]), int(log.times[own[-1]])
+        return sum(n for lo, hi, n in gaps if hi >= first_t and lo <= last_t)
 
     def _walk(self, side: str, c, index: int) -> None:  # type: ignore[no-untyped-def]
         """Add change ``c`` to ``side``'s path: the arrow its trigger names, or, for a
@@ -720,15 +739,25 @@ class DiagramView(View):
         x = 16 + fm.horizontalAdvance(title) + 24
         p.setFont(fonts["badge"])
         bm = QFontMetricsF(fonts["badge"])
+        right = self.width() / self._scale - 8
+        self.badges_drawn = 0
         for badge in self.badges:
             bw = bm.horizontalAdvance(badge) + 16
             box = QRectF(x, 10 + (fm.height() - bm.height() * 1.3) / 2, bw, bm.height() * 1.3)
-            if box.right() > self.width() / self._scale - 8:
+            if box.right() > right:  # no room: "…" says that more was to say, if it fits
+                box.setWidth(bm.horizontalAdvance("…") + 16)
+                if box.right() <= right:
+                    p.setPen(QPen(QColor(style.MUTED), style.pen(1)))
+                    p.setBrush(Qt.BrushStyle.NoBrush)
+                    p.drawRoundedRect(box, 6, 6)
+                    p.drawText(box, Qt.AlignmentFlag.AlignCenter, "…")
                 break
-            p.setPen(QPen(QColor(style.MUTED), style.pen(1)))
+            colour = QColor(style.WARNING if badge.startswith("⚠") else style.MUTED)
+            p.setPen(QPen(colour, style.pen(1.5 if badge.startswith("⚠") else 1)))
             p.setBrush(Qt.BrushStyle.NoBrush)
             p.drawRoundedRect(box, 6, 6)
             p.drawText(box, Qt.AlignmentFlag.AlignCenter, badge)
+            self.badges_drawn += 1
             x = box.right() + 10
 
     def _pen_for(self, edge: Edge, colour: str, width: float) -> QPen:
