@@ -300,7 +300,8 @@ class Attachment(QObject):
         host = w.host
         if host is None or host.remote is None:
             return settings
-        host.stop()  # detaches: the engine there runs on
+        host.stop(take=False)  # detaches: the engine there runs on (its unread lines
+        # are dropped, never parsed: the timeline starts afresh)
         w.host = None
         restored = w._live_settings is not None
         w._put_live_settings_back()

@@ -172,8 +172,8 @@ class EngineHost:
         one. Waits (at most ``timeout`` s, calling ``idle`` meanwhile: the window keeps
         drawing) until the engine accepted the token and said how it runs. Refused or
         unreachable: ``AttachError``, and this host is as it was (its local engine runs
-        on). Accepted: the local engine and its clients stop; their last events are
-        returned."""
+        on). Accepted: the local engine and its clients stop, and what waits of theirs is
+        dropped (nothing is returned: the window's timeline starts afresh)."""
         channel = SocketChannel(host, port, token)
         deadline = time.monotonic() + timeout
 
@@ -195,7 +195,10 @@ class EngineHost:
                              if m.startswith("cannot attach")), "")
                 raise AttachError("unreachable", said.partition(f"{channel.address}: ")[2])
             raise AttachError("timeout")
-        final = self.stop()
+        # The timeline starts afresh (another machine's clock): what the local engine
+        # sent and was not taken is dropped unread, never parsed (a far-behind window
+        # would parse millions of lines only to drop them).
+        final = self.stop(take=False)
         self.channel = channel
         self.remote = channel.address
         header = channel.header or {}

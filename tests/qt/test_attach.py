@@ -232,3 +232,33 @@ def test_a_wrong_token_or_nothing_listening_is_said_and_the_local_engine_runs_on
     window.traffic_buttons["One request"].click()  # the local engine serves on
     qtbot.waitUntil(lambda: count(window, "response") >= 1, timeout=15_000)
     assert e.proc.poll() is None  # (a refusal never stops the engine there)
+
+
+def test_attaching_far_behind_the_local_engine_parses_nothing_it_drops(
+        qtbot, window: MainWindow, engine) -> None:  # type: ignore[no-untyped-def]
+    """The timeline starts afresh when the window attaches (another machine's clock): what
+    the local engine sent and the window had not taken is dropped unread. It used to be
+    parsed whole first, only to be thrown away (a window behind a load test froze)."""
+    from visualizer.app import DrainPace
+    e = engine("--mode", "epoll")
+    local = window.host
+    assert local is not None and local.channel is not None
+    qtbot.waitUntil(lambda: bool(window.timeline.state.listen), timeout=10_000)
+    window.pace = DrainPace(budget=1e-9, first=10, least=10)
+    window.count_box.setValue(4)
+    window.run_traffic("Keep-alive", ["--requests", "300"])
+    qtbot.waitUntil(lambda: window.waiting > 3000, timeout=60_000)
+    parsed: list[int] = []
+    for channel in [local.channel, *local.traffic]:
+        real = channel.events.take_events
+
+        def counted(limit: int, real=real) -> list:  # type: ignore[no-untyped-def,type-arg]
+            events = real(limit)
+            parsed.append(len(events))
+            return events
+
+        channel.events.take_events = counted  # type: ignore[method-assign]
+    assert window.attach_engine("127.0.0.1", e.port, e.token)
+    assert window.host is not None and window.host.remote is not None
+    assert sum(parsed) <= 10 * 4, parsed  # a tick or so, never what waited
+    qtbot.waitUntil(lambda: count(window, "listen") == 1, timeout=10_000)  # the remote's
