@@ -239,25 +239,10 @@ def test_attaching_far_behind_the_local_engine_parses_nothing_it_drops(
     """The timeline starts afresh when the window attaches (another machine's clock): what
     the local engine sent and the window had not taken is dropped unread. It used to be
     parsed whole first, only to be thrown away (a window behind a load test froze)."""
-    from visualizer.app import DrainPace
+    from tests.qt.test_live_pace import far_behind
     e = engine("--mode", "epoll")
-    local = window.host
-    assert local is not None and local.channel is not None
-    qtbot.waitUntil(lambda: bool(window.timeline.state.listen), timeout=10_000)
-    window.pace = DrainPace(budget=1e-9, first=10, least=10)
-    window.count_box.setValue(4)
-    window.run_traffic("Keep-alive", ["--requests", "300"])
-    qtbot.waitUntil(lambda: window.waiting > 3000, timeout=60_000)
-    parsed: list[int] = []
-    for channel in [local.channel, *local.traffic]:
-        real = channel.events.take_events
-
-        def counted(limit: int, real=real) -> list:  # type: ignore[no-untyped-def,type-arg]
-            events = real(limit)
-            parsed.append(len(events))
-            return events
-
-        channel.events.take_events = counted  # type: ignore[method-assign]
+    assert window.host is not None and window.host.channel is not None
+    parsed = far_behind(qtbot, window)
     assert window.attach_engine("127.0.0.1", e.port, e.token)
     assert window.host is not None and window.host.remote is not None
     assert sum(parsed) <= 10 * 4, parsed  # a tick or so, never what waited

@@ -139,22 +139,7 @@ def test_closing_a_window_far_behind_drops_what_waits_unread(qtbot, window: Main
     Nobody will see them: they are dropped unread, the engine ends all the same."""
     host = window.host
     assert host is not None and host.channel is not None
-    qtbot.waitUntil(lambda: bool(window.timeline.state.listen), timeout=10_000)
-    window.pace = DrainPace(budget=1e-9, first=10, least=10)
-    window.count_box.setValue(4)
-    window.run_traffic("Keep-alive", ["--requests", "300"])
-    qtbot.waitUntil(lambda: window.waiting > 3000, timeout=60_000)
-    channels = [host.channel, *host.traffic]
-    parsed: list[int] = []
-    for channel in channels:
-        real = channel.events.take_events
-
-        def counted(limit: int, real=real) -> list:  # type: ignore[no-untyped-def,type-arg]
-            events = real(limit)
-            parsed.append(len(events))
-            return events
-
-        channel.events.take_events = counted  # type: ignore[method-assign]
+    parsed = far_behind(qtbot, window)
     engine = host.channel.proc
     window.close()
     assert engine.poll() is not None  # the engine ended
@@ -203,3 +188,27 @@ def test_a_restart_far_behind_takes_the_old_engines_events_first_at_the_pace(
     qtbot.waitUntil(lambda: bool(new.url), timeout=10_000)
     with urllib.request.urlopen(new.url, timeout=10) as answer:  # the new engine serves
         assert answer.status == 200
+
+
+def far_behind(qtbot, window: MainWindow) -> list[int]:  # type: ignore[no-untyped-def]
+    """The window's engine under four clients' 1,200 requests, the window taking 10 events
+    a tick, until more than 3,000 wait; from then on every event its sources parse is
+    counted in the list returned (a number per take)."""
+    host = window.host
+    assert host is not None and host.channel is not None
+    qtbot.waitUntil(lambda: bool(window.timeline.state.listen), timeout=10_000)
+    window.pace = DrainPace(budget=1e-9, first=10, least=10)
+    window.count_box.setValue(4)
+    window.run_traffic("Keep-alive", ["--requests", "300"])
+    qtbot.waitUntil(lambda: window.waiting > 3000, timeout=60_000)
+    parsed: list[int] = []
+    for channel in [host.channel, *host.traffic]:
+        real = channel.events.take_events
+
+        def counted(limit: int, real=real) -> list:  # type: ignore[no-untyped-def,type-arg]
+            events = real(limit)
+            parsed.append(len(events))
+            return events
+
+        channel.events.take_events = counted  # type: ignore[method-assign]
+    return parsed
