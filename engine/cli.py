@@ -1053,8 +1053,10 @@ def _export_perfetto(args: argparse.Namespace) -> int:
         return 1
     for problem in done.problems:  # a truncated last line, skipped
         print(f"sockscope export: {args.trace}: {problem}", file=sys.stderr)
+    older = (f", and {done.older} socket{'' if done.older == 1 else 's'} already on the port "
+             f"when the recording began") if done.older else ""
     print(f"wrote {done.events} trace events ({done.connections} "
-          f"connection{'' if done.connections == 1 else 's'}) to {args.perfetto}")
+          f"connection{'' if done.connections == 1 else 's'}{older}) to {args.perfetto}")
     return 0
 
 

@@ -96,14 +96,15 @@ class PerfettoExport:
     """What ``export_perfetto`` wrote: trace events, connections, and what the reader
     skipped (a truncated last line)."""
     events: int = 0
-    connections: int = 0
+    connections: int = 0  # opened in the trace
+    older: int = 0  # sockets the kernel observer found on the port at its start: not opened here
     problems: list[str] = field(default_factory=list)
 
 
 class _Conn:
     """One connection, as much as the export keeps of it."""
     __slots__ = ("number", "first", "opened", "opened_by", "closed", "close", "flow", "held",
-                 "syn")
+                 "syn", "predates")
 
     def __init__(self, number: int, t_ns: int) -> None:
         self.number = number
@@ -112,6 +113,7 @@ class _Conn:
         self.opened_by = ""
         self.closed = -1  # its last tcp_state CLOSED
         self.close = -1  # its last close
+        self.predates = False  # its first event: the observer's first look (no previous)
         self.flow = 0  # 0: nothing yet, 1: a server step held (no SYN seen), 2: started
         self.held: tuple[float, int, int] | None = None  # (ts, pid, tid) of that step
         self.syn = False
@@ -223,6 +225,9 @@ class _Exporter:
                 pid, tid = self._side_track(str(data.get("side")))
                 previous, now = data.get("previous"), data.get("state")
                 name = f"{previous} → {now}" if previous else str(now)
+                if state is not None and state.first == t_ns and previous is None and \
+                        "previous" in data and data.get("source") == "observed":
+                    state.predates = True  # there before the trace began (until opened here)
                 add({"ph": "i", "s": "t", "name": name, "cat": "tcp_state", "ts": ts,
                      "pid": pid, "tid": tid, "args": {"seq": seq, "conn": conn, **data}})
                 if state is not None and now == "CLOSED" and t_ns > state.closed:
@@ -358,7 +363,8 @@ class _Exporter:
                 add(_flow("s", state.number, *state.held))
                 state.held = None
             begin = state.opened if state.opened >= 0 else state.first
-            begun = state.opened_by or "first event"
+            older = state.predates and state.opened < 0  # an earlier server's, on the port
+            begun = state.opened_by or ("before the trace" if older else "first event")
             if state.closed >= 0:
                 end, ended = state.closed, "CLOSED"
             elif state.close >= 0:
@@ -369,10 +375,11 @@ class _Exporter:
                 end = begin
             # id2.local: the id is the server process's own, so viewers show the row
             # under that process (a plain id is global: Perfetto lists it apart).
-            add({"ph": "b", "cat": "connection", "name": conn, "id2": {"local": state.number},
+            name = f"{conn} (before the trace)" if older else conn
+            add({"ph": "b", "cat": "connection", "name": name, "id2": {"local": state.number},
                  "ts": (begin - base) / 1000, "pid": pid, "tid": pid,
                  "args": {"conn": conn, "from": begun}})
-            add({"ph": "e", "cat": "connection", "name": conn, "id2": {"local": state.number},
+            add({"ph": "e", "cat": "connection", "name": name, "id2": {"local": state.number},
                  "ts": (end - base) / 1000, "pid": pid, "tid": pid,
                  "args": {"to": ended, **({"open_at_end": True} if ended == "end of trace"
                                           else {})}})
@@ -433,7 +440,8 @@ def export_perfetto(trace_path: str | os.PathLike[str], out_path: str | os.PathL
         _remove(out_path)
         raise
     result.events = exporter.written
-    result.connections = len(exporter.conns)
+    result.older = sum(1 for c in exporter.conns.values() if c.predates and c.opened < 0)
+    result.connections = len(exporter.conns) - result.older
     return result
 
 

@@ -266,3 +266,21 @@ def user_python() -> Iterator[str]:
         yield python
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def port_with_a_time_wait() -> int:
+    """A free port on 127.0.0.1 where an earlier server's connection waits in TIME_WAIT
+    (its end closed first): what a server started on it finds there, as a test run's
+    servers find their predecessors' on the ports they are given."""
+    import socket
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
+        accepted, _ = listener.accept()
+        accepted.close()  # the server's end closes first: TIME_WAIT on the port
+        assert client.recv(1) == b""
+    listener.close()
+    return port

@@ -15,6 +15,7 @@ import pytest
 
 from engine.perfetto import CLIENTS_PID, export_perfetto
 from engine.trace import make_header, read_trace
+from tests.conftest import port_with_a_time_wait
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "engine"]
@@ -41,6 +42,17 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any, dict[
     return trace, read_trace(trace), json.loads(out.read_text()), exported.stdout
 
 
+def opened_conns(trace: Any) -> set[str]:
+    """The run's own connections: those its clients and server opened. (Not a socket of
+    an earlier test's server on the same port, still in TIME_WAIT, that the kernel
+    observer found at its start: the export names it apart, "before the trace".)"""
+    return {e.conn for e in trace.events if e.kind in ("accept", "connect")}
+
+
+def older_conns(trace: Any) -> set[str]:
+    return {e.conn for e in trace.events if e.conn is not None} - opened_conns(trace)
+
+
 def t0(doc: dict[str, Any]) -> int:
     return int(doc["otherData"]["t0_ns"])
 
@@ -53,9 +65,11 @@ def test_the_file_is_trace_event_json_with_every_track_named(recorded) -> None: 
     trace_path, trace, doc, said = recorded
     events = doc["traceEvents"]
     assert isinstance(events, list) and doc["displayTimeUnit"] == "ms"
-    conns = {e.conn for e in trace.events if e.conn is not None}
-    assert len(conns) == 2
-    assert said.strip() == f"wrote {len(events)} trace events (2 connections) to " \
+    assert len(opened_conns(trace)) == 2
+    n = len(older_conns(trace))
+    also = f", and {n} socket{'' if n == 1 else 's'} already on the port when the " \
+        f"recording began" if n else ""
+    assert said.strip() == f"wrote {len(events)} trace events (2 connections{also}) to " \
                            f"{trace_path.with_suffix('.json')}"
     for e in events:
         assert {"ph", "pid"} <= e.keys() and isinstance(e["pid"], int)
@@ -106,10 +120,14 @@ def test_one_async_slice_per_connection_from_syn_to_closed(recorded) -> None:  #
     begins = {e["id2"]["local"]: e for e in asyncs if e["ph"] == "b"}
     ends = {e["id2"]["local"]: e for e in asyncs if e["ph"] == "e"}
     assert len(begins) == len(ends) == len([e for e in asyncs if e["ph"] == "b"])
-    conns = {e.conn for e in trace.events if e.conn is not None}
-    assert begins.keys() == ends.keys() and len(begins) == len(conns)
-    assert {b["name"] for b in begins.values()} == conns
+    conns = opened_conns(trace)
+    assert begins.keys() == ends.keys() and len(begins) == len(conns) + len(older_conns(trace))
+    assert {b["name"] for b in begins.values()} == \
+        conns | {f"{c} (before the trace)" for c in older_conns(trace)}
     for number, b in begins.items():
+        if b["name"].endswith(" (before the trace)"):
+            assert b["args"]["from"] == "before the trace"
+            continue
         e = ends[number]
         assert e["name"] == b["name"] and e["pid"] == b["pid"] and b["ts"] < e["ts"]
         mine = [x for x in trace.events if x.conn == b["name"]]
@@ -148,7 +166,8 @@ def test_counters_say_what_the_trace_says(recorded) -> None:  # type: ignore[no-
 def test_flows_chain_syn_accept_requests_close_per_connection(recorded) -> None:  # type: ignore[no-untyped-def]
     _, trace, doc, _ = recorded
     events = doc["traceEvents"]
-    numbers = {e["name"]: e["id2"]["local"] for e in events if e["ph"] == "b"}
+    numbers = {e["name"]: e["id2"]["local"] for e in events if e["ph"] == "b"
+               and e["name"] in opened_conns(trace)}  # (a socket from before the trace: no flow)
     slices = {(e["pid"], e["tid"], e["ts"]) for e in events if e["ph"] == "X"}
     flows: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for e in events:
@@ -175,8 +194,8 @@ def test_every_tcp_state_change_is_one_instant(recorded) -> None:  # type: ignor
     assert states
     instants = [e for e in doc["traceEvents"] if e["ph"] == "i" and e["cat"] == "tcp_state"]
     assert [(i["name"], i["ts"], i["args"]["conn"], i["args"]["side"]) for i in instants] == \
-        [(f"{e.data['previous']} → {e.data['state']}", us(doc, e.t_ns), e.conn, e.data["side"])
-         for e in states]
+        [(f"{e.data['previous']} → {e.data['state']}" if e.data["previous"] else
+          e.data["state"], us(doc, e.t_ns), e.conn, e.data["side"]) for e in states]
     assert all(i["s"] == "t" for i in instants)
     # serve records packets (captured, or derived from the syscalls): each of the two
     # connections' server ends goes from SYN_RECV to ESTABLISHED, once
@@ -323,3 +342,29 @@ def test_late_events_land_in_their_place_past_a_batch(tmp_path: Path) -> None:
     assert len(timed) == 2 * 40000 + 2
     packets = [i for i, e in enumerate(timed) if e["ph"] == "X" and e["cat"] == "packet"]
     assert [timed[i - 1]["ts"] for i in packets] == [5000.0, 30000.0]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"),
+                    reason="the kernel observer that finds older sockets reads Linux's sock_diag")
+def test_a_socket_older_than_the_trace_is_named_apart(tmp_path: Path) -> None:
+    """An earlier server's connection in TIME_WAIT on the port: the observer finds it at
+    its start. Its row says "(before the trace)", begun "before the trace", and the CLI
+    counts it apart from the connections the run opened."""
+    port = port_with_a_time_wait()
+    trace, out = tmp_path / "t.jsonl", tmp_path / "t.json"
+    served = subprocess.run([*CLI, "serve", "--port", str(port), "--policy", "close",
+                             "--load=--clients 1 --requests 1", "--exit-after-load",
+                             "--trace", str(trace)], cwd=ROOT, capture_output=True, text=True,
+                            timeout=60)
+    assert served.returncode == 0, served.stdout + served.stderr
+    exported = run("export", str(trace), "--perfetto", str(out))
+    assert exported.returncode == 0, exported.stderr
+    assert "(1 connection, and 1 socket already on the port when the recording began)" in \
+        exported.stdout, exported.stdout
+    read = read_trace(trace)
+    (old,) = older_conns(read)
+    begins = {e["name"]: e for e in json.loads(out.read_text())["traceEvents"]
+              if e["ph"] == "b"}
+    assert begins.keys() == {f"{old} (before the trace)", *opened_conns(read)}
+    assert begins[f"{old} (before the trace)"]["args"]["from"] == "before the trace"
+

@@ -1095,3 +1095,48 @@ def test_repeats_last_of_each_gaps_and_words(monkeypatch) -> None:  # type: igno
                                     "ratios": {"min": 1.6, "max": 2.5}, "count": {"min": 2}})
     assert not _holds([1.0, 1.0], {"ratios": {"min": 1.6}})
     assert _holds([], {"count": 0}) and not _holds([3.0], {"each": {"max": 1.4}})
+
+
+def test_a_socket_older_than_the_recording_is_none_of_its_connections(
+        template, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """An earlier server's client end, in TIME_WAIT on the port the lesson's server took:
+    the kernel observer finds it at its start (no previous state) and sees it end. Not
+    one of the lesson's connections: not counted, not numbered (``conn = 1`` is still the
+    lesson's first), its events matched by no moment."""
+    from engine.events import Event
+    from visualizer.model import EventLog
+    log = template.timeline.log
+    events = [log[i] for i in range(len(log))]
+    server = next(e.data for e in events if e.kind == "listen")
+    old = f"127.0.0.1:{server['port'] + 1 if server['port'] < 65535 else 1024}>127.0.0.1:" \
+        f"{server['port']}"
+    t0, t1 = events[0].t_ns, events[-1].t_ns
+    seq = max(e.seq for e in events)
+    events += [Event(seq + 1, t0 - 1, "kernel", "tcp_state", old, -1, 0,
+                     {"side": "client", "state": "TIME_WAIT", "previous": None,
+                      "source": "observed", "expires_ms": 1000}),
+               Event(seq + 2, t1 + 1, "kernel", "tcp_state", old, -1, 0,
+                     {"side": "client", "state": "CLOSED", "previous": "TIME_WAIT",
+                      "source": "observed"})]
+    with_older = EventLog(events)
+    assert with_older.older_sockets() == {old} and not log.older_sockets()
+    text = TEMPLATE.read_text(encoding="utf-8").replace(
+        '[facts]\n', '[facts]\nwaits = { count = { kind = "tcp_state", state = "TIME_WAIT" }, '
+        'distinct = ["conn", "side"] }\n'
+        'firsts = { count = { kind = "any", conn = 1 }, distinct = "conn" }\n'
+        'ends = { count = { kind = "tcp_state", state = "CLOSED" } }\n')
+    lesson = LessonFile(tmp_path / "o.toml", text)
+    for moment, at in lesson.resolve(with_older).items():  # no moment on the older socket
+        assert at is None or with_older[at].conn != old, moment
+    values = lesson.values(log, lesson.resolve(log))
+    assert lesson.values(with_older, lesson.resolve(with_older)) == values
+    assert values["firsts"] == 1
+    from visualizer.lessons.files import connections
+    assert connections(with_older) == connections(log) and old not in connections(with_older)
+    # A restarted server's observer finds the lesson's own earlier connection in TIME_WAIT
+    # (no previous state either): it was opened in the recording, so it stays one of its.
+    own = connections(log)[0]
+    again = EventLog(events + [Event(seq + 3, t1 + 2, "kernel", "tcp_state", own, -1, 0,
+                                     {"side": "server", "state": "TIME_WAIT",
+                                      "previous": None, "source": "observed"})])
+    assert again.older_sockets() == {old} and connections(again) == connections(log)

@@ -172,7 +172,10 @@ def test_time_wait_walks_in_both_languages(qtbot, time_wait, tmp_path: Path) -> 
                 assert view.walked("client")[-3:] == ["FIN_WAIT_1", "FIN_WAIT_2", "TIME_WAIT"]
                 assert client.countdown and "TIME_WAIT" in view.caption
         if k == len(time_wait.steps) - 1:  # like ss: who holds which TIME_WAIT
-            rows = [r for r in view.rows if r.state == "TIME_WAIT"]
+            # (Those of the lesson's own connections: like ss, the view lists every socket
+            # on the port, an earlier test's server's TIME_WAIT among them.)
+            own = {e.conn for e in log if e.kind in ("accept", "connect")}
+            rows = [r for r in view.rows if r.state == "TIME_WAIT" and r.conn in own]
             local_ports = sorted(int(r.local.rsplit(":", 1)[1]) == port for r in rows)
             assert local_ports == [False, True, True]  # one client's end, two server's
             # The server's, reported by the restarted server's kernel observer; the

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import random
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from engine.events import Event
+from tests.conftest import port_with_a_time_wait
 from visualizer.model import EventLog, Timeline, open_trace
 from visualizer.views.sequence import MIN_ROWS, Arrow, SequenceView, _human_bytes
 
@@ -552,16 +552,7 @@ def test_a_socket_older_than_the_recording_says_so(view: SequenceView, tmp_path:
     """An earlier server's connection, in TIME_WAIT on the port the recording's server
     takes: the observer finds it at its start. Selected, it has no segments, and the
     view says they came before the trace (not "yet"); the load's connections are whole."""
-    listener = socket.socket()
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind(("127.0.0.1", 0))
-    listener.listen()
-    port = listener.getsockname()[1]
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
-        accepted, _ = listener.accept()
-        accepted.close()  # the server's end closes first: TIME_WAIT on the port
-        assert client.recv(1) == b""
-    listener.close()
+    port = port_with_a_time_wait()
     trace = record(tmp_path, "older", "--port", str(port), "--policy", "close",
                    "--load=--clients 1 --requests 1")
     tl, _, _ = open_trace(trace)

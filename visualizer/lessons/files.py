@@ -313,8 +313,11 @@ class Anchor:
         first_value: Any = _UNSET
         last: dict = {}
         one_src = self.src if isinstance(self.src, str) else None
+        older = log.older_sockets()  # an earlier server's sockets: nothing of this lesson's
         for i in log.indices(kinds=kinds, src=one_src, conn=conn, start=start,
                              stop=stop).tolist():
+            if older and log[i].conn in older:
+                continue
             if self._matches(log[i]) and (self.other_than is None or log[i].conn != skip) \
                     and (one_src is not None or self._from(log[i])) and \
                     (ready_fd is None or _holds_fd(log[i], ready_fd)):
@@ -601,14 +604,17 @@ class Named:
 
 
 def connections(log: EventLog) -> list[str]:
-    """The recording's connections, in the order they first appear in the log."""
+    """The recording's connections, in the order they first appear in the log (sockets
+    older than the recording, an earlier server's TIME_WAIT on the port, are none)."""
     import numpy as np
     codes = log.column("conn")
     if not len(codes):
         return []
     found, first = np.unique(codes, return_index=True)
     names = log.conns.names
-    return [names[int(c)] for c in found[np.argsort(first)] if names[int(c)] is not None]
+    older = log.older_sockets()
+    return [names[int(c)] for c in found[np.argsort(first)]
+            if names[int(c)] is not None and names[int(c)] not in older]
 
 
 # ---------------------------------------------------------------- captions

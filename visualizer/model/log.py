@@ -272,6 +272,8 @@ class EventLog(Sequence[Event]):
         self._threads: dict[int, int] = {}
         self._decoded: dict[int, Event] = {}  # slot -> event, oldest first
         self.changed_from: int | None = None  # lowest index rewritten by the last merge
+        self._older: frozenset[str] = frozenset()  # older_sockets(), for a log this long
+        self._older_for = -1
         self.extend(events)
 
     def __len__(self) -> int:
@@ -433,6 +435,29 @@ class EventLog(Sequence[Event]):
                 hi = hi if type(hi) is int and hi >= lo else lo
                 gaps.append((lo, hi, int(d.get("count") or 0)))
         return gaps
+
+    def older_sockets(self) -> frozenset[str]:
+        """Connections that are sockets older than the recording: the kernel observer
+        found them on the port at its start (an earlier server's TIME_WAIT; its state
+        says no previous one), and nothing of the recording opened them (no ``connect``,
+        ``accept``, SYN or request of theirs)."""
+        if self._older_for == len(self):
+            return self._older
+        older: set[str] = set()
+        if "tcp_state" in self.kinds.codes:
+            for i in self.indices(kinds=["tcp_state"]).tolist():
+                e = self[i]
+                if e.conn is not None and e.conn not in older and "previous" in e.data \
+                        and e.data["previous"] is None and e.data.get("source") == "observed":
+                    older.add(e.conn)
+            if older:
+                opened = {self[i].conn for i in self.indices(
+                    kinds=["connect", "accept", "request"]).tolist()}
+                opened |= {self[i].conn for i in self.indices(kinds=["packet"]).tolist()
+                           if self[i].conn in older and "SYN" in str(self[i].data.get("flags"))}
+                older -= opened
+        self._older, self._older_for = frozenset(older), len(self)
+        return self._older
 
     def index_at_time(self, t_ns: int) -> int:
         """Index of the last event at or before ``t_ns`` (-1 before the first)."""
