@@ -78,6 +78,11 @@ def test_the_template_runs_as_it_is_and_finds_each_step_by_what_it_is(template) 
     assert template.choices(3, "zh_CN") == ["客户端", "服务器"]
 
 
+def with_facts(facts: str) -> str:
+    """The template's text with ``facts`` (TOML lines) first in its [facts] table."""
+    return TEMPLATE.read_text(encoding="utf-8").replace("[facts]\n", "[facts]\n" + facts)
+
+
 def _with_moments(moments: str) -> LessonFile:
     """The template with its [moments] table replaced."""
     text = TEMPLATE.read_text(encoding="utf-8")
@@ -246,8 +251,8 @@ def test_facts_count_what_the_recording_holds(template, tmp_path: Path) -> None:
     request's head, and an [[expect]] on a fact that the run does not meet, named by
     its line."""
     log = template.timeline.log
-    text = TEMPLATE.read_text(encoding="utf-8").replace(
-        '[facts]\n', '[facts]\nreads = { count = { kind = "recv", src = "server" } }\n'
+    text = with_facts(
+        'reads = { count = { kind = "recv", src = "server" } }\n'
         'reading = { count = { kind = "recv", src = "server" }, distinct = "conn", times = 3 }\n'
         'agent = { header = "User-Agent", at = "first_request" }\n'
         'nothing = { header = "X-None", at = "first_request" }\n')
@@ -1120,12 +1125,11 @@ def test_a_socket_older_than_the_recording_is_none_of_its_connections(
                       "source": "observed"})]
     with_older = EventLog(events)
     assert with_older.older_sockets() == {old} and not log.older_sockets()
-    text = TEMPLATE.read_text(encoding="utf-8").replace(
-        '[facts]\n', '[facts]\nwaits = { count = { kind = "tcp_state", state = "TIME_WAIT" }, '
+    lesson = LessonFile(tmp_path / "o.toml", with_facts(
+        'waits = { count = { kind = "tcp_state", state = "TIME_WAIT" }, '
         'distinct = ["conn", "side"] }\n'
         'firsts = { count = { kind = "any", conn = 1 }, distinct = "conn" }\n'
-        'ends = { count = { kind = "tcp_state", state = "CLOSED" } }\n')
-    lesson = LessonFile(tmp_path / "o.toml", text)
+        'ends = { count = { kind = "tcp_state", state = "CLOSED" } }\n'))
     for moment, at in lesson.resolve(with_older).items():  # no moment on the older socket
         assert at is None or with_older[at].conn != old, moment
     values = lesson.values(log, lesson.resolve(log))
