@@ -1206,7 +1206,7 @@ class MainWindow(QMainWindow):
         self.connections.setRowCount(len(conns))
         for r, c in enumerate(conns):
             client, server = _state_cell(c, "client"), _state_cell(c, "server")
-            earlier = c.predates and not c.packets and not c.requests
+            earlier = c.predates and c.opened_ns is None and not c.packets and not c.requests
             cells = (short_id(c.id), client, server,
                      self.tr("before the trace") if earlier else str(c.requests),
                      "—" if earlier else str(c.packets))
@@ -1333,8 +1333,8 @@ class MainWindow(QMainWindow):
             self.lag_label.setText(self.tr("{0:.1f} s behind").format(lag))
             self.lag_label.setToolTip(self.tr(
                 "The picture is the engine's past: its newest event came {0:.1f} s after "
-                "the last one drawn. {1} events wait, none lost; the window takes them as "
-                "fast as it can draw.").format(lag, f"{self.waiting:,}"))
+                "the last one the window took. {1} events wait, none lost; the window takes "
+                "them as fast as it can draw.").format(lag, f"{self.waiting:,}"))
             self.lag_label.show()
         else:
             self.lag_label.hide()

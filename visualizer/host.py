@@ -289,13 +289,16 @@ class EngineHost:
         the window was behind come first, a stopped engine and its clients together."""
         batch: list = []
         while self.retired:  # older than anything running
-            batch.extend(_share(self.retired[0], limit))
-            if any(len(source.events) for source in self.retired[0]):
-                return batch
+            group = self.retired[0]
+            taken = _share(group, limit)
+            batch.extend(taken)
+            if any(len(source.events) for source in group) or any(
+                    t.is_alive() for source in group for t in getattr(source, "_threads", ())):
+                return batch  # (more waits, or a reader still puts: never dropped early)
             for source in self.retired.pop(0):
                 _drop(source)  # (its file closed)
             if limit is not None:
-                limit -= len(batch)
+                limit -= len(taken)
                 if limit <= 0:
                     return batch
         batch.extend(_share(self._running(), limit))

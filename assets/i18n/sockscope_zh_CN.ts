@@ -1943,8 +1943,8 @@
         <translation>落后 {0:.1f} 秒</translation>
     </message>
     <message>
-        <source>The picture is the engine&apos;s past: its newest event came {0:.1f} s after the last one drawn. {1} events wait, none lost; the window takes them as fast as it can draw.</source>
-        <translation>画面是引擎的过去：它最新的事件比最后画出的事件晚 {0:.1f} 秒。{1} 个事件在等待，无一丢失；窗口以它能画的最快速度取用它们。</translation>
+        <source>The picture is the engine&apos;s past: its newest event came {0:.1f} s after the last one the window took. {1} events wait, none lost; the window takes them as fast as it can draw.</source>
+        <translation>画面是引擎的过去：它最新的事件比窗口取用的最后一个事件晚 {0:.1f} 秒。{1} 个事件在等待，无一丢失；窗口以它能画的最快速度取用它们。</translation>
     </message>
     <message>
         <source>the disk refused the session&apos;s spill file ({0}): events now kept in memory</source>

@@ -375,3 +375,21 @@ def test_an_accept_after_the_client_left_does_not_bring_its_end_back() -> None:
     assert state.connections[conn].client == "CLOSED"
     assert state.connections[conn].server == "ESTABLISHED"
     assert state.connections[browser].client == "ESTABLISHED"
+
+
+def test_a_socket_older_than_the_trace_is_marked_until_its_port_pair_is_opened_again() -> None:
+    """The observer's first look finds a socket in TIME_WAIT (no previous state): older
+    than the trace, marked so. A client then uses the same port pair again and the server
+    accepts it: a connection of the trace from then on, the mark gone."""
+    from visualizer.model.state import ServerState, apply
+    conn = "127.0.0.1:40000>127.0.0.1:7890"
+    state = ServerState()
+    state = apply(state, Event(1, 1_000, "kernel", "tcp_state", conn, -1, 0, {
+        "side": "client", "state": "TIME_WAIT", "previous": None, "source": "observed"}))
+    assert state.connections[conn].predates
+    state = apply(state, Event(2, 2_000, "kernel", "tcp_state", conn, -1, 0, {
+        "side": "client", "state": "CLOSED", "previous": "TIME_WAIT", "source": "observed"}))
+    assert state.connections[conn].predates  # (still nothing of the trace's)
+    state = apply(state, Event(3, 3_000, "server", "accept", conn, 9, 1,
+                               {"peer": "127.0.0.1:40000"}))
+    assert not state.connections[conn].predates

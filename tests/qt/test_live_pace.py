@@ -21,6 +21,39 @@ def test_the_pace_takes_what_folds_in_its_budget() -> None:
     assert pace.limit() == 200  # never less than ``least`` a tick
 
 
+class _Source:
+    """A stopped channel's stand-in: real lines waiting in a real backlog."""
+
+    def __init__(self, first: int, count: int) -> None:
+        from tests.model.test_backlog import line
+        from visualizer.channel import Backlog
+        self.events = Backlog()
+        self.events.put_block(b"".join(line(n) for n in range(first, first + count)))
+
+    exit_code = None  # (running, as far as the host can tell)
+
+    def drain(self, limit: int) -> list:  # type: ignore[type-arg]
+        return self.events.take_events(limit)
+
+    def stop(self) -> None:
+        pass
+
+
+def test_stopped_engines_are_taken_oldest_first_a_whole_limit_a_tick() -> None:
+    """Two engines stopped while the window was behind (two Applies in a row), then the
+    running one: each tick takes the limit whole, from the oldest group on, and a group
+    is taken only once every older one is done."""
+    from visualizer.host import EngineHost
+    host = EngineHost()
+    first, second, running = _Source(1, 300), _Source(1000, 200), _Source(5000, 5000)
+    host.retired = [[first], [second]]
+    host.traffic = [running]  # (a running source: what drain takes after the stopped ones)
+    batch = host.drain(1000)
+    assert len(batch) == 1000 and not host.retired
+    assert [e.seq for e in batch] == [*range(1, 301), *range(1000, 1200), *range(5000, 5500)]
+    assert len(host.drain(1000)) == 1000 and host.waiting() == 3500
+
+
 def test_a_window_behind_a_flood_takes_it_at_its_pace_says_so_and_loses_nothing(
         qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
     """A pace of 60 events a tick against four clients' 1,200 requests (the engine's
@@ -167,12 +200,19 @@ def test_a_restart_far_behind_takes_the_old_engines_events_first_at_the_pace(
     new = window.host
     assert new is not host and new.channel is not None and new.channel.proc.pid != old_pid
     assert new.waiting() > 2000  # handed over, nothing parsed
+    # The old engine and its clients had stopped: their newest line is their last.
+    old_last = max(source.events.newest_ns for group in new.retired for source in group
+                   if source.events.newest_ns is not None)
     real = new.drain
+    # Each batch taken while the old ones waited: its times, and whether they still wait.
+    while_retired: list[tuple[list[int], bool]] = []
 
     def drain(limit: int | None = None) -> list:  # type: ignore[type-arg]
-        waiting = new.waiting()
+        waiting, retired = new.waiting(), bool(new.retired)
         batch = real(limit)
         ticks.append((len(batch), waiting))
+        if retired:
+            while_retired.append(([e.t_ns for e in batch], bool(new.retired)))
         return batch
 
     new.drain = drain  # type: ignore[method-assign]
@@ -181,9 +221,15 @@ def test_a_restart_far_behind_takes_the_old_engines_events_first_at_the_pace(
                     and sum(1 for e in log if e.kind == "listen") == 2
                     and window.waiting == 0, timeout=120_000)
     assert len(ticks) > 30 and max(taken for taken, _ in ticks) <= 62, ticks[:10]
-    listens = [i for i, e in enumerate(log) if e.kind == "listen"]
-    responses = [i for i, e in enumerate(log) if e.kind == "response"]
-    assert max(responses) < listens[1], "the old engine's events first"
+    # The old engine's and its clients' events first: a batch taken while they waited holds
+    # the new engine's (all of whose events come after the old one stopped) only after
+    # the last of them, in the tick that took that last one.
+    assert len(while_retired) > 30
+    for times, still in while_retired:
+        new_from = next((k for k, t in enumerate(times) if t > old_last), len(times))
+        assert all(t > old_last for t in times[new_from:]), "old after new in one batch"
+        assert new_from == len(times) or not still, "the new engine's while the old waited"
+    assert any(e.t_ns > old_last for e in log)  # (and the new engine's did come, after)
     assert not new.retired  # the old engine's files closed once taken
     qtbot.waitUntil(lambda: bool(new.url), timeout=10_000)
     with urllib.request.urlopen(new.url, timeout=10) as answer:  # the new engine serves

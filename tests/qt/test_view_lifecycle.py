@@ -795,3 +795,38 @@ def test_where_the_capture_lost_frames_a_hatched_band_says_so(view) -> None:  # 
     assert any("the capture lost 1,438 frames here" in d.text for d in painted.drawn), \
         [d.text for d in painted.drawn]
     assert not painted.findings(), painted.findings()  # (the label is whole, in the view)
+
+
+def test_a_span_the_axis_must_keep_is_never_cut_however_quiet() -> None:
+    """A burst in the first 2 µs, nothing captured until 1 ms (the capture lost it), a
+    bar there: quiet as it is, the lost span stays on the axis to scale, where without
+    it the axis cuts it out."""
+    points = [0, 1000, 2000, 1_000_000, 1_001_000]
+    cut = TimeAxis(points, 0, 1_002_000, 0, 1000)
+    assert any(r.is_break and r.t0 <= 2000 and r.t1 >= 1_000_000 for r in cut.runs)
+    kept = TimeAxis(points, 0, 1_002_000, 0, 1000, keep=[(2000, 1_000_000)])
+    assert not any(r.is_break and r.t0 < 1_000_000 and r.t1 > 2000 for r in kept.runs)
+    assert kept.x(1_000_000) - kept.x(2000) == pytest.approx(1000 * 998_000 / 1_002_000)
+
+
+def test_gaps_that_touch_on_the_screen_are_one_band_with_their_sum(view) -> None:  # type: ignore[no-untyped-def]
+    """A thousand tiny gaps (a capture that keeps losing a frame or two) are not a
+    thousand labels on top of each other: those that touch on the screen are one band,
+    labelled with the frames of all of them."""
+    tr = Trace()
+    tr.add(0, "server", "listen", None, host="127.0.0.1", port=7890, backlog=128, reuseaddr=True)
+    tr.packet(1000, A, "SYN")
+    tr.add(1010, "server", "accept", A, peer="127.0.0.1:40001")
+    request(tr, 1100, A, True)
+    for k in range(1000):  # 1 µs gaps, 1 µs apart, from 2 ms on
+        tr.add(5000 + k, "engine", "dropped", None, count=2, sink="capture",
+               from_ns=2_000_000 + 2000 * k, until_ns=2_001_000 + 2000 * k)
+    response(tr, 6500, A, True)
+    tl = Timeline(EventLog(tr.events))
+    show(view, tl, len(tr.events) - 1)
+    assert len(view.gaps) == 1000
+    painted = audit(view)
+    assert len(view.gap_rects) < 10
+    labels = [d.text for d in painted.drawn if "frames" in d.text]
+    assert labels and all("2,000" in t for t in labels) and len(labels) == len(view.gap_rects)
+

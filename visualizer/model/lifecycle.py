@@ -168,15 +168,22 @@ class TimeAxis:
     MAX_BREAKS = 6
 
     def __init__(self, points: list[int], t_start: int, t_end: int, x0: float, x1: float,
-                 break_w: float = 34.0, min_w: float = 110.0) -> None:
+                 break_w: float = 34.0, min_w: float = 110.0,
+                 keep: list[tuple[int, int]] | None = None) -> None:
+        """``keep``: spans never cut, however quiet (where the capture lost frames: that
+        nothing was captured there is the loss itself)."""
         t_end = max(t_end, t_start + 1)
-        pts = sorted({min(max(t, t_start), t_end) for t in points} | {t_start, t_end})
+        keep = [(lo, hi) for lo, hi in keep or () if hi > t_start and lo < t_end]
+        pts = sorted({min(max(t, t_start), t_end) for t in points} | {t_start, t_end} |
+                     {min(max(t, t_start), t_end) for span in keep for t in span})
         gaps = sorted(((pts[k + 1] - pts[k], k) for k in range(len(pts) - 1)), reverse=True)
         cut: set[int] = set()
         span = t_end - t_start
         for gap, k in gaps:
             if len(cut) >= self.MAX_BREAKS or gap <= span * 0.1:
                 break
+            if any(lo < pts[k + 1] and hi > pts[k] for lo, hi in keep):
+                continue
             # What happens on either side of it, up to the cuts already made: the gap is
             # cut when it would squash one side (ten times longer than that side lasts).
             lo = max((j + 1 for j in cut if j < k), default=0)

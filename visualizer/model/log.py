@@ -274,6 +274,8 @@ class EventLog(Sequence[Event]):
         self.changed_from: int | None = None  # lowest index rewritten by the last merge
         self._older: frozenset[str] = frozenset()  # older_sockets(), for a log this long
         self._older_for = -1
+        self._gaps: list[tuple[int, int, int, int]] = []  # capture_gaps(), with their indices
+        self._gaps_for = -1
         self.extend(events)
 
     def __len__(self) -> int:
@@ -427,14 +429,17 @@ class EventLog(Sequence[Event]):
         have no span: not here."""
         if "dropped" not in self.kinds.codes:  # the usual case: no scan of the log
             return []
-        gaps = []
-        for i in self.indices(kinds=["dropped"], stop=stop).tolist():
-            d = self[i].data
-            lo, hi = d.get("from_ns"), d.get("until_ns")
-            if d.get("sink") == "capture" and type(lo) is int:
-                hi = hi if type(hi) is int and hi >= lo else lo
-                gaps.append((lo, hi, int(d.get("count") or 0)))
-        return gaps
+        if self._gaps_for != len(self):  # read once for a log this long (views ask per frame)
+            gaps = []
+            for i in self.indices(kinds=["dropped"]).tolist():
+                d = self[i].data
+                lo, hi = d.get("from_ns"), d.get("until_ns")
+                if d.get("sink") == "capture" and type(lo) is int:
+                    hi = hi if type(hi) is int and hi >= lo else lo
+                    gaps.append((i, lo, hi, int(d.get("count") or 0)))
+            self._gaps, self._gaps_for = gaps, len(self)
+        end = len(self) if stop is None else stop
+        return [(lo, hi, n) for i, lo, hi, n in self._gaps if i < end]
 
     def older_sockets(self) -> frozenset[str]:
         """Connections that are sockets older than the recording: the kernel observer
@@ -450,12 +455,11 @@ class EventLog(Sequence[Event]):
                 if e.conn is not None and e.conn not in older and "previous" in e.data \
                         and e.data["previous"] is None and e.data.get("source") == "observed":
                     older.add(e.conn)
-            if older:
-                opened = {self[i].conn for i in self.indices(
-                    kinds=["connect", "accept", "request"]).tolist()}
-                opened |= {self[i].conn for i in self.indices(kinds=["packet"]).tolist()
-                           if self[i].conn in older and "SYN" in str(self[i].data.get("flags"))}
-                older -= opened
+            for conn in list(older):  # (few: one look each at its own events)
+                if len(self.indices(conn=conn, kinds=["connect", "accept", "request"])) or any(
+                        "SYN" in str(self[i].data.get("flags"))
+                        for i in self.indices(conn=conn, kinds=["packet"]).tolist()):
+                    older.discard(conn)
         self._older, self._older_for = frozenset(older), len(self)
         return self._older
 

@@ -189,6 +189,8 @@ def apply(state: ServerState, event: Event, index: int | None = None) -> ServerS
     if conn_id is None:
         return state
     conn = state.connection(conn_id)
+    if kind in ("accept", "connect"):
+        conn.predates = False  # opened here (a port pair used again after its TIME_WAIT)
     if kind == "accept" and src == "server":
         conn.fd = event.fd
         conn.opened_ns = conn.opened_ns or t

@@ -309,14 +309,12 @@ class LifecycleView(View):
             points.extend(b.requests)
             points.extend(t for t in (b.end_ns, b.tail_start_ns, b.tw_end_ns) if t is not None)
             points.extend(t for _, _, t0, t1 in b.closing for t in (t0, t1) if t is not None)
-        if points:  # where the capture lost frames, among the bars: to scale, never cut
-            first = min(points)  # out as quiet (nothing was captured there: it is the loss)
-            points.extend(t for lo, hi, _ in self.gaps for k in range(9)
-                          if first <= (t := lo + (hi - lo) * k // 8) <= now)
         t_start = min(points) if points else now - 1
         self.BREAK_W = 3.0 * self.EM
+        # Where the capture lost frames, among the bars: to scale, never cut out as quiet.
         self.axis = TimeAxis(points, t_start, now, plot_x0, plot_x1,
-                             break_w=self.BREAK_W, min_w=5.5 * self.EM)
+                             break_w=self.BREAK_W, min_w=5.5 * self.EM,
+                             keep=[(lo, hi) for lo, hi, _ in self.gaps])
         for b in drawn:
             b.x0 = self.axis.x(b.start_ns)
             b.x1 = self.axis.x(b.end_ns if b.end_ns is not None else now)
@@ -416,13 +414,21 @@ class LifecycleView(View):
             return
         red = style.colour(style.WARNING)  # (the colour errors and resets have)
         least = 0.4 * self.EM  # a gap of microseconds still shows
-        for lo, hi, frames in self.gaps:
+        bands: list[list[float]] = []  # [a, b, frames]: gaps that touch on the screen, one
+        for lo, hi, frames in sorted(self.gaps):
             a, b = axis.x(lo), axis.x(hi)
             if b - a < least:
                 a, b = (a + b - least) / 2, (a + b + least) / 2
             a, b = max(a, x0), min(b, x1)
             if b <= a:
                 continue
+            if bands and a <= bands[-1][1] + 1.0:
+                bands[-1][1] = max(bands[-1][1], b)
+                bands[-1][2] += frames
+            else:
+                bands.append([a, b, frames])
+        for a, b, frames in bands:
+            frames = int(frames)
             r = QRectF(a, top, b - a, bottom - top)
             self.gap_rects.append(r)
             fill = QColor(red)

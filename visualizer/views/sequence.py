@@ -597,7 +597,8 @@ class SequenceView(View):
             self.badges.append(self.tr("packets: {0}").format(text))
             self._badge_dashed.append("derived" in origins)
         elif changes and data.changes[0].previous is None \
-                and data.changes[0].source == "observed":
+                and data.changes[0].source == "observed" and not len(log.indices(
+                    conn=conn, kinds=["connect", "accept"], stop=cursor + 1)):
             # The observer's first look found it (no previous state): an earlier
             # server's socket on the port, older than the trace. No segment will come.
             self.message = self.tr("This socket was on the server's port before the "
