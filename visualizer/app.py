@@ -610,6 +610,13 @@ class MainWindow(QMainWindow):
         if self.host is None:
             self._update_status()
             return
+        if self.host.url is None and self.host.remote is None:
+            # A slow start (a loaded machine: the engine said where it serves after the
+            # 10 s start_engine waited): the address shown as soon as it is said.
+            self.host.poll_messages()
+            if self.host.url is not None:
+                self._show_url()
+                self._say_why_moved()
         started = time.perf_counter()
         batch = self.host.drain(self.pace.limit())
         self.waiting = self.host.waiting()

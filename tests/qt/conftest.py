@@ -37,3 +37,11 @@ def window(qtbot, tmp_path: Path):  # type: ignore[no-untyped-def]
     w.show()
     yield w
     w.close()
+
+
+def engine_url(qtbot, window, timeout_ms: int = 30_000) -> str:  # type: ignore[no-untyped-def]
+    """The window's own engine's address, once it has said it: the window waits 10 s for
+    it as it starts, and shows it when it comes later (a loaded machine)."""
+    qtbot.waitUntil(lambda: window.host is not None and window.host.url is not None,
+                    timeout=timeout_ms)
+    return str(window.host.url)

@@ -19,6 +19,7 @@ from visualizer.app import MODES, MainWindow
 from visualizer.attach import AttachDialog
 from visualizer import host as host_module
 from visualizer.channel import ProcessChannel
+from tests.qt.conftest import engine_url
 
 TOKEN = "attach-test-token-0123456789"  # 28 characters
 engines = test_control.engines  # a fixture: every engine started is killed at the end
@@ -141,7 +142,7 @@ def test_attached_the_window_shows_the_remote_engines_events_and_settings(
     assert window.detach_action.isEnabled()
     window.detach_action.trigger()
     assert window.host is not None and window.host.remote is None
-    assert isinstance(window.host.channel, ProcessChannel) and window.host.url
+    assert isinstance(window.host.channel, ProcessChannel) and engine_url(qtbot, window)
     assert window.engine_bar.isEnabled() and window.mode_box.currentIndex() == local_mode
     assert not window.detach_action.isEnabled()
     assert "attached" not in status(window)

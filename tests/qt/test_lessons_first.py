@@ -11,6 +11,7 @@ from PySide6.QtCore import QSettings, Qt
 from visualizer.app import MainWindow
 from visualizer.lessons import LANGS, all_lessons, prepare
 from lesson_vocabulary import check as check_vocabulary  # tests/qt/
+from tests.qt.conftest import engine_url
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -112,7 +113,7 @@ def test_a_lesson_from_the_menu_replaces_the_live_server_and_gives_it_back(qtbot
     window = MainWindow(settings=settings)
     qtbot.addWidget(window)
     window.show()
-    assert window.host is not None and window.host.url
+    engine_url(qtbot, window)
     titles = [a.text() for a in window.lessons_menu.actions() if a.text()]
     assert len(titles) >= 10 and "The first request" in titles[0]
     window.lesson_actions["first-request"].trigger()  # records off the GUI thread
@@ -123,7 +124,7 @@ def test_a_lesson_from_the_menu_replaces_the_live_server_and_gives_it_back(qtbot
     assert window.timeline.log[window.timeline.cursor].data.get("flags") == "SYN"
     window.leave_lesson()
     assert window.lesson is None and not window.caption_box.isVisible()
-    assert window.host is not None and window.host.url and window.engine_bar.isEnabled()
+    assert engine_url(qtbot, window) and window.engine_bar.isEnabled()
     assert len(window.timeline.log) < 20  # a fresh timeline for the live server
     window.close()
 
