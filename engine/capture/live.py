@@ -448,7 +448,11 @@ class LoopbackCapture:
             while not self._stopping.is_set():
                 poller.poll(int(_STATS_EVERY_S * 1000))  # woken by a frame or by stop()
                 self._read_batch(_BATCH)
-                if time.monotonic() >= next_stats:
+                # The count is read only once every full block is copied: the kernel drops
+                # only when none is free, so a gap then lies after the last frame copied.
+                # Read while full blocks still wait (a capture far behind, or stopped and
+                # going on), it would put the gap between two frames from before it.
+                if time.monotonic() >= next_stats and not self._ring_waiting():
                     next_stats = time.monotonic() + _STATS_EVERY_S
                     self._rt_offset = realtime_offset_ns()  # NTP may slew the real-time clock
                     self._read_kernel_stats()
@@ -499,6 +503,13 @@ class LoopbackCapture:
             if stamp is not None:
                 self._last_copied = stamp
         return count
+
+    def _ring_waiting(self) -> bool:
+        """Has the kernel handed over the next block, not yet copied?"""
+        if self._ring is None:
+            return False
+        return bool(_BLOCK.unpack_from(self._ring, self._block * RING_BLOCK + 8)[0]
+                    & _TP_STATUS_USER)
 
     def _read_ring(self, limit: int) -> int:
         """Copy the blocks the kernel handed over out of the ring (the used part of each),
