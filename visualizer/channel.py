@@ -305,6 +305,11 @@ class ProcessChannel:
     def exit_code(self) -> int | None:
         return self.proc.poll()
 
+    @property
+    def reading(self) -> bool:
+        """Does a reader thread still put lines (the child's pipes not yet at their end)?"""
+        return any(t.is_alive() for t in self._threads)
+
     def stop(self, timeout: float = 5.0) -> None:
         if self.proc.poll() is None:
             self.send("q")
@@ -432,6 +437,11 @@ class SocketChannel:
                 self._early.append(line)
                 return
             self._send_now(line)
+
+    @property
+    def reading(self) -> bool:
+        """Does its thread still put lines (the connection not yet at its end)?"""
+        return self._thread.is_alive()
 
     @property
     def exit_code(self) -> int | None:

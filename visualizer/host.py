@@ -292,8 +292,7 @@ class EngineHost:
             group = self.retired[0]
             taken = _share(group, limit)
             batch.extend(taken)
-            if any(len(source.events) for source in group) or any(
-                    t.is_alive() for source in group for t in getattr(source, "_threads", ())):
+            if any(len(source.events) or source.reading for source in group):
                 return batch  # (more waits, or a reader still puts: never dropped early)
             for source in self.retired.pop(0):
                 _drop(source)  # (its file closed)

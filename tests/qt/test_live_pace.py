@@ -31,6 +31,7 @@ class _Source:
         self.events.put_block(b"".join(line(n) for n in range(first, first + count)))
 
     exit_code = None  # (running, as far as the host can tell)
+    reading = False  # (its lines all put)
 
     def drain(self, limit: int) -> list:  # type: ignore[type-arg]
         return self.events.take_events(limit)
