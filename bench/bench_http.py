@@ -61,10 +61,21 @@ SERVERS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     # The same with the kernel's polls as the only source of states (no state machine
     # over the segments, no tracepoint, no checks): what placing states exactly costs.
     # What a user without capture rights records: segments derived from the syscalls,
-    # states from those segments (in the server's process: the deriver reads its events).
+    # states from those segments (in the kernel side's process, fed the server's events).
     "epoll-trace-derived": ("SockScope epoll level + --trace, derived packets and states",
                             "sockscope", ("--mode", "epoll", "--trigger", "level",
                                           "--packets", "derived")),
+    # The same derived in the server's own process (as before the kernel side derived
+    # them): what deriving in the kernel side's process saves.
+    "epoll-trace-derived-inline": ("SockScope epoll level + --trace, derived packets and "
+                                   "states, inline", "sockscope",
+                                   ("--mode", "epoll", "--trigger", "level", "--packets",
+                                    "derived", "--kernel-side", "inline")),
+    # The same as an ordinary user records it (uid 65534, no capability; needs root to
+    # become one): derived segments, states checked by sock_diag, no tracepoint. Served by
+    # SockScope installed into a venv of the system's python3 (``--user-python``).
+    "epoll-trace-user": ("SockScope epoll level + --trace, as an ordinary user (derived)",
+                         "sockscope", ("--mode", "epoll", "--trigger", "level")),
     "epoll-trace-polled": ("SockScope epoll level + --trace, packets, polled states only",
                            "sockscope", ("--mode", "epoll", "--trigger", "level",
                                          "--states", "observed")),
@@ -85,13 +96,16 @@ SERVERS: dict[str, tuple[str, str, tuple[str, ...]]] = {
 # them; every other round runs in reverse so slow drift of a noisy machine
 # does not always favour the same servers.
 ORDER = ["http.server", "nginx", "epoll", "epoll-trace", "epoll-trace-polled", "epoll-trace-all",
-         "epoll-trace-inline", "epoll-trace-derived",
+         "epoll-trace-inline", "epoll-trace-derived", "epoll-trace-derived-inline",
+         "epoll-trace-user",
          "epoll-edge",
          "selectors", "threaded", "nonblocking", "single", "select", "poll", "processes",
          "gevent", "asyncio"]
 ALIASES = {"httpserver": "http.server", "http-server": "http.server", "http_server": "http.server",
            "epoll-level": "epoll", "trace": "epoll-trace", "edge": "epoll-edge"}
 LOADS = ("wrk", "ab")
+NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all",
+          "--bounding-set=-all"]
 
 NGINX_CONF = """\
 {user}worker_processes 1; daemon off; pid nginx.pid; error_log nginx.err;
@@ -359,6 +373,26 @@ class Env:
         self.ab = find_tool("ab")
         self.seq = 0
 
+    def user_python(self) -> str:
+        """SockScope as an ordinary user runs it: installed (not editable) into a venv of
+        the system's python3 in this folder (this interpreter may live in root's home,
+        which uid 65534 cannot read). Made once per run."""
+        venv = self.dir / "user-venv"
+        python = venv / "bin" / "python"
+        if not python.exists():
+            if os.geteuid() != 0 or not shutil.which("setpriv"):
+                raise RuntimeError("becoming an ordinary user needs root and setpriv")
+            log("making the ordinary user's venv (system python3, SockScope installed)")
+            pip = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+            for step in (["/usr/bin/python3", "-m", "venv", str(venv)],
+                         [*pip, "--no-deps", str(REPO)], [*pip, "httptools", "orjson", "dpkt"]):
+                done = subprocess.run(step, capture_output=True, text=True, timeout=600,
+                                      cwd="/")
+                if done.returncode:
+                    raise RuntimeError(f"could not make the user's venv: {done.stderr[-300:]}")
+            subprocess.run(["chmod", "-R", "a+rX", str(venv)], check=True, timeout=60)
+        return str(python)
+
     def files(self, name: str) -> tuple[Path, Path]:
         self.seq += 1
         stem = f"{self.seq:03d}-{name}"
@@ -420,13 +454,21 @@ def start_server(key: str, env: Env) -> Server:
     kind = SERVERS[key][1]
     out, err = env.files(key)
     if kind == "sockscope":
-        argv = [sys.executable, "-m", "engine", "serve", *SERVERS[key][2], "--host", HOST,
+        python, cwd, become = sys.executable, REPO, []
+        if key == "epoll-trace-user":
+            python, cwd, become = env.user_python(), Path("/"), NOBODY
+        argv = [*become, python, "-m", "engine", "serve", *SERVERS[key][2], "--host", HOST,
                 "--port", "0", "--root", str(env.www), "--policy", "keep-alive"]
         trace = None
         if key.startswith("epoll-trace"):
-            trace = env.dir / f"{out.stem}.trace.jsonl"
+            folder = env.dir
+            if become:  # a folder the user may write
+                folder = env.dir / "user"
+                folder.mkdir(exist_ok=True)
+                folder.chmod(0o777)
+            trace = folder / f"{out.stem}.trace.jsonl"
             argv += ["--trace", str(trace)]
-        proc = Proc(argv, REPO, out, err, signal.SIGINT)
+        proc = Proc(argv, cwd, out, err, signal.SIGINT)
         found: list[int] = []
 
         def announced() -> bool:
@@ -746,6 +788,8 @@ def targets(res: Results, servers: list[str], loads: list[str]) -> list[str]:
                  "epoll-trace-all", "nginx", 0.4)
     ratio_target("epoll with trace, derived packets and states keep-alive ≥ 0.4x nginx",
                  "epoll-trace-derived", "nginx", 0.4)
+    ratio_target("epoll with trace as an ordinary user keep-alive ≥ 0.4x nginx",
+                 "epoll-trace-user", "nginx", 0.4)
     ours = [s for s in servers if SERVERS[s][1] == "sockscope"]
     measured = [(s, ld) for s in ours for ld in loads if res.runs.get((s, ld))]
     bad = []

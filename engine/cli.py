@@ -87,9 +87,10 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
                    help="MiB of the kernel's ring for captured frames not yet copied out "
                         "(default 16, 2 at least); what overflows it is counted and said")
     p.add_argument("--kernel-side", choices=("process", "inline"), default="process",
-                   help="where captured packets and the kernel's reports are recorded: "
-                        "process (default: a process of their own, off the server's "
-                        "interpreter) or inline (threads of the server's process)")
+                   help="where packets (captured, or derived from the server's events "
+                        "with --trace) and the kernel's reports are recorded: process "
+                        "(default: a process of their own, off the server's interpreter; "
+                        "Linux) or inline (threads of the server's process)")
     p.add_argument("--cpu-interval", type=float, default=0.1, metavar="SECONDS",
                    help="with --trace, sample the process's CPU use this often "
                         "(0: never; default 0.1)")
@@ -309,6 +310,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"sockscope: cannot write trace {args.trace}: {exc.strerror}", file=sys.stderr)
         return 2
+    if side is not None and writer is not None:
+        side.attach_feed(writer, probe)  # derived segments: it reads every event from here
     control = None
     if args.control not in (None, STDIN_CONTROL):
         from .control import open_control
@@ -506,6 +509,9 @@ def _said_lost(sink: str, count: int) -> str:
                 f"full")
     if sink == "kernel-side":
         return f"the kernel side dropped {count} events: its pipe to the engine was full"
+    if sink == "derive":
+        return (f"the kernel side was not fed {count} events: it fell behind, and the "
+                f"segments derived from them are missing")
     return f"{sink} dropped {count} events"
 
 
@@ -611,23 +617,36 @@ def _open_files(raised: tuple[int, int, str | None], max_connections: int) -> No
 
 def _fork_kernel_side(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     """The kernel side's process (engine/kernelside.py), forked now, before any thread:
-    where packets will be captured and something records them. None otherwise."""
-    if args.kernel_side != "process" or args.packets not in ("auto", "captured") \
+    where packets will be captured and something records them; where they will be
+    derived and a trace records them, fed the engine's events (Linux). None otherwise."""
+    if args.kernel_side != "process" or args.packets == "off" \
             or (args.trace is None and args.control in (None, STDIN_CONTROL)):
         return None
     from .capture.live import can_capture
-    if not can_capture()[0]:
-        return None
     from .kernelside import KernelSide
+    captures, why_not = can_capture() if args.packets in ("auto", "captured") \
+        else (False, None)
+    if captures:
+        def start(port: int, sinks: list, fed) -> tuple[list, list, str | None]:  # type: ignore[no-untyped-def,type-arg]
+            try:
+                started, both_ends = _start_observers(args, Probe("server"), port, sinks,
+                                                      capture_only=True)
+            except _NoCapture as exc:
+                return exc.started, [], exc.reason
+            return started, both_ends, None
+        return KernelSide.fork(start)
+    # Derived: the deriver reads the events the trace writer serializes (no writer, no
+    # feed: a control port alone derives in this process, as before). sock_diag and
+    # PR_SET_PDEATHSIG are Linux's.
+    if args.packets == "captured" or args.trace is None or not sys.platform.startswith("linux"):
+        return None
 
-    def start(port: int, sinks: list) -> tuple[list, list, str | None]:  # type: ignore[type-arg]
-        try:
-            started, both_ends = _start_observers(args, Probe("server"), port, sinks,
-                                                  capture_only=True)
-        except _NoCapture as exc:
-            return exc.started, [], exc.reason
+    def derive(port: int, sinks: list, fed) -> tuple[list, list, str | None]:  # type: ignore[no-untyped-def,type-arg]
+        started, both_ends = _start_observers(args, fed.server, port, sinks,
+                                              capture_problem=why_not, fed=fed)
+        fed.clients = both_ends
         return started, both_ends, None
-    return KernelSide.fork(start)
+    return KernelSide.fork(derive, fed=True)
 
 
 class _NoCapture(Exception):
@@ -639,8 +658,8 @@ class _NoCapture(Exception):
 
 
 def _start_observers(args: argparse.Namespace, probe: Probe, port: int, sinks: list,
-                     capture_problem: str | None = None, capture_only: bool = False
-                     ) -> tuple[list, list]:  # type: ignore[type-arg]
+                     capture_problem: str | None = None, capture_only: bool = False,
+                     fed=None) -> tuple[list, list]:  # type: ignore[no-untyped-def,type-arg]
     """Start the packet source, the state sources, and print what each is.
 
     The order of truth for TCP states (DESIGN.md): the segments, captured or
@@ -651,7 +670,9 @@ def _start_observers(args: argparse.Namespace, probe: Probe, port: int, sinks: l
     (or, where there is none, from the syscalls).
 
     Returns what to stop at the end, and the sinks that also want the
-    built-in clients' events (derivation and inference use both ends)."""
+    built-in clients' events (derivation and inference use both ends). ``fed``: the
+    kernel side's process, reading the engine's events late (``FedEvents``): the
+    deriver and the checks go by its clock, not the wall's."""
     from .kernel.inferred import StateInference
     from .kernel.observer import KernelObserver
     from .kernel.segments import SegmentStates
@@ -671,7 +692,7 @@ def _start_observers(args: argparse.Namespace, probe: Probe, port: int, sinks: l
             machine_probe.add_sink(sink)
         machine = SegmentStates(machine_probe, port)
     packets = _start_packets(args, probe, port, sinks, packet_probe, kernel_probe, machine,
-                             started, both_ends, capture_problem, capture_only)
+                             started, both_ends, capture_problem, capture_only, fed=fed)
     if not packets:
         machine = None
     if machine is not None:
@@ -686,7 +707,8 @@ def _start_observers(args: argparse.Namespace, probe: Probe, port: int, sinks: l
         from .kernel.checks import StateChecks
         # The deriver takes the kernel's word on an end it cannot see (a FIN whose
         # sender is not ours) from the checks too.
-        checks = StateChecks(sinks + [s for s in both_ends if isinstance(s, PacketDeriver)])
+        checks = StateChecks(sinks + [s for s in both_ends if isinstance(s, PacketDeriver)],
+                             clock=fed.now if fed is not None else None)
         machine_probe.add_sink(checks.record)
         report_probe = Probe("kernel")
         report_probe.add_sink(checks)
@@ -735,7 +757,7 @@ def _start_tracer(port: int, host: str | None, kernel_probe: Probe, started: lis
 def _start_packets(args: argparse.Namespace, probe: Probe, port: int, sinks: list,
                    packet_probe: Probe, kernel_probe: Probe, machine, started: list,
                    both_ends: list, capture_problem: str | None = None,
-                   capture_only: bool = False) -> str | None:  # type: ignore[no-untyped-def,type-arg]
+                   capture_only: bool = False, fed=None) -> str | None:  # type: ignore[no-untyped-def,type-arg]
     """Capture or derive the segments; ``machine`` follows them. Returns "captured",
     "derived" or None (no packets). ``capture_problem``: why the kernel side could not
     capture (this process then does not try). ``capture_only`` (the kernel side): raise
@@ -769,7 +791,10 @@ def _start_packets(args: argparse.Namespace, probe: Probe, port: int, sinks: lis
     if args.packets in ("auto", "derived"):
         # Whether the server's sockets keep Nagle's algorithm (it shapes their segments):
         # said here, since the deriver starts after the server's "mode" event.
-        deriver = PacketDeriver(Probe("engine"), server_nagle=args.mode in NAGLE_MODES)
+        deriver = PacketDeriver(Probe("engine"), server_nagle=args.mode in NAGLE_MODES,
+                                clock=fed.now if fed is not None else None)
+        if fed is not None:
+            fed.on_time.append(deriver.tick)
         for sink in sinks:
             deriver.probe.add_sink(sink)
         if machine is not None:

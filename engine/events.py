@@ -410,6 +410,16 @@ class Probe:
                 self.failed_sinks.append((sink, exc))
                 self.remove_sink(sink)
 
+    def forward(self, event: Event) -> None:
+        """Hand an event made elsewhere (another process's, read back) to this probe's
+        sinks as it is: its own sequence number and time."""
+        for sink in self._sinks:
+            try:
+                sink(event)
+            except Exception as exc:
+                self.failed_sinks.append((sink, exc))
+                self.remove_sink(sink)
+
     def emit_at(self, t_ns: int, kind: str, conn: str | None = None, fd: int = -1,
                 thread: int = 0, **data: Any) -> None:
         """Emit an event that happened at ``t_ns`` (derived after the fact)."""
@@ -419,13 +429,8 @@ class Probe:
                      data: dict[str, Any]) -> None:
         """``emit_at`` with the fields as a ready dict (the caller's, never touched
         again): the capture's path, one event per segment."""
-        event = _new_tuple(Event, (next(self._seq), t_ns, self.src, kind, conn, fd, thread, data))
-        for sink in self._sinks:
-            try:
-                sink(event)
-            except Exception as exc:
-                self.failed_sinks.append((sink, exc))
-                self.remove_sink(sink)
+        self.forward(_new_tuple(Event, (next(self._seq), t_ns, self.src, kind, conn, fd,
+                                        thread, data)))
 
 
 class TaggedProbe:

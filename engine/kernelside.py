@@ -31,23 +31,256 @@ How the two processes meet:
 * The child dies with the parent (``PR_SET_PDEATHSIG``) and ignores Ctrl+C,
   which reaches the whole process group: the parent stops it in order.
 
-Linux only (packet capture is ``AF_PACKET``); elsewhere nothing forks.
+Where packets cannot be captured (an ordinary user), the segments are derived
+from the syscalls both ends make (``PacketDeriver``), and their states placed
+and checked by sock_diag polls: in the server's interpreter, that halved the
+traced server's rate. So the kernel side derives them too, fed the engine's own
+events (``Feed``): the bytes the engine's trace writer serialized anyway, each
+batch with the time before which every event is in it, through a third pipe.
+The child parses only the kinds the deriver reads, and takes them in time
+order up to that time: a delayed ACK is drawn once the answer that would have
+carried it can no longer come, as in the server's process. A child that falls
+behind by ``Feed.MAX_BYTES`` costs the derived segments (counted, said by a
+``dropped`` event), never the server or its trace.
+
+Linux only (packet capture is ``AF_PACKET``, the observer is sock_diag); elsewhere
+nothing forks.
 """
 from __future__ import annotations
 
 import os
+import re
 import select
 import signal
+import struct
 import sys
 import threading
 import time
+from collections import deque
 from typing import Any, Callable
+
+import orjson
 
 SEQ_BASE = 1 << 40  # the kernel side's first sequence number: never the server's
 READY = "\0ready"
 FAILED = "\0failed "
 START_TIMEOUT_S = 15.0  # forked, started, its capture and tracer set up: well under a second
 _CHUNK = 1 << 16
+
+
+_FRAME = struct.Struct("<qI")  # a feed's frame: every event before this time is in it; bytes
+FED_START_TIMEOUT_S = 30.0  # a fed child reads what waits before it ends: allow for it
+# The engine's events the kernel side reads: the deriver's (engine/capture/derived.py,
+# PacketDeriver._take and _handle); every other line is left unparsed.
+FED_KINDS = ("connect", "accept", "send", "recv", "shutdown", "close", "mode")
+# Matched at each line's start (the writer's own field order, engine/trace.py: serialize):
+# a line of another kind fails within its first 80 bytes, unparsed.
+_FED_LINE = re.compile(rb'\{"seq":\d+,"t_ns":\d+,"src":"(?:server|client)","kind":"(?:'
+                       + b"|".join(k.encode() for k in FED_KINDS) + rb')"')
+# A thread of the engine may stamp an event, then lose the GIL before it reaches the
+# writer's batch: the fed clock stays this far behind the time a batch says.
+FED_GRACE_NS = 5_000_000
+
+
+class Feed:
+    """The engine's side of the feed: its trace writer's ``tap``. Batches wait in a
+    queue that a thread writes to the pipe, so neither the server nor its trace ever
+    waits for the kernel side. Past ``MAX_BYTES`` waiting, batches are dropped and
+    counted (``dropped``), and a ``dropped`` event (sink "derive") says so."""
+
+    MAX_BYTES = 256 << 20
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._queue: deque[tuple[int, bytes]] = deque()
+        self._bytes = 0
+        self._cond = threading.Condition(threading.Lock())
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        self.dropped = 0  # events the kernel side never got
+        self._reported = 0
+        self.sent = 0  # bytes written to the pipe
+        self.source: Any = None  # the TraceWriter whose tap this is
+        self.probe: Any = None  # where a loss is said
+
+    def attach(self, writer: Any) -> None:
+        """Read every batch ``writer`` serializes, from now on."""
+        self.source = writer
+        writer.tap = self
+        self.start()
+
+    def start(self) -> "Feed":
+        """Write what comes to the pipe, from now on (``attach`` starts it)."""
+        self._thread = threading.Thread(target=self._run, name="sockscope-feed", daemon=True)
+        self._thread.start()
+        return self
+
+    def __call__(self, data: bytes, upto: int) -> None:
+        """The writer's tap (called with its take lock held: append, nothing more)."""
+        with self._cond:
+            if self._closed:
+                return
+            queue = self._queue
+            if data:
+                if self._bytes + len(data) > self.MAX_BYTES:
+                    self.dropped += data.count(b"\n")
+                    return
+                self._bytes += len(data)
+            elif queue and not queue[-1][1]:
+                queue[-1] = (upto, b"")  # only time went on: one frame says it
+                return
+            queue.append((upto, data))
+            if len(queue) == 1:
+                self._cond.notify()
+
+    def _run(self) -> None:
+        fd = self._fd
+        while True:
+            with self._cond:
+                while not self._queue and not self._closed:
+                    self._cond.wait()
+                if not self._queue:
+                    return
+                upto, data = self._queue.popleft()
+                self._bytes -= len(data)
+            try:
+                _write_all(fd, _FRAME.pack(upto, len(data)), data)
+            except OSError:  # the kernel side is gone (it said so, or will): stop feeding
+                with self._cond:
+                    self._closed = True
+                    self._queue.clear()
+                    self._bytes = 0
+                return
+            self.sent += _FRAME.size + len(data)
+            if self.dropped != self._reported:
+                self._report()
+
+    def _report(self) -> None:
+        count = self.dropped - self._reported
+        self._reported += count
+        if self.probe is not None and self.probe.active:
+            self.probe.emit("dropped", None, -1, 0, count=count, sink="derive",
+                            reason="the kernel side fell behind: segments derived from "
+                                   "these events are missing")
+
+    def close(self, timeout: float = FED_START_TIMEOUT_S) -> None:
+        """What the writer holds, then the end: the kernel side reads to it."""
+        source = self.source
+        self.source = None
+        if source is not None and not self._closed:
+            source._take_batch()  # the last partial batch, with the time it was taken
+            source.tap = None
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():  # the child stopped reading: it will be killed
+                with self._cond:
+                    self.dropped += sum(d.count(b"\n") for _, d in self._queue)
+                    self._queue.clear()
+        if self.dropped != self._reported:
+            self._report()
+        try:
+            os.close(self._fd)
+        except OSError:
+            pass
+        self._fd = -1
+
+
+def _write_all(fd: int, head: bytes, data: bytes) -> None:
+    done = os.writev(fd, [head, data]) if data else os.write(fd, head)
+    total = len(head) + len(data)
+    while done < total:  # a signal cut the write short
+        joined = head + data
+        done += os.write(fd, joined[done:])
+
+
+class FedEvents:
+    """The kernel side's end of the feed: parses the engine's events the deriver reads,
+    hands the server's to ``server`` (a probe the deriver listens to) and the built-in
+    clients' to ``clients``, and keeps the time up to which all of them came
+    (``now``), which the deriver and the checks go by."""
+
+    def __init__(self, fd: int) -> None:
+        from .events import Probe
+        self._fd = fd
+        self.server = Probe("server")
+        self.clients: list[Callable[[Any], None]] = []
+        self.on_time: list[Callable[[], None]] = []  # called once time moved (each frame)
+        self._upto = 0
+        self.events = 0  # events handed on
+        self.failures = 0  # lines that did not parse (never expected: ours)
+        self.ended = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sockscope-fed", daemon=True)
+
+    def now(self) -> int:
+        """Every event of the engine stamped before this time has been handed on."""
+        return self._upto - FED_GRACE_NS
+
+    def start(self) -> "FedEvents":
+        self._thread.start()
+        return self
+
+    def join(self, timeout: float) -> bool:
+        return self.ended.wait(timeout)
+
+    def _run(self) -> None:
+        from .events import Event
+        loads, from_dict = orjson.loads, Event.from_dict
+        size = _FRAME.size
+        unpack = _FRAME.unpack
+        wanted = _FED_LINE.match
+        try:
+            with os.fdopen(self._fd, "rb", buffering=1 << 20) as f:
+                read = f.read
+                while True:
+                    head = read(size)
+                    if len(head) < size:
+                        break
+                    upto, n = unpack(head)
+                    if n:
+                        data = read(n)
+                        if len(data) < n:
+                            break
+                        for line in data.split(b"\n"):
+                            if not wanted(line):
+                                continue
+                            try:
+                                event = from_dict(loads(line))
+                            except (ValueError, TypeError):
+                                self.failures += 1
+                                continue
+                            self._hand_on(event)
+                    if upto > self._upto:
+                        self._upto = upto
+                        self._time_moved()
+        except OSError:
+            pass
+        finally:
+            # The engine ended its feed: nothing more can come.
+            self._upto = max(self._upto, time.monotonic_ns() + FED_GRACE_NS)
+            self._time_moved()
+            self.ended.set()
+
+    def _time_moved(self) -> None:
+        for tick in self.on_time:
+            try:
+                tick()
+            except Exception:  # noqa: BLE001 - the feed reads on
+                self.failures += 1
+
+    def _hand_on(self, event: Any) -> None:
+        self.events += 1
+        src = event[2]
+        if src == "server":
+            self.server.forward(event)
+        elif src == "client":
+            for sink in self.clients:
+                try:
+                    sink(event)
+                except Exception:  # noqa: BLE001 - one sink's failure is not the feed's
+                    self.failures += 1
 
 
 class KernelSide:
@@ -57,8 +290,11 @@ class KernelSide:
     waits until its sources run, printing their lines; ``stop()`` ends it and
     returns once its last line has reached the sinks."""
 
-    def __init__(self, pid: int, command_w: int, status_r: int, trace_r: int) -> None:
+    def __init__(self, pid: int, command_w: int, status_r: int, trace_r: int,
+                 feed_w: int = -1) -> None:
         self.pid = pid
+        # Derived segments: the engine's events go to the child (``attach_feed``).
+        self.feed: Feed | None = Feed(feed_w) if feed_w >= 0 else None
         self._command_w = command_w
         self._status_r = status_r
         self._trace_r = trace_r
@@ -71,25 +307,31 @@ class KernelSide:
         self._say: Callable[[str], None] = print
 
     @classmethod
-    def fork(cls, start: Callable[[int, list], tuple[list, list, str | None]]
-             ) -> "KernelSide | None":
-        """Fork the kernel side. ``start(port, sinks)`` runs in the child: it starts the
-        sources on ``sinks`` and returns (what to stop, unused, None), or says why the
-        packets cannot be captured (third item). None where fork is missing."""
+    def fork(cls, start: Callable[[int, list, "FedEvents | None"], tuple[list, list, str | None]],
+             fed: bool = False) -> "KernelSide | None":
+        """Fork the kernel side. ``start(port, sinks, fed)`` runs in the child: it starts
+        the sources on ``sinks`` and returns (what to stop, unused, None), or says why
+        the packets cannot be captured (third item). ``fed``: the child reads the
+        engine's events (``FedEvents``, handed to ``start``; the parent's ``feed``).
+        None where fork is missing."""
         if not hasattr(os, "fork"):
             return None
         command_r, command_w = os.pipe()
         status_r, status_w = os.pipe()
         trace_r, trace_w = os.pipe()
+        feed_r, feed_w = os.pipe() if fed else (-1, -1)
+        if fed:
+            _widen(feed_w)
         sys.stdout.flush()
         sys.stderr.flush()
         pid = os.fork()
         if pid == 0:  # the child: never returns into the parent's code
             code = 1
             try:
-                for fd in (command_w, status_r, trace_r):
-                    os.close(fd)
-                code = _child(start, command_r, status_w, trace_w)
+                for fd in (command_w, status_r, trace_r, feed_w):
+                    if fd >= 0:
+                        os.close(fd)
+                code = _child(start, command_r, status_w, trace_w, feed_r)
             except BaseException:  # noqa: BLE001 - said, then the child ends
                 import traceback
                 try:
@@ -103,9 +345,17 @@ class KernelSide:
                 except Exception:  # noqa: BLE001
                     pass
                 os._exit(code)
-        for fd in (command_r, status_w, trace_w):
-            os.close(fd)
-        return cls(pid, command_w, status_r, trace_r)
+        for fd in (command_r, status_w, trace_w, feed_r):
+            if fd >= 0:
+                os.close(fd)
+        return cls(pid, command_w, status_r, trace_r, feed_w)
+
+    def attach_feed(self, writer: Any, probe: Any = None) -> None:
+        """Feed the child every event ``writer`` records from now on (``probe``: where
+        a loss of the feed is said). Before the server makes any."""
+        if self.feed is not None:
+            self.feed.probe = probe
+            self.feed.attach(writer)
 
     def begin(self, port: int, sinks: list[Any], say: Callable[[str], None] = print,
               probe: Any = None) -> str | None:
@@ -203,7 +453,8 @@ class KernelSide:
         code = self.exit_code
         how = f"killed by {signal.Signals(-code).name}" if code is not None and code < 0 \
             else f"exit code {code}"
-        said = (f"the kernel side ended ({how}): captured packets and the kernel's reports "
+        packets = "derived" if self.feed is not None else "captured"
+        said = (f"the kernel side ended ({how}): {packets} packets and the kernel's reports "
                 f"stop here; the server serves on")
         if self._probe is not None and self._probe.active:
             self._probe.emit("error", None, -1, threading.get_native_id(),
@@ -217,6 +468,8 @@ class KernelSide:
         """Stop the child: its sources read what the kernel still holds, its last lines
         reach the sinks, then it exits (5 s at most, then it is killed)."""
         self._stopping = True
+        if self.feed is not None:
+            self.feed.close()  # the child reads to its end, then stops its sources
         if self._command_w >= 0:
             try:
                 os.close(self._command_w)
@@ -224,12 +477,14 @@ class KernelSide:
                 pass
             self._command_w = -1
         if self._reader is not None:
-            self._reader.join(10)
+            self._reader.join(FED_START_TIMEOUT_S if self.feed is not None else 10)
         self._end(kill=self._reader is not None and self._reader.is_alive())
 
     def _end(self, kill: bool = False) -> None:
         if self.exit_code is not None:
             return
+        if self.feed is not None:  # a child that ends (or never began) is fed no more
+            self.feed.close(timeout=0 if kill else 1)
         if kill:
             try:
                 os.kill(self.pid, signal.SIGKILL)
@@ -257,8 +512,17 @@ class KernelSide:
                     pass
 
 
-def _child(start: Callable[[int, list], tuple[list, list, str | None]], command_r: int,
-           status_w: int, trace_w: int) -> int:
+def _widen(fd: int) -> None:
+    """A pipe of 1 MiB (Linux's default most a user may ask), not 64 KiB: fewer wakeups."""
+    try:
+        import fcntl
+        fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), 1 << 20)
+    except (OSError, ImportError):
+        pass
+
+
+def _child(start: Callable[[int, list, "FedEvents | None"], tuple[list, list, str | None]],
+           command_r: int, status_w: int, trace_w: int, feed_r: int = -1) -> int:
     from . import events
     from .lifetime import die_with_parent
     from .trace import TraceWriter
@@ -280,15 +544,25 @@ def _child(start: Callable[[int, list], tuple[list, list, str | None]], command_
     # the server's own events, whatever the load.
     writer = TraceWriter("-", stream=stream, header={"role": "kernel"}, sink="kernel-side",
                          flush_interval=0.01, batch=256)
-    started, _, problem = start(port, [writer])
+    # As in the server (engine/cli.py): nothing here builds cycles, and under load the
+    # default thresholds run young collections thousands of times a second.
+    import gc
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+    fed = FedEvents(feed_r) if feed_r >= 0 else None
+    started, _, problem = start(port, [writer], fed)
     if problem is not None:
         for source in started:
             source.stop()
         said.write(FAILED + problem.replace("\n", " ") + "\n")
         return 0
+    if fed is not None:
+        fed.start()
     said.write(READY + "\n")
     while os.read(command_r, 64):  # until the engine closes the pipe
         pass
+    if fed is not None:  # the engine closed the feed first: what it still holds, read
+        fed.join(FED_START_TIMEOUT_S)
     for source in started:
         source.stop()
     writer.close()

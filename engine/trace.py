@@ -16,11 +16,13 @@ from collections import deque
 from dataclasses import dataclass, field
 from itertools import accumulate, islice
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import IO, Any, Callable, Iterator
 
 import orjson
 
 from .events import Event
+
+_monotonic_ns = time.monotonic_ns
 
 FORMAT = "sockscope-trace"
 # 2: select, poll and selectors record wait/interest (selectors recorded epoll_wait and
@@ -131,6 +133,10 @@ class TraceWriter:
         # copied into the engine's trace, which has its own.
         self._ends = stream is None
         self._last_seq = 0
+        # Who else reads every event this writer serializes (the kernel side's process,
+        # deriving the segments from them): called with each batch's bytes, and the
+        # time before which every event it was given is in them.
+        self.tap: Callable[[bytes, int], None] | None = None
         self._interval = flush_interval
         self._stop = threading.Event()
         self._take_lock = threading.Lock()  # taking a batch off the pending list
@@ -176,8 +182,15 @@ class TraceWriter:
     def _take_batch(self) -> None:
         with self._take_lock:
             # Other threads may append meanwhile: take a prefix, never swap the list.
+            tap = self.tap
+            if tap is not None:
+                # Every event appended before now is taken here (one stamped but not yet
+                # appended, by a thread preempted in between, comes with the next batch).
+                upto = _monotonic_ns()
             count = len(self._pending)
             if not count:
+                if tap is not None:
+                    tap(b"", upto)  # nothing new, but time went on
                 return
             batch = self._pending[:count]
             del self._pending[:count]
@@ -185,8 +198,11 @@ class TraceWriter:
             if self.failed is not None or self._queued + count > self._max_pending:
                 self.dropped += count  # the disk is this far behind (or gone): shed, and say so
                 return
+            data = serialize(batch)
             self._queued += count
-            self._chunks.append((count, serialize(batch)))
+            self._chunks.append((count, data))
+            if tap is not None:
+                tap(data, upto)
 
     def _drain(self) -> None:
         self._take_batch()  # a partial batch waits at most one flush interval

@@ -1316,7 +1316,8 @@ class MainWindow(QMainWindow):
         if state.dropped:  # and which source lost them: the capture's frames are not events
             names = {"capture": self.tr("capture"), "trace": self.tr("trace"),
                      "kernel-side": self.tr("kernel side"), "control": self.tr("control port"),
-                     "tracepoint": self.tr("tracepoint")}
+                     "tracepoint": self.tr("tracepoint"),
+                     "derive": self.tr("derived segments")}
             lost += " (" + ", ".join(f"{names.get(sink, sink)} {n}"
                                      for sink, n in state.dropped_by.items() if n) + ")"
         text = self.tr(

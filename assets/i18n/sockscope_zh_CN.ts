@@ -1923,6 +1923,10 @@
         <translation>内核跟踪点</translation>
     </message>
     <message>
+        <source>derived segments</source>
+        <translation>推导的报文段</translation>
+    </message>
+    <message>
         <source>mode: {0}   URL: {1}   open connections: {2}   events/s: {3:.0f}   dropped: {4}</source>
         <translation>模式：{0}   URL：{1}   打开的连接：{2}   事件/秒：{3:.0f}   丢弃：{4}</translation>
     </message>

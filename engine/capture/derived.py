@@ -66,6 +66,7 @@ import itertools
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 from ..clock import Clock
 from ..events import Event, Probe
@@ -154,6 +155,7 @@ class _Side:
     rcv_mss: int = RCV_MSS_GUESS
     unacked: int = 0  # sequence space received since this end last sent an ACK
     ack_due_ns: int | None = None  # the delayed-ACK timer
+    peer: "_Side" = field(init=False, repr=False)  # the other end (set by its flow)
 
 
 @dataclass(eq=False)
@@ -172,6 +174,7 @@ class _Flow:
 
     def __post_init__(self) -> None:
         self.sides = {"client": self.client, "server": self.server}
+        self.client.peer, self.server.peer = self.server, self.client
 
     def other(self, name: str) -> str:
         return "server" if name == "client" else "client"
@@ -192,8 +195,15 @@ class PacketDeriver:
     """
 
     def __init__(self, probe: Probe | None = None, *, tick: float = 0.01,
-                 server_nagle: bool | None = None) -> None:
+                 server_nagle: bool | None = None,
+                 clock: Callable[[], int] | None = None) -> None:
         self.probe = probe if probe is not None else Probe("engine")
+        # ``clock``: the time up to which every event has been given (the kernel side's
+        # process, fed the engine's events in batches, a while after they happened):
+        # events are then taken in time order up to it, and timers fire by it, never by
+        # the wall clock (a delayed ACK is not drawn while the answer may be on its way).
+        self._now: Callable[[], int] = clock if clock is not None else time.monotonic_ns
+        self._fed = clock is not None
         self.pingpong_threshold = PINGPONG_THRESHOLD
         self._server_nagle = bool(server_nagle)
         self._nagle_given = server_nagle is not None
@@ -211,13 +221,24 @@ class PacketDeriver:
 
     # ------------------------------------------------------------ lifecycle
     def start(self) -> "PacketDeriver":
-        """Run the clock, so a delayed ACK appears even when nothing else happens."""
-        self._clock.start()
+        """Run the clock, so a delayed ACK appears even when nothing else happens. Fed
+        (``clock`` given), time moves only when the feed says so: whoever feeds calls
+        ``tick`` then, and no thread of its own runs."""
+        if not self._fed:
+            self._clock.start()
         return self
 
     def stop(self) -> None:
         """Stop the clock, then draw what is still waiting (``flush``)."""
-        self._clock.stop()
+        if self._fed:
+            self.flush()
+        else:
+            self._clock.stop()
+
+    def tick(self) -> None:
+        """Take what the time now allows: events in time order up to it (fed, or the
+        processes mode), reads that waited too long, delayed ACKs due."""
+        self._on_tick()
 
     def flush(self) -> None:
         """Draw what is still waiting: reads whose writer never reported, timers now due."""
@@ -225,13 +246,14 @@ class PacketDeriver:
             self._release_pending(1 << 62)
             for flow in list(self._blocked.values()):
                 self._fall_back(flow)
-            self._fire_timers(time.monotonic_ns())
+            self._fire_timers(self._now())
 
     def _on_tick(self) -> None:
-        now = time.monotonic_ns()
+        now = self._now()
         with self._lock:
             if self._reorder:  # what is decided now is what the events released by now say
                 now -= REORDER_NS
+            if self._reorder or self._fed:
                 self._release_pending(now)
             self._expire_waits(now)
             self._fire_timers(now - CLOCK_GRACE_NS)
@@ -249,9 +271,11 @@ class PacketDeriver:
                 self._reorder = event.data.get("mode") in REORDERED_MODES
             return
         with self._lock:
-            if self._reorder:  # taken in time order, once nothing earlier can still come
+            if self._fed:  # in time order, once the feed says nothing earlier can come
                 heapq.heappush(self._pending, (event.t_ns, event.seq, event))
-                self._release_pending(time.monotonic_ns() - REORDER_NS)
+            elif self._reorder:  # in time order, once nothing earlier can come
+                heapq.heappush(self._pending, (event.t_ns, event.seq, event))
+                self._release_pending(self._now() - REORDER_NS)
             else:
                 self._take(event)
 
@@ -367,7 +391,7 @@ class PacketDeriver:
         """A read at ``at`` had bytes Nagle was holding, or later ones: they went before it."""
         if not sender.held:
             return
-        receiver = flow.sides[flow.other(sender.name)]
+        receiver = sender.peer
         if receiver.ack_due_ns is not None:
             # The delayed ACK that let them go fired before our clock said
             # (which started from a send event reported late).
@@ -439,7 +463,7 @@ class PacketDeriver:
 
     def _transmit(self, flow: _Flow, me: _Side, n: int, t: int, *, aggregate: bool = False,
                   fin: bool = False) -> None:
-        peer = flow.sides[flow.other(me.name)]
+        peer = me.peer
         self._acks_all(flow, me)  # every segment after the handshake carries the ACK
         if n and me.got_data and t - me.last_data_ns < DELAYED_ACK_NS:
             me.pingpong += 1  # an answer within the ACK timeout: interactive (tcp_event_data_sent)
@@ -506,13 +530,13 @@ class PacketDeriver:
             me.quick = max(0, me.quick - 1)  # tcp_dec_quickack_mode
         me.unacked = 0
         me.ack_due_ns = None
-        peer = flow.sides[flow.other(me.name)]
+        peer = me.peer
         peer.small_unacked = False
         if peer.fin_sent_ns is not None:
             peer.fin_acked = True
 
     def _ack(self, flow: _Flow, me: _Side, t: int, aggregate: bool = False) -> None:
-        peer = flow.sides[flow.other(me.name)]
+        peer = me.peer
         self._acks_all(flow, me)
         self._emit(flow, me, "ACK", me.next_seq, peer.next_seq, t, 0, aggregate)
         self._release(flow, peer, t + 1)
@@ -560,7 +584,7 @@ class PacketDeriver:
     def _rst(self, flow: _Flow, me: _Side, t: int) -> None:
         if flow.reset or flow.done:
             return
-        peer = flow.sides[flow.other(me.name)]
+        peer = me.peer
         self._emit(flow, me, "RST|ACK", me.next_seq, peer.next_seq, t)
         flow.reset = True
         self._finish(flow)
@@ -602,9 +626,12 @@ class PacketDeriver:
         probe = self.probe
         if not probe.active:
             return
-        peer = flow.sides[flow.other(me.name)]
-        extra = {"aggregate": True} if aggregate else {}
-        flow.last_t = max(flow.last_t, t)
-        probe.emit_at(t, "packet", flow.conn, -1, 0, sport=me.port, dport=peer.port,
-                      flags=flags, tcp_seq=seq, ack=ack if "ACK" in flags else 0, len=length,
-                      win=None, origin="derived", relative=True, sender=me.name, **extra)
+        peer = me.peer
+        if t > flow.last_t:
+            flow.last_t = t
+        data = {"sport": me.port, "dport": peer.port, "flags": flags, "tcp_seq": seq,
+                "ack": ack if "ACK" in flags else 0, "len": length, "win": None,
+                "origin": "derived", "relative": True, "sender": me.name}
+        if aggregate:
+            data["aggregate"] = True
+        probe.emit_data_at(t, "packet", flow.conn, -1, 0, data)

@@ -62,9 +62,14 @@ class StateChecks:
     """A sink for the segments' ``tcp_state`` events (``record``) and for the
     kernel's reports (``__call__``), forwarding to ``sinks``."""
 
-    def __init__(self, sinks: list[Callable[[Event], None]], *, hold: float = _HOLD_S) -> None:
+    def __init__(self, sinks: list[Callable[[Event], None]], *, hold: float = _HOLD_S,
+                 clock: Callable[[], int] | None = None) -> None:
         self.sinks = list(sinks)
         self.hold = hold
+        # ``clock`` (ns): the time up to which the segments' states have been given (the
+        # kernel side's process, fed the engine's events late): a report is judged once
+        # it is ``hold`` past the report's own time by that clock, not by the wall's.
+        self._clock_ns = clock
         # (conn, side) -> [(t_ns, state)], in time order
         self._history: OrderedDict[tuple[str, str], list[tuple[int, str]]] = OrderedDict()
         self._derived: set[tuple[str, str]] = set()  # ends whose states come from derived segments
@@ -98,8 +103,12 @@ class StateChecks:
                 event.kind == "tcp_state" and event.data.get("source") == "observed"):
             self._forward(event)
             return
+        if self._clock_ns is None:
+            due = time.monotonic() + self.hold
+        else:
+            due = max(self._clock_ns(), event.t_ns) / 1e9 + self.hold
         with self._lock:
-            self._pending.append((time.monotonic() + self.hold, event))
+            self._pending.append((due, event))
 
     # ------------------------------------------------------------ lifecycle
     def start(self) -> "StateChecks":
@@ -112,7 +121,7 @@ class StateChecks:
 
     def flush(self, everything: bool = False) -> None:
         """Judge and pass on the checks held long enough (all of them at the end)."""
-        now = time.monotonic()
+        now = time.monotonic() if self._clock_ns is None else self._clock_ns() / 1e9
         while True:
             with self._lock:
                 if not self._pending or (not everything and self._pending[0][0] > now):

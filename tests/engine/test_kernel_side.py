@@ -45,10 +45,12 @@ def tasks_of(pid: int) -> set[int]:
         return set()
 
 
-def serve_traced(trace: Path) -> tuple[subprocess.Popen, list[str], str, int]:  # type: ignore[type-arg]
+def serve_traced(trace: Path, *extra: str
+                 ) -> tuple[subprocess.Popen, list[str], str, int]:  # type: ignore[type-arg]
     """``serve --trace``, once it records: the process, its first lines, its URL, and
     its one child (the kernel side)."""
-    proc = subprocess.Popen([*CLI, "serve", "--port", "0", "--trace", str(trace)], cwd=ROOT,
+    proc = subprocess.Popen([*CLI, "serve", "--port", "0", "--trace", str(trace), *extra],
+                            cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         lines, url = lines_until(proc, "recording events")
@@ -196,13 +198,19 @@ def test_control_clients_see_the_kernel_sides_events(tmp_path: Path) -> None:
     assert len(packets) == 30 and all(e.seq >= SEQ_BASE for e in packets)
 
 
-@needs_capture
-def test_a_kernel_side_that_dies_is_said_and_the_server_serves_on(tmp_path: Path) -> None:
+@pytest.mark.parametrize("packets", [
+    pytest.param("captured", marks=needs_capture),
+    # Derived: the kernel side is fed the server's events; the feed stops at the death
+    # without ever blocking the server.
+    pytest.param("derived", marks=pytest.mark.skipif(
+        not sys.platform.startswith("linux"), reason="the kernel side's process is Linux's"))])
+def test_a_kernel_side_that_dies_is_said_and_the_server_serves_on(tmp_path: Path,
+                                                                   packets: str) -> None:
     """SIGKILL to the kernel side while it serves: the server says so (a line, and an
     ``error`` event in the trace: packets and the kernel's reports stop there), answers
     the next clients, and stops cleanly."""
     trace = tmp_path / "t.jsonl"
-    proc, _, url, side = serve_traced(trace)
+    proc, _, url, side = serve_traced(trace, "--packets", packets)
     try:
         os.kill(side, signal.SIGKILL)
         deadline = time.monotonic() + 10
@@ -216,7 +224,7 @@ def test_a_kernel_side_that_dies_is_said_and_the_server_serves_on(tmp_path: Path
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, out + err
-    assert "the kernel side ended (killed by SIGKILL)" in said, said
+    assert f"the kernel side ended (killed by SIGKILL): {packets} packets" in said, said
     events = read_trace(trace).events
     (ended,) = [e for e in events if e.kind == "error" and e.data["what"] == "kernel_side_ended"]
     assert ended.data["exit_code"] == -signal.SIGKILL and "serves on" in ended.data["detail"]

@@ -1,0 +1,260 @@
+"""Derived segments in the kernel side's process (engine/kernelside.py: Feed, FedEvents).
+
+Where packets cannot be captured, the kernel side derives them from the engine's own
+events, read through a pipe as the trace writer serialized them: the server's
+interpreter only emits. These tests need no privilege: ``--packets derived`` is what
+an ordinary user records (tests/engine/test_as_a_user.py runs it as one).
+"""
+from __future__ import annotations
+
+import collections
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from engine.capture.derived import DELAYED_ACK_NS, PacketDeriver
+from engine.events import Event, MemorySink, Probe
+from engine.kernelside import FED_GRACE_NS, SEQ_BASE, Feed, FedEvents
+from engine.trace import read_trace, serialize
+
+ROOT = Path(__file__).resolve().parents[2]
+CLI = [sys.executable, "-m", "engine"]
+linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"),
+                                reason="the kernel side's process is Linux's (sock_diag, "
+                                       "PR_SET_PDEATHSIG); elsewhere the engine derives inline")
+CONN = "127.0.0.1:40000>127.0.0.1:8080"
+
+
+def wire(events: list[Event]) -> list[tuple[str, str, int]]:
+    packets = sorted((e for e in events if e.kind == "packet"), key=lambda e: (e.t_ns, e.seq))
+    return [(e.data["sender"], e.data["flags"], e.data["len"]) for e in packets]
+
+
+class Fed:
+    """A real feed over a real pipe, read by a real ``FedEvents``, with a deriver going by
+    its clock: the engine's side is driven by hand (which batch, with what time, when)."""
+
+    def __init__(self) -> None:
+        r, w = os.pipe()
+        self.feed = Feed(w)
+        self.fed = FedEvents(r)
+        self.sink = MemorySink()
+        self.deriver = PacketDeriver(Probe("engine"), clock=self.fed.now)
+        self.deriver.probe.add_sink(self.sink)
+        self.fed.server.add_sink(self.deriver)
+        self.fed.clients = [self.deriver]
+        self.fed.on_time.append(self.deriver.tick)
+        self.fed.start()
+        self.deriver.start()
+        self.feed.start()
+        self.base = time.monotonic_ns()
+        self.seq = 0
+        self.batch: list[Event] = []
+
+    def __call__(self, ms: float, src: str, kind: str, conn: str | None = CONN,
+                 **data: object) -> None:
+        self.seq += 1
+        self.batch.append(Event(self.seq, self.base + int(ms * 1e6), src, kind, conn, 5, 1,
+                                data))
+
+    def exchange(self, ms: float, who: str, n: int) -> None:
+        other = "server" if who == "client" else "client"
+        self(ms, who, "send", bytes=n, wanted=n)
+        self(ms + 0.1, other, "recv", bytes=n)
+
+    def send(self, upto_ms: float) -> None:
+        """What was made so far, as one batch: every event before ``upto_ms`` is in it."""
+        self.feed(serialize(self.batch), self.base + int(upto_ms * 1e6) + FED_GRACE_NS)
+        self.batch = []
+
+    def end(self) -> list[Event]:
+        self.feed.close(timeout=10)
+        assert self.fed.join(10)
+        self.deriver.stop()
+        return list(self.sink.events)
+
+
+def test_a_late_answer_is_waited_for_by_the_feds_clock_not_the_wall() -> None:
+    """The request comes in one batch, its answer (30 ms later: within the delayed-ACK
+    timer) in the next, which the engine hands over 200 ms of wall time later. The ACK
+    of the request rides on the answer, as on the wire: the deriver's clock is the
+    feed's (the request's batch said nothing later had happened), not the wall's, by
+    which the timer would have fired and drawn a pure ACK."""
+    f = Fed()
+    f(0, "client", "connect", peer="127.0.0.1:8080")
+    f(0.05, "server", "accept", peer="127.0.0.1:40000")
+    f.exchange(1, "client", 80)
+    f.exchange(2, "server", 2000)  # answered at once: both ends now in ping-pong
+    f.exchange(3, "client", 80)
+    f.send(upto_ms=4)
+    time.sleep(0.2)  # the deriver's clock ticks meanwhile (every 10 ms)
+    early = wire(list(f.sink.events))
+    f.exchange(33, "server", 2000)  # 30 ms after the request
+    f(40, "client", "close", reason="done")
+    f(40.1, "server", "recv", bytes=0)
+    f(40.2, "server", "close", reason="peer closed")
+    f.send(upto_ms=41)
+    events = f.end()
+    assert ("server", "ACK", 0) not in early[-2:], early  # nothing decided past the feed
+    assert wire(events)[7:9] == [("client", "PSH|ACK", 80), ("server", "PSH|ACK", 2000)], \
+        wire(events)
+    assert f.fed.events == 13 and f.fed.failures == 0
+
+
+def test_when_the_feeds_time_passes_the_timer_the_pure_ack_is_drawn() -> None:
+    """The other way round: the answer comes 60 ms after the request, and the batches
+    said so: the timer's pure ACK at 40 ms is drawn, dated by the events, not by when
+    they were read."""
+    f = Fed()
+    f(0, "client", "connect", peer="127.0.0.1:8080")
+    f(0.05, "server", "accept", peer="127.0.0.1:40000")
+    f.exchange(1, "client", 80)
+    f.exchange(2, "server", 2000)
+    f.exchange(3, "client", 80)
+    f.send(upto_ms=50)  # nothing else happened up to 50 ms: the timer fired at 43 ms
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and ("server", "ACK", 0) not in wire(list(f.sink.events))[7:]:
+        time.sleep(0.01)
+    # Drawn as soon as the feed's time passed the timer, before anything more came.
+    assert wire(list(f.sink.events))[7:] == [("client", "PSH|ACK", 80), ("server", "ACK", 0)]
+    f.exchange(63, "server", 2000)
+    f.send(upto_ms=70)
+    events = f.end()
+    packets = sorted((e for e in events if e.kind == "packet"), key=lambda e: (e.t_ns, e.seq))
+    assert wire(events)[7:10] == [("client", "PSH|ACK", 80), ("server", "ACK", 0),
+                                  ("server", "PSH|ACK", 2000)], wire(events)
+    assert packets[8].t_ns - packets[7].t_ns == DELAYED_ACK_NS
+
+
+def test_the_kernels_word_waits_for_the_engines_events_before_it() -> None:
+    """The kernel side's own observer reports the server's CLOSE_WAIT at 40 ms, before the
+    engine's batch holding the client's close at 39 ms has come: the report waits its
+    turn, so the client's FIN is drawn at its close (as the client's own event says),
+    not at the report (as the report alone would say)."""
+    f = Fed()
+    f(0, "client", "connect", peer="127.0.0.1:8080")
+    f(0.05, "server", "accept", peer="127.0.0.1:40000")
+    f.exchange(1, "client", 80)
+    f.exchange(2, "server", 2000)
+    f.send(upto_ms=3)
+    time.sleep(0.05)
+    f.deriver(Event(SEQ_BASE, f.base + 40_000_000, "kernel", "tcp_state", CONN, -1, 0,
+                    {"side": "server", "state": "CLOSE_WAIT", "previous": "ESTABLISHED",
+                     "source": "observed"}))
+    time.sleep(0.05)
+    f(39, "client", "close", reason="done")
+    f.send(upto_ms=45)
+    events = f.end()
+    (fin,) = [e for e in events if e.kind == "packet" and e.data["sender"] == "client"
+              and "FIN" in e.data["flags"]]
+    assert fin.t_ns - f.base < 40_000_000, (fin.t_ns - f.base) / 1e6
+
+
+def test_a_feed_the_kernel_side_does_not_read_drops_and_says_so() -> None:
+    """Nobody reads the pipe (a stopped child): the feed's queue stops at its bound, what
+    it cannot keep is counted, and a ``dropped`` event (sink "derive") says so; the
+    writer's tap never blocks."""
+    r, w = os.pipe()
+    try:
+        feed = Feed(w)
+        feed.MAX_BYTES = 4 << 20  # type: ignore[misc]
+        probe = Probe("server")
+        said = MemorySink()
+        probe.add_sink(said)
+        feed.probe = probe
+        feed.start()
+        line = serialize([Event(1, 1, "server", "send", CONN, 5, 1,
+                                {"bytes": 1, "wanted": 1})])
+        block = line * 1000
+        started = time.monotonic()
+        for i in range(200):  # 200 blocks of 1000 events, far more than pipe and bound hold
+            feed(block, 1000 + i)
+        assert time.monotonic() - started < 5  # the tap never waited for the pipe
+        assert feed.dropped > 0 and feed.dropped % 1000 == 0
+        feed.close(timeout=0.5)
+        (dropped,) = [e for e in said.events if e.kind == "dropped"]
+        assert dropped.data["sink"] == "derive" and dropped.data["count"] == feed.dropped
+    finally:
+        os.close(r)
+
+
+# ---------------------------------------------------------------- real runs
+def serve(tmp_path: Path, name: str, load: str, *extra: str) -> list[Event]:
+    trace = tmp_path / f"{name}.jsonl"
+    run = subprocess.run([*CLI, "serve", "--port", "0", "--packets", "derived", "--trace",
+                          str(trace), f"--load={load}", "--exit-after-load", *extra],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "packets: derived" in run.stdout
+    return read_trace(trace).events
+
+
+def shapes(events: list[Event]) -> tuple[list, collections.Counter]:
+    own = {e.conn for e in events if e.kind in ("accept", "connect")}
+    by_conn: dict[str, list] = {}
+    for e in sorted(events, key=lambda e: (e.t_ns, e.seq)):
+        if e.kind == "packet" and e.conn in own:
+            by_conn.setdefault(e.conn or "", []).append(
+                (e.data["sender"], e.data["flags"], e.data["len"]))
+    states = collections.Counter((e.kind, e.data["side"], e.data["state"], e.data["source"])
+                                 for e in events if e.kind == "tcp_state" and e.conn in own)
+    return sorted(by_conn.values()), states
+
+
+@linux_only
+@pytest.mark.parametrize("load", ["--clients 4 --requests 1 --short",
+                                  "--clients 3 --requests 4 --think 25"])
+def test_the_kernel_side_derives_what_the_server_derived_inline(tmp_path: Path, load: str
+                                                                 ) -> None:
+    """The same load, derived by the kernel side's process (numbered apart: it made
+    them) and inline in the server's: the same segments on every connection, the same
+    states. With 25 ms of thinking, each client's ACK of an answer rides on its next
+    request (the delayed-ACK timer is 40 ms), though the batches reach the kernel side
+    up to 50 ms late (the tests above pin the clock that makes it so)."""
+    away, here = serve(tmp_path, "away", load), serve(tmp_path, "here", load,
+                                                      "--kernel-side", "inline")
+    packets = [e for e in away if e.kind == "packet"]
+    assert packets and all(e.seq >= SEQ_BASE for e in packets)
+    assert all(e.seq < SEQ_BASE for e in here if e.kind == "packet")
+    (conns_away, states_away), (conns_here, states_here) = shapes(away), shapes(here)
+    assert len(conns_away) in (3, 4) and conns_away == conns_here
+    assert states_away == states_here
+    if "--think" in load:
+        # The handshake's, the quick ACK of the first answer, the last one (of the server's
+        # FIN): every other answer's ACK rode on the next request.
+        for flags in conns_away:
+            assert flags.count(("client", "ACK", 0)) == 3, flags
+    checks = [e for e in away if e.kind == "state_check"]
+    assert checks and all(e.data.get("verdict") == "confirms" for e in checks), \
+        [e.data for e in checks if e.data.get("verdict") != "confirms"]
+
+
+def test_the_checks_judge_a_report_once_the_feed_has_passed_it() -> None:
+    """The kernel side's checks hold a sock_diag report until the feed's clock is past
+    it, however long that takes on the wall: the derived states that confirm it come
+    with the engine's later batch (here 300 ms later, past the 100 ms hold)."""
+    from engine.kernel.checks import StateChecks
+    said = MemorySink()
+    clock = [time.monotonic_ns() - 1_000_000_000]
+    checks = StateChecks([said], clock=lambda: clock[0]).start()
+    t = clock[0] + 10_000_000
+    checks(Event(SEQ_BASE, t, "kernel", "tcp_state", CONN, -1, 0,
+                 {"side": "server", "state": "ESTABLISHED", "previous": "SYN_RECV",
+                  "source": "observed", "seen_from_ns": t - 1_000_000}))
+    time.sleep(0.3)
+    assert not said.events  # the feed has not passed it: it waits
+    for when, state in ((t - 5_000_000, "SYN_RECV"), (t - 4_000_000, "ESTABLISHED")):
+        checks.record(Event(SEQ_BASE + 1, when, "kernel", "tcp_state", CONN, -1, 0,
+                            {"side": "server", "state": state, "source": "inferred",
+                             "origin": "derived"}))
+    clock[0] = t + 200_000_000
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not said.events:
+        time.sleep(0.01)
+    checks.stop()
+    (judged,) = said.events
+    assert judged.kind == "state_check" and judged.data["verdict"] == "confirms"
