@@ -1213,7 +1213,7 @@ class MainWindow(QMainWindow):
         self.connections.setRowCount(len(conns))
         for r, c in enumerate(conns):
             client, server = _state_cell(c, "client"), _state_cell(c, "server")
-            earlier = c.predates and c.opened_ns is None and not c.packets and not c.requests
+            earlier = c.earlier
             cells = (short_id(c.id), client, server,
                      self.tr("before the trace") if earlier else str(c.requests),
                      "—" if earlier else str(c.packets))

@@ -2433,6 +2433,14 @@
         <translation>跟踪</translation>
     </message>
     <message>
+        <source>(before the trace)</source>
+        <translation>（记录之前）</translation>
+    </message>
+    <message>
+        <source>On the server&apos;s port before the recording began (an earlier connection): the kernel observer found it at its start.</source>
+        <translation>录制开始之前就已在服务器的端口上（一个更早的连接）：内核观察者在启动时发现了它。</translation>
+    </message>
+    <message>
         <source>No socket on the server&apos;s port at this point</source>
         <translation>此刻服务器端口上没有套接字</translation>
     </message>

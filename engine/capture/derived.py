@@ -60,12 +60,14 @@ remote one.
 """
 from __future__ import annotations
 
+import bisect
 import heapq
 import ipaddress
 import itertools
 import threading
 import time
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Callable
 
 from ..clock import Clock
@@ -96,6 +98,7 @@ NAGLE_MODES = frozenset(m.name for m in REGISTRY.values() if m.blocking)
 # dated this much after the report, so that the event, the sender's new state (1 ns before
 # its segment) and the segment come in that order.
 _INSIDE_CALL_NS = 2
+_TIME = itemgetter(0)
 
 
 def _pingpong_threshold() -> int:
@@ -217,6 +220,7 @@ class PacketDeriver:
         # wait here REORDER_NS, then go in time order with everyone else's
         self._reorder = False
         self._pending: list[tuple[int, int, Event]] = []
+        self._unsorted = False  # fed: the pending list is out of time order
         self._clock = Clock("sockscope-derive", tick, self._on_tick, self.flush)
 
     # ------------------------------------------------------------ lifecycle
@@ -272,7 +276,13 @@ class PacketDeriver:
             return
         with self._lock:
             if self._fed:  # in time order, once the feed says nothing earlier can come
-                heapq.heappush(self._pending, (event.t_ns, event.seq, event))
+                # Appended: a batch mostly comes in time order already (sorted once, at
+                # its release, when it does not).
+                item = (event.t_ns, event.seq, event)
+                pending = self._pending
+                if pending and item < pending[-1]:
+                    self._unsorted = True
+                pending.append(item)
             elif self._reorder:  # in time order, once nothing earlier can come
                 heapq.heappush(self._pending, (event.t_ns, event.seq, event))
                 self._release_pending(self._now() - REORDER_NS)
@@ -281,6 +291,18 @@ class PacketDeriver:
 
     def _release_pending(self, until: int) -> None:
         pending = self._pending
+        if self._fed:  # a list, not a heap (``__call__``)
+            if self._unsorted:
+                pending.sort()
+                self._unsorted = False
+            n = bisect.bisect_right(pending, until, key=_TIME)
+            if n:
+                taken = pending[:n]
+                del pending[:n]
+                take = self._take
+                for _, _, event in taken:
+                    take(event)
+            return
         while pending and pending[0][0] <= until:
             self._take(heapq.heappop(pending)[2])
 
@@ -290,7 +312,9 @@ class PacketDeriver:
         t = event.t_ns
         # Other connections' timers lag a little: an event stamped earlier may
         # still be on its way here from another thread (the flow's own fire in _handle).
-        self._fire_timers(t - CLOCK_GRACE_NS)
+        timers = self._timers
+        if timers and timers[0][0] <= t - CLOCK_GRACE_NS:
+            self._fire_timers(t - CLOCK_GRACE_NS)
         if self._blocked:
             self._expire_waits(t)
         flow = self._flows.get(conn)

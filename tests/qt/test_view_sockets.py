@@ -364,3 +364,28 @@ def test_live_time_wait_on_the_side_that_closed_first(view, tmp_path: Path, opti
     # (Only this run's connections: port 0 may hand out a port that an earlier server
     # left TIME_WAIT sockets on, and the observer rightly reports them from the start.)
     assert not any(r.state == "TIME_WAIT" and r.conn in first_closer for r in view.rows)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"),
+                    reason="the kernel observer that finds older sockets reads Linux's sock_diag")
+def test_a_socket_older_than_the_recording_is_listed_as_such(view, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """An earlier server's connection in TIME_WAIT on the port the recording's server takes:
+    listed as ``ss`` would list it, its source saying it was there before the trace (and
+    its tooltip why), in the muted colour; the load's own sockets are not marked."""
+    from tests.conftest import port_with_a_time_wait
+    port = port_with_a_time_wait()
+    path = tmp_path / "older.jsonl"
+    out = run(path, "--clients 1 --requests 1", "--port", str(port), "--policy", "close")
+    assert "requests: 1 ok" in out, out
+    tl, _, _ = open_trace(path)
+    opened = {e.conn for e in tl.log if e.kind in ("connect", "accept")}
+    show(view, tl, len(tl.log) - 1)
+    older = [r for r in view.rows if r.conn is not None and r.conn not in opened]
+    assert older and all(r.earlier for r in older), view.rows
+    assert not [r for r in view.rows if r.conn in opened and r.earlier]
+    model = view.table.model()
+    k = view.rows.index(older[0])
+    assert model.data(model.index(k, 6)) == "observed (before the trace)"
+    assert "before the recording began" in model.data(model.index(k, 0),
+                                                      Qt.ItemDataRole.ToolTipRole)
+    assert model.data(model.index(k, 6), Qt.ItemDataRole.ForegroundRole) == QColor(style.MUTED)

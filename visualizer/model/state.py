@@ -61,6 +61,13 @@ class ConnectionState:
     def open(self) -> bool:
         return self.closed_ns is None and self.opened_ns is not None
 
+    @property
+    def earlier(self) -> bool:
+        """A socket older than the recording, as far as the trace tells by now: found by
+        the observer's first look and nothing of the trace opened it or used it since."""
+        return self.predates and self.opened_ns is None and not self.packets \
+            and not self.requests
+
 
 @dataclass(slots=True)
 class ServerState:

@@ -70,6 +70,12 @@ CELL_WORDS = (QT_TRANSLATE_NOOP("SocketsView", "unknown"),
               QT_TRANSLATE_NOOP("SocketsView", "observed"),
               QT_TRANSLATE_NOOP("SocketsView", "inferred"),
               QT_TRANSLATE_NOOP("SocketsView", "traced"))
+# A socket older than the recording: said after its source, so no one takes it for one
+# of the trace's own connections.
+EARLIER = QT_TRANSLATE_NOOP("SocketsView", "(before the trace)")
+EARLIER_TIP = QT_TRANSLATE_NOOP("SocketsView", "On the server's port before the recording began "
+                                               "(an earlier connection): the kernel observer "
+                                               "found it at its start.")
 SIDES = ("client", "server")
 _ROOT = QModelIndex()  # the table's (invalid) root index
 
@@ -87,14 +93,18 @@ class SocketRow:
     side: str | None = None  # "server" / "client"
     order: tuple = ()  # where ss would list it
     check: str = ""  # the kernel's word on the state: "✓ traced", "✗ observed: CLOSE_WAIT"...
+    earlier: bool = False  # on the port before the recording began (an earlier server's)
 
     def __post_init__(self) -> None:
         self.ss_state = SS_NAMES.get(self.state, "unknown" if self.state == UNKNOWN
                                      else self.state)
 
     def cells(self) -> tuple[str, ...]:
+        source = f"{self.source} {self.check}" if self.check else self.source
+        if self.earlier:
+            source = f"{source} {EARLIER}"
         return (self.ss_state, self.recv_q, self.send_q, self.local, self.peer, self.timer,
-                f"{self.source} {self.check}" if self.check else self.source)
+                source)
 
 
 def fmt_left(ms: float) -> str:
@@ -180,6 +190,8 @@ class SocketTable(QAbstractTableModel):
             text = row.cells()[col]
             if col in (3, 4) and self.host is not None:
                 return _without_host(text, self.host)
+            if col == 6 and row.earlier:
+                return f"{_translated(self.view, row.source)} {self.view.tr(EARLIER)}"
             if col == 6 and row.check:  # "inferred ✓ observed": each word translated
                 return " ".join(_translated(self.view, w) for w in text.split(" "))
             return self.view.tr(text) if col in (0, 6) and text in CELL_WORDS else text
@@ -194,13 +206,15 @@ class SocketTable(QAbstractTableModel):
                 return QColor(_text_on(style.STATE_COLOURS.get(row.state, style.GREY)))
             if col in (0, 6) and row.source == "—" or row.state == UNKNOWN:
                 return QColor(style.MUTED)
-            if col == 6 and row.source == "inferred":
+            if col == 6 and (row.source == "inferred" or row.earlier):
                 return QColor(style.MUTED)
             return QColor(style.FOREGROUND)
         if role == Qt.ItemDataRole.TextAlignmentRole:
             align = Qt.AlignmentFlag.AlignRight if col in (1, 2) else Qt.AlignmentFlag.AlignLeft
             return int(align | Qt.AlignmentFlag.AlignVCenter)
         if role == Qt.ItemDataRole.ToolTipRole:
+            if row.earlier:
+                return row.conn + "\n" + self.view.tr(EARLIER_TIP)
             return row.conn
         if role == SELECTED_ROLE:
             return selected
@@ -542,7 +556,8 @@ class SocketsView(View):
                     check = f"{mark} {by}" + (f": {said}" if mark == "✗" else "")
                 rows.append(SocketRow(tcp_state, recv_q, send_q, local, peer, timer,
                                       str(source), conn.id, side,
-                                      (1, ORDER.get(tcp_state, 99)) + order, check))
+                                      (1, ORDER.get(tcp_state, 99)) + order, check,
+                                      conn.earlier))
         rows.sort(key=attrgetter("order"))  # like ss: the listener, then by state and ports
         self.rows = rows
         counts: dict[str, int] = {}
