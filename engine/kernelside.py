@@ -85,18 +85,28 @@ FED_GRACE_NS = 5_000_000
 class Feed:
     """The engine's side of the feed: its trace writer's ``tap``. Batches wait in a
     queue that a thread writes to the pipe, so neither the server nor its trace ever
-    waits for the kernel side. Past ``MAX_BYTES`` waiting, batches are dropped and
-    counted (``dropped``), and a ``dropped`` event (sink "derive") says so."""
+    waits for the kernel side. Past ``MAX_BYTES`` waiting in memory, batches wait in an
+    unnamed file (``spill_dir``, the temporary folder by default), in order, and the
+    kernel side reads them from there when it catches up: a slow kernel side (one core
+    for everything, a long load test) costs time, not segments. Only what the file
+    cannot take (``MAX_SPILL`` bytes, or a full disk) is dropped and counted
+    (``dropped``), and a ``dropped`` event (sink "derive") says so."""
 
-    MAX_BYTES = 256 << 20
+    MAX_BYTES = 64 << 20
+    MAX_SPILL = 64 << 30
 
-    def __init__(self, fd: int) -> None:
+    def __init__(self, fd: int, spill_dir: str | None = None) -> None:
         self._fd = fd
         self._queue: deque[tuple[int, bytes]] = deque()
         self._bytes = 0
         self._cond = threading.Condition(threading.Lock())
         self._closed = False
         self._thread: threading.Thread | None = None
+        self._spill_dir = spill_dir
+        self._spill: Any = None  # the file frames wait in once memory holds enough
+        self._spill_end = 0  # bytes of frames in it
+        self._spill_sent = 0  # of which the pipe has taken
+        self.spilled = 0  # bytes that went through the file, in all
         self.dropped = 0  # events the kernel side never got
         self._reported = 0
         self.sent = 0  # bytes written to the pipe
@@ -116,15 +126,18 @@ class Feed:
         return self
 
     def __call__(self, data: bytes, upto: int) -> None:
-        """The writer's tap (called with its take lock held: append, nothing more)."""
+        """The writer's tap (called with its take lock held: append, or one write to the
+        file, nothing more)."""
         with self._cond:
             if self._closed:
                 return
             queue = self._queue
+            if self._spill_end or (data and self._bytes + len(data) > self.MAX_BYTES):
+                self._to_file(data, upto)  # behind: after what already waits there
+                if len(queue) == 0:
+                    self._cond.notify()
+                return
             if data:
-                if self._bytes + len(data) > self.MAX_BYTES:
-                    self.dropped += data.count(b"\n")
-                    return
                 self._bytes += len(data)
             elif queue and not queue[-1][1]:
                 queue[-1] = (upto, b"")  # only time went on: one frame says it
@@ -133,27 +146,82 @@ class Feed:
             if len(queue) == 1:
                 self._cond.notify()
 
+    def _to_file(self, data: bytes, upto: int) -> None:
+        """A frame at the end of the spill file (the lock held); dropped if it cannot."""
+        try:
+            if self._spill is None:
+                import tempfile
+                self._spill = tempfile.TemporaryFile(prefix="sockscope-feed-",
+                                                     dir=self._spill_dir)
+            frame = _FRAME.pack(upto, len(data)) + data
+            if self._spill_end + len(frame) > self.MAX_SPILL:
+                raise OSError(27, "the feed's spill file is full")  # EFBIG
+            fd = self._spill.fileno()
+            done = 0
+            while done < len(frame):
+                done += os.pwrite(fd, frame[done:], self._spill_end + done)
+            self._spill_end += len(frame)
+            self.spilled += len(frame)
+        except OSError:
+            self.dropped += data.count(b"\n")
+
     def _run(self) -> None:
         fd = self._fd
-        while True:
-            with self._cond:
-                while not self._queue and not self._closed:
-                    self._cond.wait()
-                if not self._queue:
-                    return
-                upto, data = self._queue.popleft()
-                self._bytes -= len(data)
-            try:
-                _write_all(fd, _FRAME.pack(upto, len(data)), data)
-            except OSError:  # the kernel side is gone (it said so, or will): stop feeding
+        try:
+            while True:
+                spill = None
                 with self._cond:
-                    self._closed = True
-                    self._queue.clear()
-                    self._bytes = 0
-                return
-            self.sent += _FRAME.size + len(data)
-            if self.dropped != self._reported:
-                self._report()
+                    while not self._queue and not self._spill_end and not self._closed:
+                        self._cond.wait()
+                    if self._queue:  # what waits in memory came before the file's frames
+                        upto, data = self._queue.popleft()
+                        self._bytes -= len(data)
+                    elif self._spill_end:
+                        spill, start = self._spill.fileno(), self._spill_sent
+                    else:
+                        return
+                if spill is None:
+                    _write_all(fd, _FRAME.pack(upto, len(data)), data)
+                    self.sent += _FRAME.size + len(data)
+                else:  # the next frame, as it was written: copied, not parsed
+                    head = os.pread(spill, _FRAME.size, start)
+                    if len(head) != _FRAME.size:
+                        raise OSError(5, "the feed's spill file ended early")
+                    size = _FRAME.unpack(head)[1]
+                    data = os.pread(spill, size, start + _FRAME.size)
+                    if len(data) != size:
+                        raise OSError(5, "the feed's spill file ended early")
+                    _write_all(fd, head, data)
+                    self.sent += len(head) + len(data)
+                    with self._cond:
+                        self._spill_sent += len(head) + len(data)
+                        if self._spill_sent == self._spill_end:  # caught up: memory again
+                            self._spill_sent = self._spill_end = 0
+                            os.ftruncate(spill, 0)
+                if self.dropped != self._reported:
+                    self._report()
+        except OSError:  # the kernel side is gone (it said so, or will): stop feeding
+            with self._cond:
+                self._closed = True
+                self.dropped += sum(d.count(b"\n") for _, d in self._queue)
+                self._queue.clear()
+                self._bytes = 0
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        """The pipe and the spill file, closed by whoever ends last (once)."""
+        with self._cond:
+            fd, self._fd = self._fd, -1
+            spill, self._spill = self._spill, None
+            self._spill_end = self._spill_sent = 0
+        for close in ((lambda: os.close(fd)) if fd >= 0 else None,
+                      spill.close if spill is not None else None):
+            if close is not None:
+                try:
+                    close()
+                except OSError:
+                    pass
 
     def _report(self) -> None:
         count = self.dropped - self._reported
@@ -164,7 +232,9 @@ class Feed:
                                    "these events are missing")
 
     def close(self, timeout: float = FED_START_TIMEOUT_S) -> None:
-        """What the writer holds, then the end: the kernel side reads to it."""
+        """What the writer holds, then the end: the kernel side reads to it. Past
+        ``timeout`` (a kernel side that stopped reading: it is then killed), what still
+        waits is counted as dropped; the thread closes the pipe as it ends."""
         source = self.source
         self.source = None
         if source is not None and not self._closed:
@@ -175,17 +245,35 @@ class Feed:
             self._cond.notify()
         if self._thread is not None:
             self._thread.join(timeout)
-            if self._thread.is_alive():  # the child stopped reading: it will be killed
+            if self._thread.is_alive():
                 with self._cond:
                     self.dropped += sum(d.count(b"\n") for _, d in self._queue)
                     self._queue.clear()
+                    if self._spill_end:  # (lines in frames not yet sent: counted apart)
+                        self.dropped += _lines_in(self._spill, self._spill_sent,
+                                                  self._spill_end)
+                        self._spill_end = self._spill_sent = 0
+        else:
+            self._release()
         if self.dropped != self._reported:
             self._report()
-        try:
-            os.close(self._fd)
-        except OSError:
-            pass
-        self._fd = -1
+
+
+def _lines_in(spill: Any, start: int, end: int) -> int:
+    """Events in the frames of ``spill`` from ``start`` (a frame's start) to ``end``."""
+    count = 0
+    try:
+        fd = spill.fileno()
+        while start < end:
+            head = os.pread(fd, _FRAME.size, start)
+            if len(head) < _FRAME.size:
+                break
+            _, n = _FRAME.unpack(head)
+            count += os.pread(fd, n, start + _FRAME.size).count(b"\n")
+            start += _FRAME.size + n
+    except (OSError, ValueError):
+        pass
+    return count
 
 
 def _write_all(fd: int, head: bytes, data: bytes) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -154,14 +155,57 @@ def test_the_kernels_word_waits_for_the_engines_events_before_it() -> None:
     assert fin.t_ns - f.base < 40_000_000, (fin.t_ns - f.base) / 1e6
 
 
-def test_a_feed_the_kernel_side_does_not_read_drops_and_says_so() -> None:
-    """Nobody reads the pipe (a stopped child): the feed's queue stops at its bound, what
-    it cannot keep is counted, and a ``dropped`` event (sink "derive") says so; the
-    writer's tap never blocks."""
+def frames_read(r: int, until: int, deadline: float) -> tuple[list[int], int]:
+    """Read the feed's pipe as the kernel side does: each frame's time, and the events."""
+    import struct
+    frame = struct.Struct("<qI")
+    times, events, buffer = [], 0, b""
+    with os.fdopen(os.dup(r), "rb") as f:
+        while time.monotonic() < deadline and (not times or times[-1] != until):
+            head = f.read(frame.size)
+            if len(head) < frame.size:
+                break
+            upto, n = frame.unpack(head)
+            buffer = f.read(n)
+            times.append(upto)
+            events += buffer.count(b"\n")
+    return times, events
+
+
+def test_a_kernel_side_that_reads_late_loses_nothing(tmp_path: Path) -> None:
+    """Nobody reads the pipe for a while (a kernel side with no core to run on): the tap
+    never waits; what memory does not hold waits in the spill file, in order, and once
+    the kernel side reads it gets every event, each frame with its time, none dropped."""
     r, w = os.pipe()
     try:
-        feed = Feed(w)
-        feed.MAX_BYTES = 4 << 20  # type: ignore[misc]
+        feed = Feed(w, spill_dir=str(tmp_path))
+        feed.MAX_BYTES = 2 << 20  # type: ignore[misc]
+        feed.start()
+        line = serialize([Event(1, 1, "server", "send", CONN, 5, 1,
+                                {"bytes": 1, "wanted": 1})])
+        block = line * 1000
+        started = time.monotonic()
+        for i in range(100):  # 100 blocks of 1000 events: far more than pipe and memory hold
+            feed(block, 1000 + i)
+            feed(b"", 1000 + i)  # (a frame of time alone, between)
+        assert time.monotonic() - started < 5  # the tap never waited for the pipe
+        assert feed.spilled > 0 and feed.dropped == 0
+        times, events = frames_read(r, 1099, time.monotonic() + 30)
+        feed.close(timeout=10)
+        assert events == 100 * 1000 and feed.dropped == 0
+        assert times == sorted(times) and times[-1] == 1099 and len(times) >= 100
+    finally:
+        os.close(r)
+
+
+def test_a_feed_whose_spill_is_full_drops_and_says_so(tmp_path: Path) -> None:
+    """Past what the spill file may hold (a full disk says the same), batches are dropped
+    and counted, and a ``dropped`` event (sink "derive") says so; the tap never blocks."""
+    r, w = os.pipe()
+    try:
+        feed = Feed(w, spill_dir=str(tmp_path))
+        feed.MAX_BYTES = 1 << 20  # type: ignore[misc]
+        feed.MAX_SPILL = 4 << 20  # type: ignore[misc]
         probe = Probe("server")
         said = MemorySink()
         probe.add_sink(said)
@@ -171,11 +215,13 @@ def test_a_feed_the_kernel_side_does_not_read_drops_and_says_so() -> None:
                                 {"bytes": 1, "wanted": 1})])
         block = line * 1000
         started = time.monotonic()
-        for i in range(200):  # 200 blocks of 1000 events, far more than pipe and bound hold
+        for i in range(200):
             feed(block, 1000 + i)
-        assert time.monotonic() - started < 5  # the tap never waited for the pipe
+        assert time.monotonic() - started < 5
         assert feed.dropped > 0 and feed.dropped % 1000 == 0
-        feed.close(timeout=0.5)
+        feed.close(timeout=0.5)  # nobody reads: what still waits is counted too
+        _, delivered = frames_read(r, -1, time.monotonic() + 30)  # to the end of the pipe
+        assert delivered + feed.dropped == 200 * 1000  # each event got there, or is counted
         (dropped,) = [e for e in said.events if e.kind == "dropped"]
         assert dropped.data["sink"] == "derive" and dropped.data["count"] == feed.dropped
     finally:
@@ -258,3 +304,44 @@ def test_the_checks_judge_a_report_once_the_feed_has_passed_it() -> None:
     checks.stop()
     (judged,) = said.events
     assert judged.kind == "state_check" and judged.data["verdict"] == "confirms"
+
+
+@linux_only
+def test_a_stopped_kernel_side_holds_no_one_up_and_catches_up(tmp_path: Path) -> None:
+    """The deriving kernel side stopped (SIGSTOP) while 300 short connections are served:
+    the server answers them all at once, as if nobody derived; let go, the kernel side
+    reads what waited and derives every connection whole (its SYN and its FINs), and
+    nothing is lost."""
+    from tests.conftest import child_pids, lines_until
+    trace = tmp_path / "t.jsonl"
+    proc = subprocess.Popen([*CLI, "serve", "--port", "0", "--packets", "derived", "--trace",
+                             str(trace)], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        _, url = lines_until(proc, "recording events")
+        (side,) = child_pids(proc.pid)
+        os.kill(side, signal.SIGSTOP)
+        try:
+            done = subprocess.run([*CLI, "load", url, "--clients", "10", "--requests", "30",
+                                   "--short"], cwd=ROOT, capture_output=True, text=True,
+                                  timeout=60)
+        finally:
+            os.kill(side, signal.SIGCONT)
+        assert done.returncode == 0 and "requests: 300 ok" in done.stdout, done.stdout
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out + err
+    trace_read = read_trace(trace)
+    events = trace_read.events
+    accepted = {e.conn for e in events if e.kind == "accept"}
+    assert len(accepted) == 300
+    flags: dict[str, set[str]] = {}
+    for e in events:
+        if e.kind == "packet":
+            flags.setdefault(e.conn or "", set()).add(e.data["flags"])
+    assert all({"SYN", "SYN|ACK"} <= flags.get(c, set()) and
+               any("FIN" in f for f in flags.get(c, set())) for c in accepted), \
+        [c for c in accepted if c not in flags][:3]
+    assert not [e for e in events if e.kind == "dropped"]
+    assert trace_read.header["end"]["lost"] == {}
