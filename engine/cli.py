@@ -310,8 +310,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"sockscope: cannot write trace {args.trace}: {exc.strerror}", file=sys.stderr)
         return 2
-    if side is not None and writer is not None:
-        side.attach_feed(writer, probe)  # derived segments: it reads every event from here
+    except RuntimeError as exc:  # its writer's thread (the limit on processes: ulimit -u)
+        print(f"sockscope: cannot write trace {args.trace}: {exc} (the limit on processes "
+              f"and threads: ulimit -u)", file=sys.stderr)
+        if side is not None:
+            side.stop()
+        return 2
+    not_started = None  # why no kernel side (said after the first line, which is the URL's)
+    if side is None and args.kernel_side == "process":
+        from .kernelside import KernelSide
+        not_started, KernelSide.not_started = KernelSide.not_started, None
+    if side is not None and writer is not None and not side.attach_feed(writer, probe):
+        # (derived segments: it reads every event from here, or it is no use)
+        not_started = "no thread for its feed"
+        side.stop()
+        side = None
     control = None
     if args.control not in (None, STDIN_CONTROL):
         from .control import open_control
@@ -371,6 +384,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         + (", one recv(1024) per report (no drain)" if config.no_drain else "")
     print(f"SockScope serving {server.site.root} at {server.url} ({detail}, {config.policy})",
           flush=True)  # the first line: whoever started it reads its address here
+    if not_started is not None:
+        print(f"kernel side: not started ({not_started}): recorded in the server's process",
+              flush=True)
     sinks = ([writer] if writer else []) + ([control] if control else [])
     port = server.address[1]
     problem = None
@@ -380,13 +396,26 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if side is not None and problem is None:
             helpers, both_ends = [side], []
         else:
-            helpers, both_ends = _start_observers(args, probe, port, sinks, problem)
+            try:
+                helpers, both_ends = _start_observers(args, probe, port, sinks, problem)
+            except (OSError, RuntimeError) as exc:  # no file, or no thread, left (limits)
+                said = f"kernel states and packets: not recorded ({getattr(exc, 'strerror', None) or exc})"
+                print(said, flush=True)
+                probe.emit("error", None, -1, 0, what="observers", detail=said)
+                helpers, both_ends = [], []
         if args.cpu_interval > 0:  # the serving process's own CPU, wherever the kernel side is
-            from .cpu import CpuSampler
-            cpu_probe = Probe("engine")
-            for sink in sinks:
-                cpu_probe.add_sink(sink)
-            helpers.append(CpuSampler(cpu_probe, args.cpu_interval).start())
+            try:
+                from .cpu import CpuSampler
+            except OSError as exc:  # (as above: not a file left to read it with)
+                print(f"cpu: not sampled ({exc.strerror or exc})", flush=True)
+            else:
+                cpu_probe = Probe("engine")
+                for sink in sinks:
+                    cpu_probe.add_sink(sink)
+                try:
+                    helpers.append(CpuSampler(cpu_probe, args.cpu_interval).start())
+                except RuntimeError as exc:  # its thread (the limit on processes)
+                    print(f"cpu: not sampled ({exc})", flush=True)
     else:  # nobody would read them: asking the kernel and capturing would only cost
         helpers, both_ends = [], []
         print("kernel states and packets: recorded with --trace", flush=True)
@@ -473,7 +502,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         for helper in helpers:
             helper.stop()
         for thread in loads:
-            thread.join(60)
+            if thread.ident is not None:  # (one that could not start has nothing to join)
+                thread.join(60)
         if control is not None:  # after the helpers: their last events reach the clients
             for client in control.close():
                 print(f"control: {client.peer}: {client.sent} events sent, "
@@ -746,11 +776,12 @@ def _start_tracer(port: int, host: str | None, kernel_probe: Probe, started: lis
     if not ok:
         print(f"kernel states: not traced ({reason})", flush=True)
         return
+    from .kernel.tracepoint import TracepointError
     try:
         started.insert(len(started) - 1, KernelTracer(kernel_probe, port, host=host).start())
         print("kernel states: traced (sock:inet_sock_set_state, tcp: retransmissions "
               "and resets) to check the segments'", flush=True)
-    except OSError as exc:
+    except (OSError, TracepointError) as exc:
         print(f"kernel states: not traced ({exc})", flush=True)
 
 
@@ -881,15 +912,24 @@ def _start_load(load_args: argparse.Namespace, server, sinks: list, exit_after: 
         client_probe.add_sink(sink)
 
     def run() -> None:
-        result = run_load(config, client_probe)
-        print(result.summary(), flush=True)
+        try:
+            result = run_load(config, client_probe)
+        except RuntimeError as exc:  # its clients' threads (the limit on processes)
+            print(f"sockscope: the load could not start its clients ({exc})", flush=True)
+        else:
+            print(result.summary(), flush=True)
         if exit_after:
             if before_exit is not None:
                 before_exit()
             server.stop()
 
     thread = threading.Thread(target=run, name="sockscope-load", daemon=True)
-    thread.start()
+    try:
+        thread.start()
+    except RuntimeError as exc:
+        print(f"sockscope: the load could not start ({exc})", flush=True)
+        if exit_after:
+            server.stop()
     return thread
 
 

@@ -121,8 +121,9 @@ class Feed:
 
     def start(self) -> "Feed":
         """Write what comes to the pipe, from now on (``attach`` starts it)."""
-        self._thread = threading.Thread(target=self._run, name="sockscope-feed", daemon=True)
-        self._thread.start()
+        thread = threading.Thread(target=self._run, name="sockscope-feed", daemon=True)
+        thread.start()  # (RuntimeError with no thread left: then there is none to join)
+        self._thread = thread
         return self
 
     def __call__(self, data: bytes, upto: int) -> None:
@@ -393,6 +394,7 @@ class KernelSide:
         self.pid = pid
         # Derived segments: the engine's events go to the child (``attach_feed``).
         self.feed: Feed | None = Feed(feed_w) if feed_w >= 0 else None
+        self._ending = threading.Lock()
         self._command_w = command_w
         self._status_r = status_r
         self._trace_r = trace_r
@@ -404,6 +406,8 @@ class KernelSide:
         self._probe: Any = None
         self._say: Callable[[str], None] = print
 
+    not_started: str | None = None  # why the last fork() made none (said by the caller)
+
     @classmethod
     def fork(cls, start: Callable[[int, list, "FedEvents | None"], tuple[list, list, str | None]],
              fed: bool = False) -> "KernelSide | None":
@@ -414,15 +418,22 @@ class KernelSide:
         None where fork is missing."""
         if not hasattr(os, "fork"):
             return None
-        command_r, command_w = os.pipe()
-        status_r, status_w = os.pipe()
-        trace_r, trace_w = os.pipe()
-        feed_r, feed_w = os.pipe() if fed else (-1, -1)
-        if fed:
+        made: list[int] = []
+        try:
+            for _ in range(4 if fed else 3):
+                made.extend(os.pipe())
+            sys.stdout.flush()
+            sys.stderr.flush()
+            pid = os.fork()
+        except OSError as exc:  # no file or process left (a low ulimit): all in this process
+            for fd in made:
+                os.close(fd)
+            KernelSide.not_started = exc.strerror or str(exc)
+            return None
+        command_r, command_w, status_r, status_w, trace_r, trace_w = made[:6]
+        feed_r, feed_w = made[6:8] if fed else (-1, -1)
+        if fed and pid:
             _widen(feed_w)
-        sys.stdout.flush()
-        sys.stderr.flush()
-        pid = os.fork()
         if pid == 0:  # the child: never returns into the parent's code
             code = 1
             try:
@@ -448,12 +459,19 @@ class KernelSide:
                 os.close(fd)
         return cls(pid, command_w, status_r, trace_r, feed_w)
 
-    def attach_feed(self, writer: Any, probe: Any = None) -> None:
+    def attach_feed(self, writer: Any, probe: Any = None) -> bool:
         """Feed the child every event ``writer`` records from now on (``probe``: where
-        a loss of the feed is said). Before the server makes any."""
+        a loss of the feed is said). Before the server makes any. False when the feed's
+        thread cannot start (the limit on processes): the kernel side is no use then."""
         if self.feed is not None:
             self.feed.probe = probe
-            self.feed.attach(writer)
+            try:
+                self.feed.attach(writer)
+            except RuntimeError:
+                writer.tap = None
+                self.feed.source = None
+                return False
+        return True
 
     def begin(self, port: int, sinks: list[Any], say: Callable[[str], None] = print,
               probe: Any = None) -> str | None:
@@ -470,9 +488,14 @@ class KernelSide:
             self._stopping = True
             self._end()
             return f"the kernel side ended before it started ({exc.strerror})"
-        self._reader = threading.Thread(target=self._pump, name="sockscope-kernel-side",
-                                        daemon=True)
-        self._reader.start()
+        reader = threading.Thread(target=self._pump, name="sockscope-kernel-side", daemon=True)
+        try:
+            reader.start()
+        except RuntimeError as exc:  # no thread left (the limit on processes): none at all
+            self._stopping = True
+            self._end(kill=True)
+            return f"the kernel side's reader could not start ({exc})"
+        self._reader = reader
         deadline = time.monotonic() + START_TIMEOUT_S
         pending = b""
         while True:
@@ -494,8 +517,11 @@ class KernelSide:
                 line = raw.decode("utf-8", "replace")
                 if line == READY:
                     fd, self._status_r = self._status_r, -1  # the relay's from now on
-                    threading.Thread(target=self._relay, args=(fd,),
-                                     name="sockscope-kernel-side-says", daemon=True).start()
+                    try:
+                        threading.Thread(target=self._relay, args=(fd,),
+                                         name="sockscope-kernel-side-says", daemon=True).start()
+                    except RuntimeError:  # (no thread left: its later lines go unsaid)
+                        os.close(fd)
                     return None
                 if line.startswith(FAILED):
                     self._stopping = True
@@ -579,6 +605,10 @@ class KernelSide:
         self._end(kill=self._reader is not None and self._reader.is_alive())
 
     def _end(self, kill: bool = False) -> None:
+        with self._ending:  # (the pump, seeing the child die, and stop() may both end it)
+            self._end_locked(kill)
+
+    def _end_locked(self, kill: bool) -> None:
         if self.exit_code is not None:
             return
         if self.feed is not None:  # a child that ends (or never began) is fed no more
@@ -638,24 +668,28 @@ def _child(start: Callable[[int, list, "FedEvents | None"], tuple[list, list, st
         line += chunk
     port = int(line)
     stream = os.fdopen(trace_w, "wb")
-    # Flushed every 10 ms (a full batch at once): the window sees a segment soon after
-    # the server's own events, whatever the load.
-    writer = TraceWriter("-", stream=stream, header={"role": "kernel"}, sink="kernel-side",
-                         flush_interval=0.01, batch=256)
     # As in the server (engine/cli.py): nothing here builds cycles, and under load the
     # default thresholds run young collections thousands of times a second.
     import gc
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
     fed = FedEvents(feed_r) if feed_r >= 0 else None
-    started, _, problem = start(port, [writer], fed)
+    try:
+        # Flushed every 10 ms (a full batch at once): the window sees a segment soon
+        # after the server's own events, whatever the load.
+        writer = TraceWriter("-", stream=stream, header={"role": "kernel"},
+                             sink="kernel-side", flush_interval=0.01, batch=256)
+        started, _, problem = start(port, [writer], fed)
+        if fed is not None and problem is None:
+            fed.start()
+    except (OSError, RuntimeError) as exc:  # a thread or a file it could not have (limits)
+        said.write(f"{FAILED}the kernel side could not start its sources ({exc})\n")
+        return 0
     if problem is not None:
         for source in started:
             source.stop()
         said.write(FAILED + problem.replace("\n", " ") + "\n")
         return 0
-    if fed is not None:
-        fed.start()
     said.write(READY + "\n")
     while os.read(command_r, 64):  # until the engine closes the pipe
         pass

@@ -80,3 +80,41 @@ def test_a_thread_or_process_that_cannot_start_costs_one_connection(
     failed = [e for e in read_trace(trace).events
               if e.kind == "error" and e.data.get("what") == what]
     assert len(failed) == 1
+
+
+def test_recording_under_any_limit_of_tasks_serves_or_says_why(user_python: str,
+                                                               shared_dir: Path) -> None:
+    """``serve --trace`` as an ordinary user (derived segments: the kernel side's process,
+    its threads, the feed's) under every limit of tasks from one to fourteen more than
+    the user has: it either refuses to record, saying so and why (no thread for the
+    trace's writer), or serves a request and stops cleanly, saying what it could not
+    start; never a traceback, never a server down."""
+    import subprocess
+    others = tasks_of_nobody()
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    served = refused = 0
+    for extra in range(1, 15):
+        nproc = others + extra
+        trace = shared_dir / f"t{extra}.jsonl"
+        proc = subprocess.Popen([*NOBODY, "prlimit", f"--nproc={nproc}:{nproc}", user_python,
+                                 "-m", "engine", "serve", "--port", "0", "--trace", str(trace)],
+                                cwd="/", env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        try:
+            first = proc.stdout.readline()  # type: ignore[union-attr]
+            found = re.search(r"http://127\.0\.0\.1:(\d+)/", first)
+            if found is not None:
+                assert answer(int(found.group(1))).startswith(b"HTTP/1.1 200 ")
+                proc.terminate()
+        finally:
+            out, err = proc.communicate(timeout=30)
+        said = first + out + err
+        assert "Traceback" not in said, (nproc, said[-2000:])
+        if found is None:
+            assert proc.returncode == 2 and "cannot write trace" in said \
+                and "ulimit -u" in said, (nproc, said[-1000:])
+            refused += 1
+        else:
+            assert proc.returncode == 0, (nproc, said[-1000:])
+            served += 1
+    assert refused and served  # both ends of the range were reached

@@ -928,7 +928,9 @@ def _ink_centred(font: QFont, text: str, box: QRectF,
     (a name in capitals sits low in its line: centred by its ink, it needs less room);
     None when the ink does not fit ``box``."""
     ink, height, advance = _line_ink(font, text)
-    if advance > box.width() + 1.0 or ink.height() > box.height() + 1.0:
+    # No slack on the width: the glyphs' ink as Qt's metrics measure it (and clip it)
+    # may reach a pixel or two past the layout's, when the advance already fills the box.
+    if advance > box.width() or ink.height() > box.height() + 1.0:
         return None
     top = box.center().y() - ink.center().y()  # the line's top
     # (top-aligned, the text sits where the box's top says; the box reaches over all
