@@ -78,8 +78,9 @@ FED_KINDS = ("connect", "accept", "send", "recv", "shutdown", "close", "mode")
 _FED_LINE = re.compile(rb'\{"seq":\d+,"t_ns":\d+,"src":"(?:server|client)","kind":"(?:'
                        + b"|".join(k.encode() for k in FED_KINDS) + rb')"')
 # A thread of the engine may stamp an event, then lose the GIL before it reaches the
-# writer's batch: the fed clock stays this far behind the time a batch says.
-FED_GRACE_NS = 5_000_000
+# writer's batch (for a switch interval, 5 ms, or several with many threads): the fed
+# clock stays this far behind the time a batch says.
+FED_GRACE_NS = 25_000_000
 
 
 class Feed:
@@ -106,6 +107,8 @@ class Feed:
         self._spill: Any = None  # the file frames wait in once memory holds enough
         self._spill_end = 0  # bytes of frames in it
         self._spill_sent = 0  # of which the pipe has taken
+        self._in_flight: tuple[bytes, bool] | None = None  # (a frame's data, from the file)
+        self._abandoned = False  # close() gave up waiting: what waited is counted there
         self.spilled = 0  # bytes that went through the file, in all
         self.dropped = 0  # events the kernel side never got
         self._reported = 0
@@ -130,7 +133,9 @@ class Feed:
         """The writer's tap (called with its take lock held: append, or one write to the
         file, nothing more)."""
         with self._cond:
-            if self._closed:
+            if self._closed:  # the kernel side is gone: what it would have read is counted
+                if data and not self._abandoned:
+                    self.dropped += data.count(b"\n")
                 return
             queue = self._queue
             if self._spill_end or (data and self._bytes + len(data) > self.MAX_BYTES):
@@ -177,6 +182,7 @@ class Feed:
                     if self._queue:  # what waits in memory came before the file's frames
                         upto, data = self._queue.popleft()
                         self._bytes -= len(data)
+                        self._in_flight = (data, False)
                     elif self._spill_end:
                         spill, start = self._spill.fileno(), self._spill_sent
                     else:
@@ -192,6 +198,7 @@ class Feed:
                     data = os.pread(spill, size, start + _FRAME.size)
                     if len(data) != size:
                         raise OSError(5, "the feed's spill file ended early")
+                    self._in_flight = (data, True)
                     _write_all(fd, head, data)
                     self.sent += len(head) + len(data)
                     with self._cond:
@@ -199,16 +206,43 @@ class Feed:
                         if self._spill_sent == self._spill_end:  # caught up: memory again
                             self._spill_sent = self._spill_end = 0
                             os.ftruncate(spill, 0)
+                self._in_flight = None
                 if self.dropped != self._reported:
                     self._report()
-        except OSError:  # the kernel side is gone (it said so, or will): stop feeding
-            with self._cond:
-                self._closed = True
-                self.dropped += sum(d.count(b"\n") for _, d in self._queue)
-                self._queue.clear()
-                self._bytes = 0
+        except BaseException as exc:  # the kernel side is gone (it said so, or will)
+            self._stopped(exc)
         finally:
+            with self._cond:
+                self._closed = True  # (whatever ended it: the tap only counts from here)
             self._release()
+
+    def _stopped(self, exc: BaseException) -> None:
+        """The feed cannot go on: every event not delivered is counted (once: close() may
+        have counted what waited, if it gave up first), and said."""
+        with self._cond:
+            self._closed = True
+            if self._abandoned:  # counted by close(), but the frame it left in flight
+                lost = self._in_flight[0].count(b"\n") if self._in_flight else 0
+                self.dropped += lost
+                return
+            waiting = [d for _, d in self._queue]
+            self._queue.clear()
+            self._bytes = 0
+            in_flight = self._in_flight
+            spill, start, end = self._spill, self._spill_sent, self._spill_end
+        # Counted outside the lock (a big file takes a while; this thread owns it).
+        lost = sum(d.count(b"\n") for d in waiting)
+        if in_flight is not None and not in_flight[1]:
+            lost += in_flight[0].count(b"\n")  # (one from the file is still in it)
+        if spill is not None and end > start:
+            lost += _lines_in(spill, start, end)
+        with self._cond:
+            self.dropped += lost
+        if not isinstance(exc, OSError):  # a bug, not the kernel side's end: say it
+            import traceback
+            traceback.print_exception(exc)
+        if self.dropped != self._reported:
+            self._report()
 
     def _release(self) -> None:
         """The pipe and the spill file, closed by whoever ends last (once)."""
@@ -229,8 +263,8 @@ class Feed:
         self._reported += count
         if self.probe is not None and self.probe.active:
             self.probe.emit("dropped", None, -1, 0, count=count, sink="derive",
-                            reason="the kernel side fell behind: segments derived from "
-                                   "these events are missing")
+                            reason="the kernel side did not read them (behind, or gone): "
+                                   "segments derived from these events are missing")
 
     def close(self, timeout: float = FED_START_TIMEOUT_S) -> None:
         """What the writer holds, then the end: the kernel side reads to it. Past
@@ -246,13 +280,16 @@ class Feed:
             self._cond.notify()
         if self._thread is not None:
             self._thread.join(timeout)
-            if self._thread.is_alive():
+            if self._thread.is_alive():  # (the tap is detached: nobody waits on the lock)
                 with self._cond:
+                    self._abandoned = True
                     self.dropped += sum(d.count(b"\n") for _, d in self._queue)
                     self._queue.clear()
-                    if self._spill_end:  # (lines in frames not yet sent: counted apart)
-                        self.dropped += _lines_in(self._spill, self._spill_sent,
-                                                  self._spill_end)
+                    if self._spill_end:  # what the file holds after the frame in flight
+                        start = self._spill_sent
+                        if self._in_flight is not None and self._in_flight[1]:
+                            start += _FRAME.size + len(self._in_flight[0])
+                        self.dropped += _lines_in(self._spill, start, self._spill_end)
                         self._spill_end = self._spill_sent = 0
         else:
             self._release()
@@ -546,9 +583,20 @@ class KernelSide:
         pending = b""
         header = True
         read = os.read
+        fd = self._trace_r  # this thread's: it closes it as it ends (``_end`` does not)
+        try:
+            self._pump_from(fd, read, pending, header)
+        finally:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    def _pump_from(self, fd: int, read: Callable[[int, int], bytes], pending: bytes,
+                   header: bool) -> None:
         while True:
             try:
-                chunk = read(self._trace_r, _CHUNK)
+                chunk = read(fd, _CHUNK)
             except OSError:
                 break
             if not chunk:
@@ -632,6 +680,8 @@ class KernelSide:
         # file's (a client's socket).
         fds, (self._command_w, self._status_r, self._trace_r) = \
             (self._command_w, self._status_r, self._trace_r), (-1, -1, -1)
+        if self._reader is not None:  # the pump's, closed by the pump as it ends
+            fds = fds[:2]
         for fd in fds:
             if fd >= 0:
                 try:

@@ -67,9 +67,21 @@ class Fed:
         self(ms, who, "send", bytes=n, wanted=n)
         self(ms + 0.1, other, "recv", bytes=n)
 
-    def send(self, upto_ms: float) -> None:
-        """What was made so far, as one batch: every event before ``upto_ms`` is in it."""
-        self.feed(serialize(self.batch), self.base + int(upto_ms * 1e6) + FED_GRACE_NS)
+    def ping_pong(self) -> None:
+        """A connection, a request answered at once (both ends now in ping-pong), and a
+        second request at 3 ms: its delayed-ACK timer is due at 43 ms."""
+        self(0, "client", "connect", peer="127.0.0.1:8080")
+        self(0.05, "server", "accept", peer="127.0.0.1:40000")
+        self.exchange(1, "client", 80)
+        self.exchange(2, "server", 2000)
+        self.exchange(3, "client", 80)
+
+    def send(self, upto_ms: float, grace: bool = True) -> None:
+        """What was made so far, as one batch: every event before ``upto_ms`` is in it
+        (``grace``: even those of a thread preempted between its stamp and the batch;
+        without it, ``upto_ms`` is when the writer took the batch, as the engine says)."""
+        self.feed(serialize(self.batch),
+                  self.base + int(upto_ms * 1e6) + (FED_GRACE_NS if grace else 0))
         self.batch = []
 
     def end(self) -> list[Event]:
@@ -91,8 +103,9 @@ def test_a_late_answer_is_waited_for_by_the_feds_clock_not_the_wall() -> None:
     f.exchange(1, "client", 80)
     f.exchange(2, "server", 2000)  # answered at once: both ends now in ping-pong
     f.exchange(3, "client", 80)
+    time.sleep(0.1)  # the batch is handed over 100 ms after its events, on the wall
     f.send(upto_ms=4)
-    time.sleep(0.2)  # the deriver's clock ticks meanwhile (every 10 ms)
+    time.sleep(0.2)
     early = wire(list(f.sink.events))
     f.exchange(33, "server", 2000)  # 30 ms after the request
     f(40, "client", "close", reason="done")
@@ -101,8 +114,8 @@ def test_a_late_answer_is_waited_for_by_the_feds_clock_not_the_wall() -> None:
     f.send(upto_ms=41)
     events = f.end()
     assert ("server", "ACK", 0) not in early[-2:], early  # nothing decided past the feed
-    assert wire(events)[7:9] == [("client", "PSH|ACK", 80), ("server", "PSH|ACK", 2000)], \
-        wire(events)
+    assert wire(events)[7:9] == [("client", "PSH|ACK", 80), ("server", "PSH|ACK", 2000)] \
+        and ("server", "ACK", 0) not in wire(events)[7:], wire(events)
     assert f.fed.events == 13 and f.fed.failures == 0
 
 
@@ -111,11 +124,7 @@ def test_when_the_feeds_time_passes_the_timer_the_pure_ack_is_drawn() -> None:
     said so: the timer's pure ACK at 40 ms is drawn, dated by the events, not by when
     they were read."""
     f = Fed()
-    f(0, "client", "connect", peer="127.0.0.1:8080")
-    f(0.05, "server", "accept", peer="127.0.0.1:40000")
-    f.exchange(1, "client", 80)
-    f.exchange(2, "server", 2000)
-    f.exchange(3, "client", 80)
+    f.ping_pong()
     f.send(upto_ms=50)  # nothing else happened up to 50 ms: the timer fired at 43 ms
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline and ("server", "ACK", 0) not in wire(list(f.sink.events))[7:]:
@@ -129,6 +138,24 @@ def test_when_the_feeds_time_passes_the_timer_the_pure_ack_is_drawn() -> None:
     assert wire(events)[7:10] == [("client", "PSH|ACK", 80), ("server", "ACK", 0),
                                   ("server", "PSH|ACK", 2000)], wire(events)
     assert packets[8].t_ns - packets[7].t_ns == DELAYED_ACK_NS
+
+
+def test_an_answer_stamped_before_the_batch_but_late_to_it_is_waited_for() -> None:
+    """The writer takes a batch at 60 ms holding the request (3 ms); the answer was
+    stamped at 40 ms by a thread that then lost the GIL (for a few switch intervals) and
+    reached the writer after that batch: it comes with the next one. The deriver's clock
+    stays the grace behind what a batch says, so the request's delayed-ACK timer (due at
+    43 ms) has not fired and the ACK rides on the answer, as on the wire."""
+    f = Fed()
+    f.ping_pong()
+    f.send(upto_ms=60, grace=False)  # taken at 60 ms, as the writer says
+    time.sleep(0.1)
+    f.exchange(40, "server", 2000)  # stamped at 40 ms, in the next batch
+    f.send(upto_ms=70, grace=False)
+    events = f.end()
+    # (Not a pure ACK at 43 ms too: the answer at 40 ms carried it.)
+    assert wire(events)[7:9] == [("client", "PSH|ACK", 80), ("server", "PSH|ACK", 2000)] \
+        and ("server", "ACK", 0) not in wire(events)[7:], wire(events)
 
 
 def test_the_kernels_word_waits_for_the_engines_events_before_it() -> None:
@@ -172,48 +199,64 @@ def frames_read(r: int, until: int, deadline: float) -> tuple[list[int], int]:
     return times, events
 
 
+def block_of(events: int) -> bytes:
+    return serialize([Event(1, 1, "server", "send", CONN, 5, 1,
+                            {"bytes": 1, "wanted": 1})]) * events
+
+
 def test_a_kernel_side_that_reads_late_loses_nothing(tmp_path: Path) -> None:
     """Nobody reads the pipe for a while (a kernel side with no core to run on): the tap
-    never waits; what memory does not hold waits in the spill file, in order, and once
-    the kernel side reads it gets every event, each frame with its time, none dropped."""
+    never waits; what memory does not hold waits in the spill file, in order. Then the
+    kernel side reads while the engine goes on making batches: it gets every event, each
+    frame with its time, in order, none dropped, and once it has caught up the file is
+    empty again (batches wait in memory)."""
+    import threading
     r, w = os.pipe()
     try:
         feed = Feed(w, spill_dir=str(tmp_path))
         feed.MAX_BYTES = 2 << 20  # type: ignore[misc]
         feed.start()
-        line = serialize([Event(1, 1, "server", "send", CONN, 5, 1,
-                                {"bytes": 1, "wanted": 1})])
-        block = line * 1000
+        block = block_of(1000)
         started = time.monotonic()
         for i in range(100):  # 100 blocks of 1000 events: far more than pipe and memory hold
             feed(block, 1000 + i)
             feed(b"", 1000 + i)  # (a frame of time alone, between)
         assert time.monotonic() - started < 5  # the tap never waited for the pipe
         assert feed.spilled > 0 and feed.dropped == 0
-        times, events = frames_read(r, 1099, time.monotonic() + 30)
+        got: list = []
+        reader = threading.Thread(target=lambda: got.append(
+            frames_read(r, 1199, time.monotonic() + 60)))
+        reader.start()
+        for i in range(100, 200):  # more batches while the file is read
+            feed(block, 1000 + i)
+            time.sleep(0.002)
+        reader.join(70)
+        (times, events), = got
+        assert events == 200 * 1000 and feed.dropped == 0
+        assert times == sorted(times) and times[-1] == 1199 and len(times) >= 200
+        assert feed._spill_end == 0  # caught up: nothing waits in the file
         feed.close(timeout=10)
-        assert events == 100 * 1000 and feed.dropped == 0
-        assert times == sorted(times) and times[-1] == 1099 and len(times) >= 100
     finally:
         os.close(r)
 
 
-def test_a_feed_whose_spill_is_full_drops_and_says_so(tmp_path: Path) -> None:
+@pytest.mark.parametrize("memory", [1 << 20, 1], ids=["memory-then-file", "file-only"])
+def test_a_feed_whose_spill_is_full_drops_and_says_so(tmp_path: Path, memory: int) -> None:
     """Past what the spill file may hold (a full disk says the same), batches are dropped
-    and counted, and a ``dropped`` event (sink "derive") says so; the tap never blocks."""
+    and counted, and a ``dropped`` event (sink "derive") says so; the tap never blocks.
+    Closed while nobody reads (a frame of memory, or of the file, in flight): each event
+    was delivered or is counted, never both."""
     r, w = os.pipe()
     try:
         feed = Feed(w, spill_dir=str(tmp_path))
-        feed.MAX_BYTES = 1 << 20  # type: ignore[misc]
+        feed.MAX_BYTES = memory  # type: ignore[misc]
         feed.MAX_SPILL = 4 << 20  # type: ignore[misc]
         probe = Probe("server")
         said = MemorySink()
         probe.add_sink(said)
         feed.probe = probe
         feed.start()
-        line = serialize([Event(1, 1, "server", "send", CONN, 5, 1,
-                                {"bytes": 1, "wanted": 1})])
-        block = line * 1000
+        block = block_of(1000)
         started = time.monotonic()
         for i in range(200):
             feed(block, 1000 + i)
@@ -228,6 +271,27 @@ def test_a_feed_whose_spill_is_full_drops_and_says_so(tmp_path: Path) -> None:
         os.close(r)
 
 
+def test_a_kernel_side_that_dies_costs_what_it_had_not_read_counted(tmp_path: Path) -> None:
+    """The kernel side goes away (its end of the pipe closed) with batches waiting in
+    memory and in the file: every event it never read is counted, those waiting and
+    those that come after, each once; the tap never fails."""
+    r, w = os.pipe()
+    feed = Feed(w, spill_dir=str(tmp_path))
+    feed.MAX_BYTES = 1 << 20  # type: ignore[misc]
+    feed.start()
+    block = block_of(1000)
+    for i in range(50):
+        feed(block, 1000 + i)
+    os.close(r)  # gone: the write in flight fails (EPIPE), the thread counts and ends
+    deadline = time.monotonic() + 10
+    while feed._thread.is_alive() and time.monotonic() < deadline:  # type: ignore[union-attr]
+        time.sleep(0.01)
+    for i in range(50, 60):
+        feed(block, 1000 + i)  # after its end: counted at once
+    feed.close(timeout=5)
+    # The pipe held at most what one write put in it before it went (64 KiB: under a
+    # block's 116 KB, a partial frame, which the kernel side never parsed).
+    assert feed.dropped == 60 * 1000
 # ---------------------------------------------------------------- real runs
 def serve(tmp_path: Path, name: str, load: str, *extra: str) -> list[Event]:
     trace = tmp_path / f"{name}.jsonl"

@@ -87,12 +87,13 @@ def test_recording_under_any_limit_of_tasks_serves_or_says_why(user_python: str,
     """``serve --trace`` as an ordinary user (derived segments: the kernel side's process,
     its threads, the feed's) under every limit of tasks from one to fourteen more than
     the user has: it either refuses to record, saying so and why (no thread for the
-    trace's writer), or serves a request and stops cleanly, saying what it could not
-    start; never a traceback, never a server down."""
+    trace's writer), or serves a request and stops cleanly; never a traceback, never a
+    server down. (Between the two, what could not start is said: at least one limit
+    shows a "not started", "not recorded" or "not sampled" line.)"""
     import subprocess
     others = tasks_of_nobody()
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    served = refused = 0
+    served = refused = said_missing = 0
     for extra in range(1, 15):
         nproc = others + extra
         trace = shared_dir / f"t{extra}.jsonl"
@@ -117,4 +118,7 @@ def test_recording_under_any_limit_of_tasks_serves_or_says_why(user_python: str,
         else:
             assert proc.returncode == 0, (nproc, said[-1000:])
             served += 1
+            said_missing += any(f"{w} (" in said for w in ("not started", "not recorded",
+                                                            "not sampled", "could not start"))
     assert refused and served  # both ends of the range were reached
+    assert said_missing  # and some limit between them left something unstarted, said

@@ -190,10 +190,10 @@ class SocketTable(QAbstractTableModel):
             text = row.cells()[col]
             if col in (3, 4) and self.host is not None:
                 return _without_host(text, self.host)
-            if col == 6 and row.earlier:
-                return f"{_translated(self.view, row.source)} {self.view.tr(EARLIER)}"
-            if col == 6 and row.check:  # "inferred ✓ observed": each word translated
-                return " ".join(_translated(self.view, w) for w in text.split(" "))
+            if col == 6 and (row.check or row.earlier):  # each word translated
+                words = f"{row.source} {row.check}" if row.check else row.source
+                said = " ".join(_translated(self.view, w) for w in words.split(" "))
+                return f"{said} {self.view.tr(EARLIER)}" if row.earlier else said
             return self.view.tr(text) if col in (0, 6) and text in CELL_WORDS else text
         if role == Qt.ItemDataRole.FontRole:
             return self._bold if selected or col == 0 else self._font
