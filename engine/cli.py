@@ -540,8 +540,8 @@ def _said_lost(sink: str, count: int) -> str:
     if sink == "kernel-side":
         return f"the kernel side dropped {count} events: its pipe to the engine was full"
     if sink == "derive":
-        return (f"the kernel side was not fed {count} events: it fell behind, and the "
-                f"segments derived from them are missing")
+        return (f"the kernel side was not fed {count} events (its spill file or disk was "
+                f"full, or it was gone): the segments derived from them are missing")
     return f"{sink} dropped {count} events"
 
 
