@@ -346,6 +346,18 @@ class Event(NamedTuple):
                                 _THREADS.setdefault(thread, thread), row))
 
 
+    @classmethod
+    def from_own_dict(cls, row: dict[str, Any]) -> "Event":
+        """``from_dict`` for a line this engine's own writer made (the kernel side reading
+        the server's, fed through a pipe): no field to check; its names made one object
+        each all the same."""
+        pop = row.pop
+        conn = pop("conn")
+        return _new_tuple(cls, (pop("seq"), pop("t_ns"), _intern(pop("src")),
+                                _intern(pop("kind")), _intern(conn) if conn is not None else None,
+                                pop("fd"), pop("thread"), row))
+
+
 _new_tuple = tuple.__new__
 _CHECKS_get = _CHECKS.get
 _SOURCES = frozenset(SOURCES)

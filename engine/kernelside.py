@@ -40,8 +40,9 @@ batch with the time before which every event is in it, through a third pipe.
 The child parses only the kinds the deriver reads, and takes them in time
 order up to that time: a delayed ACK is drawn once the answer that would have
 carried it can no longer come, as in the server's process. A child that falls
-behind by ``Feed.MAX_BYTES`` costs the derived segments (counted, said by a
-``dropped`` event), never the server or its trace.
+behind costs time: past ``Feed.MAX_BYTES`` in memory, batches wait in a spill
+file; only what that file cannot take is lost (counted, said by a ``dropped``
+event), never the server or its trace.
 
 Linux only (packet capture is ``AF_PACKET``, the observer is sock_diag); elsewhere
 nothing forks.
@@ -191,13 +192,7 @@ class Feed:
                     _write_all(fd, _FRAME.pack(upto, len(data)), data)
                     self.sent += _FRAME.size + len(data)
                 else:  # the next frame, as it was written: copied, not parsed
-                    head = os.pread(spill, _FRAME.size, start)
-                    if len(head) != _FRAME.size:
-                        raise OSError(5, "the feed's spill file ended early")
-                    size = _FRAME.unpack(head)[1]
-                    data = os.pread(spill, size, start + _FRAME.size)
-                    if len(data) != size:
-                        raise OSError(5, "the feed's spill file ended early")
+                    head, data = _frame_at(spill, start)
                     self._in_flight = (data, True)
                     _write_all(fd, head, data)
                     self.sent += len(head) + len(data)
@@ -250,13 +245,16 @@ class Feed:
             fd, self._fd = self._fd, -1
             spill, self._spill = self._spill, None
             self._spill_end = self._spill_sent = 0
-        for close in ((lambda: os.close(fd)) if fd >= 0 else None,
-                      spill.close if spill is not None else None):
-            if close is not None:
-                try:
-                    close()
-                except OSError:
-                    pass
+        try:
+            if fd >= 0:
+                os.close(fd)
+        except OSError:
+            pass
+        try:
+            if spill is not None:
+                spill.close()
+        except OSError:
+            pass
 
     def _report(self) -> None:
         count = self.dropped - self._reported
@@ -297,18 +295,27 @@ class Feed:
             self._report()
 
 
+def _frame_at(fd: int, start: int) -> tuple[bytes, bytes]:
+    """The frame of the spill file ``fd`` at ``start``: its head and its lines."""
+    head = os.pread(fd, _FRAME.size, start)
+    if len(head) != _FRAME.size:
+        raise OSError(5, "the feed's spill file ended early")
+    size = _FRAME.unpack(head)[1]
+    data = os.pread(fd, size, start + _FRAME.size)
+    if len(data) != size:
+        raise OSError(5, "the feed's spill file ended early")
+    return head, data
+
+
 def _lines_in(spill: Any, start: int, end: int) -> int:
     """Events in the frames of ``spill`` from ``start`` (a frame's start) to ``end``."""
     count = 0
     try:
         fd = spill.fileno()
         while start < end:
-            head = os.pread(fd, _FRAME.size, start)
-            if len(head) < _FRAME.size:
-                break
-            _, n = _FRAME.unpack(head)
-            count += os.pread(fd, n, start + _FRAME.size).count(b"\n")
-            start += _FRAME.size + n
+            head, data = _frame_at(fd, start)
+            count += data.count(b"\n")
+            start += len(head) + len(data)
     except (OSError, ValueError):
         pass
     return count
@@ -316,10 +323,10 @@ def _lines_in(spill: Any, start: int, end: int) -> int:
 
 def _write_all(fd: int, head: bytes, data: bytes) -> None:
     done = os.writev(fd, [head, data]) if data else os.write(fd, head)
-    total = len(head) + len(data)
-    while done < total:  # a signal cut the write short
-        joined = head + data
-        done += os.write(fd, joined[done:])
+    if done < len(head) + len(data):  # a signal cut the write short
+        rest = memoryview(head + data)
+        while done < len(rest):
+            done += os.write(fd, rest[done:])
 
 
 class FedEvents:
@@ -353,17 +360,7 @@ class FedEvents:
 
     def _run(self) -> None:
         from .events import Event
-        loads = orjson.loads
-        new, intern = tuple.__new__, sys.intern
-
-        def from_dict(row: dict) -> Any:
-            """The engine's own line, as its writer made it: no field to check (a reader of
-            a file checks them all, ``Event.from_dict``); its names made one object each."""
-            pop = row.pop
-            conn = pop("conn")
-            return new(Event, (pop("seq"), pop("t_ns"), intern(pop("src")), intern(pop("kind")),
-                               intern(conn) if conn is not None else None, pop("fd"),
-                               pop("thread"), row))
+        loads, from_dict = orjson.loads, Event.from_own_dict
         size = _FRAME.size
         unpack = _FRAME.unpack
         wanted = _FED_LINE.match
@@ -580,20 +577,19 @@ class KernelSide:
 
     def _pump(self) -> None:
         """The child's trace, whole lines at a time, to the sinks; its header left out."""
-        pending = b""
-        header = True
-        read = os.read
         fd = self._trace_r  # this thread's: it closes it as it ends (``_end`` does not)
         try:
-            self._pump_from(fd, read, pending, header)
+            self._pump_from(fd)
         finally:
             try:
                 os.close(fd)
             except OSError:
                 pass
 
-    def _pump_from(self, fd: int, read: Callable[[int, int], bytes], pending: bytes,
-                   header: bool) -> None:
+    def _pump_from(self, fd: int) -> None:
+        pending = b""
+        header = True
+        read = os.read
         while True:
             try:
                 chunk = read(fd, _CHUNK)

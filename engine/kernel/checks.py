@@ -103,12 +103,15 @@ class StateChecks:
                 event.kind == "tcp_state" and event.data.get("source") == "observed"):
             self._forward(event)
             return
-        if self._clock_ns is None:
-            due = time.monotonic() + self.hold
-        else:
-            due = max(self._clock_ns(), event.t_ns) / 1e9 + self.hold
+        due = self._now() + self.hold
+        if self._clock_ns is not None:  # (not before the report's own time by that clock)
+            due = max(due, event.t_ns / 1e9 + self.hold)
         with self._lock:
             self._pending.append((due, event))
+
+    def _now(self) -> float:
+        """Seconds: the wall clock's, or the feed's where one was given."""
+        return time.monotonic() if self._clock_ns is None else self._clock_ns() / 1e9
 
     # ------------------------------------------------------------ lifecycle
     def start(self) -> "StateChecks":
@@ -121,7 +124,7 @@ class StateChecks:
 
     def flush(self, everything: bool = False) -> None:
         """Judge and pass on the checks held long enough (all of them at the end)."""
-        now = time.monotonic() if self._clock_ns is None else self._clock_ns() / 1e9
+        now = self._now()
         while True:
             with self._lock:
                 if not self._pending or (not everything and self._pending[0][0] > now):
