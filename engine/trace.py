@@ -533,28 +533,12 @@ def iter_batches(path: str | os.PathLike[str], problems: list[str] | None = None
     crash: it is skipped, and ``problems`` says how many events came before it.
     """
     with open(path, "rb") as f:
-        wrong = _capture_instead(path, f.peek(4)[:4])
-        if wrong is not None:
-            raise wrong
-        first = f.readline()
-        if not first.strip():
-            raise TraceError(path, 1, "empty file: not a SockScope trace")
-        try:
-            header = orjson.loads(first)
-        except orjson.JSONDecodeError as exc:
-            raise TraceError(path, 1, f"header is not JSON ({exc})") from None
-        if not isinstance(header, dict) or header.get("format") != FORMAT:
-            raise TraceError(path, 1, f"not a SockScope trace (expected format {FORMAT!r})")
-        version = header.get("version")
-        if not isinstance(version, int) or version > VERSION or version < 1:
-            raise TraceError(path, 1, f"trace version {version} is not supported: this SockScope "
-                                      f"reads versions 1 to {VERSION}; a newer SockScope wrote it")
+        header, version, first = read_header(path, f)
         yield header
         line_no = 1  # lines read so far (the header is line 1)
         count = 0  # events so far
-        position = len(first)  # where the batch's first line starts
+        position = first  # where the batch's first line starts
         loads, make = orjson.loads, Event.from_dict
-        header.pop("end", None)  # what the end line says goes here, from the end line alone
         ended: dict[str, Any] | None = None  # the end line, once read
         last: Event | None = None
         while True:
@@ -589,19 +573,85 @@ def iter_batches(path: str | os.PathLike[str], problems: list[str] | None = None
             if events:
                 last = events[-1]
                 yield (events, lines, starts) if offsets else (events, lines)
-        if ended is not None:
-            header["end"] = ended
-            if ended["events"] != count and problems is not None:
-                problems.append(f"the trace's end line counts {ended['events']} events, but "
-                                f"{count} were read: lines are missing or were added")
-        elif version >= END_SINCE and problems is not None and not _stopped_writing(last):
-            problems.append(f"the trace has no end line: the engine that wrote it did not "
-                            f"stop in order (it was killed or crashed, its disk filled up, "
-                            f"or it is still recording); the {count} event{'' if count == 1 else 's'} read "
-                            f"are whole")
+        problem = end_problem(header, version, ended, count, stopped_writing(last))
+        if problem is not None and problems is not None:
+            problems.append(problem)
 
 
-def _stopped_writing(last: Event | None) -> bool:
+def read_header(path: str | os.PathLike[str], f: IO[bytes]) -> tuple[dict[str, Any], int, int]:
+    """The header of the trace open as ``f`` (read from its start): ``(header, version,
+    where the first event's line starts)``. Raises ``TraceError`` for a file that is
+    not a trace this SockScope reads (a capture is named as one)."""
+    wrong = _capture_instead(path, f.peek(4)[:4])  # type: ignore[attr-defined]
+    if wrong is not None:
+        raise wrong
+    first = f.readline()
+    if not first.strip():
+        raise TraceError(path, 1, "empty file: not a SockScope trace")
+    try:
+        header = orjson.loads(first)
+    except orjson.JSONDecodeError as exc:
+        raise TraceError(path, 1, f"header is not JSON ({exc})") from None
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise TraceError(path, 1, f"not a SockScope trace (expected format {FORMAT!r})")
+    version = header.get("version")
+    if not isinstance(version, int) or version > VERSION or version < 1:
+        raise TraceError(path, 1, f"trace version {version} is not supported: this SockScope "
+                                  f"reads versions 1 to {VERSION}; a newer SockScope wrote it")
+    header.pop("end", None)  # what the end line says goes here, from the end line alone
+    return header, version, len(first)
+
+
+def end_problem(header: dict[str, Any], version: int, ended: dict[str, Any] | None,
+                count: int, stopped: bool) -> str | None:
+    """Once every event is read: put the end line's fields (``ended``) in the header, and
+    say what the file's end tells of its events (``count`` read; ``stopped``: the last
+    one is its writer's word on why it stopped), or None when it is whole."""
+    if ended is not None:
+        header["end"] = ended
+        if ended["events"] != count:
+            return (f"the trace's end line counts {ended['events']} events, but "
+                    f"{count} were read: lines are missing or were added")
+        return None
+    if version >= END_SINCE and not stopped:
+        return (f"the trace has no end line: the engine that wrote it did not "
+                f"stop in order (it was killed or crashed, its disk filled up, "
+                f"or it is still recording); the {count} event{'' if count == 1 else 's'} read "
+                f"are whole")
+    return None
+
+
+def plain_events(path: str | os.PathLike[str], start: int, stop: int, last: bool
+                 ) -> tuple[list[Event], list[bytes], dict[str, Any] | None] | None:
+    """The events of bytes ``start`` to ``stop`` of a trace (both at a line's start;
+    ``last``: the file's last part), every one checked as ``iter_batches`` checks it,
+    with their lines and, in the last part, the end line's fields. None when the part
+    holds anything else (a bad, blank or cut line, an end line before the last): the
+    caller then reads the file in order with ``iter_batches``, which names the line."""
+    with open(path, "rb") as f:
+        f.seek(start)
+        data = f.read(stop - start)
+    if len(data) != stop - start or (data and not data.endswith(b"\n")):
+        return None  # (the file's last line cut short, or the file shorter now)
+    lines = data.splitlines(keepends=True) if b"\r" not in data else None
+    if lines is None:  # (only a bad line holds a raw carriage return: JSON escapes it)
+        return None
+    ended = None
+    if last and lines and lines[-1].startswith(b'{"end":'):
+        try:
+            ended = end_line_fields(orjson.loads(lines[-1]))
+        except ValueError:
+            return None
+        lines.pop()
+    loads, make = orjson.loads, Event.from_dict
+    try:
+        events = [make(loads(raw)) for raw in lines]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return events, lines, ended
+
+
+def stopped_writing(last: Event | None) -> bool:
     """Whether the file ends with its writer's own word on why it stopped (a full disk:
     a ``dropped`` event with its reason), which stands in for the end line."""
     return last is not None and last.kind == "dropped" and "reason" in last.data

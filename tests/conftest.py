@@ -106,6 +106,18 @@ def running_server(mode: str = "epoll", trigger: str = "level", **options: objec
         server.stop()
 
 
+def record_derived(path: Path, requests: int, clients: int = 3) -> Path:
+    """A real recording (``sockscope serve --trace``): epoll, keep-alive clients, segments
+    derived from the syscalls and dated in the past (the file is not in time order),
+    states inferred from them."""
+    subprocess.run([sys.executable, "-m", "engine", "serve", "--port", "0", "--mode", "epoll",
+                    "--packets", "derived", "--states", "inferred",
+                    f"--load=--clients {clients} --requests {requests}", "--exit-after-load",
+                    "--trace", str(path)], cwd=Path(__file__).resolve().parents[1], check=True,
+                   capture_output=True, timeout=120)
+    return path
+
+
 @contextlib.contextmanager
 def serving(argv: list[str], **popen: object) -> Iterator[tuple[subprocess.Popen, int]]:  # type: ignore[type-arg]
     """``sockscope serve`` as a process (``argv``, with ``--port 0``): yields it and the port

@@ -127,6 +127,17 @@ class DrainPace:
         self.per_event = cost if self.per_event is None else 0.7 * self.per_event + 0.3 * cost
 
 
+FOLDED_AT_OPEN = 200_000  # events: a trace this long opens at its end (folded in under a second)
+
+
+def open_for_window(path: str) -> tuple[Timeline, list[str]]:
+    """A trace as the window opens it: read by every core (``open_trace``), and folded to
+    its end when that is quick; a longer one stays at its start, folded as the cursor
+    goes and in the background (``MainWindow._fold_tick``)."""
+    timeline, _, problems = open_trace(path, fold=FOLDED_AT_OPEN)
+    return timeline, problems
+
+
 def tune_gc() -> None:
     """Fewer collections: the timeline allocates an event tuple and a dict every few
     microseconds, and a full collection over a big session stalls frames for
@@ -185,6 +196,9 @@ class MainWindow(QMainWindow):
         self.drain_timer.timeout.connect(self._drain)
         self.play_timer = QTimer(self)
         self.play_timer.timeout.connect(self._play_tick)
+        self.fold_timer = QTimer(self)  # an opened trace folded ahead, a slice a tick
+        self.fold_timer.setInterval(40)
+        self.fold_timer.timeout.connect(self._fold_tick)
         self._play_started: tuple[float, int] | None = None
         geometry = self.qsettings.value("geometry")
         if geometry is not None:
@@ -651,7 +665,7 @@ class MainWindow(QMainWindow):
     def load_trace(self, path: str) -> bool:
         """Replace the timeline with a recorded trace; a bad file gets a message."""
         try:
-            timeline, _, problems = open_trace(path)
+            timeline, problems = open_for_window(path)
         except (OSError, TraceError) as exc:
             QMessageBox.warning(self, self.tr("Cannot open trace"), str(exc))
             return False
@@ -660,7 +674,8 @@ class MainWindow(QMainWindow):
         return True
 
     def show_timeline(self, timeline: Timeline, name: str, problems: list[str] = ()) -> None:
-        """Replace the timeline (a trace was opened): the cursor goes to its end."""
+        """Replace the timeline (a trace was opened, at its end, or a long one at its
+        start: ``open_for_window``); what is not folded yet is folded in the background."""
         self.timeline = timeline
         gc.collect()
         gc.freeze()  # what was read stays: no collection needs to walk it again
@@ -669,7 +684,21 @@ class MainWindow(QMainWindow):
         if problems:
             self.statusBar().showMessage("; ".join(problems), 10000)
         self.setWindowTitle(f"SockScope — {name}")
+        self.fold_timer.stop()
+        if not timeline.live and timeline.folded < len(timeline.log):
+            self.fold_timer.start()
+            if not problems:
+                self.statusBar().showMessage(self.tr(
+                    "{0} events: opened at its start (End goes to its last); the window "
+                    "folds the rest while you look").format(f"{len(timeline.log):,}"), 10000)
         self._refresh()
+
+    def _fold_tick(self) -> None:
+        """A slice of the opened trace folded ahead of the cursor (12 ms of a 40 ms tick:
+        the window stays at its frame rate), until every snapshot is built."""
+        if self.timeline.live or not self.timeline.fold_ahead(0.012):
+            self.fold_timer.stop()
+        self._update_status()
 
     def save_trace(self, path: str) -> int:
         """Write the session as a trace. Raises OSError when the file cannot be made
@@ -1351,6 +1380,9 @@ class MainWindow(QMainWindow):
             text += "   " + self.tr("the disk refused the session's spill file ({0}): "
                                     "events now kept in memory").format(
                 failed.strerror or failed)
+        if self.fold_timer.isActive():
+            text += "   " + self.tr("folded: {0:.0f} %").format(
+                100 * self.timeline.folded / max(1, len(self.timeline.log)))
         self.status_label.setText(text)
 
     def _behind(self) -> tuple[float, int, int] | None:
@@ -1369,6 +1401,7 @@ class MainWindow(QMainWindow):
         self.qsettings.setValue("geometry", self.saveGeometry())
         self.drain_timer.stop()
         self.play_timer.stop()
+        self.fold_timer.stop()
         if self._recording is not None:  # a lesson still recording: let its run finish
             self._recording[0].join(30)
             shutil.rmtree(self._recording[1]["dir"], ignore_errors=True)
@@ -1585,7 +1618,7 @@ def replay(path: str, seek: int | None = None, screenshot: str | None = None,
     """``sockscope replay``: open a trace; with --screenshot, write the picture and exit."""
     app = application()
     try:
-        timeline, _, problems = open_trace(path)
+        timeline, problems = open_for_window(path)
     except (OSError, TraceError) as exc:
         print(f"sockscope replay: {exc}", file=sys.stderr)
         return 1

@@ -33,8 +33,8 @@ import orjson
 
 from engine.events import Event
 
-_CACHE = 1 << 16
-_COMMON = ("seq", "t_ns", "src", "kind", "conn", "fd", "thread")  # decoded events kept (the newest batches, what the fold just read)
+_CACHE = 1 << 16  # decoded events kept (the newest batches, what the fold just read)
+_new_tuple = tuple.__new__  # (skips NamedTuple's Python-level __new__: per event)
 
 
 class _Column:
@@ -305,45 +305,84 @@ class EventLog(Sequence[Event]):
         if start >= stop:
             return []
         get = self._decoded.get
-        out = [get(slot) for slot in self._slot.a[start:stop].tolist()]
+        slots = self._slot.a[start:stop].tolist()
+        out = [get(slot) for slot in slots]
         if None in out:
-            for k, e in enumerate(out):
-                if e is None:
-                    out[k] = self._decode(start + k, int(self._slot.a[start + k]))
+            missing = [k for k, e in enumerate(out) if e is None]
+            for k, e in zip(missing, self._decode_at(start, stop, slots, missing)):
+                out[k] = e
         return out  # type: ignore[return-value]
 
-    def _decode(self, index: int, slot: int) -> Event:
-        raw = self._store.read(int(self._at.a[slot]), int(self._len.a[slot]))
-        try:
-            data = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            data = None
-        if type(data) is not dict or ("t_ns" in data and (
-                data["t_ns"] != self._t.a[index] or data.get("seq") != self._seq.a[index])):
-            raise DataChanged(f"{getattr(self._store, 'path', 'the log')} changed on disk "
-                              f"since it was opened: event {index} (seq {self._seq.a[index]}) "
-                              f"is no longer where it was read; open it again")
-        if "t_ns" in data:  # a whole trace line: the common fields are in the columns
-            for key in _COMMON:
-                data.pop(key, None)
-        ready = data.get("ready")
-        if ready is not None:
-            data["ready"] = [tuple(pair) for pair in ready]
-        thread = int(self._thread.a[index])
-        e = Event(int(self._seq.a[index]), int(self._t.a[index]),
-                  self.sources.names[self._src.a[index]],  # type: ignore[arg-type]
-                  self.kinds.names[self._kind.a[index]],  # type: ignore[arg-type]
-                  self.conns.names[self._conn.a[index]], int(self._fd.a[index]),
-                  self._threads.setdefault(thread, thread), data)
-        self._remember(slot, e)
-        return e
+    def _lines(self, slots: list[int]) -> list[bytes] | list[None]:
+        """The JSON of these slots, read in one go where they lie close together (a
+        trace's lines folded in order: one read, not one per event), else None each
+        (read one by one)."""
+        if len(slots) < 8:
+            return [None] * len(slots)
+        at = self._at.a[slots]
+        ends = at + self._len.a[slots]
+        lo, hi = int(at.min()), int(ends.max())
+        if hi - lo > max(1 << 16, 2 * int(ends.sum() - at.sum())) or hi - lo > 1 << 24:
+            return [None] * len(slots)
+        raw = self._store.read(lo, hi - lo)
+        if len(raw) != hi - lo:  # (a spill file's failed tail: read one by one)
+            return [None] * len(slots)
+        return [raw[a:e] for a, e in zip((at - lo).tolist(), (ends - lo).tolist())]
 
-    def _remember(self, slot: int, e: Event) -> None:
-        cache = self._decoded
-        cache[slot] = e
+    def line(self, index: int) -> bytes:
+        """Event ``index``'s JSON as it lies in the store (an opened trace's: its line)."""
+        slot = int(self._slot.a[index])
+        return self._store.read(int(self._at.a[slot]), int(self._len.a[slot]))
+
+    def _decode(self, index: int, slot: int) -> Event:
+        return self._decode_at(index, index + 1, [slot], [0])[0]
+
+    def _changed(self, index: int, seq: int) -> DataChanged:
+        return DataChanged(f"{getattr(self._store, 'path', 'the log')} changed on disk since "
+                           f"it was opened: event {index} (seq {seq}) is no longer where it "
+                           f"was read; open it again")
+
+    def _decode_at(self, start: int, stop: int, slots: list[int], missing: list[int]
+                   ) -> list[Event]:
+        """The events at ``start + k`` for each ``k`` in ``missing`` (``slots``: the range's),
+        rebuilt from their JSON and the columns (read as lists once, not a numpy scalar
+        per field), and kept decoded."""
+        lines = self._lines([slots[k] for k in missing])
+        t, seq = self._t.a[start:stop].tolist(), self._seq.a[start:stop].tolist()
+        src, kind = self._src.a[start:stop].tolist(), self._kind.a[start:stop].tolist()
+        conn, fd = self._conn.a[start:stop].tolist(), self._fd.a[start:stop].tolist()
+        thread = self._thread.a[start:stop].tolist()
+        sources, kinds, conns = self.sources.names, self.kinds.names, self.conns.names
+        threads, cache, loads, read = self._threads, self._decoded, orjson.loads, self._store.read
+        out = []
+        for k, raw in zip(missing, lines):
+            slot = slots[k]
+            if raw is None:
+                raw = read(int(self._at.a[slot]), int(self._len.a[slot]))
+            try:
+                data = loads(raw)
+            except orjson.JSONDecodeError:
+                data = None
+            if type(data) is not dict:
+                raise self._changed(start + k, seq[k])
+            if "t_ns" in data:  # a whole trace line: the common fields are in the columns
+                pop = data.pop
+                if pop("t_ns") != t[k] or pop("seq", None) != seq[k]:
+                    raise self._changed(start + k, seq[k])
+                pop("src", None), pop("kind", None), pop("conn", None), pop("fd", None)
+                pop("thread", None)
+            ready = data.get("ready")
+            if ready is not None:
+                data["ready"] = [tuple(pair) for pair in ready]
+            e = _new_tuple(Event, (seq[k], t[k], sources[src[k]], kinds[kind[k]],
+                                   conns[conn[k]], fd[k], threads.setdefault(thread[k], thread[k]),
+                                   data))
+            cache[slot] = e
+            out.append(e)
         if len(cache) > _CACHE:
-            for old in list(cache)[:_CACHE // 4]:  # drop the oldest quarter at once
+            for old in list(cache)[:len(cache) - _CACHE + _CACHE // 4]:  # the oldest, at once
                 del cache[old]
+        return out
 
     # ------------------------------------------------------------ input
     def extend(self, batch: Iterable[Event], lines: Sequence[bytes] | None = None,
@@ -408,6 +447,51 @@ class EventLog(Sequence[Event]):
                         np.fromiter((s for _, s in merged), np.int64, len(merged)))
         self.changed_from = start
         return start
+
+    def extend_columns(self, part: dict) -> int:  # type: ignore[type-arg]
+        """Add a part of an opened trace, read elsewhere (``reader``): its columns in file
+        order (``t``, ``seq``, ``fd``, ``thread``, ``at``, ``len``, and ``src``, ``kind``,
+        ``conn`` as codes into ``src_names``...), no event. Ordered and merged into the
+        tail as ``extend`` does; returns the index from which the log changed."""
+        count = len(part["t"])
+        if not count:
+            self.changed_from = None
+            return len(self)
+        t, seq = part["t"], part["seq"]
+        cols = {"t": t, "seq": seq, "fd": part["fd"], "thread": part["thread"]}
+        for name, names in (("src", self.sources), ("kind", self.kinds), ("conn", self.conns)):
+            cols[name] = np.array([names.code(n) for n in part[name + "_names"]],
+                                  np.int32)[part[name]]
+        first_slot = self._at.n
+        self._at.put(first_slot, part["at"], count)
+        self._len.put(first_slot, part["len"], count)
+        cols["slot"] = np.arange(first_slot, first_slot + count, dtype=np.int64)
+        if ((t[1:] < t[:-1]) | ((t[1:] == t[:-1]) & (seq[1:] < seq[:-1]))).any():
+            order = np.lexsort((seq, t))  # (stable: equal keys keep the file's order)
+            cols = {name: values[order] for name, values in cols.items()}
+        n = len(self)
+        start = n
+        if n and (int(cols["t"][0]), int(cols["seq"][0])) < (int(self._t.a[n - 1]),
+                                                             int(self._seq.a[n - 1])):
+            # Merge into the tail: from the first logged event after the part's first.
+            times, seqs = self._t.view(), self._seq.view()
+            t0, s0 = int(cols["t"][0]), int(cols["seq"][0])
+            start = int(np.searchsorted(times, t0, side="left"))
+            while start < n and times[start] == t0 and seqs[start] < s0:
+                start += 1
+            old = {name: column.view()[start:] for name, column in self._named_columns()}
+            cols = {name: np.concatenate([old[name], values]) for name, values in cols.items()}
+            order = np.lexsort((cols["seq"], cols["t"]))  # (old before new on equal keys)
+            cols = {name: values[order] for name, values in cols.items()}
+        for name, column in self._named_columns():
+            column.put(start, cols[name], len(cols[name]))
+        self.changed_from = start
+        return start
+
+    def _named_columns(self) -> tuple[tuple[str, _Column], ...]:
+        return (("t", self._t), ("seq", self._seq), ("src", self._src), ("kind", self._kind),
+                ("conn", self._conn), ("fd", self._fd), ("thread", self._thread),
+                ("slot", self._slot))
 
     def _write(self, start: int, events: list[Event], slots: np.ndarray) -> None:
         count = len(events)

@@ -1,0 +1,161 @@
+"""Opening a big trace on every core (``visualizer.model.reader``): worker processes
+read parts of the file and send back the log's columns. What they make must be what
+reading the file in order makes, event for event, state for state; and what they
+cannot read (a bad line, a blank one, a cut one, an end line too early) must get
+the same error, naming the same line, or the same recovery.
+
+The trace is a real recording (``sockscope serve --trace``, derived segments dated
+in the past: the file is not in time order); the parts are made small (a few
+kilobytes) so that a file of a few thousand lines is cut in many places.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pytest
+
+from engine.trace import TraceError
+from tests.conftest import record_derived
+from visualizer.model import open_trace
+from visualizer.model.reader import read_parallel
+
+SMALL = {"workers": 2, "part": 3000, "parallel_from": 0, "fold": False}  # many parts, two workers
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return record_derived(tmp_path_factory.mktemp("reader") / "run.jsonl", requests=12)
+
+
+def times_and_seqs(path: Path) -> list[tuple[int, int]]:
+    return [(row["t_ns"], row["seq"]) for row in map(orjson.loads, path.read_bytes().splitlines()[1:])
+            if "t_ns" in row]
+
+
+def same_log(a, b) -> None:  # type: ignore[no-untyped-def]
+    """Two logs hold the same events in the same order, and say so by their columns too."""
+    assert len(a) == len(b)
+    for name in ("t_ns", "seq", "fd", "thread"):
+        assert np.array_equal(a.column(name), b.column(name)), name
+    for codes, names in (("kind", "kinds"), ("conn", "conns"), ("src", "sources")):
+        left = [getattr(a, names).names[c] for c in a.column(codes).tolist()]
+        right = [getattr(b, names).names[c] for c in b.column(codes).tolist()]
+        assert left == right, codes
+    assert [e.to_dict() for e in a] == [e.to_dict() for e in b]
+
+
+def test_the_parts_make_what_reading_in_order_makes(recorded: Path) -> None:
+    keys = times_and_seqs(recorded)
+    assert keys != sorted(keys), "the recording should reach back in time (derived segments)"
+    serial, header, problems = open_trace(recorded, workers=1)
+    parallel, header2, problems2 = open_trace(recorded, **SMALL)
+    assert type(parallel.log._store).__name__ == "_FileStore"
+    assert not parallel.log._decoded  # (the workers' columns: no event made here)
+    assert (header2, problems2) == (header, problems) and header["end"]["events"] == len(keys)
+    same_log(parallel.log, serial.log)
+    # Folded, the same state at every snapshot's place and at the end.
+    for index in [0, 7, len(keys) // 3, len(keys) // 2, len(keys) - 1]:
+        a, b = parallel.seek(index), serial.seek(index)
+        assert a == b and a is not b
+    assert len(parallel.state.connections) == 3
+
+
+def test_it_is_many_parts(recorded: Path) -> None:
+    """(The test above is about cuts: the file must be cut in many places.)"""
+    seen: list[int] = []
+    got = read_parallel(recorded, seen.append, workers=2, part=3000, parallel_from=0)
+    assert got is not None
+    assert len(seen) > 10 and seen == sorted(seen) and seen[-1] == len(got[0])
+
+
+def test_not_folded_it_stays_before_the_first_event(recorded: Path) -> None:
+    timeline, _, _ = open_trace(recorded, **SMALL)
+    assert timeline.cursor == -1 and not timeline.state.connections
+    assert len(timeline._snaps) == 1  # nothing folded yet
+    timeline.seek(len(timeline.log) - 1)
+    folded, _, _ = open_trace(recorded, workers=1)
+    assert timeline.state.connections.keys() == folded.state.connections.keys()
+
+
+def test_a_small_file_is_read_in_order(recorded: Path) -> None:
+    """Below the threshold, no worker is started (they cost more than they save)."""
+    assert read_parallel(recorded, workers=2) is None
+
+
+def edited(recorded: Path, out: Path, number: int, line: bytes) -> Path:
+    lines = recorded.read_bytes().splitlines(keepends=True)
+    lines[number - 1] = line
+    out.write_bytes(b"".join(lines))
+    return out
+
+
+@pytest.mark.parametrize("where", ["early", "middle", "last event"])
+def test_a_bad_line_in_any_part_is_named_as_in_order(recorded: Path, tmp_path: Path,
+                                                      where: str) -> None:
+    lines = recorded.read_bytes().splitlines(keepends=True)
+    number = {"early": 3, "middle": len(lines) // 2, "last event": len(lines) - 1}[where]
+    row = orjson.loads(lines[number - 1])
+    row["fd"] = "nine"
+    bad = edited(recorded, tmp_path / "bad.jsonl", number, orjson.dumps(row) + b"\n")
+    with pytest.raises(TraceError) as in_order:
+        open_trace(bad, workers=1)
+    with pytest.raises(TraceError) as in_parts:
+        open_trace(bad, **SMALL)
+    assert in_parts.value.line == in_order.value.line == number
+    assert str(in_parts.value) == str(in_order.value)
+
+
+@pytest.mark.parametrize("damage", ["blank line", "end line early", "cut short", "no end line",
+                                    "end line miscounts", "garbage"])
+def test_what_the_parts_cannot_read_gets_what_reading_in_order_gets(
+        recorded: Path, tmp_path: Path, damage: str) -> None:
+    lines = recorded.read_bytes().splitlines(keepends=True)
+    middle = len(lines) // 2
+    if damage == "blank line":
+        lines.insert(middle, b"\n")
+    elif damage == "end line early":
+        lines.insert(middle, lines[-1])
+    elif damage == "cut short":
+        lines = lines[:-1]
+        lines[-1] = lines[-1][:-30]
+    elif damage == "no end line":
+        lines = lines[:-1]
+    elif damage == "end line miscounts":
+        lines[-1] = orjson.dumps({"end": {**orjson.loads(lines[-1])["end"], "events": 5}}) + b"\n"
+    else:
+        lines[middle] = b"\x00\x01 not json \r\x7f\n"
+    bad = tmp_path / "damaged.jsonl"
+    bad.write_bytes(b"".join(lines))
+    try:
+        expected = open_trace(bad, workers=1)
+    except TraceError as exc:
+        with pytest.raises(TraceError) as caught:
+            open_trace(bad, **SMALL)
+        assert str(caught.value) == str(exc) and exc.line
+        return
+    got = open_trace(bad, **SMALL)
+    assert got[1:] == expected[1:], "the same header and the same problems said"
+    assert got[2] or damage == "blank line"  # (blank lines are skipped, unsaid)
+    same_log(got[0].log, expected[0].log)
+
+
+def test_folded_ahead_the_cursor_stays_and_seeks_find_the_same_states(recorded: Path) -> None:
+    """``fold_ahead`` builds the snapshots a slice at a time, the cursor where it was;
+    a seek then starts from them and finds what folding from the start finds."""
+    timeline, _, _ = open_trace(recorded, **SMALL)
+    timeline.every = 50  # (the recording is short: many snapshots)
+    folded, _, _ = open_trace(recorded, workers=1)
+    timeline.seek(120)
+    slices = 0
+    while timeline.fold_ahead(0.0):  # the smallest slice: one stretch a call
+        slices += 1
+        assert slices < 10_000
+    n = len(timeline.log)
+    assert slices >= n // 50 - 4 and timeline.cursor == 120
+    assert timeline.folded == (n // 50) * 50 and timeline._snap_index[-1] == (n // 50) * 50 - 1
+    assert timeline.seek(120) == folded.seek(120)
+    assert timeline.seek(n - 1) == folded.seek(n - 1) and len(timeline.state.connections) == 3
+    for index in ((n // 50) * 50 - 1, 260, 51, 49):
+        assert timeline.seek(index) == folded.seek(index), index

@@ -1,0 +1,226 @@
+"""Reading a big trace on every core.
+
+Opening a trace reads every line once, checks its fields (``Event.from_dict``, as
+``engine.trace.iter_batches`` does) and builds the log's columns: about 3 µs a line
+in one process, most of it parsing. A file of more than ``PARALLEL_FROM`` bytes is
+cut into parts at line starts, each part read in a worker process (a new
+interpreter, not a fork of the window), which sends back its part's columns,
+never its events; the log takes them in file order, and the events are read again
+from the file, a range at a time, only where the cursor folds them.
+
+A part that holds anything but whole events (a bad line, a blank one, a line cut
+short, an end line before the file's end) makes its worker say so, and the file
+is read again in order, in this process, by the reader that names the line: the
+same error, or the same recovery, as a small file gets.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import struct
+import subprocess
+import sys
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import orjson
+
+from engine.trace import end_problem, plain_events, read_header, stopped_writing
+
+from .log import EventLog
+
+PARALLEL_FROM = 16 << 20  # bytes of events: below, one process (a worker costs ~0.2 s to start)
+PART = 8 << 20  # bytes a worker reads at a time
+MAX_WORKERS = 8
+
+
+def _part_columns(args: tuple[str, int, int, bool]) -> dict[str, Any] | None:
+    """A worker's task: the columns of one part of the file (None: read it in order)."""
+    path, start, stop, last = args
+    got = plain_events(path, start, stop, last)
+    if got is None:
+        return None
+    events, lines, ended = got
+    part: dict[str, Any] = {"count": len(events), "ended": ended,
+                            "stopped": stopped_writing(events[-1] if events else None)}
+    if not events:
+        return part
+    seq, t, src, kind, conn, fd, thread, _ = zip(*events)
+    lengths = np.fromiter(map(len, lines), np.int64, len(lines))
+    starts = np.empty(len(lines), np.int64)
+    starts[0] = start
+    np.cumsum(lengths[:-1], out=starts[1:])
+    starts[1:] += start
+    part.update(t=np.array(t, np.int64), seq=np.array(seq, np.int64),
+                fd=np.array(fd, np.int32), thread=np.array(thread, np.int64),
+                at=starts, len=lengths.astype(np.int32))
+    for name, values in (("src", src), ("kind", kind), ("conn", conn)):
+        codes: dict[Any, int] = {}
+        part[name] = np.fromiter((codes.setdefault(v, len(codes)) for v in values),
+                                 np.int32, len(values))
+        part[name + "_names"] = list(codes)
+    return part
+
+
+def _parts(path: str, f: Any, first: int, size: int, part: int) -> list[tuple[str, int, int, bool]]:
+    """Byte ranges of about ``part`` bytes from ``first`` to ``size``, each starting at a
+    line's start (the one after a cut, or the file's first event)."""
+    bounds = [first]
+    for target in range(first + part, size, part):
+        f.seek(target - 1)  # (a cut right after a newline stays there)
+        f.readline()
+        where = f.tell()
+        if bounds[-1] < where < size:
+            bounds.append(where)
+    bounds.append(size)
+    return [(path, a, b, k == len(bounds) - 2) for k, (a, b) in enumerate(zip(bounds, bounds[1:]))]
+
+
+def read_parallel(path: str | os.PathLike[str], progress: Callable[[int], None] | None = None,
+                  workers: int | None = None, part: int | None = None,
+                  parallel_from: int | None = None
+                  ) -> tuple[EventLog, dict[str, Any], list[str]] | None:
+    """The log of a trace read by worker processes, with its header and problems; None
+    when it should be read in order instead (a small file, one core, a part that is not
+    plain events, or no worker could start or finish). Raises ``TraceError`` for a
+    header that is not a trace's."""
+    path = os.fspath(path)
+    with open(path, "rb") as f:
+        header, version, first = read_header(path, f)
+        size = os.fstat(f.fileno()).st_size
+        workers = min(workers or os.cpu_count() or 1, MAX_WORKERS)
+        if size - first < (PARALLEL_FROM if parallel_from is None else parallel_from) \
+                or workers < 2:
+            return None
+        parts = _parts(path, f, first, size, part or PART)
+    log = EventLog(backing=path)
+    count, ended, stopped = 0, None, False
+    with _Workers(min(workers, len(parts))) as pool:
+        for got in pool.results(parts):
+            if got is None:  # (not plain events, or a worker gone: read in order)
+                log.close()
+                return None
+            if got["count"]:
+                log.extend_columns(got)
+            count, ended = count + got["count"], got["ended"]
+            stopped = got["stopped"] if got["count"] else stopped
+            if progress is not None:
+                progress(count)
+    problem = end_problem(header, version, ended, count, stopped)
+    return log, header, [] if problem is None else [problem]
+
+
+class _Workers:
+    """Worker processes (``python -m visualizer.model.reader``), each given parts on its
+    standard input, a line each, and answering each with a pickle on its standard output,
+    in order. Plain processes and pipes: nothing of the window's is copied into them
+    (no fork of its threads), and nothing outlives the reading (no helper process)."""
+
+    def __init__(self, count: int) -> None:
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.finished = False  # every part's answer read
+        try:
+            for _ in range(count):
+                self.procs.append(subprocess.Popen(
+                    [sys.executable, "-m", "visualizer.model.reader"], stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, bufsize=0))
+        except OSError:  # no process to start (a limit on processes, no memory): fewer
+            pass
+
+    def results(self, parts: list[tuple[str, int, int, bool]]) -> Iterator[dict[str, Any] | None]:
+        """Each part's columns, in order (None once a part cannot be had: the rest not read)."""
+        if not self.procs:
+            yield None
+            return
+        owner: list[int] = []  # the worker each part went to, in order
+        queued = 0
+
+        def give(worker: int) -> bool:
+            nonlocal queued
+            if queued == len(parts):
+                return True
+            path, start, stop, last = parts[queued]
+            try:
+                self.procs[worker].stdin.write(  # type: ignore[union-attr]
+                    orjson.dumps([path, start, stop, last]) + b"\n")
+            except OSError:
+                return False
+            owner.append(worker)
+            queued += 1
+            return True
+
+        for _ in range(2):  # two parts ahead each: a worker never waits for the next
+            for worker in range(len(self.procs)):
+                if not give(worker):
+                    yield None
+                    return
+        for k in range(len(parts)):
+            worker = owner[k]
+            got = _receive(self.procs[worker].stdout)
+            if got is None or not give(worker):
+                yield None
+                return
+            if k == len(parts) - 1:
+                self.finished = True
+            yield got
+
+    def __enter__(self) -> "_Workers":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Every answer read, the workers end at the end of their input; stopped early (a
+        part that is not plain events, an error), they are killed: one may be mid-part, or
+        blocked writing an answer nobody will read."""
+        for proc in self.procs:
+            try:
+                proc.stdin.close()  # type: ignore[union-attr]
+            except OSError:
+                pass
+            if not self.finished:
+                proc.kill()
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:  # (a worker that does not end at its input's end)
+                proc.kill()
+                proc.wait()
+            proc.stdout.close()  # type: ignore[union-attr]
+
+
+def _receive(stream: Any) -> dict[str, Any] | None:
+    """One answer: its length (8 bytes), then its pickle; None at the end of the stream
+    (the worker gone) or for a part that is not plain events."""
+    head = _read_exactly(stream, 8)
+    if head is None:
+        return None
+    body = _read_exactly(stream, struct.unpack("<Q", head)[0])
+    return None if body is None else pickle.loads(body)  # noqa: S301 (our own worker's)
+
+
+def _read_exactly(stream: Any, size: int) -> bytes | None:
+    chunks, left = [], size
+    while left:
+        chunk = stream.read(min(left, 1 << 20))
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def _serve() -> None:
+    """A worker: a part per line on standard input, its columns (or None) on standard output."""
+    out = sys.stdout.buffer
+    for line in sys.stdin.buffer:
+        path, start, stop, last = orjson.loads(line)
+        try:
+            got = _part_columns((path, start, stop, last))
+        except OSError:  # (the file gone or unreadable: the reader in order says why)
+            got = None
+        body = pickle.dumps(got, protocol=pickle.HIGHEST_PROTOCOL)
+        out.write(struct.pack("<Q", len(body)) + body)
+        out.flush()
+
+
+if __name__ == "__main__":
+    _serve()
