@@ -249,7 +249,7 @@ SYSTEM_PYTHON = "/usr/bin/python3"
 def user_python() -> Iterator[str]:
     """SockScope's engine as an ordinary user runs it: installed (not editable) into a
     venv of the system's python3, in a folder anyone may read, with the engine's
-    dependencies (not the window's). (This interpreter may
+    dependencies and numpy (what reading a trace needs), not the window's. (This interpreter may
     live in root's home, which uid 65534 cannot read.) Needs root to become that user."""
     import shutil
     import subprocess
@@ -266,7 +266,7 @@ def user_python() -> Iterator[str]:
         python = str(venv / "bin" / "python")
         pip = [python, "-m", "pip", "install", "-q", "--disable-pip-version-check"]
         for step in ([SYSTEM_PYTHON, "-m", "venv", str(venv)], [*pip, "--no-deps", str(root)],
-                     [*pip, "httptools", "orjson", "dpkt", "gevent"]):
+                     [*pip, "httptools", "orjson", "dpkt", "gevent", "numpy"]):
             done = subprocess.run(step, capture_output=True, text=True, timeout=300, cwd="/")
             if done.returncode != 0:
                 why = (f"could not make the user's venv ({' '.join(step[:4])}…): "

@@ -7,6 +7,7 @@ one place only: ``_drain``, on a 33 ms timer.
 from __future__ import annotations
 
 import gc
+import os
 import heapq
 from collections.abc import Callable
 import shutil
@@ -38,8 +39,11 @@ from .attach import Attachment
 from .eventtable import EventTableModel
 from .host import EngineHost, EngineSettings
 from .model import Timeline, open_trace
+from .model.index import EventIndex
 from .model.moments import moment_at
+from .model.reader import Reading
 from .model.state import check_badge
+from .model.timeline import spacing_for
 from .momentbanner import MomentBanner
 from .presentation import Presentation
 from .qtapp import application, quit_on_signals
@@ -128,14 +132,28 @@ class DrainPace:
 
 
 FOLDED_AT_OPEN = 200_000  # events: a trace this long opens at its end (folded in under a second)
+SHOWN_WHILE_READ = 64 << 20  # bytes: a longer trace is shown as soon as its first part is read
 
 
-def open_for_window(path: str) -> tuple[Timeline, list[str]]:
-    """A trace as the window opens it: read by every core (``open_trace``), and folded to
-    its end when that is quick; a longer one stays at its start, folded as the cursor
-    goes and in the background (``MainWindow._fold_tick``)."""
+def open_for_window(path: str, progressive: bool = True
+                    ) -> tuple[Timeline, list[str], Reading | None]:
+    """A trace as the window opens it, with what reading it said and, for a long one, its
+    reading still going on. Read by every core; folded to its end when that is quick.
+    A file of more than ``SHOWN_WHILE_READ`` bytes (``progressive``) is shown at its start
+    as soon as its first part is read: the rest comes in the background, and is folded
+    as the cursor goes and while the window waits (``MainWindow._fold_tick``)."""
+    if progressive and os.path.getsize(path) > SHOWN_WHILE_READ:
+        reading = Reading.start(path)
+        if reading is not None:
+            reading.take(wait=True)
+            if not reading.failed:
+                timeline = Timeline(reading.log, every=spacing_for(reading.estimated_events))
+                timeline.live = False
+                return timeline, [], reading
+            reading.close()
+            reading.log.close()
     timeline, _, problems = open_trace(path, fold=FOLDED_AT_OPEN)
-    return timeline, problems
+    return timeline, problems, None
 
 
 def tune_gc() -> None:
@@ -180,6 +198,7 @@ class MainWindow(QMainWindow):
         self._engine_exit_reported = False
         # (log, its length then, what was found): found again when either changed
         self._marks_for: tuple[object, int, list[int]] = (None, -1, [])
+        self._modes = EventIndex(("mode",))  # the log's mode events, kept up to date
         self._gaps_for: tuple[object, int, list[tuple[int, int, int]]] = (None, -1, [])
         self._draw_due = 0.0  # live: when the pictures are drawn again (a dear drawing waits)
         self._view_every: tuple[str, float] = ("", 0.0)  # the shown view's redraw period
@@ -196,7 +215,8 @@ class MainWindow(QMainWindow):
         self.drain_timer.timeout.connect(self._drain)
         self.play_timer = QTimer(self)
         self.play_timer.timeout.connect(self._play_tick)
-        self.fold_timer = QTimer(self)  # an opened trace folded ahead, a slice a tick
+        self._reading: tuple[Reading, str, tuple[Timeline, str]] | None = None  # a long trace's
+        self.fold_timer = QTimer(self)  # an opened trace read and folded ahead, a slice a tick
         self.fold_timer.setInterval(40)
         self.fold_timer.timeout.connect(self._fold_tick)
         self._play_started: tuple[float, int] | None = None
@@ -665,13 +685,50 @@ class MainWindow(QMainWindow):
     def load_trace(self, path: str) -> bool:
         """Replace the timeline with a recorded trace; a bad file gets a message."""
         try:
-            timeline, problems = open_for_window(path)
+            timeline, problems, reading = open_for_window(path)
         except (OSError, TraceError) as exc:
             QMessageBox.warning(self, self.tr("Cannot open trace"), str(exc))
             return False
         self._replace_live()  # (a recording mixed with live events would be neither)
+        shown = self.timeline, self.windowTitle()
         self.show_timeline(timeline, Path(path).name, problems)
+        if reading is not None:
+            self._reading = (reading, path, shown)  # (shown again if a later line is refused)
+            self.fold_timer.start()
+            self._update_status()
         return True
+
+    def _stop_reading(self) -> None:
+        if self._reading is not None:
+            self._reading[0].close()
+            self._reading = None
+
+    def _take_read(self) -> None:
+        """What the background reading of an opened trace brought since the last tick: into
+        the log, the cursor where it was. A part it could not read (a bad line further on)
+        is read again in order, which names the line: refused, the window shows again what
+        it showed before."""
+        reading, path, shown = self._reading  # type: ignore[misc]
+        changed = reading.take_into(self.timeline)
+        if reading.failed:
+            self._stop_reading()
+            try:
+                timeline, _, problems = open_trace(path, fold=FOLDED_AT_OPEN)
+            except (OSError, TraceError) as exc:
+                self.show_timeline(shown[0], shown[1].removeprefix("SockScope — "))
+                QMessageBox.warning(self, self.tr("Cannot open trace"), str(exc))
+                return
+            self.show_timeline(timeline, Path(path).name, problems)
+            return
+        if changed is not None:
+            self.table_model.sync(changed)
+        if reading.done:
+            self._reading = None
+            reading.close()
+            if reading.problems:
+                self.statusBar().showMessage("; ".join(reading.problems), 10000)
+        if changed is not None or reading.done:
+            self._refresh()
 
     def show_timeline(self, timeline: Timeline, name: str, problems: list[str] = ()) -> None:
         """Replace the timeline (a trace was opened, at its end, or a long one at its
@@ -683,20 +740,25 @@ class MainWindow(QMainWindow):
         self.table_model.set_log(self.timeline.log)
         if problems:
             self.statusBar().showMessage("; ".join(problems), 10000)
-        self.setWindowTitle(f"SockScope — {name}")
+        self.setWindowTitle(f"SockScope — {name}" if name else "SockScope")
+        self._stop_reading()
         self.fold_timer.stop()
-        if not timeline.live and timeline.folded < len(timeline.log):
+        if not timeline.live and timeline.folded < len(timeline.log) or self._reading:
             self.fold_timer.start()
             if not problems:
                 self.statusBar().showMessage(self.tr(
-                    "{0} events: opened at its start (End goes to its last); the window "
-                    "folds the rest while you look").format(f"{len(timeline.log):,}"), 10000)
+                    "Opened at its start (End goes to its last event); the window reads "
+                    "the rest and works out its states while you look"), 10000)
         self._refresh()
 
     def _fold_tick(self) -> None:
-        """A slice of the opened trace folded ahead of the cursor (12 ms of a 40 ms tick:
-        the window stays at its frame rate), until every snapshot is built."""
-        if self.timeline.live or not self.timeline.fold_ahead(0.012):
+        """What the background reading brought (``_take_read``), and a slice of the opened
+        trace folded ahead of the cursor (12 ms of a 40 ms tick: the window stays at its
+        frame rate), until it is all read and every snapshot built."""
+        if self._reading is not None:
+            self._take_read()
+        more = not self.timeline.live and self.timeline.fold_ahead(0.012)
+        if not more and self._reading is None:
             self.fold_timer.stop()
         self._update_status()
 
@@ -1314,7 +1376,9 @@ class MainWindow(QMainWindow):
         log = self.timeline.log
         if self._marks_for[:2] == (log, len(log)):
             return self._marks_for[2]
-        marks = log.indices(kinds=["mode"], src="server").tolist()
+        modes = self._modes
+        modes.update(log)  # (what the log added since: millions of events are not read again)
+        marks = modes.idx[modes.src == log.sources.codes.get("server", -1)].tolist()
         self._marks_for = (log, len(log), marks)
         return marks
 
@@ -1380,8 +1444,12 @@ class MainWindow(QMainWindow):
             text += "   " + self.tr("the disk refused the session's spill file ({0}): "
                                     "events now kept in memory").format(
                 failed.strerror or failed)
-        if self.fold_timer.isActive():
-            text += "   " + self.tr("folded: {0:.0f} %").format(
+        if self._reading is not None:
+            reading = self._reading[0]
+            text += "   " + self.tr("reading: {0:.0f} % ({1} events)").format(
+                100 * reading.position / max(1, reading.size), f"{len(reading.log):,}")
+        elif self.fold_timer.isActive():
+            text += "   " + self.tr("states worked out: {0:.0f} %").format(
                 100 * self.timeline.folded / max(1, len(self.timeline.log)))
         self.status_label.setText(text)
 
@@ -1402,6 +1470,7 @@ class MainWindow(QMainWindow):
         self.drain_timer.stop()
         self.play_timer.stop()
         self.fold_timer.stop()
+        self._stop_reading()
         if self._recording is not None:  # a lesson still recording: let its run finish
             self._recording[0].join(30)
             shutil.rmtree(self._recording[1]["dir"], ignore_errors=True)
@@ -1618,7 +1687,7 @@ def replay(path: str, seek: int | None = None, screenshot: str | None = None,
     """``sockscope replay``: open a trace; with --screenshot, write the picture and exit."""
     app = application()
     try:
-        timeline, problems = open_for_window(path)
+        timeline, problems, _ = open_for_window(path, progressive=False)
     except (OSError, TraceError) as exc:
         print(f"sockscope replay: {exc}", file=sys.stderr)
         return 1

@@ -1799,6 +1799,10 @@
         <translation>无法打开跟踪记录</translation>
     </message>
     <message>
+        <source>Opened at its start (End goes to its last event); the window reads the rest and works out its states while you look</source>
+        <translation>已在开头打开（按 End 跳到最后一个事件）；其余部分在您查看时由窗口在后台读取并计算状态</translation>
+    </message>
+    <message>
         <source>Open trace</source>
         <translation>打开跟踪记录</translation>
     </message>
@@ -1953,6 +1957,14 @@
     <message>
         <source>the disk refused the session&apos;s spill file ({0}): events now kept in memory</source>
         <translation>磁盘拒绝写入会话的溢出文件（{0}）：事件现改存于内存</translation>
+    </message>
+    <message>
+        <source>reading: {0:.0f} % ({1} events)</source>
+        <translation>读取中：{0:.0f} %（{1} 个事件）</translation>
+    </message>
+    <message>
+        <source>states worked out: {0:.0f} %</source>
+        <translation>状态已计算：{0:.0f} %</translation>
     </message>
 </context>
 <context>

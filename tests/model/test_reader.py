@@ -10,6 +10,8 @@ kilobytes) so that a file of a few thousand lines is cut in many places.
 """
 from __future__ import annotations
 
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +20,11 @@ import pytest
 
 from engine.trace import TraceError
 from tests.conftest import record_derived
-from visualizer.model import open_trace
-from visualizer.model.reader import read_parallel
+from tests.engine.test_as_a_user import NOBODY
+from visualizer.model import EventLog, Timeline, open_trace
+from visualizer.model.reader import Reading, read_parallel
+import visualizer.model.timeline as timeline_module
+from visualizer.model.timeline import spacing_for
 
 SMALL = {"workers": 2, "part": 3000, "parallel_from": 0, "fold": False}  # many parts, two workers
 
@@ -46,11 +51,12 @@ def same_log(a, b) -> None:  # type: ignore[no-untyped-def]
     assert [e.to_dict() for e in a] == [e.to_dict() for e in b]
 
 
-def test_the_parts_make_what_reading_in_order_makes(recorded: Path) -> None:
+@pytest.mark.parametrize("part", [3000, 1 << 20], ids=["many parts", "one part"])
+def test_the_parts_make_what_reading_in_order_makes(recorded: Path, part: int) -> None:
     keys = times_and_seqs(recorded)
     assert keys != sorted(keys), "the recording should reach back in time (derived segments)"
     serial, header, problems = open_trace(recorded, workers=1)
-    parallel, header2, problems2 = open_trace(recorded, **SMALL)
+    parallel, header2, problems2 = open_trace(recorded, **{**SMALL, "part": part})
     assert type(parallel.log._store).__name__ == "_FileStore"
     assert not parallel.log._decoded  # (the workers' columns: no event made here)
     assert (header2, problems2) == (header, problems) and header["end"]["events"] == len(keys)
@@ -159,3 +165,88 @@ def test_folded_ahead_the_cursor_stays_and_seeks_find_the_same_states(recorded: 
     assert timeline.seek(n - 1) == folded.seek(n - 1) and len(timeline.state.connections) == 3
     for index in ((n // 50) * 50 - 1, 260, 51, 49):
         assert timeline.seek(index) == folded.seek(index), index
+
+
+def test_an_ordinary_users_installed_sockscope_reads_with_its_own_workers(
+        user_python: str, recorded: Path, tmp_path: Path) -> None:
+    """As uid 65534, SockScope installed (not editable) in a venv of the system's python3:
+    the workers it starts are its own interpreter's and its own installed reader's, and
+    read the file as this process does."""
+    import os
+    import subprocess
+    folder = Path(tempfile.mkdtemp(prefix="sockscope-reader-"))
+    try:
+        folder.chmod(0o755)
+        trace = folder / "run.jsonl"
+        trace.write_bytes(recorded.read_bytes())
+        trace.chmod(0o644)
+        script = ("import sys, visualizer.model.reader as r; "
+                  "got = r.read_parallel(sys.argv[1], workers=2, part=3000, parallel_from=0); "
+                  "print(r.__file__, len(got[0]) if got else 'in order')")
+        done = subprocess.run([*NOBODY, user_python, "-c", script, str(trace)], cwd="/",
+                              capture_output=True, text=True, timeout=120,
+                              env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+        assert done.returncode == 0, done.stderr
+        where, count = done.stdout.split()
+        assert where.startswith(str(Path(user_python).parents[1])), where  # the venv's own
+        assert int(count) == len(open_trace(recorded, workers=1)[0].log)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_a_long_trace_s_snapshots_are_evenly_spaced_and_never_thinned() -> None:
+    """Ten million events: snapshots every 6,000 (under the cap of 2,000 with room), where
+    the live thinning would have left the start with one every few million."""
+    assert spacing_for(1_000_000) == 1000 and spacing_for(50_000) == 1000
+    for n in (1_800_001, 5_000_000, 10_101_264, 40_000_000):
+        every = spacing_for(n)
+        assert every % 1000 == 0 and n / every <= 0.9 * 2000 < n / (every - 1000), n
+    assert spacing_for(10_101_264) == 6000
+
+
+@pytest.mark.parametrize("slices", [1, 2, 3, 50])
+def test_parts_that_reach_back_refold_what_was_folded_ahead(
+        recorded: Path, monkeypatch: pytest.MonkeyPatch, slices: int) -> None:
+    """Parts taken one at a time, folded ahead a few slices of 7 events between them (a
+    stretch between snapshots is 20): a part whose first events are older than the log's
+    end changes folded history, and what was folded from there (snapshots, the fold's own
+    place mid-stretch) is folded again."""
+    monkeypatch.setattr(timeline_module, "_SLICE", 7)
+    reading = Reading.start(recorded, workers=2, part=1500, parallel_from=0)
+    assert reading is not None
+    timeline = Timeline(reading.log, every=20)
+    timeline.live = False
+    reached_back = 0
+    while not reading.done:
+        before = len(reading.log)
+        changed = reading.take_into(timeline, wait=True)
+        reached_back += changed is not None and changed < before
+        for _ in range(slices):
+            timeline.fold_ahead(0.0)  # (one slice a call)
+    reading.close()
+    assert not reading.failed and reached_back, "no part reached back: nothing tested"
+    folded, _, _ = open_trace(recorded, workers=1)
+    n = len(folded.log)
+    for index in (n - 1, n // 2, n // 3, 20 * (n // 40) - 1, 7):
+        assert timeline.seek(index) == folded.seek(index), index
+
+
+def test_a_late_event_before_fold_aheads_place_is_folded_in(
+        recorded: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A request that comes late, into the stretch ``fold_ahead`` is in the middle of:
+    its state is folded again from the last snapshot, so the request counts."""
+    monkeypatch.setattr(timeline_module, "_SLICE", 7)
+    events = list(open_trace(recorded, workers=1)[0].log)
+    k = next(i for i, e in enumerate(events) if e.kind == "request" and i > 40)
+    assert k < 190 < len(events) - 20
+    timeline = Timeline(EventLog(events[:k] + events[k + 1:]), every=200)
+    timeline.live = False
+    while timeline._ahead is None or timeline._ahead[0] <= k:
+        timeline.fold_ahead(0.0)  # (7 events a call: stops inside the first stretch)
+    assert timeline._snap_index == [-1]
+    timeline.add([events[k]])
+    while timeline.fold_ahead(0.0):
+        pass
+    whole = Timeline(EventLog(events))
+    assert timeline.seek(len(events) - 1) == whole.seek(len(events) - 1)
+    assert sum(c.requests for c in timeline.state.connections.values()) == 36

@@ -17,9 +17,13 @@ from __future__ import annotations
 
 import os
 import pickle
+import queue
 import struct
 import subprocess
 import sys
+import sysconfig
+import threading
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import numpy as np
@@ -32,6 +36,7 @@ from .log import EventLog
 PARALLEL_FROM = 16 << 20  # bytes of events: below, one process (a worker costs ~0.2 s to start)
 PART = 8 << 20  # bytes a worker reads at a time
 MAX_WORKERS = 8
+SPILL_FROM = 512 << 20  # bytes of file: a longer trace's columns lie in unnamed files
 
 
 def _part_columns(args: tuple[str, int, int, bool]) -> dict[str, Any] | None:
@@ -84,30 +89,117 @@ def read_parallel(path: str | os.PathLike[str], progress: Callable[[int], None] 
     when it should be read in order instead (a small file, one core, a part that is not
     plain events, or no worker could start or finish). Raises ``TraceError`` for a
     header that is not a trace's."""
-    path = os.fspath(path)
-    with open(path, "rb") as f:
-        header, version, first = read_header(path, f)
-        size = os.fstat(f.fileno()).st_size
-        workers = min(workers or os.cpu_count() or 1, MAX_WORKERS)
-        if size - first < (PARALLEL_FROM if parallel_from is None else parallel_from) \
-                or workers < 2:
-            return None
-        parts = _parts(path, f, first, size, part or PART)
-    log = EventLog(backing=path)
-    count, ended, stopped = 0, None, False
-    with _Workers(min(workers, len(parts))) as pool:
-        for got in pool.results(parts):
-            if got is None:  # (not plain events, or a worker gone: read in order)
-                log.close()
+    reading = Reading.start(path, workers, part, parallel_from)
+    if reading is None:
+        return None
+    while not reading.done:
+        reading.take(wait=True)
+        if progress is not None and not reading.failed:
+            progress(len(reading.log))
+    if reading.failed:
+        reading.log.close()
+        return None
+    return reading.log, reading.header, reading.problems
+
+
+class Reading:
+    """A trace being read by worker processes, in the background: a thread waits for
+    their answers, and ``take`` (the window's timer, or ``read_parallel``) adds to the
+    log what came, in file order. ``done`` once every part is in, or one could not be
+    read (``failed``: the caller reads the file in order, which names the line)."""
+
+    def __init__(self, path: str, header: dict[str, Any], version: int,
+                 parts: list[tuple[str, int, int, bool]], workers: int, size: int) -> None:
+        self.path, self.header, self._version = path, header, version
+        self.size = size  # bytes of the file; ``position``: read up to there
+        self.position = self._first = parts[0][1]
+        # A file of millions of events: its columns in unnamed files too (the system's
+        # pages, not this process's memory), as a live session's.
+        self.log = EventLog(backing=path, spill=size > SPILL_FROM)
+        self.problems: list[str] = []
+        self.done = self.failed = False
+        self._ended: dict[str, Any] | None = None
+        self._stopped = False
+        self._answers: queue.SimpleQueue[tuple[int, dict[str, Any] | None] | None] = \
+            queue.SimpleQueue()
+        self._pool = _Workers(min(workers, len(parts)))
+        self._closing = False
+        self._thread = threading.Thread(target=self._wait, args=(parts,),
+                                        name="sockscope-trace-reader", daemon=True)
+        self._thread.start()
+
+    @classmethod
+    def start(cls, path: str | os.PathLike[str], workers: int | None = None,
+              part: int | None = None, parallel_from: int | None = None) -> "Reading | None":
+        """Start reading ``path`` by worker processes; None when it is better read in order
+        (smaller than ``parallel_from`` bytes of events, or one core). Raises ``TraceError``
+        for a header that is not a trace's."""
+        path = os.fspath(path)
+        with open(path, "rb") as f:
+            header, version, first = read_header(path, f)
+            size = os.fstat(f.fileno()).st_size
+            workers = min(workers or os.cpu_count() or 1, MAX_WORKERS)
+            if size - first < (PARALLEL_FROM if parallel_from is None else parallel_from) \
+                    or workers < 2:
                 return None
-            if got["count"]:
-                log.extend_columns(got)
-            count, ended = count + got["count"], got["ended"]
-            stopped = got["stopped"] if got["count"] else stopped
-            if progress is not None:
-                progress(count)
-    problem = end_problem(header, version, ended, count, stopped)
-    return log, header, [] if problem is None else [problem]
+            parts = _parts(path, f, first, size, part or PART)
+        return cls(path, header, version, parts, workers, size)
+
+    def _wait(self, parts: list[tuple[str, int, int, bool]]) -> None:
+        with self._pool as pool:
+            for (_, _, stop, _), got in zip(parts, pool.results(parts)):
+                self._answers.put((stop, got))
+                if got is None or self._closing:
+                    break
+        self._answers.put(None)
+
+    @property
+    def estimated_events(self) -> int:
+        """The file's events, estimated from what was read so far (bytes per event)."""
+        done = self.position - self._first
+        return len(self.log) if self.done or not done else \
+            round(len(self.log) * (self.size - self._first) / done)
+
+    def take(self, wait: bool = False) -> int | None:
+        """Add what the workers answered since to the log (with ``wait``, waiting for one
+        answer first); returns the lowest log index that changed, or None."""
+        changed: int | None = None
+        while not self.done:
+            try:
+                item = self._answers.get(block=wait and changed is None)
+            except queue.Empty:
+                break
+            if item is None or item[1] is None:  # the end; or a part not plain events
+                self.done, self.failed = True, item is not None or self._closing
+                if not self.failed:
+                    problem = end_problem(self.header, self._version, self._ended,
+                                          len(self.log), self._stopped)
+                    self.problems = [] if problem is None else [problem]
+                break
+            self.position, got = item
+            if got["count"]:  # type: ignore[index]
+                start = self.log.extend_columns(got)  # type: ignore[arg-type]
+                changed = start if changed is None else min(changed, start)
+                self._stopped = got["stopped"]  # type: ignore[index]
+            self._ended = got["ended"]  # type: ignore[index]
+        return changed
+
+    def take_into(self, timeline: Any, wait: bool = False) -> int | None:
+        """``take``, and the timeline over this log told what changed: what it had folded
+        from there is folded again, its cursor where it was."""
+        changed = self.take(wait)
+        if changed is not None:
+            cursor = timeline.cursor
+            timeline.log_changed(changed)
+            timeline.seek(cursor)
+        return changed
+
+    def close(self) -> None:
+        """Stop reading (the window closed, another trace opened): the workers are killed,
+        the thread ends. The log stays as read."""
+        self._closing = True
+        self._pool.kill()
+        self._thread.join(10)
 
 
 class _Workers:
@@ -119,11 +211,20 @@ class _Workers:
     def __init__(self, count: int) -> None:
         self.procs: list[subprocess.Popen[bytes]] = []
         self.finished = False  # every part's answer read
+        # The workers must run this very SockScope, not another one their interpreter
+        # finds (an older one installed, the folder they start in): a source folder goes
+        # first on their path, and a worker that finds itself elsewhere reads nothing.
+        me = str(Path(__file__).resolve())
+        here = str(Path(me).parents[2])
+        env = dict(os.environ)
+        if here not in {sysconfig.get_paths()[k] for k in ("purelib", "platlib")}:
+            env["PYTHONPATH"] = os.pathsep.join([here, *filter(None, [env.get("PYTHONPATH")])])
         try:
             for _ in range(count):
                 self.procs.append(subprocess.Popen(
-                    [sys.executable, "-m", "visualizer.model.reader"], stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, bufsize=0))
+                    [sys.executable, "-m", "visualizer.model.reader", me],
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                    bufsize=0, env=env))
         except OSError:  # no process to start (a limit on processes, no memory): fewer
             pass
 
@@ -163,6 +264,13 @@ class _Workers:
             if k == len(parts) - 1:
                 self.finished = True
             yield got
+
+    def kill(self) -> None:
+        """Stop the workers now (from another thread: the one reading their answers gets
+        the end of their output)."""
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
 
     def __enter__(self) -> "_Workers":
         return self
@@ -209,7 +317,10 @@ def _read_exactly(stream: Any, size: int) -> bytes | None:
 
 
 def _serve() -> None:
-    """A worker: a part per line on standard input, its columns (or None) on standard output."""
+    """A worker: a part per line on standard input, its columns (or None) on standard output;
+    nothing at all if it is not the reader its parent runs (``sys.argv[1]``)."""
+    if len(sys.argv) > 1 and sys.argv[1] != str(Path(__file__).resolve()):
+        return
     out = sys.stdout.buffer
     for line in sys.stdin.buffer:
         path, start, stop, last = orjson.loads(line)

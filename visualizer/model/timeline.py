@@ -24,6 +24,15 @@ from .state import ServerState, apply
 
 
 _LONG = 50_000  # events: a fold this long runs without the cyclic collector
+_SLICE = 500  # events fold_ahead folds between looks at the clock (about 1.5 ms)
+
+
+def spacing_for(events: int, max_snaps: int = 2000) -> int:
+    """Events between snapshots for a recorded trace of about ``events``: 1,000, or more
+    (a multiple of 1,000) so that its snapshots stay under ``max_snaps`` with room to
+    spare, evenly spaced (a live session's thinning would leave its start sparse: a
+    seek there folding millions of events)."""
+    return 1000 * max(1, -(-events // (900 * max_snaps)))
 
 
 class Timeline:
@@ -50,15 +59,20 @@ class Timeline:
     def add(self, batch, lines=None, offsets=None) -> None:  # type: ignore[no-untyped-def]
         """Add events (any order); keep the cursor where it was, or at the end when live."""
         target = self.cursor
+        self.log_changed(self.log.extend(batch, lines, offsets))
+        self.seek(len(self.log) - 1 if self.live else target)
+
+    def log_changed(self, changed: int) -> None:
+        """The log holds other events from index ``changed`` on (a batch merged, or a
+        trace's part read elsewhere): what was folded from there is folded again when
+        the cursor next moves (``seek``; the cursor's place is the caller's to keep)."""
         self._ahead = None
-        changed = self.log.extend(batch, lines, offsets)
         if changed <= self._snap_index[-1]:  # a late event rewrote folded history
             keep = bisect_right(self._snap_index, changed - 1)
             del self._snap_index[keep:], self._snaps[keep:]
         if self.cursor >= changed:  # the state at the cursor is stale: refold it
             self._state = self._snaps[-1].clone()
             self.cursor = self._snap_index[-1]
-        self.seek(len(self.log) - 1 if self.live else target)
 
     # ------------------------------------------------------------ cursor
     @property
@@ -106,35 +120,41 @@ class Timeline:
         return state
 
     def fold_ahead(self, budget: float) -> bool:
-        """Build snapshots past the newest one, for about ``budget`` seconds, without
-        moving the cursor (an opened trace, folded while the window waits for its user:
-        a seek there later starts from them). Returns whether a stretch remains."""
+        """Build snapshots past the newest one, for about ``budget`` seconds (a few hundred
+        events at least), without moving the cursor (an opened trace, folded while the
+        window waits for its user: a seek there later starts from them). Returns whether
+        a stretch remains."""
         log, every = self.log, self.every
         end = len(log) - 1
         newest = self._snap_index[-1]
         if end - newest < every:
             return False
-        ahead = self._ahead
-        state = ahead[1] if ahead is not None and ahead[0] == newest else self._snaps[-1].clone()
+        ahead = self._ahead  # (where it got to, its state), if still on from the newest
+        at, state = ahead if ahead is not None and newest <= ahead[0] < newest + every \
+            else (newest, self._snaps[-1].clone())
         deadline = time.perf_counter() + budget
         collecting = gc.isenabled()
         gc.disable()  # (as a long fold: nothing it makes is in a cycle)
         try:
-            while end - newest >= every:  # (a stretch at least, however small the budget)
-                first = newest + 1  # (a snapshot's place + 1: a multiple of ``every``)
-                for i, e in enumerate(log.events(first, first + every), first):
+            while True:
+                stop = min(newest + every, at + _SLICE)  # (the next snapshot's place at most)
+                for i, e in enumerate(log.events(at + 1, stop + 1), at + 1):
                     apply(state, e, i)
-                newest = first + every - 1
-                self._snap_index.append(newest)
-                self._snaps.append(state.clone())
-                if len(self._snap_index) > self.max_snaps:
-                    self._thin()
+                at = stop
+                if at == newest + every:
+                    newest = at
+                    self._snap_index.append(at)
+                    self._snaps.append(state.clone())
+                    if len(self._snap_index) > self.max_snaps:
+                        self._thin()
+                    if end - newest < every:
+                        break
                 if time.perf_counter() >= deadline:
                     break
         finally:
             if collecting:
                 gc.enable()
-        self._ahead = (newest, state)
+        self._ahead = (at, state)
         return end - newest >= every
 
     @property
@@ -205,7 +225,7 @@ def open_trace(path, batch: int = 16384, progress=None, fold: bool | int = True,
         got = read_parallel(path, progress, workers, **parallel)
         if got is not None:
             log, header, problems = got
-            timeline = Timeline(log)
+            timeline = Timeline(log, every=spacing_for(len(log)))
             timeline.live = False
     if timeline is None:
         timeline, header, problems = _read_in_order(path, batch, progress, fold is True)
