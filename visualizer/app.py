@@ -135,14 +135,13 @@ FOLDED_AT_OPEN = 200_000  # events: a trace this long opens at its end (folded i
 SHOWN_WHILE_READ = 64 << 20  # bytes: a longer trace is shown as soon as its first part is read
 
 
-def open_for_window(path: str, progressive: bool = True
-                    ) -> tuple[Timeline, list[str], Reading | None]:
+def open_for_window(path: str) -> tuple[Timeline, list[str], Reading | None]:
     """A trace as the window opens it, with what reading it said and, for a long one, its
     reading still going on. Read by every core; folded to its end when that is quick.
-    A file of more than ``SHOWN_WHILE_READ`` bytes (``progressive``) is shown at its start
+    A file of more than ``SHOWN_WHILE_READ`` bytes is shown at its start
     as soon as its first part is read: the rest comes in the background, and is folded
     as the cursor goes and while the window waits (``MainWindow._fold_tick``)."""
-    if progressive and os.path.getsize(path) > SHOWN_WHILE_READ:
+    if os.path.getsize(path) > SHOWN_WHILE_READ:
         reading = Reading.start(path)
         if reading is not None:
             reading.take(wait=True)
@@ -1687,7 +1686,10 @@ def replay(path: str, seek: int | None = None, screenshot: str | None = None,
     """``sockscope replay``: open a trace; with --screenshot, write the picture and exit."""
     app = application()
     try:
-        timeline, problems, _ = open_for_window(path, progressive=False)
+        if seek is None:  # the picture at its end, as ever: read in order, folding as it reads
+            timeline, _, problems = open_trace(path)
+        else:  # (read by every core; the seek folds up to its event)
+            timeline, _, problems = open_trace(path, fold=False)
     except (OSError, TraceError) as exc:
         print(f"sockscope replay: {exc}", file=sys.stderr)
         return 1
