@@ -183,13 +183,25 @@ def test_an_ordinary_users_installed_sockscope_reads_with_its_own_workers(
         script = ("import sys, visualizer.model.reader as r; "
                   "got = r.read_parallel(sys.argv[1], workers=2, part=3000, parallel_from=0); "
                   "print(r.__file__, len(got[0]) if got else 'in order')")
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
         done = subprocess.run([*NOBODY, user_python, "-c", script, str(trace)], cwd="/",
-                              capture_output=True, text=True, timeout=120,
-                              env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+                              capture_output=True, text=True, timeout=120, env=env)
         assert done.returncode == 0, done.stderr
         where, count = done.stdout.split()
         assert where.startswith(str(Path(user_python).parents[1])), where  # the venv's own
-        assert int(count) == len(open_trace(recorded, workers=1)[0].log)
+        expected = len(open_trace(recorded, workers=1)[0].log)
+        assert int(count) == expected
+        # No process nor thread to start (``ulimit -u`` reached): read in order, the same.
+        # (numpy's OpenBLAS starts threads of its own as it is imported, unless told not to.)
+        script = ("import sys, visualizer.model as m, visualizer.model.reader as r; "
+                  "kw = dict(workers=2, part=3000, parallel_from=0); "
+                  "print(r.read_parallel(sys.argv[1], **kw), "
+                  "len(m.open_trace(sys.argv[1], fold=False, **kw)[0].log))")
+        done = subprocess.run(["prlimit", "--nproc=1", *NOBODY, user_python, "-c", script,
+                               str(trace)], cwd="/", capture_output=True, text=True,
+                              timeout=120, env={**env, "OPENBLAS_NUM_THREADS": "1"})
+        assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+        assert done.stdout.split() == ["None", str(expected)]
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 

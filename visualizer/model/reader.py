@@ -109,7 +109,7 @@ class Reading:
     read (``failed``: the caller reads the file in order, which names the line)."""
 
     def __init__(self, path: str, header: dict[str, Any], version: int,
-                 parts: list[tuple[str, int, int, bool]], workers: int, size: int) -> None:
+                 parts: list[tuple[str, int, int, bool]], pool: "_Workers", size: int) -> None:
         self.path, self.header, self._version = path, header, version
         self.size = size  # bytes of the file; ``position``: read up to there
         self.position = self._first = parts[0][1]
@@ -122,11 +122,10 @@ class Reading:
         self._stopped = False
         self._answers: queue.SimpleQueue[tuple[int, dict[str, Any] | None] | None] = \
             queue.SimpleQueue()
-        self._pool = _Workers(min(workers, len(parts)))
+        self._pool = pool
         self._closing = False
         self._thread = threading.Thread(target=self._wait, args=(parts,),
                                         name="sockscope-trace-reader", daemon=True)
-        self._thread.start()
 
     @classmethod
     def start(cls, path: str | os.PathLike[str], workers: int | None = None,
@@ -143,7 +142,17 @@ class Reading:
                     or workers < 2:
                 return None
             parts = _parts(path, f, first, size, part or PART)
-        return cls(path, header, version, parts, workers, size)
+        pool = _Workers(min(workers, len(parts)))
+        if not pool.procs:  # (none could start: a limit on processes, no memory)
+            return None
+        reading = cls(path, header, version, parts, pool, size)
+        try:
+            reading._thread.start()
+        except RuntimeError:  # no thread to start (the same limit): read in order
+            pool.close()
+            reading.log.close()
+            return None
+        return reading
 
     def _wait(self, parts: list[tuple[str, int, int, bool]]) -> None:
         with self._pool as pool:
@@ -276,6 +285,9 @@ class _Workers:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
         """Every answer read, the workers end at the end of their input; stopped early (a
         part that is not plain events, an error), they are killed: one may be mid-part, or
         blocked writing an answer nobody will read."""
