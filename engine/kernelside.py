@@ -695,6 +695,34 @@ def _widen(fd: int) -> None:
         pass
 
 
+# The kernel side's bulk work (its threads by name) runs at a lower priority than the
+# server: the server's loop gets a core first, and they catch up from what holds their
+# input (the capture's ring, 16 MB; the feed's pipe and its spill file), so that under
+# a load on two cores the server is not made to wait for them. Not the observer's and
+# the tracepoint reader's threads: when a sock_diag dump or a state change is read is
+# part of what they tell.
+BULK_THREADS = ("sockscope-capture", "sockscope-capture-decode", "sockscope-fed",
+                "sockscope-trace")
+BULK_NICE = 10
+
+
+def yield_to_the_server() -> list[str]:
+    """Lower the kernel side's bulk threads' priority (``BULK_NICE`` more than now; Linux
+    sets it per thread); returns the names of those lowered."""
+    if not hasattr(os, "setpriority") or sys.platform != "linux":
+        return []
+    lowered = []
+    for thread in threading.enumerate():
+        if thread.name in BULK_THREADS and thread.native_id is not None:
+            try:
+                now = os.getpriority(os.PRIO_PROCESS, thread.native_id)
+                os.setpriority(os.PRIO_PROCESS, thread.native_id, min(19, now + BULK_NICE))
+            except OSError:  # (gone already, or not allowed: it keeps its priority)
+                continue
+            lowered.append(thread.name)
+    return lowered
+
+
 def _child(start: Callable[[int, list, "FedEvents | None"], tuple[list, list, str | None]],
            command_r: int, status_w: int, trace_w: int, feed_r: int = -1) -> int:
     from . import events
@@ -736,6 +764,7 @@ def _child(start: Callable[[int, list, "FedEvents | None"], tuple[list, list, st
             source.stop()
         said.write(FAILED + problem.replace("\n", " ") + "\n")
         return 0
+    yield_to_the_server()
     said.write(READY + "\n")
     while os.read(command_r, 64):  # until the engine closes the pipe
         pass

@@ -409,3 +409,70 @@ def test_a_stopped_kernel_side_holds_no_one_up_and_catches_up(tmp_path: Path) ->
         [c for c in accepted if c not in flags][:3]
     assert not [e for e in events if e.kind == "dropped"]
     assert trace_read.header["end"]["lost"] == {}
+
+
+def nice_of(tid: int, pid: int | None = None) -> int:
+    """A thread's nice value, as the kernel has it (/proc/PID/task/TID/stat, field 19)."""
+    stat = Path(f"/proc/{pid or os.getpid()}/task/{tid}/stat").read_text()
+    return int(stat[stat.rindex(")") + 2:].split()[16])
+
+
+@linux_only
+def test_the_bulk_threads_yield_to_the_server_and_the_observers_do_not() -> None:
+    """The kernel side's bulk threads (capture, feed, its trace writer) get a core after
+    the server; the observer's and the tracepoint reader's keep their priority (when they
+    read is part of what they tell). Real threads, the kernel's word on their priority."""
+    import threading
+    from engine.kernelside import BULK_NICE, BULK_THREADS, yield_to_the_server
+    stop = threading.Event()
+    names = [*BULK_THREADS, "sockscope-kernel", "sockscope-tracepoint"]
+    threads = [threading.Thread(target=stop.wait, name=name, daemon=True) for name in names]
+    for thread in threads:
+        thread.start()
+    try:
+        before = {t.name: nice_of(t.native_id) for t in threads}  # type: ignore[arg-type]
+        assert sorted(yield_to_the_server()) == sorted(BULK_THREADS)
+        after = {t.name: nice_of(t.native_id) for t in threads}  # type: ignore[arg-type]
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(5)
+    assert all(after[n] == min(19, before[n] + BULK_NICE) for n in BULK_THREADS), after
+    assert after["sockscope-kernel"] == before["sockscope-kernel"]
+    assert after["sockscope-tracepoint"] == before["sockscope-tracepoint"]
+    assert nice_of(threading.get_native_id()) == before["sockscope-kernel"]  # (this one too)
+
+
+@linux_only
+def test_a_serving_kernel_side_runs_its_bulk_threads_lower() -> None:
+    """``serve --trace --packets derived``: in the kernel side's process, some threads (its
+    feed, its trace writer) run BULK_NICE lower than its main thread; the server's own
+    threads all keep the server's priority."""
+    from engine.kernelside import BULK_NICE
+    proc = subprocess.Popen([*CLI, "serve", "--port", "0", "--packets", "derived", "--trace",
+                             os.devnull], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        assert "http://" in proc.stdout.readline()
+        deadline = time.monotonic() + 10
+        children: list[int] = []
+        while time.monotonic() < deadline and not children:
+            children = [int(p) for p in Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+                        .read_text().split()]
+            time.sleep(0.05)
+        assert children, "no kernel side"
+        side = children[0]
+        lowered: list[int] = []
+        for _ in range(100):  # (its threads start as it starts: until they are there)
+            nices = {int(t): nice_of(int(t), side) for t in os.listdir(f"/proc/{side}/task")}
+            lowered = [t for t, n in nices.items() if n == nices[side] + BULK_NICE]
+            if len(lowered) >= 2:
+                break
+            time.sleep(0.05)
+        assert len(lowered) >= 2 and side not in lowered, nices
+        server = {nice_of(int(t), proc.pid) for t in os.listdir(f"/proc/{proc.pid}/task")}
+        assert server == {nice_of(proc.pid, proc.pid)}
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(30)
+        proc.stdout.close()  # type: ignore[union-attr]
