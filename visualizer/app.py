@@ -536,7 +536,10 @@ class MainWindow(QMainWindow):
         layout.addWidget(controls)
         self.setCentralWidget(central)
         self.status_label = QLabel()
-        self.statusBar().addPermanentWidget(self.status_label, 1)
+        # A normal widget, not a permanent one: a message (a trace's problems, "Saved N
+        # events") shows in its place for its seconds, then the line comes back. (Made
+        # permanent and stretched, it took the whole bar: every message was there, unseen.)
+        self.statusBar().addWidget(self.status_label, 1)
         self.attachment = Attachment(self)
 
     # ------------------------------------------------------------ engine
@@ -1319,7 +1322,9 @@ class MainWindow(QMainWindow):
                         "On the server's port before the recording began (an earlier "
                         "connection): the kernel observer found it at its start.")
                         if earlier else ""))
-        if not tl.live and self.table_model.rows:
+        if not tl.live and self.table_model.rows and tl.cursor < 0:
+            self.table.clearSelection()  # before the first event: no row is the cursor's
+        elif not tl.live and self.table_model.rows:
             self.table.selectRow(self.table_model.row_of(tl.cursor))
         elif tl.live and self.table_model.rows:
             # Live, the event log follows the newest rows, as the views follow the newest

@@ -15,7 +15,7 @@ from pathlib import Path
 import orjson
 import pytest
 from PySide6.QtCore import QSettings
-from PySide6.QtWidgets import QMessageBox
+from PySide6.QtWidgets import QApplication, QMessageBox
 
 import visualizer.app as app_module
 import visualizer.model.reader as reader
@@ -56,6 +56,13 @@ def test_a_long_trace_is_shown_at_its_start_and_read_and_folded_while_it_shows(
     assert w.timeline.cursor == -1 and w.position_label.text().startswith("0 / ")
     assert "reading: " in w.status_label.text() and w.fold_timer.isActive()
     assert "Opened at its start" in w.statusBar().currentMessage()
+    assert not w.table.selectionModel().selectedRows()  # (no event is the cursor's yet)
+    # The message is on the screen, where the status line was (drawn: dark pixels on the
+    # left of the bar), and the line comes back after it.
+    QApplication.processEvents()
+    assert not w.status_label.isVisible() and ink(w.statusBar().grab().toImage()) > 200
+    w.statusBar().clearMessage()
+    assert w.status_label.isVisible()
     qtbot.waitUntil(lambda: w._reading is None, timeout=30_000)
     assert len(w.timeline.log) == total and w.position_label.text() == f"0 / {total}"
     qtbot.waitUntil(lambda: not w.fold_timer.isActive(), timeout=30_000)
@@ -65,6 +72,13 @@ def test_a_long_trace_is_shown_at_its_start_and_read_and_folded_while_it_shows(
     w.seek(total - 1)
     assert w.timeline.state == folded.state and len(folded.state.connections) == 3
     assert w.position_label.text() == f"{total} / {total}"
+    assert [r.row() for r in w.table.selectionModel().selectedRows()] == [total - 1]
+
+
+def ink(image) -> int:  # type: ignore[no-untyped-def]
+    """Dark pixels in the left half of a picture (text drawn there)."""
+    return sum(1 for y in range(image.height()) for x in range(0, image.width() // 2, 2)
+               if image.pixelColor(x, y).lightness() < 100)
 
 
 def test_a_bad_line_found_while_reading_is_refused_and_what_was_shown_comes_back(
