@@ -1168,3 +1168,29 @@ def test_a_gap_that_ends_at_the_first_segment_is_said_before_it(view: SequenceVi
     assert "The capture lost frames for 250.0 ms up to this connection's first segment " \
         "drawn" in view.caption, view.caption
     assert "The capture lost frames at" not in view.caption
+
+
+def test_a_folds_words_wider_than_its_box_wrap_anywhere_not_cut(view: SequenceView) -> None:
+    """A run of words that cannot break where words break (Chinese around a joined
+    "SYN|ACK）……"), wider than the fold's box: wrapped anywhere, it fits; at words alone
+    it would stick out of the box and be cut (a CI run at 200 %, 1920 x 1080: 788 px in 784)."""
+    from PySide6.QtCore import QRectF, Qt
+    from PySide6.QtGui import QFontMetricsF
+
+    from visualizer.views import style
+    from visualizer.views.sequence import _elision_flags
+    text = "……另有 14 个报文段（8 个带数据，7.7 kB；其中有 SYN, SYN|\u2060ACK）……"
+    try:
+        style.set_zoom(2.0)
+        view.apply_theme()
+        em = QFontMetricsF(view._fonts()["elided"])
+        words = int(Qt.TextFlag.TextWordWrap | Qt.AlignmentFlag.AlignCenter)
+        for width in (180.0, 220.0, 260.0):
+            assert em.boundingRect(QRectF(0, 0, width, 1e6), words, text).width() > width + 2
+            got = em.boundingRect(QRectF(0, 0, width, 1e6), _elision_flags(em, text, width), text)
+            assert got.width() <= width + 1.5, (width, got.width())
+        wide = 2 * em.horizontalAdvance(text)  # (room for all of it: wrapped at words, as ever)
+        assert _elision_flags(em, text, wide) == words
+    finally:
+        style.set_zoom(1.0)
+        view.apply_theme()
