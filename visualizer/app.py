@@ -7,8 +7,8 @@ one place only: ``_drain``, on a 33 ms timer.
 from __future__ import annotations
 
 import gc
-import os
 import heapq
+import os
 from collections.abc import Callable
 import shutil
 import signal
@@ -745,12 +745,12 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"SockScope — {name}" if name else "SockScope")
         self._stop_reading()
         self.fold_timer.stop()
-        if not timeline.live and timeline.folded < len(timeline.log) or self._reading:
+        if not timeline.live and timeline.to_fold_ahead:
             self.fold_timer.start()
-            if not problems:
-                self.statusBar().showMessage(self.tr(
-                    "Opened at its start (End goes to its last event); the window reads "
-                    "the rest and works out its states while you look"), 10000)
+        if not timeline.live and timeline.cursor < 0 and len(timeline.log) and not problems:
+            self.statusBar().showMessage(self.tr(
+                "Opened at its start (End goes to its last event); the rest is worked out "
+                "while you look"), 10000)
         self._refresh()
 
     def _fold_tick(self) -> None:

@@ -1799,8 +1799,8 @@
         <translation>无法打开跟踪记录</translation>
     </message>
     <message>
-        <source>Opened at its start (End goes to its last event); the window reads the rest and works out its states while you look</source>
-        <translation>已在开头打开（按 End 跳到最后一个事件）；其余部分在您查看时由窗口在后台读取并计算状态</translation>
+        <source>Opened at its start (End goes to its last event); the rest is worked out while you look</source>
+        <translation>已在开头打开（按 End 跳到最后一个事件）；其余部分在您查看时于后台处理</translation>
     </message>
     <message>
         <source>Open trace</source>

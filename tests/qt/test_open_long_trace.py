@@ -112,3 +112,13 @@ def test_a_short_trace_still_opens_at_its_end(qtbot, tmp_path: Path, recorded: P
     assert w.load_trace(str(recorded))
     n = len(w.timeline.log)
     assert w.timeline.cursor == n - 1 and not w.fold_timer.isActive() and w._reading is None
+    assert "Opened at its start" not in w.statusBar().currentMessage()
+    # A timeline folded to its end, shown at an early step (as a lesson is): nothing to fold
+    # ahead (its last stretch, shorter than a snapshot's, is folded as the cursor goes),
+    # and nothing said of opening at the start.
+    timeline, _, _ = open_trace(recorded, workers=1)
+    assert n % timeline.every and n > timeline.every
+    timeline.seek(5)
+    w.statusBar().clearMessage()
+    w.show_timeline(timeline, "a lesson")
+    assert not w.fold_timer.isActive() and not w.statusBar().currentMessage()

@@ -158,6 +158,11 @@ class Timeline:
         return end - newest >= every
 
     @property
+    def to_fold_ahead(self) -> bool:
+        """Whether ``fold_ahead`` has a stretch to fold (a whole one past the newest snapshot)."""
+        return len(self.log) - 1 - self._snap_index[-1] >= self.every
+
+    @property
     def folded(self) -> int:
         """Events up to the newest snapshot (what a seek finds folded already)."""
         return max(self._snap_index[-1], self.cursor) + 1
