@@ -45,3 +45,20 @@ def engine_url(qtbot, window, timeout_ms: int = 30_000) -> str:  # type: ignore[
     qtbot.waitUntil(lambda: window.host is not None and window.host.url is not None,
                     timeout=timeout_ms)
     return str(window.host.url)
+
+
+def replay_window(qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """The window without an engine (a trace's replay), in English, its settings in the
+    test's folder; what its message boxes would say goes to ``warnings`` instead."""
+    from PySide6.QtWidgets import QMessageBox
+
+    from visualizer.app import MainWindow
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    settings.setValue("language", "en")
+    w = MainWindow(engine=False, settings=settings)
+    qtbot.addWidget(w)
+    w.show()
+    w.warnings = []
+    monkeypatch.setattr(QMessageBox, "warning",
+                        lambda parent, title, text, *a: w.warnings.append((title, text)))
+    return w

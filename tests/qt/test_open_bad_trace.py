@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from PySide6.QtCore import QSettings
-from PySide6.QtWidgets import QApplication, QMessageBox
+from PySide6.QtWidgets import QApplication
 
 from tests.engine.test_trace_read import (BAD_VALUES, IDS, record_trace, tcp_frames, with_value,
                                           write_pcap, write_pcapng)
+from tests.qt.conftest import replay_window
 from visualizer.app import MainWindow
 from visualizer.views import view_classes
 
@@ -90,15 +90,7 @@ def test_replay_of_a_capture_points_to_import(tmp_path: Path, fmt: str) -> None:
 # ------------------------------------------------------------ the window's File → Open
 @pytest.fixture
 def window(qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-    settings.setValue("language", "en")
-    w = MainWindow(engine=False, settings=settings)
-    qtbot.addWidget(w)
-    w.show()
-    w.warnings = []  # what the message boxes said, instead of showing them
-    monkeypatch.setattr(QMessageBox, "warning",
-                        lambda parent, title, text, *a: w.warnings.append((title, text)))
-    return w
+    return replay_window(qtbot, tmp_path, monkeypatch)
 
 
 def draw_every_view(w: MainWindow) -> None:

@@ -15,11 +15,12 @@ from pathlib import Path
 import orjson
 import pytest
 from PySide6.QtCore import QSettings
-from PySide6.QtWidgets import QApplication, QMessageBox
+from PySide6.QtWidgets import QApplication
 
 import visualizer.app as app_module
 import visualizer.model.reader as reader
 from tests.conftest import record_derived
+from tests.qt.conftest import replay_window
 from visualizer.app import MainWindow
 from visualizer.model import open_trace
 
@@ -35,14 +36,7 @@ def window(qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ign
     monkeypatch.setattr(app_module, "SHOWN_WHILE_READ", 0)
     monkeypatch.setattr(reader, "PARALLEL_FROM", 0)
     monkeypatch.setattr(reader, "PART", 30_000)
-    settings = QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)
-    settings.setValue("language", "en")
-    w = MainWindow(engine=False, settings=settings)
-    qtbot.addWidget(w)
-    w.show()
-    w.warnings = []  # what the message boxes said, instead of showing them
-    monkeypatch.setattr(QMessageBox, "warning",
-                        lambda parent, title, text, *a: w.warnings.append((title, text)))
+    w = replay_window(qtbot, tmp_path, monkeypatch)
     yield w
     w.close()
 

@@ -379,10 +379,16 @@ class EventLog(Sequence[Event]):
                                    data))
             cache[slot] = e
             out.append(e)
-        if len(cache) > _CACHE:
-            for old in list(cache)[:len(cache) - _CACHE + _CACHE // 4]:  # the oldest, at once
-                del cache[old]
+        self._trim_cache()
         return out
+
+    def _trim_cache(self) -> None:
+        """Past ``_CACHE`` decoded events, the oldest go, a quarter more at once (not one
+        per event added)."""
+        cache = self._decoded
+        if len(cache) > _CACHE:
+            for old in list(cache)[:len(cache) - _CACHE + _CACHE // 4]:
+                del cache[old]
 
     # ------------------------------------------------------------ input
     def extend(self, batch: Iterable[Event], lines: Sequence[bytes] | None = None,
@@ -424,11 +430,8 @@ class EventLog(Sequence[Event]):
         self._at.put(first_slot, starts, len(new))
         self._len.put(first_slot, lengths, len(new))
         slots = np.arange(first_slot, first_slot + len(new), dtype=np.int64)
-        cache = self._decoded
-        cache.update(zip(range(first_slot, first_slot + len(new)), new))
-        if len(cache) > _CACHE:
-            for old_slot in list(cache)[:len(cache) - _CACHE + _CACHE // 4]:
-                del cache[old_slot]
+        self._decoded.update(zip(range(first_slot, first_slot + len(new)), new))
+        self._trim_cache()
         if n == 0 or _key(new[0]) >= (int(self._t.a[n - 1]), int(self._seq.a[n - 1])):
             start = n
             self._write(start, new, slots)

@@ -238,10 +238,8 @@ class _Workers:
             pass
 
     def results(self, parts: list[tuple[str, int, int, bool]]) -> Iterator[dict[str, Any] | None]:
-        """Each part's columns, in order (None once a part cannot be had: the rest not read)."""
-        if not self.procs:
-            yield None
-            return
+        """Each part's columns, in order (None once a part cannot be had: the rest not read).
+        (At least one worker: ``Reading.start`` reads in order where none could start.)"""
         owner: list[int] = []  # the worker each part went to, in order
         queued = 0
 
